@@ -1,0 +1,5 @@
+"""Run stagectl as ``python -m stagectl``."""
+
+from stagectl.cli.main import entry
+
+entry()

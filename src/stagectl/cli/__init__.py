@@ -1,0 +1,1 @@
+"""stagectl.cli layer (see DESIGN.md)."""

@@ -1,0 +1,177 @@
+"""The root ``stagectl`` command: global options, the lazy command registry, exit codes.
+
+Subcommand modules are imported only when their command runs, so ``--help``
+and shell completion stay fast. ``main()`` is the only place that turns errors
+into exit codes (docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer._click import Command, Context, HelpFormatter
+from typer._click import exceptions as click_errors
+from typer.core import TyperGroup
+
+from stagectl import __version__
+from stagectl.cli._common import CliContext
+from stagectl.config.home import Home
+from stagectl.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    StagectlError,
+)
+
+# name -> (module whose ``app`` holds the command, one-line help for the listing)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("stagectl.cli.init", "Create a stagectl home with the default configs."),
+    "state": ("stagectl.cli.state", "Inspect the SQLite state database."),
+    "report": ("stagectl.cli.report", "Verify signed reports."),
+    "verify-thresholds": (
+        "stagectl.cli.verify_thresholds",
+        "Audit core.yaml's governed values against the approved baseline.",
+    ),
+    "data": ("stagectl.cli.data", "Bundled and fetched market data: list, check, fetch."),
+    "completion": ("stagectl.cli.completion", "Show or install shell completion scripts."),
+}
+
+
+def _load(name: str) -> Command:
+    module_name, _ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    command = typer.main.get_command(module.app)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """A typer group that imports a subcommand's module only when it is used."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            command = _load(cmd_name)
+        return command
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+app = typer.Typer(
+    cls=LazyGroup,
+    name="stagectl",
+    help=(
+        "stagectl: the command-line toolbox of a systematic crypto trading desk.\n\n"
+        "Paper trading and dry runs are the default everywhere. "
+        "Example: stagectl verify-thresholds --json"
+    ),
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stagectl {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="STAGECTL_HOME",
+            help="The stagectl home (config/, state/, artifacts/, reports/, logs/) "
+            "[env: STAGECTL_HOME; default: the current directory].",
+            show_envvar=False,
+            file_okay=False,
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            envvar="STAGECTL_STATE",
+            help="The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].",
+            show_envvar=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for internal errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """stagectl: the command-line toolbox of a systematic crypto trading desk."""
+    ctx.obj = CliContext(home=Home.resolve(home, state), debug=debug)
+
+
+def _say(message: str) -> None:
+    typer.echo(f"stagectl: {message}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run stagectl and return its exit code; never raise."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("STAGECTL_DEBUG") == "1"
+    command = typer.main.get_command(app)
+    try:
+        result: Any = command.main(args=args, prog_name="stagectl", standalone_mode=False)
+    except StagectlError as error:
+        if debug:
+            traceback.print_exc()
+        _say(str(error))
+        return error.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except click_errors.NoArgsIsHelpError as error:
+        typer.echo(error.ctx.get_help() if error.ctx else error.format_message(), err=True)
+        return EXIT_USAGE
+    except click_errors.ClickException as error:
+        hint = ""
+        if isinstance(error, click_errors.UsageError) and error.ctx is not None:
+            hint = f" (see '{error.ctx.command_path} --help')"
+        _say(f"{error.format_message()}{hint}")
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        detail = str(error).splitlines()[0][:200] if str(error) else ""
+        _say(
+            f"internal error ({type(error).__name__}{': ' + detail if detail else ''}); "
+            "rerun with --debug for the traceback and report it"
+        )
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def entry() -> None:
+    """The console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""stagectl.config layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""stagectl.data layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""stagectl.domain layer (see DESIGN.md)."""

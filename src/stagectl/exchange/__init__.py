@@ -1,0 +1,1 @@
+"""stagectl.exchange layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""stagectl.notify layer (see DESIGN.md)."""

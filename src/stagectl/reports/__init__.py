@@ -1,0 +1,1 @@
+"""stagectl.reports layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""stagectl.services layer (see DESIGN.md)."""

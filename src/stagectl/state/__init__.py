@@ -1,0 +1,1 @@
+"""stagectl.state layer (see DESIGN.md)."""

@@ -1,0 +1,78 @@
+"""Shared fixtures: an isolated stagectl home and a CLI runner that goes through main()."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from stagectl.cli.main import main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@dataclass
+class CliResult:
+    """What one stagectl invocation printed and returned."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+Run = Callable[..., CliResult]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty stagectl home; STAGECTL_HOME points at it, no key, no colour."""
+    root = tmp_path / "home"
+    root.mkdir()
+    monkeypatch.setenv("STAGECTL_HOME", str(root))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    for name in (
+        "STAGECTL_HMAC_KEY",
+        "STAGECTL_HMAC_KEY_FILE",
+        "STAGECTL_STATE",
+        "STAGECTL_DEBUG",
+        "FUTURES_TELEGRAM_BOT_TOKEN",
+        "FUTURES_TELEGRAM_CHAT_ID",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(root)
+    yield root
+
+
+@pytest.fixture
+def run(home: Path) -> Run:
+    """Invoke stagectl in-process through main(), as the console script does."""
+
+    def invoke(
+        args: Sequence[str], *, input: str | None = None, env: dict[str, str | None] | None = None
+    ) -> CliResult:
+        runner = CliRunner()
+        with runner.isolation(input=input, env=env) as (out, err, _):
+            code = main([str(a) for a in args])
+            stdout = out.getvalue().decode()
+            stderr = err.getvalue().decode()
+        return CliResult(code, stdout, stderr)
+
+    return invoke
+
+
+@pytest.fixture
+def hmac_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A signing key in the environment."""
+    key = "test-signing-key-0123456789abcdef"
+    monkeypatch.setenv("STAGECTL_HMAC_KEY", key)
+    return key
