@@ -44,11 +44,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+_TYPER_COMPLETION_PARAMS = frozenset({"install_completion", "show_completion"})
+
+
 def _load(name: str) -> Command:
     module_name, _ = COMMANDS[name]
     module = importlib.import_module(module_name)
     command = typer.main.get_command(module.app)
     command.name = name
+    # typer adds --install-completion/--show-completion to every sub-app made with
+    # the default add_completion=True; stagectl has `stagectl completion` instead.
+    command.params = [p for p in command.params if p.name not in _TYPER_COMPLETION_PARAMS]
     return command
 
 

@@ -1,0 +1,117 @@
+"""``stagectl verify-thresholds``: the Stage6 threshold audit (seed 000).
+
+A fast path: with ``--json`` and without ``--out`` it imports only typer,
+pydantic, yaml and the standard library.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stagectl.cli._common import (
+    JsonOpt,
+    OutOpt,
+    UnsignedOpt,
+    cli_context,
+    config_option,
+    info,
+    print_json,
+    print_table,
+)
+from stagectl.errors import EXIT_CHECK_FAILED
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@app.command(
+    "verify-thresholds",
+    epilog="Example: stagectl verify-thresholds --json --out reports/thresholds.json",
+)
+def verify_thresholds(
+    ctx: typer.Context,
+    config: Annotated[Path | None, config_option("core.yaml")] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Approved baseline [default: config/baselines/stage6-2024-06-07.yaml "
+            "in the home, else the packaged one].",
+            metavar="FILE",
+            dir_okay=False,
+        ),
+    ] = None,
+    json_output: JsonOpt = False,
+    out: OutOpt = None,
+    unsigned: UnsignedOpt = False,
+) -> None:
+    """Audit core.yaml's governed values against the approved baseline.
+
+    One check per Stress Lab threshold, scenario override, Portfolio Governor
+    parameter, strategy limit, mandatory symbol and default weight, plus the
+    invariants (min <= baseline <= max, baselines sum to 1, blackout overrides
+    at least the base thresholds, SOLUSDT mandatory). Exit 0 when every check
+    passes, 1 when any fails, 2 on a bad config or baseline.
+    """
+    from stagectl.services import verify_thresholds as service
+
+    home = cli_context(ctx).home
+    result = service.run(home, config=config, baseline=baseline)
+    info(f"config: {result.config.describe()}")
+    info(f"baseline: {result.baseline.describe()}")
+    envelope: dict[str, Any] | None = None
+    if json_output or out is not None:
+        from stagectl.services.publish import publish_report
+
+        envelope = publish_report(
+            service.KIND,
+            result.body(),
+            signed_sections=service.SIGNED_SECTIONS,
+            inputs=result.inputs,
+            out=out,
+            unsigned=unsigned,
+            home=home,
+            now=datetime.now(UTC),
+        )
+    if json_output:
+        print_json(envelope)
+    else:
+        _print_human(result.body())
+    if out is not None:
+        info(f"wrote {out}")
+    if not result.passed:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _print_human(body: dict[str, Any]) -> None:
+    checks = sorted(body["checks"], key=lambda c: c["status"] == "pass")
+    rows = [
+        (c["status"].upper(), c["id"], _show(c["expected"]), _show(c["actual"]), c["message"])
+        for c in checks
+    ]
+    print_table(
+        "Stage6 threshold audit",
+        ["status", "check", "expected", "actual", "message"],
+        rows,
+        styles=lambda row: "red" if row[0] == "FAIL" else None,
+    )
+    summary = body["summary"]
+    verdict = "PASS" if summary["failed"] == 0 else "FAIL"
+    typer.echo(
+        f"{verdict}: {summary['passed']} of {summary['total']} checks passed, "
+        f"{summary['failed']} failed"
+    )
+
+
+def _show(value: Any) -> str:
+    """A check value for the table: lists and mappings without Python punctuation."""
+    if isinstance(value, list):
+        return ", ".join(_show(v) for v in value) or "(none)"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_show(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return "-" if value is None else str(value)

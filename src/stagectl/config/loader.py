@@ -1,0 +1,257 @@
+"""Read a YAML config into its pydantic model; every problem becomes one ConfigError.
+
+A problem is reported as ``where="config/core.yaml:12"`` (the path as given, and
+the line of the offending key) and ``message="stress_lab.thresholds.spread_bps:
+what is wrong"``. Lines come from the composed YAML node tree, so a validation
+error points at the line of the key it is about; a missing key points at its
+parent. Only ``yaml`` and ``pydantic`` are imported here: this module is on the
+fast path of ``verify-thresholds``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from stagectl.config.home import ConfigSource
+from stagectl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
+    from stagectl.config.baseline import BaselineConfig
+    from stagectl.config.core import CoreConfig
+    from stagectl.config.home import Home
+    from stagectl.config.maker import MakerConfig
+    from stagectl.config.risk_guard import RiskGuardConfig
+    from stagectl.config.risk_presets import RiskPresetsConfig
+    from stagectl.config.stage3 import Stage3Config
+    from stagectl.config.strategy import StrategyConfig
+
+M = TypeVar("M", bound=BaseModel)
+KeyPath = tuple[str | int, ...]
+
+CORE_FILE = "core.yaml"
+BASELINE_FILE = "baselines/stage6-2024-06-07.yaml"
+STRATEGY_FILE = "futures_alt_ensemble.yaml"
+RISK_GUARD_FILE = "risk_guard_alt_ensemble.yaml"
+STAGE3_FILE = "stage3.yaml"
+MAKER_FILE = "maker.yaml"
+RISK_PRESETS_FILE = "risk_presets.yaml"
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex; an unreadable file is a ConfigError."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise ConfigError(_os_reason(error), where=str(path)) from error
+
+
+def load_config(source: ConfigSource | Path, model: type[M]) -> M:
+    """Parse and validate one config file; raise ConfigError on any problem."""
+    path = source.path if isinstance(source, ConfigSource) else source
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = _os_reason(error) if isinstance(error, OSError) else "not UTF-8 text"
+        raise ConfigError(reason, where=where) from error
+    data, lines = _parse(text, where)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise _validation_error(error, lines, where) from None
+
+
+def parse_yaml_with_lines(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
+    """The YAML document and a map from key path to the 1-based line of its key."""
+    return _parse(text, where)
+
+
+def _parse(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError("the file is empty; expected a YAML mapping", where=f"{where}:1")
+        lines: dict[KeyPath, int] = {(): node.start_mark.line + 1}
+        _index(node, (), lines, where)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as error:
+        raise _syntax_error(error, where) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"YAML error: {error}", where=where) from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ConfigError("expected a YAML mapping at the top level", where=f"{where}:1")
+    return data, lines
+
+
+def _syntax_error(error: yaml.MarkedYAMLError, where: str) -> ConfigError:
+    """PyYAML's problem and its line; the context (e.g. where a list opened) when known."""
+    mark = error.problem_mark or error.context_mark
+    line = f":{mark.line + 1}" if mark is not None else ""
+    message = f"YAML syntax error: {error.problem or error.context or 'invalid YAML'}"
+    context = error.context_mark
+    if error.problem and error.context and context is not None and context is not mark:
+        message += f" ({error.context} at line {context.line + 1})"
+    return ConfigError(message, where=f"{where}{line}")
+
+
+def _index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], where: str) -> None:
+    """Record the line of every key and list item under ``node``; refuse duplicate keys."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                dotted = _dotted((*path, key))
+                raise ConfigError(f"{dotted}: duplicate key", where=f"{where}:{line}")
+            seen.add(key)
+            lines[(*path, key)] = line
+            _index(value_node, (*path, key), lines, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*path, index)] = item.start_mark.line + 1
+            _index(item, (*path, index), lines, where)
+
+
+def _validation_error(error: ValidationError, lines: dict[KeyPath, int], where: str) -> ConfigError:
+    """The first problem, an unknown key first: a misspelt key also makes one missing."""
+    details = sorted(error.errors(include_url=False), key=lambda d: d["type"] != "extra_forbidden")
+    first = details[0]
+    path = _key_path(first)
+    line = _line_for(path, lines)
+    more = len(details) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    key = _dotted(path) or "(top level)"
+    message = _describe(first)
+    if first["type"] == "extra_forbidden" and path:
+        message += _did_you_mean(path, details)
+    return ConfigError(f"{key}: {message}{suffix}", where=f"{where}:{line}")
+
+
+def _did_you_mean(path: KeyPath, details: list[ErrorDetails]) -> str:
+    """Suggest a missing sibling key whose name is close to the unknown one."""
+    missing = [
+        str(p[-1])
+        for p in (_key_path(d) for d in details if d["type"] == "missing")
+        if p[:-1] == path[:-1]
+    ]
+    close = difflib.get_close_matches(str(path[-1]), missing, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _key_path(detail: ErrorDetails) -> KeyPath:
+    """The error's location without pydantic's internal tags (e.g. union member names)."""
+    return tuple(p for p in detail["loc"] if isinstance(p, int | str))
+
+
+def _line_for(path: KeyPath, lines: dict[KeyPath, int]) -> int:
+    """The line of the deepest existing prefix of ``path`` (a missing key: its parent)."""
+    for end in range(len(path), -1, -1):
+        line = lines.get(path[:end])
+        if line is not None:
+            return line
+    return 1
+
+
+def _describe(detail: ErrorDetails) -> str:
+    kind = detail["type"]
+    if kind == "missing":
+        return "missing required key"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    message = detail["msg"]
+    if kind.startswith("value_error"):
+        message = message.removeprefix("Value error, ")
+    given = detail.get("input")
+    if isinstance(given, dict | list):
+        return message
+    shown = repr(given)
+    return f"{message} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+
+
+def _dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _os_reason(error: OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "config file not found; pass an existing file with -c, or run 'stagectl init'"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory, not a config file"
+    if isinstance(error, PermissionError):
+        return "config file is not readable (permission denied)"
+    return f"cannot read config file: {error.strerror or error}"
+
+
+def _load(home: Home, name: str, explicit: Path | None, model: type[M]) -> tuple[M, ConfigSource]:
+    source = home.config_file(name, explicit)
+    return load_config(source, model), source
+
+
+def load_core(home: Home, explicit: Path | None = None) -> tuple[CoreConfig, ConfigSource]:
+    """config/core.yaml (seed 000)."""
+    from stagectl.config.core import CoreConfig
+
+    return _load(home, CORE_FILE, explicit, CoreConfig)
+
+
+def load_baseline(home: Home, explicit: Path | None = None) -> tuple[BaselineConfig, ConfigSource]:
+    """config/baselines/stage6-2024-06-07.yaml, the approved Stage6 values (seed 000)."""
+    from stagectl.config.baseline import BaselineConfig
+
+    return _load(home, BASELINE_FILE, explicit, BaselineConfig)
+
+
+def load_strategy(home: Home, explicit: Path | None = None) -> tuple[StrategyConfig, ConfigSource]:
+    """config/futures_alt_ensemble.yaml (seed 003)."""
+    from stagectl.config.strategy import StrategyConfig
+
+    return _load(home, STRATEGY_FILE, explicit, StrategyConfig)
+
+
+def load_risk_guard(
+    home: Home, explicit: Path | None = None
+) -> tuple[RiskGuardConfig, ConfigSource]:
+    """config/risk_guard_alt_ensemble.yaml (seed 003)."""
+    from stagectl.config.risk_guard import RiskGuardConfig
+
+    return _load(home, RISK_GUARD_FILE, explicit, RiskGuardConfig)
+
+
+def load_stage3(home: Home, explicit: Path | None = None) -> tuple[Stage3Config, ConfigSource]:
+    """config/stage3.yaml (seed 002)."""
+    from stagectl.config.stage3 import Stage3Config
+
+    return _load(home, STAGE3_FILE, explicit, Stage3Config)
+
+
+def load_maker(home: Home, explicit: Path | None = None) -> tuple[MakerConfig, ConfigSource]:
+    """config/maker.yaml (seed 004)."""
+    from stagectl.config.maker import MakerConfig
+
+    return _load(home, MAKER_FILE, explicit, MakerConfig)
+
+
+def load_risk_presets(
+    home: Home, explicit: Path | None = None
+) -> tuple[RiskPresetsConfig, ConfigSource]:
+    """config/risk_presets.yaml (seed 001)."""
+    from stagectl.config.risk_presets import RiskPresetsConfig
+
+    return _load(home, RISK_PRESETS_FILE, explicit, RiskPresetsConfig)

@@ -1,0 +1,187 @@
+"""config/risk_guard_alt_ensemble.yaml: the Alt Ensemble's risk guard (seed 003 §2-7).
+
+An indicator has a scope (portfolio or sleeve) and a normal range. A rule breaches
+when ``indicator * scale <op> value`` holds on ``consecutive_days`` daily checks in
+a row; ``abs>`` compares the absolute value; ``not_in`` takes a list. A rule's
+action and severity follow the runbook's incident playbook (§4).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from stagectl.config._base import ConfigModel, Items, Severity, Symbol, UtcTime
+
+Scope = Literal["portfolio", "sleeve"]
+Operator = Literal["<", "<=", ">", ">=", "abs>", "not_in"]
+Action = Literal[
+    "NO_ACTION", "WARNING", "REDUCE_RISK_50", "DISABLE_SLEEVE", "FLATTEN_ALL", "MANUAL_REVIEW"
+]
+IndicatorName = Literal[
+    "daily_pnl_pct",
+    "rolling_sharpe_20d",
+    "running_mdd_pct",
+    "return_30d_pct",
+    "daily_turnover_pct",
+    "realized_slippage_bps",
+    "funding_drag_bps_per_day",
+    "signal_mismatch_pct",
+    "sleeve_mdd_pct",
+    "sleeve_contribution_30d_pct",
+    "position_state",
+    "trades_24h",
+]
+NonNegative = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class IndicatorSpec(ConfigModel):
+    """An indicator's normal range; ``normal_values`` for a discrete state."""
+
+    scope: Scope
+    normal_min: float | None = None
+    normal_max: float | None = None
+    normal_values: Items[int] | None = None
+    window_days: PositiveInt | None = None
+    annualization_periods: PositiveInt | None = None
+
+
+class Rule(ConfigModel):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    indicator: IndicatorName
+    op: Operator
+    value: float | Items[float]
+    scale: float = 1.0
+    consecutive_days: PositiveInt = 1
+    action: Action
+    severity: Severity
+    scope: Scope
+    message: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> Rule:
+        if (self.op == "not_in") != isinstance(self.value, tuple):
+            raise ValueError("op not_in takes a list value; every other op takes a number")
+        return self
+
+
+class Schedule(ConfigModel):
+    daily_utc: UtcTime
+    hourly_cron: str
+    weekly_weekday: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ]
+    weekly_utc: UtcTime
+
+
+class Escalation(ConfigModel):
+    notify: bool
+    human_review_within_h: NonNegative | None = None
+
+
+class FlattenAllAction(ConfigModel):
+    confirm_within_min: NonNegative
+    auto_execute_real_mode_only: bool
+    cancel_open_orders: bool
+    post_mortem_within_h: NonNegative
+
+
+class ReduceRiskAction(ConfigModel):
+    position_multiplier: Annotated[float, Field(gt=0, lt=1)]
+    confirm_within_h: NonNegative
+    reevaluate_after_h: NonNegative
+
+
+class DisableSleeveAction(ConfigModel):
+    confirm_within_h: NonNegative
+    reevaluate_after_days: NonNegative
+    reenable_backtest_sharpe_30d_min: float
+    reallocate_to: Literal["others_or_cash", "others", "cash"]
+
+
+class Actions(ConfigModel):
+    flatten_all: FlattenAllAction
+    reduce_risk_50: ReduceRiskAction
+    disable_sleeve: DisableSleeveAction
+
+
+class RestartConditions(ConfigModel):
+    cause_understood: bool
+    sharpe_20d_min: float
+    backtest_sharpe_60d_min: float
+    max_mdd_pct: NonNegative
+    human_signoff: bool
+
+
+class ModelHealth(ConfigModel):
+    sharpe_7d_min: float
+    drawdown_deepening_days: PositiveInt
+    cost_drift_max_pct: NonNegative
+    funding_annualized_max_pct: NonNegative
+
+
+class Weekly(ConfigModel):
+    target_weights_pct: dict[Symbol, Annotated[float, Field(ge=0, le=100)]]
+    tolerance_pct: NonNegative
+    limit_timeout_s: NonNegative
+    model_health: ModelHealth
+
+
+class PaperGate(ConfigModel):
+    days: PositiveInt
+    sharpe_30d_min: float
+    sharpe_annualization_periods: PositiveInt
+    max_mdd_pct: NonNegative
+    assumed_slippage_bps: NonNegative
+    slippage_ratio_max: NonNegative
+    assumed_funding_rate_pct: NonNegative
+    funding_ratio_max: NonNegative
+    signal_consistency_min_pct: Annotated[float, Field(ge=0, le=100)]
+    max_warnings: Annotated[int, Field(ge=0)]
+    max_critical: Annotated[int, Field(ge=0)]
+
+
+class TelegramConfig(ConfigModel):
+    """The names of the environment variables holding the secrets, never the secrets."""
+
+    bot_token_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+    chat_id_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+
+class NotifyConfig(ConfigModel):
+    telegram: TelegramConfig
+    webhook_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    retries: Annotated[int, Field(ge=0)]
+    alert_within_min: NonNegative
+
+
+class RiskGuardConfig(ConfigModel):
+    strategy_config: str
+    near_threshold_pct: Annotated[float, Field(ge=0, le=100)]
+    schedule: Schedule
+    indicators: dict[IndicatorName, IndicatorSpec]
+    rules: Items[Rule]
+    escalation: dict[Severity, Escalation]
+    actions: Actions
+    restart_conditions: RestartConditions
+    weekly: Weekly
+    paper_gate: PaperGate
+    notify: NotifyConfig
+
+    @model_validator(mode="after")
+    def _rules_are_consistent(self) -> RiskGuardConfig:
+        ids = [r.id for r in self.rules]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate rule ids: {', '.join(duplicates)}")
+        for rule in self.rules:
+            spec = self.indicators.get(rule.indicator)
+            if spec is None:
+                raise ValueError(f"rule {rule.id}: indicator {rule.indicator} is not defined")
+            if spec.scope != rule.scope:
+                raise ValueError(
+                    f"rule {rule.id}: scope {rule.scope} but {rule.indicator} is {spec.scope}"
+                )
+        return self

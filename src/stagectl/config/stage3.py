@@ -1,0 +1,99 @@
+"""config/stage3.yaml: the 24-hour multi-asset micro test (seed 002).
+
+Symbols are Binance USD-M ids (the seed's BTC-USD is BTCUSDT). ``max_size`` is in
+base-asset units. Time in force per order type: ``orders.allowed`` may be sent,
+``orders.gated`` is refused by preflight.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from stagectl.config._base import ConfigModel, Items, Symbol
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+OrderType = Literal["LIMIT", "STOP_LIMIT", "MARKET"]
+TimeInForce = Literal["GTC", "IOC", "FOK", "GTD"]
+
+
+class SymbolLimits(ConfigModel):
+    max_size: Positive
+    max_notional_usd: Positive
+
+
+class RiskParams(ConfigModel):
+    max_impact_bps: NonNegative
+    stop_distance_pct: Positive
+    sizing_mode: Literal["conservative", "balanced", "aggressive"]
+    leverage_limit: Positive
+
+
+class OrderPolicy(ConfigModel):
+    allowed: dict[OrderType, Items[TimeInForce]]
+    gated: dict[OrderType, Items[TimeInForce]]
+
+    @model_validator(mode="after")
+    def _gated_is_not_allowed(self) -> OrderPolicy:
+        for order_type, tifs in self.gated.items():
+            clash = set(tifs) & set(self.allowed.get(order_type, ()))
+            if clash:
+                raise ValueError(f"{order_type} {sorted(clash)} is both allowed and gated")
+        return self
+
+
+class Alerts(ConfigModel):
+    margin_warning_pct: NonNegative
+    margin_critical_pct: NonNegative
+    margin_expected_max_pct: NonNegative
+    mark_stale_s: Positive
+    reconciliation_drift_usd: NonNegative
+
+    @model_validator(mode="after")
+    def _warning_below_critical(self) -> Alerts:
+        if self.margin_warning_pct >= self.margin_critical_pct:
+            raise ValueError("margin_warning_pct must be below margin_critical_pct")
+        return self
+
+
+class Artifacts(ConfigModel):
+    dir: str
+    snapshot_interval_min: Positive
+    save_interval_min: Positive
+    files: Items[Annotated[str, Field(pattern=r"^[\w.-]+\.json$")]]
+
+
+class StopLimitTests(ConfigModel):
+    stop_offset_pct: Positive
+    sizes: dict[Symbol, Positive]
+
+
+class RollbackStep(ConfigModel):
+    at_min: NonNegative
+    step: Literal["reduce_only", "close_all_positions", "disable_trading", "save_artifacts"]
+    description: str
+
+
+class Stage3Config(ConfigModel):
+    duration_h: Positive
+    symbols: dict[Symbol, SymbolLimits]
+    risk: RiskParams
+    orders: OrderPolicy
+    alerts: Alerts
+    reconciliation_tolerance_usd: NonNegative
+    acceptance_rate_min_pct: Annotated[float, Field(ge=0, le=100)]
+    artifacts: Artifacts
+    stop_limit_tests: StopLimitTests
+    rollback: Items[RollbackStep]
+
+    @model_validator(mode="after")
+    def _tests_within_limits(self) -> Stage3Config:
+        for symbol, size in self.stop_limit_tests.sizes.items():
+            limits = self.symbols.get(symbol)
+            if limits is None:
+                raise ValueError(f"stop_limit_tests.sizes: {symbol} is not in symbols")
+            if size > limits.max_size:
+                raise ValueError(f"stop_limit_tests.sizes.{symbol}: {size} > max_size")
+        return self

@@ -1,0 +1,109 @@
+"""config/futures_alt_ensemble.yaml: the Alt Ensemble strategy (seed 003 §1).
+
+Two TSMOM sleeves on USDT-margined futures, 1h bars, isolated margin; the signal
+is taken on the bar close and traded at the next open (``signal_delay_bars``).
+Sleeve weights are percentages of equity and must sum to 100.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from stagectl.config._base import ConfigModel, Items, Symbol
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ExecutionConfig(ConfigModel):
+    signal_on: Literal["bar_close"]
+    trade_on: Literal["next_open"]
+    signal_delay_bars: Annotated[int, Field(ge=0)]
+    debounce: bool
+    debounce_bars: Annotated[int, Field(ge=0)]
+
+
+class CostsConfig(ConfigModel):
+    fee_bps: Annotated[float, Field(ge=0)]
+    slippage_bps: Annotated[float, Field(ge=0)]
+    funding_enabled: bool
+
+
+class SleeveConfig(ConfigModel):
+    """One sleeve: ``tsmom_ema`` takes ``lookback_bars``; ``tsmom_multi_ema`` takes
+    ``lookbacks_bars``. ``disagree_weight`` is the position held when the multi-EMA
+    votes disagree (0.0: flat)."""
+
+    symbol: Symbol
+    signal: Literal["tsmom_ema", "tsmom_multi_ema"]
+    lookback_bars: PositiveInt | None = None
+    lookbacks_bars: Items[PositiveInt] | None = None
+    disagree_weight: Annotated[float, Field(ge=0, le=1)]
+    weight_pct: Annotated[float, Field(ge=0, le=100)]
+
+    @model_validator(mode="after")
+    def _lookbacks_match_signal(self) -> SleeveConfig:
+        if self.signal == "tsmom_ema" and (self.lookback_bars is None or self.lookbacks_bars):
+            raise ValueError("tsmom_ema takes lookback_bars (one number), not lookbacks_bars")
+        if self.signal == "tsmom_multi_ema" and (
+            not self.lookbacks_bars or self.lookback_bars is not None
+        ):
+            raise ValueError("tsmom_multi_ema takes lookbacks_bars (a list), not lookback_bars")
+        return self
+
+    @property
+    def lookbacks(self) -> tuple[int, ...]:
+        """The EMA lookbacks in bars, whichever field holds them."""
+        if self.lookbacks_bars:
+            return self.lookbacks_bars
+        return (self.lookback_bars,) if self.lookback_bars is not None else ()
+
+
+class AuditAcceptance(ConfigModel):
+    wf_mean_oos_sharpe_min: float
+    holdout_months: PositiveInt
+    holdout_sharpe_min: float
+    holdout_mdd_max_pct: Annotated[float, Field(ge=0)]
+    cost_multiplier_stress: Annotated[float, Field(ge=1)]
+    cost_stress_sharpe_min: float
+    positive_sleeves_min: Annotated[int, Field(ge=0)]
+
+
+class AuditMeasured(ConfigModel):
+    wf_mean_oos_sharpe: float
+    holdout_sharpe: float
+    holdout_mdd_pct: float
+    cost_stress_sharpe: float
+    positive_sleeves: Annotated[int, Field(ge=0)]
+
+
+class AuditConfig(ConfigModel):
+    acceptance: AuditAcceptance
+    measured_2026_02_19: AuditMeasured
+
+
+class StrategyConfig(ConfigModel):
+    name: str
+    market: Literal["futures"]
+    timeframe: Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+    margin: Literal["isolated", "cross"]
+    execution: ExecutionConfig
+    costs: CostsConfig
+    cash_symbol: Symbol
+    initial_equity_usd: Annotated[float, Field(gt=0)]
+    sleeves: Items[SleeveConfig]
+    audit: AuditConfig
+
+    @model_validator(mode="after")
+    def _sleeves_are_consistent(self) -> StrategyConfig:
+        symbols = [s.symbol for s in self.sleeves]
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("two sleeves trade the same symbol")
+        if self.cash_symbol in symbols:
+            raise ValueError(f"cash_symbol {self.cash_symbol} is also a traded sleeve")
+        total = sum(s.weight_pct for s in self.sleeves)
+        if not math.isclose(total, 100.0, abs_tol=1e-9):
+            raise ValueError(f"sleeve weight_pct values sum to {total:g}, not 100")
+        return self

@@ -1,0 +1,361 @@
+"""Vectorised backtest of a portfolio of constant-weight sleeves (seeds 003 and 001).
+
+Timing (docs/strategies.md, "Execution timing", has a worked table). Bars are
+labelled by their open time t[k]. ``held[k]`` is the position held from
+open[k] to open[k+1] (see ``strategies.held_positions``). Everything stamped
+t[k] happens at the instant t[k] = open[k], in this order:
+
+1. the open-to-open price move of bar k-1 is realised on ``held[k-1]``:
+   ``gross[k] = held[k-1] * (open[k] / open[k-1] - 1)`` (``gross[0] = 0``);
+2. funding settlements with timestamp in (t[k-1], t[k]] are paid on
+   ``held[k-1]``: ``funding[k] = held[k-1] * sum(rate)``. A long pays a
+   positive rate, a short receives it. A settlement at exactly a bar open is
+   paid by the position held before the trade at that open (the order is sent
+   after the bar closes, so after the settlement); one strictly inside a bar
+   is paid by the position held over that bar. Settlements at or before t[0]
+   or after the last open fall outside the backtest;
+3. the trade to ``held[k]`` executes at open[k], costing
+   ``cost[k] = |held[k] - held[k-1]| * (fee_bps + slippage_bps) * cost_multiplier / 1e4``
+   of the equity at that instant.
+
+So ``net[k] = (1 + gross[k] - funding[k]) * (1 - cost[k]) - 1`` and the
+equity stamped t[k] is the mark at open[k] after the trade: point-in-time,
+known at t[k], no look-ahead. Positions are fractions of sleeve equity
+(notional = position x sleeve equity).
+
+Sleeves are constant-weight and rebalanced every bar: the portfolio return is
+``sum_i w_i * net_i[k]`` and ``1 - sum_i w_i`` is cash (e.g. BTC "held as
+cash": no exposure, no return). The small trades that keep each sleeve exactly
+at its weight and each position exactly at its fraction are not charged; this
+is the usual vectorised convention and is second order (the runbook itself
+rebalances weights weekly). Per-sleeve equity curves are standalone:
+``w_i * initial_equity * prod(1 + net_i)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stagectl.domain.strategies import held_positions
+from stagectl.errors import InputError
+
+FloatArray = np.ndarray
+
+
+@dataclass(frozen=True)
+class SleeveSpec:
+    """One sleeve: open prices and targets on the common index, weight, funding."""
+
+    symbol: str
+    open: pd.Series
+    target: pd.Series
+    weight: float
+    funding: pd.Series | None = None
+
+
+@dataclass(frozen=True)
+class CoreResult:
+    """Per-bar fractions of sleeve equity (see the module docstring)."""
+
+    gross: FloatArray
+    funding: FloatArray
+    cost: FloatArray
+    net: FloatArray
+    turnover: FloatArray
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Everything a report needs; currency series are in the equity's currency."""
+
+    weights: dict[str, float]
+    initial_equity: float
+    positions: pd.DataFrame
+    sleeve_gross_returns: pd.DataFrame
+    sleeve_net_returns: pd.DataFrame
+    sleeve_equity: pd.DataFrame
+    sleeve_contribution: pd.DataFrame
+    sleeve_turnover: pd.DataFrame
+    sleeve_gross_pnl: pd.DataFrame
+    sleeve_fee: pd.DataFrame
+    sleeve_slippage: pd.DataFrame
+    sleeve_funding: pd.DataFrame
+    gross_returns: pd.Series
+    net_returns: pd.Series
+    equity: pd.Series
+    gross_equity: pd.Series
+    costs: pd.DataFrame
+    turnover: pd.Series
+    trades: pd.DataFrame
+
+
+def backtest_core(
+    open_: FloatArray, held: FloatArray, funding_rate: FloatArray, cost_rate: float
+) -> CoreResult:
+    """The whole per-bar arithmetic of one sleeve, in plain numpy.
+
+    ``funding_rate[k]`` is the sum of settlement rates in (t[k-1], t[k]];
+    ``cost_rate`` is (fee_bps + slippage_bps) * cost_multiplier / 1e4.
+    """
+    n = open_.size
+    prev = np.empty(n)
+    prev[:1] = 0.0
+    prev[1:] = held[:-1]
+    price_return = np.empty(n)
+    price_return[:1] = 0.0
+    np.divide(open_[1:], open_[:-1], out=price_return[1:])
+    price_return[1:] -= 1.0
+    gross = prev * price_return
+    funding = prev * funding_rate
+    turnover = np.abs(held - prev)
+    cost = turnover * cost_rate
+    net = (1.0 + gross - funding) * (1.0 - cost) - 1.0
+    return CoreResult(gross, funding, cost, net, turnover)
+
+
+def funding_per_bar(index: pd.DatetimeIndex, funding: pd.Series | None) -> FloatArray:
+    """Sum funding rates into bars: a settlement at tau goes to the k with t[k-1] < tau <= t[k]."""
+    out = np.zeros(len(index))
+    if funding is None or funding.empty:
+        return out
+    rates = funding.to_numpy(dtype=float)
+    if not np.isfinite(rates).all():
+        raise InputError("funding rates must be finite", where="funding")
+    bar_of = np.searchsorted(index.asi8, pd.DatetimeIndex(funding.index).as_unit(index.unit).asi8)
+    inside = (bar_of >= 1) & (bar_of < len(index))
+    out += np.bincount(bar_of[inside], weights=rates[inside], minlength=len(index))
+    return out
+
+
+def _validate(sleeves: Sequence[SleeveSpec], index: pd.DatetimeIndex) -> None:
+    if not sleeves:
+        raise InputError("at least one sleeve is required", where="sleeves")
+    if not (index.is_monotonic_increasing and index.is_unique):
+        raise InputError("the bar index must be sorted and unique", where="open")
+    weights = np.array([s.weight for s in sleeves])
+    if (weights < 0).any() or weights.sum() > 1.0 + 1e-9:
+        raise InputError("sleeve weights must be >= 0 and sum to at most 1", where="weights")
+    for sleeve in sleeves:
+        if not sleeve.open.index.equals(index) or not sleeve.target.index.equals(index):
+            raise InputError("open prices and targets must share one index", where=sleeve.symbol)
+        prices = sleeve.open.to_numpy(dtype=float)
+        if not (np.isfinite(prices).all() and (prices > 0).all()):
+            raise InputError("open prices must be finite and positive", where=sleeve.symbol)
+        if not np.isfinite(sleeve.target.to_numpy(dtype=float)).all():
+            raise InputError("target positions must be finite", where=sleeve.symbol)
+
+
+def run_backtest(
+    sleeves: Sequence[SleeveSpec],
+    *,
+    fee_bps: float = 5.0,
+    slippage_bps: float = 3.0,
+    cost_multiplier: float = 1.0,
+    initial_equity: float = 100_000.0,
+    signal_delay: int = 1,
+) -> BacktestResult:
+    """Backtest constant-weight sleeves; conventions in the module docstring."""
+    if min(fee_bps, slippage_bps, cost_multiplier) < 0 or initial_equity <= 0:
+        raise InputError("costs must be >= 0 and initial equity > 0", where="costs")
+    index = pd.DatetimeIndex(sleeves[0].open.index) if sleeves else pd.DatetimeIndex([])
+    _validate(sleeves, index)
+    fee_rate = fee_bps * cost_multiplier / 1e4
+    slip_rate = slippage_bps * cost_multiplier / 1e4
+    names = [s.symbol for s in sleeves]
+    weights = np.array([s.weight for s in sleeves])
+    held = np.column_stack(
+        [held_positions(s.target, signal_delay).to_numpy(dtype=float) for s in sleeves]
+    )
+    cores = [
+        backtest_core(
+            s.open.to_numpy(dtype=float),
+            held[:, i],
+            funding_per_bar(index, s.funding),
+            fee_rate + slip_rate,
+        )
+        for i, s in enumerate(sleeves)
+    ]
+    gross = np.column_stack([c.gross for c in cores])
+    funding = np.column_stack([c.funding for c in cores])
+    cost = np.column_stack([c.cost for c in cores])
+    net = np.column_stack([c.net for c in cores])
+    turnover = np.column_stack([c.turnover for c in cores])
+
+    portfolio_net = net @ weights
+    equity = initial_equity * np.cumprod(1.0 + portfolio_net)
+    equity_before = np.concatenate(([initial_equity], equity[:-1]))
+    capital = equity_before[:, None] * weights[None, :]
+    cost_cur = capital * (1.0 + gross - funding) * cost
+    fee_share = fee_rate / (fee_rate + slip_rate) if fee_rate + slip_rate > 0 else 0.0
+    fee_cur = cost_cur * fee_share
+    slip_cur = cost_cur - fee_cur
+    gross_cur = capital * gross
+    funding_cur = capital * funding
+    portfolio_gross = gross @ weights
+
+    def frame(values: FloatArray) -> pd.DataFrame:
+        return pd.DataFrame(values, index=index, columns=names)
+
+    opens = np.column_stack([s.open.to_numpy(dtype=float) for s in sleeves])
+    trades = trades_table(index, names, opens, held, gross_cur, funding_cur, fee_cur, slip_cur)
+    return BacktestResult(
+        weights=dict(zip(names, weights.tolist(), strict=True)),
+        initial_equity=initial_equity,
+        positions=frame(held),
+        sleeve_gross_returns=frame(gross),
+        sleeve_net_returns=frame(net),
+        sleeve_equity=frame(initial_equity * weights * np.cumprod(1.0 + net, axis=0)),
+        sleeve_contribution=frame(net * weights),
+        sleeve_turnover=frame(turnover),
+        sleeve_gross_pnl=frame(gross_cur),
+        sleeve_fee=frame(fee_cur),
+        sleeve_slippage=frame(slip_cur),
+        sleeve_funding=frame(funding_cur),
+        gross_returns=pd.Series(portfolio_gross, index=index, name="gross_return"),
+        net_returns=pd.Series(portfolio_net, index=index, name="net_return"),
+        equity=pd.Series(equity, index=index, name="equity"),
+        gross_equity=pd.Series(
+            initial_equity * np.cumprod(1.0 + portfolio_gross), index=index, name="gross_equity"
+        ),
+        costs=pd.DataFrame(
+            {
+                "fee": fee_cur.sum(axis=1),
+                "slippage": slip_cur.sum(axis=1),
+                "funding": funding_cur.sum(axis=1),
+            },
+            index=index,
+        ),
+        turnover=pd.Series(turnover @ weights, index=index, name="turnover"),
+        trades=trades,
+    )
+
+
+TRADE_COLUMNS = [
+    "symbol",
+    "side",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "entry_position",
+    "holding_bars",
+    "gross_pnl",
+    "fee",
+    "slippage",
+    "funding",
+    "costs",
+    "pnl",
+    "is_open",
+]
+
+
+def trades_table(
+    index: pd.DatetimeIndex,
+    names: Sequence[str],
+    opens: FloatArray,
+    held: FloatArray,
+    gross_cur: FloatArray,
+    funding_cur: FloatArray,
+    fee_cur: FloatArray,
+    slip_cur: FloatArray,
+) -> pd.DataFrame:
+    """One row per trade: a maximal run of bars held with the same non-zero sign.
+
+    Entry at the open where the sign starts, exit at the open where the
+    position goes flat or flips (a flip closes one trade and opens another).
+    Resizing within the same sign stays inside the trade. A trade's pnl is
+    its bars' gross pnl minus fee, slippage and funding; the cost of a flip is
+    split between the closed and the new trade in proportion to
+    ``|held[k-1]|`` and ``|held[k]|``. A trade still open at the last bar has
+    no exit (``is_open``), and its pnl is marked to the last open.
+    """
+    frames = [
+        _sleeve_trades(
+            index,
+            name,
+            opens[:, i],
+            held[:, i],
+            gross_cur[:, i],
+            funding_cur[:, i],
+            fee_cur[:, i],
+            slip_cur[:, i],
+        )
+        for i, name in enumerate(names)
+    ]
+    non_empty = [f for f in frames if not f.empty]
+    if not non_empty:
+        return pd.DataFrame({c: [] for c in TRADE_COLUMNS})
+    return pd.concat(non_empty, ignore_index=True).sort_values("entry_time", kind="stable")
+
+
+def _sleeve_trades(
+    index: pd.DatetimeIndex,
+    name: str,
+    open_: FloatArray,
+    held: FloatArray,
+    gross_cur: FloatArray,
+    funding_cur: FloatArray,
+    fee_cur: FloatArray,
+    slip_cur: FloatArray,
+) -> pd.DataFrame:
+    n = held.size
+    sign = np.sign(held)
+    prev_sign = np.concatenate(([0.0], sign[:-1]))
+    prev_held = np.concatenate(([0.0], held[:-1]))
+    active = sign != 0
+    starts = active & (sign != prev_sign)
+    if not starts.any():
+        return pd.DataFrame()
+    # cost at open k: the entering trade's share and the exiting trade's share
+    delta = np.abs(held - prev_held)
+    flip = sign != prev_sign
+    safe = np.where(delta > 0, delta, 1.0)
+    entry_frac = np.where(flip, np.abs(held) / safe, 1.0)
+    exit_frac = np.where(flip, np.abs(prev_held) / safe, 0.0)
+
+    def on_held_interval(values: FloatArray) -> FloatArray:
+        """Move values stamped k+1 (realised on held[k]) onto interval k."""
+        return np.concatenate((values[1:], [0.0]))
+
+    fee = fee_cur * entry_frac + on_held_interval(fee_cur * exit_frac)
+    slip = slip_cur * entry_frac + on_held_interval(slip_cur * exit_frac)
+    gross = on_held_interval(gross_cur)
+    funding = on_held_interval(funding_cur)
+    bars = np.arange(n)
+    entry_bar = bars[starts]
+
+    def total(values: FloatArray) -> FloatArray:
+        # flat bars carry zero pnl and zero attributed cost, so each segment
+        # from one trade's entry to the next one's sums exactly that trade
+        return np.add.reduceat(values, entry_bar)
+
+    next_sign = np.concatenate((sign[1:], [0.0]))
+    exit_bar = bars[active & (next_sign != sign)] + 1
+    is_open = exit_bar >= n
+    exit_clipped = np.minimum(exit_bar, n - 1)
+    gross_t, fee_t, slip_t, fund_t = total(gross), total(fee), total(slip), total(funding)
+    costs = fee_t + slip_t + fund_t
+    exit_time = pd.Series(index[exit_clipped]).where(~is_open)
+    return pd.DataFrame(
+        {
+            "symbol": name,
+            "side": np.where(sign[starts] > 0, "long", "short"),
+            "entry_time": index[entry_bar],
+            "exit_time": exit_time.to_numpy(),
+            "entry_price": open_[entry_bar],
+            "exit_price": np.where(is_open, np.nan, open_[exit_clipped]),
+            "entry_position": held[starts],
+            "holding_bars": exit_clipped - entry_bar,
+            "gross_pnl": gross_t,
+            "fee": fee_t,
+            "slippage": slip_t,
+            "funding": fund_t,
+            "costs": costs,
+            "pnl": gross_t - costs,
+            "is_open": is_open,
+        }
+    )

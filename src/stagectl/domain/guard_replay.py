@@ -1,0 +1,347 @@
+"""Replay the strategy with the risk guard obeyed (guarded) and ignored (unguarded).
+
+The guard is evaluated at every evaluation time (each bar, or each daily check);
+its actions change the sleeves' position multipliers from that bar on, which
+changes the guarded equity the later evaluations see. The loop advances from one
+state change to the next, and each step is vectorised: the backtest and the
+indicators are recomputed once per state change, not once per bar.
+
+Actions (seed 003 §4; docs/risk-guard.md):
+
+- FLATTEN_ALL: every sleeve to 0. Restart when the runbook's restart conditions
+  hold on the strategy itself (the unguarded shadow): 20-day Sharpe above
+  ``sharpe_20d_min``, 60-day Sharpe above ``backtest_sharpe_60d_min``, drawdown
+  below ``max_mdd_pct``; human sign-off is assumed at that evaluation. A restart
+  starts a new drawdown epoch for the guarded equity.
+- REDUCE_RISK_50: every sleeve to ``position_multiplier`` (0.5). Re-evaluated after
+  ``reevaluate_after_h``: when no REDUCE_RISK_50 rule breaches then, the multiplier
+  recovers one step (0.5 -> 0.75 -> 1.0, a step per review); else it stays.
+- DISABLE_SLEEVE: that sleeve to 0; after ``reevaluate_after_days`` it comes back
+  once its own 30-day Sharpe (shadow) exceeds ``reenable_backtest_sharpe_30d_min``.
+- WARNING and MANUAL_REVIEW change no position; they are listed as triggers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from stagectl.config.risk_guard import RiskGuardConfig
+from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
+from stagectl.domain.performance import rolling_sharpe
+from stagectl.domain.risk_indicators import GuardInputs, compute_indicators
+from stagectl.domain.risk_rules import (
+    ACTION_RANK,
+    DecisionTable,
+    IndicatorFrames,
+    RuleHit,
+    daily_check_times,
+    evaluate_rules,
+)
+
+RECOVERY_STEP = 0.25
+
+
+@dataclass(frozen=True)
+class CostModel:
+    fee_bps: float = 5.0
+    slippage_bps: float = 3.0
+    cost_multiplier: float = 1.0
+    initial_equity: float = 100_000.0
+    signal_delay: int = 1
+
+
+@dataclass(frozen=True)
+class GuardAction:
+    """A change of the guard's directives, applied from ``at`` on."""
+
+    at: pd.Timestamp
+    kind: str  # FLATTEN_ALL, RESTART, REDUCE_RISK_50, RECOVER, DISABLE_SLEEVE, ENABLE_SLEEVE
+    sleeve: str | None
+    multipliers: dict[str, float]
+    reason: str
+
+
+@dataclass
+class _State:
+    sleeves: tuple[str, ...]
+    flattened_at: pd.Timestamp | None = None
+    reduce_level: float = 1.0
+    reduce_review_at: pd.Timestamp | None = None
+    disabled: dict[str, pd.Timestamp] = field(default_factory=dict)
+
+    def multipliers(self) -> dict[str, float]:
+        if self.flattened_at is not None:
+            return dict.fromkeys(self.sleeves, 0.0)
+        return {s: 0.0 if s in self.disabled else self.reduce_level for s in self.sleeves}
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    eval_times: pd.DatetimeIndex
+    unguarded: BacktestResult
+    guarded: BacktestResult
+    multipliers: pd.DataFrame
+    actions: tuple[GuardAction, ...]
+    triggers: tuple[RuleHit, ...]
+    decisions: DecisionTable
+
+
+def guard_inputs(result: BacktestResult, state: pd.DataFrame, **extra: object) -> GuardInputs:
+    """The risk indicators' inputs from a backtest (``state``: unscaled positions)."""
+    equity = result.equity
+    equity_before = equity.shift(1).fillna(result.initial_equity)
+    sleeve_pnl = result.sleeve_contribution.mul(equity_before, axis=0)
+    traded = result.positions.diff().abs().fillna(result.positions.abs()).sum(axis=1) > 0
+    slippage = (result.sleeve_slippage.sum(axis=1) > 0) & traded
+    cost_bps = (
+        result.sleeve_slippage.sum(axis=1)
+        / (result.sleeve_turnover.mul(pd.Series(result.weights)).sum(axis=1) * equity_before).where(
+            slippage
+        )
+        * 1e4
+    )
+    return GuardInputs(
+        equity=equity,
+        sleeve_pnl=sleeve_pnl,
+        sleeve_equity=result.sleeve_equity,
+        positions=result.positions,
+        position_state=state,
+        weights=result.weights,
+        funding_paid=result.costs["funding"],
+        slippage_bps=cost_bps,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def evaluation_times(index: pd.DatetimeIndex, mode: str, daily_utc: str) -> pd.DatetimeIndex:
+    """Every bar (``hourly``) or the daily check times (``daily``)."""
+    if mode == "hourly":
+        return index
+    if mode == "daily":
+        return daily_check_times(index, daily_utc)
+    raise ValueError(f"evaluation mode must be hourly or daily, got {mode!r}")
+
+
+def _scaled(sleeves: Sequence[SleeveSpec], multipliers: pd.DataFrame) -> list[SleeveSpec]:
+    return [replace(s, target=s.target * multipliers[s.symbol]) for s in sleeves]
+
+
+def _first(mask: np.ndarray) -> int | None:
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if hits.size else None
+
+
+def _action_mask(table: DecisionTable, action: str, sleeve: str | None = None) -> np.ndarray:
+    rows = [
+        k
+        for k, (rule, s) in enumerate(table.keys)
+        if rule.action == action and (sleeve is None or s == sleeve)
+    ]
+    if not rows:
+        return np.zeros(len(table.eval_times), dtype=bool)
+    return np.asarray(table.breach_matrix[rows].any(axis=0), dtype=bool)
+
+
+@dataclass(frozen=True)
+class _Shadow:
+    """The unguarded strategy's health, for restart and re-enable decisions."""
+
+    sharpe_20d: np.ndarray
+    sharpe_60d: np.ndarray
+    drawdown_pct: np.ndarray
+    sleeve_sharpe_30d: dict[str, np.ndarray]
+
+
+def _shadow(
+    unguarded: BacktestResult, frames: IndicatorFrames, eval_times: pd.DatetimeIndex
+) -> _Shadow:
+    returns = unguarded.net_returns
+    return _Shadow(
+        sharpe_20d=frames.portfolio["rolling_sharpe_20d"].reindex(eval_times).to_numpy(),
+        sharpe_60d=rolling_sharpe(returns, 60).reindex(eval_times).to_numpy(),
+        drawdown_pct=frames.portfolio["running_mdd_pct"].reindex(eval_times).to_numpy(),
+        sleeve_sharpe_30d={
+            s: rolling_sharpe(unguarded.sleeve_net_returns[s], 30).reindex(eval_times).to_numpy()
+            for s in unguarded.sleeve_net_returns.columns
+        },
+    )
+
+
+def _next_action(
+    table: DecisionTable, state: _State, shadow: _Shadow, start: int, config: RiskGuardConfig
+) -> tuple[int, str, str | None, str] | None:
+    """The earliest state change at or after eval position ``start``."""
+    times = table.eval_times
+    window = np.arange(len(times)) >= start
+    candidates: list[tuple[int, int, str, str | None, str]] = []
+
+    def offer(mask: np.ndarray, priority: int, kind: str, sleeve: str | None, why: str) -> None:
+        i = _first(mask & window)
+        if i is not None:
+            candidates.append((i, priority, kind, sleeve, why))
+
+    if state.flattened_at is not None:
+        restart = config.restart_conditions
+        with np.errstate(invalid="ignore"):
+            ok = (
+                (shadow.sharpe_20d > restart.sharpe_20d_min)
+                & (shadow.sharpe_60d > restart.backtest_sharpe_60d_min)
+                & (shadow.drawdown_pct < restart.max_mdd_pct)
+            )
+        offer(ok, 0, "RESTART", None, "restart conditions hold (human sign-off assumed)")
+    else:
+        offer(_action_mask(table, "FLATTEN_ALL"), 0, "FLATTEN_ALL", None, "FLATTEN_ALL rule")
+        reduce = _action_mask(table, "REDUCE_RISK_50")
+        if state.reduce_level >= 1.0:
+            offer(reduce, 1, "REDUCE_RISK_50", None, "REDUCE_RISK_50 rule")
+        elif state.reduce_review_at is not None:
+            due = np.asarray(times >= state.reduce_review_at)
+            offer(due & ~reduce, 1, "RECOVER", None, "review after 24 h: REDUCE rules clear")
+        for sleeve in state.sleeves:
+            if sleeve in state.disabled:
+                due = np.asarray(times >= state.disabled[sleeve])
+                minimum = config.actions.disable_sleeve.reenable_backtest_sharpe_30d_min
+                with np.errstate(invalid="ignore"):
+                    healthy = shadow.sleeve_sharpe_30d[sleeve] > minimum
+                offer(due & healthy, 2, "ENABLE_SLEEVE", sleeve, "30-day sleeve Sharpe recovered")
+            else:
+                mask = _action_mask(table, "DISABLE_SLEEVE", sleeve)
+                offer(mask, 2, "DISABLE_SLEEVE", sleeve, "DISABLE_SLEEVE rule")
+    if not candidates:
+        return None
+    first = min(candidates, key=lambda c: (c[0], c[1]))
+    return first[0], first[2], first[3], first[4]
+
+
+def _apply(
+    state: _State, kind: str, sleeve: str | None, at: pd.Timestamp, config: RiskGuardConfig
+) -> None:
+    actions = config.actions
+    if kind == "FLATTEN_ALL":
+        state.flattened_at = at
+    elif kind == "RESTART":
+        state.flattened_at = None
+        state.reduce_level, state.reduce_review_at = 1.0, None
+        state.disabled.clear()
+    elif kind == "REDUCE_RISK_50":
+        state.reduce_level = actions.reduce_risk_50.position_multiplier
+        state.reduce_review_at = at + pd.Timedelta(hours=actions.reduce_risk_50.reevaluate_after_h)
+    elif kind == "RECOVER":
+        state.reduce_level = min(1.0, state.reduce_level + RECOVERY_STEP)
+        state.reduce_review_at = (
+            None
+            if state.reduce_level >= 1.0
+            else at + pd.Timedelta(hours=actions.reduce_risk_50.reevaluate_after_h)
+        )
+    elif kind == "DISABLE_SLEEVE" and sleeve is not None:
+        state.disabled[sleeve] = at + pd.Timedelta(
+            days=actions.disable_sleeve.reevaluate_after_days
+        )
+    elif kind == "ENABLE_SLEEVE" and sleeve is not None:
+        state.disabled.pop(sleeve, None)
+
+
+def rising_edges(table: DecisionTable) -> tuple[RuleHit, ...]:
+    """Each rule's breaches where they start (a breach lasting a week is one trigger)."""
+    previous = np.zeros_like(table.breach_matrix)
+    previous[:, 1:] = table.breach_matrix[:, :-1]
+    starts = table.breach_matrix & ~previous
+    hits: list[RuleHit] = []
+    for i in np.flatnonzero(starts.any(axis=0)):
+        decision = table.decision(int(i))
+        started = {
+            table.keys[k][0].id + str(table.keys[k][1]) for k in np.flatnonzero(starts[:, i])
+        }
+        hits.extend(h for h in decision.hits if h.rule_id + str(h.sleeve) in started)
+    return tuple(hits)
+
+
+def replay(
+    sleeves: Sequence[SleeveSpec],
+    config: RiskGuardConfig,
+    *,
+    costs: CostModel,
+    evaluation: str = "hourly",
+    max_actions: int = 10_000,
+) -> ReplayResult:
+    """Run the strategy guarded and unguarded over the sleeves' whole index."""
+    kwargs = {
+        "fee_bps": costs.fee_bps,
+        "slippage_bps": costs.slippage_bps,
+        "cost_multiplier": costs.cost_multiplier,
+        "initial_equity": costs.initial_equity,
+        "signal_delay": costs.signal_delay,
+    }
+    unguarded = run_backtest(sleeves, **kwargs)  # type: ignore[arg-type]
+    positions = unguarded.positions
+    state_frame = pd.DataFrame(
+        np.sign(positions.to_numpy()), index=positions.index, columns=positions.columns
+    )
+    index = pd.DatetimeIndex(unguarded.equity.index)
+    eval_times = evaluation_times(index, evaluation, config.schedule.daily_utc)
+    rules = config.rules
+    evaluate = {
+        "daily_utc": config.schedule.daily_utc,
+        "near_threshold_pct": config.near_threshold_pct,
+    }
+    shadow = _shadow(
+        unguarded, compute_indicators(guard_inputs(unguarded, state_frame)), eval_times
+    )
+    names = tuple(s.symbol for s in sleeves)
+    state = _State(sleeves=names)
+    multipliers = pd.DataFrame(1.0, index=index, columns=list(names))
+    resets: list[pd.Timestamp] = []
+    actions: list[GuardAction] = []
+    start = 0
+    guarded = unguarded
+    while len(actions) < max_actions:
+        frames = compute_indicators(
+            guard_inputs(guarded, state_frame, drawdown_resets=tuple(resets))
+        )
+        table = evaluate_rules(frames, rules, eval_times, **evaluate)  # type: ignore[arg-type]
+        found = _next_action(table, state, shadow, start, config)
+        if found is None:
+            break
+        i, kind, sleeve, why = found
+        at = eval_times[i]
+        _apply(state, kind, sleeve, at, config)
+        if kind == "RESTART":
+            resets.append(at)
+        now = state.multipliers()
+        actions.append(GuardAction(at, kind, sleeve, now, why))
+        multipliers.loc[multipliers.index >= at, list(now)] = list(now.values())
+        guarded = run_backtest(_scaled(sleeves, multipliers), **kwargs)  # type: ignore[arg-type]
+        start = i + 1
+    final = evaluate_rules(
+        compute_indicators(guard_inputs(guarded, state_frame, drawdown_resets=tuple(resets))),
+        rules,
+        eval_times,
+        **evaluate,  # type: ignore[arg-type]
+    )
+    return ReplayResult(
+        eval_times, unguarded, guarded, multipliers, tuple(actions), rising_edges(final), final
+    )
+
+
+def worst_action(table: DecisionTable) -> str:
+    """The most severe action the guard recommended anywhere in the table."""
+    if not len(table.action_rank):
+        return "NO_ACTION"
+    return table.action(int(np.argmax(table.action_rank)))
+
+
+__all__ = [
+    "ACTION_RANK",
+    "CostModel",
+    "GuardAction",
+    "ReplayResult",
+    "evaluation_times",
+    "guard_inputs",
+    "replay",
+    "rising_edges",
+    "worst_action",
+]

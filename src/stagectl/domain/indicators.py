@@ -1,0 +1,153 @@
+"""Indicators on price series: Wilder's ADX/DI, realized and EMA volatility.
+
+Inputs are float arrays or pandas Series without NaN (callers validate data first); outputs
+keep the input's index. Returns are log returns ``ln(p_t / p_{t-1})``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+BPS = 10_000.0
+
+
+def _series(values: Any) -> pd.Series:
+    return values.astype(float) if isinstance(values, pd.Series) else pd.Series(values, dtype=float)
+
+
+def wilder_smooth(values: pd.Series, period: int, first: int) -> pd.Series:
+    """Wilder's running average from position ``first``.
+
+    ``S[first + period - 1] = mean(x[first : first + period])`` and afterwards
+    ``S[t] = S[t-1] + (x[t] - S[t-1]) / period`` (an EMA with ``alpha = 1/period`` seeded with
+    the simple mean); NaN before the seed. Computed with pandas' ``ewm(adjust=False)``.
+    """
+    seed_at = first + period - 1
+    out = np.full(len(values), np.nan)
+    if len(values) > seed_at:
+        tail = values.iloc[seed_at:].copy()
+        tail.iloc[0] = values.iloc[first : seed_at + 1].mean()
+        out[seed_at:] = tail.ewm(alpha=1.0 / period, adjust=False).mean().to_numpy()
+    return pd.Series(out, index=values.index)
+
+
+def adx(high: Any, low: Any, close: Any, period: int = 14) -> pd.DataFrame:
+    """Wilder's ADX with +DI and -DI (J. Welles Wilder, 1978).
+
+    For bar t >= 1: ``TR = max(H-L, |H-C[t-1]|, |L-C[t-1]|)``; ``up = H-H[t-1]``,
+    ``down = L[t-1]-L``; ``+DM = up if up > down and up > 0 else 0``; ``-DM = down if down > up
+    and down > 0 else 0``. TR, +DM, -DM are Wilder-smoothed over ``period`` from bar 1 (first
+    value at bar ``period``); ``+DI = 100 * S(+DM) / S(TR)``, ``-DI`` likewise (0 when
+    ``S(TR) = 0``); ``DX = 100 * |+DI - -DI| / (+DI + -DI)`` (0 when both are 0); ADX is DX
+    Wilder-smoothed from bar ``period`` (first value at bar ``2 * period - 1``).
+    Columns: ``plus_di``, ``minus_di``, ``dx``, ``adx``.
+    """
+    h, lo, c = _series(high), _series(low), _series(close)
+    lo.index = c.index = h.index
+    prev_close = c.shift(1)
+    hv, lv, pc = h.to_numpy(), lo.to_numpy(), prev_close.to_numpy()
+    tr_values = np.maximum(hv - lv, np.maximum(np.abs(hv - pc), np.abs(lv - pc)))
+    tr = pd.Series(tr_values, index=h.index)
+    up = h.diff()
+    down = -lo.diff()
+    plus_dm = up.where((up > down) & (up > 0), 0.0)
+    minus_dm = down.where((down > up) & (down > 0), 0.0)
+    atr = wilder_smooth(tr, period, 1)
+    safe_atr = atr.where(atr != 0)
+    plus_di = (100.0 * wilder_smooth(plus_dm, period, 1) / safe_atr).where(atr != 0, 0.0)
+    minus_di = (100.0 * wilder_smooth(minus_dm, period, 1) / safe_atr).where(atr != 0, 0.0)
+    plus_di[atr.isna()] = np.nan
+    minus_di[atr.isna()] = np.nan
+    di_sum = plus_di + minus_di
+    dx = (100.0 * (plus_di - minus_di).abs() / di_sum.where(di_sum != 0)).where(di_sum != 0, 0.0)
+    dx[di_sum.isna()] = np.nan
+    return pd.DataFrame(
+        {
+            "plus_di": plus_di,
+            "minus_di": minus_di,
+            "dx": dx,
+            "adx": wilder_smooth(dx, period, period),
+        },
+        index=h.index,
+    )
+
+
+def log_returns(prices: Any) -> pd.Series:
+    p = _series(prices)
+    return pd.Series(np.log(p.to_numpy()), index=p.index).diff()
+
+
+def realized_volatility(prices: Any, window: int) -> pd.Series:
+    """Rolling standard deviation (ddof=1) of one-bar log returns over ``window`` returns.
+
+    A per-bar sigma (not annualised): on 1-minute closes it is the per-minute sigma.
+    """
+    return log_returns(prices).rolling(window, min_periods=window).std(ddof=1)
+
+
+def external_volatility_bps(close_1m: Any, window_min: int = 60) -> pd.Series:
+    """The external reference of seed 004: per-minute sigma of 1-minute candle closes over the
+    last ``window_min`` minutes, in bps (``realized_volatility(close, window_min) * 10_000``)."""
+    return realized_volatility(close_1m, window_min) * BPS
+
+
+def ema_volatility_bps(prices: pd.Series, half_life_s: float, unit_s: float = 60.0) -> pd.Series:
+    """Exponentially weighted volatility on regular or irregular samples, in bps per ``unit_s``.
+
+    ``prices`` is indexed by a DatetimeIndex. Each log return is scaled to a variance per
+    unit time, ``x_i = r_i**2 * unit_s / dt_i`` (``dt_i`` seconds since the previous sample),
+    and ``sigma_t = sqrt(sum_i w_i x_i / sum_i w_i) * 10_000`` with time-decay weights
+    ``w_i = 2 ** (-(t - t_i) / half_life_s)`` (pandas ``ewm(halflife=..., times=...)``).
+    With ``unit_s = 60`` the result compares with the per-minute sigma of 1-minute candles.
+    """
+    if not isinstance(prices.index, pd.DatetimeIndex):
+        raise ValueError("prices need a DatetimeIndex")
+    dt_s = prices.index.to_series().diff().dt.total_seconds().to_numpy()
+    if np.any(dt_s[1:] <= 0):
+        raise ValueError("sample times must be strictly increasing")
+    r = np.log(prices.to_numpy(dtype=float))
+    x: Any = pd.Series(np.diff(r) ** 2 * unit_s / dt_s[1:], index=prices.index[1:])
+    var = x.ewm(halflife=pd.Timedelta(seconds=half_life_s), times=x.index).mean()
+    out = np.full(len(prices), np.nan)
+    out[1:] = np.sqrt(var.to_numpy()) * BPS
+    return pd.Series(out, index=prices.index)
+
+
+def adx_reference_loop(
+    high: list[float], low: list[float], close: list[float], period: int = 14
+) -> list[float]:
+    """Wilder's ADX as the textbook loop (running sums); the oracle for the vectorised one."""
+    n = len(close)
+    out = [math.nan] * n
+    tr_s = pdm_s = mdm_s = 0.0
+    dx_values: list[float] = []
+    adx_value = math.nan
+    for t in range(1, n):
+        tr = max(high[t] - low[t], abs(high[t] - close[t - 1]), abs(low[t] - close[t - 1]))
+        up, down = high[t] - high[t - 1], low[t - 1] - low[t]
+        pdm = up if up > down and up > 0 else 0.0
+        mdm = down if down > up and down > 0 else 0.0
+        if t <= period:
+            tr_s, pdm_s, mdm_s = tr_s + tr, pdm_s + pdm, mdm_s + mdm
+            if t < period:
+                continue
+        else:
+            tr_s = tr_s - tr_s / period + tr
+            pdm_s = pdm_s - pdm_s / period + pdm
+            mdm_s = mdm_s - mdm_s / period + mdm
+        pdi = 100.0 * pdm_s / tr_s if tr_s else 0.0
+        mdi = 100.0 * mdm_s / tr_s if tr_s else 0.0
+        dx = 100.0 * abs(pdi - mdi) / (pdi + mdi) if pdi + mdi else 0.0
+        if len(dx_values) < period:
+            dx_values.append(dx)
+            if len(dx_values) == period:
+                adx_value = sum(dx_values) / period
+                out[t] = adx_value
+        else:
+            adx_value = (adx_value * (period - 1) + dx) / period
+            out[t] = adx_value
+    return out

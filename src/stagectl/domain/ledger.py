@@ -1,0 +1,561 @@
+"""The fill ledger: exact FIFO realized PnL, window metrics and PnL windows.
+
+Conventions (docs/ledger.md has the worked examples):
+
+- A fill's *book delta* is ``+qty`` for a buy and ``-qty`` for a sell, minus its fee when the
+  fee is charged in the base currency: a buy of 1.0 with a 0.001 base fee adds a 0.999 lot at
+  the fill price; a sell of 1.0 with a 0.001 base fee removes 1.001 from the book.
+- Every fee is valued in quote at the fill (a base fee ``f`` is worth ``f * price``) and is
+  charged to the realized PnL of the fill that paid it. Rebates are negative fees.
+- Lots are queued per symbol in fill order; a fill against the position consumes the oldest
+  lots first (a partly consumed lot keeps its price); the part of a fill that goes through
+  zero opens a new lot on the other side at the fill price.
+- Realized PnL of a closing piece: ``q * (p_close - p_lot)`` for a long lot and
+  ``q * (p_lot - p_close)`` for a short lot.
+- Cash flow is the quote that moved: ``+qty * price`` per sell, ``-qty * price`` per buy, minus
+  fees paid in quote. Hence, from a flat book, exactly:
+  ``realized + unrealized(mark) == cash_flow + inventory * mark``.
+
+Exactness and speed: quantities and prices are turned into integers in per-symbol minor units
+(the largest number of decimal places in the data), the FIFO matching runs as a vectorised
+int64 computation on cumulative quantities (object integers when int64 could overflow), and
+Decimal is only built for what is reported. No float touches money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from operator import attrgetter
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Side = Literal["buy", "sell"]
+Liquidity = Literal["maker", "taker"]
+IntArray = npt.NDArray[Any]
+
+_INT64_SAFE = 2**62
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution. ``qty`` > 0 in base units, ``price`` > 0 in quote per base.
+
+    ``fee`` is in ``fee_currency``, which must be the base or the quote asset of ``symbol``
+    (``ETHUSDT``/``ETH/USDT``: ``ETH`` is base, ``USDT`` quote). A negative fee is a rebate.
+    """
+
+    trade_id: str
+    ts: datetime
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    fee: Decimal = _ZERO
+    fee_currency: str = ""
+    liquidity: Liquidity = "taker"
+
+    def __post_init__(self) -> None:
+        if self.side not in ("buy", "sell"):
+            raise ValueError(f"fill {self.trade_id}: side must be buy or sell, got {self.side!r}")
+        if self.liquidity not in ("maker", "taker"):
+            raise ValueError(f"fill {self.trade_id}: liquidity must be maker or taker")
+        for name in ("qty", "price", "fee"):
+            value = getattr(self, name)
+            if not isinstance(value, Decimal) or not value.is_finite():
+                raise ValueError(f"fill {self.trade_id}: {name} must be a finite Decimal")
+        if self.qty <= 0 or self.price <= 0:
+            raise ValueError(f"fill {self.trade_id}: qty and price must be positive")
+        if self.fee != 0 and not self.fee_currency:
+            raise ValueError(f"fill {self.trade_id}: a non-zero fee needs its fee_currency")
+        if self.fee_in_base and self.side == "buy" and self.fee >= self.qty:
+            raise ValueError(f"fill {self.trade_id}: a base fee must be smaller than the qty")
+
+    @property
+    def fee_in_base(self) -> bool:
+        """True when the fee is charged in the base asset (it then changes the quantity)."""
+        return fee_in_base(self.symbol, self.fee_currency, self.fee)
+
+    @property
+    def signed_qty(self) -> Decimal:
+        return self.qty if self.side == "buy" else -self.qty
+
+    @property
+    def book_delta(self) -> Decimal:
+        """Change of the position in base units: signed qty minus a base-currency fee."""
+        return self.signed_qty - (self.fee if self.fee_in_base else _ZERO)
+
+    @property
+    def fee_quote(self) -> Decimal:
+        """The fee valued in quote at the fill price (negative for a rebate)."""
+        return self.fee * self.price if self.fee_in_base else self.fee
+
+    @property
+    def cash_flow(self) -> Decimal:
+        """Quote received (+) or paid (-): ``-signed_qty * price`` minus a quote fee."""
+        quote_fee = _ZERO if self.fee_in_base else self.fee
+        return -self.signed_qty * self.price - quote_fee
+
+
+def fee_in_base(symbol: str, fee_currency: str, fee: Decimal = _ZERO) -> bool:
+    """Whether ``fee_currency`` is the base of ``symbol``; raises if it is neither asset."""
+    if fee == 0:
+        return False
+    plain = symbol.split(":")[0].replace("/", "").replace("-", "").upper()
+    currency = fee_currency.upper()
+    if plain.endswith(currency):
+        return False
+    if plain.startswith(currency):
+        return True
+    raise ValueError(
+        f"fee currency {fee_currency} is neither the base nor the quote of {symbol}; "
+        "convert the fee to the quote before booking it"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Lot:
+    """An open lot: signed ``qty`` (+ long, - short) at ``price``, opened by ``trade_id``."""
+
+    symbol: str
+    qty: Decimal
+    price: Decimal
+    trade_id: str
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class FifoResult:
+    """Per-fill realized PnL (input order, net of fees) and the lots left open.
+
+    ``realized_units[i] * 10**-money_scale`` is fill i's realized PnL in quote, exactly.
+    """
+
+    realized_units: IntArray
+    money_scale: int
+    lots: Mapping[str, tuple[Lot, ...]] = field(default_factory=dict)
+
+    def realized(self, index: int) -> Decimal:
+        return Decimal(int(self.realized_units[index])).scaleb(-self.money_scale)
+
+    def realized_pnl(self) -> list[Decimal]:
+        return [Decimal(int(u)).scaleb(-self.money_scale) for u in self.realized_units]
+
+    def total_realized(self, indices: Iterable[int] | None = None) -> Decimal:
+        units = self.realized_units if indices is None else self.realized_units[list(indices)]
+        return Decimal(int(sum(int(u) for u in units))).scaleb(-self.money_scale)
+
+    def inventory(self, symbol: str) -> Decimal:
+        return sum((lot.qty for lot in self.lots.get(symbol, ())), _ZERO)
+
+    def unrealized(self, symbol: str, mark_price: Decimal) -> Decimal:
+        """``sum(lot.qty * (mark - lot.price))`` over the symbol's open lots."""
+        return sum((lot.qty * (mark_price - lot.price) for lot in self.lots.get(symbol, ())), _ZERO)
+
+
+def scaled_units(values: Sequence[Decimal]) -> tuple[int, list[int]]:
+    """``(places, units)``: the most decimal places among ``values`` (trailing zeros ignored)
+    and every value as the exact integer ``value * 10**places``.
+
+    Each distinct value is converted once (fills repeat prices and sizes), and the
+    conversion is checked by converting back.
+    """
+    if not any(values):
+        return 0, [0] * len(values)
+    distinct = set(values)
+    places = 0
+    for value in distinct:
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > places:
+            places = -exponent
+    mapping: dict[Decimal, int] = {}
+    for value in distinct:
+        units = int(value.scaleb(places))
+        if Decimal(units).scaleb(-places) != value:
+            raise ValueError(f"{value} cannot be held exactly with {places} decimal places")
+        mapping[value] = units
+    return places, [mapping[v] for v in values]
+
+
+@dataclass(frozen=True)
+class FifoKernelResult:
+    """Gross FIFO realized per fill (qty units x price units) and the open lots."""
+
+    realized_gross: IntArray
+    lot_fill_index: IntArray
+    lot_qty: IntArray
+    lot_price: IntArray
+
+
+def fifo_kernel(delta: IntArray, price: IntArray) -> FifoKernelResult:
+    """Vectorised FIFO on integer minor units for one symbol.
+
+    Each fill's book delta splits into a closing part (towards zero, at most the position
+    before it) and an opening part (the rest, on the side of the new position). Because the
+    book returns to zero before it changes side, the opening pieces of all fills form one FIFO
+    stream and the closing pieces consume it in order: the k-th closing piece takes the
+    opening units in ``(X[k-1], X[k]]`` of the cumulative opened quantity ``Q``, and their
+    signed cost is read from the cumulative signed cost ``C`` by linear interpolation inside
+    the piece that holds the boundary (a partial lot). Realized of a closing piece of size q
+    at price p closing a position of sign s: ``s*q*p - (C(X[k]) - C(X[k-1]))``.
+    """
+    n = len(delta)
+    dtype = delta.dtype
+    pos = np.cumsum(delta)
+    prev = pos - delta
+    abs_delta = np.abs(delta)
+    reducing = (prev != 0) & (np.sign(delta) == -np.sign(prev))
+    close_qty = np.where(reducing, np.minimum(abs_delta, np.abs(prev)), 0).astype(dtype)
+    open_qty = (abs_delta - close_qty).astype(dtype)
+    open_sign = np.sign(pos).astype(dtype)
+
+    opening = np.flatnonzero(open_qty > 0)
+    q_open = np.cumsum(open_qty[opening])
+    signed_price = open_sign[opening] * price[opening]
+    c_open = np.cumsum(open_qty[opening] * signed_price)
+
+    realized = np.zeros(n, dtype=dtype)
+    closing = np.flatnonzero(close_qty > 0)
+    x_end = np.cumsum(close_qty)
+    if len(closing):
+        ends = x_end[closing]
+        starts = ends - close_qty[closing]
+        consumed = _cost_at(q_open, c_open, signed_price, ends) - _cost_at(
+            q_open, c_open, signed_price, starts
+        )
+        side = np.sign(prev[closing]).astype(dtype)
+        realized[closing] = side * close_qty[closing] * price[closing] - consumed
+
+    closed_total = x_end[-1] if n else 0
+    first = int(np.searchsorted(q_open, closed_total, side="right")) if len(q_open) else 0
+    lot_index = opening[first:]
+    remaining = open_qty[lot_index].copy()
+    if len(remaining):
+        remaining[0] = q_open[first] - closed_total
+    return FifoKernelResult(
+        realized_gross=realized,
+        lot_fill_index=lot_index,
+        lot_qty=remaining * open_sign[lot_index],
+        lot_price=price[lot_index],
+    )
+
+
+def _cost_at(q_open: IntArray, c_open: IntArray, signed_price: IntArray, x: IntArray) -> IntArray:
+    """Signed cost of the first ``x`` opened units: ``C[j] - (Q[j] - x) * s_j * p_j``."""
+    j = np.searchsorted(q_open, x, side="left")
+    result: IntArray = c_open[j] - (q_open[j] - x) * signed_price[j]
+    return result
+
+
+def fifo_realized(fills: Sequence[Fill]) -> FifoResult:
+    """FIFO realized PnL per fill (net of its fee, in quote) and the lots left open.
+
+    Fills are booked in the order given (sort by ``ts`` first); symbols are independent.
+    """
+    by_symbol = _group_by_symbol(fills)
+    books = {
+        symbol: _book_symbol(fills if len(by_symbol) == 1 else [fills[i] for i in idx])
+        for symbol, idx in by_symbol.items()
+    }
+    money_scale = max((book.money_scale for book in books.values()), default=0)
+    scaled = {
+        symbol: _rescale(book.realized_net, 10 ** (money_scale - book.money_scale))
+        for symbol, book in books.items()
+    }
+    exact_int64 = all(arr.dtype == np.int64 for arr in scaled.values())
+    realized: IntArray = np.zeros(len(fills), dtype=np.int64 if exact_int64 else object)
+    for symbol, idx in by_symbol.items():
+        realized[idx] = scaled[symbol]
+    lots = {symbol: book.lots for symbol, book in books.items() if book.lots}
+    return FifoResult(realized_units=realized, money_scale=money_scale, lots=lots)
+
+
+def _group_by_symbol(fills: Sequence[Fill]) -> dict[str, IntArray]:
+    """Positions of each symbol's fills, in input order."""
+    symbols = list(map(attrgetter("symbol"), fills))
+    distinct = sorted(set(symbols))
+    if len(distinct) == 1:
+        return {distinct[0]: np.arange(len(fills))}
+    code = {symbol: k for k, symbol in enumerate(distinct)}
+    codes = np.array([code[s] for s in symbols])
+    return {symbol: np.flatnonzero(codes == k) for symbol, k in code.items()}
+
+
+def _rescale(units: IntArray, factor: int) -> IntArray:
+    """``units * factor`` without int64 overflow (object integers when it would)."""
+    if factor == 1:
+        return units
+    largest = int(np.abs(units).max(initial=0)) if units.dtype == np.int64 else _INT64_SAFE
+    if largest * factor >= _INT64_SAFE:
+        units = units.astype(object)
+    result: IntArray = units * factor
+    return result
+
+
+@dataclass(frozen=True)
+class _SymbolBook:
+    realized_net: IntArray
+    money_scale: int
+    lots: tuple[Lot, ...]
+
+
+def _book_symbol(sym_fills: Sequence[Fill]) -> _SymbolBook:
+    """Scale one symbol's fills to integers, run the kernel, add fees and build the lots."""
+    symbol = sym_fills[0].symbol
+    qty_places, qty_u = scaled_units(list(map(attrgetter("qty"), sym_fills)))
+    price_places, price_u = scaled_units(list(map(attrgetter("price"), sym_fills)))
+    buy = np.array([f.side == "buy" for f in sym_fills], dtype=bool)
+    base_fee, quote_fee = _split_fees(symbol, sym_fills)
+    base_places, base_fee_u = scaled_units(base_fee)
+    fee_places, quote_fee_u = scaled_units(quote_fee)
+    if base_places > qty_places:
+        qty_u = [u * 10 ** (base_places - qty_places) for u in qty_u]
+        qty_places = base_places
+    base_fee_u = [u * 10 ** (qty_places - base_places) for u in base_fee_u]
+    money_scale = max(qty_places + price_places, fee_places)
+    gross_factor = 10 ** (money_scale - qty_places - price_places)
+    fee_factor = 10 ** (money_scale - fee_places)
+    bound = (sum(qty_u) + sum(map(abs, base_fee_u))) * max(price_u) * gross_factor
+    bound += sum(map(abs, quote_fee_u)) * fee_factor
+    dtype: Any = np.int64 if bound < _INT64_SAFE else object
+    base_fee_arr = np.array(base_fee_u, dtype=dtype)
+    price_arr = np.array(price_u, dtype=dtype)
+    qty_arr = np.array(qty_u, dtype=dtype)
+    delta = np.where(buy, qty_arr, -qty_arr) - base_fee_arr
+    kernel = fifo_kernel(delta, price_arr)
+    fees = base_fee_arr * price_arr * gross_factor + np.array(quote_fee_u, dtype=dtype) * fee_factor
+    realized_net: IntArray = kernel.realized_gross * gross_factor - fees
+    lots = tuple(
+        Lot(
+            symbol=symbol,
+            qty=Decimal(int(q)).scaleb(-qty_places),
+            price=sym_fills[int(k)].price,
+            trade_id=sym_fills[int(k)].trade_id,
+            ts=sym_fills[int(k)].ts,
+        )
+        for k, q in zip(kernel.lot_fill_index, kernel.lot_qty, strict=True)
+    )
+    return _SymbolBook(realized_net=realized_net, money_scale=money_scale, lots=lots)
+
+
+def _split_fees(symbol: str, fills: Sequence[Fill]) -> tuple[list[Decimal], list[Decimal]]:
+    """Each fill's fee as (base fee, quote fee); one of the two is zero."""
+    fees = list(map(attrgetter("fee"), fills))
+    zeros = [_ZERO] * len(fills)
+    if not any(fees):
+        return zeros, zeros
+    in_base = {
+        cur: fee_in_base(symbol, cur, Decimal(1))
+        for cur in {f.fee_currency for f in fills if f.fee}
+    }
+    base_fee, quote_fee = list(zeros), list(zeros)
+    for i, fill in enumerate(fills):
+        if fill.fee:
+            (base_fee if in_base[fill.fee_currency] else quote_fee)[i] = fill.fee
+    return base_fee, quote_fee
+
+
+@dataclass(frozen=True)
+class SymbolWindowMetrics:
+    """One symbol over a window. Money in quote, quantities in base, all exact.
+
+    ``realized_fifo_quote`` uses the lots carried in from before the window; ``unrealized_quote``
+    values the lots open at the end of the window at ``mark_price``.
+    """
+
+    symbol: str
+    fills: int
+    buys: int
+    sells: int
+    maker_fills: int
+    taker_fills: int
+    volume_base: Decimal
+    notional_quote: Decimal
+    fees_quote: Decimal
+    cash_flow_quote: Decimal
+    realized_fifo_quote: Decimal
+    inventory_start: Decimal
+    inventory_end: Decimal
+    mark_price: Decimal | None
+    unrealized_quote: Decimal
+
+    @property
+    def maker_share(self) -> float:
+        """Share of the window's fills (by count) that were maker fills; 0.0 without fills."""
+        return self.maker_fills / self.fills if self.fills else 0.0
+
+
+@dataclass(frozen=True)
+class WindowMetrics:
+    """Per-symbol metrics and their totals (money totals assume one quote currency)."""
+
+    by_symbol: Mapping[str, SymbolWindowMetrics]
+
+    def _total(self, name: str) -> Decimal:
+        return sum((getattr(m, name) for m in self.by_symbol.values()), _ZERO)
+
+    @property
+    def fills(self) -> int:
+        return sum(m.fills for m in self.by_symbol.values())
+
+    @property
+    def maker_share(self) -> float:
+        makers = sum(m.maker_fills for m in self.by_symbol.values())
+        return makers / self.fills if self.fills else 0.0
+
+    @property
+    def notional_quote(self) -> Decimal:
+        return self._total("notional_quote")
+
+    @property
+    def fees_quote(self) -> Decimal:
+        return self._total("fees_quote")
+
+    @property
+    def cash_flow_quote(self) -> Decimal:
+        return self._total("cash_flow_quote")
+
+    @property
+    def realized_fifo_quote(self) -> Decimal:
+        return self._total("realized_fifo_quote")
+
+    @property
+    def unrealized_quote(self) -> Decimal:
+        return self._total("unrealized_quote")
+
+
+def window_metrics(
+    fills_before: Sequence[Fill],
+    fills_in_window: Sequence[Fill],
+    mark_price: Mapping[str, Decimal],
+) -> WindowMetrics:
+    """Metrics of ``fills_in_window``, booked on top of the lots left by ``fills_before``.
+
+    FIFO runs over ``fills_before + fills_in_window`` so the window's realized PnL consumes the
+    lots carried in, exactly. A symbol with inventory at the end needs a ``mark_price``.
+    """
+    before = fifo_realized(fills_before)
+    combined = fifo_realized([*fills_before, *fills_in_window])
+    offset = len(fills_before)
+    window_idx: dict[str, list[int]] = {}
+    for i, fill in enumerate(fills_in_window):
+        window_idx.setdefault(fill.symbol, []).append(offset + i)
+    symbols = sorted(set(window_idx) | set(before.lots) | set(combined.lots))
+    result = {}
+    for symbol in symbols:
+        idx = window_idx.get(symbol, [])
+        result[symbol] = _symbol_metrics(
+            symbol, [fills_in_window[i - offset] for i in idx], before, combined, idx, mark_price
+        )
+    return WindowMetrics(by_symbol=result)
+
+
+def _symbol_metrics(
+    symbol: str,
+    fills: Sequence[Fill],
+    before: FifoResult,
+    combined: FifoResult,
+    idx: list[int],
+    mark_price: Mapping[str, Decimal],
+) -> SymbolWindowMetrics:
+    inventory_end = combined.inventory(symbol)
+    mark = mark_price.get(symbol)
+    if mark is None and combined.lots.get(symbol):
+        raise ValueError(f"{symbol}: inventory {inventory_end} is open but no mark price given")
+    makers = sum(1 for f in fills if f.liquidity == "maker")
+    buys = sum(1 for f in fills if f.side == "buy")
+    return SymbolWindowMetrics(
+        symbol=symbol,
+        fills=len(fills),
+        buys=buys,
+        sells=len(fills) - buys,
+        maker_fills=makers,
+        taker_fills=len(fills) - makers,
+        volume_base=sum((f.qty for f in fills), _ZERO),
+        notional_quote=sum((f.qty * f.price for f in fills), _ZERO),
+        fees_quote=sum((f.fee_quote for f in fills), _ZERO),
+        cash_flow_quote=sum((f.cash_flow for f in fills), _ZERO),
+        realized_fifo_quote=combined.total_realized(idx),
+        inventory_start=before.inventory(symbol),
+        inventory_end=inventory_end,
+        mark_price=mark,
+        unrealized_quote=combined.unrealized(symbol, mark) if mark is not None else _ZERO,
+    )
+
+
+PNL_WINDOW_COLUMNS = (
+    "window_start",
+    "window_end",
+    "fills",
+    "realized_fifo_quote",
+    "cash_flow_quote",
+    "fees_quote",
+    "volume_base",
+    "notional_quote",
+    "inventory_delta_base",
+    "mid_start",
+    "mid_end",
+    "mid_return",
+)
+
+
+def pnl_windows(
+    fills: Sequence[Fill],
+    window_s: float,
+    start: datetime,
+    end: datetime,
+    mids: Any = None,
+) -> Any:
+    """Consecutive windows ``[start + k*window_s, start + (k+1)*window_s)`` up to ``end``.
+
+    One symbol per call. Fills before ``start`` only seed the FIFO lots. Sums are exact and are
+    turned into floats in the returned pandas DataFrame (an analytics table, one row per window,
+    columns ``PNL_WINDOW_COLUMNS``). ``mids`` is an optional float Series on a UTC DatetimeIndex;
+    ``mid_start``/``mid_end`` are its last values at or before each window bound and
+    ``mid_return = mid_end / mid_start - 1``.
+    """
+    import pandas as pd
+
+    if window_s <= 0 or end <= start:
+        raise ValueError("window_s must be positive and end after start")
+    if len({f.symbol for f in fills}) > 1:
+        raise ValueError("pnl_windows takes the fills of one symbol")
+    fifo = fifo_realized(fills)
+    span_s = (end - start).total_seconds()
+    n_windows = int(-(-span_s // window_s))
+    zero = [_ZERO] * n_windows
+    sums = {name: list(zero) for name in ("realized", "cash", "fees", "volume", "notional", "inv")}
+    counts = [0] * n_windows
+    for i, fill in enumerate(fills):
+        if not start <= fill.ts < end:
+            continue
+        k = int((fill.ts - start).total_seconds() // window_s)
+        counts[k] += 1
+        sums["realized"][k] += fifo.realized(i)
+        sums["cash"][k] += fill.cash_flow
+        sums["fees"][k] += fill.fee_quote
+        sums["volume"][k] += fill.qty
+        sums["notional"][k] += fill.qty * fill.price
+        sums["inv"][k] += fill.book_delta
+    starts = pd.date_range(pd.Timestamp(start), periods=n_windows, freq=pd.Timedelta(window_s, "s"))
+    ends = (starts + pd.Timedelta(window_s, "s")).where(
+        starts + pd.Timedelta(window_s, "s") < pd.Timestamp(end), pd.Timestamp(end)
+    )
+    table = pd.DataFrame({"window_start": starts, "window_end": ends, "fills": counts})
+    names = {"realized": "realized_fifo_quote", "cash": "cash_flow_quote", "fees": "fees_quote"}
+    names |= {"volume": "volume_base", "notional": "notional_quote", "inv": "inventory_delta_base"}
+    for key, column in names.items():
+        table[column] = [float(v) for v in sums[key]]
+    if mids is not None and len(mids):
+        table["mid_start"] = mids.asof(pd.DatetimeIndex(starts)).to_numpy(dtype=float)
+        table["mid_end"] = mids.asof(pd.DatetimeIndex(ends)).to_numpy(dtype=float)
+    else:
+        table["mid_start"] = np.nan
+        table["mid_end"] = np.nan
+    table["mid_return"] = table["mid_end"] / table["mid_start"] - 1.0
+    return table[list(PNL_WINDOW_COLUMNS)]

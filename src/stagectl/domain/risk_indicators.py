@@ -1,0 +1,192 @@
+"""The runbook's twelve risk indicators (seed 003 §2), as time series.
+
+Every indicator is computed at every bar from point-in-time data, so the hourly
+guard (last row) and ``--replay`` (all rows) share one definition
+(docs/risk-guard.md states each formula):
+
+Portfolio
+ 1. ``daily_pnl_pct``: ``equity_t / equity_(t-24h) - 1``, in %.
+ 2. ``rolling_sharpe_20d``: ``sqrt(8760) * mean / std(ddof=1)`` of hourly returns
+    over the last 20 days (NaN until 480 returns exist).
+ 3. ``running_mdd_pct``: ``(peak - equity) / peak``, in %, with the running peak.
+ 4. ``return_30d_pct``: ``equity_t / equity_(t-30d) - 1``, in %.
+ 5. ``daily_turnover_pct``: ``sum |delta position_i| * w_i / sum w_i`` over the
+    last 24 h, in % (positions as fractions of sleeve equity).
+ 6. ``realized_slippage_bps``: mean of the fills' ``(fill - signal) / signal``
+    (signed so that adverse is positive) over the last 24 h; NaN without fills.
+ 7. ``funding_drag_bps_per_day``: funding paid over the last 24 h / equity x 1e4.
+ 8. ``signal_mismatch_pct``: paper versus backtest replay, when known (NaN else).
+
+Sleeve
+ 9. ``sleeve_mdd_pct``: the sleeve's own drawdown from its peak, in %.
+10. ``sleeve_contribution_30d_pct``: the sleeve's PnL over 30 days / portfolio
+    equity 30 days ago, in %.
+11. ``position_state``: the strategy's position state of the sleeve.
+12. ``trades_24h``: position changes of the sleeve over the last 24 h.
+
+A restart after FLATTEN_ALL (``drawdown_resets``) starts a new epoch: every
+indicator is computed from the bars since the restart only, so the losses that
+caused the flatten and the flat days after it are not held against the restarted
+strategy (the runbook restarts only once the cause is understood and the
+drawdown narrowed). Until a window fills, its indicator is NaN and its rules
+do not fire; the drawdown limit, measured from the restart, guards from the
+first bar.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from stagectl.domain.performance import rolling_sharpe
+from stagectl.domain.risk_rules import IndicatorFrames
+
+DAY = pd.Timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class GuardInputs:
+    """Point-in-time series the indicators are computed from (one row per bar).
+
+    ``sleeve_pnl`` is each sleeve's PnL per bar in the equity's currency, net of
+    its costs; ``sleeve_equity`` each sleeve's standalone equity; ``positions``
+    the held position per sleeve (fraction of sleeve equity); ``position_state``
+    the strategy's state per sleeve (-1, 0, +1 when healthy); ``funding_paid``
+    the funding paid per bar (positive: a cost); ``slippage_bps`` the mean
+    realized slippage of the bar's fills (NaN when none).
+    """
+
+    equity: pd.Series
+    sleeve_pnl: pd.DataFrame
+    sleeve_equity: pd.DataFrame
+    positions: pd.DataFrame
+    position_state: pd.DataFrame
+    weights: Mapping[str, float]
+    funding_paid: pd.Series
+    slippage_bps: pd.Series
+    signal_mismatch_pct: pd.Series | None = None
+    periods_per_year: float = 8760.0
+    bars_per_day: int = 24
+    drawdown_resets: Sequence[pd.Timestamp] = field(default_factory=tuple)
+
+
+def value_days_ago(series: pd.Series, days: float) -> np.ndarray:
+    """The last value at or before ``t - days`` for each t (NaN before the start)."""
+    index = pd.DatetimeIndex(series.index)
+    past = np.searchsorted(index.asi8, (index - pd.Timedelta(days=days)).asi8, side="right") - 1
+    values = series.to_numpy(dtype=float)
+    return np.where(past >= 0, values[np.maximum(past, 0)], np.nan)
+
+
+def drawdown_pct(equity: pd.Series) -> pd.Series:
+    """``(peak - equity) / peak * 100`` with the running peak."""
+    peak = equity.cummax()
+    return ((peak - equity) / peak * 100.0).rename("drawdown_pct")
+
+
+def trailing_sum(series: pd.Series, window: pd.Timedelta) -> pd.Series:
+    """Sum over ``(t - window, t]`` (time-based, so irregular bars are fine)."""
+    return series.fillna(0.0).rolling(window).sum()
+
+
+def portfolio_indicators(inputs: GuardInputs) -> pd.DataFrame:
+    """Indicators 1-8 at every bar."""
+    equity = inputs.equity.astype(float)
+    returns = equity.pct_change().fillna(0.0)
+    weights = np.array([inputs.weights[s] for s in inputs.positions.columns])
+    weight_sum = weights.sum() or 1.0
+    moves = inputs.positions.diff().abs().fillna(inputs.positions.abs())
+    turnover = pd.Series(moves.to_numpy() @ weights / weight_sum, index=equity.index)
+    mismatch = (
+        inputs.signal_mismatch_pct.reindex(equity.index)
+        if inputs.signal_mismatch_pct is not None
+        else pd.Series(np.nan, index=equity.index)
+    )
+    return pd.DataFrame(
+        {
+            "daily_pnl_pct": (equity.to_numpy() / value_days_ago(equity, 1) - 1.0) * 100.0,
+            "rolling_sharpe_20d": rolling_sharpe(
+                returns,
+                20,
+                periods_per_day=inputs.bars_per_day,
+                periods_per_year=inputs.periods_per_year,
+            ),
+            "running_mdd_pct": drawdown_pct(equity),
+            "return_30d_pct": (equity.to_numpy() / value_days_ago(equity, 30) - 1.0) * 100.0,
+            "daily_turnover_pct": trailing_sum(turnover, DAY) * 100.0,
+            "realized_slippage_bps": inputs.slippage_bps.reindex(equity.index).rolling(DAY).mean(),
+            "funding_drag_bps_per_day": trailing_sum(inputs.funding_paid, DAY) / equity * 1e4,
+            "signal_mismatch_pct": mismatch,
+        },
+        index=equity.index,
+    )
+
+
+def sleeve_indicators(inputs: GuardInputs, sleeve: str) -> pd.DataFrame:
+    """Indicators 9-12 of one sleeve at every bar."""
+    equity = inputs.equity.astype(float)
+    cumulative_pnl = inputs.sleeve_pnl[sleeve].fillna(0.0).cumsum()
+    pnl_30d = cumulative_pnl.to_numpy() - np.nan_to_num(value_days_ago(cumulative_pnl, 30))
+    base = value_days_ago(equity, 30)
+    position = inputs.positions[sleeve]
+    changed = (position.diff().fillna(position) != 0).astype(float)
+    return pd.DataFrame(
+        {
+            "sleeve_mdd_pct": drawdown_pct(inputs.sleeve_equity[sleeve]),
+            "sleeve_contribution_30d_pct": pnl_30d / base * 100.0,
+            "position_state": inputs.position_state[sleeve].astype(float),
+            "trades_24h": trailing_sum(changed, DAY),
+        },
+        index=equity.index,
+    )
+
+
+def _epoch(
+    inputs: GuardInputs, start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> GuardInputs:
+    """The inputs restricted to ``[start, end)``."""
+
+    def keep(data: pd.Series | pd.DataFrame) -> np.ndarray:
+        index = pd.DatetimeIndex(data.index)
+        mask = np.ones(len(index), dtype=bool)
+        if start is not None:
+            mask &= np.asarray(index >= start)
+        if end is not None:
+            mask &= np.asarray(index < end)
+        return mask
+
+    def cut(data: pd.Series) -> pd.Series:
+        return data.loc[keep(data)]
+
+    def cut_frame(data: pd.DataFrame) -> pd.DataFrame:
+        return data.loc[keep(data)]
+
+    mismatch = inputs.signal_mismatch_pct
+    return replace(
+        inputs,
+        equity=cut(inputs.equity),
+        sleeve_pnl=cut_frame(inputs.sleeve_pnl),
+        sleeve_equity=cut_frame(inputs.sleeve_equity),
+        positions=cut_frame(inputs.positions),
+        position_state=cut_frame(inputs.position_state),
+        funding_paid=cut(inputs.funding_paid),
+        slippage_bps=cut(inputs.slippage_bps),
+        signal_mismatch_pct=None if mismatch is None else cut(mismatch),
+        drawdown_resets=(),
+    )
+
+
+def compute_indicators(inputs: GuardInputs) -> IndicatorFrames:
+    """All twelve indicators, portfolio and per sleeve, at every bar, epoch by epoch."""
+    bounds: list[pd.Timestamp | None] = [None, *sorted(inputs.drawdown_resets), None]
+    epochs = [_epoch(inputs, start, end) for start, end in itertools.pairwise(bounds)]
+    epochs = [e for e in epochs if len(e.equity)] or [inputs]
+    sleeves = list(inputs.positions.columns)
+    return IndicatorFrames(
+        portfolio=pd.concat([portfolio_indicators(e) for e in epochs]),
+        sleeves={s: pd.concat([sleeve_indicators(e, s) for e in epochs]) for s in sleeves},
+    )

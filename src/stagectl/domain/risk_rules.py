@@ -1,0 +1,282 @@
+"""The risk guard's rules: indicator values in, breaches, actions and severities out.
+
+Shared by the hourly guard (one evaluation time) and ``--replay`` (many): both call
+:func:`evaluate_rules` on indicator frames indexed by time.
+
+Conventions (docs/risk-guard.md):
+
+- A rule breaches at time t when ``value * scale <op> threshold`` holds; ``abs>``
+  compares ``|value * scale|``; ``not_in`` breaches when the value is not one of
+  the listed states. A missing value (NaN: not enough history, no fills) never
+  breaches.
+- ``consecutive_days = N > 1``: the rule breaches at t when the indicator breached
+  at each of the last N daily checks (``daily_utc``, 08:00 UTC in the runbook) at or
+  before t. Daily checks with no value (NaN) neither extend nor break a streak, so
+  "slippage above 4.5 bps five days in a row" counts days that had fills.
+- The decision at t is the most severe action of the breached rules, ranked
+  FLATTEN_ALL > REDUCE_RISK_50 > DISABLE_SLEEVE > WARNING > MANUAL_REVIEW >
+  NO_ACTION, and the highest severity among them. With no breach, a value within
+  ``near_threshold_pct`` of a threshold (on the safe side) makes the severity LOW:
+  logged, mentioned in the weekly report, no action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time
+
+import numpy as np
+import pandas as pd
+
+from stagectl.config.risk_guard import Rule
+
+ACTION_RANK: dict[str, int] = {
+    "NO_ACTION": 0,
+    "MANUAL_REVIEW": 1,
+    "WARNING": 2,
+    "DISABLE_SLEEVE": 3,
+    "REDUCE_RISK_50": 4,
+    "FLATTEN_ALL": 5,
+}
+SEVERITY_RANK: dict[str, int] = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+PORTFOLIO = "portfolio"
+
+
+@dataclass(frozen=True)
+class IndicatorFrames:
+    """Indicator values over time: one frame for the portfolio, one per sleeve.
+
+    Columns are indicator names (``rolling_sharpe_20d``, ``sleeve_mdd_pct``...);
+    the index is a sorted UTC DatetimeIndex shared by all frames.
+    """
+
+    portfolio: pd.DataFrame
+    sleeves: Mapping[str, pd.DataFrame]
+
+    def series(self, indicator: str, sleeve: str | None) -> pd.Series:
+        frame = self.portfolio if sleeve is None else self.sleeves[sleeve]
+        if indicator not in frame.columns:
+            return pd.Series(np.nan, index=frame.index, dtype=float)
+        return frame[indicator].astype(float)
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    """One rule breached at one time (for one sleeve, when sleeve-scoped)."""
+
+    at: datetime
+    rule_id: str
+    indicator: str
+    sleeve: str | None
+    value: float
+    op: str
+    threshold: float | tuple[float, ...]
+    consecutive_days: int
+    action: str
+    severity: str
+    message: str
+
+
+@dataclass(frozen=True)
+class NearMiss:
+    """An indicator within ``near_threshold_pct`` of a rule's threshold, not past it."""
+
+    rule_id: str
+    indicator: str
+    sleeve: str | None
+    value: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    """The guard's verdict at one evaluation time."""
+
+    at: datetime
+    action: str
+    severity: str
+    hits: tuple[RuleHit, ...] = ()
+    near: tuple[NearMiss, ...] = field(default_factory=tuple)
+
+    @property
+    def disabled_sleeves(self) -> tuple[str, ...]:
+        return tuple(
+            sorted({h.sleeve for h in self.hits if h.action == "DISABLE_SLEEVE" and h.sleeve})
+        )
+
+
+def breaches(values: np.ndarray, rule: Rule) -> np.ndarray:
+    """Elementwise: does ``value * scale <op> threshold`` hold? NaN never breaches."""
+    scaled = np.asarray(values, dtype=float) * rule.scale
+    observed = ~np.isnan(scaled)
+    with np.errstate(invalid="ignore"):
+        if rule.op == "not_in":
+            allowed = np.asarray(rule.value, dtype=float)
+            hit = ~np.isin(scaled, allowed)
+        else:
+            threshold = float(rule.value)  # type: ignore[arg-type]
+            compare = {
+                "<": np.less,
+                "<=": np.less_equal,
+                ">": np.greater,
+                ">=": np.greater_equal,
+            }
+            if rule.op == "abs>":
+                hit = np.abs(scaled) > threshold
+            else:
+                hit = compare[rule.op](scaled, threshold)
+    return np.asarray(hit & observed, dtype=bool)
+
+
+def near_threshold(values: np.ndarray, rule: Rule, near_pct: float) -> np.ndarray:
+    """Elementwise: within ``near_pct`` % of the threshold's magnitude, not breached."""
+    if rule.op == "not_in" or near_pct <= 0:
+        return np.zeros(np.shape(values), dtype=bool)
+    threshold = float(rule.value)  # type: ignore[arg-type]
+    scaled = np.asarray(values, dtype=float) * rule.scale
+    if rule.op == "abs>":
+        scaled = np.abs(scaled)
+    band = abs(threshold) * near_pct / 100.0
+    with np.errstate(invalid="ignore"):
+        close = np.abs(scaled - threshold) <= band
+    return np.asarray(close & ~breaches(values, rule) & ~np.isnan(scaled), dtype=bool)
+
+
+def streak_lengths(breached: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Consecutive-breach count at each daily check; unobserved days carry the count.
+
+    Example: breached [T, T, -, F, T] with day 3 unobserved -> [1, 2, 2, 0, 1].
+    """
+    b = np.asarray(breached, dtype=bool)
+    o = np.asarray(observed, dtype=bool)
+    n = len(b)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    # Count of observed breaches so far, reset at each observed non-breach.
+    step = (b & o).astype(np.int64)
+    cumulative = np.cumsum(step)
+    reset_at = np.where(o & ~b, cumulative, 0)
+    last_reset = np.maximum.accumulate(reset_at)
+    return np.asarray(cumulative - last_reset, dtype=np.int64)
+
+
+def daily_check_times(index: pd.DatetimeIndex, daily_utc: str) -> pd.DatetimeIndex:
+    """The daily check times (``HH:MM`` UTC) that fall on bars of ``index``."""
+    hour, minute = (int(p) for p in daily_utc.split(":"))
+    at = time(hour, minute)
+    mask = (index.hour == at.hour) & (index.minute == at.minute)
+    return index[mask]
+
+
+def rule_breach_series(
+    values: pd.Series, rule: Rule, eval_times: pd.DatetimeIndex, daily_utc: str
+) -> np.ndarray:
+    """Whether ``rule`` breaches at each evaluation time, consecutive days included."""
+    at_eval = values.reindex(eval_times).to_numpy(dtype=float)
+    if rule.consecutive_days <= 1:
+        return breaches(at_eval, rule)
+    checks = daily_check_times(pd.DatetimeIndex(values.index), daily_utc)
+    daily = values.reindex(checks).to_numpy(dtype=float)
+    streak = streak_lengths(breaches(daily, rule), ~np.isnan(daily))
+    holds = pd.Series(streak >= rule.consecutive_days, index=checks)
+    # Each evaluation time sees the streak as of the latest daily check at or before it.
+    position = checks.searchsorted(eval_times, side="right") - 1
+    result = np.zeros(len(eval_times), dtype=bool)
+    seen = position >= 0
+    result[seen] = holds.to_numpy()[position[seen]]
+    return result
+
+
+def _targets(frames: IndicatorFrames, rule: Rule) -> list[str | None]:
+    if rule.scope == PORTFOLIO:
+        return [None]
+    return list(sorted(frames.sleeves))
+
+
+@dataclass(frozen=True)
+class DecisionTable:
+    """Decisions at many evaluation times, kept as arrays until a row is needed."""
+
+    eval_times: pd.DatetimeIndex
+    action_rank: np.ndarray
+    severity_rank: np.ndarray
+    breach_matrix: np.ndarray  # (rules x targets, eval times)
+    near_matrix: np.ndarray
+    keys: tuple[tuple[Rule, str | None], ...]
+    values: np.ndarray  # indicator value per key and eval time
+
+    def action(self, i: int) -> str:
+        return _name(ACTION_RANK, int(self.action_rank[i]))
+
+    def severity(self, i: int) -> str:
+        return _name(SEVERITY_RANK, int(self.severity_rank[i]))
+
+    def decision(self, i: int) -> GuardDecision:
+        at = self.eval_times[i].to_pydatetime()
+        hits = tuple(
+            RuleHit(
+                at=at,
+                rule_id=rule.id,
+                indicator=rule.indicator,
+                sleeve=sleeve,
+                value=float(self.values[k, i]),
+                op=rule.op,
+                threshold=rule.value,
+                consecutive_days=rule.consecutive_days,
+                action=rule.action,
+                severity=rule.severity,
+                message=rule.message,
+            )
+            for k, (rule, sleeve) in enumerate(self.keys)
+            if self.breach_matrix[k, i]
+        )
+        near = tuple(
+            NearMiss(rule.id, rule.indicator, sleeve, float(self.values[k, i]), float(rule.value))  # type: ignore[arg-type]
+            for k, (rule, sleeve) in enumerate(self.keys)
+            if self.near_matrix[k, i]
+        )
+        return GuardDecision(at, self.action(i), self.severity(i), hits, near)
+
+
+def _name(ranks: Mapping[str, int], rank: int) -> str:
+    return next(name for name, r in ranks.items() if r == rank)
+
+
+def evaluate_rules(
+    frames: IndicatorFrames,
+    rules: Sequence[Rule],
+    eval_times: pd.DatetimeIndex,
+    *,
+    daily_utc: str,
+    near_threshold_pct: float,
+) -> DecisionTable:
+    """Evaluate every rule (per sleeve when sleeve-scoped) at every evaluation time."""
+    keys = tuple((rule, sleeve) for rule in rules for sleeve in _targets(frames, rule))
+    n = len(eval_times)
+    breach = np.zeros((len(keys), n), dtype=bool)
+    near = np.zeros((len(keys), n), dtype=bool)
+    values = np.full((len(keys), n), np.nan)
+    for k, (rule, sleeve) in enumerate(keys):
+        series = frames.series(rule.indicator, sleeve)
+        at_eval = series.reindex(eval_times).to_numpy(dtype=float)
+        values[k] = at_eval
+        breach[k] = rule_breach_series(series, rule, eval_times, daily_utc)
+        near[k] = near_threshold(at_eval, rule, near_threshold_pct) & ~breach[k]
+    action_rank = np.zeros(n, dtype=np.int64)
+    severity_rank = np.zeros(n, dtype=np.int64)
+    for k, (rule, _) in enumerate(keys):
+        action_rank = np.where(
+            breach[k], np.maximum(action_rank, ACTION_RANK[rule.action]), action_rank
+        )
+        severity_rank = np.where(
+            breach[k], np.maximum(severity_rank, SEVERITY_RANK[rule.severity]), severity_rank
+        )
+    any_near = near.any(axis=0) if len(keys) else np.zeros(n, dtype=bool)
+    severity_rank = np.where((severity_rank == 0) & any_near, SEVERITY_RANK["LOW"], severity_rank)
+    return DecisionTable(eval_times, action_rank, severity_rank, breach, near, keys, values)
+
+
+def exit_code_for(action: str) -> int:
+    """The CLI contract: 0 for NO_ACTION (LOW included), 1 for any recommended action."""
+    return 0 if action == "NO_ACTION" else 1

@@ -1,0 +1,98 @@
+"""`stagectl init`: create a stagectl home, copy the default configs, migrate the state.
+
+Idempotent: directories that exist are left alone, config files already in the
+home are kept (unless ``force``), and an up-to-date database is only opened.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stagectl.config.home import HOME_DIRS, Home, defaults_dir
+from stagectl.errors import InputError
+from stagectl.state.db import open_state
+
+
+@dataclass
+class InitResult:
+    """What ``init`` found and did, for the human and the JSON output."""
+
+    home: Path
+    state_path: Path
+    created_dirs: list[str] = field(default_factory=list)
+    configs_written: list[str] = field(default_factory=list)
+    configs_kept: list[str] = field(default_factory=list)
+    configs_overwritten: list[str] = field(default_factory=list)
+    migrations_applied: list[str] = field(default_factory=list)
+    schema_version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "home": str(self.home),
+            "state": str(self.state_path),
+            "schema_version": self.schema_version,
+            "migrations_applied": self.migrations_applied,
+            "created_dirs": self.created_dirs,
+            "config": {
+                "written": self.configs_written,
+                "kept": self.configs_kept,
+                "overwritten": self.configs_overwritten,
+            },
+        }
+
+
+def run(home: Home, *, force: bool = False) -> InitResult:
+    """Create ``home``'s directories, copy the packaged configs, create and migrate the state."""
+    if home.root.exists() and not home.root.is_dir():
+        raise InputError("exists and is not a directory", where=str(home.root))
+    result = InitResult(home=home.root, state_path=home.state_path)
+    for name in HOME_DIRS:
+        directory = home.root / name
+        if not directory.is_dir():
+            _mkdir(directory)
+            result.created_dirs.append(name)
+    _copy_configs(defaults_dir(), home.config_dir, force=force, result=result)
+    result.migrations_applied, result.schema_version = _migrate(home.state_path)
+    return result
+
+
+def _mkdir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"cannot create directory: {error.strerror}", where=str(directory)
+        ) from error
+
+
+def _copy_configs(source: Path, target: Path, *, force: bool, result: InitResult) -> None:
+    """Copy every packaged config file (baselines/ included), keeping the home's own files."""
+    for packaged in sorted(source.rglob("*")):
+        relative = packaged.relative_to(source)
+        if not packaged.is_file() or any(part.startswith((".", "__")) for part in relative.parts):
+            continue
+        destination = target / relative
+        name = relative.as_posix()
+        if destination.exists() and not force:
+            result.configs_kept.append(name)
+            continue
+        existed = destination.exists()
+        _mkdir(destination.parent)
+        try:
+            shutil.copyfile(packaged, destination)
+        except OSError as error:
+            raise InputError(f"cannot write: {error.strerror}", where=str(destination)) from error
+        (result.configs_overwritten if existed else result.configs_written).append(name)
+
+
+def _migrate(path: Path) -> tuple[list[str], int]:
+    before: list[str] = []
+    if path.is_file():
+        with open_state(path, migrate=False) as existing:
+            before = existing.applied_migrations()
+    with open_state(path, migrate=True) as db:
+        after = db.applied_migrations()
+    return [name for name in after if name not in before], len(after)

@@ -1,0 +1,95 @@
+"""`stagectl state info`: where the state database is, its schema version and contents.
+
+A fast path: only sqlite3 is imported (``open_state(path, migrate=False)``),
+and nothing in the database is created or changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stagectl.state.db import StateDB, open_state
+from stagectl.state.migration_names import MIGRATION_NAMES, MIGRATIONS_TABLE
+
+
+@dataclass
+class StateInfo:
+    path: Path
+    size_bytes: int
+    wal_size_bytes: int
+    journal_mode: str
+    schema_version: int
+    latest_version: int
+    pending_migrations: list[str]
+    unknown_migrations: list[str]
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.unknown_migrations:
+            return "newer than this stagectl"
+        if self.pending_migrations:
+            return "behind: run `stagectl init` to migrate"
+        return "up to date"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "size_bytes": self.size_bytes,
+            "wal_size_bytes": self.wal_size_bytes,
+            "journal_mode": self.journal_mode,
+            "schema": {
+                "version": self.schema_version,
+                "latest": self.latest_version,
+                "pending": self.pending_migrations,
+                "unknown": self.unknown_migrations,
+                "status": self.status,
+            },
+            "tables": self.row_counts,
+        }
+
+
+def run(path: Path) -> StateInfo:
+    """Inspect the state database at ``path`` without changing it."""
+    with open_state(path, migrate=False) as db:
+        try:
+            return _inspect(db)
+        except sqlite3.Error as error:
+            translated = db.translate_error(error)
+            if translated is error:
+                raise
+            raise translated from error
+
+
+def _inspect(db: StateDB) -> StateInfo:
+    applied = db.applied_migrations()
+    wal = db.path.with_name(db.path.name + "-wal")
+    return StateInfo(
+        path=db.path.resolve(),
+        size_bytes=db.path.stat().st_size,
+        wal_size_bytes=wal.stat().st_size if wal.is_file() else 0,
+        journal_mode=db.journal_mode(),
+        schema_version=len(applied),
+        latest_version=len(MIGRATION_NAMES),
+        pending_migrations=[name for name in MIGRATION_NAMES if name not in applied],
+        unknown_migrations=[name for name in applied if name not in MIGRATION_NAMES],
+        row_counts=_row_counts(db),
+    )
+
+
+def _row_counts(db: StateDB) -> dict[str, int]:
+    """Rows per table, the internal ones (sqlite_*, the migrations record) left out."""
+    names = [
+        str(row[0])
+        for row in db.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%'"
+            " ESCAPE '\\' AND name != ? ORDER BY name",
+            (MIGRATIONS_TABLE,),
+        )
+    ]
+    return {
+        name: int(db.conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]) for name in names
+    }

@@ -1,0 +1,293 @@
+"""Build the backtest sleeves of a strategy config from candle and funding data.
+
+One path from config + data to :class:`~stagectl.domain.backtest.SleeveSpec`
+objects, shared by ``stagectl backtest``, the risk-guard replay and run-live,
+so that they all trade exactly the same targets:
+
+    build_sleeves(config, data_dir, start, end, *, symbol=None)
+        -> (list[SleeveSpec], SleeveBuildInfo)
+
+- ``config``: a :class:`~stagectl.config.strategy.StrategyConfig`
+  (``config.loader.load_strategy``).
+- ``data_dir``: a directory of CSV files, or None for the bundled sample.
+- ``start`` / ``end``: timezone-aware UTC datetimes or None (the whole overlap).
+  ``start`` is inclusive; ``end`` is inclusive of the bar opening at ``end``
+  (:func:`parse_utc` turns a date-only ``--end`` into the end of that day).
+- ``symbol``: backtest that one sleeve alone at weight 1.0.
+
+Steps, in this order:
+
+1. load each sleeve's candles (``config.timeframe``) and, when
+   ``costs.funding_enabled``, its funding; a missing funding file is an
+   InputError (charging no funding would flatter the result silently);
+2. align the sleeves on the intersection of their bar indexes (the info says
+   when that cut the range);
+3. per sleeve, on the whole aligned history up to ``end``: ``tsmom_multi_ema``
+   or ``tsmom_ema`` of the closes, then ``debounce`` with
+   ``execution.debounce_bars`` when ``execution.debounce`` is on. Bars before
+   ``start`` serve as signal warm-up, so the signal is warm on the first bar of
+   the window when enough history exists (the info gives the bars used);
+4. cut opens and targets to ``[start, end]``. ``run_backtest`` then holds
+   ``target[k - signal_delay]`` over bar k, starting flat: the first
+   ``signal_delay`` bars of the window are flat and the first trade is the
+   entry from flat at the open of bar ``signal_delay``.
+
+Weights are ``weight_pct / 100``. ``SleeveBuildInfo.dollar_volume`` (volume x
+close per sleeve, on the window) feeds the capacity estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from stagectl.data.bundled import SAMPLE_DIR
+from stagectl.data.files import normalize_symbol
+from stagectl.data.loaders import read_candles, read_funding
+from stagectl.domain.backtest import SleeveSpec
+from stagectl.domain.performance import bar_minutes
+from stagectl.domain.strategies import debounce, tsmom_ema, tsmom_multi_ema
+from stagectl.errors import InputError
+
+if TYPE_CHECKING:
+    from stagectl.config.strategy import SleeveConfig, StrategyConfig
+
+
+@dataclass(frozen=True)
+class SleeveBuildInfo:
+    """What ``build_sleeves`` used and decided, for reports and stderr lines."""
+
+    data_source: str
+    files: list[Path]
+    symbols: list[str]
+    weights: dict[str, float]
+    single_symbol: bool
+    start: datetime
+    end: datetime
+    bars: int
+    overlap_start: datetime
+    overlap_end: datetime
+    cut_to_overlap: bool
+    missing_bars: int
+    warmup_bars_needed: int
+    warmup_bars_used: int
+    dollar_volume: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_utc(text: str, *, option: str, end_of_day: bool = False) -> datetime:
+    """A ``--start``/``--end`` value as an aware UTC datetime.
+
+    Accepts ``YYYY-MM-DD`` or an ISO-8601 datetime; a naive datetime is UTC, an
+    offset is converted to UTC. With ``end_of_day`` a date-only value means the
+    last instant of that day, so ``--end 2025-12-31`` includes every bar of it.
+    """
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, time(0), tzinfo=UTC)
+            if end_of_day:
+                moment += timedelta(days=1) - timedelta(microseconds=1)
+            return moment
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"{text!r} is not a date (YYYY-MM-DD) or an ISO-8601 datetime", where=option
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def select_sleeves(config: StrategyConfig, symbol: str | None) -> list[SleeveConfig]:
+    """The config's sleeves, or the one trading ``symbol`` at weight 100 %."""
+    if symbol is None:
+        return list(config.sleeves)
+    wanted = normalize_symbol(symbol)
+    for sleeve in config.sleeves:
+        if sleeve.symbol == wanted:
+            return [sleeve.model_copy(update={"weight_pct": 100.0})]
+    known = ", ".join(s.symbol for s in config.sleeves)
+    raise InputError(f"{symbol!r} is not a sleeve of this strategy (sleeves: {known})", where="--symbol")
+
+
+def sleeve_target(sleeve: SleeveConfig, close: pd.Series, config: StrategyConfig) -> pd.Series:
+    """The sleeve's signal on ``close``, debounced as the config says."""
+    if sleeve.signal == "tsmom_multi_ema":
+        raw = tsmom_multi_ema(close, sleeve.lookbacks, sleeve.disagree_weight)
+    else:
+        raw = tsmom_ema(close, sleeve.lookbacks[0])
+    execution = config.execution
+    if execution.debounce and execution.debounce_bars > 1:
+        return debounce(raw, execution.debounce_bars)
+    return raw
+
+
+@dataclass
+class _Loaded:
+    candles: dict[str, pd.DataFrame] = field(default_factory=dict)
+    funding: dict[str, pd.Series | None] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _load(config: StrategyConfig, sleeves: list[SleeveConfig], data_dir: Path | None) -> _Loaded:
+    loaded = _Loaded()
+    for sleeve in sleeves:
+        candles = read_candles(sleeve.symbol, config.timeframe, data_dir=data_dir)
+        loaded.candles[sleeve.symbol] = candles.frame
+        loaded.files.extend(candles.files)
+        loaded.notes.extend(f"{sleeve.symbol} candles: {note}" for note in candles.notes)
+        if not config.costs.funding_enabled:
+            loaded.funding[sleeve.symbol] = None
+            continue
+        try:
+            funding = read_funding(sleeve.symbol, data_dir=data_dir)
+        except InputError as error:
+            raise InputError(
+                f"{error.message}; funding is enabled in the strategy config "
+                "(costs.funding_enabled), so its rates are required",
+                where=error.where,
+            ) from None
+        loaded.funding[sleeve.symbol] = funding.frame["funding_rate"]
+        loaded.files.extend(funding.files)
+    return loaded
+
+
+def _common_index(candles: dict[str, pd.DataFrame]) -> tuple[pd.DatetimeIndex, bool]:
+    indexes = [pd.DatetimeIndex(frame.index) for frame in candles.values()]
+    common = indexes[0]
+    for other in indexes[1:]:
+        common = common.intersection(other)
+    cut = any(len(ix) != len(common) for ix in indexes)
+    return common, cut
+
+
+def _window(
+    index: pd.DatetimeIndex, start: datetime | None, end: datetime | None
+) -> tuple[int, int]:
+    """Positions [first, stop) of the bars with start <= t <= end."""
+    first = 0 if start is None else int(index.searchsorted(pd.Timestamp(start), side="left"))
+    stop = len(index) if end is None else int(index.searchsorted(pd.Timestamp(end), side="right"))
+    return first, stop
+
+
+def _stamp(moment: datetime | pd.Timestamp) -> str:
+    return pd.Timestamp(moment).isoformat().replace("+00:00", "Z")
+
+
+def build_sleeves(
+    config: StrategyConfig,
+    data_dir: Path | None,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    symbol: str | None = None,
+) -> tuple[list[SleeveSpec], SleeveBuildInfo]:
+    """The strategy's sleeves on ``[start, end]``; the steps are in the module docstring."""
+    if start is not None and end is not None and start > end:
+        raise InputError(f"--start {_stamp(start)} is after --end {_stamp(end)}", where="--start")
+    chosen = select_sleeves(config, symbol)
+    loaded = _load(config, chosen, data_dir)
+    common, cut = _common_index(loaded.candles)
+    if common.empty:
+        symbols = ", ".join(loaded.candles)
+        raise InputError(f"the candles of {symbols} have no bar in common", where="data")
+    first, stop = _window(common, start, end)
+    if stop - first < 2:
+        raise InputError(
+            f"fewer than 2 common bars between {_stamp(start or common[0])} and "
+            f"{_stamp(end or common[-1])}; the data covers {_stamp(common[0])} .. "
+            f"{_stamp(common[-1])}",
+            where="--start/--end",
+        )
+    history = common[:stop]
+    window = common[first:stop]
+    specs: list[SleeveSpec] = []
+    volume: dict[str, pd.Series] = {}
+    for sleeve in chosen:
+        frame = loaded.candles[sleeve.symbol].loc[history]
+        target = sleeve_target(sleeve, frame["close"], config)
+        in_window = frame.iloc[first:]
+        specs.append(
+            SleeveSpec(
+                symbol=sleeve.symbol,
+                open=in_window["open"],
+                target=target.iloc[first:],
+                weight=sleeve.weight_pct / 100.0,
+                funding=loaded.funding[sleeve.symbol],
+            )
+        )
+        volume[sleeve.symbol] = in_window["volume"] * in_window["close"]
+    info = SleeveBuildInfo(
+        data_source=f"bundled sample ({SAMPLE_DIR})" if data_dir is None else str(data_dir),
+        files=loaded.files,
+        symbols=[s.symbol for s in chosen],
+        weights={s.symbol: s.weight for s in specs},
+        single_symbol=symbol is not None,
+        start=window[0].to_pydatetime(),
+        end=window[-1].to_pydatetime(),
+        bars=len(window),
+        overlap_start=common[0].to_pydatetime(),
+        overlap_end=common[-1].to_pydatetime(),
+        cut_to_overlap=cut,
+        missing_bars=_missing_bars(window, config.timeframe),
+        warmup_bars_needed=_warmup_needed(chosen, config),
+        warmup_bars_used=first,
+        dollar_volume=pd.DataFrame(volume, index=window),
+        notes=loaded.notes,
+    )
+    return specs, replace(info, notes=[*info.notes, *_notes(info, loaded, config)])
+
+
+def _warmup_needed(sleeves: list[SleeveConfig], config: StrategyConfig) -> int:
+    """Bars before a target can first be non-zero: the longest lookback plus debounce."""
+    extra = config.execution.debounce_bars - 1 if config.execution.debounce else 0
+    return max(max(s.lookbacks) for s in sleeves) + max(extra, 0)
+
+
+def _missing_bars(window: pd.DatetimeIndex, timeframe: str) -> int:
+    step = pd.Timedelta(minutes=bar_minutes(timeframe))
+    expected = int((window[-1] - window[0]) / step) + 1
+    return expected - len(window)
+
+
+def _notes(info: SleeveBuildInfo, loaded: _Loaded, config: StrategyConfig) -> list[str]:
+    notes: list[str] = []
+    if info.warmup_bars_used >= info.warmup_bars_needed:
+        notes.append(
+            f"signal warm-up: {info.warmup_bars_used} bars before the start were used "
+            f"({info.warmup_bars_needed} needed), so the signal is warm on the first bar"
+        )
+    else:
+        notes.append(
+            f"signal warm-up: only {info.warmup_bars_used} bars of data before the start "
+            f"({info.warmup_bars_needed} needed); positions stay flat on the first "
+            f"{info.warmup_bars_needed - info.warmup_bars_used} bars or so while the signal warms up"
+        )
+    if info.missing_bars:
+        notes.append(
+            f"{info.missing_bars} {config.timeframe} bars are missing from the common index; "
+            "returns across a gap are taken open to open"
+        )
+    for symbol, funding in loaded.funding.items():
+        if funding is None or funding.empty:
+            continue
+        first, last = pd.Timestamp(funding.index[0]), pd.Timestamp(funding.index[-1])
+        if first > pd.Timestamp(info.start) + pd.Timedelta(hours=8):
+            notes.append(
+                f"{symbol} funding data starts at {_stamp(first)}; earlier settlements are "
+                "not charged"
+            )
+        if last < pd.Timestamp(info.end) - pd.Timedelta(hours=8):
+            notes.append(
+                f"{symbol} funding data ends at {_stamp(last)}; later settlements are not charged"
+            )
+    if not config.costs.funding_enabled:
+        notes.append("funding is disabled in the strategy config (costs.funding_enabled)")
+    return notes

@@ -1,0 +1,266 @@
+"""The state database: one SQLite file per home, opened the same way everywhere.
+
+Every connection runs in WAL mode (readers never wait for the writer), with a
+busy timeout (a second writer waits, then fails with exit 3) and foreign keys
+on. Writes go through :meth:`StateDB.transaction`, which takes the write lock
+up front (``BEGIN IMMEDIATE``) so a transaction never fails half-way on a lock
+upgrade: one transaction per logical write (an import, a bar step, a guard
+decision). Nested ``transaction()`` blocks become savepoints, so a service can
+wrap several repository writes in one transaction.
+
+Only :mod:`sqlite3` is imported here: ``open_state(path, migrate=False)`` is on
+the fast path of ``stagectl state info``. sqlite-utils (which imports pandas)
+is imported by :mod:`stagectl.state.migrations` only when migrations run.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import NoReturn
+
+from stagectl.errors import InputError, StateLockedError
+from stagectl.state.migration_names import MIGRATION_NAMES, MIGRATION_SET, MIGRATIONS_TABLE
+
+BUSY_TIMEOUT_ENV = "STAGECTL_BUSY_TIMEOUT_MS"
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+def is_locked_error(error: sqlite3.Error) -> bool:
+    """True when SQLite gave up waiting for a lock another connection holds."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in str(error)
+
+
+def locked_error(path: Path, timeout_ms: int) -> StateLockedError:
+    return StateLockedError(
+        f"the state database is locked by another process (waited {timeout_ms} ms); "
+        f"retry, or raise {BUSY_TIMEOUT_ENV}",
+        where=str(path),
+    )
+
+
+def not_a_database_error(path: Path) -> InputError:
+    return InputError(
+        "not a SQLite database (or it is corrupt); point --state at a stagectl state "
+        "database or run `stagectl init`",
+        where=str(path),
+    )
+
+
+def busy_timeout_from_env() -> int:
+    """The busy timeout in ms: ``STAGECTL_BUSY_TIMEOUT_MS`` or the default."""
+    raw = os.environ.get(BUSY_TIMEOUT_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_BUSY_TIMEOUT_MS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InputError(
+            f"must be a whole number of milliseconds >= 0, got {raw!r}", where=BUSY_TIMEOUT_ENV
+        )
+    return value
+
+
+@dataclass
+class StateDB:
+    """An open state database. Use as a context manager or call :meth:`close`."""
+
+    path: Path
+    conn: sqlite3.Connection
+    busy_timeout_ms: int
+    _savepoints: list[str] = field(default_factory=list, repr=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` if the block raises.
+
+        Inside another ``transaction()`` block this is a savepoint: its writes
+        are undone on error and committed with the outer transaction.
+        """
+        if self.conn.in_transaction:
+            with self._savepoint():
+                yield self.conn
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            self._reraise(error)
+        try:
+            yield self.conn
+        except BaseException as error:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.OperationalError) and is_locked_error(error):
+                raise locked_error(self.path, self.busy_timeout_ms) from error
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self._reraise(error)
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        name = f"sp_{uuid.uuid4().hex}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self.conn.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        self.conn.execute(f"RELEASE SAVEPOINT {name}")
+
+    def _reraise(self, error: sqlite3.Error) -> NoReturn:
+        translated = self.translate_error(error)
+        if translated is error:
+            raise error
+        raise translated from error
+
+    def translate_error(self, error: sqlite3.Error) -> Exception:
+        """The stagectl error for a SQLite error: locked (exit 3), not a database (exit 2).
+
+        Any other SQLite error is returned unchanged (an internal error).
+        """
+        return translate_error(self.path, self.busy_timeout_ms, error)
+
+    def applied_migrations(self) -> list[str]:
+        """Names of the applied migrations of stagectl's set, in the order applied."""
+        exists = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+        ).fetchone()
+        if exists is None:
+            return []
+        rows = self.conn.execute(
+            f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ? ORDER BY rowid",
+            (MIGRATION_SET,),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def schema_version(self) -> int:
+        """The number of applied migrations (0 for an empty database)."""
+        return len(self.applied_migrations())
+
+    def pending_migrations(self) -> list[str]:
+        applied = set(self.applied_migrations())
+        return [name for name in MIGRATION_NAMES if name not in applied]
+
+    def journal_mode(self) -> str:
+        return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+    def foreign_keys_enabled(self) -> bool:
+        return bool(self.conn.execute("PRAGMA foreign_keys").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> StateDB:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_state(path: Path, *, migrate: bool = True, busy_timeout_ms: int | None = None) -> StateDB:
+    """Open the state database at ``path``.
+
+    With ``migrate=True`` (the default) a missing file and its parent
+    directories are created, the database is switched to WAL and every pending
+    migration is applied. With ``migrate=False`` nothing is created or changed
+    and sqlite-utils is not imported: a missing file is an input error, and
+    the caller decides what pending or unknown migrations mean for it.
+
+    Raises InputError (exit 2) for a missing file (``migrate=False``), a file
+    that is not a SQLite database or a schema newer than this stagectl, and
+    StateLockedError (exit 3) when the database stays locked past the timeout.
+    """
+    timeout_ms = busy_timeout_from_env() if busy_timeout_ms is None else busy_timeout_ms
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("is a directory, not a state database file", where=str(path))
+    if not path.exists():
+        if not migrate:
+            raise InputError(f"no state database at {path}; run `stagectl init`")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = _connect(path, timeout_ms)
+    try:
+        _configure(db, set_wal=migrate)
+        if migrate:
+            _check_known_schema(db)
+            if db.pending_migrations():
+                from stagectl.state.migrations import apply_migrations
+
+                apply_migrations(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _connect(path: Path, timeout_ms: int) -> StateDB:
+    try:
+        conn = sqlite3.connect(path, timeout=timeout_ms / 1000, isolation_level=None)
+    except sqlite3.Error as error:
+        raise InputError(f"cannot open the state database: {error}", where=str(path)) from error
+    return StateDB(path=path, conn=conn, busy_timeout_ms=timeout_ms)
+
+
+def _configure(db: StateDB, *, set_wal: bool) -> None:
+    """Busy timeout and foreign keys per connection; WAL once per file (it persists)."""
+    try:
+        db.conn.execute(f"PRAGMA busy_timeout = {int(db.busy_timeout_ms)}")
+        db.conn.execute("PRAGMA foreign_keys = ON")
+        mode = db.journal_mode()
+        if set_wal and mode.lower() != "wal":
+            db.conn.execute("PRAGMA journal_mode = WAL")
+        db.conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as error:
+        raise _open_error(db.path, db.busy_timeout_ms, error) from error
+
+
+def _check_known_schema(db: StateDB) -> None:
+    """Refuse a database migrated by a newer stagectl: its schema is not ours to write."""
+    try:
+        applied = db.applied_migrations()
+    except sqlite3.DatabaseError as error:
+        raise _open_error(db.path, db.busy_timeout_ms, error) from error
+    unknown = [name for name in applied if name not in MIGRATION_NAMES]
+    if unknown:
+        raise InputError(
+            f"the state database has migrations this stagectl does not know "
+            f"({', '.join(unknown)}); upgrade stagectl",
+            where=str(db.path),
+        )
+
+
+def translate_error(path: Path, timeout_ms: int, error: sqlite3.Error) -> Exception:
+    """Locked past the timeout -> StateLockedError; not a database -> InputError; else as is."""
+    if is_locked_error(error):
+        return locked_error(path, timeout_ms)
+    name = getattr(error, "sqlite_errorname", "")
+    if name == "SQLITE_NOTADB" or "not a database" in str(error):
+        return not_a_database_error(path)
+    return error
+
+
+def _open_error(path: Path, timeout_ms: int, error: sqlite3.DatabaseError) -> Exception:
+    translated = translate_error(path, timeout_ms, error)
+    if translated is error:
+        return InputError(f"cannot read the state database: {error}", where=str(path))
+    return translated

@@ -1,0 +1,93 @@
+"""Equity snapshots: the account curve per run, one row per bar step.
+
+These are analytics series (floats): the exact money lives in the fill ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stagectl.state._codec import json_text, parse_json, parse_ts, ts_text
+from stagectl.state.db import StateDB
+
+
+@dataclass(frozen=True)
+class EquitySnapshot:
+    run_id: str
+    ts: datetime
+    equity: float
+    realized: float = 0.0
+    unrealized: float = 0.0
+    fees: float = 0.0
+    funding: float = 0.0
+    sleeves: Mapping[str, Any] = field(default_factory=dict)
+
+
+def record_snapshots(db: StateDB, snapshots: Iterable[EquitySnapshot]) -> int:
+    """Insert or replace snapshots keyed by (run_id, ts) in one transaction.
+
+    Writing the same bar again (a restarted bar step) replaces it. Returns
+    the number of rows written.
+    """
+    rows = [
+        (
+            s.run_id,
+            ts_text(s.ts),
+            float(s.equity),
+            float(s.realized),
+            float(s.unrealized),
+            float(s.fees),
+            float(s.funding),
+            json_text(dict(s.sleeves)),
+        )
+        for s in snapshots
+    ]
+    with db.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO equity_snapshots (run_id, ts, equity, realized, unrealized, fees,"
+            " funding, sleeves_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (run_id, ts) DO UPDATE SET equity = excluded.equity,"
+            " realized = excluded.realized, unrealized = excluded.unrealized,"
+            " fees = excluded.fees, funding = excluded.funding,"
+            " sleeves_json = excluded.sleeves_json",
+            rows,
+        )
+    return len(rows)
+
+
+def snapshots(
+    db: StateDB,
+    run_id: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[EquitySnapshot]:
+    """A run's snapshots in time order, ``start <= ts < end``."""
+    sql = (
+        "SELECT run_id, ts, equity, realized, unrealized, fees, funding, sleeves_json"
+        " FROM equity_snapshots WHERE run_id = ?"
+    )
+    params: list[object] = [run_id]
+    if start is not None:
+        sql += " AND ts >= ?"
+        params.append(ts_text(start))
+    if end is not None:
+        sql += " AND ts < ?"
+        params.append(ts_text(end))
+    sql += " ORDER BY ts"
+    return [
+        EquitySnapshot(
+            run_id=row[0],
+            ts=parse_ts(row[1]),
+            equity=row[2],
+            realized=row[3],
+            unrealized=row[4],
+            fees=row[5],
+            funding=row[6],
+            sleeves=parse_json(row[7]),
+        )
+        for row in db.conn.execute(sql, params)
+    ]

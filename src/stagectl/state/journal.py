@@ -1,0 +1,222 @@
+"""The journal: standard events (seed 001) and incidents (runbook incident log)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stagectl.state._codec import json_text, opt_json_text, parse_json, parse_ts, ts_text
+from stagectl.state.db import StateDB
+
+SEVERITIES = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal event: seed 001's standard event fields plus type, severity and payload."""
+
+    ts: datetime
+    event_type: str
+    severity: str = "INFO"
+    run_id: str | None = None
+    symbol: str | None = None
+    message: str | None = None
+    features_hash: str | None = None
+    engine_votes: Mapping[str, Any] | None = None
+    consensus_score: float | None = None
+    action: str | None = None
+    size_usd: float | None = None
+    price: float | None = None
+    expected_edge_bps: float | None = None
+    realized_pnl: float | None = None
+    regime: str | None = None
+    costs_bps: float | None = None
+    payload: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Incident:
+    """What happened when a rule fired: the runbook's incident log entry."""
+
+    ts: datetime
+    rule: str
+    severity: str
+    action: str
+    message: str
+    indicator_value: float | None = None
+    run_id: str | None = None
+    guard_decision_id: int | None = None
+    market_state: Mapping[str, Any] = field(default_factory=dict)
+    fills: list[Any] = field(default_factory=list)
+
+
+_EVENT_COLUMNS = (
+    "ts, event_type, severity, run_id, symbol, message, features_hash, engine_votes_json,"
+    " consensus_score, action, size_usd, price, expected_edge_bps, realized_pnl, regime,"
+    " costs_bps, payload_json"
+)
+_INCIDENT_COLUMNS = (
+    "ts, run_id, guard_decision_id, rule, severity, action, indicator_value, message,"
+    " market_state_json, fills_json"
+)
+
+
+def record_events(db: StateDB, events: Iterable[Event]) -> int:
+    """Append events in one transaction; returns how many were written."""
+    rows = [_event_row(event) for event in events]
+    with db.transaction() as conn:
+        conn.executemany(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 17)})", rows
+        )
+    return len(rows)
+
+
+def record_event(db: StateDB, event: Event) -> int:
+    """Append one event; returns its id."""
+    with db.transaction() as conn:
+        cursor = conn.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+            _event_row(event),
+        )
+    return _lastrowid(cursor.lastrowid)
+
+
+def events(
+    db: StateDB,
+    *,
+    run_id: str | None = None,
+    event_type: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+) -> list[Event]:
+    """Events in time order, ``start <= ts < end``."""
+    sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE 1 = 1"
+    params: list[Any] = []
+    for column, value in (("run_id", run_id), ("event_type", event_type)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    sql, params = _time_range(sql, params, start, end)
+    sql += " ORDER BY ts, id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [_event(row) for row in db.conn.execute(sql, params)]
+
+
+def record_incident(db: StateDB, incident: Incident) -> int:
+    """Append one incident; returns its id."""
+    _check_severity(incident.severity)
+    with db.transaction() as conn:
+        cursor = conn.execute(
+            f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+            (
+                ts_text(incident.ts),
+                incident.run_id,
+                incident.guard_decision_id,
+                incident.rule,
+                incident.severity,
+                incident.action,
+                incident.indicator_value,
+                incident.message,
+                json_text(dict(incident.market_state)),
+                json_text(list(incident.fills)),
+            ),
+        )
+    return _lastrowid(cursor.lastrowid)
+
+
+def incidents(
+    db: StateDB, *, start: datetime | None = None, end: datetime | None = None
+) -> list[Incident]:
+    """Incidents in time order, ``start <= ts < end``."""
+    sql, params = _time_range(
+        f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1", [], start, end
+    )
+    sql += " ORDER BY ts, id"
+    return [
+        Incident(
+            ts=parse_ts(row[0]),
+            run_id=row[1],
+            guard_decision_id=row[2],
+            rule=row[3],
+            severity=row[4],
+            action=row[5],
+            indicator_value=row[6],
+            message=row[7],
+            market_state=parse_json(row[8]),
+            fills=parse_json(row[9]),
+        )
+        for row in db.conn.execute(sql, params)
+    ]
+
+
+def _time_range(
+    sql: str, params: list[Any], start: datetime | None, end: datetime | None
+) -> tuple[str, list[Any]]:
+    if start is not None:
+        sql += " AND ts >= ?"
+        params.append(ts_text(start))
+    if end is not None:
+        sql += " AND ts < ?"
+        params.append(ts_text(end))
+    return sql, params
+
+
+def _check_severity(severity: str) -> None:
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+
+
+def _lastrowid(value: int | None) -> int:
+    if value is None:
+        raise RuntimeError("SQLite returned no row id for an insert")
+    return value
+
+
+def _event_row(event: Event) -> tuple[Any, ...]:
+    _check_severity(event.severity)
+    return (
+        ts_text(event.ts),
+        event.event_type,
+        event.severity,
+        event.run_id,
+        event.symbol,
+        event.message,
+        event.features_hash,
+        opt_json_text(None if event.engine_votes is None else dict(event.engine_votes)),
+        event.consensus_score,
+        event.action,
+        event.size_usd,
+        event.price,
+        event.expected_edge_bps,
+        event.realized_pnl,
+        event.regime,
+        event.costs_bps,
+        opt_json_text(None if event.payload is None else dict(event.payload)),
+    )
+
+
+def _event(row: tuple[Any, ...]) -> Event:
+    return Event(
+        ts=parse_ts(row[0]),
+        event_type=row[1],
+        severity=row[2],
+        run_id=row[3],
+        symbol=row[4],
+        message=row[5],
+        features_hash=row[6],
+        engine_votes=parse_json(row[7]),
+        consensus_score=row[8],
+        action=row[9],
+        size_usd=row[10],
+        price=row[11],
+        expected_edge_bps=row[12],
+        realized_pnl=row[13],
+        regime=row[14],
+        costs_bps=row[15],
+        payload=parse_json(row[16]),
+    )

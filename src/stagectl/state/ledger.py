@@ -1,0 +1,271 @@
+"""The fill ledger, positions and funding payments: exact money.
+
+Quantities, prices, fees and funding amounts are Decimals stored as TEXT
+(``str(Decimal)``: sign, digits and exponent survive exactly). SQL sums over
+these columns are not exact; the ledger maths happens in Python on Decimals.
+
+Fills and funding payments are idempotent: a fill is identified by
+(exchange, trade_id) and a funding payment by (source, symbol, ts), so
+importing the same exchange history twice records each once. Bulk inserts use
+``executemany`` in one transaction (DESIGN.md: 428 k rows/s, against 119 k/s
+through sqlite-utils' ``insert_all``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from stagectl.state._codec import (
+    decimal_text,
+    opt_decimal_text,
+    opt_parse_decimal,
+    parse_decimal,
+    parse_ts,
+    ts_text,
+)
+from stagectl.state.db import StateDB
+
+
+@dataclass(frozen=True)
+class Fill:
+    exchange: str
+    trade_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    ts: datetime
+    source: str
+    fee_currency: str | None = None
+    liquidity: str | None = None
+    run_id: str | None = None
+    client_order_id: str | None = None
+    exchange_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InsertCounts:
+    """How many rows a bulk insert recorded and how many were already there."""
+
+    inserted: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class Position:
+    """A book's position in one symbol: ``qty`` is signed (negative = short)."""
+
+    account: str
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal
+    updated_at: datetime
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FundingPayment:
+    """One funding settlement: ``rate`` per settlement, ``amount`` paid (+) or received (-)."""
+
+    source: str
+    symbol: str
+    ts: datetime
+    rate: Decimal
+    amount: Decimal
+    position_qty: Decimal | None = None
+    run_id: str | None = None
+
+
+_FILL_COLUMNS = (
+    "exchange, trade_id, run_id, client_order_id, exchange_order_id, symbol, side, qty, price,"
+    " fee, fee_currency, liquidity, ts, source"
+)
+
+
+def insert_fills(db: StateDB, fills: Iterable[Fill]) -> InsertCounts:
+    """Record fills in one transaction; a fill already recorded is skipped.
+
+    ``ON CONFLICT (exchange, trade_id) DO NOTHING`` rather than ``INSERT OR
+    IGNORE``: only a duplicate trade is skipped, while any other violation (a
+    bad side, a missing price) still fails the whole batch.
+    """
+    rows = [_fill_row(fill) for fill in fills]
+    placeholders = ", ".join("?" * 14)
+    with db.transaction() as conn:
+        before = conn.total_changes
+        conn.executemany(
+            f"INSERT INTO fills ({_FILL_COLUMNS}) VALUES ({placeholders})"
+            " ON CONFLICT (exchange, trade_id) DO NOTHING",
+            rows,
+        )
+        inserted = conn.total_changes - before
+    return InsertCounts(inserted=inserted, skipped=len(rows) - inserted)
+
+
+def fills(
+    db: StateDB,
+    *,
+    symbol: str | None = None,
+    run_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[Fill]:
+    """Fills in time order (ties in insertion order), ``start <= ts < end``."""
+    sql = f"SELECT {_FILL_COLUMNS} FROM fills WHERE 1 = 1"
+    params: list[Any] = []
+    for column, value in (("symbol", symbol), ("run_id", run_id)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    if start is not None:
+        sql += " AND ts >= ?"
+        params.append(ts_text(start))
+    if end is not None:
+        sql += " AND ts < ?"
+        params.append(ts_text(end))
+    sql += " ORDER BY ts, id"
+    return [_fill(row) for row in db.conn.execute(sql, params)]
+
+
+def upsert_position(db: StateDB, position: Position) -> None:
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO positions (account, symbol, qty, avg_entry_price, run_id, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, symbol) DO UPDATE SET"
+            " qty = excluded.qty, avg_entry_price = excluded.avg_entry_price,"
+            " run_id = excluded.run_id, updated_at = excluded.updated_at",
+            (
+                position.account,
+                position.symbol,
+                decimal_text(position.qty),
+                decimal_text(position.avg_entry_price),
+                position.run_id,
+                ts_text(position.updated_at),
+            ),
+        )
+
+
+def positions(db: StateDB, *, account: str | None = None) -> list[Position]:
+    """Positions by account and symbol, flat ones included."""
+    sql = "SELECT account, symbol, qty, avg_entry_price, run_id, updated_at FROM positions"
+    params: list[Any] = []
+    if account is not None:
+        sql += " WHERE account = ?"
+        params.append(account)
+    sql += " ORDER BY account, symbol"
+    return [
+        Position(
+            account=row[0],
+            symbol=row[1],
+            qty=parse_decimal(row[2]),
+            avg_entry_price=parse_decimal(row[3]),
+            run_id=row[4],
+            updated_at=parse_ts(row[5]),
+        )
+        for row in db.conn.execute(sql, params)
+    ]
+
+
+def insert_funding(db: StateDB, payments: Iterable[FundingPayment]) -> InsertCounts:
+    """Record funding payments in one transaction; one already recorded is skipped."""
+    rows = [
+        (
+            p.source,
+            p.run_id,
+            p.symbol,
+            ts_text(p.ts),
+            decimal_text(p.rate),
+            opt_decimal_text(p.position_qty),
+            decimal_text(p.amount),
+        )
+        for p in payments
+    ]
+    with db.transaction() as conn:
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT INTO funding_payments (source, run_id, symbol, ts, rate, position_qty, amount)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, symbol, ts) DO NOTHING",
+            rows,
+        )
+        inserted = conn.total_changes - before
+    return InsertCounts(inserted=inserted, skipped=len(rows) - inserted)
+
+
+def funding_payments(
+    db: StateDB,
+    *,
+    symbol: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[FundingPayment]:
+    """Funding payments in time order, ``start <= ts < end``."""
+    sql = (
+        "SELECT source, run_id, symbol, ts, rate, position_qty, amount FROM funding_payments"
+        " WHERE 1 = 1"
+    )
+    params: list[Any] = []
+    if symbol is not None:
+        sql += " AND symbol = ?"
+        params.append(symbol)
+    if start is not None:
+        sql += " AND ts >= ?"
+        params.append(ts_text(start))
+    if end is not None:
+        sql += " AND ts < ?"
+        params.append(ts_text(end))
+    sql += " ORDER BY ts, id"
+    return [
+        FundingPayment(
+            source=row[0],
+            run_id=row[1],
+            symbol=row[2],
+            ts=parse_ts(row[3]),
+            rate=parse_decimal(row[4]),
+            position_qty=opt_parse_decimal(row[5]),
+            amount=parse_decimal(row[6]),
+        )
+        for row in db.conn.execute(sql, params)
+    ]
+
+
+def _fill_row(fill: Fill) -> tuple[Any, ...]:
+    return (
+        fill.exchange,
+        fill.trade_id,
+        fill.run_id,
+        fill.client_order_id,
+        fill.exchange_order_id,
+        fill.symbol,
+        fill.side,
+        decimal_text(fill.qty),
+        decimal_text(fill.price),
+        decimal_text(fill.fee),
+        fill.fee_currency,
+        fill.liquidity,
+        ts_text(fill.ts),
+        fill.source,
+    )
+
+
+def _fill(row: tuple[Any, ...]) -> Fill:
+    return Fill(
+        exchange=row[0],
+        trade_id=row[1],
+        run_id=row[2],
+        client_order_id=row[3],
+        exchange_order_id=row[4],
+        symbol=row[5],
+        side=row[6],
+        qty=parse_decimal(row[7]),
+        price=parse_decimal(row[8]),
+        fee=parse_decimal(row[9]),
+        fee_currency=row[10],
+        liquidity=row[11],
+        ts=parse_ts(row[12]),
+        source=row[13],
+    )

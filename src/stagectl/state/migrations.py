@@ -1,0 +1,270 @@
+"""stagectl's schema, as append-only named migrations run by sqlite-utils.
+
+Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with
+the row that records it in ``_sqlite_migrations`` (sqlite-utils' table), so a
+failed migration leaves nothing behind and stays pending, and two processes
+opening a fresh database at once cannot both apply the same migration: the
+pending list is read again under the write lock.
+
+Rules: a landed migration is never edited, renamed or reordered; a change is a
+new migration appended here and to :data:`MIGRATION_NAMES`. The DDL is written
+as SQL because sqlite-utils' ``create()`` cannot express CHECK constraints or
+multi-column UNIQUE constraints, and the schema should read as the contract it
+is. Conventions (docs/state.md): tables are STRICT; timestamps are UTC
+ISO-8601 text of fixed width (``2024-06-07T08:00:00.000000Z``) so text order is
+time order; ledger money (quantities, prices, fees, funding amounts) is a
+Decimal stored as TEXT and never a float; analytics series (equity snapshots,
+event scores) are REAL; JSON columns end in ``_json``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stagectl.state.db import StateDB
+from stagectl.state.migration_names import MIGRATION_NAMES, MIGRATION_SET
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
+
+
+RUNS_AND_LEDGER = """
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    mode TEXT NOT NULL CHECK (mode IN ('paper', 'live')),
+    config_path TEXT,
+    config_sha256 TEXT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'aborted'))
+) STRICT;
+CREATE INDEX runs_kind_started ON runs (kind, started_at);
+
+CREATE TABLE equity_snapshots (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    ts TEXT NOT NULL,
+    equity REAL NOT NULL,
+    realized REAL NOT NULL DEFAULT 0,
+    unrealized REAL NOT NULL DEFAULT 0,
+    fees REAL NOT NULL DEFAULT 0,
+    funding REAL NOT NULL DEFAULT 0,
+    sleeves_json TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (run_id, ts)
+) STRICT;
+
+CREATE TABLE orders (
+    client_order_id TEXT PRIMARY KEY,
+    exchange TEXT NOT NULL,
+    exchange_order_id TEXT,
+    run_id TEXT REFERENCES runs (run_id),
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    type TEXT NOT NULL,
+    time_in_force TEXT,
+    qty TEXT NOT NULL,
+    price TEXT,
+    stop_price TEXT,
+    reduce_only INTEGER NOT NULL DEFAULT 0 CHECK (reduce_only IN (0, 1)),
+    status TEXT NOT NULL,
+    filled_qty TEXT NOT NULL DEFAULT '0',
+    reason TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX orders_run_status ON orders (run_id, status);
+CREATE INDEX orders_symbol_status ON orders (symbol, status);
+
+CREATE TABLE fills (
+    id INTEGER PRIMARY KEY,
+    exchange TEXT NOT NULL,
+    trade_id TEXT NOT NULL,
+    run_id TEXT REFERENCES runs (run_id),
+    client_order_id TEXT,
+    exchange_order_id TEXT,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    qty TEXT NOT NULL,
+    price TEXT NOT NULL,
+    fee TEXT NOT NULL,
+    fee_currency TEXT,
+    liquidity TEXT CHECK (liquidity IN ('maker', 'taker')),
+    ts TEXT NOT NULL,
+    source TEXT NOT NULL,
+    UNIQUE (exchange, trade_id)
+) STRICT;
+CREATE INDEX fills_symbol_ts ON fills (symbol, ts);
+CREATE INDEX fills_run_ts ON fills (run_id, ts);
+
+CREATE TABLE positions (
+    account TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    qty TEXT NOT NULL,
+    avg_entry_price TEXT NOT NULL,
+    run_id TEXT REFERENCES runs (run_id),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (account, symbol)
+) STRICT;
+
+CREATE TABLE funding_payments (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    run_id TEXT REFERENCES runs (run_id),
+    symbol TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    rate TEXT NOT NULL,
+    position_qty TEXT,
+    amount TEXT NOT NULL,
+    UNIQUE (source, symbol, ts)
+) STRICT;
+CREATE INDEX funding_symbol_ts ON funding_payments (symbol, ts);
+"""
+
+RISK_CONTROLS = """
+CREATE TABLE trading_flags (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    trading_state TEXT NOT NULL CHECK (trading_state IN ('ACTIVE', 'REDUCE_ONLY', 'HALTED')),
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE trading_flag_history (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    from_state TEXT NOT NULL CHECK (from_state IN ('ACTIVE', 'REDUCE_ONLY', 'HALTED')),
+    to_state TEXT NOT NULL CHECK (to_state IN ('ACTIVE', 'REDUCE_ONLY', 'HALTED')),
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE guard_decisions (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    run_id TEXT REFERENCES runs (run_id),
+    action TEXT NOT NULL,
+    severity TEXT NOT NULL CHECK (severity IN ('INFO', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL')),
+    dry_run INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
+    rule_results_json TEXT NOT NULL
+) STRICT;
+CREATE INDEX guard_decisions_ts ON guard_decisions (ts);
+
+CREATE TABLE risk_directives (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    action TEXT NOT NULL,
+    sleeve TEXT,
+    multiplier REAL NOT NULL CHECK (multiplier >= 0),
+    expires_at TEXT,
+    guard_decision_id INTEGER REFERENCES guard_decisions (id),
+    reason TEXT,
+    revoked_at TEXT
+) STRICT;
+CREATE INDEX risk_directives_ts ON risk_directives (ts);
+"""
+
+JOURNAL = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    severity TEXT NOT NULL DEFAULT 'INFO'
+        CHECK (severity IN ('INFO', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL')),
+    run_id TEXT REFERENCES runs (run_id),
+    symbol TEXT,
+    message TEXT,
+    features_hash TEXT,
+    engine_votes_json TEXT,
+    consensus_score REAL,
+    action TEXT,
+    size_usd REAL,
+    price REAL,
+    expected_edge_bps REAL,
+    realized_pnl REAL,
+    regime TEXT,
+    costs_bps REAL,
+    payload_json TEXT
+) STRICT;
+CREATE INDEX events_run_ts ON events (run_id, ts);
+CREATE INDEX events_type_ts ON events (event_type, ts);
+
+CREATE TABLE incidents (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    run_id TEXT REFERENCES runs (run_id),
+    guard_decision_id INTEGER REFERENCES guard_decisions (id),
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL CHECK (severity IN ('INFO', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL')),
+    action TEXT NOT NULL,
+    indicator_value REAL,
+    message TEXT NOT NULL,
+    market_state_json TEXT NOT NULL DEFAULT '{}',
+    fills_json TEXT NOT NULL DEFAULT '[]'
+) STRICT;
+CREATE INDEX incidents_ts ON incidents (ts);
+"""
+
+REPORTS = """
+CREATE TABLE reports (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    path TEXT,
+    sha256 TEXT NOT NULL,
+    key_id TEXT,
+    signed INTEGER NOT NULL CHECK (signed IN (0, 1)),
+    generated_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX reports_kind_generated ON reports (kind, generated_at);
+"""
+
+
+def _build() -> Migrations:
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    scripts = (RUNS_AND_LEDGER, RISK_CONTROLS, JOURNAL, REPORTS)
+    for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
+        migrations(name=name)(_ScriptMigration(name, script))
+    return migrations
+
+
+class _ScriptMigration:
+    """A migration that runs one fixed SQL script."""
+
+    def __init__(self, name: str, script: str) -> None:
+        self.__name__ = name
+        self.script = script
+
+    def __call__(self, db: Database, /) -> None:
+        db.executescript(self.script)
+
+
+def registered_names() -> list[str]:
+    """The names registered with sqlite-utils, in order (kept equal to MIGRATION_NAMES)."""
+    from sqlite_utils import Database
+
+    empty = Database(memory=True, execute_plugins=False)
+    return [migration.name for migration in _build().pending(empty)]
+
+
+def apply_migrations(db: StateDB, *, stop_before: str | None = None) -> list[str]:
+    """Apply pending migrations one transaction each; return the names applied.
+
+    ``stop_before`` names a migration to stop at (it and later ones stay
+    pending), as sqlite-utils' ``Migrations.apply`` does: tests use it to build
+    databases at every earlier schema version.
+    """
+    from sqlite_utils import Database
+
+    migrations = _build()
+    sdb = Database(db.conn, execute_plugins=False)
+    applied: list[str] = []
+    while True:
+        with db.transaction():
+            pending = [migration.name for migration in migrations.pending(sdb)]
+            if not pending or pending[0] == stop_before:
+                return applied
+            migrations.apply(sdb, stop_before=pending[1:])
+        applied.append(pending[0])

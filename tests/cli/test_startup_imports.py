@@ -1,0 +1,104 @@
+"""The fast paths import none of the heavy libraries (docs/performance.md).
+
+Each command runs in a fresh interpreter, the way a shell runs it, and reports
+which heavy top-level packages ended up in ``sys.modules``. Timing is measured
+by benchmarks/startup.py, not here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stagectl.cli.main import COMMANDS
+
+HEAVY = ("pandas", "numpy", "ccxt", "sqlite_utils", "rich")
+
+PROBE = f"""
+import json, sys
+from stagectl.cli.main import main
+code = main(sys.argv[2:])
+heavy = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r}))
+with open(sys.argv[1], "w") as report:
+    json.dump({{"exit_code": code, "heavy": heavy}}, report)
+"""
+
+
+def heavy_imports(args: list[str], home: Path, env: dict[str, str] | None = None) -> list[str]:
+    """The heavy packages a fresh ``stagectl ARGS`` process imported."""
+    report = home.parent / "imports.json"
+    environment = {
+        **os.environ,
+        "STAGECTL_HOME": str(home),
+        "NO_COLOR": "1",
+        "COLUMNS": "120",
+        **(env or {}),
+    }
+    subprocess.run(
+        [sys.executable, "-c", PROBE, str(report), *args],
+        cwd=home,
+        env=environment,
+        capture_output=True,
+        check=True,
+    )
+    result = json.loads(report.read_text())
+    heavy: list[str] = result["heavy"]
+    return heavy
+
+
+def _require(command: str) -> None:
+    if command not in COMMANDS or importlib.util.find_spec(COMMANDS[command][0]) is None:
+        pytest.skip(f"'stagectl {command}' is not registered or not written yet")
+
+
+def test_root_help_imports_no_heavy_library(home: Path) -> None:
+    assert heavy_imports(["--help"], home) == []
+
+
+def test_version_imports_no_heavy_library(home: Path) -> None:
+    assert heavy_imports(["--version"], home) == []
+
+
+def test_completion_show_imports_no_heavy_library(home: Path) -> None:
+    assert heavy_imports(["completion", "show", "bash"], home) == []
+
+
+def test_verify_thresholds_json_imports_no_heavy_library(home: Path) -> None:
+    _require("verify-thresholds")
+    assert heavy_imports(["verify-thresholds", "--json"], home) == []
+
+
+def test_report_verify_imports_no_heavy_library(home: Path) -> None:
+    _require("report")
+    report = home / "report.json"
+    report.write_text(
+        json.dumps(
+            {
+                "schema": "stagectl.report/v1",
+                "kind": "thresholds",
+                "generated_at": "2024-06-07T00:00:00Z",
+                "body": {"ok": True},
+                "signature": {
+                    "alg": "HMAC-SHA256",
+                    "key_id": "test",
+                    "signed_sections": ["body"],
+                    "value": "00" * 32,
+                },
+            }
+        )
+    )
+    env = {"STAGECTL_HMAC_KEY": "test-signing-key-0123456789abcdef"}
+    assert heavy_imports(["report", "verify", str(report)], home, env) == []
+
+
+def test_state_info_json_imports_no_heavy_library(home: Path) -> None:
+    _require("state")
+    if "init" in COMMANDS and importlib.util.find_spec(COMMANDS["init"][0]) is not None:
+        heavy_imports(["init"], home)
+    assert heavy_imports(["state", "info", "--json"], home) == []

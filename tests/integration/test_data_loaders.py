@@ -1,0 +1,231 @@
+"""Loading candles and funding: the bundled sample, data directories, validation errors."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stagectl.data import SAMPLE_DIR, bundled_datasets, load_candles, load_funding
+from stagectl.data.loaders import read_candles
+from stagectl.errors import InputError
+from tests.conftest import SHARED_DATA
+
+HEADER = "timestamp,open,high,low,close,volume\n"
+ROWS: list[tuple[str, ...]] = [
+    ("2024-01-01T00:00:00Z", "100.5", "101.0", "99.5", "100.0", "12.5"),
+    ("2024-01-01T01:00:00Z", "100.0", "102.0", "99.0", "101.5", "8.0"),
+    ("2024-01-01T02:00:00Z", "101.5", "101.5", "100.25", "100.75", "0"),
+]
+
+
+def write_csv(path: Path, header: str, rows: Sequence[tuple[str, ...]]) -> Path:
+    text = header + "".join(",".join(row) + "\n" for row in rows)
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def with_ts(rows: Sequence[tuple[str, ...]], stamps: list[str]) -> list[tuple[str, ...]]:
+    return [(stamp, *row[1:]) for stamp, row in zip(stamps, rows, strict=True)]
+
+
+EXPECTED_INDEX = pd.DatetimeIndex(
+    ["2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"], name="timestamp"
+)
+
+
+def test_bundled_candles_have_the_agreed_shape() -> None:
+    candles = load_candles("ETHUSDT")
+    assert list(candles.columns) == ["open", "high", "low", "close", "volume"]
+    assert all(dtype == np.float64 for dtype in candles.dtypes)
+    assert candles.index.name == "timestamp"
+    assert str(pd.DatetimeIndex(candles.index).tz) == "UTC"
+    assert candles.index.is_monotonic_increasing and candles.index.is_unique
+    assert candles.index[0] == pd.Timestamp("2024-01-01T00:00:00Z")
+    assert len(candles) == 20816
+
+
+def test_bundled_spot_candles_and_funding_load_for_every_symbol() -> None:
+    for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"):
+        spot = load_candles(symbol, market="spot")
+        funding = load_funding(symbol)
+        assert spot.index[0] == pd.Timestamp("2024-01-01T00:00:00Z")
+        assert funding.name == "funding_rate"
+        assert funding.dtype == np.float64
+        assert set(pd.DatetimeIndex(funding.index).hour) <= {0, 8, 16}
+
+
+def test_symbols_are_accepted_in_ccxt_spelling() -> None:
+    pd.testing.assert_series_equal(load_funding("sol/usdt:usdt"), load_funding("SOLUSDT"))
+
+
+def test_bundled_manifest_matches_the_files() -> None:
+    datasets = bundled_datasets()
+    assert len(datasets) == 12
+    for dataset in datasets:
+        data = dataset.path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == dataset.sha256
+        lines = gzip.decompress(data).decode().splitlines()
+        assert len(lines) - 1 == dataset.rows
+        assert lines[1].startswith(dataset.first + ",")
+        assert lines[-1].startswith(dataset.last + ",")
+    total_bytes = sum(p.stat().st_size for p in SAMPLE_DIR.iterdir())
+    assert total_bytes < 8_000_000
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not present")
+def test_bundled_sample_equals_the_shared_data_from_2024_exactly() -> None:
+    for dataset in bundled_datasets():
+        source = SHARED_DATA / dataset.source
+        source_lines = gzip.decompress(source.read_bytes()).decode().splitlines()
+        sample_lines = gzip.decompress(dataset.path.read_bytes()).decode().splitlines()
+        assert sample_lines[0] == source_lines[0]
+        start = source_lines.index(sample_lines[1])
+        assert source_lines[start:] == sample_lines[1:], dataset.file
+        assert source_lines[start - 1] < "2024-01-01T00:00:00Z" or start == 1
+        if dataset.kind == "ohlcv":
+            ours = load_candles(dataset.symbol, market=dataset.market)
+            theirs = load_candles(dataset.symbol, market=dataset.market, data_dir=SHARED_DATA)
+            pd.testing.assert_frame_equal(ours, theirs.loc["2024-01-01":], check_exact=True)
+        else:
+            ours_rates = load_funding(dataset.symbol)
+            theirs_rates = load_funding(dataset.symbol, data_dir=SHARED_DATA)
+            pd.testing.assert_series_equal(
+                ours_rates, theirs_rates.loc["2024-01-01":], check_exact=True
+            )
+
+
+@pytest.mark.parametrize(
+    ("name", "stamps"),
+    [
+        ("binance_perp_ETHUSDT_1h_ohlcv.csv.gz", [r[0] for r in ROWS]),
+        ("ETHUSDT_1h.csv", ["1704067200", "1704070800", "1704074400"]),
+        ("ETHUSDT_1h.csv.gz", ["1704067200000", "1704070800000", "1704074400000"]),
+        ("ETHUSDT_perp_1h.csv", ["2024-01-01 00:00:00", "2024-01-01 01:00:00", "2024-01-01 02:00"]),
+        ("ETHUSDT_1h.csv", ["2024-01-01T01:00:00+01:00", "2024-01-01T01:00Z", "2024-01-01T02Z"]),
+    ],
+)
+def test_a_data_directory_accepts_both_naming_styles_and_timestamp_forms(
+    tmp_path: Path, name: str, stamps: list[str]
+) -> None:
+    write_csv(tmp_path / name, HEADER, with_ts(ROWS, stamps))
+    candles = load_candles("ETHUSDT", data_dir=tmp_path)
+    pd.testing.assert_index_equal(candles.index, EXPECTED_INDEX.as_unit("ns"))
+    assert candles["close"].tolist() == [100.0, 101.5, 100.75]
+    assert candles["volume"].tolist() == [12.5, 8.0, 0.0]
+
+
+def test_spot_and_funding_files_with_simple_names_load(tmp_path: Path) -> None:
+    write_csv(tmp_path / "ETHUSDT_spot_1h.csv", HEADER, ROWS)
+    write_csv(
+        tmp_path / "ETHUSDT_funding.csv",
+        "timestamp,funding_rate\n",
+        [("2024-01-01T00:00:00Z", "0.0001"), ("2024-01-01T08:00:00Z", "-2.5e-05")],
+    )
+    assert len(load_candles("ETHUSDT", market="spot", data_dir=tmp_path)) == 3
+    assert load_funding("ETHUSDT", data_dir=tmp_path).tolist() == [0.0001, -2.5e-05]
+
+
+def test_parts_of_one_dataset_are_read_together(tmp_path: Path) -> None:
+    write_csv(tmp_path / "binance_perp_SOLUSDT_1h_ohlcv_a.csv", HEADER, ROWS[:2])
+    write_csv(tmp_path / "binance_perp_SOLUSDT_1h_ohlcv_b.csv", HEADER, ROWS[2:])
+    assert len(load_candles("SOLUSDT", data_dir=tmp_path)) == 3
+
+
+def test_unsorted_rows_are_sorted_and_the_sort_is_reported(tmp_path: Path) -> None:
+    write_csv(tmp_path / "ETHUSDT_1h.csv", HEADER, [ROWS[2], ROWS[0], ROWS[1]])
+    loaded = read_candles("ETHUSDT", data_dir=tmp_path)
+    assert loaded.resorted
+    pd.testing.assert_index_equal(loaded.frame.index, EXPECTED_INDEX.as_unit("ns"))
+    assert loaded.frame["close"].tolist() == [100.0, 101.5, 100.75]
+
+
+def test_a_blank_line_is_skipped_and_later_lines_keep_their_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "ETHUSDT_1h.csv"
+    path.write_text(HEADER + ",".join(ROWS[0]) + "\n\n" + "2024-01-01T01:00:00Z,1,2,0.5,x,1\n")
+    with pytest.raises(InputError) as caught:
+        load_candles("ETHUSDT", data_dir=tmp_path)
+    assert caught.value.where == f"{path}:4"
+    assert "close" in caught.value.message
+
+
+def expect_error(
+    tmp_path: Path, rows: Sequence[tuple[str, ...]], header: str = HEADER
+) -> InputError:
+    write_csv(tmp_path / "ETHUSDT_1h.csv", header, rows)
+    with pytest.raises(InputError) as caught:
+        load_candles("ETHUSDT", data_dir=tmp_path)
+    return caught.value
+
+
+def test_a_missing_column_names_the_header_line(tmp_path: Path) -> None:
+    error = expect_error(tmp_path, [row[:5] for row in ROWS], "timestamp,open,high,low,close\n")
+    assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:1"
+    assert "volume" in error.message
+
+
+def test_an_unparseable_number_names_file_line_and_column(tmp_path: Path) -> None:
+    rows = [ROWS[0], ROWS[1], ("2024-01-01T02:00:00Z", "101.5", "abc", "100", "100.5", "1")]
+    error = expect_error(tmp_path, rows)
+    assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:4"
+    assert "column high" in error.message and "'abc'" in error.message
+
+
+def test_an_unparseable_timestamp_names_file_and_line(tmp_path: Path) -> None:
+    error = expect_error(tmp_path, with_ts(ROWS, [ROWS[0][0], "yesterday", ROWS[2][0]]))
+    assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:3"
+    assert "timestamp" in error.message
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "column"),
+    [
+        (("2024-01-01T01:00:00Z", "100", "100.5", "99", "101", "1"), "high"),
+        (("2024-01-01T01:00:00Z", "100", "102", "100.5", "101", "1"), "low"),
+        (("2024-01-01T01:00:00Z", "100", "102", "99", "101", "-1"), "volume"),
+        (("2024-01-01T01:00:00Z", "0", "102", "0", "101", "1"), "open"),
+    ],
+)
+def test_an_impossible_bar_names_file_line_and_column(
+    tmp_path: Path, bad_row: tuple[str, ...], column: str
+) -> None:
+    error = expect_error(tmp_path, [ROWS[0], bad_row, ROWS[2]])
+    assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:3"
+    assert error.message.startswith(f"column {column}:")
+
+
+def test_a_duplicate_timestamp_names_file_line_and_the_timestamp(tmp_path: Path) -> None:
+    error = expect_error(tmp_path, [ROWS[0], ROWS[1], ROWS[1]])
+    assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:4"
+    assert "duplicate timestamp 2024-01-01T01:00:00Z" in error.message
+
+
+def test_a_missing_symbol_names_the_symbol_and_where_it_looked(tmp_path: Path) -> None:
+    write_csv(tmp_path / "ETHUSDT_1h.csv", HEADER, ROWS)
+    with pytest.raises(InputError) as caught:
+        load_candles("DOGEUSDT", data_dir=tmp_path)
+    assert caught.value.where == str(tmp_path)
+    assert "DOGEUSDT" in caught.value.message
+    assert "DOGEUSDT_1h.csv" in caught.value.message
+
+
+def test_a_symbol_not_bundled_is_an_input_error() -> None:
+    with pytest.raises(InputError) as caught:
+        load_candles("DOGEUSDT")
+    assert "DOGEUSDT" in caught.value.message
+    assert caught.value.where == str(SAMPLE_DIR)
+
+
+def test_a_corrupt_gzip_file_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "ETHUSDT_1h.csv.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(InputError) as caught:
+        load_candles("ETHUSDT", data_dir=tmp_path)
+    assert caught.value.where == str(tmp_path / "ETHUSDT_1h.csv.gz")

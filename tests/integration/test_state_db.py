@@ -1,0 +1,220 @@
+"""The state database: WAL, foreign keys, transactions, locking and migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from stagectl.errors import EXIT_EXTERNAL, EXIT_USAGE, InputError, StateLockedError
+from stagectl.state.db import open_state
+from stagectl.state.ledger import Fill, fills, insert_fills
+from stagectl.state.migration_names import MIGRATION_NAMES
+from stagectl.state.migrations import apply_migrations, registered_names
+from stagectl.state.runs import Run, get_run, start_run
+
+T0 = datetime(2024, 6, 7, 8, 0, tzinfo=UTC)
+
+TABLES_BY_MIGRATION = {
+    "0001_runs_and_ledger": {
+        "runs",
+        "equity_snapshots",
+        "orders",
+        "fills",
+        "positions",
+        "funding_payments",
+    },
+    "0002_risk_controls": {
+        "trading_flags",
+        "trading_flag_history",
+        "guard_decisions",
+        "risk_directives",
+    },
+    "0003_journal": {"events", "incidents"},
+    "0004_reports": {"reports"},
+}
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {row[0] for row in rows if not row[0].startswith(("sqlite_", "_sqlite"))}
+
+
+def _fill(trade_id: str, **changes: object) -> Fill:
+    values: dict[str, object] = {
+        "exchange": "binanceusdm",
+        "trade_id": trade_id,
+        "symbol": "ETHUSDT",
+        "side": "buy",
+        "qty": Decimal("0.125"),
+        "price": Decimal("3512.37"),
+        "fee": Decimal("0.21953"),
+        "ts": T0,
+        "source": "paper",
+    }
+    values.update(changes)
+    return Fill(**values)  # type: ignore[arg-type]
+
+
+@contextmanager
+def write_lock(path: Path, *, exclusive: bool = False) -> Iterator[None]:
+    """Hold the database's write lock (or, exclusive, all access) from a second connection."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        if exclusive:
+            other.execute("PRAGMA locking_mode = EXCLUSIVE")
+            other.execute("BEGIN EXCLUSIVE")
+        else:
+            other.execute("BEGIN IMMEDIATE")
+        other.execute("CREATE TABLE IF NOT EXISTS lock_holder (x INTEGER)")
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_open_state_creates_parent_directories_and_a_wal_database(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "state" / "stagectl.db"
+    with open_state(path) as db:
+        assert path.is_file()
+        assert db.journal_mode() == "wal"
+        assert db.foreign_keys_enabled()
+        assert db.conn.execute("PRAGMA busy_timeout").fetchone()[0] == db.busy_timeout_ms
+        assert db.schema_version() == len(MIGRATION_NAMES)
+        assert db.pending_migrations() == []
+        assert _tables(db.conn) == set().union(*TABLES_BY_MIGRATION.values())
+
+
+def test_registered_migrations_match_the_light_list_of_names() -> None:
+    assert registered_names() == list(MIGRATION_NAMES)
+    assert list(TABLES_BY_MIGRATION) == list(MIGRATION_NAMES)
+
+
+def test_reopening_a_current_database_applies_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "stagectl.db"
+    open_state(path).close()
+    with open_state(path) as db:
+        assert apply_migrations(db) == []
+        assert db.applied_migrations() == list(MIGRATION_NAMES)
+
+
+@pytest.mark.parametrize("stop_index", range(len(MIGRATION_NAMES)))
+def test_a_database_stopped_part_way_upgrades_to_the_latest_schema(
+    tmp_path: Path, stop_index: int
+) -> None:
+    path = tmp_path / "stagectl.db"
+    sqlite3.connect(path).close()
+    with open_state(path, migrate=False) as db:
+        applied = apply_migrations(db, stop_before=MIGRATION_NAMES[stop_index])
+        assert applied == list(MIGRATION_NAMES[:stop_index])
+        assert db.schema_version() == stop_index
+        assert db.pending_migrations() == list(MIGRATION_NAMES[stop_index:])
+        expected = set().union(*(TABLES_BY_MIGRATION[n] for n in MIGRATION_NAMES[:stop_index]))
+        assert _tables(db.conn) == expected
+        if stop_index > 0:
+            start_run(db, Run("r-old", "run-live", "paper", started_at=T0))
+    with open_state(path) as db:
+        assert db.schema_version() == len(MIGRATION_NAMES)
+        assert _tables(db.conn) == set().union(*TABLES_BY_MIGRATION.values())
+        if stop_index > 0:
+            assert get_run(db, "r-old") is not None
+
+
+def test_a_schema_newer_than_this_stagectl_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "stagectl.db"
+    with open_state(path) as db, db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+            " VALUES ('stagectl', '9999_from_the_future', '2030-01-01')"
+        )
+    with pytest.raises(InputError, match="9999_from_the_future"):
+        open_state(path)
+
+
+def test_missing_database_without_migrate_is_an_input_error_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state" / "stagectl.db"
+    with pytest.raises(InputError, match="run `stagectl init`") as raised:
+        open_state(path, migrate=False)
+    assert raised.value.exit_code == EXIT_USAGE
+    assert not path.parent.exists()
+
+
+def test_a_file_that_is_not_sqlite_is_an_input_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "stagectl.db"
+    path.write_text("date,open,high,low,close\n" * 100)
+    for migrate in (True, False):
+        with pytest.raises(InputError) as raised:
+            open_state(path, migrate=migrate)
+        assert raised.value.where == str(path)
+        assert raised.value.exit_code == EXIT_USAGE
+
+
+def test_a_write_past_the_busy_timeout_raises_state_locked(tmp_path: Path) -> None:
+    path = tmp_path / "stagectl.db"
+    open_state(path).close()
+    with open_state(path, busy_timeout_ms=50) as db, write_lock(path):
+        with pytest.raises(StateLockedError) as raised:
+            insert_fills(db, [_fill("t1")])
+        assert raised.value.exit_code == EXIT_EXTERNAL
+        assert raised.value.where == str(path)
+        assert not db.conn.in_transaction
+    with open_state(path) as db:
+        assert insert_fills(db, [_fill("t1")]).inserted == 1
+
+
+def test_readers_are_not_blocked_by_a_writer_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "stagectl.db"
+    with open_state(path) as db:
+        insert_fills(db, [_fill("t1")])
+    with open_state(path, busy_timeout_ms=50) as db, write_lock(path):
+        assert [f.trade_id for f in fills(db)] == ["t1"]
+
+
+def test_opening_an_exclusively_locked_database_raises_state_locked(tmp_path: Path) -> None:
+    path = tmp_path / "stagectl.db"
+    open_state(path).close()
+    with write_lock(path, exclusive=True), pytest.raises(StateLockedError):
+        open_state(path, migrate=False, busy_timeout_ms=50)
+
+
+def test_busy_timeout_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STAGECTL_BUSY_TIMEOUT_MS", "1234")
+    with open_state(tmp_path / "stagectl.db") as db:
+        assert db.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 1234
+    monkeypatch.setenv("STAGECTL_BUSY_TIMEOUT_MS", "soon")
+    with pytest.raises(InputError, match="milliseconds"):
+        open_state(tmp_path / "stagectl.db")
+
+
+def test_a_failed_transaction_leaves_nothing_half_written(tmp_path: Path) -> None:
+    with open_state(tmp_path / "stagectl.db") as db:
+        with pytest.raises(sqlite3.IntegrityError), db.transaction():
+            start_run(db, Run("r1", "run-live", "paper", started_at=T0))
+            insert_fills(db, [_fill("t1", run_id="r1"), _fill("t2", side="long")])
+        assert get_run(db, "r1") is None
+        assert fills(db) == []
+        assert not db.conn.in_transaction
+
+
+def test_a_failed_inner_transaction_rolls_back_only_its_savepoint(tmp_path: Path) -> None:
+    with open_state(tmp_path / "stagectl.db") as db:
+        with db.transaction():
+            start_run(db, Run("r1", "run-live", "paper", started_at=T0))
+            with pytest.raises(sqlite3.IntegrityError):
+                insert_fills(db, [_fill("t1"), _fill("t2", side="long")])
+        assert get_run(db, "r1") is not None
+        assert fills(db) == []
+
+
+def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
+    with open_state(tmp_path / "stagectl.db") as db, pytest.raises(sqlite3.IntegrityError):
+        insert_fills(db, [_fill("t1", run_id="no-such-run")])
