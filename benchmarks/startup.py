@@ -144,6 +144,8 @@ def main() -> int:
         env = {**os.environ, "STAGECTL_HOME": str(home), "NO_COLOR": "1"}
         for name in ("STAGECTL_HMAC_KEY", "STAGECTL_HMAC_KEY_FILE", "STAGECTL_STATE"):
             env.pop(name, None)
+        if registered("init"):  # so `state info` finds a database
+            subprocess.run([*stagectl_argv(), "init"], env=env, cwd=home, capture_output=True)
         import typer
 
         print(f"python {sys.version.split()[0]}, typer {typer.__version__}, {args.runs} runs each")

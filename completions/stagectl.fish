@@ -7,9 +7,34 @@ function __stagectl_takes_value --argument-names key
     # Whether option $key ("path|option") takes a value.
     switch $key
         case '|'{--home,--state}
+        case 'artifacts analyze|'{-c,--config}
+        case 'audit-strategy|'{-c,--config,--data,--out}
+        case 'backtest|'{-c,--config,--cost-multiplier,--data,--end,--export,--out,--preset,--record,--start,--symbol}
         case 'completion install|'{--path}
+        case 'consensus|'{--correlation,--half-life-days,--k,--regime,--votes,--window}
+        case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--pbo-partitions,--purge,--test-folds}
         case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
+        case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
+        case 'emergency-close|'{--base-url,--exchange,--reason,--symbol}
+        case 'governor|'{-c,--config,--data,--now}
+        case 'market-intel|'{-c,--config,--data,--now}
+        case 'metrics import|'{--format,--source,--symbol}
+        case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
+        case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
+        case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
+        case 'paper-gate|'{-c,--config,--days,--now,--out,--run-id}
+        case 'preflight|'{--base-url,-c,--config,--exchange}
+        case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
+        case 'risk-guard|'{-c,--config,--data,--eval,--export,--now,--out,--replay-end,--replay-start,--run}
+        case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--replay-data,--resume,--speed,--stage3,--start}
+        case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
+        case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
+        case 'stress-lab|'{--compare,-c,--config,--data,--equity,--html,--now,--out,--positions,--scenario,--scenarios}
+        case 'trading enable|'{--reason}
+        case 'trading disable|'{--reason}
+        case 'trading reduce-only|'{--reason}
         case 'verify-thresholds|'{--baseline,-c,--config,--out}
+        case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--purge,--test,--train}
             return 0
     end
     return 1
@@ -18,25 +43,42 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo completion data init report state verify-thresholds
+            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
+        case 'artifacts'
+            echo analyze
         case 'completion'
             echo show install
         case 'data'
-            echo info check
+            echo info check fetch
+        case 'metrics'
+            echo import fetch window export-windows
         case 'report'
             echo verify
+        case 'shadow'
+            echo compare record-backtest
         case 'state'
             echo info
+        case 'trading'
+            echo status enable disable reduce-only
     end
 end
 
 function __stagectl_state
     # Print the command path before the cursor, then the number of positional arguments.
+    # Every completion condition asks, so the answer is cached per command line.
+    set -l tokens (commandline -opc)
+    set -l line (string join ' ' -- $tokens)
+    if set -q __stagectl_cached_line; and test "$__stagectl_cached_line" = "$line"
+        for item in $__stagectl_cached_state
+            echo $item
+        end
+        return
+    end
     set -l path ''
     set -l nargs 0
     set -l expect 0
     set -l dashdash 0
-    for word in (commandline -opc)[2..-1]
+    for word in $tokens[2..-1]
         if test $expect -eq 1
             set expect 0
         else if test $dashdash -eq 0; and test "$word" = "--"
@@ -51,6 +93,8 @@ function __stagectl_state
             set nargs (math $nargs + 1)
         end
     end
+    set -g __stagectl_cached_line $line
+    set -g __stagectl_cached_state $path $nargs
     echo $path
     echo $nargs
 end
@@ -80,17 +124,61 @@ function __stagectl_at --argument-names path nargs
 end
 
 complete -c stagectl -f
+complete -c stagectl -n '__stagectl_at \'\' 0' -a artifacts -d 'Analyze a run-live run\'s seed-002 artifacts.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a audit-strategy -d 'Seed 003\'s acceptance table on the data.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a backtest -d 'Backtest the strategy config on market data.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a completion -d 'Show or install shell completion scripts.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a consensus -d 'Engine consensus score and adaptive decision.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a cpcv -d 'Combinatorial purged CV: Sharpe across paths and PBO.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a data -d 'Bundled and fetched market data: list, check, fetch.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a emergency-close -d 'Reduce-only, cancel, close all, halt.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a governor -d 'Portfolio Governor weights from Market Intel.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a init -d 'Create a stagectl home with the default configs.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a market-intel -d 'Stage6 Market Intel metrics per symbol.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a metrics -d 'The fill ledger: import, window metrics, PnL windows.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a paper-gate -d 'Judge a paper run against the 30-day paper gate.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a preflight -d 'The seed 002 pre-trade checklist.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a regime-analyze -d 'PnL windows and candles by market regime.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a report -d 'Verify signed reports.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a risk-guard -d 'The runbook risk guard: live check or --replay.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a run-live -d 'The trading loop: paper (default) or --live.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a shadow -d 'Record backtests as runs; compare runs for promotion.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a state -d 'Inspect the SQLite state database.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a stress-lab -d 'Stress Lab scenarios with a signed verdict.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a trading -d 'Show or set the trading state.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a verify-thresholds -d 'Audit core.yaml\'s governed values against the approved baseline.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a walk-forward -d 'Purged walk-forward of the strategy config.'
 complete -c stagectl -n '__stagectl_at \'\'' -l debug -d 'Show tracebacks for internal errors.'
 complete -c stagectl -n '__stagectl_at \'\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'\'' -l home -x -a '(__fish_complete_directories)' -d 'The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].'
 complete -c stagectl -n '__stagectl_at \'\'' -l state -r -F -d 'The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].'
 complete -c stagectl -n '__stagectl_at \'\'' -l version -d 'Print the version and exit.'
+complete -c stagectl -n '__stagectl_at \'artifacts\' 0' -a analyze -d 'Answer seed 002\'s five post-run questions: reconciliation, SIZED_DOWN events, margin windows, stop-limit acceptance, effective acceptance rate.'
+complete -c stagectl -n '__stagectl_at \'artifacts\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'artifacts analyze\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/stage3.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'artifacts analyze\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'artifacts analyze\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'artifacts analyze\' 0' -x
+complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l data -r -F -d 'A directory of candle and funding CSV files.'
+complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l breakers -d 'Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l cost-multiplier -x -d 'Multiply fee and slippage, e.g. 1.5 (cost stress).'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l data -r -F -d 'A directory of candle and funding CSV files instead of the bundled sample.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l end -x -d 'Last bar, UTC; a date includes that whole day [default: last common bar].'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l export -r -F -d 'Write equity.csv and trades.csv into DIR (created; atomic writes).'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l preset -x -d 'conservative, balanced or aggressive: its daily loss stop replaces the breakers\' daily stop (implies --breakers).'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l record -x -d 'Record the backtest in the state database as run ID (equity, fills, breaker firings as events) for `stagectl shadow compare`.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l start -x -d 'First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. Earlier data still warms up the signal.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l symbol -x -d 'Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'completion\' 0' -a show -d 'Print the completion script for SHELL on stdout.'
 complete -c stagectl -n '__stagectl_at \'completion\' 0' -a install -d 'Install the completion script for SHELL where the shell finds it.'
 complete -c stagectl -n '__stagectl_at \'completion\'' -s h -l help -d 'Show this message and exit.'
@@ -100,8 +188,28 @@ complete -c stagectl -n '__stagectl_at \'completion install\'' -l dry-run -d 'Sh
 complete -c stagectl -n '__stagectl_at \'completion install\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'completion install\'' -l path -r -F -d 'Write the script to FILE instead of the shell\'s standard user location.'
 complete -c stagectl -n '__stagectl_at \'completion install\' 0' -f -a 'bash zsh fish'
+complete -c stagectl -n '__stagectl_at \'consensus\'' -l correlation -r -F -d 'Engine correlation matrix, CSV or JSON [default: identity].'
+complete -c stagectl -n '__stagectl_at \'consensus\'' -l half-life-days -x -d 'Half-life of reliability decay.'
+complete -c stagectl -n '__stagectl_at \'consensus\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'consensus\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'consensus\'' -l k -x -d 'Threshold multiple of rolling std(S).'
+complete -c stagectl -n '__stagectl_at \'consensus\'' -l regime -x -d 'TREND, RANGE, PANIC or ILLIQUID: gate out engines not approved for it [default: no gate].'
+complete -c stagectl -n '__stagectl_at \'consensus\'' -l votes -r -F -d 'CSV or JSON table of engine votes (docs/research.md).'
+complete -c stagectl -n '__stagectl_at \'consensus\'' -l window -x -d 'Scores in the rolling std.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l cost-multiplier -x -d 'Multiply fee and slippage.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l data -r -F -d 'A directory of candle and funding CSV files.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l embargo -x -d 'Embargo after each test block.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l fixed -d 'Evaluate the config as is; PBO is then not computable.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l folds -x -d 'Number of contiguous groups N.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l pbo-partitions -x -d 'Even number of CSCV partitions.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l purge -x -d 'Label horizon purged around tests.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l test-folds -x -d 'Test groups per split K.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a info -d 'List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a check -d 'Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.'
+complete -c stagectl -n '__stagectl_at \'data\' 0' -a fetch -d 'Download candles (and funding for perpetuals) into HOME/data/<exchange>/.'
 complete -c stagectl -n '__stagectl_at \'data\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'data info\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'data info\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
@@ -112,22 +220,202 @@ complete -c stagectl -n '__stagectl_at \'data check\'' -l max-fill-gap-min -x -d
 complete -c stagectl -n '__stagectl_at \'data check\'' -l outlier-z -x -d 'Robust z-score above which a return is flagged.'
 complete -c stagectl -n '__stagectl_at \'data check\'' -s s -l symbol -x -d 'Only this symbol (repeatable), e.g. ETHUSDT.'
 complete -c stagectl -n '__stagectl_at \'data check\'' -s t -l timeframe -x -d 'Only datasets of this timeframe, e.g. 1h, 5m.'
+complete -c stagectl -n '__stagectl_at \'data fetch\'' -l base-url -x -d 'Send every API call to this host instead (e.g. the loopback simulator) [env: STAGECTL_EXCHANGE_BASE_URL].'
+complete -c stagectl -n '__stagectl_at \'data fetch\'' -s e -l exchange -x -d 'The ccxt exchange id.'
+complete -c stagectl -n '__stagectl_at \'data fetch\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'data fetch\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'data fetch\'' -l since -x -d 'First bar to cache: a UTC date or datetime.'
+complete -c stagectl -n '__stagectl_at \'data fetch\'' -s s -l symbol -x -d 'A ccxt symbol (ETH/USDT:USDT) or exchange id (ETHUSDT).'
+complete -c stagectl -n '__stagectl_at \'data fetch\'' -s t -l timeframe -x -d 'Bar size, e.g. 1m, 5m, 1h, 1d.'
+complete -c stagectl -n '__stagectl_at \'data fetch\'' -l until -x -d 'Last bar to cache [default: the exchange\'s current time].'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l base-url -x -d 'Send every exchange call to this host (testnets).'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l dry-run -d 'Show what would be done; change nothing.'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l exchange -x -d 'Close on this ccxt exchange (e.g. binanceusdm) with credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE [default: the paper books].'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l paper -d 'Close run-live\'s paper books (the default).'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l reason -x -d 'Why; recorded with the trading state changes.'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l symbol -x -d 'Only this symbol (repeatable) [default: all].'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s y -l yes -d 'Do not ask for confirmation.'
+complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused inside the rebalance interval).'
+complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
+complete -c stagectl -n '__stagectl_at \'governor\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'governor\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'governor\'' -l now -x -d 'Decide as of this UTC time (ISO-8601) [default: the end of the common data].'
 complete -c stagectl -n '__stagectl_at \'init\'' -l force -d 'Overwrite config files already in the home.'
 complete -c stagectl -n '__stagectl_at \'init\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'init\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'init\' 0' -f -a '(__fish_complete_directories)'
+complete -c stagectl -n '__stagectl_at \'market-intel\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'market-intel\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
+complete -c stagectl -n '__stagectl_at \'market-intel\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'market-intel\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'market-intel\'' -l now -x -d 'Compute as of this UTC time (ISO-8601) [default: the end of the common data].'
+complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a import -d 'Import trades into the fill ledger, one transaction per file, idempotent on trade id.'
+complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a fetch -d 'Fetch the account\'s trades of one symbol into the fill ledger (one transaction, idempotent on trade id, like metrics import).'
+complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a window -d 'Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.'
+complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a export-windows -d 'Consecutive PnL windows: fills, realized FIFO, cash flow, fees, volume, inventory delta and mid return, as CSV.'
+complete -c stagectl -n '__stagectl_at \'metrics\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'metrics import\'' -l format -x -d 'ccxt-json or csv [default: from the file name].'
+complete -c stagectl -n '__stagectl_at \'metrics import\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'metrics import\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'metrics import\'' -l skip-bad -d 'Import the good rows, report the bad ones, exit 1.'
+complete -c stagectl -n '__stagectl_at \'metrics import\'' -l source -x -d 'The account the trades belong to.'
+complete -c stagectl -n '__stagectl_at \'metrics import\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
+complete -c stagectl -n '__stagectl_at \'metrics import\' 0' -F
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l base-url -x -d 'Send every exchange call to this host (testnets).'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l exchange -x -d 'ccxt exchange id, e.g. binanceusdm; credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE.'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l since -x -d 'First trade time, YYYY-MM-DD or ISO-8601 UTC.'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l source -x -d 'The account to record under [default: the exchange id].'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l symbol -x -d 'The symbol, e.g. ETHUSDT.'
+complete -c stagectl -n '__stagectl_at \'metrics window\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'metrics window\'' -l hours -x -d 'Window length in hours.'
+complete -c stagectl -n '__stagectl_at \'metrics window\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'metrics window\'' -l mark -x -d 'Mark price SYMBOL=PRICE for unrealized PnL [default: the last fill price].'
+complete -c stagectl -n '__stagectl_at \'metrics window\'' -l seconds -x -d 'Window length in seconds.'
+complete -c stagectl -n '__stagectl_at \'metrics window\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
+complete -c stagectl -n '__stagectl_at \'metrics window\'' -l until -x -d 'Window end (exclusive), ISO-8601 UTC [default: now].'
+complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l candles -r -F -d '1-minute OHLCV CSV(.gz) for the mids.'
+complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l end -x -d 'Last window end (UTC).'
+complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l out -r -F -d 'Write the CSV to FILE [default: stdout].'
+complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l start -x -d 'First window start (UTC).'
+complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
+complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l window -x -d 'Window length in seconds.'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l days -x -d 'Window length in days [default: paper_gate.days, 30].'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l now -x -d 'End of the window (ISO-8601 date or datetime, UTC) [default: now].'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l run-id -x -d 'The paper run to judge [default: the latest paper run with equity].'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'preflight\'' -l base-url -x -d 'Send every exchange call to this host (testnets).'
+complete -c stagectl -n '__stagectl_at \'preflight\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/stage3.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'preflight\'' -l exchange -x -d 'Check this ccxt exchange (e.g. binanceusdm): markets, clock, credentials [default: paper].'
+complete -c stagectl -n '__stagectl_at \'preflight\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'preflight\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'preflight\'' -l offline -d 'No network: skip exchange checks, use packaged filters.'
+complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l candles -r -F -d '1-minute OHLCV CSV(.gz), repeatable.'
+complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/maker.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l export -r -F -d 'Write regimes.csv and the bucket tables.'
+complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l html -r -F -d 'Write a self-contained HTML page.'
+complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l symbol -x -d 'The symbol of the ledger.'
+complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l window -x -d 'Ledger window length in seconds [default: maker.yaml].'
+complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l windows -r -F -d 'PnL windows CSV from `metrics export-windows` [default: the ledger].'
 complete -c stagectl -n '__stagectl_at \'report\' 0' -a verify -d 'Check a report\'s HMAC signature with the configured key.'
 complete -c stagectl -n '__stagectl_at \'report\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'report verify\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'report verify\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'report verify\' 0' -F
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l data -x -a '(__fish_complete_directories)' -d 'Replay: a directory of candle/funding CSVs [default: the bundled sample].'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l dry-run -d 'Show what would be done; change nothing.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l eval -x -d 'Replay evaluation: hourly (every bar) or daily.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l export -x -a '(__fish_complete_directories)' -d 'Replay: write equity.csv, triggers.csv, actions.csv here.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: now].'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay -d 'Replay strategy + guard over the bundled history.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay-end -x -d 'Last day of the replay (UTC, inclusive).'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay-start -x -d 'First day of the replay (UTC).'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l run -x -d 'The run whose equity snapshots to read [default: latest].'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l weekly -d 'Run the weekly review (seed 003 §3) instead.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l base-url -x -d 'With --live: send every exchange call to this host (testnets, a simulator).'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l duration -x -d 'Stop after this much market time, e.g. 24h or 30d.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l end -x -d 'Last bar, UTC; a date includes the whole day [default: the end of the data].'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l exchange -x -d 'ccxt exchange id for --live.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l new-run -d 'Start a new run even if one is unfinished.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l live -l paper -d 'Trade real money through the exchange (--live) or the paper broker (--paper, the default).'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l no-position-limits -l position-limits -d 'Cap positions at stage3 max_size/max_notional_usd.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l replay-data -x -a '(__fish_complete_directories)' -d 'Replay candles and funding from DIR [default: the bundled data].'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l resume -x -d 'Resume this run [default: the latest unfinished run].'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l speed -x -d 'Replay speed: max, or Nx (3600x = one 1h bar a second).'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l stage3 -r -F -d 'Order policy and alerts [default: config/stage3.yaml].'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l start -x -d 'First bar, UTC [default: 30 days before --end].'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l stop-limits -d 'Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -s y -l yes -d 'Do not ask for confirmation.'
+complete -c stagectl -n '__stagectl_at \'shadow\' 0' -a compare -d 'Compare two runs of the state database side by side: PnL, hit rate, Sharpe, drawdown, turnover, cost per trade, IR, paired block-bootstrap and Welch p-values, and the promotion verdict of seed 001 §9.'
+complete -c stagectl -n '__stagectl_at \'shadow\' 0' -a record-backtest -d 'Backtest the strategy config and record it in the state database as run ID: equity snapshots per bar, one fill per position change, breaker firings as events.'
+complete -c stagectl -n '__stagectl_at \'shadow\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'shadow compare\'' -l baseline -x -d 'Run id of the baseline.'
+complete -c stagectl -n '__stagectl_at \'shadow compare\'' -l candidate -x -d 'Run id of the candidate.'
+complete -c stagectl -n '__stagectl_at \'shadow compare\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'shadow compare\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'shadow compare\'' -l resamples -x -d 'Bootstrap resamples.'
+complete -c stagectl -n '__stagectl_at \'shadow compare\'' -l seed -x -d 'Seed of the block bootstrap.'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l breakers -d 'Apply the circuit breakers.'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l cost-multiplier -x -d 'Multiply fee and slippage.'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l data -r -F -d 'A directory of candle and funding CSV files.'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l end -x -d 'Last bar, UTC; a date includes that day.'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l preset -x -d 'conservative, balanced or aggressive (implies --breakers).'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l run-id -x -d 'Id of the new run (must be unused).'
+complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l start -x -d 'First bar, UTC.'
 complete -c stagectl -n '__stagectl_at \'state\' 0' -a info -d 'Show the state database: path, size, schema version (applied, latest, pending migrations) and rows per table.'
 complete -c stagectl -n '__stagectl_at \'state\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'state info\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'state info\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l compare -r -F -d 'An earlier stress-lab report: show breaches added/removed and metric deltas.'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l equity -x -d 'Account equity in USD for margin usage [default: fully funded positions].'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l html -r -F -d 'Also write a self-contained one-page HTML report.'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l now -x -d 'Market state as of this UTC time [default: the end of the common data].'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l positions -r -F -d 'Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database\'s positions].'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenario -x -d 'Run only this scenario (repeatable) [default: all].'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenarios -r -F -d 'Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the trading state, who set it, why, and the latest changes.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set the trading state to ACTIVE: new orders may be sent again.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a disable -d 'Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a reduce-only -d 'Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.'
+complete -c stagectl -n '__stagectl_at \'trading\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading status\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading status\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading status\'' -l paper -d 'The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home\'s state database.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l paper -d 'The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home\'s state database.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading disable\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading disable\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading disable\'' -l paper -d 'The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home\'s state database.'
+complete -c stagectl -n '__stagectl_at \'trading disable\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l paper -d 'The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home\'s state database.'
+complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l reason -x -d 'Why; recorded in the history.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l baseline -r -F -d 'Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l cost-multiplier -x -d 'Multiply fee and slippage.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l data -r -F -d 'A directory of candle and funding CSV files instead of the bundled sample.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l embargo -x -d 'Embargo after each test block.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l expanding -d 'Train on all bars before the gap (not rolling).'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l export -r -F -d 'Write folds.csv and oos_equity.csv into DIR.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l fixed -d 'Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l purge -x -d 'Gap between train and test (= label horizon).'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l test -x -d 'Test window and step, e.g. 30d.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l train -x -d 'Training window, e.g. 120d.'

@@ -9,9 +9,25 @@ _stagectl_node() {
     _stagectl_names=""; _stagectl_commands=(); _stagectl_opts=()
     case "$1" in
         "")
-            _stagectl_names='completion data init report state verify-thresholds'
-            _stagectl_commands=('completion:Show or install shell completion scripts.' 'data:Bundled and fetched market data: list, check, fetch.' 'init:Create a stagectl home with the default configs.' 'report:Verify signed reports.' 'state:Inspect the SQLite state database.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.')
+            _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'
+            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect the SQLite state database.' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
             _stagectl_opts=('--debug:Show tracebacks for internal errors.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--home:The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].' '--state:The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].' '--version:Print the version and exit.');;
+        "artifacts")
+            _stagectl_names='analyze'
+            _stagectl_commands=('analyze:Answer seed 002'\''s five post-run questions: reconciliation, SIZED_DOWN events, margin windows, stop-limit acceptance, effective acceptance rate.')
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
+        "artifacts analyze")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--config:Config file [default: config/stage3.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "audit-strategy")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--data:A directory of candle and funding CSV files.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
+        "backtest")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--breakers:Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage, e.g. 1.5 (cost stress).' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--end:Last bar, UTC; a date includes that whole day [default: last common bar].' '--export:Write equity.csv and trades.csv into DIR (created; atomic writes).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--preset:conservative, balanced or aggressive: its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--record:Record the backtest in the state database as run ID (equity, fills, breaker firings as events) for `stagectl shadow compare`.' '--start:First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. Earlier data still warms up the signal.' '--symbol:Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "completion")
             _stagectl_names='show install'
             _stagectl_commands=('show:Print the completion script for SHELL on stdout.' 'install:Install the completion script for SHELL where the shell finds it.')
@@ -24,9 +40,17 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--dry-run:Show what would be done; change nothing.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--path:Write the script to FILE instead of the shell'\''s standard user location.');;
+        "consensus")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--correlation:Engine correlation matrix, CSV or JSON [default: identity].' '--half-life-days:Half-life of reliability decay.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--k:Threshold multiple of rolling std(S).' '--regime:TREND, RANGE, PANIC or ILLIQUID: gate out engines not approved for it [default: no gate].' '--votes:CSV or JSON table of engine votes (docs/research.md).' '--window:Scores in the rolling std.');;
+        "cpcv")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--embargo:Embargo after each test block.' '--fixed:Evaluate the config as is; PBO is then not computable.' '--folds:Number of contiguous groups N.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--pbo-partitions:Even number of CSCV partitions.' '--purge:Label horizon purged around tests.' '--test-folds:Test groups per split K.');;
         "data")
-            _stagectl_names='info check'
-            _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.')
+            _stagectl_names='info check fetch'
+            _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "data info")
             _stagectl_names=''
@@ -36,10 +60,58 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--data:A directory of CSV(.gz) files to check instead of the bundled sample.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--max-fill-gap-min:Forward-fill gaps strictly shorter than this many minutes.' '--outlier-z:Robust z-score above which a return is flagged.' '-s:Only this symbol (repeatable), e.g. ETHUSDT.' '--symbol:Only this symbol (repeatable), e.g. ETHUSDT.' '-t:Only datasets of this timeframe, e.g. 1h, 5m.' '--timeframe:Only datasets of this timeframe, e.g. 1h, 5m.');;
+        "data fetch")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--base-url:Send every API call to this host instead (e.g. the loopback simulator) [env: STAGECTL_EXCHANGE_BASE_URL].' '-e:The ccxt exchange id.' '--exchange:The ccxt exchange id.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--since:First bar to cache: a UTC date or datetime.' '-s:A ccxt symbol (ETH/USDT:USDT) or exchange id (ETHUSDT).' '--symbol:A ccxt symbol (ETH/USDT:USDT) or exchange id (ETHUSDT).' '-t:Bar size, e.g. 1m, 5m, 1h, 1d.' '--timeframe:Bar size, e.g. 1m, 5m, 1h, 1d.' '--until:Last bar to cache [default: the exchange'\''s current time].');;
+        "emergency-close")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '--dry-run:Show what would be done; change nothing.' '--exchange:Close on this ccxt exchange (e.g. binanceusdm) with credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE [default: the paper books].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:Close run-live'\''s paper books (the default).' '--reason:Why; recorded with the trading state changes.' '--symbol:Only this symbol (repeatable) [default: all].' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
+        "governor")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--apply:Record the new weights as current (refused inside the rebalance interval).' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Decide as of this UTC time (ISO-8601) [default: the end of the common data].');;
         "init")
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--force:Overwrite config files already in the home.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "market-intel")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Compute as of this UTC time (ISO-8601) [default: the end of the common data].');;
+        "metrics")
+            _stagectl_names='import fetch window export-windows'
+            _stagectl_commands=('import:Import trades into the fill ledger, one transaction per file, idempotent on trade id.' 'fetch:Fetch the account'\''s trades of one symbol into the fill ledger (one transaction, idempotent on trade id, like metrics import).' 'window:Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.' 'export-windows:Consecutive PnL windows: fills, realized FIFO, cash flow, fees, volume, inventory delta and mid return, as CSV.')
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
+        "metrics import")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--format:ccxt-json or csv [default: from the file name].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--skip-bad:Import the good rows, report the bad ones, exit 1.' '--source:The account the trades belong to.' '--symbol:Only this symbol, e.g. SOLUSDT.');;
+        "metrics fetch")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '--exchange:ccxt exchange id, e.g. binanceusdm; credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--since:First trade time, YYYY-MM-DD or ISO-8601 UTC.' '--source:The account to record under [default: the exchange id].' '--symbol:The symbol, e.g. ETHUSDT.');;
+        "metrics window")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--hours:Window length in hours.' '--json:Print exactly one JSON document on stdout and nothing else.' '--mark:Mark price SYMBOL=PRICE for unrealized PnL [default: the last fill price].' '--seconds:Window length in seconds.' '--symbol:Only this symbol, e.g. SOLUSDT.' '--until:Window end (exclusive), ISO-8601 UTC [default: now].');;
+        "metrics export-windows")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--candles:1-minute OHLCV CSV(.gz) for the mids.' '--end:Last window end (UTC).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--out:Write the CSV to FILE [default: stdout].' '--start:First window start (UTC).' '--symbol:Only this symbol, e.g. SOLUSDT.' '--window:Window length in seconds.');;
+        "paper-gate")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--days:Window length in days [default: paper_gate.days, 30].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:End of the window (ISO-8601 date or datetime, UTC) [default: now].' '--out:Write the signed report to FILE (atomically).' '--run-id:The paper run to judge [default: the latest paper run with equity].' '--unsigned:With --out and no key configured: write an unsigned report.');;
+        "preflight")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '-c:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--config:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--exchange:Check this ccxt exchange (e.g. binanceusdm): markets, clock, credentials [default: paper].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--offline:No network: skip exchange checks, use packaged filters.');;
+        "regime-analyze")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--candles:1-minute OHLCV CSV(.gz), repeatable.' '-c:Config file [default: config/maker.yaml in the home, else the packaged one].' '--config:Config file [default: config/maker.yaml in the home, else the packaged one].' '--export:Write regimes.csv and the bucket tables.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Write a self-contained HTML page.' '--json:Print exactly one JSON document on stdout and nothing else.' '--symbol:The symbol of the ledger.' '--window:Ledger window length in seconds [default: maker.yaml].' '--windows:PnL windows CSV from `metrics export-windows` [default: the ledger].');;
         "report")
             _stagectl_names='verify'
             _stagectl_commands=('verify:Check a report'\''s HMAC signature with the configured key.')
@@ -48,6 +120,26 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "risk-guard")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--data:Replay: a directory of candle/funding CSVs [default: the bundled sample].' '--dry-run:Show what would be done; change nothing.' '--eval:Replay evaluation: hourly (every bar) or daily.' '--export:Replay: write equity.csv, triggers.csv, actions.csv here.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Evaluate as of this UTC time (ISO-8601) [default: now].' '--out:Write the signed report to FILE (atomically).' '--replay:Replay strategy + guard over the bundled history.' '--replay-end:Last day of the replay (UTC, inclusive).' '--replay-start:First day of the replay (UTC).' '--run:The run whose equity snapshots to read [default: latest].' '--unsigned:With --out and no key configured: write an unsigned report.' '--weekly:Run the weekly review (seed 003 §3) instead.');;
+        "run-live")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--base-url:With --live: send every exchange call to this host (testnets, a simulator).' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--duration:Stop after this much market time, e.g. 24h or 30d.' '--end:Last bar, UTC; a date includes the whole day [default: the end of the data].' '--exchange:ccxt exchange id for --live.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--new-run:Start a new run even if one is unfinished.' '--live:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--paper:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--no-position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--replay-data:Replay candles and funding from DIR [default: the bundled data].' '--resume:Resume this run [default: the latest unfinished run].' '--speed:Replay speed: max, or Nx (3600x = one 1h bar a second).' '--stage3:Order policy and alerts [default: config/stage3.yaml].' '--start:First bar, UTC [default: 30 days before --end].' '--stop-limits:Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry.' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
+        "shadow")
+            _stagectl_names='compare record-backtest'
+            _stagectl_commands=('compare:Compare two runs of the state database side by side: PnL, hit rate, Sharpe, drawdown, turnover, cost per trade, IR, paired block-bootstrap and Welch p-values, and the promotion verdict of seed 001 §9.' 'record-backtest:Backtest the strategy config and record it in the state database as run ID: equity snapshots per bar, one fill per position change, breaker firings as events.')
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
+        "shadow compare")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--baseline:Run id of the baseline.' '--candidate:Run id of the candidate.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--resamples:Bootstrap resamples.' '--seed:Seed of the block bootstrap.');;
+        "shadow record-backtest")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--breakers:Apply the circuit breakers.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--end:Last bar, UTC; a date includes that day.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--preset:conservative, balanced or aggressive (implies --breakers).' '--run-id:Id of the new run (must be unused).' '--start:First bar, UTC.');;
         "state")
             _stagectl_names='info'
             _stagectl_commands=('info:Show the state database: path, size, schema version (applied, latest, pending migrations) and rows per table.')
@@ -56,10 +148,38 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "stress-lab")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--compare:An earlier stress-lab report: show breaches added/removed and metric deltas.' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '--equity:Account equity in USD for margin usage [default: fully funded positions].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained one-page HTML report.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Market state as of this UTC time [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).' '--positions:Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database'\''s positions].' '--scenario:Run only this scenario (repeatable) [default: all].' '--scenarios:Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].' '--unsigned:With --out and no key configured: write an unsigned report.');;
+        "trading")
+            _stagectl_names='status enable disable reduce-only'
+            _stagectl_commands=('status:Show the trading state, who set it, why, and the latest changes.' 'enable:Set the trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.')
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
+        "trading status")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home'\''s state database.');;
+        "trading enable")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home'\''s state database.' '--reason:Why; recorded in the history.');;
+        "trading disable")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home'\''s state database.' '--reason:Why; recorded in the history.');;
+        "trading reduce-only")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home'\''s state database.' '--reason:Why; recorded in the history.');;
         "verify-thresholds")
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--baseline:Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
+        "walk-forward")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--embargo:Embargo after each test block.' '--expanding:Train on all bars before the gap (not rolling).' '--export:Write folds.csv and oos_equity.csv into DIR.' '--fixed:Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--purge:Gap between train and test (= label horizon).' '--test:Test window and step, e.g. 30d.' '--train:Training window, e.g. 120d.');;
     esac
 }
 
@@ -69,15 +189,144 @@ _stagectl_value() {
     case "$1|$2" in
         "|--home") _stagectl_kind=dir;;
         "|--state") _stagectl_kind=file;;
+        "artifacts analyze|-c"|"artifacts analyze|--config") _stagectl_kind=yaml;;
+        "audit-strategy|-c"|"audit-strategy|--config") _stagectl_kind=yaml;;
+        "audit-strategy|--data") _stagectl_kind=file;;
+        "audit-strategy|--out") _stagectl_kind=file;;
+        "backtest|-c"|"backtest|--config") _stagectl_kind=yaml;;
+        "backtest|--cost-multiplier") _stagectl_kind=text;;
+        "backtest|--data") _stagectl_kind=file;;
+        "backtest|--end") _stagectl_kind=text;;
+        "backtest|--export") _stagectl_kind=file;;
+        "backtest|--out") _stagectl_kind=file;;
+        "backtest|--preset") _stagectl_kind=text;;
+        "backtest|--record") _stagectl_kind=text;;
+        "backtest|--start") _stagectl_kind=text;;
+        "backtest|--symbol") _stagectl_kind=text;;
         "completion install|--path") _stagectl_kind=file;;
+        "consensus|--correlation") _stagectl_kind=file;;
+        "consensus|--half-life-days") _stagectl_kind=text;;
+        "consensus|--k") _stagectl_kind=text;;
+        "consensus|--regime") _stagectl_kind=text;;
+        "consensus|--votes") _stagectl_kind=file;;
+        "consensus|--window") _stagectl_kind=text;;
+        "cpcv|-c"|"cpcv|--config") _stagectl_kind=yaml;;
+        "cpcv|--cost-multiplier") _stagectl_kind=text;;
+        "cpcv|--data") _stagectl_kind=file;;
+        "cpcv|--embargo") _stagectl_kind=text;;
+        "cpcv|--folds") _stagectl_kind=text;;
+        "cpcv|--pbo-partitions") _stagectl_kind=text;;
+        "cpcv|--purge") _stagectl_kind=text;;
+        "cpcv|--test-folds") _stagectl_kind=text;;
         "data check|--data") _stagectl_kind=file;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;
         "data check|--outlier-z") _stagectl_kind=text;;
         "data check|-s"|"data check|--symbol") _stagectl_kind=text;;
         "data check|-t"|"data check|--timeframe") _stagectl_kind=text;;
+        "data fetch|--base-url") _stagectl_kind=text;;
+        "data fetch|-e"|"data fetch|--exchange") _stagectl_kind=text;;
+        "data fetch|--since") _stagectl_kind=text;;
+        "data fetch|-s"|"data fetch|--symbol") _stagectl_kind=text;;
+        "data fetch|-t"|"data fetch|--timeframe") _stagectl_kind=text;;
+        "data fetch|--until") _stagectl_kind=text;;
+        "emergency-close|--base-url") _stagectl_kind=text;;
+        "emergency-close|--exchange") _stagectl_kind=text;;
+        "emergency-close|--reason") _stagectl_kind=text;;
+        "emergency-close|--symbol") _stagectl_kind=text;;
+        "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
+        "governor|--data") _stagectl_kind=dir;;
+        "governor|--now") _stagectl_kind=text;;
+        "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
+        "market-intel|--data") _stagectl_kind=dir;;
+        "market-intel|--now") _stagectl_kind=text;;
+        "metrics import|--format") _stagectl_kind=text;;
+        "metrics import|--source") _stagectl_kind=text;;
+        "metrics import|--symbol") _stagectl_kind=text;;
+        "metrics fetch|--base-url") _stagectl_kind=text;;
+        "metrics fetch|--exchange") _stagectl_kind=text;;
+        "metrics fetch|--since") _stagectl_kind=text;;
+        "metrics fetch|--source") _stagectl_kind=text;;
+        "metrics fetch|--symbol") _stagectl_kind=text;;
+        "metrics window|--hours") _stagectl_kind=text;;
+        "metrics window|--mark") _stagectl_kind=text;;
+        "metrics window|--seconds") _stagectl_kind=text;;
+        "metrics window|--symbol") _stagectl_kind=text;;
+        "metrics window|--until") _stagectl_kind=text;;
+        "metrics export-windows|--candles") _stagectl_kind=file;;
+        "metrics export-windows|--end") _stagectl_kind=text;;
+        "metrics export-windows|--out") _stagectl_kind=file;;
+        "metrics export-windows|--start") _stagectl_kind=text;;
+        "metrics export-windows|--symbol") _stagectl_kind=text;;
+        "metrics export-windows|--window") _stagectl_kind=text;;
+        "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
+        "paper-gate|--days") _stagectl_kind=text;;
+        "paper-gate|--now") _stagectl_kind=text;;
+        "paper-gate|--out") _stagectl_kind=file;;
+        "paper-gate|--run-id") _stagectl_kind=text;;
+        "preflight|--base-url") _stagectl_kind=text;;
+        "preflight|-c"|"preflight|--config") _stagectl_kind=yaml;;
+        "preflight|--exchange") _stagectl_kind=text;;
+        "regime-analyze|--candles") _stagectl_kind=file;;
+        "regime-analyze|-c"|"regime-analyze|--config") _stagectl_kind=yaml;;
+        "regime-analyze|--export") _stagectl_kind=file;;
+        "regime-analyze|--html") _stagectl_kind=file;;
+        "regime-analyze|--symbol") _stagectl_kind=text;;
+        "regime-analyze|--window") _stagectl_kind=text;;
+        "regime-analyze|--windows") _stagectl_kind=file;;
+        "risk-guard|-c"|"risk-guard|--config") _stagectl_kind=yaml;;
+        "risk-guard|--data") _stagectl_kind=dir;;
+        "risk-guard|--eval") _stagectl_kind=text;;
+        "risk-guard|--export") _stagectl_kind=dir;;
+        "risk-guard|--now") _stagectl_kind=text;;
+        "risk-guard|--out") _stagectl_kind=file;;
+        "risk-guard|--replay-end") _stagectl_kind=text;;
+        "risk-guard|--replay-start") _stagectl_kind=text;;
+        "risk-guard|--run") _stagectl_kind=text;;
+        "run-live|--base-url") _stagectl_kind=text;;
+        "run-live|-c"|"run-live|--config") _stagectl_kind=yaml;;
+        "run-live|--duration") _stagectl_kind=text;;
+        "run-live|--end") _stagectl_kind=text;;
+        "run-live|--exchange") _stagectl_kind=text;;
+        "run-live|--replay-data") _stagectl_kind=dir;;
+        "run-live|--resume") _stagectl_kind=text;;
+        "run-live|--speed") _stagectl_kind=text;;
+        "run-live|--stage3") _stagectl_kind=file;;
+        "run-live|--start") _stagectl_kind=text;;
+        "shadow compare|--baseline") _stagectl_kind=text;;
+        "shadow compare|--candidate") _stagectl_kind=text;;
+        "shadow compare|--resamples") _stagectl_kind=text;;
+        "shadow compare|--seed") _stagectl_kind=text;;
+        "shadow record-backtest|-c"|"shadow record-backtest|--config") _stagectl_kind=yaml;;
+        "shadow record-backtest|--cost-multiplier") _stagectl_kind=text;;
+        "shadow record-backtest|--data") _stagectl_kind=file;;
+        "shadow record-backtest|--end") _stagectl_kind=text;;
+        "shadow record-backtest|--preset") _stagectl_kind=text;;
+        "shadow record-backtest|--run-id") _stagectl_kind=text;;
+        "shadow record-backtest|--start") _stagectl_kind=text;;
+        "stress-lab|--compare") _stagectl_kind=file;;
+        "stress-lab|-c"|"stress-lab|--config") _stagectl_kind=yaml;;
+        "stress-lab|--data") _stagectl_kind=dir;;
+        "stress-lab|--equity") _stagectl_kind=text;;
+        "stress-lab|--html") _stagectl_kind=file;;
+        "stress-lab|--now") _stagectl_kind=text;;
+        "stress-lab|--out") _stagectl_kind=file;;
+        "stress-lab|--positions") _stagectl_kind=file;;
+        "stress-lab|--scenario") _stagectl_kind=text;;
+        "stress-lab|--scenarios") _stagectl_kind=file;;
+        "trading enable|--reason") _stagectl_kind=text;;
+        "trading disable|--reason") _stagectl_kind=text;;
+        "trading reduce-only|--reason") _stagectl_kind=text;;
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
         "verify-thresholds|--out") _stagectl_kind=file;;
+        "walk-forward|-c"|"walk-forward|--config") _stagectl_kind=yaml;;
+        "walk-forward|--cost-multiplier") _stagectl_kind=text;;
+        "walk-forward|--data") _stagectl_kind=file;;
+        "walk-forward|--embargo") _stagectl_kind=text;;
+        "walk-forward|--export") _stagectl_kind=file;;
+        "walk-forward|--purge") _stagectl_kind=text;;
+        "walk-forward|--test") _stagectl_kind=text;;
+        "walk-forward|--train") _stagectl_kind=text;;
     esac
 }
 
@@ -85,9 +334,11 @@ _stagectl_argument() {
     # What positional argument $2 (from 0) of command path $1 completes to.
     _stagectl_kind=""; _stagectl_choices=""
     case "$1|$2" in
+        "artifacts analyze|0") _stagectl_kind=text;;
         "completion show|0") _stagectl_kind=choice; _stagectl_choices='bash zsh fish';;
         "completion install|0") _stagectl_kind=choice; _stagectl_choices='bash zsh fish';;
         "init|0") _stagectl_kind=dir;;
+        "metrics import|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
     esac
 }

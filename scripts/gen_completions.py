@@ -552,11 +552,20 @@ end
 
 function __stagectl_state
     # Print the command path before the cursor, then the number of positional arguments.
+    # Every completion condition asks, so the answer is cached per command line.
+    set -l tokens (commandline -opc)
+    set -l line (string join ' ' -- $tokens)
+    if set -q __stagectl_cached_line; and test "$__stagectl_cached_line" = "$line"
+        for item in $__stagectl_cached_state
+            echo $item
+        end
+        return
+    end
     set -l path ''
     set -l nargs 0
     set -l expect 0
     set -l dashdash 0
-    for word in (commandline -opc)[2..-1]
+    for word in $tokens[2..-1]
         if test $expect -eq 1
             set expect 0
         else if test $dashdash -eq 0; and test "$word" = "--"
@@ -571,6 +580,8 @@ function __stagectl_state
             set nargs (math $nargs + 1)
         end
     end
+    set -g __stagectl_cached_line $line
+    set -g __stagectl_cached_state $path $nargs
     echo $path
     echo $nargs
 end

@@ -102,3 +102,9 @@ def test_state_info_json_imports_no_heavy_library(home: Path) -> None:
     if "init" in COMMANDS and importlib.util.find_spec(COMMANDS["init"][0]) is not None:
         heavy_imports(["init"], home)
     assert heavy_imports(["state", "info", "--json"], home) == []
+
+
+def test_trading_status_json_imports_no_heavy_library(home: Path) -> None:
+    _require("trading")
+    heavy_imports(["trading", "disable", "--reason", "probe"], home)
+    assert heavy_imports(["trading", "status", "--json"], home) == []

@@ -37,6 +37,8 @@ TABLES_BY_MIGRATION = {
     },
     "0003_journal": {"events", "incidents"},
     "0004_reports": {"reports"},
+    "0005_paper_book": {"paper_books", "paper_records"},
+    "0006_ledger_totals": {"fill_totals"},
 }
 
 

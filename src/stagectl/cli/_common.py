@@ -11,7 +11,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -36,6 +36,31 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show what would be done; change nothing.")
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+CostMultiplierOpt = Annotated[
+    float,
+    typer.Option("--cost-multiplier", min=0.0, help="Multiply fee and slippage.", metavar="X"),
+]
+CandleDataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="A directory of candle and funding CSV files.", metavar="DIR"),
+]
+SampleDataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="A directory of candle and funding CSV files instead of the bundled sample.",
+        metavar="DIR",
+    ),
+]
+MarketDataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="A directory of candle/funding CSV files [default: the bundled sample].",
+        metavar="DIR",
+        file_okay=False,
+    ),
+]
 
 
 def config_option(default_name: str) -> Any:
@@ -48,6 +73,9 @@ def config_option(default_name: str) -> Any:
         exists=False,
         dir_okay=False,
     )
+
+
+StrategyConfigOpt = Annotated[Path | None, config_option("futures_alt_ensemble.yaml")]
 
 
 @dataclass(frozen=True)
@@ -150,6 +178,94 @@ def _cell(value: Any) -> str:
     return str(to_jsonable(value))
 
 
+def fmt_pct(fraction: float | None) -> str:
+    """A fraction as a percentage with two decimals (0.1234 -> ``12.34 %``); None -> ``-``."""
+    return "-" if fraction is None else f"{fraction * 100:.2f} %"
+
+
+def fmt_fixed(value: float | None, digits: int = 3) -> str:
+    """A number with ``digits`` decimals; None -> ``-``."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def print_lines(lines: Sequence[str]) -> None:
     for line in lines:
         typer.echo(line)
+
+
+def publish_envelope(
+    home: Home,
+    kind: str,
+    body: dict[str, Any],
+    *,
+    signed_sections: list[str],
+    inputs: list[Path],
+    out: Path | None,
+    unsigned: bool,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """``publish_report`` (signed when a key is set, written to ``out``, recorded in state).
+
+    The publish service is imported here, not at module level: this module is on
+    the ``--help`` fast path. ``now`` defaults to the current UTC time.
+    """
+    from stagectl.services.publish import publish_report
+
+    return publish_report(
+        kind,
+        body,
+        signed_sections=signed_sections,
+        inputs=inputs,
+        out=out,
+        unsigned=unsigned,
+        home=home,
+        now=now if now is not None else datetime.now(UTC),
+    )
+
+
+def show_report(
+    envelope: dict[str, Any] | None,
+    *,
+    json_output: bool,
+    out: Path | None,
+    render_human: Callable[[], None],
+) -> None:
+    """Print the envelope (``--json``) or the human view, then say where ``--out`` went."""
+    if json_output:
+        print_json(envelope)
+    else:
+        render_human()
+    if out is not None:
+        info(f"wrote {out}")
+
+
+def emit_report(
+    home: Home,
+    kind: str,
+    body: dict[str, Any],
+    *,
+    signed_sections: list[str],
+    inputs: list[Path],
+    json_output: bool,
+    out: Path | None,
+    unsigned: bool,
+    render_human: Callable[[], None],
+    now: datetime | None = None,
+) -> dict[str, Any] | None:
+    """A report command's output: publish only when ``--json`` or ``--out`` asks for the
+    envelope, then :func:`show_report`. Returns the envelope, or None when not published.
+    """
+    envelope = None
+    if json_output or out is not None:
+        envelope = publish_envelope(
+            home,
+            kind,
+            body,
+            signed_sections=signed_sections,
+            inputs=inputs,
+            out=out,
+            unsigned=unsigned,
+            now=now,
+        )
+    show_report(envelope, json_output=json_output, out=out, render_human=render_human)
+    return envelope

@@ -20,8 +20,6 @@ from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
 
 from stagectl import __version__
-from stagectl.cli._common import CliContext
-from stagectl.config.home import Home
 from stagectl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -41,6 +39,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "data": ("stagectl.cli.data", "Bundled and fetched market data: list, check, fetch."),
     "completion": ("stagectl.cli.completion", "Show or install shell completion scripts."),
+    "risk-guard": ("stagectl.cli.risk_guard", "The runbook risk guard: live check or --replay."),
+    "paper-gate": ("stagectl.cli.paper_gate", "Judge a paper run against the 30-day paper gate."),
+    "market-intel": ("stagectl.cli.market_intel", "Stage6 Market Intel metrics per symbol."),
+    "governor": ("stagectl.cli.governor", "Portfolio Governor weights from Market Intel."),
+    "stress-lab": ("stagectl.cli.stress_lab", "Stress Lab scenarios with a signed verdict."),
+    "backtest": ("stagectl.cli.backtest", "Backtest the strategy config on market data."),
+    "run-live": ("stagectl.cli.run_live", "The trading loop: paper (default) or --live."),
+    "artifacts": ("stagectl.cli.artifacts", "Analyze a run-live run's seed-002 artifacts."),
+    "metrics": ("stagectl.cli.metrics", "The fill ledger: import, window metrics, PnL windows."),
+    "regime-analyze": ("stagectl.cli.regime_analyze", "PnL windows and candles by market regime."),
+    "preflight": ("stagectl.cli.preflight", "The seed 002 pre-trade checklist."),
+    "emergency-close": ("stagectl.cli.emergency_close", "Reduce-only, cancel, close all, halt."),
+    "trading": ("stagectl.cli.trading", "Show or set the trading state."),
+    "walk-forward": ("stagectl.cli.walk_forward", "Purged walk-forward of the strategy config."),
+    "cpcv": ("stagectl.cli.cpcv", "Combinatorial purged CV: Sharpe across paths and PBO."),
+    "audit-strategy": ("stagectl.cli.audit_strategy", "Seed 003's acceptance table on the data."),
+    "consensus": ("stagectl.cli.consensus", "Engine consensus score and adaptive decision."),
+    "shadow": ("stagectl.cli.shadow", "Record backtests as runs; compare runs for promotion."),
 }
 
 
@@ -133,6 +149,11 @@ def root(
     ] = False,
 ) -> None:
     """stagectl: the command-line toolbox of a systematic crypto trading desk."""
+    # Imported here, not at the top: `stagectl --help` never runs this callback,
+    # so the root help stays off _common's and home's imports (docs/performance.md).
+    from stagectl.cli._common import CliContext
+    from stagectl.config.home import Home
+
     ctx.obj = CliContext(home=Home.resolve(home, state), debug=debug)
 
 

@@ -6,7 +6,6 @@ pydantic, yaml and the standard library.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +17,8 @@ from stagectl.cli._common import (
     UnsignedOpt,
     cli_context,
     config_option,
+    emit_report,
     info,
-    print_json,
     print_table,
 )
 from stagectl.errors import EXIT_CHECK_FAILED
@@ -62,26 +61,17 @@ def verify_thresholds(
     result = service.run(home, config=config, baseline=baseline)
     info(f"config: {result.config.describe()}")
     info(f"baseline: {result.baseline.describe()}")
-    envelope: dict[str, Any] | None = None
-    if json_output or out is not None:
-        from stagectl.services.publish import publish_report
-
-        envelope = publish_report(
-            service.KIND,
-            result.body(),
-            signed_sections=service.SIGNED_SECTIONS,
-            inputs=result.inputs,
-            out=out,
-            unsigned=unsigned,
-            home=home,
-            now=datetime.now(UTC),
-        )
-    if json_output:
-        print_json(envelope)
-    else:
-        _print_human(result.body())
-    if out is not None:
-        info(f"wrote {out}")
+    emit_report(
+        home,
+        service.KIND,
+        result.body(),
+        signed_sections=service.SIGNED_SECTIONS,
+        inputs=result.inputs,
+        json_output=json_output,
+        out=out,
+        unsigned=unsigned,
+        render_human=lambda: _print_human(result.body()),
+    )
     if not result.passed:
         raise typer.Exit(EXIT_CHECK_FAILED)
 

@@ -45,7 +45,7 @@ class HypotheticalScenario(ConfigModel):
     description: Annotated[str, Field(min_length=1)]
     shocks: Annotated[Items[ShockSpec], Field(min_length=1)]
     price_move_pct: PriceMovePct = 0.0
-    price_moves_pct: dict[Symbol, PriceMovePct] = {}
+    price_moves_pct: dict[Symbol, PriceMovePct] = Field(default_factory=dict)
 
 
 class HistoricalScenarios(ConfigModel):

@@ -11,19 +11,23 @@ Actions (seed 003 §4; docs/risk-guard.md):
 - FLATTEN_ALL: every sleeve to 0. Restart when the runbook's restart conditions
   hold on the strategy itself (the unguarded shadow): 20-day Sharpe above
   ``sharpe_20d_min``, 60-day Sharpe above ``backtest_sharpe_60d_min``, drawdown
-  below ``max_mdd_pct``; human sign-off is assumed at that evaluation. A restart
-  starts a new drawdown epoch for the guarded equity.
+  from its 60-day peak below ``max_mdd_pct`` (the all-time drawdown of a strategy
+  that once lost more than 8 % could never narrow below 8 %, so it is measured
+  over the same 60 days as the backtest Sharpe); human sign-off is assumed at
+  that evaluation. A restart starts a new drawdown epoch for the guarded equity.
 - REDUCE_RISK_50: every sleeve to ``position_multiplier`` (0.5). Re-evaluated after
   ``reevaluate_after_h``: when no REDUCE_RISK_50 rule breaches then, the multiplier
   recovers one step (0.5 -> 0.75 -> 1.0, a step per review); else it stays.
 - DISABLE_SLEEVE: that sleeve to 0; after ``reevaluate_after_days`` it comes back
-  once its own 30-day Sharpe (shadow) exceeds ``reenable_backtest_sharpe_30d_min``.
+  once its own 30-day Sharpe (shadow) exceeds ``reenable_backtest_sharpe_30d_min``;
+  its drawdown is then measured from the re-enable (a new peak), else the flat
+  days at its trough would disable it again at once.
 - WARNING and MANUAL_REVIEW change no position; they are listed as triggers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -32,7 +36,7 @@ import pandas as pd
 from stagectl.config.risk_guard import RiskGuardConfig
 from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
 from stagectl.domain.performance import rolling_sharpe
-from stagectl.domain.risk_indicators import GuardInputs, compute_indicators
+from stagectl.domain.risk_indicators import GuardInputs, compute_indicators, restrict
 from stagectl.domain.risk_rules import (
     ACTION_RANK,
     DecisionTable,
@@ -43,6 +47,13 @@ from stagectl.domain.risk_rules import (
 )
 
 RECOVERY_STEP = 0.25
+RESTART_WINDOW = pd.Timedelta(days=60)
+
+
+def trailing_drawdown_pct(equity: pd.Series, window: pd.Timedelta) -> pd.Series:
+    """``(peak - equity) / peak * 100`` with the peak over ``(t - window, t]``."""
+    peak = equity.rolling(window).max()
+    return ((peak - equity) / peak * 100.0).rename("trailing_drawdown_pct")
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,15 @@ class _Shadow:
     drawdown_pct: np.ndarray
     sleeve_sharpe_30d: dict[str, np.ndarray]
 
+    def tail(self, offset: int) -> _Shadow:
+        """The arrays from eval position ``offset`` on."""
+        return _Shadow(
+            self.sharpe_20d[offset:],
+            self.sharpe_60d[offset:],
+            self.drawdown_pct[offset:],
+            {s: v[offset:] for s, v in self.sleeve_sharpe_30d.items()},
+        )
+
 
 def _shadow(
     unguarded: BacktestResult, frames: IndicatorFrames, eval_times: pd.DatetimeIndex
@@ -163,7 +183,9 @@ def _shadow(
     return _Shadow(
         sharpe_20d=frames.portfolio["rolling_sharpe_20d"].reindex(eval_times).to_numpy(),
         sharpe_60d=rolling_sharpe(returns, 60).reindex(eval_times).to_numpy(),
-        drawdown_pct=frames.portfolio["running_mdd_pct"].reindex(eval_times).to_numpy(),
+        drawdown_pct=trailing_drawdown_pct(unguarded.equity, RESTART_WINDOW)
+        .reindex(eval_times)
+        .to_numpy(),
         sleeve_sharpe_30d={
             s: rolling_sharpe(unguarded.sleeve_net_returns[s], 30).reindex(eval_times).to_numpy()
             for s in unguarded.sleeve_net_returns.columns
@@ -171,10 +193,36 @@ def _shadow(
     )
 
 
+def _restart_at(
+    times: pd.DatetimeIndex, state: _State, shadow: _Shadow, start: int, config: RiskGuardConfig
+) -> tuple[int, str, str | None, str] | None:
+    """The first eval position at or after ``start`` where a flattened book may restart.
+
+    Not before the post-mortem deadline (``post_mortem_within_h`` after the
+    flatten): the runbook restarts only once the cause is understood.
+    """
+    restart = config.restart_conditions
+    earliest = state.flattened_at + pd.Timedelta(  # type: ignore[operator]
+        hours=config.actions.flatten_all.post_mortem_within_h
+    )
+    with np.errstate(invalid="ignore"):
+        ok = (
+            (shadow.sharpe_20d > restart.sharpe_20d_min)
+            & (shadow.sharpe_60d > restart.backtest_sharpe_60d_min)
+            & (shadow.drawdown_pct < restart.max_mdd_pct)
+            & np.asarray(times >= earliest)
+        )
+    ok[:start] = False
+    i = _first(ok)
+    if i is None:
+        return None
+    return i, "RESTART", None, "restart conditions hold (human sign-off assumed)"
+
+
 def _next_action(
     table: DecisionTable, state: _State, shadow: _Shadow, start: int, config: RiskGuardConfig
 ) -> tuple[int, str, str | None, str] | None:
-    """The earliest state change at or after eval position ``start``."""
+    """The earliest state change at or after eval position ``start`` (book not flattened)."""
     times = table.eval_times
     window = np.arange(len(times)) >= start
     candidates: list[tuple[int, int, str, str | None, str]] = []
@@ -184,33 +232,23 @@ def _next_action(
         if i is not None:
             candidates.append((i, priority, kind, sleeve, why))
 
-    if state.flattened_at is not None:
-        restart = config.restart_conditions
-        with np.errstate(invalid="ignore"):
-            ok = (
-                (shadow.sharpe_20d > restart.sharpe_20d_min)
-                & (shadow.sharpe_60d > restart.backtest_sharpe_60d_min)
-                & (shadow.drawdown_pct < restart.max_mdd_pct)
-            )
-        offer(ok, 0, "RESTART", None, "restart conditions hold (human sign-off assumed)")
-    else:
-        offer(_action_mask(table, "FLATTEN_ALL"), 0, "FLATTEN_ALL", None, "FLATTEN_ALL rule")
-        reduce = _action_mask(table, "REDUCE_RISK_50")
-        if state.reduce_level >= 1.0:
-            offer(reduce, 1, "REDUCE_RISK_50", None, "REDUCE_RISK_50 rule")
-        elif state.reduce_review_at is not None:
-            due = np.asarray(times >= state.reduce_review_at)
-            offer(due & ~reduce, 1, "RECOVER", None, "review after 24 h: REDUCE rules clear")
-        for sleeve in state.sleeves:
-            if sleeve in state.disabled:
-                due = np.asarray(times >= state.disabled[sleeve])
-                minimum = config.actions.disable_sleeve.reenable_backtest_sharpe_30d_min
-                with np.errstate(invalid="ignore"):
-                    healthy = shadow.sleeve_sharpe_30d[sleeve] > minimum
-                offer(due & healthy, 2, "ENABLE_SLEEVE", sleeve, "30-day sleeve Sharpe recovered")
-            else:
-                mask = _action_mask(table, "DISABLE_SLEEVE", sleeve)
-                offer(mask, 2, "DISABLE_SLEEVE", sleeve, "DISABLE_SLEEVE rule")
+    offer(_action_mask(table, "FLATTEN_ALL"), 0, "FLATTEN_ALL", None, "FLATTEN_ALL rule")
+    reduce = _action_mask(table, "REDUCE_RISK_50")
+    if state.reduce_level >= 1.0:
+        offer(reduce, 1, "REDUCE_RISK_50", None, "REDUCE_RISK_50 rule")
+    elif state.reduce_review_at is not None:
+        due = np.asarray(times >= state.reduce_review_at)
+        offer(due & ~reduce, 1, "RECOVER", None, "review after 24 h: REDUCE rules clear")
+    for sleeve in state.sleeves:
+        if sleeve in state.disabled:
+            due = np.asarray(times >= state.disabled[sleeve])
+            minimum = config.actions.disable_sleeve.reenable_backtest_sharpe_30d_min
+            with np.errstate(invalid="ignore"):
+                healthy = shadow.sleeve_sharpe_30d[sleeve] > minimum
+            offer(due & healthy, 2, "ENABLE_SLEEVE", sleeve, "30-day sleeve Sharpe recovered")
+        else:
+            mask = _action_mask(table, "DISABLE_SLEEVE", sleeve)
+            offer(mask, 2, "DISABLE_SLEEVE", sleeve, "DISABLE_SLEEVE rule")
     if not candidates:
         return None
     first = min(candidates, key=lambda c: (c[0], c[1]))
@@ -267,6 +305,7 @@ def replay(
     costs: CostModel,
     evaluation: str = "hourly",
     max_actions: int = 10_000,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
     """Run the strategy guarded and unguarded over the sleeves' whole index."""
     kwargs = {
@@ -295,15 +334,29 @@ def replay(
     state = _State(sleeves=names)
     multipliers = pd.DataFrame(1.0, index=index, columns=list(names))
     resets: list[pd.Timestamp] = []
+    sleeve_resets: dict[str, list[pd.Timestamp]] = {s: [] for s in names}
     actions: list[GuardAction] = []
     start = 0
     guarded = unguarded
     while len(actions) < max_actions:
-        frames = compute_indicators(
-            guard_inputs(guarded, state_frame, drawdown_resets=tuple(resets))
-        )
-        table = evaluate_rules(frames, rules, eval_times, **evaluate)  # type: ignore[arg-type]
-        found = _next_action(table, state, shadow, start, config)
+        if state.flattened_at is not None:
+            found = _restart_at(eval_times, state, shadow, start, config)
+        else:
+            # Times before the current epoch never change again: evaluate from its start.
+            epoch_start = resets[-1] if resets else None
+            offset = 0 if epoch_start is None else int(eval_times.searchsorted(epoch_start))
+            inputs = guard_inputs(guarded, state_frame, sleeve_resets=sleeve_resets)
+            if epoch_start is not None:
+                inputs = restrict(inputs, epoch_start, None)
+            table = evaluate_rules(
+                compute_indicators(inputs),
+                rules,
+                eval_times[offset:],
+                **evaluate,  # type: ignore[arg-type]
+            )
+            found = _next_action(table, state, shadow.tail(offset), start - offset, config)
+            if found is not None:
+                found = (found[0] + offset, *found[1:])
         if found is None:
             break
         i, kind, sleeve, why = found
@@ -311,13 +364,23 @@ def replay(
         _apply(state, kind, sleeve, at, config)
         if kind == "RESTART":
             resets.append(at)
+        elif kind == "ENABLE_SLEEVE" and sleeve is not None:
+            sleeve_resets[sleeve].append(at)
         now = state.multipliers()
         actions.append(GuardAction(at, kind, sleeve, now, why))
         multipliers.loc[multipliers.index >= at, list(now)] = list(now.values())
         guarded = run_backtest(_scaled(sleeves, multipliers), **kwargs)  # type: ignore[arg-type]
         start = i + 1
+        if progress is not None:
+            progress(start, len(eval_times))
+    if progress is not None:
+        progress(len(eval_times), len(eval_times))
     final = evaluate_rules(
-        compute_indicators(guard_inputs(guarded, state_frame, drawdown_resets=tuple(resets))),
+        compute_indicators(
+            guard_inputs(
+                guarded, state_frame, drawdown_resets=tuple(resets), sleeve_resets=sleeve_resets
+            )
+        ),
         rules,
         eval_times,
         **evaluate,  # type: ignore[arg-type]

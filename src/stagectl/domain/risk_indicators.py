@@ -72,6 +72,7 @@ class GuardInputs:
     periods_per_year: float = 8760.0
     bars_per_day: int = 24
     drawdown_resets: Sequence[pd.Timestamp] = field(default_factory=tuple)
+    sleeve_resets: Mapping[str, Sequence[pd.Timestamp]] = field(default_factory=dict)
 
 
 def value_days_ago(series: pd.Series, days: float) -> np.ndarray:
@@ -82,9 +83,20 @@ def value_days_ago(series: pd.Series, days: float) -> np.ndarray:
     return np.where(past >= 0, values[np.maximum(past, 0)], np.nan)
 
 
-def drawdown_pct(equity: pd.Series) -> pd.Series:
-    """``(peak - equity) / peak * 100`` with the running peak."""
-    peak = equity.cummax()
+def drawdown_pct(equity: pd.Series, resets: Sequence[pd.Timestamp] = ()) -> pd.Series:
+    """``(peak - equity) / peak * 100`` with the running peak.
+
+    Each time in ``resets`` restarts the peak at that bar's equity (a sleeve
+    re-enabled after DISABLE_SLEEVE is measured from its re-enable).
+    """
+    if resets:
+        index = pd.DatetimeIndex(equity.index)
+        epoch = np.searchsorted(
+            pd.DatetimeIndex(sorted(resets)).as_unit(index.unit).asi8, index.asi8, side="right"
+        )
+        peak = equity.groupby(epoch).cummax()
+    else:
+        peak = equity.cummax()
     return ((peak - equity) / peak * 100.0).rename("drawdown_pct")
 
 
@@ -96,7 +108,8 @@ def trailing_sum(series: pd.Series, window: pd.Timedelta) -> pd.Series:
 def portfolio_indicators(inputs: GuardInputs) -> pd.DataFrame:
     """Indicators 1-8 at every bar."""
     equity = inputs.equity.astype(float)
-    returns = equity.pct_change().fillna(0.0)
+    # The first bar has no return: NaN, so the 20-day window needs 480 real returns.
+    returns = equity.pct_change()
     weights = np.array([inputs.weights[s] for s in inputs.positions.columns])
     weight_sum = weights.sum() or 1.0
     moves = inputs.positions.diff().abs().fillna(inputs.positions.abs())
@@ -136,7 +149,9 @@ def sleeve_indicators(inputs: GuardInputs, sleeve: str) -> pd.DataFrame:
     changed = (position.diff().fillna(position) != 0).astype(float)
     return pd.DataFrame(
         {
-            "sleeve_mdd_pct": drawdown_pct(inputs.sleeve_equity[sleeve]),
+            "sleeve_mdd_pct": drawdown_pct(
+                inputs.sleeve_equity[sleeve], tuple(inputs.sleeve_resets.get(sleeve, ()))
+            ),
             "sleeve_contribution_30d_pct": pnl_30d / base * 100.0,
             "position_state": inputs.position_state[sleeve].astype(float),
             "trades_24h": trailing_sum(changed, DAY),
@@ -145,10 +160,10 @@ def sleeve_indicators(inputs: GuardInputs, sleeve: str) -> pd.DataFrame:
     )
 
 
-def _epoch(
+def restrict(
     inputs: GuardInputs, start: pd.Timestamp | None, end: pd.Timestamp | None
 ) -> GuardInputs:
-    """The inputs restricted to ``[start, end)``."""
+    """The inputs restricted to ``[start, end)``, as one epoch (no drawdown resets)."""
 
     def keep(data: pd.Series | pd.DataFrame) -> np.ndarray:
         index = pd.DatetimeIndex(data.index)
@@ -183,7 +198,7 @@ def _epoch(
 def compute_indicators(inputs: GuardInputs) -> IndicatorFrames:
     """All twelve indicators, portfolio and per sleeve, at every bar, epoch by epoch."""
     bounds: list[pd.Timestamp | None] = [None, *sorted(inputs.drawdown_resets), None]
-    epochs = [_epoch(inputs, start, end) for start, end in itertools.pairwise(bounds)]
+    epochs = [restrict(inputs, start, end) for start, end in itertools.pairwise(bounds)]
     epochs = [e for e in epochs if len(e.equity)] or [inputs]
     sleeves = list(inputs.positions.columns)
     return IndicatorFrames(

@@ -17,7 +17,8 @@ Conventions (docs/risk-guard.md):
   FLATTEN_ALL > REDUCE_RISK_50 > DISABLE_SLEEVE > WARNING > MANUAL_REVIEW >
   NO_ACTION, and the highest severity among them. With no breach, a value within
   ``near_threshold_pct`` of a threshold (on the safe side) makes the severity LOW:
-  logged, mentioned in the weekly report, no action.
+  logged, mentioned in the weekly report, no action. So is a value past the
+  threshold of a consecutive-day rule whose streak is still too short.
 """
 
 from __future__ import annotations
@@ -262,7 +263,10 @@ def evaluate_rules(
         at_eval = series.reindex(eval_times).to_numpy(dtype=float)
         values[k] = at_eval
         breach[k] = rule_breach_series(series, rule, eval_times, daily_utc)
-        near[k] = near_threshold(at_eval, rule, near_threshold_pct) & ~breach[k]
+        # A consecutive-day rule whose value is past the threshold on a streak still
+        # too short has not fired yet: that is "near" too (LOW).
+        close = near_threshold(at_eval, rule, near_threshold_pct) | breaches(at_eval, rule)
+        near[k] = close & ~breach[k]
     action_rank = np.zeros(n, dtype=np.int64)
     severity_rank = np.zeros(n, dtype=np.int64)
     for k, (rule, _) in enumerate(keys):

@@ -140,7 +140,9 @@ def run(
         try:
             decision = decide(inputs, params, last.weights if last is not None else None)
         except InfeasibleBoundsError as error:
-            raise ConfigError(f"portfolio_governor: {error}", where=str(intel.config.path)) from None
+            raise ConfigError(
+                f"portfolio_governor: {error}", where=str(intel.config.path)
+            ) from None
         allowed, next_due = _interval(last.ts if last is not None else None, intel.now, params)
         action = ("apply" if allowed else "refuse") if apply else "propose"
         inputs_doc = market_intel.finite(decision.to_dict()["inputs"])

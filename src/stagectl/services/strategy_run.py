@@ -113,7 +113,9 @@ def select_sleeves(config: StrategyConfig, symbol: str | None) -> list[SleeveCon
         if sleeve.symbol == wanted:
             return [sleeve.model_copy(update={"weight_pct": 100.0})]
     known = ", ".join(s.symbol for s in config.sleeves)
-    raise InputError(f"{symbol!r} is not a sleeve of this strategy (sleeves: {known})", where="--symbol")
+    raise InputError(
+        f"{symbol!r} is not a sleeve of this strategy (sleeves: {known})", where="--symbol"
+    )
 
 
 def sleeve_target(sleeve: SleeveConfig, close: pd.Series, config: StrategyConfig) -> pd.Series:
@@ -159,13 +161,23 @@ def _load(config: StrategyConfig, sleeves: list[SleeveConfig], data_dir: Path | 
     return loaded
 
 
-def _common_index(candles: dict[str, pd.DataFrame]) -> tuple[pd.DatetimeIndex, bool]:
+def _common_index(candles: dict[str, pd.DataFrame]) -> pd.DatetimeIndex:
     indexes = [pd.DatetimeIndex(frame.index) for frame in candles.values()]
     common = indexes[0]
     for other in indexes[1:]:
         common = common.intersection(other)
-    cut = any(len(ix) != len(common) for ix in indexes)
-    return common, cut
+    return common
+
+
+def _cut_by_overlap(
+    candles: dict[str, pd.DataFrame], start: datetime | None, end: datetime | None, bars: int
+) -> bool:
+    """True when some sleeve has bars in [start, end] that are not common to all sleeves."""
+    for frame in candles.values():
+        first, stop = _window(pd.DatetimeIndex(frame.index), start, end)
+        if stop - first > bars:
+            return True
+    return False
 
 
 def _window(
@@ -178,7 +190,7 @@ def _window(
 
 
 def _stamp(moment: datetime | pd.Timestamp) -> str:
-    return pd.Timestamp(moment).isoformat().replace("+00:00", "Z")
+    return pd.Timestamp(moment).floor("s").isoformat().replace("+00:00", "Z")
 
 
 def build_sleeves(
@@ -191,10 +203,10 @@ def build_sleeves(
 ) -> tuple[list[SleeveSpec], SleeveBuildInfo]:
     """The strategy's sleeves on ``[start, end]``; the steps are in the module docstring."""
     if start is not None and end is not None and start > end:
-        raise InputError(f"--start {_stamp(start)} is after --end {_stamp(end)}", where="--start")
+        raise InputError(f"--start {_stamp(start)} is after --end {_stamp(end)}")
     chosen = select_sleeves(config, symbol)
     loaded = _load(config, chosen, data_dir)
-    common, cut = _common_index(loaded.candles)
+    common = _common_index(loaded.candles)
     if common.empty:
         symbols = ", ".join(loaded.candles)
         raise InputError(f"the candles of {symbols} have no bar in common", where="data")
@@ -235,7 +247,7 @@ def build_sleeves(
         bars=len(window),
         overlap_start=common[0].to_pydatetime(),
         overlap_end=common[-1].to_pydatetime(),
-        cut_to_overlap=cut,
+        cut_to_overlap=_cut_by_overlap(loaded.candles, start, end, len(window)),
         missing_bars=_missing_bars(window, config.timeframe),
         warmup_bars_needed=_warmup_needed(chosen, config),
         warmup_bars_used=first,
@@ -266,9 +278,9 @@ def _notes(info: SleeveBuildInfo, loaded: _Loaded, config: StrategyConfig) -> li
         )
     else:
         notes.append(
-            f"signal warm-up: only {info.warmup_bars_used} bars of data before the start "
-            f"({info.warmup_bars_needed} needed); positions stay flat on the first "
-            f"{info.warmup_bars_needed - info.warmup_bars_used} bars or so while the signal warms up"
+            f"signal warm-up: {info.warmup_bars_used} bars of data before the start, "
+            f"{info.warmup_bars_needed} needed; each sleeve is flat until its signal is warm "
+            f"(up to the first {info.warmup_bars_needed - info.warmup_bars_used} bars)"
         )
     if info.missing_bars:
         notes.append(

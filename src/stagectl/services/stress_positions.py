@@ -80,9 +80,7 @@ def _document_rows(text: str, path: Path, suffix: str) -> list[tuple[dict[str, A
     if isinstance(document, dict) and set(document) == {"positions"}:
         document = document["positions"]
     if not isinstance(document, list):
-        raise InputError(
-            "expected a list of positions (symbol, qty, entry_price)", where=str(path)
-        )
+        raise InputError("expected a list of positions (symbol, qty, entry_price)", where=str(path))
     rows = []
     for index, item in enumerate(document):
         where = f"{path}: positions[{index}]"

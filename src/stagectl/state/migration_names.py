@@ -18,4 +18,6 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0002_risk_controls",
     "0003_journal",
     "0004_reports",
+    "0005_paper_book",
+    "0006_ledger_totals",
 )

@@ -1,0 +1,167 @@
+"""Ledger import throughput, `metrics window` end to end, and regime-analyze over a year.
+
+Run: /tmp/venv/bin/python benchmarks/ledger.py [--fills 1000000] [--data DIR]
+Prints times and ratios against a baseline measured in the same run (a plain executemany of
+the same rows, 14 values each, into an index-free in-memory table), because the shared
+machine's speed varies; the import also reports this process's CPU time, which moves less
+with other jobs than wall time. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stagectl.config.home import Home
+from stagectl.services import metrics_import, regime_analyze
+from stagectl.services.metrics_parse import read_trades
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+HEADER = "timestamp,trade_id,symbol,side,price,amount,fee,fee_currency,liquidity\n"
+
+
+def timed(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
+    runs, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs), result
+
+
+def write_fills_csv(path: Path, n: int) -> str:
+    """A maker's fills: 3-dp sizes, a 3-dp SOL-like price walk, 1-2000 ms apart, rebates."""
+    rng = np.random.default_rng(7)
+    price = 150_000 + np.cumsum(rng.integers(-3, 4, n))
+    qty = rng.integers(1, 1000, n)
+    sides = np.where(rng.random(n) < 0.5, "buy", "sell")
+    start = np.datetime64("2025-01-01T00:00:00", "us")
+    stamps = start + np.cumsum(rng.integers(1_000, 2_000_000, n)).astype("timedelta64[us]")
+    texts = np.datetime_as_string(stamps, unit="us")
+    with path.open("w") as handle:
+        handle.write(HEADER)
+        for k in range(n):
+            p, q = int(price[k]), int(qty[k])
+            handle.write(
+                f"{texts[k]}Z,{k},SOLUSDT,{sides[k]},{p // 1000}.{p % 1000:03d},"
+                f"{q // 1000}.{q % 1000:03d},-0.0001,USDT,maker\n"
+            )
+    return f"{texts[-1]}Z"
+
+
+def baseline_executemany(columns: Any) -> float:
+    """Seconds for a plain executemany of the same rows (14 values each, as the fills table
+    has) into an index-free in-memory table: the floor this machine sets right now."""
+    rows, _ = metrics_import.trade_rows(columns)
+    full = [("bench", f"{r[1]}:{r[0]}", None, None, *r[8:9], *r[1:8], r[9], "import") for r in rows]
+    memory = sqlite3.connect(":memory:")
+    memory.execute("CREATE TABLE f (" + ", ".join(f"c{i}" for i in range(14)) + ")")
+    t0 = time.perf_counter()
+    with memory:
+        memory.executemany("INSERT INTO f VALUES (" + ",".join("?" * 14) + ")", full)
+    return time.perf_counter() - t0
+
+
+def bench_import(csv_path: Path, home: Path, n: int) -> None:
+    parse_s, columns = timed(lambda: read_trades(csv_path, "csv", symbol=None), repeat=1)
+    baseline_s = baseline_executemany(columns)
+    del columns
+    request = metrics_import.ImportRequest(path=csv_path, account="bench")
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    result = metrics_import.run(request, home=Home.resolve(home))
+    total_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    insert_s = total_s - parse_s
+    print(
+        f"import of {n:,} fills (CSV, one transaction): {total_s:.2f} s"
+        f" = {n / total_s:,.0f} fills/s; total / baseline = {total_s / baseline_s:.2f}x"
+        f" (CPU {cpu_s:.2f} s = {n / cpu_s:,.0f} fills/s)"
+    )
+    print(
+        f"  parse + validate {parse_s:.2f} s ({parse_s / baseline_s:.2f}x),"
+        f" write ~{insert_s:.2f} s ({insert_s / baseline_s:.2f}x)"
+    )
+    print(
+        f"  baseline plain executemany of the same rows, no index, in memory: {baseline_s:.2f} s"
+        f" ({n / baseline_s:,.0f} rows/s)"
+    )
+    t0 = time.perf_counter()
+    again = metrics_import.run(request, home=Home.resolve(home))
+    again_s = time.perf_counter() - t0
+    print(
+        f"  re-import (all {again.duplicates:,} already recorded): {again_s:.2f} s"
+        f" ({again_s / baseline_s:.2f}x); inserted the first time {result.inserted:,}"
+    )
+
+
+def bench_window(home: Path, until: str) -> None:
+    env = {**os.environ, "STAGECTL_HOME": str(home)}
+    command = [sys.executable, "-m", "stagectl", "metrics", "window", "--hours", "1"]
+    command += ["--until", until, "--json"]
+
+    def once() -> None:
+        subprocess.run(command, env=env, check=True, capture_output=True)
+
+    wall_s, _ = timed(once)
+    startup_s, _ = timed(
+        lambda: subprocess.run(
+            [sys.executable, "-m", "stagectl", "--version"], check=True, capture_output=True
+        )
+    )
+    print(f"metrics window --hours 1 over the 1 M-fill ledger, end to end: {wall_s:.2f} s")
+    print(f"  (stagectl --version alone: {startup_s:.2f} s; ratio {wall_s / startup_s:.1f}x)")
+
+
+def year_of_candles(data_dir: Path, out: Path, bars: int = 525_600) -> None:
+    """The two real SOL 1m files tiled to ``bars`` one-minute bars (new contiguous times)."""
+    frames = [
+        pd.read_csv(data_dir / f"binance_perp_SOLUSDT_1m_ohlcv_{tag}.csv.gz")
+        for tag in ("2023-07", "2025-05")
+    ]
+    real = pd.concat(frames, ignore_index=True)
+    tiled = pd.concat([real] * (bars // len(real) + 1), ignore_index=True).iloc[:bars].copy()
+    times = pd.date_range("2024-01-01", periods=bars, freq="1min", tz="UTC")
+    tiled["timestamp"] = times.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with gzip.open(out, "wt") as handle:
+        tiled.to_csv(handle, index=False)
+
+
+def bench_regimes(data_dir: Path, work: Path) -> None:
+    candles = work / "binance_perp_SOLUSDT_1m_ohlcv_year.csv.gz"
+    year_of_candles(data_dir, candles)
+    home = Home.resolve(work / "empty-home")
+    load_s, frame = timed(lambda: regime_analyze.load_candles((candles,)), repeat=1)
+    request = regime_analyze.RegimeRequest(symbol="SOLUSDT", candles=(candles,))
+    total_s, _ = timed(lambda: regime_analyze.run(request, home=home), repeat=3)
+    print(f"regime-analyze over {len(frame):,} one-minute bars (real SOL tiled): {total_s:.2f} s")
+    print(f"  of which reading and validating the CSV: {load_s:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fills", type=int, default=1_000_000)
+    parser.add_argument("--data", type=Path, default=DATA_DIR)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        csv_path = work / "fills.csv"
+        last = write_fills_csv(csv_path, args.fills)
+        bench_import(csv_path, work / "home", args.fills)
+        bench_window(work / "home", last)
+        bench_regimes(args.data, work)
+
+
+if __name__ == "__main__":
+    main()

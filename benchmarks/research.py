@@ -1,0 +1,65 @@
+"""Wall time of a full walk-forward and a 10-fold/2-test CPCV on the bundled data.
+
+Both include loading the config and the data, building the 9-candidate grid and the
+selection in every fold/split (target: under 10 s each on 2 cores). The figures are the
+median of ``--repeat`` runs in one process (the first run also pays the imports).
+
+Run: ``python benchmarks/research.py [--repeat N] [--data DIR]``. Prints the figures;
+not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stagectl.config.home import Home
+from stagectl.services import research_cpcv, research_walk_forward
+
+
+def _timed(label: str, action: Callable[[], Any], repeat: int) -> None:
+    seconds = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        seconds.append(time.perf_counter() - started)
+    print(
+        f"{label}: median {statistics.median(seconds):.2f} s, min {min(seconds):.2f} s, "
+        f"max {max(seconds):.2f} s over {repeat} runs"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=None)
+    args = parser.parse_args()
+    home = Home.resolve(Path(tempfile.mkdtemp(prefix="stagectl-bench-")))
+    wf = research_walk_forward.WalkForwardRequest(data_dir=args.data)
+    cpcv = research_cpcv.CpcvRequest(data_dir=args.data, folds=10, test_folds=2)
+    result = research_walk_forward.run(home, wf)
+    print(f"walk-forward: {len(result.folds)} folds x {len(result.candidates)} candidates")
+    _timed(
+        "walk-forward (train 120d, purge 5d, test 30d, grid)",
+        lambda: research_walk_forward.run(home, wf),
+        args.repeat,
+    )
+    split = research_cpcv.run(home, cpcv)
+    print(
+        f"cpcv: {len(split.splits)} splits, {split.body['settings']['paths']} paths, "
+        f"PBO over {split.body['pbo']['splits']} CSCV splits"
+    )
+    _timed(
+        "cpcv (N=10, K=2, purge 5d, embargo 1d, grid + PBO)",
+        lambda: research_cpcv.run(home, cpcv),
+        args.repeat,
+    )
+
+
+if __name__ == "__main__":
+    main()

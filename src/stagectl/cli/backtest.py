@@ -1,0 +1,288 @@
+"""``stagectl backtest``: the strategy config's portfolio on real data (seeds 001, 003)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from stagectl.cli._common import (
+    JsonOpt,
+    OutOpt,
+    SampleDataOpt,
+    StrategyConfigOpt,
+    UnsignedOpt,
+    cli_context,
+    fmt_fixed,
+    fmt_pct,
+    info,
+    print_lines,
+    print_table,
+    publish_envelope,
+    show_report,
+)
+
+if TYPE_CHECKING:
+    from stagectl.services.backtest import BacktestRun
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+EXAMPLE = (
+    "Example: stagectl backtest --start 2025-01-01 --cost-multiplier 1.5 "
+    "--export artifacts/bt --json"
+)
+
+
+@app.command("backtest", epilog=EXAMPLE)
+def backtest(
+    ctx: typer.Context,
+    config: StrategyConfigOpt = None,
+    symbol: Annotated[
+        str | None,
+        typer.Option(
+            "--symbol",
+            help="Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.",
+            metavar="SYMBOL",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            help="First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. "
+            "Earlier data still warms up the signal.",
+            metavar="DATE",
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end",
+            help="Last bar, UTC; a date includes that whole day [default: last common bar].",
+            metavar="DATE",
+        ),
+    ] = None,
+    cost_multiplier: Annotated[
+        float,
+        typer.Option(
+            "--cost-multiplier",
+            min=0.0,
+            help="Multiply fee and slippage, e.g. 1.5 (cost stress).",
+            metavar="X",
+        ),
+    ] = 1.0,
+    data_dir: SampleDataOpt = None,
+    json_output: JsonOpt = False,
+    out: OutOpt = None,
+    unsigned: UnsignedOpt = False,
+    export_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            help="Write equity.csv and trades.csv into DIR (created; atomic writes).",
+            metavar="DIR",
+        ),
+    ] = None,
+    breakers: Annotated[
+        bool,
+        typer.Option(
+            "--breakers",
+            help="Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, "
+            "loss streak, volatility defense) and list their firings.",
+        ),
+    ] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="conservative, balanced or aggressive: its daily loss stop replaces the "
+            "breakers' daily stop (implies --breakers).",
+            metavar="NAME",
+        ),
+    ] = None,
+    record: Annotated[
+        str | None,
+        typer.Option(
+            "--record",
+            help="Record the backtest in the state database as run ID (equity, fills, "
+            "breaker firings as events) for `stagectl shadow compare`.",
+            metavar="ID",
+        ),
+    ] = None,
+) -> None:
+    """Backtest the strategy config's sleeves: signal on close, trade at the next open.
+
+    Sleeves are aligned on their common bars; fee and slippage come from the
+    config (times --cost-multiplier) and funding from the data. Prints seed
+    001's metrics (Sharpe and Sortino annualised with sqrt(8760) for 1h bars).
+    Exit 0 on success, 2 on a bad config, symbol, date range or data directory.
+    """
+    from stagectl.services import backtest as service
+
+    home = cli_context(ctx).home
+    request = service.BacktestRequest(
+        config=config,
+        symbol=symbol,
+        start=start,
+        end=end,
+        cost_multiplier=cost_multiplier,
+        data_dir=data_dir,
+        breakers=breakers,
+        preset=preset,
+    )
+    result = service.run(home, request)
+    _context(result)
+    if record is not None:
+        from stagectl.services.research_shadow import record_backtest
+
+        recorded = record_backtest(home, record, result, now=datetime.now(UTC))
+        info(
+            f"recorded run {recorded.run_id}: {recorded.snapshots} snapshots, "
+            f"{recorded.fills} fills, {recorded.events} breaker events"
+        )
+    envelope = None
+    if json_output or out is not None:
+        envelope = publish_envelope(
+            home,
+            service.KIND,
+            result.body(),
+            signed_sections=service.SIGNED_SECTIONS,
+            inputs=result.inputs,
+            out=out,
+            unsigned=unsigned,
+        )
+    if export_dir is not None:
+        for path in service.export(result, export_dir):
+            info(f"wrote {path}")
+    show_report(
+        envelope, json_output=json_output, out=out, render_human=lambda: _print_human(result.body())
+    )
+
+
+def _context(result: BacktestRun) -> None:
+    data = result.body()["data"]
+    info(f"config: {result.source.describe()}")
+    info(f"data: {data['source']}")
+    if result.info.single_symbol:
+        info(f"--symbol: {result.info.symbols[0]} backtested alone at weight 1.0")
+    if data["cut_to_overlap"]:
+        info(
+            f"range cut to the bars common to {', '.join(result.info.symbols)}: "
+            f"{data['overlap_start']} .. {data['overlap_end']}"
+        )
+    for note in data["notes"]:
+        info(note)
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _cost(amount: float, share: float | None) -> str:
+    """A cost with its share of gross PnL; no share exists when gross PnL <= 0."""
+    return f"{_usd(amount)} ({fmt_pct(share) if share is not None else 'no gross alpha to share'})"
+
+
+def _print_human(body: dict[str, Any]) -> None:
+    strategy, data, m = body["strategy"], body["data"], body["metrics"]
+    sleeves = " + ".join(f"{s['symbol']} {s['weight'] * 100:g} %" for s in strategy["sleeves"])
+    costs = strategy["costs"]
+    print_lines(
+        [
+            f"{strategy['name']} backtest: {sleeves}",
+            f"{data['start']} .. {data['end']} ({data['bars']} {strategy['timeframe']} bars)",
+            f"costs: fee {costs['effective_fee_bps']:g} bps + slippage "
+            f"{costs['effective_slippage_bps']:g} bps (x{costs['cost_multiplier']:g}), "
+            f"funding {'on' if costs['funding_enabled'] else 'off'}",
+            f"annualisation: {m['annualisation']}",
+        ]
+    )
+    print_table("Performance", ["metric", "value"], _metric_rows(m))
+    print_table("Stability", ["period", "total return", "Sharpe", "max drawdown"], _stability(m))
+    if "breakers" in m:
+        _print_breakers(m["breakers"])
+
+
+def _print_breakers(section: dict[str, Any]) -> None:
+    """Firing counts, bars reduced, full-size metrics and the first 20 firings."""
+    before = section["without_breakers"]
+    print_lines(
+        [
+            f"circuit breakers ({section['preset'] or 'risk_presets.yaml'}): daily stop "
+            f"{section['settings']['daily_drawdown_stop_pct']:g} %; without breakers: return "
+            f"{fmt_pct(before['total_return'])}, Sharpe {fmt_fixed(before['sharpe_net'])}, "
+            f"max drawdown {fmt_pct(before['max_drawdown'])}"
+        ]
+    )
+    print_table(
+        "Breakers",
+        ["breaker", "firings", "bars reduced"],
+        [(n, c, section["bars_reduced"][n]) for n, c in section["firing_counts"].items()],
+    )
+    firings = section["firings"]
+    print_table(
+        f"Firings (first {min(len(firings), 20)} of {len(firings)})",
+        ["time", "breaker", "value", "threshold"],
+        [(f["time"], f["breaker"], f"{f['value']:.4g}", f"{f['threshold']:.4g}")
+         for f in firings[:20]],
+    )  # fmt: skip
+
+
+def _metric_rows(m: dict[str, Any]) -> list[tuple[str, str]]:
+    shares = m["cost_share_of_gross"]
+    capacity = m["capacity"]
+    return [
+        ("total return", fmt_pct(m["total_return"])),
+        ("CAGR", fmt_pct(m["cagr"])),
+        ("final equity (USD)", _usd(m["final_equity"])),
+        ("Sharpe net", fmt_fixed(m["sharpe_net"])),
+        ("Sharpe gross", fmt_fixed(m["sharpe_gross"])),
+        ("Sortino", fmt_fixed(m["sortino"])),
+        ("Calmar", fmt_fixed(m["calmar"])),
+        ("max drawdown", fmt_pct(m["max_drawdown"])),
+        ("avg drawdown", fmt_pct(m["avg_drawdown"])),
+        ("longest recovery (days)", fmt_fixed(m["longest_recovery_days"], 1)),
+        ("under water now (days)", fmt_fixed(m["current_underwater_days"], 1)),
+        ("hit rate", fmt_pct(m["hit_rate"])),
+        ("avg win / avg loss (USD)", f"{_usd(m['avg_win'])} / {_usd(m['avg_loss'])}"),
+        ("profit factor", fmt_fixed(m["profit_factor"])),
+        ("trades (per day)", f"{m['trades']} ({fmt_fixed(m['trades_per_day'], 2)})"),
+        ("avg holding (hours)", fmt_fixed(m["avg_holding_hours"], 1)),
+        ("turnover per day (x equity)", fmt_fixed(m["turnover_per_day"], 2)),
+        ("gross PnL (USD)", _usd(m["gross_pnl"])),
+        ("fee (USD, share of gross)", _cost(m["fee"], shares["fee"])),
+        ("slippage (USD, share)", _cost(m["slippage"], shares["slippage"])),
+        ("funding (USD, share)", _cost(m["funding"], shares["funding"])),
+        ("capacity (USD equity)", _usd(capacity["capacity_equity"])),
+    ]
+
+
+def _period_row(name: str, row: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (
+        name,
+        fmt_pct(row["total_return"]),
+        fmt_fixed(row["sharpe"]),
+        fmt_pct(row["max_drawdown"]),
+    )
+
+
+def _spread_row(name: str, spread: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (
+        name,
+        fmt_pct(spread["total_return"]["std"]),
+        fmt_fixed(spread["sharpe"]["std"]),
+        fmt_pct(spread["max_drawdown"]["std"]),
+    )
+
+
+def _stability(m: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Per-year rows, their spread (std, ddof=1), per-sleeve rows and theirs."""
+    stability = m["stability"]
+    rows = [_period_row(year, row) for year, row in stability["by_year"].items()]
+    rows.append(_spread_row("std across years", stability["by_year_dispersion"]))
+    rows += [_period_row(symbol, row) for symbol, row in stability["by_sleeve"].items()]
+    if len(stability["by_sleeve"]) > 1:
+        rows.append(_spread_row("std across sleeves", stability["by_sleeve_dispersion"]))
+    return rows

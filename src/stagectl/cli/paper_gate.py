@@ -1,0 +1,129 @@
+"""``stagectl paper-gate``: the runbook's 30-day paper gate (seed 003 §5)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stagectl.cli._common import (
+    JsonOpt,
+    OutOpt,
+    UnsignedOpt,
+    cli_context,
+    config_option,
+    emit_report,
+    info,
+    print_table,
+)
+from stagectl.errors import InputError
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+def parse_now(text: str | None) -> datetime:
+    """``--now``: an ISO-8601 date or datetime (UTC when no zone is given); default: now."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f"expected an ISO-8601 date or datetime like 2024-06-10T00:00Z, got {text!r}",
+            where="--now",
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@app.command(
+    "paper-gate",
+    epilog="Example: stagectl paper-gate --days 30 --now 2024-07-01 --json --out reports/gate.json",
+)
+def paper_gate(
+    ctx: typer.Context,
+    config: Annotated[Path | None, config_option("risk_guard_alt_ensemble.yaml")] = None,
+    days: Annotated[
+        int | None,
+        typer.Option("--days", help="Window length in days [default: paper_gate.days, 30].", min=1),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="End of the window (ISO-8601 date or datetime, UTC) [default: now].",
+            metavar="T",
+        ),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id", help="The paper run to judge [default: the latest paper run with equity]."
+        ),
+    ] = None,
+    json_output: JsonOpt = False,
+    out: OutOpt = None,
+    unsigned: UnsignedOpt = False,
+) -> None:
+    """Judge a paper run against the six PASS criteria of the 30-day paper gate.
+
+    30-day Sharpe (sqrt(252) x mean/std of daily returns) > -0.3, max drawdown
+    < 12 %, slippage <= 1.3x the assumed 3 bps, funding <= 1.5x the assumed
+    0.01 %, signal consistency >= 98 %, at most one WARNING and no CRITICAL
+    guard fire; and at least `days` days of history. A criterion without data
+    fails. Exit 0 when all pass, 1 when any fails, 2 on bad input or an empty
+    state database.
+    """
+    from stagectl.services import paper_gate as service
+
+    home = cli_context(ctx).home
+    at = parse_now(now)
+    result = service.run_paper_gate(home, config, days=days, now=at, run_id=run_id)
+    info(f"config: {result.source.describe()}")
+    info(f"run: {result.run_id}; window: {result.days} days before {at.isoformat()}")
+    emit_report(
+        home,
+        service.KIND,
+        result.body(),
+        signed_sections=service.SIGNED_SECTIONS,
+        inputs=result.inputs,
+        json_output=json_output,
+        out=out,
+        unsigned=unsigned,
+        render_human=lambda: _print_human(result),
+    )
+    raise typer.Exit(result.exit_code)
+
+
+def _print_human(result: Any) -> None:
+    rows = [
+        (
+            "PASS" if c.passed else "FAIL",
+            c.label,
+            _value(c.value, c.unit),
+            f"{c.comparison} {c.limit:g}{c.unit and ' ' + c.unit}",
+            c.reason,
+        )
+        for c in result.rows()
+    ]
+    print_table(
+        "30-day paper gate (seed 003 §5.2)",
+        ["status", "criterion", "value", "limit", "reason"],
+        rows,
+        styles=lambda row: "red" if row[0] == "FAIL" else None,
+    )
+    failed = [c for c in result.rows() if not c.passed]
+    if failed:
+        typer.echo(
+            f"FAIL: {len(failed)} of {len(result.rows())} checks failed; stop, diagnose, "
+            "fix and rerun the full paper period"
+        )
+    else:
+        typer.echo(f"PASS: all {len(result.rows())} checks passed")
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}{unit and ' ' + unit}"

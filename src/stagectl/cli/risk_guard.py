@@ -1,0 +1,348 @@
+"""``stagectl risk-guard``: the runbook's risk guard, live (hourly, cron) or replayed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stagectl.cli._common import (
+    DryRunOpt,
+    JsonOpt,
+    OutOpt,
+    UnsignedOpt,
+    cli_context,
+    config_option,
+    fmt_fixed,
+    fmt_pct,
+    info,
+    print_json,
+    print_table,
+    publish_envelope,
+    show_report,
+    to_jsonable,
+)
+from stagectl.config.home import Home
+from stagectl.errors import InputError
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@app.command(
+    "risk-guard",
+    epilog=(
+        "Example: stagectl risk-guard --dry-run   |   "
+        "stagectl risk-guard --replay --replay-start 2024-03-01 --replay-end 2025-01-01"
+    ),
+)
+def risk_guard(
+    ctx: typer.Context,
+    config: Annotated[Path | None, config_option("risk_guard_alt_ensemble.yaml")] = None,
+    dry_run: DryRunOpt = False,
+    json_output: JsonOpt = False,
+    out: OutOpt = None,
+    unsigned: UnsignedOpt = False,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Evaluate as of this UTC time (ISO-8601) [default: now]."),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run", help="The run whose equity snapshots to read [default: latest]."),
+    ] = None,
+    replay: Annotated[
+        bool, typer.Option("--replay", help="Replay strategy + guard over the bundled history.")
+    ] = False,
+    replay_start: Annotated[
+        str | None, typer.Option("--replay-start", help="First day of the replay (UTC).")
+    ] = None,
+    replay_end: Annotated[
+        str | None, typer.Option("--replay-end", help="Last day of the replay (UTC, inclusive).")
+    ] = None,
+    evaluation: Annotated[
+        str, typer.Option("--eval", help="Replay evaluation: hourly (every bar) or daily.")
+    ] = "hourly",
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            help="Replay: write equity.csv, triggers.csv, actions.csv here.",
+            metavar="DIR",
+            file_okay=False,
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Replay: a directory of candle/funding CSVs [default: the bundled sample].",
+            metavar="DIR",
+            file_okay=False,
+        ),
+    ] = None,
+    weekly: Annotated[
+        bool, typer.Option("--weekly", help="Run the weekly review (seed 003 §3) instead.")
+    ] = False,
+) -> None:
+    """Evaluate the runbook's indicators and rules and recommend an action.
+
+    Live mode reads the state database's equity snapshots, fills and funding,
+    records the decision (and, without --dry-run, the risk directives run-live
+    obeys), logs HIGH/CRITICAL incidents and notifies Telegram/webhook on MEDIUM
+    or worse (FUTURES_TELEGRAM_BOT_TOKEN, FUTURES_TELEGRAM_CHAT_ID). Exit 0
+    NO_ACTION (LOW included), 1 WARNING or worse, 2 bad input or no equity
+    snapshots, 3 state database locked or unreadable. --replay runs the
+    strategy with and without the guard over history and exits 0 (a report,
+    not an alarm).
+    """
+    home = cli_context(ctx).home
+    moment = _parse_now(now)
+    publish = _Publish(home, moment, json_output, out, unsigned)
+    if replay and weekly:
+        raise InputError("choose one of --replay and --weekly", where="--replay")
+    if weekly:
+        _weekly(publish, config, data)
+        return
+    if replay:
+        _replay(publish, config, (replay_start, replay_end), evaluation, export, data)
+        return
+    if replay_start or replay_end or export or data:
+        raise InputError(
+            "--replay-start, --replay-end, --export and --data need --replay", where="--replay"
+        )
+    from stagectl.services import risk_guard as service
+
+    result = service.run_live(home, config, now=moment, dry_run=dry_run, run_id=run_id)
+    info(f"config: {result.config.describe()}")
+    info(f"state: {result.state_path} (run {result.run_id})")
+    envelope = publish.envelope(
+        service.KIND, result.body(), service.SIGNED_SECTIONS, [result.config.path]
+    )
+    for note in result.notifications:
+        if note["status"] != "sent":
+            info(f"notification via {note['channel']} {note['status']}: {note['error']}")
+    publish.show(envelope, lambda: _print_live(result.body()))
+    raise typer.Exit(result.exit_code)
+
+
+def _parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{text!r} is not an ISO-8601 time", where="--now") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class _Publish:
+    """The output options every mode shares; reports are stamped with ``--now``."""
+
+    home: Home
+    now: datetime
+    json_output: bool
+    out: Path | None
+    unsigned: bool
+
+    def envelope(
+        self, kind: str, body: dict[str, Any], sections: list[str], inputs: list[Path]
+    ) -> dict[str, Any] | None:
+        """The published envelope when --json or --out asks for one, else None."""
+        if not (self.json_output or self.out is not None):
+            return None
+        return publish_envelope(
+            self.home,
+            kind,
+            to_jsonable(body),
+            signed_sections=sections,
+            inputs=inputs,
+            out=self.out,
+            unsigned=self.unsigned,
+            now=self.now,
+        )
+
+    def show(self, envelope: dict[str, Any] | None, render_human: Callable[[], None]) -> None:
+        show_report(envelope, json_output=self.json_output, out=self.out, render_human=render_human)
+
+
+def _print_live(body: dict[str, Any]) -> None:
+    decision = body["decision"]
+    mode = (
+        " [dry run: recommendation only, no directives written]"
+        if body["mode"] == "dry-run"
+        else ""
+    )
+    typer.echo(
+        f"risk-guard at {_iso(decision['at'])}: {decision['action']} "
+        f"(severity {decision['severity']}){mode}"
+    )
+    if decision["hits"]:
+        print_table(
+            "Rules breached",
+            ["rule", "sleeve", "indicator", "value", "threshold", "action", "severity"],
+            [
+                (
+                    h["rule"],
+                    h["sleeve"],
+                    h["indicator"],
+                    h["value"],
+                    f"{h['op']} {h['threshold']}",
+                    h["action"],
+                    h["severity"],
+                )
+                for h in decision["hits"]
+            ],
+        )
+    if decision["near"]:
+        print_table(
+            "Near a threshold (LOW)",
+            ["rule", "sleeve", "indicator", "value", "threshold"],
+            [
+                (n["rule"], n["sleeve"], n["indicator"], n["value"], n["threshold"])
+                for n in decision["near"]
+            ],
+        )
+    data = body["data"]
+    typer.echo(
+        f"data: {data['snapshots']} snapshots over {data['hours']} h "
+        f"({data['missing_hours']} missing h carried forward), last "
+        f"{data['last_snapshot_age_min']} min ago; {data['fills']} fills, "
+        f"{data['funding_payments']} funding payments"
+    )
+    for note in data["unavailable"]:
+        typer.echo(f"not available: {note}")
+    state = body["state"]
+    typer.echo(
+        f"recorded guard decision {state['guard_decision_id']}; incidents "
+        f"{state['incident_ids'] or 'none'}; directives "
+        f"{_directive_names(state['directives']) or 'none'}"
+    )
+
+
+def _directive_names(directives: list[dict[str, Any]]) -> str:
+    return ", ".join(d["action"] + (":" + d["sleeve"] if d["sleeve"] else "") for d in directives)
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else str(value)
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress indication on stderr: rich on a terminal, a plain line per 10 % otherwise."""
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("replay", total=1)
+
+            def update(done: int, total: int) -> None:
+                bar.update(task, total=total, completed=done)
+
+            yield update
+        return
+    shown = {-1}
+
+    def plain(done: int, total: int) -> None:
+        step = int(10 * done / total) if total else 10
+        if step not in shown:
+            shown.add(step)
+            info(f"replay: {step * 10} %")
+
+    yield plain
+
+
+def _replay(
+    publish: _Publish,
+    config: Path | None,
+    window: tuple[str | None, str | None],
+    evaluation: str,
+    export: Path | None,
+    data: Path | None,
+) -> None:
+    from stagectl.services import guard_replay as service
+    from stagectl.services.strategy_run import parse_utc
+
+    start_text, end_text = window
+    start = parse_utc(start_text, option="--replay-start") if start_text else None
+    end = parse_utc(end_text, option="--replay-end", end_of_day=True) if end_text else None
+    with _progress() as progress:
+        report = service.run_replay(
+            publish.home,
+            config,
+            start=start,
+            end=end,
+            evaluation=evaluation,
+            data_dir=data,
+            export_dir=export,
+            progress=progress,
+        )
+    info(f"config: {report.config.describe()}; strategy: {report.strategy.describe()}")
+    envelope = publish.envelope(service.KIND, report.body(), service.SIGNED_SECTIONS, report.inputs)
+    for path in report.exported:
+        info(f"wrote {path}")
+    publish.show(envelope, lambda: _print_replay(report.body()))
+
+
+def _print_replay(body: dict[str, Any]) -> None:
+    summary = body["summary"]
+    typer.echo(
+        f"replay {_iso(summary['start'])} .. {_iso(summary['end'])}: {summary['bars']} "
+        f"bars, {summary['evaluation']} evaluation, {summary['triggers']} triggers, "
+        f"{summary['guard_actions']} guard actions"
+    )
+    print_table(
+        "Triggers (each rule's breach where it starts)",
+        ["time", "rule", "sleeve", "value", "action", "severity"],
+        [
+            (_iso(t["at"]), t["rule"], t["sleeve"], t["value"], t["action"], t["severity"])
+            for t in body["triggers"]
+        ],
+    )
+    print_table(
+        "Guard actions",
+        ["time", "action", "sleeve", "multipliers", "reason"],
+        [
+            (
+                _iso(a["at"]),
+                a["action"],
+                a["sleeve"],
+                " ".join(f"{s}={m:g}" for s, m in a["multipliers"].items()),
+                a["reason"],
+            )
+            for a in body["actions"]
+        ],
+    )
+    rows = [
+        (
+            name,
+            fmt_pct(summary[key]["total_return"]),
+            fmt_fixed(summary[key]["sharpe"]),
+            fmt_pct(summary[key]["max_drawdown"]),
+            fmt_fixed(summary[key]["final_equity"]),
+        )
+        for name, key in (("unguarded", "unguarded"), ("guarded", "guarded"))
+    ]
+    print_table(
+        "Guarded vs unguarded", ["", "total return", "Sharpe", "max drawdown", "final equity"], rows
+    )
+
+
+def _weekly(publish: _Publish, config: Path | None, data: Path | None) -> None:
+    from stagectl.services import weekly_review
+
+    review = weekly_review.run_weekly(publish.home, config, now=publish.now, data_dir=data)
+    envelope = publish.envelope(weekly_review.KIND, review.to_dict(), [], review.inputs)
+    if publish.json_output:
+        print_json(envelope)
+    else:
+        for line in review.report_lines():
+            typer.echo(line)
+    raise typer.Exit(review.exit_code)

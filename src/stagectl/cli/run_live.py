@@ -1,0 +1,324 @@
+"""``stagectl run-live``: the trading loop, paper by default (seeds 002, 003)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stagectl.cli._common import (
+    JsonOpt,
+    YesOpt,
+    cli_context,
+    config_option,
+    info,
+    print_json,
+    print_lines,
+    stdout_is_tty,
+)
+from stagectl.errors import EXIT_INTERRUPTED, InputError
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+EXAMPLE = (
+    "Example: stagectl run-live --start 2026-04-01 --end 2026-04-30 --speed max --json; "
+    "stagectl run-live --live --exchange binanceusdm --duration 24h --yes"
+)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``24h``, ``30d``."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise InputError(f"{text!r} is not a duration such as 90m, 24h or 30d", where="--duration")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def parse_speed(text: str) -> float | None:
+    """``max`` (no waiting) or ``Nx``: N bars of market time per bar of wall time."""
+    value = text.strip().lower()
+    if value == "max":
+        return None
+    try:
+        speed = float(value.removesuffix("x"))
+    except ValueError:
+        speed = 0.0
+    if speed <= 0:
+        raise InputError(f"{text!r} is not a speed such as max, 1x or 3600x", where="--speed")
+    return speed
+
+
+@app.command("run-live", epilog=EXAMPLE)
+def run_live(
+    ctx: typer.Context,
+    config: Annotated[Path | None, config_option("futures_alt_ensemble.yaml")] = None,
+    stage3: Annotated[
+        Path | None,
+        typer.Option(
+            "--stage3",
+            help="Order policy and alerts [default: config/stage3.yaml].",
+            metavar="FILE",
+            dir_okay=False,
+        ),
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live/--paper",
+            help="Trade real money through the exchange (--live) "
+            "or the paper broker (--paper, the default).",
+        ),
+    ] = False,
+    exchange: Annotated[
+        str, typer.Option("--exchange", help="ccxt exchange id for --live.", metavar="ID")
+    ] = "binanceusdm",
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="With --live: send every exchange call to this host (testnets, a simulator).",
+            metavar="URL",
+        ),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration", help="Stop after this much market time, e.g. 24h or 30d.", metavar="TIME"
+        ),
+    ] = None,
+    replay_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--replay-data",
+            help="Replay candles and funding from DIR [default: the bundled data].",
+            metavar="DIR",
+            file_okay=False,
+        ),
+    ] = None,
+    speed: Annotated[
+        str,
+        typer.Option(
+            "--speed",
+            help="Replay speed: max, or Nx (3600x = one 1h bar a second).",
+            metavar="SPEED",
+        ),
+    ] = "max",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", help="First bar, UTC [default: 30 days before --end].", metavar="DATE"
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end",
+            help="Last bar, UTC; a date includes the whole day [default: the end of the data].",
+            metavar="DATE",
+        ),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume", help="Resume this run [default: the latest unfinished run].", metavar="RUN"
+        ),
+    ] = None,
+    new_run: Annotated[
+        bool, typer.Option("--new-run", help="Start a new run even if one is unfinished.")
+    ] = False,
+    stop_limits: Annotated[
+        bool,
+        typer.Option(
+            "--stop-limits",
+            help="Protect each position with a reduce-only "
+            "stop-limit at stage3 stop_distance_pct from its entry.",
+        ),
+    ] = False,
+    position_limits: Annotated[
+        bool,
+        typer.Option(
+            "--position-limits/--no-position-limits",
+            help="Cap positions at stage3 max_size/max_notional_usd.",
+        ),
+    ] = True,
+    yes: YesOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Run the trading loop one bar at a time: signals, risk directives, sizing, order
+    policy, orders, fills, ledger, reconciliation, alerts and the five seed-002 artifacts.
+
+    Paper (the default) replays the bundled data (or --replay-data) through the paper
+    broker into HOME/state/paper.db (or --state). --live trades on the exchange through
+    ccxt (credentials from STAGECTL_EXCHANGE_API_KEY/_SECRET or STAGECTL_EXCHANGE_KEY_FILE)
+    into HOME/state/stagectl.db, one step as each bar closes, until --end/--duration or a
+    signal. SIGINT/SIGTERM finish the current bar (live: stop waiting for it), write the
+    artifacts and exit 130. Exit 0 when the run completes, 2 on a bad config, option or
+    missing live credentials/confirmation, 3 on an exchange or database failure.
+    """
+    from stagectl.services import run_live as service
+    from stagectl.services.strategy_run import parse_utc
+
+    home = cli_context(ctx).home
+    if live:
+        _check_live_options(replay_data, speed)
+        _confirm_live(exchange, yes)
+    elif base_url is not None:
+        raise InputError("--base-url only applies to --live", where="--base-url")
+    request = service.RunLiveRequest(
+        config=config,
+        stage3=stage3,
+        live=live,
+        exchange=exchange,
+        duration=None if duration is None else parse_duration(duration),
+        replay_data=replay_data,
+        speed=parse_speed(speed),
+        start=None if start is None else parse_utc(start, option="--start"),
+        end=None if end is None else parse_utc(end, option="--end", end_of_day=True),
+        resume=resume,
+        new_run=new_run,
+        stop_limits=stop_limits,
+        position_limits=position_limits,
+        base_url=base_url,
+    )
+    stop = _StopFlag()
+    view = _View(rich=stdout_is_tty() and not json_output)
+    with stop.installed(), view:
+        result = service.run(request, home=home, should_stop=stop, on_step=view.step)
+    info(
+        f"run {result.run_id} ({result.mode}, {'resumed' if result.resumed else 'new'}): "
+        f"{result.status}; state {result.state_path}; artifacts {result.artifacts_dir}"
+    )
+    summary = result.summary()
+    if json_output:
+        print_json(summary)
+    else:
+        print_lines([f"{key}: {_text(value)}" for key, value in summary.items() if key != "notes"])
+    if result.status == "aborted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return "-" if value is None else str(value)
+
+
+def _check_live_options(replay_data: Path | None, speed: str) -> None:
+    """A live run trades bars as the exchange closes them: no replay data, no speed."""
+    if replay_data is not None:
+        raise InputError("--replay-data is for paper runs, not --live", where="--replay-data")
+    if speed.strip().lower() != "max":
+        raise InputError("--speed is for paper replays, not --live", where="--speed")
+
+
+def _confirm_live(exchange: str, yes: bool) -> None:
+    """--live needs credentials (environment or key file) and an explicit confirmation."""
+    from stagectl.services.run_live import live_credentials_source
+
+    source = live_credentials_source()
+    if yes:
+        return
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise InputError(
+            "--live sends real orders: pass --yes, or run it on a terminal to confirm",
+            where="--live",
+        )
+    typed = typer.prompt(
+        f"Trade real money on {exchange} with credentials from {source}? Type 'live' to confirm",
+        default="",
+        show_default=False,
+        err=True,
+    )
+    if typed.strip() != "live":
+        raise InputError("live trading not confirmed", where="--live")
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop finishes its bar, writes artifacts and stops."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        info(f"signal {signum}: finishing the current bar, then stopping")
+
+    def installed(self) -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def scope() -> Any:
+            previous = {
+                sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                yield self
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+        return scope()
+
+
+class _View:
+    """A rich live panel on a terminal; a plain line per day of bars on stderr otherwise."""
+
+    def __init__(self, *, rich: bool) -> None:
+        self.rich = rich and os.environ.get("TERM") != "dumb"
+        self.live: Any = None
+        self.events: list[str] = []
+
+    def __enter__(self) -> _View:
+        if self.rich:
+            from rich.live import Live
+
+            self.live = Live(refresh_per_second=4, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def step(self, data: Any, outcome: dict[str, Any]) -> None:
+        recon = outcome["reconciliation"]
+        margin = outcome["margin"]
+        line = (
+            f"{data.ts:%Y-%m-%d %H:%M}Z equity {float(recon['equity_broker']):.2f} "
+            f"drift {recon['drift_usd']:+.6f} margin {margin['utilization_pct']:.2f}% "
+            f"({margin['window']}) sent {outcome['sent']} fills {outcome['fills']}"
+        )
+        if outcome["sent"] or outcome["fills"] or margin["transition"]:
+            self.events = [*self.events[-7:], line]
+        if self.live is not None:
+            self.live.update(self._panel(data, outcome, line))
+        elif data.index % 24 == 0 or outcome["sent"]:
+            info(line)
+
+    def _panel(self, data: Any, outcome: dict[str, Any], line: str) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table(title=f"run-live  {data.ts:%Y-%m-%d %H:%M}Z")
+        for column in ("sleeve", "target", "qty", "mark", "sleeve equity"):
+            table.add_column(column)
+        for symbol, sleeve in outcome["sleeves"].items():
+            table.add_row(
+                symbol,
+                f"{sleeve['position']:+g}",
+                sleeve["qty"],
+                f"{sleeve['mark']:.4f}",
+                f"{sleeve['equity']:.2f}",
+            )
+        return Group(table, line, *self.events)

@@ -1,0 +1,131 @@
+"""What the weekly review and the paper gate read from the state database.
+
+Sources (docs/paper-gate.md, "Data sources"):
+
+- equity: the ``equity_snapshots`` of one run (``--run-id``, else the most
+  recently started run that has snapshots; the paper gate looks at paper runs
+  only). Sleeve equity comes from each snapshot's ``sleeves_json``:
+  ``{"ETHUSDT": {"equity": 5400.0, ...}, ...}``.
+- fills of that run; a fill's reference (signal) price is its order's ``price``
+  (``orders.price`` by ``client_order_id``); fees are in the quote currency.
+- funding payments of that run: the paid rate of a settlement is the market
+  rate signed by the position (``position_qty``, else the sign of ``amount``).
+- guard decisions: every recorded risk-guard decision (any run, dry runs included).
+- signal checks: ``events`` of type ``signal_check`` whose payload holds the
+  paper target and the backtest replay's target (``{"paper": 1, "replay": 1}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from stagectl.config.home import Home
+from stagectl.errors import InputError
+from stagectl.state.db import StateDB, open_state
+from stagectl.state.directives import GuardDecision, guard_decisions
+from stagectl.state.equity import EquitySnapshot, snapshots
+from stagectl.state.journal import events
+from stagectl.state.ledger import Fill, FundingPayment, fills, funding_payments
+from stagectl.state.orders import get_order
+from stagectl.state.runs import list_runs
+
+SIGNAL_CHECK_EVENT = "signal_check"
+MAX_RUNS_SCANNED = 1000
+MAX_DECISIONS = 1_000_000
+EPSILON = timedelta(microseconds=1)
+
+
+def open_existing_state(home: Home) -> StateDB:
+    """The home's state database, read as it is; InputError when absent or not current."""
+    path = home.state_path
+    if not path.is_file():
+        raise InputError(
+            f"no state database at {path}: nothing to review; run `stagectl init` and a "
+            "paper run (equity snapshots, fills, funding and guard decisions are read from it)"
+        )
+    db = open_state(path, migrate=False)
+    pending = db.pending_migrations()
+    if pending:
+        db.close()
+        raise InputError(
+            f"the state schema is not current ({len(pending)} pending migration(s)); "
+            "run `stagectl init`",
+            where=str(path),
+        )
+    return db
+
+
+def run_snapshots(
+    db: StateDB, *, run_id: str | None, now: datetime, mode: str | None
+) -> tuple[str, list[EquitySnapshot]]:
+    """The chosen run's snapshots with ``ts < now``, or InputError saying what is missing."""
+    if run_id is not None:
+        found = snapshots(db, run_id, end=now)
+        if not found:
+            raise InputError(f"run {run_id} has no equity snapshots before {now.isoformat()}")
+        return run_id, found
+    for run in list_runs(db, limit=MAX_RUNS_SCANNED):
+        if mode is not None and run.mode != mode:
+            continue
+        found = snapshots(db, run.run_id, end=now)
+        if found:
+            return run.run_id, found
+    which = f"{mode} run" if mode else "run"
+    raise InputError(
+        f"no {which} with equity snapshots before {now.isoformat()} in the state database; "
+        "the trading loop records them (one per bar), or pass --run-id"
+    )
+
+
+def run_fills(db: StateDB, run_id: str, start: datetime, end: datetime) -> list[Fill]:
+    return fills(db, run_id=run_id, start=start, end=end)
+
+
+def reference_price(db: StateDB, fill: Fill) -> float | None:
+    """The fill's signal price: its order's limit/signal price, None when unknown."""
+    if fill.client_order_id is None:
+        return None
+    order = get_order(db, fill.client_order_id)
+    if order is None or order.price is None or order.price <= 0:
+        return None
+    return float(order.price)
+
+
+def run_funding(db: StateDB, run_id: str, start: datetime, end: datetime) -> list[FundingPayment]:
+    return [p for p in funding_payments(db, start=start, end=end) if p.run_id == run_id]
+
+
+def paid_rate(payment: FundingPayment) -> float | None:
+    """The settlement's rate as paid by the position (+) or received (-); None when flat."""
+    rate = float(payment.rate)
+    if payment.position_qty is not None and payment.position_qty != 0:
+        return rate if payment.position_qty > 0 else -rate
+    if payment.amount != 0:
+        return abs(rate) if payment.amount > 0 else -abs(rate)
+    return None
+
+
+def mean_paid_rate(payments: Sequence[FundingPayment]) -> float | None:
+    rates = [r for r in (paid_rate(p) for p in payments) if r is not None]
+    return sum(rates) / len(rates) if rates else None
+
+
+def decisions_between(db: StateDB, start: datetime, end: datetime) -> list[GuardDecision]:
+    """Recorded guard decisions with ``start <= ts < end``, oldest first."""
+    recent = guard_decisions(db, limit=MAX_DECISIONS)
+    return sorted((d for d in recent if start <= d.ts < end), key=lambda d: (d.ts, d.id or 0))
+
+
+def signal_checks(db: StateDB, start: datetime, end: datetime) -> tuple[int, int]:
+    """(compared, matched) over ``signal_check`` events with both targets."""
+    compared = matched = 0
+    for event in events(db, event_type=SIGNAL_CHECK_EVENT, start=start, end=end):
+        payload: dict[str, Any] = dict(event.payload or {})
+        paper, replay = payload.get("paper"), payload.get("replay")
+        if not isinstance(paper, int | float) or not isinstance(replay, int | float):
+            continue
+        compared += 1
+        matched += int(abs(float(paper) - float(replay)) < 1e-9)
+    return compared, matched

@@ -1,0 +1,202 @@
+"""Running totals of the fill ledger per symbol: the fill count and the exact net position.
+
+``fill_totals`` (migration ``0006_ledger_totals``) holds, per symbol, how many fills the
+ledger has and the sum of their *book deltas* (``+qty`` for a buy, ``-qty`` for a sell,
+minus a fee charged in the base asset: the convention of ``domain.ledger``), as Decimal
+text. Every insert of fills (``state.ledger``) updates it in the same transaction, so it is
+always the sum over exactly the rows in ``fills``.
+
+Why: the FIFO lots open at a time T depend on the whole history before T, but only
+through the position at T. Given the position P, the open lots are the newest opening
+fills walking back from T until they cover |P| (FIFO consumes the oldest first), which
+``services.metrics_ledger`` reads with a short backward index scan. With these totals,
+``P(T) = total - (deltas of the fills at or after T)``, so ``metrics window`` reads the
+recent fills only, not a million rows of history.
+
+Trust, not hope: a reader uses the totals only when the stored count equals
+``count(*)`` of the symbol's fills (an index-only count); otherwise (a database from before
+the migration, a fill written by other means) it falls back to reading the history. A
+fill whose fee is in a third currency cannot be booked (``domain.ledger``): its symbol's
+totals row is dropped so readers take the slow path and report the problem there.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from typing import Any
+
+# Sums of Decimals are exact in this context (no rounding at 28 digits).
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class SymbolTotal:
+    fills: int
+    position: Decimal
+
+
+class UnbookableFee(ValueError):
+    """A fee in a currency that is neither the base nor the quote of the symbol."""
+
+
+def book_delta(symbol: str, side: str, qty: str, fee: str, fee_currency: str | None) -> Decimal:
+    """One stored fill's change of the position (text columns as stored)."""
+    from stagectl.domain.ledger import fee_in_base
+
+    signed = Decimal(qty) if side == "buy" else -Decimal(qty)
+    if fee_currency and fee != "0":
+        try:
+            if fee_in_base(symbol, fee_currency, Decimal(fee)):
+                return EXACT.subtract(signed, Decimal(fee))
+        except ValueError as error:
+            raise UnbookableFee(str(error)) from None
+    return signed
+
+
+def sum_deltas(symbol: str, rows: Iterable[tuple[str, str, str, str | None]]) -> SymbolTotal:
+    """Count and exact sum of ``(side, qty, fee, fee_currency)`` rows of one symbol."""
+    total, count = _ZERO, 0
+    for side, qty, fee, currency in rows:
+        total = EXACT.add(total, book_delta(symbol, side, qty, fee, currency))
+        count += 1
+    return SymbolTotal(count, total)
+
+
+def totals_from_columns(
+    symbols: Any, sides: Any, qtys: Any, fees: Any, currencies: Any
+) -> dict[str, SymbolTotal]:
+    """Per-symbol totals of validated import columns (numpy object arrays of stored text),
+    vectorised: distinct (symbol, qty, side) and (symbol, fee, currency) combinations are
+    counted with numpy and each is converted to Decimal once."""
+    import numpy as np
+    import pandas as pd
+
+    sym_codes, sym_names = pd.factorize(symbols, use_na_sentinel=False)
+    qty_codes, qty_values = pd.factorize(qtys, use_na_sentinel=False)
+    is_buy = (sides == "buy").astype(np.int64)
+    key = (sym_codes.astype(np.int64) * len(qty_values) + qty_codes) * 2 + is_buy
+    size = len(sym_names) * len(qty_values) * 2
+    if size <= 4 * len(key) + 1024:  # a dense key space: count with bincount, no sort
+        dense = np.bincount(key, minlength=size)
+        keys = np.flatnonzero(dense)
+        counts = dense[keys]
+    else:
+        keys, counts = np.unique(key, return_counts=True)
+    positions = dict.fromkeys(range(len(sym_names)), _ZERO)
+    fills = np.bincount(sym_codes, minlength=len(sym_names))
+    for k, n in zip(keys.tolist(), counts.tolist(), strict=True):
+        buy, rest = k % 2, k // 2
+        symbol, qty = divmod(rest, len(qty_values))
+        amount = EXACT.multiply(Decimal(n), Decimal(qty_values[qty]))
+        positions[symbol] = EXACT.add(positions[symbol], amount if buy else -amount)
+    charged = (fees != "0") & pd.notna(currencies)
+    if charged.any():
+        pairs = pd.DataFrame(
+            {"s": sym_codes[charged], "f": fees[charged], "c": currencies[charged]}
+        ).value_counts()
+        for key, n in pairs.items():
+            code, fee, currency = (str(part) for part in key)  # type: ignore[attr-defined]
+            symbol = int(code)
+            fee_delta = book_delta(str(sym_names[symbol]), "buy", "0", fee, currency)
+            positions[symbol] = EXACT.add(positions[symbol], EXACT.multiply(Decimal(n), fee_delta))
+    return {
+        str(sym_names[k]): SymbolTotal(int(fills[k]), positions[k]) for k in range(len(sym_names))
+    }
+
+
+def has_totals(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fill_totals'"
+    ).fetchone()
+    return row is not None
+
+
+def new_fill_totals(conn: sqlite3.Connection, after_id: int) -> dict[str, SymbolTotal | None]:
+    """Totals of the fills with ``id > after_id`` (the rows a batch just inserted); None for
+    a symbol with a fee that cannot be booked."""
+    by_symbol: dict[str, list[tuple[str, str, str, str | None]]] = {}
+    for symbol, side, qty, fee, currency in conn.execute(
+        "SELECT symbol, side, qty, fee, fee_currency FROM fills WHERE id > ? ORDER BY id",
+        (after_id,),
+    ):
+        by_symbol.setdefault(symbol, []).append((side, qty, fee, currency))
+    totals: dict[str, SymbolTotal | None] = {}
+    for symbol, rows in by_symbol.items():
+        try:
+            totals[symbol] = sum_deltas(symbol, rows)
+        except UnbookableFee:
+            totals[symbol] = None
+    return totals
+
+
+def add_to_totals(
+    conn: sqlite3.Connection, added: Mapping[str, SymbolTotal | None], *, was_empty: bool
+) -> None:
+    """Add a batch's totals (inside the batch's transaction, after its rows are written).
+
+    A symbol without a totals row starts one: from the batch alone when the batch holds all
+    of its fills (``was_empty``: the table had no fills before the batch), else from its
+    whole history (once, e.g. after the migration)."""
+    for symbol, batch in added.items():
+        if batch is None:
+            conn.execute("DELETE FROM fill_totals WHERE symbol = ?", (symbol,))
+            continue
+        if batch.fills == 0:
+            continue
+        row = conn.execute(
+            "SELECT fills, position FROM fill_totals WHERE symbol = ?", (symbol,)
+        ).fetchone()
+        try:
+            if row is not None:
+                total = SymbolTotal(
+                    row[0] + batch.fills, EXACT.add(Decimal(row[1]), batch.position)
+                )
+            elif was_empty or _fill_count(conn, symbol) == batch.fills:
+                total = batch
+            else:
+                total = _history_total(conn, symbol)
+        except UnbookableFee:
+            conn.execute("DELETE FROM fill_totals WHERE symbol = ?", (symbol,))
+            continue
+        conn.execute(
+            "INSERT INTO fill_totals (symbol, fills, position) VALUES (?, ?, ?)"
+            " ON CONFLICT (symbol) DO UPDATE SET fills = excluded.fills,"
+            " position = excluded.position",
+            (symbol, total.fills, str(total.position)),
+        )
+
+
+def _fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+    return int(conn.execute("SELECT count(*) FROM fills WHERE symbol = ?", (symbol,)).fetchone()[0])
+
+
+def _history_total(conn: sqlite3.Connection, symbol: str) -> SymbolTotal:
+    rows = conn.execute(
+        "SELECT side, qty, fee, fee_currency FROM fills WHERE symbol = ?", (symbol,)
+    )
+    return sum_deltas(symbol, rows)
+
+
+def position_before(conn: sqlite3.Connection, symbol: str, before_ts: str) -> Decimal | None:
+    """The exact position of ``symbol`` over the fills with ``ts < before_ts``, from the
+    totals and the fills at or after ``before_ts``; None when the totals cannot be used."""
+    if not has_totals(conn):
+        return None
+    row = conn.execute(
+        "SELECT fills, position FROM fill_totals WHERE symbol = ?", (symbol,)
+    ).fetchone()
+    if row is None or row[0] != _fill_count(conn, symbol):
+        return None
+    later = conn.execute(
+        "SELECT side, qty, fee, fee_currency FROM fills WHERE symbol = ? AND ts >= ?",
+        (symbol, before_ts),
+    )
+    try:
+        recent = sum_deltas(symbol, later)
+    except UnbookableFee:
+        return None
+    return EXACT.subtract(Decimal(row[1]), recent.position)

@@ -1,0 +1,164 @@
+"""`stagectl risk-guard`: every exit code, --json, --replay and --export."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from stagectl.config.home import defaults_dir
+from tests.conftest import Run
+from tests.integration.test_risk_guard_live import CRASH_FROM, HOURS, _seed, at_hour
+
+TOKEN = "987654:cli-secret-token"
+
+
+def _iso(h: int) -> str:
+    return at_hour(h).isoformat()
+
+
+@pytest.fixture
+def seeded(home: Path) -> Path:
+    _seed(home / "state" / "stagectl.db")
+    return home
+
+
+def test_calm_state_exits_0(run: Run, seeded: Path) -> None:
+    result = run(["risk-guard", "--dry-run", "--now", _iso(CRASH_FROM - 2)])
+    assert result.exit_code == 0, result.stderr
+    assert "NO_ACTION" in result.stdout
+    assert "dry run" in result.stdout
+
+
+def test_breach_exits_1_and_lists_the_rules(run: Run, seeded: Path) -> None:
+    result = run(["risk-guard", "--now", _iso(HOURS - 1)])
+    assert result.exit_code == 1
+    assert "FLATTEN_ALL (severity CRITICAL)" in result.stdout
+    assert "mdd_limit" in result.stdout
+    assert "FLATTEN_ALL" in result.stdout.splitlines()[-1]  # the directive written
+
+
+def test_json_prints_one_envelope_with_the_decision(run: Run, seeded: Path) -> None:
+    result = run(["risk-guard", "--dry-run", "--json", "--now", _iso(HOURS - 1)])
+    assert result.exit_code == 1
+    document = result.json()
+    assert document["kind"] == "risk-guard"
+    assert document["signed_sections"] == ["decision"]
+    assert document["body"]["decision"]["action"] == "FLATTEN_ALL"
+    assert document["body"]["mode"] == "dry-run"
+
+
+def test_out_writes_a_signed_report(run: Run, seeded: Path, hmac_key: str) -> None:
+    out = seeded / "reports" / "guard.json"
+    result = run(["risk-guard", "--dry-run", "--out", out, "--now", _iso(CRASH_FROM - 2)])
+    assert result.exit_code == 0
+    assert run(["report", "verify", out]).exit_code == 0
+
+
+def test_no_snapshots_exits_2_and_says_how_to_get_them(run: Run, home: Path) -> None:
+    result = run(["risk-guard", "--dry-run"])
+    assert result.exit_code == 2
+    assert "equity snapshots" in result.stderr
+    assert "run-live --paper" in result.stderr
+
+
+def test_bad_now_exits_2(run: Run, seeded: Path) -> None:
+    assert run(["risk-guard", "--now", "yesterday"]).exit_code == 2
+
+
+def test_replay_options_without_replay_exit_2(run: Run, seeded: Path) -> None:
+    assert run(["risk-guard", "--export", "out"]).exit_code == 2
+
+
+def test_locked_state_exits_3(run: Run, seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGECTL_BUSY_TIMEOUT_MS", "50")
+    holder = sqlite3.connect(seeded / "state" / "stagectl.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = run(["risk-guard", "--dry-run", "--now", _iso(CRASH_FROM - 2)])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.exit_code == 3
+    assert "locked" in result.stderr
+
+
+def test_corrupt_state_exits_3(run: Run, home: Path) -> None:
+    (home / "state").mkdir()
+    (home / "state" / "stagectl.db").write_bytes(b"garbage" * 500)
+    assert run(["risk-guard", "--dry-run"]).exit_code == 3
+
+
+def test_failed_notification_is_reported_without_the_token_and_exit_follows_decision(
+    run: Run, seeded: Path
+) -> None:
+    config = seeded / "guard.yaml"
+    text = (defaults_dir() / "risk_guard_alt_ensemble.yaml").read_text()
+    config.write_text(text.replace("retries: 3 ", "retries: 0 "))
+    env = {
+        "FUTURES_TELEGRAM_BOT_TOKEN": TOKEN,
+        "FUTURES_TELEGRAM_CHAT_ID": "42",
+        "STAGECTL_TELEGRAM_API_BASE": "http://127.0.0.1:9",
+    }
+    result = run(["risk-guard", "-c", config, "--now", _iso(HOURS - 1)], env=env)
+    assert result.exit_code == 1
+    assert "notification via telegram failed" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_replay_prints_triggers_and_guarded_vs_unguarded(run: Run, home: Path) -> None:
+    result = run(
+        ["risk-guard", "--replay", "--replay-start", "2024-06-01", "--replay-end", "2024-08-15"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "Triggers" in result.stdout
+    assert "mdd_limit" in result.stdout or "sharpe_collapse" in result.stdout
+    assert "Guarded vs unguarded" in result.stdout
+    assert "replay: 100 %" in result.stderr
+
+
+def test_replay_json_and_export(run: Run, home: Path) -> None:
+    export = home / "replay"
+    result = run(
+        [
+            "risk-guard",
+            "--replay",
+            "--json",
+            "--eval",
+            "daily",
+            "--export",
+            export,
+            "--replay-start",
+            "2024-06-01",
+            "--replay-end",
+            "2024-08-15",
+        ]
+    )
+    assert result.exit_code == 0, result.stderr
+    document = result.json()
+    assert document["kind"] == "risk-guard-replay"
+    summary = document["body"]["summary"]
+    assert summary["evaluation"] == "daily"
+    assert set(summary["guarded"]) == {"sharpe", "max_drawdown", "total_return", "final_equity"}
+    with (export / "equity.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["timestamp", "equity_unguarded", "equity_guarded"]
+    assert len(rows) - 1 == summary["bars"]
+    with (export / "triggers.csv").open() as handle:
+        triggers = list(csv.DictReader(handle))
+    assert len(triggers) == summary["triggers"]
+
+
+def test_replay_with_a_bad_window_exits_2(run: Run, home: Path) -> None:
+    result = run(["risk-guard", "--replay", "--replay-start", "2030-01-01"])
+    assert result.exit_code == 2
+
+
+def test_replay_bad_eval_exits_2(run: Run, home: Path) -> None:
+    assert run(["risk-guard", "--replay", "--eval", "weekly"]).exit_code == 2
+
+
+def test_weekly_without_state_exits_2(run: Run, home: Path) -> None:
+    assert run(["risk-guard", "--weekly"]).exit_code == 2

@@ -1,0 +1,123 @@
+"""metrics fetch through real ccxt against the loopback Binance USD-M simulator."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from stagectl.config.home import Home
+from stagectl.exchange.broker import OrderRequest
+from stagectl.exchange.ccxt_broker import open_broker
+from stagectl.exchange.credentials import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials
+from stagectl.exchange.retry import RetryPolicy
+from stagectl.state.db import open_state
+from stagectl.state.ledger import fills
+from tests.conftest import Run
+from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
+
+START = datetime(2024, 1, 3, tzinfo=UTC)
+ENV: dict[str, str | None] = {KEY_ENV: API_KEY, SECRET_ENV: API_SECRET, KEY_FILE_ENV: None}
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[ExchangeSim]:
+    with running_sim() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def traded(sim: ExchangeSim) -> list[object]:
+    """A fresh account with three trades: buy 0.3, sell 0.1 an hour later, buy 0.05."""
+    sim.reset(now=START)
+    broker = open_broker(
+        "binanceusdm",
+        credentials=Credentials(API_KEY, API_SECRET, "test"),
+        base_url=sim.base_url,
+        policy=RetryPolicy(max_attempts=2, base_backoff_s=0.01, max_backoff_s=0.02),
+        rate_limit=False,
+    )
+    broker.place(OrderRequest("ETHUSDT", "buy", "market", Decimal("0.3"), "mf-1"))
+    sim.advance(bars=1)
+    broker.place(OrderRequest("ETHUSDT", "sell", "market", Decimal("0.1"), "mf-2"))
+    broker.place(OrderRequest("ETHUSDT", "buy", "market", Decimal("0.05"), "mf-3"))
+    return list(broker.fetch_fills("ETHUSDT", START))
+
+
+def fetch_args(sim: ExchangeSim, *extra: str) -> list[str]:
+    return [
+        "metrics",
+        "fetch",
+        "--exchange",
+        "binanceusdm",
+        "--symbol",
+        "ETHUSDT",
+        "--since",
+        "2024-01-02",
+        "--base-url",
+        sim.base_url,
+        *extra,
+    ]
+
+
+def test_fetch_records_the_trades_exactly_and_a_second_fetch_adds_nothing(
+    run: Run, home: Path, sim: ExchangeSim, traded: list[object]
+) -> None:
+    assert len(traded) == 3
+    first = run(fetch_args(sim, "--json"), env=ENV)
+    assert first.exit_code == 0, first.stderr
+    document = first.json()
+    assert (document["fetched"], document["inserted"], document["already_recorded"]) == (3, 3, 0)
+    assert document["account"] == "binanceusdm"
+    second = run(fetch_args(sim), env=ENV)
+    assert second.exit_code == 0, second.stderr
+    assert "3 trades fetched, 0 fills recorded, 3 already recorded" in second.stdout
+    with open_state(Home.resolve(home).state_path, migrate=False) as db:
+        recorded = fills(db, symbol="ETHUSDT")
+    by_key = {f"ETHUSDT:{t.trade_id}": t for t in traded}  # type: ignore[attr-defined]
+    assert sorted(f.trade_id for f in recorded) == sorted(by_key)
+    for fill in recorded:
+        trade = by_key[fill.trade_id]
+        assert (fill.side, fill.qty, fill.price, fill.fee) == (
+            trade.side,  # type: ignore[attr-defined]
+            trade.amount,  # type: ignore[attr-defined]
+            trade.price,  # type: ignore[attr-defined]
+            trade.fee,  # type: ignore[attr-defined]
+        )
+        assert (fill.exchange, fill.source, fill.liquidity) == ("binanceusdm", "fetch", "taker")
+    for output in (first.stdout + first.stderr, second.stdout + second.stderr):
+        assert API_KEY not in output and API_SECRET not in output
+
+
+def test_fetched_fills_feed_the_window_metrics(
+    run: Run, sim: ExchangeSim, traded: list[object]
+) -> None:
+    assert run(fetch_args(sim, "--source", "acct"), env=ENV).exit_code == 0
+    window = run(["metrics", "window", "--hours", "3", "--until", "2024-01-03T02:00Z", "--json"])
+    eth = window.json()["symbols"]["ETHUSDT"]
+    assert (eth["fills"], eth["buys"], eth["sells"]) == (3, 2, 1)
+    assert Decimal(eth["inventory_end"]) == Decimal("0.25")
+
+
+def test_fetch_without_credentials_is_exit_2(run: Run, sim: ExchangeSim) -> None:
+    result = run(fetch_args(sim), env={KEY_ENV: None, SECRET_ENV: None, KEY_FILE_ENV: None})
+    assert result.exit_code == 2
+    assert KEY_ENV in result.stderr
+
+
+def test_an_unreachable_exchange_is_exit_3_and_prints_no_secret(run: Run) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["metrics", "fetch", "--exchange", "binanceusdm", "--symbol", "ETHUSDT"]
+    result = run(
+        [*args, "--since", "2024-01-02", "--base-url", f"http://127.0.0.1:{port}", "--json"],
+        env=ENV,
+    )
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert API_KEY not in result.stderr and API_SECRET not in result.stderr

@@ -1,0 +1,151 @@
+"""The twelve risk indicators on small hand-computed series."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stagectl.domain.risk_indicators import (
+    GuardInputs,
+    compute_indicators,
+    drawdown_pct,
+    value_days_ago,
+)
+
+SLEEVES = ("ETHUSDT", "SOLUSDT")
+WEIGHTS = {"ETHUSDT": 0.54, "SOLUSDT": 0.46}
+
+
+def make_inputs(equity: list[float] | np.ndarray, **overrides: Any) -> GuardInputs:
+    n = len(equity)
+    index = pd.date_range("2025-01-01", periods=n, freq="h", tz="UTC")
+    zeros = pd.DataFrame(0.0, index=index, columns=list(SLEEVES))
+    fields: dict[str, Any] = {
+        "equity": pd.Series(equity, index=index, dtype=float),
+        "sleeve_pnl": zeros,
+        "sleeve_equity": pd.DataFrame(100.0, index=index, columns=list(SLEEVES)),
+        "positions": zeros,
+        "position_state": zeros,
+        "weights": WEIGHTS,
+        "funding_paid": pd.Series(0.0, index=index),
+        "slippage_bps": pd.Series(np.nan, index=index),
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            value = pd.DataFrame(value, index=index)
+        elif isinstance(value, list | np.ndarray):
+            value = pd.Series(value, index=index, dtype=float)
+        fields[key] = value
+    return GuardInputs(**fields)
+
+
+def test_daily_pnl_compares_with_the_equity_24_hours_earlier() -> None:
+    equity = [100.0] * 24 + [106.0]
+    frame = compute_indicators(make_inputs(equity)).portfolio
+    assert math.isnan(frame["daily_pnl_pct"].iloc[23])
+    assert frame["daily_pnl_pct"].iloc[24] == pytest.approx(6.0)
+
+
+def test_rolling_sharpe_is_sqrt_8760_mean_over_std_of_480_hourly_returns() -> None:
+    returns = np.tile([0.001, -0.0005, 0.0002], 170)[:500]
+    equity = 100.0 * np.cumprod(np.concatenate(([1.0], 1.0 + returns)))
+    frame = compute_indicators(make_inputs(equity)).portfolio
+    last = returns[-480:]
+    expected = math.sqrt(8760) * last.mean() / last.std(ddof=1)
+    assert frame["rolling_sharpe_20d"].iloc[-1] == pytest.approx(expected)
+    assert math.isnan(frame["rolling_sharpe_20d"].iloc[479])
+
+
+def test_running_mdd_is_peak_minus_equity_over_peak() -> None:
+    frame = compute_indicators(make_inputs([100.0, 110.0, 99.0, 105.0])).portfolio
+    assert frame["running_mdd_pct"].tolist() == pytest.approx([0.0, 0.0, 10.0, 100 * 5 / 110])
+
+
+def test_return_30d_uses_the_last_equity_at_or_before_30_days_ago() -> None:
+    equity = np.full(30 * 24 + 1, 100.0)
+    equity[-1] = 88.0
+    frame = compute_indicators(make_inputs(equity)).portfolio
+    assert frame["return_30d_pct"].iloc[-1] == pytest.approx(-12.0)
+    assert math.isnan(frame["return_30d_pct"].iloc[-2])
+
+
+def test_daily_turnover_weights_position_changes_by_sleeve_weight() -> None:
+    # ETH goes long at bar 1 and flat at bar 3; SOL goes short at bar 2
+    positions = {"ETHUSDT": [0.0, 1.0, 1.0, 0.0], "SOLUSDT": [0.0, 0.0, -1.0, -1.0]}
+    frame = compute_indicators(make_inputs([100.0] * 4, positions=positions)).portfolio
+    assert frame["daily_turnover_pct"].tolist() == pytest.approx([0.0, 54.0, 100.0, 154.0])
+
+
+def test_realized_slippage_averages_the_fills_of_the_last_24_hours() -> None:
+    slippage = [np.nan] * 30
+    slippage[2], slippage[3], slippage[27] = 4.0, 6.0, 1.0
+    frame = compute_indicators(make_inputs([100.0] * 30, slippage_bps=slippage)).portfolio
+    values = frame["realized_slippage_bps"]
+    assert math.isnan(values.iloc[1])
+    assert values.iloc[3] == pytest.approx(5.0)
+    assert values.iloc[26] == pytest.approx(6.0)  # window (2h, 26h]: the fill at 3 only
+    assert values.iloc[27] == pytest.approx(1.0)  # window (3h, 27h]: the fill at 27 only
+
+
+def test_funding_drag_is_a_day_of_funding_over_equity_in_bps() -> None:
+    funding = [0.0] * 30
+    funding[0], funding[8], funding[16], funding[24] = 1.0, 1.0, 1.0, 1.0
+    frame = compute_indicators(make_inputs([10_000.0] * 30, funding_paid=funding)).portfolio
+    assert frame["funding_drag_bps_per_day"].iloc[23] == pytest.approx(3.0)
+    assert frame["funding_drag_bps_per_day"].iloc[24] == pytest.approx(3.0)  # 0h left the window
+
+
+def test_signal_mismatch_is_passed_through_and_unknown_is_nan() -> None:
+    inputs = make_inputs([100.0] * 3, signal_mismatch_pct=[1.0, 6.0, np.nan])
+    assert compute_indicators(inputs).portfolio["signal_mismatch_pct"].tolist()[:2] == [1.0, 6.0]
+    unknown = compute_indicators(make_inputs([100.0] * 3)).portfolio["signal_mismatch_pct"]
+    assert unknown.isna().all()
+
+
+def test_sleeve_mdd_contribution_state_and_trades() -> None:
+    n = 30 * 24 + 2
+    sleeve_equity = {"ETHUSDT": np.full(n, 54.0), "SOLUSDT": np.full(n, 46.0)}
+    sleeve_equity["SOLUSDT"][-1] = 36.8  # 20 % below its peak
+    pnl = {"ETHUSDT": np.zeros(n), "SOLUSDT": np.zeros(n)}
+    pnl["SOLUSDT"][-1] = -9.2
+    flips = np.zeros(n)
+    flips[-8:] = [1, -1, 1, -1, 1, -1, 1, 0]
+    inputs = make_inputs(
+        np.full(n, 100.0),
+        sleeve_equity=sleeve_equity,
+        sleeve_pnl=pnl,
+        positions={"ETHUSDT": flips, "SOLUSDT": np.zeros(n)},
+        position_state={"ETHUSDT": flips, "SOLUSDT": np.full(n, 2.0)},
+    )
+    frames = compute_indicators(inputs).sleeves
+    assert frames["SOLUSDT"]["sleeve_mdd_pct"].iloc[-1] == pytest.approx(20.0)
+    assert frames["SOLUSDT"]["sleeve_contribution_30d_pct"].iloc[-1] == pytest.approx(-9.2)
+    assert frames["SOLUSDT"]["position_state"].iloc[-1] == 2.0
+    assert frames["ETHUSDT"]["trades_24h"].iloc[-1] == 8.0
+
+
+def test_a_restart_starts_a_new_epoch_for_every_indicator() -> None:
+    equity = [100.0, 80.0, 80.0, 90.0]
+    index = pd.date_range("2025-01-01", periods=4, freq="h", tz="UTC")
+    inputs = make_inputs(equity, drawdown_resets=(index[2],))
+    mdd = compute_indicators(inputs).portfolio["running_mdd_pct"]
+    assert mdd.tolist() == pytest.approx([0.0, 20.0, 0.0, 0.0])
+
+
+def test_a_sleeve_reset_restarts_only_that_sleeves_drawdown() -> None:
+    index = pd.date_range("2025-01-01", periods=4, freq="h", tz="UTC")
+    series = pd.Series([100.0, 80.0, 80.0, 76.0], index=index)
+    assert drawdown_pct(series, (index[2],)).tolist() == pytest.approx([0.0, 20.0, 0.0, 5.0])
+    assert drawdown_pct(series).tolist() == pytest.approx([0.0, 20.0, 20.0, 24.0])
+
+
+def test_value_days_ago_is_nan_before_the_start() -> None:
+    index = pd.date_range("2025-01-01", periods=3, freq="D", tz="UTC")
+    series = pd.Series([1.0, 2.0, 3.0], index=index)
+    result = value_days_ago(series, 1)
+    assert math.isnan(result[0])
+    assert result[1:].tolist() == [1.0, 2.0]
