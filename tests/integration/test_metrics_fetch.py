@@ -121,3 +121,10 @@ def test_an_unreachable_exchange_is_exit_3_and_prints_no_secret(run: Run) -> Non
     assert result.exit_code == 3
     assert result.stdout == ""
     assert API_KEY not in result.stderr and API_SECRET not in result.stderr
+
+
+def test_a_bad_since_is_exit_2_before_any_exchange_call(run: Run) -> None:
+    args = ["metrics", "fetch", "--exchange", "binanceusdm", "--symbol", "ETHUSDT"]
+    result = run([*args, "--since", "yesterday", "--base-url", "http://127.0.0.1:9"], env=ENV)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("stagectl: --since: ")
