@@ -28,7 +28,7 @@ from stagectl.exchange.retry import RetryPolicy
 from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
 
 ORDER = "/fapi/v1/order"
-FAST = RetryPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.05)
+FAST = RetryPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.05, in_flight_s=0.05)
 START = datetime(2024, 1, 3, tzinfo=UTC)
 
 
@@ -165,6 +165,20 @@ def test_timeout_after_acceptance_finds_the_order_instead_of_sending_it_again(
     ack = broker.place(market_buy("sc-timeout-1"))
     assert ack.recovered
     assert len(sim.orders) == 1 and creates(sim) == 1
+
+
+def test_a_create_that_lands_after_the_client_gave_up_is_found_not_sent_twice(
+    sim: ExchangeSim,
+) -> None:
+    """The exchange accepts the order 0.6 s after the client timed out (0.2 s): the
+    broker waits out the in-flight window before its lookup, so it finds the order."""
+    patient = RetryPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.05, in_flight_s=1.0)
+    broker = broker_for(sim, timeout_ms=200, policy=patient)
+    sim.inject_latency(0.6, path=ORDER, method="POST")
+    ack = broker.place(market_buy("sc-late-1"))
+    assert ack.recovered
+    assert [o.client_order_id for o in sim.orders] == ["sc-late-1"]
+    assert creates(sim) == 1
 
 
 def test_dropped_connection_before_acceptance_sends_the_order_once_more(sim: ExchangeSim) -> None:

@@ -24,7 +24,7 @@ from stagectl.state.db import open_state
 from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
 
 ORDER = "/fapi/v1/order"
-FAST = RetryPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.05)
+FAST = RetryPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.05, in_flight_s=0.05)
 START = datetime(2024, 1, 3, tzinfo=UTC)
 LONG_ETH = Decimal("0.2")
 SHORT_SOL = Decimal("-5")

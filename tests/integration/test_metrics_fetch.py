@@ -38,7 +38,9 @@ def traded(sim: ExchangeSim) -> list[object]:
         "binanceusdm",
         credentials=Credentials(API_KEY, API_SECRET, "test"),
         base_url=sim.base_url,
-        policy=RetryPolicy(max_attempts=2, base_backoff_s=0.01, max_backoff_s=0.02),
+        policy=RetryPolicy(
+            max_attempts=2, base_backoff_s=0.01, max_backoff_s=0.02, in_flight_s=0.02
+        ),
         rate_limit=False,
     )
     broker.place(OrderRequest("ETHUSDT", "buy", "market", Decimal("0.3"), "mf-1"))

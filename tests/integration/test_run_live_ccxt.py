@@ -45,7 +45,7 @@ from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # the window trades: entries, flips and exits
 HOUR = timedelta(hours=1)
 SYMBOLS = ("ETHUSDT", "SOLUSDT")
-FAST = RetryPolicy(max_attempts=4, base_backoff_s=0.01, max_backoff_s=0.05)
+FAST = RetryPolicy(max_attempts=4, base_backoff_s=0.01, max_backoff_s=0.05, in_flight_s=0.05)
 ORDER, TRADES = "/fapi/v1/order", "/fapi/v1/userTrades"
 REPO = Path(__file__).resolve().parents[2]
 

@@ -149,6 +149,14 @@ def run_live(
             help="Cap positions at stage3 max_size/max_notional_usd.",
         ),
     ] = True,
+    breakers: Annotated[
+        bool,
+        typer.Option(
+            "--breakers/--no-breakers",
+            help="Circuit breakers (daily drawdown stop at the active preset's daily loss "
+            "stop, 3-loss streak halving, volatility defense) on the run's own returns.",
+        ),
+    ] = True,
     yes: YesOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -187,6 +195,7 @@ def run_live(
         stop_limits=stop_limits,
         position_limits=position_limits,
         base_url=base_url,
+        breakers=breakers,
     )
     stop = _StopFlag()
     view = _View(rich=stdout_is_tty() and not json_output)

@@ -121,6 +121,20 @@ def kelly_fraction(
     return float(kelly) if np.ndim(kelly) == 0 else np.asarray(kelly, dtype=np.float64)
 
 
+def exposure_caps(equity: float, limits: SizingLimits, exposure: OpenExposure) -> dict[str, float]:
+    """The notional headroom (USD, may be negative) of the caps that need no stop distance.
+
+    - single coin: E * single_coin_cap_pct / 100 - O_coin
+    - sector: E * sector_cap_pct / 100 - O_sector
+    - leverage: E * max_leverage - O_gross
+    """
+    return {
+        CAP_SINGLE_COIN: equity * limits.single_coin_cap_pct / 100.0 - exposure.coin_notional_usd,
+        CAP_SECTOR: equity * limits.sector_cap_pct / 100.0 - exposure.sector_notional_usd,
+        CAP_LEVERAGE: equity * limits.max_leverage - exposure.gross_notional_usd,
+    }
+
+
 def size_position(
     *,
     equity: float,
@@ -157,9 +171,7 @@ def size_position(
     kelly = float(kelly_fraction(win_rate, avg_win, avg_loss))
     caps = {
         CAP_SINGLE_TRADE_RISK: equity * limits.per_trade_risk_pct / 100.0 / stop,
-        CAP_SINGLE_COIN: equity * limits.single_coin_cap_pct / 100.0 - exposure.coin_notional_usd,
-        CAP_SECTOR: equity * limits.sector_cap_pct / 100.0 - exposure.sector_notional_usd,
-        CAP_LEVERAGE: equity * limits.max_leverage - exposure.gross_notional_usd,
+        **exposure_caps(equity, limits, exposure),
         CAP_OPEN_RISK: (equity * limits.daily_loss_stop_pct / 100.0 - exposure.open_risk_usd)
         / stop,
     }

@@ -10,6 +10,7 @@ accepted order, the order is looked up by its client order id first.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -380,6 +381,7 @@ class CcxtBroker:
         attempt = 0
         while True:
             attempt += 1
+            sent_at = time.monotonic()
             try:
                 raw = self.session.once(
                     "create order",
@@ -399,6 +401,7 @@ class CcxtBroker:
                     raise
                 last_error = error
             self.session.backoff(attempt)
+            self._wait_out_in_flight(sent_at, last_error)
             found = self._lookup_after_failure(request, last_error)
             if found is not None:
                 return replace(found, recovered=True)
@@ -407,6 +410,21 @@ class CcxtBroker:
                     f"{last_error.message} (order {request.client_order_id} not placed after "
                     f"{attempt} attempts)"
                 )
+
+    def _wait_out_in_flight(self, sent_at: float, error: ExchangeError) -> None:
+        """Let a create that may still be travelling land (or expire) before the lookup.
+
+        A rate-limit answer (429/418) is a refusal: nothing is in flight. Anything else
+        retryable (timeout, dropped connection, 5xx) may have reached the exchange, and
+        a lookup that runs before it lands would let the retry place the order twice.
+        """
+        import ccxt
+
+        if isinstance(error.__cause__, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+            return
+        remaining = sent_at + self.session.policy.in_flight_s - time.monotonic()
+        if remaining > 0:
+            self.session.sleep(remaining)
 
     def _recover(self, request: OrderRequest, error: ExchangeError) -> OrderAck:
         found = self._lookup_after_failure(request, error)

@@ -193,6 +193,17 @@ class ExchangeFeed:
         stamp = pd.Timestamp(source)
         return float(target.loc[stamp]) if stamp in target.index else 0.0
 
+    def _prev_spread_bps(self, symbol: str, ts: datetime) -> float | None:
+        """Corwin-Schultz of bars k-2 and k-1 (None when k-2 is missing: the floor)."""
+        from stagectl.services.trade_costs import pair_spread_bps
+
+        rows = [self._row(symbol, ts - self.step * n) for n in (2, 1)]
+        if any(row is None for row in rows):
+            return None
+        high = [float(row["high"]) for row in rows if row is not None]
+        low = [float(row["low"]) for row in rows if row is not None]
+        return pair_spread_bps(high, low)
+
     def open_step(self, ts: datetime, now: datetime) -> StepData:
         """What is known at the open of the bar ``ts``: bar k-1 must have closed."""
         self._ensure(ts - self.step, now)
@@ -210,6 +221,7 @@ class ExchangeFeed:
                 decision_price=price,
                 prev_dollar_volume=dec(previous["volume"] * previous["close"]),
                 replay_position=held,
+                prev_spread_bps=self._prev_spread_bps(symbol, ts),
             )
         index = int((ts - self.first_bar) // self.step)
         return StepData(index, ts, ts + self.step, sleeves)
@@ -297,6 +309,7 @@ def live_params(request: Any, config: Any, broker: Any, clock: Clock) -> dict[st
         "stop_limits": False,
         "position_limits": request.position_limits,
         "initial_equity": str(equity),
+        "breakers": getattr(request, "breakers", True),
     }
 
 

@@ -30,6 +30,7 @@ from stagectl.domain.performance import bar_minutes
 from stagectl.domain.strategies import held_positions
 from stagectl.exchange.paper import Bar
 from stagectl.services.strategy_run import build_sleeves
+from stagectl.services.trade_costs import prior_bar_spread_bps
 
 if TYPE_CHECKING:
     from stagectl.config.strategy import StrategyConfig
@@ -50,6 +51,8 @@ class SleeveBar:
     prev_dollar_volume: Decimal
     funding: list[tuple[datetime, Decimal]] = field(default_factory=list)
     replay_position: float | None = None
+    prev_spread_bps: float | None = None
+    """Corwin-Schultz spread of bars k-2 and k-1 (``trade_costs``); None: the floor."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class ReplayFeed:
             prev = np.maximum(where - 1, 0)
             closes = frame["close"].to_numpy(dtype=float)
             volumes = frame["volume"].to_numpy(dtype=float) * closes
+            spreads = prior_bar_spread_bps(frame["high"].to_numpy(), frame["low"].to_numpy())
             funding = spec.funding if spec.funding is not None else pd.Series(dtype=float)
             self._rows[spec.symbol] = {
                 "weight": spec.weight,
@@ -99,6 +103,7 @@ class ReplayFeed:
                 "close": closes[where],
                 "prev_close": np.where(where > 0, closes[prev], frame["open"].to_numpy()[where]),
                 "prev_volume": np.where(where > 0, volumes[prev], volumes[where]),
+                "spread": spreads[where],
                 "held": held_positions(spec.target, delay).to_numpy(dtype=float),
                 "funding": funding,
             }
@@ -137,6 +142,7 @@ class ReplayFeed:
                 prev_dollar_volume=dec(row["prev_volume"][k]),
                 funding=_settlements(window),
                 replay_position=float(self.backtest_positions[symbol].iloc[k]),
+                prev_spread_bps=float(row["spread"][k]),
             )
         return StepData(k, ts, close_ts, sleeves)
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +23,8 @@ from typing import Any
 
 from stagectl.domain.guards import Denial
 from stagectl.domain.order_policy import (
+    ORDER_DENIED,
+    SIZED_DOWN,
     MarketContext,
     PolicyEvent,
     PolicyLimits,
@@ -30,17 +33,24 @@ from stagectl.domain.order_policy import (
     stop_limit_for,
 )
 from stagectl.domain.orders import TradingState, client_order_id
+from stagectl.domain.sizing import (
+    CAP_LEVERAGE,
+    CAP_SINGLE_COIN,
+    OpenExposure,
+    SizingLimits,
+    exposure_caps,
+)
 from stagectl.exchange.broker import OrderAck, OrderRequest
 from stagectl.exchange.errors import OrderRejected
-from stagectl.services.live_artifacts import (
-    ORDER_DENIED,
-    ORDER_REJECTED,
-)
+from stagectl.services.live_artifacts import ORDER_REJECTED
+from stagectl.services.live_breakers import BreakerState, evaluate
 from stagectl.services.live_feed import StepData
+from stagectl.services.trade_costs import CostSettings, pre_trade_cost
 from stagectl.state import directives, flags, journal, orders
 from stagectl.state.db import StateDB
 
 _ZERO = Decimal(0)
+PRE_TRADE_COST = "PRE_TRADE_COST"
 MARGIN_SEVERITY = {"NORMAL": "INFO", "WARNING": "MEDIUM", "CRITICAL": "CRITICAL"}
 
 
@@ -72,6 +82,15 @@ class LiveContext:
     """The run's first bar: fills and funding before it belong to no run of this loop."""
     qty_steps: dict[str, Decimal] = field(default_factory=dict)
     """The venue's amount increment per symbol (default: ``limits.qty_step``)."""
+    breakers: BreakerState | None = None
+    """Circuit breakers (None: ``--no-breakers``)."""
+    sizing: SizingLimits | None = None
+    """The active risk preset's single-coin and leverage caps (None: not applied)."""
+    costs: CostSettings | None = None
+    """The pre-trade cost estimate (None: not recorded)."""
+    sizing_preset: str = ""
+    latency_ms: float = 0.0
+    """The last measured order round trip (the latency penalty of the next estimate)."""
 
     def limits_for(self, symbol: str) -> PolicyLimits:
         step = self.qty_steps.get(symbol)
@@ -116,6 +135,21 @@ def decide(ctx: LiveContext, data: StepData) -> tuple[list[Intent], dict[str, An
         held = positions_by_symbol(ctx)
         intents: list[Intent] = []
         events: list[journal.Event] = []
+        breaker_mult = 1.0
+        if ctx.breakers is not None:
+            breaker_mult, fired = evaluate(
+                db,
+                ctx.run_id,
+                ctx.breakers,
+                initial_equity=float(ctx.initial_equity),
+                sleeve_start_usd={
+                    s: sleeve.weight * float(ctx.initial_equity)
+                    for s, sleeve in data.sleeves.items()
+                },
+                bar_ts=data.ts,
+            )
+            events.extend(fired)
+            mult = {s: m * breaker_mult for s, m in mult.items()}
         gross = {
             s: abs(held.get(s, (_ZERO, _ZERO))[0]) * data.sleeves[s].decision_price for s in symbols
         }
@@ -123,7 +157,7 @@ def decide(ctx: LiveContext, data: StepData) -> tuple[list[Intent], dict[str, An
             sleeve = data.sleeves[symbol]
             target = sleeve.held_target * mult[symbol]
             qty_now = held.get(symbol, (_ZERO, _ZERO))[0]
-            events.append(_signal_event(ctx, data, symbol, target, mult[symbol]))
+            events.append(_signal_event(ctx, data, symbol, target, mult[symbol], breaker_mult))
             needed = _needs_order(ctx.memory, symbol, target, qty_now)
             ctx.memory.last_target[symbol] = target
             if not needed:
@@ -131,6 +165,9 @@ def decide(ctx: LiveContext, data: StepData) -> tuple[list[Intent], dict[str, An
             ctx.memory.stopped.discard(symbol)
             price = sleeve.decision_price
             want = Decimal(repr(sleeve.weight * target)) * equity / price
+            others = sum((v for s, v in gross.items() if s != symbol), _ZERO)
+            want, capped = _preset_caps(ctx, data.ts, symbol, want, qty_now, price, equity, others)
+            events.extend(capped)
             delta = want - qty_now
             if delta == 0:
                 continue
@@ -143,7 +180,6 @@ def decide(ctx: LiveContext, data: StepData) -> tuple[list[Intent], dict[str, An
                 reduce_only=reducing,
                 intent=f"target {target:+.6f}",
             )
-            others = sum((v for s, v in gross.items() if s != symbol), _ZERO)
             market = MarketContext(
                 price=price,
                 bar_dollar_volume=sleeve.prev_dollar_volume,
@@ -157,6 +193,9 @@ def decide(ctx: LiveContext, data: StepData) -> tuple[list[Intent], dict[str, An
             events.extend(policy_event(ctx, data.ts, cid, e) for e in policy_events)
             intent = _record_intent(ctx, data.ts, cid, proposed, result, price)
             if intent is not None:
+                cost = _cost_event(ctx, data, cid, intent.order)
+                if cost is not None:
+                    events.append(cost)
                 intents.append(intent)
                 after = qty_now + (
                     intent.order.qty if proposed.side == "buy" else -intent.order.qty
@@ -164,6 +203,84 @@ def decide(ctx: LiveContext, data: StepData) -> tuple[list[Intent], dict[str, An
                 gross[symbol] = abs(after) * price
         journal.record_events(db, events)
     return intents, {"trading_state": str(state), "multipliers": mult, "equity": equity}
+
+
+def _preset_caps(
+    ctx: LiveContext,
+    ts: datetime,
+    symbol: str,
+    want: Decimal,
+    qty_now: Decimal,
+    price: Decimal,
+    equity: Decimal,
+    others_usd: Decimal,
+) -> tuple[Decimal, list[journal.Event]]:
+    """The active preset's single-coin and leverage caps on an increase (``domain.sizing``).
+
+    The cap bounds the post-trade notional of the sleeve: ``|want| x price <=
+    min(E x single_coin_cap_pct / 100, E x max_leverage - other gross)``; an order that
+    reduces the position is never cut. A cut is a ``SIZED_DOWN`` event, nothing left of
+    the increase an ``ORDER_DENIED`` event, each with the cap's code."""
+    if ctx.sizing is None or (abs(want) <= abs(qty_now) and (want >= 0) == (qty_now >= 0)):
+        return want, []
+    headroom = exposure_caps(
+        float(equity), ctx.sizing, OpenExposure(gross_notional_usd=float(others_usd))
+    )
+    caps = {code: max(headroom[code], 0.0) for code in (CAP_SINGLE_COIN, CAP_LEVERAGE)}
+    code = min(caps, key=lambda name: caps[name])
+    cap_qty = Decimal(repr(caps[code])) / price
+    if abs(want) <= cap_qty:
+        return want, []
+    same_side = qty_now != 0 and (qty_now > 0) == (want > 0)
+    allowed = max(cap_qty, abs(qty_now) if same_side else _ZERO)
+    capped = allowed if want > 0 else -allowed
+    side = "buy" if want > qty_now else "sell"
+    kind = SIZED_DOWN if capped != qty_now else ORDER_DENIED
+    reason = (
+        f"{symbol} target {_fmt_qty(want)} capped at {_fmt_qty(cap_qty)} by the "
+        f"{ctx.sizing_preset} preset ({code})"
+    )
+    event = PolicyEvent(
+        kind, code, symbol, side, abs(want - qty_now), abs(capped - qty_now), reason,
+        {"cap_notional_usd": round(caps[code], 6), "preset": ctx.sizing_preset},
+    )  # fmt: skip
+    return capped, [policy_event(ctx, ts, client_order_id(ctx.run_id, symbol, ts, "cap"), event)]
+
+
+def _fmt_qty(value: Decimal) -> str:
+    return f"{value:.6f}"
+
+
+def _cost_event(
+    ctx: LiveContext, data: StepData, cid: str, order: orders.Order
+) -> journal.Event | None:
+    """The seed 001 pre-trade cost estimate of an order about to be sent (no edge: the
+    TSMOM sleeves give none, so the safety margin is not applied and nothing is blocked)."""
+    if ctx.costs is None:
+        return None
+    sleeve = data.sleeves[order.symbol]
+    notional = float(order.qty * sleeve.decision_price)
+    estimate = pre_trade_cost(
+        ctx.costs,
+        spread_bps=ctx.costs.spread_floor_bps
+        if sleeve.prev_spread_bps is None
+        else sleeve.prev_spread_bps,
+        notional_usd=notional,
+        bar_dollar_volume=float(sleeve.prev_dollar_volume),
+        latency_ms=ctx.latency_ms,
+    )
+    return journal.Event(
+        ts=data.ts,
+        event_type=PRE_TRADE_COST,
+        run_id=ctx.run_id,
+        symbol=order.symbol,
+        action=order.side,
+        size_usd=notional,
+        price=float(sleeve.decision_price),
+        costs_bps=estimate["costs_bps"],
+        expected_edge_bps=None,
+        payload={"client_order_id": cid, **estimate},
+    )
 
 
 def _needs_order(memory: LoopMemory, symbol: str, target: float, qty_now: Decimal) -> bool:
@@ -260,7 +377,10 @@ def send(ctx: LiveContext, intents: list[Intent], now: datetime) -> dict[str, in
                 if intent.order.type == "stop_limit":
                     ack = ctx.broker.place_stop_limit(intent.request, intent.order.stop_price)
                 else:
+                    sent_at = time.monotonic()
                     ack = ctx.broker.place(intent.request)
+                    if not ctx.paper:
+                        ctx.latency_ms = (time.monotonic() - sent_at) * 1000.0
             except OrderRejected as error:
                 counts["rejected"] += 1
                 _record_rejection(ctx, intent.order, error.message, now)
@@ -300,7 +420,7 @@ def _record_rejection(ctx: LiveContext, order: orders.Order, message: str, now: 
 
 
 def _signal_event(
-    ctx: LiveContext, data: StepData, symbol: str, target: float, mult: float
+    ctx: LiveContext, data: StepData, symbol: str, target: float, mult: float, breaker: float
 ) -> journal.Event:
     sleeve = data.sleeves[symbol]
     return journal.Event(
@@ -310,7 +430,12 @@ def _signal_event(
         symbol=symbol,
         action=f"target {target:+g}",
         price=float(sleeve.decision_price),
-        payload={"held_target": sleeve.held_target, "multiplier": mult, "target": target},
+        payload={
+            "held_target": sleeve.held_target,
+            "multiplier": mult,
+            "breaker_multiplier": breaker,
+            "target": target,
+        },
     )
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
-from stagectl.config.loader import file_sha256, load_stage3, load_strategy
+from stagectl.config.loader import file_sha256, load_risk_presets, load_stage3, load_strategy
 from stagectl.domain.order_policy import PolicyLimits, SymbolCap
 from stagectl.errors import InputError
 from stagectl.services import live_loop, live_step
@@ -69,6 +69,7 @@ class RunLiveRequest:
     artifacts_interval_s: float = 300.0
     base_url: str | None = None
     timeout_ms: int = 10_000
+    breakers: bool = True
 
 
 @dataclass
@@ -218,8 +219,34 @@ class _Setup:
             initial_equity=Decimal(params["initial_equity"]),
             stop_limits=params["stop_limits"],
             memory=live_loop.loop_memory(self.db, run_id),
+            **self.risk_fields(run_id, params, fields["exchange"]),
             **fields,
         )
+
+    def risk_fields(self, run_id: str, params: dict[str, Any], exchange: str) -> dict[str, Any]:
+        """Breakers (a run started before they existed has none), the active preset's
+        caps and the cost model, all from risk_presets.yaml."""
+        from stagectl.domain.breakers import BreakerSettings
+        from stagectl.domain.sizing import SizingLimits
+        from stagectl.services.live_breakers import BreakerState
+        from stagectl.services.trade_costs import CostSettings
+
+        presets, _ = load_risk_presets(self.home)
+        breakers = None
+        if params.get("breakers", False):
+            settings = BreakerSettings.from_config(
+                presets.circuit_breakers,
+                daily_drawdown_stop_pct=presets.active_preset.daily_loss_stop_pct,
+            )
+            breakers = BreakerState.load(self.db, run_id, settings, presets.active)
+        return {
+            "breakers": breakers,
+            "sizing": SizingLimits.from_config(presets),
+            "sizing_preset": presets.active,
+            "costs": CostSettings.from_config(
+                presets, "binance" if exchange == "paper" else exchange
+            ),
+        }
 
     def control(self, should_stop: Callable[[], bool], on_step: StepCallback | None) -> Any:
         return live_loop.LoopControl(
@@ -336,6 +363,7 @@ def _paper_params(request: RunLiveRequest, config: Any) -> dict[str, Any]:
         "stop_limits": request.stop_limits,
         "position_limits": request.position_limits,
         "initial_equity": repr(float(config.initial_equity_usd)),
+        "breakers": request.breakers,
     }
     if request.start is None:
         end = request.end or data_end(config, request.replay_data)
