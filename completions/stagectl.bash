@@ -11,7 +11,7 @@ _stagectl_node() {
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --unsigned';;
-        "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-multiplier --data --end --export -h --help --json --out --preset --record --start --symbol --unsigned';;
+        "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-model --cost-multiplier --data --end --export -h --help --json --out --preset --record --start --symbol --unsigned';;
         "completion") _stagectl_names='show install'; _stagectl_opts='-h --help';;
         "completion show") _stagectl_names=''; _stagectl_opts='-h --help';;
         "completion install") _stagectl_names=''; _stagectl_opts='--dry-run -h --help --path';;
@@ -35,7 +35,7 @@ _stagectl_node() {
         "regime-analyze") _stagectl_names=''; _stagectl_opts='--candles -c --config --export -h --help --html --json --symbol --window --windows';;
         "report") _stagectl_names='verify'; _stagectl_opts='-h --help';;
         "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json';;
-        "risk-guard") _stagectl_names=''; _stagectl_opts='-c --config --data --dry-run --eval --export -h --help --json --now --out --replay --replay-end --replay-start --run --unsigned --weekly';;
+        "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --json --now --out --preset --replay --replay-end --replay-start --run --unsigned --weekly';;
         "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --new-run --breakers --no-breakers --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --stop-limits -y --yes';;
         "shadow") _stagectl_names='compare record-backtest'; _stagectl_opts='-h --help';;
         "shadow compare") _stagectl_names=''; _stagectl_opts='--baseline --candidate -h --help --json --resamples --seed';;
@@ -64,6 +64,7 @@ _stagectl_value() {
         "audit-strategy|--data") _stagectl_kind=file;;
         "audit-strategy|--out") _stagectl_kind=file;;
         "backtest|-c"|"backtest|--config") _stagectl_kind=yaml;;
+        "backtest|--cost-model") _stagectl_kind=choice; _stagectl_choices='flat full';;
         "backtest|--cost-multiplier") _stagectl_kind=text;;
         "backtest|--data") _stagectl_kind=file;;
         "backtest|--end") _stagectl_kind=text;;
@@ -149,6 +150,7 @@ _stagectl_value() {
         "risk-guard|--export") _stagectl_kind=dir;;
         "risk-guard|--now") _stagectl_kind=text;;
         "risk-guard|--out") _stagectl_kind=file;;
+        "risk-guard|--preset") _stagectl_kind=text;;
         "risk-guard|--replay-end") _stagectl_kind=text;;
         "risk-guard|--replay-start") _stagectl_kind=text;;
         "risk-guard|--run") _stagectl_kind=text;;

@@ -9,7 +9,7 @@ function __stagectl_takes_value --argument-names key
         case '|'{--home,--state}
         case 'artifacts analyze|'{-c,--config}
         case 'audit-strategy|'{-c,--config,--data,--out}
-        case 'backtest|'{-c,--config,--cost-multiplier,--data,--end,--export,--out,--preset,--record,--start,--symbol}
+        case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--out,--preset,--record,--start,--symbol}
         case 'completion install|'{--path}
         case 'consensus|'{--correlation,--half-life-days,--k,--regime,--votes,--window}
         case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--pbo-partitions,--purge,--test-folds}
@@ -25,7 +25,7 @@ function __stagectl_takes_value --argument-names key
         case 'paper-gate|'{-c,--config,--days,--now,--out,--run-id}
         case 'preflight|'{--base-url,-c,--config,--exchange}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
-        case 'risk-guard|'{-c,--config,--data,--eval,--export,--now,--out,--replay-end,--replay-start,--run}
+        case 'risk-guard|'{-c,--config,--data,--eval,--export,--now,--out,--preset,--replay-end,--replay-start,--run}
         case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--replay-data,--resume,--speed,--stage3,--start}
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
@@ -167,6 +167,7 @@ complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l out -r -F -d 'Writ
 complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l breakers -d 'Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l cost-model -x -a 'flat full' -d 'flat: the config\'s fee_bps + slippage_bps per trade. full: seed 001\'s cost per trade: half the Corwin-Schultz spread of the two prior bars (floor 1 bp) + sqrt(participation) x 5 bps + the taker fee of risk_presets.yaml.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l cost-multiplier -x -d 'Multiply fee and slippage, e.g. 1.5 (cost stress).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l data -r -F -d 'A directory of candle and funding CSV files instead of the bundled sample.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l end -x -d 'Last bar, UTC; a date includes that whole day [default: last common bar].'
@@ -313,6 +314,7 @@ complete -c stagectl -n '__stagectl_at \'report\'' -s h -l help -d 'Show this me
 complete -c stagectl -n '__stagectl_at \'report verify\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'report verify\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'report verify\' 0' -F
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l breakers -d 'Replay: apply the circuit breakers of risk_presets.yaml to the strategy (guarded and unguarded both) and list their firings beside the triggers.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l data -x -a '(__fish_complete_directories)' -d 'Replay: a directory of candle/funding CSVs [default: the bundled sample].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l dry-run -d 'Show what would be done; change nothing.'
@@ -322,6 +324,7 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s h -l help -d 'Show thi
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: now].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l preset -x -d 'Replay: conservative, balanced or aggressive; its daily loss stop replaces the breakers\' daily stop (implies --breakers).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay -d 'Replay strategy + guard over the bundled history.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay-end -x -d 'Last day of the replay (UTC, inclusive).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay-start -x -d 'First day of the replay (UTC).'

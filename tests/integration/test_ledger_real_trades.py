@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from stagectl.domain.ledger import Fill, fifo_realized, window_metrics
+from stagectl.domain.ledger import Fill, fifo_realized
+from stagectl.domain.ledger_windows import window_metrics
 from tests.conftest import SHARED_DATA
 from tests.unit.test_ledger import reference_fifo
 

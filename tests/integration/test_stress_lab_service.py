@@ -15,7 +15,7 @@ from stagectl.config.home import Home, defaults_dir
 from stagectl.data import load_candles
 from stagectl.domain.stress import MetricCheck
 from stagectl.errors import ConfigError, InputError
-from stagectl.services import stress_lab
+from stagectl.services import stress_lab, stress_verdict
 from stagectl.services.stress_positions import PositionInput, load_positions_file
 from stagectl.state.db import open_state
 from stagectl.state.ledger import Position, upsert_position
@@ -196,7 +196,7 @@ def test_breach_cause_follows_the_documented_rule(
     stressed: MetricCheck, at_limit: MetricCheck, at_base: MetricCheck, cause: str
 ) -> None:
     assert stressed.breached
-    assert stress_lab.breach_cause(stressed, at_limit, at_base) == cause
+    assert stress_verdict.breach_cause(stressed, at_limit, at_base) == cause
 
 
 def test_every_baseline_caused_breach_is_on_the_baseline_row(full_run: dict[str, Any]) -> None:

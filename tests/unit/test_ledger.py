@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stagectl.domain.ledger import Fill, fifo_realized, pnl_windows, window_metrics
+from stagectl.domain.ledger import Fill, fifo_realized
+from stagectl.domain.ledger_windows import pnl_windows, window_metrics
 
 T0 = datetime(2025, 11, 12, 14, 0, tzinfo=UTC)
 D = Decimal

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 EXAMPLE = (
-    "Example: stagectl backtest --start 2025-01-01 --cost-multiplier 1.5 "
+    "Example: stagectl backtest --start 2025-01-01 --cost-model full --cost-multiplier 1.5 "
     "--export artifacts/bt --json"
 )
 
@@ -73,6 +73,15 @@ def backtest(
             metavar="X",
         ),
     ] = 1.0,
+    cost_model: Annotated[
+        Literal["flat", "full"],
+        typer.Option(
+            "--cost-model",
+            help="flat: the config's fee_bps + slippage_bps per trade. full: seed 001's cost "
+            "per trade: half the Corwin-Schultz spread of the two prior bars (floor 1 bp) + "
+            "sqrt(participation) x 5 bps + the taker fee of risk_presets.yaml.",
+        ),
+    ] = "flat",
     data_dir: SampleDataOpt = None,
     json_output: JsonOpt = False,
     out: OutOpt = None,
@@ -131,6 +140,7 @@ def backtest(
         data_dir=data_dir,
         breakers=breakers,
         preset=preset,
+        cost_model=cost_model,
     )
     result = service.run(home, request)
     _context(result)
@@ -188,14 +198,11 @@ def _cost(amount: float, share: float | None) -> str:
 def _print_human(body: dict[str, Any]) -> None:
     strategy, data, m = body["strategy"], body["data"], body["metrics"]
     sleeves = " + ".join(f"{s['symbol']} {s['weight'] * 100:g} %" for s in strategy["sleeves"])
-    costs = strategy["costs"]
     print_lines(
         [
             f"{strategy['name']} backtest: {sleeves}",
             f"{data['start']} .. {data['end']} ({data['bars']} {strategy['timeframe']} bars)",
-            f"costs: fee {costs['effective_fee_bps']:g} bps + slippage "
-            f"{costs['effective_slippage_bps']:g} bps (x{costs['cost_multiplier']:g}), "
-            f"funding {'on' if costs['funding_enabled'] else 'off'}",
+            *_cost_lines(strategy["costs"], m["cost_model"]),
             f"annualisation: {m['annualisation']}",
         ]
     )
@@ -203,6 +210,45 @@ def _print_human(body: dict[str, Any]) -> None:
     print_table("Stability", ["period", "total return", "Sharpe", "max drawdown"], _stability(m))
     if "breakers" in m:
         _print_breakers(m["breakers"])
+
+
+def _share(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{fraction * 100:.4g} %"
+
+
+def _bps(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _cost_lines(costs: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """The cost model used and what it charged per execution."""
+    funding = f"funding {'on' if costs['funding_enabled'] else 'off'}"
+    if costs["model"] == "full":
+        full = costs["full"]
+        model = (
+            f"cost model full (seed 001): half spread (Corwin-Schultz, floor "
+            f"{full['spread_floor_bps']:g} bps) + sqrt(participation) x "
+            f"{full['impact_coefficient_bps']:g} bps + taker fee {full['taker_fee_bps']:g} bps "
+            f"({full['venue']}) (x{costs['cost_multiplier']:g}), {funding}"
+        )
+        split = (
+            f"fee {_bps(summary['avg_fee_bps'])} + slippage {_bps(summary['avg_slippage_bps'])}"
+            f" (half spread {_bps(summary['avg_half_spread_bps'])} + impact "
+            f"{_bps(summary['avg_impact_bps'])}; mean participation "
+            f"{_share(summary['mean_participation'])} of the prior bar's dollar volume)"
+        )
+    else:
+        model = (
+            f"cost model flat: fee {costs['effective_fee_bps']:g} bps + slippage "
+            f"{costs['effective_slippage_bps']:g} bps (x{costs['cost_multiplier']:g}), {funding}"
+        )
+        split = f"fee {_bps(summary['avg_fee_bps'])} + slippage {_bps(summary['avg_slippage_bps'])}"
+    return [
+        model,
+        f"avg cost per trade (execution, notional-weighted): "
+        f"{_bps(summary['avg_cost_bps_per_execution'])} bps = {split} over "
+        f"{summary['executions']} executions",
+    ]
 
 
 def _print_breakers(section: dict[str, Any]) -> None:

@@ -38,7 +38,8 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
     "risk-guard",
     epilog=(
         "Example: stagectl risk-guard --dry-run   |   "
-        "stagectl risk-guard --replay --replay-start 2024-03-01 --replay-end 2025-01-01"
+        "stagectl risk-guard --replay --replay-start 2024-03-01 --replay-end 2025-01-01 "
+        "--breakers --preset balanced"
     ),
 )
 def risk_guard(
@@ -89,6 +90,23 @@ def risk_guard(
     weekly: Annotated[
         bool, typer.Option("--weekly", help="Run the weekly review (seed 003 §3) instead.")
     ] = False,
+    breakers: Annotated[
+        bool,
+        typer.Option(
+            "--breakers",
+            help="Replay: apply the circuit breakers of risk_presets.yaml to the strategy "
+            "(guarded and unguarded both) and list their firings beside the triggers.",
+        ),
+    ] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="Replay: conservative, balanced or aggressive; its daily loss stop "
+            "replaces the breakers' daily stop (implies --breakers).",
+            metavar="NAME",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate the runbook's indicators and rules and recommend an action.
 
@@ -110,8 +128,11 @@ def risk_guard(
         _weekly(publish, config, data)
         return
     if replay:
-        _replay(publish, config, (replay_start, replay_end), evaluation, export, data)
+        guard = _Breakers(breakers or preset is not None, preset)
+        _replay(publish, config, (replay_start, replay_end), evaluation, export, data, guard)
         return
+    if breakers or preset is not None:
+        raise InputError("--breakers and --preset need --replay", where="--breakers")
     if replay_start or replay_end or export or data:
         raise InputError(
             "--replay-start, --replay-end, --export and --data need --replay", where="--replay"
@@ -259,6 +280,14 @@ def _progress() -> Iterator[Callable[[int, int], None]]:
     yield plain
 
 
+@dataclass(frozen=True)
+class _Breakers:
+    """Replay only: whether to apply the circuit breakers, and the preset's daily stop."""
+
+    apply: bool
+    preset: str | None
+
+
 def _replay(
     publish: _Publish,
     config: Path | None,
@@ -266,6 +295,7 @@ def _replay(
     evaluation: str,
     export: Path | None,
     data: Path | None,
+    breakers: _Breakers,
 ) -> None:
     from stagectl.services import guard_replay as service
     from stagectl.services.strategy_run import parse_utc
@@ -283,9 +313,13 @@ def _replay(
             data_dir=data,
             export_dir=export,
             progress=progress,
+            breakers=breakers.apply,
+            preset=breakers.preset,
         )
     info(f"config: {report.config.describe()}; strategy: {report.strategy.describe()}")
-    envelope = publish.envelope(service.KIND, report.body(), service.SIGNED_SECTIONS, report.inputs)
+    if report.breakers is not None:
+        info(f"circuit breakers: {report.breakers['source']}; {report.breakers['note']}")
+    envelope = publish.envelope(service.KIND, report.body(), report.signed_sections, report.inputs)
     for path in report.exported:
         info(f"wrote {path}")
     publish.show(envelope, lambda: _print_replay(report.body()))
@@ -306,6 +340,8 @@ def _print_replay(body: dict[str, Any]) -> None:
             for t in body["triggers"]
         ],
     )
+    if "breakers" in body:
+        _print_breaker_firings(body["breakers"])
     print_table(
         "Guard actions",
         ["time", "action", "sleeve", "multipliers", "reason"],
@@ -330,8 +366,29 @@ def _print_replay(body: dict[str, Any]) -> None:
         )
         for name, key in (("unguarded", "unguarded"), ("guarded", "guarded"))
     ]
+    title = "Guarded vs unguarded" + (
+        " (both with the circuit breakers)" if summary.get("breakers_applied") else ""
+    )
+    print_table(title, ["", "total return", "Sharpe", "max drawdown", "final equity"], rows)
+
+
+def _print_breaker_firings(section: dict[str, Any]) -> None:
+    counts = ", ".join(f"{name} {count}" for name, count in section["firing_counts"].items())
+    before = section["without_breakers"]
+    typer.echo(
+        f"circuit breakers ({section['preset'] or 'risk_presets.yaml'}, daily stop "
+        f"{section['settings']['daily_drawdown_stop_pct']:g} %) applied to both guarded and "
+        f"unguarded: {len(section['firings'])} firings ({counts}); the strategy without "
+        f"breakers or guard: return {fmt_pct(before['total_return'])}, max drawdown "
+        f"{fmt_pct(before['max_drawdown'])}"
+    )
     print_table(
-        "Guarded vs unguarded", ["", "total return", "Sharpe", "max drawdown", "final equity"], rows
+        "Breaker firings (each breaker entering its fired state)",
+        ["time", "breaker", "value", "threshold"],
+        [
+            (f["time"], f["breaker"], f"{f['value']:.4g}", f"{f['threshold']:.4g}")
+            for f in section["firings"]
+        ],
     )
 
 

@@ -112,6 +112,7 @@ def stress_lab(
     """
     from stagectl.services import stress_lab as service
     from stagectl.services.market_intel import parse_now
+    from stagectl.services.stress_verdict import KIND
 
     home = cli_context(ctx).home
     request = service.StressRequest(
@@ -131,7 +132,7 @@ def stress_lab(
         raise typer.Exit(EXIT_CHECK_FAILED)
     envelope = publish_envelope(
         home,
-        service.KIND,
+        KIND,
         result.body,
         signed_sections=[result.signed_section],
         inputs=result.inputs,

@@ -16,7 +16,7 @@ t[k] happens at the instant t[k] = open[k], in this order:
    or after the last open fall outside the backtest;
 3. the trade to ``held[k]`` executes at open[k], costing
    ``cost[k] = |held[k] - held[k-1]| * (fee_bps + slippage_bps) * cost_multiplier / 1e4``
-   of the equity at that instant.
+   of the equity at that instant (with ``cost_bps``, that bar's fee and slippage).
 
 So ``net[k] = (1 + gross[k] - funding[k]) * (1 - cost[k]) - 1`` and the
 equity stamped t[k] is the mark at open[k] after the trade: point-in-time,
@@ -94,12 +94,14 @@ class BacktestResult:
 
 
 def backtest_core(
-    open_: FloatArray, held: FloatArray, funding_rate: FloatArray, cost_rate: float
+    open_: FloatArray, held: FloatArray, funding_rate: FloatArray, cost_rate: float | FloatArray
 ) -> CoreResult:
     """The whole per-bar arithmetic of one sleeve, in plain numpy.
 
     ``funding_rate[k]`` is the sum of settlement rates in (t[k-1], t[k]];
-    ``cost_rate`` is (fee_bps + slippage_bps) * cost_multiplier / 1e4.
+    ``cost_rate`` is (fee_bps + slippage_bps) * cost_multiplier / 1e4, one scalar for
+    every bar or an array with the rate of the trade at each open (``cost[k] =
+    turnover[k] * cost_rate[k]``).
     """
     n = open_.size
     prev = np.empty(n)
@@ -157,14 +159,21 @@ def run_backtest(
     cost_multiplier: float = 1.0,
     initial_equity: float = 100_000.0,
     signal_delay: int = 1,
+    cost_bps: Sequence[tuple[FloatArray, FloatArray]] | None = None,
 ) -> BacktestResult:
-    """Backtest constant-weight sleeves; conventions in the module docstring."""
+    """Backtest constant-weight sleeves; conventions in the module docstring.
+
+    ``cost_bps``, when given, holds per sleeve (in order) the per-bar fee and slippage
+    in bps of the notional traded at each open; it replaces ``fee_bps`` and
+    ``slippage_bps`` (still times ``cost_multiplier``).
+    """
     if min(fee_bps, slippage_bps, cost_multiplier) < 0 or initial_equity <= 0:
         raise InputError("costs must be >= 0 and initial equity > 0", where="costs")
     index = pd.DatetimeIndex(sleeves[0].open.index) if sleeves else pd.DatetimeIndex([])
     _validate(sleeves, index)
-    fee_rate = fee_bps * cost_multiplier / 1e4
-    slip_rate = slippage_bps * cost_multiplier / 1e4
+    fee_rate, slip_rate = _cost_rates(
+        fee_bps, slippage_bps, cost_multiplier, cost_bps, (len(index), len(sleeves))
+    )
     names = [s.symbol for s in sleeves]
     weights = np.array([s.weight for s in sleeves])
     held = np.column_stack(
@@ -175,7 +184,7 @@ def run_backtest(
             s.open.to_numpy(dtype=float),
             held[:, i],
             funding_per_bar(index, s.funding),
-            fee_rate + slip_rate,
+            _column(fee_rate + slip_rate, i),
         )
         for i, s in enumerate(sleeves)
     ]
@@ -190,7 +199,10 @@ def run_backtest(
     equity_before = np.concatenate(([initial_equity], equity[:-1]))
     capital = equity_before[:, None] * weights[None, :]
     cost_cur = capital * (1.0 + gross - funding) * cost
-    fee_share = fee_rate / (fee_rate + slip_rate) if fee_rate + slip_rate > 0 else 0.0
+    total_rate = np.asarray(fee_rate + slip_rate)
+    fee_share = np.divide(
+        fee_rate, total_rate, out=np.zeros(total_rate.shape), where=total_rate > 0
+    )
     fee_cur = cost_cur * fee_share
     slip_cur = cost_cur - fee_cur
     gross_cur = capital * gross
@@ -232,6 +244,31 @@ def run_backtest(
         turnover=pd.Series(turnover @ weights, index=index, name="turnover"),
         trades=trades,
     )
+
+
+def _cost_rates(
+    fee_bps: float,
+    slippage_bps: float,
+    multiplier: float,
+    per_bar_bps: Sequence[tuple[FloatArray, FloatArray]] | None,
+    shape: tuple[int, int],
+) -> tuple[float | FloatArray, float | FloatArray]:
+    """Fee and slippage as fractions: scalars, or (bars, sleeves) arrays from ``per_bar_bps``."""
+    if per_bar_bps is None:
+        return fee_bps * multiplier / 1e4, slippage_bps * multiplier / 1e4
+    if len(per_bar_bps) != shape[1]:
+        raise InputError("per-bar costs need one (fee, slippage) pair per sleeve", where="costs")
+    fee = np.column_stack([np.asarray(f, dtype=float) for f, _ in per_bar_bps])
+    slip = np.column_stack([np.asarray(s, dtype=float) for _, s in per_bar_bps])
+    if fee.shape != shape or slip.shape != shape:
+        raise InputError("per-bar costs need one value per bar", where="costs")
+    if not (np.isfinite(fee).all() and np.isfinite(slip).all()) or min(fee.min(), slip.min()) < 0:
+        raise InputError("per-bar costs must be finite and >= 0", where="costs")
+    return fee * multiplier / 1e4, slip * multiplier / 1e4
+
+
+def _column(rate: float | FloatArray, i: int) -> float | FloatArray:
+    return rate if np.ndim(rate) == 0 else np.asarray(rate)[:, i]
 
 
 TRADE_COLUMNS = [

@@ -5,7 +5,10 @@ Loads the strategy config, builds the sleeves with
 share), runs ``domain.backtest.run_backtest`` with the config's fee and
 slippage times ``cost_multiplier`` and summarises it with
 ``domain.performance.summarize`` (Sharpe and Sortino annualised with
-sqrt(periods per year): sqrt(8760) for 1h bars). Publishing the report is the
+sqrt(periods per year): sqrt(8760) for 1h bars). ``cost_model="full"`` charges
+each execution the seed 001 cost instead (``services.trade_costs.full_cost_backtest``:
+half the prior bars' Corwin-Schultz spread + sqrt(participation) x 5 bps + the Binance
+taker fee of risk_presets.yaml, times ``cost_multiplier``). Publishing the report is the
 caller's choice through ``stagectl.services.publish``; ``export`` writes the
 equity curve and the trades table as CSV files.
 """
@@ -22,12 +25,21 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from stagectl.config.home import ConfigSource, Home
-from stagectl.config.loader import file_sha256, load_strategy
+from stagectl.config.loader import file_sha256, load_risk_presets, load_strategy
 from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
 from stagectl.domain.performance import periods_per_year, summarize
 from stagectl.errors import InputError
 from stagectl.reports import write_atomic
 from stagectl.services.strategy_run import SleeveBuildInfo, build_sleeves, parse_utc
+from stagectl.services.trade_costs import (
+    BACKTEST_VENUE,
+    PARTICIPATION_CONVENTION,
+    CostSettings,
+    SleeveMarket,
+    cost_summary,
+    full_cost_backtest,
+    sleeve_markets,
+)
 
 if TYPE_CHECKING:
     from stagectl.config.strategy import StrategyConfig
@@ -55,6 +67,19 @@ class BacktestRequest:
     data_dir: Path | None = None
     breakers: bool = False
     preset: str | None = None
+    cost_model: str = "flat"
+
+
+COST_MODELS = ("flat", "full")
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """How trades are charged: the config's flat bps, or the full per-bar model."""
+
+    model: str
+    settings: CostSettings | None = None
+    markets: list[SleeveMarket] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +93,7 @@ class BacktestRun:
     info: SleeveBuildInfo
     result: BacktestResult
     metrics: dict[str, Any]
+    pricing: Pricing = Pricing("flat")
 
     @property
     def inputs(self) -> list[Path]:
@@ -105,6 +131,7 @@ class BacktestRun:
             ],
             "execution": config.execution.model_dump(mode="json"),
             "costs": {
+                **self._cost_model_section(),
                 "fee_bps": config.costs.fee_bps,
                 "slippage_bps": config.costs.slippage_bps,
                 "cost_multiplier": multiplier,
@@ -113,6 +140,23 @@ class BacktestRun:
                 "funding_enabled": config.costs.funding_enabled,
             },
             "initial_equity_usd": config.initial_equity_usd,
+        }
+
+    def _cost_model_section(self) -> dict[str, Any]:
+        settings = self.pricing.settings
+        if settings is None:
+            return {"model": "flat"}
+        return {
+            "model": "full",
+            "full": {
+                "venue": settings.venue,
+                "taker_fee_bps": settings.taker_fee_bps,
+                "impact_coefficient_bps": settings.impact_coefficient_bps,
+                "spread_floor_bps": settings.spread_floor_bps,
+                "spread": "Corwin-Schultz estimate of the two bars before the trade, "
+                "negative set to 0, floored; half of it is paid per execution",
+                "participation": PARTICIPATION_CONVENTION,
+            },
         }
 
     def _data_section(self) -> dict[str, Any]:
@@ -154,13 +198,17 @@ def run(home: Home, request: BacktestRequest) -> BacktestRun:
         )
     start = parse_utc(request.start, option="--start") if request.start else None
     end = parse_utc(request.end, option="--end", end_of_day=True) if request.end else None
+    if request.cost_model not in COST_MODELS:
+        raise InputError(f"must be flat or full, got {request.cost_model!r}", where="--cost-model")
     strategy, source = load_strategy(home, request.config)
     sleeves, info = build_sleeves(strategy, request.data_dir, start, end, symbol=request.symbol)
-    result = _simulate(sleeves, strategy, multiplier)
+    pricing = _pricing(home, request, sleeves, strategy)
+    result, costs = _simulate(sleeves, strategy, multiplier, pricing)
     breakers: dict[str, Any] | None = None
     if request.breakers or request.preset is not None:
-        result, breakers = _with_breakers(home, request, sleeves, result, strategy)
+        result, costs, breakers = _with_breakers(home, request, sleeves, result, strategy, pricing)
     metrics = summarize(result, strategy.timeframe, info.dollar_volume)
+    metrics["cost_model"] = costs
     if breakers is not None:
         metrics["breakers"] = breakers
     metrics["annualisation"] = annualisation_text(strategy.timeframe)
@@ -173,20 +221,41 @@ def run(home: Home, request: BacktestRequest) -> BacktestRun:
         info=info,
         result=result,
         metrics=metrics,
+        pricing=pricing,
     )
+
+
+def _pricing(
+    home: Home, request: BacktestRequest, sleeves: list[SleeveSpec], strategy: StrategyConfig
+) -> Pricing:
+    """The full model's venue settings (risk_presets.yaml) and per-bar market data."""
+    if request.cost_model == "flat":
+        return Pricing("flat")
+    presets, _ = load_risk_presets(home)
+    settings = CostSettings.from_config(presets, BACKTEST_VENUE)
+    markets = sleeve_markets(sleeves, strategy.timeframe, request.data_dir)
+    return Pricing("full", settings, markets)
 
 
 def _simulate(
-    sleeves: list[SleeveSpec], strategy: StrategyConfig, multiplier: float
-) -> BacktestResult:
-    return run_backtest(
+    sleeves: list[SleeveSpec], strategy: StrategyConfig, multiplier: float, pricing: Pricing
+) -> tuple[BacktestResult, dict[str, Any]]:
+    """The backtest under ``pricing`` and its cost summary (``trade_costs.cost_summary``)."""
+    common: dict[str, Any] = {
+        "cost_multiplier": multiplier,
+        "initial_equity": strategy.initial_equity_usd,
+        "signal_delay": strategy.execution.signal_delay_bars,
+    }
+    if pricing.settings is not None and pricing.markets is not None:
+        full = full_cost_backtest(sleeves, pricing.markets, pricing.settings, **common)
+        return full.result, cost_summary(full.result, multiplier, full)
+    result = run_backtest(
         sleeves,
         fee_bps=strategy.costs.fee_bps,
         slippage_bps=strategy.costs.slippage_bps,
-        cost_multiplier=multiplier,
-        initial_equity=strategy.initial_equity_usd,
-        signal_delay=strategy.execution.signal_delay_bars,
+        **common,
     )
+    return result, cost_summary(result, multiplier)
 
 
 def _with_breakers(
@@ -195,7 +264,8 @@ def _with_breakers(
     sleeves: list[SleeveSpec],
     full_size: BacktestResult,
     strategy: StrategyConfig,
-) -> tuple[BacktestResult, dict[str, Any]]:
+    pricing: Pricing,
+) -> tuple[BacktestResult, dict[str, Any], dict[str, Any]]:
     """Rerun with circuit-breaker-scaled targets (services.research_breakers)."""
     from stagectl.services import research_breakers
 
@@ -208,7 +278,8 @@ def _with_breakers(
         fired,
         {k: unguarded[k] for k in ("total_return", "sharpe_net", "max_drawdown", "trades")},
     )
-    return _simulate(scaled, strategy, request.cost_multiplier), section
+    result, costs = _simulate(scaled, strategy, request.cost_multiplier, pricing)
+    return result, costs, section
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:

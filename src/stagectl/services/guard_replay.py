@@ -4,6 +4,12 @@ Builds the Alt Ensemble's sleeves from ``futures_alt_ensemble.yaml`` on the
 bundled data (or ``--data``), runs :func:`stagectl.domain.guard_replay.replay`
 and compares the guarded and unguarded equity. A replay is a report, not an
 alarm: it exits 0 whatever the guard did in the past (2 on bad input).
+
+With ``breakers`` the circuit breakers of risk_presets.yaml (``--preset``: that preset's
+daily loss stop) scale the strategy first, exactly as ``backtest --breakers`` does
+(``services.research_breakers``: evaluated once on the full-size run, multipliers applied
+to the targets from the next bar); the guarded and the unguarded replay then both trade
+the breaker-scaled strategy, and the firings are listed beside the guard's triggers.
 """
 
 from __future__ import annotations
@@ -34,14 +40,22 @@ class ReplayReport:
     actions: list[dict[str, Any]]
     notes: list[str]
     exported: list[Path]
+    breakers: dict[str, Any] | None = None
+
+    @property
+    def signed_sections(self) -> list[str]:
+        return [*SIGNED_SECTIONS, "breakers"] if self.breakers is not None else SIGNED_SECTIONS
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "summary": self.summary,
             "triggers": self.triggers,
             "actions": self.actions,
             "notes": self.notes,
         }
+        if self.breakers is not None:
+            body["breakers"] = self.breakers
+        return body
 
 
 def _finite(value: float | None) -> float | None:
@@ -80,8 +94,14 @@ def run_replay(
     data_dir: Path | None,
     export_dir: Path | None,
     progress: Callable[[int, int], None] | None = None,
+    breakers: bool = False,
+    preset: str | None = None,
 ) -> ReplayReport:
-    """Replay the guard over ``[start, end]`` (default: the whole data span)."""
+    """Replay the guard over ``[start, end]`` (default: the whole data span).
+
+    ``breakers`` (or a ``preset``) applies the circuit breakers to the strategy before
+    the guard sees it (module docstring).
+    """
     from stagectl.config.loader import load_risk_guard, load_strategy
     from stagectl.domain.guard_replay import CostModel, replay
     from stagectl.services.strategy_run import build_sleeves
@@ -99,6 +119,9 @@ def run_replay(
         initial_equity=strategy.initial_equity_usd,
         signal_delay=strategy.execution.signal_delay_bars,
     )
+    breaker_report: dict[str, Any] | None = None
+    if breakers or preset is not None:
+        sleeves, breaker_report = _with_breakers(home, sleeves, costs, preset)
     result = replay(sleeves, config, costs=costs, evaluation=evaluation, progress=progress)
     triggers = [
         {
@@ -135,8 +158,13 @@ def run_replay(
         "guard_actions": len(actions),
         "unguarded": unguarded,
         "guarded": guarded,
+        "breakers_applied": breaker_report is not None,
     }
+    if breaker_report is not None:
+        summary["breaker_firings"] = len(breaker_report["firings"])
     exported = _export(export_dir, result, triggers, actions) if export_dir else []
+    if export_dir and breaker_report is not None:
+        exported.append(_export_breakers(export_dir, breaker_report["firings"]))
     return ReplayReport(
         config=source,
         strategy=strategy_source,
@@ -146,7 +174,41 @@ def run_replay(
         actions=actions,
         notes=list(info.notes),
         exported=exported,
+        breakers=breaker_report,
     )
+
+
+BREAKERS_NOTE = (
+    "the circuit breakers scale the strategy before the guard: the guarded and the "
+    "unguarded replay both trade the breaker-scaled positions"
+)
+
+
+def _with_breakers(
+    home: Home, sleeves: list[Any], costs: Any, preset: str | None
+) -> tuple[list[Any], dict[str, Any]]:
+    """The breaker-scaled sleeves and the report section (``research_breakers``).
+
+    ``without_breakers`` holds the metrics of the full-size strategy (no breakers, no
+    guard), computed with the replay's costs.
+    """
+    from stagectl.domain.backtest import run_backtest
+    from stagectl.services import research_breakers
+
+    plan = research_breakers.breaker_plan(home, preset)
+    full_size = run_backtest(
+        sleeves,
+        fee_bps=costs.fee_bps,
+        slippage_bps=costs.slippage_bps,
+        cost_multiplier=costs.cost_multiplier,
+        initial_equity=costs.initial_equity,
+        signal_delay=costs.signal_delay,
+    )
+    scaled, fired = research_breakers.scaled_sleeves(sleeves, full_size, plan, costs.signal_delay)
+    section = research_breakers.breaker_section(plan, fired, metrics(full_size))
+    section["applied_to"] = "guarded and unguarded"
+    section["note"] = BREAKERS_NOTE
+    return scaled, section
 
 
 def _stamp(value: Any) -> str:
@@ -194,3 +256,16 @@ def _export(
                 [_stamp(row["at"]), row["action"], row["sleeve"] or "", multipliers, row["reason"]]
             )
     return [equity_path, triggers_path, actions_path]
+
+
+def _export_breakers(directory: Path, firings: list[dict[str, Any]]) -> Path:
+    """breakers.csv: one row per breaker firing (time, breaker, value, threshold)."""
+    path = directory / "breakers.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["time", "breaker", "value", "threshold"])
+        for firing in firings:
+            writer.writerow(
+                [firing["time"], firing["breaker"], firing["value"], firing["threshold"]]
+            )
+    return path

@@ -1,8 +1,8 @@
 """``stagectl metrics export-windows``: consecutive PnL windows of one symbol as CSV.
 
-Windows are ``[start + k*w, start + (k+1)*w)`` (``domain.ledger.pnl_windows``); fills before
-``start`` only seed the FIFO lots (read as carried-in lots, exactly). ``start`` defaults to
-the first fill floored to the window, ``end`` to the last fill's window end. Mids come from
+Windows are ``[start + k*w, start + (k+1)*w)`` (``domain.ledger_windows.pnl_windows``); fills
+before ``start`` only seed the FIFO lots (read as carried-in lots, exactly). ``start`` defaults
+to the first fill floored to the window, ``end`` to the last fill's window end. Mids come from
 1-minute candles when given (the close of the bar opening at t is the mid at t + 1 min), else
 from fill prices (the last fill at or before each bound); ``mid_source`` says which.
 """
@@ -33,7 +33,7 @@ class ExportRequest:
 @dataclass(frozen=True)
 class ExportResult:
     symbol: str | None
-    table: Any  # pandas DataFrame, columns domain.ledger.PNL_WINDOW_COLUMNS
+    table: Any  # pandas DataFrame, columns domain.ledger_windows.PNL_WINDOW_COLUMNS
     mid_source: str
 
     def csv_text(self) -> str:
@@ -85,7 +85,7 @@ def pnl_table(conn: Any, request: ExportRequest, symbol: str | None, mids: Any) 
     """The PnL windows of ``symbol`` from the open ledger (an empty table without fills)."""
     import pandas as pd
 
-    from stagectl.domain.ledger import PNL_WINDOW_COLUMNS, pnl_windows
+    from stagectl.domain.ledger_windows import PNL_WINDOW_COLUMNS, pnl_windows
 
     span = ledger.fill_span(conn, symbol) if symbol is not None else None
     if span is None and (request.start is None or request.end is None):

@@ -5,7 +5,7 @@ every fill of one symbol from ``since`` to the exchange's time, in 7-day windows
 with credentials from ``STAGECTL_EXCHANGE_API_KEY``/``_SECRET`` or
 ``STAGECTL_EXCHANGE_KEY_FILE`` (never from the command line, never printed). They then
 take exactly the path of ``metrics import``: the same column validation
-(``services.metrics_parse``) and one transaction through ``state.ledger.insert_trade_rows``,
+(``services.metrics_validate``) and one transaction through ``state.ledger.insert_trade_rows``,
 keyed (account, ``SYMBOL:ID``), so a second fetch of the same range adds nothing and a
 fetch and an import of the same trades under the same account record each trade once.
 Nothing is written unless every trade is valid.
@@ -84,7 +84,7 @@ def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResu
     from stagectl.exchange.ccxt_broker import open_broker
     from stagectl.exchange.credentials import require_credentials
     from stagectl.services.metrics_import import record_trades
-    from stagectl.services.metrics_parse import validate_values
+    from stagectl.services.metrics_validate import validate_values
     from stagectl.state.db import open_state
 
     account = request.account if request.account is not None else request.exchange

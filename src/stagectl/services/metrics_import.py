@@ -18,7 +18,8 @@ from typing import Any
 
 from stagectl.config.home import Home
 from stagectl.errors import InputError
-from stagectl.services.metrics_parse import BadRow, TradeColumns, infer_format, read_trades
+from stagectl.services.metrics_parse import infer_format, read_trades
+from stagectl.services.metrics_validate import BadRow, TradeColumns
 
 IMPORT_SOURCE = "import"
 DEFAULT_ACCOUNT = "import"

@@ -1,9 +1,9 @@
 """``stagectl metrics window``: what the book did over the last H hours (or S seconds).
 
 The window is ``[until - length, until)``. Realized PnL is FIFO over the lots carried in from
-before the window (exact, ``domain.ledger.window_metrics``). Unrealized PnL values the lots
-open at ``until`` at a mark: the price given with ``--mark SYMBOL=PRICE``, else the last fill
-price before ``until`` (``mark_source`` says which). Only sqlite3 and numpy are imported.
+before the window (exact, ``domain.ledger_windows.window_metrics``). Unrealized PnL values the
+lots open at ``until`` at a mark: the price given with ``--mark SYMBOL=PRICE``, else the last
+fill price before ``until`` (``mark_source`` says which). Only sqlite3 and numpy are imported.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class WindowResult:
     start: datetime
     until: datetime
     state_path: Path
-    metrics: Any  # domain.ledger.WindowMetrics
+    metrics: Any  # domain.ledger_windows.WindowMetrics
     mark_source: dict[str, str]
     liquidity_unknown: dict[str, int]
 
@@ -106,7 +106,7 @@ def parse_marks(values: list[str]) -> dict[str, Decimal]:
 
 
 def run(request: WindowRequest, *, state_path: Path) -> WindowResult:
-    from stagectl.domain.ledger import window_metrics
+    from stagectl.domain.ledger_windows import window_metrics
 
     if request.length_s <= 0:
         raise InputError("the window must be longer than zero", where="--hours/--seconds")

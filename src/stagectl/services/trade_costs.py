@@ -5,8 +5,8 @@ Per execution, in bps of the traded notional, from what is known before the trad
 the open of bar k:
 
 - half the spread: the Corwin-Schultz estimate of bars k-2 and k-1
-  (``domain.market_intel.corwin_schultz_spreads``, negative estimates set to 0),
-  floored at ``spread_floor_bps`` (market intel's floor, 1 bp);
+  (``domain.costs.prior_bar_spread_bps``, negative estimates set to 0), floored at
+  ``spread_floor_bps`` (market intel's floor, 1 bp);
 - impact: sqrt(participation) x ``impact_coefficient_bps`` (5), participation = traded
   notional / the dollar volume (volume x close) of bar k-1;
 - the venue's taker fee (``risk_presets.yaml`` ``costs.fees_bps``);
@@ -18,17 +18,31 @@ The safety-margin rule (edge - costs >= ``safety_margin_bps``) needs an expected
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from stagectl.config.risk_presets import RiskPresetsConfig
-from stagectl.domain.costs import cost_breakdown, trade_allowed
-from stagectl.domain.market_intel import MarketIntelWindows, corwin_schultz_spreads
+from stagectl.domain.costs import (
+    SPREAD_FLOOR_BPS,
+    cost_breakdown,
+    pair_spread_bps,
+    prior_bar_spread_bps,
+    trade_allowed,
+)
+from stagectl.domain.costs import execution_cost_bps as domain_execution_cost_bps
 
-SPREAD_FLOOR_BPS = MarketIntelWindows().spread_floor_bps
+__all__ = [
+    "SPREAD_FLOOR_BPS",
+    "CostSettings",
+    "execution_cost_bps",
+    "pair_spread_bps",
+    "pre_trade_cost",
+    "prior_bar_spread_bps",
+]
 
 
 @dataclass(frozen=True)
@@ -56,37 +70,17 @@ class CostSettings:
         )
 
 
-def prior_bar_spread_bps(
-    high: npt.ArrayLike, low: npt.ArrayLike, floor_bps: float = SPREAD_FLOOR_BPS
-) -> npt.NDArray[np.float64]:
-    """Per bar k: max(CS spread of bars (k-2, k-1) clipped at 0, in bps; floor); the floor
-    where no such pair exists (k < 2)."""
-    pairs = np.clip(corwin_schultz_spreads(high, low), 0.0, None) * 1e4
-    out = np.full(np.asarray(high).shape[0], floor_bps, dtype=np.float64)
-    out[2:] = np.maximum(np.nan_to_num(pairs[:-1], nan=floor_bps), floor_bps)
-    return out
-
-
-def pair_spread_bps(
-    high: npt.ArrayLike, low: npt.ArrayLike, floor_bps: float = SPREAD_FLOOR_BPS
-) -> float:
-    """The floored Corwin-Schultz spread of two consecutive bars, in bps."""
-    value = float(corwin_schultz_spreads(high, low)[0]) * 1e4
-    return max(value, floor_bps) if np.isfinite(value) else floor_bps
-
-
 def execution_cost_bps(
     settings: CostSettings,
     spread_bps: npt.ArrayLike,
     participation: npt.ArrayLike,
 ) -> npt.NDArray[np.float64]:
     """Half spread + impact + taker fee per execution (vectorised, no latency)."""
-    participation_arr = np.clip(np.asarray(participation, dtype=np.float64), 0.0, None)
-    return np.asarray(
-        np.asarray(spread_bps, dtype=np.float64) / 2.0
-        + np.sqrt(participation_arr) * settings.impact_coefficient_bps
-        + settings.taker_fee_bps,
-        dtype=np.float64,
+    return domain_execution_cost_bps(
+        spread_bps,
+        participation,
+        fee_bps=settings.taker_fee_bps,
+        impact_coefficient_bps=settings.impact_coefficient_bps,
     )
 
 
@@ -129,4 +123,173 @@ def pre_trade_cost(
     if expected_edge_bps is not None:
         decision = trade_allowed(expected_edge_bps, total, settings.safety_margin_bps)
         out["allowed"], out["reason_code"] = decision.allowed, decision.reason_code
+    return out
+
+
+# --- ``backtest --cost-model full`` -------------------------------------------------
+
+FULL_COST_MAX_PASSES = 6
+FULL_COST_TOLERANCE = 1e-9
+BACKTEST_VENUE = "binance"  # the candle files are Binance USD-M perps
+PARTICIPATION_CONVENTION = (
+    "participation = traded notional / dollar volume (volume x close) of the bar before "
+    "the trade; traded notional = |position change| x sleeve weight x portfolio equity at "
+    "the open, so impact grows with the equity (fixed point over passes of the backtest)"
+)
+
+
+@dataclass(frozen=True)
+class SleeveMarket:
+    """Per bar of the backtest window, what the full model knows at the open."""
+
+    spread_bps: npt.NDArray[np.float64]
+    prior_dollar_volume: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FullCostRun:
+    """The full-cost backtest, its per-bar cost parts per sleeve and the fixed point."""
+
+    result: Any  # domain.backtest.BacktestResult
+    parts: list[Any]  # domain.costs.ExecutionCostParts per sleeve
+    notional: npt.NDArray[np.float64]  # (bars, sleeves) traded notional, currency
+    passes: int
+    residual: float  # max relative change of the traded notional in the last pass
+
+
+def sleeve_markets(
+    sleeves: list[Any], timeframe: str, data_dir: Any, floor_bps: float = SPREAD_FLOOR_BPS
+) -> list[SleeveMarket]:
+    """Spread (Corwin-Schultz of the two prior bars) and prior-bar dollar volume per sleeve.
+
+    Computed on each symbol's own candles, so the first window bar uses the bars before
+    the window; bars without a predecessor get the floor spread and no dollar volume.
+    """
+    import pandas as pd
+
+    from stagectl.data.loaders import read_candles
+
+    markets = []
+    for sleeve in sleeves:
+        frame = read_candles(sleeve.symbol, timeframe, data_dir=data_dir).frame
+        spread = pd.Series(
+            prior_bar_spread_bps(frame["high"].to_numpy(), frame["low"].to_numpy(), floor_bps),
+            index=frame.index,
+        )
+        volume = (frame["volume"] * frame["close"]).shift(1)
+        window = sleeve.open.index
+        markets.append(
+            SleeveMarket(
+                spread_bps=np.asarray(spread.reindex(window).fillna(floor_bps), dtype=np.float64),
+                prior_dollar_volume=np.asarray(volume.reindex(window), dtype=np.float64),
+            )
+        )
+    return markets
+
+
+def traded_notional(result: Any) -> npt.NDArray[np.float64]:
+    """(bars, sleeves): |position change| x the sleeve's capital marked at the open."""
+    weights = np.array([result.weights[s] for s in result.positions.columns])
+    equity_before = np.concatenate(([result.initial_equity], result.equity.to_numpy()[:-1]))
+    mark = (
+        equity_before[:, None] * weights[None, :]
+        + result.sleeve_gross_pnl.to_numpy()
+        - result.sleeve_funding.to_numpy()
+    )
+    return np.asarray(mark * result.sleeve_turnover.to_numpy(), dtype=np.float64)
+
+
+def full_cost_backtest(
+    sleeves: list[Any],
+    markets: list[SleeveMarket],
+    settings: CostSettings,
+    **backtest: Any,
+) -> FullCostRun:
+    """``run_backtest`` with the seed 001 cost per execution (half spread + impact + fee).
+
+    The impact depends on the traded notional, which depends on the equity, which
+    depends on the costs: pass 1 takes the notional of a run charging half spread + fee
+    only, each later pass the notional of the previous one, until it moves by less than
+    ``FULL_COST_TOLERANCE`` (relative) or ``FULL_COST_MAX_PASSES`` is reached.
+    ``backtest`` is passed to ``run_backtest`` (cost_multiplier, initial_equity, ...).
+    """
+    from stagectl.domain.backtest import run_backtest
+    from stagectl.domain.costs import execution_cost_parts
+
+    def priced(notional: npt.NDArray[np.float64]) -> list[Any]:
+        return [
+            execution_cost_parts(
+                notional[:, i],
+                market.spread_bps,
+                market.prior_dollar_volume,
+                fee_bps=settings.taker_fee_bps,
+                impact_coefficient_bps=settings.impact_coefficient_bps,
+            )
+            for i, market in enumerate(markets)
+        ]
+
+    bars = len(sleeves[0].open) if sleeves else 0
+    notional = np.zeros((bars, len(sleeves)))
+    parts = [replace(p, impact_bps=np.zeros_like(p.impact_bps)) for p in priced(notional)]
+    result = run_backtest(
+        sleeves, cost_bps=[(p.fee_bps, p.slippage_bps) for p in parts], **backtest
+    )
+    residual, passes = math.inf, 0
+    while passes < FULL_COST_MAX_PASSES and residual > FULL_COST_TOLERANCE:
+        used = traded_notional(result)
+        parts = priced(used)
+        result = run_backtest(
+            sleeves, cost_bps=[(p.fee_bps, p.slippage_bps) for p in parts], **backtest
+        )
+        notional = traded_notional(result)
+        scale = np.maximum(np.abs(used), 1e-12)
+        residual = float(np.max(np.abs(notional - used) / scale, initial=0.0))
+        passes += 1
+    return FullCostRun(
+        result=result, parts=parts, notional=notional, passes=passes, residual=residual
+    )
+
+
+def cost_summary(
+    result: Any, cost_multiplier: float, full: FullCostRun | None = None
+) -> dict[str, Any]:
+    """Costs per execution (one sleeve's position change at one open), in bps of notional.
+
+    ``avg_*_bps`` are notional-weighted (total cost / total traded notional);
+    ``mean_cost_bps_per_execution`` is the plain mean over executions. With the full model
+    the slippage is split into half spread and impact (both times the multiplier).
+    """
+    notional = traded_notional(result)
+    fee = result.sleeve_fee.to_numpy()
+    slippage = result.sleeve_slippage.to_numpy()
+    executed = notional > 0
+    total_notional = float(notional.sum())
+
+    def weighted_bps(values: npt.NDArray[np.float64]) -> float | None:
+        return float(values.sum()) / total_notional * 1e4 if total_notional > 0 else None
+
+    per_execution = (fee + slippage)[executed] / notional[executed] * 1e4
+    out: dict[str, Any] = {
+        "model": "flat" if full is None else "full",
+        "executions": int(executed.sum()),
+        "traded_notional": total_notional,
+        "avg_cost_bps_per_execution": weighted_bps(fee + slippage),
+        "mean_cost_bps_per_execution": (
+            float(per_execution.mean()) if per_execution.size else None
+        ),
+        "avg_fee_bps": weighted_bps(fee),
+        "avg_slippage_bps": weighted_bps(slippage),
+    }
+    if full is not None:
+        half = np.column_stack([p.half_spread_bps for p in full.parts])
+        impact = np.column_stack([p.impact_bps for p in full.parts])
+        participation = np.column_stack([p.participation for p in full.parts])[executed]
+        out |= {
+            "avg_half_spread_bps": weighted_bps(half * notional * cost_multiplier / 1e4),
+            "avg_impact_bps": weighted_bps(impact * notional * cost_multiplier / 1e4),
+            "mean_participation": float(participation.mean()) if participation.size else None,
+            "max_participation": float(participation.max()) if participation.size else None,
+            "passes": full.passes,
+            "notional_residual": full.residual,
+        }
     return out
