@@ -23,6 +23,7 @@ import gzip
 import io
 import json
 import re
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -110,16 +111,26 @@ def _header(path: Path, names: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _read_csv_fast(path: Path, data: bytes) -> tuple[list[str], dict[str, Any], int]:
-    import pandas as pd
+    raw, header = _fast_header(path, data)
+    _check_widths(path, data, len(header))
+    values, n = _frame_values(path, data, header)
+    return raw, values, n
 
+
+def _fast_header(path: Path, data: bytes) -> tuple[list[str], list[str]]:
     if not data.strip():
         raise InputError("empty file: expected a header row", where=f"{path}:1")
     try:
         first = data.split(b"\n", 1)[0].decode("utf-8")
     except UnicodeDecodeError as error:
         raise InputError(f"cannot read as CSV: {error}", where=str(path)) from None
-    raw, header = _header(path, first.split(","))
-    _check_widths(path, data, len(header))
+    return _header(path, first.split(","))
+
+
+def _frame_values(path: Path, data: bytes, header: list[str]) -> tuple[dict[str, Any], int]:
+    """Every cell of ``data`` (a header line, then rows) as text, by pandas' C parser."""
+    import pandas as pd
+
     try:
         frame = pd.read_csv(
             io.BytesIO(data),
@@ -133,11 +144,52 @@ def _read_csv_fast(path: Path, data: bytes) -> tuple[list[str], dict[str, Any], 
     except (UnicodeDecodeError, ValueError) as error:
         raise InputError(f"cannot read as CSV: {error}", where=str(path)) from None
     values = {name: frame.iloc[:, k].to_numpy(dtype=object) for k, name in enumerate(header)}
-    return raw, values, len(frame)
+    return values, len(frame)
 
 
-def _check_widths(path: Path, data: bytes, width: int) -> None:
-    """Every line has ``width - 1`` commas (no quoting on this path): counted with numpy."""
+def csv_chunks(
+    path: Path, *, symbol: str | None, rows_per_chunk: int
+) -> tuple[int, Iterator[TradeColumns]] | None:
+    """A trades CSV as validated chunks of ``rows_per_chunk`` rows, in file order, with
+    the file's row numbers; None for a file the fast path cannot read (quotes, carriage
+    returns), which ``read_trades`` reads whole.
+
+    The header, the symbol and every line's width are checked here, on the whole file,
+    before any chunk is read: those errors stop an import before it writes. The returned
+    iterator does the reading and validating lazily, one chunk at a time (``metrics
+    import`` runs it in a reader thread while SQLite writes the previous chunk)."""
+    data = _read_bytes(path)
+    if b'"' in data or b"\r" in data:
+        return None
+    raw, header = _fast_header(path, data)
+    ends = _check_widths(path, data, len(header))
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    n = len(ends) - 1
+    file_symbol = None if "symbol" in header else _file_symbol(path, symbol)
+    if file_symbol is None and symbol is not None:
+        raise InputError("the file has a symbol column; drop --symbol", where="--symbol")
+    taker = "liquidity" not in header and "taker_side" in raw
+    head = data[: int(ends[0]) + 1]
+
+    def chunks() -> Iterator[TradeColumns]:
+        for first in range(0, max(n, 1), rows_per_chunk):
+            last = min(first + rows_per_chunk, n)
+            body = data[int(ends[first]) + 1 : int(ends[last]) + 1]
+            values, count = _frame_values(path, head + body, header)
+            if file_symbol is not None:
+                values["symbol"] = np.full(count, file_symbol, dtype=object)
+            if taker:
+                values["liquidity"] = np.full(count, "taker", dtype=object)
+            row_numbers = np.arange(first + 2, first + count + 2)
+            yield validate_columns(RawColumns(row_numbers=row_numbers, values=values))
+
+    return n, chunks()
+
+
+def _check_widths(path: Path, data: bytes, width: int) -> Any:
+    """Every line has ``width - 1`` commas (no quoting on this path): counted with numpy.
+    Returns the offsets of the line ends (the last one may be the end of the data)."""
     raw = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(raw == ord("\n"))
     if not data.endswith(b"\n"):
@@ -150,6 +202,7 @@ def _check_widths(path: Path, data: bytes, width: int) -> None:
         length = int(ends[k]) - (int(ends[k - 1]) + 1 if k else 0)
         found = int(per_line[k]) + 1 if length else 0
         raise InputError(f"expected {width} fields, found {found}", where=f"{path}:{k + 1}")
+    return ends
 
 
 def _read_csv_module(path: Path, data: bytes) -> tuple[list[str], dict[str, Any], int]:
