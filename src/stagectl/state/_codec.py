@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -81,3 +82,23 @@ def opt_json_text(value: Any) -> str | None:
 
 def parse_json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+def filters(
+    equal: Mapping[str, object | None], start: datetime | None, end: datetime | None
+) -> tuple[str, list[Any]]:
+    """``AND column = ?`` for each value given and ``start <= ts < end``, with the
+    parameters: the WHERE tail every repository's time-ordered query shares."""
+    sql = ""
+    params: list[Any] = []
+    for column, value in equal.items():
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    if start is not None:
+        sql += " AND ts >= ?"
+        params.append(ts_text(start))
+    if end is not None:
+        sql += " AND ts < ?"
+        params.append(ts_text(end))
+    return sql, params

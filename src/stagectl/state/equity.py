@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stagectl.state._codec import json_text, parse_json, parse_ts, ts_text
+from stagectl.state._codec import filters, json_text, parse_json, parse_ts, ts_text
 from stagectl.state.db import StateDB
 
 
@@ -66,18 +66,11 @@ def snapshots(
     end: datetime | None = None,
 ) -> list[EquitySnapshot]:
     """A run's snapshots in time order, ``start <= ts < end``."""
+    where, params = filters({"run_id": run_id}, start, end)
     sql = (
         "SELECT run_id, ts, equity, realized, unrealized, fees, funding, sleeves_json"
-        " FROM equity_snapshots WHERE run_id = ?"
+        f" FROM equity_snapshots WHERE 1 = 1{where} ORDER BY ts"
     )
-    params: list[object] = [run_id]
-    if start is not None:
-        sql += " AND ts >= ?"
-        params.append(ts_text(start))
-    if end is not None:
-        sql += " AND ts < ?"
-        params.append(ts_text(end))
-    sql += " ORDER BY ts"
     return [
         EquitySnapshot(
             run_id=row[0],

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stagectl.state._codec import json_text, opt_json_text, parse_json, parse_ts, ts_text
+from stagectl.state._codec import filters, json_text, opt_json_text, parse_json, parse_ts, ts_text
 from stagectl.state.db import StateDB
 
 SEVERITIES = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -93,13 +93,8 @@ def events(
     limit: int | None = None,
 ) -> list[Event]:
     """Events in time order, ``start <= ts < end``."""
-    sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE 1 = 1"
-    params: list[Any] = []
-    for column, value in (("run_id", run_id), ("event_type", event_type)):
-        if value is not None:
-            sql += f" AND {column} = ?"
-            params.append(value)
-    sql, params = _time_range(sql, params, start, end)
+    where, params = filters({"run_id": run_id, "event_type": event_type}, start, end)
+    sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE 1 = 1{where}"
     sql += " ORDER BY ts, id"
     if limit is not None:
         sql += " LIMIT ?"
@@ -133,10 +128,8 @@ def incidents(
     db: StateDB, *, start: datetime | None = None, end: datetime | None = None
 ) -> list[Incident]:
     """Incidents in time order, ``start <= ts < end``."""
-    sql, params = _time_range(
-        f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1", [], start, end
-    )
-    sql += " ORDER BY ts, id"
+    where, params = filters({}, start, end)
+    sql = f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1{where} ORDER BY ts, id"
     return [
         Incident(
             ts=parse_ts(row[0]),
@@ -152,18 +145,6 @@ def incidents(
         )
         for row in db.conn.execute(sql, params)
     ]
-
-
-def _time_range(
-    sql: str, params: list[Any], start: datetime | None, end: datetime | None
-) -> tuple[str, list[Any]]:
-    if start is not None:
-        sql += " AND ts >= ?"
-        params.append(ts_text(start))
-    if end is not None:
-        sql += " AND ts < ?"
-        params.append(ts_text(end))
-    return sql, params
 
 
 def _check_severity(severity: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from stagectl.state._codec import (
     decimal_text,
+    filters,
     opt_decimal_text,
     opt_parse_decimal,
     parse_decimal,
@@ -338,19 +339,8 @@ def fills(
     end: datetime | None = None,
 ) -> list[Fill]:
     """Fills in time order (ties in insertion order), ``start <= ts < end``."""
-    sql = f"SELECT {_FILL_COLUMNS} FROM fills WHERE 1 = 1"
-    params: list[Any] = []
-    for column, value in (("symbol", symbol), ("run_id", run_id)):
-        if value is not None:
-            sql += f" AND {column} = ?"
-            params.append(value)
-    if start is not None:
-        sql += " AND ts >= ?"
-        params.append(ts_text(start))
-    if end is not None:
-        sql += " AND ts < ?"
-        params.append(ts_text(end))
-    sql += " ORDER BY ts, id"
+    where, params = filters({"symbol": symbol, "run_id": run_id}, start, end)
+    sql = f"SELECT {_FILL_COLUMNS} FROM fills WHERE 1 = 1{where} ORDER BY ts, id"
     return [_fill(row) for row in db.conn.execute(sql, params)]
 
 
@@ -426,21 +416,11 @@ def funding_payments(
     end: datetime | None = None,
 ) -> list[FundingPayment]:
     """Funding payments in time order, ``start <= ts < end``."""
+    where, params = filters({"symbol": symbol}, start, end)
     sql = (
         "SELECT source, run_id, symbol, ts, rate, position_qty, amount FROM funding_payments"
-        " WHERE 1 = 1"
+        f" WHERE 1 = 1{where} ORDER BY ts, id"
     )
-    params: list[Any] = []
-    if symbol is not None:
-        sql += " AND symbol = ?"
-        params.append(symbol)
-    if start is not None:
-        sql += " AND ts >= ?"
-        params.append(ts_text(start))
-    if end is not None:
-        sql += " AND ts < ?"
-        params.append(ts_text(end))
-    sql += " ORDER BY ts, id"
     return [
         FundingPayment(
             source=row[0],
