@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -104,3 +105,33 @@ def test_active_preset_leverage_cap_sizes_orders_down_with_its_code(
         denied = events(db, run_id=tight_run.run_id, event_type="ORDER_DENIED")
     codes = {e.action for e in [*sized, *denied]}
     assert "CAP_LEVERAGE" in codes or "CAP_SINGLE_COIN" in codes
+
+
+def _breaker_record(result: service.RunLiveResult) -> tuple[dict[Any, Any], list[Any]]:
+    with open_state(result.state_path) as db:
+        signals = events(db, run_id=result.run_id, event_type="signal")
+        fired = events(db, run_id=result.run_id, event_type="BREAKER_FIRED")
+    used = {(e.ts, e.symbol): e.payload["breaker_multiplier"] for e in signals}  # type: ignore[index]
+    return used, sorted((e.ts, e.payload["breaker"], e.payload["time"]) for e in fired)  # type: ignore[index]
+
+
+def test_resumed_run_gets_the_multipliers_and_firings_of_an_uninterrupted_one(
+    tight_run: service.RunLiveResult, tmp_path: Path
+) -> None:
+    home = _tight_home(tmp_path / "home", "0.2")
+    calls = {"n": 0}
+
+    def stop_after_40() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 40
+
+    request = service.RunLiveRequest(start=START, end=END, position_limits=False)
+    first = service.run(request, home=home, should_stop=stop_after_40)
+    assert (first.status, first.bars) == ("aborted", 40)
+    second = service.run(service.RunLiveRequest(position_limits=False), home=home)
+    assert second.resumed and second.status == "completed"
+    resumed_used, resumed_fired = _breaker_record(second)
+    used, fired = _breaker_record(tight_run)
+    assert resumed_used == used
+    assert resumed_fired == fired
+    assert any(m != 1.0 for m in used.values())

@@ -18,12 +18,17 @@ bar k-1). From them it builds the run's own per-bar returns and closed trades an
 
 Each firing is recorded once as a ``BREAKER_FIRED`` event (payload: time, breaker,
 value, threshold, as ``backtest --record``).
+
+The history is kept in memory across steps (``RunHistory``): each step reads only the
+snapshots it has not seen and appends their returns and newly closed trades, so a start or
+resume reads the run's snapshots once. The returns and trades are the same floats, in the
+same order, as ``run_history`` on all the snapshots, so the multiplier is the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -44,6 +49,8 @@ class BreakerState:
     settings: BreakerSettings
     preset: str | None
     recorded: set[tuple[str, str]] = field(default_factory=set)
+    history: RunHistory | None = None
+    """The run's returns and closed trades so far (None: not read yet)."""
 
     @classmethod
     def load(
@@ -84,6 +91,75 @@ def run_history(
     return returns, trades
 
 
+@dataclass
+class _SleeveBook:
+    """One sleeve's last snapshot seen: its book sign, its equity and the entry's base."""
+
+    state: int = 0
+    equity: float = 0.0
+    entry_before: float = 0.0
+
+
+class RunHistory:
+    """``run_history`` kept up to date one snapshot at a time (same floats, same order)."""
+
+    def __init__(self, initial_equity: float, sleeve_start_usd: dict[str, float]) -> None:
+        self.initial_equity = initial_equity
+        self.sleeve_start_usd = sleeve_start_usd
+        self.times: list[pd.Timestamp] = []
+        self.returns: list[float] = []
+        self.closes: list[pd.Timestamp] = []
+        self.pnls: list[float] = []
+        self.last_ts: datetime | None = None
+        self._last_equity = initial_equity
+        self._books = {s: _SleeveBook(0, start, start) for s, start in sleeve_start_usd.items()}
+
+    def fits(
+        self, initial_equity: float, sleeve_start_usd: dict[str, float], bar_ts: datetime
+    ) -> bool:
+        """Same run inputs, and no snapshot kept is after ``bar_ts`` (else: rebuild)."""
+        return (
+            initial_equity == self.initial_equity
+            and sleeve_start_usd == self.sleeve_start_usd
+            and (self.last_ts is None or self.last_ts <= bar_ts)
+        )
+
+    def extend(self, db: StateDB, run_id: str, bar_ts: datetime) -> None:
+        """Append the snapshots after the last one seen, up to and including ``bar_ts``."""
+        end = bar_ts + timedelta(microseconds=1)
+        for row in snapshots(db, run_id, start=self.last_ts, end=end):
+            if self.last_ts is not None and row.ts <= self.last_ts:
+                continue
+            self._append(row)
+
+    def _append(self, row: Any) -> None:
+        stamp = pd.Timestamp(row.ts)
+        equity = float(row.equity)
+        self.returns.append(equity / self._last_equity - 1.0)
+        self._last_equity = equity
+        for symbol, start_usd in self.sleeve_start_usd.items():
+            sleeve = row.sleeves.get(symbol, {})
+            state = int(sleeve.get("state", 0))
+            value = float(sleeve.get("equity", start_usd))
+            book = self._books[symbol]
+            if book.state != 0 and state != book.state:
+                self.closes.append(self.times[-1])
+                self.pnls.append(book.equity - book.entry_before)
+            if state != 0 and state != book.state:
+                book.entry_before = book.equity
+            book.state, book.equity = state, value
+        self.times.append(stamp)
+        self.last_ts = row.ts
+
+    def series(self) -> tuple[pd.Series, pd.Series]:
+        """The returns (by snapshot time) and closed trades' pnl (by close time)."""
+        if not self.times:
+            return pd.Series(dtype=float), pd.Series(dtype=float)
+        returns = pd.Series(self.returns, index=pd.DatetimeIndex(self.times), dtype=float)
+        trades = pd.Series(self.pnls, index=pd.DatetimeIndex(self.closes), dtype=float)
+        return returns, trades
+
+
 def evaluate(
     db: StateDB,
     run_id: str,
@@ -94,8 +170,11 @@ def evaluate(
     bar_ts: datetime,
 ) -> tuple[float, list[journal.Event]]:
     """The breakers' size multiplier for the bar opening at ``bar_ts`` and the new firings."""
-    rows = [r for r in snapshots(db, run_id) if r.ts <= bar_ts]
-    returns, trades = run_history(rows, initial_equity, sleeve_start_usd)
+    history = state.history
+    if history is None or not history.fits(initial_equity, sleeve_start_usd, bar_ts):
+        history = state.history = RunHistory(initial_equity, dict(sleeve_start_usd))
+    history.extend(db, run_id, bar_ts)
+    returns, trades = history.series()
     if returns.empty:
         return 1.0, []
     result = apply_breakers(returns, trade_pnl=trades, settings=state.settings)
