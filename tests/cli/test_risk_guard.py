@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from stagectl.config.home import defaults_dir
 from tests.conftest import Run
+from tests.integration.paper_seed import Seed, write
 from tests.integration.test_risk_guard_live import CRASH_FROM, HOURS, _seed, at_hour
 
 TOKEN = "987654:cli-secret-token"
@@ -162,3 +165,21 @@ def test_replay_bad_eval_exits_2(run: Run, home: Path) -> None:
 
 def test_weekly_without_state_exits_2(run: Run, home: Path) -> None:
     assert run(["risk-guard", "--weekly"]).exit_code == 2
+
+
+def test_weekly_out_writes_a_report_whose_review_is_signed(
+    run: Run, home: Path, hmac_key: str
+) -> None:
+    now = datetime(2024, 11, 11, tzinfo=UTC)
+    write(home / "state" / "stagectl.db", Seed(start=datetime(2024, 10, 1, tzinfo=UTC), end=now))
+    out = home / "weekly.json"
+    result = run(["risk-guard", "--weekly", "--now", "2024-11-11T00:00:00Z", "--out", out])
+    assert result.exit_code in (0, 1)
+    assert "=== Alt Ensemble Weekly Report ===" in result.stdout
+    assert f"wrote {out}" in result.stderr
+    report = json.loads(out.read_text())
+    assert "weight_drift" in report["signature"]["sections"]
+    assert run(["report", "verify", out]).exit_code == 0
+    report["body"]["weight_drift"]["decision"] = "TAMPERED"
+    out.write_text(json.dumps(report))
+    assert run(["report", "verify", out]).exit_code == 1

@@ -22,7 +22,6 @@ from stagectl.cli._common import (
     fmt_fixed,
     fmt_pct,
     info,
-    print_json,
     print_table,
     publish_envelope,
     show_report,
@@ -396,10 +395,12 @@ def _weekly(publish: _Publish, config: Path | None, data: Path | None) -> None:
     from stagectl.services import weekly_review
 
     review = weekly_review.run_weekly(publish.home, config, now=publish.now, data_dir=data)
-    envelope = publish.envelope(weekly_review.KIND, review.to_dict(), [], review.inputs)
-    if publish.json_output:
-        print_json(envelope)
-    else:
+    body = review.to_dict()
+    envelope = publish.envelope(weekly_review.KIND, body, sorted(body), review.inputs)
+
+    def render_human() -> None:
         for line in review.report_lines():
             typer.echo(line)
+
+    publish.show(envelope, render_human)
     raise typer.Exit(review.exit_code)
