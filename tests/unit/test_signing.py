@@ -165,21 +165,21 @@ def test_generated_at_is_utc_with_a_z_suffix() -> None:
     from datetime import timedelta, timezone
 
     warsaw = datetime(2024, 6, 7, 14, 30, tzinfo=timezone(timedelta(hours=2)))
-    envelope = build_envelope("k", {}, inputs=[], now=warsaw, signed_sections=[])
+    envelope = build_envelope("k", {"a": 1}, inputs=[], now=warsaw, signed_sections=["a"])
     assert envelope["generated_at"] == "2024-06-07T12:30:00Z"
     with pytest.raises(ValueError, match="timezone-aware"):
-        build_envelope("k", {}, inputs=[], now=datetime(2024, 6, 7), signed_sections=[])
+        build_envelope("k", {"a": 1}, inputs=[], now=datetime(2024, 6, 7), signed_sections=["a"])
 
 
 def test_inputs_record_each_file_sha256(tmp_path: Path) -> None:
     config = tmp_path / "core.yaml"
     config.write_bytes(b"stress_lab:\n  spread_bps: 45\n")
-    envelope = build_envelope("k", {}, inputs=[config], now=NOW, signed_sections=[])
+    envelope = build_envelope("k", {"a": 1}, inputs=[config], now=NOW, signed_sections=["a"])
     assert envelope["inputs"] == [
         {"path": str(config), "sha256": hashlib.sha256(config.read_bytes()).hexdigest()}
     ]
     with pytest.raises(InputError, match="cannot read report input"):
-        build_envelope("k", {}, inputs=[tmp_path / "nope"], now=NOW, signed_sections=[])
+        build_envelope("k", {"a": 1}, inputs=[tmp_path / "nope"], now=NOW, signed_sections=["a"])
 
 
 bodies = st.dictionaries(json_text, json_values, min_size=1, max_size=5)
@@ -188,7 +188,7 @@ bodies = st.dictionaries(json_text, json_values, min_size=1, max_size=5)
 @settings(max_examples=60, deadline=None)
 @given(bodies, st.data())
 def test_sign_write_read_verify_round_trips(body: dict[str, Any], data: st.DataObject) -> None:
-    sections = data.draw(st.lists(st.sampled_from(sorted(body)), unique=True))
+    sections = data.draw(st.lists(st.sampled_from(sorted(body)), unique=True, min_size=1))
     envelope = signed(body, sections)
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "reports" / "report.json"
@@ -356,3 +356,8 @@ def test_the_key_never_appears_in_errors_or_reprs(tmp_path: Path) -> None:
     for message in messages:
         assert secret not in message
         assert secret[:8] not in message
+
+
+def test_an_envelope_that_would_sign_no_section_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one body section"):
+        build_envelope("k", {"a": 1}, inputs=[], now=NOW, signed_sections=[])

@@ -72,6 +72,8 @@ def build_envelope(
     """
     if not kind:
         raise ValueError("a report needs a kind")
+    if not signed_sections:
+        raise ValueError("a report must sign at least one body section")
     missing = [name for name in signed_sections if name not in body]
     if missing:
         raise ValueError(f"signed sections missing from the body: {', '.join(missing)}")
