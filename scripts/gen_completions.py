@@ -228,6 +228,27 @@ def _kind_assignment(value: ValueSpec) -> str:
     return text
 
 
+def _value_and_argument_functions(tree: Any) -> tuple[str, str]:
+    """The shell functions bash and zsh share: option values and positional arguments."""
+    value_function = _case_function(
+        "_stagectl_value",
+        'What the value of option $2 of command path $1 completes to ("": a flag).',
+        "$1|$2",
+        _value_cases(tree),
+    )
+    argument_function = _case_function(
+        "_stagectl_argument",
+        "What positional argument $2 (from 0) of command path $1 completes to.",
+        "$1|$2",
+        _argument_cases(tree),
+    )
+    return value_function, argument_function
+
+
+def _header_comment() -> str:
+    return "\n".join(f"# {line}" for line in HEADER.splitlines())
+
+
 def _case_function(name: str, doc: str, key: str, cases: list[tuple[str, ValueSpec]]) -> str:
     lines = [
         f"{name}() {{",
@@ -293,20 +314,9 @@ def render_bash(tree: CommandSpec) -> str:
             "}",
         ]
     )
-    value_function = _case_function(
-        "_stagectl_value",
-        'What the value of option $2 of command path $1 completes to ("": a flag).',
-        "$1|$2",
-        _value_cases(tree),
-    )
-    argument_function = _case_function(
-        "_stagectl_argument",
-        "What positional argument $2 (from 0) of command path $1 completes to.",
-        "$1|$2",
-        _argument_cases(tree),
-    )
+    value_function, argument_function = _value_and_argument_functions(tree)
     walker = _walker("    ", "1", "$COMP_CWORD", '"${COMP_WORDS[_i]}"')
-    comment = "\n".join(f"# {line}" for line in HEADER.splitlines())
+    comment = _header_comment()
     return f"""\
 # bash completion for {PROG}.
 {comment}
@@ -400,20 +410,9 @@ def render_zsh(tree: CommandSpec) -> str:
             "}",
         ]
     )
-    value_function = _case_function(
-        "_stagectl_value",
-        'What the value of option $2 of command path $1 completes to ("": a flag).',
-        "$1|$2",
-        _value_cases(tree),
-    )
-    argument_function = _case_function(
-        "_stagectl_argument",
-        "What positional argument $2 (from 0) of command path $1 completes to.",
-        "$1|$2",
-        _argument_cases(tree),
-    )
+    value_function, argument_function = _value_and_argument_functions(tree)
     walker = _walker("    ", "2", "$CURRENT", '"${words[_i]}"')
-    comment = "\n".join(f"# {line}" for line in HEADER.splitlines())
+    comment = _header_comment()
     return f"""\
 #compdef {PROG}
 # zsh completion for {PROG}.
@@ -526,7 +525,7 @@ def render_fish(tree: CommandSpec) -> str:
             condition = _fq(f"__stagectl_at {at} {bound}")
             flags = _fish_value_flags(argument.value).replace("-x ", "-f ").replace("-r ", "")
             lines.append(f"complete -c {PROG} -n {condition} {flags}")
-    comment = "\n".join(f"# {line}" for line in HEADER.splitlines())
+    comment = _header_comment()
     takes = "\n".join(takes_value)
     names_block = "\n".join(node_names)
     body = "\n".join(lines)

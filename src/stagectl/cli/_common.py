@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from stagectl.config.home import Home
+from stagectl.errors import InputError
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print exactly one JSON document on stdout and nothing else.")
@@ -269,3 +270,16 @@ def emit_report(
         )
     show_report(envelope, json_output=json_output, out=out, render_human=render_human)
     return envelope
+
+
+def parse_now(text: str | None) -> datetime | None:
+    """``--now``: an ISO-8601 date or datetime (naive means UTC), or None when not given."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"not an ISO-8601 time: {text!r} (e.g. 2026-05-16T12:00Z)", where="--now"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

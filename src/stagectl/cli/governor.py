@@ -13,6 +13,7 @@ from stagectl.cli._common import (
     cli_context,
     config_option,
     info,
+    parse_now,
     print_json,
     print_table,
 )
@@ -53,7 +54,6 @@ def governor(
     refused because the 20-minute rebalance interval has not passed; 2 on bad input.
     """
     from stagectl.services import governor as service
-    from stagectl.services.market_intel import parse_now
 
     home = cli_context(ctx).home
     result = service.run(home, config=config, data_dir=data, now=parse_now(now), apply=apply)

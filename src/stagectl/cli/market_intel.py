@@ -13,6 +13,7 @@ from stagectl.cli._common import (
     cli_context,
     config_option,
     info,
+    parse_now,
     print_json,
     print_table,
 )
@@ -62,7 +63,7 @@ def market_intel(
     from stagectl.services import market_intel as service
 
     home = cli_context(ctx).home
-    result = service.run(home, config=config, data_dir=data, now=service.parse_now(now))
+    result = service.run(home, config=config, data_dir=data, now=parse_now(now))
     info(f"config: {result.config.describe()}")
     body = result.body()
     info(f"data: {body['source']}; as of {body['as_of']} ({body['now_source']})")

@@ -16,25 +16,11 @@ from stagectl.cli._common import (
     config_option,
     emit_report,
     info,
+    parse_now,
     print_table,
 )
-from stagectl.errors import InputError
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
-
-
-def parse_now(text: str | None) -> datetime:
-    """``--now``: an ISO-8601 date or datetime (UTC when no zone is given); default: now."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(
-            f"expected an ISO-8601 date or datetime like 2024-06-10T00:00Z, got {text!r}",
-            where="--now",
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @app.command(
@@ -78,7 +64,7 @@ def paper_gate(
     from stagectl.services import paper_gate as service
 
     home = cli_context(ctx).home
-    at = parse_now(now)
+    at = parse_now(now) or datetime.now(UTC)
     result = service.run_paper_gate(home, config, days=days, now=at, run_id=run_id)
     info(f"config: {result.source.describe()}")
     info(f"run: {result.run_id}; window: {result.days} days before {at.isoformat()}")

@@ -22,6 +22,7 @@ from stagectl.cli._common import (
     fmt_fixed,
     fmt_pct,
     info,
+    parse_now,
     print_table,
     publish_envelope,
     show_report,
@@ -119,7 +120,7 @@ def risk_guard(
     not an alarm).
     """
     home = cli_context(ctx).home
-    moment = _parse_now(now)
+    moment = parse_now(now) or datetime.now(UTC)
     publish = _Publish(home, moment, json_output, out, unsigned)
     if replay and weekly:
         raise InputError("choose one of --replay and --weekly", where="--replay")
@@ -149,16 +150,6 @@ def risk_guard(
             info(f"notification via {note['channel']} {note['status']}: {note['error']}")
     publish.show(envelope, lambda: _print_live(result.body()))
     raise typer.Exit(result.exit_code)
-
-
-def _parse_now(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{text!r} is not an ISO-8601 time", where="--now") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)

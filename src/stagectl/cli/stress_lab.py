@@ -15,6 +15,7 @@ from stagectl.cli._common import (
     cli_context,
     config_option,
     info,
+    parse_now,
     print_json,
     print_lines,
     print_table,
@@ -111,7 +112,6 @@ def stress_lab(
     1 a breach (a baseline breach alone too) or a blocked publication, 2 bad input.
     """
     from stagectl.services import stress_lab as service
-    from stagectl.services.market_intel import parse_now
     from stagectl.services.stress_verdict import KIND
 
     home = cli_context(ctx).home

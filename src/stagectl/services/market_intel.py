@@ -175,18 +175,3 @@ def run(
     market = load_market(select_symbols(core, data_dir), data_dir)
     at = now if now is not None else market.default_now()
     return MarketIntelResult(compute(market, at, core), market, core, source, at, now is not None)
-
-
-def parse_now(text: str | None) -> datetime | None:
-    """An ISO-8601 date or datetime (naive = UTC) for ``--now``; InputError otherwise."""
-    if text is None:
-        return None
-    from datetime import UTC
-
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"not an ISO-8601 time: {text!r} (e.g. 2026-05-16T12:00Z)", where="--now"
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
