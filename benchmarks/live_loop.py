@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import Home
-from stagectl.services import run_live
+from stagectl.services.live import run as run_live
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.exchange_sim
 

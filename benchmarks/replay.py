@@ -34,7 +34,7 @@ from stagectl.domain.guard_replay import CostModel, guard_inputs, replay
 from stagectl.domain.risk_indicators import compute_indicators
 from stagectl.domain.risk_rules import evaluate_rules
 from stagectl.domain.strategies import debounce, held_positions, tsmom_ema
-from stagectl.services.strategy_run import build_sleeves
+from stagectl.services.strategy.sleeves import build_sleeves
 
 
 def bundled_replay(repeat: int) -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import Home
-from stagectl.services import research_cpcv, research_walk_forward
+from stagectl.services.research import cpcv as research_cpcv
+from stagectl.services.research import walk_forward as research_walk_forward
 
 
 def _timed(label: str, action: Callable[[], Any], repeat: int) -> None:

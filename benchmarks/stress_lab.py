@@ -38,7 +38,7 @@ def _cli_seconds(home: Path) -> float:
 
 def _service_seconds(home: Path) -> tuple[float, int]:
     from stagectl.config.home import Home
-    from stagectl.services import stress_lab
+    from stagectl.services.stage6 import stress_lab
 
     start = time.perf_counter()
     result = stress_lab.run(Home.resolve(home), stress_lab.StressRequest())

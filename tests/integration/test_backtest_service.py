@@ -14,8 +14,8 @@ from stagectl.config.home import Home
 from stagectl.config.loader import load_strategy
 from stagectl.data.bundled import SAMPLE_DIR
 from stagectl.errors import InputError
-from stagectl.services import backtest as service
-from stagectl.services.strategy_run import build_sleeves, parse_utc
+from stagectl.services.research import backtest as service
+from stagectl.services.strategy.sleeves import build_sleeves, parse_utc
 
 YEAR_2025 = {"start": "2025-01-01", "end": "2025-12-31"}
 

@@ -18,7 +18,7 @@ from stagectl.exchange.ccxt_broker import CcxtBroker, open_broker
 from stagectl.exchange.credentials import KEY_ENV, SECRET_ENV, Credentials
 from stagectl.exchange.errors import ExchangeUnavailable
 from stagectl.exchange.retry import RetryPolicy
-from stagectl.services import emergency_close as service
+from stagectl.services.trading import emergency_close as service
 from stagectl.state import flags, journal
 from stagectl.state.db import open_state
 from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim

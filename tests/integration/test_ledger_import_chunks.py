@@ -10,7 +10,7 @@ import pytest
 
 from stagectl.config.home import Home
 from stagectl.errors import InputError
-from stagectl.services import metrics_import
+from stagectl.services.ledger import importer as metrics_import
 from stagectl.state.db import open_state
 from stagectl.state.ledger_totals import sum_deltas
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from stagectl.config.home import Home
-from stagectl.services.metrics_ledger import carried_lots, newest_lots, scan_carried_lots
+from stagectl.services.ledger.reads import carried_lots, newest_lots, scan_carried_lots
 from stagectl.state._codec import ts_text
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.ledger import Fill, insert_fills

@@ -14,15 +14,17 @@ import pytest
 from stagectl.config.home import Home
 from stagectl.domain.backtest import run_backtest
 from stagectl.domain.validation import Fold, index_ranges
-from stagectl.services import backtest as backtest_service
-from stagectl.services import research_audit, research_cpcv, research_shadow
-from stagectl.services.research_engine import (
+from stagectl.services.research import audit as research_audit
+from stagectl.services.research import backtest as backtest_service
+from stagectl.services.research import cpcv as research_cpcv
+from stagectl.services.research import shadow as research_shadow
+from stagectl.services.research.engine import (
     ReturnsEngine,
     candidate_grid,
     load_market,
 )
-from stagectl.services.research_walk_forward import WalkForwardRequest, evaluate
-from stagectl.services.strategy_run import build_sleeves
+from stagectl.services.research.walk_forward import WalkForwardRequest, evaluate
+from stagectl.services.strategy.sleeves import build_sleeves
 
 NOW = datetime(2026, 5, 20, tzinfo=UTC)
 
@@ -133,8 +135,8 @@ def test_breakers_scale_the_held_positions_by_the_multiplier(tmp_path: Path) -> 
     guarded = backtest_service.run(
         home, backtest_service.BacktestRequest(start=start, end=end, breakers=True)
     )
-    from stagectl.services.research_breakers import breaker_plan, scaled_sleeves
-    from stagectl.services.strategy_run import parse_utc
+    from stagectl.services.research.breakers import breaker_plan, scaled_sleeves
+    from stagectl.services.strategy.sleeves import parse_utc
 
     sleeves, _ = build_sleeves(
         plain.strategy,

@@ -12,7 +12,7 @@ import pytest
 
 from stagectl.config.home import Home
 from stagectl.errors import ExternalError, InputError
-from stagectl.services.risk_guard import run_live
+from stagectl.services.guard.live import run_live
 from stagectl.state import directives, journal, ledger, orders
 from stagectl.state.db import open_state
 from stagectl.state.equity import EquitySnapshot, record_snapshots

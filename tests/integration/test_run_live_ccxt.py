@@ -32,9 +32,9 @@ from stagectl.exchange.broker import OrderRequest
 from stagectl.exchange.ccxt_broker import CcxtBroker, open_broker
 from stagectl.exchange.credentials import Credentials, require_credentials
 from stagectl.exchange.retry import RetryPolicy
-from stagectl.services import run_live as service
-from stagectl.services.live_artifacts import ARTIFACT_FILES
-from stagectl.services.strategy_run import build_sleeves
+from stagectl.services.live import run as service
+from stagectl.services.live.artifacts import ARTIFACT_FILES
+from stagectl.services.strategy.sleeves import build_sleeves
 from stagectl.state.db import open_state
 from stagectl.state.equity import snapshots
 from stagectl.state.journal import events
@@ -373,7 +373,7 @@ def test_exchange_clock_waits_for_the_server_time_and_gives_way_to_a_stop(
 ) -> None:
     import threading
 
-    from stagectl.services.live_exchange import ExchangeClock
+    from stagectl.services.live.exchange import ExchangeClock
 
     broker = sim_broker(sim.base_url)
     stop = threading.Event()

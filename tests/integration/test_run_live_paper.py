@@ -19,10 +19,10 @@ from stagectl.config.home import Home
 from stagectl.config.loader import load_strategy
 from stagectl.domain.backtest import run_backtest
 from stagectl.exchange.paper import PaperBroker
-from stagectl.services import artifacts_analyze
-from stagectl.services import run_live as service
-from stagectl.services.live_artifacts import ARTIFACT_FILES
-from stagectl.services.strategy_run import build_sleeves
+from stagectl.services.live import analyze as artifacts_analyze
+from stagectl.services.live import run as service
+from stagectl.services.live.artifacts import ARTIFACT_FILES
+from stagectl.services.strategy.sleeves import build_sleeves
 from stagectl.state.db import open_state
 from stagectl.state.equity import snapshots
 from stagectl.state.journal import events

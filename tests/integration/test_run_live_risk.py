@@ -12,8 +12,8 @@ import pytest
 from stagectl.config.home import Home
 from stagectl.config.loader import load_strategy
 from stagectl.domain.breakers import BreakerSettings, apply_breakers
-from stagectl.services import run_live as service
-from stagectl.services.live_breakers import run_history
+from stagectl.services.live import run as service
+from stagectl.services.live.breakers import run_history
 from stagectl.state.db import open_state
 from stagectl.state.equity import snapshots
 from stagectl.state.journal import events

@@ -15,8 +15,8 @@ from stagectl.config.home import Home, defaults_dir
 from stagectl.data import load_candles
 from stagectl.domain.stress import MetricCheck
 from stagectl.errors import ConfigError, InputError
-from stagectl.services import stress_lab, stress_verdict
-from stagectl.services.stress_positions import PositionInput, load_positions_file
+from stagectl.services.stage6 import stress_lab, stress_verdict
+from stagectl.services.stage6.stress_positions import PositionInput, load_positions_file
 from stagectl.state.db import open_state
 from stagectl.state.ledger import Position, upsert_position
 

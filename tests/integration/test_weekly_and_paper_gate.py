@@ -17,8 +17,8 @@ import pytest
 
 from stagectl.config.home import Home
 from stagectl.errors import InputError
-from stagectl.services.paper_gate import run_paper_gate
-from stagectl.services.weekly_review import run_weekly
+from stagectl.services.guard.paper_gate import run_paper_gate
+from stagectl.services.guard.weekly import run_weekly
 from tests.integration.paper_seed import Seed, write
 
 GOOD_START = datetime(2024, 10, 1, tzinfo=UTC)

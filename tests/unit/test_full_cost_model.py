@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from stagectl.domain.backtest import SleeveSpec, run_backtest
 from stagectl.domain.costs import execution_cost_parts, prior_bar_spread_bps
-from stagectl.services import trade_costs
-from stagectl.services.trade_costs import (
+from stagectl.services.strategy import costs as trade_costs
+from stagectl.services.strategy.costs import (
     CostSettings,
     SleeveMarket,
     cost_summary,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stagectl.services.trade_costs import (
+from stagectl.services.strategy.costs import (
     CostSettings,
     pair_spread_bps,
     pre_trade_cost,

@@ -33,7 +33,7 @@ def analyze(
     Exit 0 when no answer is "no", 1 when one is, 2 when an artifact is missing.
     """
     from stagectl.config.loader import load_stage3
-    from stagectl.services import artifacts_analyze as service
+    from stagectl.services.live import analyze as service
 
     home = cli_context(ctx).home
     config, source = load_stage3(home, stage3)

@@ -40,7 +40,7 @@ def audit_strategy(
     Exit 0 when every row passes, 1 when any fails, 2 on bad input or a missing key
     for --out.
     """
-    from stagectl.services import research_audit as service
+    from stagectl.services.research import audit as service
 
     home = cli_context(ctx).home
     result = service.run(home, service.AuditRequest(config=config, data_dir=data_dir))

@@ -25,7 +25,7 @@ from stagectl.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from stagectl.services.backtest import BacktestRun
+    from stagectl.services.research.backtest import BacktestRun
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -128,7 +128,7 @@ def backtest(
     001's metrics (Sharpe and Sortino annualised with sqrt(8760) for 1h bars).
     Exit 0 on success, 2 on a bad config, symbol, date range or data directory.
     """
-    from stagectl.services import backtest as service
+    from stagectl.services.research import backtest as service
 
     home = cli_context(ctx).home
     request = service.BacktestRequest(
@@ -145,7 +145,7 @@ def backtest(
     result = service.run(home, request)
     _context(result)
     if record is not None:
-        from stagectl.services.research_shadow import record_backtest
+        from stagectl.services.research.shadow import record_backtest
 
         recorded = record_backtest(home, record, result, now=datetime.now(UTC))
         info(

@@ -60,7 +60,7 @@ def consensus(
 
     Exit 0 on success, 2 on a bad votes or correlation file or option.
     """
-    from stagectl.services import research_consensus as service
+    from stagectl.services.research import consensus as service
 
     request = service.ConsensusRequest(
         votes=votes,

@@ -61,7 +61,7 @@ def cpcv(
     --fixed it is reported as not computable.
     Exit 0 on success, 2 on bad folds, durations, config or data.
     """
-    from stagectl.services import research_cpcv as service
+    from stagectl.services.research import cpcv as service
 
     home = cli_context(ctx).home
     request = service.CpcvRequest(

@@ -13,7 +13,7 @@ from stagectl.cli._common import JsonOpt, info, print_json, print_lines, print_t
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
-    from stagectl.services.data_check import DataCheckResult, DatasetCheck
+    from stagectl.services.data.check import DataCheckResult, DatasetCheck
 
 app = typer.Typer(
     help="Bundled market data: list it and check its quality. Example: stagectl data check",
@@ -36,7 +36,7 @@ def data_info(json_output: JsonOpt = False) -> None:
 
     Example: stagectl data info --json
     """
-    from stagectl.services import data_info as service
+    from stagectl.services.data import info as service
 
     result = service.run()
     if json_output:
@@ -95,7 +95,7 @@ def data_check(
     Example: stagectl data check --data ../shared/data --symbol SOLUSDT --timeframe 1m --json
     """
     from stagectl.domain.data_quality import QualityPolicy
-    from stagectl.services import data_check as service
+    from stagectl.services.data import check as service
 
     request = service.DataCheckRequest(
         data_dir=data_dir,
@@ -221,7 +221,7 @@ def data_fetch(
     Example: stagectl data fetch --symbol ETH/USDT:USDT --timeframe 1h --since 2023-01-01
     """
     from stagectl.cli._common import cli_context
-    from stagectl.services import data_fetch as service
+    from stagectl.services.data import fetch as service
 
     request = service.FetchRequest(
         exchange_id=exchange,

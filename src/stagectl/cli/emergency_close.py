@@ -65,7 +65,7 @@ def emergency_close(
 
     Example: stagectl emergency-close --exchange binanceusdm --dry-run
     """
-    from stagectl.services import emergency_close as service
+    from stagectl.services.trading import emergency_close as service
 
     if paper and exchange:
         raise InputError("--paper and --exchange exclude each other", where="--paper")

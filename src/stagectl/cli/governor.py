@@ -53,7 +53,7 @@ def governor(
     Every decision is recorded in the state database. Exit 0; 1 when --apply is
     refused because the 20-minute rebalance interval has not passed; 2 on bad input.
     """
-    from stagectl.services import governor as service
+    from stagectl.services.stage6 import governor as service
 
     home = cli_context(ctx).home
     result = service.run(home, config=config, data_dir=data, now=parse_now(now), apply=apply)

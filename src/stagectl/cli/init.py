@@ -40,7 +40,7 @@ def init(
     Example: stagectl init ~/desk --json
     """
     from stagectl.config.home import Home
-    from stagectl.services import init_home as service
+    from stagectl.services.home import init as service
 
     home = cli_context(ctx).home
     if directory is not None:

@@ -60,7 +60,7 @@ def market_intel(
     exit 2) and every other symbol with perp 1h candles in the data. The aggregate
     takes the worst symbol per risk metric; a fresh aggregate weighs 1.15.
     """
-    from stagectl.services import market_intel as service
+    from stagectl.services.stage6 import market_intel as service
 
     home = cli_context(ctx).home
     result = service.run(home, config=config, data_dir=data, now=parse_now(now))

@@ -59,7 +59,7 @@ def metrics_import(
 
     Example: stagectl metrics import trades.json --source binance-main
     """
-    from stagectl.services import metrics_import as service
+    from stagectl.services.ledger import importer as service
 
     home = cli_context(ctx).home
     request = service.ImportRequest(
@@ -125,8 +125,8 @@ def metrics_fetch(
 
     Example: stagectl metrics fetch --exchange binanceusdm --symbol ETHUSDT --since 2025-01-01
     """
-    from stagectl.services import metrics_fetch as service
-    from stagectl.services.metrics_ledger import parse_moment
+    from stagectl.services.ledger import fetch as service
+    from stagectl.services.ledger.reads import parse_moment
 
     request = service.FetchRequest(
         exchange=exchange,
@@ -146,7 +146,7 @@ def metrics_fetch(
 
 
 def _until(text: str | None) -> datetime:
-    from stagectl.services.metrics_ledger import parse_moment
+    from stagectl.services.ledger.reads import parse_moment
 
     return datetime.now(UTC) if text is None else parse_moment(text, option="--until")
 
@@ -178,7 +178,7 @@ def metrics_window(
 
     Example: stagectl metrics window --seconds 300 --symbol SOLUSDT --json
     """
-    from stagectl.services import metrics_window as service
+    from stagectl.services.ledger import window as service
 
     if (hours is None) == (seconds is None):
         raise InputError("give exactly one of --hours and --seconds", where="--hours/--seconds")
@@ -262,8 +262,8 @@ def metrics_export_windows(
 
     Example: stagectl metrics export-windows --window 300 --symbol SOLUSDT --out windows.csv
     """
-    from stagectl.services import metrics_export_windows as service
-    from stagectl.services.metrics_ledger import parse_moment
+    from stagectl.services.ledger import export_windows as service
+    from stagectl.services.ledger.reads import parse_moment
 
     request = service.ExportRequest(
         window_s=window,

@@ -61,7 +61,7 @@ def paper_gate(
     fails. Exit 0 when all pass, 1 when any fails, 2 on bad input or an empty
     state database.
     """
-    from stagectl.services import paper_gate as service
+    from stagectl.services.guard import paper_gate as service
 
     home = cli_context(ctx).home
     at = parse_now(now) or datetime.now(UTC)

@@ -47,7 +47,7 @@ def preflight(
     Example: stagectl preflight --exchange binanceusdm --json
     """
     from stagectl.errors import InputError
-    from stagectl.services import preflight as service
+    from stagectl.services.trading import preflight as service
 
     if base_url and not exchange:
         raise InputError("--base-url needs --exchange", where="--base-url")

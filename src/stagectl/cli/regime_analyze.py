@@ -57,7 +57,7 @@ def regime_analyze(
     Example: stagectl regime-analyze --candles SOLUSDT_1m.csv.gz --html regimes.html
     """
     from stagectl.data.files import normalize_symbol
-    from stagectl.services import regime_analyze as service
+    from stagectl.services.ledger import regime_analyze as service
 
     home = cli_context(ctx).home
     request = service.RegimeRequest(

@@ -137,7 +137,7 @@ def risk_guard(
         raise InputError(
             "--replay-start, --replay-end, --export and --data need --replay", where="--replay"
         )
-    from stagectl.services import risk_guard as service
+    from stagectl.services.guard import live as service
 
     result = service.run_live(home, config, now=moment, dry_run=dry_run, run_id=run_id)
     info(f"config: {result.config.describe()}")
@@ -287,8 +287,8 @@ def _replay(
     data: Path | None,
     breakers: _Breakers,
 ) -> None:
-    from stagectl.services import guard_replay as service
-    from stagectl.services.strategy_run import parse_utc
+    from stagectl.services.guard import replay as service
+    from stagectl.services.strategy.sleeves import parse_utc
 
     start_text, end_text = window
     start = parse_utc(start_text, option="--replay-start") if start_text else None
@@ -383,7 +383,7 @@ def _print_breaker_firings(section: dict[str, Any]) -> None:
 
 
 def _weekly(publish: _Publish, config: Path | None, data: Path | None) -> None:
-    from stagectl.services import weekly_review
+    from stagectl.services.guard import weekly as weekly_review
 
     review = weekly_review.run_weekly(publish.home, config, now=publish.now, data_dir=data)
     body = review.to_dict()

@@ -171,8 +171,8 @@ def run_live(
     artifacts and exit 130. Exit 0 when the run completes, 2 on a bad config, option or
     missing live credentials/confirmation, 3 on an exchange or database failure.
     """
-    from stagectl.services import run_live as service
-    from stagectl.services.strategy_run import parse_utc
+    from stagectl.services.live import run as service
+    from stagectl.services.strategy.sleeves import parse_utc
 
     home = cli_context(ctx).home
     if live:
@@ -230,7 +230,7 @@ def _check_live_options(replay_data: Path | None, speed: str) -> None:
 
 def _confirm_live(exchange: str, yes: bool) -> None:
     """--live needs credentials (environment or key file) and an explicit confirmation."""
-    from stagectl.services.run_live import live_credentials_source
+    from stagectl.services.live.run import live_credentials_source
 
     source = live_credentials_source()
     if yes:

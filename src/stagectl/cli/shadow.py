@@ -55,7 +55,7 @@ def compare(
 
     Exit 0 promote, 1 do not promote, 2 unknown run or too few paired periods.
     """
-    from stagectl.services import research_shadow as service
+    from stagectl.services.research import shadow as service
 
     home = cli_context(ctx).home
     info(f"state: {home.state_path}")
@@ -153,8 +153,8 @@ def record_backtest(
 
     Exit 0 recorded, 2 bad input or a run id already recorded, 3 state locked.
     """
-    from stagectl.services import backtest as backtest_service
-    from stagectl.services import research_shadow as service
+    from stagectl.services.research import backtest as backtest_service
+    from stagectl.services.research import shadow as service
 
     home = cli_context(ctx).home
     request = backtest_service.BacktestRequest(

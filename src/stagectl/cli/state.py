@@ -36,7 +36,7 @@ def state_info(
 
     Example: stagectl state info --json
     """
-    from stagectl.services import state_info as service
+    from stagectl.services.home import state_info as service
 
     result = service.run(cli_context(ctx).home.state_path)
     if json_output:

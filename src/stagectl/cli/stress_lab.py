@@ -111,8 +111,8 @@ def stress_lab(
     The verdict section is HMAC-signed. Exit 0 no breach anywhere (baseline included),
     1 a breach (a baseline breach alone too) or a blocked publication, 2 bad input.
     """
-    from stagectl.services import stress_lab as service
-    from stagectl.services.stress_verdict import KIND
+    from stagectl.services.stage6 import stress_lab as service
+    from stagectl.services.stage6.stress_verdict import KIND
 
     home = cli_context(ctx).home
     request = service.StressRequest(

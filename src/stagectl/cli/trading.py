@@ -46,7 +46,7 @@ def status(ctx: typer.Context, paper: PaperOpt = False, json_output: JsonOpt = F
 
     Example: stagectl trading status --json
     """
-    from stagectl.services import trading_flags as service
+    from stagectl.services.trading import flags as service
 
     path = service.state_path_for(cli_context(ctx).home, paper=paper)
     result = service.status(path)
@@ -73,7 +73,7 @@ def status(ctx: typer.Context, paper: PaperOpt = False, json_output: JsonOpt = F
 
 def _set(ctx: typer.Context, state: str, reason: str | None, paper: bool, as_json: bool) -> None:
     from stagectl.domain.orders import TradingState
-    from stagectl.services import trading_flags as service
+    from stagectl.services.trading import flags as service
 
     path = service.state_path_for(cli_context(ctx).home, paper=paper)
     text = reason if reason is not None else "set by an operator (stagectl trading)"

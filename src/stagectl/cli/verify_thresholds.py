@@ -55,7 +55,7 @@ def verify_thresholds(
     at least the base thresholds, SOLUSDT mandatory). Exit 0 when every check
     passes, 1 when any fails, 2 on a bad config or baseline.
     """
-    from stagectl.services import verify_thresholds as service
+    from stagectl.services.stage6 import verify_thresholds as service
 
     home = cli_context(ctx).home
     result = service.run(home, config=config, baseline=baseline)

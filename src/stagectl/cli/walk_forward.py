@@ -71,7 +71,7 @@ def walk_forward(
     median, and the stability by test year and by sleeve.
     Exit 0 on success, 2 on a bad config, duration or data directory.
     """
-    from stagectl.services import research_walk_forward as service
+    from stagectl.services.research import walk_forward as service
 
     home = cli_context(ctx).home
     request = service.WalkForwardRequest(

@@ -1,0 +1,1 @@
+"""Services for the bundled and fetched market data: info, check, fetch."""

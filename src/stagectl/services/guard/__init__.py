@@ -1,0 +1,1 @@
+"""Services for the risk guard: live decisions, replay, weekly review and the paper gate."""

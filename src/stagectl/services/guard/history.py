@@ -1,0 +1,409 @@
+"""The live risk guard's reads and writes: state rows to GuardInputs, a decision to rows.
+
+What is read (docs/risk-guard.md, "Live mode"):
+
+- ``equity_snapshots`` of one run, up to ``now``. Each snapshot's
+  ``sleeves_json`` may hold, per sleeve symbol, ``equity`` (the sleeve's
+  standalone equity), ``position`` (fraction of sleeve equity, signed) and
+  ``state`` (-1, 0, +1); a missing key makes the indicators built on it NaN
+  (their rules cannot fire, and the report lists them as unavailable).
+- Snapshots go on an hourly grid: each hour keeps its last snapshot (ts floored
+  to the hour). An hour without a snapshot is a gap: equity and sleeve values
+  are carried forward (a flat hour) and the number of missing hours is
+  reported; the last snapshot's age decides staleness.
+- the run's ``funding_payments`` (amount paid, +) summed per hour: funding drag.
+- the run's ``fills`` against their signal price, which is the price of the
+  fill's order (``orders.price`` by ``client_order_id``, the convention the
+  paper gate and the weekly review share): ``side * (fill - signal) / signal *
+  1e4`` bps, adverse positive, averaged per hour; NaN without a known price.
+- ``events`` of type ``signal_check`` (payload ``{"paper": 1, "replay": 1}``):
+  signal mismatch = mismatched / compared x 100 over the last 24 hours.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stagectl.config.risk_guard import RiskGuardConfig
+from stagectl.domain.risk_indicators import GuardInputs
+from stagectl.domain.risk_rules import ACTION_RANK, SEVERITY_RANK, DecisionTable
+from stagectl.state.db import StateDB
+from stagectl.state.directives import GuardDecision, RiskDirective
+from stagectl.state.equity import EquitySnapshot
+
+HOUR = pd.Timedelta(hours=1)
+RECENT_FILLS = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class History:
+    run_id: str
+    snapshots: list[EquitySnapshot]
+    fills: list[Any]
+    reference_prices: list[float | None]
+    funding: list[Any]
+    signal_checks: list[Any]
+
+
+@dataclass(frozen=True)
+class Written:
+    decision_id: int
+    incident_ids: list[int]
+    directives: list[dict[str, Any]]
+
+
+def _until(now: datetime) -> datetime:
+    return now + timedelta(microseconds=1)
+
+
+def read_history(
+    db: StateDB, config: RiskGuardConfig, *, now: datetime, run_id: str | None
+) -> History | None:
+    """The run's rows up to ``now``; None when it has no equity snapshot."""
+    from stagectl.services.guard import evidence
+    from stagectl.state import equity, journal, runs
+
+    candidates = [run_id] if run_id else [r.run_id for r in runs.list_runs(db, limit=1000)]
+    best: list[EquitySnapshot] = []
+    chosen = ""
+    for candidate in candidates:
+        rows = equity.snapshots(db, candidate, end=_until(now))
+        if rows and (not best or rows[-1].ts > best[-1].ts):
+            best, chosen = rows, candidate
+    if not best:
+        return None
+    start, end = best[0].ts - timedelta(hours=1), _until(now)
+    fills = evidence.run_fills(db, chosen, start, end)
+    return History(
+        run_id=chosen,
+        snapshots=best,
+        fills=fills,
+        reference_prices=[evidence.reference_price(db, fill) for fill in fills],
+        funding=evidence.run_funding(db, chosen, start, end),
+        signal_checks=journal.events(
+            db, event_type=evidence.SIGNAL_CHECK_EVENT, start=start, end=end
+        ),
+    )
+
+
+def _sleeve_value(snapshot: EquitySnapshot, sleeve: str, key: str) -> float:
+    entry = snapshot.sleeves.get(sleeve)
+    value = entry.get(key) if isinstance(entry, dict) else None
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def _hourly(values: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Last row per hour on a complete hourly grid, gaps carried forward; and the gap count."""
+    per_hour = values.groupby(pd.DatetimeIndex(values.index).floor("h")).last()
+    grid = pd.date_range(per_hour.index[0], per_hour.index[-1], freq="h")
+    missing = len(grid) - len(per_hour)
+    return per_hour.reindex(grid).ffill(), missing
+
+
+def _slippage_bps(history: History, grid: pd.DatetimeIndex) -> pd.Series:
+    rows: list[tuple[pd.Timestamp, float]] = []
+    for fill, signal in zip(history.fills, history.reference_prices, strict=True):
+        if signal is None:
+            continue
+        side = 1.0 if fill.side == "buy" else -1.0
+        hour = pd.Timestamp(fill.ts).floor("h")
+        rows.append((hour, side * (float(fill.price) - signal) / signal * 1e4))
+    if not rows:
+        return pd.Series(np.nan, index=grid, dtype=float)
+    frame = pd.DataFrame(rows, columns=["hour", "bps"]).groupby("hour")["bps"].mean()
+    return frame.reindex(grid).astype(float)
+
+
+def _signal_mismatch_pct(history: History, grid: pd.DatetimeIndex) -> pd.Series:
+    """Mismatched / compared signal checks over the trailing 24 hours, in %; NaN if none."""
+    rows: list[tuple[pd.Timestamp, float]] = []
+    for event in history.signal_checks:
+        payload = dict(event.payload or {})
+        paper, replay = payload.get("paper"), payload.get("replay")
+        if isinstance(paper, int | float) and isinstance(replay, int | float):
+            mismatch = float(abs(float(paper) - float(replay)) >= 1e-9)
+            rows.append((pd.Timestamp(event.ts).floor("h"), mismatch))
+    frame = pd.DataFrame(rows, columns=["hour", "mismatch"])
+    per_hour = frame.groupby("hour")["mismatch"].agg(["count", "sum"]).reindex(grid, fill_value=0)
+    window = pd.Timedelta(hours=24)
+    seen = per_hour["count"].astype(float).rolling(window).sum()
+    mismatched = per_hour["sum"].astype(float).rolling(window).sum()
+    return (mismatched / seen.where(seen > 0) * 100.0).astype(float)
+
+
+def build_inputs(
+    history: History, config: RiskGuardConfig, *, now: datetime
+) -> tuple[GuardInputs, dict[str, Any]]:
+    """GuardInputs on the hourly grid, and a description of the data used."""
+    sleeves = list(config.weekly.target_weights_pct)
+    snaps = history.snapshots
+    index = pd.DatetimeIndex([pd.Timestamp(s.ts) for s in snaps])
+    columns: dict[str, list[float]] = {"equity": [s.equity for s in snaps]}
+    for sleeve in sleeves:
+        for key in ("equity", "position", "state"):
+            columns[f"{sleeve}:{key}"] = [_sleeve_value(s, sleeve, key) for s in snaps]
+    values, missing = _hourly(pd.DataFrame(columns, index=index))
+    grid = pd.DatetimeIndex(values.index)
+
+    def by_sleeve(key: str) -> pd.DataFrame:
+        return pd.DataFrame({s: values[f"{s}:{key}"] for s in sleeves}, index=grid)
+
+    sleeve_equity = by_sleeve("equity")
+    positions = by_sleeve("position")
+    state = by_sleeve("state")
+    state = state.fillna(pd.DataFrame(np.sign(positions.to_numpy()), index=grid, columns=sleeves))
+    funding = pd.Series(
+        [float(p.amount) for p in history.funding],
+        index=pd.DatetimeIndex([pd.Timestamp(p.ts).floor("h") for p in history.funding]),
+        dtype=float,
+    )
+    funding_paid = funding.groupby(level=0).sum().reindex(grid, fill_value=0.0)
+    inputs = GuardInputs(
+        equity=values["equity"].astype(float),
+        sleeve_pnl=sleeve_equity.diff(),
+        sleeve_equity=sleeve_equity,
+        positions=positions,
+        position_state=state,
+        weights={s: config.weekly.target_weights_pct[s] / 100.0 for s in sleeves},
+        funding_paid=funding_paid,
+        slippage_bps=_slippage_bps(history, grid),
+        signal_mismatch_pct=_signal_mismatch_pct(history, grid),
+    )
+    last = snaps[-1].ts
+    data = {
+        "run_id": history.run_id,
+        "first_snapshot": snaps[0].ts,
+        "last_snapshot": last,
+        "snapshots": len(snaps),
+        "hours": len(grid),
+        "missing_hours": missing,
+        "last_snapshot_age_min": round((now - last).total_seconds() / 60.0, 1),
+        "fills": len(history.fills),
+        "funding_payments": len(history.funding),
+        "signal_checks": len(history.signal_checks),
+        "unavailable": _unavailable(sleeve_equity, positions, inputs),
+    }
+    return inputs, data
+
+
+def _unavailable(
+    sleeve_equity: pd.DataFrame, positions: pd.DataFrame, inputs: GuardInputs
+) -> list[str]:
+    notes = []
+    slippage = inputs.slippage_bps
+    mismatch = inputs.signal_mismatch_pct
+    if sleeve_equity.iloc[-1].isna().any():
+        notes.append("sleeve equity (sleeves_json.equity): sleeve MDD and contribution")
+    if positions.iloc[-1].isna().any():
+        notes.append("sleeve positions (sleeves_json.position): turnover, trades, state")
+    if slippage.isna().all():
+        notes.append("signal prices (the fills' order prices): realized slippage")
+    if mismatch is None or mismatch.isna().all():
+        notes.append("signal checks (events of type 'signal_check'): signal consistency")
+    return notes
+
+
+def _clean(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def decision_dict(
+    table: DecisionTable,
+    config: RiskGuardConfig,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    stale_after: timedelta,
+) -> dict[str, Any]:
+    """The decision at the table's single time, with a staleness finding of its own."""
+    decision = table.decision(0)
+    hits = [
+        {
+            "rule": h.rule_id,
+            "indicator": h.indicator,
+            "sleeve": h.sleeve,
+            "value": _clean(h.value),
+            "op": h.op,
+            "threshold": list(h.threshold) if isinstance(h.threshold, tuple) else h.threshold,
+            "consecutive_days": h.consecutive_days,
+            "action": h.action,
+            "severity": h.severity,
+            "message": h.message,
+        }
+        for h in decision.hits
+    ]
+    action, severity = decision.action, decision.severity
+    age = now - data["last_snapshot"]
+    if age > stale_after:
+        hits.append(
+            {
+                "rule": "equity_snapshots_stale",
+                "indicator": "last_snapshot_age_min",
+                "sleeve": None,
+                "value": round(age.total_seconds() / 60.0, 1),
+                "op": ">",
+                "threshold": stale_after.total_seconds() / 60.0,
+                "consecutive_days": 1,
+                "action": "WARNING",
+                "severity": "MEDIUM",
+                "message": "no equity snapshot for over 2 hours: is run-live down? "
+                "The indicators below are as of the last snapshot",
+            }
+        )
+        if ACTION_RANK[action] < ACTION_RANK["WARNING"]:
+            action = "WARNING"
+        if SEVERITY_RANK[severity] < SEVERITY_RANK["MEDIUM"]:
+            severity = "MEDIUM"
+    indicators = {
+        f"{rule.indicator}{'' if sleeve is None else ':' + sleeve}": _clean(
+            float(table.values[k, 0])
+        )
+        for k, (rule, sleeve) in enumerate(table.keys)
+    }
+    return {
+        "at": now,
+        "bar": table.eval_times[0].to_pydatetime(),
+        "action": action,
+        "severity": severity,
+        "hits": hits,
+        "near": [
+            {
+                "rule": n.rule_id,
+                "indicator": n.indicator,
+                "sleeve": n.sleeve,
+                "value": _clean(n.value),
+                "threshold": n.threshold,
+            }
+            for n in decision.near
+        ],
+        "indicators": indicators,
+        "disabled_sleeves": sorted({h["sleeve"] for h in hits if h["action"] == "DISABLE_SLEEVE"}),
+    }
+
+
+def _directives(
+    decision: dict[str, Any], config: RiskGuardConfig, now: datetime
+) -> list[RiskDirective]:
+    actions = config.actions
+    reason = "; ".join(h["rule"] for h in decision["hits"])
+    if decision["action"] == "FLATTEN_ALL":
+        return [RiskDirective(now, "FLATTEN_ALL", 0.0, reason=reason)]
+    out = []
+    if any(h["action"] == "REDUCE_RISK_50" for h in decision["hits"]):
+        reduce = actions.reduce_risk_50
+        out.append(
+            RiskDirective(
+                now,
+                "REDUCE_RISK_50",
+                reduce.position_multiplier,
+                expires_at=now + timedelta(hours=reduce.reevaluate_after_h),
+                reason=reason,
+            )
+        )
+    days = actions.disable_sleeve.reevaluate_after_days
+    out.extend(
+        RiskDirective(
+            now,
+            "DISABLE_SLEEVE",
+            0.0,
+            sleeve=s,
+            expires_at=now + timedelta(days=days),
+            reason=reason,
+        )
+        for s in decision["disabled_sleeves"]
+    )
+    return out
+
+
+def _market_state(history: History) -> dict[str, Any]:
+    last = history.snapshots[-1]
+    return {"snapshot_ts": last.ts, "equity": last.equity, "sleeves": dict(last.sleeves)}
+
+
+def _recent_fills(history: History, now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "ts": f.ts,
+            "symbol": f.symbol,
+            "side": f.side,
+            "qty": str(f.qty),
+            "price": str(f.price),
+            "trade_id": f.trade_id,
+        }
+        for f in history.fills
+        if f.ts >= now - RECENT_FILLS
+    ]
+
+
+def record(
+    db: StateDB,
+    config: RiskGuardConfig,
+    history: History,
+    decision: dict[str, Any],
+    *,
+    now: datetime,
+    dry_run: bool,
+) -> Written:
+    """Decision, incidents and (unless dry run) directives, in one transaction.
+
+    A directive already active for the same action and sleeve is not issued
+    again, so an hourly guard does not stack copies of one REDUCE_RISK_50.
+    """
+    from stagectl.state import directives, journal
+
+    severity = "INFO" if decision["severity"] == "NONE" else decision["severity"]
+    with db.transaction():
+        decision_id = directives.record_guard_decision(
+            db,
+            GuardDecision(
+                ts=now,
+                action=decision["action"],
+                severity=severity,
+                dry_run=dry_run,
+                rule_results=[*decision["hits"], *({"near": n} for n in decision["near"])],
+                run_id=history.run_id,
+            ),
+        )
+        incident_ids = [
+            journal.record_incident(
+                db,
+                journal.Incident(
+                    ts=now,
+                    rule=h["rule"],
+                    severity=h["severity"],
+                    action=h["action"],
+                    message=h["message"],
+                    indicator_value=h["value"],
+                    run_id=history.run_id,
+                    guard_decision_id=decision_id,
+                    market_state=_market_state(history),
+                    fills=_recent_fills(history, now),
+                ),
+            )
+            for h in decision["hits"]
+            if h["severity"] in ("HIGH", "CRITICAL")
+        ]
+        written: list[dict[str, Any]] = []
+        if not dry_run:
+            active = {(d.action, d.sleeve) for d in directives.active_directives(db, now=now)}
+            for directive in _directives(decision, config, now):
+                if (directive.action, directive.sleeve) in active:
+                    continue
+                issued = RiskDirective(**{**directive.__dict__, "guard_decision_id": decision_id})
+                directive_id = directives.record_directive(db, issued)
+                written.append(
+                    {
+                        "id": directive_id,
+                        "action": issued.action,
+                        "sleeve": issued.sleeve,
+                        "multiplier": issued.multiplier,
+                        "expires_at": issued.expires_at,
+                    }
+                )
+    return Written(decision_id, incident_ids, written)

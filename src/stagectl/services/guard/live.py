@@ -1,0 +1,222 @@
+"""``stagectl risk-guard``, live mode: the runbook's hourly check on the state database.
+
+Order of work (docs/risk-guard.md):
+
+1. load ``risk_guard_alt_ensemble.yaml``; open the state database (missing file
+   or no equity snapshot: exit 2 naming what is missing; locked or unreadable:
+   exit 3);
+2. read the run's equity snapshots up to ``now`` (the run with the latest
+   snapshot unless one is named), its fills, funding payments and signal events,
+   and put them on an hourly grid (:mod:`stagectl.services.guard.history`);
+3. compute the twelve indicators and evaluate every rule at the last hour at or
+   before ``now``; stale snapshots (older than ``STALE_AFTER``) are a WARNING of
+   their own, since a guard reading old data must not say all-clear;
+4. in one transaction: the decision (``guard_decisions``, flagged ``dry_run``),
+   an incident per HIGH or CRITICAL hit, and (not in a dry run) the risk
+   directives run-live obeys;
+5. notify (Telegram, webhook) when the severity's ``escalation.notify`` is on and
+   the severity is MEDIUM or worse; a failed notification is reported, never
+   raised.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from stagectl.config.home import ConfigSource, Home
+from stagectl.errors import ExternalError, InputError, StagectlError
+
+KIND = "risk-guard"
+SIGNED_SECTIONS = ["decision"]
+STALE_AFTER = timedelta(hours=2)
+TELEGRAM_API_ENV = "STAGECTL_TELEGRAM_API_BASE"
+NOTIFY_FROM = 2  # MEDIUM and worse (SEVERITY_RANK)
+SNAPSHOTS_HINT = (
+    "the risk guard reads the equity snapshots that `stagectl run-live --paper` records "
+    "every bar; start it (or import a run's snapshots) and rerun"
+)
+
+
+@dataclass
+class LiveGuardResult:
+    """The decision and everything written or sent because of it."""
+
+    config: ConfigSource
+    state_path: Path
+    now: datetime
+    dry_run: bool
+    run_id: str
+    decision: dict[str, Any]
+    data: dict[str, Any]
+    decision_id: int
+    incident_ids: list[int]
+    directives: list[dict[str, Any]]
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        from stagectl.domain.risk_rules import exit_code_for
+
+        return exit_code_for(self.decision["action"])
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "mode": "dry-run" if self.dry_run else "live",
+            "run_id": self.run_id,
+            "evaluated_at": self.now,
+            "decision": self.decision,
+            "data": self.data,
+            "state": {
+                "path": str(self.state_path),
+                "guard_decision_id": self.decision_id,
+                "incident_ids": self.incident_ids,
+                "directives": self.directives,
+            },
+            "notifications": self.notifications,
+        }
+
+
+def run_live(
+    home: Home,
+    config_path: Path | None,
+    *,
+    now: datetime,
+    dry_run: bool,
+    run_id: str | None = None,
+    env: dict[str, str] | None = None,
+) -> LiveGuardResult:
+    """Evaluate the guard at ``now`` on the state database; see the module docstring."""
+    from stagectl.config.loader import load_risk_guard
+
+    config, source = load_risk_guard(home, config_path)
+    db = _open(home.state_path)
+    try:
+        return _evaluate(home, db, config, source, now=now, dry_run=dry_run, run_id=run_id, env=env)
+    except sqlite3.Error as error:
+        raise _state_error(home.state_path, error) from error
+    finally:
+        db.close()
+
+
+def _open(path: Path) -> Any:
+    from stagectl.state.db import open_state
+
+    if not path.is_file():
+        raise InputError(f"no state database at {path}, so no equity snapshots; {SNAPSHOTS_HINT}")
+    try:
+        return open_state(path, migrate=True)
+    except InputError as error:
+        # unreadable, corrupt or from a newer stagectl: the guard cannot read its state
+        raise ExternalError(
+            f"cannot read the state database: {error.message}", where=str(path)
+        ) from None
+    except sqlite3.Error as error:
+        raise _state_error(path, error) from error
+
+
+def _state_error(path: Path, error: sqlite3.Error) -> StagectlError:
+    from stagectl.state.db import translate_error
+
+    translated = translate_error(path, 0, error)
+    if isinstance(translated, ExternalError):
+        return translated
+    return ExternalError(f"cannot read the state database: {error}", where=str(path))
+
+
+def _evaluate(
+    home: Home,
+    db: Any,
+    config: Any,
+    source: ConfigSource,
+    *,
+    now: datetime,
+    dry_run: bool,
+    run_id: str | None,
+    env: dict[str, str] | None,
+) -> LiveGuardResult:
+    import pandas as pd
+
+    from stagectl.domain.risk_indicators import compute_indicators
+    from stagectl.domain.risk_rules import evaluate_rules
+    from stagectl.services.guard import history as gi
+
+    history = gi.read_history(db, config, now=now, run_id=run_id)
+    if history is None:
+        where = f"run {run_id}" if run_id else f"{home.state_path}"
+        raise InputError(
+            f"no equity snapshots at or before {now.isoformat()} in {where}; {SNAPSHOTS_HINT}"
+        )
+    inputs, data = gi.build_inputs(history, config, now=now)
+    frames = compute_indicators(inputs)
+    at = pd.DatetimeIndex(inputs.equity.index[-1:])
+    table = evaluate_rules(
+        frames,
+        config.rules,
+        at,
+        daily_utc=config.schedule.daily_utc,
+        near_threshold_pct=config.near_threshold_pct,
+    )
+    decision = gi.decision_dict(table, config, data, now=now, stale_after=STALE_AFTER)
+    written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
+    notifications = notify(decision, config, env=os.environ if env is None else env)
+    return LiveGuardResult(
+        config=source,
+        state_path=home.state_path,
+        now=now,
+        dry_run=dry_run,
+        run_id=history.run_id,
+        decision=decision,
+        data=data,
+        decision_id=written.decision_id,
+        incident_ids=written.incident_ids,
+        directives=written.directives,
+        notifications=notifications,
+    )
+
+
+def alert_text(decision: dict[str, Any]) -> str:
+    """The one message sent to Telegram and the webhook."""
+    lines = [f"stagectl risk-guard: {decision['action']} ({decision['severity']})"]
+    lines += [
+        f"- {h['rule']}{' ' + h['sleeve'] if h['sleeve'] else ''}: {h['indicator']} = "
+        f"{_fmt(h['value'])} {h['op']} {h['threshold']}: {h['message']}"
+        for h in decision["hits"]
+    ]
+    lines.append(f"evaluated at {decision['at']}")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str, Any]]:
+    """Send the alert when the severity calls for it; the results, never an exception."""
+    from stagectl.domain.risk_rules import SEVERITY_RANK
+    from stagectl.notify import telegram, webhook
+
+    severity = decision["severity"]
+    escalation = config.escalation.get(severity)
+    if SEVERITY_RANK.get(severity, 0) < NOTIFY_FROM or escalation is None or not escalation.notify:
+        return []
+    text = alert_text(decision)
+    settings = config.notify
+    results = [
+        telegram.send_from_env(
+            text,
+            env,
+            token_env=settings.telegram.bot_token_env,
+            chat_id_env=settings.telegram.chat_id_env,
+            api_base=env.get(TELEGRAM_API_ENV) or telegram.API_BASE,
+            retries=settings.retries,
+        )
+    ]
+    if settings.webhook_url:
+        payload = {"source": "stagectl risk-guard", "text": text, "decision": decision}
+        results.append(webhook.post_alert(settings.webhook_url, payload, retries=settings.retries))
+    return [r.to_dict() for r in results]

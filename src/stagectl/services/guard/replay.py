@@ -1,0 +1,271 @@
+"""``stagectl risk-guard --replay``: the strategy and its guard over history.
+
+Builds the Alt Ensemble's sleeves from ``futures_alt_ensemble.yaml`` on the
+bundled data (or ``--data``), runs :func:`stagectl.domain.guard_replay.replay`
+and compares the guarded and unguarded equity. A replay is a report, not an
+alarm: it exits 0 whatever the guard did in the past (2 on bad input).
+
+With ``breakers`` the circuit breakers of risk_presets.yaml (``--preset``: that preset's
+daily loss stop) scale the strategy first, exactly as ``backtest --breakers`` does
+(``services.research_breakers``: evaluated once on the full-size run, multipliers applied
+to the targets from the next bar); the guarded and the unguarded replay then both trade
+the breaker-scaled strategy, and the firings are listed beside the guard's triggers.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stagectl.config.home import ConfigSource, Home
+from stagectl.errors import InputError
+
+KIND = "risk-guard-replay"
+SIGNED_SECTIONS = ["summary", "triggers", "actions"]
+EVALUATIONS = ("hourly", "daily")
+
+
+@dataclass
+class ReplayReport:
+    config: ConfigSource
+    strategy: ConfigSource
+    inputs: list[Path]
+    summary: dict[str, Any]
+    triggers: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    notes: list[str]
+    exported: list[Path]
+    breakers: dict[str, Any] | None = None
+
+    @property
+    def signed_sections(self) -> list[str]:
+        return [*SIGNED_SECTIONS, "breakers"] if self.breakers is not None else SIGNED_SECTIONS
+
+    def body(self) -> dict[str, Any]:
+        body = {
+            "summary": self.summary,
+            "triggers": self.triggers,
+            "actions": self.actions,
+            "notes": self.notes,
+        }
+        if self.breakers is not None:
+            body["breakers"] = self.breakers
+        return body
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _strategy_source(home: Home, source: ConfigSource, name: str) -> Path | None:
+    """The strategy config beside the guard config when it is there, else the home's."""
+    sibling = source.path.parent / name
+    return sibling if sibling.is_file() else None
+
+
+def metrics(result: Any) -> dict[str, Any]:
+    """Sharpe (hourly returns, sqrt(8760)), max drawdown and total return, as fractions."""
+    from stagectl.domain.performance import running_drawdown, sharpe
+
+    equity = result.equity
+    drawdown = running_drawdown(equity, result.initial_equity)
+    return {
+        "sharpe": sharpe(result.net_returns, 8760.0),
+        "max_drawdown": _finite(float(-drawdown.min())) if len(drawdown) else None,
+        "total_return": _finite(float(equity.iloc[-1] / result.initial_equity - 1.0)),
+        "final_equity": _finite(float(equity.iloc[-1])),
+    }
+
+
+def run_replay(
+    home: Home,
+    config_path: Path | None,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    evaluation: str,
+    data_dir: Path | None,
+    export_dir: Path | None,
+    progress: Callable[[int, int], None] | None = None,
+    breakers: bool = False,
+    preset: str | None = None,
+) -> ReplayReport:
+    """Replay the guard over ``[start, end]`` (default: the whole data span).
+
+    ``breakers`` (or a ``preset``) applies the circuit breakers to the strategy before
+    the guard sees it (module docstring).
+    """
+    from stagectl.config.loader import load_risk_guard, load_strategy
+    from stagectl.domain.guard_replay import CostModel, replay
+    from stagectl.services.strategy.sleeves import build_sleeves
+
+    if evaluation not in EVALUATIONS:
+        raise InputError(f"must be hourly or daily, got {evaluation!r}", where="--eval")
+    config, source = load_risk_guard(home, config_path)
+    strategy, strategy_source = load_strategy(
+        home, _strategy_source(home, source, config.strategy_config)
+    )
+    sleeves, info = build_sleeves(strategy, data_dir, start, end)
+    costs = CostModel(
+        fee_bps=strategy.costs.fee_bps,
+        slippage_bps=strategy.costs.slippage_bps,
+        initial_equity=strategy.initial_equity_usd,
+        signal_delay=strategy.execution.signal_delay_bars,
+    )
+    breaker_report: dict[str, Any] | None = None
+    if breakers or preset is not None:
+        sleeves, breaker_report = _with_breakers(home, sleeves, costs, preset)
+    result = replay(sleeves, config, costs=costs, evaluation=evaluation, progress=progress)
+    triggers = [
+        {
+            "at": hit.at,
+            "rule": hit.rule_id,
+            "sleeve": hit.sleeve,
+            "indicator": hit.indicator,
+            "value": _finite(hit.value),
+            "action": hit.action,
+            "severity": hit.severity,
+        }
+        for hit in result.triggers
+    ]
+    actions = [
+        {
+            "at": a.at.to_pydatetime(),
+            "action": a.kind,
+            "sleeve": a.sleeve,
+            "multipliers": a.multipliers,
+            "reason": a.reason,
+        }
+        for a in result.actions
+    ]
+    unguarded, guarded = metrics(result.unguarded), metrics(result.guarded)
+    summary = {
+        "start": info.start,
+        "end": info.end,
+        "bars": info.bars,
+        "evaluation": evaluation,
+        "evaluations": len(result.eval_times),
+        "data_source": info.data_source,
+        "sleeves": info.weights,
+        "triggers": len(triggers),
+        "guard_actions": len(actions),
+        "unguarded": unguarded,
+        "guarded": guarded,
+        "breakers_applied": breaker_report is not None,
+    }
+    if breaker_report is not None:
+        summary["breaker_firings"] = len(breaker_report["firings"])
+    exported = _export(export_dir, result, triggers, actions) if export_dir else []
+    if export_dir and breaker_report is not None:
+        exported.append(_export_breakers(export_dir, breaker_report["firings"]))
+    return ReplayReport(
+        config=source,
+        strategy=strategy_source,
+        inputs=[source.path, strategy_source.path, *info.files],
+        summary=summary,
+        triggers=triggers,
+        actions=actions,
+        notes=list(info.notes),
+        exported=exported,
+        breakers=breaker_report,
+    )
+
+
+BREAKERS_NOTE = (
+    "the circuit breakers scale the strategy before the guard: the guarded and the "
+    "unguarded replay both trade the breaker-scaled positions"
+)
+
+
+def _with_breakers(
+    home: Home, sleeves: list[Any], costs: Any, preset: str | None
+) -> tuple[list[Any], dict[str, Any]]:
+    """The breaker-scaled sleeves and the report section (``research_breakers``).
+
+    ``without_breakers`` holds the metrics of the full-size strategy (no breakers, no
+    guard), computed with the replay's costs.
+    """
+    from stagectl.domain.backtest import run_backtest
+    from stagectl.services.research import breakers as research_breakers
+
+    plan = research_breakers.breaker_plan(home, preset)
+    full_size = run_backtest(
+        sleeves,
+        fee_bps=costs.fee_bps,
+        slippage_bps=costs.slippage_bps,
+        cost_multiplier=costs.cost_multiplier,
+        initial_equity=costs.initial_equity,
+        signal_delay=costs.signal_delay,
+    )
+    scaled, fired = research_breakers.scaled_sleeves(sleeves, full_size, plan, costs.signal_delay)
+    section = research_breakers.breaker_section(plan, fired, metrics(full_size))
+    section["applied_to"] = "guarded and unguarded"
+    section["note"] = BREAKERS_NOTE
+    return scaled, section
+
+
+def _stamp(value: Any) -> str:
+    import pandas as pd
+
+    return pd.Timestamp(value).isoformat().replace("+00:00", "Z")
+
+
+def _export(
+    directory: Path, result: Any, triggers: list[dict[str, Any]], actions: list[dict[str, Any]]
+) -> list[Path]:
+    """equity.csv, triggers.csv and actions.csv in ``directory`` (created if needed)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"cannot create the export directory: {error}", where=str(directory)
+        ) from None
+    equity_path = directory / "equity.csv"
+    with equity_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timestamp", "equity_unguarded", "equity_guarded"])
+        unguarded, guarded = result.unguarded.equity, result.guarded.equity
+        for ts, a, b in zip(unguarded.index, unguarded.to_numpy(), guarded.to_numpy(), strict=True):
+            writer.writerow([_stamp(ts), f"{a:.6f}", f"{b:.6f}"])
+    triggers_path = directory / "triggers.csv"
+    with triggers_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        columns = ["at", "rule", "sleeve", "indicator", "value", "action", "severity"]
+        writer.writerow(columns)
+        for row in triggers:
+            writer.writerow(
+                [
+                    _stamp(row["at"]) if c == "at" else ("" if row[c] is None else row[c])
+                    for c in columns
+                ]
+            )
+    actions_path = directory / "actions.csv"
+    with actions_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["at", "action", "sleeve", "multipliers", "reason"])
+        for row in actions:
+            multipliers = " ".join(f"{s}={m:g}" for s, m in row["multipliers"].items())
+            writer.writerow(
+                [_stamp(row["at"]), row["action"], row["sleeve"] or "", multipliers, row["reason"]]
+            )
+    return [equity_path, triggers_path, actions_path]
+
+
+def _export_breakers(directory: Path, firings: list[dict[str, Any]]) -> Path:
+    """breakers.csv: one row per breaker firing (time, breaker, value, threshold)."""
+    path = directory / "breakers.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["time", "breaker", "value", "threshold"])
+        for firing in firings:
+            writer.writerow(
+                [firing["time"], firing["breaker"], firing["value"], firing["threshold"]]
+            )
+    return path

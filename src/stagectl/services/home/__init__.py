@@ -1,0 +1,1 @@
+"""Services for the home: init and state info."""

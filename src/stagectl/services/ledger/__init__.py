@@ -1,0 +1,1 @@
+"""Services for the fill ledger: import, fetch, windows, exports and regime analysis."""

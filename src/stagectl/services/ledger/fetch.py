@@ -1,0 +1,123 @@
+"""``stagectl metrics fetch``: an exchange account's trades into the fill ledger.
+
+The trades come from the exchange layer (``exchange.ccxt_broker.CcxtBroker.fetch_fills``:
+every fill of one symbol from ``since`` to the exchange's time, in 7-day windows, paged),
+with credentials from ``STAGECTL_EXCHANGE_API_KEY``/``_SECRET`` or
+``STAGECTL_EXCHANGE_KEY_FILE`` (never from the command line, never printed). They then
+take exactly the path of ``metrics import``: the same column validation
+(``services.metrics_validate``) and one transaction through ``state.ledger.insert_trade_rows``,
+keyed (account, ``SYMBOL:ID``), so a second fetch of the same range adds nothing and a
+fetch and an import of the same trades under the same account record each trade once.
+Nothing is written unless every trade is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stagectl.config.home import Home
+from stagectl.errors import InputError
+
+FETCH_SOURCE = "fetch"
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    exchange: str
+    symbol: str
+    since: datetime
+    account: str | None = None  # default: the exchange id
+    base_url: str | None = None
+    timeout_ms: int = 10_000
+    policy: Any = None  # exchange.retry.RetryPolicy; None: the broker's default
+    rate_limit: bool = True
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    exchange: str
+    account: str
+    symbol: str
+    since: datetime
+    state_path: Path
+    fetched: int
+    inserted: int
+    duplicates: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exchange": self.exchange,
+            "account": self.account,
+            "symbol": self.symbol,
+            "since": self.since,
+            "state": str(self.state_path),
+            "fetched": self.fetched,
+            "inserted": self.inserted,
+            "already_recorded": self.duplicates,
+        }
+
+
+def records_as_values(records: list[Any]) -> dict[str, list[str]]:
+    """Broker ``FillRecord`` objects as the text columns ``metrics import`` reads."""
+    from stagectl.state._codec import ts_text
+
+    return {
+        "trade_id": [r.trade_id for r in records],
+        "timestamp": [ts_text(r.timestamp) for r in records],
+        "symbol": [r.symbol for r in records],
+        "side": [r.side for r in records],
+        "price": [str(r.price) for r in records],
+        "amount": [str(r.amount) for r in records],
+        "fee": [str(r.fee) for r in records],
+        "fee_currency": [r.fee_currency for r in records],
+        "liquidity": ["maker" if r.maker else "taker" for r in records],
+        "order_id": [r.order_id for r in records],
+    }
+
+
+def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResult:
+    """Fetch and record; ExchangeError (exit 3) when the exchange cannot be reached."""
+    from stagectl.data.files import normalize_symbol
+    from stagectl.exchange.ccxt_broker import open_broker
+    from stagectl.exchange.credentials import require_credentials
+    from stagectl.services.ledger.importer import record_trades
+    from stagectl.services.ledger.validate import validate_values
+    from stagectl.state.db import open_state
+
+    account = request.account if request.account is not None else request.exchange
+    if not account.strip():
+        raise InputError("must name an account", where="--source")
+    symbol = normalize_symbol(request.symbol)
+    broker = open_broker(
+        request.exchange,
+        credentials=require_credentials(),
+        base_url=request.base_url,
+        timeout_ms=request.timeout_ms,
+        policy=request.policy,
+        rate_limit=request.rate_limit,
+    )
+    records = broker.fetch_fills(symbol, request.since)
+    if progress is not None:
+        progress(f"{request.exchange}: {len(records)} {symbol} trades since {request.since}")
+    columns = validate_values(records_as_values(records))
+    if columns.bad:
+        first = columns.bad[0]
+        raise InputError(
+            f"{first.field}: {first.message}; nothing was recorded",
+            where=f"{request.exchange} trade {first.row}",
+        )
+    with open_state(home.state_path) as db:
+        counts = record_trades(db, columns, account, FETCH_SOURCE)
+    return FetchResult(
+        exchange=request.exchange,
+        account=account,
+        symbol=symbol,
+        since=request.since,
+        state_path=home.state_path,
+        fetched=len(records),
+        inserted=counts.inserted,
+        duplicates=counts.skipped,
+    )

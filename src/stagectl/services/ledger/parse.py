@@ -1,0 +1,296 @@
+"""Read trade files for ``metrics import`` into validated text columns (docs/ledger.md).
+
+Two formats:
+
+- ``ccxt-json``: a JSON list of ccxt unified trades (``id``, ``order``, ``timestamp`` or
+  ``datetime``, ``symbol``, ``side``, ``takerOrMaker``, ``price``, ``amount``, ``fee``
+  ``{cost, currency}`` and/or ``fees``). Numbers are read as exact decimals (``parse_float``
+  is :class:`~decimal.Decimal`), never through binary floats. ROW is the 1-based element.
+- ``csv``: a header row, then one trade per line. Columns ``timestamp, trade_id, side,
+  price, amount`` are required (``taker_side`` may stand for ``side``, ``qty`` for
+  ``amount``); ``symbol, fee, fee_currency, liquidity, order_id`` are optional. The shared
+  data's public trades (``timestamp,trade_id,price,amount,taker_side``) are read as taker
+  fills of the account named by ``--source``. ROW is the file line (the header is line 1).
+
+Reading only turns the file into text columns (:class:`RawColumns`); validation and
+encoding are ``services.metrics_validate``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stagectl.errors import InputError
+from stagectl.services.ledger.validate import RawColumns, TradeColumns, validate_columns
+
+FORMATS = ("ccxt-json", "csv")
+REQUIRED_CSV = ("timestamp", "trade_id", "side", "price", "amount")
+ALIASES = {"taker_side": "side", "qty": "amount", "takerormaker": "liquidity", "order": "order_id"}
+_SHARED_TRADES = re.compile(r"^[a-z]+_(?:perp|spot)_(?P<symbol>[A-Z0-9]+)_trades", re.IGNORECASE)
+
+
+def infer_format(path: Path, given: str | None) -> str:
+    if given is not None:
+        if given not in FORMATS:
+            raise InputError(
+                f"unknown format {given!r}; use one of {', '.join(FORMATS)}", where="--format"
+            )
+        return given
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".json"):
+        return "ccxt-json"
+    if name.endswith(".csv"):
+        return "csv"
+    raise InputError("cannot tell the format from the file name; pass --format", where=str(path))
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    try:
+        if path.name.endswith(".gz"):
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+        return open(path, encoding="utf-8", newline="")
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror or error}", where=str(path)) from None
+
+
+def read_trades(path: Path, fmt: str, *, symbol: str | None) -> TradeColumns:
+    """Parse and validate ``path``; raises InputError for a file that cannot be read at all."""
+    raw = _read_csv(path, symbol) if fmt == "csv" else _read_ccxt(path, symbol)
+    return validate_columns(raw)
+
+
+def _read_csv(path: Path, symbol: str | None) -> RawColumns:
+    """Header and columns of a trades CSV; a row of the wrong width stops it (FILE:LINE).
+
+    Files without quotes or carriage returns (what exchanges and our exports write) take
+    the fast path: the field count of every line is checked on the raw bytes with numpy,
+    then pandas' C parser reads every cell as text. Anything else goes through the csv
+    module, which knows quoting."""
+    data = _read_bytes(path)
+    if b'"' in data or b"\r" in data:
+        header, values, n = _read_csv_module(path, data)
+    else:
+        header, values, n = _read_csv_fast(path, data)
+    if "symbol" not in values:
+        values["symbol"] = np.full(n, _file_symbol(path, symbol), dtype=object)
+    elif symbol is not None:
+        raise InputError("the file has a symbol column; drop --symbol", where="--symbol")
+    if "liquidity" not in values and "taker_side" in header:
+        values["liquidity"] = np.full(n, "taker", dtype=object)
+    return RawColumns(row_numbers=np.arange(2, n + 2), values=values)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        return path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise InputError(f"cannot read: {error}", where=str(path)) from None
+
+
+def _header(path: Path, names: list[str]) -> tuple[list[str], list[str]]:
+    """The raw header names (lower case) and the names after aliases; checks the required."""
+    raw = [h.strip().lower() for h in names]
+    header = [ALIASES.get(h, h) for h in raw]
+    missing = [c for c in REQUIRED_CSV if c not in header]
+    if missing:
+        raise InputError(f"missing column(s): {', '.join(missing)}", where=f"{path}:1")
+    return raw, header
+
+
+def _read_csv_fast(path: Path, data: bytes) -> tuple[list[str], dict[str, Any], int]:
+    raw, header = _fast_header(path, data)
+    _check_widths(path, data, len(header))
+    values, n = _frame_values(path, data, header)
+    return raw, values, n
+
+
+def _fast_header(path: Path, data: bytes) -> tuple[list[str], list[str]]:
+    if not data.strip():
+        raise InputError("empty file: expected a header row", where=f"{path}:1")
+    try:
+        first = data.split(b"\n", 1)[0].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"cannot read as CSV: {error}", where=str(path)) from None
+    return _header(path, first.split(","))
+
+
+def _frame_values(path: Path, data: bytes, header: list[str]) -> tuple[dict[str, Any], int]:
+    """Every cell of ``data`` (a header line, then rows) as text, by pandas' C parser."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            dtype=object,
+            na_filter=False,
+            skip_blank_lines=False,
+            header=0,
+            engine="c",
+            encoding="utf-8",
+        )
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"cannot read as CSV: {error}", where=str(path)) from None
+    values = {name: frame.iloc[:, k].to_numpy(dtype=object) for k, name in enumerate(header)}
+    return values, len(frame)
+
+
+def csv_chunks(
+    path: Path, *, symbol: str | None, rows_per_chunk: int
+) -> tuple[int, Iterator[TradeColumns]] | None:
+    """A trades CSV as validated chunks of ``rows_per_chunk`` rows, in file order, with
+    the file's row numbers; None for a file the fast path cannot read (quotes, carriage
+    returns), which ``read_trades`` reads whole.
+
+    The header, the symbol and every line's width are checked here, on the whole file,
+    before any chunk is read: those errors stop an import before it writes. The returned
+    iterator does the reading and validating lazily, one chunk at a time (``metrics
+    import`` runs it in a reader thread while SQLite writes the previous chunk)."""
+    data = _read_bytes(path)
+    if b'"' in data or b"\r" in data:
+        return None
+    raw, header = _fast_header(path, data)
+    ends = _check_widths(path, data, len(header))
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    n = len(ends) - 1
+    file_symbol = None if "symbol" in header else _file_symbol(path, symbol)
+    if file_symbol is None and symbol is not None:
+        raise InputError("the file has a symbol column; drop --symbol", where="--symbol")
+    taker = "liquidity" not in header and "taker_side" in raw
+    head = data[: int(ends[0]) + 1]
+
+    def chunks() -> Iterator[TradeColumns]:
+        for first in range(0, max(n, 1), rows_per_chunk):
+            last = min(first + rows_per_chunk, n)
+            body = data[int(ends[first]) + 1 : int(ends[last]) + 1]
+            values, count = _frame_values(path, head + body, header)
+            if file_symbol is not None:
+                values["symbol"] = np.full(count, file_symbol, dtype=object)
+            if taker:
+                values["liquidity"] = np.full(count, "taker", dtype=object)
+            row_numbers = np.arange(first + 2, first + count + 2)
+            yield validate_columns(RawColumns(row_numbers=row_numbers, values=values))
+
+    return n, chunks()
+
+
+def _check_widths(path: Path, data: bytes, width: int) -> Any:
+    """Every line has ``width - 1`` commas (no quoting on this path): counted with numpy.
+    Returns the offsets of the line ends (the last one may be the end of the data)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(raw))
+    commas = np.flatnonzero(raw == ord(","))
+    per_line = np.diff(np.searchsorted(commas, ends), prepend=0)
+    wrong = np.flatnonzero(per_line != width - 1)
+    if len(wrong):
+        k = int(wrong[0])
+        length = int(ends[k]) - (int(ends[k - 1]) + 1 if k else 0)
+        found = int(per_line[k]) + 1 if length else 0
+        raise InputError(f"expected {width} fields, found {found}", where=f"{path}:{k + 1}")
+    return ends
+
+
+def _read_csv_module(path: Path, data: bytes) -> tuple[list[str], dict[str, Any], int]:
+    try:
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"cannot read as CSV: {error}", where=str(path)) from None
+    if not rows:
+        raise InputError("empty file: expected a header row", where=f"{path}:1")
+    raw, header = _header(path, rows[0])
+    body = rows[1:]
+    width = len(header)
+    for k, row in enumerate(body):
+        if len(row) != width:
+            raise InputError(f"expected {width} fields, found {len(row)}", where=f"{path}:{k + 2}")
+    columns = list(zip(*body, strict=True)) if body else [() for _ in header]
+    values = {
+        name: np.array(column, dtype=object) for name, column in zip(header, columns, strict=True)
+    }
+    return raw, values, len(body)
+
+
+def _file_symbol(path: Path, symbol: str | None) -> str:
+    if symbol is not None:
+        return symbol
+    match = _SHARED_TRADES.match(path.name)
+    if match is None:
+        raise InputError(
+            "the file has no symbol column and its name names no symbol; pass --symbol",
+            where=str(path),
+        )
+    return match["symbol"].upper()
+
+
+def _read_ccxt(path: Path, symbol: str | None) -> RawColumns:
+    try:
+        with _open_text(path) as handle:
+            document = json.load(handle, parse_float=Decimal)
+    except json.JSONDecodeError as error:
+        raise InputError(f"not JSON: {error.msg}", where=f"{path}:{error.lineno}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read: {error}", where=str(path)) from None
+    if not isinstance(document, list):
+        raise InputError("expected a JSON list of ccxt trades", where=str(path))
+    names: tuple[str, ...] = (
+        "trade_id",
+        "timestamp",
+        "symbol",
+        "side",
+        "price",
+        "amount",
+        "fee",
+        "fee_currency",
+    )
+    names = (*names, "liquidity", "order_id")
+    values: dict[str, Any] = {name: [] for name in names}
+    for trade in document:
+        item = trade if isinstance(trade, dict) else {}
+        fee_cost, fee_currency = _ccxt_fee(item)
+        stamp = item.get("timestamp")
+        values["trade_id"].append(item.get("id"))
+        values["timestamp"].append(stamp if stamp is not None else item.get("datetime"))
+        values["symbol"].append(symbol if symbol is not None else item.get("symbol"))
+        values["side"].append(item.get("side"))
+        values["price"].append(item.get("price"))
+        values["amount"].append(item.get("amount"))
+        values["fee"].append(fee_cost)
+        values["fee_currency"].append(fee_currency)
+        values["liquidity"].append(item.get("takerOrMaker"))
+        values["order_id"].append(item.get("order"))
+    return RawColumns(row_numbers=np.arange(1, len(document) + 1), values=values)
+
+
+def _ccxt_fee(trade: dict[str, Any]) -> tuple[Any, Any]:
+    """``fee`` or the ``fees`` list summed per currency; two currencies cannot be booked."""
+    entries = [f for f in trade.get("fees") or [] if isinstance(f, dict)]
+    if not entries and isinstance(trade.get("fee"), dict):
+        entries = [trade["fee"]]
+    entries = [f for f in entries if f.get("cost") not in (None, 0, "0")]
+    if not entries:
+        return "0", None
+    currencies = {f.get("currency") for f in entries}
+    if len(currencies) > 1:
+        return "fees in several currencies", None
+    total: Any = Decimal(0)
+    for entry in entries:
+        try:
+            total += Decimal(str(entry.get("cost")))
+        except InvalidOperation:
+            return entry.get("cost"), currencies.pop()
+    return total, currencies.pop()

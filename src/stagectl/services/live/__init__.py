@@ -1,0 +1,1 @@
+"""Services for run-live: the trading loop (paper and live), its artifacts and their analysis."""

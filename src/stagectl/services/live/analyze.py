@@ -1,0 +1,215 @@
+"""``stagectl artifacts analyze``: seed 002's five post-run questions, from the artifacts.
+
+1. Did multi-asset reconciliation balance? Every snapshot's drift within the
+   tolerance (stage3 ``reconciliation_tolerance_usd``, $0.01), and at least one.
+2. Were SIZED_DOWN events triggered appropriately? Each cut is strictly smaller and
+   positive; a MAX_IMPACT cut was above the limit before and within it after; a
+   POSITION_LIMIT/LEVERAGE_LIMIT cut leaves the position within its cap.
+3. Did margin windows transition correctly? Each snapshot's window matches its
+   utilisation (> warning: WARNING, > critical: CRITICAL) and a transition is flagged
+   exactly when the window changes.
+4. Were stop-limit orders accepted? All placed stop-limits accepted; none placed is
+   ``n/a`` (not a failure).
+5. What was the effective acceptance rate? Accepted / (decided - enforcement denials)
+   at or above stage3 ``acceptance_rate_min_pct`` (95 %); no orders is ``n/a``.
+
+Answers are ``yes``, ``no`` or ``n/a``; any ``no`` makes the command exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from stagectl.config.home import Home
+from stagectl.errors import InputError
+from stagectl.services.live.artifacts import ARTIFACT_FILES
+
+QUESTIONS = (
+    "Did multi-asset reconciliation balance?",
+    "Were SIZED_DOWN events triggered appropriately?",
+    "Did margin windows transition correctly?",
+    "Were stop-limit orders accepted?",
+    "What was the effective acceptance rate?",
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"question": self.question, "answer": self.answer, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    run: str
+    directory: Path
+    answers: list[Answer]
+
+    @property
+    def passed(self) -> bool:
+        return all(a.answer != "no" for a in self.answers)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "directory": str(self.directory),
+            "passed": self.passed,
+            "answers": [a.as_dict() for a in self.answers],
+        }
+
+
+def artifacts_dir(home: Home, run: str) -> Path:
+    """``run`` as a directory path, else ``HOME/artifacts/<run>``."""
+    candidate = Path(run)
+    if candidate.is_dir():
+        return candidate
+    return home.artifacts_dir / run
+
+
+def load(directory: Path) -> dict[str, Any]:
+    documents: dict[str, Any] = {}
+    for name in ARTIFACT_FILES:
+        path = directory / name
+        try:
+            documents[name] = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(
+                f"artifact {name} is missing; run `stagectl run-live` first", where=str(path)
+            ) from None
+        except (OSError, ValueError) as error:
+            raise InputError(f"unreadable artifact: {error}", where=str(path)) from None
+    return documents
+
+
+def analyze(home: Home, run: str, *, tolerance_usd: float, acceptance_min_pct: float) -> Analysis:
+    directory = artifacts_dir(home, run)
+    docs = load(directory)
+    answers = [
+        _reconciliation(docs["reconciliation_history.json"], tolerance_usd),
+        _sized_down(docs["sized_down_events.json"]),
+        _margin(docs["margin_snapshots.json"]),
+        _stop_limits(docs["rejection_breakdown.json"]),
+        _acceptance(docs["rejection_breakdown.json"], acceptance_min_pct),
+    ]
+    return Analysis(run, directory, answers)
+
+
+def _reconciliation(doc: dict[str, Any], tolerance: float) -> Answer:
+    rows = doc.get("snapshots", [])
+    if not rows:
+        return Answer(QUESTIONS[0], "no", "no reconciliation snapshot was recorded")
+    worst = max(abs(float(r.get("drift_usd", 0.0))) for r in rows)
+    bad = [r for r in rows if abs(float(r.get("drift_usd", 0.0))) > tolerance]
+    verdict = "no" if bad else "yes"
+    detail = f"{len(rows)} snapshots, max |drift| {worst:.6f} USD, tolerance {tolerance} USD"
+    if bad:
+        detail += f"; {len(bad)} beyond it, first at {bad[0].get('ts')}"
+    return Answer(QUESTIONS[0], verdict, detail)
+
+
+def _dec(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return Decimal("NaN")
+
+
+def _sized_down(doc: dict[str, Any]) -> Answer:
+    events = doc.get("events", [])
+    if not events:
+        return Answer(QUESTIONS[1], "yes", "no order needed a size-down (none triggered)")
+    limit = float(doc.get("max_impact_bps", 50))
+    wrong: list[str] = []
+    for event in events:
+        original, adjusted = _dec(event.get("original_qty")), _dec(event.get("adjusted_qty"))
+        code = event.get("code")
+        if not (Decimal(0) < adjusted < original):
+            wrong.append(f"{event.get('ts')} {code}: {adjusted} is not a cut of {original}")
+        elif code == "MAX_IMPACT" and not (
+            float(event.get("impact_bps_before", 0))
+            > limit
+            >= float(event.get("impact_bps_after", 0))
+        ):
+            wrong.append(
+                f"{event.get('ts')} MAX_IMPACT: impact not above {limit} before / within after"
+            )
+        elif code in ("POSITION_LIMIT", "LEVERAGE_LIMIT") and "cap_units" in event:
+            position = _dec(event.get("position_qty", "0"))
+            sign = 1 if event.get("side") == "buy" else -1
+            if abs(position + sign * adjusted) > _dec(event["cap_units"]) + Decimal("1e-6"):
+                wrong.append(f"{event.get('ts')} {code}: the position exceeds its cap")
+    codes = sorted({str(e.get("code")) for e in events})
+    detail = f"{len(events)} SIZED_DOWN events ({', '.join(codes)})"
+    if wrong:
+        return Answer(QUESTIONS[1], "no", f"{detail}; {len(wrong)} wrong, e.g. {wrong[0]}")
+    return Answer(QUESTIONS[1], "yes", detail + ", each a valid cut")
+
+
+def _margin(doc: dict[str, Any]) -> Answer:
+    rows = doc.get("snapshots", [])
+    if not rows:
+        return Answer(QUESTIONS[2], "no", "no margin snapshot was recorded")
+    warning, critical = float(doc["warning_pct"]), float(doc["critical_pct"])
+    wrong: list[str] = []
+    previous = None
+    for row in rows:
+        utilisation = float(row.get("utilization_pct", 0.0))
+        expected = (
+            "CRITICAL"
+            if utilisation > critical
+            else "WARNING"
+            if utilisation > warning
+            else "NORMAL"
+        )
+        if row.get("window") != expected:
+            wrong.append(
+                f"{row.get('ts')}: {utilisation:.2f} % is {expected}, not {row.get('window')}"
+            )
+        if previous is not None and bool(row.get("transition")) != (row.get("window") != previous):
+            wrong.append(f"{row.get('ts')}: transition flag does not match the window change")
+        previous = row.get("window")
+    transitions = sum(1 for r in rows if r.get("transition"))
+    peak = max(float(r.get("utilization_pct", 0.0)) for r in rows)
+    detail = f"{len(rows)} snapshots, {transitions} transitions, peak utilisation {peak:.2f} %"
+    if wrong:
+        return Answer(QUESTIONS[2], "no", f"{detail}; {wrong[0]}")
+    return Answer(QUESTIONS[2], "yes", detail)
+
+
+def _stop_limits(doc: dict[str, Any]) -> Answer:
+    stops = doc.get("stop_limit_orders", {})
+    placed, accepted = int(stops.get("placed", 0)), int(stops.get("accepted", 0))
+    if placed == 0:
+        return Answer(
+            QUESTIONS[3], "n/a", "no stop-limit order was placed (run with --stop-limits)"
+        )
+    verdict = "yes" if accepted == placed else "no"
+    detail = (
+        f"{accepted} of {placed} accepted, {stops.get('triggered_filled', 0)} triggered and filled"
+    )
+    return Answer(QUESTIONS[3], verdict, detail)
+
+
+def _acceptance(doc: dict[str, Any], minimum: float) -> Answer:
+    rate = doc.get("effective_acceptance_rate_pct")
+    decided, enforcement = doc.get("orders_decided", 0), doc.get("enforcement_denials", 0)
+    if rate is None:
+        return Answer(
+            QUESTIONS[4],
+            "n/a",
+            f"no order to judge ({decided} decided, {enforcement} enforcement denials)",
+        )
+    verdict = "yes" if float(rate) >= minimum else "no"
+    detail = (
+        f"{float(rate):.2f} % effective (target >= {minimum} %), {doc.get('orders_accepted')} "
+        f"accepted of {decided} decided, {enforcement} enforcement denials excluded"
+    )
+    return Answer(QUESTIONS[4], verdict, detail)

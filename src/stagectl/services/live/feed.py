@@ -1,0 +1,165 @@
+"""Market data and signals for run-live, one bar step at a time (docs/run-live.md, "Signals").
+
+The targets come from ``strategy_run.build_sleeves`` (the backtest's exact path) and the
+position held over bar k is ``held_positions(target, signal_delay)[k]``, as in
+``run_backtest``. TSMOM and debounce are causal (bar t's target uses closes up to t),
+so computing the targets once over the replay window gives the same values as
+recomputing them at every bar; the live feed recomputes them on each new bar.
+
+For step k the feed gives, per sleeve: bar k (open, high, low, close), the target
+held over it, the decision price (close of bar k-1, known at the open of bar k), the
+dollar volume of bar k-1 (impact participation) and the funding settlements in
+``(t[k], t[k+1]]`` (paid on the position held over bar k).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from stagectl.data.loaders import read_candles
+from stagectl.domain.backtest import run_backtest
+from stagectl.domain.performance import bar_minutes
+from stagectl.domain.strategies import held_positions
+from stagectl.exchange.paper import Bar
+from stagectl.services.strategy.costs import prior_bar_spread_bps
+from stagectl.services.strategy.sleeves import build_sleeves
+
+if TYPE_CHECKING:
+    from stagectl.config.strategy import StrategyConfig
+
+
+def dec(value: float) -> Decimal:
+    """A float price as the shortest Decimal that prints the same (``2184.03``)."""
+    return Decimal(repr(float(value)))
+
+
+@dataclass(frozen=True)
+class SleeveBar:
+    symbol: str
+    weight: float
+    bar: Bar
+    held_target: float
+    decision_price: Decimal
+    prev_dollar_volume: Decimal
+    funding: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    replay_position: float | None = None
+    prev_spread_bps: float | None = None
+    """Corwin-Schultz spread of bars k-2 and k-1 (``trade_costs``); None: the floor."""
+
+
+@dataclass(frozen=True)
+class StepData:
+    index: int
+    ts: datetime
+    close_ts: datetime
+    sleeves: dict[str, SleeveBar]
+
+
+class ReplayFeed:
+    """Bars of ``[start, end]`` from a data directory (None: the bundled sample)."""
+
+    def __init__(
+        self,
+        config: StrategyConfig,
+        data_dir: Path | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> None:
+        specs, info = build_sleeves(config, data_dir, start, end)
+        self.info = info
+        self.step = timedelta(minutes=bar_minutes(config.timeframe))
+        self.index = pd.DatetimeIndex(specs[0].open.index)
+        delay = config.execution.signal_delay_bars
+        replay = run_backtest(
+            specs,
+            fee_bps=config.costs.fee_bps,
+            slippage_bps=config.costs.slippage_bps,
+            initial_equity=config.initial_equity_usd,
+            signal_delay=delay,
+        )
+        self.backtest_positions = replay.positions
+        self._rows: dict[str, dict[str, Any]] = {}
+        for spec in specs:
+            frame = read_candles(spec.symbol, config.timeframe, data_dir=data_dir).frame
+            where = frame.index.get_indexer(self.index)
+            prev = np.maximum(where - 1, 0)
+            closes = frame["close"].to_numpy(dtype=float)
+            volumes = frame["volume"].to_numpy(dtype=float) * closes
+            spreads = prior_bar_spread_bps(frame["high"].to_numpy(), frame["low"].to_numpy())
+            funding = spec.funding if spec.funding is not None else pd.Series(dtype=float)
+            self._rows[spec.symbol] = {
+                "weight": spec.weight,
+                "open": frame["open"].to_numpy(dtype=float)[where],
+                "high": frame["high"].to_numpy(dtype=float)[where],
+                "low": frame["low"].to_numpy(dtype=float)[where],
+                "close": closes[where],
+                "prev_close": np.where(where > 0, closes[prev], frame["open"].to_numpy()[where]),
+                "prev_volume": np.where(where > 0, volumes[prev], volumes[where]),
+                "spread": spreads[where],
+                "held": held_positions(spec.target, delay).to_numpy(dtype=float),
+                "funding": funding,
+            }
+
+    @property
+    def bars(self) -> int:
+        return len(self.index)
+
+    def first_index_at_or_after(self, ts: datetime) -> int:
+        return int(self.index.searchsorted(pd.Timestamp(ts), side="left"))
+
+    def steps(self, first: int = 0) -> Iterator[StepData]:
+        for k in range(first, len(self.index)):
+            yield self.at(k)
+
+    def at(self, k: int) -> StepData:
+        ts: datetime = pd.Timestamp(self.index[k]).to_pydatetime()
+        close_ts = ts + self.step
+        sleeves: dict[str, SleeveBar] = {}
+        for symbol, row in self._rows.items():
+            funding: pd.Series = row["funding"]
+            window = funding[(funding.index > ts) & (funding.index <= close_ts)]
+            sleeves[symbol] = SleeveBar(
+                symbol=symbol,
+                weight=row["weight"],
+                bar=Bar(
+                    ts,
+                    close_ts,
+                    dec(row["open"][k]),
+                    dec(row["high"][k]),
+                    dec(row["low"][k]),
+                    dec(row["close"][k]),
+                ),
+                held_target=float(row["held"][k]),
+                decision_price=dec(row["prev_close"][k]),
+                prev_dollar_volume=dec(row["prev_volume"][k]),
+                funding=_settlements(window),
+                replay_position=float(self.backtest_positions[symbol].iloc[k]),
+                prev_spread_bps=float(row["spread"][k]),
+            )
+        return StepData(k, ts, close_ts, sleeves)
+
+
+def _settlements(window: pd.Series) -> list[tuple[datetime, Decimal]]:
+    index = pd.DatetimeIndex(window.index)
+    return [
+        (stamp.to_pydatetime(), dec(rate))
+        for stamp, rate in zip(index, window.to_numpy(dtype=float), strict=True)
+    ]
+
+
+def data_end(config: Any, data_dir: Path | None) -> datetime:
+    """The last bar every sleeve has: the default window ends there."""
+    ends = [
+        read_candles(s.symbol, config.timeframe, data_dir=data_dir).frame.index[-1]
+        for s in config.sleeves
+    ]
+    end: datetime = min(ends).to_pydatetime()
+    return end

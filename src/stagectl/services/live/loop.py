@@ -1,0 +1,258 @@
+"""The run-live loops: one bar step shared by paper and live (docs/run-live.md).
+
+A step is decide -> send -> the market moves -> settle (``live_step``, ``live_settle``).
+The broker and the "market" phase are the only differences:
+
+- paper: the paper broker runs bar k and its funding settlements, at once;
+- live: the loop waits, on the exchange's clock, for bar k to close, then reads the
+  closed bar from the exchange (fills, funding and positions are the exchange's).
+
+Restart (both): a step whose snapshot is missing is redone. A live step whose bar has
+already closed when the loop comes back is settled only (its orders were decided at
+its open, which has passed); the loop then trades the bar in progress if its open is
+within the grace (``live_exchange.late_grace``), else waits for the next one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from stagectl.services.live import settle as live_settle
+from stagectl.services.live import step as live_step
+from stagectl.services.live.artifacts import build_artifacts, write_artifact_files
+from stagectl.services.live.exchange import Clock, ExchangeFeed, next_bar_to_trade
+from stagectl.services.live.feed import ReplayFeed, StepData
+from stagectl.state import journal, orders
+from stagectl.state.db import StateDB
+from stagectl.state.equity import snapshots
+from stagectl.state.paper_book import last_snapshot_ts
+
+Market = Callable[[StepData], tuple[StepData, datetime] | None]
+"""Moves the market over a step's bar: the closed step and the time, or None (stopped)."""
+StepCallback = Callable[[StepData, dict[str, Any]], None]
+
+
+@dataclass
+class LoopControl:
+    """What the caller gives a loop: stop flag, per-step callback, artifact settings."""
+
+    should_stop: Callable[[], bool]
+    on_step: StepCallback | None
+    settings: dict[str, Any]
+    artifacts_interval_s: float
+    duration: timedelta | None = None
+    speed: float | None = None
+    end: datetime | None = None
+
+
+def step(ctx: live_step.LiveContext, data: StepData, market: Market) -> dict[str, Any] | None:
+    """One bar: decide and record, send, let the market move, settle. None: stopped while
+    the bar was still open (the restart settles or redoes it)."""
+    intents, decided = live_step.decide(ctx, data)
+    counts = live_step.send(ctx, intents, data.ts)
+    moved = market(data)
+    if moved is None:
+        return None
+    closed, wall_now = moved
+    settled = live_settle.settle(ctx, closed, wall_now=wall_now)
+    if ctx.stop_limits:
+        stops = live_step.protective_stops(ctx, closed)
+        stop_counts = live_step.send(ctx, stops, closed.close_ts)
+        for key, value in stop_counts.items():
+            counts[key] += value
+    return {**decided, **counts, **settled}
+
+
+def paper_market(broker: Any) -> Market:
+    def run_bar(data: StepData) -> tuple[StepData, datetime]:
+        for symbol, sleeve in data.sleeves.items():
+            broker.process_bar(symbol, sleeve.bar)
+            for ts, rate in sleeve.funding:
+                broker.settle_funding(symbol, ts, rate)
+        return data, data.close_ts
+
+    return run_bar
+
+
+def live_market(feed: ExchangeFeed, clock: Clock) -> Market:
+    def wait_for_close(data: StepData) -> tuple[StepData, datetime] | None:
+        if not clock.wait_until(data.close_ts):
+            return None
+        now = clock.now()
+        return feed.close_step(data, now), now
+
+    return wait_for_close
+
+
+class _Tally:
+    """Counts a step into the result; writes the artifacts every interval."""
+
+    def __init__(self, ctx: live_step.LiveContext, result: Any, control: LoopControl) -> None:
+        self.ctx, self.result, self.control = ctx, result, control
+        self.last_save = time.monotonic()
+
+    def add(self, data: StepData, outcome: dict[str, Any]) -> None:
+        result = self.result
+        result.bars += 1
+        result.first_bar = result.first_bar or data.ts
+        result.last_bar = data.ts
+        result.orders_sent += outcome.get("sent", 0)
+        result.orders_recovered += outcome.get("recovered", 0)
+        result.fills += outcome["fills"]
+        drift = abs(outcome["reconciliation"]["drift_usd"])
+        result.max_abs_drift_usd = max(result.max_abs_drift_usd, drift)
+        if self.control.on_step is not None:
+            self.control.on_step(data, outcome)
+        if time.monotonic() - self.last_save >= self.control.artifacts_interval_s:
+            write_artifact_files(
+                result.artifacts_dir,
+                build_artifacts(self.ctx.db, self.ctx.run_id, self.control.settings),
+            )
+            self.last_save = time.monotonic()
+
+
+def paper_loop(
+    ctx: live_step.LiveContext, feed: ReplayFeed, first: int, result: Any, control: LoopControl
+) -> str:
+    started = time.monotonic()
+    tally = _Tally(ctx, result, control)
+    resume_ts = feed.index[first].to_pydatetime() if first < feed.bars else None
+    result.orders_recovered += recover_pending(ctx, resume_ts)
+    market = paper_market(ctx.broker)
+    for data in feed.steps(first):
+        first_bar = result.first_bar
+        if control.duration is not None and first_bar and data.ts - first_bar >= control.duration:
+            return "completed"
+        outcome = step(ctx, data, market)
+        assert outcome is not None  # the paper market never stops mid-bar
+        tally.add(data, outcome)
+        if control.should_stop():
+            return "aborted"
+        _pace(control.speed, feed.step, started, result.bars)
+    return "completed"
+
+
+def live_loop(
+    ctx: live_step.LiveContext,
+    feed: ExchangeFeed,
+    clock: Clock,
+    result: Any,
+    control: LoopControl,
+) -> str:
+    """Trade each bar as it opens until ``control.end`` (the last bar's open) or a stop."""
+    tally = _Tally(ctx, result, control)
+    market = live_market(feed, clock)
+    done_until = last_snapshot_ts(ctx.db, ctx.run_id)
+    bar_ts = feed.first_bar if done_until is None else done_until
+    while control.end is None or bar_ts <= control.end:
+        if control.should_stop():
+            return "aborted"
+        now = clock.now()
+        if now >= bar_ts + feed.step:  # we are late: that bar has closed
+            if _step_started(ctx, bar_ts):
+                if not wait_out_in_flight(ctx, clock):
+                    return "aborted"
+                result.orders_recovered += recover_pending(ctx, None)
+                data = feed.close_step(feed.open_step(bar_ts, now), now)
+                tally.add(data, settle_only(ctx, data, now))
+            bar_ts = next_bar_to_trade(now, feed.step)
+            continue
+        if now < bar_ts and not clock.wait_until(bar_ts):
+            return "aborted"
+        if not wait_out_in_flight(ctx, clock):
+            return "aborted"
+        result.orders_recovered += recover_pending(ctx, bar_ts)
+        data = feed.open_step(bar_ts, max(now, bar_ts))
+        outcome = step(ctx, data, market)
+        if outcome is None:
+            return "aborted"
+        tally.add(data, outcome)
+        bar_ts += feed.step
+    return "completed"
+
+
+def settle_only(ctx: live_step.LiveContext, data: StepData, now: datetime) -> dict[str, Any]:
+    """Finish a step whose orders were decided and sent before an interruption."""
+    settled = live_settle.settle(ctx, data, wall_now=now)
+    return {"sent": 0, "recovered": 0, "rejected": 0, **settled}
+
+
+def _step_started(ctx: live_step.LiveContext, bar_ts: datetime) -> bool:
+    """The decide transaction of that bar committed (its ``signal`` events exist)."""
+    found = journal.events(
+        ctx.db,
+        run_id=ctx.run_id,
+        event_type="signal",
+        start=bar_ts,
+        end=bar_ts + timedelta(microseconds=1),
+        limit=1,
+    )
+    return bool(found)
+
+
+def _pace(speed: float | None, bar: timedelta, started: float, bars: int) -> None:
+    """``--speed Nx``: one bar every ``bar / N`` of wall time; ``max``: no waiting."""
+    if speed is None:
+        return
+    due = started + bars * bar.total_seconds() / speed
+    delay = due - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
+IN_FLIGHT_WAIT = timedelta(seconds=12)
+"""How long a create sent before a crash can still land: ccxt signs with a 10 s
+``recvWindow`` and Binance refuses a request it processes later than that, so after
+this wait an order the exchange does not know was never placed and never will be."""
+
+
+def wait_out_in_flight(ctx: live_step.LiveContext, clock: Clock) -> bool:
+    """Before looking up orders left ``new`` by an interrupted step, let any create
+    still in flight land (or expire), so the lookup cannot miss an order the exchange
+    is about to accept and the redo cannot send it a second time. False: stopped."""
+    pending = [o for o in orders.open_orders(ctx.db, run_id=ctx.run_id) if o.status == "new"]
+    if not pending:
+        return True
+    return clock.wait_until(clock.now() + IN_FLIGHT_WAIT)
+
+
+def recover_pending(ctx: live_step.LiveContext, resume_ts: datetime | None) -> int:
+    """Orders recorded but never acknowledged from an interrupted step: look each up by
+    client order id; the broker's answer is recorded. One unknown to the broker and not
+    of the bar being redone is marked ``not_sent`` (the redo decides afresh)."""
+    recovered = 0
+    for order in orders.open_orders(ctx.db, run_id=ctx.run_id):
+        if order.status != "new":
+            continue
+        ack = ctx.broker.fetch_order(order.symbol, client_order_id=order.client_order_id)
+        if ack is not None:
+            recovered += 1
+            with ctx.db.transaction():
+                orders.upsert_order(ctx.db, live_step.acked(order, ack, order.created_at))
+        elif resume_ts is None or order.created_at != resume_ts:
+            with ctx.db.transaction():
+                orders.upsert_order(
+                    ctx.db,
+                    replace(order, status="not_sent", reason="unknown to the broker on restart"),
+                )
+    return recovered
+
+
+def loop_memory(db: StateDB, run_id: str) -> live_step.LoopMemory:
+    """What the loop remembers across steps, rebuilt from the run's last snapshot."""
+    memory = live_step.LoopMemory()
+    rows = snapshots(db, run_id)
+    if rows:
+        for symbol, sleeve in rows[-1].sleeves.items():
+            if isinstance(sleeve, dict):
+                memory.last_target[symbol] = float(sleeve.get("position", 0.0))
+                if sleeve.get("stopped"):
+                    memory.stopped.add(symbol)
+    margins = journal.events(db, run_id=run_id, event_type="MARGIN_SNAPSHOT")
+    if margins and margins[-1].payload:
+        memory.margin_window = str(margins[-1].payload.get("window", "NORMAL"))
+    return memory

@@ -1,0 +1,440 @@
+"""``stagectl run-live``: the trading loop, paper by default (docs/run-live.md).
+
+Which database: paper runs use ``--state``/``STAGECTL_STATE`` when given, else
+``HOME/state/paper.db`` (paper keeps its own state file); ``--live`` uses the home's
+state database (``HOME/state/stagectl.db``). Each paper run has its own paper account
+(``paper:<run id>``), so runs never share a book; a live run's account is the
+exchange id (``binanceusdm``). The loops are in ``live_loop``: paper replays bars
+through the paper broker, live trades each bar as it closes on the exchange
+(``live_exchange``: closed bars, the exchange's clock, the ccxt broker).
+
+Which run: ``--resume RUN`` continues that run; without it the latest unfinished
+run-live run of the same mode (status ``running`` after a crash, or ``aborted`` after
+SIGINT/SIGTERM) is resumed, and ``--new-run`` starts a fresh one. A resumed run keeps
+the parameters it was started with (data, window, options; recorded in its
+``RUN_STARTED`` event) and continues at the bar after its last equity snapshot.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from stagectl.config.home import ConfigSource, Home
+from stagectl.config.loader import file_sha256, load_risk_presets, load_stage3, load_strategy
+from stagectl.domain.order_policy import PolicyLimits, SymbolCap
+from stagectl.errors import InputError
+from stagectl.services.live import loop as live_loop
+from stagectl.services.live import step as live_step
+from stagectl.services.live.artifacts import build_artifacts, write_artifact_files
+from stagectl.services.live.exchange import (
+    Clock,
+    ExchangeClock,
+    ExchangeFeed,
+    live_params,
+    open_live_broker,
+    qty_steps,
+)
+from stagectl.services.live.feed import ReplayFeed, data_end
+from stagectl.services.live.loop import StepCallback
+from stagectl.state import journal, runs
+from stagectl.state.db import StateDB, open_state
+from stagectl.state.paper_book import StatePaperStore, last_snapshot_ts, reopen_run
+
+KIND = "run-live"
+RUN_STARTED = "RUN_STARTED"
+DEFAULT_WINDOW = timedelta(days=30)
+MAKER_FEE_BPS = Decimal(2)  # Binance USD-M regular tier (domain.costs' default venue)
+
+
+@dataclass(frozen=True)
+class RunLiveRequest:
+    config: Path | None = None
+    stage3: Path | None = None
+    live: bool = False
+    exchange: str = "binanceusdm"
+    duration: timedelta | None = None
+    replay_data: Path | None = None
+    speed: float | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    resume: str | None = None
+    new_run: bool = False
+    stop_limits: bool = False
+    position_limits: bool = True
+    artifacts_interval_s: float = 300.0
+    base_url: str | None = None
+    timeout_ms: int = 10_000
+    breakers: bool = True
+
+
+@dataclass
+class RunLiveResult:
+    run_id: str
+    mode: str
+    status: str
+    resumed: bool
+    state_path: Path
+    artifacts_dir: Path
+    config: ConfigSource
+    bars: int = 0
+    first_bar: datetime | None = None
+    last_bar: datetime | None = None
+    orders_sent: int = 0
+    orders_recovered: int = 0
+    fills: int = 0
+    equity: float | None = None
+    max_abs_drift_usd: float = 0.0
+    positions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "status": self.status,
+            "resumed": self.resumed,
+            "state": str(self.state_path),
+            "artifacts": str(self.artifacts_dir),
+            "config": self.config.describe(),
+            "bars": self.bars,
+            "first_bar": self.first_bar,
+            "last_bar": self.last_bar,
+            "orders_sent": self.orders_sent,
+            "orders_recovered": self.orders_recovered,
+            "fills": self.fills,
+            "equity": self.equity,
+            "max_abs_drift_usd": self.max_abs_drift_usd,
+            "positions": self.positions,
+            "notes": self.notes,
+        }
+
+
+def live_credentials_source() -> str:
+    """Where the exchange credentials come from (never the secrets); exit 2 when none."""
+    from stagectl.exchange.credentials import require_credentials
+
+    return require_credentials().source
+
+
+def state_path(home: Home, live: bool) -> Path:
+    """Paper: ``--state`` or HOME/state/paper.db; live: the home's state database."""
+    if home.state_override is not None or live:
+        return home.state_path
+    return home.root / "state" / "paper.db"
+
+
+def policy_limits(stage3: Any, *, position_limits: bool) -> PolicyLimits:
+    caps = {
+        symbol: SymbolCap(Decimal(repr(lim.max_size)), Decimal(repr(lim.max_notional_usd)))
+        for symbol, lim in stage3.symbols.items()
+    }
+    return PolicyLimits(
+        max_impact_bps=Decimal(repr(stage3.risk.max_impact_bps)),
+        leverage_limit=Decimal(repr(stage3.risk.leverage_limit)),
+        stop_distance_pct=Decimal(repr(stage3.risk.stop_distance_pct)),
+        allowed={k: tuple(v) for k, v in stage3.orders.allowed.items()},
+        gated={k: tuple(v) for k, v in stage3.orders.gated.items()},
+        symbol_caps=caps if position_limits else {},
+    )
+
+
+def run(
+    request: RunLiveRequest,
+    *,
+    home: Home,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_step: StepCallback | None = None,
+    broker_factory: Callable[..., Any] | None = None,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    live_broker: Any | None = None,
+    clock: Clock | None = None,
+) -> RunLiveResult:
+    """Run (or resume) the loop until the window ends, ``duration`` passes or a stop.
+
+    Paper: ``broker_factory`` builds the paper broker (tests pass a crashing one).
+    Live: ``live_broker`` (default: ``open_broker`` with the configured credentials) and
+    ``clock`` (default: the exchange's server time, waited on in real time)."""
+    if request.live and request.stop_limits:
+        raise InputError(
+            "--stop-limits needs stop-limit orders, which the exchange broker does not "
+            "place yet; run --live without it",
+            where="--stop-limits",
+        )
+    config, source = load_strategy(home, request.config)
+    stage3, _ = load_stage3(home, request.stage3)
+    path = state_path(home, request.live)
+    broker = (
+        open_live_broker(request.exchange, request.base_url, request.timeout_ms)
+        if request.live and live_broker is None
+        else live_broker
+    )
+    db = open_state(path)
+    try:
+        setup = _Setup(request, home, db, path, config, source, stage3, wall_clock)
+        if request.live:
+            clock = clock or ExchangeClock(broker, should_stop)
+            return _run_live(setup, broker, clock, should_stop, on_step)
+        return _run_paper(setup, should_stop, on_step, broker_factory)
+    finally:
+        db.close()
+
+
+@dataclass
+class _Setup:
+    request: RunLiveRequest
+    home: Home
+    db: StateDB
+    path: Path
+    config: Any
+    source: ConfigSource
+    stage3: Any
+    wall_clock: Callable[[], datetime]
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        stage3 = self.stage3
+        return {
+            "tolerance_usd": stage3.reconciliation_tolerance_usd,
+            "drift_alert_usd": stage3.alerts.reconciliation_drift_usd,
+            "max_impact_bps": stage3.risk.max_impact_bps,
+            "margin_warning_pct": stage3.alerts.margin_warning_pct,
+            "margin_critical_pct": stage3.alerts.margin_critical_pct,
+        }
+
+    def context(
+        self, run_id: str, params: dict[str, Any], broker: Any, **fields: Any
+    ) -> live_step.LiveContext:
+        return live_step.LiveContext(
+            db=self.db,
+            broker=broker,
+            run_id=run_id,
+            limits=policy_limits(self.stage3, position_limits=params["position_limits"]),
+            alerts=self.stage3.alerts,
+            tolerance_usd=Decimal(repr(self.stage3.reconciliation_tolerance_usd)),
+            initial_equity=Decimal(params["initial_equity"]),
+            stop_limits=params["stop_limits"],
+            memory=live_loop.loop_memory(self.db, run_id),
+            **self.risk_fields(run_id, params, fields["exchange"]),
+            **fields,
+        )
+
+    def risk_fields(self, run_id: str, params: dict[str, Any], exchange: str) -> dict[str, Any]:
+        """Breakers (a run started before they existed has none), the active preset's
+        caps and the cost model, all from risk_presets.yaml."""
+        from stagectl.domain.breakers import BreakerSettings
+        from stagectl.domain.sizing import SizingLimits
+        from stagectl.services.live.breakers import BreakerState
+        from stagectl.services.strategy.costs import CostSettings
+
+        presets, _ = load_risk_presets(self.home)
+        breakers = None
+        if params.get("breakers", False):
+            settings = BreakerSettings.from_config(
+                presets.circuit_breakers,
+                daily_drawdown_stop_pct=presets.active_preset.daily_loss_stop_pct,
+            )
+            breakers = BreakerState.load(self.db, run_id, settings, presets.active)
+        return {
+            "breakers": breakers,
+            "sizing": SizingLimits.from_config(presets),
+            "sizing_preset": presets.active,
+            "costs": CostSettings.from_config(
+                presets, "binance" if exchange == "paper" else exchange
+            ),
+        }
+
+    def control(self, should_stop: Callable[[], bool], on_step: StepCallback | None) -> Any:
+        return live_loop.LoopControl(
+            should_stop=should_stop,
+            on_step=on_step,
+            settings=self.settings,
+            artifacts_interval_s=self.request.artifacts_interval_s,
+            duration=self.request.duration,
+            speed=self.request.speed,
+        )
+
+    def finish(self, ctx: live_step.LiveContext, result: RunLiveResult, status: str) -> None:
+        result.status = status
+        runs.finish_run(self.db, ctx.run_id, status=status, ended_at=self.wall_clock())
+        write_artifact_files(
+            result.artifacts_dir, build_artifacts(self.db, ctx.run_id, self.settings)
+        )
+        result.equity = float(live_step.account_equity(ctx))
+        result.positions = {p.symbol: str(p.amount) for p in ctx.broker.positions()}
+
+
+def _run_paper(
+    setup: _Setup,
+    should_stop: Callable[[], bool],
+    on_step: StepCallback | None,
+    broker_factory: Callable[..., Any] | None,
+) -> RunLiveResult:
+    request, config, db = setup.request, setup.config, setup.db
+    run_id, params, resumed = _open_run(setup, "paper", lambda: _paper_params(request, config))
+    feed = ReplayFeed(
+        config,
+        Path(params["replay_data"]) if params["replay_data"] else None,
+        _parse(params["start"]),
+        _parse(params["end"]),
+    )
+    done_until = last_snapshot_ts(db, run_id)
+    first = 0 if done_until is None else feed.first_index_at_or_after(done_until)
+    factory = broker_factory or _paper_broker
+    broker = factory(
+        StatePaperStore(db, account=_account(run_id)),
+        initial_balance=Decimal(params["initial_equity"]),
+        taker_fee_bps=Decimal(repr(config.costs.fee_bps)),
+        maker_fee_bps=min(Decimal(repr(config.costs.fee_bps)), MAKER_FEE_BPS),
+        slippage_bps=Decimal(repr(config.costs.slippage_bps)),
+        start=feed.index[0].to_pydatetime(),
+    )
+    ctx = setup.context(
+        run_id,
+        params,
+        broker,
+        exchange="paper",
+        account=_account(run_id),
+        fills_since=feed.index[0].to_pydatetime(),
+    )
+    artifacts_dir = setup.home.artifacts_dir / run_id
+    result = RunLiveResult(
+        run_id, "paper", "running", resumed, setup.path, artifacts_dir, setup.source
+    )
+    result.notes.extend(feed.info.notes)
+    if first >= feed.bars:
+        result.notes.append("the run had already processed every bar of its window")
+    status = live_loop.paper_loop(ctx, feed, first, result, setup.control(should_stop, on_step))
+    setup.finish(ctx, result, status)
+    return result
+
+
+def _run_live(
+    setup: _Setup,
+    broker: Any,
+    clock: Clock,
+    should_stop: Callable[[], bool],
+    on_step: StepCallback | None,
+) -> RunLiveResult:
+    from stagectl.exchange.ccxt_broker import CcxtMarketData
+
+    request, config = setup.request, setup.config
+    symbols = [s.symbol for s in config.sleeves]
+    run_id, params, resumed = _open_run(
+        setup, "live", lambda: live_params(request, config, broker, clock)
+    )
+    if params.get("exchange", request.exchange) != request.exchange:
+        raise InputError(
+            f"run {run_id} trades on {params['exchange']}, not {request.exchange}",
+            where="--exchange",
+        )
+    first_bar = datetime.fromisoformat(params["start"])
+    feed = ExchangeFeed(config, CcxtMarketData(broker.session), first_bar)
+    ctx = setup.context(
+        run_id,
+        params,
+        broker,
+        exchange=request.exchange,
+        account=request.exchange,
+        paper=False,
+        fills_since=first_bar,
+        qty_steps=qty_steps(broker, symbols),
+    )
+    artifacts_dir = setup.home.artifacts_dir / run_id
+    result = RunLiveResult(
+        run_id, "live", "running", resumed, setup.path, artifacts_dir, setup.source
+    )
+    control = setup.control(should_stop, on_step)
+    control.end = _parse(params["end"])
+    status = live_loop.live_loop(ctx, feed, clock, result, control)
+    setup.finish(ctx, result, status)
+    return result
+
+
+def _paper_params(request: RunLiveRequest, config: Any) -> dict[str, Any]:
+    params = {
+        "replay_data": None if request.replay_data is None else str(request.replay_data),
+        "start": None if request.start is None else request.start.isoformat(),
+        "end": None if request.end is None else request.end.isoformat(),
+        "stop_limits": request.stop_limits,
+        "position_limits": request.position_limits,
+        "initial_equity": repr(float(config.initial_equity_usd)),
+        "breakers": request.breakers,
+    }
+    if request.start is None:
+        end = request.end or data_end(config, request.replay_data)
+        params["start"] = (end - DEFAULT_WINDOW).isoformat()
+        params["end"] = end.isoformat()
+    return params
+
+
+def _account(run_id: str) -> str:
+    """Each paper run is its own paper account."""
+    return f"paper:{run_id}"
+
+
+def _paper_broker(store: Any, **kwargs: Any) -> Any:
+    from stagectl.exchange.paper import PaperBroker
+
+    return PaperBroker(store, **kwargs)
+
+
+def _open_run(
+    setup: _Setup, mode: str, new_params: Callable[[], dict[str, Any]]
+) -> tuple[str, dict[str, Any], bool]:
+    db, request, source = setup.db, setup.request, setup.source
+    existing = _resumable(db, request, mode)
+    if existing is not None:
+        params = _params(db, existing.run_id)
+        reopen_run(db, existing.run_id)
+        return existing.run_id, params, True
+    now = setup.wall_clock()
+    run_id = f"{mode}-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
+    params = new_params()
+    sha = file_sha256(source.path)
+    with db.transaction():
+        runs.start_run(
+            db,
+            runs.Run(run_id, KIND, mode, now, config_path=str(source.path), config_sha256=sha),
+        )
+        journal.record_event(
+            db,
+            journal.Event(ts=now, event_type=RUN_STARTED, run_id=run_id, payload=params),
+        )
+    return run_id, params, False
+
+
+def _resumable(db: StateDB, request: RunLiveRequest, mode: str) -> runs.Run | None:
+    if request.resume is not None:
+        found = runs.get_run(db, request.resume)
+        if found is None or found.kind != KIND:
+            raise InputError(
+                f"no run-live run {request.resume!r} in this state database", where="--resume"
+            )
+        if found.mode != mode:
+            raise InputError(f"run {found.run_id} is a {found.mode} run", where="--resume")
+        return found
+    if request.new_run:
+        return None
+    for candidate in runs.list_runs(db, kind=KIND, limit=50):
+        if candidate.mode == mode and candidate.status in ("running", "aborted"):
+            return candidate
+    return None
+
+
+def _params(db: StateDB, run_id: str) -> dict[str, Any]:
+    started = journal.events(db, run_id=run_id, event_type=RUN_STARTED, limit=1)
+    if not started or started[0].payload is None:
+        raise InputError(
+            f"run {run_id} has no RUN_STARTED record; start a new run", where="--resume"
+        )
+    return dict(started[0].payload)
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)

@@ -1,0 +1,1 @@
+"""Services for research: backtest, walk-forward, CPCV, audit, consensus, shadow."""

@@ -1,0 +1,326 @@
+"""backtest: the strategy config's portfolio on candle and funding data (seeds 001, 003).
+
+Loads the strategy config, builds the sleeves with
+``strategy_run.build_sleeves`` (the path the risk-guard replay and run-live
+share), runs ``domain.backtest.run_backtest`` with the config's fee and
+slippage times ``cost_multiplier`` and summarises it with
+``domain.performance.summarize`` (Sharpe and Sortino annualised with
+sqrt(periods per year): sqrt(8760) for 1h bars). ``cost_model="full"`` charges
+each execution the seed 001 cost instead (``services.trade_costs.full_cost_backtest``:
+half the prior bars' Corwin-Schultz spread + sqrt(participation) x 5 bps + the Binance
+taker fee of risk_presets.yaml, times ``cost_multiplier``). Publishing the report is the
+caller's choice through ``stagectl.services.publish``; ``export`` writes the
+equity curve and the trades table as CSV files.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from stagectl.config.home import ConfigSource, Home
+from stagectl.config.loader import file_sha256, load_risk_presets, load_strategy
+from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
+from stagectl.domain.performance import periods_per_year, summarize
+from stagectl.errors import InputError
+from stagectl.reports import write_atomic
+from stagectl.services.strategy.costs import (
+    BACKTEST_VENUE,
+    PARTICIPATION_CONVENTION,
+    CostSettings,
+    SleeveMarket,
+    cost_summary,
+    full_cost_backtest,
+    sleeve_markets,
+)
+from stagectl.services.strategy.sleeves import SleeveBuildInfo, build_sleeves, parse_utc
+
+if TYPE_CHECKING:
+    from stagectl.config.strategy import StrategyConfig
+
+KIND = "backtest"
+SIGNED_SECTIONS = ["strategy", "data", "metrics"]
+CAPACITY_METHOD = (
+    "equity E at which square-root impact (5 bps x sqrt(participation), participation = "
+    "traded notional / the bar's dollar volume = volume x close) would consume half of the "
+    "net edge: E = (P_net / (2 x 5e-4 x S))^2, P_net = sum of net returns, "
+    "S = sum over fills of a^1.5 / sqrt(V), a = traded fraction of equity; "
+    "0 when the net edge is <= 0 (docs/strategies.md, Capacity estimate)"
+)
+
+
+@dataclass(frozen=True)
+class BacktestRequest:
+    """What the user asked for; times are the raw ``--start``/``--end`` text."""
+
+    config: Path | None = None
+    symbol: str | None = None
+    start: str | None = None
+    end: str | None = None
+    cost_multiplier: float = 1.0
+    data_dir: Path | None = None
+    breakers: bool = False
+    preset: str | None = None
+    cost_model: str = "flat"
+
+
+COST_MODELS = ("flat", "full")
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """How trades are charged: the config's flat bps, or the full per-bar model."""
+
+    model: str
+    settings: CostSettings | None = None
+    markets: list[SleeveMarket] | None = None
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    """The backtest, its metrics, and what it was computed from."""
+
+    strategy: StrategyConfig
+    source: ConfigSource
+    config_sha256: str
+    request: BacktestRequest
+    info: SleeveBuildInfo
+    result: BacktestResult
+    metrics: dict[str, Any]
+    pricing: Pricing = Pricing("flat")
+
+    @property
+    def inputs(self) -> list[Path]:
+        return [self.source.path, *self.info.files]
+
+    def body(self) -> dict[str, Any]:
+        """The report body: strategy as run, data window, metrics."""
+        return {
+            "strategy": self._strategy_section(),
+            "data": self._data_section(),
+            "metrics": self.metrics,
+        }
+
+    def _strategy_section(self) -> dict[str, Any]:
+        config, multiplier = self.strategy, self.request.cost_multiplier
+        return {
+            "name": config.name,
+            "config": {
+                "path": str(self.source.path),
+                "sha256": self.config_sha256,
+                "packaged": self.source.packaged,
+            },
+            "timeframe": config.timeframe,
+            "single_symbol": self.info.single_symbol,
+            "sleeves": [
+                {
+                    "symbol": sleeve.symbol,
+                    "signal": sleeve.signal,
+                    "lookbacks_bars": list(sleeve.lookbacks),
+                    "disagree_weight": sleeve.disagree_weight,
+                    "weight": self.info.weights[sleeve.symbol],
+                }
+                for sleeve in config.sleeves
+                if sleeve.symbol in self.info.weights
+            ],
+            "execution": config.execution.model_dump(mode="json"),
+            "costs": {
+                **self._cost_model_section(),
+                "fee_bps": config.costs.fee_bps,
+                "slippage_bps": config.costs.slippage_bps,
+                "cost_multiplier": multiplier,
+                "effective_fee_bps": config.costs.fee_bps * multiplier,
+                "effective_slippage_bps": config.costs.slippage_bps * multiplier,
+                "funding_enabled": config.costs.funding_enabled,
+            },
+            "initial_equity_usd": config.initial_equity_usd,
+        }
+
+    def _cost_model_section(self) -> dict[str, Any]:
+        settings = self.pricing.settings
+        if settings is None:
+            return {"model": "flat"}
+        return {
+            "model": "full",
+            "full": {
+                "venue": settings.venue,
+                "taker_fee_bps": settings.taker_fee_bps,
+                "impact_coefficient_bps": settings.impact_coefficient_bps,
+                "spread_floor_bps": settings.spread_floor_bps,
+                "spread": "Corwin-Schultz estimate of the two bars before the trade, "
+                "negative set to 0, floored; half of it is paid per execution",
+                "participation": PARTICIPATION_CONVENTION,
+            },
+        }
+
+    def _data_section(self) -> dict[str, Any]:
+        info = self.info
+        return {
+            "source": info.data_source,
+            "files": [path.name for path in info.files],
+            "requested_start": self.request.start,
+            "requested_end": self.request.end,
+            "start": stamp(info.start),
+            "end": stamp(info.end),
+            "bars": info.bars,
+            "overlap_start": stamp(info.overlap_start),
+            "overlap_end": stamp(info.overlap_end),
+            "cut_to_overlap": info.cut_to_overlap,
+            "missing_bars": info.missing_bars,
+            "warmup_bars_needed": info.warmup_bars_needed,
+            "warmup_bars_used": info.warmup_bars_used,
+            "notes": info.notes,
+        }
+
+
+def stamp(moment: datetime | pd.Timestamp) -> str:
+    """ISO-8601 UTC with a ``Z`` suffix."""
+    return pd.Timestamp(moment).isoformat().replace("+00:00", "Z")
+
+
+def annualisation_text(timeframe: str) -> str:
+    """E.g. ``sqrt(8760) for 1h bars``."""
+    return f"sqrt({periods_per_year(timeframe):g}) for {timeframe} bars"
+
+
+def run(home: Home, request: BacktestRequest) -> BacktestRun:
+    """Load, build, backtest and summarise; InputError/ConfigError (exit 2) on bad input."""
+    multiplier = request.cost_multiplier
+    if not (math.isfinite(multiplier) and multiplier >= 0):
+        raise InputError(
+            f"must be a finite number >= 0, got {multiplier}", where="--cost-multiplier"
+        )
+    start = parse_utc(request.start, option="--start") if request.start else None
+    end = parse_utc(request.end, option="--end", end_of_day=True) if request.end else None
+    if request.cost_model not in COST_MODELS:
+        raise InputError(f"must be flat or full, got {request.cost_model!r}", where="--cost-model")
+    strategy, source = load_strategy(home, request.config)
+    sleeves, info = build_sleeves(strategy, request.data_dir, start, end, symbol=request.symbol)
+    pricing = _pricing(home, request, sleeves, strategy)
+    result, costs = _simulate(sleeves, strategy, multiplier, pricing)
+    breakers: dict[str, Any] | None = None
+    if request.breakers or request.preset is not None:
+        result, costs, breakers = _with_breakers(home, request, sleeves, result, strategy, pricing)
+    metrics = summarize(result, strategy.timeframe, info.dollar_volume)
+    metrics["cost_model"] = costs
+    if breakers is not None:
+        metrics["breakers"] = breakers
+    metrics["annualisation"] = annualisation_text(strategy.timeframe)
+    metrics["capacity"]["method"] = CAPACITY_METHOD
+    return BacktestRun(
+        strategy=strategy,
+        source=source,
+        config_sha256=file_sha256(source.path),
+        request=request,
+        info=info,
+        result=result,
+        metrics=metrics,
+        pricing=pricing,
+    )
+
+
+def _pricing(
+    home: Home, request: BacktestRequest, sleeves: list[SleeveSpec], strategy: StrategyConfig
+) -> Pricing:
+    """The full model's venue settings (risk_presets.yaml) and per-bar market data."""
+    if request.cost_model == "flat":
+        return Pricing("flat")
+    presets, _ = load_risk_presets(home)
+    settings = CostSettings.from_config(presets, BACKTEST_VENUE)
+    markets = sleeve_markets(sleeves, strategy.timeframe, request.data_dir)
+    return Pricing("full", settings, markets)
+
+
+def _simulate(
+    sleeves: list[SleeveSpec], strategy: StrategyConfig, multiplier: float, pricing: Pricing
+) -> tuple[BacktestResult, dict[str, Any]]:
+    """The backtest under ``pricing`` and its cost summary (``trade_costs.cost_summary``)."""
+    common: dict[str, Any] = {
+        "cost_multiplier": multiplier,
+        "initial_equity": strategy.initial_equity_usd,
+        "signal_delay": strategy.execution.signal_delay_bars,
+    }
+    if pricing.settings is not None and pricing.markets is not None:
+        full = full_cost_backtest(sleeves, pricing.markets, pricing.settings, **common)
+        return full.result, cost_summary(full.result, multiplier, full)
+    result = run_backtest(
+        sleeves,
+        fee_bps=strategy.costs.fee_bps,
+        slippage_bps=strategy.costs.slippage_bps,
+        **common,
+    )
+    return result, cost_summary(result, multiplier)
+
+
+def _with_breakers(
+    home: Home,
+    request: BacktestRequest,
+    sleeves: list[SleeveSpec],
+    full_size: BacktestResult,
+    strategy: StrategyConfig,
+    pricing: Pricing,
+) -> tuple[BacktestResult, dict[str, Any], dict[str, Any]]:
+    """Rerun with circuit-breaker-scaled targets (services.research_breakers)."""
+    from stagectl.services.research import breakers as research_breakers
+
+    plan = research_breakers.breaker_plan(home, request.preset)
+    delay = strategy.execution.signal_delay_bars
+    scaled, fired = research_breakers.scaled_sleeves(sleeves, full_size, plan, delay)
+    unguarded = summarize(full_size, strategy.timeframe)
+    section = research_breakers.breaker_section(
+        plan,
+        fired,
+        {k: unguarded[k] for k in ("total_return", "sharpe_net", "max_drawdown", "trades")},
+    )
+    result, costs = _simulate(scaled, strategy, request.cost_multiplier, pricing)
+    return result, costs, section
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue().encode("utf-8")
+
+
+def _iso(values: pd.Series | pd.Index) -> pd.Series:
+    """Datetimes as ISO-8601 UTC text; missing times as empty strings."""
+    times = pd.Series(pd.DatetimeIndex(values))
+    return times.dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("")
+
+
+def equity_frame(result: BacktestResult) -> pd.DataFrame:
+    """timestamp, equity, then ``<SYMBOL>_equity`` per sleeve (standalone sleeve curves)."""
+    frame = pd.DataFrame({"timestamp": _iso(result.equity.index)})
+    frame["equity"] = result.equity.to_numpy()
+    for symbol in result.sleeve_equity.columns:
+        frame[f"{symbol}_equity"] = result.sleeve_equity[symbol].to_numpy()
+    return frame
+
+
+def trades_frame(result: BacktestResult) -> pd.DataFrame:
+    """The trades table with ISO-8601 entry and exit times (empty exit: still open)."""
+    trades = result.trades.reset_index(drop=True).copy()
+    for column in ("entry_time", "exit_time"):
+        trades[column] = _iso(trades[column]) if len(trades) else pd.Series(dtype=str)
+    return trades
+
+
+def export(backtest: BacktestRun, directory: Path) -> list[Path]:
+    """Write ``equity.csv`` and ``trades.csv`` into ``directory`` (created), each atomically."""
+    if directory.exists() and not directory.is_dir():
+        raise InputError("not a directory (--export takes a directory)", where=str(directory))
+    written = []
+    for name, frame in (
+        ("equity.csv", equity_frame(backtest.result)),
+        ("trades.csv", trades_frame(backtest.result)),
+    ):
+        path = directory / name
+        write_atomic(path, _csv_bytes(frame))
+        written.append(path)
+    return written

@@ -1,0 +1,186 @@
+"""cpcv: combinatorial purged cross-validation of the strategy config (docs/research.md).
+
+The bars after the signal warm-up are cut into N contiguous groups
+(``domain.validation.cpcv_splits``). Each of the C(N, K) splits selects, on its purged
+and embargoed training bars, the grid candidate with the best Sharpe (``--fixed``: the
+config, nothing trained); each test group is backtested from flat with the selected
+candidate. The ``cpcv_paths`` assemble phi = C(N-1, K-1) full out-of-sample paths; their
+Sharpe ratios form the distribution. PBO (CSCV, Bailey et al.) is computed on the
+candidates' continuous backtests over the same bars when there are at least 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stagectl.config.home import Home
+from stagectl.domain.validation import (
+    Fold,
+    cpcv_paths,
+    cpcv_splits,
+    group_bounds,
+    probability_of_backtest_overfitting,
+)
+from stagectl.errors import InputError
+from stagectl.services.research.engine import (
+    Candidate,
+    Market,
+    ReturnsEngine,
+    candidate_grid,
+    finite,
+    load_market,
+    parse_duration,
+    return_metrics,
+    stamp,
+    strategy_section,
+    warmup_bars,
+)
+
+KIND = "cpcv"
+SIGNED_SECTIONS = ["strategy", "settings", "paths", "distribution", "pbo"]
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+@dataclass(frozen=True)
+class CpcvRequest:
+    config: Path | None = None
+    data_dir: Path | None = None
+    folds: int = 10
+    test_folds: int = 2
+    purge: str = "5d"
+    embargo: str = "1d"
+    fixed: bool = False
+    cost_multiplier: float = 1.0
+    pbo_partitions: int = 16
+
+
+@dataclass(frozen=True)
+class CpcvResult:
+    market: Market
+    candidates: list[Candidate]
+    first_bar: int
+    splits: list[Fold]
+    body: dict[str, Any]
+
+    @property
+    def inputs(self) -> list[Path]:
+        return self.market.inputs
+
+
+def run(home: Home, request: CpcvRequest) -> CpcvResult:
+    if request.folds < 2 or not 1 <= request.test_folds < request.folds:
+        raise InputError(
+            f"need --folds >= 2 and 1 <= --test-folds < --folds, got {request.folds} and "
+            f"{request.test_folds}",
+            where="--folds/--test-folds",
+        )
+    purge = parse_duration(request.purge, option="--purge", allow_zero=True)
+    embargo = parse_duration(request.embargo, option="--embargo", allow_zero=True)
+    market = load_market(home, request.config, request.data_dir)
+    candidates = candidate_grid(market.config, fixed=request.fixed)
+    engine = ReturnsEngine(market, candidates, request.cost_multiplier)
+    first = max(warmup_bars(c.config) for c in candidates)
+    index = market.index[first:]
+    if len(index) < 2 * request.folds:
+        raise InputError(f"{len(index)} bars after warm-up are too few for {request.folds} folds")
+    splits = cpcv_splits(
+        index,
+        n_groups=request.folds,
+        n_test_groups=request.test_folds,
+        label_horizon=purge,
+        embargo=embargo,
+    )
+    bounds = [(lo + first, hi + first) for lo, hi in group_bounds(len(index), request.folds)]
+    split_rows, chosen = [], []
+    for split in splits:
+        train = [(lo + first, hi + first) for lo, hi in split.train_ranges()]
+        best, scores = engine.select(train)
+        chosen.append(best)
+        split_rows.append(
+            {
+                "split": split.fold,
+                "test_groups": list(split.test_groups),
+                "train_bars": int(split.train.size),
+                "selected": candidates[best].name,
+                "is_sharpe": finite(scores[best]),
+            }
+        )
+    paths = _paths(engine, bounds, chosen, request)
+    sharpes = [p["sharpe"] for p in paths]
+    pbo = _pbo(engine, first, request.pbo_partitions)
+    body = {
+        "strategy": strategy_section(market, candidates, request.cost_multiplier),
+        "settings": {
+            "folds": request.folds,
+            "test_folds": request.test_folds,
+            "splits": len(splits),
+            "paths": len(paths),
+            "purge_days": purge / pd.Timedelta(days=1),
+            "embargo_days": embargo / pd.Timedelta(days=1),
+            "first_bar": stamp(market.index[first]),
+            "groups": [
+                {
+                    "group": g,
+                    "start": stamp(market.index[lo]),
+                    "end": stamp(market.index[hi - 1]),
+                    "bars": hi - lo,
+                }
+                for g, (lo, hi) in enumerate(bounds)
+            ],
+        },
+        "splits": split_rows,
+        "paths": paths,
+        "distribution": _distribution(sharpes),
+        "pbo": pbo,
+    }
+    return CpcvResult(market, candidates, first, splits, body)
+
+
+def _paths(
+    engine: ReturnsEngine,
+    bounds: list[tuple[int, int]],
+    chosen: list[int],
+    request: CpcvRequest,
+) -> list[dict[str, Any]]:
+    ppy = engine.market.periods_per_year
+    rows = []
+    for number, path in enumerate(cpcv_paths(request.folds, request.test_folds)):
+        segments = [engine.window(chosen[split], *bounds[g]).net for g, split in enumerate(path)]
+        metrics = return_metrics(np.concatenate(segments), ppy)
+        rows.append({"path": number, "splits": path, **metrics})
+    return rows
+
+
+def _distribution(sharpes: list[float | None]) -> dict[str, Any]:
+    values = np.array([s for s in sharpes if s is not None], dtype=float)
+    if values.size == 0:
+        return {"count": 0, "mean": None, "std": None, "min": None, "max": None, "quantiles": {}}
+    return {
+        "count": int(values.size),
+        "mean": finite(values.mean()),
+        "std": finite(values.std(ddof=1)) if values.size > 1 else None,
+        "min": finite(values.min()),
+        "max": finite(values.max()),
+        "quantiles": {f"{q:g}": finite(np.quantile(values, q)) for q in QUANTILES},
+    }
+
+
+def _pbo(engine: ReturnsEngine, first: int, partitions: int) -> dict[str, Any]:
+    """PBO on the candidates' continuous backtests of bars [first, n) (T x C matrix)."""
+    columns = [engine.window(c, first, engine.n_bars).net for c in range(len(engine.candidates))]
+    result = probability_of_backtest_overfitting(np.column_stack(columns), partitions)
+    return {
+        "pbo": result.pbo,
+        "configurations": result.n_configurations,
+        "partitions": result.n_partitions,
+        "splits": result.n_splits,
+        "median_ties": result.median_ties,
+        "median_logit": finite(float(np.median(result.logits))) if result.logits else None,
+        "reason": result.reason,
+        "method": "CSCV on per-bar net returns of each candidate's backtest over the same bars",
+    }

@@ -1,0 +1,240 @@
+"""walk-forward: purged walk-forward of the strategy config (seed 001 §3; docs/research.md).
+
+Folds come from ``domain.validation.walk_forward_splits`` on the strategy's common bar
+index, starting once every candidate's signal is warm (the bars before only warm the
+signal up). Per fold: the candidate with the best Sharpe on the training window is
+selected (``--fixed``: the config as is, nothing trained), then the test window is
+backtested from flat (``research_engine``). Fold metrics are aggregated with
+``aggregate_fold_metrics``; stability is reported by test year and by sleeve.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stagectl.config.home import Home
+from stagectl.domain.validation import Fold, aggregate_fold_metrics, walk_forward_splits
+from stagectl.errors import InputError
+from stagectl.reports import write_atomic
+from stagectl.services.research.engine import (
+    Candidate,
+    Market,
+    ReturnsEngine,
+    candidate_grid,
+    finite,
+    load_market,
+    parse_duration,
+    return_metrics,
+    stamp,
+    strategy_section,
+    warmup_bars,
+)
+
+KIND = "walk-forward"
+SIGNED_SECTIONS = ["strategy", "settings", "folds", "summary"]
+FOLD_METRICS = ("oos_sharpe", "oos_return", "oos_max_drawdown", "trades", "is_sharpe")
+
+
+@dataclass(frozen=True)
+class WalkForwardRequest:
+    config: Path | None = None
+    data_dir: Path | None = None
+    train: str = "120d"
+    purge: str = "5d"
+    embargo: str = "0d"
+    test: str = "30d"
+    expanding: bool = False
+    fixed: bool = False
+    cost_multiplier: float = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    train: pd.Timedelta
+    purge: pd.Timedelta
+    embargo: pd.Timedelta
+    test: pd.Timedelta
+    expanding: bool
+
+    @classmethod
+    def parse(cls, request: WalkForwardRequest) -> Settings:
+        return cls(
+            train=parse_duration(request.train, option="--train"),
+            purge=parse_duration(request.purge, option="--purge", allow_zero=True),
+            embargo=parse_duration(request.embargo, option="--embargo", allow_zero=True),
+            test=parse_duration(request.test, option="--test"),
+            expanding=request.expanding,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "train_days": self.train / pd.Timedelta(days=1),
+            "purge_days": self.purge / pd.Timedelta(days=1),
+            "embargo_days": self.embargo / pd.Timedelta(days=1),
+            "test_days": self.test / pd.Timedelta(days=1),
+            "mode": "expanding" if self.expanding else "rolling",
+            "label_horizon_days": self.purge / pd.Timedelta(days=1),
+        }
+
+
+@dataclass(frozen=True)
+class WalkForwardResult:
+    market: Market
+    candidates: list[Candidate]
+    settings: Settings
+    first_bar: int
+    folds: list[Fold]
+    rows: list[dict[str, Any]]
+    oos_returns: pd.Series
+    body: dict[str, Any]
+
+    @property
+    def inputs(self) -> list[Path]:
+        return self.market.inputs
+
+
+def run(home: Home, request: WalkForwardRequest) -> WalkForwardResult:
+    market = load_market(home, request.config, request.data_dir)
+    return evaluate(market, request)
+
+
+def evaluate(
+    market: Market, request: WalkForwardRequest, *, last_bar: int | None = None
+) -> WalkForwardResult:
+    """The walk-forward on bars ``[warm-up, last_bar)`` of ``market`` (audit: pre-holdout)."""
+    settings = Settings.parse(request)
+    candidates = candidate_grid(market.config, fixed=request.fixed)
+    engine = ReturnsEngine(market, candidates, request.cost_multiplier)
+    first = max(warmup_bars(c.config) for c in candidates)
+    stop = engine.n_bars if last_bar is None else last_bar
+    index = market.index[first:stop]
+    folds = walk_forward_splits(
+        index,
+        train=settings.train,
+        purge=settings.purge,
+        embargo=settings.embargo,
+        test=settings.test,
+        mode="expanding" if settings.expanding else "rolling",
+    )
+    if not folds:
+        span = f"{stamp(index[0])} .. {stamp(index[-1])}" if len(index) else "no bars"
+        raise InputError(
+            f"no complete fold fits the data after the signal warm-up ({span}); shorten "
+            "--train/--test",
+            where="--train/--test",
+        )
+    rows, oos = [], []
+    for fold in folds:
+        row, returns = _fold(engine, fold, first, market)
+        rows.append(row)
+        oos.append(returns)
+    oos_returns = pd.concat(oos)
+    body = {
+        "strategy": strategy_section(market, candidates, request.cost_multiplier),
+        "settings": {
+            **settings.as_dict(),
+            "first_bar": stamp(market.index[first]),
+            "warmup_bars": first,
+            "folds": len(folds),
+        },
+        "folds": rows,
+        "summary": _summary(rows, oos_returns, market),
+    }
+    return WalkForwardResult(market, candidates, settings, first, folds, rows, oos_returns, body)
+
+
+def _fold(
+    engine: ReturnsEngine, fold: Fold, offset: int, market: Market
+) -> tuple[dict[str, Any], pd.Series]:
+    train = [(lo + offset, hi + offset) for lo, hi in fold.train_ranges()]
+    test_lo, test_hi = fold.test[0] + offset, fold.test[-1] + 1 + offset
+    chosen, scores = engine.select(train)
+    window = engine.window(chosen, int(test_lo), int(test_hi))
+    ppy = market.periods_per_year
+    metrics = return_metrics(window.net, ppy)
+    sleeves = {
+        symbol: return_metrics(window.sleeve_net[:, i], ppy)
+        for i, symbol in enumerate(market.symbols)
+    }
+    index = market.index
+    row = {
+        "fold": fold.fold,
+        "train_start": stamp(index[train[0][0]]),
+        "train_end": stamp(index[train[-1][1] - 1]),
+        "test_start": stamp(index[test_lo]),
+        "test_end": stamp(index[test_hi - 1]),
+        "selected": engine.candidates[chosen].name,
+        "is_sharpe": finite(scores[chosen]),
+        "oos_sharpe": metrics["sharpe"],
+        "oos_return": metrics["total_return"],
+        "oos_max_drawdown": metrics["max_drawdown"],
+        "trades": window.trades,
+        "sleeves": sleeves,
+    }
+    return row, pd.Series(window.net, index=index[test_lo:test_hi])
+
+
+def _summary(rows: list[dict[str, Any]], oos: pd.Series, market: Market) -> dict[str, Any]:
+    metrics = aggregate_fold_metrics([{k: row[k] for k in FOLD_METRICS} for row in rows])
+    years: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        years.setdefault(row["test_start"][:4], []).append(
+            {k: row[k] for k in ("oos_sharpe", "oos_return")}
+        )
+    by_symbol = {
+        symbol: aggregate_fold_metrics(
+            [
+                {
+                    "oos_sharpe": r["sleeves"][symbol]["sharpe"],
+                    "oos_return": r["sleeves"][symbol]["total_return"],
+                }
+                for r in rows
+            ]
+        )
+        for symbol in market.symbols
+    }
+    stitched = return_metrics(oos.to_numpy(), market.periods_per_year)
+    return {
+        "metrics": metrics,
+        "mean_oos_sharpe": metrics["oos_sharpe"]["mean"],
+        "stitched_oos": {**stitched, "bars": len(oos)},
+        "by_year": {year: aggregate_fold_metrics(group) for year, group in sorted(years.items())},
+        "by_symbol": by_symbol,
+        "selections": dict(Counter(row["selected"] for row in rows).most_common()),
+        "positive_folds": sum(1 for r in rows if (r["oos_return"] or 0.0) > 0),
+    }
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue().encode("utf-8")
+
+
+def export(result: WalkForwardResult, directory: Path) -> list[Path]:
+    """``folds.csv`` (one row per fold) and ``oos_equity.csv`` (the stitched OOS curve)."""
+    if directory.exists() and not directory.is_dir():
+        raise InputError("not a directory (--export takes a directory)", where=str(directory))
+    folds = pd.DataFrame([{k: v for k, v in row.items() if k != "sleeves"} for row in result.rows])
+    for symbol in result.market.symbols:
+        folds[f"{symbol}_oos_sharpe"] = [r["sleeves"][symbol]["sharpe"] for r in result.rows]
+    curve = pd.DataFrame(
+        {
+            "timestamp": [stamp(t) for t in result.oos_returns.index],
+            "oos_return": result.oos_returns.to_numpy(),
+            "oos_equity": np.cumprod(1.0 + result.oos_returns.to_numpy()),
+        }
+    )
+    written = []
+    for name, frame in (("folds.csv", folds), ("oos_equity.csv", curve)):
+        path = directory / name
+        write_atomic(path, _csv(frame))
+        written.append(path)
+    return written

@@ -1,0 +1,1 @@
+"""Services for the trading state, emergency-close and preflight."""
