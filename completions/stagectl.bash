@@ -30,12 +30,12 @@ _stagectl_node() {
         "metrics fetch") _stagectl_names=''; _stagectl_opts='--base-url --exchange -h --help --json --since --source --symbol';;
         "metrics window") _stagectl_names=''; _stagectl_opts='-h --help --hours --json --mark --seconds --symbol --until';;
         "metrics export-windows") _stagectl_names=''; _stagectl_opts='--candles --end -h --help --out --start --symbol --window';;
-        "paper-gate") _stagectl_names=''; _stagectl_opts='-c --config --days -h --help --json --now --out --run-id --unsigned';;
+        "paper-gate") _stagectl_names=''; _stagectl_opts='-c --config --days -h --help --json --now --out --run --run-id --unsigned';;
         "preflight") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --offline';;
         "regime-analyze") _stagectl_names=''; _stagectl_opts='--candles -c --config --export -h --help --html --json --symbol --window --windows';;
         "report") _stagectl_names='verify'; _stagectl_opts='-h --help';;
         "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json';;
-        "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --json --now --out --preset --replay --replay-end --replay-start --run --unsigned --weekly';;
+        "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --json --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
         "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --new-run --breakers --no-breakers --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --stop-limits -y --yes';;
         "shadow") _stagectl_names='compare record-backtest'; _stagectl_opts='-h --help';;
         "shadow compare") _stagectl_names=''; _stagectl_opts='--baseline --candidate -h --help --json --resamples --seed';;
@@ -44,10 +44,10 @@ _stagectl_node() {
         "state info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "stress-lab") _stagectl_names=''; _stagectl_opts='--compare -c --config --data --equity -h --help --html --json --now --out --positions --scenario --scenarios --unsigned';;
         "trading") _stagectl_names='status enable disable reduce-only'; _stagectl_opts='-h --help';;
-        "trading status") _stagectl_names=''; _stagectl_opts='-h --help --json --paper';;
-        "trading enable") _stagectl_names=''; _stagectl_opts='-h --help --json --paper --reason';;
-        "trading disable") _stagectl_names=''; _stagectl_opts='-h --help --json --paper --reason';;
-        "trading reduce-only") _stagectl_names=''; _stagectl_opts='-h --help --json --paper --reason';;
+        "trading status") _stagectl_names=''; _stagectl_opts='-h --help --json';;
+        "trading enable") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
+        "trading disable") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
+        "trading reduce-only") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
         "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --out --unsigned';;
         "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --json --purge --test --train';;
     esac
@@ -133,7 +133,7 @@ _stagectl_value() {
         "paper-gate|--days") _stagectl_kind=text;;
         "paper-gate|--now") _stagectl_kind=text;;
         "paper-gate|--out") _stagectl_kind=file;;
-        "paper-gate|--run-id") _stagectl_kind=text;;
+        "paper-gate|--run"|"paper-gate|--run-id") _stagectl_kind=text;;
         "preflight|--base-url") _stagectl_kind=text;;
         "preflight|-c"|"preflight|--config") _stagectl_kind=yaml;;
         "preflight|--exchange") _stagectl_kind=text;;
@@ -153,7 +153,7 @@ _stagectl_value() {
         "risk-guard|--preset") _stagectl_kind=text;;
         "risk-guard|--replay-end") _stagectl_kind=text;;
         "risk-guard|--replay-start") _stagectl_kind=text;;
-        "risk-guard|--run") _stagectl_kind=text;;
+        "risk-guard|--run"|"risk-guard|--run-id") _stagectl_kind=text;;
         "run-live|--base-url") _stagectl_kind=text;;
         "run-live|-c"|"run-live|--config") _stagectl_kind=yaml;;
         "run-live|--duration") _stagectl_kind=text;;

@@ -22,10 +22,10 @@ function __stagectl_takes_value --argument-names key
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
         case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
-        case 'paper-gate|'{-c,--config,--days,--now,--out,--run-id}
+        case 'paper-gate|'{-c,--config,--days,--now,--out,--run,--run-id}
         case 'preflight|'{--base-url,-c,--config,--exchange}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
-        case 'risk-guard|'{-c,--config,--data,--eval,--export,--now,--out,--preset,--replay-end,--replay-start,--run}
+        case 'risk-guard|'{-c,--config,--data,--eval,--export,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
         case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--replay-data,--resume,--speed,--stage3,--start}
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
@@ -292,7 +292,7 @@ complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s h -l help -d 'Show thi
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l now -x -d 'End of the window (ISO-8601 date or datetime, UTC) [default: now].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
-complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l run-id -x -d 'The paper run to judge [default: the latest paper run with equity].'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l run -l run-id -x -d 'The run to read [default: the run of the mode with the latest equity snapshot].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l base-url -x -d 'Send every exchange call to this host (testnets).'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/stage3.yaml in the home, else the packaged one].'
@@ -324,11 +324,12 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s h -l help -d 'Show thi
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: now].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l live -l paper -d 'Read the runs of the live mode instead of the paper mode [default: --paper].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l preset -x -d 'Replay: conservative, balanced or aggressive; its daily loss stop replaces the breakers\' daily stop (implies --breakers).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay -d 'Replay strategy + guard over the bundled history.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay-end -x -d 'Last day of the replay (UTC, inclusive).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay-start -x -d 'First day of the replay (UTC).'
-complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l run -x -d 'The run whose equity snapshots to read [default: latest].'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l run -l run-id -x -d 'The run to read [default: the run of the mode with the latest equity snapshot].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l weekly -d 'Run the weekly review (seed 003 §3) instead.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l base-url -x -d 'With --live: send every exchange call to this host (testnets, a simulator).'
@@ -368,7 +369,7 @@ complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l json -d 'P
 complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l preset -x -d 'conservative, balanced or aggressive (implies --breakers).'
 complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l run-id -x -d 'Id of the new run (must be unused).'
 complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l start -x -d 'First bar, UTC.'
-complete -c stagectl -n '__stagectl_at \'state\' 0' -a info -d 'Show the state database: path, size, schema version (applied, latest, pending migrations) and rows per table.'
+complete -c stagectl -n '__stagectl_at \'state\' 0' -a info -d 'Show the state database: path, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and live) with their equity snapshots and fills.'
 complete -c stagectl -n '__stagectl_at \'state\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'state info\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'state info\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
@@ -385,25 +386,27 @@ complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l positions -r -F -d 'Po
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenario -x -d 'Run only this scenario (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenarios -r -F -d 'Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
-complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the trading state, who set it, why, and the latest changes.'
-complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set the trading state to ACTIVE: new orders may be sent again.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the trading state of the paper and the live mode, who set each, why, and the latest changes.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set a mode\'s trading state to ACTIVE: new orders may be sent again.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a disable -d 'Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a reduce-only -d 'Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.'
 complete -c stagectl -n '__stagectl_at \'trading\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading status\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading status\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
-complete -c stagectl -n '__stagectl_at \'trading status\'' -l paper -d 'The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home\'s state database.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
-complete -c stagectl -n '__stagectl_at \'trading enable\'' -l paper -d 'The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home\'s state database.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l live -d 'The live mode\'s trading state.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l paper -d 'The paper mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l reason -x -d 'Why; recorded in the history.'
 complete -c stagectl -n '__stagectl_at \'trading disable\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading disable\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
-complete -c stagectl -n '__stagectl_at \'trading disable\'' -l paper -d 'The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home\'s state database.'
+complete -c stagectl -n '__stagectl_at \'trading disable\'' -l live -d 'The live mode\'s trading state.'
+complete -c stagectl -n '__stagectl_at \'trading disable\'' -l paper -d 'The paper mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading disable\'' -l reason -x -d 'Why; recorded in the history.'
 complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
-complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l paper -d 'The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home\'s state database.'
+complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l live -d 'The live mode\'s trading state.'
+complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l paper -d 'The paper mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l reason -x -d 'Why; recorded in the history.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l baseline -r -F -d 'Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'

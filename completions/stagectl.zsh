@@ -103,7 +103,7 @@ _stagectl_node() {
         "paper-gate")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--days:Window length in days [default: paper_gate.days, 30].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:End of the window (ISO-8601 date or datetime, UTC) [default: now].' '--out:Write the signed report to FILE (atomically).' '--run-id:The paper run to judge [default: the latest paper run with equity].' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--days:Window length in days [default: paper_gate.days, 30].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:End of the window (ISO-8601 date or datetime, UTC) [default: now].' '--out:Write the signed report to FILE (atomically).' '--run:The run to read [default: the run of the mode with the latest equity snapshot].' '--run-id:The run to read [default: the run of the mode with the latest equity snapshot].' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "preflight")
             _stagectl_names=''
             _stagectl_commands=()
@@ -123,7 +123,7 @@ _stagectl_node() {
         "risk-guard")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--breakers:Replay: apply the circuit breakers of risk_presets.yaml to the strategy (guarded and unguarded both) and list their firings beside the triggers.' '-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--data:Replay: a directory of candle/funding CSVs [default: the bundled sample].' '--dry-run:Show what would be done; change nothing.' '--eval:Replay evaluation: hourly (every bar) or daily.' '--export:Replay: write equity.csv, triggers.csv, actions.csv here.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Evaluate as of this UTC time (ISO-8601) [default: now].' '--out:Write the signed report to FILE (atomically).' '--preset:Replay: conservative, balanced or aggressive; its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--replay:Replay strategy + guard over the bundled history.' '--replay-end:Last day of the replay (UTC, inclusive).' '--replay-start:First day of the replay (UTC).' '--run:The run whose equity snapshots to read [default: latest].' '--unsigned:With --out and no key configured: write an unsigned report.' '--weekly:Run the weekly review (seed 003 §3) instead.');;
+            _stagectl_opts=('--breakers:Replay: apply the circuit breakers of risk_presets.yaml to the strategy (guarded and unguarded both) and list their firings beside the triggers.' '-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--data:Replay: a directory of candle/funding CSVs [default: the bundled sample].' '--dry-run:Show what would be done; change nothing.' '--eval:Replay evaluation: hourly (every bar) or daily.' '--export:Replay: write equity.csv, triggers.csv, actions.csv here.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Evaluate as of this UTC time (ISO-8601) [default: now].' '--out:Write the signed report to FILE (atomically).' '--live:Read the runs of the live mode instead of the paper mode [default: --paper].' '--paper:Read the runs of the live mode instead of the paper mode [default: --paper].' '--preset:Replay: conservative, balanced or aggressive; its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--replay:Replay strategy + guard over the bundled history.' '--replay-end:Last day of the replay (UTC, inclusive).' '--replay-start:First day of the replay (UTC).' '--run:The run to read [default: the run of the mode with the latest equity snapshot].' '--run-id:The run to read [default: the run of the mode with the latest equity snapshot].' '--unsigned:With --out and no key configured: write an unsigned report.' '--weekly:Run the weekly review (seed 003 §3) instead.');;
         "run-live")
             _stagectl_names=''
             _stagectl_commands=()
@@ -142,7 +142,7 @@ _stagectl_node() {
             _stagectl_opts=('--breakers:Apply the circuit breakers.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--end:Last bar, UTC; a date includes that day.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--preset:conservative, balanced or aggressive (implies --breakers).' '--run-id:Id of the new run (must be unused).' '--start:First bar, UTC.');;
         "state")
             _stagectl_names='info'
-            _stagectl_commands=('info:Show the state database: path, size, schema version (applied, latest, pending migrations) and rows per table.')
+            _stagectl_commands=('info:Show the state database: path, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and live) with their equity snapshots and fills.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "state info")
             _stagectl_names=''
@@ -154,24 +154,24 @@ _stagectl_node() {
             _stagectl_opts=('--compare:An earlier stress-lab report: show breaches added/removed and metric deltas.' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '--equity:Account equity in USD for margin usage [default: fully funded positions].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained one-page HTML report.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Market state as of this UTC time [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).' '--positions:Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database'\''s positions].' '--scenario:Run only this scenario (repeatable) [default: all].' '--scenarios:Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "trading")
             _stagectl_names='status enable disable reduce-only'
-            _stagectl_commands=('status:Show the trading state, who set it, why, and the latest changes.' 'enable:Set the trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.')
+            _stagectl_commands=('status:Show the trading state of the paper and the live mode, who set each, why, and the latest changes.' 'enable:Set a mode'\''s trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "trading status")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home'\''s state database.');;
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
         "trading enable")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home'\''s state database.' '--reason:Why; recorded in the history.');;
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.');;
         "trading disable")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home'\''s state database.' '--reason:Why; recorded in the history.');;
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.');;
         "trading reduce-only")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:The paper state database (HOME/state/paper.db, as run-live --paper uses) instead of the home'\''s state database.' '--reason:Why; recorded in the history.');;
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.');;
         "verify-thresholds")
             _stagectl_names=''
             _stagectl_commands=()
@@ -263,7 +263,7 @@ _stagectl_value() {
         "paper-gate|--days") _stagectl_kind=text;;
         "paper-gate|--now") _stagectl_kind=text;;
         "paper-gate|--out") _stagectl_kind=file;;
-        "paper-gate|--run-id") _stagectl_kind=text;;
+        "paper-gate|--run"|"paper-gate|--run-id") _stagectl_kind=text;;
         "preflight|--base-url") _stagectl_kind=text;;
         "preflight|-c"|"preflight|--config") _stagectl_kind=yaml;;
         "preflight|--exchange") _stagectl_kind=text;;
@@ -283,7 +283,7 @@ _stagectl_value() {
         "risk-guard|--preset") _stagectl_kind=text;;
         "risk-guard|--replay-end") _stagectl_kind=text;;
         "risk-guard|--replay-start") _stagectl_kind=text;;
-        "risk-guard|--run") _stagectl_kind=text;;
+        "risk-guard|--run"|"risk-guard|--run-id") _stagectl_kind=text;;
         "run-live|--base-url") _stagectl_kind=text;;
         "run-live|-c"|"run-live|--config") _stagectl_kind=yaml;;
         "run-live|--duration") _stagectl_kind=text;;

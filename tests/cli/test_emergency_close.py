@@ -25,8 +25,8 @@ API_KEY = "cli-key-never-shown-0123456789"
 
 def paper_book(home: Path) -> None:
     """A paper run with a long ETH, a short SOL and a resting limit order."""
-    with open_state(home / "state" / "paper.db") as db:
-        runs.start_run(db, runs.Run("run-1", "run-live", "paper", START))
+    with open_state(home / "state" / "stagectl.db") as db:
+        runs.start_run(db, runs.Run("run-1", "run-live", "paper", START, account="paper:run-1"))
         broker = PaperBroker(
             StatePaperStore(db, account="paper:run-1"),
             initial_balance=Decimal(10_000),
@@ -52,7 +52,7 @@ def test_without_yes_and_without_a_terminal_it_refuses_with_exit_2(run: Run, hom
 
 def test_dry_run_shows_the_plan_and_changes_nothing(run: Run, home: Path) -> None:
     paper_book(home)
-    before = (home / "state" / "paper.db").read_bytes()
+    before = (home / "state" / "stagectl.db").read_bytes()
     result = run(["emergency-close", "--dry-run", "--json"])
     assert result.exit_code == 1  # the book is not flat
     document = result.json()
@@ -62,7 +62,7 @@ def test_dry_run_shows_the_plan_and_changes_nothing(run: Run, home: Path) -> Non
         ("SOLUSDT", "-4"),
     }
     assert any("REDUCE_ONLY" in step for step in document["plan"])
-    assert (home / "state" / "paper.db").read_bytes() == before
+    assert (home / "state" / "stagectl.db").read_bytes() == before
     text = run(["emergency-close", "--dry-run"])
     assert "dry run: nothing was changed" in text.stdout
 
@@ -86,8 +86,11 @@ def test_yes_closes_the_paper_book_halts_and_a_second_run_does_nothing(
         "ETHUSDT": "sell",
         "SOLUSDT": "buy",
     }
-    status = run(["trading", "status", "--paper", "--json"]).json()
-    assert status["trading_state"] == "HALTED"
+    modes = run(["trading", "status", "--json"]).json()["modes"]
+    assert (modes["paper"]["trading_state"], modes["live"]["trading_state"]) == (
+        "HALTED",
+        "ACTIVE",
+    )
     again = run(["emergency-close", "--yes"])
     assert again.exit_code == 0 and "nothing to do" in again.stdout
 
@@ -143,4 +146,8 @@ def test_an_unreachable_exchange_is_exit_3_and_no_secret_is_printed(run: Run) ->
     assert "HALTED" in result.stderr
     for secret in (SECRET, API_KEY):
         assert secret not in result.stdout + result.stderr
-    assert run(["trading", "status", "--json"]).json()["trading_state"] == "HALTED"
+    modes = run(["trading", "status", "--json"]).json()["modes"]
+    assert (modes["paper"]["trading_state"], modes["live"]["trading_state"]) == (
+        "ACTIVE",
+        "HALTED",
+    )

@@ -49,7 +49,7 @@ def test_short_paper_replay_prints_one_json_summary_and_analyze_passes(
     assert result.exit_code == 0, result.stderr
     summary = result.json()
     assert summary["status"] == "completed" and summary["bars"] == 48
-    assert summary["state"] == str(home / "state" / "paper.db")
+    assert summary["state"] == str(home / "state" / "stagectl.db")
     assert summary["max_abs_drift_usd"] <= 0.01
     analyzed = run(["artifacts", "analyze", summary["run_id"], "--json"])
     assert analyzed.exit_code == 0, analyzed.stderr

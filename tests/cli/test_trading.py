@@ -11,44 +11,61 @@ def test_status_of_a_home_without_a_database_is_active_never_set(run: Run, home:
     result = run(["trading", "status", "--json"])
     assert result.exit_code == 0
     document = result.json()
-    assert document["trading_state"] == "ACTIVE" and document["database_exists"] is False
+    assert document["database_exists"] is False
+    assert {m: s["trading_state"] for m, s in document["modes"].items()} == {
+        "paper": "ACTIVE",
+        "live": "ACTIVE",
+    }
     assert document["history"] == []
     assert not (home / "state").exists()
 
 
-def test_disable_halts_and_status_shows_the_reason_and_history(run: Run) -> None:
+def _states(run: Run) -> dict[str, str]:
+    modes = run(["trading", "status", "--json"]).json()["modes"]
+    return {mode: state["trading_state"] for mode, state in modes.items()}
+
+
+def test_disable_without_a_mode_halts_paper_and_live_and_status_shows_the_history(
+    run: Run,
+) -> None:
     assert run(["trading", "reduce-only", "--reason", "margin 25 %"]).exit_code == 0
     disabled = run(["trading", "disable", "--reason", "exchange incident", "--json"])
     assert disabled.exit_code == 0
-    change = disabled.json()
-    assert (change["from_state"], change["to_state"], change["changed"]) == (
-        "REDUCE_ONLY",
-        "HALTED",
-        True,
-    )
+    changes = disabled.json()["changes"]
+    assert [(c["mode"], c["from_state"], c["to_state"], c["changed"]) for c in changes] == [
+        ("paper", "REDUCE_ONLY", "HALTED", True),
+        ("live", "REDUCE_ONLY", "HALTED", True),
+    ]
     status = run(["trading", "status", "--json"]).json()
-    assert status["trading_state"] == "HALTED" and status["reason"] == "exchange incident"
-    assert [(h["from_state"], h["to_state"]) for h in status["history"]] == [
-        ("REDUCE_ONLY", "HALTED"),
-        ("ACTIVE", "REDUCE_ONLY"),
+    assert status["modes"]["live"]["reason"] == "exchange incident"
+    assert _states(run) == {"paper": "HALTED", "live": "HALTED"}
+    assert [(h["mode"], h["to_state"]) for h in status["history"]] == [
+        ("live", "HALTED"),
+        ("paper", "HALTED"),
+        ("live", "REDUCE_ONLY"),
+        ("paper", "REDUCE_ONLY"),
     ]
     text = run(["trading", "status"])
-    assert text.exit_code == 0 and "trading state: HALTED" in text.stdout
+    assert text.exit_code == 0 and "HALTED" in text.stdout and "live" in text.stdout
 
 
-def test_enable_returns_to_active_and_a_repeat_is_recorded_unchanged(run: Run) -> None:
+def test_enable_without_a_mode_re_enables_paper_only_and_a_repeat_is_recorded(run: Run) -> None:
     run(["trading", "disable"])
-    assert run(["trading", "enable", "--json"]).json()["to_state"] == "ACTIVE"
-    again = run(["trading", "enable", "--json"]).json()
-    assert again["changed"] is False
-    assert len(run(["trading", "status", "--json"]).json()["history"]) == 3
+    enabled = run(["trading", "enable", "--json"]).json()["changes"]
+    assert [(c["mode"], c["to_state"]) for c in enabled] == [("paper", "ACTIVE")]
+    assert _states(run) == {"paper": "ACTIVE", "live": "HALTED"}
+    again = run(["trading", "enable", "--json"]).json()["changes"]
+    assert again[0]["changed"] is False
+    assert run(["trading", "enable", "--live"]).exit_code == 0
+    assert _states(run) == {"paper": "ACTIVE", "live": "ACTIVE"}
 
 
-def test_paper_flag_uses_the_paper_state_database(run: Run, home: Path) -> None:
+def test_a_mode_flag_changes_only_that_mode_in_the_one_state_database(run: Run, home: Path) -> None:
     assert run(["trading", "disable", "--paper"]).exit_code == 0
-    assert (home / "state" / "paper.db").is_file()
-    assert run(["trading", "status", "--paper", "--json"]).json()["trading_state"] == "HALTED"
-    assert run(["trading", "status", "--json"]).json()["trading_state"] == "ACTIVE"
+    assert _states(run) == {"paper": "HALTED", "live": "ACTIVE"}
+    assert run(["trading", "reduce-only", "--live"]).exit_code == 0
+    assert _states(run) == {"paper": "HALTED", "live": "REDUCE_ONLY"}
+    assert sorted(p.name for p in (home / "state").glob("*.db")) == ["stagectl.db"]
 
 
 def test_an_empty_reason_is_a_usage_error(run: Run) -> None:

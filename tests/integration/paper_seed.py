@@ -237,6 +237,7 @@ def _write_signals(db: Any, seed: Seed, result: BacktestResult, index: pd.Dateti
                 Event(
                     ts.to_pydatetime(),
                     "signal_check",
+                    run_id=seed.run_id,
                     symbol=symbol,
                     payload={"paper": paper, "replay": replay},
                 )
@@ -249,7 +250,10 @@ def _write_decisions(db: Any, seed: Seed, index: pd.DatetimeIndex) -> None:
     if seed.daily_decisions:
         for ts in index[index.hour == 8]:
             record_guard_decision(
-                db, GuardDecision(ts.to_pydatetime(), "NO_ACTION", "INFO", True, [])
+                db,
+                GuardDecision(
+                    ts.to_pydatetime(), "NO_ACTION", "INFO", True, [], run_id=seed.run_id
+                ),
             )
     for ts, action, severity in seed.decisions:
-        record_guard_decision(db, GuardDecision(ts, action, severity, True, []))
+        record_guard_decision(db, GuardDecision(ts, action, severity, True, [], run_id=seed.run_id))

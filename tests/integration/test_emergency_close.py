@@ -12,7 +12,7 @@ import pytest
 
 from stagectl.config.home import Home
 from stagectl.data import load_candles
-from stagectl.domain.orders import TradingState
+from stagectl.domain.types import TradingState
 from stagectl.exchange.broker import OrderRequest
 from stagectl.exchange.ccxt_broker import CcxtBroker, open_broker
 from stagectl.exchange.credentials import KEY_ENV, SECRET_ENV, Credentials
@@ -103,7 +103,7 @@ def closed_volume(sim: ExchangeSim) -> dict[str, Decimal]:
 
 def trading_state(desk: Home) -> TradingState:
     with open_state(desk.state_path) as db:
-        return flags.get_trading_state(db).state
+        return flags.get_trading_state(db, "live").state
 
 
 def test_a_book_with_orders_and_long_short_positions_ends_flat_and_halted(

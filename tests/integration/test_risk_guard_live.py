@@ -151,7 +151,9 @@ def test_crash_flattens_records_incident_with_market_state_and_a_directive(seede
     assert [d["action"] for d in result.directives] == ["FLATTEN_ALL"]
     with open_state(seeded.state_path) as db:
         incidents = journal.incidents(db)
-        active = directives.active_directives(db, now=at_hour(HOURS - 1))
+        active = directives.active_directives(db, mode="paper", now=at_hour(HOURS - 1))
+        live = directives.active_directives(db, mode="live", now=at_hour(HOURS - 1))
+    assert live == []  # a paper run's guard never sizes the live book
     assert {i.rule for i in incidents} >= {"mdd_limit", "sleeve_mdd_limit"}
     assert all(i.guard_decision_id == result.decision_id for i in incidents)
     assert incidents[0].market_state["sleeves"]["SOLUSDT"]["position"] == 1.0
@@ -163,7 +165,7 @@ def test_dry_run_records_the_decision_but_no_directive(seeded: Home) -> None:
     assert result.decision["action"] == "FLATTEN_ALL"
     assert result.directives == []
     with open_state(seeded.state_path) as db:
-        assert directives.active_directives(db, now=at_hour(HOURS)) == []
+        assert directives.active_directives(db, mode="paper", now=at_hour(HOURS)) == []
         assert directives.guard_decisions(db)[0].dry_run is True
         assert journal.incidents(db)  # the incident log is kept in a dry run too
 

@@ -176,7 +176,7 @@ def test_crash_between_recording_an_order_and_its_ack_sends_it_once(
             home=home,
             broker_factory=CrashingBroker,
         )
-    with open_state(home.root / "state" / "paper.db") as db:
+    with open_state(home.state_path) as db:
         pending = db.conn.execute("SELECT count(*) FROM orders WHERE status = 'new'").fetchone()
     assert pending[0] == 1
     resumed = service.run(service.RunLiveRequest(), home=home)
@@ -224,7 +224,7 @@ def test_sigint_finishes_the_bar_writes_artifacts_and_exits_130(tmp_path: Path) 
 
 
 def _snapshot_count(home: Home) -> int:
-    path = home.root / "state" / "paper.db"
+    path = home.state_path
     if not path.exists():
         return 0
     import sqlite3

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.domain.orders import TradingState, client_order_id
+from stagectl.domain.orders import client_order_id
+from stagectl.domain.types import TradingState
 from stagectl.errors import InternalError
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.directives import (
@@ -165,25 +166,29 @@ def test_an_incident_links_its_guard_decision(db: StateDB) -> None:
     assert guard_decisions(db)[0].rule_results[0]["breached"] is True
 
 
-def test_trading_state_defaults_to_active_and_keeps_its_history(db: StateDB) -> None:
-    assert get_trading_state(db).state is TradingState.ACTIVE
-    set_trading_state(db, TradingState.REDUCE_ONLY, reason="emergency-close", source="cli", now=T0)
+def test_trading_state_defaults_to_active_and_keeps_its_history_per_mode(db: StateDB) -> None:
+    assert get_trading_state(db, "live").state is TradingState.ACTIVE
+    set_trading_state(
+        db, "live", TradingState.REDUCE_ONLY, reason="emergency-close", source="cli", now=T0
+    )
     later = T0 + timedelta(minutes=1)
     change = set_trading_state(
-        db, TradingState.HALTED, reason="flat verified", source="cli", now=later
+        db, "live", TradingState.HALTED, reason="flat verified", source="cli", now=later
     )
     assert (change.from_state, change.to_state) == (TradingState.REDUCE_ONLY, TradingState.HALTED)
-    flag = get_trading_state(db)
+    flag = get_trading_state(db, "live")
     assert (flag.state, flag.reason, flag.updated_at) == (
         TradingState.HALTED,
         "flat verified",
         later,
     )
+    assert get_trading_state(db, "paper").state is TradingState.ACTIVE
     history = trading_state_history(db)
-    assert [(h.from_state, h.to_state) for h in history] == [
-        (TradingState.REDUCE_ONLY, TradingState.HALTED),
-        (TradingState.ACTIVE, TradingState.REDUCE_ONLY),
+    assert [(h.mode, h.from_state, h.to_state) for h in history] == [
+        ("live", TradingState.REDUCE_ONLY, TradingState.HALTED),
+        ("live", TradingState.ACTIVE, TradingState.REDUCE_ONLY),
     ]
+    assert trading_state_history(db, modes=("paper",)) == []
 
 
 def test_record_report_returns_an_id_and_keeps_generated_at_verbatim(db: StateDB) -> None:
@@ -206,13 +211,24 @@ def test_record_report_returns_an_id_and_keeps_generated_at_verbatim(db: StateDB
 
 def test_directives_are_active_until_they_expire_or_are_revoked(db: StateDB) -> None:
     reduce_id = record_directive(
-        db, RiskDirective(T0, "REDUCE_RISK_50", 0.5, expires_at=T0 + timedelta(hours=24))
+        db,
+        RiskDirective(T0, "REDUCE_RISK_50", 0.5, expires_at=T0 + timedelta(hours=24), mode="paper"),
     )
     disable_id = record_directive(
-        db, RiskDirective(T0, "DISABLE_SLEEVE", 0.0, sleeve="SOLUSDT", expires_at=None)
+        db,
+        RiskDirective(T0, "DISABLE_SLEEVE", 0.0, sleeve="SOLUSDT", expires_at=None, mode="paper"),
     )
-    assert [d.id for d in active_directives(db, now=T0)] == [reduce_id, disable_id]
-    assert [d.id for d in active_directives(db, now=T0 + timedelta(hours=24))] == [disable_id]
+    assert [d.id for d in active_directives(db, mode="paper", now=T0)] == [reduce_id, disable_id]
+    later = T0 + timedelta(hours=24)
+    assert [d.id for d in active_directives(db, mode="paper", now=later)] == [disable_id]
     assert revoke_directive(db, disable_id, now=T0, reason="restart checklist passed") is True
     assert revoke_directive(db, disable_id, now=T0, reason="again") is False
-    assert [d.id for d in active_directives(db, now=T0 + timedelta(hours=1))] == [reduce_id]
+    soon = T0 + timedelta(hours=1)
+    assert [d.id for d in active_directives(db, mode="paper", now=soon)] == [reduce_id]
+
+
+def test_a_directive_binds_only_its_mode_and_one_without_a_mode_binds_both(db: StateDB) -> None:
+    live_id = record_directive(db, RiskDirective(T0, "FLATTEN_ALL", 0.0, mode="live"))
+    both_id = record_directive(db, RiskDirective(T0, "REDUCE_RISK_50", 0.5))
+    assert [d.id for d in active_directives(db, mode="live", now=T0)] == [live_id, both_id]
+    assert [d.id for d in active_directives(db, mode="paper", now=T0)] == [both_id]

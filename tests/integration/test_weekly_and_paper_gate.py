@@ -151,7 +151,7 @@ def test_an_empty_state_database_is_an_input_error(tmp_path: Path) -> None:
     open_state(tmp_path / "state" / "stagectl.db").close()
     with pytest.raises(InputError, match="no paper run with equity snapshots"):
         run_paper_gate(Home(tmp_path), None, now=GOOD_NOW)
-    with pytest.raises(InputError, match="no run with equity snapshots"):
+    with pytest.raises(InputError, match="no paper run with equity snapshots"):
         run_weekly(Home(tmp_path), None, now=GOOD_NOW, data_dir=None)
 
 

@@ -17,7 +17,7 @@ from stagectl.domain.order_policy import (
     apply_policy,
     stop_limit_for,
 )
-from stagectl.domain.orders import TradingState
+from stagectl.domain.types import TradingState
 
 BIG = D(10) ** 12
 ETH_CAP = {"ETHUSDT": SymbolCap(D("0.1"), D(300))}

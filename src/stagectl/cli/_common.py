@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from stagectl.config.home import Home
+from stagectl.domain.types import Mode
 from stagectl.errors import InputError
 
 JsonOpt = Annotated[
@@ -51,6 +52,22 @@ SampleDataOpt = Annotated[
         "--data",
         help="A directory of candle and funding CSV files instead of the bundled sample.",
         metavar="DIR",
+    ),
+]
+LiveModeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--live/--paper",
+        help="Read the runs of the live mode instead of the paper mode [default: --paper].",
+    ),
+]
+RunOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--run",
+        "--run-id",
+        help="The run to read [default: the run of the mode with the latest equity snapshot].",
+        metavar="RUN",
     ),
 ]
 MarketDataOpt = Annotated[
@@ -85,6 +102,11 @@ class CliContext:
 
     home: Home
     debug: bool
+
+
+def mode_of(live: bool) -> Mode:
+    """The mode named by ``--live/--paper``."""
+    return "live" if live else "paper"
 
 
 def cli_context(ctx: typer.Context) -> CliContext:

@@ -11,6 +11,7 @@ import typer
 from stagectl.cli._common import (
     JsonOpt,
     OutOpt,
+    RunOpt,
     UnsignedOpt,
     cli_context,
     config_option,
@@ -42,12 +43,7 @@ def paper_gate(
             metavar="T",
         ),
     ] = None,
-    run_id: Annotated[
-        str | None,
-        typer.Option(
-            "--run-id", help="The paper run to judge [default: the latest paper run with equity]."
-        ),
-    ] = None,
+    run_id: RunOpt = None,
     json_output: JsonOpt = False,
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,

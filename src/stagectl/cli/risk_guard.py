@@ -15,13 +15,16 @@ import typer
 from stagectl.cli._common import (
     DryRunOpt,
     JsonOpt,
+    LiveModeOpt,
     OutOpt,
+    RunOpt,
     UnsignedOpt,
     cli_context,
     config_option,
     fmt_fixed,
     fmt_pct,
     info,
+    mode_of,
     parse_now,
     print_table,
     publish_envelope,
@@ -29,6 +32,7 @@ from stagectl.cli._common import (
     to_jsonable,
 )
 from stagectl.config.home import Home
+from stagectl.domain.types import Mode
 from stagectl.errors import InputError
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -53,10 +57,8 @@ def risk_guard(
         str | None,
         typer.Option("--now", help="Evaluate as of this UTC time (ISO-8601) [default: now]."),
     ] = None,
-    run_id: Annotated[
-        str | None,
-        typer.Option("--run", help="The run whose equity snapshots to read [default: latest]."),
-    ] = None,
+    run_id: RunOpt = None,
+    live: LiveModeOpt = False,
     replay: Annotated[
         bool, typer.Option("--replay", help="Replay strategy + guard over the bundled history.")
     ] = False,
@@ -125,7 +127,7 @@ def risk_guard(
     if replay and weekly:
         raise InputError("choose one of --replay and --weekly", where="--replay")
     if weekly:
-        _weekly(publish, config, data)
+        _weekly(publish, config, data, run_id, mode_of(live))
         return
     if replay:
         guard = _Breakers(breakers or preset is not None, preset)
@@ -139,7 +141,9 @@ def risk_guard(
         )
     from stagectl.services.guard import live as service
 
-    result = service.run_live(home, config, now=moment, dry_run=dry_run, run_id=run_id)
+    result = service.run_live(
+        home, config, now=moment, dry_run=dry_run, run_id=run_id, mode=mode_of(live)
+    )
     info(f"config: {result.config.describe()}")
     info(f"state: {result.state_path} (run {result.run_id})")
     envelope = publish.envelope(
@@ -382,10 +386,14 @@ def _print_breaker_firings(section: dict[str, Any]) -> None:
     )
 
 
-def _weekly(publish: _Publish, config: Path | None, data: Path | None) -> None:
+def _weekly(
+    publish: _Publish, config: Path | None, data: Path | None, run_id: str | None, mode: Mode
+) -> None:
     from stagectl.services.guard import weekly as weekly_review
 
-    review = weekly_review.run_weekly(publish.home, config, now=publish.now, data_dir=data)
+    review = weekly_review.run_weekly(
+        publish.home, config, now=publish.now, data_dir=data, run_id=run_id, mode=mode
+    )
     body = review.to_dict()
     envelope = publish.envelope(weekly_review.KIND, body, sorted(body), review.inputs)
 

@@ -28,7 +28,8 @@ def state_info(
     json_output: JsonOpt = False,
 ) -> None:
     """Show the state database: path, size, schema version (applied, latest, pending
-    migrations) and rows per table. Changes nothing.
+    migrations), rows per table and the latest runs (paper and live) with their equity
+    snapshots and fills. Changes nothing.
 
     Exit 0; 2 when there is no database (run `stagectl init`) or the file is not a
     SQLite database; 3 when it stays locked past the busy timeout
@@ -54,3 +55,13 @@ def state_info(
     )
     if result.row_counts:
         print_table(None, ("table", "rows"), sorted(result.row_counts.items()))
+    if result.runs:
+        print_table(
+            "runs (latest first)",
+            ("run", "kind", "mode", "status", "snapshots", "last snapshot", "fills"),
+            [
+                (s.run.run_id, s.run.kind, s.run.mode, s.run.status, s.snapshots,
+                 s.last_snapshot or "-", s.fills)
+                for s in result.runs
+            ],
+        )  # fmt: skip

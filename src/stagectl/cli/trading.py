@@ -1,4 +1,5 @@
-"""``stagectl trading``: show or set the trading state (ACTIVE, REDUCE_ONLY, HALTED).
+"""``stagectl trading``: show or set the trading state (ACTIVE, REDUCE_ONLY, HALTED) of the
+paper and the live mode.
 
 ``trading status`` is a fast path: sqlite3 only on top of typer.
 """
@@ -11,6 +12,7 @@ from typing import Annotated
 import typer
 
 from stagectl.cli._common import JsonOpt, cli_context, info, print_json, print_lines, print_table
+from stagectl.domain.types import Mode
 
 app = typer.Typer(
     help="Show or set the trading state. Example: stagectl trading status --json",
@@ -19,14 +21,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-PaperOpt = Annotated[
-    bool,
-    typer.Option(
-        "--paper",
-        help="The paper state database (HOME/state/paper.db, as run-live --paper uses) "
-        "instead of the home's state database.",
-    ),
-]
+PaperOpt = Annotated[bool, typer.Option("--paper", help="The paper mode's trading state.")]
+LiveOpt = Annotated[bool, typer.Option("--live", help="The live mode's trading state.")]
 ReasonOpt = Annotated[
     str | None, typer.Option("--reason", help="Why; recorded in the history.", metavar="TEXT")
 ]
@@ -38,55 +34,83 @@ def trading() -> None:
 
 
 @app.command("status")
-def status(ctx: typer.Context, paper: PaperOpt = False, json_output: JsonOpt = False) -> None:
-    """Show the trading state, who set it, why, and the latest changes. Changes nothing.
+def status(ctx: typer.Context, json_output: JsonOpt = False) -> None:
+    """Show the trading state of the paper and the live mode, who set each, why, and the
+    latest changes. Changes nothing.
 
-    A database where the state was never set is ACTIVE. Exit 0; 2 not a state
-    database; 3 locked past the busy timeout.
+    A mode whose state was never set is ACTIVE. Exit 0; 2 not a state database; 3
+    locked past the busy timeout.
 
     Example: stagectl trading status --json
     """
     from stagectl.services.trading import flags as service
 
-    path = service.state_path_for(cli_context(ctx).home, paper=paper)
+    path = cli_context(ctx).home.state_path
     result = service.status(path)
     if json_output:
         print_json(result.to_dict())
         return
     if not result.database_exists:
         info(f"no state database at {path}: the trading state was never set")
-    current = result.current
-    print_lines(
+    print_table(
+        "trading state",
+        ("mode", "state", "source", "updated", "reason"),
         [
-            f"trading state: {current.state.value}",
-            f"reason: {current.reason} (source {current.source}, "
-            f"updated {current.updated_at.isoformat() if current.updated_at else 'never'})",
-        ]
+            (mode, flag.state, flag.source, flag.updated_at or "never", flag.reason)
+            for mode, flag in result.states.items()
+        ],
     )
     if result.history:
         print_table(
             "history (newest first)",
-            ("ts", "from", "to", "source", "reason"),
-            [(c.ts, c.from_state, c.to_state, c.source, c.reason) for c in result.history],
+            ("ts", "mode", "from", "to", "source", "reason"),
+            [
+                (c.ts, c.mode or "paper+live", c.from_state, c.to_state, c.source, c.reason)
+                for c in result.history
+            ],
         )
 
 
-def _set(ctx: typer.Context, state: str, reason: str | None, paper: bool, as_json: bool) -> None:
-    from stagectl.domain.orders import TradingState
+def _modes(paper: bool, live: bool, *, default: tuple[Mode, ...]) -> tuple[Mode, ...]:
+    """The modes named by --paper/--live, else the command's default."""
+    chosen: list[Mode] = []
+    if paper:
+        chosen.append("paper")
+    if live:
+        chosen.append("live")
+    return tuple(chosen) or default
+
+
+def _set(
+    ctx: typer.Context,
+    state: str,
+    reason: str | None,
+    modes: tuple[Mode, ...],
+    as_json: bool,
+) -> None:
+    from stagectl.domain.types import TradingState
     from stagectl.services.trading import flags as service
 
-    path = service.state_path_for(cli_context(ctx).home, paper=paper)
+    path = cli_context(ctx).home.state_path
     text = reason if reason is not None else "set by an operator (stagectl trading)"
-    change = service.set_state(
-        path, TradingState(state), reason=text, source="operator", now=datetime.now(UTC)
+    result = service.set_state(
+        path,
+        TradingState(state),
+        modes=modes,
+        reason=text,
+        source="operator",
+        now=datetime.now(UTC),
     )
     if as_json:
-        print_json(change.to_dict())
+        print_json(result.to_dict())
         return
     info(f"state database: {path}")
-    verb = "changed" if change.changed else "unchanged (recorded)"
     print_lines(
-        [f"trading state {change.change.from_state.value} -> {state}: {verb}; reason: {text}"]
+        [
+            f"{change.mode}: trading state {change.from_state.value} -> {state}: "
+            f"{'changed' if result.changed(change) else 'unchanged (recorded)'}; reason: {text}"
+            for change in result.changes
+        ]
     )
 
 
@@ -95,15 +119,17 @@ def enable(
     ctx: typer.Context,
     reason: ReasonOpt = None,
     paper: PaperOpt = False,
+    live: LiveOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Set the trading state to ACTIVE: new orders may be sent again.
+    """Set a mode's trading state to ACTIVE: new orders may be sent again. Re-enables the
+    paper mode unless --live is given (both with --paper --live).
 
     Exit 0; 2 bad input; 3 the state database is locked.
 
-    Example: stagectl trading enable --reason "post-mortem done, restart criteria met"
+    Example: stagectl trading enable --live --reason "post-mortem done, restart criteria met"
     """
-    _set(ctx, "ACTIVE", reason, paper, json_output)
+    _set(ctx, "ACTIVE", reason, _modes(paper, live, default=("paper",)), json_output)
 
 
 @app.command("disable")
@@ -111,16 +137,18 @@ def disable(
     ctx: typer.Context,
     reason: ReasonOpt = None,
     paper: PaperOpt = False,
+    live: LiveOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Set the trading state to HALTED: no new order is sent (the kill switch; positions
-    stay as they are: use `stagectl emergency-close` to close them).
+    stay as they are: use `stagectl emergency-close` to close them). Halts both the paper
+    and the live mode unless --paper or --live names one.
 
     Exit 0; 2 bad input; 3 the state database is locked.
 
     Example: stagectl trading disable --reason "exchange incident"
     """
-    _set(ctx, "HALTED", reason, paper, json_output)
+    _set(ctx, "HALTED", reason, _modes(paper, live, default=("paper", "live")), json_output)
 
 
 @app.command("reduce-only")
@@ -128,12 +156,14 @@ def reduce_only(
     ctx: typer.Context,
     reason: ReasonOpt = None,
     paper: PaperOpt = False,
+    live: LiveOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.
+    Applies to both the paper and the live mode unless --paper or --live names one.
 
     Exit 0; 2 bad input; 3 the state database is locked.
 
-    Example: stagectl trading reduce-only --reason "margin utilisation above 20 %"
+    Example: stagectl trading reduce-only --live --reason "margin utilisation above 20 %"
     """
-    _set(ctx, "REDUCE_ONLY", reason, paper, json_output)
+    _set(ctx, "REDUCE_ONLY", reason, _modes(paper, live, default=("paper", "live")), json_output)

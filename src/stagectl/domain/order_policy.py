@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from stagectl.domain.costs import IMPACT_COEFFICIENT_BPS, slippage_bps
 from stagectl.domain.guards import Denial
-from stagectl.domain.orders import TradingState
+from stagectl.domain.types import TradingState
 
 Side = Literal["buy", "sell"]
 OrderKind = Literal["MARKET", "LIMIT", "STOP_LIMIT"]

@@ -1,4 +1,4 @@
-"""Order identity and trading states.
+"""Order identity.
 
 ``client_order_id`` makes the id of an order a function of why it exists (the
 run, the symbol, the bar it was decided on and the intent), so a process that
@@ -12,18 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from enum import StrEnum
 
 CLIENT_ORDER_ID_PREFIX = "sc-"
 CLIENT_ORDER_ID_MAX_LEN = 36
-
-
-class TradingState(StrEnum):
-    """What the desk may do: everything, only reduce positions, or nothing new."""
-
-    ACTIVE = "ACTIVE"
-    REDUCE_ONLY = "REDUCE_ONLY"
-    HALTED = "HALTED"
 
 
 def client_order_id(run_id: str, symbol: str, bar_ts: datetime, intent: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -186,12 +187,18 @@ def open_state(path: Path, *, migrate: bool = True, busy_timeout_ms: int | None 
     and sqlite-utils is not imported: a missing file is an input error, and
     the caller decides what pending or unknown migrations mean for it.
 
+    A home's old ``state/paper.db`` beside the database is merged into it on the
+    first open, whatever ``migrate`` says (``state.legacy``), and a one-line
+    notice says so on stderr.
+
     Raises InputError (exit 2) for a missing file (``migrate=False``), a file
     that is not a SQLite database or a schema newer than this stagectl, and
     StateLockedError (exit 3) when the database stays locked past the timeout.
     """
     timeout_ms = busy_timeout_from_env() if busy_timeout_ms is None else busy_timeout_ms
     path = Path(path)
+    legacy = _legacy_paper_db(path)
+    migrate = migrate or legacy is not None
     if path.is_dir():
         raise InputError("is a directory, not a state database file", where=str(path))
     if not path.exists():
@@ -207,10 +214,27 @@ def open_state(path: Path, *, migrate: bool = True, busy_timeout_ms: int | None 
                 from stagectl.state.migrations import apply_migrations
 
                 apply_migrations(db)
+            if legacy is not None:
+                _merge_legacy(db, legacy)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _legacy_paper_db(path: Path) -> Path | None:
+    from stagectl.state.legacy import legacy_paper_db
+
+    return legacy_paper_db(path)
+
+
+def _merge_legacy(db: StateDB, legacy: Path) -> None:
+    from datetime import UTC, datetime
+
+    from stagectl.state.legacy import merge_legacy_paper_db
+
+    merged = merge_legacy_paper_db(db, legacy, now=datetime.now(UTC))
+    print(f"stagectl: {merged.notice()}", file=sys.stderr, flush=True)
 
 
 def _connect(path: Path, timeout_ms: int) -> StateDB:

@@ -5,7 +5,10 @@ result, the chosen action and severity, and whether it was a dry run). A
 directive is what the rest of the desk must obey until it expires or is
 revoked: a sizing multiplier for one sleeve or (``sleeve=None``) for the whole
 portfolio, e.g. REDUCE_RISK_50 = 0.5 for 24 h, DISABLE_SLEEVE = 0 for 7 days.
-A service writes a decision and its directives in one ``db.transaction()``.
+A directive belongs to a mode (``paper`` or ``live``: the mode of the run the guard
+judged), so a paper guard never sizes live orders; one recorded before the modes were
+separated has no mode and applies to both. A service writes a decision and its
+directives in one ``db.transaction()``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stagectl.domain.types import Mode
 from stagectl.state._codec import (
     json_text,
     opt_parse_ts,
@@ -48,6 +52,7 @@ class RiskDirective:
     reason: str | None = None
     revoked_at: datetime | None = None
     id: int | None = None
+    mode: Mode | None = None
 
 
 def record_guard_decision(db: StateDB, decision: GuardDecision) -> int:
@@ -68,12 +73,16 @@ def record_guard_decision(db: StateDB, decision: GuardDecision) -> int:
     return _rowid(cursor.lastrowid)
 
 
-def guard_decisions(db: StateDB, *, limit: int = 100) -> list[GuardDecision]:
-    """The most recent decisions first."""
+def guard_decisions(
+    db: StateDB, *, run_id: str | None = None, limit: int = 100
+) -> list[GuardDecision]:
+    """The most recent decisions first (of one run when ``run_id`` is given)."""
+    where = "" if run_id is None else " WHERE run_id = ?"
+    params: tuple[object, ...] = (limit,) if run_id is None else (run_id, limit)
     rows = db.conn.execute(
         "SELECT id, ts, run_id, action, severity, dry_run, rule_results_json"
-        " FROM guard_decisions ORDER BY ts DESC, id DESC LIMIT ?",
-        (limit,),
+        f" FROM guard_decisions{where} ORDER BY ts DESC, id DESC LIMIT ?",
+        params,
     )
     return [
         GuardDecision(
@@ -94,7 +103,7 @@ def record_directive(db: StateDB, directive: RiskDirective) -> int:
     with db.transaction() as conn:
         cursor = conn.execute(
             "INSERT INTO risk_directives (ts, action, sleeve, multiplier, expires_at,"
-            " guard_decision_id, reason, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " guard_decision_id, reason, revoked_at, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 ts_text(directive.ts),
                 directive.action,
@@ -104,19 +113,21 @@ def record_directive(db: StateDB, directive: RiskDirective) -> int:
                 directive.guard_decision_id,
                 directive.reason,
                 opt_ts_text(directive.revoked_at),
+                directive.mode,
             ),
         )
     return _rowid(cursor.lastrowid)
 
 
-def active_directives(db: StateDB, *, now: datetime) -> list[RiskDirective]:
-    """Directives issued at or before ``now``, not revoked, not expired at ``now``."""
+def active_directives(db: StateDB, *, mode: Mode, now: datetime) -> list[RiskDirective]:
+    """A mode's directives issued at or before ``now``, not revoked, not expired at ``now``."""
     now_text = ts_text(now)
     rows = db.conn.execute(
         "SELECT id, ts, action, sleeve, multiplier, expires_at, guard_decision_id, reason,"
-        " revoked_at FROM risk_directives WHERE ts <= ? AND revoked_at IS NULL"
-        " AND (expires_at IS NULL OR expires_at > ?) ORDER BY ts, id",
-        (now_text, now_text),
+        " revoked_at, mode FROM risk_directives WHERE ts <= ? AND revoked_at IS NULL"
+        " AND (expires_at IS NULL OR expires_at > ?) AND (mode IS NULL OR mode = ?)"
+        " ORDER BY ts, id",
+        (now_text, now_text, mode),
     )
     return [
         RiskDirective(
@@ -129,6 +140,7 @@ def active_directives(db: StateDB, *, now: datetime) -> list[RiskDirective]:
             guard_decision_id=row[6],
             reason=row[7],
             revoked_at=opt_parse_ts(row[8]),
+            mode=row[9],
         )
         for row in rows
     ]

@@ -84,3 +84,11 @@ def snapshots(
         )
         for row in db.conn.execute(sql, params)
     ]
+
+
+def last_snapshot_ts(db: StateDB, run_id: str) -> datetime | None:
+    """The time of a run's latest equity snapshot (its last completed bar step)."""
+    row = db.conn.execute(
+        "SELECT max(ts) FROM equity_snapshots WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    return None if row is None or row[0] is None else parse_ts(row[0])

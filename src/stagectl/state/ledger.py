@@ -122,8 +122,13 @@ def insert_fill_rows(db: StateDB, rows: Sequence[FillRow]) -> InsertCounts:
             rows,
         )
         inserted = conn.total_changes - before
-        _update_totals(conn, inserted, last_id, None)
+        refresh_fill_totals(conn, inserted, last_id)
     return InsertCounts(inserted=inserted, skipped=len(rows) - inserted)
+
+
+def refresh_fill_totals(conn: Any, inserted: int, last_id: int) -> None:
+    """Add the ``inserted`` fills written after fill id ``last_id`` to ``fill_totals``."""
+    _update_totals(conn, inserted, last_id, None)
 
 
 def _last_fill_id(conn: Any) -> int:

@@ -257,11 +257,68 @@ CREATE INDEX fills_run_ts ON fills (run_id, ts) WHERE run_id IS NOT NULL;
 """
 
 
+# One state for paper and live (docs/state.md, "One state"): the trading state and the
+# risk directives are kept per mode, since a kill switch on the paper book must not stop
+# the live book (and a paper guard's directive must not size live orders); a run carries
+# its account. The one desk-wide trading-state row applied to every run that shared the
+# file, so it becomes the row of both modes (a merged paper.db then replaces the paper
+# one: state.legacy). A directive or history row of no known mode keeps mode NULL:
+# recorded before modes were separated, it applies to both. ``legacy_merges`` records a
+# merged paper.db (by the merge id stamped into that file) so a rerun never copies it twice.
+ONE_STATE = """
+ALTER TABLE runs ADD COLUMN account TEXT;
+UPDATE runs SET account = 'paper:' || run_id WHERE kind = 'run-live' AND mode = 'paper';
+UPDATE runs SET account = coalesce(
+    (SELECT json_extract(e.payload_json, '$.exchange') FROM events e
+      WHERE e.run_id = runs.run_id AND e.event_type = 'RUN_STARTED' LIMIT 1),
+    'binanceusdm')
+ WHERE kind = 'run-live' AND mode = 'live';
+
+CREATE TABLE trading_states (
+    mode TEXT PRIMARY KEY CHECK (mode IN ('paper', 'live')),
+    trading_state TEXT NOT NULL CHECK (trading_state IN ('ACTIVE', 'REDUCE_ONLY', 'HALTED')),
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+INSERT INTO trading_states (mode, trading_state, reason, source, updated_at)
+    SELECT m.mode, f.trading_state, f.reason, f.source, f.updated_at
+      FROM trading_flags f CROSS JOIN (SELECT 'paper' AS mode UNION ALL SELECT 'live') m;
+DROP TABLE trading_flags;
+
+ALTER TABLE trading_flag_history ADD COLUMN mode TEXT CHECK (mode IN ('paper', 'live'));
+
+ALTER TABLE risk_directives ADD COLUMN mode TEXT CHECK (mode IN ('paper', 'live'));
+UPDATE risk_directives SET mode = (
+    SELECT r.mode FROM guard_decisions g JOIN runs r ON r.run_id = g.run_id
+     WHERE g.id = risk_directives.guard_decision_id);
+CREATE INDEX risk_directives_mode_ts ON risk_directives (mode, ts);
+
+CREATE INDEX equity_snapshots_ts ON equity_snapshots (ts);
+
+CREATE TABLE legacy_merges (
+    id INTEGER PRIMARY KEY,
+    merge_id TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    merged_at TEXT NOT NULL,
+    rows_json TEXT NOT NULL
+) STRICT;
+"""
+
+
 def _build() -> Migrations:
     from sqlite_utils.migrations import Migrations
 
     migrations = Migrations(MIGRATION_SET)
-    scripts = (RUNS_AND_LEDGER, RISK_CONTROLS, JOURNAL, REPORTS, PAPER_BOOK, LEDGER_TOTALS)
+    scripts = (
+        RUNS_AND_LEDGER,
+        RISK_CONTROLS,
+        JOURNAL,
+        REPORTS,
+        PAPER_BOOK,
+        LEDGER_TOTALS,
+        ONE_STATE,
+    )
     for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
         migrations(name=name)(_ScriptMigration(name, script))
     return migrations

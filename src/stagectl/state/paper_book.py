@@ -1,4 +1,4 @@
-"""The paper broker's book, and run-live's run bookkeeping (migration 0005_paper_book).
+"""The paper broker's book (migration 0005_paper_book).
 
 The paper broker is the "exchange" of a paper run: its own view of cash, positions,
 open orders, fills and funding, kept apart from the client-side tables (``orders``,
@@ -69,21 +69,3 @@ class StatePaperStore:
                 " updated_at = excluded.updated_at",
                 (self.account, json_text(book), ts_text(now)),
             )
-
-
-def reopen_run(db: StateDB, run_id: str) -> None:
-    """Mark a run as running again (run-live ``--resume``); an unknown run is a KeyError."""
-    with db.transaction() as conn:
-        cursor = conn.execute(
-            "UPDATE runs SET status = 'running', ended_at = NULL WHERE run_id = ?", (run_id,)
-        )
-        if cursor.rowcount != 1:
-            raise KeyError(f"no run {run_id!r}")
-
-
-def last_snapshot_ts(db: StateDB, run_id: str) -> datetime | None:
-    """The time of a run's latest equity snapshot (its last completed bar step)."""
-    row = db.conn.execute(
-        "SELECT max(ts) FROM equity_snapshots WHERE run_id = ?", (run_id,)
-    ).fetchone()
-    return None if row is None or row[0] is None else datetime.fromisoformat(row[0])

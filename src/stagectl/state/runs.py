@@ -1,4 +1,9 @@
-"""Runs: one row per invocation that trades, backtests, replays or guards."""
+"""Runs: one row per invocation that trades, backtests, replays or guards.
+
+Paper and live runs share the state database: a run carries its ``mode`` (``paper`` or
+``live``) and, for a trading run, its ``account`` (``paper:<run id>`` for a paper book,
+the exchange id for a live one). Commands pick a run by id, or the latest of a mode.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ class Run:
     config_path: str | None = None
     config_sha256: str | None = None
     ended_at: datetime | None = None
+    account: str | None = None
 
 
 def start_run(db: StateDB, run: Run) -> None:
@@ -32,7 +38,7 @@ def start_run(db: StateDB, run: Run) -> None:
     with db.transaction() as conn:
         conn.execute(
             "INSERT INTO runs (run_id, kind, mode, config_path, config_sha256, started_at,"
-            " ended_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " ended_at, status, account) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run.run_id,
                 run.kind,
@@ -42,6 +48,7 @@ def start_run(db: StateDB, run: Run) -> None:
                 ts_text(run.started_at),
                 opt_ts_text(run.ended_at),
                 run.status,
+                run.account,
             ),
         )
 
@@ -59,28 +66,84 @@ def finish_run(db: StateDB, run_id: str, *, status: str, ended_at: datetime) -> 
             raise KeyError(f"no run {run_id!r}")
 
 
+def reopen_run(db: StateDB, run_id: str) -> None:
+    """Mark a run as running again (run-live ``--resume``); an unknown run is a KeyError."""
+    with db.transaction() as conn:
+        cursor = conn.execute(
+            "UPDATE runs SET status = 'running', ended_at = NULL WHERE run_id = ?", (run_id,)
+        )
+        if cursor.rowcount != 1:
+            raise KeyError(f"no run {run_id!r}")
+
+
 def get_run(db: StateDB, run_id: str) -> Run | None:
     row = db.conn.execute(f"SELECT {_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     return None if row is None else _run(row)
 
 
-def list_runs(db: StateDB, *, kind: str | None = None, limit: int = 100) -> list[Run]:
-    """The most recent runs first."""
-    sql = f"SELECT {_COLUMNS} FROM runs"
+def list_runs(
+    db: StateDB, *, kind: str | None = None, mode: str | None = None, limit: int = 100
+) -> list[Run]:
+    """The most recent runs first, of one kind and mode when given."""
+    sql = f"SELECT {_COLUMNS} FROM runs WHERE 1 = 1"
     params: list[object] = []
-    if kind is not None:
-        sql += " WHERE kind = ?"
-        params.append(kind)
+    for column, value in (("kind", kind), ("mode", mode)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
     sql += " ORDER BY started_at DESC, run_id LIMIT ?"
     params.append(limit)
     return [_run(row) for row in db.conn.execute(sql, params)]
 
 
-_COLUMNS = "run_id, kind, mode, config_path, config_sha256, started_at, ended_at, status"
+def latest_traded_run(db: StateDB, *, mode: str, before: datetime) -> str | None:
+    """The run of ``mode`` with the latest equity snapshot before ``before`` (the run
+    trading now, or the one that traded last); None when no run of that mode has one."""
+    row = db.conn.execute(
+        "SELECT e.run_id FROM equity_snapshots e JOIN runs r ON r.run_id = e.run_id"
+        " WHERE r.mode = ? AND e.ts < ? ORDER BY e.ts DESC, e.run_id LIMIT 1",
+        (mode, ts_text(before)),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run and what it has recorded: equity snapshots (and the last one's time), fills."""
+
+    run: Run
+    snapshots: int
+    last_snapshot: datetime | None
+    fills: int
+
+
+def run_summaries(db: StateDB, *, limit: int = 20) -> list[RunSummary]:
+    """The most recently started runs first, with their snapshot and fill counts."""
+    rows = db.conn.execute(
+        f"SELECT {_COLUMNS},"
+        " (SELECT count(*) FROM equity_snapshots e WHERE e.run_id = runs.run_id),"
+        " (SELECT max(ts) FROM equity_snapshots e WHERE e.run_id = runs.run_id),"
+        " (SELECT count(*) FROM fills f WHERE f.run_id = runs.run_id)"
+        " FROM runs ORDER BY started_at DESC, run_id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    width = len(_COLUMNS.split(","))
+    return [
+        RunSummary(
+            _run(row[:width]),
+            int(row[width]),
+            opt_parse_ts(row[width + 1]),
+            int(row[width + 2]),
+        )
+        for row in rows
+    ]
+
+
+_COLUMNS = "run_id, kind, mode, config_path, config_sha256, started_at, ended_at, status, account"
 
 
 def _run(row: sqlite3.Row | tuple[object, ...]) -> Run:
-    run_id, kind, mode, config_path, config_sha256, started_at, ended_at, status = row
+    run_id, kind, mode, config_path, config_sha256, started_at, ended_at, status, account = row
     return Run(
         run_id=str(run_id),
         kind=str(kind),
@@ -90,4 +153,5 @@ def _run(row: sqlite3.Row | tuple[object, ...]) -> Run:
         started_at=parse_ts(str(started_at)),
         ended_at=opt_parse_ts(None if ended_at is None else str(ended_at)),
         status=str(status),
+        account=None if account is None else str(account),
     )

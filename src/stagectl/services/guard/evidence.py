@@ -2,16 +2,16 @@
 
 Sources (docs/paper-gate.md, "Data sources"):
 
-- equity: the ``equity_snapshots`` of one run (``--run-id``, else the most
-  recently started run that has snapshots; the paper gate looks at paper runs
-  only). Sleeve equity comes from each snapshot's ``sleeves_json``:
+- equity: the ``equity_snapshots`` of one run (``--run``, else the run of the
+  mode, paper by default, with the latest snapshot; the paper gate looks at paper
+  runs only). Sleeve equity comes from each snapshot's ``sleeves_json``:
   ``{"ETHUSDT": {"equity": 5400.0, ...}, ...}``.
 - fills of that run; a fill's reference (signal) price is its order's ``price``
   (``orders.price`` by ``client_order_id``); fees are in the quote currency.
 - funding payments of that run: the paid rate of a settlement is the market
   rate signed by the position (``position_qty``, else the sign of ``amount``).
-- guard decisions: every recorded risk-guard decision (any run, dry runs included).
-- signal checks: ``events`` of type ``signal_check`` whose payload holds the
+- guard decisions: the run's recorded risk-guard decisions (dry runs included).
+- signal checks: the run's ``events`` of type ``signal_check`` whose payload holds the
   paper target and the backtest replay's target (``{"paper": 1, "replay": 1}``).
 """
 
@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stagectl.config.home import Home
+from stagectl.domain.types import Mode
 from stagectl.errors import InputError
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.directives import GuardDecision, guard_decisions
@@ -29,10 +30,9 @@ from stagectl.state.equity import EquitySnapshot, snapshots
 from stagectl.state.journal import events
 from stagectl.state.ledger import Fill, FundingPayment, fills, funding_payments
 from stagectl.state.orders import get_order
-from stagectl.state.runs import list_runs
+from stagectl.state.runs import latest_traded_run
 
 SIGNAL_CHECK_EVENT = "signal_check"
-MAX_RUNS_SCANNED = 1000
 MAX_DECISIONS = 1_000_000
 EPSILON = timedelta(microseconds=1)
 
@@ -58,25 +58,22 @@ def open_existing_state(home: Home) -> StateDB:
 
 
 def run_snapshots(
-    db: StateDB, *, run_id: str | None, now: datetime, mode: str | None
+    db: StateDB, *, run_id: str | None, now: datetime, mode: Mode
 ) -> tuple[str, list[EquitySnapshot]]:
-    """The chosen run's snapshots with ``ts < now``, or InputError saying what is missing."""
+    """The snapshots with ``ts < now`` of run ``run_id``, else of the run of ``mode`` with
+    the latest snapshot; InputError saying what is missing."""
     if run_id is not None:
         found = snapshots(db, run_id, end=now)
         if not found:
             raise InputError(f"run {run_id} has no equity snapshots before {now.isoformat()}")
         return run_id, found
-    for run in list_runs(db, limit=MAX_RUNS_SCANNED):
-        if mode is not None and run.mode != mode:
-            continue
-        found = snapshots(db, run.run_id, end=now)
-        if found:
-            return run.run_id, found
-    which = f"{mode} run" if mode else "run"
-    raise InputError(
-        f"no {which} with equity snapshots before {now.isoformat()} in the state database; "
-        "the trading loop records them (one per bar), or pass --run-id"
-    )
+    latest = latest_traded_run(db, mode=mode, before=now)
+    if latest is None:
+        raise InputError(
+            f"no {mode} run with equity snapshots before {now.isoformat()} in the state "
+            "database; the trading loop records them (one per bar), or pass --run"
+        )
+    return latest, snapshots(db, latest, end=now)
 
 
 def run_fills(db: StateDB, run_id: str, start: datetime, end: datetime) -> list[Fill]:
@@ -112,16 +109,18 @@ def mean_paid_rate(payments: Sequence[FundingPayment]) -> float | None:
     return sum(rates) / len(rates) if rates else None
 
 
-def decisions_between(db: StateDB, start: datetime, end: datetime) -> list[GuardDecision]:
-    """Recorded guard decisions with ``start <= ts < end``, oldest first."""
-    recent = guard_decisions(db, limit=MAX_DECISIONS)
+def decisions_between(
+    db: StateDB, run_id: str, start: datetime, end: datetime
+) -> list[GuardDecision]:
+    """The run's recorded guard decisions with ``start <= ts < end``, oldest first."""
+    recent = guard_decisions(db, run_id=run_id, limit=MAX_DECISIONS)
     return sorted((d for d in recent if start <= d.ts < end), key=lambda d: (d.ts, d.id or 0))
 
 
-def signal_checks(db: StateDB, start: datetime, end: datetime) -> tuple[int, int]:
-    """(compared, matched) over ``signal_check`` events with both targets."""
+def signal_checks(db: StateDB, run_id: str, start: datetime, end: datetime) -> tuple[int, int]:
+    """(compared, matched) over the run's ``signal_check`` events with both targets."""
     compared = matched = 0
-    for event in events(db, event_type=SIGNAL_CHECK_EVENT, start=start, end=end):
+    for event in events(db, run_id=run_id, event_type=SIGNAL_CHECK_EVENT, start=start, end=end):
         payload: dict[str, Any] = dict(event.payload or {})
         paper, replay = payload.get("paper"), payload.get("replay")
         if not isinstance(paper, int | float) or not isinstance(replay, int | float):

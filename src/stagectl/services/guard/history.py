@@ -23,7 +23,7 @@ What is read (docs/risk-guard.md, "Live mode"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ import pandas as pd
 from stagectl.config.risk_guard import RiskGuardConfig
 from stagectl.domain.risk_indicators import GuardInputs
 from stagectl.domain.risk_rules import ACTION_RANK, SEVERITY_RANK, DecisionTable
+from stagectl.domain.types import Mode
 from stagectl.state.db import StateDB
 from stagectl.state.directives import GuardDecision, RiskDirective
 from stagectl.state.equity import EquitySnapshot
@@ -44,6 +45,7 @@ RECENT_FILLS = timedelta(hours=24)
 @dataclass(frozen=True)
 class History:
     run_id: str
+    mode: Mode
     snapshots: list[EquitySnapshot]
     fills: list[Any]
     reference_prices: list[float | None]
@@ -63,29 +65,29 @@ def _until(now: datetime) -> datetime:
 
 
 def read_history(
-    db: StateDB, config: RiskGuardConfig, *, now: datetime, run_id: str | None
+    db: StateDB, config: RiskGuardConfig, *, now: datetime, run_id: str | None, mode: Mode
 ) -> History | None:
-    """The run's rows up to ``now``; None when it has no equity snapshot."""
+    """The rows up to ``now`` of run ``run_id``, else of the run of ``mode`` with the latest
+    equity snapshot; None when there is no such snapshot."""
     from stagectl.services.guard import evidence
     from stagectl.state import equity, journal, runs
 
-    candidates = [run_id] if run_id else [r.run_id for r in runs.list_runs(db, limit=1000)]
-    best: list[EquitySnapshot] = []
-    chosen = ""
-    for candidate in candidates:
-        rows = equity.snapshots(db, candidate, end=_until(now))
-        if rows and (not best or rows[-1].ts > best[-1].ts):
-            best, chosen = rows, candidate
+    chosen = run_id or runs.latest_traded_run(db, mode=mode, before=_until(now))
+    run = None if chosen is None else runs.get_run(db, chosen)
+    if run is None:
+        return None
+    best = equity.snapshots(db, run.run_id, end=_until(now))
     if not best:
         return None
     start, end = best[0].ts - timedelta(hours=1), _until(now)
-    fills = evidence.run_fills(db, chosen, start, end)
+    fills = evidence.run_fills(db, run.run_id, start, end)
     return History(
-        run_id=chosen,
+        run_id=run.run_id,
+        mode="live" if run.mode == "live" else "paper",
         snapshots=best,
         fills=fills,
         reference_prices=[evidence.reference_price(db, fill) for fill in fills],
-        funding=evidence.run_funding(db, chosen, start, end),
+        funding=evidence.run_funding(db, run.run_id, start, end),
         signal_checks=journal.events(
             db, event_type=evidence.SIGNAL_CHECK_EVENT, start=start, end=end
         ),
@@ -391,11 +393,14 @@ def record(
         ]
         written: list[dict[str, Any]] = []
         if not dry_run:
-            active = {(d.action, d.sleeve) for d in directives.active_directives(db, now=now)}
+            active = {
+                (d.action, d.sleeve)
+                for d in directives.active_directives(db, mode=history.mode, now=now)
+            }
             for directive in _directives(decision, config, now):
                 if (directive.action, directive.sleeve) in active:
                     continue
-                issued = RiskDirective(**{**directive.__dict__, "guard_decision_id": decision_id})
+                issued = replace(directive, guard_decision_id=decision_id, mode=history.mode)
                 directive_id = directives.record_directive(db, issued)
                 written.append(
                     {

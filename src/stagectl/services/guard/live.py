@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.domain.types import Mode
 from stagectl.errors import ExternalError, InputError, StagectlError
 
 KIND = "risk-guard"
@@ -88,6 +89,7 @@ def run_live(
     now: datetime,
     dry_run: bool,
     run_id: str | None = None,
+    mode: Mode = "paper",
     env: dict[str, str] | None = None,
 ) -> LiveGuardResult:
     """Evaluate the guard at ``now`` on the state database; see the module docstring."""
@@ -96,7 +98,9 @@ def run_live(
     config, source = load_risk_guard(home, config_path)
     db = _open(home.state_path)
     try:
-        return _evaluate(home, db, config, source, now=now, dry_run=dry_run, run_id=run_id, env=env)
+        return _evaluate(
+            home, db, config, source, now=now, dry_run=dry_run, run_id=run_id, mode=mode, env=env
+        )
     except sqlite3.Error as error:
         raise _state_error(home.state_path, error) from error
     finally:
@@ -137,6 +141,7 @@ def _evaluate(
     now: datetime,
     dry_run: bool,
     run_id: str | None,
+    mode: Mode,
     env: dict[str, str] | None,
 ) -> LiveGuardResult:
     import pandas as pd
@@ -145,9 +150,9 @@ def _evaluate(
     from stagectl.domain.risk_rules import evaluate_rules
     from stagectl.services.guard import history as gi
 
-    history = gi.read_history(db, config, now=now, run_id=run_id)
+    history = gi.read_history(db, config, now=now, run_id=run_id, mode=mode)
     if history is None:
-        where = f"run {run_id}" if run_id else f"{home.state_path}"
+        where = f"run {run_id}" if run_id else f"the {mode} runs of {home.state_path}"
         raise InputError(
             f"no equity snapshots at or before {now.isoformat()} in {where}; {SNAPSHOTS_HINT}"
         )

@@ -108,9 +108,7 @@ def _gather(
     from stagectl.services.guard import evidence
 
     start = now - timedelta(days=days)
-    run, snaps = evidence.run_snapshots(
-        db, run_id=run_id, now=now, mode=None if run_id else "paper"
-    )
+    run, snaps = evidence.run_snapshots(db, run_id=run_id, now=now, mode="paper")
     window = [s for s in snaps if s.ts >= start]
     equity = pd.Series(
         [s.equity for s in window], index=pd.DatetimeIndex([s.ts for s in window]), dtype=float
@@ -130,8 +128,8 @@ def _gather(
             )
         )
     funding = evidence.run_funding(db, run, start, now)
-    compared, matched = evidence.signal_checks(db, start, now)
-    decisions = evidence.decisions_between(db, start, now)
+    compared, matched = evidence.signal_checks(db, run, start, now)
+    decisions = evidence.decisions_between(db, run, start, now)
     fires = gate.count_fires([gate.GuardFire(d.ts, d.action, d.severity) for d in decisions])
     inputs = gate.PaperGateInputs(
         days=days,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.domain.types import Mode
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 
 WEEK = timedelta(days=7)
@@ -125,6 +126,7 @@ def run_weekly(
     now: datetime,
     data_dir: Path | None,
     run_id: str | None = None,
+    mode: Mode = "paper",
 ) -> WeeklyReview:
     """Review the week before ``now`` (UTC); InputError (exit 2) when data is missing."""
     from stagectl.config.loader import load_risk_guard, load_strategy
@@ -139,7 +141,7 @@ def run_weekly(
     strategy, strategy_source = load_strategy(home, strategy_explicit)
     db = open_existing_state(home)
     try:
-        review = _review(db, guard, strategy, now=now, run_id=run_id)
+        review = _review(db, guard, strategy, now=now, run_id=run_id, mode=mode)
     finally:
         db.close()
     market = _market_funding(list(guard.weekly.target_weights_pct), now, data_dir)
@@ -149,7 +151,7 @@ def run_weekly(
 
 
 def _review(
-    db: Any, guard: Any, strategy: Any, *, now: datetime, run_id: str | None
+    db: Any, guard: Any, strategy: Any, *, now: datetime, run_id: str | None, mode: Mode
 ) -> dict[str, Any]:
     import pandas as pd
 
@@ -159,7 +161,7 @@ def _review(
     from stagectl.services.guard import evidence
 
     week_start = now - WEEK
-    run, snaps = evidence.run_snapshots(db, run_id=run_id, now=now, mode=None)
+    run, snaps = evidence.run_snapshots(db, run_id=run_id, now=now, mode=mode)
     equity = pd.Series(
         [s.equity for s in snaps], index=pd.DatetimeIndex([s.ts for s in snaps]), dtype=float
     )
@@ -184,7 +186,7 @@ def _review(
     ]
     week_funding = evidence.run_funding(db, run, week_start, now)
     costs = weekly.cost_breakdown(fill_costs, float(sum(p.amount for p in week_funding)))
-    decisions = evidence.decisions_between(db, week_start, now)
+    decisions = evidence.decisions_between(db, run, week_start, now)
     health = _health(equity, guard, costs, evidence.mean_paid_rate(week_funding), now, cost_bps)
     worst = max(
         (d.action for d in decisions), key=lambda a: ACTION_RANK.get(a, 0), default="NO_ACTION"

@@ -13,6 +13,10 @@ from typing import Any
 
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.migration_names import MIGRATION_NAMES, MIGRATIONS_TABLE
+from stagectl.state.runs import RunSummary, run_summaries
+
+ONE_STATE = "0007_one_state"
+RUNS_SHOWN = 20
 
 
 @dataclass
@@ -26,6 +30,7 @@ class StateInfo:
     pending_migrations: list[str]
     unknown_migrations: list[str]
     row_counts: dict[str, int] = field(default_factory=dict)
+    runs: list[RunSummary] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -49,6 +54,21 @@ class StateInfo:
                 "status": self.status,
             },
             "tables": self.row_counts,
+            "runs": [
+                {
+                    "run_id": s.run.run_id,
+                    "kind": s.run.kind,
+                    "mode": s.run.mode,
+                    "account": s.run.account,
+                    "status": s.run.status,
+                    "started_at": s.run.started_at,
+                    "ended_at": s.run.ended_at,
+                    "equity_snapshots": s.snapshots,
+                    "last_snapshot": s.last_snapshot,
+                    "fills": s.fills,
+                }
+                for s in self.runs
+            ],
         }
 
 
@@ -77,7 +97,15 @@ def _inspect(db: StateDB) -> StateInfo:
         pending_migrations=[name for name in MIGRATION_NAMES if name not in applied],
         unknown_migrations=[name for name in applied if name not in MIGRATION_NAMES],
         row_counts=_row_counts(db),
+        runs=_runs(db, applied),
     )
+
+
+def _runs(db: StateDB, applied: list[str]) -> list[RunSummary]:
+    """The latest runs; none from a schema too old to hold runs' modes and accounts."""
+    if ONE_STATE not in applied:
+        return []
+    return run_summaries(db, limit=RUNS_SHOWN)
 
 
 def _row_counts(db: StateDB) -> dict[str, int]:

@@ -28,8 +28,7 @@ from stagectl.services.live.exchange import Clock, ExchangeFeed, next_bar_to_tra
 from stagectl.services.live.feed import ReplayFeed, StepData
 from stagectl.state import journal, orders
 from stagectl.state.db import StateDB
-from stagectl.state.equity import snapshots
-from stagectl.state.paper_book import last_snapshot_ts
+from stagectl.state.equity import last_snapshot_ts, snapshots
 
 Market = Callable[[StepData], tuple[StepData, datetime] | None]
 """Moves the market over a step's bar: the closed step and the time, or None (stopped)."""

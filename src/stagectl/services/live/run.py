@@ -1,12 +1,12 @@
 """``stagectl run-live``: the trading loop, paper by default (docs/run-live.md).
 
-Which database: paper runs use ``--state``/``STAGECTL_STATE`` when given, else
-``HOME/state/paper.db`` (paper keeps its own state file); ``--live`` uses the home's
-state database (``HOME/state/stagectl.db``). Each paper run has its own paper account
-(``paper:<run id>``), so runs never share a book; a live run's account is the
-exchange id (``binanceusdm``). The loops are in ``live_loop``: paper replays bars
-through the paper broker, live trades each bar as it closes on the exchange
-(``live_exchange``: closed bars, the exchange's clock, the ccxt broker).
+Which database: the home's one state database (``HOME/state/stagectl.db``, or
+``--state``/``STAGECTL_STATE``), for paper and live runs alike; a run records its mode
+and account. Each paper run has its own paper account (``paper:<run id>``), so runs
+never share a book; a live run's account is the exchange id (``binanceusdm``). The
+loops are in ``loop``: paper replays bars through the paper broker, live trades each
+bar as it closes on the exchange (``exchange``: closed bars, the exchange's clock, the
+ccxt broker).
 
 Which run: ``--resume RUN`` continues that run; without it the latest unfinished
 run-live run of the same mode (status ``running`` after a crash, or ``aborted`` after
@@ -44,7 +44,9 @@ from stagectl.services.live.feed import ReplayFeed, data_end
 from stagectl.services.live.loop import StepCallback
 from stagectl.state import journal, runs
 from stagectl.state.db import StateDB, open_state
-from stagectl.state.paper_book import StatePaperStore, last_snapshot_ts, reopen_run
+from stagectl.state.equity import last_snapshot_ts
+from stagectl.state.paper_book import StatePaperStore
+from stagectl.state.runs import reopen_run
 
 KIND = "run-live"
 RUN_STARTED = "RUN_STARTED"
@@ -122,13 +124,6 @@ def live_credentials_source() -> str:
     return require_credentials().source
 
 
-def state_path(home: Home, live: bool) -> Path:
-    """Paper: ``--state`` or HOME/state/paper.db; live: the home's state database."""
-    if home.state_override is not None or live:
-        return home.state_path
-    return home.root / "state" / "paper.db"
-
-
 def policy_limits(stage3: Any, *, position_limits: bool) -> PolicyLimits:
     caps = {
         symbol: SymbolCap(Decimal(repr(lim.max_size)), Decimal(repr(lim.max_notional_usd)))
@@ -168,7 +163,7 @@ def run(
         )
     config, source = load_strategy(home, request.config)
     stage3, _ = load_stage3(home, request.stage3)
-    path = state_path(home, request.live)
+    path = home.state_path
     broker = (
         open_live_broker(request.exchange, request.base_url, request.timeout_ms)
         if request.live and live_broker is None
@@ -400,7 +395,15 @@ def _open_run(
     with db.transaction():
         runs.start_run(
             db,
-            runs.Run(run_id, KIND, mode, now, config_path=str(source.path), config_sha256=sha),
+            runs.Run(
+                run_id,
+                KIND,
+                mode,
+                now,
+                config_path=str(source.path),
+                config_sha256=sha,
+                account=_account(run_id) if mode == "paper" else request.exchange,
+            ),
         )
         journal.record_event(
             db,
@@ -421,8 +424,8 @@ def _resumable(db: StateDB, request: RunLiveRequest, mode: str) -> runs.Run | No
         return found
     if request.new_run:
         return None
-    for candidate in runs.list_runs(db, kind=KIND, limit=50):
-        if candidate.mode == mode and candidate.status in ("running", "aborted"):
+    for candidate in runs.list_runs(db, kind=KIND, mode=mode, limit=50):
+        if candidate.status in ("running", "aborted"):
             return candidate
     return None
 

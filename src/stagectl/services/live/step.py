@@ -32,7 +32,7 @@ from stagectl.domain.order_policy import (
     apply_policy,
     stop_limit_for,
 )
-from stagectl.domain.orders import TradingState, client_order_id
+from stagectl.domain.orders import client_order_id
 from stagectl.domain.sizing import (
     CAP_LEVERAGE,
     CAP_SINGLE_COIN,
@@ -40,6 +40,7 @@ from stagectl.domain.sizing import (
     SizingLimits,
     exposure_caps,
 )
+from stagectl.domain.types import Mode, TradingState
 from stagectl.exchange.broker import OrderAck, OrderRequest
 from stagectl.exchange.errors import OrderRejected
 from stagectl.services.live.artifacts import ORDER_REJECTED
@@ -92,6 +93,11 @@ class LiveContext:
     latency_ms: float = 0.0
     """The last measured order round trip (the latency penalty of the next estimate)."""
 
+    @property
+    def mode(self) -> Mode:
+        """The trading mode whose state and directives this run obeys."""
+        return "paper" if self.paper else "live"
+
     def limits_for(self, symbol: str) -> PolicyLimits:
         step = self.qty_steps.get(symbol)
         return self.limits if step is None else replace(self.limits, qty_step=step)
@@ -103,10 +109,10 @@ class Intent:
     request: OrderRequest
 
 
-def multipliers(db: StateDB, symbols: list[str], now: datetime) -> dict[str, float]:
-    """Per sleeve: the product of the active directives' multipliers that apply to it."""
+def multipliers(db: StateDB, mode: Mode, symbols: list[str], now: datetime) -> dict[str, float]:
+    """Per sleeve: the product of the mode's active directives' multipliers that apply to it."""
     out = dict.fromkeys(symbols, 1.0)
-    for directive in directives.active_directives(db, now=now):
+    for directive in directives.active_directives(db, mode=mode, now=now):
         for symbol in symbols:
             if directive.sleeve is None or directive.sleeve == symbol:
                 out[symbol] *= float(directive.multiplier)
@@ -129,8 +135,8 @@ def decide(ctx: LiveContext, data: StepData) -> tuple[list[Intent], dict[str, An
     """Step 1: the orders of this bar, recorded before sending (one transaction)."""
     db, symbols = ctx.db, list(data.sleeves)
     with db.transaction():
-        state = flags.get_trading_state(db).state
-        mult = multipliers(db, symbols, data.ts)
+        state = flags.get_trading_state(db, ctx.mode).state
+        mult = multipliers(db, ctx.mode, symbols, data.ts)
         equity = account_equity(ctx)
         held = positions_by_symbol(ctx)
         intents: list[Intent] = []

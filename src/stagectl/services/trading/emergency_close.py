@@ -25,9 +25,11 @@ so even a stale order cannot flip a position, and ``CcxtBroker.place`` recovers 
 order accepted before a dropped connection instead of sending it again.
 
 Paper books (``--paper``, the default) are the paper accounts of run-live's paper runs
-in the paper state database. The paper broker fills market orders on the next bar, so
-here a close fills on a flat bar at the position's last mark (its entry price when it
-was never marked), with the strategy config's slippage and taker fee.
+in the home's state database (``runs.account``), and the trading state set is the paper
+mode's; ``--exchange`` closes the live account and sets the live mode's state. The
+paper broker fills market orders on the next bar, so here a close fills on a flat bar
+at the position's last mark (its entry price when it was never marked), with the
+strategy config's slippage and taker fee.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from decimal import Decimal
 from typing import Any
 
 from stagectl.config.home import Home
-from stagectl.domain.orders import TradingState
+from stagectl.domain.types import TradingState
 from stagectl.exchange.errors import ExchangeError
 from stagectl.exchange.retry import RetryPolicy
 from stagectl.services.trading.emergency_plan import (
@@ -50,8 +52,7 @@ from stagectl.services.trading.emergency_plan import (
     close_order_id,
     prepare,
 )
-from stagectl.services.trading.emergency_steps import execute, halt_only
-from stagectl.services.trading.flags import state_path_for
+from stagectl.services.trading.emergency_steps import execute, halt_only, trading_mode
 from stagectl.state import flags, runs
 from stagectl.state.db import StateDB, open_state
 
@@ -93,7 +94,7 @@ def run(
 ) -> EmergencyCloseResult:
     """Plan, confirm (``confirm`` raises to stop), then execute; ``--dry-run`` stops after
     the plan and writes nothing (not even a new state database)."""
-    path = state_path_for(home, paper=request.paper)
+    path = home.state_path
     mode = "paper" if request.paper else request.exchange
     if request.dry_run and not path.exists():
         venues = [] if request.paper else [_exchange_venue(request)]
@@ -108,7 +109,7 @@ def run(
     db = open_state(path, migrate=not request.dry_run)
     try:
         venues = _paper_venues(db, home) if request.paper else [_exchange_venue(request)]
-        state = flags.get_trading_state(db).state
+        state = flags.get_trading_state(db, trading_mode(mode)).state
         try:
             result = prepare(
                 state,
@@ -160,10 +161,8 @@ def _paper_venues(db: StateDB, home: Home) -> list[Venue]:
     fee_bps = Decimal(repr(config.costs.fee_bps))
     slippage_bps = Decimal(repr(config.costs.slippage_bps))
     venues = []
-    for paper_run in runs.list_runs(db, kind="run-live", limit=10_000):
-        if paper_run.mode != "paper":
-            continue
-        store = StatePaperStore(db, account=f"paper:{paper_run.run_id}")
+    for paper_run in runs.list_runs(db, kind="run-live", mode="paper", limit=10_000):
+        store = StatePaperStore(db, account=paper_run.account or f"paper:{paper_run.run_id}")
         if store.load_book() is None:
             continue
         broker = PaperBroker(

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from stagectl.domain.orders import TradingState, client_order_id
+from stagectl.domain.orders import client_order_id
+from stagectl.domain.types import TradingState
 
 RULE = "EMERGENCY_CLOSE"
 SOURCE = "emergency-close"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stagectl.domain.orders import TradingState
+from stagectl.domain.types import Mode, TradingState
 from stagectl.exchange.broker import OrderRequest, Side
 from stagectl.exchange.errors import ExchangeError
 from stagectl.services.trading.emergency_plan import (
@@ -62,10 +62,18 @@ def execute(
     return result
 
 
+def trading_mode(venue_mode: str) -> Mode:
+    """The trading mode whose state an emergency close sets: the paper books' or live."""
+    return "paper" if venue_mode == "paper" else "live"
+
+
 def halt_only(db: StateDB, mode: str, *, now: Now, reason: str, why: str) -> None:
     """The exchange cannot be read: stop trading locally and record why."""
-    if flags.get_trading_state(db).state != TradingState.HALTED:
-        flags.set_trading_state(db, TradingState.HALTED, reason=reason, source=SOURCE, now=now())
+    book = trading_mode(mode)
+    if flags.get_trading_state(db, book).state != TradingState.HALTED:
+        flags.set_trading_state(
+            db, book, TradingState.HALTED, reason=reason, source=SOURCE, now=now()
+        )
     journal.record_incident(
         db,
         journal.Incident(
@@ -87,7 +95,9 @@ def _set_state(
     reason: str,
     action: str,
 ) -> None:
-    change = flags.set_trading_state(db, state, reason=reason, source=SOURCE, now=now())
+    change = flags.set_trading_state(
+        db, trading_mode(result.mode), state, reason=reason, source=SOURCE, now=now()
+    )
     result.trading_state_after = state.value
     message = f"trading state {change.from_state.value} -> {change.to_state.value}: {reason}"
     _incident(db, result, now, action, "HIGH", message)

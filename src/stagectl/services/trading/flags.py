@@ -1,71 +1,83 @@
-"""Show and set the desk's trading state (ACTIVE, REDUCE_ONLY, HALTED) with its history.
+"""Show and set the trading state of each mode (ACTIVE, REDUCE_ONLY, HALTED) with its history.
+
+Paper and live runs share the home's one state database; each mode has its own trading
+state (``state.flags``). ``status`` shows both. A restrictive change (``disable``,
+``reduce-only``) applies to both modes unless one is named, so the kill switch never
+misses a book; ``enable`` re-enables one mode, paper unless ``--live`` is given.
 
 ``status`` is a fast path (``stagectl trading status``): it opens the state database
-read-only in spirit (``migrate=False``, sqlite3 only) and never imports sqlite-utils,
-pandas, numpy, ccxt or rich. A home with no state database, or a database whose
-schema predates the flags table, has never had its state set: it is ACTIVE.
+without migrating (sqlite3 only) and never imports sqlite-utils, pandas, numpy, ccxt or
+rich. A home with no state database has never had its state set: every mode is ACTIVE.
+A database of an older schema is migrated first, so an old desk-wide HALTED is shown
+as it is, never read as "never set".
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from stagectl.config.home import Home
-from stagectl.domain.orders import TradingState
+from stagectl.domain.types import MODES, Mode, TradingState
 from stagectl.errors import InputError
 from stagectl.state import flags
-from stagectl.state.db import open_state
+from stagectl.state.db import StateDB, open_state
 
 HISTORY_LIMIT = 20
 
 
 @dataclass(frozen=True)
 class TradingStatus:
-    """The current state, where it came from and the latest changes (newest first)."""
+    """The current state of every mode and the latest changes (newest first)."""
 
     path: Path
     database_exists: bool
-    current: flags.TradingFlag
+    states: dict[Mode, flags.TradingFlag]
     history: tuple[flags.TradingFlagChange, ...]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "state_db": str(self.path),
             "database_exists": self.database_exists,
-            "trading_state": self.current.state.value,
-            "reason": self.current.reason,
-            "source": self.current.source,
-            "updated_at": self.current.updated_at,
-            "history": [_change_dict(change) for change in self.history],
+            "modes": {
+                mode: {
+                    "trading_state": flag.state.value,
+                    "reason": flag.reason,
+                    "source": flag.source,
+                    "updated_at": flag.updated_at,
+                }
+                for mode, flag in self.states.items()
+            },
+            "history": [change_dict(change) for change in self.history],
         }
 
 
 @dataclass(frozen=True)
 class TradingChange:
-    """The outcome of a set: what it was, what it is now."""
+    """The outcome of a set: per mode, what it was and what it is now."""
 
     path: Path
-    change: flags.TradingFlagChange
+    changes: tuple[flags.TradingFlagChange, ...]
 
-    @property
-    def changed(self) -> bool:
-        return self.change.from_state != self.change.to_state
+    def changed(self, change: flags.TradingFlagChange) -> bool:
+        return change.from_state != change.to_state
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "state_db": str(self.path),
-            "changed": self.changed,
-            **_change_dict(self.change),
+            "changes": [
+                {**change_dict(change), "changed": self.changed(change)} for change in self.changes
+            ],
         }
 
 
-def _change_dict(change: flags.TradingFlagChange) -> dict[str, Any]:
+def change_dict(change: flags.TradingFlagChange) -> dict[str, Any]:
     return {
         "ts": change.ts,
+        "mode": change.mode,
         "from_state": change.from_state.value,
         "to_state": change.to_state.value,
         "reason": change.reason,
@@ -73,36 +85,48 @@ def _change_dict(change: flags.TradingFlagChange) -> dict[str, Any]:
     }
 
 
+def _never_set(path: Path, exists: bool) -> TradingStatus:
+    return TradingStatus(path, exists, {mode: flags.never_set(mode) for mode in MODES}, ())
+
+
 def status(path: Path, *, history_limit: int = HISTORY_LIMIT) -> TradingStatus:
-    """The trading state in the database at ``path``; changes nothing."""
+    """The trading state of every mode in the database at ``path``; changes nothing."""
     if not path.exists():
-        return TradingStatus(path, False, flags.NEVER_SET, ())
+        return _never_set(path, False)
     with open_state(path, migrate=False) as db:
-        try:
-            current = flags.get_trading_state(db)
-            history = tuple(flags.trading_state_history(db, limit=history_limit))
-        except sqlite3.OperationalError as error:
-            if "no such table" in str(error):
-                return TradingStatus(path, True, flags.NEVER_SET, ())
-            raise db.translate_error(error) from error
-    return TradingStatus(path, True, current, history)
+        current = not db.pending_migrations()
+        if current:
+            return _read_status(db, history_limit)
+    with open_state(path) as db:
+        return _read_status(db, history_limit)
+
+
+def _read_status(db: StateDB, history_limit: int) -> TradingStatus:
+    try:
+        states = flags.trading_states(db)
+        history = tuple(flags.trading_state_history(db, limit=history_limit))
+    except sqlite3.OperationalError as error:
+        raise db.translate_error(error) from error
+    return TradingStatus(db.path, True, states, history)
 
 
 def set_state(
-    path: Path, state: TradingState, *, reason: str, source: str, now: datetime
+    path: Path,
+    state: TradingState,
+    *,
+    modes: Sequence[Mode],
+    reason: str,
+    source: str,
+    now: datetime,
 ) -> TradingChange:
-    """Set the trading state (the database is created and migrated when needed)."""
+    """Set the trading state of ``modes`` in one transaction (the database is created and
+    migrated when needed)."""
     reason = reason.strip()
     if not reason:
         raise InputError("a trading state change needs a reason", where="--reason")
-    with open_state(path) as db:
-        change = flags.set_trading_state(db, state, reason=reason, source=source, now=now)
-    return TradingChange(path, change)
-
-
-def state_path_for(home: Home, *, paper: bool) -> Path:
-    """The state database of a mode, as run-live chooses it (services.run_live.state_path):
-    ``--state`` when given; else paper uses HOME/state/paper.db, live the home's database."""
-    if home.state_override is not None or not paper:
-        return home.state_path
-    return home.root / "state" / "paper.db"
+    with open_state(path) as db, db.transaction():
+        changes = tuple(
+            flags.set_trading_state(db, mode, state, reason=reason, source=source, now=now)
+            for mode in modes
+        )
+    return TradingChange(path, changes)

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 from stagectl.config.home import ConfigSource, Home
 from stagectl.errors import StagectlError
-from stagectl.services.trading.flags import state_path_for
 
 Status = Literal["PASS", "FAIL", "SKIP"]
 MAX_CLOCK_SKEW_S = 1.0
@@ -102,7 +101,7 @@ def run(
     clock = now or (lambda: datetime.now(UTC))
     stage3, source = load_stage3(home, request.config)
     paper = request.exchange is None
-    path = state_path_for(home, paper=paper)
+    path = home.state_path
     result = PreflightResult(source, "paper" if paper else request.exchange or "", path)
     add = result.checks.append
     add(Check("config valid", "PASS", f"{source.describe()}: {len(stage3.symbols)} symbols"))
@@ -118,7 +117,7 @@ def run(
     add(reach)
     add(_position_limits(stage3, venue))
     add(_fee_tier(home, venue))
-    add(_reconciliation(path, stage3))
+    add(_reconciliation(path, stage3, "paper" if paper else "live"))
     return result
 
 
@@ -147,7 +146,7 @@ def _state_db(path: Path, paper: bool) -> Check:
     if not path.exists():
         if paper:
             return Check(
-                name, "SKIP", f"no paper state yet at {path} (run-live --paper creates it)"
+                name, "SKIP", f"no state database yet at {path} (init or run-live creates it)"
             )
         return Check(name, "FAIL", f"no state database at {path}; run `stagectl init`")
     try:
@@ -416,9 +415,9 @@ def _fee_tier(home: Home, venue: _Venue) -> Check:
     return Check(name, "PASS", f"cost model fee {assumed} bps >= taker {taker} bps ({source})")
 
 
-def _reconciliation(path: Path, stage3: Any) -> Check:
+def _reconciliation(path: Path, stage3: Any, mode: str) -> Check:
     """Equity = initial + realized + unrealized - fees - funding on the latest
-    reconciliation record of the latest run-live run, within the tolerance."""
+    reconciliation record of the latest run-live run of ``mode``, within the tolerance."""
     from stagectl.state import journal, runs
     from stagectl.state.db import open_state
 
@@ -428,9 +427,9 @@ def _reconciliation(path: Path, stage3: Any) -> Check:
         return Check(name, "SKIP", "no state database")
     try:
         with open_state(path, migrate=False) as db:
-            latest = runs.list_runs(db, kind="run-live", limit=1)
+            latest = runs.list_runs(db, kind="run-live", mode=mode, limit=1)
             if not latest:
-                return Check(name, "SKIP", "no run-live run in the state database yet")
+                return Check(name, "SKIP", f"no {mode} run-live run in the state database yet")
             records = journal.events(db, run_id=latest[0].run_id, event_type="RECONCILIATION")
     except StagectlError as error:
         return Check(name, "FAIL", str(error))
