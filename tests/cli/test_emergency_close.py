@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.exchange.broker import OrderRequest
 from stagectl.exchange.credentials import KEY_ENV, SECRET_ENV
 from stagectl.exchange.paper import Bar, PaperBroker
 from stagectl.state import runs
 from stagectl.state.db import open_state
 from stagectl.state.paper_book import StatePaperStore
 from tests.conftest import Run
+from tests.orders import new_order
 
 START = datetime(2024, 1, 3, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -35,13 +35,11 @@ def paper_book(home: Path) -> None:
             slippage_bps=Decimal(3),
             start=START,
         )
-        broker.place(OrderRequest("ETHUSDT", "buy", "market", Decimal("0.5"), "sc-eth"))
-        broker.place(OrderRequest("SOLUSDT", "sell", "market", Decimal("4"), "sc-sol"))
+        broker.place(new_order("ETHUSDT", "buy", "market", Decimal("0.5"), "sc-eth"))
+        broker.place(new_order("SOLUSDT", "sell", "market", Decimal("4"), "sc-sol"))
         for symbol, price in (("ETHUSDT", Decimal(2300)), ("SOLUSDT", Decimal(100))):
             broker.process_bar(symbol, Bar(START, START + HOUR, price, price, price, price))
-        broker.place(
-            OrderRequest("ETHUSDT", "buy", "limit", Decimal("0.1"), "sc-rest", Decimal(2000))
-        )
+        broker.place(new_order("ETHUSDT", "buy", "limit", Decimal("0.1"), "sc-rest", Decimal(2000)))
 
 
 def test_without_yes_and_without_a_terminal_it_refuses_with_exit_2(run: Run, home: Path) -> None:

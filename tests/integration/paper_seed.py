@@ -25,12 +25,13 @@ import pandas as pd
 from stagectl.data import load_candles, load_funding
 from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
 from stagectl.domain.strategies import debounce, tsmom_ema, tsmom_multi_ema
+from stagectl.domain.types import Event, Order, OrderStatus, OrderType, Side, TimeInForce
 from stagectl.state.db import open_state
 from stagectl.state.directives import GuardDecision, record_guard_decision
 from stagectl.state.equity import EquitySnapshot, record_snapshots
-from stagectl.state.journal import Event, record_events
+from stagectl.state.journal import record_events
 from stagectl.state.ledger import Fill, FundingPayment, insert_fills, insert_funding
-from stagectl.state.orders import Order, upsert_order
+from stagectl.state.orders import upsert_order
 from stagectl.state.runs import Run, start_run
 
 WEIGHTS = {"ETHUSDT": 0.54, "SOLUSDT": 0.46}
@@ -163,15 +164,15 @@ def _write_fills(
             upsert_order(
                 db,
                 Order(
-                    order_id,
-                    "paper",
-                    symbol,
-                    side,
-                    "limit",
-                    _dec(qty),
-                    "filled",
-                    at,
-                    at,
+                    client_order_id=order_id,
+                    symbol=symbol,
+                    side=Side(side),
+                    type=OrderType.LIMIT,
+                    qty=_dec(qty),
+                    created_at=at,
+                    status=OrderStatus.FILLED,
+                    time_in_force=TimeInForce.GTC,
+                    account="paper",
                     run_id=seed.run_id,
                     price=_dec(reference),
                     filled_qty=_dec(qty),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.exchange.broker import OrderRequest
+from stagectl.domain.types import Order
 from stagectl.exchange.ccxt_broker import CcxtBroker, open_broker
 from stagectl.exchange.credentials import (
     KEY_FILE_ENV,
@@ -26,6 +26,7 @@ from stagectl.exchange.errors import (
 )
 from stagectl.exchange.retry import RetryPolicy
 from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
+from tests.orders import new_order
 
 ORDER = "/fapi/v1/order"
 FAST = RetryPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.05, in_flight_s=0.05)
@@ -62,8 +63,8 @@ def broker_for(
     )
 
 
-def market_buy(client_id: str, amount: str = "0.1") -> OrderRequest:
-    return OrderRequest("ETHUSDT", "buy", "market", Decimal(amount), client_id)
+def market_buy(client_id: str, amount: str = "0.1") -> Order:
+    return new_order("ETHUSDT", "buy", "market", Decimal(amount), client_id)
 
 
 def creates(sim: ExchangeSim) -> int:
@@ -83,16 +84,16 @@ def test_market_order_fills_at_the_bar_open_and_shows_in_positions_fills_balance
     broker = broker_for(sim)
     ack = broker.place(market_buy("sc-market-1"))
     open_price = Decimal("2356.92")  # ETHUSDT perp 1h open, 2024-01-03T00:00Z
-    assert (ack.status, ack.filled, ack.average_price) == ("closed", Decimal("0.1"), open_price)
+    assert (ack.status, ack.filled_qty, ack.average_price) == ("filled", Decimal("0.1"), open_price)
     assert ack.client_order_id == "sc-market-1" and not ack.recovered
     [position] = broker.positions()
-    assert (position.symbol, position.amount, position.entry_price) == (
+    assert (position.symbol, position.qty, position.entry_price) == (
         "ETHUSDT",
         Decimal("0.1"),
         open_price,
     )
-    [fill] = broker.fetch_fills("ETHUSDT", START)
-    assert (fill.price, fill.amount, fill.side, fill.maker) == (
+    [fill] = broker.fills_since("ETHUSDT", START)
+    assert (fill.price, fill.qty, fill.side, fill.liquidity == "maker") == (
         open_price,
         Decimal("0.1"),
         "buy",
@@ -106,11 +107,11 @@ def test_market_order_fills_at_the_bar_open_and_shows_in_positions_fills_balance
 
 def test_limit_order_rests_then_cancel_by_client_id(sim: ExchangeSim) -> None:
     broker = broker_for(sim)
-    request = OrderRequest(
+    request = new_order(
         "ETHUSDT", "buy", "limit", Decimal("0.1"), "sc-limit-1", price=Decimal("2000")
     )
     ack = broker.place(request)
-    assert ack.status == "open" and ack.filled == 0
+    assert ack.status == "open" and ack.filled_qty == 0
     assert [o.client_order_id for o in broker.open_orders("ETHUSDT")] == ["sc-limit-1"]
     assert broker.fetch_order("ETHUSDT", client_order_id="sc-limit-1") is not None
     canceled = broker.cancel("ETHUSDT", client_order_id="sc-limit-1")
@@ -122,21 +123,21 @@ def test_limit_order_rests_then_cancel_by_client_id(sim: ExchangeSim) -> None:
 def test_limit_order_fills_when_a_later_bar_trades_through_its_price(sim: ExchangeSim) -> None:
     broker = broker_for(sim)
     broker.place(
-        OrderRequest("ETHUSDT", "buy", "limit", Decimal("0.1"), "sc-limit-2", price=Decimal("2340"))
+        new_order("ETHUSDT", "buy", "limit", Decimal("0.1"), "sc-limit-2", price=Decimal("2340"))
     )
     sim.advance(bars=24)
     order = broker.fetch_order("ETHUSDT", client_order_id="sc-limit-2")
-    assert order is not None and order.status == "closed"
+    assert order is not None and order.status == "filled"
     assert order.average_price == Decimal("2340")
-    [fill] = broker.fetch_fills("ETHUSDT", START)
-    assert fill.maker
+    [fill] = broker.fills_since("ETHUSDT", START)
+    assert fill.liquidity == "maker"
 
 
 def test_cancel_all_leaves_no_open_orders(sim: ExchangeSim) -> None:
     broker = broker_for(sim)
     for n in range(3):
         broker.place(
-            OrderRequest(
+            new_order(
                 "ETHUSDT", "buy", "limit", Decimal("0.1"), f"sc-many-{n}", price=Decimal("2000")
             )
         )
@@ -150,11 +151,11 @@ def test_dropped_connection_after_acceptance_finds_the_order_instead_of_sending_
     broker = broker_for(sim)
     sim.inject_drop(after_accept=True, path=ORDER, method="POST")
     ack = broker.place(market_buy("sc-dropped-1"))
-    assert ack.recovered and ack.status == "closed"
+    assert ack.recovered and ack.status == "filled"
     assert [o.client_order_id for o in sim.orders] == ["sc-dropped-1"]
     assert creates(sim) == 1
     [position] = broker.positions()
-    assert position.amount == Decimal("0.1")
+    assert position.qty == Decimal("0.1")
 
 
 def test_timeout_after_acceptance_finds_the_order_instead_of_sending_it_again(
@@ -185,18 +186,18 @@ def test_dropped_connection_before_acceptance_sends_the_order_once_more(sim: Exc
     broker = broker_for(sim)
     sim.inject_drop(after_accept=False, path=ORDER, method="POST")
     ack = broker.place(market_buy("sc-lost-1"))
-    assert not ack.recovered and ack.status == "closed"
+    assert not ack.recovered and ack.status == "filled"
     assert len(sim.orders) == 1 and creates(sim) == 2
 
 
 def test_a_duplicate_open_client_id_returns_the_existing_order(sim: ExchangeSim) -> None:
     broker = broker_for(sim)
-    request = OrderRequest(
+    request = new_order(
         "ETHUSDT", "sell", "limit", Decimal("0.1"), "sc-dup-1", price=Decimal("2600")
     )
     first = broker.place(request)
     second = broker.place(request)
-    assert second.recovered and second.order_id == first.order_id
+    assert second.recovered and second.exchange_order_id == first.exchange_order_id
     assert len(sim.orders) == 1
 
 
@@ -214,7 +215,7 @@ def test_rate_limited_create_checks_by_client_id_then_places_once(sim: ExchangeS
     broker = broker_for(sim)
     sim.inject_status(429, retry_after_s=0, path=ORDER, method="POST")
     ack = broker.place(market_buy("sc-429-1"))
-    assert ack.status == "closed"
+    assert ack.status == "filled"
     assert len(sim.requests(ORDER, "GET")) == 1  # looked up before sending again
     assert len(sim.orders) == 1
 
@@ -230,7 +231,7 @@ def test_retries_are_bounded(sim: ExchangeSim) -> None:
 
 def test_final_errors_are_not_retried(sim: ExchangeSim) -> None:
     broker = broker_for(sim)
-    sell = OrderRequest("ETHUSDT", "sell", "market", Decimal("0.1"), "sc-ro-1", reduce_only=True)
+    sell = new_order("ETHUSDT", "sell", "market", Decimal("0.1"), "sc-ro-1", reduce_only=True)
     with pytest.raises(OrderRejected, match="invalid order"):
         broker.place(sell)
     too_big = market_buy("sc-huge-1", amount="1000")
@@ -244,10 +245,8 @@ def test_reduce_only_order_closes_a_position(sim: ExchangeSim) -> None:
     broker = broker_for(sim)
     broker.place(market_buy("sc-open-1"))
     sim.advance(bars=1)
-    close = OrderRequest(
-        "ETHUSDT", "sell", "market", Decimal("0.1"), "sc-close-1", reduce_only=True
-    )
-    assert broker.place(close).status == "closed"
+    close = new_order("ETHUSDT", "sell", "market", Decimal("0.1"), "sc-close-1", reduce_only=True)
+    assert broker.place(close).status == "filled"
     assert broker.positions() == []
 
 
@@ -266,19 +265,19 @@ def test_partial_fill_leaves_the_rest_open_until_the_next_bar(sim: ExchangeSim) 
     broker = broker_for(sim)
     sim.inject_partial_fill(Decimal("0.4"))
     ack = broker.place(market_buy("sc-partial-1", amount="0.5"))
-    assert (ack.status, ack.filled) == ("open", Decimal("0.2"))
+    assert (ack.status, ack.filled_qty) == ("partially_filled", Decimal("0.2"))
     sim.advance(bars=1)
     done = broker.fetch_order("ETHUSDT", client_order_id="sc-partial-1")
-    assert done is not None and (done.status, done.filled) == ("closed", Decimal("0.5"))
-    assert len(broker.fetch_fills("ETHUSDT", START)) == 2
+    assert done is not None and (done.status, done.filled_qty) == ("filled", Decimal("0.5"))
+    assert len(broker.fills_since("ETHUSDT", START)) == 2
 
 
 def test_funding_is_paid_on_an_open_long_at_each_settlement(sim: ExchangeSim) -> None:
     broker = broker_for(sim)
     broker.place(market_buy("sc-funding-1"))
     sim.advance(bars=16)  # passes 08:00 and 16:00 settlements
-    payments = broker.funding_payments(START, "ETHUSDT")
-    assert [p.timestamp.hour for p in payments] == [8, 16]
+    payments = broker.funding_since(START, "ETHUSDT")
+    assert [p.ts.hour for p in payments] == [8, 16]
     assert all(p.amount < 0 for p in payments)  # positive rates: longs pay
 
 
@@ -312,3 +311,22 @@ def test_half_a_key_pair_or_none_at_all_is_a_usage_error() -> None:
     assert load_credentials({}) is None
     with pytest.raises(CredentialsError, match="STAGECTL_EXCHANGE_KEY_FILE"):
         require_credentials({})
+
+
+def test_a_stop_limit_binance_takes_only_through_its_algo_api_is_refused_unsent(
+    sim: ExchangeSim,
+) -> None:
+    broker = broker_for(sim)
+    stop = new_order(
+        "ETHUSDT",
+        "sell",
+        "stop_limit",
+        Decimal("0.1"),
+        "sc-stop-1",
+        Decimal(2000),
+        reduce_only=True,
+        stop_price=Decimal(2001),
+    )
+    with pytest.raises(OrderRejected, match="algo-order API"):
+        broker.place(stop)
+    assert creates(sim) == 0

@@ -13,7 +13,6 @@ import pytest
 from stagectl.config.home import Home
 from stagectl.data import load_candles
 from stagectl.domain.types import TradingState
-from stagectl.exchange.broker import OrderRequest
 from stagectl.exchange.ccxt_broker import CcxtBroker, open_broker
 from stagectl.exchange.credentials import KEY_ENV, SECRET_ENV, Credentials
 from stagectl.exchange.errors import ExchangeUnavailable
@@ -22,6 +21,7 @@ from stagectl.services.trading import emergency_close as service
 from stagectl.state import flags, journal
 from stagectl.state.db import open_state
 from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
+from tests.orders import new_order
 
 ORDER = "/fapi/v1/order"
 FAST = RetryPolicy(max_attempts=3, base_backoff_s=0.01, max_backoff_s=0.05, in_flight_s=0.05)
@@ -64,14 +64,12 @@ def broker_for(sim: ExchangeSim) -> CcxtBroker:
 def open_book(sim: ExchangeSim) -> None:
     """A long ETH, a short SOL and two resting limit orders."""
     broker = broker_for(sim)
-    broker.place(OrderRequest("ETHUSDT", "buy", "market", LONG_ETH, "sc-test-eth"))
-    broker.place(OrderRequest("SOLUSDT", "sell", "market", -SHORT_SOL, "sc-test-sol"))
+    broker.place(new_order("ETHUSDT", "buy", "market", LONG_ETH, "sc-test-eth"))
+    broker.place(new_order("SOLUSDT", "sell", "market", -SHORT_SOL, "sc-test-sol"))
     broker.place(
-        OrderRequest("ETHUSDT", "buy", "limit", Decimal("0.1"), "sc-rest-eth", Decimal("2000"))
+        new_order("ETHUSDT", "buy", "limit", Decimal("0.1"), "sc-rest-eth", Decimal("2000"))
     )
-    broker.place(
-        OrderRequest("SOLUSDT", "sell", "limit", Decimal("1"), "sc-rest-sol", Decimal("150"))
-    )
+    broker.place(new_order("SOLUSDT", "sell", "limit", Decimal("1"), "sc-rest-sol", Decimal("150")))
     sim.advance(bars=1)
 
 
@@ -153,7 +151,7 @@ def test_a_rerun_after_a_crash_does_not_send_a_close_the_exchange_already_has(
     # the close an earlier, interrupted run sent for the ETH position, still resting
     cid = service.close_order_id("binanceusdm", "ETHUSDT", LONG_ETH, 0)
     broker.place(
-        OrderRequest("ETHUSDT", "sell", "limit", LONG_ETH, cid, Decimal("9000"), reduce_only=True)
+        new_order("ETHUSDT", "sell", "limit", LONG_ETH, cid, Decimal("9000"), reduce_only=True)
     )
     result = close(desk, sim.base_url)
     assert result.flat

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from stagectl.config.home import Home
-from stagectl.exchange.broker import OrderRequest
 from stagectl.exchange.ccxt_broker import open_broker
 from stagectl.exchange.credentials import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials
 from stagectl.exchange.retry import RetryPolicy
@@ -19,6 +18,7 @@ from stagectl.state.db import open_state
 from stagectl.state.ledger import fills
 from tests.conftest import Run
 from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
+from tests.orders import new_order
 
 START = datetime(2024, 1, 3, tzinfo=UTC)
 ENV: dict[str, str | None] = {KEY_ENV: API_KEY, SECRET_ENV: API_SECRET, KEY_FILE_ENV: None}
@@ -43,11 +43,11 @@ def traded(sim: ExchangeSim) -> list[object]:
         ),
         rate_limit=False,
     )
-    broker.place(OrderRequest("ETHUSDT", "buy", "market", Decimal("0.3"), "mf-1"))
+    broker.place(new_order("ETHUSDT", "buy", "market", Decimal("0.3"), "mf-1"))
     sim.advance(bars=1)
-    broker.place(OrderRequest("ETHUSDT", "sell", "market", Decimal("0.1"), "mf-2"))
-    broker.place(OrderRequest("ETHUSDT", "buy", "market", Decimal("0.05"), "mf-3"))
-    return list(broker.fetch_fills("ETHUSDT", START))
+    broker.place(new_order("ETHUSDT", "sell", "market", Decimal("0.1"), "mf-2"))
+    broker.place(new_order("ETHUSDT", "buy", "market", Decimal("0.05"), "mf-3"))
+    return list(broker.fills_since("ETHUSDT", START))
 
 
 def fetch_args(sim: ExchangeSim, *extra: str) -> list[str]:
@@ -85,10 +85,10 @@ def test_fetch_records_the_trades_exactly_and_a_second_fetch_adds_nothing(
     for fill in recorded:
         trade = by_key[fill.trade_id]
         assert (fill.side, fill.qty, fill.price, fill.fee) == (
-            trade.side,  # type: ignore[attr-defined]
-            trade.amount,  # type: ignore[attr-defined]
-            trade.price,  # type: ignore[attr-defined]
-            trade.fee,  # type: ignore[attr-defined]
+            trade.side,
+            trade.qty,
+            trade.price,
+            trade.fee,
         )
         assert (fill.exchange, fill.source, fill.liquidity) == ("binanceusdm", "fetch", "taker")
     for output in (first.stdout + first.stderr, second.stdout + second.stderr):

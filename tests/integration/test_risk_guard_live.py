@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from stagectl.config.home import Home
+from stagectl.domain.types import Event, Order, OrderStatus, OrderType, Side, TimeInForce
 from stagectl.errors import ExternalError, InputError
 from stagectl.services.guard.live import run_live
 from stagectl.state import directives, journal, ledger, orders
@@ -56,16 +57,16 @@ def _seed(state: Path, *, hours: int = HOURS, skip: tuple[int, ...] = ()) -> Non
         order_time = T0 + timedelta(hours=100)
         orders.upsert_order(
             db,
-            orders.Order(
-                "sc-1",
-                "paper",
-                "ETHUSDT",
-                "buy",
-                "limit",
-                Decimal("1"),
-                "filled",
-                order_time,
-                order_time,
+            Order(
+                client_order_id="sc-1",
+                symbol="ETHUSDT",
+                side=Side.BUY,
+                type=OrderType.LIMIT,
+                qty=Decimal("1"),
+                created_at=order_time,
+                status=OrderStatus.FILLED,
+                time_in_force=TimeInForce.GTC,
+                account="paper",
                 run_id="paper-1",
                 price=Decimal("2000"),
             ),
@@ -73,7 +74,7 @@ def _seed(state: Path, *, hours: int = HOURS, skip: tuple[int, ...] = ()) -> Non
         journal.record_events(
             db,
             [
-                journal.Event(
+                Event(
                     ts=T0 + timedelta(hours=h),
                     event_type="signal_check",
                     payload={"paper": 1, "replay": -1 if h == 99 else 1},

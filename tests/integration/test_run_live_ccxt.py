@@ -28,7 +28,7 @@ import pytest
 from stagectl.config.home import Home
 from stagectl.config.loader import load_strategy
 from stagectl.domain.backtest import run_backtest
-from stagectl.exchange.broker import OrderRequest
+from stagectl.errors import InputError
 from stagectl.exchange.ccxt_broker import CcxtBroker, open_broker
 from stagectl.exchange.credentials import Credentials, require_credentials
 from stagectl.exchange.retry import RetryPolicy
@@ -39,8 +39,10 @@ from stagectl.state.db import open_state
 from stagectl.state.equity import snapshots
 from stagectl.state.journal import events
 from stagectl.state.ledger import fills
+from tests.brokers import GuardedBroker, WriteLockProbe
 from tests.conftest import Run
 from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
+from tests.orders import new_order
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # the window trades: entries, flips and exits
 HOUR = timedelta(hours=1)
@@ -182,6 +184,38 @@ def _assert_consistent(sim: ExchangeSim, home: Home, run_id: str) -> None:
     assert "new" not in recorded.values()
     exchange = {s: p.amount for s, p in sim.engine.positions.items()}
     assert {s: q for s, q in book.items() if q} == {s: q for s, q in exchange.items() if q}
+
+
+def test_a_live_run_never_calls_the_exchange_inside_a_write_transaction(
+    sim: ExchangeSim, tmp_path: Path
+) -> None:
+    home = _home(tmp_path / "guarded")
+    broker = GuardedBroker(sim_broker(sim.base_url), WriteLockProbe(home.state_path))
+    result = service.run(
+        service.RunLiveRequest(live=True, end=T0 + 11 * HOUR),
+        home=home,
+        live_broker=broker,
+        clock=SimClock(sim),
+    )
+    assert result.status == "completed" and result.orders_sent > 0
+    assert {"place", "fetch_order", "fills_since", "funding_since", "marks"} <= set(broker.calls)
+    assert broker.inside_a_transaction == []
+
+
+def test_live_stop_limits_the_exchange_cannot_take_are_refused_before_the_run_starts(
+    sim: ExchangeSim, tmp_path: Path
+) -> None:
+    home = _home(tmp_path / "stops")
+    with pytest.raises(InputError, match="algo-order API") as refused:
+        service.run(
+            service.RunLiveRequest(live=True, stop_limits=True, end=T0 + HOUR),
+            home=home,
+            live_broker=sim_broker(sim.base_url),
+            clock=SimClock(sim),
+        )
+    assert refused.value.where == "--stop-limits"
+    assert not home.state_path.exists()
+    assert sim.orders == []
 
 
 def test_live_run_on_the_simulator_holds_the_backtest_positions_bar_for_bar(
@@ -353,7 +387,7 @@ def test_cli_live_run_uses_the_base_url_and_the_home_state_and_prints_no_secret(
 
 def test_cli_live_refuses_an_account_already_holding_a_sleeve(sim: ExchangeSim, run: Run) -> None:
     sim_broker(sim.base_url).place(
-        OrderRequest("SOLUSDT", "buy", "market", Decimal("1"), "sc-outside-the-run")
+        new_order("SOLUSDT", "buy", "market", Decimal("1"), "sc-outside-the-run")
     )
     args = ["run-live", "--live", "--yes", "--base-url", sim.base_url]
     result = run(args, env=SIM_CREDS)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.errors import EXIT_EXTERNAL, EXIT_USAGE, InputError, StateLockedError
+from stagectl.errors import (
+    EXIT_EXTERNAL,
+    EXIT_USAGE,
+    InputError,
+    InternalError,
+    StateLockedError,
+)
 from stagectl.state.db import open_state
 from stagectl.state.ledger import Fill, fills, insert_fills
 from stagectl.state.migration_names import MIGRATION_NAMES
@@ -218,14 +224,18 @@ def test_a_failed_transaction_leaves_nothing_half_written(tmp_path: Path) -> Non
         assert not db.conn.in_transaction
 
 
-def test_a_failed_inner_transaction_rolls_back_only_its_savepoint(tmp_path: Path) -> None:
+def test_a_failed_inner_write_spoils_the_whole_transaction_even_when_caught(
+    tmp_path: Path,
+) -> None:
     with open_state(tmp_path / "stagectl.db") as db:
-        with db.transaction():
+        with pytest.raises(InternalError, match="rolled back"), db.transaction():
             start_run(db, Run("r1", "run-live", "paper", started_at=T0))
             with pytest.raises(sqlite3.IntegrityError):
                 insert_fills(db, [_fill("t1"), _fill("t2", side="long")])
-        assert get_run(db, "r1") is not None
+        assert get_run(db, "r1") is None
         assert fills(db) == []
+        start_run(db, Run("r2", "run-live", "paper", started_at=T0))
+        assert get_run(db, "r2") is not None
 
 
 def test_foreign_keys_are_enforced(tmp_path: Path) -> None:

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from stagectl.domain.orders import client_order_id
-from stagectl.domain.types import TradingState
+from stagectl.domain.types import (
+    Event,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TradingState,
+)
 from stagectl.errors import InternalError
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.directives import (
@@ -23,8 +31,8 @@ from stagectl.state.directives import (
 )
 from stagectl.state.equity import EquitySnapshot, record_snapshots, snapshots
 from stagectl.state.flags import get_trading_state, set_trading_state, trading_state_history
-from stagectl.state.journal import Event, Incident, events, incidents, record_event, record_incident
-from stagectl.state.orders import Order, get_order, open_orders, upsert_order
+from stagectl.state.journal import Incident, events, incidents, record_event, record_incident
+from stagectl.state.orders import get_order, open_orders, upsert_order
 from stagectl.state.reports import list_reports, record_report
 from stagectl.state.runs import Run, finish_run, get_run, list_runs, start_run
 
@@ -41,14 +49,14 @@ def db(tmp_path: Path) -> StateDB:
 def _order(**changes: object) -> Order:
     values: dict[str, object] = {
         "client_order_id": client_order_id("r1", "ETHUSDT", T0, "entry"),
-        "exchange": "paper",
+        "account": "paper",
         "symbol": "ETHUSDT",
-        "side": "buy",
-        "type": "limit",
+        "side": Side.BUY,
+        "type": OrderType.LIMIT,
         "qty": Decimal("0.50"),
         "price": Decimal("3500.1"),
-        "time_in_force": "GTC",
-        "status": "new",
+        "time_in_force": TimeInForce.GTC,
+        "status": OrderStatus.NEW,
         "created_at": T0,
         "updated_at": T0,
         "run_id": "r1",

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from stagectl.domain.backtest import SleeveSpec, run_backtest
 from stagectl.domain.costs import execution_cost_parts, prior_bar_spread_bps
+from stagectl.domain.pretrade_costs import CostSettings
 from stagectl.services.strategy import costs as trade_costs
 from stagectl.services.strategy.costs import (
-    CostSettings,
     SleeveMarket,
     cost_summary,
     full_cost_backtest,

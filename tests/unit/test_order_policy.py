@@ -12,12 +12,12 @@ from stagectl.domain.guards import Denial
 from stagectl.domain.order_policy import (
     MarketContext,
     PolicyLimits,
-    ProposedOrder,
     SymbolCap,
     apply_policy,
     stop_limit_for,
 )
-from stagectl.domain.types import TradingState
+from stagectl.domain.types import Order, TradingState
+from tests.orders import CREATED, new_order
 
 BIG = D(10) ** 12
 ETH_CAP = {"ETHUSDT": SymbolCap(D("0.1"), D(300))}
@@ -34,8 +34,28 @@ def market(
     return MarketContext(D(price), volume, D(position), equity, D(other), state)
 
 
-def order(side: str = "buy", qty: str = "1", kind: str = "MARKET", **kw: object) -> ProposedOrder:
-    return ProposedOrder("ETHUSDT", side, kind, D(qty), **kw)  # type: ignore[arg-type]
+def order(
+    side: str = "buy",
+    qty: str = "1",
+    kind: str = "MARKET",
+    *,
+    time_in_force: str | None = None,
+    limit_price: D | None = None,
+    stop_price: D | None = None,
+    reduce_only: bool = False,
+) -> Order:
+    """An order for the policy; a MARKET one has no time in force unless given one."""
+    return new_order(
+        "ETHUSDT",
+        side,
+        kind.lower(),
+        D(qty),
+        "sc-policy",
+        limit_price,
+        time_in_force=time_in_force,
+        stop_price=stop_price,
+        reduce_only=reduce_only,
+    )
 
 
 def test_gtd_limit_is_denied_as_gated_with_a_coded_reason() -> None:
@@ -53,11 +73,11 @@ def test_gtc_and_ioc_limits_and_gtc_stop_limits_are_allowed_fok_is_not() -> None
         result, _ = apply_policy(
             order(kind="LIMIT", time_in_force=tif, limit_price=D(1990)), market(), PolicyLimits()
         )
-        assert isinstance(result, ProposedOrder)
+        assert isinstance(result, Order)
     stop = order(
         "sell", kind="STOP_LIMIT", time_in_force="GTC", limit_price=D(1958), stop_price=D(1960)
     )
-    assert isinstance(apply_policy(stop, market(position="1"), PolicyLimits())[0], ProposedOrder)
+    assert isinstance(apply_policy(stop, market(position="1"), PolicyLimits())[0], Order)
     fok, _ = apply_policy(
         order(kind="LIMIT", time_in_force="FOK", limit_price=D(1990)), market(), PolicyLimits()
     )
@@ -85,7 +105,7 @@ def test_reduce_only_state_denies_increase_and_cuts_a_flip_to_the_position() -> 
     flip, events = apply_policy(
         order("sell", "3"), market(position="1", state=TradingState.REDUCE_ONLY), limits
     )
-    assert isinstance(flip, ProposedOrder) and flip.qty == D(1)
+    assert isinstance(flip, Order) and flip.qty == D(1)
     assert [(e.event_type, e.code, e.original_qty, e.adjusted_qty) for e in events] == [
         (op.SIZED_DOWN, op.REDUCE_ONLY, D(3), D(1))
     ]
@@ -100,17 +120,17 @@ def test_position_cap_sizes_down_to_max_size_then_max_notional() -> None:
     limits = PolicyLimits(symbol_caps=ETH_CAP)
     # at 2000 the notional cap is 300 / 2000 = 0.15 units, so max_size 0.1 binds
     result, events = apply_policy(order("buy", "1"), market("2000"), limits)
-    assert isinstance(result, ProposedOrder) and result.qty == D("0.1")
+    assert isinstance(result, Order) and result.qty == D("0.1")
     assert events[0].code == op.POSITION_LIMIT and events[0].original_qty == D(1)
     # at 4000 the notional cap binds: 300 / 4000 = 0.075
     result, _ = apply_policy(order("buy", "1"), market("4000"), limits)
-    assert isinstance(result, ProposedOrder) and result.qty == D("0.075")
+    assert isinstance(result, Order) and result.qty == D("0.075")
 
 
 def test_flip_is_capped_on_the_far_side_and_a_full_book_is_denied() -> None:
     limits = PolicyLimits(symbol_caps=ETH_CAP)
     flip, _ = apply_policy(order("sell", "1"), market("2000", position="0.05"), limits)
-    assert isinstance(flip, ProposedOrder) and flip.qty == D("0.15")
+    assert isinstance(flip, Order) and flip.qty == D("0.15")
     full, events = apply_policy(order("buy", "0.01"), market("2000", position="0.1"), limits)
     assert isinstance(full, Denial) and full.code == op.POSITION_LIMIT
     assert events[0].event_type == op.ORDER_DENIED
@@ -119,7 +139,7 @@ def test_flip_is_capped_on_the_far_side_and_a_full_book_is_denied() -> None:
 def test_reducing_a_position_beyond_its_cap_is_always_allowed() -> None:
     limits = PolicyLimits(symbol_caps=ETH_CAP, leverage_limit=D("0.0001"))
     result, events = apply_policy(order("sell", "0.05"), market("2000", position="0.2"), limits)
-    assert isinstance(result, ProposedOrder) and result.qty == D("0.05") and not events
+    assert isinstance(result, Order) and result.qty == D("0.05") and not events
 
 
 def test_leverage_limit_counts_the_other_symbols() -> None:
@@ -127,7 +147,7 @@ def test_leverage_limit_counts_the_other_symbols() -> None:
     result, events = apply_policy(
         order("buy", "10"), market("100", equity=D(1000), other="600"), PolicyLimits()
     )
-    assert isinstance(result, ProposedOrder) and result.qty == D(4)
+    assert isinstance(result, Order) and result.qty == D(4)
     assert events[0].code == op.LEVERAGE_LIMIT
     none_left, _ = apply_policy(
         order("buy", "1"), market("100", equity=D(1000), other="1000"), PolicyLimits()
@@ -141,7 +161,7 @@ def test_impact_above_50_bps_sizes_down_to_the_largest_size_within_it() -> None:
     result, events = apply_policy(
         order("buy", "4000"), market("100", volume=D(1000)), PolicyLimits()
     )
-    assert isinstance(result, ProposedOrder) and result.qty == D(1000)
+    assert isinstance(result, Order) and result.qty == D(1000)
     (event,) = events
     assert (event.event_type, event.code) == (op.SIZED_DOWN, op.MAX_IMPACT)
     assert (event.original_qty, event.adjusted_qty) == (D(4000), D(1000))
@@ -153,7 +173,7 @@ def test_impact_at_the_limit_passes_unchanged() -> None:
     result, events = apply_policy(
         order("buy", "1000"), market("100", volume=D(1000)), PolicyLimits()
     )
-    assert isinstance(result, ProposedOrder) and result.qty == D(1000) and not events
+    assert isinstance(result, Order) and result.qty == D(1000) and not events
 
 
 def test_no_volume_is_denied_and_dust_rounds_to_a_denial() -> None:
@@ -164,15 +184,16 @@ def test_no_volume_is_denied_and_dust_rounds_to_a_denial() -> None:
 
 
 def test_stop_limit_is_two_percent_from_entry_reduce_only_gtc() -> None:
-    long_stop = stop_limit_for("ETHUSDT", D(1), D(2000), PolicyLimits())
-    assert (long_stop.side, long_stop.stop_price, long_stop.limit_price) == (
+    ids = {"client_order_id": "sc-stop", "created_at": CREATED}
+    long_stop = stop_limit_for("ETHUSDT", D(1), D(2000), PolicyLimits(), **ids)
+    assert (long_stop.side, long_stop.stop_price, long_stop.price) == (
         "sell",
         D("1960.00000000"),
         D("1958.04000000"),
     )
     assert long_stop.reduce_only and long_stop.time_in_force == "GTC"
-    short_stop = stop_limit_for("ETHUSDT", D("-0.5"), D(2000), PolicyLimits())
-    assert (short_stop.side, short_stop.qty, short_stop.stop_price, short_stop.limit_price) == (
+    short_stop = stop_limit_for("ETHUSDT", D("-0.5"), D(2000), PolicyLimits(), **ids)
+    assert (short_stop.side, short_stop.qty, short_stop.stop_price, short_stop.price) == (
         "buy",
         D("0.5"),
         D("2040.00000000"),
@@ -190,7 +211,7 @@ def test_an_increasing_order_never_leaves_the_position_beyond_its_cap(
 ) -> None:
     limits = PolicyLimits(symbol_caps=ETH_CAP)
     result, _ = apply_policy(order(side, str(qty)), market("2000", position=str(position)), limits)
-    if isinstance(result, ProposedOrder):
+    if isinstance(result, Order):
         assert result.qty <= qty
         after = position + (result.qty if side == "buy" else -result.qty)
         assert abs(after) <= max(abs(position), D("0.1"))

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from stagectl.exchange.broker import OrderRequest
+from stagectl.domain.types import Order
 from stagectl.exchange.errors import OrderRejected
 from stagectl.exchange.paper import Bar, PaperBroker, Record
+from tests.orders import new_order
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -65,17 +66,17 @@ def bar(k: int, o: str, h: str, low: str, c: str) -> Bar:
     return Bar(ts, ts + HOUR, D(o), D(h), D(low), D(c))
 
 
-def market(cid: str, side: str, qty: str, **kw: Any) -> OrderRequest:
-    return OrderRequest("ETHUSDT", side, "market", D(qty), cid, **kw)  # type: ignore[arg-type]
+def market(cid: str, side: str, qty: str, **kw: Any) -> Order:
+    return new_order("ETHUSDT", side, "market", D(qty), cid, **kw)
 
 
 def test_market_orders_fill_at_the_next_open_with_adverse_slippage_and_taker_fee() -> None:
     paper = broker()
     ack = paper.place(market("sc-a", "buy", "2"))
-    assert (ack.status, ack.filled) == ("open", D(0))
+    assert (ack.status, ack.filled_qty) == ("open", D(0))
     (fill,) = paper.process_bar("ETHUSDT", bar(0, "100", "101", "99", "100.5"))
     # 100 * (1 + 3 bps) = 100.03; fee 2 * 100.03 * 5 bps = 0.10003
-    assert (fill.price, fill.amount, fill.fee, fill.maker) == (
+    assert (fill.price, fill.qty, fill.fee, fill.liquidity == "maker") == (
         D("100.03"),
         D(2),
         D("0.10003"),
@@ -88,7 +89,7 @@ def test_market_orders_fill_at_the_next_open_with_adverse_slippage_and_taker_fee
     assert exit_fill.price == D("109.967")
     assert paper.cash == D("10000") - D("0.10003") + D("19.874") - D("0.109967")
     assert paper.positions() == []
-    assert paper.fetch_order("ETHUSDT", client_order_id="sc-a").status == "closed"  # type: ignore[union-attr]
+    assert paper.fetch_order("ETHUSDT", client_order_id="sc-a").status == "filled"  # type: ignore[union-attr]
 
 
 def test_duplicate_client_order_id_is_rejected() -> None:
@@ -106,31 +107,38 @@ def test_reduce_only_that_would_increase_is_rejected_and_a_large_one_is_cut() ->
     paper.process_bar("ETHUSDT", bar(0, "100", "100", "100", "100"))
     paper.place(market("sc-b", "sell", "5", reduce_only=True))
     (fill,) = paper.process_bar("ETHUSDT", bar(1, "100", "100", "100", "100"))
-    assert fill.amount == D(1)
+    assert fill.qty == D(1)
     assert paper.position_qty("ETHUSDT") == 0
 
 
 def test_resting_limit_fills_as_maker_at_its_price_and_ioc_expires() -> None:
     paper = broker()
-    paper.place(OrderRequest("ETHUSDT", "buy", "limit", D(1), "sc-l", price=D(95)))
+    paper.place(new_order("ETHUSDT", "buy", "limit", D(1), "sc-l", price=D(95)))
     paper.place(
-        OrderRequest("ETHUSDT", "buy", "limit", D(1), "sc-i", price=D(95), time_in_force="IOC")
+        new_order("ETHUSDT", "buy", "limit", D(1), "sc-i", price=D(95), time_in_force="IOC")
     )
     assert paper.process_bar("ETHUSDT", bar(0, "100", "101", "96", "100")) == []
     assert paper.fetch_order("ETHUSDT", client_order_id="sc-i").status == "expired"  # type: ignore[union-attr]
     (fill,) = paper.process_bar("ETHUSDT", bar(1, "99", "100", "94", "97"))
     # fee 1 * 95 * 2 bps = 0.019
-    assert (fill.price, fill.maker, fill.fee) == (D(95), True, D("0.019"))
+    assert (fill.price, fill.liquidity == "maker", fill.fee) == (D(95), True, D("0.019"))
 
 
 def test_stop_limit_triggers_when_a_bar_trades_through_the_stop() -> None:
     paper = broker()
     paper.place(market("sc-a", "buy", "1"))
     paper.process_bar("ETHUSDT", bar(0, "100", "100", "100", "100"))
-    stop = OrderRequest(
-        "ETHUSDT", "sell", "limit", D(1), "sc-s", price=D("97.902"), reduce_only=True
+    stop = new_order(
+        "ETHUSDT",
+        "sell",
+        "stop_limit",
+        D(1),
+        "sc-s",
+        D("97.902"),
+        reduce_only=True,
+        stop_price=D(98),
     )
-    paper.place_stop_limit(stop, D(98))
+    paper.place(stop)
     assert paper.process_bar("ETHUSDT", bar(1, "100", "101", "98.5", "99")) == []
     (fill,) = paper.process_bar("ETHUSDT", bar(2, "99", "99", "97", "97.5"))
     # triggered inside the bar at 98: max(97.902, 98 * (1 - 3 bps) = 97.9706)
@@ -142,12 +150,14 @@ def test_stop_limit_gapping_below_its_limit_rests_as_a_limit() -> None:
     paper = broker()
     paper.place(market("sc-a", "buy", "1"))
     paper.process_bar("ETHUSDT", bar(0, "100", "100", "100", "100"))
-    paper.place_stop_limit(
-        OrderRequest("ETHUSDT", "sell", "limit", D(1), "sc-s", price=D(97), reduce_only=True), D(98)
+    paper.place(
+        new_order(
+            "ETHUSDT", "sell", "stop_limit", D(1), "sc-s", D(97), reduce_only=True, stop_price=D(98)
+        )
     )
     assert paper.process_bar("ETHUSDT", bar(1, "95", "96", "94", "95")) == []
     (fill,) = paper.process_bar("ETHUSDT", bar(2, "95", "97.5", "95", "97"))
-    assert (fill.price, fill.maker) == (D(97), True)
+    assert (fill.price, fill.liquidity == "maker") == (D(97), True)
 
 
 def test_funding_is_charged_once_per_settlement_on_the_position() -> None:
@@ -160,7 +170,7 @@ def test_funding_is_charged_once_per_settlement_on_the_position() -> None:
     assert payment is not None and payment.amount == D("-0.022")
     assert paper.cash == cash - D("0.022")
     assert paper.settle_funding("ETHUSDT", T0 + HOUR, D("0.0001")) is None
-    assert [p.amount for p in paper.funding_payments(T0)] == [D("-0.022")]
+    assert [p.amount for p in paper.funding_since(T0)] == [D("-0.022")]
 
 
 def test_a_new_broker_on_the_same_store_resumes_the_book() -> None:
@@ -171,7 +181,7 @@ def test_a_new_broker_on_the_same_store_resumes_the_book() -> None:
     second = broker(store)
     assert second.resumed
     assert (second.cash, second.position_qty("ETHUSDT")) == (first.cash, D(2))
-    assert [f.trade_id for f in second.fetch_fills("ETHUSDT", T0)] == ["sc-a-1"]
+    assert [f.trade_id for f in second.fills_since("ETHUSDT", T0)] == ["sc-a-1"]
     with pytest.raises(OrderRejected):
         second.place(market("sc-a", "buy", "2"))
 

@@ -8,12 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stagectl.services.strategy.costs import (
-    CostSettings,
-    pair_spread_bps,
-    pre_trade_cost,
-    prior_bar_spread_bps,
-)
+from stagectl.domain.costs import pair_spread_bps, prior_bar_spread_bps
+from stagectl.domain.pretrade_costs import CostSettings, pre_trade_cost
 
 SETTINGS = CostSettings(
     taker_fee_bps=5.0,

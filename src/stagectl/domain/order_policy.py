@@ -1,13 +1,16 @@
 """The pre-trade order policy of seed 002: TIF, trading state, hard caps, impact, leverage.
 
-:func:`apply_policy` takes a proposed order and the market around it and returns the
-order that may be sent (possibly smaller) or a :class:`~stagectl.domain.guards.Denial`,
-plus the policy events it produced. Nothing here reads a clock or does I/O.
+:func:`apply_policy` takes a proposed :class:`~stagectl.domain.types.Order` and the
+market around it and returns the order that may be sent (possibly smaller) or a
+:class:`~stagectl.domain.guards.Denial`, plus the policy events it produced. Nothing
+here reads a clock or does I/O.
 
 Conventions:
 
-- Quantities are base units (Decimal), prices quote per base, ``side`` ``buy``/``sell``;
-  ``position_qty`` is the signed position before the order (> 0 long). The position
+- Quantities are base units (Decimal), prices quote per base; ``position_qty`` is the
+  signed position before the order (> 0 long). The limit price of a LIMIT or STOP_LIMIT
+  order is its ``price``; the policy's TIF tables are keyed by the order type's name
+  (``MARKET``, ``LIMIT``, ``STOP_LIMIT``, as in config/stage3.yaml). The position
   after the order is ``position + s * qty`` with ``s = +1`` for a buy, ``-1`` for a sell.
 - An order *increases exposure* when ``|after| > |position|``. A reducing order is
   never blocked by the position caps or the leverage limit, so a book beyond a limit can
@@ -40,15 +43,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
-from typing import Any, Literal
+from typing import Any
 
 from stagectl.domain.costs import IMPACT_COEFFICIENT_BPS, slippage_bps
 from stagectl.domain.guards import Denial
-from stagectl.domain.types import TradingState
-
-Side = Literal["buy", "sell"]
-OrderKind = Literal["MARKET", "LIMIT", "STOP_LIMIT"]
+from stagectl.domain.types import Order, OrderType, Side, TimeInForce, TradingState
 
 SIZED_DOWN = "SIZED_DOWN"
 ORDER_DENIED = "ORDER_DENIED"
@@ -103,22 +104,6 @@ class PolicyLimits:
 
 
 @dataclass(frozen=True)
-class ProposedOrder:
-    """An order before the policy: ``limit_price`` for LIMIT/STOP_LIMIT, ``stop_price``
-    for STOP_LIMIT, ``time_in_force`` None for MARKET."""
-
-    symbol: str
-    side: Side
-    kind: OrderKind
-    qty: Decimal
-    time_in_force: str | None = None
-    reduce_only: bool = False
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
-    intent: str = ""
-
-
-@dataclass(frozen=True)
 class MarketContext:
     """What the policy knows at decision time.
 
@@ -142,14 +127,14 @@ class PolicyEvent:
     event_type: str
     code: str
     symbol: str
-    side: str
+    side: Side
     original_qty: Decimal
     adjusted_qty: Decimal
     reason: str
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-PolicyResult = tuple[ProposedOrder | Denial, list[PolicyEvent]]
+PolicyResult = tuple[Order | Denial, list[PolicyEvent]]
 
 
 def impact_bps(qty: Decimal, price: Decimal, bar_dollar_volume: Decimal, coef: float) -> float:
@@ -167,10 +152,10 @@ def max_qty_for_impact(
 
 
 def signed(side: Side) -> int:
-    return 1 if side == "buy" else -1
+    return side.sign
 
 
-def apply_policy(order: ProposedOrder, market: MarketContext, limits: PolicyLimits) -> PolicyResult:
+def apply_policy(order: Order, market: MarketContext, limits: PolicyLimits) -> PolicyResult:
     """The order that may be sent, or a Denial; conventions in the module docstring."""
     events: list[PolicyEvent] = []
     denial = _validity(order, market) or _time_in_force(order, limits)
@@ -191,7 +176,7 @@ def apply_policy(order: ProposedOrder, market: MarketContext, limits: PolicyLimi
     return current, events
 
 
-def _deny(order: ProposedOrder, denial: Denial, events: list[PolicyEvent]) -> PolicyResult:
+def _deny(order: Order, denial: Denial, events: list[PolicyEvent]) -> PolicyResult:
     events.append(
         PolicyEvent(
             ORDER_DENIED, denial.code, order.symbol, order.side, order.qty, _ZERO, denial.reason
@@ -200,46 +185,46 @@ def _deny(order: ProposedOrder, denial: Denial, events: list[PolicyEvent]) -> Po
     return denial, events
 
 
-def _validity(order: ProposedOrder, market: MarketContext) -> Denial | None:
+def _validity(order: Order, market: MarketContext) -> Denial | None:
     if not order.qty.is_finite() or order.qty <= 0:
         return Denial(INVALID_ORDER, f"quantity must be positive, got {order.qty}")
     if not market.price.is_finite() or market.price <= 0:
         return Denial(INVALID_ORDER, f"no usable reference price ({market.price})")
-    if order.kind in ("LIMIT", "STOP_LIMIT") and (
-        order.limit_price is None or order.limit_price <= 0
+    if order.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and (
+        order.price is None or order.price <= 0
     ):
-        return Denial(INVALID_ORDER, f"a {order.kind} order needs a positive limit price")
-    if order.kind == "STOP_LIMIT" and (order.stop_price is None or order.stop_price <= 0):
+        return Denial(INVALID_ORDER, f"a {order.type.name} order needs a positive limit price")
+    if order.type == OrderType.STOP_LIMIT and (order.stop_price is None or order.stop_price <= 0):
         return Denial(INVALID_ORDER, "a STOP_LIMIT order needs a positive stop price")
     return None
 
 
-def _time_in_force(order: ProposedOrder, limits: PolicyLimits) -> Denial | None:
-    tif = order.time_in_force
-    if order.kind == "MARKET":
+def _time_in_force(order: Order, limits: PolicyLimits) -> Denial | None:
+    tif, kind = order.time_in_force, order.type.name
+    if order.type == OrderType.MARKET:
         if tif is not None:
             return Denial(TIF_NOT_ALLOWED, f"a MARKET order carries no time in force, got {tif}")
         return None
-    if tif in limits.gated.get(order.kind, ()):
+    if tif in limits.gated.get(kind, ()):
         return Denial(
             TIF_GATED,
-            f"{order.kind} {tif} is gated by the order policy (seed 002); "
-            f"use one of {', '.join(limits.allowed.get(order.kind, ())) or 'none'}",
+            f"{kind} {tif} is gated by the order policy (seed 002); "
+            f"use one of {', '.join(limits.allowed.get(kind, ())) or 'none'}",
         )
-    allowed = limits.allowed.get(order.kind)
+    allowed = limits.allowed.get(kind)
     if allowed is None or tif not in allowed:
         return Denial(
             TIF_NOT_ALLOWED,
-            f"{order.kind} {tif} is not allowed (allowed: {', '.join(allowed or ()) or 'none'})",
+            f"{kind} {tif} is not allowed (allowed: {', '.join(allowed or ()) or 'none'})",
         )
     return None
 
 
-Step = tuple[ProposedOrder, PolicyEvent | None] | Denial
+Step = tuple[Order, PolicyEvent | None] | Denial
 
 
 def _sized(
-    order: ProposedOrder,
+    order: Order,
     new_qty: Decimal,
     code: str,
     reason: str,
@@ -256,13 +241,13 @@ def _sized(
     return replace(order, qty=new_qty), event
 
 
-def _reduce_only(order: ProposedOrder, market: MarketContext, limits: PolicyLimits) -> Step:
+def _reduce_only(order: Order, market: MarketContext, limits: PolicyLimits) -> Step:
     must_reduce = order.reduce_only or market.trading_state == TradingState.REDUCE_ONLY
     if not must_reduce:
         return order, None
     position = market.position_qty
     why = "the order is reduce-only" if order.reduce_only else "trading is REDUCE_ONLY"
-    if position == 0 or (position > 0) == (order.side == "buy"):
+    if position == 0 or (position > 0) == (order.side == Side.BUY):
         return Denial(
             REDUCE_ONLY, f"{why} and a {order.side} would increase the position ({position})"
         )
@@ -285,7 +270,7 @@ def _max_qty_for_cap(position: Decimal, side: Side, cap_units: Decimal) -> Decim
     return abs(position) + cap_units
 
 
-def _caps(order: ProposedOrder, market: MarketContext, limits: PolicyLimits) -> Step:
+def _caps(order: Order, market: MarketContext, limits: PolicyLimits) -> Step:
     position, price = market.position_qty, market.price
     after = position + signed(order.side) * order.qty
     if abs(after) <= abs(position):
@@ -327,7 +312,7 @@ def _caps(order: ProposedOrder, market: MarketContext, limits: PolicyLimits) -> 
     )
 
 
-def _impact(order: ProposedOrder, market: MarketContext, limits: PolicyLimits) -> Step:
+def _impact(order: Order, market: MarketContext, limits: PolicyLimits) -> Step:
     volume, price, coef = market.bar_dollar_volume, market.price, limits.impact_coefficient_bps
     if not volume.is_finite() or volume <= 0:
         return Denial(NO_LIQUIDITY, f"no traded volume on the last bar of {order.symbol}")
@@ -349,7 +334,7 @@ def _impact(order: ProposedOrder, market: MarketContext, limits: PolicyLimits) -
     )
 
 
-def _round(order: ProposedOrder, market: MarketContext, limits: PolicyLimits) -> Step:
+def _round(order: Order, market: MarketContext, limits: PolicyLimits) -> Step:
     rounded = order.qty.quantize(limits.qty_step, rounding=ROUND_DOWN)
     if rounded <= 0:
         return Denial(
@@ -364,9 +349,11 @@ def stop_limit_for(
     entry_price: Decimal,
     limits: PolicyLimits,
     *,
+    client_order_id: str,
+    created_at: datetime,
     limit_offset_bps: Decimal = Decimal(10),
     price_step: Decimal = Decimal("0.00000001"),
-) -> ProposedOrder:
+) -> Order:
     """The protective stop-limit of a position, ``stop_distance_pct`` from its entry.
 
     Long: sell stop at ``entry * (1 - d)``, limit ``offset`` bps below the stop. Short:
@@ -378,23 +365,24 @@ def stop_limit_for(
     distance = limits.stop_distance_pct / _PCT
     offset = limit_offset_bps / _BPS
     if position_qty > 0:
-        side: Side = "sell"
+        side = Side.SELL
         stop = entry_price * (1 - distance)
         limit = stop * (1 - offset)
     else:
-        side = "buy"
+        side = Side.BUY
         stop = entry_price * (1 + distance)
         limit = stop * (1 + offset)
-    return ProposedOrder(
+    return Order(
+        client_order_id=client_order_id,
         symbol=symbol,
         side=side,
-        kind="STOP_LIMIT",
+        type=OrderType.STOP_LIMIT,
         qty=abs(position_qty),
-        time_in_force="GTC",
+        created_at=created_at,
+        time_in_force=TimeInForce.GTC,
         reduce_only=True,
-        limit_price=limit.quantize(price_step, rounding=ROUND_HALF_EVEN),
+        price=limit.quantize(price_step, rounding=ROUND_HALF_EVEN),
         stop_price=stop.quantize(price_step, rounding=ROUND_HALF_EVEN),
-        intent="stop",
     )
 
 

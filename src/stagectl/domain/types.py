@@ -1,9 +1,18 @@
 """The trading vocabulary every layer speaks (docs/architecture.md, "One vocabulary").
 
+Each trading noun is defined here once; the exchange adapters, the state repositories,
+the domain maths and the services all use these types, and only the adapters that meet
+the outside world (ccxt, the fill file readers) map strings to them.
+
 Conventions, stated once:
 
 - Money and quantities are :class:`~decimal.Decimal`; times are timezone-aware UTC
-  datetimes.
+  datetimes. Symbols are exchange ids such as ``ETHUSDT``.
+- Quantities are unsigned on orders and fills (the :class:`Side` gives the direction)
+  and signed on positions: ``qty`` > 0 long, < 0 short.
+- Funding: ``FundingPayment.amount`` > 0 means the account *received* it, < 0 that it
+  paid (the exchanges' cash-flow sign). A long pays when the rate is positive.
+- Fees are costs: ``fee`` > 0 is paid, < 0 a rebate.
 - A *mode* is where a run trades: ``paper`` (the paper broker, the default everywhere)
   or ``live`` (an exchange, behind ``--live``). Paper and live runs share one state
   database; the trading state and risk directives are kept per mode.
@@ -11,11 +20,16 @@ Conventions, stated once:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 Mode = Literal["paper", "live"]
 MODES: tuple[Mode, ...] = get_args(Mode)
+_ZERO = Decimal(0)
 
 
 class TradingState(StrEnum):
@@ -24,3 +38,216 @@ class TradingState(StrEnum):
     ACTIVE = "ACTIVE"
     REDUCE_ONLY = "REDUCE_ONLY"
     HALTED = "HALTED"
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell: the sign of the position change."""
+        return 1 if self is Side.BUY else -1
+
+    @classmethod
+    def of(cls, signed_qty: Decimal) -> Side:
+        """The side that moves a position by ``signed_qty`` (> 0 buys)."""
+        return cls.BUY if signed_qty > 0 else cls.SELL
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_LIMIT = "stop_limit"
+    """A limit order released when the market trades through ``stop_price``."""
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    GTX = "GTX"
+    """Post-only: rejected instead of taking liquidity."""
+    GTD = "GTD"
+
+
+class OrderStatus(StrEnum):
+    """Where an order is. ``NEW``: recorded before sending, not yet acknowledged (a
+    restart looks it up by client order id); ``DENIED``: refused by the pre-trade policy,
+    never sent; ``NOT_SENT``: recorded, then found unknown to the venue after a restart."""
+
+    NEW = "new"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    DENIED = "denied"
+    NOT_SENT = "not_sent"
+
+    @property
+    def is_open(self) -> bool:
+        """The venue may still fill it (or, NEW, may have it)."""
+        return self in OPEN_STATUSES
+
+
+OPEN_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+
+
+class Liquidity(StrEnum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+@dataclass(frozen=True)
+class Order:
+    """One order, from the decision to its last known state.
+
+    What the order *is* (``client_order_id``, symbol, side, type, qty, prices,
+    time in force, reduce-only) never changes under one client order id; the venue's
+    answer moves ``status``, ``exchange_order_id``, ``filled_qty`` and
+    ``average_price``. ``price`` is the limit price (LIMIT, STOP_LIMIT) or, for a
+    MARKET order, the decision price it was sized at (the reference of its slippage).
+    """
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: Decimal
+    created_at: datetime
+    status: OrderStatus = OrderStatus.NEW
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    reduce_only: bool = False
+    exchange_order_id: str | None = None
+    filled_qty: Decimal = _ZERO
+    average_price: Decimal | None = None
+    updated_at: datetime | None = None
+    account: str = ""
+    """The book it belongs to: ``paper:<run id>`` or the exchange id."""
+    run_id: str | None = None
+    reason: str | None = None
+    """Why it was denied, rejected or not sent."""
+    recovered: bool = False
+    """A retried create found the order an earlier attempt had already placed."""
+
+    @property
+    def signed_qty(self) -> Decimal:
+        return self.qty * self.side.sign
+
+    def acknowledged(self, venue: Order, now: datetime) -> Order:
+        """This order moved along by the venue's view of it: status, exchange id, fills."""
+        return replace(
+            self,
+            exchange_order_id=venue.exchange_order_id,
+            status=venue.status,
+            filled_qty=venue.filled_qty,
+            average_price=venue.average_price,
+            updated_at=max(now, self.created_at),
+            recovered=venue.recovered,
+        )
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution. ``trade_id`` is the venue's trade id (the ledger keys it per symbol)."""
+
+    trade_id: str
+    ts: datetime
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    fee: Decimal = _ZERO
+    fee_currency: str = ""
+    liquidity: Liquidity = Liquidity.TAKER
+    order_id: str | None = None
+    """The venue's order id."""
+    client_order_id: str | None = None
+    account: str = ""
+    """The book it belongs to: ``paper`` fills of a run, the exchange id, an import."""
+    run_id: str | None = None
+    source: str = ""
+    """How it reached the ledger: ``paper``, ``live``, ``import``, ``fetch``."""
+
+    @property
+    def signed_qty(self) -> Decimal:
+        return self.qty * self.side.sign
+
+
+@dataclass(frozen=True)
+class Position:
+    """A net (one-way) position: ``qty`` > 0 long, < 0 short.
+
+    ``mark_price`` is the venue's mark (None when it gives none) and ``unrealized``
+    the venue's unrealized PnL at that mark.
+    """
+
+    symbol: str
+    qty: Decimal
+    entry_price: Decimal
+    mark_price: Decimal | None = None
+    unrealized: Decimal = _ZERO
+    leverage: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class FundingPayment:
+    """One funding settlement on the account: ``amount`` > 0 received, < 0 paid.
+
+    ``rate`` is the settlement's funding rate when the venue tells it, and
+    ``position_qty`` the signed position it was charged on.
+    """
+
+    symbol: str
+    ts: datetime
+    amount: Decimal
+    payment_id: str = ""
+    currency: str = "USDT"
+    rate: Decimal | None = None
+    position_qty: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    """One asset of the account: ``total = free + used`` (margin and open orders)."""
+
+    asset: str
+    free: Decimal
+    used: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A mark price with the venue's timestamp of it."""
+
+    symbol: str
+    price: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal event: seed 001's standard event fields plus type, severity and payload."""
+
+    ts: datetime
+    event_type: str
+    severity: str = "INFO"
+    run_id: str | None = None
+    symbol: str | None = None
+    message: str | None = None
+    features_hash: str | None = None
+    engine_votes: Mapping[str, Any] | None = None
+    consensus_score: float | None = None
+    action: str | None = None
+    size_usd: float | None = None
+    price: float | None = None
+    expected_edge_bps: float | None = None
+    realized_pnl: float | None = None
+    regime: str | None = None
+    costs_bps: float | None = None
+    payload: Mapping[str, Any] | None = field(default=None)

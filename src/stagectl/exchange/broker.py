@@ -1,131 +1,95 @@
-"""The Broker protocol and the plain values that cross it (docs/exchange.md).
+"""The Broker protocol: everything the trading loop and emergency-close need from a venue.
 
-Money and quantities are Decimal; times are timezone-aware UTC datetimes. Symbols
-are exchange ids such as ``ETHUSDT`` (the unified ccxt symbol is accepted on input).
-Every order carries a ``client_order_id`` (see ``stagectl.domain.orders``), which is
-what makes placing it idempotent.
+One contract, two implementations: :class:`~stagectl.exchange.paper.PaperBroker`
+(simulated fills on real bars) and :class:`~stagectl.exchange.ccxt_broker.CcxtBroker`
+(an exchange through ccxt). Both take and return the domain vocabulary
+(``stagectl.domain.types``): a service never needs to know which one it talks to, and
+no ``if paper:`` branch exists outside this package.
+
+Every order carries a ``client_order_id`` (``stagectl.domain.orders``), which makes
+placing it idempotent: ``place`` of an id the venue already has returns that order
+(``recovered=True``) or raises, never sends a second one. An order type the venue cannot
+take (e.g. a stop-limit on an exchange without them) is refused with
+:class:`~stagectl.exchange.errors.OrderRejected` before anything is sent. Implementations
+raise :class:`~stagectl.exchange.errors.ExchangeError` subclasses for venue failures.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Protocol
 
-Side = Literal["buy", "sell"]
-OrderType = Literal["market", "limit"]
-TimeInForce = Literal["GTC", "IOC", "FOK", "GTX"]
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    """An order to send: ``price`` only for limit orders."""
-
-    symbol: str
-    side: Side
-    type: OrderType
-    amount: Decimal
-    client_order_id: str
-    price: Decimal | None = None
-    reduce_only: bool = False
-    time_in_force: TimeInForce = "GTC"
-
-
-@dataclass(frozen=True)
-class OrderAck:
-    """The exchange's view of one order after an operation on it.
-
-    ``status`` is ccxt's unified status: open, closed (fully filled), canceled,
-    expired, rejected. ``recovered`` is True when a retried create found the order
-    that an earlier attempt had already placed.
-    """
-
-    symbol: str
-    order_id: str
-    client_order_id: str | None
-    status: str
-    side: str
-    type: str
-    amount: Decimal
-    filled: Decimal
-    price: Decimal | None
-    average_price: Decimal | None
-    reduce_only: bool
-    timestamp: datetime | None
-    recovered: bool = False
-
-
-@dataclass(frozen=True)
-class Position:
-    """A net (one-way) position: ``amount`` > 0 long, < 0 short."""
-
-    symbol: str
-    amount: Decimal
-    entry_price: Decimal
-    mark_price: Decimal | None
-    unrealized_pnl: Decimal
-    leverage: Decimal | None
-
-
-@dataclass(frozen=True)
-class Balance:
-    """One asset of the account: total = free + used (margin and open orders)."""
-
-    asset: str
-    free: Decimal
-    used: Decimal
-    total: Decimal
-
-
-@dataclass(frozen=True)
-class FillRecord:
-    """One execution; ``trade_id`` is the exchange's unique trade id (the ledger's key)."""
-
-    symbol: str
-    trade_id: str
-    order_id: str
-    side: str
-    price: Decimal
-    amount: Decimal
-    fee: Decimal
-    fee_currency: str
-    maker: bool
-    timestamp: datetime
-
-
-@dataclass(frozen=True)
-class FundingPayment:
-    """One funding settlement on the account: ``amount`` < 0 is paid, > 0 received."""
-
-    symbol: str
-    payment_id: str
-    amount: Decimal
-    currency: str
-    timestamp: datetime
+from stagectl.domain.types import (
+    Balance,
+    Fill,
+    FundingPayment,
+    Mark,
+    Order,
+    OrderType,
+    Position,
+)
 
 
 class Broker(Protocol):
-    """What services need from a venue (paper or real); implementations raise ExternalError."""
+    """A venue (paper or real) as the trading loop and emergency-close see it."""
 
-    def server_time(self) -> datetime: ...
+    @property
+    def name(self) -> str:
+        """The account's venue: ``paper`` or the ccxt exchange id."""
+        ...
+
+    @property
+    def order_latency_ms(self) -> float:
+        """The last order's round trip to the venue (0 for the paper broker: no network);
+        the latency penalty of the next pre-trade cost estimate."""
+        ...
+
+    def server_time(self) -> datetime:
+        """The venue's clock."""
+        ...
+
+    def order_type_refusal(self, order_type: OrderType) -> str | None:
+        """Why the venue cannot take orders of this type (None: it can); ``place`` refuses
+        such an order unsent, and a caller can ask before it relies on one."""
+        ...
 
     def balances(self) -> list[Balance]: ...
 
-    def positions(self) -> list[Position]: ...
+    def equity(self) -> Decimal:
+        """The account's equity in the quote currency: wallet balance plus unrealized PnL."""
+        ...
 
-    def open_orders(self, symbol: str | None = None) -> list[OrderAck]: ...
+    def positions(self) -> list[Position]:
+        """Every non-zero position."""
+        ...
 
-    def place(self, request: OrderRequest) -> OrderAck: ...
+    def marks(self, symbols: Sequence[str]) -> dict[str, Mark]:
+        """The mark price of each symbol with the venue's timestamp of it."""
+        ...
 
-    def fetch_order(self, symbol: str, *, client_order_id: str) -> OrderAck | None: ...
+    def open_orders(self, symbol: str | None = None) -> list[Order]: ...
 
-    def cancel(self, symbol: str, *, client_order_id: str) -> OrderAck: ...
+    def place(self, order: Order) -> Order:
+        """Send ``order`` (market, limit or stop-limit; reduce-only honoured) once; the
+        venue's view of it is returned."""
+        ...
+
+    def fetch_order(self, symbol: str, *, client_order_id: str) -> Order | None:
+        """The venue's view of the order with that client id; None when it has none."""
+        ...
+
+    def cancel(self, symbol: str, *, client_order_id: str) -> Order:
+        """Cancel by client id; an order already finished returns its final state."""
+        ...
 
     def cancel_all(self, symbol: str) -> None: ...
 
-    def fetch_fills(self, symbol: str, since: datetime) -> list[FillRecord]: ...
+    def fills_since(self, symbol: str, since: datetime) -> list[Fill]:
+        """Every fill of ``symbol`` at or after ``since``, oldest first."""
+        ...
 
-    def funding_payments(
-        self, since: datetime, symbol: str | None = None
-    ) -> list[FundingPayment]: ...
+    def funding_since(self, since: datetime, symbol: str | None = None) -> list[FundingPayment]:
+        """Every funding settlement at or after ``since`` (of ``symbol`` when given)."""
+        ...

@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from stagectl.errors import InputError
-from stagectl.exchange.broker import (
+from stagectl.domain.types import (
     Balance,
-    FillRecord,
+    Fill,
     FundingPayment,
-    OrderAck,
-    OrderRequest,
+    Liquidity,
+    Mark,
+    Order,
+    OrderStatus,
+    OrderType,
     Position,
+    Side,
+    TimeInForce,
 )
+from stagectl.errors import InputError
 from stagectl.exchange.credentials import Credentials
 from stagectl.exchange.errors import (
     ExchangeAuthError,
@@ -198,10 +203,16 @@ def _ms(when: datetime) -> int:
 class CcxtBroker:
     """The Broker protocol over ccxt's unified API (binanceusdm first)."""
 
-    def __init__(self, session: CcxtSession) -> None:
+    def __init__(self, session: CcxtSession, *, quote: str = "USDT") -> None:
         self.session = session
+        self.quote = quote
+        self.order_latency_ms = 0.0
         self._ex = session.exchange
         self._markets_loaded = False
+
+    @property
+    def name(self) -> str:
+        return self.session.name
 
     # --- markets ------------------------------------------------------------------------
 
@@ -220,21 +231,33 @@ class CcxtBroker:
     def _unified(self, symbol: str) -> str:
         return str(self.market(symbol)["symbol"])
 
-    def _ack(self, raw: dict[str, Any], *, recovered: bool = False) -> OrderAck:
+    def _order(self, raw: dict[str, Any], *, recovered: bool = False) -> Order:
+        """ccxt's unified order as the domain's :class:`Order`."""
         market_id = self.market(raw["symbol"])["id"] if raw.get("symbol") else ""
-        return OrderAck(
+        kind = _ORDER_TYPES.get(str(raw.get("type") or "").lower(), OrderType.LIMIT)
+        filled = _dec(raw.get("filled"))
+        status = _ORDER_STATUSES.get(str(raw.get("status")), OrderStatus.OPEN)
+        if status == OrderStatus.OPEN and filled > 0:
+            status = OrderStatus.PARTIALLY_FILLED
+        tif = raw.get("timeInForce")
+        created = _ts(raw.get("timestamp")) or datetime.now(UTC)
+        return Order(
+            client_order_id=str(raw.get("clientOrderId") or ""),
             symbol=str(market_id),
-            order_id=str(raw.get("id")),
-            client_order_id=raw.get("clientOrderId"),
-            status=str(raw.get("status")),
-            side=str(raw.get("side")),
-            type=str(raw.get("type")),
-            amount=_dec(raw.get("amount")),
-            filled=_dec(raw.get("filled")),
-            price=_dec_or_none(raw.get("price")),
-            average_price=_dec_or_none(raw.get("average")),
+            side=Side(str(raw.get("side")).lower()),
+            type=kind,
+            qty=_dec(raw.get("amount")),
+            created_at=created,
+            status=status,
+            price=_dec_or_none(raw.get("price")) or None,
+            stop_price=_dec_or_none(raw.get("stopPrice") or raw.get("triggerPrice")) or None,
+            time_in_force=TimeInForce(str(tif)) if tif in TimeInForce.__members__ else None,
             reduce_only=bool(raw.get("reduceOnly")),
-            timestamp=_ts(raw.get("timestamp")),
+            exchange_order_id=str(raw.get("id")),
+            filled_qty=filled,
+            average_price=_dec_or_none(raw.get("average")) or None,
+            updated_at=_ts(raw.get("lastUpdateTimestamp")) or created,
+            account=self.name,
             recovered=recovered,
         )
 
@@ -256,6 +279,11 @@ class CcxtBroker:
             if total
         ]
 
+    def equity(self) -> Decimal:
+        """The quote currency's margin balance: a USD-M account's ccxt ``total`` is the
+        wallet balance plus unrealized PnL, so nothing is added to it."""
+        return sum((b.total for b in self.balances() if b.asset == self.quote), Decimal(0))
+
     def positions(self) -> list[Position]:
         rows = self.session.call("fetch positions", self._ex.fetch_positions)
         out = []
@@ -267,21 +295,33 @@ class CcxtBroker:
             out.append(
                 Position(
                     symbol=str(self.market(row["symbol"])["id"]),
-                    amount=contracts * sign,
+                    qty=contracts * sign,
                     entry_price=_dec(row.get("entryPrice")),
                     mark_price=_dec_or_none(row.get("markPrice")),
-                    unrealized_pnl=_dec(row.get("unrealizedPnl")),
+                    unrealized=_dec(row.get("unrealizedPnl")),
                     leverage=_dec_or_none(row.get("leverage")),
                 )
             )
         return out
 
-    def open_orders(self, symbol: str | None = None) -> list[OrderAck]:
+    def marks(self, symbols: Sequence[str]) -> dict[str, Mark]:
+        unified = [self._unified(symbol) for symbol in symbols]
+        rows = self.session.call("fetch mark prices", self._ex.fetch_mark_prices, unified)
+        out = {}
+        for row in rows.values():
+            symbol = str(self.market(row["symbol"])["id"])
+            price = _dec_or_none(row.get("markPrice"))
+            stamp = _ts(row.get("timestamp"))
+            if symbol in symbols and price is not None and stamp is not None:
+                out[symbol] = Mark(symbol, price, stamp)
+        return out
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
         unified = self._unified(symbol) if symbol else None
         rows = self.session.call("fetch open orders", self._ex.fetch_open_orders, unified)
-        return [self._ack(row) for row in rows]
+        return [self._order(row) for row in rows]
 
-    def fetch_order(self, symbol: str, *, client_order_id: str) -> OrderAck | None:
+    def fetch_order(self, symbol: str, *, client_order_id: str) -> Order | None:
         """The order with this client order id, or None when the exchange has none."""
         try:
             raw = self.session.call(
@@ -293,13 +333,13 @@ class CcxtBroker:
             )
         except OrderNotFound:
             return None
-        return self._ack(raw)
+        return self._order(raw)
 
-    def fetch_fills(self, symbol: str, since: datetime) -> list[FillRecord]:
+    def fills_since(self, symbol: str, since: datetime) -> list[Fill]:
         """Every fill from ``since`` to now, in 7-day windows, paged by ``limit``."""
         unified = self._unified(symbol)
         end_ms = _ms(self.server_time())
-        seen: dict[str, FillRecord] = {}
+        seen: dict[str, Fill] = {}
         start_ms = _ms(since)
         while start_ms <= end_ms:
             window_end = min(start_ms + PAGE_WINDOW_MS - 1, end_ms)
@@ -320,26 +360,28 @@ class CcxtBroker:
                     break
                 cursor = int(rows[-1]["timestamp"])
             start_ms = window_end + 1
-        return sorted(seen.values(), key=lambda f: (f.timestamp, f.trade_id))
+        return sorted(seen.values(), key=lambda f: (f.ts, f.trade_id))
 
-    def _fill(self, row: dict[str, Any]) -> FillRecord:
+    def _fill(self, row: dict[str, Any]) -> Fill:
         fee = row.get("fee") or {}
         stamp = _ts(row.get("timestamp"))
         assert stamp is not None  # ccxt always parses a trade's time
-        return FillRecord(
-            symbol=str(self.market(row["symbol"])["id"]),
+        return Fill(
             trade_id=str(row["id"]),
-            order_id=str(row.get("order")),
-            side=str(row.get("side")),
+            ts=stamp,
+            symbol=str(self.market(row["symbol"])["id"]),
+            side=Side(str(row.get("side")).lower()),
+            qty=_dec(row.get("amount")),
             price=_dec(row.get("price")),
-            amount=_dec(row.get("amount")),
             fee=_dec(fee.get("cost")),
-            fee_currency=str(fee.get("currency") or ""),
-            maker=row.get("takerOrMaker") == "maker",
-            timestamp=stamp,
+            fee_currency=str(fee.get("currency") or self.quote),
+            liquidity=Liquidity.MAKER if row.get("takerOrMaker") == "maker" else Liquidity.TAKER,
+            order_id=str(row.get("order")),
+            client_order_id=row.get("clientOrderId"),
+            account=self.name,
         )
 
-    def funding_payments(self, since: datetime, symbol: str | None = None) -> list[FundingPayment]:
+    def funding_since(self, since: datetime, symbol: str | None = None) -> list[FundingPayment]:
         unified = self._unified(symbol) if symbol else None
         rows = self.session.call(
             "fetch funding payments", self._ex.fetch_funding_history, unified, _ms(since), 1000
@@ -351,11 +393,11 @@ class CcxtBroker:
             market_id = self.market(row["symbol"])["id"] if row.get("symbol") else ""
             out.append(
                 FundingPayment(
-                    str(market_id),
-                    str(row.get("id")),
-                    _dec(row.get("amount")),
-                    str(row.get("code") or ""),
-                    stamp,
+                    symbol=str(market_id),
+                    ts=stamp,
+                    amount=_dec(row.get("amount")),
+                    payment_id=str(row.get("id")),
+                    currency=str(row.get("code") or self.quote),
                 )
             )
         return out
@@ -365,19 +407,30 @@ class CcxtBroker:
     def set_leverage(self, symbol: str, leverage: int) -> None:
         self.session.call("set leverage", self._ex.set_leverage, leverage, self._unified(symbol))
 
-    def place(self, request: OrderRequest) -> OrderAck:
+    def place(self, order: Order) -> Order:
         """Create an order exactly once, even when an attempt fails after reaching the exchange.
 
         After a retryable failure the order is looked up by client order id; only
-        when the exchange confirms it has no such order is the create sent again.
+        when the exchange confirms it has no such order is the create sent again. A
+        stop-limit goes out as ccxt's limit order with a ``stopPrice``; an exchange that
+        takes none through its order API is refused here, unsent (:meth:`order_type_refusal`).
         """
-        unified = self._unified(request.symbol)
-        params: dict[str, Any] = {"clientOrderId": request.client_order_id}
-        if request.reduce_only:
+        unified = self._unified(order.symbol)
+        params: dict[str, Any] = {"clientOrderId": order.client_order_id}
+        if order.reduce_only:
             params["reduceOnly"] = True
-        if request.type == "limit":
-            params["timeInForce"] = request.time_in_force
-        price = float(request.price) if request.price is not None else None
+        kind = "market" if order.type == OrderType.MARKET else "limit"
+        if kind == "limit":
+            params["timeInForce"] = (order.time_in_force or TimeInForce.GTC).value
+        if order.type == OrderType.STOP_LIMIT:
+            refusal = self.order_type_refusal(OrderType.STOP_LIMIT)
+            if refusal is not None:
+                raise OrderRejected(
+                    f"{self.name} create order {order.client_order_id}: {refusal}; "
+                    "run without --stop-limits"
+                )
+            params["stopPrice"] = float(order.stop_price or 0)
+        price = float(order.price) if kind == "limit" and order.price is not None else None
         attempt = 0
         while True:
             attempt += 1
@@ -387,29 +440,50 @@ class CcxtBroker:
                     "create order",
                     self._ex.create_order,
                     unified,
-                    request.type,
-                    request.side,
-                    float(request.amount),
+                    kind,
+                    order.side.value,
+                    float(order.qty),
                     price,
                     params,
                 )
-                return self._ack(raw)
+                self.order_latency_ms = (time.monotonic() - sent_at) * 1000.0
+                return self._order(raw)
             except ExchangeError as error:
                 if _is_duplicate_client_id(error):
-                    return self._recover(request, error)
+                    return self._recover(order, error)
                 if not error.retryable:
                     raise
                 last_error = error
             self.session.backoff(attempt)
             self._wait_out_in_flight(sent_at, last_error)
-            found = self._lookup_after_failure(request, last_error)
+            found = self._lookup_after_failure(order, last_error)
             if found is not None:
                 return replace(found, recovered=True)
             if attempt >= self.session.policy.max_attempts:
                 raise ExchangeUnavailable(
-                    f"{last_error.message} (order {request.client_order_id} not placed after "
+                    f"{last_error.message} (order {order.client_order_id} not placed after "
                     f"{attempt} attempts)"
                 )
+
+    def order_type_refusal(self, order_type: OrderType) -> str | None:
+        """Why this exchange cannot take orders of that type through ccxt, or None.
+
+        Market and limit orders it takes. For a stop-limit, ccxt sends the conditional
+        orders of Binance's derivatives to a separate algo-order API (its own ids,
+        lookups and cancels, and fills under a new order id), which this broker does not
+        speak: such an order could not be looked up by its client id, so it could not be
+        made idempotent, and it is refused rather than sent blind.
+        """
+        if order_type != OrderType.STOP_LIMIT:
+            return None
+        if not self._ex.has.get("createStopLimitOrder"):
+            return "this exchange takes no stop-limit orders through ccxt"
+        if callable(getattr(self._ex, "fapiPrivatePostAlgoOrder", None)):
+            return (
+                "its stop-limit orders go through the exchange's algo-order API, which "
+                "stagectl does not use yet"
+            )
+        return None
 
     def _wait_out_in_flight(self, sent_at: float, error: ExchangeError) -> None:
         """Let a create that may still be travelling land (or expire) before the lookup.
@@ -426,13 +500,13 @@ class CcxtBroker:
         if remaining > 0:
             self.session.sleep(remaining)
 
-    def _recover(self, request: OrderRequest, error: ExchangeError) -> OrderAck:
+    def _recover(self, request: Order, error: ExchangeError) -> Order:
         found = self._lookup_after_failure(request, error)
         if found is None:
             raise error
         return replace(found, recovered=True)
 
-    def _lookup_after_failure(self, request: OrderRequest, error: ExchangeError) -> OrderAck | None:
+    def _lookup_after_failure(self, request: Order, error: ExchangeError) -> Order | None:
         """The order if an earlier attempt placed it, None if the exchange confirms it did not."""
         try:
             return self.fetch_order(request.symbol, client_order_id=request.client_order_id)
@@ -444,7 +518,7 @@ class CcxtBroker:
                 "retrying"
             ) from lookup_error
 
-    def cancel(self, symbol: str, *, client_order_id: str) -> OrderAck:
+    def cancel(self, symbol: str, *, client_order_id: str) -> Order:
         """Cancel by client order id; an order already done returns its final state."""
         unified = self._unified(symbol)
         try:
@@ -455,15 +529,31 @@ class CcxtBroker:
                 unified,
                 {"origClientOrderId": client_order_id},
             )
-            return self._ack(raw)
+            return self._order(raw)
         except OrderNotFound:
             existing = self.fetch_order(symbol, client_order_id=client_order_id)
-            if existing is None or existing.status == "open":
+            if existing is None or existing.status.is_open:
                 raise
             return existing
 
     def cancel_all(self, symbol: str) -> None:
         self.session.call("cancel all orders", self._ex.cancel_all_orders, self._unified(symbol))
+
+
+_ORDER_TYPES = {
+    "market": OrderType.MARKET,
+    "limit": OrderType.LIMIT,
+    "stop": OrderType.STOP_LIMIT,
+    "stop_limit": OrderType.STOP_LIMIT,
+}
+_ORDER_STATUSES = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
 
 
 def _is_duplicate_client_id(error: ExchangeError) -> bool:

@@ -9,8 +9,9 @@ simulated time, moved by :meth:`PaperBroker.process_bar`):
   ``min(P, open * (1 + s))`` (sell: ``max``) as taker; otherwise it rests, and a resting
   limit fills at ``P`` as maker in the first later bar whose range reaches it (buy:
   ``low <= P``). IOC fills at arrival or expires; GTC rests until filled or canceled.
-- STOP_LIMIT (``place_stop_limit``): a sell stop triggers when a bar trades at or below
-  the stop (``low <= stop``), a buy stop at or above (``high >= stop``). Triggered inside
+- STOP_LIMIT (type ``stop_limit``, released at ``stop_price``): a sell stop triggers when
+  a bar trades at or below the stop (``low <= stop``), a buy stop at or above (``high >=
+  stop``). Triggered inside
   the bar it fills at ``max(limit, stop * (1 - s))`` (buy: ``min(limit, stop * (1 + s))``)
   as taker; when the bar *opens* through the stop it fills at the open the same way if
   the open is within the limit, else it becomes a resting limit.
@@ -29,19 +30,24 @@ Cash is ``initial + realized - fees - funding``; equity is cash plus unrealized 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from stagectl.exchange.broker import (
+from stagectl.domain.types import (
     Balance,
-    FillRecord,
+    Fill,
     FundingPayment,
-    OrderAck,
-    OrderRequest,
+    Liquidity,
+    Mark,
+    Order,
+    OrderStatus,
+    OrderType,
     Position,
+    Side,
+    TimeInForce,
 )
 from stagectl.exchange.errors import OrderNotFound, OrderRejected
 
@@ -83,7 +89,8 @@ class Bar:
 class PaperBroker:
     """A simulated USD-M account; conventions in the module docstring."""
 
-    exchange_name = "paper"
+    name = "paper"
+    order_latency_ms = 0.0
 
     def __init__(
         self,
@@ -151,12 +158,21 @@ class PaperBroker:
         return self.store.get_record(ORDER, client_order_id)
 
     def _commit(self, records: list[Record]) -> None:
-        self.store.commit(self.book, records, self.clock)
+        """Write the book through; when the write fails (a locked database), the book is
+        reloaded as the store has it, so a retried call starts from what was recorded."""
+        try:
+            self.store.commit(self.book, records, self.clock)
+        except BaseException:
+            self.book = self.store.load_book() or self.book
+            raise
 
     # --- the Broker protocol ---------------------------------------------------------
 
     def server_time(self) -> datetime:
         return self.clock
+
+    def order_type_refusal(self, order_type: OrderType) -> str | None:
+        return None  # market, limit and stop-limit are all simulated
 
     def balances(self) -> list[Balance]:
         used = sum(
@@ -175,35 +191,39 @@ class PaperBroker:
                 out.append(Position(symbol, qty, entry, mark, self._unrealized(symbol), Decimal(1)))
         return out
 
-    def open_orders(self, symbol: str | None = None) -> list[OrderAck]:
-        acks = []
+    def marks(self, symbols: Sequence[str]) -> dict[str, Mark]:
+        """The last bar close each symbol was marked at, stamped with the broker's clock."""
+        out = {}
+        for symbol in symbols:
+            row = self.book["positions"].get(symbol)
+            if row is not None and row.get("mark") is not None:
+                out[symbol] = Mark(symbol, Decimal(row["mark"]), self.clock)
+        return out
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        found = []
         for cid in self.book["open"]:
             order = self._order(cid)
             if order is not None and (symbol is None or order["symbol"] == symbol):
-                acks.append(_ack(order))
-        return acks
+                found.append(_as_order(order))
+        return found
 
-    def place(self, request: OrderRequest) -> OrderAck:
-        return self._place(request, stop_price=None)
+    def place(self, order: Order) -> Order:
+        """Place a market, limit or stop-limit order (``stop_price``: the trigger)."""
+        return self._place(order)
 
-    def place_stop_limit(self, request: OrderRequest, stop_price: Decimal) -> OrderAck:
-        """A stop-limit: ``request`` is the limit order that the stop releases."""
-        if request.type != "limit" or request.price is None:
-            raise OrderRejected(f"paper: stop-limit {request.client_order_id} needs a limit price")
-        return self._place(request, stop_price=stop_price)
-
-    def fetch_order(self, symbol: str, *, client_order_id: str) -> OrderAck | None:
+    def fetch_order(self, symbol: str, *, client_order_id: str) -> Order | None:
         order = self._order(client_order_id)
-        return None if order is None or order["symbol"] != symbol else _ack(order)
+        return None if order is None or order["symbol"] != symbol else _as_order(order)
 
-    def cancel(self, symbol: str, *, client_order_id: str) -> OrderAck:
+    def cancel(self, symbol: str, *, client_order_id: str) -> Order:
         order = self._order(client_order_id)
         if order is None or order["symbol"] != symbol:
             raise OrderNotFound(f"paper cancel order: no order {client_order_id} on {symbol}")
         if order["status"] == "open":
             order = self._close(order, "canceled")
             self._commit([_order_record(order)])
-        return _ack(order)
+        return _as_order(order)
 
     def cancel_all(self, symbol: str) -> None:
         records = []
@@ -214,27 +234,18 @@ class PaperBroker:
         if records:
             self._commit(records)
 
-    def fetch_fills(self, symbol: str, since: datetime) -> list[FillRecord]:
+    def fills_since(self, symbol: str, since: datetime) -> list[Fill]:
         return [_fill(body) for body in self.store.records_since(FILL, since, symbol)]
 
-    def funding_payments(self, since: datetime, symbol: str | None = None) -> list[FundingPayment]:
-        return [
-            FundingPayment(
-                b["symbol"],
-                b["payment_id"],
-                Decimal(b["amount"]),
-                b["currency"],
-                datetime.fromisoformat(b["ts"]),
-            )
-            for b in self.store.records_since(FUNDING, since, symbol)
-        ]
+    def funding_since(self, since: datetime, symbol: str | None = None) -> list[FundingPayment]:
+        return [_funding(body) for body in self.store.records_since(FUNDING, since, symbol)]
 
     # --- the simulated market --------------------------------------------------------
 
-    def process_bar(self, symbol: str, bar: Bar) -> list[FillRecord]:
+    def process_bar(self, symbol: str, bar: Bar) -> list[Fill]:
         """Run one bar of ``symbol`` through the open orders; mark at the close."""
         records: list[Record] = []
-        fills: list[FillRecord] = []
+        fills: list[Fill] = []
         for cid in list(self.book["open"]):
             order = self._order(cid)
             if order is None or order["symbol"] != symbol:
@@ -279,18 +290,21 @@ class PaperBroker:
             "position_qty": str(qty),
         }
         self._commit([(FUNDING, body["payment_id"], symbol, ts, body)])
-        return FundingPayment(symbol, body["payment_id"], -paid, self.book["currency"], ts)
+        return _funding(body)
 
     # --- internals -------------------------------------------------------------------
 
-    def _place(self, request: OrderRequest, *, stop_price: Decimal | None) -> OrderAck:
+    def _place(self, request: Order) -> Order:
         cid = request.client_order_id
         if self._order(cid) is not None:
             raise OrderRejected(f"paper create order: duplicate client order id {cid}")
-        if request.amount <= 0 or (request.type == "limit" and not request.price):
+        priced = request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        if request.qty <= 0 or (priced and not request.price):
             raise OrderRejected(f"paper create order: {cid} needs a positive amount and price")
+        if request.type == OrderType.STOP_LIMIT and not request.stop_price:
+            raise OrderRejected(f"paper create order: stop-limit {cid} needs a stop price")
         qty = self.position_qty(request.symbol)
-        if request.reduce_only and (qty == 0 or (qty > 0) == (request.side == "buy")):
+        if request.reduce_only and (qty == 0 or (qty > 0) == (request.side == Side.BUY)):
             raise OrderRejected(
                 f"paper create order: reduce-only {cid} would increase the position ({qty})"
             )
@@ -299,13 +313,13 @@ class PaperBroker:
             "order_id": f"paper-{self.book['next_order']}",
             "client_order_id": cid,
             "status": "open",
-            "side": request.side,
-            "type": "stop_limit" if stop_price is not None else request.type,
-            "tif": request.time_in_force,
-            "amount": str(request.amount),
+            "side": request.side.value,
+            "type": request.type.value,
+            "tif": (request.time_in_force or TimeInForce.GTC).value,
+            "amount": str(request.qty),
             "filled": "0",
-            "price": None if request.price is None else str(request.price),
-            "stop_price": None if stop_price is None else str(stop_price),
+            "price": None if request.price is None or not priced else str(request.price),
+            "stop_price": None if request.stop_price is None else str(request.stop_price),
             "average": None,
             "reduce_only": request.reduce_only,
             "ts": self.clock.isoformat(),
@@ -316,7 +330,7 @@ class PaperBroker:
         self.book["next_order"] += 1
         self.book["open"].append(cid)
         self._commit([_order_record(order)])
-        return _ack(order)
+        return _as_order(order)
 
     def _close(self, order: dict[str, Any], status: str) -> dict[str, Any]:
         order["status"] = status
@@ -331,7 +345,7 @@ class PaperBroker:
         maker: bool,
         ts: datetime,
         records: list[Record],
-    ) -> FillRecord | None:
+    ) -> Fill | None:
         symbol, side = order["symbol"], order["side"]
         qty = Decimal(order["amount"]) - Decimal(order["filled"])
         position = self.position_qty(symbol)
@@ -417,34 +431,57 @@ def _order_record(order: dict[str, Any]) -> Record:
     return (ORDER, order["client_order_id"], order["symbol"], ts, dict(order))
 
 
-def _ack(order: dict[str, Any]) -> OrderAck:
-    price, average = order.get("price"), order.get("average")
-    return OrderAck(
-        symbol=order["symbol"],
-        order_id=order["order_id"],
+_STATUS = {"closed": OrderStatus.FILLED}
+
+
+def _as_order(order: dict[str, Any]) -> Order:
+    price, average, stop = order.get("price"), order.get("average"), order.get("stop_price")
+    filled = Decimal(order["filled"])
+    status = _STATUS.get(order["status"]) or OrderStatus(order["status"])
+    if status == OrderStatus.OPEN and filled > 0:
+        status = OrderStatus.PARTIALLY_FILLED
+    kind = OrderType(order["type"])
+    return Order(
         client_order_id=order["client_order_id"],
-        status=order["status"],
-        side=order["side"],
-        type=order["type"],
-        amount=Decimal(order["amount"]),
-        filled=Decimal(order["filled"]),
+        symbol=order["symbol"],
+        side=Side(order["side"]),
+        type=kind,
+        qty=Decimal(order["amount"]),
+        created_at=datetime.fromisoformat(order["ts"]),
+        status=status,
         price=None if price is None else Decimal(price),
-        average_price=None if average is None else Decimal(average),
+        stop_price=None if stop is None else Decimal(stop),
+        time_in_force=None if kind == OrderType.MARKET else TimeInForce(order["tif"]),
         reduce_only=bool(order["reduce_only"]),
-        timestamp=datetime.fromisoformat(order["ts"]),
+        exchange_order_id=order["order_id"],
+        filled_qty=filled,
+        average_price=None if average is None else Decimal(average),
     )
 
 
-def _fill(body: dict[str, Any]) -> FillRecord:
-    return FillRecord(
-        symbol=body["symbol"],
+def _fill(body: dict[str, Any]) -> Fill:
+    return Fill(
         trade_id=body["trade_id"],
-        order_id=body["order_id"],
-        side=body["side"],
+        ts=datetime.fromisoformat(body["ts"]),
+        symbol=body["symbol"],
+        side=Side(body["side"]),
+        qty=Decimal(body["amount"]),
         price=Decimal(body["price"]),
-        amount=Decimal(body["amount"]),
         fee=Decimal(body["fee"]),
         fee_currency=body["fee_currency"],
-        maker=bool(body["maker"]),
-        timestamp=datetime.fromisoformat(body["ts"]),
+        liquidity=Liquidity.MAKER if body["maker"] else Liquidity.TAKER,
+        order_id=body["order_id"],
+        client_order_id=body.get("client_order_id"),
+    )
+
+
+def _funding(body: dict[str, Any]) -> FundingPayment:
+    return FundingPayment(
+        symbol=body["symbol"],
+        ts=datetime.fromisoformat(body["ts"]),
+        amount=Decimal(body["amount"]),
+        payment_id=body["payment_id"],
+        currency=body["currency"],
+        rate=Decimal(body["rate"]) if body.get("rate") is not None else None,
+        position_qty=Decimal(body["position_qty"]) if body.get("position_qty") else None,
     )

@@ -5,8 +5,8 @@ busy timeout (a second writer waits, then fails with exit 3) and foreign keys
 on. Writes go through :meth:`StateDB.transaction`, which takes the write lock
 up front (``BEGIN IMMEDIATE``) so a transaction never fails half-way on a lock
 upgrade: one transaction per logical write (an import, a bar step, a guard
-decision). Nested ``transaction()`` blocks become savepoints, so a service can
-wrap several repository writes in one transaction.
+decision). A nested ``transaction()`` block joins the outer one, so a service can
+wrap several repository writes in one transaction at no extra cost.
 
 Only :mod:`sqlite3` is imported here: ``open_state(path, migrate=False)`` is on
 the fast path of ``stagectl state info``. sqlite-utils (which imports pandas)
@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
 
-from stagectl.errors import InputError, StateLockedError
+from stagectl.errors import InputError, InternalError, StateLockedError
 from stagectl.state.migration_names import MIGRATION_NAMES, MIGRATION_SET, MIGRATIONS_TABLE
 
 BUSY_TIMEOUT_ENV = "STAGECTL_BUSY_TIMEOUT_MS"
@@ -78,23 +77,31 @@ class StateDB:
     path: Path
     conn: sqlite3.Connection
     busy_timeout_ms: int
-    _savepoints: list[str] = field(default_factory=list, repr=False)
+    _spoiled: bool = field(default=False, repr=False)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` if the block raises.
 
-        Inside another ``transaction()`` block this is a savepoint: its writes
-        are undone on error and committed with the outer transaction.
+        Inside another ``transaction()`` block this joins the outer transaction (no
+        savepoint: a repository call inside a service's transaction costs no extra
+        statements). A nested block that raises spoils the whole transaction: even if
+        the caller catches the error, the outer block rolls back and raises
+        :class:`~stagectl.errors.InternalError` instead of committing a half-written
+        change.
         """
         if self.conn.in_transaction:
-            with self._savepoint():
+            try:
                 yield self.conn
+            except BaseException:
+                self._spoiled = True
+                raise
             return
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             self._reraise(error)
+        self._spoiled = False
         try:
             yield self.conn
         except BaseException as error:
@@ -103,25 +110,18 @@ class StateDB:
             if isinstance(error, sqlite3.OperationalError) and is_locked_error(error):
                 raise locked_error(self.path, self.busy_timeout_ms) from error
             raise
+        if self._spoiled:
+            self.conn.execute("ROLLBACK")
+            raise InternalError(
+                "a write inside this transaction failed and the error was caught; the "
+                "whole transaction was rolled back so nothing is half-written"
+            )
         try:
             self.conn.execute("COMMIT")
         except sqlite3.OperationalError as error:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             self._reraise(error)
-
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
-        name = f"sp_{uuid.uuid4().hex}"
-        self.conn.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                self.conn.execute(f"RELEASE SAVEPOINT {name}")
-            raise
-        self.conn.execute(f"RELEASE SAVEPOINT {name}")
 
     def _reraise(self, error: sqlite3.Error) -> NoReturn:
         translated = self.translate_error(error)

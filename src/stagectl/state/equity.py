@@ -71,19 +71,20 @@ def snapshots(
         "SELECT run_id, ts, equity, realized, unrealized, fees, funding, sleeves_json"
         f" FROM equity_snapshots WHERE 1 = 1{where} ORDER BY ts"
     )
-    return [
-        EquitySnapshot(
-            run_id=row[0],
-            ts=parse_ts(row[1]),
-            equity=row[2],
-            realized=row[3],
-            unrealized=row[4],
-            fees=row[5],
-            funding=row[6],
-            sleeves=parse_json(row[7]),
-        )
-        for row in db.conn.execute(sql, params)
-    ]
+    return [_snapshot(row) for row in db.conn.execute(sql, params)]
+
+
+def _snapshot(row: tuple[Any, ...]) -> EquitySnapshot:
+    return EquitySnapshot(
+        run_id=row[0],
+        ts=parse_ts(row[1]),
+        equity=row[2],
+        realized=row[3],
+        unrealized=row[4],
+        fees=row[5],
+        funding=row[6],
+        sleeves=parse_json(row[7]),
+    )
 
 
 def last_snapshot_ts(db: StateDB, run_id: str) -> datetime | None:
@@ -92,3 +93,13 @@ def last_snapshot_ts(db: StateDB, run_id: str) -> datetime | None:
         "SELECT max(ts) FROM equity_snapshots WHERE run_id = ?", (run_id,)
     ).fetchone()
     return None if row is None or row[0] is None else parse_ts(row[0])
+
+
+def last_snapshot(db: StateDB, run_id: str) -> EquitySnapshot | None:
+    """A run's latest equity snapshot (its last completed bar step)."""
+    row = db.conn.execute(
+        "SELECT run_id, ts, equity, realized, unrealized, fees, funding, sleeves_json"
+        " FROM equity_snapshots WHERE run_id = ? ORDER BY ts DESC LIMIT 1",
+        (run_id,),
+    ).fetchone()
+    return None if row is None else _snapshot(row)

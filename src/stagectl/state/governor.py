@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stagectl.domain.types import Event
 from stagectl.state._codec import parse_json, parse_ts
 from stagectl.state.db import StateDB
-from stagectl.state.journal import Event, record_event
+from stagectl.state.journal import record_event
 
 EVENT_TYPE = "governor.decision"
 ACTIONS = ("apply", "propose", "refuse")

@@ -1,4 +1,5 @@
-"""The journal: standard events (seed 001) and incidents (runbook incident log)."""
+"""The journal: standard events (seed 001, ``domain.types.Event``) and incidents (the
+runbook's incident log)."""
 
 from __future__ import annotations
 
@@ -7,33 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from stagectl.domain.types import Event
 from stagectl.state._codec import filters, json_text, opt_json_text, parse_json, parse_ts, ts_text
 from stagectl.state.db import StateDB
 
 SEVERITIES = ("INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One journal event: seed 001's standard event fields plus type, severity and payload."""
-
-    ts: datetime
-    event_type: str
-    severity: str = "INFO"
-    run_id: str | None = None
-    symbol: str | None = None
-    message: str | None = None
-    features_hash: str | None = None
-    engine_votes: Mapping[str, Any] | None = None
-    consensus_score: float | None = None
-    action: str | None = None
-    size_usd: float | None = None
-    price: float | None = None
-    expected_edge_bps: float | None = None
-    realized_pnl: float | None = None
-    regime: str | None = None
-    costs_bps: float | None = None
-    payload: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +79,16 @@ def events(
         sql += " LIMIT ?"
         params.append(limit)
     return [_event(row) for row in db.conn.execute(sql, params)]
+
+
+def last_event(db: StateDB, *, run_id: str, event_type: str) -> Event | None:
+    """The run's latest event of that type (the ``events_run_ts`` index, read backwards)."""
+    row = db.conn.execute(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ? AND event_type = ?"
+        " ORDER BY ts DESC, id DESC LIMIT 1",
+        (run_id, event_type),
+    ).fetchone()
+    return None if row is None else _event(row)
 
 
 def record_incident(db: StateDB, incident: Incident) -> int:

@@ -417,11 +417,12 @@ def funding_payments(
     db: StateDB,
     *,
     symbol: str | None = None,
+    run_id: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> list[FundingPayment]:
-    """Funding payments in time order, ``start <= ts < end``."""
-    where, params = filters({"symbol": symbol}, start, end)
+    """Funding payments in time order, ``start <= ts < end`` (of one run when given)."""
+    where, params = filters({"symbol": symbol, "run_id": run_id}, start, end)
     sql = (
         "SELECT source, run_id, symbol, ts, rate, position_qty, amount FROM funding_payments"
         f" WHERE 1 = 1{where} ORDER BY ts, id"

@@ -295,6 +295,7 @@ UPDATE risk_directives SET mode = (
 CREATE INDEX risk_directives_mode_ts ON risk_directives (mode, ts);
 
 CREATE INDEX equity_snapshots_ts ON equity_snapshots (ts);
+CREATE INDEX funding_run_ts ON funding_payments (run_id, ts) WHERE run_id IS NOT NULL;
 
 CREATE TABLE legacy_merges (
     id INTEGER PRIMARY KEY,

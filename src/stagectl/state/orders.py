@@ -9,11 +9,9 @@ quantity, prices) can never change under the same id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
+from stagectl.domain.types import OPEN_STATUSES, Order, OrderStatus, OrderType, Side, TimeInForce
 from stagectl.errors import InternalError
 from stagectl.state._codec import (
     decimal_text,
@@ -25,35 +23,11 @@ from stagectl.state._codec import (
 )
 from stagectl.state.db import StateDB
 
-OPEN_STATUSES = ("new", "submitted", "open", "partially_filled")
-
-
-@dataclass(frozen=True)
-class Order:
-    client_order_id: str
-    exchange: str
-    symbol: str
-    side: str
-    type: str
-    qty: Decimal
-    status: str
-    created_at: datetime
-    updated_at: datetime
-    run_id: str | None = None
-    exchange_order_id: str | None = None
-    time_in_force: str | None = None
-    price: Decimal | None = None
-    stop_price: Decimal | None = None
-    reduce_only: bool = False
-    filled_qty: Decimal = Decimal(0)
-    reason: str | None = None
-
-
 _COLUMNS = (
     "client_order_id, exchange, exchange_order_id, run_id, symbol, side, type, time_in_force,"
     " qty, price, stop_price, reduce_only, status, filled_qty, reason, created_at, updated_at"
 )
-_IDENTITY = ("exchange", "symbol", "side", "type", "qty", "price", "stop_price", "reduce_only")
+_IDENTITY = ("account", "symbol", "side", "type", "qty", "price", "stop_price", "reduce_only")
 
 
 def upsert_order(db: StateDB, order: Order) -> bool:
@@ -90,8 +64,9 @@ def open_orders(
     db: StateDB, *, run_id: str | None = None, symbol: str | None = None
 ) -> list[Order]:
     """Orders not yet filled, cancelled, rejected or expired, oldest first."""
-    sql = f"SELECT {_COLUMNS} FROM orders WHERE status IN ({', '.join('?' * len(OPEN_STATUSES))})"
-    params: list[Any] = list(OPEN_STATUSES)
+    statuses = sorted(s.value for s in OPEN_STATUSES)
+    sql = f"SELECT {_COLUMNS} FROM orders WHERE status IN ({', '.join('?' * len(statuses))})"
+    params: list[Any] = list(statuses)
     if run_id is not None:
         sql += " AND run_id = ?"
         params.append(run_id)
@@ -100,6 +75,20 @@ def open_orders(
         params.append(symbol)
     sql += " ORDER BY created_at, client_order_id"
     return [_order(found) for found in db.conn.execute(sql, params)]
+
+
+def client_order_ids(db: StateDB, run_id: str, exchange_order_ids: list[str]) -> dict[str, str]:
+    """The client order ids of a run's orders by their exchange order ids (a venue's fills
+    name the order by its exchange id only)."""
+    if not exchange_order_ids:
+        return {}
+    marks = ", ".join("?" * len(exchange_order_ids))
+    rows = db.conn.execute(
+        "SELECT exchange_order_id, client_order_id FROM orders"
+        f" WHERE run_id = ? AND exchange_order_id IN ({marks})",
+        (run_id, *exchange_order_ids),
+    )
+    return {str(row[0]): str(row[1]) for row in rows}
 
 
 def _check_same_order(existing: Order, order: Order) -> None:
@@ -112,44 +101,42 @@ def _check_same_order(existing: Order, order: Order) -> None:
 
 
 def _row(order: Order) -> tuple[Any, ...]:
-    if order.side not in ("buy", "sell"):
-        raise ValueError(f"order side must be buy or sell, got {order.side!r}")
     return (
         order.client_order_id,
-        order.exchange,
+        order.account,
         order.exchange_order_id,
         order.run_id,
         order.symbol,
-        order.side,
-        order.type,
-        order.time_in_force,
+        Side(order.side).value,
+        OrderType(order.type).value,
+        None if order.time_in_force is None else TimeInForce(order.time_in_force).value,
         decimal_text(order.qty),
         opt_decimal_text(order.price),
         opt_decimal_text(order.stop_price),
         int(order.reduce_only),
-        order.status,
+        OrderStatus(order.status).value,
         decimal_text(order.filled_qty),
         order.reason,
         ts_text(order.created_at),
-        ts_text(order.updated_at),
+        ts_text(order.updated_at or order.created_at),
     )
 
 
 def _order(row: tuple[Any, ...]) -> Order:
     return Order(
         client_order_id=row[0],
-        exchange=row[1],
+        account=row[1],
         exchange_order_id=row[2],
         run_id=row[3],
         symbol=row[4],
-        side=row[5],
-        type=row[6],
-        time_in_force=row[7],
+        side=Side(row[5]),
+        type=OrderType(row[6]),
+        time_in_force=None if row[7] is None else TimeInForce(row[7]),
         qty=parse_decimal(row[8]),
         price=opt_parse_decimal(row[9]),
         stop_price=opt_parse_decimal(row[10]),
         reduce_only=bool(row[11]),
-        status=row[12],
+        status=OrderStatus(row[12]),
         filled_qty=parse_decimal(row[13]),
         reason=row[14],
         created_at=parse_ts(row[15]),

@@ -91,7 +91,7 @@ def reference_price(db: StateDB, fill: Fill) -> float | None:
 
 
 def run_funding(db: StateDB, run_id: str, start: datetime, end: datetime) -> list[FundingPayment]:
-    return [p for p in funding_payments(db, start=start, end=end) if p.run_id == run_id]
+    return funding_payments(db, run_id=run_id, start=start, end=end)
 
 
 def paid_rate(payment: FundingPayment) -> float | None:

@@ -1,6 +1,6 @@
 """``stagectl metrics fetch``: an exchange account's trades into the fill ledger.
 
-The trades come from the exchange layer (``exchange.ccxt_broker.CcxtBroker.fetch_fills``:
+The trades come from the exchange layer (``exchange.ccxt_broker.CcxtBroker.fills_since``:
 every fill of one symbol from ``since`` to the exchange's time, in 7-day windows, paged),
 with credentials from ``STAGECTL_EXCHANGE_API_KEY``/``_SECRET`` or
 ``STAGECTL_EXCHANGE_KEY_FILE`` (never from the command line, never printed). They then
@@ -61,19 +61,19 @@ class FetchResult:
 
 
 def records_as_values(records: list[Any]) -> dict[str, list[str]]:
-    """Broker ``FillRecord`` objects as the text columns ``metrics import`` reads."""
+    """Broker fills (``domain.types.Fill``) as the text columns ``metrics import`` reads."""
     from stagectl.state._codec import ts_text
 
     return {
         "trade_id": [r.trade_id for r in records],
-        "timestamp": [ts_text(r.timestamp) for r in records],
+        "timestamp": [ts_text(r.ts) for r in records],
         "symbol": [r.symbol for r in records],
-        "side": [r.side for r in records],
+        "side": [r.side.value for r in records],
         "price": [str(r.price) for r in records],
-        "amount": [str(r.amount) for r in records],
+        "amount": [str(r.qty) for r in records],
         "fee": [str(r.fee) for r in records],
         "fee_currency": [r.fee_currency for r in records],
-        "liquidity": ["maker" if r.maker else "taker" for r in records],
+        "liquidity": [r.liquidity.value for r in records],
         "order_id": [r.order_id for r in records],
     }
 
@@ -99,7 +99,7 @@ def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResu
         policy=request.policy,
         rate_limit=request.rate_limit,
     )
-    records = broker.fetch_fills(symbol, request.since)
+    records = broker.fills_since(symbol, request.since)
     if progress is not None:
         progress(f"{request.exchange}: {len(records)} {symbol} trades since {request.since}")
     columns = validate_values(records_as_values(records))

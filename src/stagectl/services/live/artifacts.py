@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.domain.order_policy import ENFORCEMENT_CODES
+from stagectl.domain.types import Order
 from stagectl.reports import write_atomic
 from stagectl.state.db import StateDB
 from stagectl.state.journal import events
 from stagectl.state.ledger import fills
-from stagectl.state.orders import Order
 
 ARTIFACT_FILES = (
     "reconciliation_history.json",

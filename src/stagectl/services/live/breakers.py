@@ -34,6 +34,7 @@ from typing import Any
 import pandas as pd
 
 from stagectl.domain.breakers import BreakerSettings, apply_breakers
+from stagectl.domain.types import Event
 from stagectl.services.research.breakers import firing_event
 from stagectl.state import journal
 from stagectl.state.db import StateDB
@@ -168,7 +169,7 @@ def evaluate(
     initial_equity: float,
     sleeve_start_usd: dict[str, float],
     bar_ts: datetime,
-) -> tuple[float, list[journal.Event]]:
+) -> tuple[float, list[Event]]:
     """The breakers' size multiplier for the bar opening at ``bar_ts`` and the new firings."""
     history = state.history
     if history is None or not history.fits(initial_equity, sleeve_start_usd, bar_ts):
@@ -186,7 +187,7 @@ def evaluate(
             continue
         state.recorded.add(key)
         events.append(
-            journal.Event(
+            Event(
                 ts=pd.Timestamp(firing.time).to_pydatetime(),
                 event_type=BREAKER_EVENT,
                 severity="MEDIUM",

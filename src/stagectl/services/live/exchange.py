@@ -195,7 +195,7 @@ class ExchangeFeed:
 
     def _prev_spread_bps(self, symbol: str, ts: datetime) -> float | None:
         """Corwin-Schultz of bars k-2 and k-1 (None when k-2 is missing: the floor)."""
-        from stagectl.services.strategy.costs import pair_spread_bps
+        from stagectl.domain.costs import pair_spread_bps
 
         rows = [self._row(symbol, ts - self.step * n) for n in (2, 1)]
         if any(row is None for row in rows):
@@ -287,7 +287,7 @@ def live_params(request: Any, config: Any, broker: Any, clock: Clock) -> dict[st
     The sleeves' symbols must be flat: the ledger reconciles the run's own fills, so a
     position opened outside the run would be drift from the first bar."""
     step = timedelta(minutes=bar_minutes(config.timeframe))
-    held = {p.symbol: p.amount for p in broker.positions()}
+    held = {p.symbol: p.qty for p in broker.positions()}
     busy = [f"{s.symbol} {held[s.symbol]}" for s in config.sleeves if held.get(s.symbol)]
     if busy:
         raise InputError(

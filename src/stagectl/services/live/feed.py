@@ -26,10 +26,10 @@ import pandas as pd
 
 from stagectl.data.loaders import read_candles
 from stagectl.domain.backtest import run_backtest
+from stagectl.domain.costs import prior_bar_spread_bps
 from stagectl.domain.performance import bar_minutes
 from stagectl.domain.strategies import held_positions
 from stagectl.exchange.paper import Bar
-from stagectl.services.strategy.costs import prior_bar_spread_bps
 from stagectl.services.strategy.sleeves import build_sleeves
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ class ReplayFeed:
             volumes = frame["volume"].to_numpy(dtype=float) * closes
             spreads = prior_bar_spread_bps(frame["high"].to_numpy(), frame["low"].to_numpy())
             funding = spec.funding if spec.funding is not None else pd.Series(dtype=float)
+            funding_index = pd.DatetimeIndex(funding.index)
             self._rows[spec.symbol] = {
                 "weight": spec.weight,
                 "open": frame["open"].to_numpy(dtype=float)[where],
@@ -105,8 +106,11 @@ class ReplayFeed:
                 "prev_volume": np.where(where > 0, volumes[prev], volumes[where]),
                 "spread": spreads[where],
                 "held": held_positions(spec.target, delay).to_numpy(dtype=float),
-                "funding": funding,
+                "funding_ns": funding_index.as_unit("ns").asi8,
+                "funding": _settlements(funding),
             }
+        self._open_ns = self.index.as_unit("ns").asi8
+        self._step_ns = int(self.step.total_seconds() * 1e9)
 
     @property
     def bars(self) -> int:
@@ -123,9 +127,11 @@ class ReplayFeed:
         ts: datetime = pd.Timestamp(self.index[k]).to_pydatetime()
         close_ts = ts + self.step
         sleeves: dict[str, SleeveBar] = {}
+        open_ns = int(self._open_ns[k])
         for symbol, row in self._rows.items():
-            funding: pd.Series = row["funding"]
-            window = funding[(funding.index > ts) & (funding.index <= close_ts)]
+            first, last = np.searchsorted(
+                row["funding_ns"], [open_ns, open_ns + self._step_ns], side="right"
+            )
             sleeves[symbol] = SleeveBar(
                 symbol=symbol,
                 weight=row["weight"],
@@ -140,18 +146,19 @@ class ReplayFeed:
                 held_target=float(row["held"][k]),
                 decision_price=dec(row["prev_close"][k]),
                 prev_dollar_volume=dec(row["prev_volume"][k]),
-                funding=_settlements(window),
+                funding=row["funding"][first:last],
                 replay_position=float(self.backtest_positions[symbol].iloc[k]),
                 prev_spread_bps=float(row["spread"][k]),
             )
         return StepData(k, ts, close_ts, sleeves)
 
 
-def _settlements(window: pd.Series) -> list[tuple[datetime, Decimal]]:
-    index = pd.DatetimeIndex(window.index)
+def _settlements(rates: pd.Series) -> list[tuple[datetime, Decimal]]:
+    """Every funding settlement as (time, rate); a bar takes those in ``(open, close]``."""
+    index = pd.DatetimeIndex(rates.index)
     return [
         (stamp.to_pydatetime(), dec(rate))
-        for stamp, rate in zip(index, window.to_numpy(dtype=float), strict=True)
+        for stamp, rate in zip(index, rates.to_numpy(dtype=float), strict=True)
     ]
 
 

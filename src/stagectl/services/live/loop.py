@@ -1,7 +1,8 @@
 """The run-live loops: one bar step shared by paper and live (docs/run-live.md).
 
-A step is decide -> send -> the market moves -> settle (``live_step``, ``live_settle``).
-The broker and the "market" phase are the only differences:
+A step is open (read, decide, write ahead, send: ``step``) -> the market moves -> settle
+(read back, reconcile, write: ``settle``). The broker and the "market" phase are the only
+differences:
 
 - paper: the paper broker runs bar k and its funding settlements, at once;
 - live: the loop waits, on the exchange's clock, for bar k to close, then reads the
@@ -21,14 +22,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from stagectl.domain.decide import StopInputs, protective_stops
+from stagectl.domain.types import Order, OrderStatus, OrderType
 from stagectl.services.live import settle as live_settle
 from stagectl.services.live import step as live_step
 from stagectl.services.live.artifacts import build_artifacts, write_artifact_files
 from stagectl.services.live.exchange import Clock, ExchangeFeed, next_bar_to_trade
 from stagectl.services.live.feed import ReplayFeed, StepData
 from stagectl.state import journal, orders
-from stagectl.state.db import StateDB
-from stagectl.state.equity import last_snapshot_ts, snapshots
+from stagectl.state.equity import last_snapshot_ts
 
 Market = Callable[[StepData], tuple[StepData, datetime] | None]
 """Moves the market over a step's bar: the closed step and the time, or None (stopped)."""
@@ -49,29 +51,78 @@ class LoopControl:
 
 
 def step(ctx: live_step.LiveContext, data: StepData, market: Market) -> dict[str, Any] | None:
-    """One bar: decide and record, send, let the market move, settle. None: stopped while
-    the bar was still open (the restart settles or redoes it)."""
-    intents, decided = live_step.decide(ctx, data)
-    counts = live_step.send(ctx, intents, data.ts)
+    """One bar: open (decide, record, send), let the market move, settle. None: stopped
+    while the bar was still open (the restart settles or redoes it)."""
+    opened = live_step.open_bar(ctx, data)
     moved = market(data)
     if moved is None:
         return None
     closed, wall_now = moved
     settled = live_settle.settle(ctx, closed, wall_now=wall_now)
+    counts = dict(opened.counts)
     if ctx.stop_limits:
-        stops = live_step.protective_stops(ctx, closed)
-        stop_counts = live_step.send(ctx, stops, closed.close_ts)
-        for key, value in stop_counts.items():
+        for key, value in place_stops(ctx, closed, settled).items():
             counts[key] += value
+    decided = {
+        "trading_state": opened.trading_state,
+        "multipliers": opened.decision.multipliers,
+    }
     return {**decided, **counts, **settled}
 
 
-def paper_market(broker: Any) -> Market:
-    def run_bar(data: StepData) -> tuple[StepData, datetime]:
+def place_stops(
+    ctx: live_step.LiveContext, data: StepData, settled: dict[str, Any]
+) -> dict[str, int]:
+    """The protective stop-limits after the bar: cancel the stale ones, record and send
+    the new ones (``domain.decide.protective_stops``); no transaction spans a broker call."""
+    open_stops = [
+        o
+        for o in orders.open_orders(ctx.db, run_id=ctx.run_id)
+        if o.type == OrderType.STOP_LIMIT and o.status != OrderStatus.NEW
+    ]
+    decision = protective_stops(
+        StopInputs(
+            run_id=ctx.run_id,
+            account=ctx.exchange,
+            bar_ts=data.ts,
+            close_ts=data.close_ts,
+            equity=settled["equity"],
+            positions=settled["positions"],
+            open_stops=open_stops,
+            closes={s: b.bar.close for s, b in data.sleeves.items()},
+            dollar_volumes={s: b.prev_dollar_volume for s, b in data.sleeves.items()},
+            limits=ctx.limits,
+        )
+    )
+    canceled = [
+        stop.acknowledged(ctx.broker.cancel(stop.symbol, client_order_id=stop.client_order_id),
+                          data.close_ts)
+        for stop in decision.cancel
+    ]  # fmt: skip
+
+    def record() -> list[Any]:
+        for stop in canceled:
+            orders.upsert_order(ctx.db, stop)
+        journal.record_events(ctx.db, decision.events)
+        return live_step.record_orders(ctx, decision.place)
+
+    to_send = ctx.write("record the protective stops", record)
+    return live_step.send(ctx, to_send, data.close_ts)
+
+
+def paper_market(ctx: live_step.LiveContext, broker: Any) -> Market:
+    """The paper broker runs the bar and its funding settlements, as one write of its book
+    (no network: the paper market is local; each call is safe to redo for the same bar,
+    so a locked database is retried)."""
+
+    def one_bar(data: StepData) -> None:
         for symbol, sleeve in data.sleeves.items():
             broker.process_bar(symbol, sleeve.bar)
             for ts, rate in sleeve.funding:
                 broker.settle_funding(symbol, ts, rate)
+
+    def run_bar(data: StepData) -> tuple[StepData, datetime]:
+        ctx.write("run the paper bar", lambda: one_bar(data))
         return data, data.close_ts
 
     return run_bar
@@ -121,7 +172,7 @@ def paper_loop(
     tally = _Tally(ctx, result, control)
     resume_ts = feed.index[first].to_pydatetime() if first < feed.bars else None
     result.orders_recovered += recover_pending(ctx, resume_ts)
-    market = paper_market(ctx.broker)
+    market = paper_market(ctx, ctx.broker)
     for data in feed.steps(first):
         first_bar = result.first_bar
         if control.duration is not None and first_bar and data.ts - first_bar >= control.duration:
@@ -213,7 +264,9 @@ def wait_out_in_flight(ctx: live_step.LiveContext, clock: Clock) -> bool:
     """Before looking up orders left ``new`` by an interrupted step, let any create
     still in flight land (or expire), so the lookup cannot miss an order the exchange
     is about to accept and the redo cannot send it a second time. False: stopped."""
-    pending = [o for o in orders.open_orders(ctx.db, run_id=ctx.run_id) if o.status == "new"]
+    pending = [
+        o for o in orders.open_orders(ctx.db, run_id=ctx.run_id) if o.status == OrderStatus.NEW
+    ]
     if not pending:
         return True
     return clock.wait_until(clock.now() + IN_FLIGHT_WAIT)
@@ -225,33 +278,19 @@ def recover_pending(ctx: live_step.LiveContext, resume_ts: datetime | None) -> i
     of the bar being redone is marked ``not_sent`` (the redo decides afresh)."""
     recovered = 0
     for order in orders.open_orders(ctx.db, run_id=ctx.run_id):
-        if order.status != "new":
+        if order.status != OrderStatus.NEW:
             continue
-        ack = ctx.broker.fetch_order(order.symbol, client_order_id=order.client_order_id)
-        if ack is not None:
+        venue = ctx.broker.fetch_order(order.symbol, client_order_id=order.client_order_id)
+        if venue is not None:
             recovered += 1
-            with ctx.db.transaction():
-                orders.upsert_order(ctx.db, live_step.acked(order, ack, order.created_at))
+            _record_order(ctx, order.acknowledged(venue, order.created_at))
         elif resume_ts is None or order.created_at != resume_ts:
-            with ctx.db.transaction():
-                orders.upsert_order(
-                    ctx.db,
-                    replace(order, status="not_sent", reason="unknown to the broker on restart"),
-                )
+            lost = replace(
+                order, status=OrderStatus.NOT_SENT, reason="unknown to the broker on restart"
+            )
+            _record_order(ctx, lost)
     return recovered
 
 
-def loop_memory(db: StateDB, run_id: str) -> live_step.LoopMemory:
-    """What the loop remembers across steps, rebuilt from the run's last snapshot."""
-    memory = live_step.LoopMemory()
-    rows = snapshots(db, run_id)
-    if rows:
-        for symbol, sleeve in rows[-1].sleeves.items():
-            if isinstance(sleeve, dict):
-                memory.last_target[symbol] = float(sleeve.get("position", 0.0))
-                if sleeve.get("stopped"):
-                    memory.stopped.add(symbol)
-    margins = journal.events(db, run_id=run_id, event_type="MARGIN_SNAPSHOT")
-    if margins and margins[-1].payload:
-        memory.margin_window = str(margins[-1].payload.get("window", "NORMAL"))
-    return memory
+def _record_order(ctx: live_step.LiveContext, order: Order) -> None:
+    ctx.write("record an order", lambda: orders.upsert_order(ctx.db, order))

@@ -28,10 +28,12 @@ from typing import Any
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import file_sha256, load_risk_presets, load_stage3, load_strategy
 from stagectl.domain.order_policy import PolicyLimits, SymbolCap
+from stagectl.domain.types import Event, OrderType
 from stagectl.errors import InputError
 from stagectl.services.live import loop as live_loop
 from stagectl.services.live import step as live_step
 from stagectl.services.live.artifacts import build_artifacts, write_artifact_files
+from stagectl.services.live.book import load_run_book
 from stagectl.services.live.exchange import (
     Clock,
     ExchangeClock,
@@ -149,18 +151,14 @@ def run(
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     live_broker: Any | None = None,
     clock: Clock | None = None,
+    on_alert: Callable[[str], None] | None = None,
 ) -> RunLiveResult:
     """Run (or resume) the loop until the window ends, ``duration`` passes or a stop.
 
     Paper: ``broker_factory`` builds the paper broker (tests pass a crashing one).
     Live: ``live_broker`` (default: ``open_broker`` with the configured credentials) and
-    ``clock`` (default: the exchange's server time, waited on in real time)."""
-    if request.live and request.stop_limits:
-        raise InputError(
-            "--stop-limits needs stop-limit orders, which the exchange broker does not "
-            "place yet; run --live without it",
-            where="--stop-limits",
-        )
+    ``clock`` (default: the exchange's server time, waited on in real time).
+    ``on_alert`` is told of transient trouble the loop rides out (a locked database)."""
     config, source = load_strategy(home, request.config)
     stage3, _ = load_stage3(home, request.stage3)
     path = home.state_path
@@ -169,9 +167,13 @@ def run(
         if request.live and live_broker is None
         else live_broker
     )
+    if request.live and request.stop_limits and broker is not None:
+        refusal = broker.order_type_refusal(OrderType.STOP_LIMIT)
+        if refusal is not None:
+            raise InputError(f"{broker.name}: {refusal}", where="--stop-limits")
     db = open_state(path)
     try:
-        setup = _Setup(request, home, db, path, config, source, stage3, wall_clock)
+        setup = _Setup(request, home, db, path, config, source, stage3, wall_clock, on_alert)
         if request.live:
             clock = clock or ExchangeClock(broker, should_stop)
             return _run_live(setup, broker, clock, should_stop, on_step)
@@ -190,6 +192,7 @@ class _Setup:
     source: ConfigSource
     stage3: Any
     wall_clock: Callable[[], datetime]
+    on_retry: Callable[[str], None] | None = None
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -214,7 +217,8 @@ class _Setup:
             tolerance_usd=Decimal(repr(self.stage3.reconciliation_tolerance_usd)),
             initial_equity=Decimal(params["initial_equity"]),
             stop_limits=params["stop_limits"],
-            memory=live_loop.loop_memory(self.db, run_id),
+            book=load_run_book(self.db, run_id),
+            on_retry=self.on_retry,
             **self.risk_fields(run_id, params, fields["exchange"]),
             **fields,
         )
@@ -223,9 +227,9 @@ class _Setup:
         """Breakers (a run started before they existed has none), the active preset's
         caps and the cost model, all from risk_presets.yaml."""
         from stagectl.domain.breakers import BreakerSettings
+        from stagectl.domain.pretrade_costs import CostSettings
         from stagectl.domain.sizing import SizingLimits
         from stagectl.services.live.breakers import BreakerState
-        from stagectl.services.strategy.costs import CostSettings
 
         presets, _ = load_risk_presets(self.home)
         breakers = None
@@ -256,12 +260,16 @@ class _Setup:
 
     def finish(self, ctx: live_step.LiveContext, result: RunLiveResult, status: str) -> None:
         result.status = status
-        runs.finish_run(self.db, ctx.run_id, status=status, ended_at=self.wall_clock())
+        ended = self.wall_clock()
+        ctx.write(
+            "record the run's end",
+            lambda: runs.finish_run(self.db, ctx.run_id, status=status, ended_at=ended),
+        )
         write_artifact_files(
             result.artifacts_dir, build_artifacts(self.db, ctx.run_id, self.settings)
         )
-        result.equity = float(live_step.account_equity(ctx))
-        result.positions = {p.symbol: str(p.amount) for p in ctx.broker.positions()}
+        result.equity = float(ctx.broker.equity())
+        result.positions = {p.symbol: str(p.qty) for p in ctx.broker.positions()}
 
 
 def _run_paper(
@@ -293,6 +301,7 @@ def _run_paper(
         run_id,
         params,
         broker,
+        mode="paper",
         exchange="paper",
         account=_account(run_id),
         fills_since=feed.index[0].to_pydatetime(),
@@ -334,9 +343,9 @@ def _run_live(
         run_id,
         params,
         broker,
+        mode="live",
         exchange=request.exchange,
         account=request.exchange,
-        paper=False,
         fills_since=first_bar,
         qty_steps=qty_steps(broker, symbols),
     )
@@ -407,7 +416,7 @@ def _open_run(
         )
         journal.record_event(
             db,
-            journal.Event(ts=now, event_type=RUN_STARTED, run_id=run_id, payload=params),
+            Event(ts=now, event_type=RUN_STARTED, run_id=run_id, payload=params),
         )
     return run_id, params, False
 

@@ -1,197 +1,193 @@
-"""Step 4 of a run-live bar step: settle (docs/run-live.md, "One bar step").
+"""The close of one run-live bar: read back, reconcile, one short write (docs/run-live.md).
 
-Fills fetched from the run's last known fill and inserted idempotently, order states,
-funding payments, positions, reconciliation, the equity snapshot (stamped at the bar
-close: the step is complete), margin and mark alerts, and the signal checks against
-the backtest replay, all in one transaction.
+1. read back, with no transaction open: the fills after the run's recorded cursor, the
+   state of its open orders, the funding settlements of the last day, positions,
+   balances, equity and marks;
+2. settle on a copy of the run's carried book (``book.RunBook``): new fills go through
+   the exact FIFO, new funding adds to the funding paid; the reconciliation is the
+   broker's equity against the ledger's, ``initial + realized + unrealized - fees -
+   funding`` with realized FIFO (gross of fees) and funding paid; the margin window;
+   the sleeves of the equity snapshot (stamped at the bar close: the step is complete);
+   alerts and the signal checks against the backtest replay;
+3. one short transaction records it all; only then does the loop keep the new book.
+
+Nothing here reads the run's history: the book carries what a bar needs.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from stagectl.domain import ledger as fifo
+from stagectl.domain.types import (
+    Event,
+    Fill,
+    FundingPayment,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+)
 from stagectl.services.live.artifacts import MARGIN_SNAPSHOT, RECONCILIATION
+from stagectl.services.live.book import RunBook
 from stagectl.services.live.feed import StepData
-from stagectl.services.live.step import LiveContext, account_equity, acked
+from stagectl.services.live.step import LiveContext
 from stagectl.state import journal, ledger, orders
 from stagectl.state.equity import EquitySnapshot, record_snapshots
 
 _ZERO = Decimal(0)
-_RECON_KEYS = ("realized", "fees", "funding", "unrealized")
 MARGIN_SEVERITY = {"NORMAL": "INFO", "WARNING": "MEDIUM", "CRITICAL": "CRITICAL"}
 
 
+@dataclass(frozen=True)
+class ReadBack:
+    """What the broker says after the bar, read with no transaction open."""
+
+    fills: list[Fill]
+    orders: list[Order]
+    funding: list[FundingPayment]
+    positions: dict[str, Position]
+    equity: Decimal
+    used_margin: Decimal
+    marks: dict[str, Decimal]
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A bar's settlement, computed before it is written."""
+
+    book: RunBook
+    fills: list[Fill]
+    funding: list[FundingPayment]
+    orders: list[Order]
+    positions: dict[str, Position]
+    recon: dict[str, Any]
+    margin: dict[str, Any]
+    sleeves: dict[str, Any]
+    events: list[Event]
+
+
 def settle(ctx: LiveContext, data: StepData, *, wall_now: datetime) -> dict[str, Any]:
-    """Step 4: fills, orders, funding, positions, stops, reconciliation, snapshot, alerts."""
-    db = ctx.db
-    with db.transaction():
-        new_fills = _ingest_fills(ctx, data)
-        _refresh_orders(ctx, data.close_ts)
-        _ingest_funding(ctx, data)
-        book = ctx.broker.positions()
-        held = {p.symbol: (p.amount, p.entry_price) for p in book}
-        for symbol in data.sleeves:
-            qty, entry = held.get(symbol, (_ZERO, _ZERO))
-            ledger.upsert_position(
-                db,
-                ledger.Position(ctx.account, symbol, qty, entry, data.close_ts, ctx.run_id),
-            )
-        marks = _marks(ctx, data, book)
-        recon = reconcile(ctx, marks, data.close_ts)
-        margin = _margin(ctx, recon["equity_broker_dec"], data.close_ts)
-        sleeves = _sleeves(ctx, data, held, recon)
-        record_snapshots(
-            db,
-            [
-                EquitySnapshot(
-                    run_id=ctx.run_id,
-                    ts=data.close_ts,
-                    equity=float(recon["equity_broker_dec"]),
-                    realized=recon["realized"],
-                    unrealized=recon["unrealized"],
-                    fees=recon["fees"],
-                    funding=recon["funding"],
-                    sleeves=sleeves,
-                )
-            ],
-        )
-        events = _settle_events(ctx, data, recon, margin, held, wall_now)
-        journal.record_events(db, events)
-    return {"fills": new_fills, "reconciliation": recon, "margin": margin, "sleeves": sleeves}
+    """Steps 1-3 of the module docstring; the loop's per-step outcome."""
+    seen = read_back(ctx, data)
+    settlement = compute(ctx, data, seen, wall_now)
+    ctx.write("record the bar's settlement", lambda: _record(ctx, data, settlement))
+    ctx.book = settlement.book
+    return {
+        "fills": len(settlement.fills),
+        "reconciliation": settlement.recon,
+        "margin": settlement.margin,
+        "sleeves": settlement.sleeves,
+        "positions": settlement.positions,
+        "equity": seen.equity,
+    }
 
 
-def _marks(ctx: LiveContext, data: StepData, book: list[Any]) -> dict[str, Decimal]:
-    """Paper: the bar closes. Exchange: the mark price its unrealized PnL uses, where it
-    reports one (the bar close otherwise), so both sides of the reconciliation agree."""
+def read_back(ctx: LiveContext, data: StepData) -> ReadBack:
+    """Step 1: the broker's view after the bar (no transaction is open here)."""
+    broker, book, symbols = ctx.broker, ctx.book, list(data.sleeves)
+    fills: list[Fill] = []
+    for symbol in symbols:
+        since = book.fill_cursor.get(symbol) or ctx.fills_since or data.ts
+        fills.extend(_ledger_fill(ctx, f) for f in broker.fills_since(symbol, since))
+    fills = [f for f in fills if book.is_new_fill(f)]
+    client_ids = orders.client_order_ids(
+        ctx.db, ctx.run_id, [f.order_id for f in fills if f.client_order_id is None and f.order_id]
+    )
+    known = [
+        o for o in orders.open_orders(ctx.db, run_id=ctx.run_id) if o.status != OrderStatus.NEW
+    ]
+    refreshed = []
+    for order in known:
+        venue = broker.fetch_order(order.symbol, client_order_id=order.client_order_id)
+        if venue is not None and (venue.status, venue.filled_qty) != (
+            order.status,
+            order.filled_qty,
+        ):
+            refreshed.append(order.acknowledged(venue, data.close_ts))
+    funding = broker.funding_since(book.funding_cursor(data.ts))
     marks = {s: b.bar.close for s, b in data.sleeves.items()}
-    if not ctx.paper:
-        for position in book:
-            if position.symbol in marks and position.mark_price:
-                marks[position.symbol] = position.mark_price
-    return marks
+    marks.update({s: m.price for s, m in broker.marks(symbols).items()})
+    return ReadBack(
+        fills=[
+            f if f.client_order_id else replace(f, client_order_id=client_ids.get(f.order_id or ""))
+            for f in fills
+        ],
+        orders=refreshed,
+        funding=funding,
+        positions={p.symbol: p for p in broker.positions()},
+        equity=broker.equity(),
+        used_margin=sum((b.used for b in broker.balances()), _ZERO),
+        marks=marks,
+    )
 
 
-def _last_fill_ts(ctx: LiveContext, symbol: str, default: datetime) -> datetime:
-    run_fills = ledger.fills(ctx.db, symbol=symbol, run_id=ctx.run_id)
-    if run_fills:
-        return run_fills[-1].ts
-    return default if ctx.fills_since is None else max(default, ctx.fills_since)
+def _ledger_fill(ctx: LiveContext, fill: Fill) -> Fill:
+    """A venue fill as this run's ledger row: keyed ``SYMBOL:trade id`` under the venue."""
+    return replace(
+        fill,
+        trade_id=ledger.ledger_trade_id(fill.symbol, fill.trade_id),
+        account=ctx.exchange,
+        run_id=ctx.run_id,
+        source=ctx.mode,
+    )
 
 
-def _ingest_fills(ctx: LiveContext, data: StepData) -> int:
-    rows: list[ledger.Fill] = []
-    for symbol in data.sleeves:
-        since = _last_fill_ts(ctx, symbol, data.ts - timedelta(days=7))
-        for fill in ctx.broker.fetch_fills(symbol, since):
-            cid = _cid_of(ctx, symbol, fill.order_id)
-            rows.append(
-                ledger.Fill(
-                    exchange=ctx.exchange,
-                    trade_id=ledger.ledger_trade_id(symbol, fill.trade_id),
-                    symbol=symbol,
-                    side=fill.side,
-                    qty=fill.amount,
-                    price=fill.price,
-                    fee=fill.fee,
-                    ts=fill.timestamp,
-                    source="paper" if ctx.paper else "live",
-                    fee_currency=fill.fee_currency or None,
-                    liquidity="maker" if fill.maker else "taker",
-                    run_id=ctx.run_id,
-                    client_order_id=cid,
-                    exchange_order_id=fill.order_id,
-                )
-            )
-    return ledger.insert_fills(ctx.db, rows).inserted
+def compute(ctx: LiveContext, data: StepData, seen: ReadBack, wall_now: datetime) -> Settlement:
+    """Step 2, on a copy of the carried book."""
+    book = ctx.book.copy()
+    fills = sorted(seen.fills, key=lambda f: (f.ts, f.trade_id))
+    for fill in fills:
+        book.add_fill(fill)
+    funding = [p for p in seen.funding if _is_new_funding(ctx, book, data, p)]
+    for payment in funding:
+        book.add_funding(payment, data.close_ts)
+    stopped = {
+        o.symbol
+        for o in seen.orders
+        if o.type == OrderType.STOP_LIMIT and o.status == OrderStatus.FILLED
+    }
+    if stopped:
+        book.targets = replace(book.targets, stopped=book.targets.stopped | stopped)
+    recon = reconcile(ctx, book, seen.marks, seen.equity, data.close_ts)
+    margin = _margin(ctx, book, seen, data.close_ts)
+    sleeves = _sleeves(ctx, book, data, seen.positions, recon)
+    events = _settle_events(ctx, book, data, recon, margin, seen.positions, wall_now)
+    return Settlement(
+        book, fills, funding, seen.orders, seen.positions, recon, margin, sleeves, events
+    )
 
 
-def _cid_of(ctx: LiveContext, symbol: str, exchange_order_id: str) -> str | None:
-    """The client order id of this run's order with that exchange id (paper ids repeat
-    across runs, each run being its own paper account)."""
-    row = ctx.db.conn.execute(
-        "SELECT client_order_id FROM orders WHERE run_id = ? AND symbol = ?"
-        " AND exchange_order_id = ?",
-        (ctx.run_id, symbol, exchange_order_id),
-    ).fetchone()
-    return None if row is None else str(row[0])
+def _is_new_funding(
+    ctx: LiveContext, book: RunBook, data: StepData, payment: FundingPayment
+) -> bool:
+    if payment.symbol not in data.sleeves or (payment.symbol, payment.ts) in book.funding_seen:
+        return False
+    # paid on a position from before the run
+    return ctx.fills_since is None or payment.ts > ctx.fills_since
 
 
-def _refresh_orders(ctx: LiveContext, now: datetime) -> None:
-    for order in orders.open_orders(ctx.db, run_id=ctx.run_id):
-        if order.status == "new":
-            continue
-        ack = ctx.broker.fetch_order(order.symbol, client_order_id=order.client_order_id)
-        if ack is None:
-            continue
-        updated = acked(order, ack, now)
-        orders.upsert_order(ctx.db, updated)
-        if order.type == "stop_limit" and updated.status == "filled":
-            ctx.memory.stopped.add(order.symbol)
-
-
-def _ingest_funding(ctx: LiveContext, data: StepData) -> None:
-    rates = {(s, ts): r for s, b in data.sleeves.items() for ts, r in b.funding}
-    payments = ctx.broker.funding_payments(data.ts - timedelta(days=1))
-    rows = []
-    for p in payments:
-        if p.symbol not in data.sleeves:
-            continue
-        if ctx.fills_since is not None and p.timestamp <= ctx.fills_since:
-            continue  # paid on a position from before the run
-        qty = ctx.broker.position_qty(p.symbol) if ctx.paper else None
-        rows.append(
-            ledger.FundingPayment(
-                source=ctx.account,
-                symbol=p.symbol,
-                ts=p.timestamp,
-                rate=rates.get((p.symbol, p.timestamp), _ZERO),
-                amount=-p.amount,
-                position_qty=qty,
-                run_id=ctx.run_id,
-            )
-        )
-    ledger.insert_funding(ctx.db, rows)
-
-
-def reconcile(ctx: LiveContext, marks: dict[str, Decimal], ts: datetime) -> dict[str, Any]:
+def reconcile(
+    ctx: LiveContext, book: RunBook, marks: dict[str, Decimal], broker_equity: Decimal, ts: datetime
+) -> dict[str, Any]:
     """The broker's equity against the ledger's: initial + realized + unrealized - fees -
     funding, with realized FIFO from the run's fills (gross of fees) and funding paid."""
-    run_fills = ledger.fills(ctx.db, run_id=ctx.run_id)
-    book = [
-        fifo.Fill(
-            trade_id=f.trade_id,
-            ts=f.ts,
-            symbol=f.symbol,
-            side="buy" if f.side == "buy" else "sell",
-            qty=f.qty,
-            price=f.price,
-            fee=f.fee,
-            fee_currency=f.fee_currency or "USDT",
-            liquidity="maker" if f.liquidity == "maker" else "taker",
-        )
-        for f in run_fills
-    ]
-    result = fifo.fifo_realized(book)
-    per_symbol: dict[str, dict[str, Decimal]] = {
-        s: {"realized": _ZERO, "fees": _ZERO, "funding": _ZERO, "unrealized": _ZERO} for s in marks
-    }
-    for i, fill in enumerate(book):
-        row = per_symbol.setdefault(
-            fill.symbol, {"realized": _ZERO, "fees": _ZERO, "funding": _ZERO, "unrealized": _ZERO}
-        )
-        row["realized"] += result.realized(i) + fill.fee
-        row["fees"] += fill.fee
-    for payment in ledger.funding_payments(ctx.db):
-        if payment.run_id == ctx.run_id and payment.symbol in per_symbol:
-            per_symbol[payment.symbol]["funding"] += payment.amount
-    for symbol, mark in marks.items():
-        per_symbol[symbol]["unrealized"] = result.unrealized(symbol, mark)
+    symbols = sorted(set(marks) | set(book.fifo.symbols) | set(book.funding_paid))
+    per_symbol: dict[str, dict[str, Decimal]] = {}
+    for symbol in symbols:
+        fifo = book.fifo.book(symbol)
+        mark = marks.get(symbol)
+        per_symbol[symbol] = {
+            "realized": fifo.realized_gross,
+            "fees": fifo.fees,
+            "funding": book.funding_paid.get(symbol, _ZERO),
+            "unrealized": _ZERO if mark is None else fifo.unrealized(mark),
+        }
     total = {
-        k: sum((row[k] for row in per_symbol.values()), _ZERO)
-        for k in per_symbol[next(iter(per_symbol))]
+        key: sum((row[key] for row in per_symbol.values()), _ZERO)
+        for key in ("realized", "fees", "funding", "unrealized")
     }
     ledger_equity = (
         ctx.initial_equity
@@ -200,7 +196,6 @@ def reconcile(ctx: LiveContext, marks: dict[str, Decimal], ts: datetime) -> dict
         - total["fees"]
         - total["funding"]
     )
-    broker_equity = account_equity(ctx)
     drift = broker_equity - ledger_equity
     return {
         "ts": ts,
@@ -211,28 +206,27 @@ def reconcile(ctx: LiveContext, marks: dict[str, Decimal], ts: datetime) -> dict
         "funding": float(total["funding"]),
         "equity_broker": str(broker_equity),
         "equity_ledger": str(ledger_equity),
-        "equity_broker_dec": broker_equity,
         "drift_usd": float(drift),
         "within_tolerance": abs(drift) <= ctx.tolerance_usd,
         "per_symbol": {s: {k: str(v) for k, v in row.items()} for s, row in per_symbol.items()},
-        "positions": {s: str(result.inventory(s)) for s in per_symbol},
+        "positions": {s: str(book.fifo.book(s).position) for s in per_symbol},
     }
 
 
-def _margin(ctx: LiveContext, equity: Decimal, ts: datetime) -> dict[str, Any]:
-    used = sum((b.used for b in ctx.broker.balances()), _ZERO)
-    utilisation = float(used / equity * 100) if equity > 0 else 100.0
+def _margin(ctx: LiveContext, book: RunBook, seen: ReadBack, ts: datetime) -> dict[str, Any]:
+    equity = seen.equity
+    utilisation = float(seen.used_margin / equity * 100) if equity > 0 else 100.0
     alerts = ctx.alerts
     window = "NORMAL"
     if utilisation > alerts.margin_critical_pct:
         window = "CRITICAL"
     elif utilisation > alerts.margin_warning_pct:
         window = "WARNING"
-    previous = ctx.memory.margin_window
-    ctx.memory.margin_window = window
+    previous = book.margin_window
+    book.margin_window = window
     return {
         "ts": ts,
-        "used_margin": str(used),
+        "used_margin": str(seen.used_margin),
         "equity": str(equity),
         "utilization_pct": round(utilisation, 6),
         "window": window,
@@ -241,43 +235,49 @@ def _margin(ctx: LiveContext, equity: Decimal, ts: datetime) -> dict[str, Any]:
     }
 
 
+def _sign(qty: Decimal) -> int:
+    return 0 if qty == 0 else (1 if qty > 0 else -1)
+
+
 def _sleeves(
     ctx: LiveContext,
+    book: RunBook,
     data: StepData,
-    held: dict[str, tuple[Decimal, Decimal]],
+    positions: dict[str, Position],
     recon: dict[str, Any],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for symbol, sleeve in data.sleeves.items():
-        qty = held.get(symbol, (_ZERO, _ZERO))[0]
+        held = positions.get(symbol)
+        qty = _ZERO if held is None else held.qty
         row = {k: Decimal(v) for k, v in recon["per_symbol"][symbol].items()}
         start = Decimal(repr(sleeve.weight)) * ctx.initial_equity
         equity = start + row["realized"] + row["unrealized"] - row["fees"] - row["funding"]
         out[symbol] = {
             "equity": float(equity),
-            "position": ctx.memory.last_target.get(symbol, 0.0),
-            "state": 0 if qty == 0 else (1 if qty > 0 else -1),
+            "position": book.targets.last.get(symbol, 0.0),
+            "state": _sign(qty),
             "qty": str(qty),
             "mark": float(sleeve.bar.close),
             "held_target": sleeve.held_target,
-            "stopped": symbol in ctx.memory.stopped,
+            "stopped": symbol in book.targets.stopped,
         }
     return out
 
 
 def _settle_events(
     ctx: LiveContext,
+    book: RunBook,
     data: StepData,
     recon: dict[str, Any],
     margin: dict[str, Any],
-    held: dict[str, tuple[Decimal, Decimal]],
+    positions: dict[str, Position],
     wall_now: datetime,
-) -> list[journal.Event]:
+) -> list[Event]:
     ts, run = data.close_ts, ctx.run_id
-    payload = {k: v for k, v in recon.items() if k != "equity_broker_dec"}
     out = [
-        journal.Event(ts=ts, event_type=RECONCILIATION, run_id=run, payload=payload),
-        journal.Event(ts=ts, event_type=MARGIN_SNAPSHOT, run_id=run, payload=margin),
+        Event(ts=ts, event_type=RECONCILIATION, run_id=run, payload=recon),
+        Event(ts=ts, event_type=MARGIN_SNAPSHOT, run_id=run, payload=margin),
     ]
     if abs(recon["drift_usd"]) > ctx.alerts.reconciliation_drift_usd:
         out.append(
@@ -300,19 +300,18 @@ def _settle_events(
     for symbol, sleeve in data.sleeves.items():
         if sleeve.replay_position is None:
             continue
-        qty = held.get(symbol, (_ZERO, _ZERO))[0]
-        state = 0 if qty == 0 else (1 if qty > 0 else -1)
+        held = positions.get(symbol)
         replay = sleeve.replay_position
         out.append(
-            journal.Event(
+            Event(
                 ts=data.ts,
                 event_type="signal_check",
                 run_id=run,
                 symbol=symbol,
                 payload={
-                    "paper": state,
+                    "paper": _sign(_ZERO if held is None else held.qty),
                     "replay": 0 if replay == 0 else (1 if replay > 0 else -1),
-                    "paper_target": ctx.memory.last_target.get(symbol, 0.0),
+                    "paper_target": book.targets.last.get(symbol, 0.0),
                     "replay_position": replay,
                 },
             )
@@ -320,10 +319,8 @@ def _settle_events(
     return out
 
 
-def _alert(
-    ctx: LiveContext, ts: datetime, severity: str, action: str, message: str
-) -> journal.Event:
-    return journal.Event(
+def _alert(ctx: LiveContext, ts: datetime, severity: str, action: str, message: str) -> Event:
+    return Event(
         ts=ts,
         event_type="ALERT",
         severity=severity,
@@ -331,4 +328,88 @@ def _alert(
         action=action,
         message=message,
         payload={"alert": action},
+    )
+
+
+def _record(ctx: LiveContext, data: StepData, done: Settlement) -> None:
+    """Step 3: everything the bar settled, inside the caller's one transaction."""
+    db = ctx.db
+    if done.fills:
+        ledger.insert_fills(db, [_state_fill(f) for f in done.fills])
+    for order in done.orders:
+        orders.upsert_order(db, order)
+    if done.funding:
+        _record_funding(ctx, data, done.funding)
+    _record_positions(ctx, data, done.positions)
+    recon = done.recon
+    record_snapshots(
+        db,
+        [
+            EquitySnapshot(
+                run_id=ctx.run_id,
+                ts=data.close_ts,
+                equity=float(Decimal(recon["equity_broker"])),
+                realized=recon["realized"],
+                unrealized=recon["unrealized"],
+                fees=recon["fees"],
+                funding=recon["funding"],
+                sleeves=done.sleeves,
+            )
+        ],
+    )
+    journal.record_events(db, done.events)
+
+
+def _record_funding(ctx: LiveContext, data: StepData, funding: list[FundingPayment]) -> None:
+    """The state keeps funding as the amount paid (> 0) with the settlement's rate."""
+    rates = {(s, ts): r for s, b in data.sleeves.items() for ts, r in b.funding}
+    ledger.insert_funding(
+        ctx.db,
+        [
+            ledger.FundingPayment(
+                source=ctx.account,
+                symbol=p.symbol,
+                ts=p.ts,
+                rate=p.rate if p.rate is not None else rates.get((p.symbol, p.ts), _ZERO),
+                amount=-p.amount,
+                position_qty=p.position_qty,
+                run_id=ctx.run_id,
+            )
+            for p in funding
+        ],
+    )
+
+
+def _record_positions(ctx: LiveContext, data: StepData, positions: dict[str, Position]) -> None:
+    for symbol in data.sleeves:
+        held = positions.get(symbol)
+        ledger.upsert_position(
+            ctx.db,
+            ledger.Position(
+                ctx.account,
+                symbol,
+                _ZERO if held is None else held.qty,
+                _ZERO if held is None else held.entry_price,
+                data.close_ts,
+                ctx.run_id,
+            ),
+        )
+
+
+def _state_fill(fill: Fill) -> ledger.Fill:
+    return ledger.Fill(
+        exchange=fill.account,
+        trade_id=fill.trade_id,
+        symbol=fill.symbol,
+        side=fill.side.value,
+        qty=fill.qty,
+        price=fill.price,
+        fee=fill.fee,
+        ts=fill.ts,
+        source=fill.source,
+        fee_currency=fill.fee_currency or None,
+        liquidity=fill.liquidity.value,
+        run_id=fill.run_id,
+        client_order_id=fill.client_order_id,
+        exchange_order_id=fill.order_id,
     )

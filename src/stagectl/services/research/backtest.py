@@ -28,12 +28,12 @@ from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import file_sha256, load_risk_presets, load_strategy
 from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
 from stagectl.domain.performance import periods_per_year, summarize
+from stagectl.domain.pretrade_costs import CostSettings
 from stagectl.errors import InputError
 from stagectl.reports import write_atomic
 from stagectl.services.strategy.costs import (
     BACKTEST_VENUE,
     PARTICIPATION_CONVENTION,
-    CostSettings,
     SleeveMarket,
     cost_summary,
     full_cost_backtest,

@@ -30,11 +30,12 @@ import pandas as pd
 from stagectl.config.home import Home
 from stagectl.data.loaders import read_candles
 from stagectl.domain.promotion import ShadowRun, promotion_verdict
+from stagectl.domain.types import Event
 from stagectl.errors import InputError
 from stagectl.services.research.backtest import BacktestRun
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.equity import EquitySnapshot, record_snapshots, snapshots
-from stagectl.state.journal import Event, record_events
+from stagectl.state.journal import record_events
 from stagectl.state.ledger import Fill, fills, insert_fills
 from stagectl.state.runs import Run, get_run, start_run
 

@@ -131,13 +131,18 @@ def read_book(venues: list[Venue], symbols: list[str] | None) -> Book:
     resting: list[RestingOrder] = []
     for venue in venues:
         for p in venue.broker.positions():
-            if p.amount != 0 and _selected(p.symbol, symbols):
-                positions.append(Holding(venue.account, p.symbol, p.amount))
+            if p.qty != 0 and _selected(p.symbol, symbols):
+                positions.append(Holding(venue.account, p.symbol, p.qty))
         for o in venue.broker.open_orders():
             if _selected(o.symbol, symbols):
                 resting.append(
                     RestingOrder(
-                        venue.account, o.symbol, o.client_order_id, o.side, o.amount, o.filled
+                        venue.account,
+                        o.symbol,
+                        o.client_order_id,
+                        o.side.value,
+                        o.qty,
+                        o.filled_qty,
                     )
                 )
     return Book(tuple(positions), tuple(resting))

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stagectl.domain.types import Mode, TradingState
-from stagectl.exchange.broker import OrderRequest, Side
+from stagectl.domain.types import Mode, Order, OrderType, Side, TradingState
 from stagectl.exchange.errors import ExchangeError
 from stagectl.services.trading.emergency_plan import (
     RULE,
@@ -144,7 +143,7 @@ def _close_round(
     by_account = {v.account: v for v in venues}
     for holding in book.positions:
         venue = by_account[holding.account]
-        outcome = _close_one(venue, holding, book, round_number)
+        outcome = _close_one(venue, holding, book, round_number, now)
         result.orders.append(outcome)
         severity = "CRITICAL" if outcome.get("error") else "HIGH"
         _incident(
@@ -161,16 +160,18 @@ def _close_round(
     return True
 
 
-def _close_one(venue: Venue, holding: Holding, book: Book, round_number: int) -> dict[str, Any]:
+def _close_one(
+    venue: Venue, holding: Holding, book: Book, round_number: int, now: Now
+) -> dict[str, Any]:
     """Cancel what still rests on the symbol, then send one reduce-only market close."""
     broker, symbol = venue.broker, holding.symbol
-    side: Side = "sell" if holding.amount > 0 else "buy"
+    side = Side.SELL if holding.amount > 0 else Side.BUY
     outcome: dict[str, Any] = {
         "round": round_number,
         "account": venue.account,
         "symbol": symbol,
         "position": str(holding.amount),
-        "side": side,
+        "side": side.value,
         "amount": str(abs(holding.amount)),
     }
     try:
@@ -181,23 +182,34 @@ def _close_one(venue: Venue, holding: Holding, book: Book, round_number: int) ->
         cid, existing = _free_client_id(broker, venue.account, holding)
         outcome["client_order_id"] = cid
         if existing is not None:
-            outcome.update(status=existing.status, filled=str(existing.filled), recovered=True)
+            outcome.update(
+                status=existing.status.value, filled=str(existing.filled_qty), recovered=True
+            )
             outcome["message"] = (
                 f"close {cid} of {symbol} is already at the exchange ({existing.status})"
             )
             return outcome
-        request = OrderRequest(symbol, side, "market", abs(holding.amount), cid, reduce_only=True)
+        request = Order(
+            client_order_id=cid,
+            symbol=symbol,
+            side=side,
+            type=OrderType.MARKET,
+            qty=abs(holding.amount),
+            created_at=now(),
+            reduce_only=True,
+            account=venue.account,
+        )
         ack = broker.place(request)
         venue.settle(symbol)
         final = broker.fetch_order(symbol, client_order_id=cid) or ack
         outcome.update(
-            status=final.status,
-            filled=str(final.filled),
+            status=final.status.value,
+            filled=str(final.filled_qty),
             average_price=None if final.average_price is None else str(final.average_price),
             recovered=ack.recovered,
         )
         outcome["message"] = (
-            f"closed {venue.account} {symbol} {holding.amount}: {side} {final.filled} of "
+            f"closed {venue.account} {symbol} {holding.amount}: {side} {final.filled_qty} of "
             f"{abs(holding.amount)} ({final.status}, {cid})"
         )
     except (ExchangeError, _Blocked) as error:
@@ -223,7 +235,7 @@ def _free_client_id(broker: Any, account: str, holding: Holding) -> tuple[str, A
         existing = broker.fetch_order(holding.symbol, client_order_id=cid)
         if existing is None:
             return cid, None
-        if existing.status == "open":
+        if existing.status.is_open:
             return cid, existing
     raise _Blocked(
         f"{MAX_SEQUENCE} earlier closes of {holding.symbol} {holding.amount} exist; "

@@ -203,35 +203,62 @@ def _policy_on(order: Any, limits: Any, *, price: Decimal, volume: Decimal) -> A
     return apply_policy(order, market, limits)
 
 
+def _probe_order(
+    symbol: str,
+    kind: Any,
+    qty: Decimal,
+    tif: Any,
+    *,
+    price: Decimal,
+    stop_price: Decimal | None = None,
+) -> Any:
+    """A buy order the checks put through the policy (never sent)."""
+    from datetime import UTC, datetime
+
+    from stagectl.domain.types import Order, Side
+
+    return Order(
+        client_order_id="preflight-probe",
+        symbol=symbol,
+        side=Side.BUY,
+        type=kind,
+        qty=qty,
+        created_at=datetime.now(UTC),
+        price=price,
+        stop_price=stop_price,
+        time_in_force=tif,
+    )
+
+
 def _tif_policy(limits: Any) -> Check:
     """GTD must be denied TIF_GATED; LIMIT GTC/IOC and STOP_LIMIT GTC must pass."""
     from stagectl.domain.guards import Denial
-    from stagectl.domain.order_policy import TIF_GATED, OrderKind, ProposedOrder
+    from stagectl.domain.order_policy import TIF_GATED
+    from stagectl.domain.types import OrderType, TimeInForce
 
     name = "TIF policy"
     symbol = next(iter(limits.symbol_caps), "BTCUSDT")
     price, qty = Decimal(100), Decimal("0.001")
-    cases: list[tuple[OrderKind, str, bool]] = [
-        ("LIMIT", "GTD", False),
-        ("LIMIT", "GTC", True),
-        ("LIMIT", "IOC", True),
-        ("STOP_LIMIT", "GTC", True),
+    cases = [
+        (OrderType.LIMIT, TimeInForce.GTD, False),
+        (OrderType.LIMIT, TimeInForce.GTC, True),
+        (OrderType.LIMIT, TimeInForce.IOC, True),
+        (OrderType.STOP_LIMIT, TimeInForce.GTC, True),
     ]
     wrong = []
     for kind, tif, accepted in cases:
-        order = ProposedOrder(
+        order = _probe_order(
             symbol,
-            "buy",
             kind,
             qty,
             tif,
-            limit_price=price,
-            stop_price=price if kind == "STOP_LIMIT" else None,
+            price=price,
+            stop_price=price if kind == OrderType.STOP_LIMIT else None,
         )
         outcome, _ = _policy_on(order, limits, price=price, volume=Decimal(10**12))
         denied = isinstance(outcome, Denial)
         if accepted == denied or (not accepted and outcome.code != TIF_GATED):
-            wrong.append(f"{kind} {tif} {'denied' if denied else 'accepted'}")
+            wrong.append(f"{kind.name} {tif} {'denied' if denied else 'accepted'}")
     if wrong:
         return Check(name, "FAIL", "; ".join(wrong))
     return Check(name, "PASS", "LIMIT GTD gated; LIMIT GTC/IOC and STOP_LIMIT GTC accepted")
@@ -240,13 +267,14 @@ def _tif_policy(limits: Any) -> Check:
 def _sized_down(stage3: Any, limits: Any) -> Check:
     """A buy of 10x max_size is cut to max_size (SIZED_DOWN, POSITION_LIMIT)."""
     from stagectl.domain.guards import Denial
-    from stagectl.domain.order_policy import POSITION_LIMIT, SIZED_DOWN, ProposedOrder
+    from stagectl.domain.order_policy import POSITION_LIMIT, SIZED_DOWN
+    from stagectl.domain.types import OrderType, TimeInForce
 
     name = "SIZED_DOWN generation"
     symbol, caps = next(iter(stage3.symbols.items()))
     max_size = Decimal(repr(caps.max_size))
     price = Decimal(repr(caps.max_notional_usd)) / max_size / 2  # max_size is the binding cap
-    order = ProposedOrder(symbol, "buy", "LIMIT", max_size * 10, "GTC", limit_price=price)
+    order = _probe_order(symbol, OrderType.LIMIT, max_size * 10, TimeInForce.GTC, price=price)
     outcome, events = _policy_on(order, limits, price=price, volume=Decimal(10**12))
     sized = [e for e in events if e.event_type == SIZED_DOWN and e.code == POSITION_LIMIT]
     if isinstance(outcome, Denial) or not sized or outcome.qty != max_size:

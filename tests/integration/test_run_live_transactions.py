@@ -1,0 +1,100 @@
+"""run-live's transactions: no broker call while the state DB's write lock is held, and a
+locked database is a transient condition the loop rides out."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stagectl.config.home import Home
+from stagectl.exchange.paper import PaperBroker
+from stagectl.services.live import run as service
+from stagectl.state.db import open_state
+from stagectl.state.equity import snapshots
+from tests.brokers import GuardedBroker, WriteLockProbe
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+END = datetime(2026, 3, 4, 23, tzinfo=UTC)
+
+
+def test_the_probe_sees_a_write_transaction_of_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "stagectl.db"
+    with open_state(path) as db:
+        probe = WriteLockProbe(path)
+        assert not probe.held()
+        with db.transaction():
+            assert probe.held()
+        assert not probe.held()
+
+
+def test_a_paper_run_never_calls_the_broker_inside_a_write_transaction(tmp_path: Path) -> None:
+    home = Home(root=tmp_path)
+    guarded: list[GuardedBroker] = []
+
+    def factory(store: Any, **kwargs: Any) -> GuardedBroker:
+        broker = GuardedBroker(PaperBroker(store, **kwargs), WriteLockProbe(home.state_path))
+        guarded.append(broker)
+        return broker
+
+    result = service.run(
+        service.RunLiveRequest(start=START, end=END, stop_limits=True),
+        home=home,
+        broker_factory=factory,
+    )
+    (broker,) = guarded
+    assert result.status == "completed" and result.orders_sent > 0
+    assert {"place", "fetch_order", "fills_since", "equity", "positions"} <= set(broker.calls)
+    assert broker.inside_a_transaction == []
+
+
+def test_a_database_locked_by_another_writer_delays_the_loop_but_every_bar_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = Home(root=tmp_path)
+    monkeypatch.setenv("STAGECTL_BUSY_TIMEOUT_MS", "300")
+    alerts: list[str] = []
+    locker = _Locker(home.state_path, hold_s=0.5)
+
+    def on_step(data: Any, outcome: Any) -> None:
+        if data.index == 24:
+            locker.start()
+            assert locker.holding.wait(timeout=10)
+
+    result = service.run(
+        service.RunLiveRequest(start=START, end=END),
+        home=home,
+        on_step=on_step,
+        on_alert=alerts.append,
+    )
+    locker.join()
+    assert locker.held_s >= 0.5
+    assert result.status == "completed"
+    with open_state(home.state_path) as db:
+        done = snapshots(db, result.run_id)
+    assert len(done) == result.bars == 96
+    assert alerts and all("locked" in alert for alert in alerts)
+
+
+class _Locker(threading.Thread):
+    """Holds the write lock from another connection for ``hold_s`` seconds."""
+
+    def __init__(self, path: Path, hold_s: float) -> None:
+        super().__init__(daemon=True)
+        self.path, self.hold_s, self.held_s = path, hold_s, 0.0
+        self.holding = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        began = time.monotonic()
+        self.holding.set()
+        time.sleep(self.hold_s)
+        self.held_s = time.monotonic() - began
+        conn.execute("ROLLBACK")
+        conn.close()
