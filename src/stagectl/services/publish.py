@@ -17,7 +17,6 @@ the report is still written and one warning line goes to stderr.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from stagectl.reports import (
     sign_envelope,
     write_atomic,
 )
+from stagectl.state.db import DatabaseError
 
 
 def publish_report(
@@ -118,5 +118,5 @@ def _record(
                 )
         finally:
             db.close()
-    except (StagectlError, sqlite3.Error) as error:
+    except (StagectlError, DatabaseError) as error:
         _warn(f"{not_recorded}: {error}")

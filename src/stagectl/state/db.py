@@ -28,6 +28,10 @@ from typing import NoReturn
 from stagectl.errors import InputError, InternalError, StateLockedError
 from stagectl.state.migration_names import MIGRATION_NAMES, MIGRATION_SET, MIGRATIONS_TABLE
 
+DatabaseError = sqlite3.Error
+"""What a repository raises for a database failure it does not translate itself; callers
+outside ``state`` catch this name (and pass it to :func:`translate_error`), never sqlite3."""
+
 BUSY_TIMEOUT_ENV = "STAGECTL_BUSY_TIMEOUT_MS"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
@@ -156,6 +160,21 @@ class StateDB:
     def pending_migrations(self) -> list[str]:
         applied = set(self.applied_migrations())
         return [name for name in MIGRATION_NAMES if name not in applied]
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table, the internal ones (sqlite_*, the migrations record) left out."""
+        names = [
+            str(row[0])
+            for row in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name != ? ORDER BY name",
+                (MIGRATIONS_TABLE,),
+            )
+        ]
+        return {
+            name: int(self.conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
+            for name in names
+        }
 
     def journal_mode(self) -> str:
         return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])

@@ -77,6 +77,14 @@ def open_orders(
     return [_order(found) for found in db.conn.execute(sql, params)]
 
 
+def run_orders(db: StateDB, run_id: str) -> list[Order]:
+    """Every order of a run in the order it was decided."""
+    rows = db.conn.execute(
+        f"SELECT {_COLUMNS} FROM orders WHERE run_id = ? ORDER BY created_at, rowid", (run_id,)
+    )
+    return [_order(row) for row in rows]
+
+
 def client_order_ids(db: StateDB, run_id: str, exchange_order_ids: list[str]) -> dict[str, str]:
     """The client order ids of a run's orders by their exchange order ids (a venue's fills
     name the order by its exchange id only)."""

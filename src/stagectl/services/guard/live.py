@@ -22,7 +22,6 @@ Order of work (docs/risk-guard.md):
 from __future__ import annotations
 
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 from stagectl.config.home import ConfigSource, Home
 from stagectl.domain.types import Mode
 from stagectl.errors import ExternalError, InputError, StagectlError
+from stagectl.state.db import DatabaseError
 
 KIND = "risk-guard"
 SIGNED_SECTIONS = ["decision"]
@@ -101,7 +101,7 @@ def run_live(
         return _evaluate(
             home, db, config, source, now=now, dry_run=dry_run, run_id=run_id, mode=mode, env=env
         )
-    except sqlite3.Error as error:
+    except DatabaseError as error:
         raise _state_error(home.state_path, error) from error
     finally:
         db.close()
@@ -119,11 +119,11 @@ def _open(path: Path) -> Any:
         raise ExternalError(
             f"cannot read the state database: {error.message}", where=str(path)
         ) from None
-    except sqlite3.Error as error:
+    except DatabaseError as error:
         raise _state_error(path, error) from error
 
 
-def _state_error(path: Path, error: sqlite3.Error) -> StagectlError:
+def _state_error(path: Path, error: DatabaseError) -> StagectlError:
     from stagectl.state.db import translate_error
 
     translated = translate_error(path, 0, error)

@@ -6,13 +6,12 @@ and nothing in the database is created or changed.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stagectl.state.db import StateDB, open_state
-from stagectl.state.migration_names import MIGRATION_NAMES, MIGRATIONS_TABLE
+from stagectl.state.db import DatabaseError, StateDB, open_state
+from stagectl.state.migration_names import MIGRATION_NAMES
 from stagectl.state.runs import RunSummary, run_summaries
 
 ONE_STATE = "0007_one_state"
@@ -77,7 +76,7 @@ def run(path: Path) -> StateInfo:
     with open_state(path, migrate=False) as db:
         try:
             return _inspect(db)
-        except sqlite3.Error as error:
+        except DatabaseError as error:
             translated = db.translate_error(error)
             if translated is error:
                 raise
@@ -96,7 +95,7 @@ def _inspect(db: StateDB) -> StateInfo:
         latest_version=len(MIGRATION_NAMES),
         pending_migrations=[name for name in MIGRATION_NAMES if name not in applied],
         unknown_migrations=[name for name in applied if name not in MIGRATION_NAMES],
-        row_counts=_row_counts(db),
+        row_counts=db.row_counts(),
         runs=_runs(db, applied),
     )
 
@@ -106,18 +105,3 @@ def _runs(db: StateDB, applied: list[str]) -> list[RunSummary]:
     if ONE_STATE not in applied:
         return []
     return run_summaries(db, limit=RUNS_SHOWN)
-
-
-def _row_counts(db: StateDB) -> dict[str, int]:
-    """Rows per table, the internal ones (sqlite_*, the migrations record) left out."""
-    names = [
-        str(row[0])
-        for row in db.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%'"
-            " ESCAPE '\\' AND name != ? ORDER BY name",
-            (MIGRATIONS_TABLE,),
-        )
-    ]
-    return {
-        name: int(db.conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]) for name in names
-    }

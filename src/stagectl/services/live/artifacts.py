@@ -19,6 +19,7 @@ from stagectl.reports import write_atomic
 from stagectl.state.db import StateDB
 from stagectl.state.journal import events
 from stagectl.state.ledger import fills
+from stagectl.state.orders import run_orders
 
 ARTIFACT_FILES = (
     "reconciliation_history.json",
@@ -33,19 +34,6 @@ ORDER_REJECTED = "ORDER_REJECTED"
 RECONCILIATION = "RECONCILIATION"
 MARGIN_SNAPSHOT = "MARGIN_SNAPSHOT"
 ACCEPTED_STATUSES = ("open", "filled", "canceled", "expired", "partially_filled")
-
-
-def run_orders(db: StateDB, run_id: str) -> list[Order]:
-    from stagectl.state.orders import get_order
-
-    ids = [
-        row[0]
-        for row in db.conn.execute(
-            "SELECT client_order_id FROM orders WHERE run_id = ? ORDER BY created_at, rowid",
-            (run_id,),
-        )
-    ]
-    return [order for order in (get_order(db, cid) for cid in ids) if order is not None]
 
 
 def build_artifacts(db: StateDB, run_id: str, settings: dict[str, Any]) -> dict[str, Any]:

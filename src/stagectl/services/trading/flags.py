@@ -14,7 +14,6 @@ as it is, never read as "never set".
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +23,7 @@ from typing import Any
 from stagectl.domain.types import MODES, Mode, TradingState
 from stagectl.errors import InputError
 from stagectl.state import flags
-from stagectl.state.db import StateDB, open_state
+from stagectl.state.db import DatabaseError, StateDB, open_state
 
 HISTORY_LIMIT = 20
 
@@ -105,7 +104,7 @@ def _read_status(db: StateDB, history_limit: int) -> TradingStatus:
     try:
         states = flags.trading_states(db)
         history = tuple(flags.trading_state_history(db, limit=history_limit))
-    except sqlite3.OperationalError as error:
+    except DatabaseError as error:
         raise db.translate_error(error) from error
     return TradingStatus(db.path, True, states, history)
 
