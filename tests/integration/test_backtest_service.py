@@ -10,14 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stagectl.cli._common import parse_utc
 from stagectl.config.home import Home
 from stagectl.config.loader import load_strategy
 from stagectl.data.bundled import SAMPLE_DIR
 from stagectl.errors import InputError
 from stagectl.services.research import backtest as service
-from stagectl.services.strategy.sleeves import build_sleeves, parse_utc
+from stagectl.services.strategy.sleeves import build_sleeves
 
-YEAR_2025 = {"start": "2025-01-01", "end": "2025-12-31"}
+YEAR_2025 = {
+    "start": parse_utc("2025-01-01", option="--start"),
+    "end": parse_utc("2025-12-31", option="--end", end_of_day=True),
+}
 
 
 @pytest.fixture(scope="module")

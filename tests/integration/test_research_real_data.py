@@ -4,13 +4,14 @@ leakage on the real index, the audit against `backtest`, shadow p-values, breake
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from stagectl.cli._common import parse_utc
 from stagectl.config.home import Home
 from stagectl.domain.backtest import run_backtest
 from stagectl.domain.validation import Fold, index_ranges
@@ -68,7 +69,9 @@ def _assert_no_leakage(
 
 
 def test_walk_forward_folds_never_train_within_the_purge_of_a_test_bar(market) -> None:  # type: ignore[no-untyped-def]
-    result = evaluate(market, WalkForwardRequest(purge="5d", embargo="2d"))
+    result = evaluate(
+        market, WalkForwardRequest(purge=timedelta(days=5), embargo=timedelta(days=2))
+    )
     index = market.index[result.first_bar :]
     assert len(result.folds) >= 20
     for fold in result.folds:
@@ -81,7 +84,9 @@ def test_walk_forward_folds_never_train_within_the_purge_of_a_test_bar(market) -
 def test_cpcv_splits_never_train_within_purge_or_embargo_on_the_real_index(
     tmp_path: Path,
 ) -> None:
-    request = research_cpcv.CpcvRequest(folds=8, test_folds=3, purge="5d", embargo="1d")
+    request = research_cpcv.CpcvRequest(
+        folds=8, test_folds=3, purge=timedelta(days=5), embargo=timedelta(days=1)
+    )
     result = research_cpcv.run(Home.resolve(tmp_path), request)
     index = result.market.index[result.first_bar :]
     assert len(result.splits) == 56
@@ -95,7 +100,9 @@ def test_audit_holdout_rows_are_the_backtest_of_the_last_12_months(tmp_path: Pat
     body = research_audit.run(home, research_audit.AuditRequest()).body
     start = body["windows"]["holdout"]["start"]
     assert start == "2025-05-16T10:00:00Z"
-    same = backtest_service.run(home, backtest_service.BacktestRequest(start=start))
+    same = backtest_service.run(
+        home, backtest_service.BacktestRequest(start=parse_utc(start, option="--start"))
+    )
     rows = {row["check"]: row for row in body["table"]}
     assert rows["holdout Sharpe (12 months)"]["value"] == same.metrics["sharpe_net"]
     assert rows["holdout max drawdown"]["value"] == pytest.approx(
@@ -107,7 +114,9 @@ def test_audit_holdout_rows_are_the_backtest_of_the_last_12_months(tmp_path: Pat
 
 def _record(home: Home, run_id: str, multiplier: float) -> None:
     request = backtest_service.BacktestRequest(
-        start="2025-08-01", end="2025-09-30", cost_multiplier=multiplier
+        start=parse_utc("2025-08-01", option="--start"),
+        end=parse_utc("2025-09-30", option="--end", end_of_day=True),
+        cost_multiplier=multiplier,
     )
     research_shadow.record_backtest(home, run_id, backtest_service.run(home, request), now=NOW)
 
@@ -130,19 +139,19 @@ def test_shadow_p_values_separate_a_better_candidate_from_the_same_strategy(
 
 def test_breakers_scale_the_held_positions_by_the_multiplier(tmp_path: Path) -> None:
     home = Home.resolve(tmp_path)
-    start, end = "2025-06-01", "2025-08-31"
+    start = parse_utc("2025-06-01", option="--start")
+    end = parse_utc("2025-08-31", option="--end", end_of_day=True)
     plain = backtest_service.run(home, backtest_service.BacktestRequest(start=start, end=end))
     guarded = backtest_service.run(
         home, backtest_service.BacktestRequest(start=start, end=end, breakers=True)
     )
     from stagectl.services.research.breakers import breaker_plan, scaled_sleeves
-    from stagectl.services.strategy.sleeves import parse_utc
 
     sleeves, _ = build_sleeves(
         plain.strategy,
         None,
-        parse_utc(start, option="s"),
-        parse_utc(end, option="e", end_of_day=True),
+        start,
+        end,
     )
     _, fired = scaled_sleeves(sleeves, plain.result, breaker_plan(home, None), 1)
     expected = plain.result.positions.mul(fired.multiplier.to_numpy(), axis=0)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -294,14 +295,52 @@ def emit_report(
     return envelope
 
 
-def parse_now(text: str | None) -> datetime | None:
-    """``--now``: an ISO-8601 date or datetime (naive means UTC), or None when not given."""
-    if text is None:
-        return None
+def parse_utc(text: str, *, option: str, end_of_day: bool = False) -> datetime:
+    """The CLI's one time parser: ``YYYY-MM-DD`` or ISO-8601 as an aware UTC datetime.
+
+    A naive time is UTC and an offset is converted to UTC. With ``end_of_day`` a
+    date-only value is the last instant of that day, so ``--end 2025-12-31`` includes
+    every bar of it.
+    """
+    value = text.strip()
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        if len(value) == 10:
+            moment = datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
+            if end_of_day:
+                moment += timedelta(days=1) - timedelta(microseconds=1)
+            return moment
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InputError(
-            f"not an ISO-8601 time: {text!r} (e.g. 2026-05-16T12:00Z)", where="--now"
+            f"{text!r} is not a date (YYYY-MM-DD) or an ISO-8601 time (e.g. 2026-05-16T12:00Z)",
+            where=option,
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_now(text: str | None) -> datetime | None:
+    """``--now``: :func:`parse_utc`, or None when not given."""
+    return None if text is None else parse_utc(text, option="--now")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_DURATION = timedelta(days=100 * 366)
+
+
+def parse_duration(text: str, *, option: str, allow_zero: bool = False) -> timedelta:
+    """The CLI's one duration parser: a number and one of s, m, h, d, w (``90s``, ``15m``,
+    ``24h``, ``30d``, ``2w``); more than 100 years or zero (unless allowed) is refused."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise InputError(f"{text!r} is not a duration such as 90m, 24h, 30d or 2w", where=option)
+    amount, unit = float(match.group(1)), _DURATION_UNITS[match.group(2)]
+    try:
+        value = timedelta(**{unit: amount})
+    except OverflowError:
+        value = MAX_DURATION * 2
+    if value > MAX_DURATION:
+        raise InputError(f"{text!r} is longer than 100 years", where=option)
+    if value == timedelta(0) and not allow_zero:
+        raise InputError(f"the duration must be > 0, got {text!r}", where=option)
+    return value

@@ -18,6 +18,7 @@ from stagectl.cli._common import (
     fmt_fixed,
     fmt_pct,
     info,
+    parse_utc,
     print_lines,
     print_table,
     publish_envelope,
@@ -134,8 +135,8 @@ def backtest(
     request = service.BacktestRequest(
         config=config,
         symbol=symbol,
-        start=start,
-        end=end,
+        start=None if start is None else parse_utc(start, option="--start"),
+        end=None if end is None else parse_utc(end, option="--end", end_of_day=True),
         cost_multiplier=cost_multiplier,
         data_dir=data_dir,
         breakers=breakers,

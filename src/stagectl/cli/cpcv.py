@@ -16,6 +16,7 @@ from stagectl.cli._common import (
     fmt_fixed,
     fmt_pct,
     info,
+    parse_duration,
     print_lines,
     print_table,
 )
@@ -69,8 +70,8 @@ def cpcv(
         data_dir=data_dir,
         folds=folds,
         test_folds=test_folds,
-        purge=purge,
-        embargo=embargo,
+        purge=parse_duration(purge, option="--purge", allow_zero=True),
+        embargo=parse_duration(embargo, option="--embargo", allow_zero=True),
         fixed=fixed,
         cost_multiplier=cost_multiplier,
         pbo_partitions=pbo_partitions,

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from stagectl.cli._common import JsonOpt, cli_context, info, print_json, print_table
+from stagectl.cli._common import (
+    JsonOpt,
+    cli_context,
+    info,
+    parse_utc,
+    print_json,
+    print_table,
+)
 from stagectl.errors import EXIT_CHECK_FAILED, InputError
 
 app = typer.Typer(
@@ -126,12 +133,11 @@ def metrics_fetch(
     Example: stagectl metrics fetch --exchange binanceusdm --symbol ETHUSDT --since 2025-01-01
     """
     from stagectl.services.ledger import fetch as service
-    from stagectl.services.ledger.reads import parse_moment
 
     request = service.FetchRequest(
         exchange=exchange,
         symbol=symbol,
-        since=parse_moment(since, option="--since"),
+        since=parse_utc(since, option="--since"),
         account=source,
         base_url=base_url,
     )
@@ -146,9 +152,8 @@ def metrics_fetch(
 
 
 def _until(text: str | None) -> datetime:
-    from stagectl.services.ledger.reads import parse_moment
 
-    return datetime.now(UTC) if text is None else parse_moment(text, option="--until")
+    return datetime.now(UTC) if text is None else parse_utc(text, option="--until")
 
 
 @app.command("window")
@@ -263,13 +268,12 @@ def metrics_export_windows(
     Example: stagectl metrics export-windows --window 300 --symbol SOLUSDT --out windows.csv
     """
     from stagectl.services.ledger import export_windows as service
-    from stagectl.services.ledger.reads import parse_moment
 
     request = service.ExportRequest(
         window_s=window,
         symbol=_symbol(symbol),
-        start=parse_moment(start, option="--start") if start else None,
-        end=parse_moment(end, option="--end") if end else None,
+        start=parse_utc(start, option="--start") if start else None,
+        end=parse_utc(end, option="--end") if end else None,
         candles=candles,
     )
     result = service.run(request, state_path=cli_context(ctx).home.state_path)

@@ -26,6 +26,7 @@ from stagectl.cli._common import (
     info,
     mode_of,
     parse_now,
+    parse_utc,
     print_table,
     publish_envelope,
     show_report,
@@ -292,7 +293,6 @@ def _replay(
     breakers: _Breakers,
 ) -> None:
     from stagectl.services.guard import replay as service
-    from stagectl.services.strategy.sleeves import parse_utc
 
     start_text, end_text = window
     start = parse_utc(start_text, option="--replay-start") if start_text else None

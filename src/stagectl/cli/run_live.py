@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +16,8 @@ from stagectl.cli._common import (
     cli_context,
     config_option,
     info,
+    parse_duration,
+    parse_utc,
     print_json,
     print_lines,
     stdout_is_tty,
@@ -30,16 +30,6 @@ EXAMPLE = (
     "Example: stagectl run-live --start 2026-04-01 --end 2026-04-30 --speed max --json; "
     "stagectl run-live --live --exchange binanceusdm --duration 24h --yes"
 )
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``24h``, ``30d``."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise InputError(f"{text!r} is not a duration such as 90m, 24h or 30d", where="--duration")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
 def parse_speed(text: str) -> float | None:
@@ -172,7 +162,6 @@ def run_live(
     missing live credentials/confirmation, 3 on an exchange or database failure.
     """
     from stagectl.services.live import run as service
-    from stagectl.services.strategy.sleeves import parse_utc
 
     home = cli_context(ctx).home
     if live:
@@ -185,7 +174,7 @@ def run_live(
         stage3=stage3,
         live=live,
         exchange=exchange,
-        duration=None if duration is None else parse_duration(duration),
+        duration=None if duration is None else parse_duration(duration, option="--duration"),
         replay_data=replay_data,
         speed=parse_speed(speed),
         start=None if start is None else parse_utc(start, option="--start"),

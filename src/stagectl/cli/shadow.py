@@ -14,6 +14,7 @@ from stagectl.cli._common import (
     StrategyConfigOpt,
     cli_context,
     info,
+    parse_utc,
     print_json,
     print_lines,
     print_table,
@@ -159,8 +160,8 @@ def record_backtest(
     home = cli_context(ctx).home
     request = backtest_service.BacktestRequest(
         config=config,
-        start=start,
-        end=end,
+        start=None if start is None else parse_utc(start, option="--start"),
+        end=None if end is None else parse_utc(end, option="--end", end_of_day=True),
         cost_multiplier=cost_multiplier,
         data_dir=data_dir,
         breakers=breakers,

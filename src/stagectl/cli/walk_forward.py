@@ -17,6 +17,7 @@ from stagectl.cli._common import (
     fmt_fixed,
     fmt_pct,
     info,
+    parse_duration,
     print_lines,
     print_table,
 )
@@ -77,10 +78,10 @@ def walk_forward(
     request = service.WalkForwardRequest(
         config=config,
         data_dir=data_dir,
-        train=train,
-        purge=purge,
-        embargo=embargo,
-        test=test,
+        train=parse_duration(train, option="--train"),
+        purge=parse_duration(purge, option="--purge", allow_zero=True),
+        embargo=parse_duration(embargo, option="--embargo", allow_zero=True),
+        test=parse_duration(test, option="--test"),
         expanding=expanding,
         fixed=fixed,
         cost_multiplier=cost_multiplier,

@@ -18,6 +18,7 @@ An undefined value (e.g. no variance) fails its row. The seed's own audit figure
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,9 @@ def run(home: Home, request: AuditRequest) -> AuditResult:
             where="data",
         )
     wf = evaluate(market, WalkForwardRequest(), last_bar=holdout_lo)
-    holdout = _holdout(home, request, stamp(index[holdout_lo]), 1.0)
-    stressed = _holdout(home, request, stamp(index[holdout_lo]), acceptance.cost_multiplier_stress)
+    holdout_start = index[holdout_lo].to_pydatetime()
+    holdout = _holdout(home, request, holdout_start, 1.0)
+    stressed = _holdout(home, request, holdout_start, acceptance.cost_multiplier_stress)
     by_sleeve = holdout.metrics["stability"]["by_sleeve"]
     positive = sum(1 for row in by_sleeve.values() if (row["total_return"] or 0.0) > 0)
     mdd = holdout.metrics["max_drawdown"]
@@ -161,7 +163,7 @@ def run(home: Home, request: AuditRequest) -> AuditResult:
 
 
 def _holdout(
-    home: Home, request: AuditRequest, start: str, multiplier: float
+    home: Home, request: AuditRequest, start: datetime, multiplier: float
 ) -> backtest_service.BacktestRun:
     return backtest_service.run(
         home,

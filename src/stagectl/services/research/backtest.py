@@ -39,7 +39,7 @@ from stagectl.services.strategy.costs import (
     full_cost_backtest,
     sleeve_markets,
 )
-from stagectl.services.strategy.sleeves import SleeveBuildInfo, build_sleeves, parse_utc
+from stagectl.services.strategy.sleeves import SleeveBuildInfo, build_sleeves
 
 if TYPE_CHECKING:
     from stagectl.config.strategy import StrategyConfig
@@ -57,12 +57,12 @@ CAPACITY_METHOD = (
 
 @dataclass(frozen=True)
 class BacktestRequest:
-    """What the user asked for; times are the raw ``--start``/``--end`` text."""
+    """What the user asked for: the window's first and last instants (UTC) when given."""
 
     config: Path | None = None
     symbol: str | None = None
-    start: str | None = None
-    end: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
     cost_multiplier: float = 1.0
     data_dir: Path | None = None
     breakers: bool = False
@@ -164,8 +164,8 @@ class BacktestRun:
         return {
             "source": info.data_source,
             "files": [path.name for path in info.files],
-            "requested_start": self.request.start,
-            "requested_end": self.request.end,
+            "requested_start": None if self.request.start is None else stamp(self.request.start),
+            "requested_end": None if self.request.end is None else stamp(self.request.end),
             "start": stamp(info.start),
             "end": stamp(info.end),
             "bars": info.bars,
@@ -196,8 +196,7 @@ def run(home: Home, request: BacktestRequest) -> BacktestRun:
         raise InputError(
             f"must be a finite number >= 0, got {multiplier}", where="--cost-multiplier"
         )
-    start = parse_utc(request.start, option="--start") if request.start else None
-    end = parse_utc(request.end, option="--end", end_of_day=True) if request.end else None
+    start, end = request.start, request.end
     if request.cost_model not in COST_MODELS:
         raise InputError(f"must be flat or full, got {request.cost_model!r}", where="--cost-model")
     strategy, source = load_strategy(home, request.config)

@@ -12,6 +12,7 @@ candidates' continuous backtests over the same bars when there are at least 2.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ from stagectl.services.research.engine import (
     candidate_grid,
     finite,
     load_market,
-    parse_duration,
     return_metrics,
     stamp,
     strategy_section,
@@ -52,8 +52,8 @@ class CpcvRequest:
     data_dir: Path | None = None
     folds: int = 10
     test_folds: int = 2
-    purge: str = "5d"
-    embargo: str = "1d"
+    purge: timedelta = timedelta(days=5)
+    embargo: timedelta = timedelta(days=1)
     fixed: bool = False
     cost_multiplier: float = 1.0
     pbo_partitions: int = 16
@@ -79,8 +79,7 @@ def run(home: Home, request: CpcvRequest) -> CpcvResult:
             f"{request.test_folds}",
             where="--folds/--test-folds",
         )
-    purge = parse_duration(request.purge, option="--purge", allow_zero=True)
-    embargo = parse_duration(request.embargo, option="--embargo", allow_zero=True)
+    purge, embargo = pd.Timedelta(request.purge), pd.Timedelta(request.embargo)
     market = load_market(home, request.config, request.data_dir)
     candidates = candidate_grid(market.config, fixed=request.fixed)
     engine = ReturnsEngine(market, candidates, request.cost_multiplier)

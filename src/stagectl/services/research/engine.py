@@ -18,7 +18,6 @@ configurations over dozens of windows stays well under a second.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,24 +32,10 @@ from stagectl.data.loaders import read_candles
 from stagectl.domain.backtest import backtest_core, funding_per_bar
 from stagectl.domain.performance import periods_per_year, sharpe
 from stagectl.domain.strategies import held_positions
-from stagectl.errors import InputError
 from stagectl.services.strategy.sleeves import SleeveBuildInfo, build_sleeves, sleeve_target
 
 LOOKBACK_SCALES = (1.0, 0.5, 2.0)
 DEBOUNCE_CHOICES = (2, 1, 4)
-
-
-def parse_duration(text: str, *, option: str, allow_zero: bool = False) -> pd.Timedelta:
-    """``120d``, ``2w``, ``36h``, ``90m``, ``0d`` (a number and one of w, d, h, m)."""
-    match = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*([wdhm])", text.strip().lower())
-    if match is None:
-        raise InputError(f"{text!r} is not a duration like 120d, 36h or 90m", where=option)
-    amount = float(match.group(1))
-    if amount < 0 or (amount == 0 and not allow_zero):
-        qualifier = ">= 0" if allow_zero else "> 0"
-        raise InputError(f"the duration must be {qualifier}, got {text!r}", where=option)
-    minutes = {"w": 10080.0, "d": 1440.0, "h": 60.0, "m": 1.0}[match.group(2)]
-    return pd.Timedelta(minutes=amount * minutes)
 
 
 @dataclass(frozen=True)

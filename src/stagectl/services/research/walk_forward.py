@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,6 @@ from stagectl.services.research.engine import (
     candidate_grid,
     finite,
     load_market,
-    parse_duration,
     return_metrics,
     stamp,
     strategy_section,
@@ -46,10 +46,10 @@ FOLD_METRICS = ("oos_sharpe", "oos_return", "oos_max_drawdown", "trades", "is_sh
 class WalkForwardRequest:
     config: Path | None = None
     data_dir: Path | None = None
-    train: str = "120d"
-    purge: str = "5d"
-    embargo: str = "0d"
-    test: str = "30d"
+    train: timedelta = timedelta(days=120)
+    purge: timedelta = timedelta(days=5)
+    embargo: timedelta = timedelta(0)
+    test: timedelta = timedelta(days=30)
     expanding: bool = False
     fixed: bool = False
     cost_multiplier: float = 1.0
@@ -66,10 +66,10 @@ class Settings:
     @classmethod
     def parse(cls, request: WalkForwardRequest) -> Settings:
         return cls(
-            train=parse_duration(request.train, option="--train"),
-            purge=parse_duration(request.purge, option="--purge", allow_zero=True),
-            embargo=parse_duration(request.embargo, option="--embargo", allow_zero=True),
-            test=parse_duration(request.test, option="--test"),
+            train=pd.Timedelta(request.train),
+            purge=pd.Timedelta(request.purge),
+            embargo=pd.Timedelta(request.embargo),
+            test=pd.Timedelta(request.test),
             expanding=request.expanding,
         )
 

@@ -12,7 +12,7 @@ so that they all trade exactly the same targets:
 - ``data_dir``: a directory of CSV files, or None for the bundled sample.
 - ``start`` / ``end``: timezone-aware UTC datetimes or None (the whole overlap).
   ``start`` is inclusive; ``end`` is inclusive of the bar opening at ``end``
-  (:func:`parse_utc` turns a date-only ``--end`` into the end of that day).
+  (the CLI's ``parse_utc`` turns a date-only ``--end`` into the end of that day).
 - ``symbol``: backtest that one sleeve alone at weight 1.0.
 
 Steps, in this order:
@@ -39,7 +39,7 @@ close per sleeve, on the window) feeds the capacity estimate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,31 +77,6 @@ class SleeveBuildInfo:
     warmup_bars_used: int
     dollar_volume: pd.DataFrame
     notes: list[str] = field(default_factory=list)
-
-
-def parse_utc(text: str, *, option: str, end_of_day: bool = False) -> datetime:
-    """A ``--start``/``--end`` value as an aware UTC datetime.
-
-    Accepts ``YYYY-MM-DD`` or an ISO-8601 datetime; a naive datetime is UTC, an
-    offset is converted to UTC. With ``end_of_day`` a date-only value means the
-    last instant of that day, so ``--end 2025-12-31`` includes every bar of it.
-    """
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            moment = datetime.combine(day, time(0), tzinfo=UTC)
-            if end_of_day:
-                moment += timedelta(days=1) - timedelta(microseconds=1)
-            return moment
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"{text!r} is not a date (YYYY-MM-DD) or an ISO-8601 datetime", where=option
-        ) from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def select_sleeves(config: StrategyConfig, symbol: str | None) -> list[SleeveConfig]:
