@@ -14,6 +14,7 @@ from stagectl.config.loader import load_strategy
 from stagectl.domain.breakers import BreakerSettings, apply_breakers
 from stagectl.services.live import run as service
 from stagectl.services.live.breakers import run_history
+from stagectl.services.research.breakers import firing_event
 from stagectl.state.db import open_state
 from stagectl.state.equity import snapshots
 from stagectl.state.journal import events
@@ -36,6 +37,18 @@ def _tight_home(root: Path, daily_stop_pct: str) -> Home:
 def tight_run(tmp_path_factory: pytest.TempPathFactory) -> service.RunLiveResult:
     home = _tight_home(tmp_path_factory.mktemp("risk") / "home", "0.2")
     request = service.RunLiveRequest(start=START, end=END, position_limits=False)
+    return service.run(request, home=home)
+
+
+@pytest.fixture(scope="module")
+def forty_days(tmp_path_factory: pytest.TempPathFactory) -> service.RunLiveResult:
+    """960 full-size bars into the April 2025 sell-off: all three breakers fire."""
+    home = _tight_home(tmp_path_factory.mktemp("forty") / "home", "1.0")
+    request = service.RunLiveRequest(
+        start=datetime(2025, 3, 1, tzinfo=UTC),
+        end=datetime(2025, 4, 9, 23, tzinfo=UTC),
+        position_limits=False,
+    )
     return service.run(request, home=home)
 
 
@@ -135,3 +148,29 @@ def test_resumed_run_gets_the_multipliers_and_firings_of_an_uninterrupted_one(
     assert resumed_used == used
     assert resumed_fired == fired
     assert any(m != 1.0 for m in used.values())
+
+
+def test_a_forty_day_run_gets_every_multiplier_and_firing_of_apply_breakers(
+    forty_days: service.RunLiveResult,
+) -> None:
+    # past the volatility breaker's 744-bar warm-up, so all three breakers are live
+    with open_state(forty_days.state_path) as db:
+        rows = snapshots(db, forty_days.run_id)
+        signals = events(db, run_id=forty_days.run_id, event_type="signal")
+        fired = events(db, run_id=forty_days.run_id, event_type="BREAKER_FIRED")
+    config, _ = load_strategy(Home(root=forty_days.state_path.parents[1]))
+    start_usd = {s.symbol: s.weight_pct / 100.0 * 10_000.0 for s in config.sleeves}
+    used = {pd.Timestamp(e.ts): e.payload["breaker_multiplier"] for e in signals}  # type: ignore[index]
+    last_decided = max(used)
+    known = [r for r in rows if pd.Timestamp(r.ts) <= last_decided]
+    returns, trades = run_history(known, 10_000.0, start_usd)
+    expected = apply_breakers(
+        returns, trade_pnl=trades, settings=BreakerSettings(daily_drawdown_stop_pct=1.0)
+    )
+    assert len(used) == forty_days.bars == 960
+    for ts, multiplier in used.items():
+        before = expected.multiplier[expected.multiplier.index <= ts]
+        assert multiplier == (before.iloc[-1] if len(before) else 1.0), ts
+    recorded = sorted(tuple(sorted(e.payload.items())) for e in fired if e.payload)
+    assert recorded == sorted(tuple(sorted(firing_event(f).items())) for f in expected.firings)
+    assert {f.breaker for f in expected.firings} == {"daily_drawdown", "loss_streak", "volatility"}

@@ -157,11 +157,16 @@ def _volatility_component(
     return multiplier, firings
 
 
+def reset_offset(reset_utc: str = "00:00") -> pd.Timedelta:
+    """The daily reset ``HH:MM`` (UTC) as the time since midnight."""
+    hours, minutes = (int(part) for part in reset_utc.split(":"))
+    return pd.Timedelta(hours=hours, minutes=minutes)
+
+
 def trading_day(index: pd.DatetimeIndex, reset_utc: str = "00:00") -> pd.DatetimeIndex:
     """The trading day of each stamp: the UTC date of ``t - reset`` (reset ``HH:MM``)."""
-    hours, minutes = (int(part) for part in reset_utc.split(":"))
     times = index.tz_convert("UTC") if index.tz is not None else index
-    return (times - pd.Timedelta(hours=hours, minutes=minutes)).floor("D")
+    return (times - reset_offset(reset_utc)).floor("D")
 
 
 def daily_drawdown_stop(

@@ -1,8 +1,9 @@
 """Circuit breakers in run-live (docs/run-live.md, "Circuit breakers").
 
 At the open of bar k the loop knows the run's equity snapshots up to t[k] (the close of
-bar k-1). From them it builds the run's own per-bar returns and closed trades and calls
-``domain.breakers.apply_breakers`` (the function ``backtest --breakers`` uses):
+bar k-1). From them it derives the run's own per-bar returns and closed trades and gives
+the multiplier ``domain.breakers.apply_breakers`` (the function ``backtest --breakers``
+uses) would give the last of them:
 
 - return stamped t[j+1] = snapshot equity at t[j+1] / the one before - 1 (the first one
   against the run's initial equity): the return of bar j, stamped at its close, which
@@ -12,17 +13,21 @@ bar k-1). From them it builds the run's own per-bar returns and closed trades an
   closed, as the backtest's ``exit_time``) and is listed once a later snapshot shows the
   book flat or flipped. Its pnl is the sleeve equity at its last bar minus the sleeve
   equity before its first bar (the exit's fee falls in the next bar);
-- the multiplier for bar k is the last value of ``apply_breakers`` on that history:
+- the multiplier for bar k is the value at t[k] of ``apply_breakers`` on that history:
   it uses returns up to t[k-1] and trades closed before t[k], the backtest's timing
   (``m[k]`` scales the position held over bar k).
 
 Each firing is recorded once as a ``BREAKER_FIRED`` event (payload: time, breaker,
 value, threshold, as ``backtest --record``).
 
-The history is kept in memory across steps (``RunHistory``): each step reads only the
-snapshots it has not seen and appends their returns and newly closed trades, so a start or
-resume reads the run's snapshots once. The returns and trades are the same floats, in the
-same order, as ``run_history`` on all the snapshots, so the multiplier is the same.
+The breakers are evaluated incrementally (``RunFeed``): each step reads only the
+snapshots it has not seen and feeds their returns, and the trades they close, to a
+``domain.breaker_state.BreakerTracker``, whose multipliers and firings equal
+``apply_breakers``'s on the whole history bit for bit (tests/unit/test_breaker_state.py).
+A step costs the same on day 1 and on day 365, and memory is bounded by the breakers'
+windows. A start or a resume reads the run's snapshots once and replays them; firings
+recorded before (``BreakerState.load``) are not recorded again. ``run_history`` derives
+the same returns and trades from all the snapshots at once (the reference the tests use).
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from typing import Any
 
 import pandas as pd
 
-from stagectl.domain.breakers import BreakerSettings, apply_breakers
+from stagectl.domain.breaker_state import BreakerTracker
+from stagectl.domain.breakers import BreakerSettings, Firing
 from stagectl.domain.types import Event
 from stagectl.services.research.breakers import firing_event
 from stagectl.state import journal
@@ -50,8 +56,8 @@ class BreakerState:
     settings: BreakerSettings
     preset: str | None
     recorded: set[tuple[str, str]] = field(default_factory=set)
-    history: RunHistory | None = None
-    """The run's returns and closed trades so far (None: not read yet)."""
+    feed: RunFeed | None = None
+    """The run's breakers as of its last snapshot read (None: not read yet)."""
 
     @classmethod
     def load(
@@ -101,64 +107,70 @@ class _SleeveBook:
     entry_before: float = 0.0
 
 
-class RunHistory:
-    """``run_history`` kept up to date one snapshot at a time (same floats, same order)."""
+class RunFeed:
+    """The run's snapshots, read once each in time order, fed to a ``BreakerTracker``.
 
-    def __init__(self, initial_equity: float, sleeve_start_usd: dict[str, float]) -> None:
+    Keeps what the next snapshot needs and nothing more: the last equity and stamp, each
+    sleeve's book, the tracker, and the multiplier it gave the last snapshot. Each
+    snapshot gives one return and the trades it shows closed (at the snapshot before,
+    in sleeve order): the same floats, in the same order, as ``run_history``.
+    """
+
+    def __init__(
+        self, initial_equity: float, sleeve_start_usd: dict[str, float], settings: BreakerSettings
+    ) -> None:
         self.initial_equity = initial_equity
         self.sleeve_start_usd = sleeve_start_usd
-        self.times: list[pd.Timestamp] = []
-        self.returns: list[float] = []
-        self.closes: list[pd.Timestamp] = []
-        self.pnls: list[float] = []
+        self.tracker = BreakerTracker(settings)
+        self.multiplier = 1.0
+        """The multiplier at the last snapshot read (1 before any)."""
         self.last_ts: datetime | None = None
+        self._last_stamp: pd.Timestamp | None = None
         self._last_equity = initial_equity
         self._books = {s: _SleeveBook(0, start, start) for s, start in sleeve_start_usd.items()}
 
     def fits(
         self, initial_equity: float, sleeve_start_usd: dict[str, float], bar_ts: datetime
     ) -> bool:
-        """Same run inputs, and no snapshot kept is after ``bar_ts`` (else: rebuild)."""
+        """Same run inputs, and no snapshot read is after ``bar_ts`` (else: rebuild)."""
         return (
             initial_equity == self.initial_equity
             and sleeve_start_usd == self.sleeve_start_usd
             and (self.last_ts is None or self.last_ts <= bar_ts)
         )
 
-    def extend(self, db: StateDB, run_id: str, bar_ts: datetime) -> None:
-        """Append the snapshots after the last one seen, up to and including ``bar_ts``."""
+    def extend(self, db: StateDB, run_id: str, bar_ts: datetime) -> list[Firing]:
+        """Feed the snapshots after the last one read, up to and including ``bar_ts``."""
         end = bar_ts + timedelta(microseconds=1)
+        firings: list[Firing] = []
         for row in snapshots(db, run_id, start=self.last_ts, end=end):
             if self.last_ts is not None and row.ts <= self.last_ts:
                 continue
-            self._append(row)
+            firings += self._feed(row)
+        return firings
 
-    def _append(self, row: Any) -> None:
+    def _feed(self, row: Any) -> list[Firing]:
         stamp = pd.Timestamp(row.ts)
         equity = float(row.equity)
-        self.returns.append(equity / self._last_equity - 1.0)
+        bar_return = equity / self._last_equity - 1.0
         self._last_equity = equity
+        firings: list[Firing] = []
         for symbol, start_usd in self.sleeve_start_usd.items():
             sleeve = row.sleeves.get(symbol, {})
             state = int(sleeve.get("state", 0))
             value = float(sleeve.get("equity", start_usd))
             book = self._books[symbol]
-            if book.state != 0 and state != book.state:
-                self.closes.append(self.times[-1])
-                self.pnls.append(book.equity - book.entry_before)
+            if book.state != 0 and state != book.state and self._last_stamp is not None:
+                closed = self.tracker.close_trade(self._last_stamp, book.equity - book.entry_before)
+                firings += [] if closed is None else [closed]
             if state != 0 and state != book.state:
                 book.entry_before = book.equity
             book.state, book.equity = state, value
-        self.times.append(stamp)
+        bar = self.tracker.add_bar(stamp, bar_return)
+        self.multiplier = bar.multiplier
+        self._last_stamp = stamp
         self.last_ts = row.ts
-
-    def series(self) -> tuple[pd.Series, pd.Series]:
-        """The returns (by snapshot time) and closed trades' pnl (by close time)."""
-        if not self.times:
-            return pd.Series(dtype=float), pd.Series(dtype=float)
-        returns = pd.Series(self.returns, index=pd.DatetimeIndex(self.times), dtype=float)
-        trades = pd.Series(self.pnls, index=pd.DatetimeIndex(self.closes), dtype=float)
-        return returns, trades
+        return firings + list(bar.firings)
 
 
 def evaluate(
@@ -171,16 +183,12 @@ def evaluate(
     bar_ts: datetime,
 ) -> tuple[float, list[Event]]:
     """The breakers' size multiplier for the bar opening at ``bar_ts`` and the new firings."""
-    history = state.history
-    if history is None or not history.fits(initial_equity, sleeve_start_usd, bar_ts):
-        history = state.history = RunHistory(initial_equity, dict(sleeve_start_usd))
-    history.extend(db, run_id, bar_ts)
-    returns, trades = history.series()
-    if returns.empty:
-        return 1.0, []
-    result = apply_breakers(returns, trade_pnl=trades, settings=state.settings)
+    feed = state.feed
+    if feed is None or not feed.fits(initial_equity, sleeve_start_usd, bar_ts):
+        feed = state.feed = RunFeed(initial_equity, dict(sleeve_start_usd), state.settings)
+    fired = feed.extend(db, run_id, bar_ts)
     events = []
-    for firing in result.firings:
+    for firing in sorted(fired, key=lambda f: (f.time, f.breaker)):
         payload = firing_event(firing)
         key = (str(payload["breaker"]), str(payload["time"]))
         if key in state.recorded:
@@ -198,4 +206,4 @@ def evaluate(
                 payload=payload,
             )
         )
-    return float(result.multiplier.iloc[-1]), events
+    return feed.multiplier, events

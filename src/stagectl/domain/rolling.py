@@ -1,0 +1,147 @@
+"""Rolling statistics one value at a time, equal bit for bit to pandas' rolling windows.
+
+A live loop that keeps a rolling statistic up to date bar by bar must give the value the
+vectorised pandas call gives on the whole series, or the live run and its backtest part
+at a tie. These classes hold only the window (a deque of its values) and replay the float
+operations of pandas' Cython kernels (``pandas/_libs/window/aggregations.pyx``, pandas
+>= 3.0) in the same order, so each value is the same double, not a close one.
+
+A value enters the window on ``push``; +-inf counts as NaN, as pandas replaces it before
+any rolling kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from bisect import bisect_left, insort
+from collections import deque
+
+_ILL_CONDITIONED = sys.float_info.epsilon * 1e3
+"""pandas' ``InvCondTol``: an update leaving m2 below old m2 x this lost too many digits."""
+
+
+class RollingStd:
+    """``Series.rolling(window).std(ddof=1)`` one value at a time (pandas >= 3.0).
+
+    Welford's running mean and sum of squared deviations m2, each update with a Kahan
+    compensation (one for values entering, one for values leaving the window). When an
+    update leaves m2 < old m2 x 1e3 eps, mean and m2 are recomputed from the window's
+    values. std = sqrt(m2 / (n - 1)) once the window holds ``window`` non-NaN values,
+    else NaN; a negative m2 (rounding) gives 0; +-inf counts as NaN (pandas replaces it
+    before rolling). A window under 2 bars never has a std.
+    """
+
+    __slots__ = ("_added", "_count", "_m2", "_mean", "_removed", "_unstable", "_values", "window")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._values: deque[float] = deque()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._count = 0.0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self._added = 0.0
+        self._removed = 0.0
+        self._unstable = False
+
+    def push(self, value: float) -> float:
+        """Slide the window over ``value``; the std of the window ending with it."""
+        if self.window < 2:
+            return math.nan
+        value = math.nan if math.isinf(value) else value
+        if len(self._values) == self.window:
+            self._remove(self._values.popleft())
+        self._values.append(value)
+        self._add(value)
+        if self._unstable:
+            self._reset()
+            for kept in self._values:
+                self._add(kept)
+            self._unstable = False
+        return self._std()
+
+    def _add(self, value: float) -> None:
+        if value != value:
+            return
+        before = self._m2
+        self._count += 1.0
+        prev_mean = self._mean - self._added
+        y = value - self._added
+        t = y - self._mean
+        self._added = t + self._mean - y
+        self._mean = self._mean + t / self._count
+        self._m2 = self._m2 + (value - prev_mean) * (value - self._mean)
+        if before * _ILL_CONDITIONED > self._m2:
+            self._unstable = True
+
+    def _remove(self, value: float) -> None:
+        if value != value:
+            return
+        before = self._m2
+        self._count -= 1.0
+        if not self._count:
+            self._mean = self._m2 = 0.0
+            self._unstable = False
+            return
+        prev_mean = self._mean - self._removed
+        y = value - self._removed
+        t = y - self._mean
+        self._removed = t + self._mean - y
+        self._mean = self._mean - t / self._count
+        self._m2 = self._m2 - (value - prev_mean) * (value - self._mean)
+        if before * _ILL_CONDITIONED > self._m2:
+            self._unstable = True
+
+    def _std(self) -> float:
+        if self._count < self.window:
+            return math.nan
+        variance = self._m2 / (self._count - 1.0)
+        return 0.0 if variance < 0.0 else math.sqrt(variance)
+
+
+class TrailingQuantile:
+    """``x.shift(1).rolling(lookback, min_periods=lookback).quantile(q)`` one value at a time.
+
+    The q-quantile of the ``lookback`` values before the current one, defined once there
+    are ``lookback`` of them and none is NaN (+-inf counts as NaN). Linear interpolation
+    as pandas' ``roll_quantile``: position p = q (n - 1) over the sorted values v, and
+    v[p] when p is whole, else v[i] + (v[i+1] - v[i]) (p - i) with i = int(p).
+    """
+
+    __slots__ = ("_sorted", "_window", "lookback", "quantile")
+
+    def __init__(self, lookback: int, quantile: float) -> None:
+        self.lookback = lookback
+        self.quantile = quantile
+        self._window: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    def value(self) -> float:
+        """The quantile of the window as it stands (before the current value)."""
+        n = len(self._sorted)
+        if self.lookback < 1 or n < self.lookback:
+            return math.nan
+        if n == 1:
+            return self._sorted[0]
+        position = self.quantile * (n - 1)
+        low = int(position)
+        if position == low:
+            return self._sorted[low]
+        below, above = self._sorted[low], self._sorted[low + 1]
+        return below + (above - below) * (position - low)
+
+    def push(self, value: float) -> None:
+        """Slide the window over ``value`` (it counts from the next bar on)."""
+        if self.lookback < 1:
+            return
+        value = math.nan if math.isinf(value) else value
+        if len(self._window) == self.lookback:
+            leaving = self._window.popleft()
+            if leaving == leaving:
+                del self._sorted[bisect_left(self._sorted, leaving)]
+        self._window.append(value)
+        if value == value:
+            insort(self._sorted, value)
