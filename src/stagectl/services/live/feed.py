@@ -96,20 +96,25 @@ class ReplayFeed:
             spreads = prior_bar_spread_bps(frame["high"].to_numpy(), frame["low"].to_numpy())
             funding = spec.funding if spec.funding is not None else pd.Series(dtype=float)
             funding_index = pd.DatetimeIndex(funding.index)
+            # per-bar values as Python lists: one bar reads a handful of scalars
             self._rows[spec.symbol] = {
                 "weight": spec.weight,
-                "open": frame["open"].to_numpy(dtype=float)[where],
-                "high": frame["high"].to_numpy(dtype=float)[where],
-                "low": frame["low"].to_numpy(dtype=float)[where],
-                "close": closes[where],
-                "prev_close": np.where(where > 0, closes[prev], frame["open"].to_numpy()[where]),
-                "prev_volume": np.where(where > 0, volumes[prev], volumes[where]),
-                "spread": spreads[where],
-                "held": held_positions(spec.target, delay).to_numpy(dtype=float),
+                "open": frame["open"].to_numpy(dtype=float)[where].tolist(),
+                "high": frame["high"].to_numpy(dtype=float)[where].tolist(),
+                "low": frame["low"].to_numpy(dtype=float)[where].tolist(),
+                "close": closes[where].tolist(),
+                "prev_close": np.where(
+                    where > 0, closes[prev], frame["open"].to_numpy()[where]
+                ).tolist(),
+                "prev_volume": np.where(where > 0, volumes[prev], volumes[where]).tolist(),
+                "spread": spreads[where].tolist(),
+                "held": held_positions(spec.target, delay).to_numpy(dtype=float).tolist(),
+                "replay": self.backtest_positions[spec.symbol].to_numpy(dtype=float).tolist(),
                 "funding_ns": funding_index.as_unit("ns").asi8,
                 "funding": _settlements(funding),
             }
         self._open_ns = self.index.as_unit("ns").asi8
+        self._opens: list[datetime] = [stamp.to_pydatetime() for stamp in self.index]
         self._step_ns = int(self.step.total_seconds() * 1e9)
 
     @property
@@ -124,7 +129,7 @@ class ReplayFeed:
             yield self.at(k)
 
     def at(self, k: int) -> StepData:
-        ts: datetime = pd.Timestamp(self.index[k]).to_pydatetime()
+        ts = self._opens[k]
         close_ts = ts + self.step
         sleeves: dict[str, SleeveBar] = {}
         open_ns = int(self._open_ns[k])
@@ -143,12 +148,12 @@ class ReplayFeed:
                     dec(row["low"][k]),
                     dec(row["close"][k]),
                 ),
-                held_target=float(row["held"][k]),
+                held_target=row["held"][k],
                 decision_price=dec(row["prev_close"][k]),
                 prev_dollar_volume=dec(row["prev_volume"][k]),
                 funding=row["funding"][first:last],
-                replay_position=float(self.backtest_positions[symbol].iloc[k]),
-                prev_spread_bps=float(row["spread"][k]),
+                replay_position=row["replay"][k],
+                prev_spread_bps=row["spread"][k],
             )
         return StepData(k, ts, close_ts, sleeves)
 

@@ -1,0 +1,90 @@
+"""run-live's cost per bar over a one-year paper replay: flat in the run's length?
+
+Runs ``run-live --paper`` in-process on the bundled ETH/SOL hourly data (the packaged
+default configs, circuit breakers on, a fresh temporary home) over one year of bars and
+times every bar step (decide, record, send, the paper market, settle). Prints:
+
+- the whole replay in bars/s (steps only, and including data load and artifacts);
+- the figure: the time per bar of the *last* month of the year;
+- its floor, measured in the same run: the time per bar of the *first* month;
+- the ratio (issue 10: the last month within 1.2x the first; the replay >= 500 bars/s).
+
+A bar's time is the wall time between two step callbacks (median of the month, so a
+scheduler hiccup on a shared machine does not decide the figure; the mean is printed
+too). Usage:
+
+    python benchmarks/paper_replay.py [--days 365] [--month-days 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from stagectl.config.home import Home
+from stagectl.services.live import run as run_live
+
+END = datetime(2026, 4, 30, 23, tzinfo=UTC)
+
+
+def replay(days: int) -> tuple[list[float], float, Any]:
+    """Per-bar step times (s) and the whole run's wall time."""
+    start = END - timedelta(days=days) + timedelta(hours=1)
+    steps: list[float] = []
+    last = [0.0]
+
+    def on_step(data: Any, outcome: Any) -> None:
+        now = time.perf_counter()
+        steps.append(now - last[0])
+        last[0] = now
+
+    with tempfile.TemporaryDirectory() as root:
+        began = time.perf_counter()
+        last[0] = began
+        result = run_live.run(
+            run_live.RunLiveRequest(start=start, end=END),
+            home=Home(root=Path(root)),
+            on_step=on_step,
+        )
+        total = time.perf_counter() - began
+    return steps, total, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--month-days", type=int, default=30)
+    args = parser.parse_args()
+    steps, total, result = replay(args.days)
+    month = args.month_days * 24
+    first, last = steps[1 : month + 1], steps[-month:]
+    floor, figure = statistics.median(first), statistics.median(last)
+    print(
+        f"paper replay: {result.bars} bars ({args.days} days of 1h bars), "
+        f"{result.orders_sent} orders, {result.fills} fills, breakers on"
+    )
+    print(
+        f"  whole replay: {result.bars / sum(steps):.0f} bars/s (steps), "
+        f"{result.bars / total:.0f} bars/s including data load and artifacts ({total:.1f} s)"
+    )
+    print(
+        f"  floor  (first {args.month_days} days): {floor * 1e3:.3f} ms/bar median, "
+        f"{statistics.mean(first) * 1e3:.3f} mean, {1 / statistics.mean(first):.0f} bars/s"
+    )
+    print(
+        f"  figure (last {args.month_days} days):  {figure * 1e3:.3f} ms/bar median, "
+        f"{statistics.mean(last) * 1e3:.3f} mean, {1 / statistics.mean(last):.0f} bars/s"
+    )
+    print(
+        f"  ratio last/first: {figure / floor:.2f}x median, "
+        f"{statistics.mean(last) / statistics.mean(first):.2f}x mean (target <= 1.2x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
