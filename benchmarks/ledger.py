@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from stagectl.config.home import Home
+from stagectl.data.trade_files import read_trades
 from stagectl.services.ledger import importer as metrics_import
 from stagectl.services.ledger import regime_analyze
-from stagectl.services.ledger.parse import read_trades
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADER = "timestamp,trade_id,symbol,side,price,amount,fee,fee_currency,liquidity\n"

@@ -5,7 +5,7 @@ every fill of one symbol from ``since`` to the exchange's time, in 7-day windows
 with credentials from ``STAGECTL_EXCHANGE_API_KEY``/``_SECRET`` or
 ``STAGECTL_EXCHANGE_KEY_FILE`` (never from the command line, never printed). They then
 take exactly the path of ``metrics import``: the same column validation
-(``services.metrics_validate``) and one transaction through ``state.ledger.insert_trade_rows``,
+(``data.trade_validation``) and one transaction through ``state.ledger.insert_trade_rows``,
 keyed (account, ``SYMBOL:ID``), so a second fetch of the same range adds nothing and a
 fetch and an import of the same trades under the same account record each trade once.
 Nothing is written unless every trade is valid.
@@ -81,10 +81,10 @@ def records_as_values(records: list[Any]) -> dict[str, list[str]]:
 def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResult:
     """Fetch and record; ExchangeError (exit 3) when the exchange cannot be reached."""
     from stagectl.data.files import normalize_symbol
+    from stagectl.data.trade_validation import validate_values
     from stagectl.exchange.ccxt_broker import open_broker
     from stagectl.exchange.credentials import require_credentials
     from stagectl.services.ledger.importer import record_trades
-    from stagectl.services.ledger.validate import validate_values
     from stagectl.state.db import open_state
 
     account = request.account if request.account is not None else request.exchange

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
+from stagectl.data.trade_files import infer_format, read_trades
+from stagectl.data.trade_validation import BadRow, TradeColumns
 from stagectl.errors import InputError
-from stagectl.services.ledger.parse import infer_format, read_trades
-from stagectl.services.ledger.validate import BadRow, TradeColumns
 
 if TYPE_CHECKING:
     from stagectl.state.ledger import TradeBatch
@@ -233,7 +233,7 @@ CHUNK_ROWS = 100_000
 
 def run(request: ImportRequest, *, home: Home, progress: Any = None) -> ImportResult:
     """Validate ``request.path`` and record its fills; InputError on the first bad row."""
-    from stagectl.services.ledger.parse import csv_chunks
+    from stagectl.data.trade_files import csv_chunks
 
     if not request.account.strip():
         raise InputError("must name an account", where="--source")

@@ -13,7 +13,7 @@ Two formats:
   fills of the account named by ``--source``. ROW is the file line (the header is line 1).
 
 Reading only turns the file into text columns (:class:`RawColumns`); validation and
-encoding are ``services.metrics_validate``.
+encoding are :mod:`stagectl.data.trade_validation`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from stagectl.data.trade_validation import RawColumns, TradeColumns, validate_columns
 from stagectl.errors import InputError
-from stagectl.services.ledger.validate import RawColumns, TradeColumns, validate_columns
 
 FORMATS = ("ccxt-json", "csv")
 REQUIRED_CSV = ("timestamp", "trade_id", "side", "price", "amount")
