@@ -9,7 +9,7 @@ always the sum over exactly the rows in ``fills``.
 Why: the FIFO lots open at a time T depend on the whole history before T, but only
 through the position at T. Given the position P, the open lots are the newest opening
 fills walking back from T until they cover |P| (FIFO consumes the oldest first), which
-``services.metrics_ledger`` reads with a short backward index scan. With these totals,
+``state.ledger_reads.newest_fills`` reads with a short backward index scan. With these totals,
 ``P(T) = total - (deltas of the fills at or after T)``, so ``metrics window`` reads the
 recent fills only, not a million rows of history.
 
@@ -43,8 +43,11 @@ class UnbookableFee(ValueError):
     """A fee in a currency that is neither the base nor the quote of the symbol."""
 
 
-def book_delta(symbol: str, side: str, qty: str, fee: str, fee_currency: str | None) -> Decimal:
-    """One stored fill's change of the position (text columns as stored)."""
+def book_delta(
+    symbol: str, side: str, qty: str | Decimal, fee: str | Decimal, fee_currency: str | None
+) -> Decimal:
+    """One fill's change of the position, exact (from the text columns as stored, or
+    Decimals)."""
     from stagectl.domain.ledger import fee_in_base
 
     signed = Decimal(qty) if side == "buy" else -Decimal(qty)

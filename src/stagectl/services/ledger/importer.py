@@ -141,7 +141,7 @@ def trade_batch(columns: TradeColumns) -> TradeBatch:
     count = len(fields[0])
     staged = np.empty((count, len(fields)), dtype=object)
     for k, column in enumerate(fields):
-        staged[:, k] = column.tolist()  # Python objects (sqlite3 cannot bind numpy ints)
+        staged[:, k] = column.tolist()  # Python objects: the database driver cannot bind numpy ints
     full = count - count % STAGE_GROUP_ROWS
     return TradeBatch(
         groups=staged[:full].reshape(-1, STAGE_GROUP_ROWS * len(fields)).tolist(),
