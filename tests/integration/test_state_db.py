@@ -39,6 +39,7 @@ TABLES_BY_MIGRATION = {
     "0004_reports": {"reports"},
     "0005_paper_book": {"paper_books", "paper_records"},
     "0006_ledger_totals": {"fill_totals"},
+    "0008_fill_imports": {"fill_imports", "fill_import_totals"},
 }
 
 

@@ -8,7 +8,8 @@ Fills and funding payments are idempotent: a fill is identified by
 (exchange, trade_id) and a funding payment by (source, symbol, ts), so
 importing the same exchange history twice records each once. Bulk inserts use
 ``executemany`` in one transaction (DESIGN.md: 428 k rows/s, against 119 k/s
-through sqlite-utils' ``insert_all``).
+through sqlite-utils' ``insert_all``). :func:`fills` never returns the rows of
+an unfinished import (``state.fill_visibility``).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def _last_fill_id(conn: Any) -> int:
 
 
 def _update_totals(conn: Any, inserted: int, last_id: int, batch: Mapping[str, Any] | None) -> None:
-    """Keep ``fill_totals`` (state.ledger_totals) equal to the sums over ``fills``.
+    """Keep ``fill_totals`` (state.ledger_totals) equal to the sums over the visible fills.
 
     ``batch`` holds the per-symbol totals of every row offered, usable when all of them were
     inserted; otherwise the rows just inserted (``id > last_id``) are read back."""
@@ -338,9 +339,14 @@ def fills(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> list[Fill]:
-    """Fills in time order (ties in insertion order), ``start <= ts < end``."""
+    """Visible fills in time order (ties in insertion order), ``start <= ts < end``: the rows
+    of an import that has not completed are left out (``state.fill_visibility``)."""
+    from stagectl.state.fill_visibility import visible_clause
+
     where, params = filters({"symbol": symbol, "run_id": run_id}, start, end)
-    sql = f"SELECT {_FILL_COLUMNS} FROM fills WHERE 1 = 1{where} ORDER BY ts, id"
+    sql = (
+        f"SELECT {_FILL_COLUMNS} FROM fills WHERE {visible_clause(db.conn)}{where} ORDER BY ts, id"
+    )
     return [_fill(row) for row in db.conn.execute(sql, params)]
 
 

@@ -6,18 +6,22 @@ Each query is the one the metrics services were tuned with (docs/ledger.md, "Rea
 ledger for metrics"): every read of a symbol's fills walks the ``(symbol, ts)`` index, and
 the bulk history read fetches only the columns the integer FIFO kernel needs, as the stored
 text, so the caller converts each distinct value once. Money comes back as ``Decimal``,
-times as aware UTC datetimes.
+times as aware UTC datetimes. Only visible fills are read (``state.fill_visibility``: not
+the rows of an unfinished import), and a service that makes several reads wraps them in
+:func:`snapshot` so they all see the same ledger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from stagectl.state._codec import parse_ts, ts_text
 from stagectl.state.db import StateDB
+from stagectl.state.fill_visibility import visible_clause
 
 
 @dataclass(frozen=True)
@@ -63,24 +67,39 @@ class FillPrices:
         return len(self.times)
 
 
+@contextmanager
+def snapshot(db: StateDB) -> Iterator[None]:
+    """One read transaction around the block: every read inside it sees the ledger as it
+    was when the first one ran (WAL: writers go on meanwhile and are not blocked)."""
+    if db.conn.in_transaction:
+        yield
+        return
+    db.conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.conn.in_transaction:
+            db.conn.execute("COMMIT")
+
+
 def symbols_with_fills(db: StateDB, before: datetime | None = None) -> list[str]:
-    """Distinct symbols with fills (before ``before``), by skipping along the (symbol, ts)
-    index: one index probe per symbol instead of a scan of every fill."""
+    """Distinct symbols with visible fills (before ``before``), by skipping along the
+    (symbol, ts) index: two index probes per symbol instead of a scan of every fill."""
     symbols: list[str] = []
     last = ""
-    limit = ts_text(before) if before is not None else None
     while True:
         row = db.conn.execute("SELECT min(symbol) FROM fills WHERE symbol > ?", (last,)).fetchone()
         if row is None or row[0] is None:
             return symbols
         last = row[0]
-        if limit is None or has_fills(db, last, before=before):
+        if has_fills(db, last, before=before):
             symbols.append(last)
 
 
 def has_fills(db: StateDB, symbol: str, *, before: datetime | None = None) -> bool:
-    """Whether ``symbol`` has a fill (before ``before``)."""
-    sql, params = "SELECT 1 FROM fills WHERE symbol = ?", [symbol]
+    """Whether ``symbol`` has a visible fill (before ``before``)."""
+    sql = f"SELECT 1 FROM fills WHERE symbol = ? AND {visible_clause(db.conn)}"
+    params = [symbol]
     if before is not None:
         sql += " AND ts < ?"
         params.append(ts_text(before))
@@ -91,7 +110,8 @@ def window_fills(db: StateDB, symbol: str, start: datetime, end: datetime) -> li
     """The fills of ``symbol`` with ``start <= ts < end``, in ledger order."""
     rows = db.conn.execute(
         "SELECT trade_id, ts, side, qty, price, fee, fee_currency, liquidity FROM fills"
-        " WHERE symbol = ? AND ts >= ? AND ts < ? ORDER BY ts, id",
+        f" WHERE symbol = ? AND ts >= ? AND ts < ? AND {visible_clause(db.conn)}"
+        " ORDER BY ts, id",
         (symbol, ts_text(start), ts_text(end)),
     )
     return [_ledger_fill(row) for row in rows]
@@ -102,7 +122,8 @@ def newest_fills(db: StateDB, symbol: str, before: datetime, side: str) -> Itera
     the (symbol, ts) index that reads rows only as far as the caller iterates."""
     rows = db.conn.execute(
         "SELECT trade_id, ts, side, qty, price, fee, fee_currency, NULL FROM fills"
-        " WHERE symbol = ? AND ts < ? AND side = ? ORDER BY ts DESC, id DESC",
+        f" WHERE symbol = ? AND ts < ? AND side = ? AND {visible_clause(db.conn)}"
+        " ORDER BY ts DESC, id DESC",
         (symbol, ts_text(before), side),
     )
     for row in rows:
@@ -113,7 +134,7 @@ def history_columns(db: StateDB, symbol: str, before: datetime) -> HistoryColumn
     """Side, quantity, price and fee of every fill of ``symbol`` before ``before``."""
     rows = db.conn.execute(
         "SELECT id, side, qty, price, fee, fee_currency FROM fills"
-        " WHERE symbol = ? AND ts < ? ORDER BY ts, id",
+        f" WHERE symbol = ? AND ts < ? AND {visible_clause(db.conn)} ORDER BY ts, id",
         (symbol, ts_text(before)),
     ).fetchall()
     if not rows:
@@ -136,26 +157,33 @@ def fill_origins(db: StateDB, row_ids: Sequence[int]) -> dict[int, tuple[str, da
 def last_fill_price(db: StateDB, symbol: str, before: datetime) -> Decimal | None:
     """The price of the last fill of ``symbol`` before ``before``."""
     row = db.conn.execute(
-        "SELECT price FROM fills WHERE symbol = ? AND ts < ? ORDER BY ts DESC, id DESC LIMIT 1",
+        f"SELECT price FROM fills WHERE symbol = ? AND ts < ? AND {visible_clause(db.conn)}"
+        " ORDER BY ts DESC, id DESC LIMIT 1",
         (symbol, ts_text(before)),
     ).fetchone()
     return None if row is None else Decimal(row[0])
 
 
 def fill_span(db: StateDB, symbol: str) -> tuple[datetime, datetime] | None:
-    """The times of the first and the last fill of ``symbol``; None without fills."""
-    row = db.conn.execute(
-        "SELECT min(ts), max(ts) FROM fills WHERE symbol = ?", (symbol,)
-    ).fetchone()
-    if row is None or row[0] is None:
+    """The times of the first and the last fill of ``symbol``; None without fills. Each end
+    is the first visible row of an index scan from that end of the symbol's range."""
+    sql = (
+        f"SELECT ts FROM fills WHERE symbol = ? AND {visible_clause(db.conn)}"
+        " ORDER BY ts {} LIMIT 1"
+    )
+    first = db.conn.execute(sql.format("ASC"), (symbol,)).fetchone()
+    if first is None:
         return None
-    return parse_ts(row[0]), parse_ts(row[1])
+    last = db.conn.execute(sql.format("DESC"), (symbol,)).fetchone()
+    return parse_ts(first[0]), parse_ts(last[0])
 
 
 def fill_prices(db: StateDB, symbol: str) -> FillPrices:
     """Every fill time and price of ``symbol``, in ledger order."""
     rows = db.conn.execute(
-        "SELECT ts, price FROM fills WHERE symbol = ? ORDER BY ts, id", (symbol,)
+        f"SELECT ts, price FROM fills WHERE symbol = ? AND {visible_clause(db.conn)}"
+        " ORDER BY ts, id",
+        (symbol,),
     ).fetchall()
     if not rows:
         return FillPrices((), ())

@@ -4,7 +4,9 @@
 ledger has and the sum of their *book deltas* (``+qty`` for a buy, ``-qty`` for a sell,
 minus a fee charged in the base asset: the convention of ``domain.ledger``), as Decimal
 text. Every insert of fills (``state.ledger``) updates it in the same transaction, so it is
-always the sum over exactly the rows in ``fills``.
+always the sum over exactly the *visible* rows in ``fills``: an import merged in several
+transactions adds its totals in the one that makes its rows visible (until then they are
+in ``fill_import_totals``, see ``state.fill_visibility``).
 
 Why: the FIFO lots open at a time T depend on the whole history before T, but only
 through the position at T. Given the position P, the open lots are the newest opening
@@ -13,8 +15,9 @@ fills walking back from T until they cover |P| (FIFO consumes the oldest first),
 ``P(T) = total - (deltas of the fills at or after T)``, so ``metrics window`` reads the
 recent fills only, not a million rows of history.
 
-Trust, not hope: a reader uses the totals only when the stored count equals
-``count(*)`` of the symbol's fills (an index-only count); otherwise (a database from before
+Trust, not hope: a reader uses the totals only when the stored count plus the rows of
+unfinished imports equals ``count(*)`` of the symbol's fills (an index-only count);
+otherwise (a database from before
 the migration, a fill written by other means) it falls back to reading the history. A
 fill whose fee is in a third currency cannot be booked (``domain.ledger``): its symbol's
 totals row is dropped so readers take the slow path and report the problem there.
@@ -35,8 +38,12 @@ _ZERO = Decimal(0)
 
 @dataclass(frozen=True)
 class SymbolTotal:
+    """A symbol's fill count and exact net book delta; ``bookable`` is False when one of
+    the fills has a fee in a third currency (the position is then unknown, and 0 here)."""
+
     fills: int
     position: Decimal
+    bookable: bool = True
 
 
 class UnbookableFee(ValueError):
@@ -118,34 +125,36 @@ def has_totals(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def new_fill_totals(conn: sqlite3.Connection, after_id: int) -> dict[str, SymbolTotal | None]:
-    """Totals of the fills with ``id > after_id`` (the rows a batch just inserted); None for
-    a symbol with a fee that cannot be booked."""
+def new_fill_totals(conn: sqlite3.Connection, after_id: int) -> dict[str, SymbolTotal]:
+    """Totals of the fills with ``id > after_id`` (the rows a batch just inserted, read
+    inside its transaction); not ``bookable`` for a symbol with a fee that cannot be
+    booked."""
     by_symbol: dict[str, list[tuple[str, str, str, str | None]]] = {}
     for symbol, side, qty, fee, currency in conn.execute(
         "SELECT symbol, side, qty, fee, fee_currency FROM fills WHERE id > ? ORDER BY id",
         (after_id,),
     ):
         by_symbol.setdefault(symbol, []).append((side, qty, fee, currency))
-    totals: dict[str, SymbolTotal | None] = {}
+    totals: dict[str, SymbolTotal] = {}
     for symbol, rows in by_symbol.items():
         try:
             totals[symbol] = sum_deltas(symbol, rows)
         except UnbookableFee:
-            totals[symbol] = None
+            totals[symbol] = SymbolTotal(len(rows), _ZERO, bookable=False)
     return totals
 
 
 def add_to_totals(
-    conn: sqlite3.Connection, added: Mapping[str, SymbolTotal | None], *, was_empty: bool
+    conn: sqlite3.Connection, added: Mapping[str, SymbolTotal], *, was_empty: bool
 ) -> None:
-    """Add a batch's totals (inside the batch's transaction, after its rows are written).
+    """Add the totals of rows that just became visible (inside the transaction that wrote
+    them, or that completed their import).
 
     A symbol without a totals row starts one: from the batch alone when the batch holds all
-    of its fills (``was_empty``: the table had no fills before the batch), else from its
-    whole history (once, e.g. after the migration)."""
+    of its visible fills (``was_empty``: the table had no fills before the batch), else
+    from its whole visible history (once, e.g. after the migration)."""
     for symbol, batch in added.items():
-        if batch is None:
+        if not batch.bookable:
             conn.execute("DELETE FROM fill_totals WHERE symbol = ?", (symbol,))
             continue
         if batch.fills == 0:
@@ -158,7 +167,7 @@ def add_to_totals(
                 total = SymbolTotal(
                     row[0] + batch.fills, EXACT.add(Decimal(row[1]), batch.position)
                 )
-            elif was_empty or _fill_count(conn, symbol) == batch.fills:
+            elif was_empty or visible_fill_count(conn, symbol) == batch.fills:
                 total = batch
             else:
                 total = _history_total(conn, symbol)
@@ -174,28 +183,45 @@ def add_to_totals(
 
 
 def _fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+    """All rows of ``symbol``, visible or not: an index-only count."""
     return int(conn.execute("SELECT count(*) FROM fills WHERE symbol = ?", (symbol,)).fetchone()[0])
 
 
+def visible_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+    """The visible fills of ``symbol``: every row minus those of unfinished imports."""
+    from stagectl.state.fill_visibility import unfinished_fill_count
+
+    return _fill_count(conn, symbol) - unfinished_fill_count(conn, symbol)
+
+
 def _history_total(conn: sqlite3.Connection, symbol: str) -> SymbolTotal:
+    from stagectl.state.fill_visibility import visible_clause
+
     rows = conn.execute(
-        "SELECT side, qty, fee, fee_currency FROM fills WHERE symbol = ?", (symbol,)
+        "SELECT side, qty, fee, fee_currency FROM fills"
+        f" WHERE symbol = ? AND {visible_clause(conn)}",
+        (symbol,),
     )
     return sum_deltas(symbol, rows)
 
 
 def position_before(conn: sqlite3.Connection, symbol: str, before_ts: str) -> Decimal | None:
-    """The exact position of ``symbol`` over the fills with ``ts < before_ts``, from the
-    totals and the fills at or after ``before_ts``; None when the totals cannot be used."""
+    """The exact position of ``symbol`` over the visible fills with ``ts < before_ts``, from
+    the totals and the fills at or after ``before_ts``; None when the totals cannot be used.
+    Its four reads must see one state of the ledger: call it inside a read transaction
+    (``state.ledger_reads.snapshot``), or a fill written between them skews the answer."""
+    from stagectl.state.fill_visibility import visible_clause
+
     if not has_totals(conn):
         return None
     row = conn.execute(
         "SELECT fills, position FROM fill_totals WHERE symbol = ?", (symbol,)
     ).fetchone()
-    if row is None or row[0] != _fill_count(conn, symbol):
+    if row is None or row[0] != visible_fill_count(conn, symbol):
         return None
     later = conn.execute(
-        "SELECT side, qty, fee, fee_currency FROM fills WHERE symbol = ? AND ts >= ?",
+        "SELECT side, qty, fee, fee_currency FROM fills"
+        f" WHERE symbol = ? AND ts >= ? AND {visible_clause(conn)}",
         (symbol, before_ts),
     )
     try:

@@ -20,4 +20,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0004_reports",
     "0005_paper_book",
     "0006_ledger_totals",
+    "0008_fill_imports",
 )

@@ -123,10 +123,12 @@ def fill_mids(db: StateDB, symbol: str | None) -> Any:
 
 
 def run(request: ExportRequest, *, state_path: Path) -> ExportResult:
+    from stagectl.state.ledger_reads import snapshot
+
     if request.window_s <= 0:
         raise InputError("must be a positive number of seconds", where="--window")
     candles = read_candles_file(request.candles) if request.candles else None
-    with ledger.open_ledger(state_path) as db:
+    with ledger.open_ledger(state_path) as db, snapshot(db):
         symbol = choose_symbol(db, request.symbol)
         if candles is not None:
             mids, source = candle_mids(candles), MID_CANDLES

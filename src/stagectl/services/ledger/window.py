@@ -108,11 +108,12 @@ def parse_marks(values: list[str]) -> dict[str, Decimal]:
 
 def run(request: WindowRequest, *, state_path: Path) -> WindowResult:
     from stagectl.domain.ledger_windows import window_metrics
+    from stagectl.state.ledger_reads import snapshot
 
     if request.length_s <= 0:
         raise InputError("the window must be longer than zero", where="--hours/--seconds")
     start = request.until - timedelta(seconds=request.length_s)
-    with ledger.open_ledger(state_path) as db:
+    with ledger.open_ledger(state_path) as db, snapshot(db):
         symbols = [request.symbol] if request.symbol else ledger.ledger_symbols(db, request.until)
         before: list[Any] = []
         in_window: list[Any] = []
