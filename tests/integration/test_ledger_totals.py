@@ -20,7 +20,7 @@ from stagectl.services.ledger.reads import carried_lots, newest_lots, scan_carri
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.ledger import Fill, insert_fills
 from stagectl.state.ledger_reads import position_before
-from stagectl.state.ledger_totals import book_delta
+from stagectl.state.ledger_totals import book_delta, sum_deltas, totals_by_part
 from tests.conftest import Run
 
 HEADER = "timestamp,trade_id,symbol,side,price,amount,fee,fee_currency,liquidity\n"
@@ -141,3 +141,33 @@ def test_a_ledger_without_totals_gets_them_from_its_history_on_the_next_insert(
         assert db.conn.execute("SELECT fills FROM fill_totals").fetchone()[0] == 300
         cuts = [T0 + timedelta(seconds=s) for s in range(0, 9000, 611)]
         assert_fast_equals_scan(db, cuts, from_totals=True)
+
+
+def test_totals_of_merge_parts_equal_the_sums_over_each_part() -> None:
+    import numpy as np
+
+    rows = [row.strip().split(",") for row in random_rows(random.Random(5), 250)]
+    rows += [[*row[:2], "ETHUSDT", *row[3:6], "0.001", "ETH", row[8]] for row in rows[:40]]
+    random.Random(6).shuffle(rows)
+    column = {
+        name: np.array([row[k] or None for row in rows], dtype=object)
+        for k, name in enumerate(HEADER.strip().split(","))
+    }
+    parts = totals_by_part(
+        column["symbol"],
+        column["side"],
+        column["amount"],
+        column["fee"],
+        column["fee_currency"],
+        part_rows=64,
+    )
+    assert len(parts) == 5
+    for k, part in enumerate(parts):
+        chunk = rows[64 * k : 64 * (k + 1)]
+        expected = {
+            symbol: sum_deltas(
+                symbol, [(r[3], r[5], r[6], r[7] or None) for r in chunk if r[2] == symbol]
+            )
+            for symbol in {r[2] for r in chunk}
+        }
+        assert part == expected

@@ -1,10 +1,11 @@
 """Which recorded fills a reader sees: every fill except those of an unfinished import.
 
-An import that writes a file into ``fills`` in several transactions tags every row with
-its ``import_id`` (``fill_imports``, migration ``0008_fill_imports``); the import's rows
-become visible together, in the one transaction that marks it ``complete``. Until then
-(while it merges, after it was killed, while an abandoned one is being discarded) its rows
-are in ``fills`` but no reader counts them: every query of ``state`` that reads fills adds
+``metrics import`` merges a file into ``fills`` in short transactions (docs/ledger.md,
+"Importing trades"); every row it writes carries the import's ``import_id``
+(``fill_imports``, migration ``0008_fill_imports``), and the import's rows become visible
+together, in the one transaction that marks it ``complete``. Until then (while it merges,
+after it was killed, while an abandoned one is being discarded) its rows are in ``fills``
+but no reader counts them: every query of ``state`` that reads fills adds
 :func:`visible_clause`, and ``state.ledger_totals`` subtracts
 :func:`unfinished_fill_count` from its index-only count. A database migrated before
 ``0008`` has no imports table, and every fill is visible.

@@ -4,8 +4,8 @@
 ledger has and the sum of their *book deltas* (``+qty`` for a buy, ``-qty`` for a sell,
 minus a fee charged in the base asset: the convention of ``domain.ledger``), as Decimal
 text. Every insert of fills (``state.ledger``) updates it in the same transaction, so it is
-always the sum over exactly the *visible* rows in ``fills``: an import merged in several
-transactions adds its totals in the one that makes its rows visible (until then they are
+always the sum over exactly the *visible* rows in ``fills``: an import adds its totals in
+the transaction that makes its rows visible (``state.ledger_imports``; until then they are
 in ``fill_import_totals``, see ``state.fill_visibility``).
 
 Why: the FIFO lots open at a time T depend on the whole history before T, but only
@@ -79,43 +79,58 @@ def sum_deltas(symbol: str, rows: Iterable[tuple[str, str, str, str | None]]) ->
 def totals_from_columns(
     symbols: Any, sides: Any, qtys: Any, fees: Any, currencies: Any
 ) -> dict[str, SymbolTotal]:
-    """Per-symbol totals of validated import columns (numpy object arrays of stored text),
-    vectorised: distinct (symbol, qty, side) and (symbol, fee, currency) combinations are
-    counted with numpy and each is converted to Decimal once."""
+    """Per-symbol totals of validated import columns (numpy object arrays of stored text)."""
+    parts = totals_by_part(symbols, sides, qtys, fees, currencies, part_rows=max(len(symbols), 1))
+    return parts[0] if parts else {}
+
+
+def totals_by_part(
+    symbols: Any, sides: Any, qtys: Any, fees: Any, currencies: Any, *, part_rows: int
+) -> list[dict[str, SymbolTotal]]:
+    """Per-symbol totals of each run of ``part_rows`` consecutive rows of validated import
+    columns (numpy object arrays of stored text), vectorised: the columns are factorized
+    once, distinct (part, symbol, qty, side) and (part, symbol, fee, currency) combinations
+    are counted with numpy, and each is converted to Decimal once."""
     import numpy as np
     import pandas as pd
 
     sym_codes, sym_names = pd.factorize(symbols, use_na_sentinel=False)
+    n_parts = -(-len(sym_codes) // part_rows)
+    n_groups = n_parts * len(sym_names)  # a group is one symbol within one part
+    groups = (np.arange(len(sym_codes)) // part_rows) * len(sym_names) + sym_codes
     qty_codes, qty_values = pd.factorize(qtys, use_na_sentinel=False)
     is_buy = (sides == "buy").astype(np.int64)
-    key = (sym_codes.astype(np.int64) * len(qty_values) + qty_codes) * 2 + is_buy
-    size = len(sym_names) * len(qty_values) * 2
+    key = (groups.astype(np.int64) * len(qty_values) + qty_codes) * 2 + is_buy
+    size = n_groups * len(qty_values) * 2
     if size <= 4 * len(key) + 1024:  # a dense key space: count with bincount, no sort
         dense = np.bincount(key, minlength=size)
         keys = np.flatnonzero(dense)
         counts = dense[keys]
     else:
         keys, counts = np.unique(key, return_counts=True)
-    positions = dict.fromkeys(range(len(sym_names)), _ZERO)
-    fills = np.bincount(sym_codes, minlength=len(sym_names))
+    positions = dict.fromkeys(range(n_groups), _ZERO)
+    fills = np.bincount(groups, minlength=n_groups)
     for k, n in zip(keys.tolist(), counts.tolist(), strict=True):
         buy, rest = k % 2, k // 2
-        symbol, qty = divmod(rest, len(qty_values))
+        group, qty = divmod(rest, len(qty_values))
         amount = EXACT.multiply(Decimal(n), Decimal(qty_values[qty]))
-        positions[symbol] = EXACT.add(positions[symbol], amount if buy else -amount)
+        positions[group] = EXACT.add(positions[group], amount if buy else -amount)
     charged = (fees != "0") & pd.notna(currencies)
     if charged.any():
         pairs = pd.DataFrame(
-            {"s": sym_codes[charged], "f": fees[charged], "c": currencies[charged]}
+            {"g": groups[charged], "f": fees[charged], "c": currencies[charged]}
         ).value_counts()
         for key, n in pairs.items():
-            code, fee, currency = (str(part) for part in key)  # type: ignore[attr-defined]
-            symbol = int(code)
-            fee_delta = book_delta(str(sym_names[symbol]), "buy", "0", fee, currency)
-            positions[symbol] = EXACT.add(positions[symbol], EXACT.multiply(Decimal(n), fee_delta))
-    return {
-        str(sym_names[k]): SymbolTotal(int(fills[k]), positions[k]) for k in range(len(sym_names))
-    }
+            group_text, fee, currency = (str(part) for part in key)  # type: ignore[attr-defined]
+            group = int(group_text)
+            symbol = str(sym_names[group % len(sym_names)])
+            fee_delta = book_delta(symbol, "buy", "0", fee, currency)
+            positions[group] = EXACT.add(positions[group], EXACT.multiply(Decimal(n), fee_delta))
+    out: list[dict[str, SymbolTotal]] = [{} for _ in range(n_parts)]
+    for group in np.flatnonzero(fills).tolist():
+        part, symbol_code = divmod(group, len(sym_names))
+        out[part][str(sym_names[symbol_code])] = SymbolTotal(int(fills[group]), positions[group])
+    return out
 
 
 def has_totals(conn: sqlite3.Connection) -> bool:
