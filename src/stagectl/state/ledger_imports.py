@@ -50,7 +50,7 @@ MERGING, DISCARDING, DISCARDED, COMPLETE = "merging", "discarding", "discarded",
 # transactions: a delete costs about what an insert does, so the bounds of a merge step
 # (state.ledger_merge.MERGE_BATCH_ROWS and MERGE_PAUSE_S, which says why a pause).
 DISCARD_BATCH_ROWS = 10_000
-DISCARD_PAUSE_S = 0.025
+DISCARD_PAUSE_S = 0.015
 
 
 @dataclass(frozen=True)

@@ -34,17 +34,19 @@ from stagectl.state.ledger_imports import FillImport, check_merging
 from stagectl.state.ledger_totals import EXACT, SymbolTotal, new_fill_totals
 
 # Rows per merge transaction. Measured on the 2-core build machine (docs/performance.md):
-# a 10,000-row step held the write lock 40-60 ms (median) at a million fills in the ledger,
-# under 250 ms at the worst with other jobs loading both cores, so a concurrent writer (a
-# run-live bar) waits well under its busy timeout.
+# a 10,000-row step held the write lock 20-40 ms (median) and 50-94 ms at the most while
+# importing a million fills, about 170 ms with other jobs loading both cores, so a
+# concurrent writer (a run-live bar) waits well under its busy timeout.
 MERGE_BATCH_ROWS = 10_000
 
 # The least time the write lock stays free between two merge transactions. A writer that
-# finds the lock taken retries after 1, 2, 5, 10, 15, 20, 25, 25, 25 ms (SQLite's busy
-# handler, then every 50-100 ms): a pause of 25 ms after a step of under ~75 ms falls on
-# one of its first retries, so it gets the lock at the next pause instead of racing the
-# importer for it. Staging the next batch happens within the pause.
-MERGE_PAUSE_S = 0.025
+# finds the lock taken retries 0, 1, 3, 8, 18, 33, 53, 78, 103 ms after its first attempt
+# (SQLite's busy handler; then every 50-100 ms), so a free window of 15 ms ending within its
+# first ~35 ms of waiting always holds a retry: a 10,000-row step holds the lock 20-35 ms on
+# a quiet machine, so the writer gets in at the next pause instead of racing the importer.
+# Measured (docs/performance.md): with 15 ms a concurrent writer waited at most ~50-110 ms;
+# with no pause, up to 430 ms. Staging the next chunk fills most of the pause.
+MERGE_PAUSE_S = 0.015
 
 # Trades staged per INSERT statement: one statement binding 100 rows' values costs a
 # fraction of 100 single-row executions (the per-execution overhead is most of it).
