@@ -1,16 +1,21 @@
 """Ledger import throughput, `metrics window` end to end, and regime-analyze over a year.
 
-Run: /tmp/venv/bin/python benchmarks/ledger.py [--fills 1000000] [--data DIR]
+Run: python benchmarks/ledger.py [--fills 1000000] [--data DIR]
 Prints times and ratios against a baseline measured in the same run (a plain executemany of
 the same rows, 14 values each, into an index-free in-memory table), because the shared
 machine's speed varies; the import also reports this process's CPU time, which moves less
-with other jobs than wall time. Not part of the test suite.
+with other jobs than wall time. While the import runs, a second process stands in for a
+paper run: it records one fill every 10 ms through ``state.ledger.insert_fills`` (a busy
+timeout of 60 s, so it measures how long it waited instead of failing), and the benchmark
+prints its longest wait next to the longest write transaction the import held. Not part of
+the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import sqlite3
 import statistics
@@ -19,6 +24,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +33,10 @@ import numpy as np
 import pandas as pd
 
 from stagectl.config.home import Home
+from stagectl.data.trade_files import read_trades
 from stagectl.services.ledger import importer as metrics_import
 from stagectl.services.ledger import regime_analyze
-from stagectl.services.ledger.parse import read_trades
+from stagectl.state.db import open_state
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADER = "timestamp,trade_id,symbol,side,price,amount,fee,fee_currency,liquidity\n"
@@ -66,7 +74,19 @@ def write_fills_csv(path: Path, n: int) -> str:
 def baseline_executemany(columns: Any) -> float:
     """Seconds for a plain executemany of the same rows (14 values each, as the fills table
     has) into an index-free in-memory table: the floor this machine sets right now."""
-    rows, _ = metrics_import.trade_rows(columns)
+    fields = (
+        columns.trade_id,
+        columns.symbol,
+        columns.side,
+        columns.qty,
+        columns.price,
+        columns.fee,
+        columns.fee_currency,
+        columns.liquidity,
+        columns.order_id,
+        columns.ts,
+    )
+    rows = zip(*(column.tolist() for column in fields), strict=True)
     full = [("bench", f"{r[1]}:{r[0]}", None, None, *r[8:9], *r[1:8], r[9], "import") for r in rows]
     memory = sqlite3.connect(":memory:")
     memory.execute("CREATE TABLE f (" + ", ".join(f"c{i}" for i in range(14)) + ")")
@@ -76,19 +96,69 @@ def baseline_executemany(columns: Any) -> float:
     return time.perf_counter() - t0
 
 
+def probe_writer(state: Path, stop: Path, report: Path) -> None:
+    """A paper run's stand-in: one fill every 10 ms, each in its own write transaction,
+    until ``stop`` exists; writes its longest wait and the number of failures to
+    ``report``."""
+    from stagectl.state.ledger import Fill, insert_fills
+
+    waits, failures = [], 0
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    with open_state(state, busy_timeout_ms=60_000) as db:
+        while not stop.exists():
+            k = len(waits)
+            fill = Fill(
+                exchange="probe",
+                trade_id=f"BTCUSDT:{k}",
+                symbol="BTCUSDT",
+                side="buy" if k % 2 else "sell",
+                qty=Decimal("0.001"),
+                price=Decimal("50000"),
+                fee=Decimal("0"),
+                ts=t0 + timedelta(seconds=k),
+                source="paper",
+            )
+            start = time.perf_counter()
+            try:
+                insert_fills(db, [fill])
+            except Exception:
+                failures += 1
+            waits.append(time.perf_counter() - start)
+            time.sleep(0.01)
+    report.write_text(json.dumps({"writes": len(waits), "max_s": max(waits), "failures": failures}))
+
+
 def bench_import(csv_path: Path, home: Path, n: int) -> None:
     parse_s, columns = timed(lambda: read_trades(csv_path, "csv", symbol=None), repeat=1)
     baseline_s = baseline_executemany(columns)
     del columns
+    state = Home.resolve(home).state_path
+    open_state(state).close()
+    stop, report = home / "probe.stop", home / "probe.json"
+    probe = subprocess.Popen(
+        [sys.executable, __file__, "--probe", str(state), str(stop), str(report)]
+    )
+    time.sleep(1.0)  # the probe is writing before the import starts
     request = metrics_import.ImportRequest(path=csv_path, account="bench")
     t0, cpu0 = time.perf_counter(), time.process_time()
     result = metrics_import.run(request, home=Home.resolve(home))
     total_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    stop.touch()
+    probe.wait()
+    waited = json.loads(report.read_text())
     insert_s = total_s - parse_s
     print(
-        f"import of {n:,} fills (CSV, one transaction): {total_s:.2f} s"
+        f"import of {n:,} fills (CSV): {total_s:.2f} s"
         f" = {n / total_s:,.0f} fills/s; total / baseline = {total_s / baseline_s:.2f}x"
         f" (CPU {cpu_s:.2f} s = {n / cpu_s:,.0f} fills/s)"
+    )
+    longest = getattr(result, "longest_write_s", None)
+    held = "n/a" if longest is None else f"{longest * 1000:.0f} ms"
+    print(
+        f"  longest write transaction the import held: {held} over"
+        f" {getattr(result, 'merge_transactions', 1)} transactions; a concurrent writer"
+        f" (one fill per 10 ms) waited at most {waited['max_s'] * 1000:.0f} ms,"
+        f" {waited['failures']} failures in {waited['writes']} writes"
     )
     print(
         f"  parse + validate alone {parse_s:.2f} s ({parse_s / baseline_s:.2f}x; the import"
@@ -155,7 +225,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fills", type=int, default=1_000_000)
     parser.add_argument("--data", type=Path, default=DATA_DIR)
+    parser.add_argument("--probe", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        probe_writer(*args.probe)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         csv_path = work / "fills.csv"

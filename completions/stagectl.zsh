@@ -82,7 +82,7 @@ _stagectl_node() {
             _stagectl_opts=('-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Compute as of this UTC time (ISO-8601) [default: the end of the common data].');;
         "metrics")
             _stagectl_names='import fetch window export-windows'
-            _stagectl_commands=('import:Import trades into the fill ledger, one transaction per file, idempotent on trade id.' 'fetch:Fetch the account'\''s trades of one symbol into the fill ledger (one transaction, idempotent on trade id, like metrics import).' 'window:Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.' 'export-windows:Consecutive PnL windows: fills, realized FIFO, cash flow, fees, volume, inventory delta and mid return, as CSV.')
+            _stagectl_commands=('import:Import trades into the fill ledger, all or nothing per file, idempotent on trade id.' 'fetch:Fetch the account'\''s trades of one symbol into the fill ledger (all or nothing, idempotent on trade id, like metrics import).' 'window:Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.' 'export-windows:Consecutive PnL windows: fills, realized FIFO, cash flow, fees, volume, inventory delta and mid return, as CSV.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "metrics import")
             _stagectl_names=''

@@ -33,8 +33,9 @@ def _write(path: Path, rows: list[str]) -> Path:
 
 
 def _count(home: Path) -> int:
+    """The fills a reader sees (an unfinished import's rows are in the table, not visible)."""
     with open_state(Home.resolve(home).state_path, migrate=False) as db:
-        return int(db.conn.execute("SELECT count(*) FROM fills").fetchone()[0])
+        return len(fills(db))
 
 
 def test_import_records_exact_decimals_and_a_second_import_adds_nothing(

@@ -1,6 +1,6 @@
 """metrics import of a file read in several chunks (the staged, pipelined write path):
-the same contracts as a one-chunk file: one transaction, the first bad row named and nothing
-written, idempotent, file order kept, fill_totals equal to a full recount."""
+the same contracts as a one-chunk file: all or nothing, the first bad row named and nothing
+left written, idempotent, file order kept, fill_totals equal to a full recount."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The ledger's running totals and the lots read from them equal a full FIFO over the history.
 
 ``metrics window`` reads the lots open at the window start from ``fill_totals`` and a short
-backward scan (services.metrics_ledger.carried_lots); these tests compare it with the full
+backward scan (services.ledger.reads.carried_lots); these tests compare it with the full
 scan through the integer FIFO kernel (scan_carried_lots) on random ledgers with position
 flips, base-currency fees, rebates, equal timestamps, duplicate imports and live inserts.
 """
@@ -17,10 +17,10 @@ import pytest
 
 from stagectl.config.home import Home
 from stagectl.services.ledger.reads import carried_lots, newest_lots, scan_carried_lots
-from stagectl.state._codec import ts_text
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.ledger import Fill, insert_fills
-from stagectl.state.ledger_totals import book_delta, position_before
+from stagectl.state.ledger_reads import position_before
+from stagectl.state.ledger_totals import book_delta, sum_deltas, totals_by_part
 from tests.conftest import Run
 
 HEADER = "timestamp,trade_id,symbol,side,price,amount,fee,fee_currency,liquidity\n"
@@ -58,12 +58,12 @@ def assert_fast_equals_scan(db: StateDB, cuts: list[datetime], *, from_totals: b
     """carried_lots equals the full scan at every cut; ``from_totals``: and it really came
     from the totals (no fallback)."""
     for cut in cuts:
-        slow = lot_view(scan_carried_lots(db.conn, "SOLUSDT", cut))
-        assert lot_view(carried_lots(db.conn, "SOLUSDT", cut)) == slow, cut
-        position = position_before(db.conn, "SOLUSDT", ts_text(cut))
+        slow = lot_view(scan_carried_lots(db, "SOLUSDT", cut))
+        assert lot_view(carried_lots(db, "SOLUSDT", cut)) == slow, cut
+        position = position_before(db, "SOLUSDT", cut)
         assert (position is not None) == from_totals
         if position is not None:
-            newest = newest_lots(db.conn, "SOLUSDT", cut, position)
+            newest = newest_lots(db, "SOLUSDT", cut, position)
             assert newest is not None and lot_view(newest) == slow, cut
 
 
@@ -92,7 +92,7 @@ def test_lots_from_totals_equal_the_full_fifo_scan(
         assert Decimal(position) == sum((row_delta(r) for r in rows), Decimal(0))
         cuts = [T0 + timedelta(seconds=s) for s in range(0, 20_000, 397)]
         assert_fast_equals_scan(db, cuts, from_totals=True)
-        assert position_before(db.conn, "SOLUSDT", "2025-03-01T00:00:00.000000Z") == 0
+        assert position_before(db, "SOLUSDT", T0) == 0
 
 
 def test_live_inserts_keep_the_totals_and_unknown_writes_fall_back_to_the_scan(
@@ -141,3 +141,33 @@ def test_a_ledger_without_totals_gets_them_from_its_history_on_the_next_insert(
         assert db.conn.execute("SELECT fills FROM fill_totals").fetchone()[0] == 300
         cuts = [T0 + timedelta(seconds=s) for s in range(0, 9000, 611)]
         assert_fast_equals_scan(db, cuts, from_totals=True)
+
+
+def test_totals_of_merge_parts_equal_the_sums_over_each_part() -> None:
+    import numpy as np
+
+    rows = [row.strip().split(",") for row in random_rows(random.Random(5), 250)]
+    rows += [[*row[:2], "ETHUSDT", *row[3:6], "0.001", "ETH", row[8]] for row in rows[:40]]
+    random.Random(6).shuffle(rows)
+    column = {
+        name: np.array([row[k] or None for row in rows], dtype=object)
+        for k, name in enumerate(HEADER.strip().split(","))
+    }
+    parts = totals_by_part(
+        column["symbol"],
+        column["side"],
+        column["amount"],
+        column["fee"],
+        column["fee_currency"],
+        part_rows=64,
+    )
+    assert len(parts) == 5
+    for k, part in enumerate(parts):
+        chunk = rows[64 * k : 64 * (k + 1)]
+        expected = {
+            symbol: sum_deltas(
+                symbol, [(r[3], r[5], r[6], r[7] or None) for r in chunk if r[2] == symbol]
+            )
+            for symbol in {r[2] for r in chunk}
+        }
+        assert part == expected

@@ -46,6 +46,7 @@ TABLES_BY_MIGRATION = {
     "0005_paper_book": {"paper_books", "paper_records"},
     "0006_ledger_totals": {"fill_totals"},
     "0007_one_state": {"trading_states", "legacy_merges"},
+    "0008_fill_imports": {"fill_imports", "fill_import_totals"},
 }
 TABLES_DROPPED_BY_MIGRATION = {"0007_one_state": {"trading_flags"}}
 

@@ -58,11 +58,14 @@ def metrics_import(
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Import trades into the fill ledger, one transaction per file, idempotent on trade id.
+    """Import trades into the fill ledger, all or nothing per file, idempotent on trade id.
 
     A bad row stops the import (exit 2, FILE:ROW and the field) and nothing of the file is
-    written; with --skip-bad the good rows are written and the command exits 1 when any row
-    was skipped. --symbol names the symbol of a CSV without a symbol column.
+    recorded; with --skip-bad the good rows are recorded and the command exits 1 when any
+    row was skipped. The file is merged in short transactions (paper and live runs keep
+    writing meanwhile) and becomes visible at once when complete; an import stopped
+    half-way stays invisible, and running it again completes it. --symbol names the symbol
+    of a CSV without a symbol column.
 
     Example: stagectl metrics import trades.json --source binance-main
     """
@@ -125,7 +128,7 @@ def metrics_fetch(
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Fetch the account's trades of one symbol into the fill ledger (one transaction,
+    """Fetch the account's trades of one symbol into the fill ledger (all or nothing,
     idempotent on trade id, like metrics import).
 
     Exit 0; 2 on bad input or missing credentials; 3 when the exchange cannot be reached.

@@ -1,4 +1,6 @@
-"""Market data: the bundled sample, CSV loaders and their validation (docs/data.md).
+"""Market data and trade files: the bundled sample, CSV loaders and their validation
+(docs/data.md), and the fill files ``metrics import`` reads (``trade_files``,
+``trade_validation``; docs/ledger.md).
 
 ``bundled_datasets`` needs only the standard library; the loaders import pandas,
 so they are resolved lazily to keep ``import stagectl.data`` cheap.

@@ -8,12 +8,14 @@ Fills and funding payments are idempotent: a fill is identified by
 (exchange, trade_id) and a funding payment by (source, symbol, ts), so
 importing the same exchange history twice records each once. Bulk inserts use
 ``executemany`` in one transaction (DESIGN.md: 428 k rows/s, against 119 k/s
-through sqlite-utils' ``insert_all``).
+through sqlite-utils' ``insert_all``); a file import, too big for one short
+transaction, is merged in steps by ``state.ledger_imports``, and :func:`fills`
+never returns the rows of an unfinished import (``state.fill_visibility``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -137,7 +139,7 @@ def _last_fill_id(conn: Any) -> int:
 
 
 def _update_totals(conn: Any, inserted: int, last_id: int, batch: Mapping[str, Any] | None) -> None:
-    """Keep ``fill_totals`` (state.ledger_totals) equal to the sums over ``fills``.
+    """Keep ``fill_totals`` (state.ledger_totals) equal to the sums over the visible fills.
 
     ``batch`` holds the per-symbol totals of every row offered, usable when all of them were
     inserted; otherwise the rows just inserted (``id > last_id``) are read back."""
@@ -148,181 +150,6 @@ def _update_totals(conn: Any, inserted: int, last_id: int, batch: Mapping[str, A
     if batch is None or inserted != sum(t.fills for t in batch.values()):
         batch = ledger_totals.new_fill_totals(conn, last_id)
     ledger_totals.add_to_totals(conn, batch, was_empty=last_id == 0)
-
-
-# The columns of one imported trade, in this order, already encoded as the codec does.
-TRADE_ROW_FIELDS = (
-    "trade_id",
-    "symbol",
-    "side",
-    "qty",
-    "price",
-    "fee",
-    "fee_currency",
-    "liquidity",
-    "exchange_order_id",
-    "ts",
-)
-
-
-def insert_trade_rows(
-    db: StateDB,
-    rows: Iterable[Sequence[str | None]],
-    *,
-    count: int,
-    exchange: str,
-    source: str,
-    totals: Mapping[str, Any] | None = None,
-) -> InsertCounts:
-    """The import path: record ``count`` trades of one account in one transaction, skipping
-    the ones already recorded.
-
-    Each row holds ``TRADE_ROW_FIELDS``; ``trade_id`` is the exchange's id, and the ledger
-    key ``SYMBOL:ID`` (:func:`ledger_trade_id`) is built by SQLite (``symbol || ':' || id``)
-    so no per-row key string is made in Python. The account (``exchange``) and ``source``
-    are the same for every row and are written into the statement as SQL string literals,
-    so each row binds 10 values instead of 14: at a million rows, binding Python values is
-    most of an ``executemany``'s cost (docs/ledger.md). ``rows`` may be an iterator (no
-    list of a million tuples is needed); ``count`` is how many it yields. ``totals`` are
-    the rows' per-symbol ``ledger_totals.SymbolTotal`` when the caller has them (used when
-    every row was new; otherwise the inserted rows are read back).
-    """
-    sql = (
-        f"INSERT INTO fills ({_FILL_COLUMNS}) VALUES ("
-        f"{_sql_text(exchange)}, ?2 || ':' || ?1, NULL, NULL, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-        f" ?10, {_sql_text(source)}) ON CONFLICT (exchange, trade_id) DO NOTHING"
-    )
-    with db.transaction() as conn:
-        last_id, before = _last_fill_id(conn), conn.total_changes
-        conn.executemany(sql, rows)
-        inserted = conn.total_changes - before
-        _update_totals(conn, inserted, last_id, totals)
-    return InsertCounts(inserted=inserted, skipped=count - inserted)
-
-
-# The low-cardinality columns of an imported trade, staged once per distinct combination.
-TRADE_KIND_FIELDS = ("symbol", "side", "fee", "fee_currency", "liquidity", "exchange_order_id")
-
-
-# Trades staged per INSERT statement: one statement binding 100 rows' values costs a
-# fraction of 100 single-row executions (the per-execution overhead is most of it).
-STAGE_GROUP_ROWS = 100
-
-
-@dataclass(frozen=True)
-class TradeBatch:
-    """Trades of one import chunk, split for staging (docs/ledger.md, "Writing").
-
-    Each trade is ``(trade_id, kind, qty, price, ts)``, where ``kind`` indexes ``kinds``:
-    the distinct ``TRADE_KIND_FIELDS`` tuples (symbol, side, fee, ...) of the chunk. In file
-    order, ``groups`` hold the values of ``STAGE_GROUP_ROWS`` trades each, flattened, and
-    ``tail`` the remaining trades one by one. All text is encoded as the codec does.
-    ``totals`` are the trades' per-symbol ``ledger_totals.SymbolTotal`` when known (None:
-    read back)."""
-
-    groups: Iterable[Sequence[Any]]
-    tail: Iterable[Sequence[Any]]
-    count: int
-    kinds: Sequence[Sequence[str | None]]
-    totals: Mapping[str, Any] | None = None
-
-
-def insert_trade_batches(
-    db: StateDB,
-    batches: Iterable[TradeBatch],
-    *,
-    exchange: str,
-    source: str,
-    before_write: Callable[[], None] | None = None,
-) -> InsertCounts:
-    """The import path: record every batch's trades of one account in ONE transaction,
-    skipping the ones already recorded (ledger key ``SYMBOL:ID``, :func:`ledger_trade_id`).
-
-    Each batch is staged into index-free TEMP tables with ``executemany`` (5 bound values
-    per trade, 100 trades per statement: the constant columns are SQL literals and the
-    low-cardinality ones one integer ``kind``), then one ``INSERT INTO fills SELECT ...
-    ORDER BY rowid`` writes it in file order inside SQLite, where constraints and index
-    maintenance run in C without Python's GIL. ``before_write`` is called before each
-    such insert (``metrics import`` lets a reader thread parse the next chunk meanwhile).
-    An exception from ``batches`` (a bad row later in the file) rolls everything back.
-    """
-    totals: dict[str, Any] | None = {}
-    offered = inserted = 0
-    with db.transaction() as conn:
-        last_id = _last_fill_id(conn)
-        _create_stage(conn)
-        try:
-            for batch in batches:
-                offered += batch.count
-                if totals is not None and batch.totals is not None:
-                    totals = _merge_totals(totals, batch.totals)
-                else:
-                    totals = None
-                _stage(conn, batch)
-                if before_write is not None:
-                    before_write()
-                before = conn.total_changes  # counts the temp tables' changes too
-                conn.execute(_stage_insert_sql(exchange, source))
-                inserted += conn.total_changes - before
-        finally:
-            conn.execute("DROP TABLE IF EXISTS temp.stagectl_trade_stage")
-            conn.execute("DROP TABLE IF EXISTS temp.stagectl_trade_kinds")
-        _update_totals(conn, inserted, last_id, totals)
-    return InsertCounts(inserted=inserted, skipped=offered - inserted)
-
-
-def _create_stage(conn: Any) -> None:
-    conn.execute(
-        "CREATE TEMP TABLE stagectl_trade_stage (trade_id TEXT, kind INTEGER, qty TEXT,"
-        " price TEXT, ts TEXT)"
-    )
-    conn.execute(
-        "CREATE TEMP TABLE stagectl_trade_kinds (kind INTEGER PRIMARY KEY, symbol TEXT,"
-        " side TEXT, fee TEXT, fee_currency TEXT, liquidity TEXT, exchange_order_id TEXT)"
-    )
-
-
-def _stage(conn: Any, batch: TradeBatch) -> None:
-    """Replace the staged rows by ``batch`` (the temp tables live in this connection)."""
-    conn.execute("DELETE FROM temp.stagectl_trade_stage")
-    conn.execute("DELETE FROM temp.stagectl_trade_kinds")
-    conn.executemany(
-        "INSERT INTO temp.stagectl_trade_kinds VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(k, *kind) for k, kind in enumerate(batch.kinds)],
-    )
-    one = "(?, ?, ?, ?, ?)"
-    insert = "INSERT INTO temp.stagectl_trade_stage VALUES "
-    conn.executemany(insert + ", ".join([one] * STAGE_GROUP_ROWS), batch.groups)
-    conn.executemany(insert + one, batch.tail)
-
-
-def _stage_insert_sql(exchange: str, source: str) -> str:
-    return (
-        f"INSERT INTO main.fills ({_FILL_COLUMNS}) SELECT {_sql_text(exchange)},"
-        " k.symbol || ':' || s.trade_id, NULL, NULL, k.exchange_order_id, k.symbol, k.side,"
-        f" s.qty, s.price, k.fee, k.fee_currency, k.liquidity, s.ts, {_sql_text(source)}"
-        " FROM temp.stagectl_trade_stage AS s JOIN temp.stagectl_trade_kinds AS k"
-        " ON k.kind = s.kind WHERE true ORDER BY s.rowid"
-        " ON CONFLICT (exchange, trade_id) DO NOTHING"
-    )
-
-
-def _merge_totals(into: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
-    from stagectl.state.ledger_totals import EXACT, SymbolTotal
-
-    for symbol, total in more.items():
-        had = into.get(symbol)
-        into[symbol] = (
-            total
-            if had is None
-            else SymbolTotal(had.fills + total.fills, EXACT.add(had.position, total.position))
-        )
-    return into
-
-
-def _sql_text(value: str) -> str:
-    """A SQL string literal: quotes doubled, so any text is data, never SQL."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def ledger_trade_id(symbol: str, trade_id: str) -> str:
@@ -343,9 +170,14 @@ def fills(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> list[Fill]:
-    """Fills in time order (ties in insertion order), ``start <= ts < end``."""
+    """Visible fills in time order (ties in insertion order), ``start <= ts < end``: the rows
+    of an import that has not completed are left out (``state.fill_visibility``)."""
+    from stagectl.state.fill_visibility import visible_clause
+
     where, params = filters({"symbol": symbol, "run_id": run_id}, start, end)
-    sql = f"SELECT {_FILL_COLUMNS} FROM fills WHERE 1 = 1{where} ORDER BY ts, id"
+    sql = (
+        f"SELECT {_FILL_COLUMNS} FROM fills WHERE {visible_clause(db.conn)}{where} ORDER BY ts, id"
+    )
     return [_fill(row) for row in db.conn.execute(sql, params)]
 
 

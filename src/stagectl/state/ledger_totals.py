@@ -4,17 +4,20 @@
 ledger has and the sum of their *book deltas* (``+qty`` for a buy, ``-qty`` for a sell,
 minus a fee charged in the base asset: the convention of ``domain.ledger``), as Decimal
 text. Every insert of fills (``state.ledger``) updates it in the same transaction, so it is
-always the sum over exactly the rows in ``fills``.
+always the sum over exactly the *visible* rows in ``fills``: an import adds its totals in
+the transaction that makes its rows visible (``state.ledger_imports``; until then they are
+in ``fill_import_totals``, see ``state.fill_visibility``).
 
 Why: the FIFO lots open at a time T depend on the whole history before T, but only
 through the position at T. Given the position P, the open lots are the newest opening
 fills walking back from T until they cover |P| (FIFO consumes the oldest first), which
-``services.metrics_ledger`` reads with a short backward index scan. With these totals,
+``state.ledger_reads.newest_fills`` reads with a short backward index scan. With these totals,
 ``P(T) = total - (deltas of the fills at or after T)``, so ``metrics window`` reads the
 recent fills only, not a million rows of history.
 
-Trust, not hope: a reader uses the totals only when the stored count equals
-``count(*)`` of the symbol's fills (an index-only count); otherwise (a database from before
+Trust, not hope: a reader uses the totals only when the stored count plus the rows of
+unfinished imports equals ``count(*)`` of the symbol's fills (an index-only count);
+otherwise (a database from before
 the migration, a fill written by other means) it falls back to reading the history. A
 fill whose fee is in a third currency cannot be booked (``domain.ledger``): its symbol's
 totals row is dropped so readers take the slow path and report the problem there.
@@ -35,16 +38,23 @@ _ZERO = Decimal(0)
 
 @dataclass(frozen=True)
 class SymbolTotal:
+    """A symbol's fill count and exact net book delta; ``bookable`` is False when one of
+    the fills has a fee in a third currency (the position is then unknown, and 0 here)."""
+
     fills: int
     position: Decimal
+    bookable: bool = True
 
 
 class UnbookableFee(ValueError):
     """A fee in a currency that is neither the base nor the quote of the symbol."""
 
 
-def book_delta(symbol: str, side: str, qty: str, fee: str, fee_currency: str | None) -> Decimal:
-    """One stored fill's change of the position (text columns as stored)."""
+def book_delta(
+    symbol: str, side: str, qty: str | Decimal, fee: str | Decimal, fee_currency: str | None
+) -> Decimal:
+    """One fill's change of the position, exact (from the text columns as stored, or
+    Decimals)."""
     from stagectl.domain.ledger import fee_in_base
 
     signed = Decimal(qty) if side == "buy" else -Decimal(qty)
@@ -69,43 +79,58 @@ def sum_deltas(symbol: str, rows: Iterable[tuple[str, str, str, str | None]]) ->
 def totals_from_columns(
     symbols: Any, sides: Any, qtys: Any, fees: Any, currencies: Any
 ) -> dict[str, SymbolTotal]:
-    """Per-symbol totals of validated import columns (numpy object arrays of stored text),
-    vectorised: distinct (symbol, qty, side) and (symbol, fee, currency) combinations are
-    counted with numpy and each is converted to Decimal once."""
+    """Per-symbol totals of validated import columns (numpy object arrays of stored text)."""
+    parts = totals_by_part(symbols, sides, qtys, fees, currencies, part_rows=max(len(symbols), 1))
+    return parts[0] if parts else {}
+
+
+def totals_by_part(
+    symbols: Any, sides: Any, qtys: Any, fees: Any, currencies: Any, *, part_rows: int
+) -> list[dict[str, SymbolTotal]]:
+    """Per-symbol totals of each run of ``part_rows`` consecutive rows of validated import
+    columns (numpy object arrays of stored text), vectorised: the columns are factorized
+    once, distinct (part, symbol, qty, side) and (part, symbol, fee, currency) combinations
+    are counted with numpy, and each is converted to Decimal once."""
     import numpy as np
     import pandas as pd
 
     sym_codes, sym_names = pd.factorize(symbols, use_na_sentinel=False)
+    n_parts = -(-len(sym_codes) // part_rows)
+    n_groups = n_parts * len(sym_names)  # a group is one symbol within one part
+    groups = (np.arange(len(sym_codes)) // part_rows) * len(sym_names) + sym_codes
     qty_codes, qty_values = pd.factorize(qtys, use_na_sentinel=False)
     is_buy = (sides == "buy").astype(np.int64)
-    key = (sym_codes.astype(np.int64) * len(qty_values) + qty_codes) * 2 + is_buy
-    size = len(sym_names) * len(qty_values) * 2
+    key = (groups.astype(np.int64) * len(qty_values) + qty_codes) * 2 + is_buy
+    size = n_groups * len(qty_values) * 2
     if size <= 4 * len(key) + 1024:  # a dense key space: count with bincount, no sort
         dense = np.bincount(key, minlength=size)
         keys = np.flatnonzero(dense)
         counts = dense[keys]
     else:
         keys, counts = np.unique(key, return_counts=True)
-    positions = dict.fromkeys(range(len(sym_names)), _ZERO)
-    fills = np.bincount(sym_codes, minlength=len(sym_names))
+    positions = dict.fromkeys(range(n_groups), _ZERO)
+    fills = np.bincount(groups, minlength=n_groups)
     for k, n in zip(keys.tolist(), counts.tolist(), strict=True):
         buy, rest = k % 2, k // 2
-        symbol, qty = divmod(rest, len(qty_values))
+        group, qty = divmod(rest, len(qty_values))
         amount = EXACT.multiply(Decimal(n), Decimal(qty_values[qty]))
-        positions[symbol] = EXACT.add(positions[symbol], amount if buy else -amount)
+        positions[group] = EXACT.add(positions[group], amount if buy else -amount)
     charged = (fees != "0") & pd.notna(currencies)
     if charged.any():
         pairs = pd.DataFrame(
-            {"s": sym_codes[charged], "f": fees[charged], "c": currencies[charged]}
+            {"g": groups[charged], "f": fees[charged], "c": currencies[charged]}
         ).value_counts()
         for key, n in pairs.items():
-            code, fee, currency = (str(part) for part in key)  # type: ignore[attr-defined]
-            symbol = int(code)
-            fee_delta = book_delta(str(sym_names[symbol]), "buy", "0", fee, currency)
-            positions[symbol] = EXACT.add(positions[symbol], EXACT.multiply(Decimal(n), fee_delta))
-    return {
-        str(sym_names[k]): SymbolTotal(int(fills[k]), positions[k]) for k in range(len(sym_names))
-    }
+            group_text, fee, currency = (str(part) for part in key)  # type: ignore[attr-defined]
+            group = int(group_text)
+            symbol = str(sym_names[group % len(sym_names)])
+            fee_delta = book_delta(symbol, "buy", "0", fee, currency)
+            positions[group] = EXACT.add(positions[group], EXACT.multiply(Decimal(n), fee_delta))
+    out: list[dict[str, SymbolTotal]] = [{} for _ in range(n_parts)]
+    for group in np.flatnonzero(fills).tolist():
+        part, symbol_code = divmod(group, len(sym_names))
+        out[part][str(sym_names[symbol_code])] = SymbolTotal(int(fills[group]), positions[group])
+    return out
 
 
 def has_totals(conn: sqlite3.Connection) -> bool:
@@ -115,34 +140,36 @@ def has_totals(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def new_fill_totals(conn: sqlite3.Connection, after_id: int) -> dict[str, SymbolTotal | None]:
-    """Totals of the fills with ``id > after_id`` (the rows a batch just inserted); None for
-    a symbol with a fee that cannot be booked."""
+def new_fill_totals(conn: sqlite3.Connection, after_id: int) -> dict[str, SymbolTotal]:
+    """Totals of the fills with ``id > after_id`` (the rows a batch just inserted, read
+    inside its transaction); not ``bookable`` for a symbol with a fee that cannot be
+    booked."""
     by_symbol: dict[str, list[tuple[str, str, str, str | None]]] = {}
     for symbol, side, qty, fee, currency in conn.execute(
         "SELECT symbol, side, qty, fee, fee_currency FROM fills WHERE id > ? ORDER BY id",
         (after_id,),
     ):
         by_symbol.setdefault(symbol, []).append((side, qty, fee, currency))
-    totals: dict[str, SymbolTotal | None] = {}
+    totals: dict[str, SymbolTotal] = {}
     for symbol, rows in by_symbol.items():
         try:
             totals[symbol] = sum_deltas(symbol, rows)
         except UnbookableFee:
-            totals[symbol] = None
+            totals[symbol] = SymbolTotal(len(rows), _ZERO, bookable=False)
     return totals
 
 
 def add_to_totals(
-    conn: sqlite3.Connection, added: Mapping[str, SymbolTotal | None], *, was_empty: bool
+    conn: sqlite3.Connection, added: Mapping[str, SymbolTotal], *, was_empty: bool
 ) -> None:
-    """Add a batch's totals (inside the batch's transaction, after its rows are written).
+    """Add the totals of rows that just became visible (inside the transaction that wrote
+    them, or that completed their import).
 
     A symbol without a totals row starts one: from the batch alone when the batch holds all
-    of its fills (``was_empty``: the table had no fills before the batch), else from its
-    whole history (once, e.g. after the migration)."""
+    of its visible fills (``was_empty``: the table had no fills before the batch), else
+    from its whole visible history (once, e.g. after the migration)."""
     for symbol, batch in added.items():
-        if batch is None:
+        if not batch.bookable:
             conn.execute("DELETE FROM fill_totals WHERE symbol = ?", (symbol,))
             continue
         if batch.fills == 0:
@@ -155,7 +182,7 @@ def add_to_totals(
                 total = SymbolTotal(
                     row[0] + batch.fills, EXACT.add(Decimal(row[1]), batch.position)
                 )
-            elif was_empty or _fill_count(conn, symbol) == batch.fills:
+            elif was_empty or visible_fill_count(conn, symbol) == batch.fills:
                 total = batch
             else:
                 total = _history_total(conn, symbol)
@@ -171,28 +198,45 @@ def add_to_totals(
 
 
 def _fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+    """All rows of ``symbol``, visible or not: an index-only count."""
     return int(conn.execute("SELECT count(*) FROM fills WHERE symbol = ?", (symbol,)).fetchone()[0])
 
 
+def visible_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+    """The visible fills of ``symbol``: every row minus those of unfinished imports."""
+    from stagectl.state.fill_visibility import unfinished_fill_count
+
+    return _fill_count(conn, symbol) - unfinished_fill_count(conn, symbol)
+
+
 def _history_total(conn: sqlite3.Connection, symbol: str) -> SymbolTotal:
+    from stagectl.state.fill_visibility import visible_clause
+
     rows = conn.execute(
-        "SELECT side, qty, fee, fee_currency FROM fills WHERE symbol = ?", (symbol,)
+        "SELECT side, qty, fee, fee_currency FROM fills"
+        f" WHERE symbol = ? AND {visible_clause(conn)}",
+        (symbol,),
     )
     return sum_deltas(symbol, rows)
 
 
 def position_before(conn: sqlite3.Connection, symbol: str, before_ts: str) -> Decimal | None:
-    """The exact position of ``symbol`` over the fills with ``ts < before_ts``, from the
-    totals and the fills at or after ``before_ts``; None when the totals cannot be used."""
+    """The exact position of ``symbol`` over the visible fills with ``ts < before_ts``, from
+    the totals and the fills at or after ``before_ts``; None when the totals cannot be used.
+    Its four reads must see one state of the ledger: call it inside a read transaction
+    (``state.ledger_reads.snapshot``), or a fill written between them skews the answer."""
+    from stagectl.state.fill_visibility import visible_clause
+
     if not has_totals(conn):
         return None
     row = conn.execute(
         "SELECT fills, position FROM fill_totals WHERE symbol = ?", (symbol,)
     ).fetchone()
-    if row is None or row[0] != _fill_count(conn, symbol):
+    if row is None or row[0] != visible_fill_count(conn, symbol):
         return None
     later = conn.execute(
-        "SELECT side, qty, fee, fee_currency FROM fills WHERE symbol = ? AND ts >= ?",
+        "SELECT side, qty, fee, fee_currency FROM fills"
+        f" WHERE symbol = ? AND ts >= ? AND {visible_clause(conn)}",
         (symbol, before_ts),
     )
     try:

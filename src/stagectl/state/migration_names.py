@@ -21,4 +21,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0005_paper_book",
     "0006_ledger_totals",
     "0007_one_state",
+    "0008_fill_imports",
 )

@@ -256,6 +256,43 @@ DROP INDEX fills_run_ts;
 CREATE INDEX fills_run_ts ON fills (run_id, ts) WHERE run_id IS NOT NULL;
 """
 
+# So that ``metrics import`` can merge a file in short transactions under one import
+# record: the rows of an unfinished import stay invisible to every reader
+# (state.fill_visibility) until the transaction that marks it complete, which also adds its
+# per-symbol totals to fill_totals (docs/ledger.md, "Importing trades").
+# ``fill_import_totals`` holds, per import and symbol, the rows it has in ``fills`` and
+# their exact net book delta (NULL: a fee that cannot be booked). ``ADD COLUMN`` leaves
+# existing fills with ``import_id`` NULL: visible, as before.
+# Depends only on 0001 (fills) and 0006's conventions, not on any later migration.
+FILL_IMPORTS = """
+CREATE TABLE fill_imports (
+    id INTEGER PRIMARY KEY,
+    content_sha256 TEXT NOT NULL,
+    account TEXT NOT NULL,
+    source TEXT NOT NULL,
+    symbol TEXT,
+    origin TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('merging', 'discarding', 'discarded', 'complete')),
+    merged_rows INTEGER NOT NULL DEFAULT 0 CHECK (merged_rows >= 0),
+    inserted INTEGER NOT NULL DEFAULT 0 CHECK (inserted >= 0),
+    after_fill_id INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    completed_at TEXT
+) STRICT;
+CREATE INDEX fill_imports_unfinished ON fill_imports (id) WHERE status <> 'complete';
+
+CREATE TABLE fill_import_totals (
+    import_id INTEGER NOT NULL REFERENCES fill_imports (id),
+    symbol TEXT NOT NULL,
+    fills INTEGER NOT NULL CHECK (fills >= 0),
+    position TEXT,
+    PRIMARY KEY (import_id, symbol)
+) STRICT;
+
+ALTER TABLE fills ADD COLUMN import_id INTEGER REFERENCES fill_imports (id);
+"""
+
 
 # One state for paper and live (docs/state.md, "One state"): the trading state and the
 # risk directives are kept per mode, since a kill switch on the paper book must not stop
@@ -319,6 +356,7 @@ def _build() -> Migrations:
         PAPER_BOOK,
         LEDGER_TOTALS,
         ONE_STATE,
+        FILL_IMPORTS,
     )
     for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
         migrations(name=name)(_ScriptMigration(name, script))

@@ -12,10 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagectl.errors import InputError
 from stagectl.services.ledger import reads as ledger
+
+if TYPE_CHECKING:
+    from stagectl.state.db import StateDB
 
 MID_CANDLES = "candles"
 MID_FILLS = "fill_prices"
@@ -69,10 +72,10 @@ def _floor(moment: datetime, window_s: float) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % window_s, tz=UTC)
 
 
-def choose_symbol(conn: Any, symbol: str | None) -> str | None:
+def choose_symbol(db: StateDB, symbol: str | None) -> str | None:
     if symbol is not None:
         return symbol
-    symbols = ledger.ledger_symbols(conn)
+    symbols = ledger.ledger_symbols(db)
     if len(symbols) > 1:
         raise InputError(
             f"the ledger holds several symbols ({', '.join(symbols)}); pass --symbol",
@@ -81,13 +84,13 @@ def choose_symbol(conn: Any, symbol: str | None) -> str | None:
     return symbols[0] if symbols else None
 
 
-def pnl_table(conn: Any, request: ExportRequest, symbol: str | None, mids: Any) -> Any:
+def pnl_table(db: StateDB, request: ExportRequest, symbol: str | None, mids: Any) -> Any:
     """The PnL windows of ``symbol`` from the open ledger (an empty table without fills)."""
     import pandas as pd
 
     from stagectl.domain.ledger_windows import PNL_WINDOW_COLUMNS, pnl_windows
 
-    span = ledger.fill_span(conn, symbol) if symbol is not None else None
+    span = ledger.fill_span(db, symbol) if symbol is not None else None
     if span is None and (request.start is None or request.end is None):
         return pd.DataFrame(columns=list(PNL_WINDOW_COLUMNS))
     start = request.start or _floor(span[0], request.window_s)  # type: ignore[index]
@@ -98,37 +101,38 @@ def pnl_table(conn: Any, request: ExportRequest, symbol: str | None, mids: Any) 
         raise InputError("--end must be after --start", where="--end")
     fills: list[Any] = []
     if symbol is not None:
-        fills = ledger.carried_lots(conn, symbol, start)
-        fills += ledger.window_fills(conn, symbol, start, end)[0]
+        fills = ledger.carried_lots(db, symbol, start)
+        fills += ledger.window_fills(db, symbol, start, end)[0]
     return pnl_windows(fills, request.window_s, start, end, mids)
 
 
-def fill_mids(conn: Any, symbol: str | None) -> Any:
+def fill_mids(db: StateDB, symbol: str | None) -> Any:
     """Fill prices as a float Series on their times (the mids when no candles are given)."""
     import pandas as pd
 
+    from stagectl.state.ledger_reads import fill_prices
+
     if symbol is None:
         return None
-    rows = conn.execute(
-        "SELECT ts, price FROM fills WHERE symbol = ? ORDER BY ts, id", (symbol,)
-    ).fetchall()
-    if not rows:
+    recorded = fill_prices(db, symbol)
+    if not len(recorded):
         return None
-    times, prices = zip(*rows, strict=True)
-    index = pd.DatetimeIndex(pd.to_datetime(list(times), utc=True, format="ISO8601"))
-    series = pd.Series([float(p) for p in prices], index=index)
+    index = pd.DatetimeIndex(pd.to_datetime(list(recorded.times), utc=True, format="ISO8601"))
+    series = pd.Series([float(p) for p in recorded.prices], index=index)
     return series[~series.index.duplicated(keep="last")]
 
 
 def run(request: ExportRequest, *, state_path: Path) -> ExportResult:
+    from stagectl.state.ledger_reads import snapshot
+
     if request.window_s <= 0:
         raise InputError("must be a positive number of seconds", where="--window")
     candles = read_candles_file(request.candles) if request.candles else None
-    with ledger.open_ledger(state_path) as db:
-        symbol = choose_symbol(db.conn, request.symbol)
+    with ledger.open_ledger(state_path) as db, snapshot(db):
+        symbol = choose_symbol(db, request.symbol)
         if candles is not None:
             mids, source = candle_mids(candles), MID_CANDLES
         else:
-            mids, source = fill_mids(db.conn, symbol), MID_FILLS
-        table = pnl_table(db.conn, request, symbol, mids)
+            mids, source = fill_mids(db, symbol), MID_FILLS
+        table = pnl_table(db, request, symbol, mids)
     return ExportResult(symbol=symbol, table=table, mid_source=source)

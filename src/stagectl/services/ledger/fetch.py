@@ -5,10 +5,11 @@ every fill of one symbol from ``since`` to the exchange's time, in 7-day windows
 with credentials from ``STAGECTL_EXCHANGE_API_KEY``/``_SECRET`` or
 ``STAGECTL_EXCHANGE_KEY_FILE`` (never from the command line, never printed). They then
 take exactly the path of ``metrics import``: the same column validation
-(``services.metrics_validate``) and one transaction through ``state.ledger.insert_trade_rows``,
-keyed (account, ``SYMBOL:ID``), so a second fetch of the same range adds nothing and a
-fetch and an import of the same trades under the same account record each trade once.
-Nothing is written unless every trade is valid.
+(``data.trade_validation``) and the same staged import (``services.ledger.importer.
+record_chunks``: short merge transactions, visible all at once when complete), keyed
+(account, ``SYMBOL:ID``), so a second fetch of the same range adds nothing and a fetch and
+an import of the same trades under the same account record each trade once. Nothing is
+written unless every trade is valid.
 """
 
 from __future__ import annotations
@@ -78,14 +79,22 @@ def records_as_values(records: list[Any]) -> dict[str, list[str]]:
     }
 
 
+def content_sha256(values: dict[str, list[str]]) -> str:
+    """The identity of a fetched batch of trades (``state.ledger_imports.ImportKey``)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
 def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResult:
     """Fetch and record; ExchangeError (exit 3) when the exchange cannot be reached."""
     from stagectl.data.files import normalize_symbol
+    from stagectl.data.trade_validation import validate_values
     from stagectl.exchange.ccxt_broker import open_broker
     from stagectl.exchange.credentials import require_credentials
-    from stagectl.services.ledger.importer import record_trades
-    from stagectl.services.ledger.validate import validate_values
-    from stagectl.state.db import open_state
+    from stagectl.services.ledger.importer import record_chunks
+    from stagectl.state.ledger_imports import ImportKey
 
     account = request.account if request.account is not None else request.exchange
     if not account.strip():
@@ -102,15 +111,26 @@ def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResu
     records = broker.fills_since(symbol, request.since)
     if progress is not None:
         progress(f"{request.exchange}: {len(records)} {symbol} trades since {request.since}")
-    columns = validate_values(records_as_values(records))
-    if columns.bad:
-        first = columns.bad[0]
-        raise InputError(
-            f"{first.field}: {first.message}; nothing was recorded",
-            where=f"{request.exchange} trade {first.row}",
+    values = records_as_values(records)
+    columns = validate_values(values)
+
+    def refuse(bad: list[Any]) -> InputError:
+        return InputError(
+            f"{bad[0].field}: {bad[0].message}; nothing was recorded",
+            where=f"{request.exchange} trade {bad[0].row}",
         )
-    with open_state(home.state_path) as db:
-        counts = record_trades(db, columns, account, FETCH_SOURCE)
+
+    since = request.since.isoformat()
+    recorded = record_chunks(
+        home.state_path,
+        iter([columns]),
+        key=ImportKey(content_sha256(values), account, FETCH_SOURCE, None),
+        origin=f"{request.exchange} {symbol} trades since {since}",
+        rows=len(columns),
+        skip_bad=False,
+        bad_rows_error=refuse,
+        progress=progress,
+    )
     return FetchResult(
         exchange=request.exchange,
         account=account,
@@ -118,6 +138,6 @@ def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResu
         since=request.since,
         state_path=home.state_path,
         fetched=len(records),
-        inserted=counts.inserted,
-        duplicates=counts.skipped,
+        inserted=recorded.inserted,
+        duplicates=recorded.duplicates,
     )

@@ -1,32 +1,42 @@
-"""``stagectl metrics import``: a trade file into the fill ledger, one transaction per file.
+"""``stagectl metrics import``: a trade file into the fill ledger, all or nothing, in short
+write transactions.
 
-Order of work: a CSV is read and validated in chunks by a reader thread, one chunk ahead of
-the writer, and every good row is written inside one ``BEGIN IMMEDIATE`` transaction
-(``state.ledger.insert_trade_batches``); the first bad row (unless ``skip_bad``) rolls it
-back and is reported once the rest of the file is validated. A process killed
-half-way leaves the ledger as it was; a second import of the same file adds nothing because
-fills are unique on (account, ``SYMBOL:trade id``).
+Order of work (docs/ledger.md, "Importing trades"): a reader thread reads and validates the
+file in chunks, one chunk ahead; each chunk's good rows are staged into this process's TEMP
+tables and merged into ``fills`` in parts of ``state.ledger_merge.MERGE_BATCH_ROWS``, one
+short transaction each, under one import record, so a paper or live run writing meanwhile
+waits tens of milliseconds, not the whole file. The rows stay invisible to every reader
+until the last transaction marks the import complete. A bad row (unless ``skip_bad``)
+discards what was merged and is reported once the rest of the file is validated. A process
+killed half-way leaves nothing visible; rerunning the import completes it, once; a second
+import of the same file adds nothing because fills are unique on (account, ``SYMBOL:trade
+id``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import compress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
+from stagectl.data.trade_files import infer_format, open_trade_file
+from stagectl.data.trade_validation import BadRow, TradeColumns
 from stagectl.errors import InputError
-from stagectl.services.ledger.parse import infer_format, read_trades
-from stagectl.services.ledger.validate import BadRow, TradeColumns
 
 if TYPE_CHECKING:
-    from stagectl.state.ledger import TradeBatch
+    from stagectl.state.db import StateDB
+    from stagectl.state.ledger_imports import FillImport, ImportKey
+    from stagectl.state.ledger_merge import MergeStep, TradeBatch
 
 IMPORT_SOURCE = "import"
 DEFAULT_ACCOUNT = "import"
+
+# Rows per chunk of a large CSV: one merge transaction's worth (state.ledger_merge.
+# MERGE_BATCH_ROWS), so the reader thread prepares the next chunk while SQLite merges this
+# one, and the chunk is staged in the pause between two merge transactions.
+CHUNK_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,22 @@ class ImportRequest:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """What one import wrote: its good rows, how many were new, the bad rows it skipped,
+    and how its merge went (transactions, the longest time one held the write lock)."""
+
+    rows: int
+    inserted: int
+    bad: list[BadRow]
+    merge_transactions: int
+    longest_write_s: float
+
+    @property
+    def duplicates(self) -> int:
+        return self.rows - self.inserted
+
+
+@dataclass(frozen=True)
 class ImportResult:
     path: Path
     fmt: str
@@ -48,6 +74,8 @@ class ImportResult:
     inserted: int
     duplicates: int
     bad: list[BadRow] = field(default_factory=list)
+    merge_transactions: int = 0
+    longest_write_s: float = 0.0
 
     @property
     def skipped_bad(self) -> int:
@@ -67,118 +95,194 @@ class ImportResult:
         }
 
 
-def trade_rows(columns: TradeColumns) -> tuple[Iterator[tuple[Any, ...]], int]:
-    """The good rows of ``columns`` in ``state.ledger.TRADE_ROW_FIELDS`` order (an iterator
-    over the columns, so no list of tuples is built) and how many there are. The numpy
-    columns become lists first: iterating a list is several times cheaper per element."""
-    fields = tuple(
-        column.tolist()
-        for column in (
-            columns.trade_id,
-            columns.symbol,
-            columns.side,
-            columns.qty,
-            columns.price,
-            columns.fee,
-            columns.fee_currency,
-            columns.liquidity,
-            columns.order_id,
-            columns.ts,
-        )
+Progress = Callable[[str], None]
+BadRowsError = Callable[[list[BadRow]], InputError]
+
+
+def run(
+    request: ImportRequest,
+    *,
+    home: Home,
+    progress: Progress | None = None,
+    after_merge: Callable[[MergeStep], None] | None = None,
+) -> ImportResult:
+    """Validate ``request.path`` and record its fills; InputError on the first bad row.
+
+    ``after_merge`` is called after each merge transaction commits (progress, and the
+    tests' way to stop an import half-way)."""
+    from stagectl.state.ledger_imports import ImportKey
+
+    if not request.account.strip():
+        raise InputError("must name an account", where="--source")
+    fmt = infer_format(request.path, request.fmt)
+    if not request.path.is_file():
+        raise InputError("no such file", where=str(request.path))
+    trades = open_trade_file(request.path, fmt, symbol=request.symbol, rows_per_chunk=CHUNK_ROWS)
+    key = ImportKey(trades.content_sha256, request.account, IMPORT_SOURCE, request.symbol)
+    recorded = record_chunks(
+        home.state_path,
+        trades.chunks,
+        key=key,
+        origin=str(request.path),
+        rows=trades.rows,
+        skip_bad=request.skip_bad,
+        bad_rows_error=lambda bad: _bad_rows_error(request.path, bad),
+        progress=progress,
+        after_merge=after_merge,
     )
-    if not columns.bad:
-        return zip(*fields, strict=True), len(columns)
-    bad_rows = {b.row for b in columns.bad}
-    keep = [int(number) not in bad_rows for number in columns.row_numbers]
-    return compress(zip(*fields, strict=True), keep), len(columns) - len(bad_rows)
-
-
-def trade_batch(columns: TradeColumns) -> TradeBatch:
-    """The good rows of ``columns`` staged for ``state.ledger.insert_trade_batches``: the
-    low-cardinality columns (symbol, side, fee, fee currency, liquidity, order id) become
-    one integer per row indexing their distinct combinations (pandas factorize, in C)."""
-    import numpy as np
-    import pandas as pd
-
-    from stagectl.state.ledger import TradeBatch
-    from stagectl.state.ledger_totals import UnbookableFee, totals_from_columns
-
-    keep = _good_rows(columns)
-    kind_columns = (
-        columns.symbol,
-        columns.side,
-        columns.fee,
-        columns.fee_currency,
-        columns.liquidity,
-        columns.order_id,
+    return ImportResult(
+        path=request.path,
+        fmt=fmt,
+        account=request.account,
+        state_path=home.state_path,
+        rows=trades.rows,
+        inserted=recorded.inserted,
+        duplicates=recorded.duplicates,
+        bad=recorded.bad,
+        merge_transactions=recorded.merge_transactions,
+        longest_write_s=recorded.longest_write_s,
     )
-    if keep is not None:
-        kind_columns = tuple(column[keep] for column in kind_columns)
-    key = np.zeros(len(kind_columns[0]), dtype=np.int64)
-    distinct_rows = []
-    for column in kind_columns:
-        codes, distinct = pd.factorize(column, use_na_sentinel=False)
-        key = pd.factorize(key * len(distinct) + codes)[0].astype(np.int64)  # stays < rows
-        distinct_rows.append((codes, distinct))
-    kind_codes, kind_keys = pd.factorize(key)
-    first = np.zeros(len(kind_keys), dtype=np.int64)
-    first[kind_codes[::-1]] = np.arange(len(kind_codes))[::-1]
-    kinds = [
-        tuple(_text_or_none(distinct[codes[row]]) for codes, distinct in distinct_rows)
-        for row in first.tolist()
-    ]
-    totals = None
-    if keep is None:
-        with suppress(UnbookableFee):  # validated already; the ledger then reads rows back
-            totals = totals_from_columns(
-                columns.symbol, columns.side, columns.qty, columns.fee, columns.fee_currency
+
+
+def _bad_rows_error(path: Path, bad: list[BadRow]) -> InputError:
+    """The error naming the first bad row of a file imported without ``--skip-bad``."""
+    first = bad[0]
+    more = f" ({len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
+    return InputError(
+        f"{first.field}: {first.message}; nothing was imported{more} "
+        "(--skip-bad imports the good rows)",
+        where=f"{path}:{first.row}",
+    )
+
+
+def record_chunks(
+    state_path: Path,
+    chunks: Iterator[TradeColumns],
+    *,
+    key: ImportKey,
+    origin: str,
+    rows: int,
+    skip_bad: bool,
+    bad_rows_error: BadRowsError,
+    progress: Progress | None = None,
+    after_merge: Callable[[MergeStep], None] | None = None,
+) -> Recorded:
+    """Record validated ``chunks`` as one import (``metrics import`` and ``metrics fetch``).
+
+    A chunk with bad rows (unless ``skip_bad``) stops it: the rest is validated for the
+    count, whatever was merged is discarded, and ``bad_rows_error`` is raised. A bad first
+    chunk stops it before the state database is opened."""
+    from stagectl.state.db import open_state
+    from stagectl.state.ledger_imports import merge_lock, start_import
+    from stagectl.state.ledger_merge import MERGE_BATCH_ROWS
+
+    say = progress or (lambda _: None)
+    bad: list[BadRow] = []
+    steps: list[float] = []  # how long each merge transaction held the write lock
+
+    def measured(step: MergeStep) -> None:
+        steps.append(step.held_s)
+        if after_merge is not None:
+            after_merge(step)
+
+    def waiting() -> None:
+        say(f"waiting for another import into {state_path} to finish")
+
+    reader = _ChunkReader(chunks)
+    try:
+        first = _next_checked(reader, bad, skip_bad, bad_rows_error)
+        with open_state(state_path) as db, merge_lock(db, on_wait=waiting):
+            fill_import, abandoned = start_import(db, key, origin)
+            _discard_abandoned(db, abandoned, say)
+            resumed = (
+                f" (resuming after {fill_import.merged_rows})" if fill_import.merged_rows else ""
             )
-    from stagectl.state.ledger import STAGE_GROUP_ROWS
-
-    fields = [columns.trade_id, kind_codes, columns.qty, columns.price, columns.ts]
-    if keep is not None:
-        fields = [fields[0][keep], fields[1], *(column[keep] for column in fields[2:])]
-    count = len(fields[0])
-    staged = np.empty((count, len(fields)), dtype=object)
-    for k, column in enumerate(fields):
-        staged[:, k] = column.tolist()  # Python objects (sqlite3 cannot bind numpy ints)
-    full = count - count % STAGE_GROUP_ROWS
-    return TradeBatch(
-        groups=staged[:full].reshape(-1, STAGE_GROUP_ROWS * len(fields)).tolist(),
-        tail=staged[full:].tolist(),
-        count=count,
-        kinds=kinds,
-        totals=totals,
+            say(
+                f"writing {rows - len(bad)} fills to {state_path}: merged in transactions"
+                f" of up to {MERGE_BATCH_ROWS} fills, visible when the import completes" + resumed
+            )
+            done = _merge_chunks(
+                db, fill_import, first, reader, bad, skip_bad, bad_rows_error, measured
+            )
+    finally:
+        reader.close()
+    return Recorded(
+        rows=rows - len(bad),
+        inserted=done.inserted,
+        bad=bad,
+        merge_transactions=len(steps),
+        longest_write_s=max(steps, default=0.0),
     )
 
 
-def _good_rows(columns: TradeColumns) -> Any:
-    """A boolean mask of the rows that are not bad; None when every row is good."""
-    import numpy as np
+def _discard_abandoned(db: StateDB, abandoned: list[FillImport], say: Progress) -> None:
+    """Delete the rows of imports whose process is gone: a rerun of them starts over."""
+    from stagectl.state.ledger_imports import discard_rows
 
-    if not columns.bad:
+    for other in abandoned:
+        say(
+            f"discarding an unfinished import of {other.origin} ({other.merged_rows} rows"
+            " merged, never visible); run that import again to record it"
+        )
+        discard_rows(db, other)
+
+
+def _merge_chunks(
+    db: StateDB,
+    fill_import: FillImport,
+    first: tuple[TradeColumns, TradeBatch] | None,
+    reader: _ChunkReader,
+    bad: list[BadRow],
+    skip_bad: bool,
+    bad_rows_error: BadRowsError,
+    after_step: Callable[[MergeStep], None],
+) -> FillImport:
+    """Stage and merge every chunk (the reader prepares the next one while SQLite merges),
+    then complete the import; on a bad row, discard it and raise."""
+    from stagectl.state.ledger_imports import complete_import, discard_import
+    from stagectl.state.ledger_merge import merge_session
+
+    skip = fill_import.merged_rows  # good rows merged by a run of this import that stopped
+    item = first
+    with merge_session(db) as session:
+        while item is not None:
+            _, batch = item
+            if skip >= batch.count:
+                skip -= batch.count
+                reader.go()
+            else:
+                session.stage(batch)  # in the pause after the last merge transaction
+                reader.go()  # the merge below runs in SQLite, without the GIL
+                fill_import = session.merge(fill_import, batch, skip=skip, after_step=after_step)
+                skip = 0
+            try:
+                item = _next_checked(reader, bad, skip_bad, bad_rows_error)
+            except InputError:
+                discard_import(db, fill_import)
+                raise
+    return complete_import(db, fill_import)
+
+
+def _next_checked(
+    reader: _ChunkReader, bad: list[BadRow], skip_bad: bool, bad_rows_error: BadRowsError
+) -> tuple[TradeColumns, TradeBatch] | None:
+    """The next chunk; with bad rows (unless ``skip_bad``) the rest of the file is read for
+    the count of bad rows and ``bad_rows_error`` is raised."""
+    item = reader.next()
+    if item is None:
         return None
-    bad_rows = np.array([b.row for b in columns.bad])
-    return ~np.isin(columns.row_numbers, bad_rows)
-
-
-def _text_or_none(value: Any) -> str | None:
-    """A distinct value from ``pandas.factorize``: a missing one comes back as None or NaN."""
-    import pandas as pd
-
-    return None if pd.isna(value) else str(value)
-
-
-def record_trades(db: Any, columns: TradeColumns, account: str, source: str) -> Any:
-    """Write the good rows of ``columns`` for ``account`` in one transaction."""
-    from stagectl.state.ledger import insert_trade_batches
-
-    return insert_trade_batches(db, [trade_batch(columns)], exchange=account, source=source)
+    columns, _ = item
+    bad.extend(columns.bad)
+    if columns.bad and not skip_bad:
+        while (rest := reader.next(go=True)) is not None:
+            bad.extend(rest[0].bad)
+        raise bad_rows_error(bad)
+    return item
 
 
 class _ChunkReader:
     """Reads and validates chunks in a thread, one chunk ahead of the writer, and only
-    while the writer is inside SQLite (``INSERT ... SELECT`` releases the GIL; staging with
+    while the writer is inside SQLite (the merges release the GIL; staging with
     ``executemany`` does not, and a thread competing for the GIL there would stall it on
     every row). ``go()`` lets the reader prepare one more chunk."""
 
@@ -195,6 +299,8 @@ class _ChunkReader:
         self._thread.start()
 
     def _work(self) -> None:
+        from stagectl.services.ledger.batches import trade_batch
+
         try:
             while True:
                 self._go.acquire()
@@ -211,128 +317,16 @@ class _ChunkReader:
     def go(self) -> None:
         self._go.release()
 
-    def __iter__(self) -> Iterator[tuple[TradeColumns, TradeBatch]]:
-        while True:
-            kind, item = self._ready.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise item
-            yield item
+    def next(self, *, go: bool = False) -> tuple[TradeColumns, TradeBatch] | None:
+        """The next prepared chunk (None at the end); ``go`` first lets the reader go on."""
+        if go:
+            self.go()
+        kind, item = self._ready.get()
+        if kind == "error":
+            raise item
+        return None if kind == "end" else item
 
     def close(self) -> None:
         self._stop = True
         self._go.release()
         self._thread.join()
-
-
-# Rows per chunk of a large CSV: small enough that the first chunk (read before any write
-# can start) is a small share of the file, large enough that per-chunk costs vanish.
-CHUNK_ROWS = 100_000
-
-
-def run(request: ImportRequest, *, home: Home, progress: Any = None) -> ImportResult:
-    """Validate ``request.path`` and record its fills; InputError on the first bad row."""
-    from stagectl.services.ledger.parse import csv_chunks
-
-    if not request.account.strip():
-        raise InputError("must name an account", where="--source")
-    fmt = infer_format(request.path, request.fmt)
-    if not request.path.is_file():
-        raise InputError("no such file", where=str(request.path))
-    chunked = None
-    if fmt == "csv":
-        chunked = csv_chunks(request.path, symbol=request.symbol, rows_per_chunk=CHUNK_ROWS)
-    if chunked is None:
-        columns = read_trades(request.path, fmt, symbol=request.symbol)
-        _check_bad(request, columns.bad, len(columns.bad))
-        return _write(request, fmt, home, len(columns), iter([columns]), progress)
-    rows, chunks = chunked
-    return _write(request, fmt, home, rows, chunks, progress)
-
-
-def _check_bad(request: ImportRequest, bad: list[BadRow], count: int) -> None:
-    """InputError naming the first bad row, unless ``--skip-bad``."""
-    if not bad or request.skip_bad:
-        return
-    first = bad[0]
-    more = f" ({count - 1} more bad rows)" if count > 1 else ""
-    raise InputError(
-        f"{first.field}: {first.message}; nothing was imported{more} "
-        "(--skip-bad imports the good rows)",
-        where=f"{request.path}:{first.row}",
-    )
-
-
-def _write(
-    request: ImportRequest,
-    fmt: str,
-    home: Home,
-    rows: int,
-    chunks: Iterator[TradeColumns],
-    progress: Any,
-) -> ImportResult:
-    """Read ``chunks`` one ahead in a thread and write them in one transaction; a bad row
-    (without ``--skip-bad``) rolls the transaction back and is reported after the rest of
-    the file is validated (for the count of bad rows)."""
-    from stagectl.state.db import open_state
-    from stagectl.state.ledger import insert_trade_batches
-
-    bad: list[BadRow] = []
-    reader = _ChunkReader(chunks)
-    items = iter(reader)
-
-    def checked(item: tuple[TradeColumns, TradeBatch] | None) -> TradeBatch | None:
-        if item is None:
-            return None
-        columns, batch = item
-        bad.extend(columns.bad)
-        if columns.bad and not request.skip_bad:
-            for rest, _ in _drain(reader, items):
-                bad.extend(rest.bad)
-            _check_bad(request, bad, len(bad))
-        return batch
-
-    def batches(first: TradeBatch | None) -> Iterator[TradeBatch]:
-        batch = first
-        while batch is not None:
-            yield batch  # the ledger calls reader.go() once this batch is staged
-            batch = checked(next(items, None))
-
-    state_path = home.state_path
-    try:
-        first = checked(next(items, None))  # a bad first chunk stops before the state opens
-        with open_state(state_path) as db:
-            if progress is not None:
-                progress(f"writing {rows - len(bad)} fills to {state_path} in one transaction")
-            counts = insert_trade_batches(
-                db,
-                batches(first),
-                exchange=request.account,
-                source=IMPORT_SOURCE,
-                before_write=reader.go,
-            )
-    finally:
-        reader.close()
-    return ImportResult(
-        path=request.path,
-        fmt=fmt,
-        account=request.account,
-        state_path=state_path,
-        rows=rows,
-        inserted=counts.inserted,
-        duplicates=counts.skipped,
-        bad=bad,
-    )
-
-
-def _drain(
-    reader: _ChunkReader, items: Iterator[tuple[TradeColumns, TradeBatch]]
-) -> Iterator[tuple[TradeColumns, TradeBatch]]:
-    """The reader's remaining chunks, read one after another (nothing is written)."""
-    while True:
-        reader.go()
-        item = next(items, None)
-        if item is None:
-            return
-        yield item

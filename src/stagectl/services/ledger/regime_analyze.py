@@ -196,11 +196,12 @@ def ledger_windows(state_path: Path, symbol: str, window_s: float, candles: Any)
     if not state_path.is_file():
         return None
     from stagectl.services.ledger.reads import open_ledger
+    from stagectl.state.ledger_reads import has_fills, snapshot
 
     request = export.ExportRequest(window_s=window_s, symbol=symbol)
-    with open_ledger(state_path) as db:
-        if db.conn.execute("SELECT 1 FROM fills WHERE symbol = ? LIMIT 1", (symbol,)).fetchone():
-            return export.pnl_table(db.conn, request, symbol, export.candle_mids(candles))
+    with open_ledger(state_path) as db, snapshot(db):
+        if has_fills(db, symbol):
+            return export.pnl_table(db, request, symbol, export.candle_mids(candles))
     return None
 
 

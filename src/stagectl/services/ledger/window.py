@@ -3,7 +3,8 @@
 The window is ``[until - length, until)``. Realized PnL is FIFO over the lots carried in from
 before the window (exact, ``domain.ledger_windows.window_metrics``). Unrealized PnL values the
 lots open at ``until`` at a mark: the price given with ``--mark SYMBOL=PRICE``, else the last
-fill price before ``until`` (``mark_source`` says which). Only sqlite3 and numpy are imported.
+fill price before ``until`` (``mark_source`` says which). It imports numpy but not pandas
+(the state database is opened without migrating, so no sqlite-utils either).
 """
 
 from __future__ import annotations
@@ -107,26 +108,26 @@ def parse_marks(values: list[str]) -> dict[str, Decimal]:
 
 def run(request: WindowRequest, *, state_path: Path) -> WindowResult:
     from stagectl.domain.ledger_windows import window_metrics
+    from stagectl.state.ledger_reads import snapshot
 
     if request.length_s <= 0:
         raise InputError("the window must be longer than zero", where="--hours/--seconds")
     start = request.until - timedelta(seconds=request.length_s)
-    with ledger.open_ledger(state_path) as db:
-        conn = db.conn
-        symbols = [request.symbol] if request.symbol else ledger.ledger_symbols(conn, request.until)
+    with ledger.open_ledger(state_path) as db, snapshot(db):
+        symbols = [request.symbol] if request.symbol else ledger.ledger_symbols(db, request.until)
         before: list[Any] = []
         in_window: list[Any] = []
         marks: dict[str, Decimal] = {}
         sources: dict[str, str] = {}
         unknown: dict[str, int] = {}
         for symbol in symbols:
-            before += ledger.carried_lots(conn, symbol, start)
-            fills, unknown[symbol] = ledger.window_fills(conn, symbol, start, request.until)
+            before += ledger.carried_lots(db, symbol, start)
+            fills, unknown[symbol] = ledger.window_fills(db, symbol, start, request.until)
             in_window += fills
             if symbol in request.marks:
                 marks[symbol], sources[symbol] = request.marks[symbol], MARK_GIVEN
             else:
-                price = ledger.last_price(conn, symbol, request.until)
+                price = ledger.last_price(db, symbol, request.until)
                 if price is not None:
                     marks[symbol], sources[symbol] = price, MARK_LAST_FILL
     metrics = window_metrics(before, in_window, marks)

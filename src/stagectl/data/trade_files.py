@@ -13,25 +13,29 @@ Two formats:
   fills of the account named by ``--source``. ROW is the file line (the header is line 1).
 
 Reading only turns the file into text columns (:class:`RawColumns`); validation and
-encoding are ``services.metrics_validate``.
+encoding are :mod:`stagectl.data.trade_validation`. :func:`open_trade_file` gives what
+``metrics import`` needs: the rows, validated in chunks, and the sha256 of the content
+(the import's identity, so a rerun of a stopped import finds it).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stagectl.data.trade_validation import RawColumns, TradeColumns, validate_columns
 from stagectl.errors import InputError
-from stagectl.services.ledger.validate import RawColumns, TradeColumns, validate_columns
 
 FORMATS = ("ccxt-json", "csv")
 REQUIRED_CSV = ("timestamp", "trade_id", "side", "price", "amount")
@@ -54,29 +58,48 @@ def infer_format(path: Path, given: str | None) -> str:
     raise InputError("cannot tell the format from the file name; pass --format", where=str(path))
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    try:
-        if path.name.endswith(".gz"):
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-        return open(path, encoding="utf-8", newline="")
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror or error}", where=str(path)) from None
+@dataclass(frozen=True)
+class TradeFile:
+    """A trade file opened for import: how many rows it has, the sha256 of its content
+    (the bytes after gzip), and its rows validated chunk by chunk, in file order, read
+    lazily as the iterator is consumed."""
+
+    rows: int
+    content_sha256: str
+    chunks: Iterator[TradeColumns]
+
+
+def open_trade_file(path: Path, fmt: str, *, symbol: str | None, rows_per_chunk: int) -> TradeFile:
+    """``path`` for import; raises InputError for a file that cannot be read at all (and,
+    for a CSV, for a bad header, symbol or row width anywhere in it)."""
+    data = _read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    if fmt == "csv":
+        chunked = _csv_chunks(path, data, symbol=symbol, rows_per_chunk=rows_per_chunk)
+        if chunked is not None:
+            return TradeFile(chunked[0], digest, chunked[1])
+        raw = _read_csv(path, data, symbol)
+    else:
+        raw = _read_ccxt(path, data, symbol)
+    columns = validate_columns(raw)
+    return TradeFile(len(columns), digest, iter([columns]))
 
 
 def read_trades(path: Path, fmt: str, *, symbol: str | None) -> TradeColumns:
-    """Parse and validate ``path``; raises InputError for a file that cannot be read at all."""
-    raw = _read_csv(path, symbol) if fmt == "csv" else _read_ccxt(path, symbol)
+    """Parse and validate ``path`` whole; raises InputError for a file that cannot be read
+    at all."""
+    data = _read_bytes(path)
+    raw = _read_csv(path, data, symbol) if fmt == "csv" else _read_ccxt(path, data, symbol)
     return validate_columns(raw)
 
 
-def _read_csv(path: Path, symbol: str | None) -> RawColumns:
+def _read_csv(path: Path, data: bytes, symbol: str | None) -> RawColumns:
     """Header and columns of a trades CSV; a row of the wrong width stops it (FILE:LINE).
 
     Files without quotes or carriage returns (what exchanges and our exports write) take
     the fast path: the field count of every line is checked on the raw bytes with numpy,
     then pandas' C parser reads every cell as text. Anything else goes through the csv
     module, which knows quoting."""
-    data = _read_bytes(path)
     if b'"' in data or b"\r" in data:
         header, values, n = _read_csv_module(path, data)
     else:
@@ -147,18 +170,17 @@ def _frame_values(path: Path, data: bytes, header: list[str]) -> tuple[dict[str,
     return values, len(frame)
 
 
-def csv_chunks(
-    path: Path, *, symbol: str | None, rows_per_chunk: int
+def _csv_chunks(
+    path: Path, data: bytes, *, symbol: str | None, rows_per_chunk: int
 ) -> tuple[int, Iterator[TradeColumns]] | None:
     """A trades CSV as validated chunks of ``rows_per_chunk`` rows, in file order, with
     the file's row numbers; None for a file the fast path cannot read (quotes, carriage
-    returns), which ``read_trades`` reads whole.
+    returns), which is read whole.
 
     The header, the symbol and every line's width are checked here, on the whole file,
     before any chunk is read: those errors stop an import before it writes. The returned
     iterator does the reading and validating lazily, one chunk at a time (``metrics
     import`` runs it in a reader thread while SQLite writes the previous chunk)."""
-    data = _read_bytes(path)
     if b'"' in data or b"\r" in data:
         return None
     raw, header = _fast_header(path, data)
@@ -237,13 +259,12 @@ def _file_symbol(path: Path, symbol: str | None) -> str:
     return match["symbol"].upper()
 
 
-def _read_ccxt(path: Path, symbol: str | None) -> RawColumns:
+def _read_ccxt(path: Path, data: bytes, symbol: str | None) -> RawColumns:
     try:
-        with _open_text(path) as handle:
-            document = json.load(handle, parse_float=Decimal)
+        document = json.loads(data.decode("utf-8"), parse_float=Decimal)
     except json.JSONDecodeError as error:
         raise InputError(f"not JSON: {error.msg}", where=f"{path}:{error.lineno}") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise InputError(f"cannot read: {error}", where=str(path)) from None
     if not isinstance(document, list):
         raise InputError("expected a JSON list of ccxt trades", where=str(path))
