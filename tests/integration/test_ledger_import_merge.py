@@ -22,6 +22,7 @@ from stagectl.errors import InputError
 from stagectl.services.ledger import importer
 from stagectl.services.ledger.reads import carried_lots, scan_carried_lots
 from stagectl.state.db import StateDB, open_state
+from stagectl.state.fill_visibility import SIMULATED_SOURCES
 from stagectl.state.ledger import Fill, fills
 from stagectl.state.ledger_imports import unfinished_imports
 from stagectl.state.ledger_merge import MERGE_BATCH_ROWS, MergeStep
@@ -93,9 +94,12 @@ def totals(db: StateDB) -> dict[str, tuple[int, Decimal]]:
 
 
 def recount(visible: list[Fill]) -> dict[str, tuple[int, Decimal]]:
-    """``fill_totals`` as it must be: the sums over the visible fills."""
+    """``fill_totals`` as it must be: the sums over the visible fills the desk's ledger
+    counts (not the simulated ones, e.g. a paper run's)."""
     by_symbol: dict[str, list[tuple[str, str, str, str | None]]] = {}
     for fill in visible:
+        if fill.source in SIMULATED_SOURCES:
+            continue
         row = (fill.side, str(fill.qty), str(fill.fee), fill.fee_currency)
         by_symbol.setdefault(fill.symbol, []).append(row)
     out = {}

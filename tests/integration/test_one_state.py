@@ -190,13 +190,15 @@ def test_a_merge_interrupted_before_the_rename_copies_nothing_twice(tmp_path: Pa
     assert not (state_dir / "paper.db").exists()
 
 
-def test_the_fill_totals_count_the_merged_fills(tmp_path: Path) -> None:
+def test_the_merged_paper_fills_stay_out_of_the_desks_ledger_totals(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     _home_state(state_dir)
     _legacy_paper_db(state_dir)
     with open_state(state_dir / "stagectl.db") as db:
         totals = db.conn.execute("SELECT symbol, fills, position FROM fill_totals").fetchall()
-    assert totals == [("ETHUSDT", 1, "0.5")]
+        merged = ledger.fills(db, run_id="paper-old")
+    assert totals == []
+    assert len(merged) == 1
 
 
 def test_trading_status_in_a_home_with_a_paper_db_shows_its_merged_state(
@@ -212,3 +214,54 @@ def test_trading_status_in_a_home_with_a_paper_db_shows_its_merged_state(
         "ACTIVE",
     )
     assert "merged the paper state" in result.stderr
+
+
+def _ledger_fill(trade_id: str, side: str, qty: str, price: str, **where: object) -> ledger.Fill:
+    values: dict[str, object] = {
+        "exchange": "import",
+        "trade_id": trade_id,
+        "symbol": "ETHUSDT",
+        "side": side,
+        "qty": Decimal(qty),
+        "price": Decimal(price),
+        "fee": Decimal(0),
+        "ts": T0,
+        "source": "import",
+    }
+    values.update(where)
+    return ledger.Fill(**values)  # type: ignore[arg-type]
+
+
+def test_a_paper_runs_fills_never_enter_the_desks_ledger(tmp_path: Path) -> None:
+    from stagectl.state import ledger_reads, ledger_totals
+
+    with open_state(tmp_path / "stagectl.db") as db:
+        runs.start_run(db, runs.Run("paper-1", "run-live", "paper", T0, account="paper:paper-1"))
+        ledger.insert_fills(
+            db,
+            [
+                _ledger_fill("ETHUSDT:1", "buy", "1", "2000"),
+                _ledger_fill("ETHUSDT:2", "sell", "0.5", "2100", ts=T0 + timedelta(minutes=5)),
+            ],
+        )
+        ledger.insert_fills(
+            db,
+            [
+                _ledger_fill(
+                    "ETHUSDT:sc-1-1",
+                    "buy",
+                    "3",
+                    "1900",
+                    exchange="paper",
+                    source="paper",
+                    run_id="paper-1",
+                    ts=T0 + timedelta(minutes=1),
+                )
+            ],
+        )
+        window = ledger_reads.window_fills(db, "ETHUSDT", T0, T0 + timedelta(hours=1))
+        position = ledger_totals.position_before(db.conn, "ETHUSDT", "2024-06-07T09:00:00.000000Z")
+        run_fills = ledger.fills(db, run_id="paper-1")
+    assert [f.trade_id for f in window] == ["ETHUSDT:1", "ETHUSDT:2"]
+    assert position == Decimal("0.5")  # the totals are trusted and exclude the paper buy
+    assert [f.trade_id for f in run_fills] == ["ETHUSDT:sc-1-1"]  # the run still reads its own

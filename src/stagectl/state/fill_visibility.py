@@ -1,4 +1,5 @@
-"""Which recorded fills a reader sees: every fill except those of an unfinished import.
+"""Which recorded fills a reader sees: every fill except those of an unfinished import;
+and which the desk's ledger counts: those, less the simulated ones (:func:`ledger_clause`).
 
 ``metrics import`` merges a file into ``fills`` in short transactions (docs/ledger.md,
 "Importing trades"); every row it writes carries the import's ``import_id``
@@ -16,6 +17,10 @@ from __future__ import annotations
 import sqlite3
 
 UNFINISHED_IMPORT_IDS = "SELECT id FROM fill_imports WHERE status <> 'complete'"
+SIMULATED_SOURCES = ("paper", "backtest")
+"""Fills no real account made: paper runs' and recorded backtests' (``shadow``). They stay in
+``fills`` (a run's own reads find them by run id) but the desk's ledger never counts them."""
+SIMULATED_SQL = "('paper', 'backtest')"
 
 
 def has_fill_imports(conn: sqlite3.Connection) -> bool:
@@ -33,6 +38,21 @@ def visible_clause(conn: sqlite3.Connection, table: str = "fills") -> str:
     if not has_fill_imports(conn):
         return "1"
     return f"({table}.import_id IS NULL OR {table}.import_id NOT IN ({UNFINISHED_IMPORT_IDS}))"
+
+
+def ledger_clause(conn: sqlite3.Connection, table: str = "fills") -> str:
+    """The fills of the desk's ledger (``metrics``, ``regime-analyze``, the totals): visible
+    and made by a real account, not a paper run or a recorded backtest."""
+    return f"{visible_clause(conn, table)} AND {table}.source NOT IN {SIMULATED_SQL}"
+
+
+def simulated_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+    """How many rows of ``symbol`` are simulated (an index-only count on the partial
+    ``fills_simulated`` index; a database before ``0009`` counts them by a scan)."""
+    row = conn.execute(
+        f"SELECT count(*) FROM fills WHERE symbol = ? AND source IN {SIMULATED_SQL}", (symbol,)
+    ).fetchone()
+    return int(row[0])
 
 
 def unfinished_fill_count(conn: sqlite3.Connection, symbol: str) -> int:

@@ -6,7 +6,8 @@ Each query is the one the metrics services were tuned with (docs/ledger.md, "Rea
 ledger for metrics"): every read of a symbol's fills walks the ``(symbol, ts)`` index, and
 the bulk history read fetches only the columns the integer FIFO kernel needs, as the stored
 text, so the caller converts each distinct value once. Money comes back as ``Decimal``,
-times as aware UTC datetimes. Only visible fills are read (``state.fill_visibility``: not
+times as aware UTC datetimes. Only the ledger's fills are read (``state.fill_visibility``: not
+simulated (paper runs, recorded backtests), and not
 the rows of an unfinished import), and a service that makes several reads wraps them in
 :func:`snapshot` so they all see the same ledger.
 """
@@ -21,7 +22,7 @@ from decimal import Decimal
 
 from stagectl.state._codec import parse_ts, ts_text
 from stagectl.state.db import StateDB
-from stagectl.state.fill_visibility import visible_clause
+from stagectl.state.fill_visibility import ledger_clause
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def symbols_with_fills(db: StateDB, before: datetime | None = None) -> list[str]
 
 def has_fills(db: StateDB, symbol: str, *, before: datetime | None = None) -> bool:
     """Whether ``symbol`` has a visible fill (before ``before``)."""
-    sql = f"SELECT 1 FROM fills WHERE symbol = ? AND {visible_clause(db.conn)}"
+    sql = f"SELECT 1 FROM fills WHERE symbol = ? AND {ledger_clause(db.conn)}"
     params = [symbol]
     if before is not None:
         sql += " AND ts < ?"
@@ -110,7 +111,7 @@ def window_fills(db: StateDB, symbol: str, start: datetime, end: datetime) -> li
     """The fills of ``symbol`` with ``start <= ts < end``, in ledger order."""
     rows = db.conn.execute(
         "SELECT trade_id, ts, side, qty, price, fee, fee_currency, liquidity FROM fills"
-        f" WHERE symbol = ? AND ts >= ? AND ts < ? AND {visible_clause(db.conn)}"
+        f" WHERE symbol = ? AND ts >= ? AND ts < ? AND {ledger_clause(db.conn)}"
         " ORDER BY ts, id",
         (symbol, ts_text(start), ts_text(end)),
     )
@@ -122,7 +123,7 @@ def newest_fills(db: StateDB, symbol: str, before: datetime, side: str) -> Itera
     the (symbol, ts) index that reads rows only as far as the caller iterates."""
     rows = db.conn.execute(
         "SELECT trade_id, ts, side, qty, price, fee, fee_currency, NULL FROM fills"
-        f" WHERE symbol = ? AND ts < ? AND side = ? AND {visible_clause(db.conn)}"
+        f" WHERE symbol = ? AND ts < ? AND side = ? AND {ledger_clause(db.conn)}"
         " ORDER BY ts DESC, id DESC",
         (symbol, ts_text(before), side),
     )
@@ -134,7 +135,7 @@ def history_columns(db: StateDB, symbol: str, before: datetime) -> HistoryColumn
     """Side, quantity, price and fee of every fill of ``symbol`` before ``before``."""
     rows = db.conn.execute(
         "SELECT id, side, qty, price, fee, fee_currency FROM fills"
-        f" WHERE symbol = ? AND ts < ? AND {visible_clause(db.conn)} ORDER BY ts, id",
+        f" WHERE symbol = ? AND ts < ? AND {ledger_clause(db.conn)} ORDER BY ts, id",
         (symbol, ts_text(before)),
     ).fetchall()
     if not rows:
@@ -157,7 +158,7 @@ def fill_origins(db: StateDB, row_ids: Sequence[int]) -> dict[int, tuple[str, da
 def last_fill_price(db: StateDB, symbol: str, before: datetime) -> Decimal | None:
     """The price of the last fill of ``symbol`` before ``before``."""
     row = db.conn.execute(
-        f"SELECT price FROM fills WHERE symbol = ? AND ts < ? AND {visible_clause(db.conn)}"
+        f"SELECT price FROM fills WHERE symbol = ? AND ts < ? AND {ledger_clause(db.conn)}"
         " ORDER BY ts DESC, id DESC LIMIT 1",
         (symbol, ts_text(before)),
     ).fetchone()
@@ -168,7 +169,7 @@ def fill_span(db: StateDB, symbol: str) -> tuple[datetime, datetime] | None:
     """The times of the first and the last fill of ``symbol``; None without fills. Each end
     is the first visible row of an index scan from that end of the symbol's range."""
     sql = (
-        f"SELECT ts FROM fills WHERE symbol = ? AND {visible_clause(db.conn)}"
+        f"SELECT ts FROM fills WHERE symbol = ? AND {ledger_clause(db.conn)}"
         " ORDER BY ts {} LIMIT 1"
     )
     first = db.conn.execute(sql.format("ASC"), (symbol,)).fetchone()
@@ -181,7 +182,7 @@ def fill_span(db: StateDB, symbol: str) -> tuple[datetime, datetime] | None:
 def fill_prices(db: StateDB, symbol: str) -> FillPrices:
     """Every fill time and price of ``symbol``, in ledger order."""
     rows = db.conn.execute(
-        f"SELECT ts, price FROM fills WHERE symbol = ? AND {visible_clause(db.conn)}"
+        f"SELECT ts, price FROM fills WHERE symbol = ? AND {ledger_clause(db.conn)}"
         " ORDER BY ts, id",
         (symbol,),
     ).fetchall()

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Any
 
+from stagectl.state.fill_visibility import SIMULATED_SQL
+
 # Sums of Decimals are exact in this context (no rounding at 28 digits).
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 _ZERO = Decimal(0)
@@ -146,7 +148,8 @@ def new_fill_totals(conn: sqlite3.Connection, after_id: int) -> dict[str, Symbol
     booked."""
     by_symbol: dict[str, list[tuple[str, str, str, str | None]]] = {}
     for symbol, side, qty, fee, currency in conn.execute(
-        "SELECT symbol, side, qty, fee, fee_currency FROM fills WHERE id > ? ORDER BY id",
+        "SELECT symbol, side, qty, fee, fee_currency FROM fills WHERE id > ?"
+        f" AND source NOT IN {SIMULATED_SQL} ORDER BY id",
         (after_id,),
     ):
         by_symbol.setdefault(symbol, []).append((side, qty, fee, currency))
@@ -182,7 +185,7 @@ def add_to_totals(
                 total = SymbolTotal(
                     row[0] + batch.fills, EXACT.add(Decimal(row[1]), batch.position)
                 )
-            elif was_empty or visible_fill_count(conn, symbol) == batch.fills:
+            elif was_empty or ledger_fill_count(conn, symbol) == batch.fills:
                 total = batch
             else:
                 total = _history_total(conn, symbol)
@@ -202,19 +205,24 @@ def _fill_count(conn: sqlite3.Connection, symbol: str) -> int:
     return int(conn.execute("SELECT count(*) FROM fills WHERE symbol = ?", (symbol,)).fetchone()[0])
 
 
-def visible_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
-    """The visible fills of ``symbol``: every row minus those of unfinished imports."""
-    from stagectl.state.fill_visibility import unfinished_fill_count
+def ledger_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+    """The fills of ``symbol`` the ledger counts: every row minus those of unfinished
+    imports and the simulated ones (each an index-only count)."""
+    from stagectl.state.fill_visibility import simulated_fill_count, unfinished_fill_count
 
-    return _fill_count(conn, symbol) - unfinished_fill_count(conn, symbol)
+    return (
+        _fill_count(conn, symbol)
+        - unfinished_fill_count(conn, symbol)
+        - simulated_fill_count(conn, symbol)
+    )
 
 
 def _history_total(conn: sqlite3.Connection, symbol: str) -> SymbolTotal:
-    from stagectl.state.fill_visibility import visible_clause
+    from stagectl.state.fill_visibility import ledger_clause
 
     rows = conn.execute(
         "SELECT side, qty, fee, fee_currency FROM fills"
-        f" WHERE symbol = ? AND {visible_clause(conn)}",
+        f" WHERE symbol = ? AND {ledger_clause(conn)}",
         (symbol,),
     )
     return sum_deltas(symbol, rows)
@@ -225,18 +233,18 @@ def position_before(conn: sqlite3.Connection, symbol: str, before_ts: str) -> De
     the totals and the fills at or after ``before_ts``; None when the totals cannot be used.
     Its four reads must see one state of the ledger: call it inside a read transaction
     (``state.ledger_reads.snapshot``), or a fill written between them skews the answer."""
-    from stagectl.state.fill_visibility import visible_clause
+    from stagectl.state.fill_visibility import ledger_clause
 
     if not has_totals(conn):
         return None
     row = conn.execute(
         "SELECT fills, position FROM fill_totals WHERE symbol = ?", (symbol,)
     ).fetchone()
-    if row is None or row[0] != visible_fill_count(conn, symbol):
+    if row is None or row[0] != ledger_fill_count(conn, symbol):
         return None
     later = conn.execute(
         "SELECT side, qty, fee, fee_currency FROM fills"
-        f" WHERE symbol = ? AND ts >= ? AND {visible_clause(conn)}",
+        f" WHERE symbol = ? AND ts >= ? AND {ledger_clause(conn)}",
         (symbol, before_ts),
     )
     try:

@@ -22,4 +22,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0006_ledger_totals",
     "0007_one_state",
     "0008_fill_imports",
+    "0009_simulated_fills",
 )

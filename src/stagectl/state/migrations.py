@@ -344,6 +344,18 @@ CREATE TABLE legacy_merges (
 """
 
 
+# The desk's ledger counts no simulated fill (paper runs, recorded backtests:
+# state.fill_visibility.ledger_clause). One state put paper runs' fills in ``fills``; the
+# totals of a symbol that has simulated fills are dropped (readers take the history path
+# until the next insert rebuilds them without the simulated rows), and a partial index
+# counts the simulated fills per symbol index-only, for the totals' trust check.
+SIMULATED_FILLS = """
+CREATE INDEX fills_simulated ON fills (symbol) WHERE source IN ('paper', 'backtest');
+DELETE FROM fill_totals
+ WHERE symbol IN (SELECT DISTINCT symbol FROM fills WHERE source IN ('paper', 'backtest'));
+"""
+
+
 def _build() -> Migrations:
     from sqlite_utils.migrations import Migrations
 
@@ -357,6 +369,7 @@ def _build() -> Migrations:
         LEDGER_TOTALS,
         ONE_STATE,
         FILL_IMPORTS,
+        SIMULATED_FILLS,
     )
     for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
         migrations(name=name)(_ScriptMigration(name, script))
