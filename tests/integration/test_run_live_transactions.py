@@ -3,7 +3,11 @@ locked database is a transient condition the loop rides out."""
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -97,4 +101,57 @@ class _Locker(threading.Thread):
         time.sleep(self.hold_s)
         self.held_s = time.monotonic() - began
         conn.execute("ROLLBACK")
+        conn.close()
+
+
+@pytest.mark.slow
+def test_a_million_fill_import_next_to_a_paper_run_lets_the_run_finish_every_bar(
+    tmp_path: Path,
+) -> None:
+    """The two as an operator runs them: ``stagectl run-live`` and ``stagectl metrics
+    import`` in two processes on one home, with the default busy timeout."""
+    from tests.integration.test_ledger_import_merge import trades_csv
+
+    home = tmp_path / "home"
+    home.mkdir()
+    fills_file = trades_csv(tmp_path / "million.csv", 1_000_000)
+    env = {**os.environ, "STAGECTL_HOME": str(home), "NO_COLOR": "1"}
+    for name in ("STAGECTL_STATE", "STAGECTL_BUSY_TIMEOUT_MS"):
+        env.pop(name, None)
+    stagectl = [sys.executable, "-m", "stagectl"]
+    paper = subprocess.Popen(
+        [*stagectl, "run-live", "--start", "2026-03-01", "--end", "2026-03-04T23:00Z",
+         "--speed", "36000x", "--json"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    state_path = home / "state" / "stagectl.db"
+    deadline = time.monotonic() + 60
+    while not _has_a_snapshot(state_path):
+        assert time.monotonic() < deadline and paper.poll() is None
+        time.sleep(0.05)
+    running_at_import_start = paper.poll() is None
+    importing = subprocess.run(
+        [*stagectl, "metrics", "import", str(fills_file), "--source", "acct", "--json"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    stdout, stderr = paper.communicate(timeout=600)
+    assert importing.returncode == 0, importing.stderr
+    assert json.loads(importing.stdout)["inserted"] == 1_000_000
+    assert paper.returncode == 0, stderr.decode()
+    summary = json.loads(stdout)
+    assert summary["status"] == "completed" and summary["bars"] == 96
+    with open_state(state_path) as db:
+        assert len(snapshots(db, summary["run_id"])) == 96
+    assert running_at_import_start  # the import ran while the run was trading
+
+
+def _has_a_snapshot(path: Path) -> bool:
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(path, timeout=5)
+    try:
+        return bool(conn.execute("SELECT count(*) FROM equity_snapshots").fetchone()[0])
+    except sqlite3.OperationalError:
+        return False
+    finally:
         conn.close()
