@@ -100,7 +100,8 @@ def probe_writer(state: Path, stop: Path, report: Path) -> None:
     """A paper run's stand-in: one fill every 10 ms, each in its own write transaction,
     until ``stop`` exists; writes its longest wait and the number of failures to
     ``report``."""
-    from stagectl.state.ledger import Fill, insert_fills
+    from stagectl.domain.types import Fill
+    from stagectl.state.ledger import insert_fills
 
     waits, failures = [], 0
     t0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -108,7 +109,7 @@ def probe_writer(state: Path, stop: Path, report: Path) -> None:
         while not stop.exists():
             k = len(waits)
             fill = Fill(
-                exchange="probe",
+                account="probe",
                 trade_id=f"BTCUSDT:{k}",
                 symbol="BTCUSDT",
                 side="buy" if k % 2 else "sell",

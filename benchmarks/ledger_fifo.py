@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from stagectl.domain.ledger import Fill, fifo_kernel, fifo_realized
+from stagectl.domain.ledger import fifo_kernel, fifo_realized
+from stagectl.domain.types import Fill
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 

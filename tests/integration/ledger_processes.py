@@ -22,10 +22,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from stagectl.config.home import Home
+from stagectl.domain.types import Fill
 from stagectl.errors import StagectlError
 from stagectl.services.ledger import importer
 from stagectl.state.db import open_state
-from stagectl.state.ledger import Fill, insert_fills
+from stagectl.state.ledger import insert_fills
 from stagectl.state.ledger_imports import unfinished_imports
 from stagectl.state.ledger_merge import MergeStep
 
@@ -40,7 +41,7 @@ def writer(state: Path, stop: Path, report: Path) -> None:
         while not stop.exists():
             importing = bool(unfinished_imports(db))
             fill = Fill(
-                exchange=WRITER_ACCOUNT,
+                account=WRITER_ACCOUNT,
                 trade_id=f"{WRITER_SYMBOL}:{writes}",
                 symbol=WRITER_SYMBOL,
                 side="buy" if writes % 2 else "sell",

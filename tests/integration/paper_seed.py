@@ -25,12 +25,12 @@ import pandas as pd
 from stagectl.data import load_candles, load_funding
 from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
 from stagectl.domain.strategies import debounce, tsmom_ema, tsmom_multi_ema
-from stagectl.domain.types import Event, Order, OrderStatus, OrderType, Side, TimeInForce
+from stagectl.domain.types import Event, Fill, Order, OrderStatus, OrderType, Side, TimeInForce
 from stagectl.state.db import open_state
 from stagectl.state.directives import GuardDecision, record_guard_decision
 from stagectl.state.equity import EquitySnapshot, record_snapshots
 from stagectl.state.journal import record_events
-from stagectl.state.ledger import Fill, FundingPayment, insert_fills, insert_funding
+from stagectl.state.ledger import FundingPayment, insert_fills, insert_funding
 from stagectl.state.orders import upsert_order
 from stagectl.state.runs import Run, start_run
 
@@ -180,15 +180,15 @@ def _write_fills(
             )
             fills.append(
                 Fill(
-                    "paper",
                     f"t-{order_id}",
+                    at,
                     symbol,
-                    side,
+                    Side(side),
                     _dec(qty),
                     _dec(price),
                     _dec(qty * price * FEE_BPS / 1e4),
-                    at,
-                    "paper",
+                    account="paper",
+                    source="paper",
                     run_id=seed.run_id,
                     client_order_id=order_id,
                 )

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from stagectl.domain.types import Fill
 from stagectl.state.db import StateDB, open_state
-from stagectl.state.ledger import Fill, fills, insert_fills
+from stagectl.state.ledger import fills, insert_fills
 from stagectl.state.ledger_reads import (
     fill_prices,
     fill_span,
@@ -27,7 +28,7 @@ T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 def live_fill(k: int, symbol: str = "SOLUSDT", side: str = "buy") -> Fill:
     return Fill(
-        exchange="binanceusdm",
+        account="binanceusdm",
         trade_id=f"{symbol}:{k}",
         symbol=symbol,
         side=side,

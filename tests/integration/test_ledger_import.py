@@ -54,7 +54,7 @@ def test_import_records_exact_decimals_and_a_second_import_adds_nothing(
     assert [f.trade_id for f in recorded] == ["SOLUSDT:1", "SOLUSDT:2"]
     assert recorded[1].price == Decimal("101.25")
     assert recorded[1].fee == Decimal("-0.0151")
-    assert recorded[0].exchange == "acct"
+    assert recorded[0].account == "acct"
 
 
 def test_same_trade_id_on_two_symbols_is_two_fills(run: Run, home: Path, tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_ccxt_json_trades_are_read_exactly(run: Run, home: Path, tmp_path: Path)
         Decimal("189.123"),
         Decimal("-0.0011"),
     )
-    assert fill.exchange_order_id == "o-1"
+    assert fill.order_id == "o-1"
     assert fill.ts.isoformat() == "2025-01-01T00:00:00+00:00"
 
 

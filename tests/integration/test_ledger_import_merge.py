@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from stagectl.config.home import Home
+from stagectl.domain.types import Fill
 from stagectl.errors import InputError
 from stagectl.services.ledger import importer
 from stagectl.services.ledger.reads import carried_lots, scan_carried_lots
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.fill_visibility import SIMULATED_SOURCES
-from stagectl.state.ledger import Fill, fills
+from stagectl.state.ledger import fills
 from stagectl.state.ledger_imports import unfinished_imports
 from stagectl.state.ledger_merge import MERGE_BATCH_ROWS, MergeStep
 from stagectl.state.ledger_reads import position_before

@@ -9,8 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from stagectl.domain.ledger import Fill, fifo_realized
+from stagectl.domain.ledger import fifo_realized
 from stagectl.domain.ledger_windows import window_metrics
+from stagectl.domain.types import Fill
 from tests.conftest import SHARED_DATA
 from tests.unit.test_ledger import reference_fifo
 

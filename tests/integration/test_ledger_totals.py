@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from stagectl.config.home import Home
+from stagectl.domain.types import Fill
 from stagectl.services.ledger.reads import carried_lots, newest_lots, scan_carried_lots
 from stagectl.state.db import StateDB, open_state
-from stagectl.state.ledger import Fill, insert_fills
+from stagectl.state.ledger import insert_fills
 from stagectl.state.ledger_reads import position_before
 from stagectl.state.ledger_totals import book_delta, sum_deltas, totals_by_part
 from tests.conftest import Run
@@ -102,7 +103,7 @@ def test_live_inserts_keep_the_totals_and_unknown_writes_fall_back_to_the_scan(
     run(["metrics", "import", write(tmp_path / "a.csv", rows)])
     live = [
         Fill(
-            exchange="binanceusdm",
+            account="binanceusdm",
             trade_id=f"SOLUSDT:{k}",
             symbol="SOLUSDT",
             side="sell" if k % 3 else "buy",

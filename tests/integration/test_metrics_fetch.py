@@ -90,7 +90,7 @@ def test_fetch_records_the_trades_exactly_and_a_second_fetch_adds_nothing(
             trade.price,
             trade.fee,
         )
-        assert (fill.exchange, fill.source, fill.liquidity) == ("binanceusdm", "fetch", "taker")
+        assert (fill.account, fill.source, fill.liquidity) == ("binanceusdm", "fetch", "taker")
     for output in (first.stdout + first.stderr, second.stdout + second.stderr):
         assert API_KEY not in output and API_SECRET not in output
 

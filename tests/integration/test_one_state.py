@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.domain.types import TradingState
+from stagectl.domain.types import Fill, TradingState
 from stagectl.state import directives, equity, flags, journal, ledger, runs
 from stagectl.state.db import open_state
 from stagectl.state.migrations import apply_migrations
@@ -216,9 +216,9 @@ def test_trading_status_in_a_home_with_a_paper_db_shows_its_merged_state(
     assert "merged the paper state" in result.stderr
 
 
-def _ledger_fill(trade_id: str, side: str, qty: str, price: str, **where: object) -> ledger.Fill:
+def _ledger_fill(trade_id: str, side: str, qty: str, price: str, **where: object) -> Fill:
     values: dict[str, object] = {
-        "exchange": "import",
+        "account": "import",
         "trade_id": trade_id,
         "symbol": "ETHUSDT",
         "side": side,
@@ -229,7 +229,7 @@ def _ledger_fill(trade_id: str, side: str, qty: str, price: str, **where: object
         "source": "import",
     }
     values.update(where)
-    return ledger.Fill(**values)  # type: ignore[arg-type]
+    return Fill(**values)  # type: ignore[arg-type]
 
 
 def test_a_paper_runs_fills_never_enter_the_desks_ledger(tmp_path: Path) -> None:
@@ -252,7 +252,7 @@ def test_a_paper_runs_fills_never_enter_the_desks_ledger(tmp_path: Path) -> None
                     "buy",
                     "3",
                     "1900",
-                    exchange="paper",
+                    account="paper",
                     source="paper",
                     run_id="paper-1",
                     ts=T0 + timedelta(minutes=1),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stagectl.config.home import Home
-from stagectl.domain.types import Event, Order, OrderStatus, OrderType, Side, TimeInForce
+from stagectl.domain.types import Event, Fill, Order, OrderStatus, OrderType, Side, TimeInForce
 from stagectl.errors import ExternalError, InputError
 from stagectl.services.guard.live import run_live
 from stagectl.state import directives, journal, ledger, orders
@@ -85,16 +85,16 @@ def _seed(state: Path, *, hours: int = HOURS, skip: tuple[int, ...] = ()) -> Non
         ledger.insert_fills(
             db,
             [
-                ledger.Fill(
-                    "paper",
+                Fill(
                     "t1",
+                    fill_ts,
                     "ETHUSDT",
-                    "buy",
+                    Side.BUY,
                     Decimal("1"),
                     Decimal("2001"),
                     Decimal("0.1"),
-                    fill_ts,
-                    "paper",
+                    account="paper",
+                    source="paper",
                     run_id="paper-1",
                     client_order_id="sc-1",
                 )

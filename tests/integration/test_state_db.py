@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stagectl.domain.types import Fill
 from stagectl.errors import (
     EXIT_EXTERNAL,
     EXIT_USAGE,
@@ -19,7 +20,7 @@ from stagectl.errors import (
     StateLockedError,
 )
 from stagectl.state.db import open_state
-from stagectl.state.ledger import Fill, fills, insert_fills
+from stagectl.state.ledger import fills, insert_fills
 from stagectl.state.migration_names import MIGRATION_NAMES
 from stagectl.state.migrations import apply_migrations, registered_names
 from stagectl.state.runs import Run, get_run, start_run
@@ -66,7 +67,7 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 def _fill(trade_id: str, **changes: object) -> Fill:
     values: dict[str, object] = {
-        "exchange": "binanceusdm",
+        "account": "binanceusdm",
         "trade_id": trade_id,
         "symbol": "ETHUSDT",
         "side": "buy",
@@ -220,7 +221,7 @@ def test_a_failed_transaction_leaves_nothing_half_written(tmp_path: Path) -> Non
     with open_state(tmp_path / "stagectl.db") as db:
         with pytest.raises(sqlite3.IntegrityError), db.transaction():
             start_run(db, Run("r1", "run-live", "paper", started_at=T0))
-            insert_fills(db, [_fill("t1", run_id="r1"), _fill("t2", side="long")])
+            insert_fills(db, [_fill("t1", run_id="r1"), _fill("t2", run_id="no-such-run")])
         assert get_run(db, "r1") is None
         assert fills(db) == []
         assert not db.conn.in_transaction
@@ -233,7 +234,7 @@ def test_a_failed_inner_write_spoils_the_whole_transaction_even_when_caught(
         with pytest.raises(InternalError, match="rolled back"), db.transaction():
             start_run(db, Run("r1", "run-live", "paper", started_at=T0))
             with pytest.raises(sqlite3.IntegrityError):
-                insert_fills(db, [_fill("t1"), _fill("t2", side="long")])
+                insert_fills(db, [_fill("t1"), _fill("t2", run_id="no-such-run")])
         assert get_run(db, "r1") is None
         assert fills(db) == []
         start_run(db, Run("r2", "run-live", "paper", started_at=T0))

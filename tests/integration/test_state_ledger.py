@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stagectl.domain.types import Fill
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.ledger import (
-    Fill,
     FundingPayment,
     Position,
     fills,
@@ -31,7 +31,7 @@ T0 = datetime(2024, 6, 7, 8, 0, tzinfo=UTC)
 
 def _fill(trade_id: str, *, ts: datetime = T0, symbol: str = "ETHUSDT", **changes: object) -> Fill:
     values: dict[str, object] = {
-        "exchange": "binanceusdm",
+        "account": "binanceusdm",
         "trade_id": trade_id,
         "symbol": symbol,
         "side": "sell",
@@ -58,7 +58,7 @@ def test_importing_the_same_fills_twice_records_each_once(tmp_path: Path) -> Non
 
 def test_the_same_trade_id_on_another_exchange_is_another_fill(tmp_path: Path) -> None:
     with open_state(tmp_path / "stagectl.db") as db:
-        counts = insert_fills(db, [_fill("1"), _fill("1", exchange="paper")])
+        counts = insert_fills(db, [_fill("1"), _fill("1", account="paper")])
         assert (counts.inserted, counts.skipped) == (2, 0)
 
 
@@ -73,10 +73,10 @@ def test_fills_come_back_equal_in_time_order_and_filtered(tmp_path: Path) -> Non
         assert fills(db, end=T0 + timedelta(hours=1)) == [earlier]
 
 
-def test_a_batch_with_one_invalid_fill_records_none_of_them(tmp_path: Path) -> None:
+def test_a_batch_with_one_fill_the_database_refuses_records_none_of_them(tmp_path: Path) -> None:
     with open_state(tmp_path / "stagectl.db") as db:
         with pytest.raises(sqlite3.IntegrityError):
-            insert_fills(db, [_fill("1"), _fill("2", liquidity="unknown")])
+            insert_fills(db, [_fill("1"), _fill("2", run_id="no-such-run")])
         assert fills(db) == []
 
 
@@ -107,6 +107,7 @@ def test_positions_upsert_per_account_and_symbol(tmp_path: Path) -> None:
 
 
 exact_decimals = st.decimals(allow_nan=False, allow_infinity=False)
+positive_decimals = st.decimals(min_value=Decimal("1E-30"), allow_nan=False, allow_infinity=False)
 _db_dir = tempfile.TemporaryDirectory()
 _shared: list[StateDB] = []
 _trade_ids = itertools.count()
@@ -120,7 +121,7 @@ def _shared_db() -> StateDB:
 
 
 @settings(max_examples=200, deadline=None)
-@given(qty=exact_decimals, price=exact_decimals, fee=exact_decimals)
+@given(qty=positive_decimals, price=positive_decimals, fee=exact_decimals)
 def test_decimals_survive_the_ledger_exactly(qty: Decimal, price: Decimal, fee: Decimal) -> None:
     trade_id = str(next(_trade_ids))
     fill = _fill(trade_id, symbol=f"S{trade_id}", qty=qty, price=price, fee=fee)

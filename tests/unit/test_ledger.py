@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stagectl.domain.ledger import Fill, fifo_realized
+from stagectl.domain.ledger import fifo_realized
 from stagectl.domain.ledger_windows import pnl_windows, window_metrics
+from stagectl.domain.types import Fill
 
 T0 = datetime(2025, 11, 12, 14, 0, tzinfo=UTC)
 D = Decimal
@@ -115,9 +116,9 @@ def test_base_fee_on_sell_removes_extra_quantity_from_the_book() -> None:
     assert result.inventory("SOLUSDT") == D("0.99")
 
 
-def test_fee_in_a_third_currency_is_refused() -> None:
+def test_fee_in_a_third_currency_is_refused_when_booked() -> None:
     with pytest.raises(ValueError, match="neither the base nor the quote"):
-        fill("buy", "1", "100", "0.01", "BNB")
+        fifo_realized([fill("buy", "1", "100", "0.01", "BNB")])
 
 
 def test_symbols_are_booked_independently_with_their_own_scales() -> None:

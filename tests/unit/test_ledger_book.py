@@ -9,29 +9,14 @@ from hypothesis import strategies as st
 
 from stagectl.domain import ledger
 from stagectl.domain.ledger_book import FifoBook
-from stagectl.domain.types import Fill, Liquidity, Side
 from tests.unit.test_ledger import Row, build, fill, fill_st, price_st
-
-
-def as_loop_fill(row: ledger.Fill) -> Fill:
-    return Fill(
-        trade_id=row.trade_id,
-        ts=row.ts,
-        symbol=row.symbol,
-        side=Side(row.side),
-        qty=row.qty,
-        price=row.price,
-        fee=row.fee,
-        fee_currency=row.fee_currency,
-        liquidity=Liquidity(row.liquidity),
-    )
 
 
 def test_a_sell_through_zero_realizes_the_long_and_opens_a_short_lot() -> None:
     book = FifoBook()
-    assert book.add(as_loop_fill(fill("buy", "1", "100", "0.1", "USDT", n=0))) == 0
-    assert book.add(as_loop_fill(fill("buy", "1", "110", "0.1", "USDT", n=1))) == 0
-    realized = book.add(as_loop_fill(fill("sell", "3", "120", "0.3", "USDT", n=2)))
+    assert book.add(fill("buy", "1", "100", "0.1", "USDT", n=0)) == 0
+    assert book.add(fill("buy", "1", "110", "0.1", "USDT", n=1)) == 0
+    realized = book.add(fill("sell", "3", "120", "0.3", "USDT", n=2))
     assert realized == D(30)  # 1 x (120 - 100) + 1 x (120 - 110), gross of the fee
     symbol = book.book("SOLUSDT")
     assert [(lot.qty, lot.price) for lot in symbol.lots] == [(D(-1), D(120))]
@@ -47,7 +32,7 @@ def test_the_loop_book_equals_fifo_realized_fill_by_fill(rows: list[Row], mark: 
     book = FifoBook()
     net = []
     for row in fills:
-        gross = book.add(as_loop_fill(row))
+        gross = book.add(row)
         net.append(gross - row.fee_quote)
     assert net == expected.realized_pnl()
     symbol = book.book("SOLUSDT")

@@ -232,7 +232,7 @@ def _check_fee_currencies(
     combined into one integer key and factorized."""
     import pandas as pd
 
-    from stagectl.domain.ledger import fee_in_base
+    from stagectl.domain.types import fee_in_base
 
     key = (symbols.codes.astype(np.int64) * max(fees.n_distinct, 1) + fees.codes) * max(
         currencies.n_distinct, 1

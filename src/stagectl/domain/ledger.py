@@ -32,93 +32,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-Side = Literal["buy", "sell"]
-Liquidity = Literal["maker", "taker"]
+from stagectl.domain.types import Fill, fee_in_base
+
 IntArray = npt.NDArray[Any]
 
 _INT64_SAFE = 2**62
 _ZERO = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One execution. ``qty`` > 0 in base units, ``price`` > 0 in quote per base.
-
-    ``fee`` is in ``fee_currency``, which must be the base or the quote asset of ``symbol``
-    (``ETHUSDT``/``ETH/USDT``: ``ETH`` is base, ``USDT`` quote). A negative fee is a rebate.
-    """
-
-    trade_id: str
-    ts: datetime
-    symbol: str
-    side: Side
-    qty: Decimal
-    price: Decimal
-    fee: Decimal = _ZERO
-    fee_currency: str = ""
-    liquidity: Liquidity = "taker"
-
-    def __post_init__(self) -> None:
-        if self.side not in ("buy", "sell"):
-            raise ValueError(f"fill {self.trade_id}: side must be buy or sell, got {self.side!r}")
-        if self.liquidity not in ("maker", "taker"):
-            raise ValueError(f"fill {self.trade_id}: liquidity must be maker or taker")
-        for name in ("qty", "price", "fee"):
-            value = getattr(self, name)
-            if not isinstance(value, Decimal) or not value.is_finite():
-                raise ValueError(f"fill {self.trade_id}: {name} must be a finite Decimal")
-        if self.qty <= 0 or self.price <= 0:
-            raise ValueError(f"fill {self.trade_id}: qty and price must be positive")
-        if self.fee != 0 and not self.fee_currency:
-            raise ValueError(f"fill {self.trade_id}: a non-zero fee needs its fee_currency")
-        if self.fee_in_base and self.side == "buy" and self.fee >= self.qty:
-            raise ValueError(f"fill {self.trade_id}: a base fee must be smaller than the qty")
-
-    @property
-    def fee_in_base(self) -> bool:
-        """True when the fee is charged in the base asset (it then changes the quantity)."""
-        return fee_in_base(self.symbol, self.fee_currency, self.fee)
-
-    @property
-    def signed_qty(self) -> Decimal:
-        return self.qty if self.side == "buy" else -self.qty
-
-    @property
-    def book_delta(self) -> Decimal:
-        """Change of the position in base units: signed qty minus a base-currency fee."""
-        return self.signed_qty - (self.fee if self.fee_in_base else _ZERO)
-
-    @property
-    def fee_quote(self) -> Decimal:
-        """The fee valued in quote at the fill price (negative for a rebate)."""
-        return self.fee * self.price if self.fee_in_base else self.fee
-
-    @property
-    def cash_flow(self) -> Decimal:
-        """Quote received (+) or paid (-): ``-signed_qty * price`` minus a quote fee."""
-        quote_fee = _ZERO if self.fee_in_base else self.fee
-        return -self.signed_qty * self.price - quote_fee
-
-
-def fee_in_base(symbol: str, fee_currency: str, fee: Decimal = _ZERO) -> bool:
-    """Whether ``fee_currency`` is the base of ``symbol``; raises if it is neither asset."""
-    if fee == 0:
-        return False
-    plain = symbol.split(":")[0].replace("/", "").replace("-", "").upper()
-    currency = fee_currency.upper()
-    if plain.endswith(currency):
-        return False
-    if plain.startswith(currency):
-        return True
-    raise ValueError(
-        f"fee currency {fee_currency} is neither the base nor the quote of {symbol}; "
-        "convert the fee to the quote before booking it"
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from stagectl.domain.ledger import Lot, fee_in_base
-from stagectl.domain.types import Fill
+from stagectl.domain.ledger import Lot
+from stagectl.domain.types import Fill, fee_in_base
 
 _ZERO = Decimal(0)
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from stagectl.domain.ledger import FifoResult, Fill, fifo_realized
+from stagectl.domain.ledger import FifoResult, fifo_realized
+from stagectl.domain.types import Fill
 
 _ZERO = Decimal(0)
 

@@ -153,7 +153,13 @@ class Order:
 
 @dataclass(frozen=True)
 class Fill:
-    """One execution. ``trade_id`` is the venue's trade id (the ledger keys it per symbol)."""
+    """One execution. ``qty`` > 0 in base units, ``price`` > 0 in quote per base.
+
+    ``trade_id`` is the venue's trade id (the ledger keys a recorded fill ``SYMBOL:id``).
+    ``fee`` is in ``fee_currency``, the base or the quote asset of ``symbol``
+    (``ETHUSDT``: ``ETH`` is base, ``USDT`` quote; empty means the quote); a negative fee
+    is a rebate. ``liquidity`` None: the venue or file did not say (booked as taker).
+    """
 
     trade_id: str
     ts: datetime
@@ -163,19 +169,79 @@ class Fill:
     price: Decimal
     fee: Decimal = _ZERO
     fee_currency: str = ""
-    liquidity: Liquidity = Liquidity.TAKER
+    liquidity: Liquidity | None = Liquidity.TAKER
     order_id: str | None = None
     """The venue's order id."""
     client_order_id: str | None = None
     account: str = ""
-    """The book it belongs to: ``paper`` fills of a run, the exchange id, an import."""
+    """The book it belongs to: ``paper`` for paper runs, the exchange id, an import's account."""
     run_id: str | None = None
     source: str = ""
-    """How it reached the ledger: ``paper``, ``live``, ``import``, ``fetch``."""
+    """How it reached the ledger: ``paper``, ``live``, ``import``, ``fetch``, ``backtest``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "side", Side(self.side))
+        if self.liquidity is not None:
+            object.__setattr__(self, "liquidity", Liquidity(self.liquidity))
+        for name in ("qty", "price", "fee"):
+            value = getattr(self, name)
+            if not isinstance(value, Decimal) or not value.is_finite():
+                raise ValueError(f"fill {self.trade_id}: {name} must be a finite Decimal")
+        if self.qty <= 0 or self.price <= 0:
+            raise ValueError(f"fill {self.trade_id}: qty and price must be positive")
+        if self.side is Side.BUY and self.fee >= self.qty and _base_fee(self):
+            raise ValueError(f"fill {self.trade_id}: a base fee must be smaller than the qty")
 
     @property
     def signed_qty(self) -> Decimal:
         return self.qty * self.side.sign
+
+    @property
+    def fee_in_base(self) -> bool:
+        """True when the fee is charged in the base asset (it then changes the quantity)."""
+        return fee_in_base(self.symbol, self.fee_currency, self.fee)
+
+    @property
+    def book_delta(self) -> Decimal:
+        """Change of the position in base units: signed qty minus a base-currency fee."""
+        return self.signed_qty - (self.fee if self.fee_in_base else _ZERO)
+
+    @property
+    def fee_quote(self) -> Decimal:
+        """The fee valued in quote at the fill price (negative for a rebate)."""
+        return self.fee * self.price if self.fee_in_base else self.fee
+
+    @property
+    def cash_flow(self) -> Decimal:
+        """Quote received (+) or paid (-): ``-signed_qty * price`` minus a quote fee."""
+        quote_fee = _ZERO if self.fee_in_base else self.fee
+        return -self.signed_qty * self.price - quote_fee
+
+
+def _base_fee(fill: Fill) -> bool:
+    """The fee is in the base asset; a fee in a third currency is refused when booked."""
+    try:
+        return fill.fee_in_base
+    except ValueError:
+        return False
+
+
+def fee_in_base(symbol: str, fee_currency: str, fee: Decimal = _ZERO) -> bool:
+    """Whether ``fee_currency`` is the base of ``symbol``; raises if it is neither asset.
+
+    An empty currency is the quote (venues that do not name it charge in the quote)."""
+    if fee == 0 or not fee_currency:
+        return False
+    plain = symbol.split(":")[0].replace("/", "").replace("-", "").upper()
+    currency = fee_currency.upper()
+    if plain.endswith(currency):
+        return False
+    if plain.startswith(currency):
+        return True
+    raise ValueError(
+        f"fee currency {fee_currency} is neither the base nor the quote of {symbol}; "
+        "convert the fee to the quote before booking it"
+    )
 
 
 @dataclass(frozen=True)

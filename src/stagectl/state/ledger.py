@@ -21,6 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from stagectl.domain.types import Fill, Liquidity, Side
 from stagectl.state._codec import (
     decimal_text,
     filters,
@@ -31,24 +32,6 @@ from stagectl.state._codec import (
     ts_text,
 )
 from stagectl.state.db import StateDB
-
-
-@dataclass(frozen=True)
-class Fill:
-    exchange: str
-    trade_id: str
-    symbol: str
-    side: str
-    qty: Decimal
-    price: Decimal
-    fee: Decimal
-    ts: datetime
-    source: str
-    fee_currency: str | None = None
-    liquidity: str | None = None
-    run_id: str | None = None
-    client_order_id: str | None = None
-    exchange_order_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,19 +257,21 @@ def funding_payments(
 
 
 def _fill_row(fill: Fill) -> tuple[Any, ...]:
+    """A fill as its row: the account is the ``exchange`` column, the venue's order id
+    ``exchange_order_id``; an empty fee currency and an unknown liquidity are NULL."""
     return (
-        fill.exchange,
+        fill.account,
         fill.trade_id,
         fill.run_id,
         fill.client_order_id,
-        fill.exchange_order_id,
+        fill.order_id,
         fill.symbol,
-        fill.side,
+        fill.side.value,
         decimal_text(fill.qty),
         decimal_text(fill.price),
         decimal_text(fill.fee),
-        fill.fee_currency,
-        fill.liquidity,
+        fill.fee_currency or None,
+        None if fill.liquidity is None else fill.liquidity.value,
         ts_text(fill.ts),
         fill.source,
     )
@@ -294,18 +279,18 @@ def _fill_row(fill: Fill) -> tuple[Any, ...]:
 
 def _fill(row: tuple[Any, ...]) -> Fill:
     return Fill(
-        exchange=row[0],
+        account=row[0],
         trade_id=row[1],
         run_id=row[2],
         client_order_id=row[3],
-        exchange_order_id=row[4],
+        order_id=row[4],
         symbol=row[5],
-        side=row[6],
+        side=Side(row[6]),
         qty=parse_decimal(row[7]),
         price=parse_decimal(row[8]),
         fee=parse_decimal(row[9]),
-        fee_currency=row[10],
-        liquidity=row[11],
+        fee_currency=row[10] or "",
+        liquidity=None if row[11] is None else Liquidity(row[11]),
         ts=parse_ts(row[12]),
         source=row[13],
     )

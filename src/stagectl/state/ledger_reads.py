@@ -20,24 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from stagectl.domain.types import Fill, Liquidity, Side
 from stagectl.state._codec import parse_ts, ts_text
 from stagectl.state.db import StateDB
 from stagectl.state.fill_visibility import ledger_clause
-
-
-@dataclass(frozen=True)
-class LedgerFill:
-    """One recorded fill of a symbol as the metrics read it; ``fee_currency`` and
-    ``liquidity`` are None where nothing was recorded."""
-
-    trade_id: str
-    ts: datetime
-    side: str
-    qty: Decimal
-    price: Decimal
-    fee: Decimal
-    fee_currency: str | None
-    liquidity: str | None
 
 
 @dataclass(frozen=True)
@@ -107,7 +93,7 @@ def has_fills(db: StateDB, symbol: str, *, before: datetime | None = None) -> bo
     return db.conn.execute(sql + " LIMIT 1", params).fetchone() is not None
 
 
-def window_fills(db: StateDB, symbol: str, start: datetime, end: datetime) -> list[LedgerFill]:
+def window_fills(db: StateDB, symbol: str, start: datetime, end: datetime) -> list[Fill]:
     """The fills of ``symbol`` with ``start <= ts < end``, in ledger order."""
     rows = db.conn.execute(
         "SELECT trade_id, ts, side, qty, price, fee, fee_currency, liquidity FROM fills"
@@ -115,10 +101,10 @@ def window_fills(db: StateDB, symbol: str, start: datetime, end: datetime) -> li
         " ORDER BY ts, id",
         (symbol, ts_text(start), ts_text(end)),
     )
-    return [_ledger_fill(row) for row in rows]
+    return [_ledger_fill(symbol, row) for row in rows]
 
 
-def newest_fills(db: StateDB, symbol: str, before: datetime, side: str) -> Iterator[LedgerFill]:
+def newest_fills(db: StateDB, symbol: str, before: datetime, side: str) -> Iterator[Fill]:
     """The fills of ``symbol`` on ``side`` before ``before``, newest first: a backward scan of
     the (symbol, ts) index that reads rows only as far as the caller iterates."""
     rows = db.conn.execute(
@@ -128,7 +114,7 @@ def newest_fills(db: StateDB, symbol: str, before: datetime, side: str) -> Itera
         (symbol, ts_text(before), side),
     )
     for row in rows:
-        yield _ledger_fill(row)
+        yield _ledger_fill(symbol, row)
 
 
 def history_columns(db: StateDB, symbol: str, before: datetime) -> HistoryColumns:
@@ -200,15 +186,17 @@ def position_before(db: StateDB, symbol: str, before: datetime) -> Decimal | Non
     return from_totals(db.conn, symbol, ts_text(before))
 
 
-def _ledger_fill(row: tuple[str, ...]) -> LedgerFill:
+def _ledger_fill(symbol: str, row: tuple[str, ...]) -> Fill:
+    """A row as the domain's fill; NULL fee currency and liquidity: not recorded."""
     trade_id, ts, side, qty, price, fee, currency, liquidity = row
-    return LedgerFill(
+    return Fill(
         trade_id=trade_id,
         ts=parse_ts(ts),
-        side=side,
+        symbol=symbol,
+        side=Side(side),
         qty=Decimal(qty),
         price=Decimal(price),
         fee=Decimal(fee),
-        fee_currency=currency,
-        liquidity=liquidity,
+        fee_currency=currency or "",
+        liquidity=None if liquidity is None else Liquidity(liquidity),
     )

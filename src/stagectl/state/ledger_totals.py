@@ -57,7 +57,7 @@ def book_delta(
 ) -> Decimal:
     """One fill's change of the position, exact (from the text columns as stored, or
     Decimals)."""
-    from stagectl.domain.ledger import fee_in_base
+    from stagectl.domain.types import fee_in_base
 
     signed = Decimal(qty) if side == "buy" else -Decimal(qty)
     if fee_currency and fee != "0":

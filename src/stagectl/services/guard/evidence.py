@@ -22,13 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stagectl.config.home import Home
-from stagectl.domain.types import Mode
+from stagectl.domain.types import Fill, Mode
 from stagectl.errors import InputError
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.directives import GuardDecision, guard_decisions
 from stagectl.state.equity import EquitySnapshot, snapshots
 from stagectl.state.journal import events
-from stagectl.state.ledger import Fill, FundingPayment, fills, funding_payments
+from stagectl.state.ledger import FundingPayment, fills, funding_payments
 from stagectl.state.orders import get_order
 from stagectl.state.runs import latest_traded_run
 

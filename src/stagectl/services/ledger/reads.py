@@ -14,32 +14,15 @@ lot a sell), which FIFO books into exactly the same lot queue, so the domain's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stagectl.errors import InputError
-
 if TYPE_CHECKING:
     from stagectl.state.db import StateDB
-    from stagectl.state.ledger_reads import LedgerFill
 
 _INT64_SAFE = 2**62
-
-
-def parse_moment(text: str, *, option: str) -> datetime:
-    """``YYYY-MM-DD`` or ISO-8601 as an aware UTC datetime (a naive time is UTC)."""
-    value = text.strip()
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"{text!r} is not a date (YYYY-MM-DD) or an ISO-8601 datetime", where=option
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def open_ledger(path: Path) -> StateDB:
@@ -89,13 +72,13 @@ def newest_lots(db: StateDB, symbol: str, before: datetime, position: Decimal) -
     these. A short position mirrors it with sells. The walk never leaves the current
     episode on the position's side: that episode opened at least |P|. The rows come from a
     backward scan of the (symbol, ts) index, read only as far as needed."""
-    from stagectl.domain.ledger import Fill, Side
+    from stagectl.domain.types import Fill, Side
     from stagectl.state.ledger_reads import newest_fills
     from stagectl.state.ledger_totals import EXACT, book_delta
 
     if position == 0:
         return []
-    side: Side = "buy" if position > 0 else "sell"
+    side = Side.BUY if position > 0 else Side.SELL
     needed = abs(position)
     lots = []
     for fill in newest_fills(db, symbol, before, side):
@@ -121,7 +104,8 @@ def scan_carried_lots(db: StateDB, symbol: str, before: datetime) -> list[Any]:
     """``carried_lots`` from the whole history before ``before`` (no totals needed)."""
     import numpy as np
 
-    from stagectl.domain.ledger import Fill, fee_in_base, fifo_kernel
+    from stagectl.domain.ledger import fifo_kernel
+    from stagectl.domain.types import Fill, Side, fee_in_base
     from stagectl.state.ledger_reads import fill_origins, history_columns
 
     history = history_columns(db, symbol, before)
@@ -151,7 +135,7 @@ def scan_carried_lots(db: StateDB, symbol: str, before: datetime) -> list[Any]:
                 trade_id=trade_id,
                 ts=ts,
                 symbol=symbol,
-                side="buy" if qty_units > 0 else "sell",
+                side=Side.BUY if qty_units > 0 else Side.SELL,
                 qty=Decimal(abs(int(qty_units))).scaleb(-qty_places),
                 price=Decimal(history.prices[int(k)]),
             )
@@ -166,23 +150,7 @@ def window_fills(db: StateDB, symbol: str, start: datetime, end: datetime) -> tu
 
     recorded = ledger_reads.window_fills(db, symbol, start, end)
     unknown = sum(1 for fill in recorded if fill.liquidity is None)
-    return [_domain_fill(symbol, fill) for fill in recorded], unknown
-
-
-def _domain_fill(symbol: str, fill: LedgerFill) -> Any:
-    from stagectl.domain.ledger import Fill
-
-    return Fill(
-        trade_id=fill.trade_id,
-        ts=fill.ts,
-        symbol=symbol,
-        side=fill.side,  # type: ignore[arg-type]
-        qty=fill.qty,
-        price=fill.price,
-        fee=fill.fee,
-        fee_currency=fill.fee_currency or "",
-        liquidity=fill.liquidity or "taker",  # type: ignore[arg-type]
-    )
+    return recorded, unknown
 
 
 def last_price(db: StateDB, symbol: str, before: datetime) -> Decimal | None:

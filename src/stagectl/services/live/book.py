@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from stagectl.domain.decide import Targets
 from stagectl.domain.ledger_book import FifoBook
-from stagectl.domain.types import Fill, FundingPayment, Liquidity, Side
+from stagectl.domain.types import Fill, FundingPayment
 from stagectl.state import journal, ledger
 from stagectl.state.db import StateDB
 from stagectl.state.equity import last_snapshot
@@ -92,7 +92,7 @@ def load_run_book(db: StateDB, run_id: str) -> RunBook:
     """The carried state of ``run_id`` as its recorded rows give it (empty for a new run)."""
     book = RunBook()
     for row in ledger.fills(db, run_id=run_id):
-        book.add_fill(_as_fill(row))
+        book.add_fill(row)
     for payment in ledger.funding_payments(db, run_id=run_id):
         book.funding_paid[payment.symbol] = (
             book.funding_paid.get(payment.symbol, _ZERO) + payment.amount
@@ -112,23 +112,3 @@ def load_run_book(db: StateDB, run_id: str) -> RunBook:
     if margin is not None and margin.payload:
         book.margin_window = str(margin.payload.get("window", "NORMAL"))
     return book
-
-
-def _as_fill(row: ledger.Fill) -> Fill:
-    """A recorded fill as the domain's; the ledger key ``SYMBOL:id`` stays the trade id."""
-    return Fill(
-        trade_id=row.trade_id,
-        ts=row.ts,
-        symbol=row.symbol,
-        side=Side(row.side),
-        qty=row.qty,
-        price=row.price,
-        fee=row.fee,
-        fee_currency=row.fee_currency or "",
-        liquidity=Liquidity(row.liquidity or "taker"),
-        order_id=row.exchange_order_id,
-        client_order_id=row.client_order_id,
-        account=row.exchange,
-        run_id=row.run_id,
-        source=row.source,
-    )

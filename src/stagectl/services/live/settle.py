@@ -335,7 +335,7 @@ def _record(ctx: LiveContext, data: StepData, done: Settlement) -> None:
     """Step 3: everything the bar settled, inside the caller's one transaction."""
     db = ctx.db
     if done.fills:
-        ledger.insert_fills(db, [_state_fill(f) for f in done.fills])
+        ledger.insert_fills(db, done.fills)
     for order in done.orders:
         orders.upsert_order(db, order)
     if done.funding:
@@ -394,22 +394,3 @@ def _record_positions(ctx: LiveContext, data: StepData, positions: dict[str, Pos
                 ctx.run_id,
             ),
         )
-
-
-def _state_fill(fill: Fill) -> ledger.Fill:
-    return ledger.Fill(
-        exchange=fill.account,
-        trade_id=fill.trade_id,
-        symbol=fill.symbol,
-        side=fill.side.value,
-        qty=fill.qty,
-        price=fill.price,
-        fee=fill.fee,
-        ts=fill.ts,
-        source=fill.source,
-        fee_currency=fill.fee_currency or None,
-        liquidity=fill.liquidity.value,
-        run_id=fill.run_id,
-        client_order_id=fill.client_order_id,
-        exchange_order_id=fill.order_id,
-    )

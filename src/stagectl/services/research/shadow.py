@@ -30,13 +30,13 @@ import pandas as pd
 from stagectl.config.home import Home
 from stagectl.data.loaders import read_candles
 from stagectl.domain.promotion import ShadowRun, promotion_verdict
-from stagectl.domain.types import Event
+from stagectl.domain.types import Event, Fill, Liquidity, Side
 from stagectl.errors import InputError
 from stagectl.services.research.backtest import BacktestRun
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.equity import EquitySnapshot, record_snapshots, snapshots
 from stagectl.state.journal import record_events
-from stagectl.state.ledger import Fill, fills, insert_fills
+from stagectl.state.ledger import fills, insert_fills
 from stagectl.state.runs import Run, get_run, start_run
 
 MIN_PAIRED_PERIODS = 30
@@ -77,17 +77,17 @@ def backtest_fills(run_id: str, backtest: BacktestRun) -> list[Fill]:
         for k in np.flatnonzero(delta != 0).tolist():
             out.append(
                 Fill(
-                    exchange=EXCHANGE,
+                    account=EXCHANGE,
                     trade_id=f"{run_id}:{symbol}:{k}",
                     symbol=symbol,
-                    side="buy" if delta[k] > 0 else "sell",
+                    side=Side.BUY if delta[k] > 0 else Side.SELL,
                     qty=_dec(abs(delta[k]) * capital[k] / opens[k]),
                     price=_dec(opens[k]),
                     fee=_dec(cost[k]),
                     ts=index[k].to_pydatetime(),
                     source=EXCHANGE,
                     fee_currency="USDT",
-                    liquidity="taker",
+                    liquidity=Liquidity.TAKER,
                     run_id=run_id,
                 )
             )
