@@ -30,6 +30,11 @@ mode's; ``--exchange`` closes the live account and sets the live mode's state. T
 paper broker fills market orders on the next bar, so here a close fills on a flat bar
 at the position's last mark (its entry price when it was never marked), with the
 strategy config's slippage and taker fee.
+
+Entry: ``run(EmergencyCloseRequest, *, home, confirm, clock, policy, rate_limit) ->
+EmergencyCloseResult``. ``confirm`` is shown the plan and raises to stop; ``clock``
+stamps the incidents; ``policy`` (the exchange retry policy) and ``rate_limit`` (ccxt's
+own throttle) are how the exchange is spoken to, which tests tune.
 """
 
 from __future__ import annotations
@@ -78,8 +83,6 @@ class EmergencyCloseRequest:
     halt_if_unreachable: bool = False
     reason: str = "emergency close (stagectl emergency-close)"
     timeout_ms: int = 10_000
-    policy: RetryPolicy | None = None
-    rate_limit: bool = True
 
 
 Confirm = Callable[[EmergencyCloseResult], None]
@@ -90,14 +93,20 @@ def run(
     *,
     home: Home,
     confirm: Confirm,
-    now: Now = lambda: datetime.now(UTC),
+    clock: Now = lambda: datetime.now(UTC),
+    policy: RetryPolicy | None = None,
+    rate_limit: bool = True,
 ) -> EmergencyCloseResult:
     """Plan, confirm (``confirm`` raises to stop), then execute; ``--dry-run`` stops after
     the plan and writes nothing (not even a new state database)."""
-    path = home.state_path
+    path, now = home.state_path, clock
     mode = "paper" if request.paper else request.exchange
+
+    def exchange_venue() -> Venue:
+        return _exchange_venue(request, policy=policy, rate_limit=rate_limit)
+
     if request.dry_run and not path.exists():
-        venues = [] if request.paper else [_exchange_venue(request)]
+        venues = [] if request.paper else [exchange_venue()]
         return prepare(
             TradingState.ACTIVE,
             venues,
@@ -108,7 +117,7 @@ def run(
         )
     db = open_state(path, migrate=not request.dry_run)
     try:
-        venues = _paper_venues(db, home) if request.paper else [_exchange_venue(request)]
+        venues = _paper_venues(db, home) if request.paper else [exchange_venue()]
         state = flags.get_trading_state(db, trading_mode(mode)).state
         try:
             result = prepare(
@@ -136,7 +145,9 @@ def run(
         db.close()
 
 
-def _exchange_venue(request: EmergencyCloseRequest) -> Venue:
+def _exchange_venue(
+    request: EmergencyCloseRequest, *, policy: RetryPolicy | None, rate_limit: bool
+) -> Venue:
     from stagectl.exchange.ccxt_broker import open_broker
     from stagectl.exchange.credentials import require_credentials
 
@@ -145,8 +156,8 @@ def _exchange_venue(request: EmergencyCloseRequest) -> Venue:
         credentials=require_credentials(),
         base_url=request.base_url,
         timeout_ms=request.timeout_ms,
-        policy=request.policy,
-        rate_limit=request.rate_limit,
+        policy=policy,
+        rate_limit=rate_limit,
     )
     return Venue(account=request.exchange, broker=broker)
 

@@ -7,6 +7,8 @@ Exchange filters (minimum order size, quantity step, minimum notional, fees) com
 the exchange's loaded markets with ``--exchange`` (not ``--offline``), else from
 :data:`BINANCE_USDM_SNAPSHOT`, a packaged copy of Binance USD-M ``exchangeInfo``
 filters for the four Stage 3 symbols; each check says which source it used.
+
+Entry: ``run(PreflightRequest, *, home, clock) -> PreflightResult``.
 """
 
 from __future__ import annotations
@@ -93,12 +95,15 @@ class _Venue:
 
 
 def run(
-    request: PreflightRequest, *, home: Home, now: Callable[[], datetime] | None = None
+    request: PreflightRequest,
+    *,
+    home: Home,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PreflightResult:
-    """Run every check; a bad ``-c`` file raises ConfigError (exit 2)."""
+    """Run every check; a bad ``-c`` file raises ConfigError (exit 2). ``clock`` is the
+    local clock the exchange's server time is compared with."""
     from stagectl.config.loader import load_stage3
 
-    clock = now or (lambda: datetime.now(UTC))
     stage3, source = load_stage3(home, request.config)
     paper = request.exchange is None
     path = home.state_path
