@@ -134,7 +134,7 @@ def _thresholds(home: Home) -> Check:
 
     name = "thresholds verified"
     try:
-        audit = verify_thresholds.run(home)
+        audit = verify_thresholds.run(verify_thresholds.VerifyThresholdsRequest(), home=home)
     except StagectlError as error:
         return Check(name, "FAIL", str(error))
     failed = [c for c in audit.checks if not c.passed]
