@@ -185,7 +185,7 @@ def _evaluate(
     )
     decision = gi.decision_dict(table, config, data, now=now, stale_after=STALE_AFTER)
     written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
-    notifications = notify(decision, config, env=os.environ if env is None else env)
+    notifications = _notify(decision, config, env=os.environ if env is None else env)
     return LiveGuardResult(
         config=source,
         state_path=home.state_path,
@@ -201,7 +201,7 @@ def _evaluate(
     )
 
 
-def alert_text(decision: dict[str, Any]) -> str:
+def _alert_text(decision: dict[str, Any]) -> str:
     """The one message sent to Telegram and the webhook."""
     lines = [f"stagectl risk-guard: {decision['action']} ({decision['severity']})"]
     lines += [
@@ -217,7 +217,7 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str, Any]]:
+def _notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str, Any]]:
     """Send the alert when the severity calls for it; the results, never an exception."""
     from stagectl.domain.risk_rules import SEVERITY_RANK
     from stagectl.notify import telegram, webhook
@@ -226,7 +226,7 @@ def notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str,
     escalation = config.escalation.get(severity)
     if SEVERITY_RANK.get(severity, 0) < NOTIFY_FROM or escalation is None or not escalation.notify:
         return []
-    text = alert_text(decision)
+    text = _alert_text(decision)
     settings = config.notify
     results = [
         telegram.send_from_env(

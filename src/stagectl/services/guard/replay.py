@@ -88,7 +88,7 @@ def _strategy_source(home: Home, source: ConfigSource, name: str) -> Path | None
     return sibling if sibling.is_file() else None
 
 
-def metrics(result: Any) -> dict[str, Any]:
+def _metrics(result: Any) -> dict[str, Any]:
     """Sharpe (hourly returns, sqrt(8760)), max drawdown and total return, as fractions."""
     from stagectl.domain.performance import running_drawdown, sharpe
 
@@ -157,7 +157,7 @@ def run(
         }
         for a in result.actions
     ]
-    unguarded, guarded = metrics(result.unguarded), metrics(result.guarded)
+    unguarded, guarded = _metrics(result.unguarded), _metrics(result.guarded)
     summary = {
         "start": info.start,
         "end": info.end,
@@ -217,7 +217,7 @@ def _with_breakers(
         signal_delay=costs.signal_delay,
     )
     scaled, fired = research_breakers.scaled_sleeves(sleeves, full_size, plan, costs.signal_delay)
-    section = research_breakers.breaker_section(plan, fired, metrics(full_size))
+    section = research_breakers.breaker_section(plan, fired, _metrics(full_size))
     section["applied_to"] = "guarded and unguarded"
     section["note"] = BREAKERS_NOTE
     return scaled, section

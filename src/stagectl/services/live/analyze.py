@@ -78,7 +78,7 @@ class Analysis:
         }
 
 
-def artifacts_dir(home: Home, run: str) -> Path:
+def _artifacts_dir(home: Home, run: str) -> Path:
     """``run`` as a directory path, else ``HOME/artifacts/<run>``."""
     candidate = Path(run)
     if candidate.is_dir():
@@ -86,7 +86,7 @@ def artifacts_dir(home: Home, run: str) -> Path:
     return home.artifacts_dir / run
 
 
-def load(directory: Path) -> dict[str, Any]:
+def _load(directory: Path) -> dict[str, Any]:
     documents: dict[str, Any] = {}
     for name in ARTIFACT_FILES:
         path = directory / name
@@ -106,8 +106,8 @@ def run(request: AnalyzeRequest, *, home: Home) -> Analysis:
     from stagectl.config.loader import load_stage3
 
     stage3, source = load_stage3(home, request.stage3)
-    directory = artifacts_dir(home, request.run)
-    docs = load(directory)
+    directory = _artifacts_dir(home, request.run)
+    docs = _load(directory)
     answers = [
         _reconciliation(docs["reconciliation_history.json"], stage3.reconciliation_tolerance_usd),
         _sized_down(docs["sized_down_events.json"]),

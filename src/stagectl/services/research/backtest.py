@@ -175,13 +175,13 @@ class BacktestRun:
         return {
             "source": info.data_source,
             "files": [path.name for path in info.files],
-            "requested_start": None if self.request.start is None else stamp(self.request.start),
-            "requested_end": None if self.request.end is None else stamp(self.request.end),
-            "start": stamp(info.start),
-            "end": stamp(info.end),
+            "requested_start": None if self.request.start is None else _stamp(self.request.start),
+            "requested_end": None if self.request.end is None else _stamp(self.request.end),
+            "start": _stamp(info.start),
+            "end": _stamp(info.end),
             "bars": info.bars,
-            "overlap_start": stamp(info.overlap_start),
-            "overlap_end": stamp(info.overlap_end),
+            "overlap_start": _stamp(info.overlap_start),
+            "overlap_end": _stamp(info.overlap_end),
             "cut_to_overlap": info.cut_to_overlap,
             "missing_bars": info.missing_bars,
             "warmup_bars_needed": info.warmup_bars_needed,
@@ -190,12 +190,12 @@ class BacktestRun:
         }
 
 
-def stamp(moment: datetime | pd.Timestamp) -> str:
+def _stamp(moment: datetime | pd.Timestamp) -> str:
     """ISO-8601 UTC with a ``Z`` suffix."""
     return pd.Timestamp(moment).isoformat().replace("+00:00", "Z")
 
 
-def annualisation_text(timeframe: str) -> str:
+def _annualisation_text(timeframe: str) -> str:
     """E.g. ``sqrt(8760) for 1h bars``."""
     return f"sqrt({periods_per_year(timeframe):g}) for {timeframe} bars"
 
@@ -227,7 +227,7 @@ def run(
     metrics["cost_model"] = costs
     if breakers is not None:
         metrics["breakers"] = breakers
-    metrics["annualisation"] = annualisation_text(strategy.timeframe)
+    metrics["annualisation"] = _annualisation_text(strategy.timeframe)
     metrics["capacity"]["method"] = CAPACITY_METHOD
     done = BacktestRun(
         strategy=strategy,
@@ -315,7 +315,7 @@ def _iso(values: pd.Series | pd.Index) -> pd.Series:
     return times.dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("")
 
 
-def equity_frame(result: BacktestResult) -> pd.DataFrame:
+def _equity_frame(result: BacktestResult) -> pd.DataFrame:
     """timestamp, equity, then ``<SYMBOL>_equity`` per sleeve (standalone sleeve curves)."""
     frame = pd.DataFrame({"timestamp": _iso(result.equity.index)})
     frame["equity"] = result.equity.to_numpy()
@@ -324,7 +324,7 @@ def equity_frame(result: BacktestResult) -> pd.DataFrame:
     return frame
 
 
-def trades_frame(result: BacktestResult) -> pd.DataFrame:
+def _trades_frame(result: BacktestResult) -> pd.DataFrame:
     """The trades table with ISO-8601 entry and exit times (empty exit: still open)."""
     trades = result.trades.reset_index(drop=True).copy()
     for column in ("entry_time", "exit_time"):
@@ -338,8 +338,8 @@ def _export(backtest: BacktestRun, directory: Path) -> list[Path]:
         raise InputError("not a directory (--export takes a directory)", where=str(directory))
     written = []
     for name, frame in (
-        ("equity.csv", equity_frame(backtest.result)),
-        ("trades.csv", trades_frame(backtest.result)),
+        ("equity.csv", _equity_frame(backtest.result)),
+        ("trades.csv", _trades_frame(backtest.result)),
     ):
         path = directory / name
         write_atomic(path, _csv_bytes(frame))

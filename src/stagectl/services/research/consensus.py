@@ -139,7 +139,7 @@ def _timestamp(raw: Any, where: str) -> pd.Timestamp:
     return stamp
 
 
-def parse_votes(path: Path) -> list[Row]:
+def _parse_votes(path: Path) -> list[Row]:
     rows = []
     for where, record in _read_records(path):
         side = SIDES.get(str(record.get("side", "")).strip().lower())
@@ -165,7 +165,7 @@ def parse_votes(path: Path) -> list[Row]:
     return rows
 
 
-def parse_correlation(path: Path) -> dict[tuple[str, str], float]:
+def _parse_correlation(path: Path) -> dict[tuple[str, str], float]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -200,8 +200,8 @@ def run(request: ConsensusRequest, *, home: Home) -> ConsensusResult:
         raise InputError(f"regime must be one of {', '.join(REGIMES)}", where="--regime")
     if request.window < 2 or request.k <= 0 or request.half_life_days <= 0:
         raise InputError("need --window >= 2, --k > 0, --half-life-days > 0")
-    rows = parse_votes(request.votes)
-    pairs = None if request.correlation is None else parse_correlation(request.correlation)
+    rows = _parse_votes(request.votes)
+    pairs = None if request.correlation is None else _parse_correlation(request.correlation)
     by_time: dict[pd.Timestamp, list[EngineVote]] = {}
     for row in rows:
         by_time.setdefault(row.timestamp, []).append(row.vote)

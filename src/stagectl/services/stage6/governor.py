@@ -78,7 +78,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
-def params_from(core: CoreConfig) -> GovernorParams:
+def _params_from(core: CoreConfig) -> GovernorParams:
     """G's GovernorParams with every value from core.yaml; SLO and risk scales are the
     Stress Lab thresholds; half-spreads per signal keep G's per-strategy defaults."""
     from stagectl.domain.governor import STRATEGIES, GovernorParams, StrategyLimits
@@ -140,7 +140,7 @@ def run(request: GovernorRequest, *, home: Home) -> GovernorResult:
     intel = market_intel.run(
         market_intel.MarketIntelRequest(request.config, request.data_dir, request.now), home=home
     )
-    params = params_from(intel.core)
+    params = _params_from(intel.core)
     inputs = GovernorInputs.from_market_intel(intel.report)
     with open_state(home.state_path) as db, db.transaction():
         last = repo.last_applied(db)

@@ -95,7 +95,7 @@ def finite(value: Any) -> Any:
     return value
 
 
-def available_symbols(data_dir: Path | None) -> set[str]:
+def _available_symbols(data_dir: Path | None) -> set[str]:
     """Symbols with perp candles of the timeframe in the bundled sample or ``data_dir``."""
     return {s for s, m, k, _ in _datasets(data_dir) if m == "perp" and k == "ohlcv"}
 
@@ -115,7 +115,7 @@ def select_symbols(core: CoreConfig, data_dir: Path | None) -> list[str]:
     from stagectl.domain.market_intel import MissingSymbolError, require_symbols
 
     mandatory = list(core.market_intel.mandatory_symbols)
-    available = available_symbols(data_dir)
+    available = _available_symbols(data_dir)
     try:
         require_symbols(available, mandatory)
     except MissingSymbolError as error:

@@ -180,7 +180,7 @@ def _check_governed_scenarios(core: CoreConfig, cfg: StressScenariosConfig, path
         )
 
 
-def scenario_names(cfg: StressScenariosConfig, symbols: list[str]) -> list[str]:
+def _scenario_names(cfg: StressScenariosConfig, symbols: list[str]) -> list[str]:
     """Every scenario name, hypothetical first, in run order."""
     historical = [
         historical_name(s, h, d)
@@ -192,7 +192,7 @@ def scenario_names(cfg: StressScenariosConfig, symbols: list[str]) -> list[str]:
 
 
 def _select(requested: tuple[str, ...], cfg: StressScenariosConfig, symbols: list[str]) -> set[str]:
-    known = scenario_names(cfg, symbols)
+    known = _scenario_names(cfg, symbols)
     unknown = [n for n in requested if n not in known]
     if unknown:
         raise InputError(

@@ -75,7 +75,7 @@ class TradingStatus:
                 }
                 for mode, flag in self.states.items()
             },
-            "history": [change_dict(change) for change in self.history],
+            "history": [_change_dict(change) for change in self.history],
         }
 
 
@@ -93,12 +93,12 @@ class TradingChange:
         return {
             "state_db": str(self.path),
             "changes": [
-                {**change_dict(change), "changed": self.changed(change)} for change in self.changes
+                {**_change_dict(change), "changed": self.changed(change)} for change in self.changes
             ],
         }
 
 
-def change_dict(change: flags.TradingFlagChange) -> dict[str, Any]:
+def _change_dict(change: flags.TradingFlagChange) -> dict[str, Any]:
     return {
         "ts": change.ts,
         "mode": change.mode,

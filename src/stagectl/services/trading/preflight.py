@@ -291,7 +291,7 @@ def _sized_down(stage3: Any, limits: Any) -> Check:
     )
 
 
-def margin_window(utilisation_pct: float, warning_pct: float, critical_pct: float) -> str:
+def _margin_window(utilisation_pct: float, warning_pct: float, critical_pct: float) -> str:
     """Seed 002 alert windows: above ``critical_pct`` CRITICAL, above ``warning_pct``
     WARNING, else NORMAL (strictly above: exactly 20 % is still NORMAL)."""
     if utilisation_pct > critical_pct:
@@ -312,9 +312,9 @@ def _margin_windows(stage3: Any) -> Check:
         (100.0, "CRITICAL"),
     ]
     wrong = [
-        f"{u} % -> {margin_window(u, warning, critical)} (expected {want})"
+        f"{u} % -> {_margin_window(u, warning, critical)} (expected {want})"
         for u, want in cases
-        if margin_window(u, warning, critical) != want
+        if _margin_window(u, warning, critical) != want
     ]
     name = "margin window detection"
     if wrong:
