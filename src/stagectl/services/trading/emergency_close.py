@@ -32,9 +32,10 @@ at the position's last mark (its entry price when it was never marked), with the
 strategy config's slippage and taker fee.
 
 Entry: ``run(EmergencyCloseRequest, *, home, confirm, clock, policy, rate_limit) ->
-EmergencyCloseResult``. ``confirm`` is shown the plan and raises to stop; ``clock``
-stamps the incidents; ``policy`` (the exchange retry policy) and ``rate_limit`` (ccxt's
-own throttle) are how the exchange is spoken to, which tests tune.
+EmergencyCloseResult``. ``confirm`` is shown the plan and raises to stop (by default
+nothing is confirmed: only a dry run, or a book with nothing to do, goes through);
+``clock`` stamps the incidents; ``policy`` (the exchange retry policy) and
+``rate_limit`` (ccxt's own throttle) are how the exchange is spoken to, which tests tune.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from typing import Any
 
 from stagectl.config.home import Home
 from stagectl.domain.types import TradingState
+from stagectl.errors import InputError
 from stagectl.exchange.errors import ExchangeError
 from stagectl.exchange.retry import RetryPolicy
 from stagectl.services.trading.emergency_plan import (
@@ -88,11 +90,16 @@ class EmergencyCloseRequest:
 Confirm = Callable[[EmergencyCloseResult], None]
 
 
+def _not_confirmed(plan: EmergencyCloseResult) -> None:
+    """The default ``confirm``: a caller that did not say how to confirm changes nothing."""
+    raise InputError("the emergency close was not confirmed", where="--yes")
+
+
 def run(
     request: EmergencyCloseRequest,
     *,
     home: Home,
-    confirm: Confirm,
+    confirm: Confirm = _not_confirmed,
     clock: Now = lambda: datetime.now(UTC),
     policy: RetryPolicy | None = None,
     rate_limit: bool = True,
