@@ -43,7 +43,7 @@ MARKS = [720, 8_760, 17_520]
 def history() -> tuple[list[pd.Timestamp], list[float], list[pd.Timestamp], list[float]]:
     """Bar stamps and returns, trade close stamps and pnl, of the bundled-data backtest."""
     with tempfile.TemporaryDirectory() as root:
-        run = backtest.run(Home.resolve(Path(root)), backtest.BacktestRequest())
+        run = backtest.run(backtest.BacktestRequest(), home=Home.resolve(Path(root)))
     returns, trades = run.result.net_returns, closed_trade_pnl(run.result)
     return (
         list(pd.DatetimeIndex(returns.index)),

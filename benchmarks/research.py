@@ -43,21 +43,21 @@ def main() -> None:
     home = Home.resolve(Path(tempfile.mkdtemp(prefix="stagectl-bench-")))
     wf = research_walk_forward.WalkForwardRequest(data_dir=args.data)
     cpcv = research_cpcv.CpcvRequest(data_dir=args.data, folds=10, test_folds=2)
-    result = research_walk_forward.run(home, wf)
+    result = research_walk_forward.run(wf, home=home)
     print(f"walk-forward: {len(result.folds)} folds x {len(result.candidates)} candidates")
     _timed(
         "walk-forward (train 120d, purge 5d, test 30d, grid)",
-        lambda: research_walk_forward.run(home, wf),
+        lambda: research_walk_forward.run(wf, home=home),
         args.repeat,
     )
-    split = research_cpcv.run(home, cpcv)
+    split = research_cpcv.run(cpcv, home=home)
     print(
         f"cpcv: {len(split.splits)} splits, {split.body['settings']['paths']} paths, "
         f"PBO over {split.body['pbo']['splits']} CSCV splits"
     )
     _timed(
         "cpcv (N=10, K=2, purge 5d, embargo 1d, grid + PBO)",
-        lambda: research_cpcv.run(home, cpcv),
+        lambda: research_cpcv.run(cpcv, home=home),
         args.repeat,
     )
 

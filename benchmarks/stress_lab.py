@@ -41,7 +41,7 @@ def _service_seconds(home: Path) -> tuple[float, int]:
     from stagectl.services.stage6 import stress_lab
 
     start = time.perf_counter()
-    result = stress_lab.run(Home.resolve(home), stress_lab.StressRequest())
+    result = stress_lab.run(stress_lab.StressRequest(), home=Home.resolve(home))
     elapsed = time.perf_counter() - start
     return elapsed, len(result.body["scenarios"])
 

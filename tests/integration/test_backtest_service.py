@@ -30,15 +30,21 @@ def home_dir(tmp_path_factory: pytest.TempPathFactory) -> Home:
 
 
 @pytest.fixture(scope="module")
-def year_2025(home_dir: Home) -> service.BacktestRun:
-    return service.run(home_dir, service.BacktestRequest(**YEAR_2025))
+def year_2025(home_dir: Home, tmp_path_factory: pytest.TempPathFactory) -> service.BacktestRun:
+    """The 2025 backtest, with its equity.csv and trades.csv exported."""
+    export = tmp_path_factory.mktemp("export")
+    return service.run(service.BacktestRequest(**YEAR_2025, export_dir=export), home=home_dir)
+
+
+def _exported(backtest: service.BacktestRun, name: str) -> pd.DataFrame:
+    path = next(p for p in backtest.exported if p.name == name)
+    return pd.read_csv(path)
 
 
 def test_metrics_agree_with_an_independent_computation_from_the_exported_equity(
-    year_2025: service.BacktestRun, tmp_path: Path
+    year_2025: service.BacktestRun,
 ) -> None:
-    service.export(year_2025, tmp_path / "out")
-    exported = pd.read_csv(tmp_path / "out" / "equity.csv")
+    exported = _exported(year_2025, "equity.csv")
     initial = year_2025.strategy.initial_equity_usd
     equity = pd.concat([pd.Series([initial]), exported["equity"]], ignore_index=True)
     returns = equity.pct_change().dropna()
@@ -52,11 +58,10 @@ def test_metrics_agree_with_an_independent_computation_from_the_exported_equity(
 
 
 def test_exported_sleeve_equity_and_trades_add_up_to_the_portfolio(
-    year_2025: service.BacktestRun, tmp_path: Path
+    year_2025: service.BacktestRun,
 ) -> None:
-    service.export(year_2025, tmp_path)
-    equity = pd.read_csv(tmp_path / "equity.csv")
-    trades = pd.read_csv(tmp_path / "trades.csv")
+    equity = _exported(year_2025, "equity.csv")
+    trades = _exported(year_2025, "trades.csv")
     assert list(equity.columns) == ["timestamp", "equity", "ETHUSDT_equity", "SOLUSDT_equity"]
     assert equity["timestamp"].iloc[0] == "2025-01-01T00:00:00Z"
     initial = year_2025.strategy.initial_equity_usd
@@ -104,7 +109,7 @@ def test_data_before_start_warms_the_signal_so_targets_match_the_full_history(
 def test_symbol_backtests_one_sleeve_at_full_weight(
     home_dir: Home, year_2025: service.BacktestRun
 ) -> None:
-    alone = service.run(home_dir, service.BacktestRequest(symbol="SOLUSDT", **YEAR_2025))
+    alone = service.run(service.BacktestRequest(symbol="SOLUSDT", **YEAR_2025), home=home_dir)
     assert alone.info.weights == {"SOLUSDT": 1.0}
     assert alone.info.single_symbol
     # the same sleeve as in the portfolio: its standalone curve scaled to full weight
@@ -115,7 +120,7 @@ def test_symbol_backtests_one_sleeve_at_full_weight(
 def test_cost_multiplier_lowers_net_sharpe_and_keeps_gross(
     home_dir: Home, year_2025: service.BacktestRun
 ) -> None:
-    stressed = service.run(home_dir, service.BacktestRequest(cost_multiplier=1.5, **YEAR_2025))
+    stressed = service.run(service.BacktestRequest(cost_multiplier=1.5, **YEAR_2025), home=home_dir)
     assert stressed.metrics["sharpe_net"] < year_2025.metrics["sharpe_net"]
     assert stressed.metrics["sharpe_gross"] == pytest.approx(year_2025.metrics["sharpe_gross"])
     assert stressed.metrics["fee"] > year_2025.metrics["fee"]
@@ -129,7 +134,7 @@ def test_a_data_directory_without_funding_is_refused_while_funding_is_enabled(
         shutil.copy(SAMPLE_DIR / name, tmp_path / name)
     request = service.BacktestRequest(data_dir=tmp_path, **YEAR_2025)
     with pytest.raises(InputError, match="funding is enabled"):
-        service.run(home_dir, request)
+        service.run(request, home=home_dir)
 
 
 def test_a_data_directory_gives_the_same_result_as_the_bundled_files(
@@ -138,6 +143,6 @@ def test_a_data_directory_gives_the_same_result_as_the_bundled_files(
     for path in SAMPLE_DIR.glob("binance_perp_*USDT_*.csv.gz"):
         if path.name.split("_")[2] in ("ETHUSDT", "SOLUSDT"):
             shutil.copy(path, tmp_path / path.name)
-    from_dir = service.run(home_dir, service.BacktestRequest(data_dir=tmp_path, **YEAR_2025))
+    from_dir = service.run(service.BacktestRequest(data_dir=tmp_path, **YEAR_2025), home=home_dir)
     assert from_dir.metrics["sharpe_net"] == year_2025.metrics["sharpe_net"]
     assert from_dir.body()["data"]["source"] == str(tmp_path)

@@ -23,7 +23,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
 @pytest.fixture(scope="module")
 def full_sample(home: Home) -> backtest.BacktestRun:
     """The Alt Ensemble over all the bundled bars (2024-01 .. 2026-05, ~20 800 hours)."""
-    return backtest.run(home, backtest.BacktestRequest())
+    return backtest.run(backtest.BacktestRequest(), home=home)
 
 
 @pytest.mark.parametrize("preset", [None, "conservative", "aggressive"])

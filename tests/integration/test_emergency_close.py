@@ -79,15 +79,19 @@ def request(sim_url: str, *, timeout_ms: int = 2_000, **options: object) -> obje
         exchange="binanceusdm",
         base_url=sim_url,
         timeout_ms=timeout_ms,
-        policy=FAST,
-        rate_limit=False,
         halt_if_unreachable=True,
         **options,  # type: ignore[arg-type]
     )
 
 
 def close(desk: Home, sim_url: str, **options: object) -> service.EmergencyCloseResult:
-    return service.run(request(sim_url, **options), home=desk, confirm=lambda plan: None)  # type: ignore[arg-type]
+    return service.run(
+        request(sim_url, **options),  # type: ignore[arg-type]
+        home=desk,
+        confirm=lambda plan: None,
+        policy=FAST,
+        rate_limit=False,
+    )
 
 
 def closed_volume(sim: ExchangeSim) -> dict[str, Decimal]:

@@ -87,7 +87,7 @@ def test_cpcv_splits_never_train_within_purge_or_embargo_on_the_real_index(
     request = research_cpcv.CpcvRequest(
         folds=8, test_folds=3, purge=timedelta(days=5), embargo=timedelta(days=1)
     )
-    result = research_cpcv.run(Home.resolve(tmp_path), request)
+    result = research_cpcv.run(request, home=Home.resolve(tmp_path))
     index = result.market.index[result.first_bar :]
     assert len(result.splits) == 56
     for split in result.splits:
@@ -97,11 +97,11 @@ def test_cpcv_splits_never_train_within_purge_or_embargo_on_the_real_index(
 
 def test_audit_holdout_rows_are_the_backtest_of_the_last_12_months(tmp_path: Path) -> None:
     home = Home.resolve(tmp_path)
-    body = research_audit.run(home, research_audit.AuditRequest()).body
+    body = research_audit.run(research_audit.AuditRequest(), home=home).body
     start = body["windows"]["holdout"]["start"]
     assert start == "2025-05-16T10:00:00Z"
     same = backtest_service.run(
-        home, backtest_service.BacktestRequest(start=parse_utc(start, option="--start"))
+        backtest_service.BacktestRequest(start=parse_utc(start, option="--start")), home=home
     )
     rows = {row["check"]: row for row in body["table"]}
     assert rows["holdout Sharpe (12 months)"]["value"] == same.metrics["sharpe_net"]
@@ -118,7 +118,9 @@ def _record(home: Home, run_id: str, multiplier: float) -> None:
         end=parse_utc("2025-09-30", option="--end", end_of_day=True),
         cost_multiplier=multiplier,
     )
-    research_shadow.record_backtest(home, run_id, backtest_service.run(home, request), now=NOW)
+    research_shadow.run_record_backtest(
+        research_shadow.RecordBacktestRequest(run_id, request), home=home, clock=lambda: NOW
+    )
 
 
 def test_shadow_p_values_separate_a_better_candidate_from_the_same_strategy(
@@ -128,8 +130,12 @@ def test_shadow_p_values_separate_a_better_candidate_from_the_same_strategy(
     _record(home, "baseline", 2.0)
     _record(home, "better", 0.0)
     _record(home, "same", 2.0)
-    better = research_shadow.compare(home, "baseline", "better")
-    same = research_shadow.compare(home, "baseline", "same")
+    better = research_shadow.run_compare(
+        research_shadow.ShadowCompareRequest("baseline", "better"), home=home
+    ).body
+    same = research_shadow.run_compare(
+        research_shadow.ShadowCompareRequest("baseline", "same"), home=home
+    ).body
     assert better["tests"]["bootstrap_p_value"] < 0.05
     assert same["tests"]["bootstrap_p_value"] > 0.05
     assert same["tests"]["welch_p_value"] > 0.05
@@ -141,9 +147,9 @@ def test_breakers_scale_the_held_positions_by_the_multiplier(tmp_path: Path) -> 
     home = Home.resolve(tmp_path)
     start = parse_utc("2025-06-01", option="--start")
     end = parse_utc("2025-08-31", option="--end", end_of_day=True)
-    plain = backtest_service.run(home, backtest_service.BacktestRequest(start=start, end=end))
+    plain = backtest_service.run(backtest_service.BacktestRequest(start=start, end=end), home=home)
     guarded = backtest_service.run(
-        home, backtest_service.BacktestRequest(start=start, end=end, breakers=True)
+        backtest_service.BacktestRequest(start=start, end=end, breakers=True), home=home
     )
     from stagectl.services.research.breakers import breaker_plan, scaled_sleeves
 

@@ -13,7 +13,7 @@ import pytest
 from stagectl.config.home import Home
 from stagectl.domain.types import Event, Fill, Order, OrderStatus, OrderType, Side, TimeInForce
 from stagectl.errors import ExternalError, InputError
-from stagectl.services.guard.live import run_live
+from stagectl.services.guard.live import LiveGuardRequest, run
 from stagectl.state import directives, journal, ledger, orders
 from stagectl.state.db import open_state
 from stagectl.state.equity import EquitySnapshot, record_snapshots
@@ -128,7 +128,7 @@ def at_hour(h: int) -> datetime:
 
 
 def test_calm_hour_recommends_no_action_and_writes_no_directive(seeded: Home) -> None:
-    result = run_live(seeded, None, now=at_hour(CRASH_FROM - 2), dry_run=False, env={})
+    result = run(LiveGuardRequest(now=at_hour(CRASH_FROM - 2), dry_run=False), home=seeded, env={})
     assert result.decision["action"] == "NO_ACTION"
     assert result.exit_code == 0
     assert result.directives == []
@@ -139,7 +139,7 @@ def test_calm_hour_recommends_no_action_and_writes_no_directive(seeded: Home) ->
 
 
 def test_crash_flattens_records_incident_with_market_state_and_a_directive(seeded: Home) -> None:
-    result = run_live(seeded, None, now=at_hour(HOURS - 1), dry_run=False, env={})
+    result = run(LiveGuardRequest(now=at_hour(HOURS - 1), dry_run=False), home=seeded, env={})
     rules = {h["rule"] for h in result.decision["hits"]}
     assert {"mdd_limit", "sleeve_mdd_limit"} <= rules
     assert result.decision["action"] == "FLATTEN_ALL"
@@ -162,7 +162,7 @@ def test_crash_flattens_records_incident_with_market_state_and_a_directive(seede
 
 
 def test_dry_run_records_the_decision_but_no_directive(seeded: Home) -> None:
-    result = run_live(seeded, None, now=at_hour(HOURS - 1), dry_run=True, env={})
+    result = run(LiveGuardRequest(now=at_hour(HOURS - 1), dry_run=True), home=seeded, env={})
     assert result.decision["action"] == "FLATTEN_ALL"
     assert result.directives == []
     with open_state(seeded.state_path) as db:
@@ -172,14 +172,14 @@ def test_dry_run_records_the_decision_but_no_directive(seeded: Home) -> None:
 
 
 def test_an_active_directive_is_not_issued_twice(seeded: Home) -> None:
-    run_live(seeded, None, now=at_hour(HOURS - 2), dry_run=False, env={})
-    second = run_live(seeded, None, now=at_hour(HOURS - 1), dry_run=False, env={})
+    run(LiveGuardRequest(now=at_hour(HOURS - 2), dry_run=False), home=seeded, env={})
+    second = run(LiveGuardRequest(now=at_hour(HOURS - 1), dry_run=False), home=seeded, env={})
     assert second.decision["action"] == "FLATTEN_ALL"
     assert second.directives == []
 
 
 def test_slippage_and_funding_come_from_the_ledger(seeded: Home) -> None:
-    result = run_live(seeded, None, now=at_hour(100), dry_run=True, env={})
+    result = run(LiveGuardRequest(now=at_hour(100), dry_run=True), home=seeded, env={})
     indicators = result.decision["indicators"]
     # bought at 2001 against a 2000 signal: 5 bps adverse
     assert indicators["realized_slippage_bps"] == pytest.approx(5.0)
@@ -192,8 +192,10 @@ def test_slippage_and_funding_come_from_the_ledger(seeded: Home) -> None:
 
 
 def test_stale_snapshots_are_a_warning_not_all_clear(seeded: Home) -> None:
-    result = run_live(
-        seeded, None, now=at_hour(CRASH_FROM - 2) + timedelta(days=60), dry_run=True, env={}
+    result = run(
+        LiveGuardRequest(now=at_hour(CRASH_FROM - 2) + timedelta(days=60), dry_run=True),
+        home=seeded,
+        env={},
     )
     hits = {h["rule"]: h for h in result.decision["hits"]}
     assert "equity_snapshots_stale" in hits
@@ -204,21 +206,21 @@ def test_stale_snapshots_are_a_warning_not_all_clear(seeded: Home) -> None:
 def test_gaps_are_carried_forward_and_counted(tmp_path: Path) -> None:
     home = Home(root=tmp_path)
     _seed(home.state_path, hours=200, skip=(50, 51, 52))
-    result = run_live(home, None, now=at_hour(199), dry_run=True, env={})
+    result = run(LiveGuardRequest(now=at_hour(199), dry_run=True), home=home, env={})
     assert result.data["missing_hours"] == 3
     assert result.data["hours"] == 200
 
 
 def test_no_state_database_is_an_input_error_naming_snapshots(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="equity snapshots"):
-        run_live(Home(root=tmp_path), None, now=T0, dry_run=True, env={})
+        run(LiveGuardRequest(now=T0, dry_run=True), home=Home(root=tmp_path), env={})
 
 
 def test_state_without_snapshots_is_an_input_error(tmp_path: Path) -> None:
     home = Home(root=tmp_path)
     open_state(home.state_path).close()
     with pytest.raises(InputError, match="no equity snapshots"):
-        run_live(home, None, now=T0, dry_run=True, env={})
+        run(LiveGuardRequest(now=T0, dry_run=True), home=home, env={})
 
 
 def test_unreadable_state_is_an_external_error(tmp_path: Path) -> None:
@@ -226,12 +228,12 @@ def test_unreadable_state_is_an_external_error(tmp_path: Path) -> None:
     home.state_path.parent.mkdir(parents=True)
     home.state_path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(ExternalError):
-        run_live(home, None, now=T0, dry_run=True, env={})
+        run(LiveGuardRequest(now=T0, dry_run=True), home=home, env={})
 
 
 def test_severity_needing_notification_without_credentials_is_reported_skipped(
     seeded: Home,
 ) -> None:
-    result = run_live(seeded, None, now=at_hour(HOURS - 1), dry_run=True, env={})
+    result = run(LiveGuardRequest(now=at_hour(HOURS - 1), dry_run=True), home=seeded, env={})
     assert [n["status"] for n in result.notifications] == ["skipped"]
     assert not math.isnan(result.decision["indicators"]["running_mdd_pct"])

@@ -96,9 +96,7 @@ def test_artifacts_are_written_and_analyze_answers_yes(
 ) -> None:
     home, result = month
     assert sorted(p.name for p in result.artifacts_dir.iterdir()) == sorted(ARTIFACT_FILES)
-    analysis = artifacts_analyze.analyze(
-        home, result.run_id, tolerance_usd=0.01, acceptance_min_pct=95.0
-    )
+    analysis = artifacts_analyze.run(artifacts_analyze.AnalyzeRequest(result.run_id), home=home)
     answers = {a.question: a.answer for a in analysis.answers}
     assert analysis.passed, analysis.body()
     assert answers[artifacts_analyze.QUESTIONS[1]] == "yes"  # stage3 caps size ETH and SOL down

@@ -33,7 +33,7 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = Home.resolve(tmp_path_factory.mktemp("home"))
     book = home.root / "book.yaml"
     book.write_text("- {symbol: SOLUSDT, qty: 100, entry_price: 150}\n")
-    result = stress_lab.run(home, stress_lab.StressRequest(positions_file=book))
+    result = stress_lab.run(stress_lab.StressRequest(positions_file=book), home=home)
     assert not result.blocked
     return result.body
 
@@ -134,7 +134,7 @@ def test_positions_default_to_the_state_database(empty_home: Home) -> None:
             Position("paper", "BTCUSDT", Decimal("0.25"), Decimal("90000"), datetime.now(UTC)),
         )
     request = stress_lab.StressRequest(now=CALM, scenario_names=("blackout",))
-    body = stress_lab.run(empty_home, request).body
+    body = stress_lab.run(request, home=empty_home).body
     assert body["portfolio"]["source"] == "state database"
     assert [p["symbol"] for p in body["portfolio"]["positions"]] == ["BTCUSDT"]
     assert body["scenarios"][0]["portfolio"]["gross_notional_usd"] > 0
@@ -147,7 +147,7 @@ def test_a_governed_scenario_missing_from_the_scenarios_file_is_a_config_error(
     path = empty_home.root / "scenarios.yaml"
     path.write_text(text.replace("  blackout:\n", "  blackout_renamed:\n"))
     with pytest.raises(ConfigError) as caught:
-        stress_lab.run(empty_home, stress_lab.StressRequest(scenarios_file=path))
+        stress_lab.run(stress_lab.StressRequest(scenarios_file=path), home=empty_home)
     assert "blackout" in str(caught.value)
 
 
@@ -227,5 +227,5 @@ def test_a_scenario_named_baseline_is_a_config_error(empty_home: Home) -> None:
     path = empty_home.root / "scenarios.yaml"
     path.write_text(text.replace("  spread_blowout:\n", "  baseline:\n"))
     with pytest.raises(ConfigError) as caught:
-        stress_lab.run(empty_home, stress_lab.StressRequest(scenarios_file=path))
+        stress_lab.run(stress_lab.StressRequest(scenarios_file=path), home=empty_home)
     assert "reserved" in str(caught.value)

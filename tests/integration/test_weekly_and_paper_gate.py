@@ -17,8 +17,7 @@ import pytest
 
 from stagectl.config.home import Home
 from stagectl.errors import InputError
-from stagectl.services.guard.paper_gate import run_paper_gate
-from stagectl.services.guard.weekly import run_weekly
+from stagectl.services.guard import paper_gate, weekly
 from tests.integration.paper_seed import Seed, write
 
 GOOD_START = datetime(2024, 10, 1, tzinfo=UTC)
@@ -39,7 +38,7 @@ def seeded(tmp_path: Path, **changes: object) -> tuple[Home, dict[str, object]]:
 
 
 def gate(home: Home, now: datetime = GOOD_NOW) -> dict[str, object]:
-    result = run_paper_gate(home, None, now=now)
+    result = paper_gate.run(paper_gate.PaperGateRequest(now=now), home=home)
     return {c.id: c for c in result.rows()} | {"_result": result}
 
 
@@ -143,22 +142,22 @@ def test_under_thirty_days_of_history_cannot_pass(tmp_path: Path) -> None:
 
 def test_an_empty_state_database_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no state database"):
-        run_paper_gate(Home(tmp_path), None, now=GOOD_NOW)
+        paper_gate.run(paper_gate.PaperGateRequest(now=GOOD_NOW), home=Home(tmp_path))
     with pytest.raises(InputError, match="no state database"):
-        run_weekly(Home(tmp_path), None, now=GOOD_NOW, data_dir=None)
+        weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=Home(tmp_path))
     from stagectl.state.db import open_state
 
     open_state(tmp_path / "state" / "stagectl.db").close()
     with pytest.raises(InputError, match="no paper run with equity snapshots"):
-        run_paper_gate(Home(tmp_path), None, now=GOOD_NOW)
+        paper_gate.run(paper_gate.PaperGateRequest(now=GOOD_NOW), home=Home(tmp_path))
     with pytest.raises(InputError, match="no paper run with equity snapshots"):
-        run_weekly(Home(tmp_path), None, now=GOOD_NOW, data_dir=None)
+        weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=Home(tmp_path))
 
 
 def test_a_live_run_is_not_judged_by_the_paper_gate(tmp_path: Path) -> None:
     home, _ = seeded(tmp_path, mode="live")
     with pytest.raises(InputError, match="no paper run"):
-        run_paper_gate(home, None, now=GOOD_NOW)
+        paper_gate.run(paper_gate.PaperGateRequest(now=GOOD_NOW), home=home)
 
 
 # --- weekly review ------------------------------------------------------------------------
@@ -166,7 +165,7 @@ def test_a_live_run_is_not_judged_by_the_paper_gate(tmp_path: Path) -> None:
 
 def test_weights_on_target_skip_and_a_healthy_week_exits_zero(tmp_path: Path) -> None:
     home, written = seeded(tmp_path, funding_rate=QUIET_FUNDING)
-    review = run_weekly(home, None, now=GOOD_NOW, data_dir=None)
+    review = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
     assert review.figures.drift.decision == "SKIP"
     assert [h.status for h in review.health] == ["OK", "OK", "OK", "OK"]
     assert review.exit_code == 0
@@ -191,7 +190,7 @@ def test_drifted_weights_rebalance_with_target_deltas(tmp_path: Path) -> None:
     home, _ = seeded(
         tmp_path, funding_rate=QUIET_FUNDING, last_sleeves={"ETHUSDT": 6100.0, "SOLUSDT": 3900.0}
     )
-    review = run_weekly(home, None, now=GOOD_NOW, data_dir=None)
+    review = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
     drift = review.figures.drift
     assert drift.decision == "REBALANCE"
     assert [round(s.drift_pct_points, 6) for s in drift.sleeves] == [7.0, -7.0]
@@ -207,7 +206,7 @@ def test_drifted_weights_rebalance_with_target_deltas(tmp_path: Path) -> None:
 
 def test_a_losing_week_warns_on_the_7_day_sharpe(tmp_path: Path) -> None:
     home, _ = seeded(tmp_path, start=BAD_START, end=BAD_NOW, funding_rate=QUIET_FUNDING)
-    review = run_weekly(home, None, now=BAD_NOW, data_dir=None)
+    review = weekly.run(weekly.WeeklyReviewRequest(now=BAD_NOW), home=home)
     sharpe = review.health[0]
     assert sharpe.value < -1.0
     assert sharpe.status == "WARNING"
@@ -227,7 +226,7 @@ def test_a_drawdown_deepening_for_eight_days_warns(tmp_path: Path) -> None:
         np.where(hours < turn, rising, peak * (1 - 0.0001 * (hours - turn + 1))), index=index
     )
     home, _ = seeded(tmp_path, equity=equity, funding_rate=QUIET_FUNDING)
-    review = run_weekly(home, None, now=GOOD_NOW, data_dir=None)
+    review = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
     check = review.health[1]
     assert check.value == 9
     assert check.status == "WARNING"
@@ -235,14 +234,14 @@ def test_a_drawdown_deepening_for_eight_days_warns(tmp_path: Path) -> None:
 
 def test_costs_far_above_the_backtest_warn(tmp_path: Path) -> None:
     home, _ = seeded(tmp_path, slip_bps=6.0, funding_rate=QUIET_FUNDING)
-    check = run_weekly(home, None, now=GOOD_NOW, data_dir=None).health[2]
+    check = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home).health[2]
     assert check.value == pytest.approx((11 - 8) / 8 * 100, rel=1e-6)
     assert check.status == "WARNING"
 
 
 def test_funding_above_three_percent_a_year_warns(tmp_path: Path) -> None:
     home, _ = seeded(tmp_path, funding_rate=0.0001)
-    review = run_weekly(home, None, now=GOOD_NOW, data_dir=None)
+    review = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
     check = review.health[3]
     assert check.status == "WARNING"
     assert check.value > 3.0
@@ -253,4 +252,4 @@ def test_funding_above_three_percent_a_year_warns(tmp_path: Path) -> None:
 def test_a_snapshot_without_sleeve_equity_says_what_is_missing(tmp_path: Path) -> None:
     home, _ = seeded(tmp_path, last_sleeves={"ETHUSDT": 5400.0})
     with pytest.raises(InputError, match="no sleeve equity for SOLUSDT"):
-        run_weekly(home, None, now=GOOD_NOW, data_dir=None)
+        weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)

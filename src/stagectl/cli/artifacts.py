@@ -32,18 +32,10 @@ def analyze(
 
     Exit 0 when no answer is "no", 1 when one is, 2 when an artifact is missing.
     """
-    from stagectl.config.loader import load_stage3
     from stagectl.services.live import analyze as service
 
-    home = cli_context(ctx).home
-    config, source = load_stage3(home, stage3)
-    result = service.analyze(
-        home,
-        run,
-        tolerance_usd=config.reconciliation_tolerance_usd,
-        acceptance_min_pct=config.acceptance_rate_min_pct,
-    )
-    info(f"artifacts: {result.directory}; thresholds: {source.describe()}")
+    result = service.run(service.AnalyzeRequest(run, stage3), home=cli_context(ctx).home)
+    info(f"artifacts: {result.directory}; thresholds: {result.thresholds.describe()}")
     if json_output:
         print_json(result.body())
     else:

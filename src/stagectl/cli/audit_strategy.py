@@ -43,7 +43,7 @@ def audit_strategy(
     from stagectl.services.research import audit as service
 
     home = cli_context(ctx).home
-    result = service.run(home, service.AuditRequest(config=config, data_dir=data_dir))
+    result = service.run(service.AuditRequest(config=config, data_dir=data_dir), home=home)
     info(f"config: {result.market.source.describe()}")
     info(f"data: {result.market.info.data_source}")
     emit_report(

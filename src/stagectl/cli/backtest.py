@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -142,13 +141,13 @@ def backtest(
         breakers=breakers,
         preset=preset,
         cost_model=cost_model,
+        record_as=record,
+        export_dir=export_dir,
     )
-    result = service.run(home, request)
+    result = service.run(request, home=home)
     _context(result)
-    if record is not None:
-        from stagectl.services.research.shadow import record_backtest
-
-        recorded = record_backtest(home, record, result, now=datetime.now(UTC))
+    recorded = result.recorded
+    if recorded is not None:
         info(
             f"recorded run {recorded.run_id}: {recorded.snapshots} snapshots, "
             f"{recorded.fills} fills, {recorded.events} breaker events"
@@ -164,9 +163,8 @@ def backtest(
             out=out,
             unsigned=unsigned,
         )
-    if export_dir is not None:
-        for path in service.export(result, export_dir):
-            info(f"wrote {path}")
+    for path in result.exported:
+        info(f"wrote {path}")
     show_report(
         envelope, json_output=json_output, out=out, render_human=lambda: _print_human(result.body())
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stagectl.cli._common import JsonOpt, print_json, print_lines, print_table
+from stagectl.cli._common import JsonOpt, cli_context, print_json, print_lines, print_table
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -19,6 +19,7 @@ EXAMPLE = (
 
 @app.command("consensus", epilog=EXAMPLE)
 def consensus(
+    ctx: typer.Context,
     votes: Annotated[
         Path,
         typer.Option(
@@ -70,11 +71,11 @@ def consensus(
         window=window,
         half_life_days=half_life_days,
     )
-    document = service.run(request)
+    result = service.run(request, home=cli_context(ctx).home)
     if json_output:
-        print_json({"kind": "consensus", **document})
+        print_json({"kind": "consensus", **result.body})
         return
-    _print_human(document)
+    _print_human(result.body)
 
 
 def _num(value: float | None) -> str:

@@ -76,7 +76,7 @@ def cpcv(
         cost_multiplier=cost_multiplier,
         pbo_partitions=pbo_partitions,
     )
-    result = service.run(home, request)
+    result = service.run(request, home=home)
     info(f"config: {result.market.source.describe()}")
     info(f"data: {result.market.info.data_source}")
     emit_report(

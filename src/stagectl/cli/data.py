@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stagectl.cli._common import JsonOpt, info, print_json, print_lines, print_table
+from stagectl.cli._common import JsonOpt, cli_context, info, print_json, print_lines, print_table
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def data() -> None:
 
 
 @app.command("info")
-def data_info(json_output: JsonOpt = False) -> None:
+def data_info(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.
 
     Each file's sha256 is checked against the bundled manifest. Exit 0.
@@ -38,7 +38,7 @@ def data_info(json_output: JsonOpt = False) -> None:
     """
     from stagectl.services.data import info as service
 
-    result = service.run()
+    result = service.run(service.DataInfoRequest(), home=cli_context(ctx).home)
     if json_output:
         print_json(result.to_dict())
         return
@@ -53,6 +53,7 @@ def data_info(json_output: JsonOpt = False) -> None:
 
 @app.command("check")
 def data_check(
+    ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -103,7 +104,7 @@ def data_check(
         timeframe=timeframe,
         policy=QualityPolicy(max_fill_gap_min=max_fill_gap_min, outlier_z=outlier_z),
     )
-    result = service.run(request)
+    result = service.run(request, home=cli_context(ctx).home)
     if json_output:
         print_json(result.to_dict())
     else:
@@ -220,10 +221,9 @@ def data_fetch(
 
     Example: stagectl data fetch --symbol ETH/USDT:USDT --timeframe 1h --since 2023-01-01
     """
-    from stagectl.cli._common import cli_context
     from stagectl.services.data import fetch as service
 
-    request = service.FetchRequest(
+    request = service.DataFetchRequest(
         exchange_id=exchange,
         symbol=symbol,
         timeframe=timeframe,

@@ -56,7 +56,8 @@ def governor(
     from stagectl.services.stage6 import governor as service
 
     home = cli_context(ctx).home
-    result = service.run(home, config=config, data_dir=data, now=parse_now(now), apply=apply)
+    request = service.GovernorRequest(config=config, data_dir=data, now=parse_now(now), apply=apply)
+    result = service.run(request, home=home)
     body = result.body()
     info(f"config: {result.intel.config.describe()}")
     info(f"data: {result.intel.market.source}; as of {body['as_of']}")

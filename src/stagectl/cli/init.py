@@ -45,7 +45,7 @@ def init(
     home = cli_context(ctx).home
     if directory is not None:
         home = Home(root=directory.expanduser().resolve(), state_override=home.state_override)
-    result = service.run(home, force=force)
+    result = service.run(service.InitRequest(force=force), home=home)
     if json_output:
         print_json(result.to_dict())
         return

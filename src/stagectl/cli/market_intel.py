@@ -63,7 +63,8 @@ def market_intel(
     from stagectl.services.stage6 import market_intel as service
 
     home = cli_context(ctx).home
-    result = service.run(home, config=config, data_dir=data, now=parse_now(now))
+    request = service.MarketIntelRequest(config=config, data_dir=data, now=parse_now(now))
+    result = service.run(request, home=home)
     info(f"config: {result.config.describe()}")
     body = result.body()
     info(f"data: {body['source']}; as of {body['as_of']} ({body['now_source']})")

@@ -61,7 +61,8 @@ def paper_gate(
 
     home = cli_context(ctx).home
     at = parse_now(now) or datetime.now(UTC)
-    result = service.run_paper_gate(home, config, days=days, now=at, run_id=run_id)
+    request = service.PaperGateRequest(now=at, config=config, days=days, run_id=run_id)
+    result = service.run(request, home=home)
     info(f"config: {result.source.describe()}")
     info(f"run: {result.run_id}; window: {result.days} days before {at.isoformat()}")
     emit_report(

@@ -142,9 +142,10 @@ def risk_guard(
         )
     from stagectl.services.guard import live as service
 
-    result = service.run_live(
-        home, config, now=moment, dry_run=dry_run, run_id=run_id, mode=mode_of(live)
+    request = service.LiveGuardRequest(
+        now=moment, config=config, dry_run=dry_run, run_id=run_id, mode=mode_of(live)
     )
+    result = service.run(request, home=home)
     info(f"config: {result.config.describe()}")
     info(f"state: {result.state_path} (run {result.run_id})")
     envelope = publish.envelope(
@@ -297,19 +298,18 @@ def _replay(
     start_text, end_text = window
     start = parse_utc(start_text, option="--replay-start") if start_text else None
     end = parse_utc(end_text, option="--replay-end", end_of_day=True) if end_text else None
+    request = service.ReplayRequest(
+        config=config,
+        start=start,
+        end=end,
+        evaluation=evaluation,
+        data_dir=data,
+        export_dir=export,
+        breakers=breakers.apply,
+        preset=breakers.preset,
+    )
     with _progress() as progress:
-        report = service.run_replay(
-            publish.home,
-            config,
-            start=start,
-            end=end,
-            evaluation=evaluation,
-            data_dir=data,
-            export_dir=export,
-            progress=progress,
-            breakers=breakers.apply,
-            preset=breakers.preset,
-        )
+        report = service.run(request, home=publish.home, progress=progress)
     info(f"config: {report.config.describe()}; strategy: {report.strategy.describe()}")
     if report.breakers is not None:
         info(f"circuit breakers: {report.breakers['source']}; {report.breakers['note']}")
@@ -389,13 +389,14 @@ def _print_breaker_firings(section: dict[str, Any]) -> None:
 def _weekly(
     publish: _Publish, config: Path | None, data: Path | None, run_id: str | None, mode: Mode
 ) -> None:
-    from stagectl.services.guard import weekly as weekly_review
+    from stagectl.services.guard import weekly as service
 
-    review = weekly_review.run_weekly(
-        publish.home, config, now=publish.now, data_dir=data, run_id=run_id, mode=mode
+    request = service.WeeklyReviewRequest(
+        now=publish.now, config=config, data_dir=data, run_id=run_id, mode=mode
     )
+    review = service.run(request, home=publish.home)
     body = review.to_dict()
-    envelope = publish.envelope(weekly_review.KIND, body, sorted(body), review.inputs)
+    envelope = publish.envelope(service.KIND, body, sorted(body), review.inputs)
 
     def render_human() -> None:
         for line in review.report_lines():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -60,12 +59,13 @@ def compare(
 
     home = cli_context(ctx).home
     info(f"state: {home.state_path}")
-    document = service.compare(home, baseline, candidate, seed=seed, resamples=resamples)
+    request = service.ShadowCompareRequest(baseline, candidate, seed=seed, resamples=resamples)
+    comparison = service.run_compare(request, home=home)
     if json_output:
-        print_json(document)
+        print_json(comparison.body)
     else:
-        _print_compare(document)
-    if not document["verdict"]["promote"]:
+        _print_compare(comparison.body)
+    if not comparison.promote:
         raise typer.Exit(1)
 
 
@@ -158,7 +158,7 @@ def record_backtest(
     from stagectl.services.research import shadow as service
 
     home = cli_context(ctx).home
-    request = backtest_service.BacktestRequest(
+    backtest = backtest_service.BacktestRequest(
         config=config,
         start=None if start is None else parse_utc(start, option="--start"),
         end=None if end is None else parse_utc(end, option="--end", end_of_day=True),
@@ -167,9 +167,11 @@ def record_backtest(
         breakers=breakers,
         preset=preset,
     )
-    result = backtest_service.run(home, request)
+    recorded = service.run_record_backtest(
+        service.RecordBacktestRequest(run_id, backtest), home=home
+    )
+    result, summary = recorded.backtest, recorded.recorded
     info(f"config: {result.source.describe()}")
-    summary = service.record_backtest(home, run_id, result, now=datetime.now(UTC))
     document = {
         "run_id": summary.run_id,
         "state": summary.state_path,

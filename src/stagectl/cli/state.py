@@ -39,7 +39,7 @@ def state_info(
     """
     from stagectl.services.home import state_info as service
 
-    result = service.run(cli_context(ctx).home.state_path)
+    result = service.run(service.StateInfoRequest(), home=cli_context(ctx).home)
     if json_output:
         print_json(result.to_dict())
         return

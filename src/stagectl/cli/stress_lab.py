@@ -112,7 +112,6 @@ def stress_lab(
     1 a breach (a baseline breach alone too) or a blocked publication, 2 bad input.
     """
     from stagectl.services.stage6 import stress_lab as service
-    from stagectl.services.stage6.stress_verdict import KIND
 
     home = cli_context(ctx).home
     request = service.StressRequest(
@@ -125,14 +124,14 @@ def stress_lab(
         equity_usd=equity,
         compare=compare,
     )
-    result = service.run(home, request)
+    result = service.run(request, home=home)
     info(f"config: {result.verification.config.describe()}")
     if result.blocked:
         _blocked(result.blocked_document(), json_output)
         raise typer.Exit(EXIT_CHECK_FAILED)
     envelope = publish_envelope(
         home,
-        KIND,
+        service.KIND,
         result.body,
         signed_sections=[result.signed_section],
         inputs=result.inputs,

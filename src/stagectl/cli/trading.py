@@ -6,7 +6,6 @@ paper and the live mode.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -45,8 +44,9 @@ def status(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """
     from stagectl.services.trading import flags as service
 
-    path = cli_context(ctx).home.state_path
-    result = service.status(path)
+    home = cli_context(ctx).home
+    path = home.state_path
+    result = service.run_status(service.TradingStatusRequest(), home=home)
     if json_output:
         print_json(result.to_dict())
         return
@@ -91,16 +91,11 @@ def _set(
     from stagectl.domain.types import TradingState
     from stagectl.services.trading import flags as service
 
-    path = cli_context(ctx).home.state_path
+    home = cli_context(ctx).home
+    path = home.state_path
     text = reason if reason is not None else "set by an operator (stagectl trading)"
-    result = service.set_state(
-        path,
-        TradingState(state),
-        modes=modes,
-        reason=text,
-        source="operator",
-        now=datetime.now(UTC),
-    )
+    request = service.TradingSetRequest(TradingState(state), modes=modes, reason=text)
+    result = service.run_set(request, home=home)
     if as_json:
         print_json(result.to_dict())
         return

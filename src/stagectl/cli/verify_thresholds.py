@@ -58,7 +58,8 @@ def verify_thresholds(
     from stagectl.services.stage6 import verify_thresholds as service
 
     home = cli_context(ctx).home
-    result = service.run(home, config=config, baseline=baseline)
+    request = service.VerifyThresholdsRequest(config=config, baseline=baseline)
+    result = service.run(request, home=home)
     info(f"config: {result.config.describe()}")
     info(f"baseline: {result.baseline.describe()}")
     emit_report(

@@ -85,13 +85,13 @@ def walk_forward(
         expanding=expanding,
         fixed=fixed,
         cost_multiplier=cost_multiplier,
+        export_dir=export_dir,
     )
-    result = service.run(home, request)
+    result = service.run(request, home=home)
     info(f"config: {result.market.source.describe()}")
     info(f"data: {result.market.info.data_source}")
-    if export_dir is not None:
-        for path in service.export(result, export_dir):
-            info(f"wrote {path}")
+    for path in result.exported:
+        info(f"wrote {path}")
     emit_report(
         home,
         service.KIND,

@@ -5,6 +5,8 @@ with full validation (stagectl.data.loaders) and run through the governance rule
 of stagectl.domain.data_quality. A dataset has problems when rows had to be
 sorted, timestamps were off the bar grid, bars were filled or are missing, outliers
 were flagged, or (bundled sample only) a file no longer matches its manifest sha256.
+
+Entry: ``run(DataCheckRequest, *, home) -> DataCheckResult``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stagectl.config.home import Home
 from stagectl.data import files, loaders
 from stagectl.data.bundled import SAMPLE_DIR, bundled_datasets
 from stagectl.domain.data_quality import (
@@ -28,6 +31,9 @@ from stagectl.errors import InputError
 
 @dataclass(frozen=True)
 class DataCheckRequest:
+    """``--data`` (None: the bundled sample), ``--symbol``, ``--timeframe`` and the
+    governance thresholds."""
+
     data_dir: Path | None = None
     symbols: tuple[str, ...] = ()
     timeframe: str | None = None
@@ -145,8 +151,10 @@ def _check_one(
     )
 
 
-def run(request: DataCheckRequest) -> DataCheckResult:
-    """Check every selected dataset; InputError (exit 2) on unreadable or invalid files."""
+def run(request: DataCheckRequest, *, home: Home) -> DataCheckResult:
+    """Check every selected dataset; InputError (exit 2) on unreadable or invalid files.
+
+    The data is the bundled sample or ``request.data_dir``, never ``home``'s."""
     bundled = request.data_dir is None
     data_dir = SAMPLE_DIR if request.data_dir is None else request.data_dir
     keys = sorted({f.key for f in _select(request, data_dir)}, key=_order)

@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
 from stagectl.errors import InputError
+
+if TYPE_CHECKING:
+    from stagectl.exchange.retry import RetryPolicy
 
 OHLCV_PAGE = 1000
 FUNDING_PAGE = 1000
@@ -29,7 +32,10 @@ Page = tuple[list[tuple[int, tuple[float, ...]]], bool]  # rows, and whether it 
 
 
 @dataclass(frozen=True)
-class FetchRequest:
+class DataFetchRequest:
+    """``--exchange``, ``--symbol``, ``--timeframe``, ``--since``/``--until`` (parsed),
+    ``--base-url``."""
+
     exchange_id: str
     symbol: str
     timeframe: str
@@ -52,7 +58,7 @@ class CachedSeries:
 
 
 @dataclass
-class FetchResult:
+class DataFetchResult:
     exchange: str
     symbol: str
     market: str
@@ -65,17 +71,17 @@ class FetchResult:
         return asdict(self)
 
 
-def cache_dir(home: Home, exchange_id: str) -> Path:
+def _cache_dir(home: Home, exchange_id: str) -> Path:
     return home.root / "data" / exchange_id
 
 
 def run(
-    request: FetchRequest,
+    request: DataFetchRequest,
     *,
     home: Home,
     progress: Progress | None = None,
-    policy: Any = None,
-) -> FetchResult:
+    policy: RetryPolicy | None = None,
+) -> DataFetchResult:
     """Fetch what the cache lacks between ``since`` and min(``until``, server time)."""
     from stagectl.exchange.ccxt_broker import CcxtMarketData, CcxtSession, make_exchange
     from stagectl.exchange.retry import RetryPolicy
@@ -100,8 +106,8 @@ def run(
     now_ms = _ms(server_now)
     end_ms = min(_ms(request.until), now_ms) if request.until else now_ms
     tf_ms = data.timeframe_ms(request.timeframe)
-    directory = cache_dir(home, request.exchange_id)
-    result = FetchResult(request.exchange_id, symbol_id, kind, request.timeframe, server_now, 0)
+    directory = _cache_dir(home, request.exchange_id)
+    result = DataFetchResult(request.exchange_id, symbol_id, kind, request.timeframe, server_now, 0)
 
     suffix = f"_{request.timeframe}" if kind == "perp" else f"_spot_{request.timeframe}"
     candles = _Cache(

@@ -1,4 +1,7 @@
-"""`stagectl data info`: what market data is bundled with stagectl."""
+"""`stagectl data info`: what market data is bundled with stagectl.
+
+Entry: ``run(DataInfoRequest(), *, home) -> DataInfoResult``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,13 @@ import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from stagectl.config.home import Home
 from stagectl.data.bundled import SAMPLE_DIR, DatasetInfo, bundled_datasets
+
+
+@dataclass(frozen=True)
+class DataInfoRequest:
+    """``data info`` takes no input: it always describes the bundled sample."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +36,9 @@ class DataInfoResult:
         return {"sample_dir": self.sample_dir, "total_bytes": self.total_bytes, "datasets": rows}
 
 
-def run() -> DataInfoResult:
-    """Read the manifest and check every file's sha256 against it."""
+def run(request: DataInfoRequest, *, home: Home) -> DataInfoResult:
+    """Read the manifest and check every file's sha256 against it (the bundled sample
+    belongs to the package, not to ``home``)."""
     datasets = bundled_datasets()
     intact, total = [], 0
     for dataset in datasets:

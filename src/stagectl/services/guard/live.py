@@ -17,6 +17,9 @@ Order of work (docs/risk-guard.md):
 5. notify (Telegram, webhook) when the severity's ``escalation.notify`` is on and
    the severity is MEDIUM or worse; a failed notification is reported, never
    raised.
+
+Entry: ``run(LiveGuardRequest, *, home, env=None) -> LiveGuardResult``; ``env`` is
+where the notifiers read their tokens (default: ``os.environ``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,18 @@ SNAPSHOTS_HINT = (
     "the risk guard reads the equity snapshots that `stagectl run-live --paper` records "
     "every bar; start it (or import a run's snapshots) and rerun"
 )
+
+
+@dataclass(frozen=True)
+class LiveGuardRequest:
+    """``-c``, ``--now`` (parsed; the CLI's default is the wall clock), ``--dry-run``,
+    ``--run`` and ``--live/--paper``."""
+
+    now: datetime
+    config: Path | None = None
+    dry_run: bool = False
+    run_id: str | None = None
+    mode: Mode = "paper"
 
 
 @dataclass
@@ -82,24 +97,26 @@ class LiveGuardResult:
         }
 
 
-def run_live(
-    home: Home,
-    config_path: Path | None,
-    *,
-    now: datetime,
-    dry_run: bool,
-    run_id: str | None = None,
-    mode: Mode = "paper",
-    env: dict[str, str] | None = None,
+def run(
+    request: LiveGuardRequest, *, home: Home, env: dict[str, str] | None = None
 ) -> LiveGuardResult:
-    """Evaluate the guard at ``now`` on the state database; see the module docstring."""
+    """Evaluate the guard at ``request.now`` on the state database; see the module
+    docstring."""
     from stagectl.config.loader import load_risk_guard
 
-    config, source = load_risk_guard(home, config_path)
+    config, source = load_risk_guard(home, request.config)
     db = _open(home.state_path)
     try:
         return _evaluate(
-            home, db, config, source, now=now, dry_run=dry_run, run_id=run_id, mode=mode, env=env
+            home,
+            db,
+            config,
+            source,
+            now=request.now,
+            dry_run=request.dry_run,
+            run_id=request.run_id,
+            mode=request.mode,
+            env=env,
         )
     except DatabaseError as error:
         raise _state_error(home.state_path, error) from error
@@ -168,7 +185,7 @@ def _evaluate(
     )
     decision = gi.decision_dict(table, config, data, now=now, stale_after=STALE_AFTER)
     written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
-    notifications = notify(decision, config, env=os.environ if env is None else env)
+    notifications = _notify(decision, config, env=os.environ if env is None else env)
     return LiveGuardResult(
         config=source,
         state_path=home.state_path,
@@ -184,7 +201,7 @@ def _evaluate(
     )
 
 
-def alert_text(decision: dict[str, Any]) -> str:
+def _alert_text(decision: dict[str, Any]) -> str:
     """The one message sent to Telegram and the webhook."""
     lines = [f"stagectl risk-guard: {decision['action']} ({decision['severity']})"]
     lines += [
@@ -200,7 +217,7 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str, Any]]:
+def _notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str, Any]]:
     """Send the alert when the severity calls for it; the results, never an exception."""
     from stagectl.domain.risk_rules import SEVERITY_RANK
     from stagectl.notify import telegram, webhook
@@ -209,7 +226,7 @@ def notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str,
     escalation = config.escalation.get(severity)
     if SEVERITY_RANK.get(severity, 0) < NOTIFY_FROM or escalation is None or not escalation.notify:
         return []
-    text = alert_text(decision)
+    text = _alert_text(decision)
     settings = config.notify
     results = [
         telegram.send_from_env(

@@ -1,11 +1,13 @@
 """The 30-day paper gate (seed 003 §5): may this paper run go to real money?
 
-``run_paper_gate`` reads the most recent paper run (or ``run_id``) from the state
+``run`` reads the most recent paper run (or ``run_id``) from the state
 database over the window ``[now - days, now)``: equity snapshots (Sharpe, MDD,
 history), fills with their orders' prices (slippage), funding payments, the
 ``signal_check`` events (consistency) and the recorded guard decisions
 (kill-switch fires). Every criterion must PASS; a criterion without data fails.
 An empty or missing state database is an InputError (exit 2).
+
+Entry: ``run(PaperGateRequest, *, home) -> PaperGateResult``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 
 KIND = "paper-gate"
 SIGNED_SECTIONS = ["criteria", "verdict", "window"]
+
+
+@dataclass(frozen=True)
+class PaperGateRequest:
+    """``--now`` (the window's end, aware UTC), ``-c``, ``--days`` (None: the config's)
+    and ``--run``."""
+
+    now: datetime
+    config: Path | None = None
+    days: int | None = None
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,21 +82,15 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def run_paper_gate(
-    home: Home,
-    config_path: Path | None,
-    *,
-    days: int | None = None,
-    now: datetime,
-    run_id: str | None = None,
-) -> PaperGateResult:
+def run(request: PaperGateRequest, *, home: Home) -> PaperGateResult:
     """Evaluate the gate over the ``days`` (default: the config's 30) before ``now``."""
     from stagectl.config.loader import load_risk_guard
     from stagectl.services.guard.evidence import open_existing_state
 
+    now, days, run_id = request.now, request.days, request.run_id
     if now.tzinfo is None:
         raise InputError("now must carry a time zone (UTC)", where="--now")
-    guard, source = load_risk_guard(home, config_path)
+    guard, source = load_risk_guard(home, request.config)
     window_days = guard.paper_gate.days if days is None else days
     if window_days < 1:
         raise InputError(f"must be at least 1, got {window_days}", where="--days")

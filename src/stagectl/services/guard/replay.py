@@ -10,6 +10,9 @@ daily loss stop) scale the strategy first, exactly as ``backtest --breakers`` do
 (``services.research_breakers``: evaluated once on the full-size run, multipliers applied
 to the targets from the next bar); the guarded and the unguarded replay then both trade
 the breaker-scaled strategy, and the firings are listed beside the guard's triggers.
+
+Entry: ``run(ReplayRequest, *, home, progress=None) -> ReplayReport``; ``progress`` is
+told (done, total) bars.
 """
 
 from __future__ import annotations
@@ -28,6 +31,21 @@ from stagectl.errors import InputError
 KIND = "risk-guard-replay"
 SIGNED_SECTIONS = ["summary", "triggers", "actions"]
 EVALUATIONS = ("hourly", "daily")
+
+
+@dataclass(frozen=True)
+class ReplayRequest:
+    """``-c``, ``--replay-start``/``--replay-end`` (parsed; None: the data's span),
+    ``--eval``, ``--data``, ``--export``, ``--breakers`` and ``--preset``."""
+
+    config: Path | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    evaluation: str = "hourly"
+    data_dir: Path | None = None
+    export_dir: Path | None = None
+    breakers: bool = False
+    preset: str | None = None
 
 
 @dataclass
@@ -70,7 +88,7 @@ def _strategy_source(home: Home, source: ConfigSource, name: str) -> Path | None
     return sibling if sibling.is_file() else None
 
 
-def metrics(result: Any) -> dict[str, Any]:
+def _metrics(result: Any) -> dict[str, Any]:
     """Sharpe (hourly returns, sqrt(8760)), max drawdown and total return, as fractions."""
     from stagectl.domain.performance import running_drawdown, sharpe
 
@@ -84,18 +102,11 @@ def metrics(result: Any) -> dict[str, Any]:
     }
 
 
-def run_replay(
-    home: Home,
-    config_path: Path | None,
+def run(
+    request: ReplayRequest,
     *,
-    start: datetime | None,
-    end: datetime | None,
-    evaluation: str,
-    data_dir: Path | None,
-    export_dir: Path | None,
+    home: Home,
     progress: Callable[[int, int], None] | None = None,
-    breakers: bool = False,
-    preset: str | None = None,
 ) -> ReplayReport:
     """Replay the guard over ``[start, end]`` (default: the whole data span).
 
@@ -106,13 +117,14 @@ def run_replay(
     from stagectl.domain.guard_replay import CostModel, replay
     from stagectl.services.strategy.sleeves import build_sleeves
 
+    evaluation, export_dir, preset = request.evaluation, request.export_dir, request.preset
     if evaluation not in EVALUATIONS:
         raise InputError(f"must be hourly or daily, got {evaluation!r}", where="--eval")
-    config, source = load_risk_guard(home, config_path)
+    config, source = load_risk_guard(home, request.config)
     strategy, strategy_source = load_strategy(
         home, _strategy_source(home, source, config.strategy_config)
     )
-    sleeves, info = build_sleeves(strategy, data_dir, start, end)
+    sleeves, info = build_sleeves(strategy, request.data_dir, request.start, request.end)
     costs = CostModel(
         fee_bps=strategy.costs.fee_bps,
         slippage_bps=strategy.costs.slippage_bps,
@@ -120,7 +132,7 @@ def run_replay(
         signal_delay=strategy.execution.signal_delay_bars,
     )
     breaker_report: dict[str, Any] | None = None
-    if breakers or preset is not None:
+    if request.breakers or preset is not None:
         sleeves, breaker_report = _with_breakers(home, sleeves, costs, preset)
     result = replay(sleeves, config, costs=costs, evaluation=evaluation, progress=progress)
     triggers = [
@@ -145,7 +157,7 @@ def run_replay(
         }
         for a in result.actions
     ]
-    unguarded, guarded = metrics(result.unguarded), metrics(result.guarded)
+    unguarded, guarded = _metrics(result.unguarded), _metrics(result.guarded)
     summary = {
         "start": info.start,
         "end": info.end,
@@ -205,7 +217,7 @@ def _with_breakers(
         signal_delay=costs.signal_delay,
     )
     scaled, fired = research_breakers.scaled_sleeves(sleeves, full_size, plan, costs.signal_delay)
-    section = research_breakers.breaker_section(plan, fired, metrics(full_size))
+    section = research_breakers.breaker_section(plan, fired, _metrics(full_size))
     section["applied_to"] = "guarded and unguarded"
     section["note"] = BREAKERS_NOTE
     return scaled, section

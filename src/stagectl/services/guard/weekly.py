@@ -1,11 +1,13 @@
 """The weekly review (seed 003 §3): weight drift, model health and the weekly report.
 
-``run_weekly`` reads one run's equity snapshots, fills, funding payments and the
+``run`` reads one run's equity snapshots, fills, funding payments and the
 recorded guard decisions from the state database (services/guard/evidence.py
 names each source) over the week ``[now - 7 days, now)``. It decides REBALANCE
 or SKIP and the model-health verdict; it sends no order: the rebalance plan (a
 limit order per sleeve, market after ``limit_timeout_s``) is for the trading loop.
 ``exit_code`` is 0 for SKIP with healthy checks, 1 for REBALANCE or any WARNING.
+
+Entry: ``run(WeeklyReviewRequest, *, home) -> WeeklyReview`` (``risk-guard --weekly``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,18 @@ from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 WEEK = timedelta(days=7)
 SHARPE_20D = timedelta(days=20)
 KIND = "weekly-review"
+
+
+@dataclass(frozen=True)
+class WeeklyReviewRequest:
+    """``--now`` (the week's end, aware UTC), ``-c``, ``--data`` (the market funding; None:
+    the bundled sample), ``--run`` and ``--live/--paper``."""
+
+    now: datetime
+    config: Path | None = None
+    data_dir: Path | None = None
+    run_id: str | None = None
+    mode: Mode = "paper"
 
 
 @dataclass(frozen=True)
@@ -119,19 +133,12 @@ def _show(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def run_weekly(
-    home: Home,
-    config_path: Path | None,
-    *,
-    now: datetime,
-    data_dir: Path | None,
-    run_id: str | None = None,
-    mode: Mode = "paper",
-) -> WeeklyReview:
+def run(request: WeeklyReviewRequest, *, home: Home) -> WeeklyReview:
     """Review the week before ``now`` (UTC); InputError (exit 2) when data is missing."""
     from stagectl.config.loader import load_risk_guard, load_strategy
     from stagectl.services.guard.evidence import open_existing_state
 
+    now, config_path, run_id, mode = request.now, request.config, request.run_id, request.mode
     if now.tzinfo is None:
         raise InputError("now must carry a time zone (UTC)", where="--now")
     guard, guard_source = load_risk_guard(home, config_path)
@@ -144,7 +151,7 @@ def run_weekly(
         review = _review(db, guard, strategy, now=now, run_id=run_id, mode=mode)
     finally:
         db.close()
-    market = _market_funding(list(guard.weekly.target_weights_pct), now, data_dir)
+    market = _market_funding(list(guard.weekly.target_weights_pct), now, request.data_dir)
     return WeeklyReview(
         **review, market_funding_annualized_pct=market, sources=(guard_source, strategy_source)
     )

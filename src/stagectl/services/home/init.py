@@ -2,6 +2,8 @@
 
 Idempotent: directories that exist are left alone, config files already in the
 home are kept (unless ``force``), and an up-to-date database is only opened.
+
+Entry: ``run(InitRequest, *, home) -> InitResult``; ``home`` is the home to create.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from typing import Any
 from stagectl.config.home import HOME_DIRS, Home, defaults_dir
 from stagectl.errors import InputError
 from stagectl.state.db import open_state
+
+
+@dataclass(frozen=True)
+class InitRequest:
+    """``--force``: overwrite config files already in the home."""
+
+    force: bool = False
 
 
 @dataclass
@@ -44,7 +53,7 @@ class InitResult:
         }
 
 
-def run(home: Home, *, force: bool = False) -> InitResult:
+def run(request: InitRequest, *, home: Home) -> InitResult:
     """Create ``home``'s directories, copy the packaged configs, create and migrate the state."""
     if home.root.exists() and not home.root.is_dir():
         raise InputError("exists and is not a directory", where=str(home.root))
@@ -54,7 +63,7 @@ def run(home: Home, *, force: bool = False) -> InitResult:
         if not directory.is_dir():
             _mkdir(directory)
             result.created_dirs.append(name)
-    _copy_configs(defaults_dir(), home.config_dir, force=force, result=result)
+    _copy_configs(defaults_dir(), home.config_dir, force=request.force, result=result)
     result.migrations_applied, result.schema_version = _migrate(home.state_path)
     return result
 

@@ -2,6 +2,9 @@
 
 A fast path: only sqlite3 is imported (``open_state(path, migrate=False)``),
 and nothing in the database is created or changed.
+
+Entry: ``run(StateInfoRequest(), *, home) -> StateInfo``; the database is
+``home.state_path``.
 """
 
 from __future__ import annotations
@@ -10,12 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stagectl.config.home import Home
 from stagectl.state.db import DatabaseError, StateDB, open_state
 from stagectl.state.migration_names import MIGRATION_NAMES
 from stagectl.state.runs import RunSummary, run_summaries
 
 ONE_STATE = "0007_one_state"
 RUNS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class StateInfoRequest:
+    """``state info`` takes no input but the home (``--home``, ``--state``)."""
 
 
 @dataclass
@@ -71,9 +80,9 @@ class StateInfo:
         }
 
 
-def run(path: Path) -> StateInfo:
-    """Inspect the state database at ``path`` without changing it."""
-    with open_state(path, migrate=False) as db:
+def run(request: StateInfoRequest, *, home: Home) -> StateInfo:
+    """Inspect the home's state database without changing it."""
+    with open_state(home.state_path, migrate=False) as db:
         try:
             return _inspect(db)
         except DatabaseError as error:

@@ -14,6 +14,9 @@
    at or above stage3 ``acceptance_rate_min_pct`` (95 %); no orders is ``n/a``.
 
 Answers are ``yes``, ``no`` or ``n/a``; any ``no`` makes the command exit 1.
+
+Entry: ``run(AnalyzeRequest, *, home) -> Analysis``; the thresholds come from stage3.yaml
+(``--stage3``, else the home's, else the packaged one).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from stagectl.config.home import Home
+from stagectl.config.home import ConfigSource, Home
 from stagectl.errors import InputError
 from stagectl.services.live.artifacts import ARTIFACT_FILES
 
@@ -48,10 +51,19 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class AnalyzeRequest:
+    """The run (an id under ``HOME/artifacts`` or a directory) and ``--stage3``."""
+
+    run: str
+    stage3: Path | None = None
+
+
+@dataclass(frozen=True)
 class Analysis:
     run: str
     directory: Path
     answers: list[Answer]
+    thresholds: ConfigSource
 
     @property
     def passed(self) -> bool:
@@ -66,7 +78,7 @@ class Analysis:
         }
 
 
-def artifacts_dir(home: Home, run: str) -> Path:
+def _artifacts_dir(home: Home, run: str) -> Path:
     """``run`` as a directory path, else ``HOME/artifacts/<run>``."""
     candidate = Path(run)
     if candidate.is_dir():
@@ -74,7 +86,7 @@ def artifacts_dir(home: Home, run: str) -> Path:
     return home.artifacts_dir / run
 
 
-def load(directory: Path) -> dict[str, Any]:
+def _load(directory: Path) -> dict[str, Any]:
     documents: dict[str, Any] = {}
     for name in ARTIFACT_FILES:
         path = directory / name
@@ -89,17 +101,21 @@ def load(directory: Path) -> dict[str, Any]:
     return documents
 
 
-def analyze(home: Home, run: str, *, tolerance_usd: float, acceptance_min_pct: float) -> Analysis:
-    directory = artifacts_dir(home, run)
-    docs = load(directory)
+def run(request: AnalyzeRequest, *, home: Home) -> Analysis:
+    """Answer the five questions from the run's artifacts (module docstring)."""
+    from stagectl.config.loader import load_stage3
+
+    stage3, source = load_stage3(home, request.stage3)
+    directory = _artifacts_dir(home, request.run)
+    docs = _load(directory)
     answers = [
-        _reconciliation(docs["reconciliation_history.json"], tolerance_usd),
+        _reconciliation(docs["reconciliation_history.json"], stage3.reconciliation_tolerance_usd),
         _sized_down(docs["sized_down_events.json"]),
         _margin(docs["margin_snapshots.json"]),
         _stop_limits(docs["rejection_breakdown.json"]),
-        _acceptance(docs["rejection_breakdown.json"], acceptance_min_pct),
+        _acceptance(docs["rejection_breakdown.json"], stage3.acceptance_rate_min_pct),
     ]
-    return Analysis(run, directory, answers)
+    return Analysis(request.run, directory, answers, source)
 
 
 def _reconciliation(doc: dict[str, Any], tolerance: float) -> Answer:

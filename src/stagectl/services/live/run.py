@@ -13,6 +13,12 @@ run-live run of the same mode (status ``running`` after a crash, or ``aborted`` 
 SIGINT/SIGTERM) is resumed, and ``--new-run`` starts a fresh one. A resumed run keeps
 the parameters it was started with (data, window, options; recorded in its
 ``RUN_STARTED`` event) and continues at the bar after its last equity snapshot.
+
+Entry: ``run(RunLiveRequest, *, home, should_stop, on_step, broker_factory, wall_clock,
+live_broker, clock, on_alert) -> RunLiveResult`` (the hooks are described on ``run``).
+``live_credentials_source`` is the one other function the CLI calls: it checks that live
+credentials exist, and names their source, before the operator is asked to confirm a
+live run, which happens before the loop (and its terminal view) starts.
 """
 
 from __future__ import annotations
@@ -58,6 +64,10 @@ MAKER_FEE_BPS = Decimal(2)  # Binance USD-M regular tier (domain.costs' default 
 
 @dataclass(frozen=True)
 class RunLiveRequest:
+    """Every run-live option, parsed: the config files, paper or live, the window
+    (``--start``/``--end``/``--duration``), the replay data and speed, which run, and the
+    order and risk switches."""
+
     config: Path | None = None
     stage3: Path | None = None
     live: bool = False
@@ -126,7 +136,7 @@ def live_credentials_source() -> str:
     return require_credentials().source
 
 
-def policy_limits(stage3: Any, *, position_limits: bool) -> PolicyLimits:
+def _policy_limits(stage3: Any, *, position_limits: bool) -> PolicyLimits:
     caps = {
         symbol: SymbolCap(Decimal(repr(lim.max_size)), Decimal(repr(lim.max_notional_usd)))
         for symbol, lim in stage3.symbols.items()
@@ -212,7 +222,7 @@ class _Setup:
             db=self.db,
             broker=broker,
             run_id=run_id,
-            limits=policy_limits(self.stage3, position_limits=params["position_limits"]),
+            limits=_policy_limits(self.stage3, position_limits=params["position_limits"]),
             alerts=self.stage3.alerts,
             tolerance_usd=Decimal(repr(self.stage3.reconciliation_tolerance_usd)),
             initial_equity=Decimal(params["initial_equity"]),

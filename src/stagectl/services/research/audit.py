@@ -13,6 +13,8 @@ Rows (bars from the strategy config's ``audit.acceptance``):
 
 An undefined value (e.g. no variance) fails its row. The seed's own audit figures
 (2026-02-19) are carried next to ours for comparison.
+
+Entry: ``run(AuditRequest, *, home) -> AuditResult``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ SIGNED_SECTIONS = ["strategy", "table", "verdict"]
 
 @dataclass(frozen=True)
 class AuditRequest:
+    """``-c`` (the strategy config) and ``--data``."""
+
     config: Path | None = None
     data_dir: Path | None = None
 
@@ -69,7 +73,7 @@ def _row(
     }
 
 
-def run(home: Home, request: AuditRequest) -> AuditResult:
+def run(request: AuditRequest, *, home: Home) -> AuditResult:
     market = load_market(home, request.config, request.data_dir)
     acceptance = market.config.audit.acceptance
     seed = market.config.audit.measured_2026_02_19
@@ -166,11 +170,11 @@ def _holdout(
     home: Home, request: AuditRequest, start: datetime, multiplier: float
 ) -> backtest_service.BacktestRun:
     return backtest_service.run(
-        home,
         backtest_service.BacktestRequest(
             config=request.config,
             start=start,
             cost_multiplier=multiplier,
             data_dir=request.data_dir,
         ),
+        home=home,
     )

@@ -9,16 +9,21 @@ sqrt(periods per year): sqrt(8760) for 1h bars). ``cost_model="full"`` charges
 each execution the seed 001 cost instead (``services.trade_costs.full_cost_backtest``:
 half the prior bars' Corwin-Schultz spread + sqrt(participation) x 5 bps + the Binance
 taker fee of risk_presets.yaml, times ``cost_multiplier``). Publishing the report is the
-caller's choice through ``stagectl.services.publish``; ``export`` writes the
-equity curve and the trades table as CSV files.
+caller's choice through ``stagectl.services.publish``. Asked to, ``run`` then records the
+backtest as a run (``record_as``: ``services.research.recording``) and writes the equity
+curve and the trades table as CSV files (``export_dir``), in that order.
+
+Entry: ``run(BacktestRequest, *, home, clock) -> BacktestRun``; ``clock`` stamps a
+recorded run.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +36,7 @@ from stagectl.domain.performance import periods_per_year, summarize
 from stagectl.domain.pretrade_costs import CostSettings
 from stagectl.errors import InputError
 from stagectl.reports import write_atomic
+from stagectl.services.research.recording import RecordSummary, record_backtest
 from stagectl.services.strategy.costs import (
     BACKTEST_VENUE,
     PARTICIPATION_CONVENTION,
@@ -57,7 +63,8 @@ CAPACITY_METHOD = (
 
 @dataclass(frozen=True)
 class BacktestRequest:
-    """What the user asked for: the window's first and last instants (UTC) when given."""
+    """What the user asked for: the window's first and last instants (UTC) when given,
+    the run id to record the backtest as (``--record``) and the ``--export`` directory."""
 
     config: Path | None = None
     symbol: str | None = None
@@ -68,6 +75,8 @@ class BacktestRequest:
     breakers: bool = False
     preset: str | None = None
     cost_model: str = "flat"
+    record_as: str | None = None
+    export_dir: Path | None = None
 
 
 COST_MODELS = ("flat", "full")
@@ -94,6 +103,8 @@ class BacktestRun:
     result: BacktestResult
     metrics: dict[str, Any]
     pricing: Pricing = Pricing("flat")
+    recorded: RecordSummary | None = None
+    exported: tuple[Path, ...] = ()
 
     @property
     def inputs(self) -> list[Path]:
@@ -164,13 +175,13 @@ class BacktestRun:
         return {
             "source": info.data_source,
             "files": [path.name for path in info.files],
-            "requested_start": None if self.request.start is None else stamp(self.request.start),
-            "requested_end": None if self.request.end is None else stamp(self.request.end),
-            "start": stamp(info.start),
-            "end": stamp(info.end),
+            "requested_start": None if self.request.start is None else _stamp(self.request.start),
+            "requested_end": None if self.request.end is None else _stamp(self.request.end),
+            "start": _stamp(info.start),
+            "end": _stamp(info.end),
             "bars": info.bars,
-            "overlap_start": stamp(info.overlap_start),
-            "overlap_end": stamp(info.overlap_end),
+            "overlap_start": _stamp(info.overlap_start),
+            "overlap_end": _stamp(info.overlap_end),
             "cut_to_overlap": info.cut_to_overlap,
             "missing_bars": info.missing_bars,
             "warmup_bars_needed": info.warmup_bars_needed,
@@ -179,18 +190,24 @@ class BacktestRun:
         }
 
 
-def stamp(moment: datetime | pd.Timestamp) -> str:
+def _stamp(moment: datetime | pd.Timestamp) -> str:
     """ISO-8601 UTC with a ``Z`` suffix."""
     return pd.Timestamp(moment).isoformat().replace("+00:00", "Z")
 
 
-def annualisation_text(timeframe: str) -> str:
+def _annualisation_text(timeframe: str) -> str:
     """E.g. ``sqrt(8760) for 1h bars``."""
     return f"sqrt({periods_per_year(timeframe):g}) for {timeframe} bars"
 
 
-def run(home: Home, request: BacktestRequest) -> BacktestRun:
-    """Load, build, backtest and summarise; InputError/ConfigError (exit 2) on bad input."""
+def run(
+    request: BacktestRequest,
+    *,
+    home: Home,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> BacktestRun:
+    """Load, build, backtest and summarise, then record and export when asked;
+    InputError/ConfigError (exit 2) on bad input."""
     multiplier = request.cost_multiplier
     if not (math.isfinite(multiplier) and multiplier >= 0):
         raise InputError(
@@ -210,9 +227,9 @@ def run(home: Home, request: BacktestRequest) -> BacktestRun:
     metrics["cost_model"] = costs
     if breakers is not None:
         metrics["breakers"] = breakers
-    metrics["annualisation"] = annualisation_text(strategy.timeframe)
+    metrics["annualisation"] = _annualisation_text(strategy.timeframe)
     metrics["capacity"]["method"] = CAPACITY_METHOD
-    return BacktestRun(
+    done = BacktestRun(
         strategy=strategy,
         source=source,
         config_sha256=file_sha256(source.path),
@@ -222,6 +239,11 @@ def run(home: Home, request: BacktestRequest) -> BacktestRun:
         metrics=metrics,
         pricing=pricing,
     )
+    if request.record_as is not None:
+        done = replace(done, recorded=record_backtest(home, request.record_as, done, now=clock()))
+    if request.export_dir is not None:
+        done = replace(done, exported=tuple(_export(done, request.export_dir)))
+    return done
 
 
 def _pricing(
@@ -293,7 +315,7 @@ def _iso(values: pd.Series | pd.Index) -> pd.Series:
     return times.dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("")
 
 
-def equity_frame(result: BacktestResult) -> pd.DataFrame:
+def _equity_frame(result: BacktestResult) -> pd.DataFrame:
     """timestamp, equity, then ``<SYMBOL>_equity`` per sleeve (standalone sleeve curves)."""
     frame = pd.DataFrame({"timestamp": _iso(result.equity.index)})
     frame["equity"] = result.equity.to_numpy()
@@ -302,7 +324,7 @@ def equity_frame(result: BacktestResult) -> pd.DataFrame:
     return frame
 
 
-def trades_frame(result: BacktestResult) -> pd.DataFrame:
+def _trades_frame(result: BacktestResult) -> pd.DataFrame:
     """The trades table with ISO-8601 entry and exit times (empty exit: still open)."""
     trades = result.trades.reset_index(drop=True).copy()
     for column in ("entry_time", "exit_time"):
@@ -310,14 +332,14 @@ def trades_frame(result: BacktestResult) -> pd.DataFrame:
     return trades
 
 
-def export(backtest: BacktestRun, directory: Path) -> list[Path]:
+def _export(backtest: BacktestRun, directory: Path) -> list[Path]:
     """Write ``equity.csv`` and ``trades.csv`` into ``directory`` (created), each atomically."""
     if directory.exists() and not directory.is_dir():
         raise InputError("not a directory (--export takes a directory)", where=str(directory))
     written = []
     for name, frame in (
-        ("equity.csv", equity_frame(backtest.result)),
-        ("trades.csv", trades_frame(backtest.result)),
+        ("equity.csv", _equity_frame(backtest.result)),
+        ("trades.csv", _trades_frame(backtest.result)),
     ):
         path = directory / name
         write_atomic(path, _csv_bytes(frame))

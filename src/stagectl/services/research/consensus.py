@@ -17,6 +17,9 @@ correlation weights are equal. Without ``--regime`` nobody is gated out.
 
 Per timestamp ``domain.consensus.consensus`` gives S and the weights; the series of S
 feeds ``adaptive_decisions`` (k, window).
+
+Entry: ``run(ConsensusRequest, *, home) -> ConsensusResult``; the files are the user's,
+not the home's.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stagectl.config.home import Home
 from stagectl.domain.consensus import (
     REGIMES,
     EngineVote,
@@ -56,12 +60,22 @@ NO_GATE = "ALL"
 
 @dataclass(frozen=True)
 class ConsensusRequest:
+    """``--votes``, ``--correlation``, ``--regime`` (upper case), ``--k``, ``--window``
+    and ``--half-life-days``."""
+
     votes: Path
     correlation: Path | None = None
     regime: str | None = None
     k: float = 0.75
     window: int = 100
     half_life_days: float = 30.0
+
+
+@dataclass(frozen=True)
+class ConsensusResult:
+    """The consensus document: settings, engines, every step and the latest one."""
+
+    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -125,7 +139,7 @@ def _timestamp(raw: Any, where: str) -> pd.Timestamp:
     return stamp
 
 
-def parse_votes(path: Path) -> list[Row]:
+def _parse_votes(path: Path) -> list[Row]:
     rows = []
     for where, record in _read_records(path):
         side = SIDES.get(str(record.get("side", "")).strip().lower())
@@ -151,7 +165,7 @@ def parse_votes(path: Path) -> list[Row]:
     return rows
 
 
-def parse_correlation(path: Path) -> dict[tuple[str, str], float]:
+def _parse_correlation(path: Path) -> dict[tuple[str, str], float]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -181,13 +195,13 @@ def _matrix(engines: list[str], pairs: dict[tuple[str, str], float] | None, wher
         raise InputError(f"no correlation for engines {error.args[0]}", where=where) from None
 
 
-def run(request: ConsensusRequest) -> dict[str, Any]:
+def run(request: ConsensusRequest, *, home: Home) -> ConsensusResult:
     if request.regime is not None and request.regime not in REGIMES:
         raise InputError(f"regime must be one of {', '.join(REGIMES)}", where="--regime")
     if request.window < 2 or request.k <= 0 or request.half_life_days <= 0:
         raise InputError("need --window >= 2, --k > 0, --half-life-days > 0")
-    rows = parse_votes(request.votes)
-    pairs = None if request.correlation is None else parse_correlation(request.correlation)
+    rows = _parse_votes(request.votes)
+    pairs = None if request.correlation is None else _parse_correlation(request.correlation)
     by_time: dict[pd.Timestamp, list[EngineVote]] = {}
     for row in rows:
         by_time.setdefault(row.timestamp, []).append(row.vote)
@@ -221,7 +235,7 @@ def run(request: ConsensusRequest) -> dict[str, Any]:
         }
         for i, (stamp, result) in enumerate(decisions)
     ]
-    return {
+    body = {
         "settings": {
             "regime": request.regime,
             "regime_gate": "off (no --regime)" if request.regime is None else "on",
@@ -237,6 +251,7 @@ def run(request: ConsensusRequest) -> dict[str, Any]:
         "latest": steps[-1],
         "steps": steps,
     }
+    return ConsensusResult(body)
 
 
 def _opt(value: Any) -> float | None:

@@ -7,6 +7,8 @@ config, nothing trained); each test group is backtested from flat with the selec
 candidate. The ``cpcv_paths`` assemble phi = C(N-1, K-1) full out-of-sample paths; their
 Sharpe ratios form the distribution. PBO (CSCV, Bailey et al.) is computed on the
 candidates' continuous backtests over the same bars when there are at least 2.
+
+Entry: ``run(CpcvRequest, *, home) -> CpcvResult``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 @dataclass(frozen=True)
 class CpcvRequest:
+    """``-c``, ``--data``, ``--folds``, ``--test-folds``, ``--purge``/``--embargo``
+    (parsed), ``--fixed``, ``--cost-multiplier`` and ``--pbo-partitions``."""
+
     config: Path | None = None
     data_dir: Path | None = None
     folds: int = 10
@@ -72,7 +77,7 @@ class CpcvResult:
         return self.market.inputs
 
 
-def run(home: Home, request: CpcvRequest) -> CpcvResult:
+def run(request: CpcvRequest, *, home: Home) -> CpcvResult:
     if request.folds < 2 or not 1 <= request.test_folds < request.folds:
         raise InputError(
             f"need --folds >= 2 and 1 <= --test-folds < --folds, got {request.folds} and "

@@ -1,13 +1,11 @@
 """shadow: record a backtest as a run, and compare two recorded runs (seed 001 §9).
 
-Recording (``shadow record-backtest``, ``backtest --record``): one ``runs`` row (kind
-``backtest``, mode ``paper``), one equity snapshot per bar (equity after the bar's
-trade, cumulative fee + slippage in ``fees``, cumulative funding, each sleeve's
-standalone equity), one fill per sleeve and bar where the position changes (exchange
-``backtest``, source ``backtest``, at the bar's open; qty = |change| x sleeve capital /
-open; the backtest charges slippage as a cost, not in the price, so ``fee`` holds the
-all-in cost fee + slippage in USD), and the breaker firings as ``BREAKER_FIRED`` events.
-All in one transaction.
+Two entries, one per sub-command, both of the one service shape:
+
+- ``run_compare(ShadowCompareRequest, *, home) -> ShadowComparison`` (``shadow compare``);
+- ``run_record_backtest(RecordBacktestRequest, *, home, clock) -> RecordBacktestResult``
+  (``shadow record-backtest``): the backtest of ``backtest.run`` recorded as a run
+  (``services.research.recording``); ``clock`` stamps the run.
 
 Comparing (``shadow compare``): both runs' snapshots are paired on their common
 timestamps; per-period returns are ``equity[k] / equity[k-1] - 1``; fills in
@@ -19,153 +17,78 @@ from the median snapshot spacing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from stagectl.config.home import Home
-from stagectl.data.loaders import read_candles
 from stagectl.domain.promotion import ShadowRun, promotion_verdict
-from stagectl.domain.types import Event, Fill, Liquidity, Side
 from stagectl.errors import InputError
-from stagectl.services.research.backtest import BacktestRun
+from stagectl.services.research import backtest as backtest_service
+from stagectl.services.research.recording import RecordSummary
 from stagectl.state.db import StateDB, open_state
-from stagectl.state.equity import EquitySnapshot, record_snapshots, snapshots
-from stagectl.state.journal import record_events
-from stagectl.state.ledger import fills, insert_fills
-from stagectl.state.runs import Run, get_run, start_run
+from stagectl.state.equity import snapshots
+from stagectl.state.ledger import fills
+from stagectl.state.runs import Run, get_run
 
 MIN_PAIRED_PERIODS = 30
 SECONDS_PER_YEAR = 365.0 * 86400.0
-EXCHANGE = "backtest"
-BREAKER_EVENT = "BREAKER_FIRED"
 
 
 @dataclass(frozen=True)
-class RecordSummary:
+class ShadowCompareRequest:
+    """``--baseline`` and ``--candidate`` run ids, the bootstrap's ``--seed`` and
+    ``--resamples``."""
+
+    baseline: str
+    candidate: str
+    seed: int = 0
+    resamples: int = 2000
+
+
+@dataclass(frozen=True)
+class ShadowComparison:
+    """The comparison document (``--json`` prints it as is) and its verdict."""
+
+    body: dict[str, Any]
+
+    @property
+    def promote(self) -> bool:
+        return bool(self.body["verdict"]["promote"])
+
+
+@dataclass(frozen=True)
+class RecordBacktestRequest:
+    """``--run-id`` and the backtest to record (``--start``, ``--end``, ``-c``, ...)."""
+
     run_id: str
-    snapshots: int
-    fills: int
-    events: int
-    state_path: str
+    backtest: backtest_service.BacktestRequest
 
 
-def _dec(value: float) -> Decimal:
-    return Decimal(repr(round(float(value), 10)))
+@dataclass(frozen=True)
+class RecordBacktestResult:
+    """The backtest and what was recorded of it."""
+
+    backtest: backtest_service.BacktestRun
+    recorded: RecordSummary
 
 
-def backtest_fills(run_id: str, backtest: BacktestRun) -> list[Fill]:
-    """One fill per sleeve and bar where the held position changes (module docstring)."""
-    result = backtest.result
-    index = pd.DatetimeIndex(result.equity.index)
-    before = np.concatenate(([result.initial_equity], result.equity.to_numpy()[:-1]))
-    data_dir = backtest.request.data_dir
-    out: list[Fill] = []
-    for symbol in result.positions.columns:
-        candles = read_candles(symbol, backtest.strategy.timeframe, data_dir=data_dir).frame
-        opens = candles["open"].reindex(index).to_numpy(dtype=float)
-        held = result.positions[symbol].to_numpy(dtype=float)
-        delta = np.diff(np.concatenate(([0.0], held)))
-        gross = result.sleeve_gross_returns[symbol].to_numpy()
-        funding = result.sleeve_funding[symbol].to_numpy()
-        capital = before * result.weights[symbol] * (1.0 + gross) - funding
-        cost = (result.sleeve_fee[symbol] + result.sleeve_slippage[symbol]).to_numpy()
-        for k in np.flatnonzero(delta != 0).tolist():
-            out.append(
-                Fill(
-                    account=EXCHANGE,
-                    trade_id=f"{run_id}:{symbol}:{k}",
-                    symbol=symbol,
-                    side=Side.BUY if delta[k] > 0 else Side.SELL,
-                    qty=_dec(abs(delta[k]) * capital[k] / opens[k]),
-                    price=_dec(opens[k]),
-                    fee=_dec(cost[k]),
-                    ts=index[k].to_pydatetime(),
-                    source=EXCHANGE,
-                    fee_currency="USDT",
-                    liquidity=Liquidity.TAKER,
-                    run_id=run_id,
-                )
-            )
-    return out
-
-
-def backtest_snapshots(run_id: str, backtest: BacktestRun) -> list[EquitySnapshot]:
-    result = backtest.result
-    costs = result.costs
-    fees = (costs["fee"] + costs["slippage"]).cumsum().to_numpy()
-    funding = costs["funding"].cumsum().to_numpy()
-    names = [str(name) for name in result.sleeve_equity.columns]
-    sleeves = result.sleeve_equity.to_numpy(dtype=float)
-    equity = result.equity.to_numpy(dtype=float)
-    return [
-        EquitySnapshot(
-            run_id=run_id,
-            ts=ts.to_pydatetime(),
-            equity=float(equity[k]),
-            fees=float(fees[k]),
-            funding=float(funding[k]),
-            sleeves=dict(zip(names, sleeves[k].tolist(), strict=True)),
-        )
-        for k, ts in enumerate(pd.DatetimeIndex(result.equity.index))
-    ]
-
-
-def breaker_events(run_id: str, backtest: BacktestRun) -> list[Event]:
-    section = backtest.metrics.get("breakers")
-    if not section:
-        return []
-    return [
-        Event(
-            ts=pd.Timestamp(firing["time"]).to_pydatetime(),
-            event_type=BREAKER_EVENT,
-            severity="MEDIUM",
-            run_id=run_id,
-            message=f"circuit breaker {firing['breaker']} fired: value {firing['value']:.6g}, "
-            f"threshold {firing['threshold']:.6g}",
-            payload=firing,
-        )
-        for firing in section["firings"]
-    ]
-
-
-def record_backtest(
-    home: Home, run_id: str, backtest: BacktestRun, *, now: datetime
-) -> RecordSummary:
-    """Write the backtest as run ``run_id`` (snapshots, fills, events) in one transaction."""
-    if not run_id.strip():
-        raise InputError("the run id must not be empty", where="--run-id")
-    snaps = backtest_snapshots(run_id, backtest)
-    run_fills = backtest_fills(run_id, backtest)
-    events = breaker_events(run_id, backtest)
-    with open_state(home.state_path) as db:
-        if get_run(db, run_id) is not None:
-            raise InputError(
-                f"run {run_id!r} is already recorded; choose another --run-id", where="--run-id"
-            )
-        with db.transaction():
-            start_run(
-                db,
-                Run(
-                    run_id=run_id,
-                    kind="backtest",
-                    mode="paper",
-                    started_at=now,
-                    ended_at=now,
-                    status="completed",
-                    config_path=str(backtest.source.path),
-                    config_sha256=backtest.config_sha256,
-                ),
-            )
-            record_snapshots(db, snaps)
-            insert_fills(db, run_fills)
-            if events:
-                record_events(db, events)
-    return RecordSummary(run_id, len(snaps), len(run_fills), len(events), str(home.state_path))
+def run_record_backtest(
+    request: RecordBacktestRequest,
+    *,
+    home: Home,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RecordBacktestResult:
+    """Backtest, then record the backtest as run ``request.run_id`` in one transaction."""
+    done = backtest_service.run(
+        replace(request.backtest, record_as=request.run_id), home=home, clock=clock
+    )
+    assert done.recorded is not None  # record_as was given
+    return RecordBacktestResult(done, done.recorded)
 
 
 @dataclass(frozen=True)
@@ -209,10 +132,10 @@ def _shadow_run(series: _Series, index: pd.DatetimeIndex) -> ShadowRun:
     )
 
 
-def compare(
-    home: Home, baseline_id: str, candidate_id: str, *, seed: int = 0, resamples: int = 2000
-) -> dict[str, Any]:
+def run_compare(request: ShadowCompareRequest, *, home: Home) -> ShadowComparison:
     """The side-by-side comparison and promotion verdict (module docstring)."""
+    baseline_id, candidate_id = request.baseline, request.candidate
+    seed, resamples = request.seed, request.resamples
     with open_state(home.state_path, migrate=False) as db:
         baseline = _load(db, baseline_id, "--baseline")
         candidate = _load(db, candidate_id, "--candidate")
@@ -235,7 +158,7 @@ def compare(
         seed=seed,
         n_resamples=resamples,
     )
-    return {
+    body = {
         "baseline": _describe(baseline),
         "candidate": _describe(candidate),
         "periods": {
@@ -275,6 +198,7 @@ def compare(
         },
         "verdict": {"promote": verdict.promote, "reasons": verdict.reasons},
     }
+    return ShadowComparison(body)
 
 
 def _describe(series: _Series) -> dict[str, Any]:

@@ -5,14 +5,18 @@ index, starting once every candidate's signal is warm (the bars before only warm
 signal up). Per fold: the candidate with the best Sharpe on the training window is
 selected (``--fixed``: the config as is, nothing trained), then the test window is
 backtested from flat (``research_engine``). Fold metrics are aggregated with
-``aggregate_fold_metrics``; stability is reported by test year and by sleeve.
+``aggregate_fold_metrics``; stability is reported by test year and by sleeve. With
+``export_dir``, ``folds.csv`` and ``oos_equity.csv`` are written there.
+
+Entry: ``run(WalkForwardRequest, *, home) -> WalkForwardResult``. ``evaluate`` is the
+same walk-forward on an already loaded market, for ``audit-strategy``'s nested run.
 """
 
 from __future__ import annotations
 
 import io
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,9 @@ FOLD_METRICS = ("oos_sharpe", "oos_return", "oos_max_drawdown", "trades", "is_sh
 
 @dataclass(frozen=True)
 class WalkForwardRequest:
+    """``-c``, ``--data``, the windows (parsed durations), ``--expanding``, ``--fixed``,
+    ``--cost-multiplier`` and the ``--export`` directory."""
+
     config: Path | None = None
     data_dir: Path | None = None
     train: timedelta = timedelta(days=120)
@@ -53,6 +60,7 @@ class WalkForwardRequest:
     expanding: bool = False
     fixed: bool = False
     cost_multiplier: float = 1.0
+    export_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -94,15 +102,20 @@ class WalkForwardResult:
     rows: list[dict[str, Any]]
     oos_returns: pd.Series
     body: dict[str, Any]
+    exported: tuple[Path, ...] = ()
 
     @property
     def inputs(self) -> list[Path]:
         return self.market.inputs
 
 
-def run(home: Home, request: WalkForwardRequest) -> WalkForwardResult:
+def run(request: WalkForwardRequest, *, home: Home) -> WalkForwardResult:
+    """Load the strategy and its market, walk forward, export when asked."""
     market = load_market(home, request.config, request.data_dir)
-    return evaluate(market, request)
+    result = evaluate(market, request)
+    if request.export_dir is None:
+        return result
+    return replace(result, exported=tuple(_export(result, request.export_dir)))
 
 
 def evaluate(
@@ -218,7 +231,7 @@ def _csv(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def export(result: WalkForwardResult, directory: Path) -> list[Path]:
+def _export(result: WalkForwardResult, directory: Path) -> list[Path]:
     """``folds.csv`` (one row per fold) and ``oos_equity.csv`` (the stitched OOS curve)."""
     if directory.exists() and not directory.is_dir():
         raise InputError("not a directory (--export takes a directory)", where=str(directory))

@@ -5,6 +5,8 @@ the baselines when none). ``now`` is the Market Intel as-of time, and the
 rebalance interval (20 min, seed 000) is measured in that clock: on the bundled
 sample "now" is the data's end unless ``--now`` is given. Every run records one
 decision (``apply``, ``propose`` or ``refuse``) with its inputs, in one transaction.
+
+Entry: ``run(GovernorRequest, *, home) -> GovernorResult``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ from stagectl.services.stage6 import market_intel
 if TYPE_CHECKING:
     from stagectl.config.core import CoreConfig
     from stagectl.domain.governor import GovernorDecision, GovernorParams
+
+
+@dataclass(frozen=True)
+class GovernorRequest:
+    """Market Intel's inputs (``-c``, ``--data``, ``--now``) and ``--apply``."""
+
+    config: Path | None = None
+    data_dir: Path | None = None
+    now: datetime | None = None
+    apply: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
-def params_from(core: CoreConfig) -> GovernorParams:
+def _params_from(core: CoreConfig) -> GovernorParams:
     """G's GovernorParams with every value from core.yaml; SLO and risk scales are the
     Stress Lab thresholds; half-spreads per signal keep G's per-strategy defaults."""
     from stagectl.domain.governor import STRATEGIES, GovernorParams, StrategyLimits
@@ -112,14 +124,7 @@ def params_from(core: CoreConfig) -> GovernorParams:
     )
 
 
-def run(
-    home: Home,
-    *,
-    config: Path | None = None,
-    data_dir: Path | None = None,
-    now: datetime | None = None,
-    apply: bool = False,
-) -> GovernorResult:
+def run(request: GovernorRequest, *, home: Home) -> GovernorResult:
     """Score, smooth, clamp and renormalise; record the decision; apply it when asked
     and the rebalance interval has passed."""
     from stagectl.domain.governor import GovernorInputs, InfeasibleBoundsError, decide
@@ -132,8 +137,10 @@ def run(
             f"no state database at {home.state_path}; run 'stagectl init' first "
             "(the governor records every decision there)"
         )
-    intel = market_intel.run(home, config=config, data_dir=data_dir, now=now)
-    params = params_from(intel.core)
+    intel = market_intel.run(
+        market_intel.MarketIntelRequest(request.config, request.data_dir, request.now), home=home
+    )
+    params = _params_from(intel.core)
     inputs = GovernorInputs.from_market_intel(intel.report)
     with open_state(home.state_path) as db, db.transaction():
         last = repo.last_applied(db)
@@ -144,7 +151,7 @@ def run(
                 f"portfolio_governor: {error}", where=str(intel.config.path)
             ) from None
         allowed, next_due = _interval(last.ts if last is not None else None, intel.now, params)
-        action = ("apply" if allowed else "refuse") if apply else "propose"
+        action = ("apply" if allowed else "refuse") if request.apply else "propose"
         inputs_doc = market_intel.finite(decision.to_dict()["inputs"])
         inputs_sha256 = hashlib.sha256(canonical_json(inputs_doc)).hexdigest()
         payload = {

@@ -6,6 +6,8 @@ required: a missing one is an InputError naming it) plus every other symbol with
 perp 1h candles in the source. Without ``--now``, ``now`` is the end of the data
 every symbol covers: the earliest (last bar open + one bar) over the symbols, so no
 symbol is stale merely because the sample files end at different hours.
+
+Entry: ``run(MarketIntelRequest, *, home) -> MarketIntelResult``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ if TYPE_CHECKING:
     )
 
 TIMEFRAME = "1h"
+
+
+@dataclass(frozen=True)
+class MarketIntelRequest:
+    """``-c`` (core.yaml), ``--data`` (None: the bundled sample) and ``--now`` (None: the
+    end of the common data)."""
+
+    config: Path | None = None
+    data_dir: Path | None = None
+    now: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,7 @@ def finite(value: Any) -> Any:
     return value
 
 
-def available_symbols(data_dir: Path | None) -> set[str]:
+def _available_symbols(data_dir: Path | None) -> set[str]:
     """Symbols with perp candles of the timeframe in the bundled sample or ``data_dir``."""
     return {s for s, m, k, _ in _datasets(data_dir) if m == "perp" and k == "ohlcv"}
 
@@ -103,7 +115,7 @@ def select_symbols(core: CoreConfig, data_dir: Path | None) -> list[str]:
     from stagectl.domain.market_intel import MissingSymbolError, require_symbols
 
     mandatory = list(core.market_intel.mandatory_symbols)
-    available = available_symbols(data_dir)
+    available = _available_symbols(data_dir)
     try:
         require_symbols(available, mandatory)
     except MissingSymbolError as error:
@@ -163,15 +175,10 @@ def compute(market: MarketData, now: datetime, core: CoreConfig) -> MarketIntelR
         ) from None
 
 
-def run(
-    home: Home,
-    *,
-    config: Path | None = None,
-    data_dir: Path | None = None,
-    now: datetime | None = None,
-) -> MarketIntelResult:
+def run(request: MarketIntelRequest, *, home: Home) -> MarketIntelResult:
     """Load core.yaml and the data, then compute Market Intel."""
-    core, source = load_core(home, config)
-    market = load_market(select_symbols(core, data_dir), data_dir)
+    core, source = load_core(home, request.config)
+    market = load_market(select_symbols(core, request.data_dir), request.data_dir)
+    now = request.now
     at = now if now is not None else market.default_now()
     return MarketIntelResult(compute(market, at, core), market, core, source, at, now is not None)

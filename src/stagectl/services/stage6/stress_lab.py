@@ -1,5 +1,7 @@
 """stress-lab: threshold verification first, then every scenario against the thresholds.
 
+Entry: ``run(StressRequest, *, home) -> StressLabResult``.
+
 Order (seed 000, Stress Lab decision 3): ``verify_thresholds.run`` audits core.yaml
 against the approved baseline in-process; when it fails the run stops and nothing
 is published. Otherwise Market Intel is computed at ``now`` (services.market_intel),
@@ -54,9 +56,14 @@ if TYPE_CHECKING:
     from stagectl.domain.market_intel import MarketIntelSnapshot
     from stagectl.domain.stress import StressThresholds
 
+__all__ = ["KIND", "StressLabResult", "StressRequest", "run"]  # KIND: the report's kind
+
 
 @dataclass(frozen=True)
 class StressRequest:
+    """``-c``, ``--scenarios``, ``--data``, ``--now``, ``--positions``, ``--scenario``,
+    ``--equity`` and ``--compare``; None: the default each option's help names."""
+
     config: Path | None = None
     scenarios_file: Path | None = None
     data_dir: Path | None = None
@@ -106,11 +113,13 @@ class StressLabResult:
         }
 
 
-def run(home: Home, request: StressRequest) -> StressLabResult:
+def run(request: StressRequest, *, home: Home) -> StressLabResult:
     """Verify, then run the scenarios; a blocked result carries only the verification."""
     from stagectl.config.stress_scenarios import load_stress_scenarios
 
-    verification = verify_thresholds.run(home, config=request.config)
+    verification = verify_thresholds.run(
+        verify_thresholds.VerifyThresholdsRequest(config=request.config), home=home
+    )
     if not verification.passed:
         return StressLabResult(verification)
     core, _ = load_core(home, request.config)
@@ -171,7 +180,7 @@ def _check_governed_scenarios(core: CoreConfig, cfg: StressScenariosConfig, path
         )
 
 
-def scenario_names(cfg: StressScenariosConfig, symbols: list[str]) -> list[str]:
+def _scenario_names(cfg: StressScenariosConfig, symbols: list[str]) -> list[str]:
     """Every scenario name, hypothetical first, in run order."""
     historical = [
         historical_name(s, h, d)
@@ -183,7 +192,7 @@ def scenario_names(cfg: StressScenariosConfig, symbols: list[str]) -> list[str]:
 
 
 def _select(requested: tuple[str, ...], cfg: StressScenariosConfig, symbols: list[str]) -> set[str]:
-    known = scenario_names(cfg, symbols)
+    known = _scenario_names(cfg, symbols)
     unknown = [n for n in requested if n not in known]
     if unknown:
         raise InputError(

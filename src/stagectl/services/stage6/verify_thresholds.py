@@ -4,6 +4,8 @@ Loads both files (each falls back to the packaged default when the home has
 none), runs the pure audit in ``stagectl.domain.thresholds`` and returns the
 checks with the report body. Publishing (envelope, signature, file) is the
 caller's choice through ``stagectl.services.publish``.
+
+Entry: ``run(VerifyThresholdsRequest, *, home) -> VerifyThresholdsResult``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ from stagectl.domain.thresholds import ThresholdCheck, audit_thresholds, summari
 
 KIND = "verify-thresholds"
 SIGNED_SECTIONS = ["checks", "summary"]
+
+
+@dataclass(frozen=True)
+class VerifyThresholdsRequest:
+    """``-c`` (core.yaml) and ``--baseline``; None: the home's file, else the packaged one."""
+
+    config: Path | None = None
+    baseline: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -46,12 +56,10 @@ class VerifyThresholdsResult:
         }
 
 
-def run(
-    home: Home, *, config: Path | None = None, baseline: Path | None = None
-) -> VerifyThresholdsResult:
+def run(request: VerifyThresholdsRequest, *, home: Home) -> VerifyThresholdsResult:
     """Load config and baseline and audit them; ConfigError (exit 2) on a bad file."""
-    core, core_source = load_core(home, config)
-    approved, baseline_source = load_baseline(home, baseline)
+    core, core_source = load_core(home, request.config)
+    approved, baseline_source = load_baseline(home, request.baseline)
     return VerifyThresholdsResult(
         checks=tuple(audit_thresholds(core, approved)),
         config=core_source,

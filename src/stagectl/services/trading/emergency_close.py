@@ -30,6 +30,12 @@ mode's; ``--exchange`` closes the live account and sets the live mode's state. T
 paper broker fills market orders on the next bar, so here a close fills on a flat bar
 at the position's last mark (its entry price when it was never marked), with the
 strategy config's slippage and taker fee.
+
+Entry: ``run(EmergencyCloseRequest, *, home, confirm, clock, policy, rate_limit) ->
+EmergencyCloseResult``. ``confirm`` is shown the plan and raises to stop (by default
+nothing is confirmed: only a dry run, or a book with nothing to do, goes through);
+``clock`` stamps the incidents; ``policy`` (the exchange retry policy) and
+``rate_limit`` (ccxt's own throttle) are how the exchange is spoken to, which tests tune.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from typing import Any
 
 from stagectl.config.home import Home
 from stagectl.domain.types import TradingState
+from stagectl.errors import InputError
 from stagectl.exchange.errors import ExchangeError
 from stagectl.exchange.retry import RetryPolicy
 from stagectl.services.trading.emergency_plan import (
@@ -78,26 +85,35 @@ class EmergencyCloseRequest:
     halt_if_unreachable: bool = False
     reason: str = "emergency close (stagectl emergency-close)"
     timeout_ms: int = 10_000
-    policy: RetryPolicy | None = None
-    rate_limit: bool = True
 
 
 Confirm = Callable[[EmergencyCloseResult], None]
+
+
+def _not_confirmed(plan: EmergencyCloseResult) -> None:
+    """The default ``confirm``: a caller that did not say how to confirm changes nothing."""
+    raise InputError("the emergency close was not confirmed", where="--yes")
 
 
 def run(
     request: EmergencyCloseRequest,
     *,
     home: Home,
-    confirm: Confirm,
-    now: Now = lambda: datetime.now(UTC),
+    confirm: Confirm = _not_confirmed,
+    clock: Now = lambda: datetime.now(UTC),
+    policy: RetryPolicy | None = None,
+    rate_limit: bool = True,
 ) -> EmergencyCloseResult:
     """Plan, confirm (``confirm`` raises to stop), then execute; ``--dry-run`` stops after
     the plan and writes nothing (not even a new state database)."""
-    path = home.state_path
+    path, now = home.state_path, clock
     mode = "paper" if request.paper else request.exchange
+
+    def exchange_venue() -> Venue:
+        return _exchange_venue(request, policy=policy, rate_limit=rate_limit)
+
     if request.dry_run and not path.exists():
-        venues = [] if request.paper else [_exchange_venue(request)]
+        venues = [] if request.paper else [exchange_venue()]
         return prepare(
             TradingState.ACTIVE,
             venues,
@@ -108,7 +124,7 @@ def run(
         )
     db = open_state(path, migrate=not request.dry_run)
     try:
-        venues = _paper_venues(db, home) if request.paper else [_exchange_venue(request)]
+        venues = _paper_venues(db, home) if request.paper else [exchange_venue()]
         state = flags.get_trading_state(db, trading_mode(mode)).state
         try:
             result = prepare(
@@ -136,7 +152,9 @@ def run(
         db.close()
 
 
-def _exchange_venue(request: EmergencyCloseRequest) -> Venue:
+def _exchange_venue(
+    request: EmergencyCloseRequest, *, policy: RetryPolicy | None, rate_limit: bool
+) -> Venue:
     from stagectl.exchange.ccxt_broker import open_broker
     from stagectl.exchange.credentials import require_credentials
 
@@ -145,8 +163,8 @@ def _exchange_venue(request: EmergencyCloseRequest) -> Venue:
         credentials=require_credentials(),
         base_url=request.base_url,
         timeout_ms=request.timeout_ms,
-        policy=request.policy,
-        rate_limit=request.rate_limit,
+        policy=policy,
+        rate_limit=rate_limit,
     )
     return Venue(account=request.exchange, broker=broker)
 

@@ -1,31 +1,56 @@
 """Show and set the trading state of each mode (ACTIVE, REDUCE_ONLY, HALTED) with its history.
 
 Paper and live runs share the home's one state database; each mode has its own trading
-state (``state.flags``). ``status`` shows both. A restrictive change (``disable``,
+state (``state.flags``). ``trading status`` shows both. A restrictive change (``disable``,
 ``reduce-only``) applies to both modes unless one is named, so the kill switch never
 misses a book; ``enable`` re-enables one mode, paper unless ``--live`` is given.
 
-``status`` is a fast path (``stagectl trading status``): it opens the state database
+``trading status`` is a fast path: it opens the state database
 without migrating (sqlite3 only) and never imports sqlite-utils, pandas, numpy, ccxt or
 rich. A home with no state database has never had its state set: every mode is ACTIVE.
 A database of an older schema is migrated first, so an old desk-wide HALTED is shown
 as it is, never read as "never set".
+
+Two entries, one per sub-command, both of the one service shape:
+
+- ``run_status(TradingStatusRequest(), *, home) -> TradingStatus`` (``trading status``);
+- ``run_set(TradingSetRequest, *, home, clock) -> TradingChange`` (``trading enable``,
+  ``disable`` and ``reduce-only``: the state to set is in the request); ``clock`` stamps
+  the change (default: the wall clock).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stagectl.config.home import Home
 from stagectl.domain.types import MODES, Mode, TradingState
 from stagectl.errors import InputError
 from stagectl.state import flags
 from stagectl.state.db import DatabaseError, StateDB, open_state
 
 HISTORY_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class TradingStatusRequest:
+    """How many of the latest changes to show."""
+
+    history_limit: int = HISTORY_LIMIT
+
+
+@dataclass(frozen=True)
+class TradingSetRequest:
+    """The state to set, the modes it applies to, why (``--reason``) and who sets it."""
+
+    state: TradingState
+    modes: tuple[Mode, ...]
+    reason: str
+    source: str = "operator"
 
 
 @dataclass(frozen=True)
@@ -50,7 +75,7 @@ class TradingStatus:
                 }
                 for mode, flag in self.states.items()
             },
-            "history": [change_dict(change) for change in self.history],
+            "history": [_change_dict(change) for change in self.history],
         }
 
 
@@ -68,12 +93,12 @@ class TradingChange:
         return {
             "state_db": str(self.path),
             "changes": [
-                {**change_dict(change), "changed": self.changed(change)} for change in self.changes
+                {**_change_dict(change), "changed": self.changed(change)} for change in self.changes
             ],
         }
 
 
-def change_dict(change: flags.TradingFlagChange) -> dict[str, Any]:
+def _change_dict(change: flags.TradingFlagChange) -> dict[str, Any]:
     return {
         "ts": change.ts,
         "mode": change.mode,
@@ -88,8 +113,9 @@ def _never_set(path: Path, exists: bool) -> TradingStatus:
     return TradingStatus(path, exists, {mode: flags.never_set(mode) for mode in MODES}, ())
 
 
-def status(path: Path, *, history_limit: int = HISTORY_LIMIT) -> TradingStatus:
-    """The trading state of every mode in the database at ``path``; changes nothing."""
+def run_status(request: TradingStatusRequest, *, home: Home) -> TradingStatus:
+    """The trading state of every mode in the home's state database; changes nothing."""
+    path, history_limit = home.state_path, request.history_limit
     if not path.exists():
         return _never_set(path, False)
     with open_state(path, migrate=False) as db:
@@ -109,23 +135,23 @@ def _read_status(db: StateDB, history_limit: int) -> TradingStatus:
     return TradingStatus(db.path, True, states, history)
 
 
-def set_state(
-    path: Path,
-    state: TradingState,
+def run_set(
+    request: TradingSetRequest,
     *,
-    modes: Sequence[Mode],
-    reason: str,
-    source: str,
-    now: datetime,
+    home: Home,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> TradingChange:
-    """Set the trading state of ``modes`` in one transaction (the database is created and
-    migrated when needed)."""
-    reason = reason.strip()
+    """Set the trading state of the request's modes in one transaction (the database is
+    created and migrated when needed)."""
+    reason = request.reason.strip()
     if not reason:
         raise InputError("a trading state change needs a reason", where="--reason")
+    path, now = home.state_path, clock()
     with open_state(path) as db, db.transaction():
         changes = tuple(
-            flags.set_trading_state(db, mode, state, reason=reason, source=source, now=now)
-            for mode in modes
+            flags.set_trading_state(
+                db, mode, request.state, reason=reason, source=request.source, now=now
+            )
+            for mode in request.modes
         )
     return TradingChange(path, changes)

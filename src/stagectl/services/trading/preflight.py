@@ -7,6 +7,8 @@ Exchange filters (minimum order size, quantity step, minimum notional, fees) com
 the exchange's loaded markets with ``--exchange`` (not ``--offline``), else from
 :data:`BINANCE_USDM_SNAPSHOT`, a packaged copy of Binance USD-M ``exchangeInfo``
 filters for the four Stage 3 symbols; each check says which source it used.
+
+Entry: ``run(PreflightRequest, *, home, clock) -> PreflightResult``.
 """
 
 from __future__ import annotations
@@ -93,12 +95,15 @@ class _Venue:
 
 
 def run(
-    request: PreflightRequest, *, home: Home, now: Callable[[], datetime] | None = None
+    request: PreflightRequest,
+    *,
+    home: Home,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PreflightResult:
-    """Run every check; a bad ``-c`` file raises ConfigError (exit 2)."""
+    """Run every check; a bad ``-c`` file raises ConfigError (exit 2). ``clock`` is the
+    local clock the exchange's server time is compared with."""
     from stagectl.config.loader import load_stage3
 
-    clock = now or (lambda: datetime.now(UTC))
     stage3, source = load_stage3(home, request.config)
     paper = request.exchange is None
     path = home.state_path
@@ -129,7 +134,7 @@ def _thresholds(home: Home) -> Check:
 
     name = "thresholds verified"
     try:
-        audit = verify_thresholds.run(home)
+        audit = verify_thresholds.run(verify_thresholds.VerifyThresholdsRequest(), home=home)
     except StagectlError as error:
         return Check(name, "FAIL", str(error))
     failed = [c for c in audit.checks if not c.passed]
@@ -286,7 +291,7 @@ def _sized_down(stage3: Any, limits: Any) -> Check:
     )
 
 
-def margin_window(utilisation_pct: float, warning_pct: float, critical_pct: float) -> str:
+def _margin_window(utilisation_pct: float, warning_pct: float, critical_pct: float) -> str:
     """Seed 002 alert windows: above ``critical_pct`` CRITICAL, above ``warning_pct``
     WARNING, else NORMAL (strictly above: exactly 20 % is still NORMAL)."""
     if utilisation_pct > critical_pct:
@@ -307,9 +312,9 @@ def _margin_windows(stage3: Any) -> Check:
         (100.0, "CRITICAL"),
     ]
     wrong = [
-        f"{u} % -> {margin_window(u, warning, critical)} (expected {want})"
+        f"{u} % -> {_margin_window(u, warning, critical)} (expected {want})"
         for u, want in cases
-        if margin_window(u, warning, critical) != want
+        if _margin_window(u, warning, critical) != want
     ]
     name = "margin window detection"
     if wrong:
