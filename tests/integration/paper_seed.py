@@ -25,12 +25,21 @@ import pandas as pd
 from stagectl.data import load_candles, load_funding
 from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
 from stagectl.domain.strategies import debounce, tsmom_ema, tsmom_multi_ema
-from stagectl.domain.types import Event, Fill, Order, OrderStatus, OrderType, Side, TimeInForce
+from stagectl.domain.types import (
+    Event,
+    Fill,
+    FundingPayment,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from stagectl.state.db import open_state
 from stagectl.state.directives import GuardDecision, record_guard_decision
 from stagectl.state.equity import EquitySnapshot, record_snapshots
 from stagectl.state.journal import record_events
-from stagectl.state.ledger import FundingPayment, insert_fills, insert_funding
+from stagectl.state.ledger import insert_fills, insert_funding
 from stagectl.state.orders import upsert_order
 from stagectl.state.runs import Run, start_run
 
@@ -213,12 +222,12 @@ def _write_funding(
             notional = weight * float(result.equity.asof(ts))
             payments.append(
                 FundingPayment(
-                    "paper",
                     symbol,
                     ts.to_pydatetime(),
-                    _dec(paid),
-                    _dec(paid * position * notional),
+                    -_dec(paid * position * notional),  # > 0 received
+                    rate=_dec(paid),
                     position_qty=_dec(position),
+                    account="paper",
                     run_id=seed.run_id,
                 )
             )

@@ -115,7 +115,7 @@ def test_a_book_with_orders_and_long_short_positions_ends_flat_and_halted(
     result = close(desk, sim.base_url)
     assert result.flat and not result.errors
     assert result.after is not None and result.after.flat
-    assert {h.symbol: h.amount for h in result.before.positions} == {
+    assert {h.symbol: h.qty for h in result.before.positions} == {
         "ETHUSDT": LONG_ETH,
         "SOLUSDT": SHORT_SOL,
     }
@@ -201,7 +201,7 @@ def test_a_persistent_outage_reports_exactly_the_residual_positions(
     result = close(desk, sim.base_url)
     assert not result.flat and result.errors == []
     assert result.after is not None
-    assert {(h.symbol, h.amount) for h in result.after.positions} == {
+    assert {(h.symbol, h.qty) for h in result.after.positions} == {
         ("ETHUSDT", LONG_ETH),
         ("SOLUSDT", SHORT_SOL),
     }

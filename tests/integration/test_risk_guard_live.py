@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from stagectl.config.home import Home
-from stagectl.domain.types import Event, Fill, Order, OrderStatus, OrderType, Side, TimeInForce
+from stagectl.domain.types import (
+    Event,
+    Fill,
+    FundingPayment,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from stagectl.errors import ExternalError, InputError
 from stagectl.services.guard.live import LiveGuardRequest, run
 from stagectl.state import directives, journal, ledger, orders
@@ -103,12 +112,12 @@ def _seed(state: Path, *, hours: int = HOURS, skip: tuple[int, ...] = ()) -> Non
         ledger.insert_funding(
             db,
             [
-                ledger.FundingPayment(
-                    "paper",
+                FundingPayment(
                     "ETHUSDT",
                     T0 + timedelta(hours=8 * k),
-                    Decimal("0.0001"),
-                    Decimal("0.1"),
+                    Decimal("-0.1"),  # 0.1 paid
+                    rate=Decimal("0.0001"),
+                    account="paper",
                     run_id="paper-1",
                 )
                 for k in range(HOURS // 8)

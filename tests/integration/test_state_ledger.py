@@ -13,11 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stagectl.domain.types import Fill
+from stagectl.domain.types import Fill, FundingPayment, Position
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.ledger import (
-    FundingPayment,
-    Position,
     fills,
     funding_payments,
     insert_fills,
@@ -82,7 +80,7 @@ def test_a_batch_with_one_fill_the_database_refuses_records_none_of_them(tmp_pat
 
 def test_funding_payments_are_idempotent_per_source_symbol_and_time(tmp_path: Path) -> None:
     payment = FundingPayment(
-        source="binanceusdm",
+        account="binanceusdm",
         symbol="ETHUSDT",
         ts=T0,
         rate=Decimal("0.0001"),
@@ -98,10 +96,11 @@ def test_funding_payments_are_idempotent_per_source_symbol_and_time(tmp_path: Pa
 
 def test_positions_upsert_per_account_and_symbol(tmp_path: Path) -> None:
     with open_state(tmp_path / "stagectl.db") as db:
-        upsert_position(db, Position("paper", "ETHUSDT", Decimal("1.5"), Decimal("3500"), T0))
-        short = Position("paper", "ETHUSDT", Decimal("-0.25"), Decimal("3600.5"), T0)
+        book = {"account": "paper", "updated_at": T0}
+        upsert_position(db, Position("ETHUSDT", Decimal("1.5"), Decimal("3500"), **book))
+        short = Position("ETHUSDT", Decimal("-0.25"), Decimal("3600.5"), **book)
         upsert_position(db, short)
-        upsert_position(db, Position("paper", "SOLUSDT", Decimal("0"), Decimal("0"), T0))
+        upsert_position(db, Position("SOLUSDT", Decimal("0"), Decimal("0"), **book))
         assert [p.symbol for p in positions(db, account="paper")] == ["ETHUSDT", "SOLUSDT"]
         assert positions(db)[0] == short
 

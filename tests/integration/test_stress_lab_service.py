@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,11 +15,13 @@ import pytest
 from stagectl.config.home import Home, defaults_dir
 from stagectl.data import load_candles
 from stagectl.domain.stress import MetricCheck
+from stagectl.domain.types import Position
 from stagectl.errors import ConfigError, InputError
 from stagectl.services.stage6 import stress_lab, stress_verdict
 from stagectl.services.stage6.stress_positions import PositionInput, load_positions_file
 from stagectl.state.db import open_state
-from stagectl.state.ledger import Position, upsert_position
+from stagectl.state.ledger import upsert_position
+from stagectl.state.runs import Run, start_run
 
 CALM = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -127,12 +130,16 @@ def test_bad_positions_files_name_where(tmp_path: Path, name: str, text: str, wh
     assert where in str(caught.value)
 
 
-def test_positions_default_to_the_state_database(empty_home: Home) -> None:
+def test_positions_default_to_the_live_books_of_the_state_database(empty_home: Home) -> None:
+    now = datetime.now(UTC)
     with open_state(empty_home.state_path) as db:
-        upsert_position(
-            db,
-            Position("paper", "BTCUSDT", Decimal("0.25"), Decimal("90000"), datetime.now(UTC)),
-        )
+        for run_id, mode, account, symbol in (
+            ("live-1", "live", "binanceusdm", "BTCUSDT"),
+            ("paper-1", "paper", "paper:paper-1", "ETHUSDT"),
+        ):
+            start_run(db, Run(run_id, "run-live", mode, now, account=account))
+            held = Position(symbol, Decimal("0.25"), Decimal("90000"), account=account)
+            upsert_position(db, replace(held, run_id=run_id, updated_at=now))
     request = stress_lab.StressRequest(now=CALM, scenario_names=("blackout",))
     body = stress_lab.run(request, home=empty_home).body
     assert body["portfolio"]["source"] == "state database"

@@ -12,8 +12,8 @@ import pytest
 
 from stagectl.domain.stress import (
     METRICS,
-    Position,
     Scenario,
+    ScenarioPosition,
     Shock,
     StressMetrics,
     StressThresholds,
@@ -122,7 +122,7 @@ def test_worst_moves_on_a_small_series() -> None:
 
 
 def test_portfolio_impact_by_hand() -> None:
-    positions = [Position("BTCUSDT", 2.0, entry_price=100.0, mark_price=110.0)]
+    positions = [ScenarioPosition("BTCUSDT", 2.0, entry_price=100.0, mark_price=110.0)]
     impact = portfolio_impact(
         positions,
         price_moves_pct={"BTCUSDT": -10.0},
@@ -142,7 +142,7 @@ def test_portfolio_impact_by_hand() -> None:
 
 
 def test_short_position_gains_on_a_drop_and_wipeout_has_no_margin_usage() -> None:
-    short = [Position("ETHUSDT", -1.0, entry_price=50.0, mark_price=50.0)]
+    short = [ScenarioPosition("ETHUSDT", -1.0, entry_price=50.0, mark_price=50.0)]
     common: dict[str, Any] = {
         "spread_bps": {"ETHUSDT": 0.0},
         "liquidity_usd": {"ETHUSDT": 1e9},

@@ -125,7 +125,7 @@ def _show(result: Any) -> None:
         print_table(
             "RESIDUAL POSITIONS",
             ("account", "symbol", "amount"),
-            [(h.account, h.symbol, h.amount) for h in after.positions],
+            [(h.account, h.symbol, h.qty) for h in after.positions],
         )
     for error in result.errors:
         info(f"error: {error}")

@@ -15,8 +15,10 @@ from stagectl.config._base import ConfigModel, Items, Symbol
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
-OrderType = Literal["LIMIT", "STOP_LIMIT", "MARKET"]
-TimeInForce = Literal["GTC", "IOC", "FOK", "GTD"]
+# The YAML names of domain.types.OrderType and TimeInForce (config sits below domain, so it
+# spells the keys it accepts here).
+OrderTypeKey = Literal["LIMIT", "STOP_LIMIT", "MARKET"]
+TimeInForceKey = Literal["GTC", "IOC", "FOK", "GTD"]
 
 
 class SymbolLimits(ConfigModel):
@@ -32,8 +34,8 @@ class RiskParams(ConfigModel):
 
 
 class OrderPolicy(ConfigModel):
-    allowed: dict[OrderType, Items[TimeInForce]]
-    gated: dict[OrderType, Items[TimeInForce]]
+    allowed: dict[OrderTypeKey, Items[TimeInForceKey]]
+    gated: dict[OrderTypeKey, Items[TimeInForceKey]]
 
     @model_validator(mode="after")
     def _gated_is_not_allowed(self) -> OrderPolicy:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from stagectl.domain.types import Liquidity
+
 FloatOrArray = float | npt.NDArray[np.float64]
-Liquidity = Literal["maker", "taker"]
 
 IMPACT_COEFFICIENT_BPS = 5.0
 DEFAULT_SAFETY_MARGIN_BPS = 3.0

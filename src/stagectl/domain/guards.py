@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
 
-Side = Literal["buy", "sell"]
+from stagectl.domain.types import Side
 
 PRICE_BAND = "PRICE_BAND"
 CROSSED_BOOK = "CROSSED_BOOK"

@@ -293,8 +293,10 @@ def worst_moves(
 
 
 @dataclass(frozen=True)
-class Position:
-    """A signed position: qty > 0 long, < 0 short, in base units."""
+class ScenarioPosition:
+    """A position as the stress analytics value it (floats): qty > 0 long, < 0 short, in
+    base units, at its entry and at the mark the scenario moves (``domain.types.Position``
+    is the account's position, exact)."""
 
     symbol: str
     qty: float
@@ -325,7 +327,7 @@ class PortfolioImpact:
 
 
 def portfolio_impact(
-    positions: Sequence[Position],
+    positions: Sequence[ScenarioPosition],
     *,
     price_moves_pct: Mapping[str, float],
     spread_bps: Mapping[str, float],

@@ -258,6 +258,10 @@ class Position:
     mark_price: Decimal | None = None
     unrealized: Decimal = _ZERO
     leverage: Decimal | None = None
+    account: str = ""
+    """The book it is held in: ``paper:<run id>`` or the exchange id."""
+    run_id: str | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,14 @@ class FundingPayment:
     currency: str = "USDT"
     rate: Decimal | None = None
     position_qty: Decimal | None = None
+    account: str = ""
+    """The book charged: ``paper:<run id>`` or the exchange id."""
+    run_id: str | None = None
+
+    @property
+    def paid(self) -> Decimal:
+        """What the account paid (> 0) or received (< 0): the cost of the settlement."""
+        return -self.amount
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from stagectl.domain.types import Fill, Liquidity, Side
+from stagectl.domain.types import Fill, FundingPayment, Liquidity, Position, Side
 from stagectl.state._codec import (
     decimal_text,
     filters,
@@ -40,31 +40,6 @@ class InsertCounts:
 
     inserted: int
     skipped: int
-
-
-@dataclass(frozen=True)
-class Position:
-    """A book's position in one symbol: ``qty`` is signed (negative = short)."""
-
-    account: str
-    symbol: str
-    qty: Decimal
-    avg_entry_price: Decimal
-    updated_at: datetime
-    run_id: str | None = None
-
-
-@dataclass(frozen=True)
-class FundingPayment:
-    """One funding settlement: ``rate`` per settlement, ``amount`` paid (+) or received (-)."""
-
-    source: str
-    symbol: str
-    ts: datetime
-    rate: Decimal
-    amount: Decimal
-    position_qty: Decimal | None = None
-    run_id: str | None = None
 
 
 _FILL_COLUMNS = (
@@ -165,6 +140,9 @@ def fills(
 
 
 def upsert_position(db: StateDB, position: Position) -> None:
+    """Record a book's position in one symbol (``updated_at`` is required here)."""
+    if position.updated_at is None:
+        raise ValueError("a recorded position needs its updated_at")
     with db.transaction() as conn:
         conn.execute(
             "INSERT INTO positions (account, symbol, qty, avg_entry_price, run_id, updated_at)"
@@ -175,27 +153,34 @@ def upsert_position(db: StateDB, position: Position) -> None:
                 position.account,
                 position.symbol,
                 decimal_text(position.qty),
-                decimal_text(position.avg_entry_price),
+                decimal_text(position.entry_price),
                 position.run_id,
                 ts_text(position.updated_at),
             ),
         )
 
 
-def positions(db: StateDB, *, account: str | None = None) -> list[Position]:
-    """Positions by account and symbol, flat ones included."""
-    sql = "SELECT account, symbol, qty, avg_entry_price, run_id, updated_at FROM positions"
+def positions(
+    db: StateDB, *, account: str | None = None, mode: str | None = None
+) -> list[Position]:
+    """Positions by account and symbol, flat ones included; of one account, or of the
+    runs of one mode (``paper``, ``live``), when given."""
+    sql = (
+        "SELECT p.account, p.symbol, p.qty, p.avg_entry_price, p.run_id, p.updated_at"
+        " FROM positions p LEFT JOIN runs r ON r.run_id = p.run_id WHERE 1 = 1"
+    )
     params: list[Any] = []
-    if account is not None:
-        sql += " WHERE account = ?"
-        params.append(account)
-    sql += " ORDER BY account, symbol"
+    for column, value in (("p.account", account), ("r.mode", mode)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    sql += " ORDER BY p.account, p.symbol"
     return [
         Position(
             account=row[0],
             symbol=row[1],
             qty=parse_decimal(row[2]),
-            avg_entry_price=parse_decimal(row[3]),
+            entry_price=parse_decimal(row[3]),
             run_id=row[4],
             updated_at=parse_ts(row[5]),
         )
@@ -204,16 +189,20 @@ def positions(db: StateDB, *, account: str | None = None) -> list[Position]:
 
 
 def insert_funding(db: StateDB, payments: Iterable[FundingPayment]) -> InsertCounts:
-    """Record funding payments in one transaction; one already recorded is skipped."""
+    """Record funding payments in one transaction; one already recorded is skipped.
+
+    The column ``source`` holds the payment's account and ``amount`` what it *paid*
+    (``FundingPayment.paid``: > 0 paid, < 0 received); a payment without a known rate is
+    recorded at rate 0."""
     rows = [
         (
-            p.source,
+            p.account,
             p.run_id,
             p.symbol,
             ts_text(p.ts),
-            decimal_text(p.rate),
+            decimal_text(p.rate if p.rate is not None else Decimal(0)),
             opt_decimal_text(p.position_qty),
-            decimal_text(p.amount),
+            decimal_text(p.paid),
         )
         for p in payments
     ]
@@ -244,13 +233,13 @@ def funding_payments(
     )
     return [
         FundingPayment(
-            source=row[0],
+            account=row[0],
             run_id=row[1],
             symbol=row[2],
             ts=parse_ts(row[3]),
             rate=parse_decimal(row[4]),
             position_qty=opt_parse_decimal(row[5]),
-            amount=parse_decimal(row[6]),
+            amount=-parse_decimal(row[6]),
         )
         for row in db.conn.execute(sql, params)
     ]

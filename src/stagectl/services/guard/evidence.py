@@ -22,13 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stagectl.config.home import Home
-from stagectl.domain.types import Fill, Mode
+from stagectl.domain.types import Fill, FundingPayment, Mode
 from stagectl.errors import InputError
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.directives import GuardDecision, guard_decisions
 from stagectl.state.equity import EquitySnapshot, snapshots
 from stagectl.state.journal import events
-from stagectl.state.ledger import FundingPayment, fills, funding_payments
+from stagectl.state.ledger import fills, funding_payments
 from stagectl.state.orders import get_order
 from stagectl.state.runs import latest_traded_run
 
@@ -96,11 +96,11 @@ def run_funding(db: StateDB, run_id: str, start: datetime, end: datetime) -> lis
 
 def paid_rate(payment: FundingPayment) -> float | None:
     """The settlement's rate as paid by the position (+) or received (-); None when flat."""
-    rate = float(payment.rate)
+    rate = float(payment.rate or 0)
     if payment.position_qty is not None and payment.position_qty != 0:
         return rate if payment.position_qty > 0 else -rate
-    if payment.amount != 0:
-        return abs(rate) if payment.amount > 0 else -abs(rate)
+    if payment.paid != 0:
+        return abs(rate) if payment.paid > 0 else -abs(rate)
     return None
 
 

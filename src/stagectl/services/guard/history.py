@@ -161,7 +161,7 @@ def build_inputs(
     state = by_sleeve("state")
     state = state.fillna(pd.DataFrame(np.sign(positions.to_numpy()), index=grid, columns=sleeves))
     funding = pd.Series(
-        [float(p.amount) for p in history.funding],
+        [float(p.paid) for p in history.funding],
         index=pd.DatetimeIndex([pd.Timestamp(p.ts).floor("h") for p in history.funding]),
         dtype=float,
     )

@@ -192,7 +192,7 @@ def _review(
         for f in week_fills
     ]
     week_funding = evidence.run_funding(db, run, week_start, now)
-    costs = weekly.cost_breakdown(fill_costs, float(sum(p.amount for p in week_funding)))
+    costs = weekly.cost_breakdown(fill_costs, float(sum(p.paid for p in week_funding)))
     decisions = evidence.decisions_between(db, run, week_start, now)
     health = _health(equity, guard, costs, evidence.mean_paid_rate(week_funding), now, cost_bps)
     worst = max(

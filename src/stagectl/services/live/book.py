@@ -77,7 +77,7 @@ class RunBook:
 
     def add_funding(self, payment: FundingPayment, now: datetime) -> None:
         """Book a new settlement (``amount`` > 0 received) and forget ones past the lookback."""
-        paid = self.funding_paid.get(payment.symbol, _ZERO) - payment.amount
+        paid = self.funding_paid.get(payment.symbol, _ZERO) + payment.paid
         self.funding_paid[payment.symbol] = paid
         horizon = now - 2 * FUNDING_LOOKBACK
         self.funding_seen = frozenset(
@@ -95,7 +95,7 @@ def load_run_book(db: StateDB, run_id: str) -> RunBook:
         book.add_fill(row)
     for payment in ledger.funding_payments(db, run_id=run_id):
         book.funding_paid[payment.symbol] = (
-            book.funding_paid.get(payment.symbol, _ZERO) + payment.amount
+            book.funding_paid.get(payment.symbol, _ZERO) + payment.paid
         )
         book.funding_seen = book.funding_seen | {(payment.symbol, payment.ts)}
     snapshot = last_snapshot(db, run_id)

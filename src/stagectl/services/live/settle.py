@@ -361,19 +361,16 @@ def _record(ctx: LiveContext, data: StepData, done: Settlement) -> None:
 
 
 def _record_funding(ctx: LiveContext, data: StepData, funding: list[FundingPayment]) -> None:
-    """The state keeps funding as the amount paid (> 0) with the settlement's rate."""
+    """The run's new settlements, with the feed's rate where the venue gave none."""
     rates = {(s, ts): r for s, b in data.sleeves.items() for ts, r in b.funding}
     ledger.insert_funding(
         ctx.db,
         [
-            ledger.FundingPayment(
-                source=ctx.account,
-                symbol=p.symbol,
-                ts=p.ts,
-                rate=p.rate if p.rate is not None else rates.get((p.symbol, p.ts), _ZERO),
-                amount=-p.amount,
-                position_qty=p.position_qty,
+            replace(
+                p,
+                account=ctx.account,
                 run_id=ctx.run_id,
+                rate=p.rate if p.rate is not None else rates.get((p.symbol, p.ts), _ZERO),
             )
             for p in funding
         ],
@@ -382,15 +379,8 @@ def _record_funding(ctx: LiveContext, data: StepData, funding: list[FundingPayme
 
 def _record_positions(ctx: LiveContext, data: StepData, positions: dict[str, Position]) -> None:
     for symbol in data.sleeves:
-        held = positions.get(symbol)
+        held = positions.get(symbol) or Position(symbol, _ZERO, _ZERO)
         ledger.upsert_position(
             ctx.db,
-            ledger.Position(
-                ctx.account,
-                symbol,
-                _ZERO if held is None else held.qty,
-                _ZERO if held is None else held.entry_price,
-                data.close_ts,
-                ctx.run_id,
-            ),
+            replace(held, account=ctx.account, run_id=ctx.run_id, updated_at=data.close_ts),
         )

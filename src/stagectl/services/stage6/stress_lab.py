@@ -334,7 +334,7 @@ def _impact(
 ) -> dict[str, Any] | None:
     from dataclasses import asdict
 
-    from stagectl.domain.stress import Position, portfolio_impact, stressed_market
+    from stagectl.domain.stress import ScenarioPosition, portfolio_impact, stressed_market
 
     rows = positions[1]
     if not rows:
@@ -345,7 +345,7 @@ def _impact(
         spread[symbol], hourly = stressed_market(current[symbol], p.market[symbol])
         liquidity[symbol] = hourly * cfg.portfolio.liquidation_horizon_hours
     impact = portfolio_impact(
-        [Position(r.symbol, r.qty, r.entry_price, marks[r.symbol]) for r in rows],
+        [ScenarioPosition(r.symbol, r.qty, r.entry_price, marks[r.symbol]) for r in rows],
         price_moves_pct=p.scenario.price_moves_pct,
         spread_bps=spread,
         liquidity_usd=liquidity,

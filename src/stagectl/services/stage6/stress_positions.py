@@ -122,7 +122,8 @@ def _number(value: Any, name: str, where: str) -> float:
 
 
 def positions_from_state(home: Home) -> list[PositionInput] | None:
-    """Open positions from the state database (all accounts), or None without one."""
+    """The live books' open positions from the state database, or None without one (paper
+    runs' books share the database and are left out)."""
     if not home.state_path.is_file():
         return None
     from stagectl.state.db import open_state
@@ -130,7 +131,7 @@ def positions_from_state(home: Home) -> list[PositionInput] | None:
 
     with open_state(home.state_path, migrate=False) as db:
         return [
-            PositionInput(p.symbol, float(p.qty), float(p.avg_entry_price))
-            for p in positions(db)
+            PositionInput(p.symbol, float(p.qty), float(p.entry_price))
+            for p in positions(db, mode="live")
             if p.qty != 0
         ]

@@ -11,13 +11,13 @@ in ``services.emergency_steps``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from stagectl.domain.orders import client_order_id
-from stagectl.domain.types import TradingState
+from stagectl.domain.types import Order, Position, TradingState
 
 RULE = "EMERGENCY_CLOSE"
 SOURCE = "emergency-close"
@@ -35,42 +35,33 @@ class Venue:
     settle: Callable[[str], None] = field(default=lambda symbol: None)
 
 
-@dataclass(frozen=True)
-class Holding:
-    account: str
-    symbol: str
-    amount: Decimal
+def position_dict(position: Position) -> dict[str, Any]:
+    """A position of the book as the report lists it (``amount``: the signed qty)."""
+    return {
+        "account": position.account,
+        "symbol": position.symbol,
+        "amount": _text(position.qty),
+    }
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"account": self.account, "symbol": self.symbol, "amount": _text(self.amount)}
 
-
-@dataclass(frozen=True)
-class RestingOrder:
-    account: str
-    symbol: str
-    client_order_id: str | None
-    side: str
-    amount: Decimal
-    filled: Decimal
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "account": self.account,
-            "symbol": self.symbol,
-            "client_order_id": self.client_order_id,
-            "side": self.side,
-            "amount": _text(self.amount),
-            "filled": _text(self.filled),
-        }
+def order_dict(order: Order) -> dict[str, Any]:
+    """A resting order as the report lists it."""
+    return {
+        "account": order.account,
+        "symbol": order.symbol,
+        "client_order_id": order.client_order_id,
+        "side": order.side.value,
+        "amount": _text(order.qty),
+        "filled": _text(order.filled_qty),
+    }
 
 
 @dataclass(frozen=True)
 class Book:
     """Positions and open orders of the selected symbols across the venues."""
 
-    positions: tuple[Holding, ...]
-    open_orders: tuple[RestingOrder, ...]
+    positions: tuple[Position, ...]
+    open_orders: tuple[Order, ...]
 
     @property
     def flat(self) -> bool:
@@ -111,14 +102,14 @@ class EmergencyCloseResult:
             "trading_state_before": self.trading_state_before,
             "trading_state_after": self.trading_state_after,
             "plan": self.plan,
-            "positions_before": [h.to_dict() for h in self.before.positions],
-            "open_orders_before": [o.to_dict() for o in self.before.open_orders],
+            "positions_before": [position_dict(h) for h in self.before.positions],
+            "open_orders_before": [order_dict(o) for o in self.before.open_orders],
             "steps": self.steps,
             "orders": self.orders,
             "errors": self.errors,
             "flat": self.flat,
-            "residual_positions": [h.to_dict() for h in after.positions] if after else [],
-            "residual_open_orders": [o.to_dict() for o in after.open_orders] if after else [],
+            "residual_positions": [position_dict(h) for h in after.positions] if after else [],
+            "residual_open_orders": [order_dict(o) for o in after.open_orders] if after else [],
         }
 
 
@@ -127,24 +118,15 @@ Now = Callable[[], datetime]
 
 def read_book(venues: list[Venue], symbols: list[str] | None) -> Book:
     """Positions and open orders now; an unreachable exchange raises (exit 3)."""
-    positions: list[Holding] = []
-    resting: list[RestingOrder] = []
+    positions: list[Position] = []
+    resting: list[Order] = []
     for venue in venues:
         for p in venue.broker.positions():
             if p.qty != 0 and _selected(p.symbol, symbols):
-                positions.append(Holding(venue.account, p.symbol, p.qty))
+                positions.append(replace(p, account=venue.account))
         for o in venue.broker.open_orders():
             if _selected(o.symbol, symbols):
-                resting.append(
-                    RestingOrder(
-                        venue.account,
-                        o.symbol,
-                        o.client_order_id,
-                        o.side.value,
-                        o.qty,
-                        o.filled_qty,
-                    )
-                )
+                resting.append(replace(o, account=venue.account))
     return Book(tuple(positions), tuple(resting))
 
 
@@ -160,9 +142,9 @@ def plan_steps(state: TradingState, book: Book) -> list[str]:
     for order in book.open_orders:
         steps.append(f"cancel open order {order.client_order_id} ({order.account} {order.symbol})")
     for h in book.positions:
-        side = "sell" if h.amount > 0 else "buy"
+        side = "sell" if h.qty > 0 else "buy"
         steps.append(
-            f"close {h.account} {h.symbol} {h.amount}: reduce-only market {side} {abs(h.amount)}"
+            f"close {h.account} {h.symbol} {h.qty}: reduce-only market {side} {abs(h.qty)}"
         )
     if state != TradingState.HALTED:
         steps.append(f"set trading state {_after_step1(state).value} -> HALTED")

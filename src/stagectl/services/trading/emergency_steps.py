@@ -15,17 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from stagectl.domain.types import Mode, Order, OrderType, Side, TradingState
+from stagectl.domain.types import Mode, Order, OrderType, Position, Side, TradingState
 from stagectl.exchange.errors import ExchangeError
 from stagectl.services.trading.emergency_plan import (
     RULE,
     SOURCE,
     Book,
     EmergencyCloseResult,
-    Holding,
     Now,
     Venue,
     close_order_id,
+    position_dict,
     read_book,
 )
 from stagectl.state import flags, journal
@@ -161,18 +161,18 @@ def _close_round(
 
 
 def _close_one(
-    venue: Venue, holding: Holding, book: Book, round_number: int, now: Now
+    venue: Venue, holding: Position, book: Book, round_number: int, now: Now
 ) -> dict[str, Any]:
     """Cancel what still rests on the symbol, then send one reduce-only market close."""
     broker, symbol = venue.broker, holding.symbol
-    side = Side.SELL if holding.amount > 0 else Side.BUY
+    side = Side.SELL if holding.qty > 0 else Side.BUY
     outcome: dict[str, Any] = {
         "round": round_number,
         "account": venue.account,
         "symbol": symbol,
-        "position": str(holding.amount),
+        "position": str(holding.qty),
         "side": side.value,
-        "amount": str(abs(holding.amount)),
+        "amount": str(abs(holding.qty)),
     }
     try:
         if any(o.account == venue.account and o.symbol == symbol for o in book.open_orders):
@@ -194,7 +194,7 @@ def _close_one(
             symbol=symbol,
             side=side,
             type=OrderType.MARKET,
-            qty=abs(holding.amount),
+            qty=abs(holding.qty),
             created_at=now(),
             reduce_only=True,
             account=venue.account,
@@ -209,12 +209,12 @@ def _close_one(
             recovered=ack.recovered,
         )
         outcome["message"] = (
-            f"closed {venue.account} {symbol} {holding.amount}: {side} {final.filled_qty} of "
-            f"{abs(holding.amount)} ({final.status}, {cid})"
+            f"closed {venue.account} {symbol} {holding.qty}: {side} {final.filled_qty} of "
+            f"{abs(holding.qty)} ({final.status}, {cid})"
         )
     except (ExchangeError, _Blocked) as error:
         outcome["error"] = str(error)
-        outcome["message"] = f"close of {venue.account} {symbol} {holding.amount} failed: {error}"
+        outcome["message"] = f"close of {venue.account} {symbol} {holding.qty} failed: {error}"
     return outcome
 
 
@@ -222,7 +222,7 @@ class _Blocked(Exception):
     """A close that is not sent because sending it could double an earlier one."""
 
 
-def _free_client_id(broker: Any, account: str, holding: Holding) -> tuple[str, Any]:
+def _free_client_id(broker: Any, account: str, holding: Position) -> tuple[str, Any]:
     """The first close id for this position the broker does not know, or an open one.
 
     A known id whose order is finished (filled, canceled, expired) belonged to an
@@ -231,14 +231,14 @@ def _free_client_id(broker: Any, account: str, holding: Holding) -> tuple[str, A
     that close is in flight and must not be sent again.
     """
     for sequence in range(MAX_SEQUENCE):
-        cid = close_order_id(account, holding.symbol, holding.amount, sequence)
+        cid = close_order_id(account, holding.symbol, holding.qty, sequence)
         existing = broker.fetch_order(holding.symbol, client_order_id=cid)
         if existing is None:
             return cid, None
         if existing.status.is_open:
             return cid, existing
     raise _Blocked(
-        f"{MAX_SEQUENCE} earlier closes of {holding.symbol} {holding.amount} exist; "
+        f"{MAX_SEQUENCE} earlier closes of {holding.symbol} {holding.qty} exist; "
         "check the exchange by hand"
     )
 
@@ -260,7 +260,7 @@ def _verify(db: StateDB, venues: list[Venue], result: EmergencyCloseResult, now:
         return
     result.after = after
     if after.positions:
-        left = ", ".join(f"{h.account} {h.symbol} {h.amount}" for h in after.positions)
+        left = ", ".join(f"{h.account} {h.symbol} {h.qty}" for h in after.positions)
         _incident(db, result, now, "verify", "CRITICAL", f"residual positions: {left}")
     else:
         _incident(db, result, now, "verify", "INFO", "verified flat: no position is open")
@@ -291,7 +291,7 @@ def _incident(
                 "mode": result.mode,
                 "accounts": result.accounts,
                 "symbols": result.symbols,
-                "positions_before": [h.to_dict() for h in result.before.positions],
+                "positions_before": [position_dict(h) for h in result.before.positions],
             },
             fills=fills or [],
         ),
