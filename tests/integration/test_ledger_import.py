@@ -130,8 +130,12 @@ def test_ccxt_json_trades_are_read_exactly(run: Run, home: Path, tmp_path: Path)
     assert fill.ts.isoformat() == "2025-01-01T00:00:00+00:00"
 
 
+PUBLIC_TRADES = SHARED_DATA / "binance_perp_ETHUSDT_trades_2023-02-02.csv.gz"
+
+
+@pytest.mark.skipif(not PUBLIC_TRADES.is_file(), reason="shared public trades not available")
 def test_shared_data_public_trades_import_as_taker_fills(run: Run, home: Path) -> None:
-    path = SHARED_DATA / "binance_perp_ETHUSDT_trades_2023-02-02.csv.gz"
+    path = PUBLIC_TRADES
     result = run(["metrics", "import", path, "--source", "sample", "--json"])
     assert result.exit_code == 0, result.stderr
     assert result.json()["inserted"] == 1000
