@@ -197,7 +197,7 @@ def metrics_window(
         symbol=_symbol(symbol),
         marks=service.parse_marks(marks or []),
     )
-    result = service.run(request, state_path=cli_context(ctx).home.state_path)
+    result = service.run(request, home=cli_context(ctx).home)
     if json_output:
         print_json(result.to_dict())
         return
@@ -278,15 +278,14 @@ def metrics_export_windows(
         start=parse_utc(start, option="--start") if start else None,
         end=parse_utc(end, option="--end") if end else None,
         candles=candles,
+        out=out,
     )
-    result = service.run(request, state_path=cli_context(ctx).home.state_path)
-    text = result.csv_text()
+    result = service.run(request, home=cli_context(ctx).home)
     info(
         f"{len(result.table)} windows of {window:g} s for {result.symbol or 'no symbol'}; "
         f"mids from {result.mid_source.replace('_', ' ')}"
     )
-    if out is None:
-        typer.echo(text, nl=False)
+    if result.written is None:
+        typer.echo(result.csv_text(), nl=False)
         return
-    result.write(out)
-    info(f"wrote {out}")
+    info(f"wrote {result.written}")
