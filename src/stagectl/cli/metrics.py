@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -195,7 +196,7 @@ def metrics_window(
         length_s=length_s,
         until=_until(until),
         symbol=_symbol(symbol),
-        marks=service.parse_marks(marks or []),
+        marks=_marks(marks or []),
     )
     result = service.run(request, home=cli_context(ctx).home)
     if json_output:
@@ -245,6 +246,25 @@ def _symbol(symbol: str | None) -> str | None:
     from stagectl.data.files import normalize_symbol
 
     return None if symbol is None else normalize_symbol(symbol)
+
+
+def _marks(values: list[str]) -> dict[str, Decimal]:
+    """``SYMBOL=PRICE`` pairs from ``--mark``."""
+    from stagectl.data.files import normalize_symbol
+
+    marks: dict[str, Decimal] = {}
+    for value in values:
+        symbol, sep, price = value.partition("=")
+        try:
+            mark = Decimal(price) if sep else Decimal("nan")
+        except ArithmeticError:
+            mark = Decimal("nan")
+        if not mark.is_finite() or mark <= 0:
+            raise InputError(
+                f"expected SYMBOL=PRICE with a positive price, got {value!r}", where="--mark"
+            )
+        marks[normalize_symbol(symbol)] = mark
+    return marks
 
 
 @app.command("export-windows")

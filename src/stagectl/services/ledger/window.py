@@ -7,7 +7,7 @@ fill price before ``until`` (``mark_source`` says which). It imports numpy but n
 (the state database is opened without migrating, so no sqlite-utils either).
 
 Entry: ``run(WindowRequest, *, home) -> WindowResult``; the CLI gives ``until`` (the wall
-clock when ``--until`` is not given) and the marks parsed by :func:`parse_marks`.
+clock when ``--until`` is not given) and the ``--mark`` prices by normalized symbol.
 """
 
 from __future__ import annotations
@@ -89,25 +89,6 @@ def _symbol_dict(m: Any, mark_source: str | None, unknown: dict[str, int]) -> di
         "mark_source": mark_source,
         "unrealized_quote": m.unrealized_quote,
     }
-
-
-def parse_marks(values: list[str]) -> dict[str, Decimal]:
-    """``SYMBOL=PRICE`` pairs from ``--mark``."""
-    from stagectl.data.files import normalize_symbol
-
-    marks: dict[str, Decimal] = {}
-    for value in values:
-        symbol, sep, price = value.partition("=")
-        try:
-            mark = Decimal(price) if sep else Decimal("nan")
-        except ArithmeticError:
-            mark = Decimal("nan")
-        if not mark.is_finite() or mark <= 0:
-            raise InputError(
-                f"expected SYMBOL=PRICE with a positive price, got {value!r}", where="--mark"
-            )
-        marks[normalize_symbol(symbol)] = mark
-    return marks
 
 
 def run(request: WindowRequest, *, home: Home) -> WindowResult:
