@@ -124,4 +124,4 @@ def test_unknown_symbol_is_a_usage_error(run: Run, sim: ExchangeSim) -> None:
 def test_bad_since_is_a_usage_error(run: Run) -> None:
     result = run(["data", "fetch", "--symbol", "ETHUSDT", "--since", "yesterday"])
     assert result.exit_code == 2
-    assert "--since" in result.stderr
+    assert result.stderr.startswith("stagectl: --since: 'yesterday' is not a date (YYYY-MM-DD)")

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stagectl.cli._common import JsonOpt, cli_context, info, print_json, print_lines, print_table
+from stagectl.cli._common import (
+    JsonOpt,
+    cli_context,
+    info,
+    parse_utc,
+    print_json,
+    print_lines,
+    print_table,
+)
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -227,8 +235,8 @@ def data_fetch(
         exchange_id=exchange,
         symbol=symbol,
         timeframe=timeframe,
-        since=_utc(since, "--since"),
-        until=_utc(until, "--until") if until else None,
+        since=parse_utc(since, option="--since"),
+        until=parse_utc(until, option="--until") if until else None,
         base_url=base_url,
     )
     home = cli_context(ctx).home
@@ -246,18 +254,6 @@ def data_fetch(
             [f"{series.kind}: {series.path} ({series.rows} rows, {series.new_rows} new; {span})"]
         )
     info(f"{result.requests} requests to {result.exchange}")
-
-
-def _utc(text: str, option: str) -> datetime:
-    from stagectl.errors import InputError
-
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(
-            f"not a date or datetime: {text!r} (e.g. 2023-01-01)", where=option
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _iso(value: datetime | None) -> str:

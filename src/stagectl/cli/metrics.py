@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -195,9 +196,9 @@ def metrics_window(
         length_s=length_s,
         until=_until(until),
         symbol=_symbol(symbol),
-        marks=service.parse_marks(marks or []),
+        marks=_marks(marks or []),
     )
-    result = service.run(request, state_path=cli_context(ctx).home.state_path)
+    result = service.run(request, home=cli_context(ctx).home)
     if json_output:
         print_json(result.to_dict())
         return
@@ -247,6 +248,25 @@ def _symbol(symbol: str | None) -> str | None:
     return None if symbol is None else normalize_symbol(symbol)
 
 
+def _marks(values: list[str]) -> dict[str, Decimal]:
+    """``SYMBOL=PRICE`` pairs from ``--mark``."""
+    from stagectl.data.files import normalize_symbol
+
+    marks: dict[str, Decimal] = {}
+    for value in values:
+        symbol, sep, price = value.partition("=")
+        try:
+            mark = Decimal(price) if sep else Decimal("nan")
+        except ArithmeticError:
+            mark = Decimal("nan")
+        if not mark.is_finite() or mark <= 0:
+            raise InputError(
+                f"expected SYMBOL=PRICE with a positive price, got {value!r}", where="--mark"
+            )
+        marks[normalize_symbol(symbol)] = mark
+    return marks
+
+
 @app.command("export-windows")
 def metrics_export_windows(
     ctx: typer.Context,
@@ -278,15 +298,14 @@ def metrics_export_windows(
         start=parse_utc(start, option="--start") if start else None,
         end=parse_utc(end, option="--end") if end else None,
         candles=candles,
+        out=out,
     )
-    result = service.run(request, state_path=cli_context(ctx).home.state_path)
-    text = result.csv_text()
+    result = service.run(request, home=cli_context(ctx).home)
     info(
         f"{len(result.table)} windows of {window:g} s for {result.symbol or 'no symbol'}; "
         f"mids from {result.mid_source.replace('_', ' ')}"
     )
-    if out is None:
-        typer.echo(text, nl=False)
+    if result.written is None:
+        typer.echo(result.csv_text(), nl=False)
         return
-    result.write(out)
-    info(f"wrote {out}")
+    info(f"wrote {result.written}")

@@ -66,14 +66,14 @@ def regime_analyze(
         windows_csv=windows,
         window_s=window,
         config=config,
+        export_dir=export_dir,
+        html=html,
     )
     result = service.run(request, home=home)
-    if export_dir is not None:
-        for path in service.export(result, export_dir):
-            info(f"wrote {path}")
-    if html is not None:
-        service.write_html(result, html)
-        info(f"wrote {html}")
+    for path in result.exported:
+        info(f"wrote {path}")
+    if result.html is not None:
+        info(f"wrote {result.html}")
     if json_output:
         print_json(result.document)
         return

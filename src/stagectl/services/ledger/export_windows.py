@@ -5,15 +5,20 @@ before ``start`` only seed the FIFO lots (read as carried-in lots, exactly). ``s
 to the first fill floored to the window, ``end`` to the last fill's window end. Mids come from
 1-minute candles when given (the close of the bar opening at t is the mid at t + 1 min), else
 from fill prices (the last fill at or before each bound); ``mid_source`` says which.
+
+Entry: ``run(ExportRequest, *, home) -> ExportResult``; with ``out`` the CSV is written there
+(atomically) and ``written`` names it, without it the caller prints ``csv_text()``.
+``read_candles_file``, ``candle_mids`` and ``pnl_table`` are shared with ``regime-analyze``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stagectl.config.home import Home
 from stagectl.errors import InputError
 from stagectl.services.ledger import reads as ledger
 
@@ -31,6 +36,7 @@ class ExportRequest:
     start: datetime | None = None
     end: datetime | None = None
     candles: Path | None = None
+    out: Path | None = None  # --out: write the CSV here instead of returning it to print
 
 
 @dataclass(frozen=True)
@@ -38,15 +44,11 @@ class ExportResult:
     symbol: str | None
     table: Any  # pandas DataFrame, columns domain.ledger_windows.PNL_WINDOW_COLUMNS
     mid_source: str
+    written: Path | None = None  # the CSV file written (request.out), None when not asked
 
     def csv_text(self) -> str:
         text: str = self.table.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
         return text
-
-    def write(self, path: Path) -> None:
-        from stagectl.reports.io import write_atomic
-
-        write_atomic(path, self.csv_text().encode())
 
 
 def read_candles_file(path: Path) -> Any:
@@ -72,7 +74,7 @@ def _floor(moment: datetime, window_s: float) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % window_s, tz=UTC)
 
 
-def choose_symbol(db: StateDB, symbol: str | None) -> str | None:
+def _choose_symbol(db: StateDB, symbol: str | None) -> str | None:
     if symbol is not None:
         return symbol
     symbols = ledger.ledger_symbols(db)
@@ -106,7 +108,7 @@ def pnl_table(db: StateDB, request: ExportRequest, symbol: str | None, mids: Any
     return pnl_windows(fills, request.window_s, start, end, mids)
 
 
-def fill_mids(db: StateDB, symbol: str | None) -> Any:
+def _fill_mids(db: StateDB, symbol: str | None) -> Any:
     """Fill prices as a float Series on their times (the mids when no candles are given)."""
     import pandas as pd
 
@@ -122,17 +124,24 @@ def fill_mids(db: StateDB, symbol: str | None) -> Any:
     return series[~series.index.duplicated(keep="last")]
 
 
-def run(request: ExportRequest, *, state_path: Path) -> ExportResult:
+def run(request: ExportRequest, *, home: Home) -> ExportResult:
+    """The windows from one snapshot of the home's ledger, written to ``request.out`` when
+    given."""
+    from stagectl.reports.io import write_atomic
     from stagectl.state.ledger_reads import snapshot
 
     if request.window_s <= 0:
         raise InputError("must be a positive number of seconds", where="--window")
     candles = read_candles_file(request.candles) if request.candles else None
-    with ledger.open_ledger(state_path) as db, snapshot(db):
-        symbol = choose_symbol(db, request.symbol)
+    with ledger.open_ledger(home.state_path) as db, snapshot(db):
+        symbol = _choose_symbol(db, request.symbol)
         if candles is not None:
             mids, source = candle_mids(candles), MID_CANDLES
         else:
-            mids, source = fill_mids(db, symbol), MID_FILLS
+            mids, source = _fill_mids(db, symbol), MID_FILLS
         table = pnl_table(db, request, symbol, mids)
-    return ExportResult(symbol=symbol, table=table, mid_source=source)
+    result = ExportResult(symbol=symbol, table=table, mid_source=source)
+    if request.out is None:
+        return result
+    write_atomic(request.out, result.csv_text().encode())
+    return replace(result, written=request.out)

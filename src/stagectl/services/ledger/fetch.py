@@ -10,6 +10,11 @@ record_chunks``: short merge transactions, visible all at once when complete), k
 (account, ``SYMBOL:ID``), so a second fetch of the same range adds nothing and a fetch and
 an import of the same trades under the same account record each trade once. Nothing is
 written unless every trade is valid.
+
+Entry: ``run(FetchRequest, *, home, progress, policy, rate_limit) -> FetchResult``.
+``progress`` is told what is fetched and written; ``policy`` (the exchange retry policy)
+and ``rate_limit`` (ccxt's own throttle) are how the exchange is spoken to, which tests
+tune.
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
 from stagectl.errors import InputError
+from stagectl.exchange.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from stagectl.services.ledger.importer import Progress
 
 FETCH_SOURCE = "fetch"
 
@@ -33,8 +42,6 @@ class FetchRequest:
     account: str | None = None  # default: the exchange id
     base_url: str | None = None
     timeout_ms: int = 10_000
-    policy: Any = None  # exchange.retry.RetryPolicy; None: the broker's default
-    rate_limit: bool = True
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class FetchResult:
         }
 
 
-def records_as_values(records: list[Any]) -> dict[str, list[str]]:
+def _records_as_values(records: list[Any]) -> dict[str, list[str]]:
     """Broker fills (``domain.types.Fill``) as the text columns ``metrics import`` reads."""
     from stagectl.state._codec import ts_text
 
@@ -79,7 +86,7 @@ def records_as_values(records: list[Any]) -> dict[str, list[str]]:
     }
 
 
-def content_sha256(values: dict[str, list[str]]) -> str:
+def _content_sha256(values: dict[str, list[str]]) -> str:
     """The identity of a fetched batch of trades (``state.ledger_imports.ImportKey``)."""
     import hashlib
     import json
@@ -87,8 +94,16 @@ def content_sha256(values: dict[str, list[str]]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
-def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResult:
-    """Fetch and record; ExchangeError (exit 3) when the exchange cannot be reached."""
+def run(
+    request: FetchRequest,
+    *,
+    home: Home,
+    progress: Progress | None = None,
+    policy: RetryPolicy | None = None,
+    rate_limit: bool = True,
+) -> FetchResult:
+    """Fetch and record; ExchangeError (exit 3) when the exchange cannot be reached.
+    ``policy`` None is the broker's default retry policy."""
     from stagectl.data.files import normalize_symbol
     from stagectl.data.trade_validation import validate_values
     from stagectl.exchange.ccxt_broker import open_broker
@@ -105,13 +120,13 @@ def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResu
         credentials=require_credentials(),
         base_url=request.base_url,
         timeout_ms=request.timeout_ms,
-        policy=request.policy,
-        rate_limit=request.rate_limit,
+        policy=policy,
+        rate_limit=rate_limit,
     )
     records = broker.fills_since(symbol, request.since)
     if progress is not None:
         progress(f"{request.exchange}: {len(records)} {symbol} trades since {request.since}")
-    values = records_as_values(records)
+    values = _records_as_values(records)
     columns = validate_values(values)
 
     def refuse(bad: list[Any]) -> InputError:
@@ -124,7 +139,7 @@ def run(request: FetchRequest, *, home: Home, progress: Any = None) -> FetchResu
     recorded = record_chunks(
         home.state_path,
         iter([columns]),
-        key=ImportKey(content_sha256(values), account, FETCH_SOURCE, None),
+        key=ImportKey(_content_sha256(values), account, FETCH_SOURCE, None),
         origin=f"{request.exchange} {symbol} trades since {since}",
         rows=len(columns),
         skip_bad=False,

@@ -11,11 +11,15 @@ is the std (ddof=1) of the 1-minute log returns that end inside it, its regime i
 of the last bar that ended at or before its start (no look-ahead). Buckets by trend,
 volatility, session, regime and trend x volatility: count, mean and total PnL, win rate; and
 the correlation of realized PnL with inventory delta.
+
+Entry: ``run(RegimeRequest, *, home) -> RegimeResult``; with ``export_dir`` it writes
+regimes.csv, the bucket tables and the joined windows there, then with ``html`` the page,
+and the result lists what it wrote (``exported``, ``html``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,8 @@ class RegimeRequest:
     windows_csv: Path | None = None
     window_s: float | None = None
     config: Path | None = None
+    export_dir: Path | None = None  # --export: regimes.csv, buckets_*.csv, windows.csv
+    html: Path | None = None  # --html: the self-contained page
 
 
 @dataclass
@@ -44,6 +50,8 @@ class RegimeResult:
     buckets: dict[str, Any] = field(default_factory=dict)  # dimension -> DataFrame
     candles: Any = None
     adx_period: int = 14
+    exported: tuple[Path, ...] = ()  # the CSV files written into request.export_dir
+    html: Path | None = None  # the page written (request.html)
 
 
 def load_candles(paths: tuple[Path, ...]) -> Any:
@@ -96,7 +104,7 @@ def _threshold_summary(vol_bps: Any, volatility: Any) -> tuple[dict[str, Any], A
     return {"summary_bps": _summary(vol_bps), "switches": out}, states
 
 
-def candle_side(candles: Any, config: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+def _candle_side(candles: Any, config: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """The per-bar analysis and its summary; also the threshold states per measure."""
     import pandas as pd
 
@@ -113,7 +121,7 @@ def candle_side(candles: Any, config: Any) -> tuple[dict[str, Any], Any, dict[st
         inputs["volatility_pct"],
         inputs["trend_return"],
         inputs["volume_ratio"],
-        rules=regime_rules(ra),
+        rules=_regime_rules(ra),
     )
     close = candles["close"].astype(float)
     measures = {
@@ -149,7 +157,7 @@ def candle_side(candles: Any, config: Any) -> tuple[dict[str, Any], Any, dict[st
     return document, bars, states
 
 
-def regime_rules(ra: Any) -> Any:
+def _regime_rules(ra: Any) -> Any:
     from stagectl.domain.regimes import RegimeRules
 
     return RegimeRules(
@@ -163,7 +171,7 @@ def regime_rules(ra: Any) -> Any:
     )
 
 
-def read_windows_csv(path: Path) -> Any:
+def _read_windows_csv(path: Path) -> Any:
     """A PnL-window CSV as written by ``metrics export-windows``."""
     import pandas as pd
 
@@ -189,7 +197,7 @@ def read_windows_csv(path: Path) -> Any:
     return table
 
 
-def ledger_windows(state_path: Path, symbol: str, window_s: float, candles: Any) -> Any:
+def _ledger_windows(state_path: Path, symbol: str, window_s: float, candles: Any) -> Any:
     """PnL windows of ``symbol`` from the ledger, or None without a ledger or fills."""
     from stagectl.services.ledger import export_windows as export
 
@@ -205,7 +213,7 @@ def ledger_windows(state_path: Path, symbol: str, window_s: float, candles: Any)
     return None
 
 
-def join_windows(windows: Any, candles: Any, bars: Any, config: Any) -> Any:
+def _join_windows(windows: Any, candles: Any, bars: Any, config: Any) -> Any:
     """Each window with its candle return, sigma, and trend/volatility/session/regime buckets."""
     import numpy as np
     import pandas as pd
@@ -250,7 +258,7 @@ def _clock(value: Any) -> time:
     return value if isinstance(value, time) else time.fromisoformat(str(value))
 
 
-def pnl_side(joined: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _pnl_side(joined: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     from stagectl.domain.regimes import bucket_stats, inventory_correlation
 
     pnl = joined["realized_fifo_quote"]
@@ -268,16 +276,27 @@ def pnl_side(joined: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run(request: RegimeRequest, *, home: Home) -> RegimeResult:
+    """Analyse, then write the ``--export`` files and the ``--html`` page when asked."""
+    result = _analyse(request, home)
+    if request.export_dir is not None:
+        result = replace(result, exported=tuple(_export(result, request.export_dir)))
+    if request.html is not None:
+        _write_html(result, request.html)
+        result = replace(result, html=request.html)
+    return result
+
+
+def _analyse(request: RegimeRequest, home: Home) -> RegimeResult:
     from stagectl.config.loader import load_maker
 
     config, source = load_maker(home, request.config)
     window_s = request.window_s or config.regime_analysis.window_s
     candles = load_candles(request.candles)
-    candle_doc, bars, _ = candle_side(candles, config)
+    candle_doc, bars, _ = _candle_side(candles, config)
     if request.windows_csv is not None:
-        windows, origin = read_windows_csv(request.windows_csv), str(request.windows_csv)
+        windows, origin = _read_windows_csv(request.windows_csv), str(request.windows_csv)
     else:
-        windows = ledger_windows(home.state_path, request.symbol, window_s, candles)
+        windows = _ledger_windows(home.state_path, request.symbol, window_s, candles)
         origin = f"ledger {home.state_path}"
     document: dict[str, Any] = {
         "symbol": request.symbol,
@@ -289,9 +308,9 @@ def run(request: RegimeRequest, *, home: Home) -> RegimeResult:
     if windows is None or len(windows) == 0:
         document["pnl"] = {"empty": True, "source": origin, "message": "no PnL windows"}
     else:
-        joined, outside = join_windows(windows, candles, bars, config)
+        joined, outside = _join_windows(windows, candles, bars, config)
         pnl_doc, tables = (
-            pnl_side(joined)
+            _pnl_side(joined)
             if len(joined)
             else ({"windows": 0, "message": "no PnL window inside the candle range"}, {})
         )
@@ -312,7 +331,7 @@ def run(request: RegimeRequest, *, home: Home) -> RegimeResult:
     )
 
 
-def write_html(result: RegimeResult, path: Path) -> None:
+def _write_html(result: RegimeResult, path: Path) -> None:
     """The self-contained page (reports.html_regimes), written atomically."""
     import json
 
@@ -332,7 +351,7 @@ def write_html(result: RegimeResult, path: Path) -> None:
     )
 
 
-def export(result: RegimeResult, directory: Path) -> list[Path]:
+def _export(result: RegimeResult, directory: Path) -> list[Path]:
     """regimes.csv (timestamp, adx, plus_di, minus_di, regime), the bucket tables and the
     joined windows into ``directory``."""
     import pandas as pd

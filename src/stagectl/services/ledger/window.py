@@ -5,6 +5,9 @@ before the window (exact, ``domain.ledger_windows.window_metrics``). Unrealized 
 lots open at ``until`` at a mark: the price given with ``--mark SYMBOL=PRICE``, else the last
 fill price before ``until`` (``mark_source`` says which). It imports numpy but not pandas
 (the state database is opened without migrating, so no sqlite-utils either).
+
+Entry: ``run(WindowRequest, *, home) -> WindowResult``; the CLI gives ``until`` (the wall
+clock when ``--until`` is not given) and the ``--mark`` prices by normalized symbol.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from stagectl.config.home import Home
 from stagectl.errors import InputError
 from stagectl.services.ledger import reads as ledger
 
@@ -87,32 +91,15 @@ def _symbol_dict(m: Any, mark_source: str | None, unknown: dict[str, int]) -> di
     }
 
 
-def parse_marks(values: list[str]) -> dict[str, Decimal]:
-    """``SYMBOL=PRICE`` pairs from ``--mark``."""
-    from stagectl.data.files import normalize_symbol
-
-    marks: dict[str, Decimal] = {}
-    for value in values:
-        symbol, sep, price = value.partition("=")
-        try:
-            mark = Decimal(price) if sep else Decimal("nan")
-        except ArithmeticError:
-            mark = Decimal("nan")
-        if not mark.is_finite() or mark <= 0:
-            raise InputError(
-                f"expected SYMBOL=PRICE with a positive price, got {value!r}", where="--mark"
-            )
-        marks[normalize_symbol(symbol)] = mark
-    return marks
-
-
-def run(request: WindowRequest, *, state_path: Path) -> WindowResult:
+def run(request: WindowRequest, *, home: Home) -> WindowResult:
+    """The window's metrics from one snapshot of the home's ledger."""
     from stagectl.domain.ledger_windows import window_metrics
     from stagectl.state.ledger_reads import snapshot
 
     if request.length_s <= 0:
         raise InputError("the window must be longer than zero", where="--hours/--seconds")
     start = request.until - timedelta(seconds=request.length_s)
+    state_path = home.state_path
     with ledger.open_ledger(state_path) as db, snapshot(db):
         symbols = [request.symbol] if request.symbol else ledger.ledger_symbols(db, request.until)
         before: list[Any] = []
