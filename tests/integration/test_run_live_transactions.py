@@ -155,3 +155,31 @@ def _has_a_snapshot(path: Path) -> bool:
         return False
     finally:
         conn.close()
+
+
+def test_the_cli_says_on_stderr_when_it_retries_a_locked_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stagectl.cli.main import main
+
+    monkeypatch.setenv("STAGECTL_HOME", str(tmp_path))
+    monkeypatch.setenv("STAGECTL_BUSY_TIMEOUT_MS", "200")
+    monkeypatch.delenv("STAGECTL_STATE", raising=False)
+    open_state(tmp_path / "state" / "stagectl.db").close()
+    locker = _Locker(tmp_path / "state" / "stagectl.db", hold_s=0.3)
+    locker.start()
+    assert locker.holding.wait(timeout=10)
+    err = _stderr_of(main, ["run-live", "--start", "2026-03-01", "--end", "2026-03-01T05:00Z"])
+    locker.join()
+    assert "alert: " in err and "locked; retrying" in err
+
+
+def _stderr_of(main: Any, args: list[str]) -> str:
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    with runner.isolation() as (_, err, _):
+        code = main(args)
+        text = err.getvalue().decode()
+    assert code == 0, text
+    return text

@@ -189,7 +189,13 @@ def run_live(
     stop = _StopFlag()
     view = _View(rich=stdout_is_tty() and not json_output)
     with stop.installed(), view:
-        result = service.run(request, home=home, should_stop=stop, on_step=view.step)
+        result = service.run(
+            request,
+            home=home,
+            should_stop=stop,
+            on_step=view.step,
+            on_alert=lambda message: info(f"alert: {message}"),
+        )
     info(
         f"run {result.run_id} ({result.mode}, {'resumed' if result.resumed else 'new'}): "
         f"{result.status}; state {result.state_path}; artifacts {result.artifacts_dir}"

@@ -50,6 +50,7 @@ from stagectl.services.live.exchange import (
 )
 from stagectl.services.live.feed import ReplayFeed, data_end
 from stagectl.services.live.loop import StepCallback
+from stagectl.services.live.step import retry_locked
 from stagectl.state import journal, runs
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.equity import last_snapshot_ts
@@ -405,29 +406,29 @@ def _open_run(
     existing = _resumable(db, request, mode)
     if existing is not None:
         params = _params(db, existing.run_id)
-        reopen_run(db, existing.run_id)
+        retry_locked("reopen the run", lambda: reopen_run(db, existing.run_id), setup.on_retry)
         return existing.run_id, params, True
     now = setup.wall_clock()
     run_id = f"{mode}-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
     params = new_params()
-    sha = file_sha256(source.path)
-    with db.transaction():
-        runs.start_run(
-            db,
-            runs.Run(
-                run_id,
-                KIND,
-                mode,
-                now,
-                config_path=str(source.path),
-                config_sha256=sha,
-                account=_account(run_id) if mode == "paper" else request.exchange,
-            ),
-        )
-        journal.record_event(
-            db,
-            Event(ts=now, event_type=RUN_STARTED, run_id=run_id, payload=params),
-        )
+    run = runs.Run(
+        run_id,
+        KIND,
+        mode,
+        now,
+        config_path=str(source.path),
+        config_sha256=file_sha256(source.path),
+        account=_account(run_id) if mode == "paper" else request.exchange,
+    )
+
+    def record_start() -> None:
+        with db.transaction():
+            runs.start_run(db, run)
+            journal.record_event(
+                db, Event(ts=now, event_type=RUN_STARTED, run_id=run_id, payload=params)
+            )
+
+    retry_locked("record the run's start", record_start, setup.on_retry)
     return run_id, params, False
 
 

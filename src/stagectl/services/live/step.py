@@ -90,17 +90,23 @@ class LiveContext:
         return self.retrying(what, in_transaction)
 
     def retrying(self, what: str, work: Callable[[], T]) -> T:
-        """Run ``work``; a locked database is transient: retried up to ``WRITE_ATTEMPTS``
-        times (each waits the busy timeout), then raised. ``work`` must be safe to redo."""
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                return work()
-            except StateLockedError:
-                if attempt == WRITE_ATTEMPTS:
-                    raise
-                if self.on_retry is not None:
-                    self.on_retry(f"{what}: the state database is locked; retrying")
-        raise AssertionError("unreachable")
+        return retry_locked(what, work, self.on_retry)
+
+
+def retry_locked(
+    what: str, work: Callable[[], T], on_retry: Callable[[str], None] | None = None
+) -> T:
+    """Run ``work``; a locked database is transient: retried up to ``WRITE_ATTEMPTS`` times
+    (each waits the busy timeout), then raised. ``work`` must be safe to redo."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return work()
+        except StateLockedError:
+            if attempt == WRITE_ATTEMPTS:
+                raise
+            if on_retry is not None:
+                on_retry(f"{what}: the state database is locked; retrying")
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
