@@ -5,9 +5,11 @@ default configs, circuit breakers on, a fresh temporary home) over one year of b
 times every bar step (decide, record, send, the paper market, settle). Prints:
 
 - the whole replay in bars/s (steps only, and including data load and artifacts);
-- the figure: the time per bar of the *last* month of the year;
-- its floor, measured in the same run: the time per bar of the *first* month;
-- the ratio (issue 10: the last month within 1.2x the first; the replay >= 500 bars/s).
+- the figure: the time per bar of the *last* month of the year-long run;
+- its floor, measured in the same invocation: the time per bar of those same bars replayed
+  as a fresh month-long run (same bars, same market: only the run's length differs);
+- the ratio (issue 10: within 1.2x; the replay >= 500 bars/s), and, for information, the
+  year's last month against its first (different markets trade differently).
 
 A bar's time is the wall time between two step callbacks (median of the month, so a
 scheduler hiccup on a shared machine does not decide the figure; the mean is printed
@@ -33,7 +35,8 @@ END = datetime(2026, 4, 30, 23, tzinfo=UTC)
 
 
 def replay(days: int) -> tuple[list[float], float, Any]:
-    """Per-bar step times (s) and the whole run's wall time."""
+    """Per-bar step times (s) of a fresh ``days``-long run ending at ``END``, and its wall
+    time."""
     start = END - timedelta(days=days) + timedelta(hours=1)
     steps: list[float] = []
     last = [0.0]
@@ -60,10 +63,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--month-days", type=int, default=30)
     args = parser.parse_args()
+    alone, _, _ = replay(args.month_days)
     steps, total, result = replay(args.days)
     month = args.month_days * 24
     first, last = steps[1 : month + 1], steps[-month:]
-    floor, figure = statistics.median(first), statistics.median(last)
+    floor, figure = statistics.median(alone[1:]), statistics.median(last)
     print(
         f"paper replay: {result.bars} bars ({args.days} days of 1h bars), "
         f"{result.orders_sent} orders, {result.fills} fills, breakers on"
@@ -73,16 +77,17 @@ def main() -> None:
         f"{result.bars / total:.0f} bars/s including data load and artifacts ({total:.1f} s)"
     )
     print(
-        f"  floor  (first {args.month_days} days): {floor * 1e3:.3f} ms/bar median, "
-        f"{statistics.mean(first) * 1e3:.3f} mean, {1 / statistics.mean(first):.0f} bars/s"
+        f"  floor  (the last {args.month_days} days as a fresh run):   "
+        f"{floor * 1e3:.3f} ms/bar median, {statistics.mean(alone[1:]) * 1e3:.3f} mean"
     )
     print(
-        f"  figure (last {args.month_days} days):  {figure * 1e3:.3f} ms/bar median, "
-        f"{statistics.mean(last) * 1e3:.3f} mean, {1 / statistics.mean(last):.0f} bars/s"
+        f"  figure (the same days at the end of {args.days} days): "
+        f"{figure * 1e3:.3f} ms/bar median, {statistics.mean(last) * 1e3:.3f} mean"
     )
+    print(f"  ratio figure/floor: {figure / floor:.2f}x median (target <= 1.2x)")
     print(
-        f"  ratio last/first: {figure / floor:.2f}x median, "
-        f"{statistics.mean(last) / statistics.mean(first):.2f}x mean (target <= 1.2x)"
+        f"  for information, the year's last month / its first: "
+        f"{figure / statistics.median(first):.2f}x median"
     )
 
 
