@@ -132,3 +132,22 @@ def test_state_info_does_not_import_sqlite_utils_or_pandas(run: Run, home: Path)
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report == {"code": 0, "heavy": []}
     assert json.loads(done.stdout)["schema"]["status"] == "up to date"
+
+
+def test_state_info_lists_a_paper_run_with_its_snapshots_and_fills(run: Run, home: Path) -> None:
+    paper = run(["run-live", "--start", "2026-03-01", "--end", "2026-03-03T23:00Z", "--json"])
+    assert paper.exit_code == 0, paper.stderr
+    summary = paper.json()
+    document = run(["state", "info", "--json"]).json()
+    (listed,) = document["runs"]
+    assert listed["run_id"] == summary["run_id"]
+    assert (listed["mode"], listed["account"], listed["status"]) == (
+        "paper",
+        f"paper:{summary['run_id']}",
+        "completed",
+    )
+    assert listed["equity_snapshots"] == summary["bars"] == 72
+    assert listed["fills"] == summary["fills"]
+    assert not (home / "state" / "paper.db").exists()
+    text = run(["state", "info"])
+    assert summary["run_id"] in text.stdout and "paper" in text.stdout
