@@ -49,6 +49,7 @@ TABLES_BY_MIGRATION = {
     "0007_one_state": {"trading_states", "legacy_merges"},
     "0008_fill_imports": {"fill_imports", "fill_import_totals"},
     "0009_simulated_fills": set(),
+    "0010_directive_lifecycle": set(),
 }
 TABLES_DROPPED_BY_MIGRATION = {"0007_one_state": {"trading_flags"}}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stagectl.domain.directives import DirectiveState, OnTimeout
 from stagectl.domain.orders import client_order_id
 from stagectl.domain.types import (
     Event,
@@ -24,7 +25,9 @@ from stagectl.state.directives import (
     GuardDecision,
     RiskDirective,
     active_directives,
+    get_directive,
     guard_decisions,
+    open_directives,
     record_directive,
     record_guard_decision,
     revoke_directive,
@@ -240,3 +243,48 @@ def test_a_directive_binds_only_its_mode_and_one_without_a_mode_binds_both(db: S
     both_id = record_directive(db, RiskDirective(T0, "REDUCE_RISK_50", 0.5))
     assert [d.id for d in active_directives(db, mode="live", now=T0)] == [live_id, both_id]
     assert [d.id for d in active_directives(db, mode="paper", now=T0)] == [both_id]
+
+
+def test_a_paper_directive_binds_only_the_run_it_judged_a_live_one_every_run(
+    db: StateDB,
+) -> None:
+    paper_id = record_directive(
+        db, RiskDirective(T0, "REDUCE_RISK_50", 0.5, mode="paper", run_id="replay-a")
+    )
+    live_id = record_directive(
+        db, RiskDirective(T0, "REDUCE_RISK_50", 0.5, mode="live", run_id="live-a")
+    )
+    assert [d.id for d in active_directives(db, mode="paper", now=T0, run_id="replay-a")] == [
+        paper_id
+    ]
+    assert active_directives(db, mode="paper", now=T0, run_id="replay-b") == []
+    assert [d.id for d in active_directives(db, mode="live", now=T0, run_id="live-b")] == [live_id]
+
+
+def test_a_pending_directive_is_open_but_binds_nothing_until_confirmed_or_timed_out(
+    db: StateDB,
+) -> None:
+    deadline = T0 + timedelta(minutes=30)
+    pending = RiskDirective(
+        T0,
+        "FLATTEN_ALL",
+        0.0,
+        mode="live",
+        state=DirectiveState.PENDING,
+        confirm_by=deadline,
+        on_timeout=OnTimeout.EXECUTE,
+        rule="daily_pnl_pct",
+        indicator_value=-6.2,
+    )
+    directive_id = record_directive(db, pending)
+    assert [d.id for d in open_directives(db, mode=None, now=T0)] == [directive_id]
+    assert active_directives(db, mode="live", now=T0) == []
+    assert [d.id for d in active_directives(db, mode="live", now=deadline)] == [directive_id]
+    stored = get_directive(db, directive_id)
+    assert stored is not None
+    assert (stored.rule, stored.indicator_value, stored.confirm_by) == (
+        "daily_pnl_pct",
+        -6.2,
+        deadline,
+    )
+    assert stored.effective_state(deadline) == DirectiveState.ACTIVE

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stagectl.domain.directives import DirectiveState, OnTimeout, binds, effective_state
 from stagectl.domain.types import Mode
 from stagectl.state._codec import (
     json_text,
@@ -43,6 +44,8 @@ class GuardDecision:
 
 @dataclass(frozen=True)
 class RiskDirective:
+    """One directive and where it is in its life (``domain.directives``)."""
+
     ts: datetime
     action: str
     multiplier: float
@@ -51,8 +54,35 @@ class RiskDirective:
     guard_decision_id: int | None = None
     reason: str | None = None
     revoked_at: datetime | None = None
+    """When it was closed (cancelled or revoked)."""
     id: int | None = None
     mode: Mode | None = None
+    state: DirectiveState = DirectiveState.ACTIVE
+    rule: str | None = None
+    indicator_value: float | None = None
+    confirm_by: datetime | None = None
+    on_timeout: OnTimeout | None = None
+    confirmed_at: datetime | None = None
+    confirmed_by: str | None = None
+    executed_at: datetime | None = None
+    escalated_at: datetime | None = None
+    closed_by: str | None = None
+    run_id: str | None = None
+    """The run whose guard decision issued it (a paper directive binds that run only)."""
+
+    def effective_state(self, now: datetime) -> DirectiveState:
+        return effective_state(
+            self.state, confirm_by=self.confirm_by, on_timeout=self.on_timeout, now=now
+        )
+
+    def binds(self, now: datetime) -> bool:
+        return binds(
+            self.state,
+            confirm_by=self.confirm_by,
+            on_timeout=self.on_timeout,
+            expires_at=self.expires_at,
+            now=now,
+        )
 
 
 def record_guard_decision(db: StateDB, decision: GuardDecision) -> int:
@@ -98,64 +128,145 @@ def guard_decisions(
     ]
 
 
+_DIRECTIVE_COLUMNS = (
+    "id, ts, action, sleeve, multiplier, expires_at, guard_decision_id, reason, revoked_at,"
+    " mode, state, rule, indicator_value, confirm_by, on_timeout, confirmed_at, confirmed_by,"
+    " executed_at, escalated_at, closed_by, run_id"
+)
+
+
 def record_directive(db: StateDB, directive: RiskDirective) -> int:
     """Record a directive; returns its id."""
+    d = directive
+    values = (
+        ts_text(d.ts),
+        d.action,
+        d.sleeve,
+        float(d.multiplier),
+        opt_ts_text(d.expires_at),
+        d.guard_decision_id,
+        d.reason,
+        opt_ts_text(d.revoked_at),
+        d.mode,
+        DirectiveState(d.state).value,
+        d.rule,
+        d.indicator_value,
+        opt_ts_text(d.confirm_by),
+        None if d.on_timeout is None else OnTimeout(d.on_timeout).value,
+        opt_ts_text(d.confirmed_at),
+        d.confirmed_by,
+        opt_ts_text(d.executed_at),
+        opt_ts_text(d.escalated_at),
+        d.closed_by,
+        d.run_id,
+    )
+    columns = _DIRECTIVE_COLUMNS.split(", ", 1)[1]
     with db.transaction() as conn:
         cursor = conn.execute(
-            "INSERT INTO risk_directives (ts, action, sleeve, multiplier, expires_at,"
-            " guard_decision_id, reason, revoked_at, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                ts_text(directive.ts),
-                directive.action,
-                directive.sleeve,
-                float(directive.multiplier),
-                opt_ts_text(directive.expires_at),
-                directive.guard_decision_id,
-                directive.reason,
-                opt_ts_text(directive.revoked_at),
-                directive.mode,
-            ),
+            f"INSERT INTO risk_directives ({columns}) VALUES ({', '.join('?' * len(values))})",
+            values,
         )
     return _rowid(cursor.lastrowid)
 
 
-def active_directives(db: StateDB, *, mode: Mode, now: datetime) -> list[RiskDirective]:
-    """A mode's directives issued at or before ``now``, not revoked, not expired at ``now``."""
+def open_directives(
+    db: StateDB, *, mode: Mode | None, now: datetime, run_id: str | None = None
+) -> list[RiskDirective]:
+    """Directives issued at or before ``now`` that are not closed (cancelled or revoked)
+    and not expired at ``now``: pending, active and executed ones; of one mode (None:
+    every mode); with ``run_id``, a paper directive only when that run's guard issued it
+    (paper books are per run), a live one whatever the run (the live account is one)."""
     now_text = ts_text(now)
+    where = ["ts <= ?", "state NOT IN ('cancelled', 'revoked')"]
+    where.append("(expires_at IS NULL OR expires_at > ?)")
+    params: list[object] = [now_text, now_text]
+    if mode is not None:
+        where.append("(mode IS NULL OR mode = ?)")
+        params.append(mode)
+    if run_id is not None:
+        where.append("(mode IS NOT 'paper' OR run_id IS NULL OR run_id = ?)")
+        params.append(run_id)
     rows = db.conn.execute(
-        "SELECT id, ts, action, sleeve, multiplier, expires_at, guard_decision_id, reason,"
-        " revoked_at, mode FROM risk_directives WHERE ts <= ? AND revoked_at IS NULL"
-        " AND (expires_at IS NULL OR expires_at > ?) AND (mode IS NULL OR mode = ?)"
+        f"SELECT {_DIRECTIVE_COLUMNS} FROM risk_directives WHERE {' AND '.join(where)}"
         " ORDER BY ts, id",
-        (now_text, now_text, mode),
+        params,
     )
-    return [
-        RiskDirective(
-            id=row[0],
-            ts=parse_ts(row[1]),
-            action=row[2],
-            sleeve=row[3],
-            multiplier=row[4],
-            expires_at=opt_parse_ts(row[5]),
-            guard_decision_id=row[6],
-            reason=row[7],
-            revoked_at=opt_parse_ts(row[8]),
-            mode=row[9],
+    return [_directive(row) for row in rows]
+
+
+def active_directives(
+    db: StateDB, *, mode: Mode, now: datetime, run_id: str | None = None
+) -> list[RiskDirective]:
+    """The directives that bind a mode's book at ``now`` (``domain.directives.binds``)."""
+    return [d for d in open_directives(db, mode=mode, now=now, run_id=run_id) if d.binds(now)]
+
+
+def get_directive(db: StateDB, directive_id: int) -> RiskDirective | None:
+    row = db.conn.execute(
+        f"SELECT {_DIRECTIVE_COLUMNS} FROM risk_directives WHERE id = ?", (directive_id,)
+    ).fetchone()
+    return None if row is None else _directive(row)
+
+
+def update_directive(db: StateDB, directive: RiskDirective) -> None:
+    """Move a recorded directive along: its state and the who/when of each step."""
+    if directive.id is None:
+        raise ValueError("only a recorded directive can be updated")
+    d = directive
+    with db.transaction() as conn:
+        conn.execute(
+            "UPDATE risk_directives SET state = ?, reason = ?, revoked_at = ?, confirmed_at = ?,"
+            " confirmed_by = ?, executed_at = ?, escalated_at = ?, closed_by = ? WHERE id = ?",
+            (
+                DirectiveState(d.state).value,
+                d.reason,
+                opt_ts_text(d.revoked_at),
+                opt_ts_text(d.confirmed_at),
+                d.confirmed_by,
+                opt_ts_text(d.executed_at),
+                opt_ts_text(d.escalated_at),
+                d.closed_by,
+                d.id,
+            ),
         )
-        for row in rows
-    ]
 
 
 def revoke_directive(db: StateDB, directive_id: int, *, now: datetime, reason: str) -> bool:
-    """Revoke an active directive; False when it was unknown or already revoked."""
+    """Revoke a directive that is not closed; False when it was unknown or closed already."""
     with db.transaction() as conn:
         cursor = conn.execute(
-            "UPDATE risk_directives SET revoked_at = ?,"
+            "UPDATE risk_directives SET revoked_at = ?, state = 'revoked',"
             " reason = coalesce(reason || '; ', '') || 'revoked: ' || ?"
-            " WHERE id = ? AND revoked_at IS NULL",
+            " WHERE id = ? AND state NOT IN ('cancelled', 'revoked')",
             (ts_text(now), reason, directive_id),
         )
     return cursor.rowcount == 1
+
+
+def _directive(row: tuple[Any, ...]) -> RiskDirective:
+    return RiskDirective(
+        id=row[0],
+        ts=parse_ts(row[1]),
+        action=row[2],
+        sleeve=row[3],
+        multiplier=row[4],
+        expires_at=opt_parse_ts(row[5]),
+        guard_decision_id=row[6],
+        reason=row[7],
+        revoked_at=opt_parse_ts(row[8]),
+        mode=row[9],
+        state=DirectiveState(row[10]),
+        rule=row[11],
+        indicator_value=row[12],
+        confirm_by=opt_parse_ts(row[13]),
+        on_timeout=None if row[14] is None else OnTimeout(row[14]),
+        confirmed_at=opt_parse_ts(row[15]),
+        confirmed_by=row[16],
+        executed_at=opt_parse_ts(row[17]),
+        escalated_at=opt_parse_ts(row[18]),
+        closed_by=row[19],
+        run_id=row[20],
+    )
 
 
 def _rowid(value: int | None) -> int:

@@ -23,4 +23,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0007_one_state",
     "0008_fill_imports",
     "0009_simulated_fills",
+    "0010_directive_lifecycle",
 )

@@ -356,6 +356,33 @@ DELETE FROM fill_totals
 """
 
 
+# A directive's life (domain.directives): pending until a human confirms (live mode), active,
+# executed (FLATTEN_ALL once the book is flat and latched), cancelled or revoked; what fired
+# it; its confirmation deadline and what happens then; who confirmed or closed it; the run
+# whose guard decision issued it (a paper directive binds that run's book only: paper books
+# are per run, and a replay must not obey another replay's directives). Rows written
+# before are active, or revoked where ``revoked_at`` is set.
+DIRECTIVE_LIFECYCLE = """
+ALTER TABLE risk_directives ADD COLUMN state TEXT NOT NULL DEFAULT 'active'
+    CHECK (state IN ('pending', 'active', 'executed', 'cancelled', 'revoked'));
+UPDATE risk_directives SET state = 'revoked' WHERE revoked_at IS NOT NULL;
+ALTER TABLE risk_directives ADD COLUMN rule TEXT;
+ALTER TABLE risk_directives ADD COLUMN indicator_value REAL;
+ALTER TABLE risk_directives ADD COLUMN confirm_by TEXT;
+ALTER TABLE risk_directives ADD COLUMN on_timeout TEXT
+    CHECK (on_timeout IN ('execute', 'escalate'));
+ALTER TABLE risk_directives ADD COLUMN confirmed_at TEXT;
+ALTER TABLE risk_directives ADD COLUMN confirmed_by TEXT;
+ALTER TABLE risk_directives ADD COLUMN executed_at TEXT;
+ALTER TABLE risk_directives ADD COLUMN escalated_at TEXT;
+ALTER TABLE risk_directives ADD COLUMN closed_by TEXT;
+ALTER TABLE risk_directives ADD COLUMN run_id TEXT;
+UPDATE risk_directives SET run_id = (
+    SELECT g.run_id FROM guard_decisions g WHERE g.id = risk_directives.guard_decision_id
+);
+"""
+
+
 def _build() -> Migrations:
     from sqlite_utils.migrations import Migrations
 
@@ -370,6 +397,7 @@ def _build() -> Migrations:
         ONE_STATE,
         FILL_IMPORTS,
         SIMULATED_FILLS,
+        DIRECTIVE_LIFECYCLE,
     )
     for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
         migrations(name=name)(_ScriptMigration(name, script))

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from stagectl.config.risk_guard import RiskGuardConfig
+from stagectl.domain.directives import confirmation_window
 from stagectl.domain.risk_indicators import GuardInputs
 from stagectl.domain.risk_rules import ACTION_RANK, SEVERITY_RANK, DecisionTable
 from stagectl.domain.types import Mode
@@ -290,34 +291,56 @@ def decision_dict(
 
 
 def _directives(
-    decision: dict[str, Any], config: RiskGuardConfig, now: datetime
+    decision: dict[str, Any], config: RiskGuardConfig, now: datetime, mode: Mode
 ) -> list[RiskDirective]:
+    """The directives a decision issues, each starting as ``domain.directives`` says: at
+    once in paper mode; in live mode pending for the runbook's confirmation window."""
     actions = config.actions
-    reason = "; ".join(h["rule"] for h in decision["hits"])
+    hits = decision["hits"]
+    reason = "; ".join(h["rule"] for h in hits)
+
+    def issued(action: str, multiplier: float, **fields: Any) -> RiskDirective:
+        fired = [h for h in hits if h["action"] == action] or hits
+        window = (
+            timedelta(hours=actions.disable_sleeve.confirm_within_h)
+            if action == "DISABLE_SLEEVE"
+            else timedelta(hours=actions.reduce_risk_50.confirm_within_h)
+        )
+        state, wait, on_timeout = confirmation_window(
+            action,
+            live=mode == "live",
+            flatten_confirm=timedelta(minutes=actions.flatten_all.confirm_within_min),
+            others_confirm=window,
+        )
+        return RiskDirective(
+            now,
+            action,
+            multiplier,
+            reason=reason,
+            mode=mode,
+            state=state,
+            rule=", ".join(sorted({h["rule"] for h in fired})),
+            indicator_value=fired[0]["value"] if fired else None,
+            confirm_by=None if wait is None else now + wait,
+            on_timeout=on_timeout,
+            **fields,
+        )
+
     if decision["action"] == "FLATTEN_ALL":
-        return [RiskDirective(now, "FLATTEN_ALL", 0.0, reason=reason)]
+        return [issued("FLATTEN_ALL", 0.0)]
     out = []
-    if any(h["action"] == "REDUCE_RISK_50" for h in decision["hits"]):
+    if any(h["action"] == "REDUCE_RISK_50" for h in hits):
         reduce = actions.reduce_risk_50
         out.append(
-            RiskDirective(
-                now,
+            issued(
                 "REDUCE_RISK_50",
                 reduce.position_multiplier,
                 expires_at=now + timedelta(hours=reduce.reevaluate_after_h),
-                reason=reason,
             )
         )
     days = actions.disable_sleeve.reevaluate_after_days
     out.extend(
-        RiskDirective(
-            now,
-            "DISABLE_SLEEVE",
-            0.0,
-            sleeve=s,
-            expires_at=now + timedelta(days=days),
-            reason=reason,
-        )
+        issued("DISABLE_SLEEVE", 0.0, sleeve=s, expires_at=now + timedelta(days=days))
         for s in decision["disabled_sleeves"]
     )
     return out
@@ -354,8 +377,8 @@ def record(
 ) -> Written:
     """Decision, incidents and (unless dry run) directives, in one transaction.
 
-    A directive already active for the same action and sleeve is not issued
-    again, so an hourly guard does not stack copies of one REDUCE_RISK_50.
+    A directive already open (pending, active or executed) for the same action and sleeve
+    is not issued again, so an hourly guard does not stack copies of one REDUCE_RISK_50.
     """
     from stagectl.state import directives, journal
 
@@ -393,14 +416,16 @@ def record(
         ]
         written: list[dict[str, Any]] = []
         if not dry_run:
-            active = {
+            standing = {
                 (d.action, d.sleeve)
-                for d in directives.active_directives(db, mode=history.mode, now=now)
+                for d in directives.open_directives(
+                    db, mode=history.mode, now=now, run_id=history.run_id
+                )
             }
-            for directive in _directives(decision, config, now):
-                if (directive.action, directive.sleeve) in active:
+            for directive in _directives(decision, config, now, history.mode):
+                if (directive.action, directive.sleeve) in standing:
                     continue
-                issued = replace(directive, guard_decision_id=decision_id, mode=history.mode)
+                issued = replace(directive, guard_decision_id=decision_id, run_id=history.run_id)
                 directive_id = directives.record_directive(db, issued)
                 written.append(
                     {
@@ -409,6 +434,8 @@ def record(
                         "sleeve": issued.sleeve,
                         "multiplier": issued.multiplier,
                         "expires_at": issued.expires_at,
+                        "state": issued.state.value,
+                        "confirm_by": issued.confirm_by,
                     }
                 )
     return Written(decision_id, incident_ids, written)

@@ -120,11 +120,12 @@ class Opened:
 
 
 def directive_multipliers(
-    db: StateDB, mode: Mode, symbols: Sequence[str], now: datetime
+    db: StateDB, mode: Mode, symbols: Sequence[str], now: datetime, run_id: str | None = None
 ) -> dict[str, float]:
-    """Per sleeve: the product of the mode's active directives' multipliers that apply to it."""
+    """Per sleeve: the product of the mode's active directives' multipliers that apply to it
+    (a paper directive only in the run it judged)."""
     out = dict.fromkeys(symbols, 1.0)
-    for directive in directives.active_directives(db, mode=mode, now=now):
+    for directive in directives.active_directives(db, mode=mode, now=now, run_id=run_id):
         for symbol in symbols:
             if directive.sleeve is None or directive.sleeve == symbol:
                 out[symbol] *= float(directive.multiplier)
@@ -135,7 +136,7 @@ def open_bar(ctx: LiveContext, data: StepData) -> Opened:
     """Steps 1-5 of the module docstring for the bar opening at ``data.ts``."""
     symbols = list(data.sleeves)
     state = flags.get_trading_state(ctx.db, ctx.mode).state
-    multipliers = directive_multipliers(ctx.db, ctx.mode, symbols, data.ts)
+    multipliers = directive_multipliers(ctx.db, ctx.mode, symbols, data.ts, ctx.run_id)
     equity = ctx.broker.equity()
     held = {p.symbol: p for p in ctx.broker.positions()}
     breaker_mult, fired = _breakers(ctx, data)

@@ -41,6 +41,8 @@ class TradingStatusRequest:
     """How many of the latest changes to show."""
 
     history_limit: int = HISTORY_LIMIT
+    now: datetime | None = None
+    """When the directives' states are read (None: the wall clock)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class TradingStatus:
     database_exists: bool
     states: dict[Mode, flags.TradingFlag]
     history: tuple[flags.TradingFlagChange, ...]
+    directives: tuple[dict[str, Any], ...] = ()
+    """The open risk directives (pending, active, executed), oldest first."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +79,7 @@ class TradingStatus:
                 }
                 for mode, flag in self.states.items()
             },
+            "directives": list(self.directives),
             "history": [_change_dict(change) for change in self.history],
         }
 
@@ -118,21 +123,26 @@ def run_status(request: TradingStatusRequest, *, home: Home) -> TradingStatus:
     path, history_limit = home.state_path, request.history_limit
     if not path.exists():
         return _never_set(path, False)
+    now = request.now or datetime.now(UTC)
     with open_state(path, migrate=False) as db:
         current = not db.pending_migrations()
         if current:
-            return _read_status(db, history_limit)
+            return _read_status(db, history_limit, now)
     with open_state(path) as db:
-        return _read_status(db, history_limit)
+        return _read_status(db, history_limit, now)
 
 
-def _read_status(db: StateDB, history_limit: int) -> TradingStatus:
+def _read_status(db: StateDB, history_limit: int, now: datetime) -> TradingStatus:
+    from stagectl.services.trading.directives import directive_dict
+    from stagectl.state.directives import open_directives
+
     try:
         states = flags.trading_states(db)
         history = tuple(flags.trading_state_history(db, limit=history_limit))
+        standing = tuple(directive_dict(d, now) for d in open_directives(db, mode=None, now=now))
     except DatabaseError as error:
         raise db.translate_error(error) from error
-    return TradingStatus(db.path, True, states, history)
+    return TradingStatus(db.path, True, states, history, standing)
 
 
 def run_set(
