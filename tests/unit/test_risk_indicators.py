@@ -32,7 +32,8 @@ def make_inputs(equity: list[float] | np.ndarray, **overrides: Any) -> GuardInpu
         "position_state": zeros,
         "weights": WEIGHTS,
         "funding_paid": pd.Series(0.0, index=index),
-        "slippage_bps": pd.Series(np.nan, index=index),
+        "slippage_bps_sum": pd.Series(0.0, index=index),
+        "slippage_fills": pd.Series(0.0, index=index),
     }
     for key, value in overrides.items():
         if isinstance(value, dict):
@@ -81,14 +82,27 @@ def test_daily_turnover_weights_position_changes_by_sleeve_weight() -> None:
 
 
 def test_realized_slippage_averages_the_fills_of_the_last_24_hours() -> None:
-    slippage = [np.nan] * 30
-    slippage[2], slippage[3], slippage[27] = 4.0, 6.0, 1.0
-    frame = compute_indicators(make_inputs([100.0] * 30, slippage_bps=slippage)).portfolio
-    values = frame["realized_slippage_bps"]
+    total, fills = [0.0] * 30, [0.0] * 30
+    total[2], total[3], total[27] = 4.0, 6.0, 1.0
+    fills[2], fills[3], fills[27] = 1.0, 1.0, 1.0
+    inputs = make_inputs([100.0] * 30, slippage_bps_sum=total, slippage_fills=fills)
+    values = compute_indicators(inputs).portfolio["realized_slippage_bps"]
     assert math.isnan(values.iloc[1])
     assert values.iloc[3] == pytest.approx(5.0)
     assert values.iloc[26] == pytest.approx(6.0)  # window (2h, 26h]: the fill at 3 only
     assert values.iloc[27] == pytest.approx(1.0)  # window (3h, 27h]: the fill at 27 only
+
+
+def test_realized_slippage_weighs_each_fill_the_same_whatever_its_bar() -> None:
+    # three fills of 1, 2 and 3 bps at 2h, one of 10 bps at 5h: (1 + 2 + 3 + 10) / 4,
+    # where a mean of the bars' means would give (2 + 10) / 2 = 6
+    total, fills = [0.0] * 6, [0.0] * 6
+    total[2], fills[2] = 6.0, 3.0
+    total[5], fills[5] = 10.0, 1.0
+    inputs = make_inputs([100.0] * 6, slippage_bps_sum=total, slippage_fills=fills)
+    values = compute_indicators(inputs).portfolio["realized_slippage_bps"]
+    assert values.iloc[4] == pytest.approx(2.0)
+    assert values.iloc[5] == pytest.approx(4.0)
 
 
 def test_funding_drag_is_a_day_of_funding_over_equity_in_bps() -> None:

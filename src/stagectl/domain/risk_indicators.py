@@ -4,6 +4,8 @@ Every indicator is computed at every bar from point-in-time data, so the hourly
 guard (last row) and ``--replay`` (all rows) share one definition
 (docs/risk-guard.md states each formula):
 
+Windows are time-based and end at the bar: ``(t - 24h, t]``.
+
 Portfolio
  1. ``daily_pnl_pct``: ``equity_t / equity_(t-24h) - 1``, in %.
  2. ``rolling_sharpe_20d``: ``sqrt(8760) * mean / std(ddof=1)`` of hourly returns
@@ -12,8 +14,9 @@ Portfolio
  4. ``return_30d_pct``: ``equity_t / equity_(t-30d) - 1``, in %.
  5. ``daily_turnover_pct``: ``sum |delta position_i| * w_i / sum w_i`` over the
     last 24 h, in % (positions as fractions of sleeve equity).
- 6. ``realized_slippage_bps``: mean of the fills' ``(fill - signal) / signal``
-    (signed so that adverse is positive) over the last 24 h; NaN without fills.
+ 6. ``realized_slippage_bps``: the mean over the fills of the last 24 h of each
+    fill's ``side * (fill - signal) / signal * 1e4`` (adverse positive), every fill
+    weighing the same: ``sum of the bps / number of fills``; NaN without fills.
  7. ``funding_drag_bps_per_day``: funding paid over the last 24 h / equity x 1e4.
  8. ``signal_mismatch_pct``: paper versus backtest replay, when known (NaN else).
 
@@ -56,8 +59,9 @@ class GuardInputs:
     its costs; ``sleeve_equity`` each sleeve's standalone equity; ``positions``
     the held position per sleeve (fraction of sleeve equity); ``position_state``
     the strategy's state per sleeve (-1, 0, +1 when healthy); ``funding_paid``
-    the funding paid per bar (positive: a cost); ``slippage_bps`` the mean
-    realized slippage of the bar's fills (NaN when none).
+    the funding paid per bar (positive: a cost); ``slippage_bps_sum`` the sum of
+    the realized slippage in bps of the bar's fills with a known signal price and
+    ``slippage_fills`` their number (0 when none).
     """
 
     equity: pd.Series
@@ -67,7 +71,8 @@ class GuardInputs:
     position_state: pd.DataFrame
     weights: Mapping[str, float]
     funding_paid: pd.Series
-    slippage_bps: pd.Series
+    slippage_bps_sum: pd.Series
+    slippage_fills: pd.Series
     signal_mismatch_pct: pd.Series | None = None
     periods_per_year: float = 8760.0
     bars_per_day: int = 24
@@ -105,6 +110,16 @@ def trailing_sum(series: pd.Series, window: pd.Timedelta) -> pd.Series:
     return series.fillna(0.0).rolling(window).sum()
 
 
+def trailing_mean(
+    total: pd.Series, count: pd.Series, window: pd.Timedelta, index: pd.Index
+) -> pd.Series:
+    """``sum(total) / sum(count)`` over ``(t - window, t]``: each counted item weighs
+    the same, whatever bar it fell in; NaN where the window counts none."""
+    totals = trailing_sum(total.reindex(index), window)
+    counts = trailing_sum(count.reindex(index), window)
+    return (totals / counts.where(counts > 0)).astype(float)
+
+
 def portfolio_indicators(inputs: GuardInputs) -> pd.DataFrame:
     """Indicators 1-8 at every bar."""
     equity = inputs.equity.astype(float)
@@ -131,7 +146,9 @@ def portfolio_indicators(inputs: GuardInputs) -> pd.DataFrame:
             "running_mdd_pct": drawdown_pct(equity),
             "return_30d_pct": (equity.to_numpy() / value_days_ago(equity, 30) - 1.0) * 100.0,
             "daily_turnover_pct": trailing_sum(turnover, DAY) * 100.0,
-            "realized_slippage_bps": inputs.slippage_bps.reindex(equity.index).rolling(DAY).mean(),
+            "realized_slippage_bps": trailing_mean(
+                inputs.slippage_bps_sum, inputs.slippage_fills, DAY, equity.index
+            ),
             "funding_drag_bps_per_day": trailing_sum(inputs.funding_paid, DAY) / equity * 1e4,
             "signal_mismatch_pct": mismatch,
         },
@@ -189,7 +206,8 @@ def restrict(
         positions=cut_frame(inputs.positions),
         position_state=cut_frame(inputs.position_state),
         funding_paid=cut(inputs.funding_paid),
-        slippage_bps=cut(inputs.slippage_bps),
+        slippage_bps_sum=cut(inputs.slippage_bps_sum),
+        slippage_fills=cut(inputs.slippage_fills),
         signal_mismatch_pct=None if mismatch is None else cut(mismatch),
         drawdown_resets=(),
     )

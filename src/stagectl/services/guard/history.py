@@ -15,7 +15,8 @@ What is read (docs/risk-guard.md, "Live mode"):
 - the run's ``fills`` against their signal price, which is the price of the
   fill's order (``orders.price`` by ``client_order_id``, the convention the
   paper gate and the weekly review share): ``side * (fill - signal) / signal *
-  1e4`` bps, adverse positive, averaged per hour; NaN without a known price.
+  1e4`` bps, adverse positive, summed and counted per hour (the indicator is
+  their mean over the day's fills); fills without a known price are left out.
 - ``events`` of type ``signal_check`` (payload ``{"paper": 1, "replay": 1}``):
   signal mismatch = mismatched / compared x 100 over the last 24 hours.
 """
@@ -108,18 +109,28 @@ def _hourly(values: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return per_hour.reindex(grid).ffill(), missing
 
 
-def _slippage_bps(history: History, grid: pd.DatetimeIndex) -> pd.Series:
+def _per_hour(rows: list[tuple[pd.Timestamp, float]], grid: pd.DatetimeIndex) -> pd.Series:
+    """The values summed per hour on the grid (0 where none)."""
+    if not rows:
+        return pd.Series(0.0, index=grid)
+    frame = pd.DataFrame(rows, columns=["hour", "value"])
+    return frame.groupby("hour")["value"].sum().reindex(grid, fill_value=0.0).astype(float)
+
+
+def _hour(ts: datetime) -> pd.Timestamp:
+    return pd.Timestamp(ts).floor("h")
+
+
+def _slippage(history: History, grid: pd.DatetimeIndex) -> tuple[pd.Series, pd.Series]:
+    """Per hour: the sum of the priced fills' slippage in bps, and their number."""
     rows: list[tuple[pd.Timestamp, float]] = []
     for fill, signal in zip(history.fills, history.reference_prices, strict=True):
         if signal is None:
             continue
         side = 1.0 if fill.side == "buy" else -1.0
-        hour = pd.Timestamp(fill.ts).floor("h")
-        rows.append((hour, side * (float(fill.price) - signal) / signal * 1e4))
-    if not rows:
-        return pd.Series(np.nan, index=grid, dtype=float)
-    frame = pd.DataFrame(rows, columns=["hour", "bps"]).groupby("hour")["bps"].mean()
-    return frame.reindex(grid).astype(float)
+        rows.append((_hour(fill.ts), side * (float(fill.price) - signal) / signal * 1e4))
+    counts = [(hour, 1.0) for hour, _ in rows]
+    return _per_hour(rows, grid), _per_hour(counts, grid)
 
 
 def _signal_mismatch_pct(history: History, grid: pd.DatetimeIndex) -> pd.Series:
@@ -166,6 +177,7 @@ def build_inputs(
         dtype=float,
     )
     funding_paid = funding.groupby(level=0).sum().reindex(grid, fill_value=0.0)
+    slippage_sum, slippage_fills = _slippage(history, grid)
     inputs = GuardInputs(
         equity=values["equity"].astype(float),
         sleeve_pnl=sleeve_equity.diff(),
@@ -174,7 +186,8 @@ def build_inputs(
         position_state=state,
         weights={s: config.weekly.target_weights_pct[s] / 100.0 for s in sleeves},
         funding_paid=funding_paid,
-        slippage_bps=_slippage_bps(history, grid),
+        slippage_bps_sum=slippage_sum,
+        slippage_fills=slippage_fills,
         signal_mismatch_pct=_signal_mismatch_pct(history, grid),
     )
     last = snaps[-1].ts
@@ -198,13 +211,12 @@ def _unavailable(
     sleeve_equity: pd.DataFrame, positions: pd.DataFrame, inputs: GuardInputs
 ) -> list[str]:
     notes = []
-    slippage = inputs.slippage_bps
     mismatch = inputs.signal_mismatch_pct
     if sleeve_equity.iloc[-1].isna().any():
         notes.append("sleeve equity (sleeves_json.equity): sleeve MDD and contribution")
     if positions.iloc[-1].isna().any():
         notes.append("sleeve positions (sleeves_json.position): turnover, trades, state")
-    if slippage.isna().all():
+    if not inputs.slippage_fills.any():
         notes.append("signal prices (the fills' order prices): realized slippage")
     if mismatch is None or mismatch.isna().all():
         notes.append("signal checks (events of type 'signal_check'): signal consistency")
