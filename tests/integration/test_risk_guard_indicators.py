@@ -3,14 +3,17 @@
 A hand-built 30-day run: 10,000 USD at the first bar's open (2025-01-01 00:00),
 one snapshot per bar stamped at the bar's close, ETH 54 % / SOL 46 %. In the
 last day ETH's order A fills in two parts and SOL's order B in one; ETH's
-target halves at 700 h (a circuit breaker) without any order.
+target halves at 700 h (a circuit breaker) without any order. Then a real
+30-day paper replay through run-live.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,9 +21,10 @@ from stagectl.config.home import Home
 from stagectl.domain.types import Event, Fill, Order, OrderStatus, OrderType, Side
 from stagectl.services.guard.live import LiveGuardRequest, LiveGuardResult
 from stagectl.services.guard.live import run as guard
+from stagectl.services.live import run as run_live
 from stagectl.state import journal, ledger, orders
 from stagectl.state.db import StateDB, open_state
-from stagectl.state.equity import EquitySnapshot, record_snapshots
+from stagectl.state.equity import EquitySnapshot, record_snapshots, snapshots
 from stagectl.state.runs import Run, start_run
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -115,7 +119,84 @@ def seeded(tmp_path: Path) -> Home:
     return home
 
 
+def test_turnover_is_the_traded_notional_of_the_last_24_hours_over_equity(seeded: Home) -> None:
+    indicators = _at(seeded, BARS).decision["indicators"]
+    # (1 x 2001 + 0.5 x 2004 + 10 x 99.9) / 10,000 x 100; the fill at 650 h is older
+    assert indicators["daily_turnover_pct"] == pytest.approx((2001 + 1002 + 999) / 100)
+
+
+def test_trades_count_each_filled_order_once_per_sleeve(seeded: Home) -> None:
+    indicators = _at(seeded, BARS).decision["indicators"]
+    assert indicators["trades_24h:ETHUSDT"] == 1.0  # order A, filled in two parts
+    assert indicators["trades_24h:SOLUSDT"] == 1.0
+
+
 def test_slippage_is_the_mean_over_the_fills_not_over_the_hours(seeded: Home) -> None:
     indicators = _at(seeded, BARS).decision["indicators"]
     # (5 + 20 + 10) / 3; the mean of the hours' means would be (12.5 + 10) / 2
     assert indicators["realized_slippage_bps"] == pytest.approx(35.0 / 3.0)
+
+
+def test_a_breaker_halving_without_a_fill_adds_no_turnover_and_no_trade(seeded: Home) -> None:
+    # the window (681 h, 705 h] holds the halving of ETH's target at 700 h and no fill
+    indicators = _at(seeded, 705).decision["indicators"]
+    assert indicators["daily_turnover_pct"] == 0.0
+    assert indicators["trades_24h:ETHUSDT"] == 0.0
+    assert indicators["realized_slippage_bps"] is None
+
+
+@pytest.fixture(scope="module")
+def paper_month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, str]:
+    root = tmp_path_factory.mktemp("guard-paper") / "home"
+    root.mkdir()
+    home = Home(root=root)
+    request = run_live.RunLiveRequest(
+        start=datetime(2026, 3, 1, tzinfo=UTC), end=datetime(2026, 3, 30, 23, tzinfo=UTC)
+    )
+    result = run_live.run(request, home=home)
+    assert result.status == "completed" and result.bars == 720
+    return home, result.run_id
+
+
+def _expected(db: StateDB, run_id: str, end: datetime) -> dict[str, Any]:
+    """The last day's figures straight from the state's fills, orders and snapshots."""
+    rows = snapshots(db, run_id)
+    recent = [f for f in ledger.fills(db, run_id=run_id) if end - timedelta(hours=24) < f.ts <= end]
+
+    def equity_at(ts: datetime) -> float:
+        return [s.equity for s in rows if s.ts <= ts][-1]
+
+    slips = []
+    for fill in recent:
+        order = orders.get_order(db, fill.client_order_id or "")
+        assert order is not None and order.price is not None
+        signal = float(order.price)
+        slips.append(fill.side.sign * (float(fill.price) - signal) / signal * 1e4)
+    return {
+        "rows": rows,
+        "turnover": sum(float(f.qty * f.price) / equity_at(f.ts) for f in recent) * 100,
+        "slippage": sum(slips) / len(slips) if slips else math.nan,
+        "trades": {
+            s: len({f.client_order_id for f in recent if f.symbol == s})
+            for s in ("ETHUSDT", "SOLUSDT")
+        },
+    }
+
+
+def test_a_paper_runs_turnover_trades_and_slippage_come_from_its_fills(
+    paper_month: tuple[Home, str],
+) -> None:
+    home, run_id = paper_month
+    with open_state(home.state_path) as db:
+        stamps = [f.ts for f in ledger.fills(db, run_id=run_id)]
+        # the busiest day: the 24 h ending at the fill with the most fills before it
+        end = max(stamps, key=lambda t: sum(t - timedelta(hours=24) < s <= t for s in stamps))
+        expected = _expected(db, run_id, end)
+    assert sum(expected["trades"].values()) > 2
+    indicators = guard(LiveGuardRequest(now=end, dry_run=True), home=home, env={}).decision[
+        "indicators"
+    ]
+    assert indicators["daily_turnover_pct"] == pytest.approx(expected["turnover"])
+    assert indicators["realized_slippage_bps"] == pytest.approx(expected["slippage"])
+    for sleeve, count in expected["trades"].items():
+        assert indicators[f"trades_24h:{sleeve}"] == count

@@ -104,9 +104,11 @@ class ReplayResult:
 def guard_inputs(result: BacktestResult, state: pd.DataFrame, **extra: object) -> GuardInputs:
     """The risk indicators' inputs from a backtest (``state``: unscaled positions).
 
-    A backtest trades each sleeve's position change as one fill at the bar's open:
-    each fill's slippage is its slippage cost over its traded notional, in bps (the
-    assumed slippage).
+    A backtest trades exactly its position changes, each sleeve's as one fill at the
+    bar's open: the turnover of a bar is ``sum_i w_i |delta position_i| / sum_i w_i``
+    (positions are fractions of the sleeve's ``w_i`` share of the equity before the
+    bar), each sleeve that moved is one trade, and each fill's slippage is its
+    slippage cost over its traded notional, in bps (the assumed slippage).
     """
     equity = result.equity
     equity_before = equity.shift(1).fillna(result.initial_equity)
@@ -120,9 +122,9 @@ def guard_inputs(result: BacktestResult, state: pd.DataFrame, **extra: object) -
         equity=equity,
         sleeve_pnl=sleeve_pnl,
         sleeve_equity=result.sleeve_equity,
-        positions=result.positions,
         position_state=state,
-        weights=result.weights,
+        turnover=moves.mul(weights, axis=1).sum(axis=1) / (weights.sum() or 1.0),
+        trades=(moves > 0).astype(float),
         funding_paid=result.costs["funding"],
         slippage_bps_sum=fill_bps.sum(axis=1),
         slippage_fills=slipped.sum(axis=1).astype(float),

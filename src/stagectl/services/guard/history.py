@@ -5,18 +5,27 @@ What is read (docs/risk-guard.md, "Live mode"):
 - ``equity_snapshots`` of one run, up to ``now``. Each snapshot's
   ``sleeves_json`` may hold, per sleeve symbol, ``equity`` (the sleeve's
   standalone equity), ``position`` (fraction of sleeve equity, signed) and
-  ``state`` (-1, 0, +1); a missing key makes the indicators built on it NaN
-  (their rules cannot fire, and the report lists them as unavailable).
+  ``state`` (-1, 0, +1; defaults to the sign of ``position``); a missing key
+  makes the indicators built on it NaN (their rules cannot fire, and the report
+  lists them as unavailable).
 - Snapshots go on an hourly grid: each hour keeps its last snapshot (ts floored
   to the hour). An hour without a snapshot is a gap: equity and sleeve values
   are carried forward (a flat hour) and the number of missing hours is
   reported; the last snapshot's age decides staleness.
 - the run's ``funding_payments`` (amount paid, +) summed per hour: funding drag.
-- the run's ``fills`` against their signal price, which is the price of the
-  fill's order (``orders.price`` by ``client_order_id``, the convention the
-  paper gate and the weekly review share): ``side * (fill - signal) / signal *
-  1e4`` bps, adverse positive, summed and counted per hour (the indicator is
-  their mean over the day's fills); fills without a known price are left out.
+- the run's ``fills``, each in the hour it executed:
+
+  - turnover: ``sum |qty x price|`` of the hour's fills over the equity of that
+    hour on the grid (for run-live, the snapshot stamped at the hour's start,
+    the previous bar's close: the equity the orders were sized on);
+  - trades: per sleeve, the orders that filled (by ``client_order_id``, else the
+    venue's order id, else the trade id), each counted once, in the hour of its
+    first fill: one position change executed in several fills is one trade;
+  - slippage: against the fill's signal price, which is the price of its order
+    (``orders.price`` by ``client_order_id``, the convention the paper gate and
+    the weekly review share): ``side * (fill - signal) / signal * 1e4`` bps,
+    adverse positive, summed and counted per hour; fills without a known price
+    are left out.
 - ``events`` of type ``signal_check`` (payload ``{"paper": 1, "replay": 1}``):
   signal mismatch = mismatched / compared x 100 over the last 24 hours.
 """
@@ -133,6 +142,31 @@ def _slippage(history: History, grid: pd.DatetimeIndex) -> tuple[pd.Series, pd.S
     return _per_hour(rows, grid), _per_hour(counts, grid)
 
 
+def _turnover(history: History, equity: pd.Series) -> pd.Series:
+    """Per hour: ``sum |qty x price|`` of its fills over that hour's equity on the grid."""
+    grid = pd.DatetimeIndex(equity.index)
+    rows = [(_hour(f.ts), abs(float(f.qty) * float(f.price))) for f in history.fills]
+    return (_per_hour(rows, grid) / equity).fillna(0.0)
+
+
+def _order_key(fill: Any) -> str:
+    return str(fill.client_order_id or fill.order_id or f"trade:{fill.trade_id}")
+
+
+def _trades(history: History, sleeves: list[str], grid: pd.DatetimeIndex) -> pd.DataFrame:
+    """Per hour and sleeve: the orders that filled, each in the hour of its first fill."""
+    first: dict[str, tuple[pd.Timestamp, str]] = {}
+    for fill in history.fills:  # in time order
+        first.setdefault(_order_key(fill), (_hour(fill.ts), fill.symbol))
+    return pd.DataFrame(
+        {
+            sleeve: _per_hour([(h, 1.0) for h, s in first.values() if s == sleeve], grid)
+            for sleeve in sleeves
+        },
+        index=grid,
+    )
+
+
 def _signal_mismatch_pct(history: History, grid: pd.DatetimeIndex) -> pd.Series:
     """Mismatched / compared signal checks over the trailing 24 hours, in %; NaN if none."""
     rows: list[tuple[pd.Timestamp, float]] = []
@@ -167,6 +201,7 @@ def build_inputs(
     def by_sleeve(key: str) -> pd.DataFrame:
         return pd.DataFrame({s: values[f"{s}:{key}"] for s in sleeves}, index=grid)
 
+    equity = values["equity"].astype(float)
     sleeve_equity = by_sleeve("equity")
     positions = by_sleeve("position")
     state = by_sleeve("state")
@@ -179,12 +214,12 @@ def build_inputs(
     funding_paid = funding.groupby(level=0).sum().reindex(grid, fill_value=0.0)
     slippage_sum, slippage_fills = _slippage(history, grid)
     inputs = GuardInputs(
-        equity=values["equity"].astype(float),
+        equity=equity,
         sleeve_pnl=sleeve_equity.diff(),
         sleeve_equity=sleeve_equity,
-        positions=positions,
         position_state=state,
-        weights={s: config.weekly.target_weights_pct[s] / 100.0 for s in sleeves},
+        turnover=_turnover(history, equity),
+        trades=_trades(history, sleeves, grid),
         funding_paid=funding_paid,
         slippage_bps_sum=slippage_sum,
         slippage_fills=slippage_fills,
@@ -202,20 +237,20 @@ def build_inputs(
         "fills": len(history.fills),
         "funding_payments": len(history.funding),
         "signal_checks": len(history.signal_checks),
-        "unavailable": _unavailable(sleeve_equity, positions, inputs),
+        "unavailable": _unavailable(sleeve_equity, state, inputs),
     }
     return inputs, data
 
 
 def _unavailable(
-    sleeve_equity: pd.DataFrame, positions: pd.DataFrame, inputs: GuardInputs
+    sleeve_equity: pd.DataFrame, state: pd.DataFrame, inputs: GuardInputs
 ) -> list[str]:
     notes = []
     mismatch = inputs.signal_mismatch_pct
     if sleeve_equity.iloc[-1].isna().any():
         notes.append("sleeve equity (sleeves_json.equity): sleeve MDD and contribution")
-    if positions.iloc[-1].isna().any():
-        notes.append("sleeve positions (sleeves_json.position): turnover, trades, state")
+    if state.iloc[-1].isna().any():
+        notes.append("sleeve states (sleeves_json.state or position): position state")
     if not inputs.slippage_fills.any():
         notes.append("signal prices (the fills' order prices): realized slippage")
     if mismatch is None or mismatch.isna().all():
