@@ -145,6 +145,26 @@ def test_a_breaker_halving_without_a_fill_adds_no_turnover_and_no_trade(seeded: 
     assert indicators["realized_slippage_bps"] is None
 
 
+def test_the_initial_equity_makes_the_30_day_figures_defined_on_day_30(seeded: Home) -> None:
+    result = _at(seeded, BARS)
+    indicators = result.decision["indicators"]
+    assert indicators["return_30d_pct"] == pytest.approx(2.5)  # 10,250 / 10,000 - 1
+    # ETH: (5,650 - 0.54 x 10,000) / 10,000; SOL unchanged from 0.46 x 10,000
+    assert indicators["sleeve_contribution_30d_pct:ETHUSDT"] == pytest.approx(2.5)
+    assert indicators["sleeve_contribution_30d_pct:SOLUSDT"] == pytest.approx(0.0)
+    assert result.data["run_start"] == T0
+    assert result.data["initial_equity"] == 10_000.0
+    assert (result.data["hours"], result.data["missing_hours"]) == (BARS + 1, 0)
+
+
+def test_a_run_without_a_recorded_start_has_no_30_day_figures_on_day_30(tmp_path: Path) -> None:
+    home = Home(root=tmp_path)
+    _seed(home.state_path, started=False)
+    result = _at(home, BARS)
+    assert result.decision["indicators"]["return_30d_pct"] is None
+    assert result.data["run_start"] is None
+
+
 @pytest.fixture(scope="module")
 def paper_month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, str]:
     root = tmp_path_factory.mktemp("guard-paper") / "home"
@@ -181,6 +201,23 @@ def _expected(db: StateDB, run_id: str, end: datetime) -> dict[str, Any]:
             for s in ("ETHUSDT", "SOLUSDT")
         },
     }
+
+
+def test_a_thirty_day_paper_run_has_its_30_day_figures_at_its_end(
+    paper_month: tuple[Home, str],
+) -> None:
+    home, run_id = paper_month
+    with open_state(home.state_path) as db:
+        rows = snapshots(db, run_id)
+    end = rows[-1].ts
+    assert end - (rows[0].ts - timedelta(hours=1)) == timedelta(days=30)
+    indicators = guard(LiveGuardRequest(now=end, dry_run=True), home=home, env={}).decision[
+        "indicators"
+    ]
+    assert indicators["return_30d_pct"] == pytest.approx((rows[-1].equity / 10_000.0 - 1) * 100)
+    for sleeve, weight in (("ETHUSDT", 0.54), ("SOLUSDT", 0.46)):
+        pnl = rows[-1].sleeves[sleeve]["equity"] - weight * 10_000.0
+        assert indicators[f"sleeve_contribution_30d_pct:{sleeve}"] == pytest.approx(pnl / 100.0)
 
 
 def test_a_paper_runs_turnover_trades_and_slippage_come_from_its_fills(

@@ -156,6 +156,26 @@ def test_trades_24h_counts_the_sleeves_trades_of_the_last_24_hours() -> None:
     assert (frames["SOLUSDT"]["trades_24h"] == 0.0).all()
 
 
+def test_the_30_day_indicators_are_defined_30_days_after_the_first_point() -> None:
+    # the first point is the run's initial equity at its first bar's open
+    n = 30 * 24 + 1
+    equity = np.full(n, 10_000.0)
+    equity[-1] = 10_300.0
+    sleeve_equity = {"ETHUSDT": np.full(n, 5_400.0), "SOLUSDT": np.full(n, 4_600.0)}
+    sleeve_equity["ETHUSDT"][-1] = 5_700.0
+    inputs = make_inputs(
+        equity,
+        sleeve_equity=sleeve_equity,
+        sleeve_pnl={s: np.diff(v, prepend=np.nan) for s, v in sleeve_equity.items()},
+    )
+    frames = compute_indicators(inputs)
+    assert frames.portfolio["return_30d_pct"].iloc[-1] == pytest.approx(3.0)
+    assert math.isnan(frames.portfolio["return_30d_pct"].iloc[-2])
+    contribution = frames.sleeves["ETHUSDT"]["sleeve_contribution_30d_pct"]
+    assert contribution.iloc[-1] == pytest.approx(300.0 / 10_000.0 * 100.0)
+    assert frames.sleeves["SOLUSDT"]["sleeve_contribution_30d_pct"].iloc[-1] == 0.0
+
+
 def test_a_restart_starts_a_new_epoch_for_every_indicator() -> None:
     equity = [100.0, 80.0, 80.0, 90.0]
     index = pd.date_range("2025-01-01", periods=4, freq="h", tz="UTC")

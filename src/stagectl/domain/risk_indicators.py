@@ -29,6 +29,10 @@ Sleeve
 12. ``trades_24h``: the sleeve's trades over the last 24 h (``GuardInputs.trades``:
     executions of position changes, not target changes).
 
+The 30-day indicators need an equity at or before ``t - 30d``: the live guard
+starts a run's inputs with its initial equity at its first bar's open
+(``services.guard.history``), so they are defined from day 30 of the run on.
+
 A restart after FLATTEN_ALL (``drawdown_resets``) starts a new epoch: every
 indicator is computed from the bars since the restart only, so the losses that
 caused the flatten and the flat days after it are not held against the restarted
@@ -57,8 +61,9 @@ DAY = pd.Timedelta(days=1)
 class GuardInputs:
     """Point-in-time series the indicators are computed from (one row per bar).
 
-    ``equity`` is the portfolio equity; ``sleeve_pnl`` each sleeve's PnL per bar
-    in the equity's currency, net of its costs; ``sleeve_equity`` each sleeve's
+    ``equity`` is the portfolio equity (live, a run's first row is its initial
+    equity at its first bar's open); ``sleeve_pnl`` each sleeve's PnL per bar in the
+    equity's currency, net of its costs; ``sleeve_equity`` each sleeve's
     standalone equity; ``position_state`` the strategy's state per sleeve (-1, 0,
     +1 when healthy); ``turnover`` the notional traded in the bar, ``sum |qty x
     price|``, as a fraction of the equity it traded from (0 when nothing traded);

@@ -8,6 +8,12 @@ What is read (docs/risk-guard.md, "Live mode"):
   ``state`` (-1, 0, +1; defaults to the sign of ``position``); a missing key
   makes the indicators built on it NaN (their rules cannot fire, and the report
   lists them as unavailable).
+- the run's start: the ``initial_equity`` of its ``RUN_STARTED`` event (run-live
+  records it). The initial equity, and each sleeve's ``weight x initial equity``,
+  are the first point of the curves, stamped at the first bar's open: one bar
+  (the median snapshot spacing, 1 h for a single snapshot) before the first
+  snapshot, which is stamped at that bar's close. So the 30-day return and
+  contribution are defined from day 30 of the run, and the first bar's PnL counts.
 - Snapshots go on an hourly grid: each hour keeps its last snapshot (ts floored
   to the hour). An hour without a snapshot is a gap: equity and sleeve values
   are carried forward (a flat hour) and the number of missing hours is
@@ -50,6 +56,7 @@ from stagectl.state.equity import EquitySnapshot
 
 HOUR = pd.Timedelta(hours=1)
 RECENT_FILLS = timedelta(hours=24)
+RUN_STARTED_EVENT = "RUN_STARTED"  # written by run-live with the run's parameters
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class History:
     reference_prices: list[float | None]
     funding: list[Any]
     signal_checks: list[Any]
+    initial_equity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,8 @@ def read_history(
     best = equity.snapshots(db, run.run_id, end=_until(now))
     if not best:
         return None
-    start, end = best[0].ts - timedelta(hours=1), _until(now)
+    start = min(best[0].ts - timedelta(hours=1), _first_bar_open(best))
+    end = _until(now)
     fills = evidence.run_fills(db, run.run_id, start, end)
     return History(
         run_id=run.run_id,
@@ -101,7 +110,30 @@ def read_history(
         signal_checks=journal.events(
             db, event_type=evidence.SIGNAL_CHECK_EVENT, start=start, end=end
         ),
+        initial_equity=_initial_equity(db, run.run_id),
     )
+
+
+def _initial_equity(db: StateDB, run_id: str) -> float | None:
+    """The ``initial_equity`` of the run's ``RUN_STARTED`` event; None when not recorded."""
+    from stagectl.state import journal
+
+    started = journal.events(db, run_id=run_id, event_type=RUN_STARTED_EVENT, limit=1)
+    value = (started[0].payload or {}).get("initial_equity") if started else None
+    try:
+        equity = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
+        return None
+    return equity if math.isfinite(equity) and equity > 0 else None
+
+
+def _first_bar_open(snapshots: list[EquitySnapshot]) -> datetime:
+    """One bar before the first snapshot (stamped at the first bar's close); a bar is
+    the median snapshot spacing, one hour for a single snapshot."""
+    stamps = pd.DatetimeIndex([pd.Timestamp(s.ts) for s in snapshots])
+    spacing = pd.Series(stamps).diff().dropna()
+    bar = spacing.median() if len(spacing) else HOUR
+    return (stamps[0] - bar).to_pydatetime()
 
 
 def _sleeve_value(snapshot: EquitySnapshot, sleeve: str, key: str) -> float:
@@ -184,12 +216,29 @@ def _signal_mismatch_pct(history: History, grid: pd.DatetimeIndex) -> pd.Series:
     return (mismatched / seen.where(seen > 0) * 100.0).astype(float)
 
 
+def _initial_snapshot(history: History, weights: dict[str, float]) -> EquitySnapshot | None:
+    """The run's initial equity at its first bar's open, flat; None when not recorded."""
+    initial = history.initial_equity
+    if initial is None:
+        return None
+    return EquitySnapshot(
+        history.run_id,
+        _first_bar_open(history.snapshots),
+        initial,
+        sleeves={
+            s: {"equity": w * initial, "position": 0.0, "state": 0} for s, w in weights.items()
+        },
+    )
+
+
 def build_inputs(
     history: History, config: RiskGuardConfig, *, now: datetime
 ) -> tuple[GuardInputs, dict[str, Any]]:
     """GuardInputs on the hourly grid, and a description of the data used."""
     sleeves = list(config.weekly.target_weights_pct)
-    snaps = history.snapshots
+    weights = {s: config.weekly.target_weights_pct[s] / 100.0 for s in sleeves}
+    initial = _initial_snapshot(history, weights)
+    snaps = [initial, *history.snapshots] if initial is not None else history.snapshots
     index = pd.DatetimeIndex([pd.Timestamp(s.ts) for s in snaps])
     columns: dict[str, list[float]] = {"equity": [s.equity for s in snaps]}
     for sleeve in sleeves:
@@ -225,12 +274,14 @@ def build_inputs(
         slippage_fills=slippage_fills,
         signal_mismatch_pct=_signal_mismatch_pct(history, grid),
     )
-    last = snaps[-1].ts
+    first, last = history.snapshots[0].ts, history.snapshots[-1].ts
     data = {
         "run_id": history.run_id,
-        "first_snapshot": snaps[0].ts,
+        "run_start": None if initial is None else initial.ts,
+        "initial_equity": history.initial_equity,
+        "first_snapshot": first,
         "last_snapshot": last,
-        "snapshots": len(snaps),
+        "snapshots": len(history.snapshots),
         "hours": len(grid),
         "missing_hours": missing,
         "last_snapshot_age_min": round((now - last).total_seconds() / 60.0, 1),
