@@ -17,22 +17,23 @@ from stagectl.domain.risk_indicators import (
 )
 
 SLEEVES = ("ETHUSDT", "SOLUSDT")
-WEIGHTS = {"ETHUSDT": 0.54, "SOLUSDT": 0.46}
 
 
 def make_inputs(equity: list[float] | np.ndarray, **overrides: Any) -> GuardInputs:
     n = len(equity)
     index = pd.date_range("2025-01-01", periods=n, freq="h", tz="UTC")
     zeros = pd.DataFrame(0.0, index=index, columns=list(SLEEVES))
+    nothing = pd.Series(0.0, index=index)
     fields: dict[str, Any] = {
         "equity": pd.Series(equity, index=index, dtype=float),
         "sleeve_pnl": zeros,
         "sleeve_equity": pd.DataFrame(100.0, index=index, columns=list(SLEEVES)),
-        "positions": zeros,
         "position_state": zeros,
-        "weights": WEIGHTS,
-        "funding_paid": pd.Series(0.0, index=index),
-        "slippage_bps": pd.Series(np.nan, index=index),
+        "turnover": nothing,
+        "trades": zeros,
+        "funding_paid": nothing,
+        "slippage_bps_sum": nothing,
+        "slippage_fills": nothing,
     }
     for key, value in overrides.items():
         if isinstance(value, dict):
@@ -73,22 +74,40 @@ def test_return_30d_uses_the_last_equity_at_or_before_30_days_ago() -> None:
     assert math.isnan(frame["return_30d_pct"].iloc[-2])
 
 
-def test_daily_turnover_weights_position_changes_by_sleeve_weight() -> None:
-    # ETH goes long at bar 1 and flat at bar 3; SOL goes short at bar 2
-    positions = {"ETHUSDT": [0.0, 1.0, 1.0, 0.0], "SOLUSDT": [0.0, 0.0, -1.0, -1.0]}
-    frame = compute_indicators(make_inputs([100.0] * 4, positions=positions)).portfolio
-    assert frame["daily_turnover_pct"].tolist() == pytest.approx([0.0, 54.0, 100.0, 154.0])
+def test_daily_turnover_sums_the_traded_notional_over_equity_of_the_last_24_hours() -> None:
+    # 540 and 460 USD traded at 1h on 10,000 USD, 100 USD at 3h, 250 USD at 25h
+    turnover = [0.0] * 26
+    turnover[1], turnover[3], turnover[25] = 0.1, 0.01, 0.025
+    frame = compute_indicators(make_inputs([10_000.0] * 26, turnover=turnover)).portfolio
+    values = frame["daily_turnover_pct"]
+    assert values.iloc[0] == 0.0
+    assert values.iloc[3] == pytest.approx(11.0)
+    assert values.iloc[24] == pytest.approx(11.0)  # window (0h, 24h]
+    assert values.iloc[25] == pytest.approx(3.5)  # window (1h, 25h]: 1 % + 2.5 %
 
 
 def test_realized_slippage_averages_the_fills_of_the_last_24_hours() -> None:
-    slippage = [np.nan] * 30
-    slippage[2], slippage[3], slippage[27] = 4.0, 6.0, 1.0
-    frame = compute_indicators(make_inputs([100.0] * 30, slippage_bps=slippage)).portfolio
-    values = frame["realized_slippage_bps"]
+    total, fills = [0.0] * 30, [0.0] * 30
+    total[2], total[3], total[27] = 4.0, 6.0, 1.0
+    fills[2], fills[3], fills[27] = 1.0, 1.0, 1.0
+    inputs = make_inputs([100.0] * 30, slippage_bps_sum=total, slippage_fills=fills)
+    values = compute_indicators(inputs).portfolio["realized_slippage_bps"]
     assert math.isnan(values.iloc[1])
     assert values.iloc[3] == pytest.approx(5.0)
     assert values.iloc[26] == pytest.approx(6.0)  # window (2h, 26h]: the fill at 3 only
     assert values.iloc[27] == pytest.approx(1.0)  # window (3h, 27h]: the fill at 27 only
+
+
+def test_realized_slippage_weighs_each_fill_the_same_whatever_its_bar() -> None:
+    # three fills of 1, 2 and 3 bps at 2h, one of 10 bps at 5h: (1 + 2 + 3 + 10) / 4,
+    # where a mean of the bars' means would give (2 + 10) / 2 = 6
+    total, fills = [0.0] * 6, [0.0] * 6
+    total[2], fills[2] = 6.0, 3.0
+    total[5], fills[5] = 10.0, 1.0
+    inputs = make_inputs([100.0] * 6, slippage_bps_sum=total, slippage_fills=fills)
+    values = compute_indicators(inputs).portfolio["realized_slippage_bps"]
+    assert values.iloc[4] == pytest.approx(2.0)
+    assert values.iloc[5] == pytest.approx(4.0)
 
 
 def test_funding_drag_is_a_day_of_funding_over_equity_in_bps() -> None:
@@ -106,7 +125,7 @@ def test_signal_mismatch_is_passed_through_and_unknown_is_nan() -> None:
     assert unknown.isna().all()
 
 
-def test_sleeve_mdd_contribution_state_and_trades() -> None:
+def test_sleeve_mdd_contribution_and_state() -> None:
     n = 30 * 24 + 2
     sleeve_equity = {"ETHUSDT": np.full(n, 54.0), "SOLUSDT": np.full(n, 46.0)}
     sleeve_equity["SOLUSDT"][-1] = 36.8  # 20 % below its peak
@@ -118,14 +137,43 @@ def test_sleeve_mdd_contribution_state_and_trades() -> None:
         np.full(n, 100.0),
         sleeve_equity=sleeve_equity,
         sleeve_pnl=pnl,
-        positions={"ETHUSDT": flips, "SOLUSDT": np.zeros(n)},
         position_state={"ETHUSDT": flips, "SOLUSDT": np.full(n, 2.0)},
     )
     frames = compute_indicators(inputs).sleeves
     assert frames["SOLUSDT"]["sleeve_mdd_pct"].iloc[-1] == pytest.approx(20.0)
     assert frames["SOLUSDT"]["sleeve_contribution_30d_pct"].iloc[-1] == pytest.approx(-9.2)
     assert frames["SOLUSDT"]["position_state"].iloc[-1] == 2.0
-    assert frames["ETHUSDT"]["trades_24h"].iloc[-1] == 8.0
+
+
+def test_trades_24h_counts_the_sleeves_trades_of_the_last_24_hours() -> None:
+    trades = np.zeros(30)
+    trades[[2, 10, 11, 29]] = [2.0, 1.0, 1.0, 1.0]  # two orders filled at 2h
+    inputs = make_inputs(np.full(30, 100.0), trades={"ETHUSDT": trades, "SOLUSDT": np.zeros(30)})
+    frames = compute_indicators(inputs).sleeves
+    assert frames["ETHUSDT"]["trades_24h"].iloc[25] == 4.0  # window (1h, 25h]
+    assert frames["ETHUSDT"]["trades_24h"].iloc[26] == 2.0  # 2h left the window
+    assert frames["ETHUSDT"]["trades_24h"].iloc[29] == 3.0
+    assert (frames["SOLUSDT"]["trades_24h"] == 0.0).all()
+
+
+def test_the_30_day_indicators_are_defined_30_days_after_the_first_point() -> None:
+    # the first point is the run's initial equity at its first bar's open
+    n = 30 * 24 + 1
+    equity = np.full(n, 10_000.0)
+    equity[-1] = 10_300.0
+    sleeve_equity = {"ETHUSDT": np.full(n, 5_400.0), "SOLUSDT": np.full(n, 4_600.0)}
+    sleeve_equity["ETHUSDT"][-1] = 5_700.0
+    inputs = make_inputs(
+        equity,
+        sleeve_equity=sleeve_equity,
+        sleeve_pnl={s: np.diff(v, prepend=np.nan) for s, v in sleeve_equity.items()},
+    )
+    frames = compute_indicators(inputs)
+    assert frames.portfolio["return_30d_pct"].iloc[-1] == pytest.approx(3.0)
+    assert math.isnan(frames.portfolio["return_30d_pct"].iloc[-2])
+    contribution = frames.sleeves["ETHUSDT"]["sleeve_contribution_30d_pct"]
+    assert contribution.iloc[-1] == pytest.approx(300.0 / 10_000.0 * 100.0)
+    assert frames.sleeves["SOLUSDT"]["sleeve_contribution_30d_pct"].iloc[-1] == 0.0
 
 
 def test_a_restart_starts_a_new_epoch_for_every_indicator() -> None:

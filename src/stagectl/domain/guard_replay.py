@@ -102,28 +102,32 @@ class ReplayResult:
 
 
 def guard_inputs(result: BacktestResult, state: pd.DataFrame, **extra: object) -> GuardInputs:
-    """The risk indicators' inputs from a backtest (``state``: unscaled positions)."""
+    """The risk indicators' inputs from a backtest (``state``: unscaled positions).
+
+    A backtest trades exactly its position changes, each sleeve's as one fill at the
+    bar's open: the turnover of a bar is ``sum_i w_i |delta position_i| / sum_i w_i``
+    (positions are fractions of the sleeve's ``w_i`` share of the equity before the
+    bar), each sleeve that moved is one trade, and each fill's slippage is its
+    slippage cost over its traded notional, in bps (the assumed slippage).
+    """
     equity = result.equity
     equity_before = equity.shift(1).fillna(result.initial_equity)
     sleeve_pnl = result.sleeve_contribution.mul(equity_before, axis=0)
-    traded = result.positions.diff().abs().fillna(result.positions.abs()).sum(axis=1) > 0
-    slippage = (result.sleeve_slippage.sum(axis=1) > 0) & traded
-    cost_bps = (
-        result.sleeve_slippage.sum(axis=1)
-        / (result.sleeve_turnover.mul(pd.Series(result.weights)).sum(axis=1) * equity_before).where(
-            slippage
-        )
-        * 1e4
-    )
+    moves = result.positions.diff().abs().fillna(result.positions.abs())
+    weights = pd.Series(result.weights).reindex(moves.columns)
+    notional = result.sleeve_turnover.mul(weights, axis=1).mul(equity_before, axis=0)
+    slipped = (moves > 0) & (result.sleeve_slippage > 0) & (notional > 0)
+    fill_bps = (result.sleeve_slippage / notional.where(slipped) * 1e4).fillna(0.0)
     return GuardInputs(
         equity=equity,
         sleeve_pnl=sleeve_pnl,
         sleeve_equity=result.sleeve_equity,
-        positions=result.positions,
         position_state=state,
-        weights=result.weights,
+        turnover=moves.mul(weights, axis=1).sum(axis=1) / (weights.sum() or 1.0),
+        trades=(moves > 0).astype(float),
         funding_paid=result.costs["funding"],
-        slippage_bps=cost_bps,
+        slippage_bps_sum=fill_bps.sum(axis=1),
+        slippage_fills=slipped.sum(axis=1).astype(float),
         **extra,  # type: ignore[arg-type]
     )
 

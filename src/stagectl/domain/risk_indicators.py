@@ -4,16 +4,20 @@ Every indicator is computed at every bar from point-in-time data, so the hourly
 guard (last row) and ``--replay`` (all rows) share one definition
 (docs/risk-guard.md states each formula):
 
+Windows are time-based and end at the bar: ``(t - 24h, t]``.
+
 Portfolio
  1. ``daily_pnl_pct``: ``equity_t / equity_(t-24h) - 1``, in %.
  2. ``rolling_sharpe_20d``: ``sqrt(8760) * mean / std(ddof=1)`` of hourly returns
     over the last 20 days (NaN until 480 returns exist).
  3. ``running_mdd_pct``: ``(peak - equity) / peak``, in %, with the running peak.
  4. ``return_30d_pct``: ``equity_t / equity_(t-30d) - 1``, in %.
- 5. ``daily_turnover_pct``: ``sum |delta position_i| * w_i / sum w_i`` over the
-    last 24 h, in % (positions as fractions of sleeve equity).
- 6. ``realized_slippage_bps``: mean of the fills' ``(fill - signal) / signal``
-    (signed so that adverse is positive) over the last 24 h; NaN without fills.
+ 5. ``daily_turnover_pct``: the sum over the last 24 h of each bar's traded
+    notional as a fraction of the equity it traded from (``GuardInputs.turnover``),
+    in %: what traded, not what the targets asked for.
+ 6. ``realized_slippage_bps``: the mean over the fills of the last 24 h of each
+    fill's ``side * (fill - signal) / signal * 1e4`` (adverse positive), every fill
+    weighing the same: ``sum of the bps / number of fills``; NaN without fills.
  7. ``funding_drag_bps_per_day``: funding paid over the last 24 h / equity x 1e4.
  8. ``signal_mismatch_pct``: paper versus backtest replay, when known (NaN else).
 
@@ -22,7 +26,12 @@ Sleeve
 10. ``sleeve_contribution_30d_pct``: the sleeve's PnL over 30 days / portfolio
     equity 30 days ago, in %.
 11. ``position_state``: the strategy's position state of the sleeve.
-12. ``trades_24h``: position changes of the sleeve over the last 24 h.
+12. ``trades_24h``: the sleeve's trades over the last 24 h (``GuardInputs.trades``:
+    executions of position changes, not target changes).
+
+The 30-day indicators need an equity at or before ``t - 30d``: the live guard
+starts a run's inputs with its initial equity at its first bar's open
+(``services.guard.history``), so they are defined from day 30 of the run on.
 
 A restart after FLATTEN_ALL (``drawdown_resets``) starts a new epoch: every
 indicator is computed from the bars since the restart only, so the losses that
@@ -52,22 +61,28 @@ DAY = pd.Timedelta(days=1)
 class GuardInputs:
     """Point-in-time series the indicators are computed from (one row per bar).
 
-    ``sleeve_pnl`` is each sleeve's PnL per bar in the equity's currency, net of
-    its costs; ``sleeve_equity`` each sleeve's standalone equity; ``positions``
-    the held position per sleeve (fraction of sleeve equity); ``position_state``
-    the strategy's state per sleeve (-1, 0, +1 when healthy); ``funding_paid``
-    the funding paid per bar (positive: a cost); ``slippage_bps`` the mean
-    realized slippage of the bar's fills (NaN when none).
+    ``equity`` is the portfolio equity (live, a run's first row is its initial
+    equity at its first bar's open); ``sleeve_pnl`` each sleeve's PnL per bar in the
+    equity's currency, net of its costs; ``sleeve_equity`` each sleeve's
+    standalone equity; ``position_state`` the strategy's state per sleeve (-1, 0,
+    +1 when healthy); ``turnover`` the notional traded in the bar, ``sum |qty x
+    price|``, as a fraction of the equity it traded from (0 when nothing traded);
+    ``trades`` the number of trades per bar and sleeve (executions that change
+    its position); ``funding_paid`` the funding paid per bar (positive: a cost);
+    ``slippage_bps_sum`` the sum of the realized slippage in bps of the bar's
+    fills with a known signal price and ``slippage_fills`` their number (0 when
+    none).
     """
 
     equity: pd.Series
     sleeve_pnl: pd.DataFrame
     sleeve_equity: pd.DataFrame
-    positions: pd.DataFrame
     position_state: pd.DataFrame
-    weights: Mapping[str, float]
+    turnover: pd.Series
+    trades: pd.DataFrame
     funding_paid: pd.Series
-    slippage_bps: pd.Series
+    slippage_bps_sum: pd.Series
+    slippage_fills: pd.Series
     signal_mismatch_pct: pd.Series | None = None
     periods_per_year: float = 8760.0
     bars_per_day: int = 24
@@ -105,15 +120,22 @@ def trailing_sum(series: pd.Series, window: pd.Timedelta) -> pd.Series:
     return series.fillna(0.0).rolling(window).sum()
 
 
+def trailing_mean(
+    total: pd.Series, count: pd.Series, window: pd.Timedelta, index: pd.Index
+) -> pd.Series:
+    """``sum(total) / sum(count)`` over ``(t - window, t]``: each counted item weighs
+    the same, whatever bar it fell in; NaN where the window counts none."""
+    totals = trailing_sum(total.reindex(index), window)
+    counts = trailing_sum(count.reindex(index), window)
+    return (totals / counts.where(counts > 0)).astype(float)
+
+
 def portfolio_indicators(inputs: GuardInputs) -> pd.DataFrame:
     """Indicators 1-8 at every bar."""
     equity = inputs.equity.astype(float)
     # The first bar has no return: NaN, so the 20-day window needs 480 real returns.
     returns = equity.pct_change()
-    weights = np.array([inputs.weights[s] for s in inputs.positions.columns])
-    weight_sum = weights.sum() or 1.0
-    moves = inputs.positions.diff().abs().fillna(inputs.positions.abs())
-    turnover = pd.Series(moves.to_numpy() @ weights / weight_sum, index=equity.index)
+    turnover = inputs.turnover.reindex(equity.index)
     mismatch = (
         inputs.signal_mismatch_pct.reindex(equity.index)
         if inputs.signal_mismatch_pct is not None
@@ -131,7 +153,9 @@ def portfolio_indicators(inputs: GuardInputs) -> pd.DataFrame:
             "running_mdd_pct": drawdown_pct(equity),
             "return_30d_pct": (equity.to_numpy() / value_days_ago(equity, 30) - 1.0) * 100.0,
             "daily_turnover_pct": trailing_sum(turnover, DAY) * 100.0,
-            "realized_slippage_bps": inputs.slippage_bps.reindex(equity.index).rolling(DAY).mean(),
+            "realized_slippage_bps": trailing_mean(
+                inputs.slippage_bps_sum, inputs.slippage_fills, DAY, equity.index
+            ),
             "funding_drag_bps_per_day": trailing_sum(inputs.funding_paid, DAY) / equity * 1e4,
             "signal_mismatch_pct": mismatch,
         },
@@ -145,8 +169,6 @@ def sleeve_indicators(inputs: GuardInputs, sleeve: str) -> pd.DataFrame:
     cumulative_pnl = inputs.sleeve_pnl[sleeve].fillna(0.0).cumsum()
     pnl_30d = cumulative_pnl.to_numpy() - np.nan_to_num(value_days_ago(cumulative_pnl, 30))
     base = value_days_ago(equity, 30)
-    position = inputs.positions[sleeve]
-    changed = (position.diff().fillna(position) != 0).astype(float)
     return pd.DataFrame(
         {
             "sleeve_mdd_pct": drawdown_pct(
@@ -154,7 +176,7 @@ def sleeve_indicators(inputs: GuardInputs, sleeve: str) -> pd.DataFrame:
             ),
             "sleeve_contribution_30d_pct": pnl_30d / base * 100.0,
             "position_state": inputs.position_state[sleeve].astype(float),
-            "trades_24h": trailing_sum(changed, DAY),
+            "trades_24h": trailing_sum(inputs.trades[sleeve].reindex(equity.index), DAY),
         },
         index=equity.index,
     )
@@ -186,10 +208,12 @@ def restrict(
         equity=cut(inputs.equity),
         sleeve_pnl=cut_frame(inputs.sleeve_pnl),
         sleeve_equity=cut_frame(inputs.sleeve_equity),
-        positions=cut_frame(inputs.positions),
         position_state=cut_frame(inputs.position_state),
+        turnover=cut(inputs.turnover),
+        trades=cut_frame(inputs.trades),
         funding_paid=cut(inputs.funding_paid),
-        slippage_bps=cut(inputs.slippage_bps),
+        slippage_bps_sum=cut(inputs.slippage_bps_sum),
+        slippage_fills=cut(inputs.slippage_fills),
         signal_mismatch_pct=None if mismatch is None else cut(mismatch),
         drawdown_resets=(),
     )
@@ -200,7 +224,7 @@ def compute_indicators(inputs: GuardInputs) -> IndicatorFrames:
     bounds: list[pd.Timestamp | None] = [None, *sorted(inputs.drawdown_resets), None]
     epochs = [restrict(inputs, start, end) for start, end in itertools.pairwise(bounds)]
     epochs = [e for e in epochs if len(e.equity)] or [inputs]
-    sleeves = list(inputs.positions.columns)
+    sleeves = list(inputs.sleeve_equity.columns)
     return IndicatorFrames(
         portfolio=pd.concat([portfolio_indicators(e) for e in epochs]),
         sleeves={s: pd.concat([sleeve_indicators(e, s) for e in epochs]) for s in sleeves},

@@ -5,17 +5,33 @@ What is read (docs/risk-guard.md, "Live mode"):
 - ``equity_snapshots`` of one run, up to ``now``. Each snapshot's
   ``sleeves_json`` may hold, per sleeve symbol, ``equity`` (the sleeve's
   standalone equity), ``position`` (fraction of sleeve equity, signed) and
-  ``state`` (-1, 0, +1); a missing key makes the indicators built on it NaN
-  (their rules cannot fire, and the report lists them as unavailable).
+  ``state`` (-1, 0, +1; defaults to the sign of ``position``); a missing key
+  makes the indicators built on it NaN (their rules cannot fire, and the report
+  lists them as unavailable).
+- the run's start: the ``initial_equity`` of its ``RUN_STARTED`` event (run-live
+  records it). The initial equity, and each sleeve's ``weight x initial equity``,
+  are the first point of the curves, stamped at the first bar's open: one bar
+  (the median snapshot spacing, 1 h for a single snapshot) before the first
+  snapshot, which is stamped at that bar's close. So the 30-day return and
+  contribution are defined from day 30 of the run, and the first bar's PnL counts.
 - Snapshots go on an hourly grid: each hour keeps its last snapshot (ts floored
   to the hour). An hour without a snapshot is a gap: equity and sleeve values
   are carried forward (a flat hour) and the number of missing hours is
   reported; the last snapshot's age decides staleness.
 - the run's ``funding_payments`` (amount paid, +) summed per hour: funding drag.
-- the run's ``fills`` against their signal price, which is the price of the
-  fill's order (``orders.price`` by ``client_order_id``, the convention the
-  paper gate and the weekly review share): ``side * (fill - signal) / signal *
-  1e4`` bps, adverse positive, averaged per hour; NaN without a known price.
+- the run's ``fills``, each in the hour it executed:
+
+  - turnover: ``sum |qty x price|`` of the hour's fills over the equity of that
+    hour on the grid (for run-live, the snapshot stamped at the hour's start,
+    the previous bar's close: the equity the orders were sized on);
+  - trades: per sleeve, the orders that filled (by ``client_order_id``, else the
+    venue's order id, else the trade id), each counted once, in the hour of its
+    first fill: one position change executed in several fills is one trade;
+  - slippage: against the fill's signal price, which is the price of its order
+    (``orders.price`` by ``client_order_id``, the convention the paper gate and
+    the weekly review share): ``side * (fill - signal) / signal * 1e4`` bps,
+    adverse positive, summed and counted per hour; fills without a known price
+    are left out.
 - ``events`` of type ``signal_check`` (payload ``{"paper": 1, "replay": 1}``):
   signal mismatch = mismatched / compared x 100 over the last 24 hours.
 """
@@ -41,6 +57,7 @@ from stagectl.state.equity import EquitySnapshot
 
 HOUR = pd.Timedelta(hours=1)
 RECENT_FILLS = timedelta(hours=24)
+RUN_STARTED_EVENT = "RUN_STARTED"  # written by run-live with the run's parameters
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,7 @@ class History:
     reference_prices: list[float | None]
     funding: list[Any]
     signal_checks: list[Any]
+    initial_equity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +98,8 @@ def read_history(
     best = equity.snapshots(db, run.run_id, end=_until(now))
     if not best:
         return None
-    start, end = best[0].ts - timedelta(hours=1), _until(now)
+    start = min(best[0].ts - timedelta(hours=1), _first_bar_open(best))
+    end = _until(now)
     fills = evidence.run_fills(db, run.run_id, start, end)
     return History(
         run_id=run.run_id,
@@ -92,7 +111,30 @@ def read_history(
         signal_checks=journal.events(
             db, event_type=evidence.SIGNAL_CHECK_EVENT, start=start, end=end
         ),
+        initial_equity=_initial_equity(db, run.run_id),
     )
+
+
+def _initial_equity(db: StateDB, run_id: str) -> float | None:
+    """The ``initial_equity`` of the run's ``RUN_STARTED`` event; None when not recorded."""
+    from stagectl.state import journal
+
+    started = journal.events(db, run_id=run_id, event_type=RUN_STARTED_EVENT, limit=1)
+    value = (started[0].payload or {}).get("initial_equity") if started else None
+    try:
+        equity = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
+        return None
+    return equity if math.isfinite(equity) and equity > 0 else None
+
+
+def _first_bar_open(snapshots: list[EquitySnapshot]) -> datetime:
+    """One bar before the first snapshot (stamped at the first bar's close); a bar is
+    the median snapshot spacing, one hour for a single snapshot."""
+    stamps = pd.DatetimeIndex([pd.Timestamp(s.ts) for s in snapshots])
+    spacing = pd.Series(stamps).diff().dropna()
+    bar = spacing.median() if len(spacing) else HOUR
+    return (stamps[0] - bar).to_pydatetime()
 
 
 def _sleeve_value(snapshot: EquitySnapshot, sleeve: str, key: str) -> float:
@@ -109,18 +151,53 @@ def _hourly(values: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return per_hour.reindex(grid).ffill(), missing
 
 
-def _slippage_bps(history: History, grid: pd.DatetimeIndex) -> pd.Series:
+def _per_hour(rows: list[tuple[pd.Timestamp, float]], grid: pd.DatetimeIndex) -> pd.Series:
+    """The values summed per hour on the grid (0 where none)."""
+    if not rows:
+        return pd.Series(0.0, index=grid)
+    frame = pd.DataFrame(rows, columns=["hour", "value"])
+    return frame.groupby("hour")["value"].sum().reindex(grid, fill_value=0.0).astype(float)
+
+
+def _hour(ts: datetime) -> pd.Timestamp:
+    return pd.Timestamp(ts).floor("h")
+
+
+def _slippage(history: History, grid: pd.DatetimeIndex) -> tuple[pd.Series, pd.Series]:
+    """Per hour: the sum of the priced fills' slippage in bps, and their number."""
     rows: list[tuple[pd.Timestamp, float]] = []
     for fill, signal in zip(history.fills, history.reference_prices, strict=True):
         if signal is None:
             continue
         side = 1.0 if fill.side == "buy" else -1.0
-        hour = pd.Timestamp(fill.ts).floor("h")
-        rows.append((hour, side * (float(fill.price) - signal) / signal * 1e4))
-    if not rows:
-        return pd.Series(np.nan, index=grid, dtype=float)
-    frame = pd.DataFrame(rows, columns=["hour", "bps"]).groupby("hour")["bps"].mean()
-    return frame.reindex(grid).astype(float)
+        rows.append((_hour(fill.ts), side * (float(fill.price) - signal) / signal * 1e4))
+    counts = [(hour, 1.0) for hour, _ in rows]
+    return _per_hour(rows, grid), _per_hour(counts, grid)
+
+
+def _turnover(history: History, equity: pd.Series) -> pd.Series:
+    """Per hour: ``sum |qty x price|`` of its fills over that hour's equity on the grid."""
+    grid = pd.DatetimeIndex(equity.index)
+    rows = [(_hour(f.ts), abs(float(f.qty) * float(f.price))) for f in history.fills]
+    return (_per_hour(rows, grid) / equity).fillna(0.0)
+
+
+def _order_key(fill: Any) -> str:
+    return str(fill.client_order_id or fill.order_id or f"trade:{fill.trade_id}")
+
+
+def _trades(history: History, sleeves: list[str], grid: pd.DatetimeIndex) -> pd.DataFrame:
+    """Per hour and sleeve: the orders that filled, each in the hour of its first fill."""
+    first: dict[str, tuple[pd.Timestamp, str]] = {}
+    for fill in history.fills:  # in time order
+        first.setdefault(_order_key(fill), (_hour(fill.ts), fill.symbol))
+    return pd.DataFrame(
+        {
+            sleeve: _per_hour([(h, 1.0) for h, s in first.values() if s == sleeve], grid)
+            for sleeve in sleeves
+        },
+        index=grid,
+    )
 
 
 def _signal_mismatch_pct(history: History, grid: pd.DatetimeIndex) -> pd.Series:
@@ -140,12 +217,29 @@ def _signal_mismatch_pct(history: History, grid: pd.DatetimeIndex) -> pd.Series:
     return (mismatched / seen.where(seen > 0) * 100.0).astype(float)
 
 
+def _initial_snapshot(history: History, weights: dict[str, float]) -> EquitySnapshot | None:
+    """The run's initial equity at its first bar's open, flat; None when not recorded."""
+    initial = history.initial_equity
+    if initial is None:
+        return None
+    return EquitySnapshot(
+        history.run_id,
+        _first_bar_open(history.snapshots),
+        initial,
+        sleeves={
+            s: {"equity": w * initial, "position": 0.0, "state": 0} for s, w in weights.items()
+        },
+    )
+
+
 def build_inputs(
     history: History, config: RiskGuardConfig, *, now: datetime
 ) -> tuple[GuardInputs, dict[str, Any]]:
     """GuardInputs on the hourly grid, and a description of the data used."""
     sleeves = list(config.weekly.target_weights_pct)
-    snaps = history.snapshots
+    weights = {s: config.weekly.target_weights_pct[s] / 100.0 for s in sleeves}
+    initial = _initial_snapshot(history, weights)
+    snaps = [initial, *history.snapshots] if initial is not None else history.snapshots
     index = pd.DatetimeIndex([pd.Timestamp(s.ts) for s in snaps])
     columns: dict[str, list[float]] = {"equity": [s.equity for s in snaps]}
     for sleeve in sleeves:
@@ -157,6 +251,7 @@ def build_inputs(
     def by_sleeve(key: str) -> pd.DataFrame:
         return pd.DataFrame({s: values[f"{s}:{key}"] for s in sleeves}, index=grid)
 
+    equity = values["equity"].astype(float)
     sleeve_equity = by_sleeve("equity")
     positions = by_sleeve("position")
     state = by_sleeve("state")
@@ -167,45 +262,48 @@ def build_inputs(
         dtype=float,
     )
     funding_paid = funding.groupby(level=0).sum().reindex(grid, fill_value=0.0)
+    slippage_sum, slippage_fills = _slippage(history, grid)
     inputs = GuardInputs(
-        equity=values["equity"].astype(float),
+        equity=equity,
         sleeve_pnl=sleeve_equity.diff(),
         sleeve_equity=sleeve_equity,
-        positions=positions,
         position_state=state,
-        weights={s: config.weekly.target_weights_pct[s] / 100.0 for s in sleeves},
+        turnover=_turnover(history, equity),
+        trades=_trades(history, sleeves, grid),
         funding_paid=funding_paid,
-        slippage_bps=_slippage_bps(history, grid),
+        slippage_bps_sum=slippage_sum,
+        slippage_fills=slippage_fills,
         signal_mismatch_pct=_signal_mismatch_pct(history, grid),
     )
-    last = snaps[-1].ts
+    first, last = history.snapshots[0].ts, history.snapshots[-1].ts
     data = {
         "run_id": history.run_id,
-        "first_snapshot": snaps[0].ts,
+        "run_start": None if initial is None else initial.ts,
+        "initial_equity": history.initial_equity,
+        "first_snapshot": first,
         "last_snapshot": last,
-        "snapshots": len(snaps),
+        "snapshots": len(history.snapshots),
         "hours": len(grid),
         "missing_hours": missing,
         "last_snapshot_age_min": round((now - last).total_seconds() / 60.0, 1),
         "fills": len(history.fills),
         "funding_payments": len(history.funding),
         "signal_checks": len(history.signal_checks),
-        "unavailable": _unavailable(sleeve_equity, positions, inputs),
+        "unavailable": _unavailable(sleeve_equity, state, inputs),
     }
     return inputs, data
 
 
 def _unavailable(
-    sleeve_equity: pd.DataFrame, positions: pd.DataFrame, inputs: GuardInputs
+    sleeve_equity: pd.DataFrame, state: pd.DataFrame, inputs: GuardInputs
 ) -> list[str]:
     notes = []
-    slippage = inputs.slippage_bps
     mismatch = inputs.signal_mismatch_pct
     if sleeve_equity.iloc[-1].isna().any():
         notes.append("sleeve equity (sleeves_json.equity): sleeve MDD and contribution")
-    if positions.iloc[-1].isna().any():
-        notes.append("sleeve positions (sleeves_json.position): turnover, trades, state")
-    if slippage.isna().all():
+    if state.iloc[-1].isna().any():
+        notes.append("sleeve states (sleeves_json.state or position): position state")
+    if not inputs.slippage_fills.any():
         notes.append("signal prices (the fills' order prices): realized slippage")
     if mismatch is None or mismatch.isna().all():
         notes.append("signal checks (events of type 'signal_check'): signal consistency")
