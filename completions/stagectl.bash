@@ -43,11 +43,14 @@ _stagectl_node() {
         "state") _stagectl_names='info'; _stagectl_opts='-h --help';;
         "state info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "stress-lab") _stagectl_names=''; _stagectl_opts='--compare -c --config --data --equity -h --help --html --json --now --out --positions --scenario --scenarios --unsigned';;
-        "trading") _stagectl_names='status enable disable reduce-only'; _stagectl_opts='-h --help';;
+        "trading") _stagectl_names='status enable disable reduce-only confirm cancel revoke'; _stagectl_opts='-h --help';;
         "trading status") _stagectl_names=''; _stagectl_opts='-h --help --json';;
-        "trading enable") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
+        "trading enable") _stagectl_names=''; _stagectl_opts='--cause -c --config -h --help --json --live --override --paper --reason --signed-off-by';;
         "trading disable") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
         "trading reduce-only") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
+        "trading confirm") _stagectl_names=''; _stagectl_opts='--by -h --help --json';;
+        "trading cancel") _stagectl_names=''; _stagectl_opts='--by -h --help --json --reason';;
+        "trading revoke") _stagectl_names=''; _stagectl_opts='--by --cause -h --help --json --override --reason';;
         "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --out --unsigned';;
         "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --json --purge --test --train';;
     esac
@@ -185,9 +188,18 @@ _stagectl_value() {
         "stress-lab|--positions") _stagectl_kind=file;;
         "stress-lab|--scenario") _stagectl_kind=text;;
         "stress-lab|--scenarios") _stagectl_kind=file;;
+        "trading enable|--cause") _stagectl_kind=text;;
+        "trading enable|-c"|"trading enable|--config") _stagectl_kind=yaml;;
         "trading enable|--reason") _stagectl_kind=text;;
+        "trading enable|--signed-off-by") _stagectl_kind=text;;
         "trading disable|--reason") _stagectl_kind=text;;
         "trading reduce-only|--reason") _stagectl_kind=text;;
+        "trading confirm|--by") _stagectl_kind=text;;
+        "trading cancel|--by") _stagectl_kind=text;;
+        "trading cancel|--reason") _stagectl_kind=text;;
+        "trading revoke|--by") _stagectl_kind=text;;
+        "trading revoke|--cause") _stagectl_kind=text;;
+        "trading revoke|--reason") _stagectl_kind=text;;
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
         "verify-thresholds|--out") _stagectl_kind=file;;
@@ -212,6 +224,9 @@ _stagectl_argument() {
         "init|0") _stagectl_kind=dir;;
         "metrics import|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
+        "trading confirm|0") _stagectl_kind=text;;
+        "trading cancel|0") _stagectl_kind=text;;
+        "trading revoke|0") _stagectl_kind=text;;
     esac
 }
 

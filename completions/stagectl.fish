@@ -30,9 +30,12 @@ function __stagectl_takes_value --argument-names key
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
         case 'stress-lab|'{--compare,-c,--config,--data,--equity,--html,--now,--out,--positions,--scenario,--scenarios}
-        case 'trading enable|'{--reason}
+        case 'trading enable|'{--cause,-c,--config,--reason,--signed-off-by}
         case 'trading disable|'{--reason}
         case 'trading reduce-only|'{--reason}
+        case 'trading confirm|'{--by}
+        case 'trading cancel|'{--by,--reason}
+        case 'trading revoke|'{--by,--cause,--reason}
         case 'verify-thresholds|'{--baseline,-c,--config,--out}
         case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--purge,--test,--train}
             return 0
@@ -59,7 +62,7 @@ function __stagectl_names --argument-names path
         case 'state'
             echo info
         case 'trading'
-            echo status enable disable reduce-only
+            echo status enable disable reduce-only confirm cancel revoke
     end
 end
 
@@ -390,14 +393,21 @@ complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the tra
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set a mode\'s trading state to ACTIVE: new orders may be sent again.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a disable -d 'Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a reduce-only -d 'Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a confirm -d 'Confirm a pending risk directive: it binds the loop from its next bar.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a cancel -d 'Veto a pending risk directive (a false trigger): it never binds.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a revoke -d 'Lift an active or executed risk directive.'
 complete -c stagectl -n '__stagectl_at \'trading\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading status\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading status\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l cause -x -d 'What caused the flatten (recorded as an incident note; a restart condition).'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Risk guard config (default: the home\'s risk_guard_alt_ensemble.yaml).'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l live -d 'The live mode\'s trading state.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l override -d 'Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l paper -d 'The paper mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l signed-off-by -x -d 'Who signs off the restart of a flattened book (the runbook\'s human sign-off).'
 complete -c stagectl -n '__stagectl_at \'trading disable\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading disable\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'trading disable\'' -l live -d 'The live mode\'s trading state.'
@@ -408,6 +418,22 @@ complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l json -d 'Prin
 complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l live -d 'The live mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l paper -d 'The paper mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading confirm\'' -l by -x -d 'Who answers (recorded with the directive).'
+complete -c stagectl -n '__stagectl_at \'trading confirm\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading confirm\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading confirm\' 0' -x
+complete -c stagectl -n '__stagectl_at \'trading cancel\'' -l by -x -d 'Who answers (recorded with the directive).'
+complete -c stagectl -n '__stagectl_at \'trading cancel\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading cancel\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading cancel\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading cancel\' 0' -x
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l by -x -d 'Who answers (recorded with the directive).'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l cause -x -d 'What caused the flatten (recorded as an incident note; a restart condition).'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l override -d 'Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading revoke\' 0' -x
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l baseline -r -F -d 'Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s h -l help -d 'Show this message and exit.'

@@ -153,8 +153,8 @@ _stagectl_node() {
             _stagectl_commands=()
             _stagectl_opts=('--compare:An earlier stress-lab report: show breaches added/removed and metric deltas.' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '--equity:Account equity in USD for margin usage [default: fully funded positions].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained one-page HTML report.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Market state as of this UTC time [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).' '--positions:Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database'\''s positions].' '--scenario:Run only this scenario (repeatable) [default: all].' '--scenarios:Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "trading")
-            _stagectl_names='status enable disable reduce-only'
-            _stagectl_commands=('status:Show the trading state of the paper and the live mode, who set each, why, and the latest changes.' 'enable:Set a mode'\''s trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.')
+            _stagectl_names='status enable disable reduce-only confirm cancel revoke'
+            _stagectl_commands=('status:Show the trading state of the paper and the live mode, who set each, why, and the latest changes.' 'enable:Set a mode'\''s trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.' 'confirm:Confirm a pending risk directive: it binds the loop from its next bar.' 'cancel:Veto a pending risk directive (a false trigger): it never binds.' 'revoke:Lift an active or executed risk directive.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "trading status")
             _stagectl_names=''
@@ -163,7 +163,7 @@ _stagectl_node() {
         "trading enable")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.');;
+            _stagectl_opts=('--cause:What caused the flatten (recorded as an incident note; a restart condition).' '-c:Risk guard config (default: the home'\''s risk_guard_alt_ensemble.yaml).' '--config:Risk guard config (default: the home'\''s risk_guard_alt_ensemble.yaml).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--override:Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.' '--signed-off-by:Who signs off the restart of a flattened book (the runbook'\''s human sign-off).');;
         "trading disable")
             _stagectl_names=''
             _stagectl_commands=()
@@ -172,6 +172,18 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.');;
+        "trading confirm")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--by:Who answers (recorded with the directive).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "trading cancel")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--by:Who answers (recorded with the directive).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--reason:Why; recorded in the history.');;
+        "trading revoke")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--by:Who answers (recorded with the directive).' '--cause:What caused the flatten (recorded as an incident note; a restart condition).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--override:Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).' '--reason:Why; recorded in the history.');;
         "verify-thresholds")
             _stagectl_names=''
             _stagectl_commands=()
@@ -315,9 +327,18 @@ _stagectl_value() {
         "stress-lab|--positions") _stagectl_kind=file;;
         "stress-lab|--scenario") _stagectl_kind=text;;
         "stress-lab|--scenarios") _stagectl_kind=file;;
+        "trading enable|--cause") _stagectl_kind=text;;
+        "trading enable|-c"|"trading enable|--config") _stagectl_kind=yaml;;
         "trading enable|--reason") _stagectl_kind=text;;
+        "trading enable|--signed-off-by") _stagectl_kind=text;;
         "trading disable|--reason") _stagectl_kind=text;;
         "trading reduce-only|--reason") _stagectl_kind=text;;
+        "trading confirm|--by") _stagectl_kind=text;;
+        "trading cancel|--by") _stagectl_kind=text;;
+        "trading cancel|--reason") _stagectl_kind=text;;
+        "trading revoke|--by") _stagectl_kind=text;;
+        "trading revoke|--cause") _stagectl_kind=text;;
+        "trading revoke|--reason") _stagectl_kind=text;;
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
         "verify-thresholds|--out") _stagectl_kind=file;;
@@ -342,6 +363,9 @@ _stagectl_argument() {
         "init|0") _stagectl_kind=dir;;
         "metrics import|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
+        "trading confirm|0") _stagectl_kind=text;;
+        "trading cancel|0") _stagectl_kind=text;;
+        "trading revoke|0") _stagectl_kind=text;;
     esac
 }
 
