@@ -48,7 +48,7 @@ _stagectl_node() {
         "trading enable") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
         "trading disable") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
         "trading reduce-only") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
-        "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --out --unsigned';;
+        "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --out --signed-off-by --unsigned';;
         "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --json --purge --test --train';;
     esac
 }
@@ -191,6 +191,7 @@ _stagectl_value() {
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
         "verify-thresholds|--out") _stagectl_kind=file;;
+        "verify-thresholds|--signed-off-by") _stagectl_kind=text;;
         "walk-forward|-c"|"walk-forward|--config") _stagectl_kind=yaml;;
         "walk-forward|--cost-multiplier") _stagectl_kind=text;;
         "walk-forward|--data") _stagectl_kind=file;;

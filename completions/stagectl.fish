@@ -33,7 +33,7 @@ function __stagectl_takes_value --argument-names key
         case 'trading enable|'{--reason}
         case 'trading disable|'{--reason}
         case 'trading reduce-only|'{--reason}
-        case 'verify-thresholds|'{--baseline,-c,--config,--out}
+        case 'verify-thresholds|'{--baseline,-c,--config,--out,--signed-off-by}
         case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--purge,--test,--train}
             return 0
     end
@@ -413,6 +413,7 @@ complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x 
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l signed-off-by -x -d 'Sign the compliance as NAME (recorded in the signed report).'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l cost-multiplier -x -d 'Multiply fee and slippage.'
