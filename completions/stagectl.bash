@@ -24,7 +24,7 @@ _stagectl_node() {
         "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --paper --reason --symbol -y --yes';;
         "governor") _stagectl_names=''; _stagectl_opts='--apply -c --config --data -h --help --json --now';;
         "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json';;
-        "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now';;
+        "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now --out';;
         "metrics") _stagectl_names='import fetch window export-windows'; _stagectl_opts='-h --help';;
         "metrics import") _stagectl_names=''; _stagectl_opts='--format -h --help --json --skip-bad --source --symbol';;
         "metrics fetch") _stagectl_names=''; _stagectl_opts='--base-url --exchange -h --help --json --since --source --symbol';;
@@ -110,6 +110,7 @@ _stagectl_value() {
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
+        "market-intel|--out") _stagectl_kind=file;;
         "metrics import|--format") _stagectl_kind=text;;
         "metrics import|--source") _stagectl_kind=text;;
         "metrics import|--symbol") _stagectl_kind=text;;

@@ -17,7 +17,7 @@ function __stagectl_takes_value --argument-names key
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--reason,--symbol}
         case 'governor|'{-c,--config,--data,--now}
-        case 'market-intel|'{-c,--config,--data,--now}
+        case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
@@ -238,7 +238,7 @@ complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l paper -d 'Close r
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l reason -x -d 'Why; recorded with the trading state changes.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l symbol -x -d 'Only this symbol (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s y -l yes -d 'Do not ask for confirmation.'
-complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused inside the rebalance interval).'
+complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused without core.yaml\'s compliance sign-off, and inside the rebalance interval).'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s h -l help -d 'Show this message and exit.'
@@ -253,6 +253,7 @@ complete -c stagectl -n '__stagectl_at \'market-intel\'' -l data -x -a '(__fish_
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -l now -x -d 'Compute as of this UTC time (ISO-8601) [default: the end of the common data].'
+complete -c stagectl -n '__stagectl_at \'market-intel\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a import -d 'Import trades into the fill ledger, all or nothing per file, idempotent on trade id.'
 complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a fetch -d 'Fetch the account\'s trades of one symbol into the fill ledger (all or nothing, idempotent on trade id, like metrics import).'
 complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a window -d 'Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.'
@@ -413,7 +414,7 @@ complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x 
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
-complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l signed-off-by -x -d 'Sign the compliance as NAME (recorded in the signed report).'
+complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l signed-off-by -x -d 'Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml\'s compliance sign-off, which governor --apply and market-intel --out require.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l cost-multiplier -x -d 'Multiply fee and slippage.'

@@ -71,7 +71,7 @@ _stagectl_node() {
         "governor")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--apply:Record the new weights as current (refused inside the rebalance interval).' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Decide as of this UTC time (ISO-8601) [default: the end of the common data].');;
+            _stagectl_opts=('--apply:Record the new weights as current (refused without core.yaml'\''s compliance sign-off, and inside the rebalance interval).' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Decide as of this UTC time (ISO-8601) [default: the end of the common data].');;
         "init")
             _stagectl_names=''
             _stagectl_commands=()
@@ -79,7 +79,7 @@ _stagectl_node() {
         "market-intel")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Compute as of this UTC time (ISO-8601) [default: the end of the common data].');;
+            _stagectl_opts=('-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Compute as of this UTC time (ISO-8601) [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).');;
         "metrics")
             _stagectl_names='import fetch window export-windows'
             _stagectl_commands=('import:Import trades into the fill ledger, all or nothing per file, idempotent on trade id.' 'fetch:Fetch the account'\''s trades of one symbol into the fill ledger (all or nothing, idempotent on trade id, like metrics import).' 'window:Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.' 'export-windows:Consecutive PnL windows: fills, realized FIFO, cash flow, fees, volume, inventory delta and mid return, as CSV.')
@@ -175,7 +175,7 @@ _stagectl_node() {
         "verify-thresholds")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--baseline:Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--signed-off-by:Sign the compliance as NAME (recorded in the signed report).' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--baseline:Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--signed-off-by:Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml'\''s compliance sign-off, which governor --apply and market-intel --out require.' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "walk-forward")
             _stagectl_names=''
             _stagectl_commands=()
@@ -240,6 +240,7 @@ _stagectl_value() {
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
+        "market-intel|--out") _stagectl_kind=file;;
         "metrics import|--format") _stagectl_kind=text;;
         "metrics import|--source") _stagectl_kind=text;;
         "metrics import|--symbol") _stagectl_kind=text;;

@@ -53,7 +53,9 @@ def verify_thresholds(
         str | None,
         typer.Option(
             "--signed-off-by",
-            help="Sign the compliance as NAME (recorded in the signed report).",
+            help="Sign the compliance as NAME (recorded in the signed report). A signed, "
+            "passing report with a signer is core.yaml's compliance sign-off, which "
+            "governor --apply and market-intel --out require.",
             metavar="NAME",
         ),
     ] = None,
