@@ -1,5 +1,5 @@
-"""The compliance gate (seed 000): governor --apply and market-intel --out publish only
-with core.yaml's signed compliance report; a dry look needs none."""
+"""The compliance gate (seed 000): governor --apply, market-intel --out and stress-lab
+--out publish only with core.yaml's signed compliance report; a dry look needs none."""
 
 from __future__ import annotations
 
@@ -13,13 +13,17 @@ from stagectl.config.loader import file_sha256
 from tests.cli.conftest import SIGNER
 from tests.conftest import Run
 
+CALM = "2026-05-01T12:00Z"  # bundled data: no baseline breach, so stress-lab exits 0
+STRESS = ["stress-lab", "--scenario", "blackout", "--now", CALM]
 PUBLICATIONS = {
     "governor": ["governor", "--apply", "--json"],
     "market-intel": ["market-intel", "--out", "published.json"],
+    "stress-lab": [*STRESS, "--out", "published.json"],
 }
 REFUSED_AS = {
     "governor": "governor --apply refused",
     "market-intel": "market-intel --out refused",
+    "stress-lab": "stress-lab --out refused",
 }
 SIGN_OFF_COMMAND = re.compile(
     r"run: stagectl verify-thresholds --out reports/compliance-\d{4}-\d\d-\d\d\.json "
@@ -116,7 +120,7 @@ def test_a_report_without_a_signer_is_refused(
     run: Run, home: Path, core: Path, hmac_key: str
 ) -> None:
     _sign_off(run, home / "reports" / "c.json")
-    line = _refused(run, home, "market-intel", core)
+    line = _refused(run, home, "stress-lab", core)
     assert "reports/c.json names no signer (written without --signed-off-by)" in line
 
 
@@ -177,6 +181,29 @@ def test_market_intel_out_with_a_sign_off_publishes_a_signed_report_citing_it(
     ]
 
 
+def test_stress_lab_out_with_a_sign_off_publishes_and_signs_the_sign_off(
+    run: Run, home: Path, core: Path, signed_off: Path
+) -> None:
+    result = run([*PUBLICATIONS["stress-lab"], "--html", "published.html"])
+    assert result.exit_code == 0, result.stderr
+    assert run(["report", "verify", "published.json"]).exit_code == 0
+    report = json.loads((home / "published.json").read_text())
+    compliance = report["body"]["verdict"]["compliance"]
+    assert compliance["signed_off_by"] == SIGNER
+    assert compliance["report_sha256"] == file_sha256(signed_off)
+    assert str(signed_off) in [i["path"] for i in report["inputs"]]
+    assert (home / "published.html").is_file()
+
+
+def test_stress_lab_html_alone_is_a_publication(
+    run: Run, home: Path, core: Path, hmac_key: str
+) -> None:
+    result = run([*STRESS, "--html", "r.html"])
+    assert result.exit_code == 1
+    assert "stress-lab --html refused" in result.stderr
+    assert not (home / "r.html").exists()
+
+
 def test_the_newest_qualifying_report_wins(
     run: Run, home: Path, core: Path, signed_off: Path
 ) -> None:
@@ -230,6 +257,7 @@ def test_another_config_file_is_named_with_c_in_the_command(
     [
         ["governor"],
         ["market-intel", "--json"],
+        [*STRESS, "--json"],
     ],
 )
 def test_a_dry_look_runs_without_a_sign_off_and_says_so_on_stderr(
@@ -242,6 +270,14 @@ def test_a_dry_look_runs_without_a_sign_off_and_says_so_on_stderr(
     assert "a dry look, nothing is published" in result.stderr
     assert result.stdout
     assert list((home / "reports").iterdir()) == []
+
+
+def test_a_dry_look_stress_report_signs_that_it_had_no_sign_off(
+    run: Run, core: Path, hmac_key: str
+) -> None:
+    envelope = run([*STRESS, "--json"]).json()
+    assert envelope["signature"] is not None
+    assert envelope["body"]["verdict"]["compliance"] is None
 
 
 def test_a_broken_report_in_reports_does_not_break_the_gate(

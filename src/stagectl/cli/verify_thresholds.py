@@ -55,7 +55,7 @@ def verify_thresholds(
             "--signed-off-by",
             help="Sign the compliance as NAME (recorded in the signed report). A signed, "
             "passing report with a signer is core.yaml's compliance sign-off, which "
-            "governor --apply and market-intel --out require.",
+            "governor --apply, market-intel --out and stress-lab --out require.",
             metavar="NAME",
         ),
     ] = None,
