@@ -24,7 +24,7 @@ _stagectl_node() {
         "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --paper --reason --symbol -y --yes';;
         "governor") _stagectl_names=''; _stagectl_opts='--apply -c --config --data -h --help --json --now';;
         "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json';;
-        "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now';;
+        "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now --out';;
         "metrics") _stagectl_names='import fetch window export-windows'; _stagectl_opts='-h --help';;
         "metrics import") _stagectl_names=''; _stagectl_opts='--format -h --help --json --skip-bad --source --symbol';;
         "metrics fetch") _stagectl_names=''; _stagectl_opts='--base-url --exchange -h --help --json --since --source --symbol';;
@@ -51,7 +51,7 @@ _stagectl_node() {
         "trading confirm") _stagectl_names=''; _stagectl_opts='--by -h --help --json';;
         "trading cancel") _stagectl_names=''; _stagectl_opts='--by -h --help --json --reason';;
         "trading revoke") _stagectl_names=''; _stagectl_opts='--by --cause -h --help --json --override --reason';;
-        "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --out --unsigned';;
+        "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --out --signed-off-by --unsigned';;
         "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --json --purge --test --train';;
     esac
 }
@@ -113,6 +113,7 @@ _stagectl_value() {
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
+        "market-intel|--out") _stagectl_kind=file;;
         "metrics import|--format") _stagectl_kind=text;;
         "metrics import|--source") _stagectl_kind=text;;
         "metrics import|--symbol") _stagectl_kind=text;;
@@ -203,6 +204,7 @@ _stagectl_value() {
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
         "verify-thresholds|--out") _stagectl_kind=file;;
+        "verify-thresholds|--signed-off-by") _stagectl_kind=text;;
         "walk-forward|-c"|"walk-forward|--config") _stagectl_kind=yaml;;
         "walk-forward|--cost-multiplier") _stagectl_kind=text;;
         "walk-forward|--data") _stagectl_kind=file;;

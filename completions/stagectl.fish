@@ -17,7 +17,7 @@ function __stagectl_takes_value --argument-names key
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--reason,--symbol}
         case 'governor|'{-c,--config,--data,--now}
-        case 'market-intel|'{-c,--config,--data,--now}
+        case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
@@ -36,7 +36,7 @@ function __stagectl_takes_value --argument-names key
         case 'trading confirm|'{--by}
         case 'trading cancel|'{--by,--reason}
         case 'trading revoke|'{--by,--cause,--reason}
-        case 'verify-thresholds|'{--baseline,-c,--config,--out}
+        case 'verify-thresholds|'{--baseline,-c,--config,--out,--signed-off-by}
         case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--purge,--test,--train}
             return 0
     end
@@ -241,7 +241,7 @@ complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l paper -d 'Close r
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l reason -x -d 'Why; recorded with the trading state changes.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l symbol -x -d 'Only this symbol (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s y -l yes -d 'Do not ask for confirmation.'
-complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused inside the rebalance interval).'
+complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused without core.yaml\'s compliance sign-off, and inside the rebalance interval).'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s h -l help -d 'Show this message and exit.'
@@ -256,6 +256,7 @@ complete -c stagectl -n '__stagectl_at \'market-intel\'' -l data -x -a '(__fish_
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -l now -x -d 'Compute as of this UTC time (ISO-8601) [default: the end of the common data].'
+complete -c stagectl -n '__stagectl_at \'market-intel\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a import -d 'Import trades into the fill ledger, all or nothing per file, idempotent on trade id.'
 complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a fetch -d 'Fetch the account\'s trades of one symbol into the fill ledger (all or nothing, idempotent on trade id, like metrics import).'
 complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a window -d 'Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.'
@@ -388,7 +389,7 @@ complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l out -r -F -d 'Write th
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l positions -r -F -d 'Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database\'s positions].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenario -x -d 'Run only this scenario (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenarios -r -F -d 'Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].'
-complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the trading state of the paper and the live mode, who set each, why, and the latest changes.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set a mode\'s trading state to ACTIVE: new orders may be sent again.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a disable -d 'Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).'
@@ -439,6 +440,7 @@ complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x 
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l signed-off-by -x -d 'Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml\'s compliance sign-off, which governor --apply, market-intel --out and stress-lab --out require.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l cost-multiplier -x -d 'Multiply fee and slippage.'

@@ -71,7 +71,7 @@ _stagectl_node() {
         "governor")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--apply:Record the new weights as current (refused inside the rebalance interval).' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Decide as of this UTC time (ISO-8601) [default: the end of the common data].');;
+            _stagectl_opts=('--apply:Record the new weights as current (refused without core.yaml'\''s compliance sign-off, and inside the rebalance interval).' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Decide as of this UTC time (ISO-8601) [default: the end of the common data].');;
         "init")
             _stagectl_names=''
             _stagectl_commands=()
@@ -79,7 +79,7 @@ _stagectl_node() {
         "market-intel")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Compute as of this UTC time (ISO-8601) [default: the end of the common data].');;
+            _stagectl_opts=('-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Compute as of this UTC time (ISO-8601) [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).');;
         "metrics")
             _stagectl_names='import fetch window export-windows'
             _stagectl_commands=('import:Import trades into the fill ledger, all or nothing per file, idempotent on trade id.' 'fetch:Fetch the account'\''s trades of one symbol into the fill ledger (all or nothing, idempotent on trade id, like metrics import).' 'window:Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.' 'export-windows:Consecutive PnL windows: fills, realized FIFO, cash flow, fees, volume, inventory delta and mid return, as CSV.')
@@ -151,7 +151,7 @@ _stagectl_node() {
         "stress-lab")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--compare:An earlier stress-lab report: show breaches added/removed and metric deltas.' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '--equity:Account equity in USD for margin usage [default: fully funded positions].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained one-page HTML report.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Market state as of this UTC time [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).' '--positions:Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database'\''s positions].' '--scenario:Run only this scenario (repeatable) [default: all].' '--scenarios:Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--compare:An earlier stress-lab report: show breaches added/removed and metric deltas.' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '--equity:Account equity in USD for margin usage [default: fully funded positions].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained one-page HTML report.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Market state as of this UTC time [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).' '--positions:Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database'\''s positions].' '--scenario:Run only this scenario (repeatable) [default: all].' '--scenarios:Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].' '--unsigned:Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.');;
         "trading")
             _stagectl_names='status enable disable reduce-only confirm cancel revoke'
             _stagectl_commands=('status:Show the trading state of the paper and the live mode, who set each, why, and the latest changes.' 'enable:Set a mode'\''s trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.' 'confirm:Confirm a pending risk directive: it binds the loop from its next bar.' 'cancel:Veto a pending risk directive (a false trigger): it never binds.' 'revoke:Lift an active or executed risk directive.')
@@ -187,7 +187,7 @@ _stagectl_node() {
         "verify-thresholds")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--baseline:Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--baseline:Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--signed-off-by:Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml'\''s compliance sign-off, which governor --apply, market-intel --out and stress-lab --out require.' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "walk-forward")
             _stagectl_names=''
             _stagectl_commands=()
@@ -252,6 +252,7 @@ _stagectl_value() {
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
+        "market-intel|--out") _stagectl_kind=file;;
         "metrics import|--format") _stagectl_kind=text;;
         "metrics import|--source") _stagectl_kind=text;;
         "metrics import|--symbol") _stagectl_kind=text;;
@@ -342,6 +343,7 @@ _stagectl_value() {
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
         "verify-thresholds|--out") _stagectl_kind=file;;
+        "verify-thresholds|--signed-off-by") _stagectl_kind=text;;
         "walk-forward|-c"|"walk-forward|--config") _stagectl_kind=yaml;;
         "walk-forward|--cost-multiplier") _stagectl_kind=text;;
         "walk-forward|--data") _stagectl_kind=file;;
