@@ -345,6 +345,7 @@ complete -c stagectl -n '__stagectl_at \'run-live\'' -s h -l help -d 'Show this 
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l new-run -d 'Start a new run even if one is unfinished.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l breakers -l no-breakers -d 'Circuit breakers (daily drawdown stop at the active preset\'s daily loss stop, 3-loss streak halving, volatility defense) on the run\'s own returns.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l guard -l no-guard -d 'Evaluate the risk guard in the loop (the strategy config\'s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l live -l paper -d 'Trade real money through the exchange (--live) or the paper broker (--paper, the default).'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l no-position-limits -l position-limits -d 'Cap positions at stage3 max_size/max_notional_usd.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l replay-data -x -a '(__fish_complete_directories)' -d 'Replay candles and funding from DIR [default: the bundled data].'

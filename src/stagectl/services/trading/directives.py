@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
-from stagectl.domain.directives import FLATTEN_ALL, DirectiveState
-from stagectl.domain.types import Event
+from stagectl.domain.directives import FLATTEN_ALL, DirectiveState, overdue
+from stagectl.domain.types import Event, Mode
 from stagectl.errors import CheckFailed, InputError
 from stagectl.state import directives, journal
 from stagectl.state.db import StateDB, open_state
@@ -264,3 +264,37 @@ def record_step(
             guard_decision_id=d.guard_decision_id,
         ),
     )
+
+
+def escalate_overdue(
+    db: StateDB, *, mode: Mode, now: datetime, run_id: str | None = None
+) -> list[directives.RiskDirective]:
+    """Pending directives past their deadline with no answer that escalate (REDUCE_RISK_50,
+    DISABLE_SLEEVE in live mode): each is marked escalated once, with a CRITICAL event
+    and incident note; it stays pending (never executed without a human)."""
+    escalated = []
+    with db.transaction():
+        for d in directives.open_directives(db, mode=mode, now=now, run_id=run_id):
+            if not overdue(
+                d.state,
+                confirm_by=d.confirm_by,
+                on_timeout=d.on_timeout,
+                escalated=d.escalated_at is not None,
+                now=now,
+            ):
+                continue
+            after = replace(d, escalated_at=now)
+            directives.update_directive(db, after)
+            record_step(
+                db,
+                after,
+                "escalated",
+                now,
+                by="risk-guard",
+                note=f"no answer since {d.ts:%Y-%m-%d %H:%M} UTC (deadline "
+                f"{d.confirm_by:%H:%M}); confirm or cancel it: stagectl trading confirm|cancel "
+                f"{d.id}",
+                severity="CRITICAL",
+            )
+            escalated.append(after)
+    return escalated
