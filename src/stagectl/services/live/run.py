@@ -40,6 +40,7 @@ from stagectl.config.loader import (
     load_strategy,
 )
 from stagectl.domain.order_policy import PolicyLimits, SymbolCap
+from stagectl.domain.performance import bar_minutes
 from stagectl.domain.types import Event, OrderType
 from stagectl.errors import InputError
 from stagectl.services.live import loop as live_loop
@@ -54,7 +55,7 @@ from stagectl.services.live.exchange import (
     open_live_broker,
     qty_steps,
 )
-from stagectl.services.live.feed import ReplayFeed, data_end
+from stagectl.services.live.feed import ReplayFeed, data_span
 from stagectl.services.live.guard import LoopGuard
 from stagectl.services.live.loop import StepCallback
 from stagectl.services.live.step import retry_locked
@@ -367,6 +368,12 @@ def _run_paper(
         run_id, "paper", "running", resumed, setup.path, artifacts_dir, setup.source
     )
     result.notes.extend(feed.info.notes)
+    window_end = _parse(params["end"])
+    if window_end is not None and window_end - feed.index[-1].to_pydatetime() >= feed.step:
+        result.notes.append(
+            f"the data ends at {_iso(feed.index[-1].to_pydatetime())}, "
+            f"before the window's end {_iso(window_end)}"
+        )
     if first >= feed.bars:
         result.notes.append("the run had already processed every bar of its window")
     setup.announce(ctx)
@@ -438,20 +445,55 @@ def standing_lines(db: StateDB, mode: Any, run_id: str, now: datetime) -> list[s
 
 
 def _paper_params(request: RunLiveRequest, config: Any) -> dict[str, Any]:
-    params = {
+    """A new paper run's parameters; its window is always concrete (``start``/``end``).
+
+    Without ``--start`` the window ends at ``--end`` (default: the data's last common bar)
+    and spans ``--duration`` (default: 30 days): exactly ``duration / bar`` bars, refused
+    when the data does not reach back that far. With ``--start`` and ``--duration`` it
+    ends ``duration`` after the start (a note says when the data ends sooner)."""
+    params: dict[str, Any] = {
         "replay_data": None if request.replay_data is None else str(request.replay_data),
         "start": None if request.start is None else request.start.isoformat(),
         "end": None if request.end is None else request.end.isoformat(),
-        "stop_limits": request.stop_limits,
+        "stop_limits": bool(request.stop_limits),
         "position_limits": request.position_limits,
         "initial_equity": repr(float(config.initial_equity_usd)),
         "breakers": request.breakers,
     }
+    step = timedelta(minutes=bar_minutes(config.timeframe))
     if request.start is None:
-        end = request.end or data_end(config, request.replay_data)
-        params["start"] = (end - DEFAULT_WINDOW).isoformat()
-        params["end"] = end.isoformat()
+        first, last = data_span(config, request.replay_data)
+        end = request.end or last
+        if request.duration is None:
+            start = end - DEFAULT_WINDOW
+        else:
+            start = end - request.duration + step
+            if start < first:
+                held = (end - first + step) / timedelta(days=1)
+                raise InputError(
+                    f"{_span(request.duration)} of {config.timeframe} bars up to {_iso(end)} "
+                    f"would start at {_iso(start)}, but the data "
+                    f"({'--replay-data' if request.replay_data else 'the bundled sample'}) "
+                    f"begins at {_iso(first)}: it holds {held:.1f} days up to there; ask for "
+                    "at most that, or give --replay-data with more history",
+                    where="--duration",
+                )
+        params["start"], params["end"] = start.isoformat(), end.isoformat()
+    elif request.end is None and request.duration is not None:
+        params["end"] = (request.start + request.duration - step).isoformat()
     return params
+
+
+def _span(length: timedelta) -> str:
+    """A duration as the CLI writes it: ``60d``, ``36h`` or ``90m``."""
+    minutes = int(length.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _account(run_id: str) -> str:
