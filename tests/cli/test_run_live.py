@@ -103,7 +103,7 @@ def test_analyze_exits_1_when_reconciliation_did_not_balance(run: Run, home: Pat
 
     result = run(["run-live", "--start", "2026-03-01", "--end", "2026-03-01", "--json"])
     run_id = result.json()["run_id"]
-    path = home / "artifacts" / run_id / "reconciliation_history.json"
+    path = home / "artifacts" / "stage3" / run_id / "reconciliation_history.json"
     doc = json.loads(path.read_text())
     doc["snapshots"][-1]["drift_usd"] = 1.5
     path.write_text(json.dumps(doc))

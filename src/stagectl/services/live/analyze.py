@@ -29,7 +29,7 @@ from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
 from stagectl.errors import InputError
-from stagectl.services.live.artifacts import ARTIFACT_FILES
+from stagectl.services.live.artifacts import ARTIFACT_FILES, run_artifacts_dir
 
 QUESTIONS = (
     "Did multi-asset reconciliation balance?",
@@ -52,7 +52,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class AnalyzeRequest:
-    """The run (an id under ``HOME/artifacts`` or a directory) and ``--stage3``."""
+    """The run (an id under stage3 ``artifacts.dir`` or a directory) and ``--stage3``."""
 
     run: str
     stage3: Path | None = None
@@ -78,12 +78,15 @@ class Analysis:
         }
 
 
-def _artifacts_dir(home: Home, run: str) -> Path:
-    """``run`` as a directory path, else ``HOME/artifacts/<run>``."""
+def _artifacts_dir(home: Home, stage3: Any, run: str) -> Path:
+    """``run`` as a directory path, else ``<stage3 artifacts.dir>/<run>`` (where run-live
+    writes them), else ``HOME/artifacts/<run>`` (runs started before it did)."""
     candidate = Path(run)
     if candidate.is_dir():
         return candidate
-    return home.artifacts_dir / run
+    configured = run_artifacts_dir(home, stage3, run)
+    legacy = home.artifacts_dir / run
+    return legacy if not configured.is_dir() and legacy.is_dir() else configured
 
 
 def _load(directory: Path) -> dict[str, Any]:
@@ -106,7 +109,7 @@ def run(request: AnalyzeRequest, *, home: Home) -> Analysis:
     from stagectl.config.loader import load_stage3
 
     stage3, source = load_stage3(home, request.stage3)
-    directory = _artifacts_dir(home, request.run)
+    directory = _artifacts_dir(home, stage3, request.run)
     docs = _load(directory)
     answers = [
         _reconciliation(docs["reconciliation_history.json"], stage3.reconciliation_tolerance_usd),
