@@ -24,7 +24,7 @@ _stagectl_node() {
         "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --paper --reason --symbol -y --yes';;
         "governor") _stagectl_names=''; _stagectl_opts='--apply -c --config --data -h --help --json --now';;
         "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json';;
-        "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now';;
+        "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now --out';;
         "metrics") _stagectl_names='import fetch window export-windows'; _stagectl_opts='-h --help';;
         "metrics import") _stagectl_names=''; _stagectl_opts='--format -h --help --json --skip-bad --source --symbol';;
         "metrics fetch") _stagectl_names=''; _stagectl_opts='--base-url --exchange -h --help --json --since --source --symbol';;
@@ -36,19 +36,22 @@ _stagectl_node() {
         "report") _stagectl_names='verify'; _stagectl_opts='-h --help';;
         "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --json --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
-        "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --new-run --breakers --no-breakers --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --stop-limits -y --yes';;
+        "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --new-run --breakers --no-breakers --guard --no-guard --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --stop-limits -y --yes';;
         "shadow") _stagectl_names='compare record-backtest'; _stagectl_opts='-h --help';;
         "shadow compare") _stagectl_names=''; _stagectl_opts='--baseline --candidate -h --help --json --resamples --seed';;
         "shadow record-backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-multiplier --data --end -h --help --json --preset --run-id --start';;
         "state") _stagectl_names='info'; _stagectl_opts='-h --help';;
         "state info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "stress-lab") _stagectl_names=''; _stagectl_opts='--compare -c --config --data --equity -h --help --html --json --now --out --positions --scenario --scenarios --unsigned';;
-        "trading") _stagectl_names='status enable disable reduce-only'; _stagectl_opts='-h --help';;
+        "trading") _stagectl_names='status enable disable reduce-only confirm cancel revoke'; _stagectl_opts='-h --help';;
         "trading status") _stagectl_names=''; _stagectl_opts='-h --help --json';;
-        "trading enable") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
+        "trading enable") _stagectl_names=''; _stagectl_opts='--cause -c --config -h --help --json --live --override --paper --reason --signed-off-by';;
         "trading disable") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
         "trading reduce-only") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
-        "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --out --unsigned';;
+        "trading confirm") _stagectl_names=''; _stagectl_opts='--by -h --help --json';;
+        "trading cancel") _stagectl_names=''; _stagectl_opts='--by -h --help --json --reason';;
+        "trading revoke") _stagectl_names=''; _stagectl_opts='--by --cause -h --help --json --override --reason';;
+        "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --out --signed-off-by --unsigned';;
         "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --json --purge --test --train';;
     esac
 }
@@ -110,6 +113,7 @@ _stagectl_value() {
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
+        "market-intel|--out") _stagectl_kind=file;;
         "metrics import|--format") _stagectl_kind=text;;
         "metrics import|--source") _stagectl_kind=text;;
         "metrics import|--symbol") _stagectl_kind=text;;
@@ -185,12 +189,22 @@ _stagectl_value() {
         "stress-lab|--positions") _stagectl_kind=file;;
         "stress-lab|--scenario") _stagectl_kind=text;;
         "stress-lab|--scenarios") _stagectl_kind=file;;
+        "trading enable|--cause") _stagectl_kind=text;;
+        "trading enable|-c"|"trading enable|--config") _stagectl_kind=yaml;;
         "trading enable|--reason") _stagectl_kind=text;;
+        "trading enable|--signed-off-by") _stagectl_kind=text;;
         "trading disable|--reason") _stagectl_kind=text;;
         "trading reduce-only|--reason") _stagectl_kind=text;;
+        "trading confirm|--by") _stagectl_kind=text;;
+        "trading cancel|--by") _stagectl_kind=text;;
+        "trading cancel|--reason") _stagectl_kind=text;;
+        "trading revoke|--by") _stagectl_kind=text;;
+        "trading revoke|--cause") _stagectl_kind=text;;
+        "trading revoke|--reason") _stagectl_kind=text;;
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
         "verify-thresholds|--out") _stagectl_kind=file;;
+        "verify-thresholds|--signed-off-by") _stagectl_kind=text;;
         "walk-forward|-c"|"walk-forward|--config") _stagectl_kind=yaml;;
         "walk-forward|--cost-multiplier") _stagectl_kind=text;;
         "walk-forward|--data") _stagectl_kind=file;;
@@ -212,6 +226,9 @@ _stagectl_argument() {
         "init|0") _stagectl_kind=dir;;
         "metrics import|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
+        "trading confirm|0") _stagectl_kind=text;;
+        "trading cancel|0") _stagectl_kind=text;;
+        "trading revoke|0") _stagectl_kind=text;;
     esac
 }
 

@@ -17,7 +17,7 @@ function __stagectl_takes_value --argument-names key
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--reason,--symbol}
         case 'governor|'{-c,--config,--data,--now}
-        case 'market-intel|'{-c,--config,--data,--now}
+        case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
@@ -30,10 +30,13 @@ function __stagectl_takes_value --argument-names key
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
         case 'stress-lab|'{--compare,-c,--config,--data,--equity,--html,--now,--out,--positions,--scenario,--scenarios}
-        case 'trading enable|'{--reason}
+        case 'trading enable|'{--cause,-c,--config,--reason,--signed-off-by}
         case 'trading disable|'{--reason}
         case 'trading reduce-only|'{--reason}
-        case 'verify-thresholds|'{--baseline,-c,--config,--out}
+        case 'trading confirm|'{--by}
+        case 'trading cancel|'{--by,--reason}
+        case 'trading revoke|'{--by,--cause,--reason}
+        case 'verify-thresholds|'{--baseline,-c,--config,--out,--signed-off-by}
         case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--purge,--test,--train}
             return 0
     end
@@ -59,7 +62,7 @@ function __stagectl_names --argument-names path
         case 'state'
             echo info
         case 'trading'
-            echo status enable disable reduce-only
+            echo status enable disable reduce-only confirm cancel revoke
     end
 end
 
@@ -238,7 +241,7 @@ complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l paper -d 'Close r
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l reason -x -d 'Why; recorded with the trading state changes.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l symbol -x -d 'Only this symbol (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s y -l yes -d 'Do not ask for confirmation.'
-complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused inside the rebalance interval).'
+complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused without core.yaml\'s compliance sign-off, and inside the rebalance interval).'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s h -l help -d 'Show this message and exit.'
@@ -253,6 +256,7 @@ complete -c stagectl -n '__stagectl_at \'market-intel\'' -l data -x -a '(__fish_
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -l now -x -d 'Compute as of this UTC time (ISO-8601) [default: the end of the common data].'
+complete -c stagectl -n '__stagectl_at \'market-intel\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a import -d 'Import trades into the fill ledger, all or nothing per file, idempotent on trade id.'
 complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a fetch -d 'Fetch the account\'s trades of one symbol into the fill ledger (all or nothing, idempotent on trade id, like metrics import).'
 complete -c stagectl -n '__stagectl_at \'metrics\' 0' -a window -d 'Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.'
@@ -341,6 +345,7 @@ complete -c stagectl -n '__stagectl_at \'run-live\'' -s h -l help -d 'Show this 
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l new-run -d 'Start a new run even if one is unfinished.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l breakers -l no-breakers -d 'Circuit breakers (daily drawdown stop at the active preset\'s daily loss stop, 3-loss streak halving, volatility defense) on the run\'s own returns.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l guard -l no-guard -d 'Evaluate the risk guard in the loop (the strategy config\'s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l live -l paper -d 'Trade real money through the exchange (--live) or the paper broker (--paper, the default).'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l no-position-limits -l position-limits -d 'Cap positions at stage3 max_size/max_notional_usd.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l replay-data -x -a '(__fish_complete_directories)' -d 'Replay candles and funding from DIR [default: the bundled data].'
@@ -385,19 +390,26 @@ complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l out -r -F -d 'Write th
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l positions -r -F -d 'Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database\'s positions].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenario -x -d 'Run only this scenario (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenarios -r -F -d 'Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].'
-complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the trading state of the paper and the live mode, who set each, why, and the latest changes.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set a mode\'s trading state to ACTIVE: new orders may be sent again.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a disable -d 'Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a reduce-only -d 'Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a confirm -d 'Confirm a pending risk directive: it binds the loop from its next bar.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a cancel -d 'Veto a pending risk directive (a false trigger): it never binds.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a revoke -d 'Lift an active or executed risk directive.'
 complete -c stagectl -n '__stagectl_at \'trading\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading status\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading status\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l cause -x -d 'What caused the flatten (recorded as an incident note; a restart condition).'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Risk guard config (default: the home\'s risk_guard_alt_ensemble.yaml).'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l live -d 'The live mode\'s trading state.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l override -d 'Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l paper -d 'The paper mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l signed-off-by -x -d 'Who signs off the restart of a flattened book (the runbook\'s human sign-off).'
 complete -c stagectl -n '__stagectl_at \'trading disable\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading disable\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'trading disable\'' -l live -d 'The live mode\'s trading state.'
@@ -408,11 +420,28 @@ complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l json -d 'Prin
 complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l live -d 'The live mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l paper -d 'The paper mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading reduce-only\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading confirm\'' -l by -x -d 'Who answers (recorded with the directive).'
+complete -c stagectl -n '__stagectl_at \'trading confirm\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading confirm\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading confirm\' 0' -x
+complete -c stagectl -n '__stagectl_at \'trading cancel\'' -l by -x -d 'Who answers (recorded with the directive).'
+complete -c stagectl -n '__stagectl_at \'trading cancel\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading cancel\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading cancel\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading cancel\' 0' -x
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l by -x -d 'Who answers (recorded with the directive).'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l cause -x -d 'What caused the flatten (recorded as an incident note; a restart condition).'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l override -d 'Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l reason -x -d 'Why; recorded in the history.'
+complete -c stagectl -n '__stagectl_at \'trading revoke\' 0' -x
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l baseline -r -F -d 'Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l signed-off-by -x -d 'Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml\'s compliance sign-off, which governor --apply, market-intel --out and stress-lab --out require.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l cost-multiplier -x -d 'Multiply fee and slippage.'

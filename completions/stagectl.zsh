@@ -71,7 +71,7 @@ _stagectl_node() {
         "governor")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--apply:Record the new weights as current (refused inside the rebalance interval).' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Decide as of this UTC time (ISO-8601) [default: the end of the common data].');;
+            _stagectl_opts=('--apply:Record the new weights as current (refused without core.yaml'\''s compliance sign-off, and inside the rebalance interval).' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Decide as of this UTC time (ISO-8601) [default: the end of the common data].');;
         "init")
             _stagectl_names=''
             _stagectl_commands=()
@@ -79,7 +79,7 @@ _stagectl_node() {
         "market-intel")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Compute as of this UTC time (ISO-8601) [default: the end of the common data].');;
+            _stagectl_opts=('-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Compute as of this UTC time (ISO-8601) [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).');;
         "metrics")
             _stagectl_names='import fetch window export-windows'
             _stagectl_commands=('import:Import trades into the fill ledger, all or nothing per file, idempotent on trade id.' 'fetch:Fetch the account'\''s trades of one symbol into the fill ledger (all or nothing, idempotent on trade id, like metrics import).' 'window:Fills, volume, fees, cash flow, FIFO realized and unrealized PnL over a window.' 'export-windows:Consecutive PnL windows: fills, realized FIFO, cash flow, fees, volume, inventory delta and mid return, as CSV.')
@@ -127,7 +127,7 @@ _stagectl_node() {
         "run-live")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--base-url:With --live: send every exchange call to this host (testnets, a simulator).' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--duration:Stop after this much market time, e.g. 24h or 30d.' '--end:Last bar, UTC; a date includes the whole day [default: the end of the data].' '--exchange:ccxt exchange id for --live.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--new-run:Start a new run even if one is unfinished.' '--breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--no-breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--live:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--paper:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--no-position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--replay-data:Replay candles and funding from DIR [default: the bundled data].' '--resume:Resume this run [default: the latest unfinished run].' '--speed:Replay speed: max, or Nx (3600x = one 1h bar a second).' '--stage3:Order policy and alerts [default: config/stage3.yaml].' '--start:First bar, UTC [default: 30 days before --end].' '--stop-limits:Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry.' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
+            _stagectl_opts=('--base-url:With --live: send every exchange call to this host (testnets, a simulator).' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--duration:Stop after this much market time, e.g. 24h or 30d.' '--end:Last bar, UTC; a date includes the whole day [default: the end of the data].' '--exchange:ccxt exchange id for --live.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--new-run:Start a new run even if one is unfinished.' '--breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--no-breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--guard:Evaluate the risk guard in the loop (the strategy config'\''s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.' '--no-guard:Evaluate the risk guard in the loop (the strategy config'\''s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.' '--live:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--paper:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--no-position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--replay-data:Replay candles and funding from DIR [default: the bundled data].' '--resume:Resume this run [default: the latest unfinished run].' '--speed:Replay speed: max, or Nx (3600x = one 1h bar a second).' '--stage3:Order policy and alerts [default: config/stage3.yaml].' '--start:First bar, UTC [default: 30 days before --end].' '--stop-limits:Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry.' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
         "shadow")
             _stagectl_names='compare record-backtest'
             _stagectl_commands=('compare:Compare two runs of the state database side by side: PnL, hit rate, Sharpe, drawdown, turnover, cost per trade, IR, paired block-bootstrap and Welch p-values, and the promotion verdict of seed 001 §9.' 'record-backtest:Backtest the strategy config and record it in the state database as run ID: equity snapshots per bar, one fill per position change, breaker firings as events.')
@@ -151,10 +151,10 @@ _stagectl_node() {
         "stress-lab")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--compare:An earlier stress-lab report: show breaches added/removed and metric deltas.' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '--equity:Account equity in USD for margin usage [default: fully funded positions].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained one-page HTML report.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Market state as of this UTC time [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).' '--positions:Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database'\''s positions].' '--scenario:Run only this scenario (repeatable) [default: all].' '--scenarios:Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--compare:An earlier stress-lab report: show breaches added/removed and metric deltas.' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '--equity:Account equity in USD for margin usage [default: fully funded positions].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained one-page HTML report.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Market state as of this UTC time [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).' '--positions:Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database'\''s positions].' '--scenario:Run only this scenario (repeatable) [default: all].' '--scenarios:Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].' '--unsigned:Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.');;
         "trading")
-            _stagectl_names='status enable disable reduce-only'
-            _stagectl_commands=('status:Show the trading state of the paper and the live mode, who set each, why, and the latest changes.' 'enable:Set a mode'\''s trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.')
+            _stagectl_names='status enable disable reduce-only confirm cancel revoke'
+            _stagectl_commands=('status:Show the trading state of the paper and the live mode, who set each, why, and the latest changes.' 'enable:Set a mode'\''s trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.' 'confirm:Confirm a pending risk directive: it binds the loop from its next bar.' 'cancel:Veto a pending risk directive (a false trigger): it never binds.' 'revoke:Lift an active or executed risk directive.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "trading status")
             _stagectl_names=''
@@ -163,7 +163,7 @@ _stagectl_node() {
         "trading enable")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.');;
+            _stagectl_opts=('--cause:What caused the flatten (recorded as an incident note; a restart condition).' '-c:Risk guard config (default: the home'\''s risk_guard_alt_ensemble.yaml).' '--config:Risk guard config (default: the home'\''s risk_guard_alt_ensemble.yaml).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--override:Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.' '--signed-off-by:Who signs off the restart of a flattened book (the runbook'\''s human sign-off).');;
         "trading disable")
             _stagectl_names=''
             _stagectl_commands=()
@@ -172,10 +172,22 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.');;
+        "trading confirm")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--by:Who answers (recorded with the directive).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "trading cancel")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--by:Who answers (recorded with the directive).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--reason:Why; recorded in the history.');;
+        "trading revoke")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--by:Who answers (recorded with the directive).' '--cause:What caused the flatten (recorded as an incident note; a restart condition).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--override:Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).' '--reason:Why; recorded in the history.');;
         "verify-thresholds")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--baseline:Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--baseline:Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--signed-off-by:Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml'\''s compliance sign-off, which governor --apply, market-intel --out and stress-lab --out require.' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "walk-forward")
             _stagectl_names=''
             _stagectl_commands=()
@@ -240,6 +252,7 @@ _stagectl_value() {
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
+        "market-intel|--out") _stagectl_kind=file;;
         "metrics import|--format") _stagectl_kind=text;;
         "metrics import|--source") _stagectl_kind=text;;
         "metrics import|--symbol") _stagectl_kind=text;;
@@ -315,12 +328,22 @@ _stagectl_value() {
         "stress-lab|--positions") _stagectl_kind=file;;
         "stress-lab|--scenario") _stagectl_kind=text;;
         "stress-lab|--scenarios") _stagectl_kind=file;;
+        "trading enable|--cause") _stagectl_kind=text;;
+        "trading enable|-c"|"trading enable|--config") _stagectl_kind=yaml;;
         "trading enable|--reason") _stagectl_kind=text;;
+        "trading enable|--signed-off-by") _stagectl_kind=text;;
         "trading disable|--reason") _stagectl_kind=text;;
         "trading reduce-only|--reason") _stagectl_kind=text;;
+        "trading confirm|--by") _stagectl_kind=text;;
+        "trading cancel|--by") _stagectl_kind=text;;
+        "trading cancel|--reason") _stagectl_kind=text;;
+        "trading revoke|--by") _stagectl_kind=text;;
+        "trading revoke|--cause") _stagectl_kind=text;;
+        "trading revoke|--reason") _stagectl_kind=text;;
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
         "verify-thresholds|--out") _stagectl_kind=file;;
+        "verify-thresholds|--signed-off-by") _stagectl_kind=text;;
         "walk-forward|-c"|"walk-forward|--config") _stagectl_kind=yaml;;
         "walk-forward|--cost-multiplier") _stagectl_kind=text;;
         "walk-forward|--data") _stagectl_kind=file;;
@@ -342,6 +365,9 @@ _stagectl_argument() {
         "init|0") _stagectl_kind=dir;;
         "metrics import|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
+        "trading confirm|0") _stagectl_kind=text;;
+        "trading cancel|0") _stagectl_kind=text;;
+        "trading revoke|0") _stagectl_kind=text;;
     esac
 }
 

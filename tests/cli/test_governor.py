@@ -43,7 +43,7 @@ def test_proposal_is_recorded_but_not_applied(run: Run, initialised: Path) -> No
 
 
 def test_apply_then_refuse_inside_the_interval_then_apply_when_due(
-    run: Run, initialised: Path
+    run: Run, initialised: Path, signed_off: Path
 ) -> None:
     first = run(["governor", "--apply", "--json"])
     assert first.exit_code == 0, first.stderr

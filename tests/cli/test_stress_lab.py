@@ -22,7 +22,7 @@ def _write_positions(home: Path) -> Path:
 
 
 def test_full_run_writes_a_signed_report_that_report_verify_accepts(
-    run: Run, home: Path, hmac_key: str
+    run: Run, home: Path, signed_off: Path
 ) -> None:
     result = run(["stress-lab", "--out", "r.json"])
     assert result.exit_code == 1  # the bundled data's stress scenarios breach
@@ -45,7 +45,7 @@ def test_full_run_writes_a_signed_report_that_report_verify_accepts(
     assert "2024-08-05T13:00:00Z" in crash["description"]
 
 
-def test_tampered_verdict_fails_report_verify(run: Run, home: Path, hmac_key: str) -> None:
+def test_tampered_verdict_fails_report_verify(run: Run, home: Path, signed_off: Path) -> None:
     assert (
         run(["stress-lab", "--scenario", "blackout", "--now", CALM, "--out", "r.json"]).exit_code
         == 0
@@ -141,7 +141,7 @@ def test_missing_mandatory_symbol_in_data_dir_is_an_input_error_naming_it(
 
 
 def test_positions_give_portfolio_impact_and_a_self_contained_html_page(
-    run: Run, home: Path
+    run: Run, home: Path, signed_off: Path
 ) -> None:
     book = _write_positions(home)
     result = run(
@@ -165,7 +165,7 @@ def test_positions_give_portfolio_impact_and_a_self_contained_html_page(
 
 
 def test_compare_lists_breaches_added_and_metric_deltas(
-    run: Run, home: Path, hmac_key: str
+    run: Run, home: Path, signed_off: Path
 ) -> None:
     first = run(["stress-lab", "--scenario", "blackout", "--now", CALM, "--out", "calm.json"])
     assert first.exit_code == 0
@@ -186,15 +186,21 @@ def test_compare_with_an_unreadable_report_is_an_input_error(run: Run, home: Pat
     assert "old.json" in result.stderr
 
 
-def test_out_without_a_key_is_refused_and_writes_nothing(run: Run, home: Path) -> None:
-    result = run(["stress-lab", "--scenario", "blackout", "--now", CALM, "--out", "r.json"])
-    assert result.exit_code == 2
+@pytest.mark.parametrize("unsigned", [[], ["--unsigned"]])
+def test_out_without_a_key_is_refused_and_writes_nothing(
+    run: Run, home: Path, unsigned: list[str]
+) -> None:
+    # no key: no compliance sign-off can be verified, and --unsigned cannot waive it
+    args = ["stress-lab", "--scenario", "blackout", "--now", CALM, "--out", "r.json"]
+    result = run([*args, *unsigned])
+    assert result.exit_code == 1
+    assert "stress-lab --out refused" in result.stderr
     assert "STAGECTL_HMAC_KEY" in result.stderr
     assert not (home / "r.json").exists()
 
 
 def test_a_baseline_breach_is_labelled_baseline_and_not_attributed_to_scenarios(
-    run: Run, home: Path
+    run: Run, home: Path, signed_off: Path
 ) -> None:
     # bundled data at the default now: live sentiment 0.24 < 0.50 before any shock
     result = run(["stress-lab", "--scenario", "blackout", "--json", "--html", "r.html"])
@@ -264,7 +270,7 @@ def test_calm_market_has_a_clean_baseline_row_and_exits_zero(run: Run) -> None:
     assert body["market_baseline"]["portfolio"] is None  # no positions
 
 
-def test_baseline_row_and_breach_causes_are_signed(run: Run, home: Path, hmac_key: str) -> None:
+def test_baseline_row_and_breach_causes_are_signed(run: Run, home: Path, signed_off: Path) -> None:
     assert run(["stress-lab", "--scenario", "blackout", "--out", "r.json"]).exit_code == 1
     assert run(["report", "verify", "r.json"]).exit_code == 0
     report = json.loads((home / "r.json").read_text())

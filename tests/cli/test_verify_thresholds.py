@@ -173,3 +173,40 @@ def test_after_init_the_home_copies_are_used_and_pass(run: Run, home: Path) -> N
     body = result.json()["body"]
     assert body["config"]["path"] == str(home / "config" / "core.yaml")
     assert body["baseline"]["packaged"] is False
+
+
+def test_signed_off_by_names_the_signer_in_a_signed_section(
+    run: Run, home: Path, hmac_key: str
+) -> None:
+    out = home / "reports" / "compliance.json"
+    result = run(["verify-thresholds", "--out", out, "--signed-off-by", "  Ada Lovelace "])
+    assert result.exit_code == 0, result.stderr
+    assert "signed off by: Ada Lovelace" in result.stdout
+    assert "compliance sign-off for core.yaml sha256" in result.stderr
+    report = json.loads(out.read_text())
+    assert report["body"]["sign_off"] == {"signed_off_by": "Ada Lovelace"}
+    assert report["signature"]["sections"] == ["checks", "summary", "sign_off"]
+    assert run(["report", "verify", out]).exit_code == 0
+    report["body"]["sign_off"]["signed_off_by"] = "Mallory"
+    out.write_text(json.dumps(report))
+    assert run(["report", "verify", out]).exit_code == 1
+
+
+@pytest.mark.parametrize("name", ["", "   ", "Ada\nLovelace"])
+def test_an_empty_or_multi_line_signer_is_refused_and_nothing_is_written(
+    run: Run, home: Path, hmac_key: str, name: str
+) -> None:
+    out = home / "reports" / "compliance.json"
+    result = run(["verify-thresholds", "--out", out, "--signed-off-by", name])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("stagectl: --signed-off-by: the signer's name")
+    assert not out.exists()
+
+
+def test_a_failed_audit_with_a_signer_says_it_is_no_sign_off(
+    run: Run, home: Path, hmac_key: str
+) -> None:
+    _write(home / "config" / "core.yaml", CORE_TEXT.replace("spread_bps: 45", "spread_bps: 60"))
+    result = run(["verify-thresholds", "--out", "r.json", "--signed-off-by", "Ada"])
+    assert result.exit_code == 1
+    assert "not a compliance sign-off: 1 of 52 checks failed" in result.stderr

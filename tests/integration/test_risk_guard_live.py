@@ -86,6 +86,7 @@ def _seed(state: Path, *, hours: int = HOURS, skip: tuple[int, ...] = ()) -> Non
                 Event(
                     ts=T0 + timedelta(hours=h),
                     event_type="signal_check",
+                    run_id="paper-1",
                     payload={"paper": 1, "replay": -1 if h == 99 else 1},
                 )
                 for h in range(96, 101)

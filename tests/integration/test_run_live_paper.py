@@ -40,7 +40,8 @@ def _home(root: Path) -> Home:
 @pytest.fixture(scope="module")
 def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, service.RunLiveResult]:
     home = _home(tmp_path_factory.mktemp("run-live") / "home")
-    request = service.RunLiveRequest(start=START, end=END, breakers=False)
+    # no breakers, no in-loop guard: the run must hold the plain backtest's positions
+    request = service.RunLiveRequest(start=START, end=END, breakers=False, guard=False)
     result = service.run(request, home=home)
     return home, result
 

@@ -36,7 +36,7 @@ def _tight_home(root: Path, daily_stop_pct: str) -> Home:
 @pytest.fixture(scope="module")
 def tight_run(tmp_path_factory: pytest.TempPathFactory) -> service.RunLiveResult:
     home = _tight_home(tmp_path_factory.mktemp("risk") / "home", "0.2")
-    request = service.RunLiveRequest(start=START, end=END, position_limits=False)
+    request = service.RunLiveRequest(start=START, end=END, position_limits=False, guard=False)
     return service.run(request, home=home)
 
 
@@ -48,6 +48,7 @@ def forty_days(tmp_path_factory: pytest.TempPathFactory) -> service.RunLiveResul
         start=datetime(2025, 3, 1, tzinfo=UTC),
         end=datetime(2025, 4, 9, 23, tzinfo=UTC),
         position_limits=False,
+        guard=False,
     )
     return service.run(request, home=home)
 
@@ -138,10 +139,10 @@ def test_resumed_run_gets_the_multipliers_and_firings_of_an_uninterrupted_one(
         calls["n"] += 1
         return calls["n"] >= 40
 
-    request = service.RunLiveRequest(start=START, end=END, position_limits=False)
+    request = service.RunLiveRequest(start=START, end=END, position_limits=False, guard=False)
     first = service.run(request, home=home, should_stop=stop_after_40)
     assert (first.status, first.bars) == ("aborted", 40)
-    second = service.run(service.RunLiveRequest(position_limits=False), home=home)
+    second = service.run(service.RunLiveRequest(position_limits=False, guard=False), home=home)
     assert second.resumed and second.status == "completed"
     resumed_used, resumed_fired = _breaker_record(second)
     used, fired = _breaker_record(tight_run)

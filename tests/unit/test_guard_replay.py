@@ -13,7 +13,8 @@ from stagectl.config.home import defaults_dir
 from stagectl.config.loader import load_config
 from stagectl.config.risk_guard import RiskGuardConfig, Rule
 from stagectl.domain.backtest import SleeveSpec
-from stagectl.domain.guard_replay import CostModel, replay, trailing_drawdown_pct
+from stagectl.domain.guard_replay import CostModel, replay
+from stagectl.domain.restart import trailing_drawdown_pct
 
 FREE = CostModel(fee_bps=0.0, slippage_bps=0.0, initial_equity=10_000.0)
 DAY_H = 24

@@ -41,7 +41,8 @@ def governor(
         bool,
         typer.Option(
             "--apply",
-            help="Record the new weights as current (refused inside the rebalance interval).",
+            help="Record the new weights as current (refused without core.yaml's compliance "
+            "sign-off, and inside the rebalance interval).",
         ),
     ] = False,
     json_output: JsonOpt = False,
@@ -50,8 +51,12 @@ def governor(
 
     Scores under the minimum (0.08) are ignored; weights are smoothed (0.55 on
     the previous), clamped to the strategy and global limits and renormalised.
-    Every decision is recorded in the state database. Exit 0; 1 when --apply is
-    refused because the 20-minute rebalance interval has not passed; 2 on bad input.
+    Every decision is recorded in the state database. --apply needs the
+    compliance sign-off of core.yaml (stagectl verify-thresholds --out
+    reports/compliance-DATE.json --signed-off-by NAME); without --apply the
+    proposal is a dry look and says on stderr when there is none. Exit 0; 1 when
+    --apply is refused (no sign-off, or the 20-minute rebalance interval has not
+    passed); 2 on bad input.
     """
     from stagectl.services.stage6 import governor as service
 
@@ -60,6 +65,7 @@ def governor(
     result = service.run(request, home=home)
     body = result.body()
     info(f"config: {result.intel.config.describe()}")
+    info(result.intel.compliance.describe())
     info(f"data: {result.intel.market.source}; as of {body['as_of']}")
     if json_output:
         print_json(body)

@@ -154,6 +154,11 @@ def risk_guard(
     info(f"config: {result.config.describe()}")
     info(f"state: {result.state_path} (run {result.run_id})")
     info(result.as_of.describe())
+    if result.already_evaluated:
+        info(
+            f"this hour of run {result.run_id} was evaluated already (guard decision "
+            f"{result.decision_id}, by run-live or an earlier check): nothing recorded or sent"
+        )
     envelope = publish.envelope(
         service.KIND, result.body(), service.SIGNED_SECTIONS, [result.config.path]
     )

@@ -147,6 +147,14 @@ def run_live(
             "stop, 3-loss streak halving, volatility defense) on the run's own returns.",
         ),
     ] = True,
+    guard: Annotated[
+        bool,
+        typer.Option(
+            "--guard/--no-guard",
+            help="Evaluate the risk guard in the loop (the strategy config's guard section: "
+            "hourly, directives latched at the next bar). --no-guard leaves it to cron.",
+        ),
+    ] = True,
     yes: YesOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -185,6 +193,7 @@ def run_live(
         position_limits=position_limits,
         base_url=base_url,
         breakers=breakers,
+        guard=guard,
     )
     stop = _StopFlag()
     view = _View(rich=stdout_is_tty() and not json_output)

@@ -11,7 +11,6 @@ from stagectl.cli._common import (
     JsonOpt,
     MarketDataOpt,
     OutOpt,
-    UnsignedOpt,
     cli_context,
     config_option,
     info,
@@ -54,7 +53,14 @@ def stress_lab(
     ] = None,
     json_output: JsonOpt = False,
     out: OutOpt = None,
-    unsigned: UnsignedOpt = False,
+    unsigned: Annotated[
+        bool,
+        typer.Option(
+            "--unsigned",
+            help="Kept for scripts; it cannot waive the compliance sign-off, which only "
+            "verifies with a key, so without a key --out is refused all the same.",
+        ),
+    ] = False,
     compare: Annotated[
         Path | None,
         typer.Option(
@@ -104,12 +110,17 @@ def stress_lab(
 
     Threshold verification runs first; when core.yaml differs from the approved
     baseline nothing is published (no --out, no --html file) and the exit code is 1.
+    Publication (--out, --html) then needs core.yaml's compliance sign-off
+    (stagectl verify-thresholds --out reports/compliance-DATE.json
+    --signed-off-by NAME): exit 1 without one. Without --out and --html the run
+    is a dry look (the table, or --json on stdout) and says so on stderr.
     Each scenario's eight metrics are checked against core.yaml's thresholds (the
     blackout scenario with its 180 ms / 55 min overrides) and applied to the
     positions. A first "baseline" row checks the unstressed market; each scenario
     lists the breaches it caused or worsened and counts those already at baseline.
     The verdict section is HMAC-signed. Exit 0 no breach anywhere (baseline included),
-    1 a breach (a baseline breach alone too) or a blocked publication, 2 bad input.
+    1 a breach (a baseline breach alone too) or a blocked or refused publication, 2
+    bad input.
     """
     from stagectl.services.stage6 import stress_lab as service
 
@@ -123,12 +134,15 @@ def stress_lab(
         scenario_names=tuple(scenario or ()),
         equity_usd=equity,
         compare=compare,
+        publish="--out" if out is not None else "--html" if html is not None else None,
     )
     result = service.run(request, home=home)
     info(f"config: {result.verification.config.describe()}")
     if result.blocked:
         _blocked(result.blocked_document(), json_output)
         raise typer.Exit(EXIT_CHECK_FAILED)
+    if result.compliance is not None:
+        info(result.compliance.describe())
     envelope = publish_envelope(
         home,
         service.KIND,

@@ -1,17 +1,22 @@
 """``stagectl trading``: show or set the trading state (ACTIVE, REDUCE_ONLY, HALTED) of the
-paper and the live mode.
+paper and the live mode, and answer the risk guard's directives (confirm, cancel, revoke).
 
 ``trading status`` is a fast path: sqlite3 only on top of typer.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from stagectl.cli._common import JsonOpt, cli_context, info, print_json, print_lines, print_table
 from stagectl.domain.types import Mode
+
+if TYPE_CHECKING:
+    from stagectl.services.trading.directives import DirectiveChange
+    from stagectl.services.trading.restart import RestartResult
 
 app = typer.Typer(
     help="Show or set the trading state. Example: stagectl trading status --json",
@@ -25,6 +30,43 @@ LiveOpt = Annotated[bool, typer.Option("--live", help="The live mode's trading s
 ReasonOpt = Annotated[
     str | None, typer.Option("--reason", help="Why; recorded in the history.", metavar="TEXT")
 ]
+SignedOffOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--signed-off-by",
+        help="Who signs off the restart of a flattened book (the runbook's human sign-off).",
+        metavar="NAME",
+    ),
+]
+CauseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cause",
+        help="What caused the flatten (recorded as an incident note; a restart condition).",
+        metavar="TEXT",
+    ),
+]
+OverrideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--override",
+        help="Restart although a restart condition fails (needs --reason and "
+        "--signed-off-by; recorded as an override).",
+    ),
+]
+GuardConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Risk guard config (default: the home's risk_guard_alt_ensemble.yaml).",
+        metavar="FILE",
+    ),
+]
+ByOpt = Annotated[
+    str, typer.Option("--by", help="Who answers (recorded with the directive).", metavar="NAME")
+]
+DirectiveIdArg = Annotated[int, typer.Argument(help="The directive's id (trading status).")]
 
 
 @app.callback()
@@ -60,6 +102,23 @@ def status(ctx: typer.Context, json_output: JsonOpt = False) -> None:
             for mode, flag in result.states.items()
         ],
     )
+    if result.directives:
+        print_table(
+            "risk directives (open)",
+            (
+                "id",
+                "mode",
+                "action",
+                "sleeve",
+                "rule",
+                "value",
+                "created",
+                "state",
+                "confirm by",
+                "expires",
+            ),
+            [_directive_row(d) for d in result.directives],
+        )
     if result.history:
         print_table(
             "history (newest first)",
@@ -69,6 +128,25 @@ def status(ctx: typer.Context, json_output: JsonOpt = False) -> None:
                 for c in result.history
             ],
         )
+
+
+def _directive_row(d: dict[str, Any]) -> tuple[Any, ...]:
+    state = d["state"]
+    if state == "pending":
+        then = "executes" if d["on_timeout"] == "execute" else "escalates"
+        state = f"pending-confirmation ({then} at deadline)"
+    return (
+        d["id"],
+        d["mode"] or "paper+live",
+        d["action"],
+        d["sleeve"] or "all",
+        d["rule"],
+        d["value"],
+        d["created_at"],
+        state,
+        d["confirm_by"] or "-",
+        d["expires_at"] or "until revoked",
+    )
 
 
 def _modes(paper: bool, live: bool, *, default: tuple[Mode, ...]) -> tuple[Mode, ...]:
@@ -115,16 +193,77 @@ def enable(
     reason: ReasonOpt = None,
     paper: PaperOpt = False,
     live: LiveOpt = False,
+    signed_off_by: SignedOffOpt = None,
+    cause: CauseOpt = None,
+    override: OverrideOpt = False,
+    config: GuardConfigOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Set a mode's trading state to ACTIVE: new orders may be sent again. Re-enables the
-    paper mode unless --live is given (both with --paper --live).
+    paper mode unless --live is given.
 
-    Exit 0; 2 bad input; 3 the state database is locked.
+    A mode latched by an executed FLATTEN_ALL restarts only when the runbook's restart
+    conditions hold (seed 003 §4.5): a cause note (--cause), the strategy's 20-day
+    Sharpe > 0, its 60-day backtest Sharpe > 0.3, drawdown < 8 %, a named sign-off
+    (--signed-off-by). The conditions are printed; while any fails nothing changes
+    (exit 1) unless --override, which is recorded as an override.
 
-    Example: stagectl trading enable --live --reason "post-mortem done, restart criteria met"
+    Exit 0 enabled; 1 a restart condition fails; 2 bad input; 3 the state database is
+    locked.
+
+    Example: stagectl trading enable --live --signed-off-by "A. Chen" --cause "exchange
+    outage, fixed" --reason "post-mortem done"
     """
-    _set(ctx, "ACTIVE", reason, _modes(paper, live, default=("paper",)), json_output)
+    from stagectl.services.trading import restart
+
+    modes = _modes(paper, live, default=("paper",))
+    if len(modes) != 1:
+        from stagectl.errors import InputError
+
+        raise InputError("enable one mode at a time: --paper or --live", where="--paper/--live")
+    home = cli_context(ctx).home
+    request = restart.RestartRequest(
+        mode=modes[0],
+        reason=reason if reason is not None else "set by an operator (stagectl trading)",
+        signed_off_by=signed_off_by,
+        cause=cause,
+        override=override,
+        guard_config=config,
+    )
+    _show_restart(restart.run(request, home=home), json_output)
+
+
+def _show_restart(result: RestartResult, as_json: bool) -> None:
+    """Print a restart's checks and outcome; exit 1 when it was refused."""
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        info(f"state database: {result.path}")
+        if result.latched:
+            ids = ", ".join(str(d.id) for d in result.latched_by)
+            print_table(
+                f"restart conditions ({result.mode}, latched by FLATTEN_ALL {ids}; "
+                f"as of {result.as_of:%Y-%m-%d %H:%M} UTC, backtest {result.window})",
+                ("condition", "required", "found", "result"),
+                [
+                    (c.condition, c.required, c.found, "pass" if c.passed else "FAIL")
+                    for c in result.checks
+                ],
+            )
+        if result.change is not None:
+            change = result.change
+            what = (
+                "restarted with an OVERRIDE"
+                if result.latched and not result.conditions_hold
+                else "changed"
+            )
+            print_lines(
+                [f"{result.mode}: trading state {change.from_state.value} -> ACTIVE: {what}"]
+            )
+        else:
+            info(f"{result.mode}: not restarted: a restart condition fails (nothing changed)")
+    if result.change is None:
+        raise typer.Exit(1)
 
 
 @app.command("disable")
@@ -162,3 +301,84 @@ def reduce_only(
     Example: stagectl trading reduce-only --live --reason "margin utilisation above 20 %"
     """
     _set(ctx, "REDUCE_ONLY", reason, _modes(paper, live, default=("paper", "live")), json_output)
+
+
+@app.command("confirm")
+def confirm(
+    ctx: typer.Context, directive_id: DirectiveIdArg, by: ByOpt, json_output: JsonOpt = False
+) -> None:
+    """Confirm a pending risk directive: it binds the loop from its next bar.
+
+    Exit 0; 1 the directive is not pending; 2 bad input (no such directive); 3 locked.
+
+    Example: stagectl trading confirm 12 --by "A. Chen"
+    """
+    from stagectl.services.trading import directives as service
+
+    request = service.DirectiveRequest(directive_id, by=by)
+    _show_change(service.run_confirm(request, home=cli_context(ctx).home), json_output)
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    directive_id: DirectiveIdArg,
+    by: ByOpt,
+    reason: ReasonOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Veto a pending risk directive (a false trigger): it never binds. Needs --reason.
+
+    Exit 0; 1 the directive is not pending; 2 bad input; 3 locked.
+
+    Example: stagectl trading cancel 12 --by "A. Chen" --reason "stale mark, feed restored"
+    """
+    from stagectl.services.trading import directives as service
+
+    request = service.DirectiveRequest(directive_id, by=by, reason=reason or "")
+    _show_change(service.run_cancel(request, home=cli_context(ctx).home), json_output)
+
+
+@app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    directive_id: DirectiveIdArg,
+    by: ByOpt,
+    reason: ReasonOpt = None,
+    cause: CauseOpt = None,
+    override: OverrideOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Lift an active or executed risk directive. Needs --reason. Lifting a FLATTEN_ALL
+    restarts the flattened book: the restart conditions are checked as `trading enable`
+    checks them (--by signs it off; --cause, --override as there).
+
+    Exit 0; 1 not active/executed, or a restart condition fails; 2 bad input; 3 locked.
+
+    Example: stagectl trading revoke 12 --by "A. Chen" --reason "review done, risk back"
+    """
+    from stagectl.services.trading import directives as service
+
+    request = service.DirectiveRequest(
+        directive_id, by=by, reason=reason or "", cause=cause, override=override
+    )
+    change = service.run_revoke(request, home=cli_context(ctx).home)
+    if change.restart is not None and not json_output:
+        _show_restart(change.restart, as_json=False)
+    _show_change(change, json_output)
+    if change.refused:
+        raise typer.Exit(1)
+
+
+def _show_change(change: DirectiveChange, as_json: bool) -> None:
+    if as_json:
+        print_json(change.to_dict())
+        return
+    d = change.directive
+    sleeve = f" {d.sleeve}" if d.sleeve else ""
+    print_lines(
+        [
+            f"directive {d.id} ({d.action}{sleeve}, {d.mode or 'paper+live'}): "
+            f"{change.before.value} -> {d.state.value}"
+        ]
+    )

@@ -7,7 +7,7 @@ pydantic, yaml and the standard library.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,6 +22,9 @@ from stagectl.cli._common import (
     print_table,
 )
 from stagectl.errors import EXIT_CHECK_FAILED
+
+if TYPE_CHECKING:
+    from stagectl.services.stage6.verify_thresholds import VerifyThresholdsResult
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -46,33 +49,49 @@ def verify_thresholds(
     json_output: JsonOpt = False,
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,
+    signed_off_by: Annotated[
+        str | None,
+        typer.Option(
+            "--signed-off-by",
+            help="Sign the compliance as NAME (recorded in the signed report). A signed, "
+            "passing report with a signer is core.yaml's compliance sign-off, which "
+            "governor --apply, market-intel --out and stress-lab --out require.",
+            metavar="NAME",
+        ),
+    ] = None,
 ) -> None:
     """Audit core.yaml's governed values against the approved baseline.
 
     One check per Stress Lab threshold, scenario override, Portfolio Governor
     parameter, strategy limit, mandatory symbol and default weight, plus the
     invariants (min <= baseline <= max, baselines sum to 1, blackout overrides
-    at least the base thresholds, SOLUSDT mandatory). Exit 0 when every check
-    passes, 1 when any fails, 2 on a bad config or baseline.
+    at least the base thresholds, SOLUSDT mandatory). With --signed-off-by and
+    --out, a signed report whose checks all pass is the compliance sign-off for
+    this core.yaml. Exit 0 when every check passes, 1 when any fails, 2 on a bad
+    config or baseline or an empty signer's name.
     """
     from stagectl.services.stage6 import verify_thresholds as service
 
     home = cli_context(ctx).home
-    request = service.VerifyThresholdsRequest(config=config, baseline=baseline)
+    request = service.VerifyThresholdsRequest(
+        config=config, baseline=baseline, signed_off_by=signed_off_by
+    )
     result = service.run(request, home=home)
     info(f"config: {result.config.describe()}")
     info(f"baseline: {result.baseline.describe()}")
-    emit_report(
+    envelope = emit_report(
         home,
         service.KIND,
         result.body(),
-        signed_sections=service.SIGNED_SECTIONS,
+        signed_sections=result.signed_sections,
         inputs=result.inputs,
         json_output=json_output,
         out=out,
         unsigned=unsigned,
         render_human=lambda: _print_human(result.body()),
     )
+    if result.signed_off_by is not None:
+        info(_sign_off_line(result, envelope, out))
     if not result.passed:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
@@ -89,12 +108,29 @@ def _print_human(body: dict[str, Any]) -> None:
         rows,
         styles=lambda row: "red" if row[0] == "FAIL" else None,
     )
+    if "sign_off" in body:
+        typer.echo(f"signed off by: {body['sign_off']['signed_off_by']}")
     summary = body["summary"]
     verdict = "PASS" if summary["failed"] == 0 else "FAIL"
     typer.echo(
         f"{verdict}: {summary['passed']} of {summary['total']} checks passed, "
         f"{summary['failed']} failed"
     )
+
+
+def _sign_off_line(
+    result: VerifyThresholdsResult, envelope: dict[str, Any] | None, out: Path | None
+) -> str:
+    """Whether this run produced the compliance sign-off, and if not, why."""
+    failed = sum(not c.passed for c in result.checks)
+    if failed:
+        return f"not a compliance sign-off: {failed} of {len(result.checks)} checks failed"
+    if envelope is None or envelope["signature"] is None:
+        return "not a compliance sign-off: the report is unsigned (no signing key)"
+    sha = result.config_sha256[:12]
+    if out is None:
+        return f"compliance sign-off for core.yaml sha256 {sha} printed, not written (add --out)"
+    return f"compliance sign-off for core.yaml sha256 {sha} by {result.signed_off_by}: {out}"
 
 
 def _show(value: Any) -> str:

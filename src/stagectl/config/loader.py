@@ -234,6 +234,15 @@ def load_risk_guard(
     return _load(home, RISK_GUARD_FILE, explicit, RiskGuardConfig)
 
 
+def load_guard_strategy(
+    home: Home, guard: RiskGuardConfig, source: ConfigSource
+) -> tuple[StrategyConfig, ConfigSource]:
+    """The strategy config a guard config names (``strategy_config``): the file beside
+    the guard config when it is there, else the home's."""
+    sibling = source.path.parent / guard.strategy_config
+    return load_strategy(home, sibling if sibling.is_file() else None)
+
+
 def load_stage3(home: Home, explicit: Path | None = None) -> tuple[Stage3Config, ConfigSource]:
     """config/stage3.yaml (seed 002)."""
     from stagectl.config.stage3 import Stage3Config

@@ -84,6 +84,16 @@ class AuditConfig(ConfigModel):
     measured_2026_02_19: AuditMeasured
 
 
+class LoopGuardConfig(ConfigModel):
+    """The risk guard run-live evaluates in-process (seed 003 §6.3's hourly check)."""
+
+    enabled: bool = True
+    every_minutes: Annotated[int, Field(gt=0)] = 60
+    """How often: at the first bar close of each such slot (cron's hour by default)."""
+    config: str = "risk_guard_alt_ensemble.yaml"
+    """The guard config, beside this file or in the home's config/."""
+
+
 class StrategyConfig(ConfigModel):
     name: str
     market: Literal["futures"]
@@ -95,6 +105,7 @@ class StrategyConfig(ConfigModel):
     initial_equity_usd: Annotated[float, Field(gt=0)]
     sleeves: Items[SleeveConfig]
     audit: AuditConfig
+    guard: LoopGuardConfig = LoopGuardConfig()
 
     @model_validator(mode="after")
     def _sleeves_are_consistent(self) -> StrategyConfig:

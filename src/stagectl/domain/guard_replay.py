@@ -36,6 +36,7 @@ import pandas as pd
 from stagectl.config.risk_guard import RiskGuardConfig
 from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
 from stagectl.domain.performance import rolling_sharpe
+from stagectl.domain.restart import strategy_health
 from stagectl.domain.risk_indicators import GuardInputs, compute_indicators, restrict
 from stagectl.domain.risk_rules import (
     ACTION_RANK,
@@ -47,13 +48,6 @@ from stagectl.domain.risk_rules import (
 )
 
 RECOVERY_STEP = 0.25
-RESTART_WINDOW = pd.Timedelta(days=60)
-
-
-def trailing_drawdown_pct(equity: pd.Series, window: pd.Timedelta) -> pd.Series:
-    """``(peak - equity) / peak * 100`` with the peak over ``(t - window, t]``."""
-    peak = equity.rolling(window).max()
-    return ((peak - equity) / peak * 100.0).rename("trailing_drawdown_pct")
 
 
 @dataclass(frozen=True)
@@ -183,13 +177,11 @@ class _Shadow:
 def _shadow(
     unguarded: BacktestResult, frames: IndicatorFrames, eval_times: pd.DatetimeIndex
 ) -> _Shadow:
-    returns = unguarded.net_returns
+    health = strategy_health(unguarded.net_returns, unguarded.equity).reindex(eval_times)
     return _Shadow(
         sharpe_20d=frames.portfolio["rolling_sharpe_20d"].reindex(eval_times).to_numpy(),
-        sharpe_60d=rolling_sharpe(returns, 60).reindex(eval_times).to_numpy(),
-        drawdown_pct=trailing_drawdown_pct(unguarded.equity, RESTART_WINDOW)
-        .reindex(eval_times)
-        .to_numpy(),
+        sharpe_60d=health["sharpe_60d"].to_numpy(),
+        drawdown_pct=health["drawdown_60d_pct"].to_numpy(),
         sleeve_sharpe_30d={
             s: rolling_sharpe(unguarded.sleeve_net_returns[s], 30).reindex(eval_times).to_numpy()
             for s in unguarded.sleeve_net_returns.columns

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from stagectl.reports.canonical import canonical_json
 from stagectl.reports.envelope import SCHEMA, build_envelope, file_sha256, utc_timestamp
-from stagectl.reports.io import read_report, report_bytes, write_atomic
+from stagectl.reports.io import parse_report, read_report, report_bytes, write_atomic
 from stagectl.reports.signing import (
     NO_KEY_MESSAGE,
     UNSIGNED_REASON,
@@ -31,6 +31,7 @@ __all__ = [
     "derive_key_id",
     "file_sha256",
     "load_signing_key",
+    "parse_report",
     "read_report",
     "report_bytes",
     "sign_envelope",

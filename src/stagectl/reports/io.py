@@ -124,6 +124,12 @@ def read_report(path: Path) -> dict[str, Any]:
         raise InputError(
             f"cannot read report: {error.strerror or error}", where=str(path)
         ) from None
+    return parse_report(raw, path)
+
+
+def parse_report(raw: bytes, path: Path) -> dict[str, Any]:
+    """The envelope in ``raw``, the bytes read from ``path`` (named in errors); the same
+    checks as :func:`read_report`. For a caller that also hashes the bytes it judged."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

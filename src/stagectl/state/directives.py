@@ -128,6 +128,16 @@ def guard_decisions(
     ]
 
 
+def decision_in_slot(db: StateDB, run_id: str, start: datetime, end: datetime) -> int | None:
+    """The id of a recorded (not dry-run) decision of the run in ``[start, end)``."""
+    row = db.conn.execute(
+        "SELECT id FROM guard_decisions WHERE run_id = ? AND dry_run = 0 AND ts >= ? AND ts < ?"
+        " ORDER BY ts, id LIMIT 1",
+        (run_id, ts_text(start), ts_text(end)),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
 _DIRECTIVE_COLUMNS = (
     "id, ts, action, sleeve, multiplier, expires_at, guard_decision_id, reason, revoked_at,"
     " mode, state, rule, indicator_value, confirm_by, on_timeout, confirmed_at, confirmed_by,"

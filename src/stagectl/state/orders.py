@@ -85,6 +85,16 @@ def run_orders(db: StateDB, run_id: str) -> list[Order]:
     return [_order(row) for row in rows]
 
 
+def denied_counts(db: StateDB, run_id: str) -> dict[str, int]:
+    """How many of a run's orders the pre-trade policy denied, by denial code."""
+    rows = db.conn.execute(
+        "SELECT coalesce(reason, 'unknown'), count(*) FROM orders"
+        " WHERE run_id = ? AND status = 'denied' GROUP BY 1 ORDER BY 2 DESC, 1",
+        (run_id,),
+    )
+    return {str(code): int(n) for code, n in rows}
+
+
 def client_order_ids(db: StateDB, run_id: str, exchange_order_ids: list[str]) -> dict[str, str]:
     """The client order ids of a run's orders by their exchange order ids (a venue's fills
     name the order by its exchange id only)."""

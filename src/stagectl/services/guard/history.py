@@ -76,6 +76,14 @@ class Written:
     decision_id: int
     incident_ids: list[int]
     directives: list[dict[str, Any]]
+    already_evaluated: bool = False
+    """The hour had a decision for this run already (cron or run-live): nothing written,
+    ``decision_id`` is that decision."""
+
+
+DECISION_SLOT = timedelta(hours=1)
+"""One recorded (not dry-run) decision per run and hour: cron's hourly check and
+run-live's in-loop guard never count an hour twice."""
 
 
 def _until(now: datetime) -> datetime:
@@ -105,7 +113,7 @@ def read_history(db: StateDB, *, run_id: str, now: datetime) -> History | None:
         reference_prices=[evidence.reference_price(db, fill) for fill in fills],
         funding=evidence.run_funding(db, run.run_id, start, end),
         signal_checks=journal.events(
-            db, event_type=evidence.SIGNAL_CHECK_EVENT, start=start, end=end
+            db, run_id=run.run_id, event_type=evidence.SIGNAL_CHECK_EVENT, start=start, end=end
         ),
         initial_equity=evidence.initial_equity(db, run.run_id),
     )
@@ -451,11 +459,18 @@ def record(
 
     A directive already open (pending, active or executed) for the same action and sleeve
     is not issued again, so an hourly guard does not stack copies of one REDUCE_RISK_50.
+    An hour (``DECISION_SLOT``) that already has a recorded decision of the run is not
+    recorded again (``Written.already_evaluated``).
     """
     from stagectl.state import directives, journal
 
     severity = "INFO" if decision["severity"] == "NONE" else decision["severity"]
     with db.transaction():
+        if not dry_run:
+            slot = now.replace(minute=0, second=0, microsecond=0)
+            earlier = directives.decision_in_slot(db, history.run_id, slot, slot + DECISION_SLOT)
+            if earlier is not None:
+                return Written(earlier, [], [], already_evaluated=True)
         decision_id = directives.record_guard_decision(
             db,
             GuardDecision(

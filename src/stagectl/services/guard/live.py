@@ -80,6 +80,9 @@ class LiveGuardResult:
     incident_ids: list[int]
     directives: list[dict[str, Any]]
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    already_evaluated: bool = False
+    """This hour of the run had a recorded decision already (``decision_id``): nothing
+    was recorded or sent again."""
 
     @property
     def exit_code(self) -> int:
@@ -100,6 +103,7 @@ class LiveGuardResult:
                 "guard_decision_id": self.decision_id,
                 "incident_ids": self.incident_ids,
                 "directives": self.directives,
+                "already_evaluated": self.already_evaluated,
             },
             "notifications": self.notifications,
         }
@@ -204,7 +208,10 @@ def _evaluate(
     )
     decision = gi.decision_dict(table, config, data, now=now, stale_after=STALE_AFTER)
     written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
-    notifications = _notify(decision, config, env=os.environ if env is None else env)
+    environment = os.environ if env is None else env
+    notifications = [] if written.already_evaluated else _notify(decision, config, env=environment)
+    escalated = [] if dry_run else _escalate(db, config, history, now, environment)
+    notifications += escalated
     return LiveGuardResult(
         config=source,
         state_path=home.state_path,
@@ -218,7 +225,25 @@ def _evaluate(
         incident_ids=written.incident_ids,
         directives=written.directives,
         notifications=notifications,
+        already_evaluated=written.already_evaluated,
     )
+
+
+def _escalate(db: Any, config: Any, history: Any, now: datetime, env: Any) -> list[dict[str, Any]]:
+    """Pending directives past their confirmation deadline with no answer escalate once
+    (seed 003 §4.3-4.4: notify again, severity up); the notifications sent."""
+    from stagectl.services.trading.directives import escalate_overdue
+
+    overdue = escalate_overdue(db, mode=history.mode, now=now, run_id=history.run_id)
+    if not overdue:
+        return []
+    lines = [f"stagectl risk-guard: ESCALATED ({len(overdue)} directive(s) unanswered)"]
+    lines += [
+        f"- directive {d.id} {d.action}{' ' + d.sleeve if d.sleeve else ''} ({d.mode}), "
+        f"pending since {d.ts:%Y-%m-%d %H:%M} UTC: stagectl trading confirm {d.id} --by NAME"
+        for d in overdue
+    ]
+    return _send("\n".join(lines), {"escalated": [d.id for d in overdue]}, config, env=env)
 
 
 def _alert_text(decision: dict[str, Any]) -> str:
@@ -240,13 +265,18 @@ def _fmt(value: Any) -> str:
 def _notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str, Any]]:
     """Send the alert when the severity calls for it; the results, never an exception."""
     from stagectl.domain.risk_rules import SEVERITY_RANK
-    from stagectl.notify import telegram, webhook
 
     severity = decision["severity"]
     escalation = config.escalation.get(severity)
     if SEVERITY_RANK.get(severity, 0) < NOTIFY_FROM or escalation is None or not escalation.notify:
         return []
-    text = _alert_text(decision)
+    return _send(_alert_text(decision), {"decision": decision}, config, env=env)
+
+
+def _send(text: str, payload: dict[str, Any], config: Any, *, env: Any) -> list[dict[str, Any]]:
+    """Telegram and the webhook (when configured); the results, never an exception."""
+    from stagectl.notify import telegram, webhook
+
     settings = config.notify
     results = [
         telegram.send_from_env(
@@ -259,6 +289,6 @@ def _notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str
         )
     ]
     if settings.webhook_url:
-        payload = {"source": "stagectl risk-guard", "text": text, "decision": decision}
-        results.append(webhook.post_alert(settings.webhook_url, payload, retries=settings.retries))
+        body = {"source": "stagectl risk-guard", "text": text, **payload}
+        results.append(webhook.post_alert(settings.webhook_url, body, retries=settings.retries))
     return [r.to_dict() for r in results]

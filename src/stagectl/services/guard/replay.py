@@ -82,12 +82,6 @@ def _finite(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _strategy_source(home: Home, source: ConfigSource, name: str) -> Path | None:
-    """The strategy config beside the guard config when it is there, else the home's."""
-    sibling = source.path.parent / name
-    return sibling if sibling.is_file() else None
-
-
 def _metrics(result: Any) -> dict[str, Any]:
     """Sharpe (hourly returns, sqrt(8760)), max drawdown and total return, as fractions."""
     from stagectl.domain.performance import running_drawdown, sharpe
@@ -113,7 +107,7 @@ def run(
     ``breakers`` (or a ``preset``) applies the circuit breakers to the strategy before
     the guard sees it (module docstring).
     """
-    from stagectl.config.loader import load_risk_guard, load_strategy
+    from stagectl.config.loader import load_guard_strategy, load_risk_guard
     from stagectl.domain.guard_replay import CostModel, replay
     from stagectl.services.strategy.sleeves import build_sleeves
 
@@ -121,9 +115,7 @@ def run(
     if evaluation not in EVALUATIONS:
         raise InputError(f"must be hourly or daily, got {evaluation!r}", where="--eval")
     config, source = load_risk_guard(home, request.config)
-    strategy, strategy_source = load_strategy(
-        home, _strategy_source(home, source, config.strategy_config)
-    )
+    strategy, strategy_source = load_guard_strategy(home, config, source)
     sleeves, info = build_sleeves(strategy, request.data_dir, request.start, request.end)
     costs = CostModel(
         fee_bps=strategy.costs.fee_bps,

@@ -29,6 +29,7 @@ from stagectl.services.live import step as live_step
 from stagectl.services.live.artifacts import build_artifacts, write_artifact_files
 from stagectl.services.live.exchange import Clock, ExchangeFeed, next_bar_to_trade
 from stagectl.services.live.feed import ReplayFeed, StepData
+from stagectl.services.live.guard import LoopGuard
 from stagectl.state import journal, orders
 from stagectl.state.equity import last_snapshot_ts
 
@@ -48,6 +49,10 @@ class LoopControl:
     duration: timedelta | None = None
     speed: float | None = None
     end: datetime | None = None
+    guard: LoopGuard | None = None
+    """The in-loop risk guard and FLATTEN_ALL latch (None: ``guard.enabled: false``)."""
+    on_alert: Callable[[str], None] | None = None
+    """Told what the operator must see: guard decisions, directives, the latch."""
 
 
 def step(ctx: live_step.LiveContext, data: StepData, market: Market) -> dict[str, Any] | None:
@@ -66,6 +71,7 @@ def step(ctx: live_step.LiveContext, data: StepData, market: Market) -> dict[str
     decided = {
         "trading_state": opened.trading_state,
         "multipliers": opened.decision.multipliers,
+        "directive_multipliers": opened.directive_multipliers,
     }
     return {**decided, **counts, **settled}
 
@@ -144,8 +150,38 @@ class _Tally:
     def __init__(self, ctx: live_step.LiveContext, result: Any, control: LoopControl) -> None:
         self.ctx, self.result, self.control = ctx, result, control
         self.last_save = time.monotonic()
+        self.trading_state: str | None = None
+        self.multipliers: dict[str, float] | None = None
 
     def add(self, data: StepData, outcome: dict[str, Any]) -> None:
+        self._count(data, outcome)
+        lines = self._changes(data, outcome)
+        guard = self.control.guard
+        if guard is not None:
+            lines += guard.after_bar(self.ctx, data.close_ts, outcome["positions"])
+        if self.control.on_alert is not None:
+            for line in lines:
+                self.control.on_alert(line)
+
+    def _changes(self, data: StepData, outcome: dict[str, Any]) -> list[str]:
+        """The trading state and the directives' multipliers the bar obeyed, when they
+        differ from the previous bar's."""
+        lines = []
+        state, multipliers = outcome.get("trading_state"), outcome.get("directive_multipliers")
+        if state is not None and state != self.trading_state:
+            if self.trading_state is not None:
+                lines.append(
+                    f"{data.ts:%Y-%m-%d %H:%M}Z trading state {self.trading_state} -> {state}"
+                )
+            self.trading_state = state
+        if multipliers is not None and multipliers != self.multipliers:
+            if self.multipliers is not None:
+                shown = ", ".join(f"{s} x{m:g}" for s, m in multipliers.items())
+                lines.append(f"{data.ts:%Y-%m-%d %H:%M}Z risk directives: {shown}")
+            self.multipliers = dict(multipliers)
+        return lines
+
+    def _count(self, data: StepData, outcome: dict[str, Any]) -> None:
         result = self.result
         result.bars += 1
         result.first_bar = result.first_bar or data.ts

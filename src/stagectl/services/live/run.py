@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
-from stagectl.config.loader import file_sha256, load_risk_presets, load_stage3, load_strategy
+from stagectl.config.loader import (
+    file_sha256,
+    load_risk_guard,
+    load_risk_presets,
+    load_stage3,
+    load_strategy,
+)
 from stagectl.domain.order_policy import PolicyLimits, SymbolCap
 from stagectl.domain.types import Event, OrderType
 from stagectl.errors import InputError
@@ -49,9 +55,10 @@ from stagectl.services.live.exchange import (
     qty_steps,
 )
 from stagectl.services.live.feed import ReplayFeed, data_end
+from stagectl.services.live.guard import LoopGuard
 from stagectl.services.live.loop import StepCallback
 from stagectl.services.live.step import retry_locked
-from stagectl.state import journal, runs
+from stagectl.state import directives, flags, journal, orders, runs
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.equity import last_snapshot_ts
 from stagectl.state.paper_book import StatePaperStore
@@ -86,6 +93,8 @@ class RunLiveRequest:
     base_url: str | None = None
     timeout_ms: int = 10_000
     breakers: bool = True
+    guard: bool = True
+    """Evaluate the strategy config's in-loop risk guard (its ``guard`` section)."""
 
 
 @dataclass
@@ -107,6 +116,10 @@ class RunLiveResult:
     max_abs_drift_usd: float = 0.0
     positions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    trading_state: str | None = None
+    """The mode's trading state when the run stopped."""
+    orders_denied: dict[str, int] = field(default_factory=dict)
+    """The run's orders the pre-trade policy refused, by code (TRADING_HALTED...)."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -126,6 +139,8 @@ class RunLiveResult:
             "equity": self.equity,
             "max_abs_drift_usd": self.max_abs_drift_usd,
             "positions": self.positions,
+            "trading_state": self.trading_state,
+            "orders_denied": self.orders_denied,
             "notes": self.notes,
         }
 
@@ -259,7 +274,9 @@ class _Setup:
             ),
         }
 
-    def control(self, should_stop: Callable[[], bool], on_step: StepCallback | None) -> Any:
+    def control(
+        self, should_stop: Callable[[], bool], on_step: StepCallback | None, mode: str
+    ) -> Any:
         return live_loop.LoopControl(
             should_stop=should_stop,
             on_step=on_step,
@@ -267,7 +284,33 @@ class _Setup:
             artifacts_interval_s=self.request.artifacts_interval_s,
             duration=self.request.duration,
             speed=self.request.speed,
+            guard=self.loop_guard(mode),
+            on_alert=self.on_retry,
         )
+
+    def loop_guard(self, mode: str) -> LoopGuard | None:
+        """The in-loop risk guard of the strategy config's ``guard`` section; its config
+        is loaded now, so a bad one stops the run before its first bar (exit 2)."""
+        settings = self.config.guard
+        if not (settings.enabled and self.request.guard):
+            return None
+        beside = self.source.path.parent / settings.config
+        in_home = self.home.config_dir / settings.config
+        path = beside if beside.is_file() else in_home if in_home.is_file() else None
+        load_risk_guard(self.home, path)
+        return LoopGuard(
+            home=self.home,
+            config=path,
+            every=timedelta(minutes=settings.every_minutes),
+            env=None if mode == "live" else {},
+        )
+
+    def announce(self, ctx: live_step.LiveContext) -> None:
+        """Tell the trading state and the open risk directives the run starts under."""
+        if self.on_retry is None:
+            return
+        for line in standing_lines(self.db, ctx.mode, ctx.run_id, self.wall_clock()):
+            self.on_retry(line)
 
     def finish(self, ctx: live_step.LiveContext, result: RunLiveResult, status: str) -> None:
         result.status = status
@@ -281,6 +324,8 @@ class _Setup:
         )
         result.equity = float(ctx.broker.equity())
         result.positions = {p.symbol: str(p.qty) for p in ctx.broker.positions()}
+        result.trading_state = flags.get_trading_state(self.db, ctx.mode).state.value
+        result.orders_denied = orders.denied_counts(self.db, ctx.run_id)
 
 
 def _run_paper(
@@ -324,7 +369,9 @@ def _run_paper(
     result.notes.extend(feed.info.notes)
     if first >= feed.bars:
         result.notes.append("the run had already processed every bar of its window")
-    status = live_loop.paper_loop(ctx, feed, first, result, setup.control(should_stop, on_step))
+    setup.announce(ctx)
+    control = setup.control(should_stop, on_step, "paper")
+    status = live_loop.paper_loop(ctx, feed, first, result, control)
     setup.finish(ctx, result, status)
     return result
 
@@ -364,11 +411,30 @@ def _run_live(
     result = RunLiveResult(
         run_id, "live", "running", resumed, setup.path, artifacts_dir, setup.source
     )
-    control = setup.control(should_stop, on_step)
+    setup.announce(ctx)
+    control = setup.control(should_stop, on_step, "live")
     control.end = _parse(params["end"])
     status = live_loop.live_loop(ctx, feed, clock, result, control)
     setup.finish(ctx, result, status)
     return result
+
+
+def standing_lines(db: StateDB, mode: Any, run_id: str, now: datetime) -> list[str]:
+    """The mode's trading state and the open directives that concern the run, as lines."""
+    from stagectl.services.trading.directives import directive_dict
+
+    flag = flags.get_trading_state(db, mode)
+    lines = [
+        f"{mode} trading state: {flag.state.value}"
+        + (f" (set by {flag.source}: {flag.reason})" if flag.state.value != "ACTIVE" else "")
+    ]
+    for d in directives.open_directives(db, mode=mode, now=now, run_id=run_id):
+        shown = directive_dict(d, now)
+        lines.append(
+            f"directive {d.id} {d.action}{' ' + d.sleeve if d.sleeve else ''} "
+            f"x{d.multiplier:g}: {shown['state']} (rule {d.rule or '-'})"
+        )
+    return lines
 
 
 def _paper_params(request: RunLiveRequest, config: Any) -> dict[str, Any]:

@@ -117,6 +117,8 @@ class Opened:
     trading_state: str
     equity: Decimal
     counts: dict[str, int]
+    directive_multipliers: dict[str, float] = field(default_factory=dict)
+    """Per sleeve, what the mode's risk directives asked of this bar."""
 
 
 def directive_multipliers(
@@ -162,7 +164,7 @@ def open_bar(ctx: LiveContext, data: StepData) -> Opened:
     to_send = ctx.write("record the bar's orders", lambda: _write_ahead(ctx, decision, fired))
     ctx.book.targets = decision.targets
     counts = send(ctx, to_send, data.ts)
-    return Opened(decision, state.value, equity, counts)
+    return Opened(decision, state.value, equity, counts, multipliers)
 
 
 def _sleeve_input(data: StepData, symbol: str, position: Position | None) -> SleeveInput:

@@ -6,6 +6,11 @@ rebalance interval (20 min, seed 000) is measured in that clock: on the bundled
 sample "now" is the data's end unless ``--now`` is given. Every run records one
 decision (``apply``, ``propose`` or ``refuse``) with its inputs, in one transaction.
 
+``--apply`` needs core.yaml's compliance sign-off (``services.stage6.compliance``,
+seed 000: a change takes effect only after the config is updated and the compliance
+report is signed): without one it is refused (exit 1) before anything is recorded;
+an applied decision cites the sign-off. A proposal is a dry look and needs none.
+
 Entry: ``run(GovernorRequest, *, home) -> GovernorResult``.
 """
 
@@ -70,6 +75,7 @@ class GovernorResult:
                 "path": str(self.intel.config.path),
                 "sha256": file_sha256(self.intel.config.path),
             },
+            "compliance": self.intel.compliance.record(),
             **market_intel.finite(self.decision.to_dict()),
         }
 
@@ -125,8 +131,8 @@ def _params_from(core: CoreConfig) -> GovernorParams:
 
 
 def run(request: GovernorRequest, *, home: Home) -> GovernorResult:
-    """Score, smooth, clamp and renormalise; record the decision; apply it when asked
-    and the rebalance interval has passed."""
+    """Score, smooth, clamp and renormalise; record the decision; apply it when asked,
+    core.yaml is signed off and the rebalance interval has passed."""
     from stagectl.domain.governor import GovernorInputs, InfeasibleBoundsError, decide
     from stagectl.reports import canonical_json
     from stagectl.state import governor as repo
@@ -140,6 +146,8 @@ def run(request: GovernorRequest, *, home: Home) -> GovernorResult:
     intel = market_intel.run(
         market_intel.MarketIntelRequest(request.config, request.data_dir, request.now), home=home
     )
+    if request.apply:
+        intel.compliance.require("governor --apply")
     params = _params_from(intel.core)
     inputs = GovernorInputs.from_market_intel(intel.report)
     with open_state(home.state_path) as db, db.transaction():
@@ -157,6 +165,7 @@ def run(request: GovernorRequest, *, home: Home) -> GovernorResult:
         payload = {
             **market_intel.finite(decision.to_dict()),
             "config_sha256": file_sha256(intel.config.path),
+            "compliance": intel.compliance.record(),
             "data_source": intel.market.source,
             "allowed": allowed,
             "last_rebalance_at": _iso(last.ts if last is not None else None),

@@ -7,6 +7,10 @@ perp 1h candles in the source. Without ``--now``, ``now`` is the end of the data
 every symbol covers: the earliest (last bar open + one bar) over the symbols, so no
 symbol is stale merely because the sample files end at different hours.
 
+Publication (``--out``) needs core.yaml's compliance sign-off
+(``services.stage6.compliance``, seed 000): without one it is refused before any data
+is loaded; a dry look runs and its result says the config has none.
+
 Entry: ``run(MarketIntelRequest, *, home) -> MarketIntelResult``.
 """
 
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import load_core
 from stagectl.errors import InputError
+from stagectl.services.stage6 import compliance
 
 if TYPE_CHECKING:
     from stagectl.config.core import CoreConfig
@@ -30,16 +35,20 @@ if TYPE_CHECKING:
     )
 
 TIMEFRAME = "1h"
+KIND = "market-intel"
+SIGNED_SECTIONS = ["as_of", "mandatory_symbols", "rows", "compliance"]
 
 
 @dataclass(frozen=True)
 class MarketIntelRequest:
-    """``-c`` (core.yaml), ``--data`` (None: the bundled sample) and ``--now`` (None: the
-    end of the common data)."""
+    """``-c`` (core.yaml), ``--data`` (None: the bundled sample), ``--now`` (None: the
+    end of the common data) and ``publish``: the option that publishes the result
+    (``--out``), which needs the compliance sign-off; None: a dry look."""
 
     config: Path | None = None
     data_dir: Path | None = None
     now: datetime | None = None
+    publish: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,15 +79,25 @@ class MarketIntelResult:
     config: ConfigSource
     now: datetime
     now_given: bool
+    compliance: compliance.Compliance
+
+    @property
+    def inputs(self) -> list[Path]:
+        """What a published report hashes: core.yaml, its sign-off report, the data."""
+        sign_off = self.compliance.sign_off
+        signed = [sign_off.path] if sign_off is not None else []
+        return [self.config.path, *signed, *self.market.files]
 
     def body(self) -> dict[str, Any]:
-        """A JSON-ready document: as-of, source, one row per symbol and the aggregate."""
+        """A JSON-ready document: as-of, source, one row per symbol and the aggregate, and
+        the compliance sign-off it was computed under (None: a dry look)."""
         return {
             "as_of": self.now.isoformat().replace("+00:00", "Z"),
             "now_source": "--now" if self.now_given else "end of the common data",
             "source": self.market.source,
             "mandatory_symbols": list(self.core.market_intel.mandatory_symbols),
             "rows": [finite(row.to_dict()) for row in self.report.rows()],
+            "compliance": self.compliance.record(),
         }
 
 
@@ -176,9 +195,14 @@ def compute(market: MarketData, now: datetime, core: CoreConfig) -> MarketIntelR
 
 
 def run(request: MarketIntelRequest, *, home: Home) -> MarketIntelResult:
-    """Load core.yaml and the data, then compute Market Intel."""
+    """Load core.yaml, look for its compliance sign-off (refuse publication without one),
+    load the data, then compute Market Intel."""
     core, source = load_core(home, request.config)
+    gate = compliance.check(source, home=home)
+    if request.publish is not None:
+        gate.require(f"market-intel {request.publish}")
     market = load_market(select_symbols(core, request.data_dir), request.data_dir)
     now = request.now
     at = now if now is not None else market.default_now()
-    return MarketIntelResult(compute(market, at, core), market, core, source, at, now is not None)
+    report = compute(market, at, core)
+    return MarketIntelResult(report, market, core, source, at, now is not None, gate)

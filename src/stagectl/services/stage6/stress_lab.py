@@ -4,15 +4,19 @@ Entry: ``run(StressRequest, *, home) -> StressLabResult``.
 
 Order (seed 000, Stress Lab decision 3): ``verify_thresholds.run`` audits core.yaml
 against the approved baseline in-process; when it fails the run stops and nothing
-is published. Otherwise Market Intel is computed at ``now`` (services.market_intel),
-each hypothetical scenario of config/stress_scenarios.yaml shocks the current
-metrics, each historical scenario replays Market Intel at the end of a worst move
-found in the data (services.stress_history), and every scenario is checked on the
-aggregate row against core.yaml's thresholds (the blackout scenario with its
-overrides; services.stress_verdict) and applied to the positions. ``--compare`` diffs
-against an earlier report (services.stress_compare). The maths is G's
-(``stagectl.domain.stress``); this module only orchestrates: it prepares the
-hypothetical and baseline rows, prices the portfolio and assembles the body.
+is published. Then publication (``--out``, ``--html``) needs core.yaml's compliance
+sign-off (``services.stage6.compliance``; seed 000: a change takes effect only after
+the compliance report is signed): without one it is refused before any scenario runs,
+and a dry look records in the signed verdict that there was none. Then Market Intel
+is computed at ``now`` (services.market_intel), each hypothetical scenario of
+config/stress_scenarios.yaml shocks the current metrics, each historical scenario
+replays Market Intel at the end of a worst move found in the data
+(services.stress_history), and every scenario is checked on the aggregate row against
+core.yaml's thresholds (the blackout scenario with its overrides;
+services.stress_verdict) and applied to the positions. ``--compare`` diffs against an
+earlier report (services.stress_compare). The maths is G's (``stagectl.domain.stress``);
+this module only orchestrates: it prepares the hypothetical and baseline rows, prices
+the portfolio and assembles the body.
 
 A ``baseline`` row, the unstressed Market Intel aggregate at ``now`` checked against the
 base thresholds, comes first, and every scenario breach carries a ``cause``
@@ -31,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from stagectl.config.home import Home
 from stagectl.config.loader import load_core
 from stagectl.errors import ConfigError, InputError
-from stagectl.services.stage6 import market_intel, verify_thresholds
+from stagectl.services.stage6 import compliance, market_intel, verify_thresholds
 from stagectl.services.stage6.market_intel import finite
 from stagectl.services.stage6.stress_compare import compare_reports
 from stagectl.services.stage6.stress_history import historical_name, historical_scenarios
@@ -62,7 +66,9 @@ __all__ = ["KIND", "StressLabResult", "StressRequest", "run"]  # KIND: the repor
 @dataclass(frozen=True)
 class StressRequest:
     """``-c``, ``--scenarios``, ``--data``, ``--now``, ``--positions``, ``--scenario``,
-    ``--equity`` and ``--compare``; None: the default each option's help names."""
+    ``--equity`` and ``--compare``; None: the default each option's help names.
+    ``publish``: the option that publishes the report (``--out``, ``--html``), which
+    needs the compliance sign-off; None: a dry look."""
 
     config: Path | None = None
     scenarios_file: Path | None = None
@@ -72,14 +78,18 @@ class StressRequest:
     scenario_names: tuple[str, ...] = ()
     equity_usd: float | None = None
     compare: Path | None = None
+    publish: str | None = None
 
 
 @dataclass(frozen=True)
 class StressLabResult:
+    """A blocked result carries only the verification (and no compliance)."""
+
     verification: verify_thresholds.VerifyThresholdsResult
     body: dict[str, Any] = field(default_factory=dict)
     inputs: list[Path] = field(default_factory=list)
     signed_section: str = "verdict"
+    compliance: compliance.Compliance | None = None
 
     @property
     def blocked(self) -> bool:
@@ -122,6 +132,9 @@ def run(request: StressRequest, *, home: Home) -> StressLabResult:
     )
     if not verification.passed:
         return StressLabResult(verification)
+    gate = compliance.check(verification.config, home=home)
+    if request.publish is not None:
+        gate.require(f"stress-lab {request.publish}")
     core, _ = load_core(home, request.config)
     scenarios_cfg, scenarios_source = load_stress_scenarios(home, request.scenarios_file)
     _check_governed_scenarios(core, scenarios_cfg, scenarios_source.path)
@@ -144,7 +157,7 @@ def run(request: StressRequest, *, home: Home) -> StressLabResult:
     for result, p in zip([baseline, *results], [unstressed, *prepared], strict=True):
         result["portfolio"] = _impact(p, positions, portfolio, scenarios_cfg, current)
     body: dict[str, Any] = {
-        "verdict": build_verdict(core, verification, baseline, results, now),
+        "verdict": build_verdict(core, verification, gate, baseline, results, now),
         "market": _market_section(intel, market, now, request.now is not None, thresholds),
         BASELINE_KEY: baseline,
         "scenarios": results,
@@ -153,6 +166,8 @@ def run(request: StressRequest, *, home: Home) -> StressLabResult:
     if request.compare is not None:
         body["comparison"] = compare_reports(request.compare, body)
     inputs = [verification.config.path, verification.baseline.path, scenarios_source.path]
+    if gate.sign_off is not None:
+        inputs.append(gate.sign_off.path)
     if request.positions_file is not None:
         inputs.append(request.positions_file)
     if request.compare is not None:
@@ -161,7 +176,7 @@ def run(request: StressRequest, *, home: Home) -> StressLabResult:
     body = finite(body)
     if signed != "verdict":
         body[signed] = body.pop("verdict")
-    return StressLabResult(verification, body, inputs + market.files, signed)
+    return StressLabResult(verification, body, inputs + market.files, signed, gate)
 
 
 def _check_governed_scenarios(core: CoreConfig, cfg: StressScenariosConfig, path: Path) -> None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from stagectl.config.core import CoreConfig
     from stagectl.domain.market_intel import MarketIntelSnapshot
     from stagectl.domain.stress import Scenario, StressThresholds
-    from stagectl.services.stage6 import verify_thresholds
+    from stagectl.services.stage6 import compliance, verify_thresholds
 
 KIND = "stress-lab"
 BASELINE = "baseline"  # the name and kind of the unstressed row; reserved as a scenario name
@@ -149,13 +149,15 @@ def _verdict_row(result: dict[str, Any]) -> dict[str, Any]:
 def build_verdict(
     core: CoreConfig,
     verification: verify_thresholds.VerifyThresholdsResult,
+    gate: compliance.Compliance,
     baseline: dict[str, Any],
     results: list[dict[str, Any]],
     now: datetime,
 ) -> dict[str, Any]:
-    """The signed section: thresholds with the config sha256, verification, the baseline
-    row, then the scenarios' breaches with their cause. ``breach_count`` counts every
-    scenario breach, ``scenario_caused_breach_count`` those the shocks caused or worsened."""
+    """The signed section: thresholds with the config sha256, verification, the compliance
+    sign-off (None on a dry look without one), the baseline row, then the scenarios'
+    breaches with their cause. ``breach_count`` counts every scenario breach,
+    ``scenario_caused_breach_count`` those the shocks caused or worsened."""
     scenarios = [_verdict_row(r) for r in results]
     count = sum(len(s["breaches"]) for s in scenarios)
     caused = [[b for b in s["breaches"] if b["cause"] == "scenario"] for s in scenarios]
@@ -180,6 +182,7 @@ def build_verdict(
             "checks": len(verification.checks),
             "failed": sum(not c.passed for c in verification.checks),
         },
+        "compliance": gate.record(),
         "baseline_breach_count": len(baseline_row["breaches"]),
         "scenarios_run": len(scenarios),
         "scenarios_breached": sum(s["breached"] for s in scenarios),

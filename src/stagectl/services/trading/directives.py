@@ -5,10 +5,10 @@ person named by the runbook. This module is what that person does:
 
 - ``run_confirm``: a pending directive becomes active (it binds the loop at its next bar);
 - ``run_cancel``: a pending directive is vetoed (it never binds);
-- ``run_revoke``: an active or executed directive is lifted. Lifting an executed
-  FLATTEN_ALL is the restart of a flattened book, which the runbook allows only when
-  its restart conditions hold: that goes through ``trading enable`` (``restart``), which
-  checks them; ``revoke`` refuses it and says so.
+- ``run_revoke``: an active or executed directive is lifted. Lifting a FLATTEN_ALL is the
+  restart of a flattened book, which the runbook allows only when its restart conditions
+  hold: it goes through ``services.trading.restart`` exactly as ``trading enable`` does
+  (``--by`` signs it off).
 
 Every step is one transaction: the directive's new state with who and when, an event
 (``DIRECTIVE_CONFIRMED``, ``DIRECTIVE_CANCELLED``, ``DIRECTIVE_REVOKED``) and an incident
@@ -21,14 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
-from stagectl.domain.directives import FLATTEN_ALL, DirectiveState
-from stagectl.domain.types import Event
+from stagectl.domain.directives import FLATTEN_ALL, DirectiveState, overdue
+from stagectl.domain.types import Event, Mode
 from stagectl.errors import CheckFailed, InputError
 from stagectl.state import directives, journal
 from stagectl.state.db import StateDB, open_state
+
+if TYPE_CHECKING:
+    from stagectl.services.trading.restart import RestartResult
 
 Clock = Callable[[], datetime]
 RULE = "DIRECTIVE"
@@ -41,6 +44,10 @@ class DirectiveRequest:
     directive_id: int
     by: str
     reason: str = ""
+    cause: str | None = None
+    """The cause note, for the revoke of a FLATTEN_ALL (a restart)."""
+    override: bool = False
+    """Restart a FLATTEN_ALL although a restart condition fails (recorded as such)."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,19 @@ class DirectiveChange:
     step: str
     before: DirectiveState
     directive: directives.RiskDirective
+    restart: RestartResult | None = None
+    """The revoke of a FLATTEN_ALL: the restart's checks and outcome."""
+
+    @property
+    def refused(self) -> bool:
+        return self.restart is not None and not self.restart.restarted
 
     def to_dict(self) -> dict[str, Any]:
-        return {"state_db": str(self.path), "step": self.step, **directive_dict(self.directive)}
+        document: dict[str, Any] = {"state_db": str(self.path), "step": self.step}
+        document.update(directive_dict(self.directive))
+        if self.restart is not None:
+            document["restart"] = self.restart.to_dict()
+        return document
 
 
 def directive_dict(d: directives.RiskDirective, now: datetime | None = None) -> dict[str, Any]:
@@ -116,8 +133,11 @@ def run_cancel(
 def run_revoke(
     request: DirectiveRequest, *, home: Home, clock: Clock = lambda: datetime.now(UTC)
 ) -> DirectiveChange:
-    """An active or executed directive is lifted (not an executed FLATTEN_ALL: that is a
-    restart, ``trading enable``, which checks the runbook's restart conditions)."""
+    """An active or executed directive is lifted; a FLATTEN_ALL through the restart
+    (``services.trading.restart``, refused while a condition fails: ``refused``)."""
+    flatten = _flatten_to_restart(request, home, clock())
+    if flatten is not None:
+        return _restart(request, flatten, home, clock)
 
     def revoke(d: directives.RiskDirective, now: datetime) -> directives.RiskDirective:
         state = d.effective_state(now)
@@ -127,16 +147,46 @@ def run_revoke(
                 "revoked (a pending one is cancelled)",
                 where="ID",
             )
-        if d.action == FLATTEN_ALL:
-            raise CheckFailed(
-                f"directive {d.id} is a FLATTEN_ALL: lifting it restarts a flattened book; "
-                f"run `stagectl trading enable --{d.mode or 'live'} --signed-off-by NAME "
-                "--cause TEXT`, which checks the restart conditions first",
-                where="ID",
-            )
         return _closed(d, DirectiveState.REVOKED, now, request)
 
     return _step(request, home, clock(), "revoked", revoke, needs_reason=True)
+
+
+def _restart(
+    request: DirectiveRequest, flatten: directives.RiskDirective, home: Home, clock: Clock
+) -> DirectiveChange:
+    from stagectl.services.trading import restart
+
+    result = restart.run(
+        restart.RestartRequest(
+            mode=flatten.mode or "live",
+            reason=request.reason,
+            signed_off_by=request.by,
+            cause=request.cause,
+            override=request.override,
+        ),
+        home=home,
+        clock=clock,
+    )
+    with open_state(home.state_path) as db:
+        after = directives.get_directive(db, request.directive_id) or flatten
+    step = "revoked" if result.restarted else "revoke refused"
+    return DirectiveChange(home.state_path, step, flatten.state, after, result)
+
+
+def _flatten_to_restart(
+    request: DirectiveRequest, home: Home, now: datetime
+) -> directives.RiskDirective | None:
+    """The directive when it is a FLATTEN_ALL in force (its revoke is a restart)."""
+    if not request.reason.strip():
+        raise InputError("a revoked directive needs a reason", where="--reason")
+    if not home.state_path.is_file():
+        return None
+    with open_state(home.state_path) as db:
+        d = directives.get_directive(db, request.directive_id)
+    if d is None or d.action != FLATTEN_ALL or not d.binds(now):
+        return None
+    return d
 
 
 def _closed(
@@ -214,3 +264,37 @@ def record_step(
             guard_decision_id=d.guard_decision_id,
         ),
     )
+
+
+def escalate_overdue(
+    db: StateDB, *, mode: Mode, now: datetime, run_id: str | None = None
+) -> list[directives.RiskDirective]:
+    """Pending directives past their deadline with no answer that escalate (REDUCE_RISK_50,
+    DISABLE_SLEEVE in live mode): each is marked escalated once, with a CRITICAL event
+    and incident note; it stays pending (never executed without a human)."""
+    escalated = []
+    with db.transaction():
+        for d in directives.open_directives(db, mode=mode, now=now, run_id=run_id):
+            if not overdue(
+                d.state,
+                confirm_by=d.confirm_by,
+                on_timeout=d.on_timeout,
+                escalated=d.escalated_at is not None,
+                now=now,
+            ):
+                continue
+            after = replace(d, escalated_at=now)
+            directives.update_directive(db, after)
+            record_step(
+                db,
+                after,
+                "escalated",
+                now,
+                by="risk-guard",
+                note=f"no answer since {d.ts:%Y-%m-%d %H:%M} UTC (deadline "
+                f"{d.confirm_by:%H:%M}); confirm or cancel it: stagectl trading confirm|cancel "
+                f"{d.id}",
+                severity="CRITICAL",
+            )
+            escalated.append(after)
+    return escalated
