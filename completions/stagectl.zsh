@@ -153,13 +153,17 @@ _stagectl_node() {
             _stagectl_commands=()
             _stagectl_opts=('--compare:An earlier stress-lab report: show breaches added/removed and metric deltas.' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '--equity:Account equity in USD for margin usage [default: fully funded positions].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained one-page HTML report.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Market state as of this UTC time [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).' '--positions:Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database'\''s positions].' '--scenario:Run only this scenario (repeatable) [default: all].' '--scenarios:Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].' '--unsigned:Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.');;
         "trading")
-            _stagectl_names='status enable disable reduce-only confirm cancel revoke'
-            _stagectl_commands=('status:Show the trading state of the paper and the live mode, who set each, why, and the latest changes.' 'enable:Set a mode'\''s trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.' 'confirm:Confirm a pending risk directive: it binds the loop from its next bar.' 'cancel:Veto a pending risk directive (a false trigger): it never binds.' 'revoke:Lift an active or executed risk directive.')
+            _stagectl_names='status incidents enable disable reduce-only confirm cancel revoke'
+            _stagectl_commands=('status:Show the trading state of the paper and the live mode, who set each, why, and the latest changes.' 'incidents:List the incident log (seed 003 §4.2 step 6): every guard hit of HIGH or CRITICAL severity with its rule, value, market state and recent fills, every directive step, restart and emergency close.' 'enable:Set a mode'\''s trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.' 'confirm:Confirm a pending risk directive: it binds the loop from its next bar.' 'cancel:Veto a pending risk directive (a false trigger): it never binds.' 'revoke:Lift an active or executed risk directive.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "trading status")
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "trading incidents")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--id:Show this incident whole: market state and fills.' '--json:Print exactly one JSON document on stdout and nothing else.' '--limit:The newest this many.' '--run:Only this run'\''s incidents.' '--since:Only from this UTC time or date on.');;
         "trading enable")
             _stagectl_names=''
             _stagectl_commands=()
@@ -328,6 +332,10 @@ _stagectl_value() {
         "stress-lab|--positions") _stagectl_kind=file;;
         "stress-lab|--scenario") _stagectl_kind=text;;
         "stress-lab|--scenarios") _stagectl_kind=file;;
+        "trading incidents|--id") _stagectl_kind=text;;
+        "trading incidents|--limit") _stagectl_kind=text;;
+        "trading incidents|--run") _stagectl_kind=text;;
+        "trading incidents|--since") _stagectl_kind=text;;
         "trading enable|--cause") _stagectl_kind=text;;
         "trading enable|-c"|"trading enable|--config") _stagectl_kind=yaml;;
         "trading enable|--reason") _stagectl_kind=text;;
