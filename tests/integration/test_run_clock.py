@@ -1,10 +1,14 @@
 """Commands judge a run on its own clock, and the paper gate chooses the run it judges.
 
 Real runs: a 30-day paper replay of January 2026 through run-live (a month whose
-figures pass the gate), the risk guard run at its end as cron would run it (no
-``--now``), then a later 2-day paper test. Nothing passes ``--now``: the guard, the
-weekly review, the paper gate and ``artifacts analyze`` take the replayed runs' last
-bars, and the gate judges the 30-day run, not the later test.
+figures pass the gate; its in-loop guard off, so the one decision is the dry-run
+guard run at its end as cron would run it, with no ``--now``), then a later 2-day
+paper test with run-live's in-loop guard on, and cron's guard after it. Nothing passes
+``--now``: the guard, the weekly review, the paper gate and ``artifacts analyze`` take
+the replayed runs' last bars, and the gate judges the 30-day run, not the later test.
+
+(The month with its in-loop guard on also passes at its own end, with 720 hourly
+decisions and no warning day, but the replay then takes minutes instead of seconds.)
 """
 
 from __future__ import annotations
@@ -43,15 +47,17 @@ class Desk:
     test_guard: guard.LiveGuardResult
 
 
-def _replay(home: Home, start: datetime, end: datetime) -> str:
-    request = run_live.RunLiveRequest(start=start, end=end - timedelta(hours=1), new_run=True)
+def _replay(home: Home, start: datetime, end: datetime, *, in_loop_guard: bool) -> str:
+    request = run_live.RunLiveRequest(
+        start=start, end=end - timedelta(hours=1), new_run=True, guard=in_loop_guard
+    )
     result = run_live.run(request, home=home)
     assert result.status == "completed"
     return result.run_id
 
 
-def _cron_guard(home: Home) -> guard.LiveGuardResult:
-    request = guard.LiveGuardRequest(dry_run=True)
+def _cron_guard(home: Home, *, dry_run: bool) -> guard.LiveGuardResult:
+    request = guard.LiveGuardRequest(dry_run=dry_run)
     return guard.run(request, home=home, env={}, wall_clock=lambda: LONG_AFTER)
 
 
@@ -60,10 +66,10 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Desk:
     root = tmp_path_factory.mktemp("run-clock") / "home"
     root.mkdir()
     home = Home(root=root)
-    month = _replay(home, MONTH_START, MONTH_END)
-    month_guard = _cron_guard(home)
-    test = _replay(home, TEST_START, TEST_END)
-    return Desk(home, month, month_guard, test, _cron_guard(home))
+    month = _replay(home, MONTH_START, MONTH_END, in_loop_guard=False)
+    month_guard = _cron_guard(home, dry_run=True)
+    test = _replay(home, TEST_START, TEST_END, in_loop_guard=True)
+    return Desk(home, month, month_guard, test, _cron_guard(home, dry_run=False))
 
 
 def test_the_guard_judges_a_replayed_run_at_its_last_bar_not_today(desk: Desk) -> None:
@@ -89,6 +95,19 @@ def test_the_guard_judges_the_run_with_the_latest_snapshot_at_that_runs_last_bar
         "basis": "last bar",
         "reason": "replayed run",
     }
+
+
+def test_cron_after_a_replay_finds_the_last_hour_judged_by_the_loop_and_records_nothing(
+    desk: Desk,
+) -> None:
+    """Judged at the run's last bar, cron's guard lands in the hour run-live's in-loop
+    guard already recorded, so the run keeps one decision per bar, none dated today."""
+    result = desk.test_guard
+    assert result.already_evaluated
+    with open_state(desk.home.state_path) as db:
+        recorded = guard_decisions(db, run_id=desk.test)
+    assert [d.ts for d in recorded] == [TEST_END - k * timedelta(hours=1) for k in range(48)]
+    assert result.decision_id == recorded[0].id
 
 
 def test_the_paper_gate_judges_the_30_day_run_and_passes_at_its_own_end(desk: Desk) -> None:
