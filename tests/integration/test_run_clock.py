@@ -171,7 +171,7 @@ def test_artifacts_analyze_answers_as_of_the_runs_last_bar(desk: Desk) -> None:
 def test_artifacts_copied_out_of_the_home_have_no_as_of_time(desk: Desk, tmp_path: Path) -> None:
     copied = tmp_path / "copied"
     copied.mkdir()
-    for path in (desk.home.artifacts_dir / desk.month).iterdir():
+    for path in (desk.home.artifacts_dir / "stage3" / desk.month).iterdir():
         (copied / path.name).write_bytes(path.read_bytes())
     analysis = analyze.run(analyze.AnalyzeRequest(str(copied)), home=Home(root=tmp_path))
     assert analysis.as_of is None
