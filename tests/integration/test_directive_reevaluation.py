@@ -337,3 +337,31 @@ def test_nothing_is_reviewed_while_a_flatten_all_is_open(tmp_path: Path, action:
     _directive(home, RiskDirective(at_hour(1), "FLATTEN_ALL", 0.0, mode="paper", run_id="paper-1"))
     assert _steps(_guard(home, 10 * 24)) == []
     assert _get(home, held).reviewed_at is None
+
+
+def test_run_live_obeys_and_prints_a_reduce_recovering_at_its_reviews(tmp_path: Path) -> None:
+    from stagectl.services.live import run as run_live
+    from stagectl.state.equity import snapshots
+
+    home = Home(root=tmp_path)
+    start = datetime(2026, 3, 1, tzinfo=UTC)  # the strategy holds positions on these days
+    home.state_path.parent.mkdir(parents=True)
+    reduce_id = _directive(home, RiskDirective(start, "REDUCE_RISK_50", 0.5, mode="paper"))
+    alerts: list[str] = []
+    end = datetime(2026, 3, 3, 23, tzinfo=UTC)
+    request = run_live.RunLiveRequest(start=start, end=end, breakers=False)  # sizes stay exact
+    result = run_live.run(request, home=home, on_alert=alerts.append)
+    assert result.status == "completed"
+    recovered = [
+        a for a in alerts if a.startswith(f"directive {reduce_id} REDUCE_RISK_50 recovered")
+    ]
+    assert len(recovered) == 2 and "0.5 -> 0.75" in recovered[0] and "lifted" in recovered[1]
+    with open_state(home.state_path) as db:
+        rows = snapshots(db, result.run_id)
+    # the in-loop guard reviews at the bar closing 24 h after the directive, then 24 h
+    # later; the next bar trades the new size
+    first, second = start + timedelta(hours=24), start + timedelta(hours=48)
+    for row in rows:
+        size = 0.5 if row.ts <= first else 0.75 if row.ts <= second else 1.0
+        held = {abs(v["position"]) for v in row.sleeves.values()} - {0.0}
+        assert held <= {size}, row.ts
