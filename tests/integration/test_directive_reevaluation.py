@@ -365,3 +365,13 @@ def test_run_live_obeys_and_prints_a_reduce_recovering_at_its_reviews(tmp_path: 
         size = 0.5 if row.ts <= first else 0.75 if row.ts <= second else 1.0
         held = {abs(v["position"]) for v in row.sleeves.values()} - {0.0}
         assert held <= {size}, row.ts
+
+
+def test_nothing_is_reviewed_on_stale_snapshots(tmp_path: Path) -> None:
+    home = _home(tmp_path)
+    _seed(home, steps_of({PEAK: 3.0, PEAK + 24: 1.0}))
+    reduce_id = _guard(home, PEAK).directives[0]["id"]
+    stale = _guard(home, HOURS + 5)  # run-live stopped 5 hours ago
+    assert "equity_snapshots_stale" in {h["rule"] for h in stale.decision["hits"]}
+    assert _steps(stale) == []
+    assert _get(home, reduce_id).reviewed_at is None

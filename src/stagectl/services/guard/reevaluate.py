@@ -22,11 +22,17 @@ or after its last review. The rules are ``domain.directives``'s, the replay's to
 
 Every review is a step: a ``DIRECTIVE_RECOVERED``, ``DIRECTIVE_KEPT`` or
 ``DIRECTIVE_WORSENED`` event and an incident note (``record_step``), ``reviewed_at`` set,
-the next review one period later. While a FLATTEN_ALL is open (pending, active or
-executed) nothing is reviewed: the book is flat or being flattened, and the restart
-(``trading enable``) decides; reviews that fell due meanwhile run at the first evaluation
-after it. Backtests run before the one write transaction, which re-reads each directive:
-a review that cron and run-live's own guard both find due is made once.
+the next review one period later. Nothing is reviewed:
+
+- while the run's equity snapshots are stale (the guard's ``equity_snapshots_stale``
+  finding: is run-live down?): a review reads this evaluation's indicators, and a book
+  must not recover on old data;
+- while a FLATTEN_ALL is open (pending, active or executed): the book is flat or being
+  flattened, and the restart (``trading enable``) decides.
+
+Reviews that fell due meanwhile run at the first evaluation after. Backtests run before
+the one write transaction, which re-reads each directive: a review that cron and
+run-live's own guard both find due is made once.
 
 Entry: ``review(db, home, config, source, *, run_id, mode, decision, decision_id, now)``
 -> the steps, in the shape the guard's result lists directives (plus ``step``, ``note``);
@@ -65,6 +71,7 @@ from stagectl.state.db import StateDB
 from stagectl.state.directives import RiskDirective
 
 REVIEWER = "risk-guard"
+STALE_RULE = "equity_snapshots_stale"  # the guard's own finding (history.decision_dict)
 RUN_STARTED_EVENT = "RUN_STARTED"  # run-live records its parameters, replay_data among them
 SEVERITY = {Review.RECOVERED: "MEDIUM", Review.KEPT: "MEDIUM", Review.WORSENED: "CRITICAL"}
 
@@ -85,18 +92,20 @@ def review(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """Review every due directive of the run (module docstring); the steps made."""
+    if any(h["rule"] == STALE_RULE for h in decision["hits"]):
+        return []  # a review on old data could recover a book blindly: wait for fresh data
     standing = directives.open_directives(db, mode=mode, now=now, run_id=run_id)
     if any(d.action == FLATTEN_ALL for d in standing):
         return []
     due = [d for d in standing if _due(d, config, now)]
+    if not due:
+        return []
     sharpe = {
         d.sleeve: _sleeve_sharpe(db, home, config, source, d.sleeve, run_id, now)
         for d in due
         if d.action == DISABLE_SLEEVE and d.sleeve is not None
     }
     steps: list[dict[str, Any]] = []
-    if not due:
-        return steps
     with db.transaction():
         for d in due:
             current = None if d.id is None else directives.get_directive(db, d.id)
