@@ -267,7 +267,8 @@ def _child(home: Home, sim: ExchangeSim, end: datetime) -> subprocess.Popen[str]
         **os.environ,
         "STAGECTL_EXCHANGE_API_KEY": API_KEY,
         "STAGECTL_EXCHANGE_API_SECRET": API_SECRET,
-        "PYTHONPATH": str(REPO),
+        # the tests' package, and this checkout's stagectl even where another one is installed
+        "PYTHONPATH": os.pathsep.join((str(REPO), str(REPO / "src"))),
     }
     env.pop("STAGECTL_STATE", None)
     code = (

@@ -32,6 +32,7 @@ from stagectl.state.directives import (
     record_directive,
     record_guard_decision,
     revoke_directive,
+    update_directive,
 )
 from stagectl.state.equity import EquitySnapshot, record_snapshots, snapshots
 from stagectl.state.flags import get_trading_state, set_trading_state, trading_state_history
@@ -237,6 +238,18 @@ def test_directives_are_active_until_they_expire_or_are_revoked(db: StateDB) -> 
     assert revoke_directive(db, disable_id, now=T0, reason="again") is False
     soon = T0 + timedelta(hours=1)
     assert [d.id for d in active_directives(db, mode="paper", now=soon)] == [reduce_id]
+
+
+def test_a_reviewed_directive_keeps_its_new_multiplier_and_review_time(db: StateDB) -> None:
+    directive_id = record_directive(db, RiskDirective(T0, "REDUCE_RISK_50", 0.5, mode="paper"))
+    stored = get_directive(db, directive_id)
+    assert stored is not None and stored.reviewed_at is None
+    reviewed = T0 + timedelta(hours=24)
+    update_directive(db, replace(stored, multiplier=0.75, reviewed_at=reviewed))
+    after = get_directive(db, directive_id)
+    assert after is not None
+    assert (after.multiplier, after.reviewed_at) == (0.75, reviewed)
+    assert [d.multiplier for d in active_directives(db, mode="paper", now=reviewed)] == [0.75]
 
 
 def test_a_directive_binds_only_its_mode_and_one_without_a_mode_binds_both(db: StateDB) -> None:

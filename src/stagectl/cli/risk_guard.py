@@ -256,7 +256,13 @@ def _print_live(body: dict[str, Any]) -> None:
 
 
 def _directive_names(directives: list[dict[str, Any]]) -> str:
-    return ", ".join(d["action"] + (":" + d["sleeve"] if d["sleeve"] else "") for d in directives)
+    """Each directive issued, or reviewed (with its step: ``REDUCE_RISK_50 (recovered)``)."""
+    return ", ".join(
+        d["action"]
+        + (":" + d["sleeve"] if d["sleeve"] else "")
+        + (f" ({d['step']})" if d.get("step") else "")
+        for d in directives
+    )
 
 
 def _iso(value: Any) -> str:

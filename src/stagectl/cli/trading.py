@@ -205,6 +205,9 @@ def _directive_row(d: dict[str, Any]) -> tuple[Any, ...]:
     if state == "pending":
         then = "executes" if d["on_timeout"] == "execute" else "escalates"
         state = f"pending-confirmation ({then} at deadline)"
+    if d["action"] == "REDUCE_RISK_50":
+        state += f" x{d['multiplier']:g}"  # it recovers step by step at its reviews
+    reviewed = d["action"] in ("REDUCE_RISK_50", "DISABLE_SLEEVE")
     return (
         d["id"],
         d["mode"] or "paper+live",
@@ -215,7 +218,7 @@ def _directive_row(d: dict[str, Any]) -> tuple[Any, ...]:
         d["created_at"],
         state,
         d["confirm_by"] or "-",
-        d["expires_at"] or "until revoked",
+        d["expires_at"] or ("until its review lifts it" if reviewed else "until revoked"),
     )
 
 

@@ -383,6 +383,13 @@ UPDATE risk_directives SET run_id = (
 """
 
 
+# A REDUCE_RISK_50 or DISABLE_SLEEVE in force is re-evaluated one period after it became
+# active, then one period after each review (domain.directives): when the last review was.
+DIRECTIVE_REVIEWS = """
+ALTER TABLE risk_directives ADD COLUMN reviewed_at TEXT;
+"""
+
+
 def _build() -> Migrations:
     from sqlite_utils.migrations import Migrations
 
@@ -398,6 +405,7 @@ def _build() -> Migrations:
         FILL_IMPORTS,
         SIMULATED_FILLS,
         DIRECTIVE_LIFECYCLE,
+        DIRECTIVE_REVIEWS,
     )
     for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
         migrations(name=name)(_ScriptMigration(name, script))

@@ -409,20 +409,10 @@ def _directives(
     if decision["action"] == "FLATTEN_ALL":
         return [issued("FLATTEN_ALL", 0.0)]
     out = []
+    # No expiry: the re-evaluation (services.guard.reevaluate) lifts them, step by step.
     if any(h["action"] == "REDUCE_RISK_50" for h in hits):
-        reduce = actions.reduce_risk_50
-        out.append(
-            issued(
-                "REDUCE_RISK_50",
-                reduce.position_multiplier,
-                expires_at=now + timedelta(hours=reduce.reevaluate_after_h),
-            )
-        )
-    days = actions.disable_sleeve.reevaluate_after_days
-    out.extend(
-        issued("DISABLE_SLEEVE", 0.0, sleeve=s, expires_at=now + timedelta(days=days))
-        for s in decision["disabled_sleeves"]
-    )
+        out.append(issued("REDUCE_RISK_50", actions.reduce_risk_50.position_multiplier))
+    out.extend(issued("DISABLE_SLEEVE", 0.0, sleeve=s) for s in decision["disabled_sleeves"])
     return out
 
 

@@ -16,7 +16,8 @@ Order of work (docs/risk-guard.md):
    their own, since a guard reading old data must not say all-clear;
 4. in one transaction: the decision (``guard_decisions``, flagged ``dry_run``),
    an incident per HIGH or CRITICAL hit, and (not in a dry run) the risk
-   directives run-live obeys;
+   directives run-live obeys; then (not in a dry run) the re-evaluation of the
+   directives in force whose review is due (:mod:`stagectl.services.guard.reevaluate`);
 5. notify (Telegram, webhook) when the severity's ``escalation.notify`` is on and
    the severity is MEDIUM or worse; a failed notification is reported, never
    raised.
@@ -212,6 +213,12 @@ def _evaluate(
     notifications = [] if written.already_evaluated else _notify(decision, config, env=environment)
     escalated = [] if dry_run else _escalate(db, config, history, now, environment)
     notifications += escalated
+    reviewed: list[dict[str, Any]] = []
+    if not dry_run:
+        reviewed, told = _review(
+            home, db, config, source, history, decision, written.decision_id, now, environment
+        )
+        notifications += told
     return LiveGuardResult(
         config=source,
         state_path=home.state_path,
@@ -223,7 +230,7 @@ def _evaluate(
         data=data,
         decision_id=written.decision_id,
         incident_ids=written.incident_ids,
-        directives=written.directives,
+        directives=[*written.directives, *reviewed],
         notifications=notifications,
         already_evaluated=written.already_evaluated,
     )
@@ -244,6 +251,38 @@ def _escalate(db: Any, config: Any, history: Any, now: datetime, env: Any) -> li
         for d in overdue
     ]
     return _send("\n".join(lines), {"escalated": [d.id for d in overdue]}, config, env=env)
+
+
+def _review(
+    home: Home,
+    db: Any,
+    config: Any,
+    source: ConfigSource,
+    history: Any,
+    decision: dict[str, Any],
+    decision_id: int,
+    now: datetime,
+    env: Any,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The review steps of the directives in force that are due (seed 003 §4.3-4.4:
+    REDUCE_RISK_50 after 24 h, DISABLE_SLEEVE after 7 days), and the notifications sent."""
+    from stagectl.services.guard import reevaluate
+
+    steps = reevaluate.review(
+        db,
+        home,
+        config,
+        source,
+        run_id=history.run_id,
+        mode=history.mode,
+        decision=decision,
+        decision_id=decision_id,
+        now=now,
+    )
+    if not steps:
+        return [], []
+    payload = {"reviewed": [s["id"] for s in steps]}
+    return steps, _send(reevaluate.alert_text(steps), payload, config, env=env)
 
 
 def _alert_text(decision: dict[str, Any]) -> str:

@@ -16,7 +16,8 @@ After each settled bar the loop calls ``LoopGuard.after_bar``:
    historical alarm on the desk's phone is noise; a live run notifies as cron does.
 
 Everything worth telling the operator comes back as lines (``on_alert``): a guard
-decision other than NO_ACTION, a directive issued, executed or escalated, a latch.
+decision other than NO_ACTION, a directive issued, executed or escalated, each step of a
+directive's re-evaluation (recovered, kept, worsened), a latch.
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from stagectl.config.home import Home
-from stagectl.domain.directives import FLATTEN_ALL, DirectiveState
+from stagectl.domain.directives import FLATTEN_ALL, DirectiveState, Review
 from stagectl.domain.types import OrderStatus, Position, TradingState
 from stagectl.services.live.step import LiveContext
 from stagectl.services.trading.directives import record_step
 from stagectl.state import directives, flags, orders
 
 LATCH_SOURCE = FLATTEN_ALL
+REVIEW_STEPS = tuple(r.value for r in Review)
 QUIET_ACTIONS = ("NO_ACTION", "LOW")
 
 
@@ -88,22 +91,26 @@ class LoopGuard:
             told = said or f"{decision['action']} (back from {self.last_said})"
             lines.append(f"risk guard {close_ts:%Y-%m-%d %H:%M}Z: {told}")
         self.last_said = said
-        lines += [
-            f"directive {d['id']} {d['action']}{' ' + d['sleeve'] if d['sleeve'] else ''}: "
-            f"{d['state']}"
-            + (
-                f" until {d['confirm_by']:%Y-%m-%d %H:%M}Z"
-                if d["confirm_by"]
-                else " (paper: executes at the next bar)"
-            )
-            for d in result.directives
-        ]
+        lines += [directive_line(d) for d in result.directives]
         lines += [
             f"escalated: directive(s) {n['escalated']}"
             for n in result.notifications
             if "escalated" in n
         ]
         return lines
+
+
+def directive_line(d: dict[str, Any]) -> str:
+    """A directive the guard issued, or a step of its re-evaluation, as one line."""
+    name = f"directive {d['id']} {d['action']}{' ' + d['sleeve'] if d['sleeve'] else ''}"
+    if d.get("step") in REVIEW_STEPS:
+        return f"{name} {d['step']}: {d['note']}"
+    when = (
+        f" until {d['confirm_by']:%Y-%m-%d %H:%M}Z"
+        if d["confirm_by"]
+        else " (paper: executes at the next bar)"
+    )
+    return f"{name}: {d['state']}{when}" + (f"; {d['note']}" if d.get("note") else "")
 
 
 def latch(ctx: LiveContext, close_ts: datetime, positions: dict[str, Position]) -> list[str]:
