@@ -24,4 +24,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0008_fill_imports",
     "0009_simulated_fills",
     "0010_directive_lifecycle",
+    "0011_rebalance_plans",
 )
