@@ -128,7 +128,7 @@ def risk_guard(
     if replay and weekly:
         raise InputError("choose one of --replay and --weekly", where="--replay")
     if weekly:
-        _weekly(publish, config, data, run_id, mode_of(live))
+        _weekly(publish, config, data, run_id, mode_of(live), dry_run)
         return
     if replay:
         guard = _Breakers(breakers or preset is not None, preset)
@@ -392,12 +392,17 @@ def _print_breaker_firings(section: dict[str, Any]) -> None:
 
 
 def _weekly(
-    publish: _Publish, config: Path | None, data: Path | None, run_id: str | None, mode: Mode
+    publish: _Publish,
+    config: Path | None,
+    data: Path | None,
+    run_id: str | None,
+    mode: Mode,
+    dry_run: bool,
 ) -> None:
     from stagectl.services.guard import weekly as service
 
     request = service.WeeklyReviewRequest(
-        now=publish.now, config=config, data_dir=data, run_id=run_id, mode=mode
+        now=publish.now, config=config, data_dir=data, run_id=run_id, mode=mode, dry_run=dry_run
     )
     review = service.run(request, home=publish.home)
     body = review.to_dict()
