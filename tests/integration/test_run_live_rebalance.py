@@ -285,3 +285,50 @@ def test_a_skip_is_logged_and_the_run_trades_as_if_no_review_had_run(tmp_path: P
     assert not any(
         kind.startswith("REBALANCE_") and kind != "REBALANCE_SKIP" for kind in got["kinds"]
     )
+
+
+def _plan(run_id: str, as_of: datetime, weights: dict[str, float]) -> plans.RebalancePlan:
+    return plans.RebalancePlan(
+        run_id=run_id,
+        mode="paper",
+        as_of=as_of,
+        decision="REBALANCE",
+        state="pending",
+        limit_timeout_s=10.0,
+        plan={"target_weights_pct": weights, "estimated_cost": 1.0},
+        recorded_at=as_of,
+    )
+
+
+def test_a_stale_plan_expires_and_one_for_other_weights_is_refused(tmp_path: Path) -> None:
+    home = _home(tmp_path / "closed", tolerance_pct=None)
+    calls = {"n": 0}
+
+    def one_more(limit: int) -> Any:
+        def stop() -> bool:
+            calls["n"] += 1
+            return calls["n"] >= limit
+
+        return stop
+
+    run_id = service.run(_request(), home=home, should_stop=one_more(BEFORE_REVIEW)).run_id
+    with open_state(home.state_path) as db:
+        plans.record_plan(
+            db, _plan(run_id, REBALANCE_BAR - timedelta(days=7), {"ETHUSDT": 54.0, "SOLUSDT": 46.0})
+        )
+    service.run(service.RunLiveRequest(), home=home, should_stop=one_more(BEFORE_REVIEW + 1))
+    with open_state(home.state_path) as db:
+        plans.record_plan(
+            db, _plan(run_id, REBALANCE_BAR + HOUR, {"ETHUSDT": 60.0, "SOLUSDT": 40.0})
+        )
+    service.run(service.RunLiveRequest(), home=home, should_stop=one_more(BEFORE_REVIEW + 2))
+    with open_state(home.state_path) as db:
+        stale, other = plans.plans(db, run_id=run_id)
+        kinds = [
+            e.event_type for e in events(db, run_id=run_id) if e.event_type.startswith("REBALANCE")
+        ]
+        limits = [o for o in run_orders(db, run_id) if o.type == OrderType.LIMIT]
+    assert (stale.state, stale.closed_at) == ("expired", REBALANCE_BAR)
+    assert (other.state, other.closed_at) == ("refused", REBALANCE_BAR + HOUR)
+    assert other.reason is not None and "weight_pct" in other.reason
+    assert kinds == ["REBALANCE_EXPIRED", "REBALANCE_REFUSED"] and limits == []
