@@ -43,8 +43,9 @@ _stagectl_node() {
         "state") _stagectl_names='info'; _stagectl_opts='-h --help';;
         "state info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "stress-lab") _stagectl_names=''; _stagectl_opts='--compare -c --config --data --equity -h --help --html --json --now --out --positions --scenario --scenarios --unsigned';;
-        "trading") _stagectl_names='status enable disable reduce-only confirm cancel revoke'; _stagectl_opts='-h --help';;
+        "trading") _stagectl_names='status incidents enable disable reduce-only confirm cancel revoke'; _stagectl_opts='-h --help';;
         "trading status") _stagectl_names=''; _stagectl_opts='-h --help --json';;
+        "trading incidents") _stagectl_names=''; _stagectl_opts='-h --help --id --json --limit --run --since';;
         "trading enable") _stagectl_names=''; _stagectl_opts='--cause -c --config -h --help --json --live --override --paper --reason --signed-off-by';;
         "trading disable") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
         "trading reduce-only") _stagectl_names=''; _stagectl_opts='-h --help --json --live --paper --reason';;
@@ -189,6 +190,10 @@ _stagectl_value() {
         "stress-lab|--positions") _stagectl_kind=file;;
         "stress-lab|--scenario") _stagectl_kind=text;;
         "stress-lab|--scenarios") _stagectl_kind=file;;
+        "trading incidents|--id") _stagectl_kind=text;;
+        "trading incidents|--limit") _stagectl_kind=text;;
+        "trading incidents|--run") _stagectl_kind=text;;
+        "trading incidents|--since") _stagectl_kind=text;;
         "trading enable|--cause") _stagectl_kind=text;;
         "trading enable|-c"|"trading enable|--config") _stagectl_kind=yaml;;
         "trading enable|--reason") _stagectl_kind=text;;

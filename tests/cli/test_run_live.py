@@ -55,6 +55,9 @@ def test_short_paper_replay_prints_one_json_summary_and_analyze_passes(
     assert analyzed.exit_code == 0, analyzed.stderr
     body = analyzed.json()
     assert body["passed"] is True and len(body["answers"]) == 5
+    clock = {"at": "2026-03-03T00:00:00Z", "basis": "last bar", "reason": "replayed run"}
+    assert body["as_of"] == clock
+    assert "as of the run's last bar 2026-03-03T00:00:00Z: replayed run" in analyzed.stderr
 
 
 def test_duration_stops_after_that_much_market_time(run: Run) -> None:

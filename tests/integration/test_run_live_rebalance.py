@@ -198,7 +198,7 @@ def test_the_rebalance_moves_capital_so_the_sleeves_hold_their_weights(
     # the weekly review measures the drift on capital, not on the standalone equity
     closed = rows[REBALANCE_BAR + HOUR].sleeves
     review = weekly.run(
-        weekly.WeeklyReviewRequest(now=REBALANCE_BAR + 2 * HOUR, run_id=run_id, dry_run=True),
+        weekly.WeeklyReviewRequest(now=REBALANCE_BAR + HOUR, run_id=run_id, dry_run=True),
         home=home,
     )
     capital = {s: closed[s]["capital"] for s in after}

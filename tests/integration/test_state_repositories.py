@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -172,8 +173,8 @@ def test_an_incident_links_its_guard_decision(db: StateDB) -> None:
         market_state={"ETHUSDT": {"mark": 3400.0}},
         fills=[{"trade_id": "1"}],
     )
-    record_incident(db, incident)
-    assert incidents(db) == [incident]
+    incident_id = record_incident(db, incident)
+    assert incidents(db) == [replace(incident, id=incident_id)]
     assert guard_decisions(db)[0].rule_results[0]["breached"] is True
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from stagectl.config.home import Home
-from stagectl.errors import InputError
+from stagectl.errors import CheckFailed, InputError
 from stagectl.services.guard import paper_gate, weekly
 from tests.integration.paper_seed import Seed, write
 
@@ -51,11 +51,14 @@ def test_a_good_paper_month_passes_every_criterion(tmp_path: Path) -> None:
     result = items.pop("_result")
     assert {k: v.passed for k, v in items.items()} == dict.fromkeys(items, True)
     assert result.exit_code == 0
-    equity = written["equity"]
+    equity = written["equity"]  # stamped at the bar closes, the last at GOOD_NOW
     window = equity[equity.index >= GOOD_NOW - timedelta(days=30)]
-    closes = window.groupby(window.index.floor("D")).last().to_numpy()
-    daily = closes / np.concatenate(([window.iloc[0]], closes[:-1])) - 1
-    assert len(daily) == 30
+    assert window.index[0] == GOOD_NOW - timedelta(days=30)  # the opening equity
+    assert window.index[-1] == GOOD_NOW  # the last close is in the window
+    later = window.iloc[1:]
+    closes = later.groupby((later.index - timedelta(microseconds=1)).floor("D")).last()
+    daily = closes.to_numpy() / np.concatenate(([window.iloc[0]], closes.to_numpy()[:-1])) - 1
+    assert len(daily) == 30 and closes.index[-1] == GOOD_NOW - timedelta(days=1)
     expected_sharpe = daily.mean() / daily.std(ddof=1) * math.sqrt(252)
     assert items["sharpe_30d"].value == pytest.approx(expected_sharpe)
     values = window.to_numpy()
@@ -134,10 +137,23 @@ def test_missing_evidence_fails_as_no_data_never_passes(tmp_path: Path) -> None:
 
 def test_under_thirty_days_of_history_cannot_pass(tmp_path: Path) -> None:
     home, _ = seeded(tmp_path, start=GOOD_NOW - timedelta(days=12))
-    item = gate(home)["history_days"]
+    request = paper_gate.PaperGateRequest(now=GOOD_NOW, run_id="paper-1")
+    item = {c.id: c for c in paper_gate.run(request, home=home).rows()}["history_days"]
     assert item.value == pytest.approx(12.0)
     assert not item.passed
     assert "12.00 days" in item.reason
+
+
+def test_without_a_finished_run_covering_the_window_the_gate_fails_naming_each_run(
+    tmp_path: Path,
+) -> None:
+    home, _ = seeded(tmp_path, start=GOOD_NOW - timedelta(days=12))
+    write(home.state_path, Seed(start=GOOD_START, end=GOOD_NOW, run_id="paper-2", status="running"))
+    with pytest.raises(CheckFailed) as failed:
+        paper_gate.run(paper_gate.PaperGateRequest(), home=home)
+    assert "no finished paper run covers the gate's 30 days" in failed.value.message
+    assert "run paper-2: not finished (still running)" in failed.value.message
+    assert "run paper-1: covers 12.00 days" in failed.value.message
 
 
 def test_an_empty_state_database_is_an_input_error(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ def analyze(
 
     result = service.run(service.AnalyzeRequest(run, stage3), home=cli_context(ctx).home)
     info(f"artifacts: {result.directory}; thresholds: {result.thresholds.describe()}")
+    info(result.describe_clock())
     if json_output:
         print_json(result.body())
     else:

@@ -5,9 +5,12 @@ Order of work (docs/risk-guard.md):
 1. load ``risk_guard_alt_ensemble.yaml``; open the state database (missing file
    or no equity snapshot: exit 2 naming what is missing; locked or unreadable:
    exit 3);
-2. read the run's equity snapshots up to ``now`` (the run with the latest
-   snapshot unless one is named), its fills, funding payments and signal events,
-   and put them on an hourly grid (:mod:`stagectl.services.guard.history`);
+2. choose the run (``--run``, else the run of the mode with the latest snapshot)
+   and its as-of time: ``--now``, else the run's own clock (the wall clock for a
+   run trading in real time, its last bar for a replayed or finished run;
+   ``domain.run_clock``); read its equity snapshots up to then, its fills,
+   funding payments and signal events, and put them on an hourly grid
+   (:mod:`stagectl.services.guard.history`);
 3. compute the twelve indicators and evaluate every rule at the last hour at or
    before ``now``; stale snapshots (older than ``STALE_AFTER``) are a WARNING of
    their own, since a guard reading old data must not say all-clear;
@@ -18,19 +21,22 @@ Order of work (docs/risk-guard.md):
    the severity is MEDIUM or worse; a failed notification is reported, never
    raised.
 
-Entry: ``run(LiveGuardRequest, *, home, env=None) -> LiveGuardResult``; ``env`` is
-where the notifiers read their tokens (default: ``os.environ``).
+Entry: ``run(LiveGuardRequest, *, home, env=None, wall_clock) -> LiveGuardResult``;
+``env`` is where the notifiers read their tokens (default: ``os.environ``),
+``wall_clock`` the time of a run trading in real time (default: the system's UTC).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.domain.run_clock import AsOf
 from stagectl.domain.types import Mode
 from stagectl.errors import ExternalError, InputError, StagectlError
 from stagectl.state.db import DatabaseError
@@ -48,10 +54,10 @@ SNAPSHOTS_HINT = (
 
 @dataclass(frozen=True)
 class LiveGuardRequest:
-    """``-c``, ``--now`` (parsed; the CLI's default is the wall clock), ``--dry-run``,
+    """``-c``, ``--now`` (parsed; None: the judged run's own clock), ``--dry-run``,
     ``--run`` and ``--live/--paper``."""
 
-    now: datetime
+    now: datetime | None = None
     config: Path | None = None
     dry_run: bool = False
     run_id: str | None = None
@@ -65,6 +71,7 @@ class LiveGuardResult:
     config: ConfigSource
     state_path: Path
     now: datetime
+    as_of: AsOf
     dry_run: bool
     run_id: str
     decision: dict[str, Any]
@@ -88,6 +95,7 @@ class LiveGuardResult:
             "mode": "dry-run" if self.dry_run else "live",
             "run_id": self.run_id,
             "evaluated_at": self.now,
+            "as_of": self.as_of.to_dict(),
             "decision": self.decision,
             "data": self.data,
             "state": {
@@ -102,24 +110,36 @@ class LiveGuardResult:
 
 
 def run(
-    request: LiveGuardRequest, *, home: Home, env: dict[str, str] | None = None
+    request: LiveGuardRequest,
+    *,
+    home: Home,
+    env: dict[str, str] | None = None,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> LiveGuardResult:
-    """Evaluate the guard at ``request.now`` on the state database; see the module
-    docstring."""
+    """Evaluate the guard as of ``request.now``, else the judged run's own clock
+    (``domain.run_clock``), on the state database; see the module docstring."""
     from stagectl.config.loader import load_risk_guard
+    from stagectl.services.guard.evidence import judged_run
 
     config, source = load_risk_guard(home, request.config)
     db = _open(home.state_path)
     try:
+        judged = judged_run(
+            db,
+            run_id=request.run_id,
+            mode=request.mode,
+            now=request.now,
+            wall=wall_clock(),
+            hint=SNAPSHOTS_HINT,
+        )
         return _evaluate(
             home,
             db,
             config,
             source,
-            now=request.now,
+            as_of=judged.as_of,
             dry_run=request.dry_run,
-            run_id=request.run_id,
-            mode=request.mode,
+            run_id=judged.run_id,
             env=env,
         )
     except DatabaseError as error:
@@ -159,10 +179,9 @@ def _evaluate(
     config: Any,
     source: ConfigSource,
     *,
-    now: datetime,
+    as_of: AsOf,
     dry_run: bool,
-    run_id: str | None,
-    mode: Mode,
+    run_id: str,
     env: dict[str, str] | None,
 ) -> LiveGuardResult:
     import pandas as pd
@@ -171,11 +190,11 @@ def _evaluate(
     from stagectl.domain.risk_rules import evaluate_rules
     from stagectl.services.guard import history as gi
 
-    history = gi.read_history(db, config, now=now, run_id=run_id, mode=mode)
+    now = as_of.at
+    history = gi.read_history(db, run_id=run_id, now=now)
     if history is None:
-        where = f"run {run_id}" if run_id else f"the {mode} runs of {home.state_path}"
         raise InputError(
-            f"no equity snapshots at or before {now.isoformat()} in {where}; {SNAPSHOTS_HINT}"
+            f"no equity snapshots at or before {now.isoformat()} in run {run_id}; {SNAPSHOTS_HINT}"
         )
     inputs, data = gi.build_inputs(history, config, now=now)
     frames = compute_indicators(inputs)
@@ -197,6 +216,7 @@ def _evaluate(
         config=source,
         state_path=home.state_path,
         now=now,
+        as_of=as_of,
         dry_run=dry_run,
         run_id=history.run_id,
         decision=decision,

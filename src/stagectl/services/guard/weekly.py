@@ -2,24 +2,28 @@
 
 ``run`` reads one run's equity snapshots, fills, funding payments and the
 recorded guard decisions from the state database (services/guard/evidence.py
-names each source) over the week ``[now - 7 days, now)``. It decides REBALANCE
-or SKIP and the model-health verdict; it sends no order: unless ``dry_run``, the
-decision is recorded for the run (``rebalance_plan``) and the run's trading loop
-executes a REBALANCE at its next bar (a limit order per sleeve, market after
-``limit_timeout_s``).
+names each source) over the week ``[now - 7 days, now]``, ``now`` being ``--now``
+or the run's own clock (its last bar for a replayed or finished run, the wall
+clock for one trading in real time). It decides REBALANCE or SKIP and the
+model-health verdict; it sends no order: unless ``dry_run``, the decision is recorded
+for the run (``rebalance_plan``) and the run's trading loop executes a REBALANCE at
+its next bar (a limit order per sleeve, market after ``limit_timeout_s``).
 ``exit_code`` is 0 for SKIP with healthy checks, 1 for REBALANCE or any WARNING.
 
-Entry: ``run(WeeklyReviewRequest, *, home) -> WeeklyReview`` (``risk-guard --weekly``).
+Entry: ``run(WeeklyReviewRequest, *, home, wall_clock) -> WeeklyReview``
+(``risk-guard --weekly``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.domain.run_clock import AsOf
 from stagectl.domain.types import Mode
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 
@@ -30,10 +34,10 @@ KIND = "weekly-review"
 
 @dataclass(frozen=True)
 class WeeklyReviewRequest:
-    """``--now`` (the week's end, aware UTC), ``-c``, ``--data`` (the market funding; None:
-    the bundled sample), ``--run`` and ``--live/--paper``."""
+    """``--now`` (the week's end, aware UTC; None: the run's own clock), ``-c``, ``--data``
+    (the market funding; None: the bundled sample), ``--run`` and ``--live/--paper``."""
 
-    now: datetime
+    now: datetime | None = None
     config: Path | None = None
     data_dir: Path | None = None
     run_id: str | None = None
@@ -48,6 +52,7 @@ class WeeklyReview:
 
     run_id: str
     now: datetime
+    as_of: AsOf
     figures: Any  # domain.weekly.WeeklyFigures
     health: tuple[Any, ...]  # domain.weekly.HealthCheck
     near_threshold_decisions: int
@@ -101,6 +106,7 @@ class WeeklyReview:
         return {
             "run_id": self.run_id,
             "now": _iso(self.now),
+            "as_of": self.as_of.to_dict(),
             "week_start": figures.week_start.isoformat(),
             "week_end": figures.week_end.isoformat(),
             "pnl_pct": figures.pnl_pct,
@@ -143,13 +149,19 @@ def _show(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def run(request: WeeklyReviewRequest, *, home: Home) -> WeeklyReview:
-    """Review the week before ``now`` (UTC); InputError (exit 2) when data is missing."""
+def run(
+    request: WeeklyReviewRequest,
+    *,
+    home: Home,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> WeeklyReview:
+    """Review the week before ``request.now``, else before the run's own clock (UTC);
+    InputError (exit 2) when data is missing."""
     from stagectl.config.loader import load_risk_guard, load_strategy
-    from stagectl.services.guard.evidence import open_existing_state
+    from stagectl.services.guard.evidence import judged_run, open_existing_state
 
-    now, config_path, run_id, mode = request.now, request.config, request.run_id, request.mode
-    if now.tzinfo is None:
+    config_path, run_id, mode = request.config, request.run_id, request.mode
+    if request.now is not None and request.now.tzinfo is None:
         raise InputError("now must carry a time zone (UTC)", where="--now")
     guard, guard_source = load_risk_guard(home, config_path)
     strategy_explicit = None
@@ -158,24 +170,31 @@ def run(request: WeeklyReviewRequest, *, home: Home) -> WeeklyReview:
     strategy, strategy_source = load_strategy(home, strategy_explicit)
     db = open_existing_state(home)
     try:
-        review = _review(db, guard, strategy, now=now, run_id=run_id, mode=mode)
+        judged = judged_run(db, run_id=run_id, mode=mode, now=request.now, wall=wall_clock())
+        review = _review(db, guard, strategy, run=judged.run_id, now=judged.as_of.at)
         if not request.dry_run:
             from stagectl.services.guard.rebalance_plan import record
 
             review["plan"] = record(
-                db, run_id=review["run_id"], now=now, drift=review["figures"].drift, mode=mode
+                db,
+                run_id=judged.run_id,
+                now=judged.as_of.at,
+                drift=review["figures"].drift,
+                mode=mode,
             )
     finally:
         db.close()
+    now = judged.as_of.at
     market = _market_funding(list(guard.weekly.target_weights_pct), now, request.data_dir)
     return WeeklyReview(
-        **review, market_funding_annualized_pct=market, sources=(guard_source, strategy_source)
+        **review,
+        as_of=judged.as_of,
+        market_funding_annualized_pct=market,
+        sources=(guard_source, strategy_source),
     )
 
 
-def _review(
-    db: Any, guard: Any, strategy: Any, *, now: datetime, run_id: str | None, mode: Mode
-) -> dict[str, Any]:
+def _review(db: Any, guard: Any, strategy: Any, *, run: str, now: datetime) -> dict[str, Any]:
     import pandas as pd
 
     from stagectl.domain import weekly
@@ -183,8 +202,8 @@ def _review(
     from stagectl.domain.risk_rules import ACTION_RANK
     from stagectl.services.guard import evidence
 
-    week_start = now - WEEK
-    run, snaps = evidence.run_snapshots(db, run_id=run_id, now=now, mode=mode)
+    week_start, until = now - WEEK, now + evidence.EPSILON
+    snaps = evidence.snapshots_until(db, run, now)
     equity = pd.Series(
         [s.equity for s in snaps], index=pd.DatetimeIndex([s.ts for s in snaps]), dtype=float
     )
@@ -197,7 +216,7 @@ def _review(
         limit_timeout_s=guard.weekly.limit_timeout_s,
         cost_bps=cost_bps,
     )
-    week_fills = evidence.run_fills(db, run, week_start, now)
+    week_fills = evidence.run_fills(db, run, week_start, until)
     fill_costs = [
         weekly.FillCost(
             symbol=f.symbol,
@@ -207,9 +226,9 @@ def _review(
         )
         for f in week_fills
     ]
-    week_funding = evidence.run_funding(db, run, week_start, now)
+    week_funding = evidence.run_funding(db, run, week_start, until)
     costs = weekly.cost_breakdown(fill_costs, float(sum(p.paid for p in week_funding)))
-    decisions = evidence.decisions_between(db, run, week_start, now)
+    decisions = evidence.decisions_between(db, run, week_start, until)
     health = _health(equity, guard, costs, evidence.mean_paid_rate(week_funding), now, cost_bps)
     worst = max(
         (d.action for d in decisions), key=lambda a: ACTION_RANK.get(a, 0), default="NO_ACTION"

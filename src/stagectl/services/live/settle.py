@@ -9,8 +9,9 @@
    broker's equity against the ledger's, ``initial + realized + unrealized - fees -
    funding`` with realized FIFO (gross of fees) and funding paid; the margin window;
    the sleeves of the equity snapshot (stamped at the bar close: the step is complete);
-   alerts and the signal checks against the backtest replay; the orders of the bar (and
-   any refreshed one) that ended with part of them unfilled (``ORDER_REMAINDER``: the
+   alerts (a mark is stale by the exchange's timestamp of it, not by the bar close) and
+   the signal checks against the backtest replay; the orders of the bar (and any
+   refreshed one) that ended with part of them unfilled (``ORDER_REMAINDER``: the
    sleeve is re-sized at the next bar) and the real cost of a weekly rebalance
    (``services/live/rebalance.py``);
 3. one short transaction records it all; only then does the loop keep the new book.
@@ -21,7 +22,7 @@ Nothing here reads the run's history: the book carries what a bar needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -58,6 +59,9 @@ class ReadBack:
     equity: Decimal
     used_margin: Decimal
     marks: dict[str, Decimal]
+    mark_times: dict[str, datetime]
+    """The exchange's timestamp of each mark it gave (a symbol without one is valued at
+    the bar's close and has no mark age)."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,8 @@ def read_back(ctx: LiveContext, data: StepData) -> ReadBack:
     )
     funding = broker.funding_since(book.funding_cursor(data.ts))
     marks = {s: b.bar.close for s, b in data.sleeves.items()}
-    marks.update({s: m.price for s, m in broker.marks(symbols).items()})
+    venue_marks = broker.marks(symbols)
+    marks.update({s: m.price for s, m in venue_marks.items()})
     return ReadBack(
         fills=[
             f if f.client_order_id else replace(f, client_order_id=client_ids.get(f.order_id or ""))
@@ -118,6 +123,7 @@ def read_back(ctx: LiveContext, data: StepData) -> ReadBack:
         equity=broker.equity(),
         used_margin=sum((b.used for b in broker.balances()), _ZERO),
         marks=marks,
+        mark_times={s: m.ts for s, m in venue_marks.items()},
     )
 
 
@@ -176,7 +182,7 @@ def compute(ctx: LiveContext, data: StepData, seen: ReadBack, wall_now: datetime
     recon = reconcile(ctx, book, seen.marks, seen.equity, data.close_ts)
     margin = _margin(ctx, book, seen, data.close_ts)
     sleeves = _sleeves(ctx, book, data, seen.positions, recon)
-    events = _settle_events(ctx, book, data, recon, margin, seen.positions, wall_now)
+    events = _settle_events(ctx, book, data, recon, margin, seen, wall_now)
     events.extend(
         remainder_event(o, data.close_ts, ctx.run_id, "the sleeve is re-sized at the next bar")
         for o in short
@@ -319,10 +325,10 @@ def _settle_events(
     data: StepData,
     recon: dict[str, Any],
     margin: dict[str, Any],
-    positions: dict[str, Position],
+    seen: ReadBack,
     wall_now: datetime,
 ) -> list[Event]:
-    ts, run = data.close_ts, ctx.run_id
+    ts, run, positions = data.close_ts, ctx.run_id, seen.positions
     out = [
         Event(ts=ts, event_type=RECONCILIATION, run_id=run, payload=recon),
         Event(ts=ts, event_type=MARGIN_SNAPSHOT, run_id=run, payload=margin),
@@ -342,9 +348,7 @@ def _settle_events(
                 f"({margin['previous_window']} -> {margin['window']})",
             )
         )
-    mark_age_s = (wall_now - data.close_ts).total_seconds()
-    if mark_age_s > ctx.alerts.mark_stale_s:
-        out.append(_alert(ctx, ts, "MEDIUM", "MARK_STALE", f"mark is {mark_age_s:.0f} s old"))
+    out += _stale_marks(ctx, ts, seen.mark_times, wall_now)
     for symbol, sleeve in data.sleeves.items():
         if sleeve.replay_position is None:
             continue
@@ -367,15 +371,42 @@ def _settle_events(
     return out
 
 
-def _alert(ctx: LiveContext, ts: datetime, severity: str, action: str, message: str) -> Event:
+def _stale_marks(
+    ctx: LiveContext, ts: datetime, mark_times: dict[str, datetime], wall_now: datetime
+) -> list[Event]:
+    """A ``MARK_STALE`` alert per symbol whose mark is older than ``mark_stale_s``: its age
+    is the exchange's clock when the loop saw the bar close (``wall_now``) minus the
+    exchange's timestamp of the mark, so a loop that reads the bar late is not a stale
+    mark, and a mark the exchange stopped updating is one however early the loop is."""
+    out = []
+    for symbol, stamp in sorted(mark_times.items()):
+        age_s = (wall_now - stamp).total_seconds()
+        if age_s > ctx.alerts.mark_stale_s:
+            stamped = stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            message = f"{symbol} mark is {age_s:.0f} s old (exchange time {stamped})"
+            extra = {"mark_ts": stamped, "age_s": round(age_s, 3)}
+            out.append(_alert(ctx, ts, "MEDIUM", "MARK_STALE", message, symbol, extra))
+    return out
+
+
+def _alert(
+    ctx: LiveContext,
+    ts: datetime,
+    severity: str,
+    action: str,
+    message: str,
+    symbol: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Event:
     return Event(
         ts=ts,
         event_type="ALERT",
         severity=severity,
         run_id=ctx.run_id,
+        symbol=symbol,
         action=action,
         message=message,
-        payload={"alert": action},
+        payload={"alert": action, **(extra or {})},
     )
 
 
