@@ -204,3 +204,13 @@ def test_weekly_out_writes_a_report_whose_review_is_signed(
     report["body"]["weight_drift"]["decision"] = "TAMPERED"
     out.write_text(json.dumps(report))
     assert run(["report", "verify", out]).exit_code == 1
+
+
+def test_weekly_records_its_decision_for_run_live_unless_dry_run(run: Run, home: Path) -> None:
+    now = datetime(2024, 11, 11, tzinfo=UTC)
+    write(home / "state" / "stagectl.db", Seed(start=datetime(2024, 10, 1, tzinfo=UTC), end=now))
+    args = ["risk-guard", "--weekly", "--now", "2024-11-11T00:00:00Z", "--json"]
+    dry = json.loads(run([*args, "--dry-run"]).stdout)
+    assert dry["body"]["rebalance_plan"] is None
+    recorded = json.loads(run(args).stdout)["body"]["rebalance_plan"]
+    assert (recorded["decision"], recorded["recorded"]) == ("SKIP", True)

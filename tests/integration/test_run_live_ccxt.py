@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -113,8 +114,9 @@ def child_main(argv: list[str]) -> None:
     print(json.dumps(result.summary(), default=str))
 
 
-@pytest.fixture(scope="module")
-def sim_module() -> Iterator[ExchangeSim]:
+@contextmanager
+def loopback_sim() -> Iterator[ExchangeSim]:
+    """The simulator with the bundled ETH and SOL candles and funding, from T0."""
     from stagectl.data import load_candles, load_funding
 
     candles = {s: load_candles(s) for s in SYMBOLS}
@@ -126,10 +128,9 @@ def sim_module() -> Iterator[ExchangeSim]:
         yield sim
 
 
-@pytest.fixture
-def sim(sim_module: ExchangeSim) -> ExchangeSim:
-    """A fresh account on the shared server at T0 (the candles load once)."""
-    engine = sim_module.engine
+def fresh_account(sim: ExchangeSim) -> ExchangeSim:
+    """A fresh account on a shared simulator at T0 (the candles load once)."""
+    engine = sim.engine
     with engine.lock:
         engine.orders.clear()
         engine.trades.clear()
@@ -138,10 +139,21 @@ def sim(sim_module: ExchangeSim) -> ExchangeSim:
         engine.partial_fill_ratios.clear()
         engine.wallet = Decimal("10000")
         engine.now_ms = int(T0.timestamp() * 1000)
-    with sim_module.state.lock:
-        sim_module.state.faults.clear()
-        sim_module.state.requests.clear()
-    return sim_module
+    with sim.state.lock:
+        sim.state.faults.clear()
+        sim.state.requests.clear()
+    return sim
+
+
+@pytest.fixture(scope="module")
+def sim_module() -> Iterator[ExchangeSim]:
+    with loopback_sim() as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(sim_module: ExchangeSim) -> ExchangeSim:
+    return fresh_account(sim_module)
 
 
 def _home(root: Path) -> Home:

@@ -269,3 +269,45 @@ def test_a_snapshot_without_sleeve_equity_says_what_is_missing(tmp_path: Path) -
     home, _ = seeded(tmp_path, last_sleeves={"ETHUSDT": 5400.0})
     with pytest.raises(InputError, match="no sleeve equity for SOLUSDT"):
         weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
+
+
+def _plans_and_events(home: Home) -> tuple[list[object], list[str]]:
+    from stagectl.state import rebalance
+    from stagectl.state.db import open_state
+    from stagectl.state.journal import events
+
+    with open_state(home.state_path) as db:
+        kinds = [e.event_type for e in events(db) if e.event_type.startswith("REBALANCE")]
+        return list(rebalance.plans(db)), kinds
+
+
+def test_a_rebalance_is_recorded_for_the_trading_loop_once(tmp_path: Path) -> None:
+    home, _ = seeded(
+        tmp_path, funding_rate=QUIET_FUNDING, last_sleeves={"ETHUSDT": 6100.0, "SOLUSDT": 3900.0}
+    )
+    review = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
+    assert review.plan is not None and review.plan["recorded"]
+    assert (
+        review.report_lines()[-1] == f"Recorded for run-live: REBALANCE as plan {review.plan['id']}"
+    )
+    again = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
+    assert again.plan == {**review.plan, "recorded": False, "state": "recorded before"}
+    (plan,), kinds = _plans_and_events(home)
+    assert (plan.decision, plan.state, plan.as_of, plan.limit_timeout_s) == (  # type: ignore[attr-defined]
+        "REBALANCE",
+        "pending",
+        GOOD_NOW,
+        10.0,
+    )
+    assert plan.plan["target_weights_pct"] == {"ETHUSDT": 54.0, "SOLUSDT": 46.0}  # type: ignore[attr-defined]
+    assert kinds == ["REBALANCE_PLANNED"]
+
+
+def test_a_skip_is_recorded_as_an_event_and_a_dry_run_records_nothing(tmp_path: Path) -> None:
+    home, _ = seeded(tmp_path, funding_rate=QUIET_FUNDING)
+    dry = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW, dry_run=True), home=home)
+    assert dry.plan is None and _plans_and_events(home) == ([], [])
+    weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
+    (plan,), kinds = _plans_and_events(home)
+    assert (plan.decision, plan.state) == ("SKIP", "skipped")  # type: ignore[attr-defined]
+    assert kinds == ["REBALANCE_SKIP"]

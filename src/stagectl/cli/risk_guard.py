@@ -133,7 +133,7 @@ def risk_guard(
     if replay and weekly:
         raise InputError("choose one of --replay and --weekly", where="--replay")
     if weekly:
-        _weekly(publish, moment, config, data, run_id, mode_of(live))
+        _weekly(publish, moment, config, data, run_id, mode_of(live), dry_run)
         return
     if replay:
         guard = _Breakers(breakers or preset is not None, preset)
@@ -411,11 +411,12 @@ def _weekly(
     data: Path | None,
     run_id: str | None,
     mode: Mode,
+    dry_run: bool,
 ) -> None:
     from stagectl.services.guard import weekly as service
 
     request = service.WeeklyReviewRequest(
-        now=now, config=config, data_dir=data, run_id=run_id, mode=mode
+        now=now, config=config, data_dir=data, run_id=run_id, mode=mode, dry_run=dry_run
     )
     review = service.run(request, home=publish.home)
     info(f"run {review.run_id}; {review.as_of.describe()}")

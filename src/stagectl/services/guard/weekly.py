@@ -4,9 +4,10 @@
 recorded guard decisions from the state database (services/guard/evidence.py
 names each source) over the week ``[now - 7 days, now]``, ``now`` being ``--now``
 or the run's own clock (its last bar for a replayed or finished run, the wall
-clock for one trading in real time). It decides REBALANCE
-or SKIP and the model-health verdict; it sends no order: the rebalance plan (a
-limit order per sleeve, market after ``limit_timeout_s``) is for the trading loop.
+clock for one trading in real time). It decides REBALANCE or SKIP and the
+model-health verdict; it sends no order: unless ``dry_run``, the decision is recorded
+for the run (``rebalance_plan``) and the run's trading loop executes a REBALANCE at
+its next bar (a limit order per sleeve, market after ``limit_timeout_s``).
 ``exit_code`` is 0 for SKIP with healthy checks, 1 for REBALANCE or any WARNING.
 
 Entry: ``run(WeeklyReviewRequest, *, home, wall_clock) -> WeeklyReview``
@@ -41,6 +42,8 @@ class WeeklyReviewRequest:
     data_dir: Path | None = None
     run_id: str | None = None
     mode: Mode = "paper"
+    dry_run: bool = False
+    """Review only: record no rebalance decision for the trading loop."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class WeeklyReview:
     guard_decisions: int
     market_funding_annualized_pct: dict[str, float | None] = field(default_factory=dict)
     sources: tuple[ConfigSource, ...] = ()
+    plan: dict[str, Any] | None = None
+    """The decision as recorded for the trading loop (None: a dry run)."""
 
     @property
     def warnings(self) -> list[str]:
@@ -90,6 +95,9 @@ class WeeklyReview:
             lines.append(
                 f"Rebalance: SKIP (every sleeve within ±{drift.tolerance_pct_points:g} pp)"
             )
+        if self.plan is not None:
+            plan = self.plan
+            lines.append(f"Recorded for run-live: {plan['decision']} as plan {plan['id']}")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,6 +135,7 @@ class WeeklyReview:
             "guard_decisions": self.guard_decisions,
             "near_threshold_decisions": self.near_threshold_decisions,
             "market_funding_annualized_pct": dict(self.market_funding_annualized_pct),
+            "rebalance_plan": self.plan,
             "verdict": "ACTION" if self.exit_code else "OK",
             "report": self.report_lines(),
         }
@@ -163,6 +172,16 @@ def run(
     try:
         judged = judged_run(db, run_id=run_id, mode=mode, now=request.now, wall=wall_clock())
         review = _review(db, guard, strategy, run=judged.run_id, now=judged.as_of.at)
+        if not request.dry_run:
+            from stagectl.services.guard.rebalance_plan import record
+
+            review["plan"] = record(
+                db,
+                run_id=judged.run_id,
+                now=judged.as_of.at,
+                drift=review["figures"].drift,
+                mode=mode,
+            )
     finally:
         db.close()
     now = judged.as_of.at
@@ -263,11 +282,12 @@ def _health(
 
 
 def _sleeve_values(snapshot: Any, targets: dict[str, float]) -> dict[str, float]:
-    """Sleeve equity from the latest snapshot: ``sleeves_json`` ``{"ETHUSDT": {"equity": x}}``."""
+    """Sleeve capital from the latest snapshot: ``sleeves_json`` ``{"ETHUSDT": {"equity": x}}``,
+    or ``capital`` when rebalances moved capital between the sleeves (run-live writes it)."""
     values: dict[str, float] = {}
     for symbol in targets:
         entry = snapshot.sleeves.get(symbol)
-        value = entry.get("equity") if isinstance(entry, dict) else None
+        value = entry.get("capital", entry.get("equity")) if isinstance(entry, dict) else None
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise InputError(
                 f"the latest equity snapshot ({_iso(snapshot.ts)}, run {snapshot.run_id}) has no "
