@@ -23,7 +23,7 @@ Conventions (docs/risk-guard.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
@@ -42,6 +42,8 @@ ACTION_RANK: dict[str, int] = {
 }
 SEVERITY_RANK: dict[str, int] = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 PORTFOLIO = "portfolio"
+RuleKey = tuple[Rule, str | None]
+"""A rule and the sleeve it judges (None: the portfolio)."""
 
 
 @dataclass(frozen=True)
@@ -189,10 +191,15 @@ def rule_breach_series(
     return result
 
 
-def _targets(frames: IndicatorFrames, rule: Rule) -> list[str | None]:
-    if rule.scope == PORTFOLIO:
-        return [None]
-    return list(sorted(frames.sleeves))
+def rule_keys(rules: Sequence[Rule], sleeves: Iterable[str]) -> tuple[RuleKey, ...]:
+    """Every (rule, sleeve) a decision is made of, in rule order: portfolio rules once
+    (sleeve None), sleeve rules once per sleeve in name order."""
+    names = sorted(sleeves)
+    return tuple(
+        (rule, sleeve)
+        for rule in rules
+        for sleeve in ([None] if rule.scope == PORTFOLIO else names)
+    )
 
 
 @dataclass(frozen=True)
@@ -204,7 +211,7 @@ class DecisionTable:
     severity_rank: np.ndarray
     breach_matrix: np.ndarray  # (rules x targets, eval times)
     near_matrix: np.ndarray
-    keys: tuple[tuple[Rule, str | None], ...]
+    keys: tuple[RuleKey, ...]
     values: np.ndarray  # indicator value per key and eval time
 
     def action(self, i: int) -> str:
@@ -253,7 +260,7 @@ def evaluate_rules(
     near_threshold_pct: float,
 ) -> DecisionTable:
     """Evaluate every rule (per sleeve when sleeve-scoped) at every evaluation time."""
-    keys = tuple((rule, sleeve) for rule in rules for sleeve in _targets(frames, rule))
+    keys = rule_keys(rules, frames.sleeves)
     n = len(eval_times)
     breach = np.zeros((len(keys), n), dtype=bool)
     near = np.zeros((len(keys), n), dtype=bool)
@@ -267,6 +274,51 @@ def evaluate_rules(
         # too short has not fired yet: that is "near" too (LOW).
         close = near_threshold(at_eval, rule, near_threshold_pct) | breaches(at_eval, rule)
         near[k] = close & ~breach[k]
+    return decision_table(eval_times, keys, values, breach, near)
+
+
+def evaluate_at(
+    at: pd.Timestamp,
+    keys: tuple[RuleKey, ...],
+    values: np.ndarray,
+    streaks_hold: np.ndarray,
+    *,
+    near_threshold_pct: float,
+) -> DecisionTable:
+    """:func:`evaluate_rules` at the single time ``at``, from each key's value there and,
+    for the consecutive-day rules, whether its streak as of the latest daily check at or
+    before ``at`` is long enough (``streaks_hold``; ignored for the other rules)."""
+    values = np.asarray(values, dtype=float)
+    breach = np.zeros(len(keys), dtype=bool)
+    near = np.zeros(len(keys), dtype=bool)
+    k = 0
+    while k < len(keys):
+        rule = keys[k][0]
+        end = k + 1
+        while end < len(keys) and keys[end][0] is rule:
+            end += 1
+        at_eval = values[k:end]
+        past = breaches(at_eval, rule)
+        fired = streaks_hold[k:end] if rule.consecutive_days > 1 else past
+        breach[k:end] = fired
+        near[k:end] = (near_threshold(at_eval, rule, near_threshold_pct) | past) & ~fired
+        k = end
+    return decision_table(
+        pd.DatetimeIndex([at]), keys, values[:, None], breach[:, None], near[:, None]
+    )
+
+
+def decision_table(
+    eval_times: pd.DatetimeIndex,
+    keys: tuple[RuleKey, ...],
+    values: np.ndarray,
+    breach: np.ndarray,
+    near: np.ndarray,
+) -> DecisionTable:
+    """The decisions from each key's value, breach and near miss (keys x eval times):
+    the precedence of the module docstring. Shared by :func:`evaluate_rules` and the
+    in-loop guard's one-time evaluation (``domain.risk_stream``)."""
+    n = len(eval_times)
     action_rank = np.zeros(n, dtype=np.int64)
     severity_rank = np.zeros(n, dtype=np.int64)
     for k, (rule, _) in enumerate(keys):
