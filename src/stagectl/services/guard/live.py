@@ -188,11 +188,9 @@ def _evaluate(
         near_threshold_pct=config.near_threshold_pct,
     )
     decision = gi.decision_dict(table, config, data, now=now, stale_after=STALE_AFTER)
-    written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
-    environment = os.environ if env is None else env
-    notifications = [] if written.already_evaluated else _notify(decision, config, env=environment)
-    escalated = [] if dry_run else _escalate(db, config, history, now, environment)
-    notifications += escalated
+    written, notifications = conclude(
+        db, config, history, decision, now=now, dry_run=dry_run, env=env
+    )
     return LiveGuardResult(
         config=source,
         state_path=home.state_path,
@@ -207,6 +205,30 @@ def _evaluate(
         notifications=notifications,
         already_evaluated=written.already_evaluated,
     )
+
+
+def conclude(
+    db: Any,
+    config: Any,
+    history: Any,
+    decision: dict[str, Any],
+    *,
+    now: datetime,
+    dry_run: bool,
+    env: dict[str, str] | None,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """What every evaluation does with its decision, cron's and run-live's incremental one
+    (``services.guard.stream``) alike: record it (``history.record``: one transaction,
+    an hour already recorded is not recorded again), notify unless the hour was recorded
+    already, and, unless a dry run, escalate the overdue directives. Returns
+    ``history.Written`` and the notifications sent."""
+    from stagectl.services.guard import history as gi
+
+    written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
+    environment = os.environ if env is None else env
+    notifications = [] if written.already_evaluated else _notify(decision, config, env=environment)
+    escalated = [] if dry_run else _escalate(db, config, history, now, environment)
+    return written, notifications + escalated
 
 
 def _escalate(db: Any, config: Any, history: Any, now: datetime, env: Any) -> list[dict[str, Any]]:
