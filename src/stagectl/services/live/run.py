@@ -297,10 +297,11 @@ class _Setup:
         beside = self.source.path.parent / settings.config
         in_home = self.home.config_dir / settings.config
         path = beside if beside.is_file() else in_home if in_home.is_file() else None
-        load_risk_guard(self.home, path)
+        guard_config, _ = load_risk_guard(self.home, path)
         return LoopGuard(
             home=self.home,
             config=path,
+            settings=guard_config,
             every=timedelta(minutes=settings.every_minutes),
             env=None if mode == "live" else {},
         )
