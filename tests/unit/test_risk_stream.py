@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 
 from stagectl.config.risk_guard import Rule
 from stagectl.domain.risk_indicators import GuardInputs, compute_indicators
-from stagectl.domain.risk_rules import GuardDecision, evaluate_rules
+from stagectl.domain.risk_rules import (
+    GuardDecision,
+    breaches,
+    evaluate_rules,
+    near_threshold,
+    value_breaches,
+    value_near,
+)
 from stagectl.domain.risk_stream import (
     GuardStream,
     HourRow,
@@ -284,3 +291,29 @@ def test_streamed_decisions_equal_evaluate_rules_with_both_streak_rules_firing()
 @given(seed=st.integers(0, 2**32 - 1))
 def test_streamed_decisions_equal_evaluate_rules_at_every_bar(seed: int) -> None:
     assert judge_every_bar(seed)  # the rules are tight enough that breaches were judged
+
+
+OPS = st.sampled_from(["<", "<=", ">", ">=", "abs>", "not_in"])
+VALUES = st.one_of(
+    st.floats(-10.0, 10.0, allow_nan=False),
+    st.sampled_from([math.nan, -2.0, -1.0, 0.0, -0.0, 1.0, 2.0, 1.8, 2.2, 1.9, 2.1]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    op=OPS,
+    threshold=st.sampled_from([-2.0, 0.0, 1.0, 2.0]),
+    scale=st.sampled_from([1.0, -1.0, 3.65]),
+    near_pct=st.sampled_from([0.0, 10.0, 50.0]),
+    values=st.lists(VALUES, min_size=1, max_size=8),
+)
+def test_one_value_is_judged_as_the_vectorised_rules_judge_it(
+    op: str, threshold: float, scale: float, near_pct: float, values: list[float]
+) -> None:
+    judged = rule(op=op, value=[-1, 0, 1] if op == "not_in" else threshold, scale=scale)
+    array = np.array(values)
+    assert [value_breaches(v, judged) for v in values] == breaches(array, judged).tolist()
+    assert [value_near(v, judged, near_pct) for v in values] == near_threshold(
+        array, judged, near_pct
+    ).tolist()

@@ -23,7 +23,9 @@ Conventions (docs/risk-guard.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
@@ -144,6 +146,40 @@ def near_threshold(values: np.ndarray, rule: Rule, near_pct: float) -> np.ndarra
     with np.errstate(invalid="ignore"):
         close = np.abs(scaled - threshold) <= band
     return np.asarray(close & ~breaches(values, rule) & ~np.isnan(scaled), dtype=bool)
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def value_breaches(value: float, rule: Rule) -> bool:
+    """:func:`breaches` of one value, without numpy's per-call cost (the in-loop guard
+    judges ~20 values an hour; a property test binds the two)."""
+    scaled = float(value) * rule.scale
+    if math.isnan(scaled):
+        return False
+    if rule.op == "not_in":
+        return scaled not in [float(v) for v in rule.value]  # type: ignore[union-attr]
+    threshold = float(rule.value)  # type: ignore[arg-type]
+    if rule.op == "abs>":
+        return abs(scaled) > threshold
+    return _COMPARE[rule.op](scaled, threshold)
+
+
+def value_near(value: float, rule: Rule, near_pct: float) -> bool:
+    """:func:`near_threshold` of one value."""
+    if rule.op == "not_in" or near_pct <= 0:
+        return False
+    threshold = float(rule.value)  # type: ignore[arg-type]
+    scaled = float(value) * rule.scale
+    if rule.op == "abs>":
+        scaled = abs(scaled)
+    band = abs(threshold) * near_pct / 100.0
+    return abs(scaled - threshold) <= band and not value_breaches(value, rule)
 
 
 def streak_lengths(breached: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -280,32 +316,24 @@ def evaluate_rules(
 def evaluate_at(
     at: pd.Timestamp,
     keys: tuple[RuleKey, ...],
-    values: np.ndarray,
-    streaks_hold: np.ndarray,
+    values: Sequence[float],
+    streaks_hold: Sequence[bool],
     *,
     near_threshold_pct: float,
 ) -> DecisionTable:
     """:func:`evaluate_rules` at the single time ``at``, from each key's value there and,
     for the consecutive-day rules, whether its streak as of the latest daily check at or
     before ``at`` is long enough (``streaks_hold``; ignored for the other rules)."""
-    values = np.asarray(values, dtype=float)
     breach = np.zeros(len(keys), dtype=bool)
-    near = np.zeros(len(keys), dtype=bool)
-    k = 0
-    while k < len(keys):
-        rule = keys[k][0]
-        end = k + 1
-        while end < len(keys) and keys[end][0] is rule:
-            end += 1
-        at_eval = values[k:end]
-        past = breaches(at_eval, rule)
-        fired = streaks_hold[k:end] if rule.consecutive_days > 1 else past
-        breach[k:end] = fired
-        near[k:end] = (near_threshold(at_eval, rule, near_threshold_pct) | past) & ~fired
-        k = end
-    return decision_table(
-        pd.DatetimeIndex([at]), keys, values[:, None], breach[:, None], near[:, None]
-    )
+    close = np.zeros(len(keys), dtype=bool)
+    for k, (rule, _) in enumerate(keys):
+        past = value_breaches(values[k], rule)
+        fired = bool(streaks_hold[k]) if rule.consecutive_days > 1 else past
+        breach[k] = fired
+        # as in evaluate_rules: past the threshold on a streak still too short is near too
+        close[k] = (past or value_near(values[k], rule, near_threshold_pct)) and not fired
+    column = np.asarray(values, dtype=float)[:, None]
+    return decision_table(pd.DatetimeIndex([at]), keys, column, breach[:, None], close[:, None])
 
 
 def decision_table(
@@ -319,16 +347,15 @@ def decision_table(
     the precedence of the module docstring. Shared by :func:`evaluate_rules` and the
     in-loop guard's one-time evaluation (``domain.risk_stream``)."""
     n = len(eval_times)
-    action_rank = np.zeros(n, dtype=np.int64)
-    severity_rank = np.zeros(n, dtype=np.int64)
-    for k, (rule, _) in enumerate(keys):
-        action_rank = np.where(
-            breach[k], np.maximum(action_rank, ACTION_RANK[rule.action]), action_rank
-        )
-        severity_rank = np.where(
-            breach[k], np.maximum(severity_rank, SEVERITY_RANK[rule.severity]), severity_rank
-        )
-    any_near = near.any(axis=0) if len(keys) else np.zeros(n, dtype=bool)
+    if not keys:
+        nothing = np.zeros(n, dtype=np.int64)
+        return DecisionTable(eval_times, nothing, nothing.copy(), breach, near, keys, values)
+    actions = np.array([ACTION_RANK[rule.action] for rule, _ in keys], dtype=np.int64)
+    severities = np.array([SEVERITY_RANK[rule.severity] for rule, _ in keys], dtype=np.int64)
+    # the most severe action and the highest severity among the breached keys (0: none)
+    action_rank = np.where(breach, actions[:, None], 0).max(axis=0)
+    severity_rank = np.where(breach, severities[:, None], 0).max(axis=0)
+    any_near = near.any(axis=0)
     severity_rank = np.where((severity_rank == 0) & any_near, SEVERITY_RANK["LOW"], severity_rank)
     return DecisionTable(eval_times, action_rank, severity_rank, breach, near, keys, values)
 

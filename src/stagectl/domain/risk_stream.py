@@ -22,7 +22,7 @@ peak. Rows are the live guard's hourly grid (``services.guard.history.build_inpu
 one per hour, gaps already carried forward; a run has one epoch (no drawdown resets).
 
 The rules are judged at one time by :func:`stagectl.domain.risk_rules.evaluate_at`, the
-same comparisons, streak rule and precedence as :func:`evaluate_rules`; the streak of a
+same comparisons, streak rule and precedence as ``evaluate_rules``; the streak of a
 consecutive-day rule moves at each daily check (``daily_utc``) as
 :func:`stagectl.domain.risk_rules.streak_lengths` counts it: an observed breach extends
 it, an observed non-breach resets it, a NaN leaves it.
@@ -40,7 +40,13 @@ import numpy as np
 import pandas as pd
 
 from stagectl.config.risk_guard import Rule
-from stagectl.domain.risk_rules import DecisionTable, RuleKey, breaches, evaluate_at, rule_keys
+from stagectl.domain.risk_rules import (
+    DecisionTable,
+    RuleKey,
+    evaluate_at,
+    rule_keys,
+    value_breaches,
+)
 
 NAN = math.nan
 DAY_ROWS = 24
@@ -257,22 +263,18 @@ class GuardStream:
         values = self.key_values(self.indicators.values())
         for k, (rule, _) in enumerate(self.keys):
             if rule.consecutive_days <= 1 or math.isnan(values[k]):
-                continue
-            breached = bool(breaches(values[k : k + 1], rule)[0])
-            self.streaks[k] = self.streaks[k] + 1 if breached else 0
+                continue  # a NaN check neither extends nor breaks the streak
+            self.streaks[k] = self.streaks[k] + 1 if value_breaches(values[k], rule) else 0
 
-    def key_values(self, values: Mapping[IndicatorKey, float]) -> np.ndarray:
+    def key_values(self, values: Mapping[IndicatorKey, float]) -> list[float]:
         """Each rule key's indicator value (NaN for an indicator the stream lacks)."""
-        return np.array([values.get((rule.indicator, sleeve), NAN) for rule, sleeve in self.keys])
+        return [values.get((rule.indicator, sleeve), NAN) for rule, sleeve in self.keys]
 
     def decide(self) -> tuple[DecisionTable, dict[IndicatorKey, float]]:
         """The decision at the newest bar, and every indicator there."""
         values = self.indicators.values()
         assert self.hour is not None  # values() raised otherwise
-        holds = np.array(
-            [self.streaks[k] >= rule.consecutive_days for k, (rule, _) in enumerate(self.keys)],
-            dtype=bool,
-        )
+        holds = [self.streaks[k] >= rule.consecutive_days for k, (rule, _) in enumerate(self.keys)]
         at = pd.Timestamp(self.hour)
         table = evaluate_at(
             at,
