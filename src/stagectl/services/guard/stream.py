@@ -34,6 +34,7 @@ recording through ``history.record``, as cron's (``services.guard.live.conclude`
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -247,13 +248,16 @@ class IncrementalGuard:
         return self._judge(now, end)
 
     def _due(self, fresh: _Rows, now: datetime) -> _Rows:
-        """The rows stamped at or before ``now``; the later ones wait in ``pending``."""
-        waiting, due = self.pending, _Rows()
-        self.pending = _Rows()
+        """The rows stamped at or before ``now``; the later ones wait in ``pending``, in
+        time order, so a row is taken in the evaluation its time reaches."""
+        due = _Rows()
         for name in ("snapshots", "fills", "funding", "checks"):
-            for row in [*getattr(waiting, name), *getattr(fresh, name)]:
-                later = row[1].ts > now
-                getattr(self.pending if later else due, name).append(row)
+            waiting = getattr(self.pending, name)
+            if getattr(fresh, name):
+                waiting = sorted([*waiting, *getattr(fresh, name)], key=_row_ts)
+            cut = bisect_right(waiting, now, key=_row_ts)
+            setattr(due, name, waiting[:cut])
+            setattr(self.pending, name, waiting[cut:])
         return due
 
     def _hour(self, hour: datetime) -> _Hour:
@@ -434,6 +438,11 @@ class IncrementalGuard:
             initial_equity=self.initial_equity,
         )
         return Evaluation(decision, data, history)
+
+
+def _row_ts(row: tuple[Any, ...]) -> datetime:
+    stamped: datetime = row[1].ts
+    return stamped
 
 
 def _median(spacings: Counter[timedelta]) -> timedelta:
