@@ -267,7 +267,8 @@ def _child(home: Home, sim: ExchangeSim, end: datetime) -> subprocess.Popen[str]
         **os.environ,
         "STAGECTL_EXCHANGE_API_KEY": API_KEY,
         "STAGECTL_EXCHANGE_API_SECRET": API_SECRET,
-        "PYTHONPATH": str(REPO),
+        # the checkout's own code, also when the environment installed another checkout
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
     }
     env.pop("STAGECTL_STATE", None)
     code = (
