@@ -177,6 +177,11 @@ def main() -> None:
         f"  ratio figure/floor: {statistics.median(tail) / alone:.2f}x a bar, "
         f"{own_tail / own_alone:.2f}x the guard (target ~1)"
     )
+    own_first = statistics.median(long_run.guard[: month * 24])
+    print(
+        f"  for information, in the same process: the guard over the run's first {month} days "
+        f"{ms(own_first)}, its last {ms(own_tail)} ({own_tail / own_first:.2f}x)"
+    )
 
 
 if __name__ == "__main__":
