@@ -30,6 +30,7 @@ function __stagectl_takes_value --argument-names key
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
         case 'stress-lab|'{--compare,-c,--config,--data,--equity,--html,--now,--out,--positions,--scenario,--scenarios}
+        case 'trading incidents|'{--id,--limit,--run,--since}
         case 'trading enable|'{--cause,-c,--config,--reason,--signed-off-by}
         case 'trading disable|'{--reason}
         case 'trading reduce-only|'{--reason}
@@ -62,7 +63,7 @@ function __stagectl_names --argument-names path
         case 'state'
             echo info
         case 'trading'
-            echo status enable disable reduce-only confirm cancel revoke
+            echo status incidents enable disable reduce-only confirm cancel revoke
     end
 end
 
@@ -294,9 +295,9 @@ complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s c -l config -x -a '(__
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l days -x -d 'Window length in days [default: paper_gate.days, 30].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
-complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l now -x -d 'End of the window (ISO-8601 date or datetime, UTC) [default: now].'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l now -x -d 'End of the window (ISO-8601 date or datetime, UTC) [default: the judged run\'s clock: its last bar for a replayed or finished run].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
-complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l run -l run-id -x -d 'The run to read [default: the run of the mode with the latest equity snapshot].'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l run -l run-id -x -d 'The paper run to judge [default: the latest finished paper run that covers the window].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l base-url -x -d 'Send every exchange call to this host (testnets).'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/stage3.yaml in the home, else the packaged one].'
@@ -326,7 +327,7 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l eval -x -d 'Replay eva
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l export -x -a '(__fish_complete_directories)' -d 'Replay: write equity.csv, triggers.csv, actions.csv here.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
-complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: now].'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: the run\'s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l live -l paper -d 'Read the runs of the live mode instead of the paper mode [default: --paper].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l preset -x -d 'Replay: conservative, balanced or aggressive; its daily loss stop replaces the breakers\' daily stop (implies --breakers).'
@@ -337,8 +338,8 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l run -l run-id -x -d 'T
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l weekly -d 'Run the weekly review (seed 003 §3) instead.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l base-url -x -d 'With --live: send every exchange call to this host (testnets, a simulator).'
-complete -c stagectl -n '__stagectl_at \'run-live\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
-complete -c stagectl -n '__stagectl_at \'run-live\'' -l duration -x -d 'Stop after this much market time, e.g. 24h or 30d.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Strategy file, or a stage3 run profile such as config/stage3.yaml (its run.strategy, policy, duration_h and run.stop_limits) [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l duration -x -d 'Trade this much market time, e.g. 24h or 60d; a paper run without --start replays that much of the data\'s end [default: the -c profile\'s duration_h, else to --end; paper: the last 30 days].'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l end -x -d 'Last bar, UTC; a date includes the whole day [default: the end of the data].'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l exchange -x -d 'ccxt exchange id for --live.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -s h -l help -d 'Show this message and exit.'
@@ -351,9 +352,9 @@ complete -c stagectl -n '__stagectl_at \'run-live\'' -l no-position-limits -l po
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l replay-data -x -a '(__fish_complete_directories)' -d 'Replay candles and funding from DIR [default: the bundled data].'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l resume -x -d 'Resume this run [default: the latest unfinished run].'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l speed -x -d 'Replay speed: max, or Nx (3600x = one 1h bar a second).'
-complete -c stagectl -n '__stagectl_at \'run-live\'' -l stage3 -r -F -d 'Order policy and alerts [default: config/stage3.yaml].'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l stage3 -r -F -d 'Order policy and alerts [default: the -c profile, else config/stage3.yaml].'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l start -x -d 'First bar, UTC [default: 30 days before --end].'
-complete -c stagectl -n '__stagectl_at \'run-live\'' -l stop-limits -d 'Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l no-stop-limits -l stop-limits -d 'Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry [default: the -c profile\'s run.stop_limits, else off].'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -s y -l yes -d 'Do not ask for confirmation.'
 complete -c stagectl -n '__stagectl_at \'shadow\' 0' -a compare -d 'Compare two runs of the state database side by side: PnL, hit rate, Sharpe, drawdown, turnover, cost per trade, IR, paired block-bootstrap and Welch p-values, and the promotion verdict of seed 001 §9.'
 complete -c stagectl -n '__stagectl_at \'shadow\' 0' -a record-backtest -d 'Backtest the strategy config and record it in the state database as run ID: equity snapshots per bar, one fill per position change, breaker firings as events.'
@@ -392,6 +393,7 @@ complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenario -x -d 'Run on
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenarios -r -F -d 'Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the trading state of the paper and the live mode, who set each, why, and the latest changes.'
+complete -c stagectl -n '__stagectl_at \'trading\' 0' -a incidents -d 'List the incident log (seed 003 §4.2 step 6): every guard hit of HIGH or CRITICAL severity with its rule, value, market state and recent fills, every directive step, restart and emergency close.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set a mode\'s trading state to ACTIVE: new orders may be sent again.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a disable -d 'Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a reduce-only -d 'Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.'
@@ -401,6 +403,12 @@ complete -c stagectl -n '__stagectl_at \'trading\' 0' -a revoke -d 'Lift an acti
 complete -c stagectl -n '__stagectl_at \'trading\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading status\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading status\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading incidents\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'trading incidents\'' -l id -x -d 'Show this incident whole: market state and fills.'
+complete -c stagectl -n '__stagectl_at \'trading incidents\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'trading incidents\'' -l limit -x -d 'The newest this many.'
+complete -c stagectl -n '__stagectl_at \'trading incidents\'' -l run -x -d 'Only this run\'s incidents.'
+complete -c stagectl -n '__stagectl_at \'trading incidents\'' -l since -x -d 'Only from this UTC time or date on.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l cause -x -d 'What caused the flatten (recorded as an incident note; a restart condition).'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Risk guard config (default: the home\'s risk_guard_alt_ensemble.yaml).'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -s h -l help -d 'Show this message and exit.'

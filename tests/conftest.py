@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from typer.testing import CliRunner
 
 from stagectl.cli.main import main
+
+# Property tests judge results, never time: hypothesis's default 200 ms deadline per
+# example is a timed assertion that fails on a loaded CI machine.
+settings.register_profile("stagectl", deadline=None)
+settings.load_profile("stagectl")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

@@ -37,7 +37,15 @@ def test_init_json_is_one_document(run: Run, home: Path) -> None:
     assert document["schema_version"] == len(MIGRATION_NAMES)
     assert document["migrations_applied"] == list(MIGRATION_NAMES)
     assert document["config"]["written"] == PACKAGED
-    assert document["created_dirs"] == ["config", "state", "artifacts", "reports", "logs"]
+    assert document["created_dirs"] == [
+        "config",
+        "state",
+        "artifacts",
+        "reports",
+        "logs",
+        "artifacts/stage3",
+    ]
+    assert document["notes"] == []
 
 
 def test_init_again_keeps_edited_configs_and_says_so(run: Run, home: Path) -> None:
@@ -110,3 +118,28 @@ def test_init_on_a_locked_state_exits_3(run: Run, home: Path) -> None:
         holder.close()
     assert result.exit_code == 3
     assert "locked" in result.stderr
+
+
+def test_init_creates_the_artifacts_dir_the_homes_stage3_yaml_names(run: Run, home: Path) -> None:
+    (home / "config").mkdir()
+    stage3 = (defaults_dir() / "stage3.yaml").read_text()
+    (home / "config" / "stage3.yaml").write_text(
+        stage3.replace("dir: artifacts/stage3", "dir: desk/micro-tests")
+    )
+    result = run(["init", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "desk/micro-tests" in result.json()["created_dirs"]
+    assert (home / "desk" / "micro-tests").is_dir()
+    assert not (home / "artifacts" / "stage3").exists()
+
+
+def test_init_with_a_broken_stage3_yaml_still_creates_the_home_and_says_so(
+    run: Run, home: Path
+) -> None:
+    (home / "config").mkdir()
+    (home / "config" / "stage3.yaml").write_text("duration_h: -1\n")
+    result = run(["init"])
+    assert result.exit_code == 0, result.stderr
+    assert (home / "state" / "stagectl.db").is_file()
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "stage3.yaml" in notes[0] and "not created" in notes[0]

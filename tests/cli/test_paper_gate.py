@@ -80,6 +80,58 @@ def test_out_without_a_key_is_refused_unless_unsigned(run: Run, home: Path) -> N
     assert json.loads(out.read_text())["body"]["verdict"]["passed"] is True
 
 
+def test_without_now_it_judges_the_latest_finished_run_covering_the_window(
+    run: Run, home: Path
+) -> None:
+    seed(home)
+    seed(home, run_id="paper-2", start=NOW + timedelta(days=1), end=NOW + timedelta(days=6))
+    result = run(["paper-gate", "--json"])
+    assert result.exit_code == 0, result.stderr
+    window = result.json()["body"]["window"]
+    assert window["run_id"] == "paper-1"
+    assert window["end"] == "2024-11-11T00:00:00Z"
+    assert window["as_of"] == {
+        "at": "2024-11-11T00:00:00Z",
+        "basis": "last bar",
+        "reason": "finished run (completed)",
+    }
+    assert window["choice"]["skipped"] == [{"run_id": "paper-2", "reason": "covers 5.00 days"}]
+    assert (
+        "run paper-1: the latest finished paper run covering 30 days; "
+        "skipped run paper-2: covers 5.00 days"
+    ) in result.stderr
+    assert "as of the run's last bar 2024-11-11T00:00:00Z" in result.stderr
+
+
+def test_no_finished_run_covering_the_window_exits_1_naming_each_run(run: Run, home: Path) -> None:
+    seed(home, start=NOW - timedelta(days=5))
+    result = run(["paper-gate", "--json"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("stagectl: no finished paper run covers the gate's 30 days")
+    )
+    assert "run paper-1: covers 5.00 days" in result.stderr
+
+
+def test_run_judges_that_run_even_when_it_is_short(run: Run, home: Path) -> None:
+    seed(home, start=NOW - timedelta(days=5))
+    result = run(["paper-gate", "--run", "paper-1", "--json"])
+    assert result.exit_code == 1
+    body = result.json()["body"]
+    assert body["window"]["choice"]["why"] == "given by --run"
+    assert body["verdict"]["failed"][0] == "history_days"
+
+
+def test_run_of_a_live_run_exits_2_naming_the_option(run: Run, home: Path) -> None:
+    seed(home, mode="live", run_id="live-1")
+    result = run(["paper-gate", "--run", "live-1"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("stagectl: --run: run live-1 is a live run")
+
+
 def test_no_state_database_exits_2_and_says_what_is_missing(run: Run) -> None:
     result = run(["paper-gate", "--json"])
     assert result.exit_code == 2

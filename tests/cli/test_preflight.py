@@ -36,8 +36,10 @@ def sim() -> Iterator[ExchangeSim]:
 
 
 def two_symbol_config(home: Path) -> Path:
-    """stage3.yaml with the simulator's two symbols only."""
+    """stage3.yaml with the simulator's two symbols only: a policy, not a run profile (the
+    profile's four-symbol strategy would not be capped by it)."""
     document = yaml.safe_load((defaults_dir() / "stage3.yaml").read_text())
+    del document["run"]
     document["symbols"] = {s: document["symbols"][s] for s in ("ETHUSDT", "SOLUSDT")}
     sizes = document["stop_limit_tests"]["sizes"]
     document["stop_limit_tests"]["sizes"] = {s: sizes[s] for s in ("ETHUSDT", "SOLUSDT")}

@@ -60,6 +60,27 @@ def test_out_writes_a_signed_report(run: Run, seeded: Path, hmac_key: str) -> No
     assert run(["report", "verify", out]).exit_code == 0
 
 
+def test_without_now_a_finished_run_is_judged_at_its_last_bar(run: Run, home: Path) -> None:
+    now = datetime(2024, 11, 11, tzinfo=UTC)
+    write(home / "state" / "stagectl.db", Seed(start=datetime(2024, 10, 1, tzinfo=UTC), end=now))
+    result = run(["risk-guard", "--dry-run", "--json"])
+    assert result.exit_code in (0, 1), result.stderr
+    body = result.json()["body"]
+    assert body["evaluated_at"] == "2024-11-11T00:00:00Z"
+    assert body["as_of"] == {
+        "at": "2024-11-11T00:00:00Z",
+        "basis": "last bar",
+        "reason": "finished run (completed)",
+    }
+    assert body["data"]["last_snapshot_age_min"] == 0.0
+    assert "as of the run's last bar 2024-11-11T00:00:00Z: finished run (completed)" in (
+        result.stderr
+    )
+    weekly = run(["risk-guard", "--weekly"])
+    assert "Week: 2024-11-04 → 2024-11-10" in weekly.stdout
+    assert "as of the run's last bar 2024-11-11T00:00:00Z" in weekly.stderr
+
+
 def test_no_snapshots_exits_2_and_says_how_to_get_them(run: Run, home: Path) -> None:
     result = run(["risk-guard", "--dry-run"])
     assert result.exit_code == 2
@@ -183,3 +204,13 @@ def test_weekly_out_writes_a_report_whose_review_is_signed(
     report["body"]["weight_drift"]["decision"] = "TAMPERED"
     out.write_text(json.dumps(report))
     assert run(["report", "verify", out]).exit_code == 1
+
+
+def test_weekly_records_its_decision_for_run_live_unless_dry_run(run: Run, home: Path) -> None:
+    now = datetime(2024, 11, 11, tzinfo=UTC)
+    write(home / "state" / "stagectl.db", Seed(start=datetime(2024, 10, 1, tzinfo=UTC), end=now))
+    args = ["risk-guard", "--weekly", "--now", "2024-11-11T00:00:00Z", "--json"]
+    dry = json.loads(run([*args, "--dry-run"]).stdout)
+    assert dry["body"]["rebalance_plan"] is None
+    recorded = json.loads(run(args).stdout)["body"]["rebalance_plan"]
+    assert (recorded["decision"], recorded["recorded"]) == ("SKIP", True)

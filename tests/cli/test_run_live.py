@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from stagectl.data import load_candles
 from tests.conftest import Run
 
 CREDS = {"STAGECTL_EXCHANGE_API_KEY": "k-123", "STAGECTL_EXCHANGE_API_SECRET": "s-456"}
@@ -55,6 +57,9 @@ def test_short_paper_replay_prints_one_json_summary_and_analyze_passes(
     assert analyzed.exit_code == 0, analyzed.stderr
     body = analyzed.json()
     assert body["passed"] is True and len(body["answers"]) == 5
+    clock = {"at": "2026-03-03T00:00:00Z", "basis": "last bar", "reason": "replayed run"}
+    assert body["as_of"] == clock
+    assert "as of the run's last bar 2026-03-03T00:00:00Z: replayed run" in analyzed.stderr
 
 
 def test_duration_stops_after_that_much_market_time(run: Run) -> None:
@@ -63,6 +68,31 @@ def test_duration_stops_after_that_much_market_time(run: Run) -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert result.json()["bars"] == 6
+
+
+def _data_end(*symbols: str) -> str:
+    """The last bar every one of ``symbols`` has in the bundled data, as run-live prints it."""
+    end: datetime = min(load_candles(s).index[-1] for s in symbols).to_pydatetime()
+    return end.isoformat().replace("+00:00", "Z")
+
+
+def test_a_paper_duration_alone_replays_that_much_of_the_data_end(run: Run) -> None:
+    result = run(["run-live", "--duration", "36h", "--no-guard", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    end = _data_end("ETHUSDT", "SOLUSDT")
+    first = datetime.fromisoformat(end) - timedelta(hours=35)
+    assert summary["bars"] == 36
+    assert summary["last_bar"] == end
+    assert summary["first_bar"] == first.isoformat().replace("+00:00", "Z")
+
+
+def test_a_paper_duration_longer_than_the_data_is_refused_saying_why(run: Run) -> None:
+    result = run(["run-live", "--duration", "1000d"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("stagectl: --duration: 1000d of 1h bars up to ")
+    assert "begins at 2024-01-01T00:00:00Z" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_analyze_a_missing_run_is_exit_2(run: Run) -> None:
@@ -76,7 +106,7 @@ def test_analyze_exits_1_when_reconciliation_did_not_balance(run: Run, home: Pat
 
     result = run(["run-live", "--start", "2026-03-01", "--end", "2026-03-01", "--json"])
     run_id = result.json()["run_id"]
-    path = home / "artifacts" / run_id / "reconciliation_history.json"
+    path = home / "artifacts" / "stage3" / run_id / "reconciliation_history.json"
     doc = json.loads(path.read_text())
     doc["snapshots"][-1]["drift_usd"] = 1.5
     path.write_text(json.dumps(doc))

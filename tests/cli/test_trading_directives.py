@@ -91,6 +91,24 @@ def test_status_lists_a_pending_directive_with_its_rule_value_and_deadline(
     assert "pending-confirmation (executes at deadline)" in text and "FLATTEN_ALL" in text
 
 
+def test_status_shows_a_recovering_reduce_at_its_multiplier_until_its_review_lifts_it(
+    run: Run, home: Path
+) -> None:
+    reviewed = NOW - timedelta(hours=1)
+    with open_state(home / "state" / "stagectl.db") as db:
+        record_directive(
+            db,
+            RiskDirective(
+                NOW - timedelta(hours=25), "REDUCE_RISK_50", 0.75, mode="live", reviewed_at=reviewed
+            ),
+        )
+    [listed] = run(["trading", "status", "--json"]).json()["directives"]
+    assert (listed["multiplier"], listed["expires_at"]) == (0.75, None)
+    assert listed["reviewed_at"] == reviewed.isoformat().replace("+00:00", "Z")
+    text = run(["trading", "status"]).stdout
+    assert "x0.75" in text and "until its review lifts it" in text
+
+
 def test_a_pending_flatten_past_its_deadline_shows_as_active(run: Run, home: Path) -> None:
     _pending(home, "FLATTEN_ALL", OnTimeout.EXECUTE, NOW - timedelta(minutes=1))
     [listed] = run(["trading", "status", "--json"]).json()["directives"]

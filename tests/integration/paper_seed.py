@@ -1,7 +1,10 @@
 """Seed a state database with a paper run built from a real-data backtest.
 
 The Alt Ensemble (seed 003) is backtested on the bundled ETH/SOL perp data; the
-run's hourly equity becomes equity snapshots, each position change becomes an
+run's hourly equity becomes equity snapshots, stamped at each bar's close as
+run-live stamps them (the bar opening at 10:00 closes, and is snapshotted, at
+11:00; an ``equity`` override is written at its own stamps), and the run is
+recorded as a finished (completed) run-live paper run. Each position change becomes an
 order (limit price = the bar's open, the signal price) and a fill (that price
 moved ``slip_bps`` against us, 5 bps fee), each 8-hour funding settlement on a
 held position becomes a funding payment, and every day gets a signal check per
@@ -99,6 +102,7 @@ class Seed:
     equity: pd.Series | None = None  # overrides the backtest's equity
     last_sleeves: Mapping[str, float] | None = None  # sleeve equity in the last snapshot
     extra: dict[str, Any] = field(default_factory=dict)
+    status: str = "completed"
 
 
 def window(result: BacktestResult, seed: Seed) -> pd.DatetimeIndex:
@@ -110,10 +114,20 @@ def write(db_path: Path, seed: Seed) -> dict[str, Any]:
     """Write the seed into the state database at ``db_path``; return what was written."""
     result = alt_ensemble()
     index = window(result, seed)
-    equity = seed.equity if seed.equity is not None else result.equity.loc[index]
+    equity = seed.equity if seed.equity is not None else _at_close(result.equity.loc[index])
     db = open_state(db_path)
     try:
-        start_run(db, Run(seed.run_id, "run-live", seed.mode, started_at=seed.start))
+        start_run(
+            db,
+            Run(
+                seed.run_id,
+                "run-live",
+                seed.mode,
+                started_at=seed.start,
+                status=seed.status,
+                ended_at=None if seed.status == "running" else seed.end,
+            ),
+        )
         record_snapshots(db, _snapshots(seed, equity))
         written: dict[str, Any] = {"equity": equity}
         if seed.fills:
@@ -125,6 +139,11 @@ def write(db_path: Path, seed: Seed) -> dict[str, Any]:
     finally:
         db.close()
     return written
+
+
+def _at_close(equity: pd.Series) -> pd.Series:
+    """The backtest's equity per bar (indexed by the bar's open) stamped at the bar's close."""
+    return equity.set_axis(pd.DatetimeIndex(equity.index) + pd.Timedelta(hours=1))
 
 
 def _snapshots(seed: Seed, equity: pd.Series) -> list[EquitySnapshot]:

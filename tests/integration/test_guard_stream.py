@@ -56,7 +56,7 @@ def cron_at_every_hour(db: StateDB, config: Any, run_id: str, now: datetime) -> 
     """Cron's full-history decision at each hour up to ``now``, from one read: the same
     functions as ``risk-guard --now``, every hour at once (a decision at t uses the rows
     up to t only)."""
-    history = gi.read_history(db, config, now=now, run_id=run_id, mode="paper")
+    history = gi.read_history(db, run_id=run_id, now=now)
     assert history is not None
     inputs, data = gi.build_inputs(history, config, now=now)
     times = pd.DatetimeIndex(inputs.equity.index)

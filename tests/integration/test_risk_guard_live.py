@@ -26,7 +26,7 @@ from stagectl.services.guard.live import LiveGuardRequest, run
 from stagectl.state import directives, journal, ledger, orders
 from stagectl.state.db import open_state
 from stagectl.state.equity import EquitySnapshot, record_snapshots
-from stagectl.state.runs import Run, start_run
+from stagectl.state.runs import Run, finish_run, start_run
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 HOURS = 40 * 24
@@ -213,6 +213,29 @@ def test_stale_snapshots_are_a_warning_not_all_clear(seeded: Home) -> None:
     assert result.exit_code == 1
 
 
+def test_a_run_trading_in_real_time_is_judged_on_the_wall_clock(seeded: Home) -> None:
+    """paper-1 is running and records no replay window: its clock is the wall clock, so
+    snapshots that stopped three hours ago are stale."""
+    wall = T0 + timedelta(hours=HOURS + 2)
+    result = run(LiveGuardRequest(dry_run=True), home=seeded, env={}, wall_clock=lambda: wall)
+    assert (result.as_of.at, result.as_of.basis) == (wall, "wall clock")
+    assert result.as_of.reason == "run trading in real time"
+    assert "equity_snapshots_stale" in {h["rule"] for h in result.decision["hits"]}
+
+
+def test_a_finished_run_is_judged_at_its_last_bar(seeded: Home) -> None:
+    last_bar = T0 + timedelta(hours=HOURS - 1, seconds=3)
+    with open_state(seeded.state_path) as db:
+        finish_run(db, "paper-1", status="completed", ended_at=last_bar + timedelta(minutes=1))
+    wall = T0 + timedelta(days=400)
+    result = run(LiveGuardRequest(dry_run=True), home=seeded, env={}, wall_clock=lambda: wall)
+    assert (result.as_of.at, result.as_of.basis) == (last_bar, "last bar")
+    assert result.as_of.reason == "finished run (completed)"
+    assert "equity_snapshots_stale" not in {h["rule"] for h in result.decision["hits"]}
+    with open_state(seeded.state_path) as db:
+        assert [d.ts for d in directives.guard_decisions(db)] == [last_bar]
+
+
 def test_gaps_are_carried_forward_and_counted(tmp_path: Path) -> None:
     home = Home(root=tmp_path)
     _seed(home.state_path, hours=200, skip=(50, 51, 52))
@@ -229,7 +252,7 @@ def test_no_state_database_is_an_input_error_naming_snapshots(tmp_path: Path) ->
 def test_state_without_snapshots_is_an_input_error(tmp_path: Path) -> None:
     home = Home(root=tmp_path)
     open_state(home.state_path).close()
-    with pytest.raises(InputError, match="no equity snapshots"):
+    with pytest.raises(InputError, match="no paper run with equity snapshots"):
         run(LiveGuardRequest(now=T0, dry_run=True), home=home, env={})
 
 

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -113,8 +114,9 @@ def child_main(argv: list[str]) -> None:
     print(json.dumps(result.summary(), default=str))
 
 
-@pytest.fixture(scope="module")
-def sim_module() -> Iterator[ExchangeSim]:
+@contextmanager
+def loopback_sim() -> Iterator[ExchangeSim]:
+    """The simulator with the bundled ETH and SOL candles and funding, from T0."""
     from stagectl.data import load_candles, load_funding
 
     candles = {s: load_candles(s) for s in SYMBOLS}
@@ -126,10 +128,9 @@ def sim_module() -> Iterator[ExchangeSim]:
         yield sim
 
 
-@pytest.fixture
-def sim(sim_module: ExchangeSim) -> ExchangeSim:
-    """A fresh account on the shared server at T0 (the candles load once)."""
-    engine = sim_module.engine
+def fresh_account(sim: ExchangeSim) -> ExchangeSim:
+    """A fresh account on a shared simulator at T0 (the candles load once)."""
+    engine = sim.engine
     with engine.lock:
         engine.orders.clear()
         engine.trades.clear()
@@ -138,10 +139,21 @@ def sim(sim_module: ExchangeSim) -> ExchangeSim:
         engine.partial_fill_ratios.clear()
         engine.wallet = Decimal("10000")
         engine.now_ms = int(T0.timestamp() * 1000)
-    with sim_module.state.lock:
-        sim_module.state.faults.clear()
-        sim_module.state.requests.clear()
-    return sim_module
+    with sim.state.lock:
+        sim.state.faults.clear()
+        sim.state.requests.clear()
+    return sim
+
+
+@pytest.fixture(scope="module")
+def sim_module() -> Iterator[ExchangeSim]:
+    with loopback_sim() as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(sim_module: ExchangeSim) -> ExchangeSim:
+    return fresh_account(sim_module)
 
 
 def _home(root: Path) -> Home:
@@ -267,8 +279,8 @@ def _child(home: Home, sim: ExchangeSim, end: datetime) -> subprocess.Popen[str]
         **os.environ,
         "STAGECTL_EXCHANGE_API_KEY": API_KEY,
         "STAGECTL_EXCHANGE_API_SECRET": API_SECRET,
-        # the checkout's own code, also when the environment installed another checkout
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+        # the tests' package, and this checkout's stagectl even where another one is installed
+        "PYTHONPATH": os.pathsep.join((str(REPO), str(REPO / "src"))),
     }
     env.pop("STAGECTL_STATE", None)
     code = (
@@ -423,3 +435,75 @@ def test_exchange_clock_waits_for_the_server_time_and_gives_way_to_a_stop(
     assert clock.now() == T0 + HOUR
     stop.set()
     assert not clock.wait_until(T0 + 2 * HOUR)
+
+
+class LateSimClock(SimClock):
+    """The simulator's clock, seen by a loop that always wakes ``late`` after the instant
+    it waited for (a busy host)."""
+
+    def __init__(self, sim: ExchangeSim, late: timedelta) -> None:
+        super().__init__(sim)
+        self.late = late
+
+    def wait_until(self, when: datetime) -> bool:
+        return super().wait_until(when + self.late)
+
+
+class FrozenMarks:
+    """The simulator's broker whose marks the exchange stamped ``lag`` ago (a mark feed
+    that stopped updating while klines still close on time)."""
+
+    def __init__(self, inner: CcxtBroker, lag: timedelta) -> None:
+        self._inner = inner
+        self.lag = lag
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def marks(self, symbols: list[str]) -> dict[str, Any]:
+        from dataclasses import replace
+
+        return {s: replace(m, ts=m.ts - self.lag) for s, m in self._inner.marks(symbols).items()}
+
+
+def _mark_alerts(home: Home, run_id: str) -> list[Any]:
+    with open_state(home.state_path) as db:
+        found = events(db, run_id=run_id, event_type="ALERT")
+    return [a for a in found if a.action == "MARK_STALE"]
+
+
+def test_a_mark_the_exchange_stopped_updating_is_stale_though_the_bar_closed_on_time(
+    sim: ExchangeSim, tmp_path: Path
+) -> None:
+    home = _home(tmp_path / "frozen-marks")
+    result = service.run(
+        service.RunLiveRequest(live=True, end=T0 + 2 * HOUR),
+        home=home,
+        live_broker=FrozenMarks(sim_broker(sim.base_url), timedelta(seconds=90)),
+        clock=SimClock(sim),
+    )
+    assert result.status == "completed" and result.bars == 3
+    stale = _mark_alerts(home, result.run_id)
+    closes = [T0 + k * HOUR for k in (1, 2, 3)]
+    assert sorted((a.ts, a.symbol) for a in stale) == [(t, s) for t in closes for s in SYMBOLS]
+    assert {(a.severity, (a.payload or {})["age_s"]) for a in stale} == {("MEDIUM", 90.0)}
+    first = min(stale, key=lambda a: (a.ts, a.symbol or ""))
+    assert (first.payload or {})["mark_ts"] == "2026-03-02T00:58:30Z"
+
+
+def test_a_loop_that_sees_the_bar_close_late_does_not_call_a_fresh_mark_stale(
+    sim: ExchangeSim, tmp_path: Path
+) -> None:
+    home = _home(tmp_path / "late-loop")
+    late = timedelta(seconds=45)  # past mark_stale_s (30 s) after every bar close
+    result = service.run(
+        service.RunLiveRequest(live=True, end=T0 + 2 * HOUR),
+        home=home,
+        live_broker=sim_broker(sim.base_url),
+        clock=LateSimClock(sim, late),
+    )
+    assert result.status == "completed" and result.bars == 3
+    with open_state(home.state_path) as db:
+        recon = events(db, run_id=result.run_id, event_type="RECONCILIATION")
+    assert len(recon) == 3
+    assert _mark_alerts(home, result.run_id) == []

@@ -28,7 +28,7 @@ from stagectl.services.guard.stream import IncrementalGuard
 from stagectl.services.live import run as service
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.directives import guard_decisions
-from stagectl.state.journal import incidents
+from stagectl.state.journal import events, incidents
 
 CONFIG = Path(__file__).parents[2] / "config"
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 30, 23, tzinfo=UTC)
@@ -44,7 +44,7 @@ TIGHTENED = {
     "slippage_high_5d": -100.0,  # every day with fills breaches: REDUCE_RISK_50 on day 5
     "funding_drag_high": 0.05,
     "signal_mismatch_high": 0.0,
-    "sleeve_mdd_limit": 0.6,  # DISABLE_SLEEVE
+    "sleeve_mdd_limit": 0.5,  # DISABLE_SLEEVE
     "sleeve_drag": 1.0,
     "signal_flapping": 1,
 }
@@ -184,9 +184,18 @@ def test_loop_guard_equals_cron_when_tightened_rules_fire_directives(tmp_path: P
     with db:
         decisions = assert_loop_recorded_what_cron_did(judged, db)
         issued = db.conn.execute(
-            "SELECT DISTINCT action FROM risk_directives WHERE run_id = ?",
+            "SELECT action, state FROM risk_directives WHERE run_id = ? ORDER BY id",
             (judged.result.run_id,),
         ).fetchall()
+        steps = {e.event_type for e in events(db)}  # the home has this one run
     fired = {str(h["rule"]) for d in decisions for h in d.rule_results if "rule" in h}
     assert set(TIGHTENED) - {"sharpe_collapse", "mdd_limit", "return_30d_limit"} <= fired
-    assert {row[0] for row in issued} == {"REDUCE_RISK_50", "DISABLE_SLEEVE"}
+    # the loop's reviews (cron's code) keep the REDUCE_RISK_50, then find it worsened:
+    # a FLATTEN_ALL, executed and latched
+    assert issued == [
+        ("REDUCE_RISK_50", "active"),
+        ("DISABLE_SLEEVE", "active"),
+        ("FLATTEN_ALL", "executed"),
+    ]
+    assert {"DIRECTIVE_KEPT", "DIRECTIVE_WORSENED", "DIRECTIVE_EXECUTED"} <= steps
+    assert judged.result.trading_state == "HALTED"

@@ -220,7 +220,7 @@ def test_sigint_finishes_the_bar_writes_artifacts_and_exits_130(tmp_path: Path) 
 
     summary = json.loads(stdout)
     assert summary["status"] == "aborted" and 0 < summary["bars"] < 720
-    written = sorted(p.name for p in (home.artifacts_dir / summary["run_id"]).iterdir())
+    written = sorted(p.name for p in Path(summary["artifacts"]).iterdir())
     assert written == sorted(ARTIFACT_FILES)
 
 

@@ -162,7 +162,11 @@ def test_the_cli_says_on_stderr_when_it_retries_a_locked_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from stagectl.cli.main import main
+    from stagectl.services.live import run as _imported  # noqa: F401
 
+    # run-live's modules are imported before the lock is taken: its first write must start
+    # within 100 ms of the lock (held 0.3 s, busy timeout 0.2 s) to be refused, and a cold
+    # import of the loop (pandas-heavy, slower under load) can take longer than that
     monkeypatch.setenv("STAGECTL_HOME", str(tmp_path))
     monkeypatch.setenv("STAGECTL_BUSY_TIMEOUT_MS", "200")
     monkeypatch.delenv("STAGECTL_STATE", raising=False)

@@ -50,6 +50,8 @@ TABLES_BY_MIGRATION = {
     "0008_fill_imports": {"fill_imports", "fill_import_totals"},
     "0009_simulated_fills": set(),
     "0010_directive_lifecycle": set(),
+    "0011_directive_reviews": set(),
+    "0012_rebalance_plans": {"rebalance_plans"},
 }
 TABLES_DROPPED_BY_MIGRATION = {"0007_one_state": {"trading_flags"}}
 

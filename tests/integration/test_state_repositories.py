@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -31,6 +32,7 @@ from stagectl.state.directives import (
     record_directive,
     record_guard_decision,
     revoke_directive,
+    update_directive,
 )
 from stagectl.state.equity import EquitySnapshot, record_snapshots, snapshots
 from stagectl.state.flags import get_trading_state, set_trading_state, trading_state_history
@@ -172,8 +174,8 @@ def test_an_incident_links_its_guard_decision(db: StateDB) -> None:
         market_state={"ETHUSDT": {"mark": 3400.0}},
         fills=[{"trade_id": "1"}],
     )
-    record_incident(db, incident)
-    assert incidents(db) == [incident]
+    incident_id = record_incident(db, incident)
+    assert incidents(db) == [replace(incident, id=incident_id)]
     assert guard_decisions(db)[0].rule_results[0]["breached"] is True
 
 
@@ -236,6 +238,18 @@ def test_directives_are_active_until_they_expire_or_are_revoked(db: StateDB) -> 
     assert revoke_directive(db, disable_id, now=T0, reason="again") is False
     soon = T0 + timedelta(hours=1)
     assert [d.id for d in active_directives(db, mode="paper", now=soon)] == [reduce_id]
+
+
+def test_a_reviewed_directive_keeps_its_new_multiplier_and_review_time(db: StateDB) -> None:
+    directive_id = record_directive(db, RiskDirective(T0, "REDUCE_RISK_50", 0.5, mode="paper"))
+    stored = get_directive(db, directive_id)
+    assert stored is not None and stored.reviewed_at is None
+    reviewed = T0 + timedelta(hours=24)
+    update_directive(db, replace(stored, multiplier=0.75, reviewed_at=reviewed))
+    after = get_directive(db, directive_id)
+    assert after is not None
+    assert (after.multiplier, after.reviewed_at) == (0.75, reviewed)
+    assert [d.multiplier for d in active_directives(db, mode="paper", now=reviewed)] == [0.75]
 
 
 def test_a_directive_binds_only_its_mode_and_one_without_a_mode_binds_both(db: StateDB) -> None:

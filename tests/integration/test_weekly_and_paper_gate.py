@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from stagectl.config.home import Home
-from stagectl.errors import InputError
+from stagectl.errors import CheckFailed, InputError
 from stagectl.services.guard import paper_gate, weekly
 from tests.integration.paper_seed import Seed, write
 
@@ -51,11 +51,14 @@ def test_a_good_paper_month_passes_every_criterion(tmp_path: Path) -> None:
     result = items.pop("_result")
     assert {k: v.passed for k, v in items.items()} == dict.fromkeys(items, True)
     assert result.exit_code == 0
-    equity = written["equity"]
+    equity = written["equity"]  # stamped at the bar closes, the last at GOOD_NOW
     window = equity[equity.index >= GOOD_NOW - timedelta(days=30)]
-    closes = window.groupby(window.index.floor("D")).last().to_numpy()
-    daily = closes / np.concatenate(([window.iloc[0]], closes[:-1])) - 1
-    assert len(daily) == 30
+    assert window.index[0] == GOOD_NOW - timedelta(days=30)  # the opening equity
+    assert window.index[-1] == GOOD_NOW  # the last close is in the window
+    later = window.iloc[1:]
+    closes = later.groupby((later.index - timedelta(microseconds=1)).floor("D")).last()
+    daily = closes.to_numpy() / np.concatenate(([window.iloc[0]], closes.to_numpy()[:-1])) - 1
+    assert len(daily) == 30 and closes.index[-1] == GOOD_NOW - timedelta(days=1)
     expected_sharpe = daily.mean() / daily.std(ddof=1) * math.sqrt(252)
     assert items["sharpe_30d"].value == pytest.approx(expected_sharpe)
     values = window.to_numpy()
@@ -134,10 +137,23 @@ def test_missing_evidence_fails_as_no_data_never_passes(tmp_path: Path) -> None:
 
 def test_under_thirty_days_of_history_cannot_pass(tmp_path: Path) -> None:
     home, _ = seeded(tmp_path, start=GOOD_NOW - timedelta(days=12))
-    item = gate(home)["history_days"]
+    request = paper_gate.PaperGateRequest(now=GOOD_NOW, run_id="paper-1")
+    item = {c.id: c for c in paper_gate.run(request, home=home).rows()}["history_days"]
     assert item.value == pytest.approx(12.0)
     assert not item.passed
     assert "12.00 days" in item.reason
+
+
+def test_without_a_finished_run_covering_the_window_the_gate_fails_naming_each_run(
+    tmp_path: Path,
+) -> None:
+    home, _ = seeded(tmp_path, start=GOOD_NOW - timedelta(days=12))
+    write(home.state_path, Seed(start=GOOD_START, end=GOOD_NOW, run_id="paper-2", status="running"))
+    with pytest.raises(CheckFailed) as failed:
+        paper_gate.run(paper_gate.PaperGateRequest(), home=home)
+    assert "no finished paper run covers the gate's 30 days" in failed.value.message
+    assert "run paper-2: not finished (still running)" in failed.value.message
+    assert "run paper-1: covers 12.00 days" in failed.value.message
 
 
 def test_an_empty_state_database_is_an_input_error(tmp_path: Path) -> None:
@@ -253,3 +269,45 @@ def test_a_snapshot_without_sleeve_equity_says_what_is_missing(tmp_path: Path) -
     home, _ = seeded(tmp_path, last_sleeves={"ETHUSDT": 5400.0})
     with pytest.raises(InputError, match="no sleeve equity for SOLUSDT"):
         weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
+
+
+def _plans_and_events(home: Home) -> tuple[list[object], list[str]]:
+    from stagectl.state import rebalance
+    from stagectl.state.db import open_state
+    from stagectl.state.journal import events
+
+    with open_state(home.state_path) as db:
+        kinds = [e.event_type for e in events(db) if e.event_type.startswith("REBALANCE")]
+        return list(rebalance.plans(db)), kinds
+
+
+def test_a_rebalance_is_recorded_for_the_trading_loop_once(tmp_path: Path) -> None:
+    home, _ = seeded(
+        tmp_path, funding_rate=QUIET_FUNDING, last_sleeves={"ETHUSDT": 6100.0, "SOLUSDT": 3900.0}
+    )
+    review = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
+    assert review.plan is not None and review.plan["recorded"]
+    assert (
+        review.report_lines()[-1] == f"Recorded for run-live: REBALANCE as plan {review.plan['id']}"
+    )
+    again = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
+    assert again.plan == {**review.plan, "recorded": False, "state": "recorded before"}
+    (plan,), kinds = _plans_and_events(home)
+    assert (plan.decision, plan.state, plan.as_of, plan.limit_timeout_s) == (  # type: ignore[attr-defined]
+        "REBALANCE",
+        "pending",
+        GOOD_NOW,
+        10.0,
+    )
+    assert plan.plan["target_weights_pct"] == {"ETHUSDT": 54.0, "SOLUSDT": 46.0}  # type: ignore[attr-defined]
+    assert kinds == ["REBALANCE_PLANNED"]
+
+
+def test_a_skip_is_recorded_as_an_event_and_a_dry_run_records_nothing(tmp_path: Path) -> None:
+    home, _ = seeded(tmp_path, funding_rate=QUIET_FUNDING)
+    dry = weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW, dry_run=True), home=home)
+    assert dry.plan is None and _plans_and_events(home) == ([], [])
+    weekly.run(weekly.WeeklyReviewRequest(now=GOOD_NOW), home=home)
+    (plan,), kinds = _plans_and_events(home)
+    assert (plan.decision, plan.state) == ("SKIP", "skipped")  # type: ignore[attr-defined]
+    assert kinds == ["REBALANCE_SKIP"]

@@ -202,3 +202,41 @@ def test_models_are_frozen() -> None:
     core, _ = loader.load_core(Home.resolve(REPO_ROOT))
     with pytest.raises(ValueError, match="frozen"):
         core.stress_lab.thresholds.spread_bps = 1.0
+
+
+def test_the_shipped_stage3_profile_names_a_four_sleeve_strategy_within_its_caps() -> None:
+    home = Home.resolve(REPO_ROOT)
+    stage3, source = loader.load_stage3(home)
+    assert loader.is_stage3_file(source) and not loader.is_stage3_file(
+        CONFIG_DIR / "futures_alt_ensemble.yaml"
+    )
+    assert stage3.run is not None and stage3.run.stop_limits is True
+    strategy, strategy_source = loader.load_profile_strategy(home, stage3, source)
+    assert strategy_source.path == CONFIG_DIR / "stage3_strategy.yaml"
+    assert [s.symbol for s in strategy.sleeves] == list(stage3.symbols)
+    assert strategy.cash_symbol is None and strategy.audit is None
+    assert stage3.risk.max_impact_bps == 50 and stage3.risk.stop_distance_pct == 2
+    assert stage3.risk.sizing_mode == "conservative"
+
+
+def test_a_profile_strategy_with_a_symbol_the_profile_does_not_cap_is_refused(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "stage3.yaml").write_text((CONFIG_DIR / "stage3.yaml").read_text())
+    strategy = (CONFIG_DIR / "stage3_strategy.yaml").read_text()
+    (tmp_path / "stage3_strategy.yaml").write_text(strategy.replace("XRPUSDT", "DOGEUSDT"))
+    home = Home.resolve(tmp_path)
+    stage3, source = loader.load_stage3(home, tmp_path / "stage3.yaml")
+    with pytest.raises(ConfigError) as caught:
+        loader.load_profile_strategy(home, stage3, source)
+    assert caught.value.where == str(tmp_path / "stage3_strategy.yaml")
+    assert "DOGEUSDT" in caught.value.message
+
+
+def test_a_cash_symbol_that_is_also_a_sleeve_is_still_refused(tmp_path: Path) -> None:
+    strategy = (CONFIG_DIR / "stage3_strategy.yaml").read_text()
+    path = tmp_path / "four.yaml"
+    path.write_text(strategy + "cash_symbol: BTCUSDT\n")
+    with pytest.raises(ConfigError) as caught:
+        loader.load_config(path, StrategyConfig)
+    assert "cash_symbol BTCUSDT is also a traded sleeve" in caught.value.message

@@ -20,8 +20,17 @@ from stagectl.domain.decide import (
 from stagectl.domain.order_policy import PolicyLimits
 from stagectl.domain.orders import client_order_id
 from stagectl.domain.pretrade_costs import CostSettings
+from stagectl.domain.rebalance import Rebalance
 from stagectl.domain.sizing import SizingLimits
-from stagectl.domain.types import Order, OrderStatus, OrderType, Position, Side, TradingState
+from stagectl.domain.types import (
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+    TradingState,
+)
 
 T = datetime(2026, 4, 1, 10, tzinfo=UTC)
 BIG = D(10) ** 12
@@ -193,3 +202,54 @@ def test_a_stop_of_the_right_size_is_kept_and_a_stale_one_is_canceled_when_flat(
     flat = protective_stops(_stops({}, (replace(stop, status=OrderStatus.OPEN),)))
     assert [o.client_order_id for o in flat.cancel] == [stop.client_order_id]
     assert flat.place == ()
+
+
+REBALANCE = Rebalance(plan_id=7, limit_timeout_s=10.0)
+
+
+def test_a_rebalance_resizes_a_drifted_sleeve_with_a_limit_at_the_decision_price() -> None:
+    # held 2 ETH, worth 4,000 at 2,000; the sleeve's size is 0.5 x 1 x 10,000 / 2,000 = 2.5
+    held = sleeve(position=D(2))
+    decision = decide(inputs(held, targets=Targets({"ETHUSDT": 1.0}), rebalance=REBALANCE))
+    (order,) = decision.orders
+    assert (order.side, order.type, order.qty, order.price, order.time_in_force) == (
+        Side.BUY,
+        OrderType.LIMIT,
+        D("0.5"),
+        D(2000),
+        TimeInForce.GTC,
+    )
+    assert order.client_order_id == client_order_id("paper-1", "ETHUSDT", T, "rebalance 7")
+    assert decision.rebalance == {"ETHUSDT": "limit"}
+
+
+def test_without_a_rebalance_the_same_drifted_sleeve_is_left_alone() -> None:
+    held = sleeve(position=D(2))
+    assert decide(inputs(held, targets=Targets({"ETHUSDT": 1.0}))).orders == ()
+
+
+def test_a_rebalance_leaves_a_sleeve_within_one_step_and_a_stopped_one_alone() -> None:
+    near = sleeve(position=D("2.4999995"))
+    stopped = sleeve("SOLUSDT", decision_price=D(100), position=D(0))
+    targets = Targets({"ETHUSDT": 1.0, "SOLUSDT": 1.0}, frozenset({"SOLUSDT"}))
+    decision = decide(inputs(near, stopped, targets=targets, rebalance=REBALANCE))
+    assert decision.orders == ()
+    assert decision.rebalance == {"ETHUSDT": "in line", "SOLUSDT": "stopped"}
+
+
+def test_a_sleeve_whose_signal_trades_is_resized_by_its_market_order() -> None:
+    decision = decide(inputs(sleeve(), rebalance=REBALANCE))
+    (order,) = decision.orders
+    assert (order.type, order.qty) == (OrderType.MARKET, D("2.5"))
+    assert decision.rebalance == {"ETHUSDT": "market"}
+
+
+def test_a_sleeve_left_short_by_an_unfilled_order_is_resized_at_the_next_bar() -> None:
+    short = Targets({"ETHUSDT": 1.0}, unfilled=frozenset({"ETHUSDT"}))
+    decision = decide(inputs(sleeve(position=D("1.2")), targets=short))
+    (order,) = decision.orders
+    assert (order.side, order.type, order.qty) == (Side.BUY, OrderType.MARKET, D("1.3"))
+    assert decision.targets.unfilled == frozenset()
+    # a stopped-out sleeve still waits for a new target
+    both = Targets({"ETHUSDT": 1.0}, frozenset({"ETHUSDT"}), frozenset({"ETHUSDT"}))
+    assert decide(inputs(sleeve(position=D(0)), targets=both)).orders == ()

@@ -193,3 +193,38 @@ def test_equity_is_cash_plus_unrealized_and_margin_used_is_the_notional() -> Non
     (balance,) = paper.balances()
     assert balance.used == D(210)
     assert paper.equity() == paper.cash + 2 * (D(105) - D("100.03"))
+
+
+def test_the_open_alone_fills_market_orders_and_limits_marketable_there() -> None:
+    paper = broker()
+    paper.place(market("sc-m", "buy", "1"))
+    paper.place(new_order("ETHUSDT", "buy", "limit", D(1), "sc-in", price=D(100)))
+    paper.place(new_order("ETHUSDT", "sell", "limit", D(1), "sc-out", price=D(101)))
+    first = bar(0, "100", "102", "99", "101")
+    fills = paper.process_open("ETHUSDT", first)
+    # market: 100 x (1 + 3 bps); the buy limit at 100 is marketable at the open 100 and
+    # fills at min(100, 100.03) as taker; the sell limit at 101 is not (open 100 < 101)
+    assert [(f.client_order_id, f.price, f.liquidity == "maker") for f in fills] == [
+        ("sc-m", D("100.03"), False),
+        ("sc-in", D(100), False),
+    ]
+    assert paper.fetch_order("ETHUSDT", client_order_id="sc-out").status == "open"  # type: ignore[union-attr]
+    assert paper.process_open("ETHUSDT", first) == []  # redone: nothing fills twice
+    # the rest of the bar reaches 101: the sell limit fills there as maker, as before
+    (rest,) = paper.process_bar("ETHUSDT", first)
+    assert (rest.client_order_id, rest.price, rest.liquidity == "maker") == ("sc-out", D(101), True)
+
+
+def test_the_open_alone_leaves_stops_and_resting_limits_to_the_bar() -> None:
+    paper = broker()
+    paper.place(market("sc-a", "buy", "1"))
+    paper.process_bar("ETHUSDT", bar(0, "100", "100", "100", "100"))
+    paper.place(
+        new_order(
+            "ETHUSDT", "sell", "stop_limit", D(1), "sc-s", D(97), reduce_only=True, stop_price=D(98)
+        )
+    )
+    paper.place(new_order("ETHUSDT", "buy", "limit", D(1), "sc-l", price=D(90)))
+    paper.process_bar("ETHUSDT", bar(1, "100", "100", "99", "100"))  # the limit now rests
+    assert paper.process_open("ETHUSDT", bar(2, "95", "96", "89", "95")) == []
+    assert paper.position_qty("ETHUSDT") == D(1)

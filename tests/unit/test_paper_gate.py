@@ -16,7 +16,6 @@ from stagectl.domain.paper_gate import (
     PaperGateInputs,
     count_fires,
     evaluate_paper_gate,
-    history_days,
     max_drawdown_pct,
     window_daily_returns,
 )
@@ -135,10 +134,25 @@ def test_daily_returns_use_the_last_equity_of_each_utc_day() -> None:
     assert window_daily_returns(equity).tolist() == pytest.approx([0.10, -0.10, 0.10])
 
 
-def test_history_days_counts_the_last_bar() -> None:
-    index = pd.date_range("2024-06-01", periods=720, freq="h", tz="UTC")
-    assert history_days(index) == pytest.approx(30.0)
-    assert history_days(index[:1]) == 0.0
+def test_a_snapshot_at_midnight_closes_the_day_before() -> None:
+    """Snapshots are stamped at their bar's close: 06-02 00:00 is 06-01's last close."""
+    index = pd.DatetimeIndex(
+        [
+            "2024-06-01 00:00",  # the window's opening equity
+            "2024-06-01 12:00",
+            "2024-06-02 00:00",
+            "2024-06-02 12:00",
+            "2024-06-03 00:00",
+        ],
+        tz="UTC",
+    )
+    equity = pd.Series([100.0, 104.0, 110.0, 99.0, 121.0], index=index)
+    assert window_daily_returns(equity).tolist() == pytest.approx([0.10, 0.10])
+
+
+def test_an_opening_equity_alone_has_no_daily_return() -> None:
+    equity = pd.Series([100.0], index=pd.DatetimeIndex(["2024-06-01"], tz="UTC"))
+    assert window_daily_returns(equity).size == 0
 
 
 def test_max_drawdown_uses_the_running_peak() -> None:

@@ -32,6 +32,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "data check": ("stagectl.services.data.check", "run"),
     "data fetch": ("stagectl.services.data.fetch", "run"),
     "trading status": ("stagectl.services.trading.flags", "run_status"),
+    "trading incidents": ("stagectl.services.trading.incidents", "run"),
     "trading enable": ("stagectl.services.trading.restart", "run"),
     "trading disable": ("stagectl.services.trading.flags", "run_set"),
     "trading reduce-only": ("stagectl.services.trading.flags", "run_set"),

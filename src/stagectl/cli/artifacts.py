@@ -17,13 +17,19 @@ EXAMPLE = "Example: stagectl artifacts analyze paper-20260401T000000Z-1a2b --jso
 
 @app.callback(epilog=EXAMPLE)
 def artifacts() -> None:
-    """Analyze the artifacts of a run-live run (artifacts/<run id>/)."""
+    """Analyze the artifacts of a run-live run (stage3 artifacts.dir/<run id>/)."""
 
 
 @app.command("analyze", epilog=EXAMPLE)
 def analyze(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="A run id (HOME/artifacts/RUN) or a directory.")],
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="A run id (below stage3 artifacts.dir, e.g. HOME/artifacts/stage3/RUN) "
+            "or a directory."
+        ),
+    ],
     stage3: Annotated[Path | None, config_option("stage3.yaml")] = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -36,6 +42,7 @@ def analyze(
 
     result = service.run(service.AnalyzeRequest(run, stage3), home=cli_context(ctx).home)
     info(f"artifacts: {result.directory}; thresholds: {result.thresholds.describe()}")
+    info(result.describe_clock())
     if json_output:
         print_json(result.body())
     else:

@@ -30,8 +30,8 @@ def init(
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Create a stagectl home: config/ (the default configs), state/stagectl.db, artifacts/,
-    reports/, logs/.
+    """Create a stagectl home: config/ (the default configs), state/stagectl.db, artifacts/
+    (and stage3.yaml's artifacts.dir, artifacts/stage3), reports/, logs/.
 
     Safe to run again: existing config files are kept (and listed) unless --force, and
     the state database is only migrated to the latest schema. Exit 0 on success; 2 when a
@@ -51,6 +51,8 @@ def init(
         return
     for name in result.configs_kept:
         info(f"kept config/{name} (exists; --force overwrites it)")
+    for note in result.notes:
+        info(f"note: {note}")
     lines = [f"stagectl home: {result.home}"]
     lines += [f"  created {name}/" for name in result.created_dirs]
     lines += [f"  wrote config/{name}" for name in result.configs_written]

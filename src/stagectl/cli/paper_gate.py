@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,6 @@ import typer
 from stagectl.cli._common import (
     JsonOpt,
     OutOpt,
-    RunOpt,
     UnsignedOpt,
     cli_context,
     config_option,
@@ -39,11 +37,21 @@ def paper_gate(
         str | None,
         typer.Option(
             "--now",
-            help="End of the window (ISO-8601 date or datetime, UTC) [default: now].",
+            help="End of the window (ISO-8601 date or datetime, UTC) [default: the judged "
+            "run's clock: its last bar for a replayed or finished run].",
             metavar="T",
         ),
     ] = None,
-    run_id: RunOpt = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            "--run-id",
+            help="The paper run to judge [default: the latest finished paper run that "
+            "covers the window].",
+            metavar="RUN",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,
@@ -54,17 +62,19 @@ def paper_gate(
     < 12 %, slippage <= 1.3x the assumed 3 bps, funding <= 1.5x the assumed
     0.01 %, signal consistency >= 98 %, at most one WARNING and no CRITICAL
     guard fire; and at least `days` days of history. A criterion without data
-    fails. Exit 0 when all pass, 1 when any fails, 2 on bad input or an empty
-    state database.
+    fails. Judges --run, else the latest finished paper run covering the window,
+    as of --now, else its last bar. Exit 0 when all pass, 1 when any fails or no
+    finished paper run covers the window, 2 on bad input or no paper run.
     """
     from stagectl.services.guard import paper_gate as service
 
     home = cli_context(ctx).home
-    at = parse_now(now) or datetime.now(UTC)
+    at = parse_now(now)
     request = service.PaperGateRequest(now=at, config=config, days=days, run_id=run_id)
     result = service.run(request, home=home)
     info(f"config: {result.source.describe()}")
-    info(f"run: {result.run_id}; window: {result.days} days before {at.isoformat()}")
+    info(result.choice.describe())
+    info(f"window: {result.days} days, {result.choice.as_of.describe()}")
     emit_report(
         home,
         service.KIND,

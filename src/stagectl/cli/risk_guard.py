@@ -56,7 +56,12 @@ def risk_guard(
     unsigned: UnsignedOpt = False,
     now: Annotated[
         str | None,
-        typer.Option("--now", help="Evaluate as of this UTC time (ISO-8601) [default: now]."),
+        typer.Option(
+            "--now",
+            help="Evaluate as of this UTC time (ISO-8601) [default: the run's clock: its "
+            "last bar for a replayed or finished run, the wall clock for a run trading in "
+            "real time].",
+        ),
     ] = None,
     run_id: RunOpt = None,
     live: LiveModeOpt = False,
@@ -123,12 +128,12 @@ def risk_guard(
     not an alarm).
     """
     home = cli_context(ctx).home
-    moment = parse_now(now) or datetime.now(UTC)
-    publish = _Publish(home, moment, json_output, out, unsigned)
+    moment = parse_now(now)
+    publish = _Publish(home, moment or datetime.now(UTC), json_output, out, unsigned)
     if replay and weekly:
         raise InputError("choose one of --replay and --weekly", where="--replay")
     if weekly:
-        _weekly(publish, config, data, run_id, mode_of(live))
+        _weekly(publish, moment, config, data, run_id, mode_of(live), dry_run)
         return
     if replay:
         guard = _Breakers(breakers or preset is not None, preset)
@@ -148,6 +153,7 @@ def risk_guard(
     result = service.run(request, home=home)
     info(f"config: {result.config.describe()}")
     info(f"state: {result.state_path} (run {result.run_id})")
+    info(result.as_of.describe())
     if result.already_evaluated:
         info(
             f"this hour of run {result.run_id} was evaluated already (guard decision "
@@ -165,7 +171,8 @@ def risk_guard(
 
 @dataclass(frozen=True)
 class _Publish:
-    """The output options every mode shares; reports are stamped with ``--now``."""
+    """The output options every mode shares; reports are stamped with ``--now``, else
+    the wall clock (the time they were made, whatever time they judge)."""
 
     home: Home
     now: datetime
@@ -249,7 +256,13 @@ def _print_live(body: dict[str, Any]) -> None:
 
 
 def _directive_names(directives: list[dict[str, Any]]) -> str:
-    return ", ".join(d["action"] + (":" + d["sleeve"] if d["sleeve"] else "") for d in directives)
+    """Each directive issued, or reviewed (with its step: ``REDUCE_RISK_50 (recovered)``)."""
+    return ", ".join(
+        d["action"]
+        + (":" + d["sleeve"] if d["sleeve"] else "")
+        + (f" ({d['step']})" if d.get("step") else "")
+        for d in directives
+    )
 
 
 def _iso(value: Any) -> str:
@@ -392,14 +405,21 @@ def _print_breaker_firings(section: dict[str, Any]) -> None:
 
 
 def _weekly(
-    publish: _Publish, config: Path | None, data: Path | None, run_id: str | None, mode: Mode
+    publish: _Publish,
+    now: datetime | None,
+    config: Path | None,
+    data: Path | None,
+    run_id: str | None,
+    mode: Mode,
+    dry_run: bool,
 ) -> None:
     from stagectl.services.guard import weekly as service
 
     request = service.WeeklyReviewRequest(
-        now=publish.now, config=config, data_dir=data, run_id=run_id, mode=mode
+        now=now, config=config, data_dir=data, run_id=run_id, mode=mode, dry_run=dry_run
     )
     review = service.run(request, home=publish.home)
+    info(f"run {review.run_id}; {review.as_of.describe()}")
     body = review.to_dict()
     envelope = publish.envelope(service.KIND, body, sorted(body), review.inputs)
 

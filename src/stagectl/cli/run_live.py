@@ -14,7 +14,6 @@ from stagectl.cli._common import (
     JsonOpt,
     YesOpt,
     cli_context,
-    config_option,
     info,
     parse_duration,
     parse_utc,
@@ -28,6 +27,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 EXAMPLE = (
     "Example: stagectl run-live --start 2026-04-01 --end 2026-04-30 --speed max --json; "
+    "stagectl run-live -c config/stage3.yaml; "
     "stagectl run-live --live --exchange binanceusdm --duration 24h --yes"
 )
 
@@ -49,12 +49,23 @@ def parse_speed(text: str) -> float | None:
 @app.command("run-live", epilog=EXAMPLE)
 def run_live(
     ctx: typer.Context,
-    config: Annotated[Path | None, config_option("futures_alt_ensemble.yaml")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Strategy file, or a stage3 run profile such as config/stage3.yaml (its "
+            "run.strategy, policy, duration_h and run.stop_limits) [default: "
+            "config/futures_alt_ensemble.yaml in the home, else the packaged one].",
+            metavar="FILE",
+            dir_okay=False,
+        ),
+    ] = None,
     stage3: Annotated[
         Path | None,
         typer.Option(
             "--stage3",
-            help="Order policy and alerts [default: config/stage3.yaml].",
+            help="Order policy and alerts [default: the -c profile, else config/stage3.yaml].",
             metavar="FILE",
             dir_okay=False,
         ),
@@ -81,7 +92,11 @@ def run_live(
     duration: Annotated[
         str | None,
         typer.Option(
-            "--duration", help="Stop after this much market time, e.g. 24h or 30d.", metavar="TIME"
+            "--duration",
+            help="Trade this much market time, e.g. 24h or 60d; a paper run without --start "
+            "replays that much of the data's end [default: the -c profile's duration_h, else "
+            "to --end; paper: the last 30 days].",
+            metavar="TIME",
         ),
     ] = None,
     replay_data: Annotated[
@@ -125,13 +140,15 @@ def run_live(
         bool, typer.Option("--new-run", help="Start a new run even if one is unfinished.")
     ] = False,
     stop_limits: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--stop-limits",
-            help="Protect each position with a reduce-only "
-            "stop-limit at stage3 stop_distance_pct from its entry.",
+            "--stop-limits/--no-stop-limits",
+            help="Protect each position with a reduce-only stop-limit at stage3 "
+            "stop_distance_pct from its entry [default: the -c profile's run.stop_limits, "
+            "else off].",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     position_limits: Annotated[
         bool,
         typer.Option(
@@ -162,12 +179,15 @@ def run_live(
     policy, orders, fills, ledger, reconciliation, alerts and the five seed-002 artifacts.
 
     Paper (the default) replays the bundled data (or --replay-data) through the paper
-    broker into HOME/state/paper.db (or --state). --live trades on the exchange through
-    ccxt (credentials from STAGECTL_EXCHANGE_API_KEY/_SECRET or STAGECTL_EXCHANGE_KEY_FILE)
-    into HOME/state/stagectl.db, one step as each bar closes, until --end/--duration or a
-    signal. SIGINT/SIGTERM finish the current bar (live: stop waiting for it), write the
-    artifacts and exit 130. Exit 0 when the run completes, 2 on a bad config, option or
-    missing live credentials/confirmation, 3 on an exchange or database failure.
+    broker; --live trades on the exchange through ccxt (credentials from
+    STAGECTL_EXCHANGE_API_KEY/_SECRET or STAGECTL_EXCHANGE_KEY_FILE), one step as each bar
+    closes, until --end/--duration or a signal. Both record into the home's state
+    database (or --state). -c config/stage3.yaml runs seed 002's micro test: BTC, ETH, SOL
+    and XRP for its duration_h (24 h) with stop-limits. Artifacts go to stage3
+    artifacts.dir/RUN (HOME/artifacts/stage3/RUN). SIGINT/SIGTERM finish the current bar
+    (live: stop waiting for it), write the artifacts and exit 130. Exit 0 when the run
+    completes, 2 on a bad config, option or missing live credentials/confirmation, 3 on
+    an exchange or database failure.
     """
     from stagectl.services.live import run as service
 
@@ -209,6 +229,8 @@ def run_live(
         f"run {result.run_id} ({result.mode}, {'resumed' if result.resumed else 'new'}): "
         f"{result.status}; state {result.state_path}; artifacts {result.artifacts_dir}"
     )
+    for note in result.notes:
+        info(f"note: {note}")
     summary = result.summary()
     if json_output:
         print_json(summary)

@@ -130,11 +130,84 @@ def status(ctx: typer.Context, json_output: JsonOpt = False) -> None:
         )
 
 
+@app.command("incidents")
+def incidents(
+    ctx: typer.Context,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Only this run's incidents.", metavar="RUN_ID")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only from this UTC time or date on.", metavar="TIME"),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="The newest this many.", metavar="N")] = 20,
+    incident_id: Annotated[
+        int | None,
+        typer.Option(
+            "--id", help="Show this incident whole: market state and fills.", metavar="ID"
+        ),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List the incident log (seed 003 §4.2 step 6): every guard hit of HIGH or CRITICAL
+    severity with its rule, value, market state and recent fills, every directive step,
+    restart and emergency close. Oldest first; changes nothing.
+
+    Exit 0; 2 bad option or no such incident; 3 state database locked past the busy
+    timeout.
+
+    Example: stagectl trading incidents --since 2026-05-01 --limit 50
+    """
+    from stagectl.cli._common import parse_utc
+    from stagectl.services.trading import incidents as service
+
+    request = service.IncidentsRequest(
+        run_id=run_id,
+        since=None if since is None else parse_utc(since, option="--since"),
+        limit=limit,
+        incident_id=incident_id,
+    )
+    log = service.run(request, home=cli_context(ctx).home)
+    if json_output:
+        print_json(log.to_dict())
+        return
+    if incident_id is not None:
+        _show_incident(log.incidents[0])
+        return
+    if not log.incidents:
+        info(f"no incident in {log.path}")
+    print_table(
+        "incidents (oldest first)",
+        ("id", "ts", "severity", "rule", "action", "value", "run", "message"),
+        [
+            (i.id, i.ts, i.severity, i.rule, i.action, i.indicator_value, i.run_id, i.message)
+            for i in log.incidents
+        ],
+    )
+
+
+def _show_incident(incident: Any) -> None:
+    lines = [
+        f"incident {incident.id}: {incident.severity} {incident.rule} -> {incident.action}",
+        f"at: {incident.ts:%Y-%m-%d %H:%M:%S}Z",
+        f"run: {incident.run_id or '-'}; guard decision: {incident.guard_decision_id or '-'}",
+        f"value: {incident.indicator_value if incident.indicator_value is not None else '-'}",
+        f"message: {incident.message}",
+    ]
+    lines += [f"market {key}: {value}" for key, value in incident.market_state.items()]
+    lines.append(f"fills (last 24 h): {len(incident.fills)}")
+    lines += [f"  {fill}" for fill in incident.fills]
+    print_lines(lines)
+
+
 def _directive_row(d: dict[str, Any]) -> tuple[Any, ...]:
     state = d["state"]
     if state == "pending":
         then = "executes" if d["on_timeout"] == "execute" else "escalates"
         state = f"pending-confirmation ({then} at deadline)"
+    if d["action"] == "REDUCE_RISK_50":
+        state += f" x{d['multiplier']:g}"  # it recovers step by step at its reviews
+    reviewed = d["action"] in ("REDUCE_RISK_50", "DISABLE_SLEEVE")
     return (
         d["id"],
         d["mode"] or "paper+live",
@@ -145,7 +218,7 @@ def _directive_row(d: dict[str, Any]) -> tuple[Any, ...]:
         d["created_at"],
         state,
         d["confirm_by"] or "-",
-        d["expires_at"] or "until revoked",
+        d["expires_at"] or ("until its review lifts it" if reviewed else "until revoked"),
     )
 
 

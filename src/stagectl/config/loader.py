@@ -41,6 +41,7 @@ BASELINE_FILE = "baselines/stage6-2024-06-07.yaml"
 STRATEGY_FILE = "futures_alt_ensemble.yaml"
 RISK_GUARD_FILE = "risk_guard_alt_ensemble.yaml"
 STAGE3_FILE = "stage3.yaml"
+STAGE3_STRATEGY_FILE = "stage3_strategy.yaml"
 MAKER_FILE = "maker.yaml"
 RISK_PRESETS_FILE = "risk_presets.yaml"
 
@@ -248,6 +249,50 @@ def load_stage3(home: Home, explicit: Path | None = None) -> tuple[Stage3Config,
     from stagectl.config.stage3 import Stage3Config
 
     return _load(home, STAGE3_FILE, explicit, Stage3Config)
+
+
+def is_stage3_file(source: ConfigSource | Path) -> bool:
+    """True when the file is a stage3 policy and run profile (top-level ``symbols``, no
+    ``sleeves``), so ``run-live -c`` reads it as the profile; else it is a strategy file.
+    An unreadable file is not a profile (its loader reports the problem)."""
+    path = source.path if isinstance(source, ConfigSource) else source
+    try:
+        data, _ = _parse(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return False
+    return "symbols" in data and "sleeves" not in data
+
+
+def load_profile_strategy(
+    home: Home, stage3: Stage3Config, stage3_source: ConfigSource
+) -> tuple[StrategyConfig, ConfigSource]:
+    """The strategy a stage3 profile names (``run.strategy``): the file beside the
+    profile, else the home's ``config/``, else the packaged default. Every sleeve must
+    be one of the profile's ``symbols``, so each position has its caps."""
+    from stagectl.config.strategy import StrategyConfig
+
+    if stage3.run is None:
+        raise ConfigError(
+            "run: missing; a run profile names its strategy "
+            f"(run: {{strategy: {STAGE3_STRATEGY_FILE}, stop_limits: true}}, as the packaged "
+            "stage3.yaml does)",
+            where=str(stage3_source.path),
+        )
+    beside = stage3_source.path.parent / stage3.run.strategy
+    source = (
+        ConfigSource(beside, packaged=stage3_source.packaged)
+        if beside.is_file()
+        else home.config_file(stage3.run.strategy)
+    )
+    strategy = load_config(source, StrategyConfig)
+    uncapped = [s.symbol for s in strategy.sleeves if s.symbol not in stage3.symbols]
+    if uncapped:
+        raise ConfigError(
+            f"sleeves: {', '.join(uncapped)} not in the symbols of {stage3_source.path}, "
+            "which cap every position of the run profile",
+            where=str(source.path),
+        )
+    return strategy, source
 
 
 def load_maker(home: Home, explicit: Path | None = None) -> tuple[MakerConfig, ConfigSource]:

@@ -3,6 +3,10 @@
 Symbols are Binance USD-M ids (the seed's BTC-USD is BTCUSDT). ``max_size`` is in
 base-asset units. Time in force per order type: ``orders.allowed`` may be sent,
 ``orders.gated`` is refused by preflight.
+
+The file is also a run profile: ``stagectl run-live -c config/stage3.yaml`` trades the
+strategy that ``run.strategy`` names (the four Stage 3 symbols), for ``duration_h`` and
+with the protective stop-limits ``run.stop_limits`` asks for, under this file's policy.
 """
 
 from __future__ import annotations
@@ -78,6 +82,15 @@ class RollbackStep(ConfigModel):
     description: str
 
 
+class RunProfile(ConfigModel):
+    """What ``run-live -c`` this file runs: the strategy file (a name looked up beside
+    this file, then in the home's ``config/``, then the packaged defaults) and whether
+    every position gets its protective stop-limit (``--stop-limits``)."""
+
+    strategy: Annotated[str, Field(pattern=r"^[\w.-]+\.ya?ml$")]
+    stop_limits: bool
+
+
 class Stage3Config(ConfigModel):
     duration_h: Positive
     symbols: dict[Symbol, SymbolLimits]
@@ -89,6 +102,7 @@ class Stage3Config(ConfigModel):
     artifacts: Artifacts
     stop_limit_tests: StopLimitTests
     rollback: Items[RollbackStep]
+    run: RunProfile | None = None
 
     @model_validator(mode="after")
     def _tests_within_limits(self) -> Stage3Config:

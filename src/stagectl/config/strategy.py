@@ -2,7 +2,8 @@
 
 Two TSMOM sleeves on USDT-margined futures, 1h bars, isolated margin; the signal
 is taken on the bar close and traded at the next open (``signal_delay_bars``).
-Sleeve weights are percentages of equity and must sum to 100.
+Sleeve weights are percentages of equity and must sum to 100. The same model reads
+config/stage3_strategy.yaml, the four sleeves of seed 002's micro test.
 """
 
 from __future__ import annotations
@@ -101,10 +102,13 @@ class StrategyConfig(ConfigModel):
     margin: Literal["isolated", "cross"]
     execution: ExecutionConfig
     costs: CostsConfig
-    cash_symbol: Symbol
+    cash_symbol: Symbol | None = None
+    """Held as cash at zero exposure (seed 003: BTCUSDT); None when the sleeves trade every
+    symbol of the test (seed 002)."""
     initial_equity_usd: Annotated[float, Field(gt=0)]
     sleeves: Items[SleeveConfig]
-    audit: AuditConfig
+    audit: AuditConfig | None = None
+    """The audit's bars and figures (``audit-strategy``); None for a strategy never audited."""
     guard: LoopGuardConfig = LoopGuardConfig()
 
     @model_validator(mode="after")
@@ -112,7 +116,7 @@ class StrategyConfig(ConfigModel):
         symbols = [s.symbol for s in self.sleeves]
         if len(set(symbols)) != len(symbols):
             raise ValueError("two sleeves trade the same symbol")
-        if self.cash_symbol in symbols:
+        if self.cash_symbol is not None and self.cash_symbol in symbols:
             raise ValueError(f"cash_symbol {self.cash_symbol} is also a traded sleeve")
         total = sum(s.weight_pct for s in self.sleeves)
         if not math.isclose(total, 100.0, abs_tol=1e-9):

@@ -8,8 +8,9 @@ sleeve, in the config's order:
 1. the target is the held target x the sleeve's multiplier (the mode's risk directives
    x the circuit breakers'); a ``signal`` event records it;
 2. an order is needed when the target changed since the last bar, or the book's sign
-   disagrees with it (a residue, a denied entry), except for a sleeve stopped out on
-   this target, which waits for a new target;
+   disagrees with it (a residue, a denied entry), or the sleeve's last order ended with
+   part of it unfilled (``Targets.unfilled``), except for a sleeve stopped out on this
+   target, which waits for a new target;
 3. the wanted position is ``weight x target x equity / decision price`` base units;
 4. the active risk preset caps an increase: ``|want| x price <= min(E x
    single_coin_cap_pct / 100, E x max_leverage - other gross)``; a cut is a
@@ -17,6 +18,12 @@ sleeve, in the config's order:
 5. the order (MARKET, reduce-only when it reduces) goes through the seed-002 order
    policy (``domain.order_policy``): trading state, TIF, caps, impact, rounding;
 6. an order that may be sent gets a ``PRE_TRADE_COST`` event (seed 001's estimate).
+
+With a weekly REBALANCE to execute (``DecideInputs.rebalance``, ``domain.rebalance``),
+every sleeve that needs no order by rule 2 and is not stopped out is re-sized too, by the
+same steps 3-6, with a LIMIT GTC order at the decision price instead of a market order
+(nothing when the change is under one quantity step); ``Decision.rebalance`` says how
+each sleeve took part.
 
 Every order has its deterministic client order id (``domain.orders``), so deciding the
 same bar again after a restart yields the same ids. The gross notional of the sleeves
@@ -43,6 +50,7 @@ from stagectl.domain.order_policy import (
 )
 from stagectl.domain.orders import client_order_id
 from stagectl.domain.pretrade_costs import CostSettings, pre_trade_cost
+from stagectl.domain.rebalance import How, Rebalance, rebalance_intent
 from stagectl.domain.sizing import (
     CAP_LEVERAGE,
     CAP_SINGLE_COIN,
@@ -57,6 +65,7 @@ from stagectl.domain.types import (
     OrderType,
     Position,
     Side,
+    TimeInForce,
     TradingState,
 )
 
@@ -88,6 +97,8 @@ class Targets:
 
     last: Mapping[str, float] = field(default_factory=dict)
     stopped: frozenset[str] = frozenset()
+    unfilled: frozenset[str] = frozenset()
+    """Sleeves whose last order ended with part of it unfilled: re-sized at the next bar."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,8 @@ class DecideInputs:
     sizing_preset: str = ""
     costs: CostSettings | None = None
     latency_ms: float = 0.0
+    rebalance: Rebalance | None = None
+    """A weekly REBALANCE to execute at this bar (None: none)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,8 @@ class Decision:
     events: tuple[Event, ...]
     targets: Targets
     multipliers: Mapping[str, float]
+    rebalance: Mapping[str, How] = field(default_factory=dict)
+    """With a rebalance: how each sleeve took part (``domain.rebalance.How``)."""
 
     @property
     def to_send(self) -> tuple[Order, ...]:
@@ -132,25 +147,36 @@ def decide(inputs: DecideInputs) -> Decision:
     }
     gross = {s.symbol: abs(s.position) * s.decision_price for s in inputs.sleeves}
     last, stopped = dict(inputs.targets.last), set(inputs.targets.stopped)
+    unfilled = set(inputs.targets.unfilled)
     orders: list[Order] = []
     events: list[Event] = []
+    how: dict[str, How] = {}
     for sleeve in inputs.sleeves:
-        target = sleeve.held_target * multipliers[sleeve.symbol]
-        events.append(_signal_event(inputs, sleeve, target, multipliers[sleeve.symbol]))
-        needed = _needs_order(last, stopped, sleeve.symbol, target, sleeve.position)
-        last[sleeve.symbol] = target
-        if not needed:
+        symbol = sleeve.symbol
+        target = sleeve.held_target * multipliers[symbol]
+        events.append(_signal_event(inputs, sleeve, target, multipliers[symbol]))
+        needed = _needs_order(last, stopped, unfilled, symbol, target, sleeve.position)
+        rebalance = inputs.rebalance if not needed and symbol not in stopped else None
+        if inputs.rebalance is not None:
+            how[symbol] = "market" if needed else "stopped" if rebalance is None else "in line"
+        last[symbol] = target
+        if not needed and rebalance is None:
             continue
-        stopped.discard(sleeve.symbol)
-        others = sum((v for s, v in gross.items() if s != sleeve.symbol), _ZERO)
-        decided = _sleeve_order(inputs, sleeve, target, others)
+        stopped.discard(symbol)
+        unfilled.discard(symbol)
+        others = sum((v for s, v in gross.items() if s != symbol), _ZERO)
+        decided = _sleeve_order(inputs, sleeve, target, others, rebalance)
         orders.extend(decided.orders)
         events.extend(decided.events)
         for order in decided.orders:
             if order.status == OrderStatus.NEW:
                 after = sleeve.position + order.signed_qty
-                gross[sleeve.symbol] = abs(after) * sleeve.decision_price
-    return Decision(tuple(orders), tuple(events), Targets(last, frozenset(stopped)), multipliers)
+                gross[symbol] = abs(after) * sleeve.decision_price
+        if rebalance is not None and decided.orders:
+            sent = any(o.status == OrderStatus.NEW for o in decided.orders)
+            how[symbol] = "limit" if sent else "denied"
+    targets = Targets(last, frozenset(stopped), frozenset(unfilled))
+    return Decision(tuple(orders), tuple(events), targets, multipliers, how)
 
 
 @dataclass(frozen=True)
@@ -160,24 +186,32 @@ class _SleeveDecision:
 
 
 def _sleeve_order(
-    inputs: DecideInputs, sleeve: SleeveInput, target: float, others: Decimal
+    inputs: DecideInputs,
+    sleeve: SleeveInput,
+    target: float,
+    others: Decimal,
+    rebalance: Rebalance | None = None,
 ) -> _SleeveDecision:
+    """The sleeve's market order to its size, or with ``rebalance`` its limit order at the
+    decision price (none when the change is under one quantity step)."""
     price, equity, held = sleeve.decision_price, inputs.equity, sleeve.position
+    limits = inputs.limits.get(sleeve.symbol, inputs.default_limits)
     want = Decimal(repr(sleeve.weight * target)) * equity / price
     want, capped = _preset_caps(inputs, sleeve.symbol, want, held, price, others)
     delta = want - held
-    if delta == 0:
+    if delta == 0 or (rebalance is not None and abs(delta) < limits.qty_step):
         return _SleeveDecision(events=capped)
     reducing = abs(want) < abs(held) and (want == 0 or (want > 0) == (held > 0))
-    intent = f"target {target:+.6f}"
+    intent = f"target {target:+.6f}" if rebalance is None else rebalance_intent(rebalance.plan_id)
     proposed = Order(
         client_order_id=client_order_id(inputs.run_id, sleeve.symbol, inputs.bar_ts, intent),
         symbol=sleeve.symbol,
         side=Side.of(delta),
-        type=OrderType.MARKET,
+        type=OrderType.MARKET if rebalance is None else OrderType.LIMIT,
         qty=abs(delta),
         created_at=inputs.bar_ts,
         price=price,
+        time_in_force=None if rebalance is None else TimeInForce.GTC,
         reduce_only=reducing,
         account=inputs.account,
         run_id=inputs.run_id,
@@ -190,7 +224,6 @@ def _sleeve_order(
         other_gross_notional=others,
         trading_state=inputs.trading_state,
     )
-    limits = inputs.limits.get(sleeve.symbol, inputs.default_limits)
     result, policy_events = apply_policy(proposed, market, limits)
     events = [
         *capped,
@@ -205,14 +238,22 @@ def _sleeve_order(
 
 
 def _needs_order(
-    last: Mapping[str, float], stopped: set[str], symbol: str, target: float, held: Decimal
+    last: Mapping[str, float],
+    stopped: set[str],
+    unfilled: set[str],
+    symbol: str,
+    target: float,
+    held: Decimal,
 ) -> bool:
     """Trade when the target changed, or the book's sign disagrees with it (a residue, a
-    denied entry), except for a sleeve stopped out on this target (it waits for a change)."""
+    denied entry), or the last order left part of it unfilled, except for a sleeve stopped
+    out on this target (it waits for a change)."""
     if last.get(symbol, 0.0) != target:
         return True
     if symbol in stopped:
         return False
+    if symbol in unfilled:
+        return True
     sign = 0 if target == 0 else (1 if target > 0 else -1)
     book = 0 if held == 0 else (1 if held > 0 else -1)
     return sign != book

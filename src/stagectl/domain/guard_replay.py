@@ -15,19 +15,22 @@ Actions (seed 003 §4; docs/risk-guard.md):
   that once lost more than 8 % could never narrow below 8 %, so it is measured
   over the same 60 days as the backtest Sharpe); human sign-off is assumed at
   that evaluation. A restart starts a new drawdown epoch for the guarded equity.
-- REDUCE_RISK_50: every sleeve to ``position_multiplier`` (0.5). Re-evaluated after
-  ``reevaluate_after_h``: when no REDUCE_RISK_50 rule breaches then, the multiplier
-  recovers one step (0.5 -> 0.75 -> 1.0, a step per review); else it stays.
-- DISABLE_SLEEVE: that sleeve to 0; after ``reevaluate_after_days`` it comes back
-  once its own 30-day Sharpe (shadow) exceeds ``reenable_backtest_sharpe_30d_min``;
-  its drawdown is then measured from the re-enable (a new peak), else the flat
-  days at its trough would disable it again at once.
+- REDUCE_RISK_50: every sleeve to ``position_multiplier`` (0.5). Reviewed every
+  ``reevaluate_after_h`` (the first evaluation at or after each due time), as the live
+  guard reviews it (``domain.directives.review_reduce``): no REDUCE_RISK_50 rule
+  breaching -> RECOVER one step (0.5 -> 0.75 -> 1.0); the rule that issued it further
+  past its threshold than when it fired -> FLATTEN_ALL (escalated); else it stays.
+- DISABLE_SLEEVE: that sleeve to 0; reviewed every ``reevaluate_after_days``: it comes
+  back once its own 30-day Sharpe (shadow) exceeds ``reenable_backtest_sharpe_30d_min``
+  (``domain.directives.review_sleeve``); its drawdown is then measured from the
+  re-enable (a new peak), else the flat days at its trough would disable it again at
+  once.
 - WARNING and MANUAL_REVIEW change no position; they are listed as triggers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -35,8 +38,14 @@ import pandas as pd
 
 from stagectl.config.risk_guard import RiskGuardConfig
 from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
-from stagectl.domain.performance import rolling_sharpe
-from stagectl.domain.restart import strategy_health
+from stagectl.domain.directives import (
+    Review,
+    further_past,
+    recovered_multiplier,
+    review_reduce,
+    review_sleeve,
+)
+from stagectl.domain.restart import sleeve_sharpe_30d, strategy_health
 from stagectl.domain.risk_indicators import GuardInputs, compute_indicators, restrict
 from stagectl.domain.risk_rules import (
     ACTION_RANK,
@@ -46,8 +55,6 @@ from stagectl.domain.risk_rules import (
     daily_check_times,
     evaluate_rules,
 )
-
-RECOVERY_STEP = 0.25
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,8 @@ class _State:
     flattened_at: pd.Timestamp | None = None
     reduce_level: float = 1.0
     reduce_review_at: pd.Timestamp | None = None
+    reduce_issue: tuple[str, str | None, float] | None = None
+    """The rule (id, sleeve) that issued the REDUCE_RISK_50 and its scaled value then."""
     disabled: dict[str, pd.Timestamp] = field(default_factory=dict)
 
     def multipliers(self) -> dict[str, float]:
@@ -183,7 +192,7 @@ def _shadow(
         sharpe_60d=health["sharpe_60d"].to_numpy(),
         drawdown_pct=health["drawdown_60d_pct"].to_numpy(),
         sleeve_sharpe_30d={
-            s: rolling_sharpe(unguarded.sleeve_net_returns[s], 30).reindex(eval_times).to_numpy()
+            s: sleeve_sharpe_30d(unguarded.sleeve_net_returns[s]).reindex(eval_times).to_numpy()
             for s in unguarded.sleeve_net_returns.columns
         },
     )
@@ -215,12 +224,67 @@ def _restart_at(
     return i, "RESTART", None, "restart conditions hold (human sign-off assumed)"
 
 
+def _reviews(times: pd.DatetimeIndex, due: pd.Timestamp, period: pd.Timedelta) -> Iterator[int]:
+    """The eval positions of the reviews from ``due`` on: the first evaluation at or after
+    each due time; the next is due one period after that review (as the live guard, which
+    records a review at the evaluation that makes it)."""
+    while (i := int(times.searchsorted(due))) < len(times):
+        yield i
+        due = times[i] + period
+
+
+def _reduce_issue(table: DecisionTable, i: int) -> tuple[str, str | None, float] | None:
+    """The first REDUCE_RISK_50 rule breaching at eval position ``i`` (the one that issues
+    the directive) and its scaled value."""
+    for k, (rule, sleeve) in enumerate(table.keys):
+        if rule.action == "REDUCE_RISK_50" and table.breach_matrix[k, i]:
+            return rule.id, sleeve, float(table.values[k, i]) * rule.scale
+    return None
+
+
+def _worsened(table: DecisionTable, i: int, issue: tuple[str, str | None, float] | None) -> bool:
+    if issue is None:
+        return False
+    rule_id, sleeve, issued = issue
+    for k, (rule, s) in enumerate(table.keys):
+        if rule.id == rule_id and s == sleeve and table.breach_matrix[k, i]:
+            return further_past(rule.op, float(table.values[k, i]) * rule.scale, issued)
+    return False
+
+
+def _reduce_review(
+    table: DecisionTable, state: _State, start: int, period: pd.Timedelta, reduce: np.ndarray
+) -> tuple[int, str, str] | None:
+    """The first review from ``start`` on that changes the reduced book: RECOVER or an
+    escalation to FLATTEN_ALL (earlier reviews kept it; ``start`` may be the position of
+    the last action, whose review may still be due: see ``_next_action``)."""
+    if state.reduce_review_at is None:
+        return None
+    for i in _reviews(table.eval_times, state.reduce_review_at, period):
+        if i < start:
+            continue
+        worsened = bool(reduce[i]) and _worsened(table, i, state.reduce_issue)
+        review = review_reduce(state.reduce_level, breaching=bool(reduce[i]), worsened=worsened)
+        if review.outcome == Review.RECOVERED:
+            return i, "RECOVER", "review after 24 h: REDUCE rules clear"
+        if review.outcome == Review.WORSENED:
+            why = "review after 24 h: REDUCE rule worse than when it fired (escalated)"
+            return i, "FLATTEN_ALL", why
+    return None
+
+
 def _next_action(
     table: DecisionTable, state: _State, shadow: _Shadow, start: int, config: RiskGuardConfig
 ) -> tuple[int, str, str | None, str] | None:
-    """The earliest state change at or after eval position ``start`` (book not flattened)."""
+    """The earliest state change at or after eval position ``start`` (book not flattened).
+
+    A review may also act at ``start - 1``, the position of the last action: the live guard
+    makes every review that is due at one evaluation, so one action there (a RECOVER, say)
+    must not push a sleeve's re-enable, due at the same time, a whole period later.
+    """
     times = table.eval_times
     window = np.arange(len(times)) >= start
+    reviews_from = max(start - 1, 0)
     candidates: list[tuple[int, int, str, str | None, str]] = []
 
     def offer(mask: np.ndarray, priority: int, kind: str, sleeve: str | None, why: str) -> None:
@@ -232,16 +296,23 @@ def _next_action(
     reduce = _action_mask(table, "REDUCE_RISK_50")
     if state.reduce_level >= 1.0:
         offer(reduce, 1, "REDUCE_RISK_50", None, "REDUCE_RISK_50 rule")
-    elif state.reduce_review_at is not None:
-        due = np.asarray(times >= state.reduce_review_at)
-        offer(due & ~reduce, 1, "RECOVER", None, "review after 24 h: REDUCE rules clear")
+    else:
+        period = pd.Timedelta(hours=config.actions.reduce_risk_50.reevaluate_after_h)
+        found = _reduce_review(table, state, reviews_from, period, reduce)
+        if found is not None:
+            candidates.append((found[0], 1, found[1], None, found[2]))
+    disable = config.actions.disable_sleeve
     for sleeve in state.sleeves:
         if sleeve in state.disabled:
-            due = np.asarray(times >= state.disabled[sleeve])
-            minimum = config.actions.disable_sleeve.reenable_backtest_sharpe_30d_min
-            with np.errstate(invalid="ignore"):
-                healthy = shadow.sleeve_sharpe_30d[sleeve] > minimum
-            offer(due & healthy, 2, "ENABLE_SLEEVE", sleeve, "30-day sleeve Sharpe recovered")
+            period = pd.Timedelta(days=disable.reevaluate_after_days)
+            sharpe = shadow.sleeve_sharpe_30d[sleeve]
+            for i in _reviews(times, state.disabled[sleeve], period):
+                value = float(sharpe[i])
+                healthy = review_sleeve(value, disable.reenable_backtest_sharpe_30d_min)
+                if i >= reviews_from and healthy == Review.RECOVERED:
+                    why = "30-day sleeve Sharpe recovered"
+                    candidates.append((i, 2, "ENABLE_SLEEVE", sleeve, why))
+                    break
         else:
             mask = _action_mask(table, "DISABLE_SLEEVE", sleeve)
             offer(mask, 2, "DISABLE_SLEEVE", sleeve, "DISABLE_SLEEVE rule")
@@ -265,7 +336,7 @@ def _apply(
         state.reduce_level = actions.reduce_risk_50.position_multiplier
         state.reduce_review_at = at + pd.Timedelta(hours=actions.reduce_risk_50.reevaluate_after_h)
     elif kind == "RECOVER":
-        state.reduce_level = min(1.0, state.reduce_level + RECOVERY_STEP)
+        state.reduce_level = recovered_multiplier(state.reduce_level)
         state.reduce_review_at = (
             None
             if state.reduce_level >= 1.0
@@ -357,6 +428,8 @@ def replay(
             break
         i, kind, sleeve, why = found
         at = eval_times[i]
+        if kind == "REDUCE_RISK_50":
+            state.reduce_issue = _reduce_issue(table, i - offset)
         _apply(state, kind, sleeve, at, config)
         if kind == "RESTART":
             resets.append(at)

@@ -16,8 +16,8 @@ Formulas (docs/paper-gate.md states each, with its data source):
    <= max_critical (counted by UTC day, see :func:`count_fires`).
 
 A criterion without data fails with reason "no data": a gate never passes on
-missing evidence. Fewer than ``days`` days of equity history fail the separate
-``history_days`` check, so the gate cannot pass early.
+missing evidence. Fewer than ``days`` days of equity history (``run_clock.covered_days``)
+fail the separate ``history_days`` check, so the gate cannot pass early.
 """
 
 from __future__ import annotations
@@ -125,28 +125,19 @@ def criterion(
 def window_daily_returns(equity: pd.Series) -> np.ndarray:
     """Daily returns of a window: ``close_d / close_(d-1) - 1``.
 
-    ``close_d`` is the last equity of UTC day d; the first day's base is the
-    window's first equity, so 30 days of snapshots give 30 returns.
+    The window's first point is its opening equity (the snapshot at the window's start,
+    or the run's initial equity); every later point is stamped at its bar's close, so
+    one at 00:00 UTC closes the day before. ``close_d`` is the last equity of UTC day d,
+    and the first day's base is the opening equity: 30 days of hourly snapshots after
+    the opening point give 30 returns.
     """
-    if len(equity) == 0:
+    if len(equity) < 2:
         return np.zeros(0)
-    closes = equity.groupby(pd.DatetimeIndex(equity.index).floor("D")).last().to_numpy(float)
+    index = pd.DatetimeIndex(equity.index)
+    days = (index[1:] - pd.Timedelta(microseconds=1)).floor("D")
+    closes = equity.iloc[1:].groupby(days).last().to_numpy(float)
     base = np.concatenate(([float(equity.iloc[0])], closes[:-1]))
     return np.asarray(closes / base - 1.0, dtype=float)
-
-
-def history_days(timestamps: pd.DatetimeIndex) -> float:
-    """Days covered by snapshots: ``last - first`` plus one median spacing (a bar).
-
-    Hourly snapshots from 00:00 of day 1 to 23:00 of day 30 cover 30.0 days.
-    """
-    index = timestamps
-    if len(index) < 2:
-        return 0.0
-    seconds = (index - index[0]).total_seconds().to_numpy(dtype=float)
-    spacing = float(np.median(np.diff(seconds)))
-    span = float(seconds[-1])
-    return (span + spacing) / 86400.0
 
 
 def sharpe_daily(returns: Sequence[float], periods_per_year: float) -> float | None:

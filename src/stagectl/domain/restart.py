@@ -25,6 +25,7 @@ from stagectl.domain.performance import rolling_sharpe
 
 SHARPE_SHORT_DAYS = 20
 SHARPE_LONG_DAYS = 60
+SLEEVE_SHARPE_DAYS = 30
 DRAWDOWN_WINDOW = pd.Timedelta(days=SHARPE_LONG_DAYS)
 
 
@@ -44,6 +45,12 @@ def strategy_health(net_returns: pd.Series, equity: pd.Series) -> pd.DataFrame:
             "drawdown_60d_pct": trailing_drawdown_pct(equity, DRAWDOWN_WINDOW),
         }
     )
+
+
+def sleeve_sharpe_30d(net_returns: pd.Series) -> pd.Series:
+    """A sleeve's own 30-day Sharpe per bar, what re-enables a disabled sleeve (seed 003
+    §4.4): rolling ``sqrt(8760) * mean / std`` of its hourly net returns over 30 days."""
+    return rolling_sharpe(net_returns, SLEEVE_SHARPE_DAYS)
 
 
 @dataclass(frozen=True)

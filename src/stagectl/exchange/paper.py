@@ -19,6 +19,10 @@ simulated time, moved by :meth:`PaperBroker.process_bar`):
   fill time a reduce-only fill is cut to the position, and expires when flat.
 - Fees: ``qty * price * fee_bps / 1e4``; funding on :meth:`settle_funding`:
   ``qty * mark * rate`` paid by longs when the rate is positive (received by shorts).
+- The open alone (:meth:`PaperBroker.process_open`): what the first seconds of a bar can
+  fill, i.e. market orders and limits marketable at the open, at the prices above;
+  nothing else moves until :meth:`PaperBroker.process_bar` runs the whole bar. The loop
+  uses it as the paper market of a rebalance's limit timeout (docs/run-live.md).
 - Fills are whole (no partial fills). Trade ids are ``<client order id>-<n>``, so a
   replayed fill is the same ledger row.
 
@@ -268,6 +272,25 @@ class PaperBroker:
         self._commit(records)
         return fills
 
+    def process_open(self, symbol: str, bar: Bar) -> list[Fill]:
+        """Run only the open of ``bar``: market orders, and limits placed at this open that
+        are marketable there, fill as :meth:`process_bar` would fill them; resting limits,
+        stops, the mark and the clock wait for :meth:`process_bar`. Safe to redo."""
+        records: list[Record] = []
+        fills: list[Fill] = []
+        for cid in list(self.book["open"]):
+            order = self._order(cid)
+            if order is None or order["symbol"] != symbol or order["type"] == "stop_limit":
+                continue
+            price = None if order["rested"] else _at_open(order, bar, self.slippage)
+            if price is not None:
+                fill = self._fill_order(order, price, False, bar.ts, records)
+                if fill is not None:
+                    fills.append(fill)
+        if records:
+            self._commit(records)
+        return fills
+
     def settle_funding(self, symbol: str, ts: datetime, rate: Decimal) -> FundingPayment | None:
         """Charge one funding settlement at ``ts`` on the position held at that instant."""
         done = self.book["funded_until"].get(symbol)
@@ -397,11 +420,24 @@ class PaperBroker:
         self.book["positions"][symbol] = row
 
 
+def _at_open(order: dict[str, Any], bar: Bar, slip: Decimal) -> Decimal | None:
+    """The taker fill price at ``bar``'s open of a market order or of a limit (not resting)
+    marketable there; None for a limit that is not."""
+    buy = order["side"] == "buy"
+    moved = bar.open * (1 + slip) if buy else bar.open * (1 - slip)
+    if order["type"] == "market":
+        return moved
+    limit = Decimal(order["price"])
+    if (bar.open <= limit) if buy else (bar.open >= limit):
+        return min(limit, moved) if buy else max(limit, moved)
+    return None
+
+
 def _match(order: dict[str, Any], bar: Bar, slip: Decimal) -> tuple[Decimal | None, bool]:
     """The fill price of ``order`` in ``bar`` (None: no fill) and whether it is maker."""
     buy = order["side"] == "buy"
     if order["type"] == "market":
-        return (bar.open * (1 + slip) if buy else bar.open * (1 - slip)), False
+        return _at_open(order, bar, slip), False
     limit = Decimal(order["price"])
     if order["type"] == "stop_limit" and not order["triggered"]:
         stop = Decimal(order["stop_price"])
@@ -416,9 +452,9 @@ def _match(order: dict[str, Any], bar: Bar, slip: Decimal) -> tuple[Decimal | No
             return (min(limit, moved) if buy else max(limit, moved)), False
         order["rested"] = True
     if not order["rested"]:
-        if (bar.open <= limit) if buy else (bar.open >= limit):
-            moved = bar.open * (1 + slip) if buy else bar.open * (1 - slip)
-            return (min(limit, moved) if buy else max(limit, moved)), False
+        price = _at_open(order, bar, slip)
+        if price is not None:
+            return price, False
         if order["tif"] == "IOC":
             return None, False
     if (bar.low <= limit) if buy else (bar.high >= limit):

@@ -4,7 +4,8 @@ A guard decision is one evaluation of the runbook's rules (every rule's
 result, the chosen action and severity, and whether it was a dry run). A
 directive is what the rest of the desk must obey until it expires or is
 revoked: a sizing multiplier for one sleeve or (``sleeve=None``) for the whole
-portfolio, e.g. REDUCE_RISK_50 = 0.5 for 24 h, DISABLE_SLEEVE = 0 for 7 days.
+portfolio, e.g. REDUCE_RISK_50 = 0.5 (reviewed every 24 h: the multiplier recovers step
+by step), DISABLE_SLEEVE = 0 (reviewed every 7 days), FLATTEN_ALL = 0.
 A directive belongs to a mode (``paper`` or ``live``: the mode of the run the guard
 judged), so a paper guard never sizes live orders; one recorded before the modes were
 separated has no mode and applies to both. A service writes a decision and its
@@ -69,6 +70,8 @@ class RiskDirective:
     closed_by: str | None = None
     run_id: str | None = None
     """The run whose guard decision issued it (a paper directive binds that run only)."""
+    reviewed_at: datetime | None = None
+    """When it was last re-evaluated (REDUCE_RISK_50, DISABLE_SLEEVE)."""
 
     def effective_state(self, now: datetime) -> DirectiveState:
         return effective_state(
@@ -141,7 +144,7 @@ def decision_in_slot(db: StateDB, run_id: str, start: datetime, end: datetime) -
 _DIRECTIVE_COLUMNS = (
     "id, ts, action, sleeve, multiplier, expires_at, guard_decision_id, reason, revoked_at,"
     " mode, state, rule, indicator_value, confirm_by, on_timeout, confirmed_at, confirmed_by,"
-    " executed_at, escalated_at, closed_by, run_id"
+    " executed_at, escalated_at, closed_by, run_id, reviewed_at"
 )
 
 
@@ -169,6 +172,7 @@ def record_directive(db: StateDB, directive: RiskDirective) -> int:
         opt_ts_text(d.escalated_at),
         d.closed_by,
         d.run_id,
+        opt_ts_text(d.reviewed_at),
     )
     columns = _DIRECTIVE_COLUMNS.split(", ", 1)[1]
     with db.transaction() as conn:
@@ -219,16 +223,19 @@ def get_directive(db: StateDB, directive_id: int) -> RiskDirective | None:
 
 
 def update_directive(db: StateDB, directive: RiskDirective) -> None:
-    """Move a recorded directive along: its state and the who/when of each step."""
+    """Move a recorded directive along: its state, its multiplier (a REDUCE_RISK_50
+    recovers step by step) and the who/when of each step."""
     if directive.id is None:
         raise ValueError("only a recorded directive can be updated")
     d = directive
     with db.transaction() as conn:
         conn.execute(
-            "UPDATE risk_directives SET state = ?, reason = ?, revoked_at = ?, confirmed_at = ?,"
-            " confirmed_by = ?, executed_at = ?, escalated_at = ?, closed_by = ? WHERE id = ?",
+            "UPDATE risk_directives SET state = ?, multiplier = ?, reason = ?, revoked_at = ?,"
+            " confirmed_at = ?, confirmed_by = ?, executed_at = ?, escalated_at = ?,"
+            " closed_by = ?, reviewed_at = ? WHERE id = ?",
             (
                 DirectiveState(d.state).value,
+                float(d.multiplier),
                 d.reason,
                 opt_ts_text(d.revoked_at),
                 opt_ts_text(d.confirmed_at),
@@ -236,6 +243,7 @@ def update_directive(db: StateDB, directive: RiskDirective) -> None:
                 opt_ts_text(d.executed_at),
                 opt_ts_text(d.escalated_at),
                 d.closed_by,
+                opt_ts_text(d.reviewed_at),
                 d.id,
             ),
         )
@@ -276,6 +284,7 @@ def _directive(row: tuple[Any, ...]) -> RiskDirective:
         escalated_at=opt_parse_ts(row[18]),
         closed_by=row[19],
         run_id=row[20],
+        reviewed_at=opt_parse_ts(row[21]),
     )
 
 

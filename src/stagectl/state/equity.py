@@ -106,6 +106,14 @@ def last_snapshot_ts(db: StateDB, run_id: str) -> datetime | None:
     return None if row is None or row[0] is None else parse_ts(row[0])
 
 
+def snapshot_times(db: StateDB, run_id: str) -> list[datetime]:
+    """The times of a run's snapshots (its bar closes), in time order."""
+    rows = db.conn.execute(
+        "SELECT ts FROM equity_snapshots WHERE run_id = ? ORDER BY ts", (run_id,)
+    ).fetchall()
+    return [parse_ts(row[0]) for row in rows]
+
+
 def last_snapshot(db: StateDB, run_id: str) -> EquitySnapshot | None:
     """A run's latest equity snapshot (its last completed bar step)."""
     row = db.conn.execute(

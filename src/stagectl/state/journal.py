@@ -29,6 +29,8 @@ class Incident:
     guard_decision_id: int | None = None
     market_state: Mapping[str, Any] = field(default_factory=dict)
     fills: list[Any] = field(default_factory=list)
+    id: int | None = None
+    """Its row id once recorded."""
 
 
 _EVENT_COLUMNS = (
@@ -128,26 +130,41 @@ def record_incident(db: StateDB, incident: Incident) -> int:
 
 
 def incidents(
-    db: StateDB, *, start: datetime | None = None, end: datetime | None = None
+    db: StateDB,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    run_id: str | None = None,
+    incident_id: int | None = None,
+    latest: int | None = None,
 ) -> list[Incident]:
-    """Incidents in time order, ``start <= ts < end``."""
-    where, params = filters({}, start, end)
-    sql = f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1{where} ORDER BY ts, id"
-    return [
-        Incident(
-            ts=parse_ts(row[0]),
-            run_id=row[1],
-            guard_decision_id=row[2],
-            rule=row[3],
-            severity=row[4],
-            action=row[5],
-            indicator_value=row[6],
-            message=row[7],
-            market_state=parse_json(row[8]),
-            fills=parse_json(row[9]),
-        )
-        for row in db.conn.execute(sql, params)
-    ]
+    """Incidents in time order, ``start <= ts < end``, of one run or id when given;
+    ``latest`` keeps only the newest that many."""
+    where, params = filters({"run_id": run_id, "id": incident_id}, start, end)
+    newest_first = latest is not None
+    order = "ts DESC, id DESC" if newest_first else "ts, id"
+    sql = f"SELECT id, {_INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1{where} ORDER BY {order}"
+    if newest_first:
+        sql += " LIMIT ?"
+        params.append(latest)
+    rows = [_incident(row) for row in db.conn.execute(sql, params)]
+    return rows[::-1] if newest_first else rows
+
+
+def _incident(row: tuple[Any, ...]) -> Incident:
+    return Incident(
+        id=row[0],
+        ts=parse_ts(row[1]),
+        run_id=row[2],
+        guard_decision_id=row[3],
+        rule=row[4],
+        severity=row[5],
+        action=row[6],
+        indicator_value=row[7],
+        message=row[8],
+        market_state=parse_json(row[9]),
+        fills=parse_json(row[10]),
+    )
 
 
 def _check_severity(severity: str) -> None:

@@ -24,4 +24,6 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0008_fill_imports",
     "0009_simulated_fills",
     "0010_directive_lifecycle",
+    "0011_directive_reviews",
+    "0012_rebalance_plans",
 )

@@ -383,6 +383,44 @@ UPDATE risk_directives SET run_id = (
 """
 
 
+# A REDUCE_RISK_50 or DISABLE_SLEEVE in force is re-evaluated one period after it became
+# active, then one period after each review (domain.directives): when the last review was.
+DIRECTIVE_REVIEWS = """
+ALTER TABLE risk_directives ADD COLUMN reviewed_at TEXT;
+"""
+
+
+# The weekly review's weight-drift decision for a run (seed 003 §3.1), the one way it
+# reaches the trading loop: a REBALANCE is ``pending`` until the run's loop executes it at
+# its next bar (``executing`` from the bar's write-ahead, ``executed`` with its real cost
+# at that bar's settlement), or a newer review of the run supersedes it, or it expires
+# unexecuted, or the loop refuses it (the plan's weights are not the ones the run
+# trades). A SKIP is recorded ``skipped``. One review per run and as-of time. The loop
+# reads a bar's orders by (run, decision time) to find what an order left unfilled.
+REBALANCE_PLANS = """
+CREATE TABLE rebalance_plans (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    mode TEXT NOT NULL CHECK (mode IN ('paper', 'live')),
+    as_of TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('REBALANCE', 'SKIP')),
+    state TEXT NOT NULL CHECK (state IN
+        ('pending', 'executing', 'executed', 'skipped', 'superseded', 'expired', 'refused')),
+    limit_timeout_s REAL NOT NULL CHECK (limit_timeout_s >= 0),
+    plan_json TEXT NOT NULL,
+    bar_ts TEXT,
+    execution_json TEXT,
+    cost_json TEXT,
+    reason TEXT,
+    recorded_at TEXT NOT NULL,
+    closed_at TEXT,
+    UNIQUE (run_id, as_of)
+) STRICT;
+CREATE INDEX rebalance_plans_run_state ON rebalance_plans (run_id, state);
+CREATE INDEX orders_run_created ON orders (run_id, created_at);
+"""
+
+
 def _build() -> Migrations:
     from sqlite_utils.migrations import Migrations
 
@@ -398,6 +436,8 @@ def _build() -> Migrations:
         FILL_IMPORTS,
         SIMULATED_FILLS,
         DIRECTIVE_LIFECYCLE,
+        DIRECTIVE_REVIEWS,
+        REBALANCE_PLANS,
     )
     for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
         migrations(name=name)(_ScriptMigration(name, script))

@@ -9,6 +9,7 @@ quantity, prices) can never change under the same id.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from stagectl.domain.types import OPEN_STATUSES, Order, OrderStatus, OrderType, Side, TimeInForce
@@ -81,6 +82,15 @@ def run_orders(db: StateDB, run_id: str) -> list[Order]:
     """Every order of a run in the order it was decided."""
     rows = db.conn.execute(
         f"SELECT {_COLUMNS} FROM orders WHERE run_id = ? ORDER BY created_at, rowid", (run_id,)
+    )
+    return [_order(row) for row in rows]
+
+
+def decided_at(db: StateDB, run_id: str, created_at: datetime) -> list[Order]:
+    """The run's orders decided at one bar (``created_at``, the bar's open), in order."""
+    rows = db.conn.execute(
+        f"SELECT {_COLUMNS} FROM orders WHERE run_id = ? AND created_at = ? ORDER BY rowid",
+        (run_id, ts_text(created_at)),
     )
     return [_order(row) for row in rows]
 

@@ -11,8 +11,11 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from stagectl.domain.run_clock import RUN_STARTED, RunClockFacts
+from stagectl.state import journal
 from stagectl.state._codec import opt_parse_ts, opt_ts_text, parse_ts, ts_text
 from stagectl.state.db import StateDB
+from stagectl.state.equity import last_snapshot_ts
 
 RUN_MODES = ("paper", "live")
 RUN_STATUSES = ("running", "completed", "failed", "aborted")
@@ -96,15 +99,35 @@ def list_runs(
     return [_run(row) for row in db.conn.execute(sql, params)]
 
 
-def latest_traded_run(db: StateDB, *, mode: str, before: datetime) -> str | None:
-    """The run of ``mode`` with the latest equity snapshot before ``before`` (the run
-    trading now, or the one that traded last); None when no run of that mode has one."""
-    row = db.conn.execute(
+def latest_traded_run(db: StateDB, *, mode: str, before: datetime | None) -> str | None:
+    """The run of ``mode`` with the latest equity snapshot (before ``before`` when given):
+    the run trading now, or the one that traded last; None when no run of that mode has
+    one."""
+    sql = (
         "SELECT e.run_id FROM equity_snapshots e JOIN runs r ON r.run_id = e.run_id"
-        " WHERE r.mode = ? AND e.ts < ? ORDER BY e.ts DESC, e.run_id LIMIT 1",
-        (mode, ts_text(before)),
-    ).fetchone()
+        " WHERE r.mode = ?"
+    )
+    params: list[object] = [mode]
+    if before is not None:
+        sql += " AND e.ts < ?"
+        params.append(ts_text(before))
+    row = db.conn.execute(sql + " ORDER BY e.ts DESC, e.run_id LIMIT 1", params).fetchone()
     return None if row is None else str(row[0])
+
+
+def clock_facts(db: StateDB, run_id: str) -> RunClockFacts | None:
+    """What decides a run's clock (``domain.run_clock``): its status, the parameters of
+    its ``RUN_STARTED`` record and its last snapshot; None for an unknown run."""
+    run = get_run(db, run_id)
+    if run is None:
+        return None
+    started = journal.events(db, run_id=run_id, event_type=RUN_STARTED, limit=1)
+    return RunClockFacts(
+        run_id,
+        run.status,
+        None if not started else dict(started[0].payload or {}),
+        last_snapshot_ts(db, run_id),
+    )
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,16 @@
-"""What the weekly review and the paper gate read from the state database.
+"""What the risk guard, the weekly review and the paper gate read from the state database.
+
+Which run, and when: ``judged_run`` takes ``--run``, else the run of the mode (paper
+by default) with the latest snapshot, and judges it as of ``--now`` or its own clock
+(``domain.run_clock``: the wall clock for a run trading in real time, its last bar for
+a replayed or finished one). Windows end at the as-of time inclusive: a snapshot
+stamped at that bar's close, or a guard decision recorded at it, is in.
 
 Sources (docs/paper-gate.md, "Data sources"):
 
-- equity: the ``equity_snapshots`` of one run (``--run``, else the run of the
-  mode, paper by default, with the latest snapshot; the paper gate looks at paper
-  runs only). Sleeve equity comes from each snapshot's ``sleeves_json``:
-  ``{"ETHUSDT": {"equity": 5400.0, ...}, ...}``.
+- equity: the ``equity_snapshots`` of that run, and its initial equity (the
+  ``RUN_STARTED`` record's ``initial_equity``). Sleeve equity comes from each
+  snapshot's ``sleeves_json``: ``{"ETHUSDT": {"equity": 5400.0, ...}, ...}``.
 - fills of that run; a fill's reference (signal) price is its order's ``price``
   (``orders.price`` by ``client_order_id``); fees are in the quote currency.
 - funding payments of that run: the paid rate of a settlement is the market
@@ -17,11 +22,14 @@ Sources (docs/paper-gate.md, "Data sources"):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from stagectl.config.home import Home
+from stagectl.domain.run_clock import RUN_STARTED, AsOf, as_of
 from stagectl.domain.types import Fill, FundingPayment, Mode
 from stagectl.errors import InputError
 from stagectl.state.db import StateDB, open_state
@@ -30,11 +38,12 @@ from stagectl.state.equity import EquitySnapshot, snapshots
 from stagectl.state.journal import events
 from stagectl.state.ledger import fills, funding_payments
 from stagectl.state.orders import get_order
-from stagectl.state.runs import latest_traded_run
+from stagectl.state.runs import clock_facts, latest_traded_run
 
 SIGNAL_CHECK_EVENT = "signal_check"
 MAX_DECISIONS = 1_000_000
 EPSILON = timedelta(microseconds=1)
+NO_RUN_HINT = "the trading loop records them (one per bar), or pass --run"
 
 
 def open_existing_state(home: Home) -> StateDB:
@@ -57,23 +66,59 @@ def open_existing_state(home: Home) -> StateDB:
     return db
 
 
-def run_snapshots(
-    db: StateDB, *, run_id: str | None, now: datetime, mode: Mode
-) -> tuple[str, list[EquitySnapshot]]:
-    """The snapshots with ``ts < now`` of run ``run_id``, else of the run of ``mode`` with
-    the latest snapshot; InputError saying what is missing."""
-    if run_id is not None:
-        found = snapshots(db, run_id, end=now)
-        if not found:
-            raise InputError(f"run {run_id} has no equity snapshots before {now.isoformat()}")
-        return run_id, found
-    latest = latest_traded_run(db, mode=mode, before=now)
-    if latest is None:
-        raise InputError(
-            f"no {mode} run with equity snapshots before {now.isoformat()} in the state "
-            "database; the trading loop records them (one per bar), or pass --run"
-        )
-    return latest, snapshots(db, latest, end=now)
+@dataclass(frozen=True)
+class JudgedRun:
+    """The run a command judges, why that run, and the time it is judged at."""
+
+    run_id: str
+    why: str
+    as_of: AsOf
+
+
+def judged_run(
+    db: StateDB,
+    *,
+    run_id: str | None,
+    mode: Mode,
+    now: datetime | None,
+    wall: datetime,
+    hint: str = NO_RUN_HINT,
+) -> JudgedRun:
+    """Run ``run_id``, else the run of ``mode`` with the latest snapshot (at or before
+    ``now`` when given), judged as of ``now`` or its own clock (``domain.run_clock``);
+    InputError naming what is missing and ``hint``."""
+    why = "given by --run"
+    if run_id is None:
+        run_id = latest_traded_run(db, mode=mode, before=None if now is None else now + EPSILON)
+        if run_id is None:
+            at = "" if now is None else f" at or before {now.isoformat()}"
+            raise InputError(
+                f"no {mode} run with equity snapshots{at} in the state database; {hint}"
+            )
+        why = f"the {mode} run with the latest equity snapshot"
+    facts = clock_facts(db, run_id)
+    if facts is None:
+        raise InputError(f"no run {run_id!r} in the state database", where="--run")
+    return JudgedRun(run_id, why, as_of(facts, now=now, wall=wall))
+
+
+def snapshots_until(db: StateDB, run_id: str, at: datetime) -> list[EquitySnapshot]:
+    """The run's snapshots at or before ``at``; InputError when there is none."""
+    found = snapshots(db, run_id, end=at + EPSILON)
+    if not found:
+        raise InputError(f"run {run_id} has no equity snapshots at or before {at.isoformat()}")
+    return found
+
+
+def initial_equity(db: StateDB, run_id: str) -> float | None:
+    """The ``initial_equity`` of the run's ``RUN_STARTED`` record; None when not recorded."""
+    started = events(db, run_id=run_id, event_type=RUN_STARTED, limit=1)
+    value = (started[0].payload or {}).get("initial_equity") if started else None
+    try:
+        equity = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
+        return None
+    return equity if math.isfinite(equity) and equity > 0 else None
 
 
 def run_fills(db: StateDB, run_id: str, start: datetime, end: datetime) -> list[Fill]:
@@ -112,7 +157,8 @@ def mean_paid_rate(payments: Sequence[FundingPayment]) -> float | None:
 def decisions_between(
     db: StateDB, run_id: str, start: datetime, end: datetime
 ) -> list[GuardDecision]:
-    """The run's recorded guard decisions with ``start <= ts < end``, oldest first."""
+    """The run's recorded guard decisions with ``start <= ts < end``, oldest first: the
+    cron guard's and those run-live records in its loop alike (``guard_decisions.run_id``)."""
     recent = guard_decisions(db, run_id=run_id, limit=MAX_DECISIONS)
     return sorted((d for d in recent if start <= d.ts < end), key=lambda d: (d.ts, d.id or 0))
 

@@ -14,12 +14,14 @@ committed, kept as rows until :meth:`HourlyGrid.commit` turns one into its final
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from stagectl.domain.risk_stream import HourRow, divide
+from stagectl.domain.run_clock import ONE_BAR_DEFAULT
 from stagectl.domain.types import Event, Fill, FundingPayment
 from stagectl.services.guard import rows
 from stagectl.state.equity import EquitySnapshot
@@ -289,18 +291,16 @@ class HourlyGrid:
 
 
 def _median(spacings: Counter[timedelta]) -> timedelta:
-    """The median snapshot spacing (one hour with none), as ``history`` takes it: the
-    middle spacing, or the mean of the two middle ones."""
+    """The run's bar as ``domain.run_clock.first_bar_open`` takes it, from the counted
+    spacings instead of the list of them: the median spacing in seconds (the mean of the
+    two middle ones for an even count), one hour with none."""
     total = sum(spacings.values())
     if total == 0:
-        return HOUR
-    middle: list[timedelta] = []
+        return ONE_BAR_DEFAULT
+    middle: list[float] = []
     seen = 0
     for spacing, count in sorted(spacings.items()):
         seen += count
         while len(middle) < 2 and seen > ((total - 1) // 2, total // 2)[len(middle)]:
-            middle.append(spacing)
-        if len(middle) == 2:
-            break
-    low, high = middle
-    return low if low == high else (low + high) / 2
+            middle.append(spacing.total_seconds())
+    return timedelta(seconds=statistics.median(middle))

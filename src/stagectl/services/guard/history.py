@@ -50,15 +50,14 @@ from stagectl.config.risk_guard import RiskGuardConfig
 from stagectl.domain.directives import confirmation_window
 from stagectl.domain.risk_indicators import GuardInputs
 from stagectl.domain.risk_rules import ACTION_RANK, SEVERITY_RANK, DecisionTable
+from stagectl.domain.run_clock import first_bar_open
 from stagectl.domain.types import Mode
 from stagectl.services.guard.rows import order_key, signal_mismatch, slippage_bps, unavailable
 from stagectl.state.db import StateDB
 from stagectl.state.directives import GuardDecision, RiskDirective
 from stagectl.state.equity import EquitySnapshot
 
-HOUR = pd.Timedelta(hours=1)
 RECENT_FILLS = timedelta(hours=24)
-RUN_STARTED_EVENT = "RUN_STARTED"  # written by run-live with the run's parameters
 
 
 @dataclass(frozen=True)
@@ -92,22 +91,19 @@ def _until(now: datetime) -> datetime:
     return now + timedelta(microseconds=1)
 
 
-def read_history(
-    db: StateDB, config: RiskGuardConfig, *, now: datetime, run_id: str | None, mode: Mode
-) -> History | None:
-    """The rows up to ``now`` of run ``run_id``, else of the run of ``mode`` with the latest
-    equity snapshot; None when there is no such snapshot."""
+def read_history(db: StateDB, *, run_id: str, now: datetime) -> History | None:
+    """The rows of run ``run_id`` up to ``now`` (inclusive); None when it has no equity
+    snapshot by then."""
     from stagectl.services.guard import evidence
     from stagectl.state import equity, journal, runs
 
-    chosen = run_id or runs.latest_traded_run(db, mode=mode, before=_until(now))
-    run = None if chosen is None else runs.get_run(db, chosen)
+    run = runs.get_run(db, run_id)
     if run is None:
         return None
     best = equity.snapshots(db, run.run_id, end=_until(now))
     if not best:
         return None
-    start = min(best[0].ts - timedelta(hours=1), _first_bar_open(best))
+    start = min(best[0].ts - timedelta(hours=1), first_bar_open([s.ts for s in best]))
     end = _until(now)
     fills = evidence.run_fills(db, run.run_id, start, end)
     return History(
@@ -120,30 +116,8 @@ def read_history(
         signal_checks=journal.events(
             db, run_id=run.run_id, event_type=evidence.SIGNAL_CHECK_EVENT, start=start, end=end
         ),
-        initial_equity=_initial_equity(db, run.run_id),
+        initial_equity=evidence.initial_equity(db, run.run_id),
     )
-
-
-def _initial_equity(db: StateDB, run_id: str) -> float | None:
-    """The ``initial_equity`` of the run's ``RUN_STARTED`` event; None when not recorded."""
-    from stagectl.state import journal
-
-    started = journal.events(db, run_id=run_id, event_type=RUN_STARTED_EVENT, limit=1)
-    value = (started[0].payload or {}).get("initial_equity") if started else None
-    try:
-        equity = float(value) if isinstance(value, str | int | float) else math.nan
-    except ValueError:
-        return None
-    return equity if math.isfinite(equity) and equity > 0 else None
-
-
-def _first_bar_open(snapshots: list[EquitySnapshot]) -> datetime:
-    """One bar before the first snapshot (stamped at the first bar's close); a bar is
-    the median snapshot spacing, one hour for a single snapshot."""
-    stamps = pd.DatetimeIndex([pd.Timestamp(s.ts) for s in snapshots])
-    spacing = pd.Series(stamps).diff().dropna()
-    bar = spacing.median() if len(spacing) else HOUR
-    return (stamps[0] - bar).to_pydatetime()
 
 
 def _sleeve_value(snapshot: EquitySnapshot, sleeve: str, key: str) -> float:
@@ -226,7 +200,7 @@ def _initial_snapshot(history: History, weights: dict[str, float]) -> EquitySnap
         return None
     return EquitySnapshot(
         history.run_id,
-        _first_bar_open(history.snapshots),
+        first_bar_open([s.ts for s in history.snapshots]),
         initial,
         sleeves={
             s: {"equity": w * initial, "position": 0.0, "state": 0} for s, w in weights.items()
@@ -425,20 +399,10 @@ def _directives(
     if decision["action"] == "FLATTEN_ALL":
         return [issued("FLATTEN_ALL", 0.0)]
     out = []
+    # No expiry: the re-evaluation (services.guard.reevaluate) lifts them, step by step.
     if any(h["action"] == "REDUCE_RISK_50" for h in hits):
-        reduce = actions.reduce_risk_50
-        out.append(
-            issued(
-                "REDUCE_RISK_50",
-                reduce.position_multiplier,
-                expires_at=now + timedelta(hours=reduce.reevaluate_after_h),
-            )
-        )
-    days = actions.disable_sleeve.reevaluate_after_days
-    out.extend(
-        issued("DISABLE_SLEEVE", 0.0, sleeve=s, expires_at=now + timedelta(days=days))
-        for s in decision["disabled_sleeves"]
-    )
+        out.append(issued("REDUCE_RISK_50", actions.reduce_risk_50.position_multiplier))
+    out.extend(issued("DISABLE_SLEEVE", 0.0, sleeve=s) for s in decision["disabled_sleeves"])
     return out
 
 

@@ -5,32 +5,39 @@ Order of work (docs/risk-guard.md):
 1. load ``risk_guard_alt_ensemble.yaml``; open the state database (missing file
    or no equity snapshot: exit 2 naming what is missing; locked or unreadable:
    exit 3);
-2. read the run's equity snapshots up to ``now`` (the run with the latest
-   snapshot unless one is named), its fills, funding payments and signal events,
-   and put them on an hourly grid (:mod:`stagectl.services.guard.history`);
+2. choose the run (``--run``, else the run of the mode with the latest snapshot)
+   and its as-of time: ``--now``, else the run's own clock (the wall clock for a
+   run trading in real time, its last bar for a replayed or finished run;
+   ``domain.run_clock``); read its equity snapshots up to then, its fills,
+   funding payments and signal events, and put them on an hourly grid
+   (:mod:`stagectl.services.guard.history`);
 3. compute the twelve indicators and evaluate every rule at the last hour at or
    before ``now``; stale snapshots (older than ``STALE_AFTER``) are a WARNING of
    their own, since a guard reading old data must not say all-clear;
 4. in one transaction: the decision (``guard_decisions``, flagged ``dry_run``),
    an incident per HIGH or CRITICAL hit, and (not in a dry run) the risk
-   directives run-live obeys;
+   directives run-live obeys; then (not in a dry run) the re-evaluation of the
+   directives in force whose review is due (:mod:`stagectl.services.guard.reevaluate`);
 5. notify (Telegram, webhook) when the severity's ``escalation.notify`` is on and
    the severity is MEDIUM or worse; a failed notification is reported, never
    raised.
 
-Entry: ``run(LiveGuardRequest, *, home, env=None) -> LiveGuardResult``; ``env`` is
-where the notifiers read their tokens (default: ``os.environ``).
+Entry: ``run(LiveGuardRequest, *, home, env=None, wall_clock) -> LiveGuardResult``;
+``env`` is where the notifiers read their tokens (default: ``os.environ``),
+``wall_clock`` the time of a run trading in real time (default: the system's UTC).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.domain.run_clock import AsOf
 from stagectl.domain.types import Mode
 from stagectl.errors import ExternalError, InputError, StagectlError
 from stagectl.state.db import DatabaseError
@@ -48,10 +55,10 @@ SNAPSHOTS_HINT = (
 
 @dataclass(frozen=True)
 class LiveGuardRequest:
-    """``-c``, ``--now`` (parsed; the CLI's default is the wall clock), ``--dry-run``,
+    """``-c``, ``--now`` (parsed; None: the judged run's own clock), ``--dry-run``,
     ``--run`` and ``--live/--paper``."""
 
-    now: datetime
+    now: datetime | None = None
     config: Path | None = None
     dry_run: bool = False
     run_id: str | None = None
@@ -65,6 +72,7 @@ class LiveGuardResult:
     config: ConfigSource
     state_path: Path
     now: datetime
+    as_of: AsOf
     dry_run: bool
     run_id: str
     decision: dict[str, Any]
@@ -88,6 +96,7 @@ class LiveGuardResult:
             "mode": "dry-run" if self.dry_run else "live",
             "run_id": self.run_id,
             "evaluated_at": self.now,
+            "as_of": self.as_of.to_dict(),
             "decision": self.decision,
             "data": self.data,
             "state": {
@@ -102,24 +111,36 @@ class LiveGuardResult:
 
 
 def run(
-    request: LiveGuardRequest, *, home: Home, env: dict[str, str] | None = None
+    request: LiveGuardRequest,
+    *,
+    home: Home,
+    env: dict[str, str] | None = None,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> LiveGuardResult:
-    """Evaluate the guard at ``request.now`` on the state database; see the module
-    docstring."""
+    """Evaluate the guard as of ``request.now``, else the judged run's own clock
+    (``domain.run_clock``), on the state database; see the module docstring."""
     from stagectl.config.loader import load_risk_guard
+    from stagectl.services.guard.evidence import judged_run
 
     config, source = load_risk_guard(home, request.config)
     db = _open(home.state_path)
     try:
+        judged = judged_run(
+            db,
+            run_id=request.run_id,
+            mode=request.mode,
+            now=request.now,
+            wall=wall_clock(),
+            hint=SNAPSHOTS_HINT,
+        )
         return _evaluate(
             home,
             db,
             config,
             source,
-            now=request.now,
+            as_of=judged.as_of,
             dry_run=request.dry_run,
-            run_id=request.run_id,
-            mode=request.mode,
+            run_id=judged.run_id,
             env=env,
         )
     except DatabaseError as error:
@@ -159,10 +180,9 @@ def _evaluate(
     config: Any,
     source: ConfigSource,
     *,
-    now: datetime,
+    as_of: AsOf,
     dry_run: bool,
-    run_id: str | None,
-    mode: Mode,
+    run_id: str,
     env: dict[str, str] | None,
 ) -> LiveGuardResult:
     import pandas as pd
@@ -171,11 +191,11 @@ def _evaluate(
     from stagectl.domain.risk_rules import evaluate_rules
     from stagectl.services.guard import history as gi
 
-    history = gi.read_history(db, config, now=now, run_id=run_id, mode=mode)
+    now = as_of.at
+    history = gi.read_history(db, run_id=run_id, now=now)
     if history is None:
-        where = f"run {run_id}" if run_id else f"the {mode} runs of {home.state_path}"
         raise InputError(
-            f"no equity snapshots at or before {now.isoformat()} in {where}; {SNAPSHOTS_HINT}"
+            f"no equity snapshots at or before {now.isoformat()} in run {run_id}; {SNAPSHOTS_HINT}"
         )
     inputs, data = gi.build_inputs(history, config, now=now)
     frames = compute_indicators(inputs)
@@ -188,47 +208,56 @@ def _evaluate(
         near_threshold_pct=config.near_threshold_pct,
     )
     decision = gi.decision_dict(table, config, data, now=now, stale_after=STALE_AFTER)
-    written, notifications = conclude(
-        db, config, history, decision, now=now, dry_run=dry_run, env=env
+    written, notifications, reviewed = conclude(
+        home, db, config, source, history, decision, now=now, dry_run=dry_run, env=env
     )
     return LiveGuardResult(
         config=source,
         state_path=home.state_path,
         now=now,
+        as_of=as_of,
         dry_run=dry_run,
         run_id=history.run_id,
         decision=decision,
         data=data,
         decision_id=written.decision_id,
         incident_ids=written.incident_ids,
-        directives=written.directives,
+        directives=[*written.directives, *reviewed],
         notifications=notifications,
         already_evaluated=written.already_evaluated,
     )
 
 
 def conclude(
+    home: Home,
     db: Any,
     config: Any,
+    source: ConfigSource,
     history: Any,
     decision: dict[str, Any],
     *,
     now: datetime,
     dry_run: bool,
     env: dict[str, str] | None,
-) -> tuple[Any, list[dict[str, Any]]]:
+) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
     """What every evaluation does with its decision, cron's and run-live's incremental one
     (``services.guard.stream``) alike: record it (``history.record``: one transaction,
     an hour already recorded is not recorded again), notify unless the hour was recorded
-    already, and, unless a dry run, escalate the overdue directives. Returns
-    ``history.Written`` and the notifications sent."""
+    already, and, unless a dry run, escalate the overdue directives and review those due.
+    Returns ``history.Written``, the notifications sent and the review steps."""
     from stagectl.services.guard import history as gi
 
     written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
     environment = os.environ if env is None else env
     notifications = [] if written.already_evaluated else _notify(decision, config, env=environment)
-    escalated = [] if dry_run else _escalate(db, config, history, now, environment)
-    return written, notifications + escalated
+    notifications += [] if dry_run else _escalate(db, config, history, now, environment)
+    reviewed: list[dict[str, Any]] = []
+    if not dry_run:
+        reviewed, told = _review(
+            home, db, config, source, history, decision, written.decision_id, now, environment
+        )
+        notifications += told
+    return written, notifications, reviewed
 
 
 def _escalate(db: Any, config: Any, history: Any, now: datetime, env: Any) -> list[dict[str, Any]]:
@@ -246,6 +275,38 @@ def _escalate(db: Any, config: Any, history: Any, now: datetime, env: Any) -> li
         for d in overdue
     ]
     return _send("\n".join(lines), {"escalated": [d.id for d in overdue]}, config, env=env)
+
+
+def _review(
+    home: Home,
+    db: Any,
+    config: Any,
+    source: ConfigSource,
+    history: Any,
+    decision: dict[str, Any],
+    decision_id: int,
+    now: datetime,
+    env: Any,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The review steps of the directives in force that are due (seed 003 §4.3-4.4:
+    REDUCE_RISK_50 after 24 h, DISABLE_SLEEVE after 7 days), and the notifications sent."""
+    from stagectl.services.guard import reevaluate
+
+    steps = reevaluate.review(
+        db,
+        home,
+        config,
+        source,
+        run_id=history.run_id,
+        mode=history.mode,
+        decision=decision,
+        decision_id=decision_id,
+        now=now,
+    )
+    if not steps:
+        return [], []
+    payload = {"reviewed": [s["id"] for s in steps]}
+    return steps, _send(reevaluate.alert_text(steps), payload, config, env=env)
 
 
 def _alert_text(decision: dict[str, Any]) -> str:

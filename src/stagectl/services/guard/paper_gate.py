@@ -1,38 +1,83 @@
 """The 30-day paper gate (seed 003 §5): may this paper run go to real money?
 
-``run`` reads the most recent paper run (or ``run_id``) from the state
-database over the window ``[now - days, now)``: equity snapshots (Sharpe, MDD,
-history), fills with their orders' prices (slippage), funding payments, the
-``signal_check`` events (consistency) and the recorded guard decisions
-(kill-switch fires). Every criterion must PASS; a criterion without data fails.
-An empty or missing state database is an InputError (exit 2).
+Which run (``_choose``): ``--run``, else the latest finished (``completed``) run-live
+paper run that covers the window; the runs passed over are listed with the reason
+(still running, aborted, covers only 2 days). No finished paper run covering the
+window fails the gate (exit 1) naming each run and why; no paper run with snapshots
+at all is an InputError (exit 2).
 
-Entry: ``run(PaperGateRequest, *, home) -> PaperGateResult``.
+When: ``--now``, else the run's own clock (``domain.run_clock``: its last bar for a
+replayed or finished run). The window is ``[as_of - days, as_of]``, both ends in: a
+snapshot is stamped at its bar's close, so the one at the window's start is its
+opening equity and the one at its end its last close; the run's initial equity (its
+``RUN_STARTED`` record) is the first point of its curve, at its first bar's open.
+
+Evidence over the window: equity (history, Sharpe, MDD), fills with their orders'
+prices (slippage), funding payments, the ``signal_check`` events (consistency) and
+the guard decisions recorded for the run (kill-switch fires; ``guard_decisions.run_id``,
+whether the cron guard or run-live's in-loop guard recorded them). Every criterion
+must PASS; a criterion without data fails. An empty or missing state database is an
+InputError (exit 2).
+
+Entry: ``run(PaperGateRequest, *, home, wall_clock) -> PaperGateResult``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
-from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
+from stagectl.domain.run_clock import AsOf
+from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, CheckFailed, InputError
 
 KIND = "paper-gate"
 SIGNED_SECTIONS = ["criteria", "verdict", "window"]
+RUN_KIND = "run-live"
+MAX_CANDIDATES = 100
 
 
 @dataclass(frozen=True)
 class PaperGateRequest:
-    """``--now`` (the window's end, aware UTC), ``-c``, ``--days`` (None: the config's)
-    and ``--run``."""
+    """``--now`` (the window's end, aware UTC; None: the judged run's own clock), ``-c``,
+    ``--days`` (None: the config's) and ``--run``."""
 
-    now: datetime
+    now: datetime | None = None
     config: Path | None = None
     days: int | None = None
     run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SkippedRun:
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """The judged run, why it was chosen, the runs passed over, and its as-of time."""
+
+    run_id: str
+    why: str
+    skipped: tuple[SkippedRun, ...]
+    as_of: AsOf
+
+    def describe(self) -> str:
+        text = f"run {self.run_id}: {self.why}"
+        if self.skipped:
+            text += "; skipped " + "; ".join(f"run {s.run_id}: {s.reason}" for s in self.skipped)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "why": self.why,
+            "skipped": [asdict(s) for s in self.skipped],
+        }
 
 
 @dataclass(frozen=True)
@@ -43,6 +88,7 @@ class PaperGateResult:
     verdict: Any  # domain.paper_gate.PaperGateVerdict
     evidence: dict[str, Any]
     source: ConfigSource
+    choice: RunChoice
 
     @property
     def passed(self) -> bool:
@@ -68,6 +114,8 @@ class PaperGateResult:
                 "start": _iso(start),
                 "end": _iso(self.now),
                 "days": self.days,
+                "as_of": self.choice.as_of.to_dict(),
+                "choice": self.choice.to_dict(),
             },
             "criteria": [asdict(c) for c in self.rows()],
             "verdict": {
@@ -82,45 +130,130 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def run(request: PaperGateRequest, *, home: Home) -> PaperGateResult:
-    """Evaluate the gate over the ``days`` (default: the config's 30) before ``now``."""
+def run(
+    request: PaperGateRequest,
+    *,
+    home: Home,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> PaperGateResult:
+    """Evaluate the gate over the ``days`` (default: the config's 30) before the as-of time
+    of the chosen run (module docstring)."""
     from stagectl.config.loader import load_risk_guard
     from stagectl.services.guard.evidence import open_existing_state
 
-    now, days, run_id = request.now, request.days, request.run_id
-    if now.tzinfo is None:
+    now = request.now
+    if now is not None and now.tzinfo is None:
         raise InputError("now must carry a time zone (UTC)", where="--now")
     guard, source = load_risk_guard(home, request.config)
-    window_days = guard.paper_gate.days if days is None else days
+    window_days = guard.paper_gate.days if request.days is None else request.days
     if window_days < 1:
         raise InputError(f"must be at least 1, got {window_days}", where="--days")
     db = open_existing_state(home)
     try:
-        run, inputs, evidence = _gather(db, window_days, now, run_id)
+        choice = _choose(db, run_id=request.run_id, now=now, days=window_days, wall=wall_clock())
+        inputs, evidence = _gather(db, window_days, choice.as_of.at, choice.run_id)
     finally:
         db.close()
     from stagectl.domain.paper_gate import evaluate_paper_gate
 
     verdict = evaluate_paper_gate(inputs, guard.paper_gate)
-    return PaperGateResult(run, now, window_days, verdict, evidence, source)
+    at = choice.as_of.at
+    return PaperGateResult(choice.run_id, at, window_days, verdict, evidence, source, choice)
 
 
-def _gather(
-    db: Any, days: int, now: datetime, run_id: str | None
-) -> tuple[str, Any, dict[str, Any]]:
+def _choose(
+    db: Any, *, run_id: str | None, now: datetime | None, days: int, wall: datetime
+) -> RunChoice:
+    """``--run``, else the latest finished paper run covering the window (module
+    docstring)."""
+    from stagectl.services.guard import evidence
+    from stagectl.state import runs
+
+    if run_id is not None:
+        judged = evidence.judged_run(db, run_id=run_id, mode="paper", now=now, wall=wall)
+        found = runs.get_run(db, run_id)
+        if found is not None and found.mode != "paper":
+            raise InputError(
+                f"run {run_id} is a {found.mode} run; the paper gate judges paper runs",
+                where="--run",
+            )
+        return RunChoice(run_id, judged.why, (), judged.as_of)
+    skipped: list[SkippedRun] = []
+    for candidate in _candidates(db):
+        reason, clock = _passed_over(db, candidate, now=now, days=days, wall=wall)
+        if clock is not None:
+            why = f"the latest finished paper run covering {days} days"
+            return RunChoice(candidate.run_id, why, tuple(skipped), clock)
+        if reason:
+            skipped.append(SkippedRun(candidate.run_id, reason))
+    if not skipped:
+        at = "" if now is None else f" at or before {now.isoformat()}"
+        raise InputError(
+            f"no paper run with equity snapshots{at} in the state database; "
+            "the trading loop records them (one per bar), or pass --run"
+        )
+    raise CheckFailed(
+        f"no finished paper run covers the gate's {days} days (the runbook forbids a "
+        "shortened gate): "
+        + "; ".join(f"run {s.run_id}: {s.reason}" for s in skipped)
+        + f"; finish a {days}-day paper run (stagectl run-live --duration {days}d), "
+        "or judge one with --run"
+    )
+
+
+def _candidates(db: Any) -> list[Any]:
+    """run-live's paper runs, the most recently finished first (running ones by start)."""
+    from stagectl.state import runs
+
+    found = runs.list_runs(db, kind=RUN_KIND, mode="paper", limit=MAX_CANDIDATES)
+    return sorted(found, key=lambda r: r.ended_at or r.started_at, reverse=True)
+
+
+def _passed_over(
+    db: Any, candidate: Any, *, now: datetime | None, days: int, wall: datetime
+) -> tuple[str, AsOf | None]:
+    """Why the candidate is not judged ("" when it has no snapshot by ``now``: not
+    worth naming), or its as-of time when it is finished and covers the window."""
+    from stagectl.domain.run_clock import as_of, covered_days
+    from stagectl.services.guard.evidence import EPSILON
+    from stagectl.state import runs
+    from stagectl.state.equity import snapshot_times
+
+    stamps = [t for t in snapshot_times(db, candidate.run_id) if now is None or t < now + EPSILON]
+    if not stamps:
+        return "", None
+    if candidate.status != "completed":
+        state = "still running" if candidate.status == "running" else candidate.status
+        return f"not finished ({state})", None
+    facts = runs.clock_facts(db, candidate.run_id)
+    assert facts is not None  # listed from the runs table
+    clock = as_of(facts, now=now, wall=wall)
+    covered = covered_days(stamps, start=clock.at - timedelta(days=days), end=clock.at)
+    if covered < days:
+        return f"covers {covered:.2f} days", None
+    return "", clock
+
+
+def _gather(db: Any, days: int, now: datetime, run: str) -> tuple[Any, dict[str, Any]]:
     import pandas as pd
 
     from stagectl.domain import paper_gate as gate
+    from stagectl.domain.run_clock import covered_days, first_bar_open
     from stagectl.domain.weekly import FillCost, cost_breakdown, slippage_bps
     from stagectl.services.guard import evidence
 
-    start = now - timedelta(days=days)
-    run, snaps = evidence.run_snapshots(db, run_id=run_id, now=now, mode="paper")
-    window = [s for s in snaps if s.ts >= start]
+    start, until = now - timedelta(days=days), now + evidence.EPSILON
+    snaps = evidence.snapshots_until(db, run, now)
+    stamps = [s.ts for s in snaps]
+    points = [(s.ts, s.equity) for s in snaps]
+    initial = evidence.initial_equity(db, run)
+    if initial is not None:
+        points.insert(0, (first_bar_open(stamps), initial))
+    window = [(ts, value) for ts, value in points if start <= ts]
     equity = pd.Series(
-        [s.equity for s in window], index=pd.DatetimeIndex([s.ts for s in window]), dtype=float
+        [v for _, v in window], index=pd.DatetimeIndex([t for t, _ in window]), dtype=float
     )
-    fills = evidence.run_fills(db, run, start, now)
+    fills = evidence.run_fills(db, run, start, until)
     priced = []
     for fill in fills:
         reference = evidence.reference_price(db, fill)
@@ -134,13 +267,13 @@ def _gather(
                 else slippage_bps(fill.side, float(fill.price), reference),
             )
         )
-    funding = evidence.run_funding(db, run, start, now)
-    compared, matched = evidence.signal_checks(db, run, start, now)
-    decisions = evidence.decisions_between(db, run, start, now)
+    funding = evidence.run_funding(db, run, start, until)
+    compared, matched = evidence.signal_checks(db, run, start, until)
+    decisions = evidence.decisions_between(db, run, start, until)
     fires = gate.count_fires([gate.GuardFire(d.ts, d.action, d.severity) for d in decisions])
     inputs = gate.PaperGateInputs(
         days=days,
-        history_days=gate.history_days(pd.DatetimeIndex(equity.index)),
+        history_days=covered_days(stamps, start=start, end=now),
         daily_returns=list(gate.window_daily_returns(equity)),
         window_equity=list(equity.to_numpy()),
         slippage_bps=cost_breakdown(priced, 0.0).slippage_bps,
@@ -150,7 +283,8 @@ def _gather(
         fires=fires,
     )
     facts = {
-        "equity_snapshots": len(window),
+        "equity_snapshots": sum(1 for t in stamps if start <= t),
+        "initial_equity": initial,
         "history_days": inputs.history_days,
         "daily_returns": len(inputs.daily_returns),
         "fills": len(fills),
@@ -162,4 +296,4 @@ def _gather(
         "warning_days": fires.warning_days,
         "critical_days": fires.critical_days,
     }
-    return run, inputs, facts
+    return inputs, facts

@@ -121,7 +121,7 @@ class IncrementalGuard:
 
     def _read(self, db: StateDB) -> _Rows:
         """Every row recorded since the last read; nothing is kept until all are read."""
-        from stagectl.services.guard import evidence, history
+        from stagectl.services.guard import evidence
         from stagectl.state import equity, journal, ledger
 
         cursor, run = self.cursor, self.run_id
@@ -133,7 +133,7 @@ class IncrementalGuard:
             checks=journal.events_after(
                 db, run_id=run, event_type=evidence.SIGNAL_CHECK_EVENT, after_id=cursor["checks"]
             ),
-            initial_equity=None if self.started else history._initial_equity(db, run),
+            initial_equity=None if self.started else evidence.initial_equity(db, run),
         )
         for name in KINDS:
             got: list[tuple[Any, ...]] = getattr(read, name)

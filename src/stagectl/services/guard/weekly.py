@@ -2,22 +2,28 @@
 
 ``run`` reads one run's equity snapshots, fills, funding payments and the
 recorded guard decisions from the state database (services/guard/evidence.py
-names each source) over the week ``[now - 7 days, now)``. It decides REBALANCE
-or SKIP and the model-health verdict; it sends no order: the rebalance plan (a
-limit order per sleeve, market after ``limit_timeout_s``) is for the trading loop.
+names each source) over the week ``[now - 7 days, now]``, ``now`` being ``--now``
+or the run's own clock (its last bar for a replayed or finished run, the wall
+clock for one trading in real time). It decides REBALANCE or SKIP and the
+model-health verdict; it sends no order: unless ``dry_run``, the decision is recorded
+for the run (``rebalance_plan``) and the run's trading loop executes a REBALANCE at
+its next bar (a limit order per sleeve, market after ``limit_timeout_s``).
 ``exit_code`` is 0 for SKIP with healthy checks, 1 for REBALANCE or any WARNING.
 
-Entry: ``run(WeeklyReviewRequest, *, home) -> WeeklyReview`` (``risk-guard --weekly``).
+Entry: ``run(WeeklyReviewRequest, *, home, wall_clock) -> WeeklyReview``
+(``risk-guard --weekly``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.domain.run_clock import AsOf
 from stagectl.domain.types import Mode
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 
@@ -28,14 +34,16 @@ KIND = "weekly-review"
 
 @dataclass(frozen=True)
 class WeeklyReviewRequest:
-    """``--now`` (the week's end, aware UTC), ``-c``, ``--data`` (the market funding; None:
-    the bundled sample), ``--run`` and ``--live/--paper``."""
+    """``--now`` (the week's end, aware UTC; None: the run's own clock), ``-c``, ``--data``
+    (the market funding; None: the bundled sample), ``--run`` and ``--live/--paper``."""
 
-    now: datetime
+    now: datetime | None = None
     config: Path | None = None
     data_dir: Path | None = None
     run_id: str | None = None
     mode: Mode = "paper"
+    dry_run: bool = False
+    """Review only: record no rebalance decision for the trading loop."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,15 @@ class WeeklyReview:
 
     run_id: str
     now: datetime
+    as_of: AsOf
     figures: Any  # domain.weekly.WeeklyFigures
     health: tuple[Any, ...]  # domain.weekly.HealthCheck
     near_threshold_decisions: int
     guard_decisions: int
     market_funding_annualized_pct: dict[str, float | None] = field(default_factory=dict)
     sources: tuple[ConfigSource, ...] = ()
+    plan: dict[str, Any] | None = None
+    """The decision as recorded for the trading loop (None: a dry run)."""
 
     @property
     def warnings(self) -> list[str]:
@@ -84,6 +95,9 @@ class WeeklyReview:
             lines.append(
                 f"Rebalance: SKIP (every sleeve within ±{drift.tolerance_pct_points:g} pp)"
             )
+        if self.plan is not None:
+            plan = self.plan
+            lines.append(f"Recorded for run-live: {plan['decision']} as plan {plan['id']}")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +106,7 @@ class WeeklyReview:
         return {
             "run_id": self.run_id,
             "now": _iso(self.now),
+            "as_of": self.as_of.to_dict(),
             "week_start": figures.week_start.isoformat(),
             "week_end": figures.week_end.isoformat(),
             "pnl_pct": figures.pnl_pct,
@@ -120,6 +135,7 @@ class WeeklyReview:
             "guard_decisions": self.guard_decisions,
             "near_threshold_decisions": self.near_threshold_decisions,
             "market_funding_annualized_pct": dict(self.market_funding_annualized_pct),
+            "rebalance_plan": self.plan,
             "verdict": "ACTION" if self.exit_code else "OK",
             "report": self.report_lines(),
         }
@@ -133,13 +149,19 @@ def _show(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def run(request: WeeklyReviewRequest, *, home: Home) -> WeeklyReview:
-    """Review the week before ``now`` (UTC); InputError (exit 2) when data is missing."""
+def run(
+    request: WeeklyReviewRequest,
+    *,
+    home: Home,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> WeeklyReview:
+    """Review the week before ``request.now``, else before the run's own clock (UTC);
+    InputError (exit 2) when data is missing."""
     from stagectl.config.loader import load_risk_guard, load_strategy
-    from stagectl.services.guard.evidence import open_existing_state
+    from stagectl.services.guard.evidence import judged_run, open_existing_state
 
-    now, config_path, run_id, mode = request.now, request.config, request.run_id, request.mode
-    if now.tzinfo is None:
+    config_path, run_id, mode = request.config, request.run_id, request.mode
+    if request.now is not None and request.now.tzinfo is None:
         raise InputError("now must carry a time zone (UTC)", where="--now")
     guard, guard_source = load_risk_guard(home, config_path)
     strategy_explicit = None
@@ -148,18 +170,31 @@ def run(request: WeeklyReviewRequest, *, home: Home) -> WeeklyReview:
     strategy, strategy_source = load_strategy(home, strategy_explicit)
     db = open_existing_state(home)
     try:
-        review = _review(db, guard, strategy, now=now, run_id=run_id, mode=mode)
+        judged = judged_run(db, run_id=run_id, mode=mode, now=request.now, wall=wall_clock())
+        review = _review(db, guard, strategy, run=judged.run_id, now=judged.as_of.at)
+        if not request.dry_run:
+            from stagectl.services.guard.rebalance_plan import record
+
+            review["plan"] = record(
+                db,
+                run_id=judged.run_id,
+                now=judged.as_of.at,
+                drift=review["figures"].drift,
+                mode=mode,
+            )
     finally:
         db.close()
+    now = judged.as_of.at
     market = _market_funding(list(guard.weekly.target_weights_pct), now, request.data_dir)
     return WeeklyReview(
-        **review, market_funding_annualized_pct=market, sources=(guard_source, strategy_source)
+        **review,
+        as_of=judged.as_of,
+        market_funding_annualized_pct=market,
+        sources=(guard_source, strategy_source),
     )
 
 
-def _review(
-    db: Any, guard: Any, strategy: Any, *, now: datetime, run_id: str | None, mode: Mode
-) -> dict[str, Any]:
+def _review(db: Any, guard: Any, strategy: Any, *, run: str, now: datetime) -> dict[str, Any]:
     import pandas as pd
 
     from stagectl.domain import weekly
@@ -167,8 +202,8 @@ def _review(
     from stagectl.domain.risk_rules import ACTION_RANK
     from stagectl.services.guard import evidence
 
-    week_start = now - WEEK
-    run, snaps = evidence.run_snapshots(db, run_id=run_id, now=now, mode=mode)
+    week_start, until = now - WEEK, now + evidence.EPSILON
+    snaps = evidence.snapshots_until(db, run, now)
     equity = pd.Series(
         [s.equity for s in snaps], index=pd.DatetimeIndex([s.ts for s in snaps]), dtype=float
     )
@@ -181,7 +216,7 @@ def _review(
         limit_timeout_s=guard.weekly.limit_timeout_s,
         cost_bps=cost_bps,
     )
-    week_fills = evidence.run_fills(db, run, week_start, now)
+    week_fills = evidence.run_fills(db, run, week_start, until)
     fill_costs = [
         weekly.FillCost(
             symbol=f.symbol,
@@ -191,9 +226,9 @@ def _review(
         )
         for f in week_fills
     ]
-    week_funding = evidence.run_funding(db, run, week_start, now)
+    week_funding = evidence.run_funding(db, run, week_start, until)
     costs = weekly.cost_breakdown(fill_costs, float(sum(p.paid for p in week_funding)))
-    decisions = evidence.decisions_between(db, run, week_start, now)
+    decisions = evidence.decisions_between(db, run, week_start, until)
     health = _health(equity, guard, costs, evidence.mean_paid_rate(week_funding), now, cost_bps)
     worst = max(
         (d.action for d in decisions), key=lambda a: ACTION_RANK.get(a, 0), default="NO_ACTION"
@@ -247,11 +282,12 @@ def _health(
 
 
 def _sleeve_values(snapshot: Any, targets: dict[str, float]) -> dict[str, float]:
-    """Sleeve equity from the latest snapshot: ``sleeves_json`` ``{"ETHUSDT": {"equity": x}}``."""
+    """Sleeve capital from the latest snapshot: ``sleeves_json`` ``{"ETHUSDT": {"equity": x}}``,
+    or ``capital`` when rebalances moved capital between the sleeves (run-live writes it)."""
     values: dict[str, float] = {}
     for symbol in targets:
         entry = snapshot.sleeves.get(symbol)
-        value = entry.get("equity") if isinstance(entry, dict) else None
+        value = entry.get("capital", entry.get("equity")) if isinstance(entry, dict) else None
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise InputError(
                 f"the latest equity snapshot ({_iso(snapshot.ts)}, run {snapshot.run_id}) has no "

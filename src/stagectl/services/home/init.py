@@ -1,7 +1,11 @@
 """`stagectl init`: create a stagectl home, copy the default configs, migrate the state.
 
 Idempotent: directories that exist are left alone, config files already in the
-home are kept (unless ``force``), and an up-to-date database is only opened.
+home are kept (unless ``force``), and an up-to-date database is only opened. Besides
+the home's own directories, init creates the artifact directory the home's stage3.yaml
+names (``artifacts.dir``, ``artifacts/stage3``), which ``preflight`` checks and
+``run-live`` writes below; a stage3.yaml that does not load is left to ``preflight`` to
+report, and init says so.
 
 Entry: ``run(InitRequest, *, home) -> InitResult``; ``home`` is the home to create.
 """
@@ -37,6 +41,7 @@ class InitResult:
     configs_overwritten: list[str] = field(default_factory=list)
     migrations_applied: list[str] = field(default_factory=list)
     schema_version: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +50,7 @@ class InitResult:
             "schema_version": self.schema_version,
             "migrations_applied": self.migrations_applied,
             "created_dirs": self.created_dirs,
+            "notes": self.notes,
             "config": {
                 "written": self.configs_written,
                 "kept": self.configs_kept,
@@ -64,6 +70,7 @@ def run(request: InitRequest, *, home: Home) -> InitResult:
             _mkdir(directory)
             result.created_dirs.append(name)
     _copy_configs(defaults_dir(), home.config_dir, force=request.force, result=result)
+    _artifacts_dir(home, result)
     result.migrations_applied, result.schema_version = _migrate(home.state_path)
     return result
 
@@ -75,6 +82,24 @@ def _mkdir(directory: Path) -> None:
         raise InputError(
             f"cannot create directory: {error.strerror}", where=str(directory)
         ) from error
+
+
+def _artifacts_dir(home: Home, result: InitResult) -> None:
+    """The directory stage3.yaml's ``artifacts.dir`` names (relative to the home)."""
+    from stagectl.config.loader import load_stage3
+    from stagectl.errors import ConfigError
+
+    try:
+        stage3, _ = load_stage3(home)
+    except ConfigError as error:
+        result.notes.append(f"{error}; its artifacts.dir was not created (see stagectl preflight)")
+        return
+    directory = home.root / Path(stage3.artifacts.dir).expanduser()
+    if directory.is_dir():
+        return
+    _mkdir(directory)
+    shown = directory.relative_to(home.root) if directory.is_relative_to(home.root) else directory
+    result.created_dirs.append(shown.as_posix())
 
 
 def _copy_configs(source: Path, target: Path, *, force: bool, result: InitResult) -> None:

@@ -15,21 +15,30 @@
 
 Answers are ``yes``, ``no`` or ``n/a``; any ``no`` makes the command exit 1.
 
-Entry: ``run(AnalyzeRequest, *, home) -> Analysis``; the thresholds come from stage3.yaml
-(``--stage3``, else the home's, else the packaged one).
+As of when: the run's own clock (``domain.run_clock``), read from the state database:
+its last bar for a replayed or finished run, the wall clock for one trading in real
+time; with the time the artifacts reach (their last reconciliation), so answers from
+artifacts that stop before the run's last bar say so. A run the state database does
+not hold (a copied artifacts directory) has no as-of time.
+
+Entry: ``run(AnalyzeRequest, *, home, wall_clock) -> Analysis``; the thresholds come
+from stage3.yaml (``--stage3``, else the home's, else the packaged one).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.domain.run_clock import AsOf
 from stagectl.errors import InputError
-from stagectl.services.live.artifacts import ARTIFACT_FILES
+from stagectl.services.live.artifacts import ARTIFACT_FILES, run_artifacts_dir
 
 QUESTIONS = (
     "Did multi-asset reconciliation balance?",
@@ -52,7 +61,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class AnalyzeRequest:
-    """The run (an id under ``HOME/artifacts`` or a directory) and ``--stage3``."""
+    """The run (an id under stage3 ``artifacts.dir`` or a directory) and ``--stage3``."""
 
     run: str
     stage3: Path | None = None
@@ -64,26 +73,40 @@ class Analysis:
     directory: Path
     answers: list[Answer]
     thresholds: ConfigSource
+    as_of: AsOf | None = None
+    artifacts_through: str | None = None
 
     @property
     def passed(self) -> bool:
         return all(a.answer != "no" for a in self.answers)
 
+    def describe_clock(self) -> str:
+        """Which time the answers stand for, and how far the artifacts reach."""
+        reach = f"; the artifacts reach {self.artifacts_through or 'no bar'}"
+        if self.as_of is None:
+            return f"as of: unknown (run {self.run} is not in the state database){reach}"
+        return self.as_of.describe() + reach
+
     def body(self) -> dict[str, Any]:
         return {
             "run": self.run,
             "directory": str(self.directory),
+            "as_of": None if self.as_of is None else self.as_of.to_dict(),
+            "artifacts_through": self.artifacts_through,
             "passed": self.passed,
             "answers": [a.as_dict() for a in self.answers],
         }
 
 
-def _artifacts_dir(home: Home, run: str) -> Path:
-    """``run`` as a directory path, else ``HOME/artifacts/<run>``."""
+def _artifacts_dir(home: Home, stage3: Any, run: str) -> Path:
+    """``run`` as a directory path, else ``<stage3 artifacts.dir>/<run>`` (where run-live
+    writes them), else ``HOME/artifacts/<run>`` (runs started before it did)."""
     candidate = Path(run)
     if candidate.is_dir():
         return candidate
-    return home.artifacts_dir / run
+    configured = run_artifacts_dir(home, stage3, run)
+    legacy = home.artifacts_dir / run
+    return legacy if not configured.is_dir() and legacy.is_dir() else configured
 
 
 def _load(directory: Path) -> dict[str, Any]:
@@ -101,13 +124,21 @@ def _load(directory: Path) -> dict[str, Any]:
     return documents
 
 
-def run(request: AnalyzeRequest, *, home: Home) -> Analysis:
+def run(
+    request: AnalyzeRequest,
+    *,
+    home: Home,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Analysis:
     """Answer the five questions from the run's artifacts (module docstring)."""
     from stagectl.config.loader import load_stage3
 
     stage3, source = load_stage3(home, request.stage3)
-    directory = _artifacts_dir(home, request.run)
+    directory = _artifacts_dir(home, stage3, request.run)
     docs = _load(directory)
+    reconciliation = docs["reconciliation_history.json"]
+    run_id = str(reconciliation.get("run_id") or request.run)
+    rows = reconciliation.get("snapshots", [])
     answers = [
         _reconciliation(docs["reconciliation_history.json"], stage3.reconciliation_tolerance_usd),
         _sized_down(docs["sized_down_events.json"]),
@@ -115,7 +146,27 @@ def run(request: AnalyzeRequest, *, home: Home) -> Analysis:
         _stop_limits(docs["rejection_breakdown.json"]),
         _acceptance(docs["rejection_breakdown.json"], stage3.acceptance_rate_min_pct),
     ]
-    return Analysis(request.run, directory, answers, source)
+    return Analysis(
+        request.run,
+        directory,
+        answers,
+        source,
+        as_of=_run_clock(home, run_id, wall_clock()),
+        artifacts_through=str(rows[-1].get("ts")) if rows else None,
+    )
+
+
+def _run_clock(home: Home, run_id: str, wall: datetime) -> AsOf | None:
+    """The run's as-of time from the state database; None when it does not hold the run."""
+    from stagectl.domain.run_clock import as_of
+    from stagectl.state.db import open_state
+    from stagectl.state.runs import clock_facts
+
+    if not home.state_path.is_file():
+        return None
+    with open_state(home.state_path, migrate=False) as db:
+        facts = None if db.pending_migrations() else clock_facts(db, run_id)
+    return None if facts is None else as_of(facts, now=None, wall=wall)
 
 
 def _reconciliation(doc: dict[str, Any], tolerance: float) -> Answer:

@@ -3,7 +3,8 @@
 Everything comes from rows the loop committed (orders, fills, and the journal's
 SIZED_DOWN, ORDER_DENIED, ORDER_REJECTED, RECONCILIATION and MARGIN_SNAPSHOT events),
 so a resumed run writes the artifacts of the whole run, and each file is written
-atomically (temp file + rename) under ``artifacts/<run id>/``.
+atomically (temp file + rename) under ``<artifacts.dir>/<run id>/``: stage3.yaml's
+``artifacts.dir`` (``artifacts/stage3``), relative to the home unless absolute.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from stagectl.config.home import Home
 from stagectl.domain.order_policy import ENFORCEMENT_CODES
 from stagectl.domain.types import Order
 from stagectl.reports import write_atomic
@@ -20,6 +22,9 @@ from stagectl.state.db import StateDB
 from stagectl.state.journal import events
 from stagectl.state.ledger import fills
 from stagectl.state.orders import run_orders
+
+if TYPE_CHECKING:
+    from stagectl.config.stage3 import Stage3Config
 
 ARTIFACT_FILES = (
     "reconciliation_history.json",
@@ -34,6 +39,11 @@ ORDER_REJECTED = "ORDER_REJECTED"
 RECONCILIATION = "RECONCILIATION"
 MARGIN_SNAPSHOT = "MARGIN_SNAPSHOT"
 ACCEPTED_STATUSES = ("open", "filled", "canceled", "expired", "partially_filled")
+
+
+def run_artifacts_dir(home: Home, stage3: Stage3Config, run_id: str) -> Path:
+    """A run's artifact directory: ``<home>/<stage3 artifacts.dir>/<run id>``."""
+    return home.root / Path(stage3.artifacts.dir).expanduser() / run_id
 
 
 def build_artifacts(db: StateDB, run_id: str, settings: dict[str, Any]) -> dict[str, Any]:

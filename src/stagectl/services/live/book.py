@@ -3,10 +3,11 @@
 A bar needs, from the bars before it: the run's FIFO lots and realized totals (for the
 reconciliation), the funding paid per sleeve, where the fills and funding it has
 recorded end (so it asks the venue only for what is new), the last target of each
-sleeve, the sleeves stopped out, and the margin window. :class:`RunBook` holds exactly
-that; it is built once from the state database when a run starts or resumes
-(:func:`load_run_book`, one read of the run's rows) and then moved along by each bar's
-settlement, so a bar costs the same on day 1 and on day 365.
+sleeve, the sleeves stopped out or left short by an order that did not fill in full, the
+margin window, and each sleeve's capital and the capital rebalances moved into it.
+:class:`RunBook` holds exactly that; it is built once from the state database when a run
+starts or resumes (:func:`load_run_book`, one read of the run's rows) and then moved
+along by each bar's settlement, so a bar costs the same on day 1 and on day 365.
 
 A settlement works on a copy and the loop keeps it only once its write transaction has
 committed: a bar whose write fails leaves the book as the database has it, and the next
@@ -46,6 +47,10 @@ class RunBook:
     """(symbol, time) of the funding settlements recorded within the lookback."""
     targets: Targets = field(default_factory=Targets)
     margin_window: str = "NORMAL"
+    transfers: dict[str, float] = field(default_factory=dict)
+    """Per sleeve, the capital the weekly rebalances moved into it (< 0: out of it)."""
+    capital: dict[str, float] = field(default_factory=dict)
+    """Per sleeve, its capital at the last settlement: standalone equity + transfers."""
 
     def copy(self) -> RunBook:
         return replace(
@@ -54,6 +59,8 @@ class RunBook:
             funding_paid=dict(self.funding_paid),
             fill_cursor=dict(self.fill_cursor),
             fills_at_cursor=dict(self.fills_at_cursor),
+            transfers=dict(self.transfers),
+            capital=dict(self.capital),
         )
 
     def is_new_fill(self, fill: Fill) -> bool:
@@ -102,12 +109,20 @@ def load_run_book(db: StateDB, run_id: str) -> RunBook:
     if snapshot is not None:
         last: dict[str, float] = {}
         stopped: set[str] = set()
+        unfilled: set[str] = set()
         for symbol, sleeve in snapshot.sleeves.items():
             if isinstance(sleeve, dict):
                 last[symbol] = float(sleeve.get("position", 0.0))
                 if sleeve.get("stopped"):
                     stopped.add(symbol)
-        book.targets = Targets(last, frozenset(stopped))
+                if sleeve.get("unfilled"):
+                    unfilled.add(symbol)
+                if "equity" in sleeve:
+                    equity = float(sleeve["equity"])
+                    capital = float(sleeve.get("capital", equity))
+                    book.capital[symbol] = capital
+                    book.transfers[symbol] = capital - equity
+        book.targets = Targets(last, frozenset(stopped), frozenset(unfilled))
     margin = journal.last_event(db, run_id=run_id, event_type=MARGIN_SNAPSHOT)
     if margin is not None and margin.payload:
         book.margin_window = str(margin.payload.get("window", "NORMAL"))

@@ -167,11 +167,11 @@ def _settlements(rates: pd.Series) -> list[tuple[datetime, Decimal]]:
     ]
 
 
-def data_end(config: Any, data_dir: Path | None) -> datetime:
-    """The last bar every sleeve has: the default window ends there."""
-    ends = [
-        read_candles(s.symbol, config.timeframe, data_dir=data_dir).frame.index[-1]
-        for s in config.sleeves
+def data_span(config: Any, data_dir: Path | None) -> tuple[datetime, datetime]:
+    """The first and the last bar every sleeve has: a paper window must lie within them."""
+    frames = [
+        read_candles(s.symbol, config.timeframe, data_dir=data_dir).frame for s in config.sleeves
     ]
-    end: datetime = min(ends).to_pydatetime()
-    return end
+    first: datetime = max(frame.index[0] for frame in frames).to_pydatetime()
+    last: datetime = min(frame.index[-1] for frame in frames).to_pydatetime()
+    return first, last

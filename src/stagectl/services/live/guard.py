@@ -19,7 +19,8 @@ After each settled bar the loop calls ``LoopGuard.after_bar``:
    historical alarm on the desk's phone is noise; a live run notifies as cron does.
 
 Everything worth telling the operator comes back as lines (``on_alert``): a guard
-decision other than NO_ACTION, a directive issued, executed or escalated, a latch.
+decision other than NO_ACTION, a directive issued, executed or escalated, each step of a
+directive's re-evaluation (recovered, kept, worsened), a latch.
 """
 
 from __future__ import annotations
@@ -27,20 +28,22 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
-from stagectl.domain.directives import FLATTEN_ALL, DirectiveState
+from stagectl.domain.directives import FLATTEN_ALL, DirectiveState, Review
 from stagectl.domain.types import OrderStatus, Position, TradingState
 from stagectl.services.live.step import LiveContext
 from stagectl.services.trading.directives import record_step
 from stagectl.state import directives, flags, orders
 
 if TYPE_CHECKING:
+    from stagectl.config.home import ConfigSource
     from stagectl.config.risk_guard import RiskGuardConfig
     from stagectl.services.guard.stream import IncrementalGuard
 
 LATCH_SOURCE = FLATTEN_ALL
+REVIEW_STEPS = tuple(r.value for r in Review)
 QUIET_ACTIONS = ("NO_ACTION", "LOW")
 
 
@@ -58,8 +61,9 @@ class LoopGuard:
     one is not repeated hourly, and the return to quiet is told once."""
     env: dict[str, str] | None = None
     """Where notifiers read their tokens (None: the environment); a paper run passes {}."""
-    settings: RiskGuardConfig | None = None
-    """The guard config, parsed once (None: loaded from ``config`` at the first evaluation)."""
+    settings: tuple[RiskGuardConfig, ConfigSource] | None = None
+    """The guard config, parsed once, and where it came from (None: loaded from ``config``
+    at the first evaluation)."""
     stream: IncrementalGuard | None = None
     """The run's incremental guard, carried from one evaluation to the next."""
 
@@ -86,17 +90,25 @@ class LoopGuard:
         from stagectl.services.guard.stream import IncrementalGuard
 
         if self.settings is None:
-            self.settings, _ = load_risk_guard(self.home, self.config)
-        config = self.settings
+            self.settings = load_risk_guard(self.home, self.config)
+        config, source = self.settings
         if self.stream is None or self.stream.run_id != ctx.run_id:
             self.stream = IncrementalGuard(config, run_id=ctx.run_id, mode=ctx.mode)
         stream = self.stream
         judged = ctx.retrying("evaluate the risk guard", lambda: stream.evaluate(ctx.db, close_ts))
         decision = judged.decision
-        written, notifications = ctx.retrying(
+        written, notifications, reviewed = ctx.retrying(
             "record the risk guard's decision",
             lambda: conclude(
-                ctx.db, config, judged.history, decision, now=close_ts, dry_run=False, env=self.env
+                self.home,
+                ctx.db,
+                config,
+                source,
+                judged.history,
+                decision,
+                now=close_ts,
+                dry_run=False,
+                env=self.env,
             ),
         )
         if written.already_evaluated:
@@ -109,20 +121,24 @@ class LoopGuard:
             told = said or f"{decision['action']} (back from {self.last_said})"
             lines.append(f"risk guard {close_ts:%Y-%m-%d %H:%M}Z: {told}")
         self.last_said = said
-        lines += [
-            f"directive {d['id']} {d['action']}{' ' + d['sleeve'] if d['sleeve'] else ''}: "
-            f"{d['state']}"
-            + (
-                f" until {d['confirm_by']:%Y-%m-%d %H:%M}Z"
-                if d["confirm_by"]
-                else " (paper: executes at the next bar)"
-            )
-            for d in written.directives
-        ]
+        lines += [directive_line(d) for d in [*written.directives, *reviewed]]
         lines += [
             f"escalated: directive(s) {n['escalated']}" for n in notifications if "escalated" in n
         ]
         return lines
+
+
+def directive_line(d: dict[str, Any]) -> str:
+    """A directive the guard issued, or a step of its re-evaluation, as one line."""
+    name = f"directive {d['id']} {d['action']}{' ' + d['sleeve'] if d['sleeve'] else ''}"
+    if d.get("step") in REVIEW_STEPS:
+        return f"{name} {d['step']}: {d['note']}"
+    when = (
+        f" until {d['confirm_by']:%Y-%m-%d %H:%M}Z"
+        if d["confirm_by"]
+        else " (paper: executes at the next bar)"
+    )
+    return f"{name}: {d['state']}{when}" + (f"; {d['note']}" if d.get("note") else "")
 
 
 def latch(ctx: LiveContext, close_ts: datetime, positions: dict[str, Position]) -> list[str]:

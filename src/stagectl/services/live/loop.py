@@ -1,12 +1,15 @@
 """The run-live loops: one bar step shared by paper and live (docs/run-live.md).
 
-A step is open (read, decide, write ahead, send: ``step``) -> the market moves -> settle
-(read back, reconcile, write: ``settle``). The broker and the "market" phase are the only
-differences:
+A step is open (read, decide, write ahead, send: ``step``) -> [a weekly rebalance's limit
+orders work for their timeout, then their remainder goes at market: ``work_limits``] ->
+the market moves -> settle (read back, reconcile, write: ``settle``). The broker, the
+"market" phase and the "patience" of the limit orders are the only differences:
 
-- paper: the paper broker runs bar k and its funding settlements, at once;
+- paper: the paper broker runs bar k and its funding settlements, at once; a limit's
+  timeout is the bar's open (``PaperBroker.process_open``: seconds of an hourly bar);
 - live: the loop waits, on the exchange's clock, for bar k to close, then reads the
-  closed bar from the exchange (fills, funding and positions are the exchange's).
+  closed bar from the exchange (fills, funding and positions are the exchange's); a
+  limit's timeout is that many seconds on the exchange's clock.
 
 Restart (both): a step whose snapshot is missing is redone. A live step whose bar has
 already closed when the loop comes back is settled only (its orders were decided at
@@ -23,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stagectl.domain.decide import StopInputs, protective_stops
+from stagectl.domain.rebalance import REBALANCE_FALLBACK, fallback_order, remainder_event
 from stagectl.domain.types import Order, OrderStatus, OrderType
 from stagectl.services.live import settle as live_settle
 from stagectl.services.live import step as live_step
@@ -35,6 +39,8 @@ from stagectl.state.equity import last_snapshot_ts
 
 Market = Callable[[StepData], tuple[StepData, datetime] | None]
 """Moves the market over a step's bar: the closed step and the time, or None (stopped)."""
+Patience = Callable[[StepData, float], bool]
+"""Lets limit orders placed at a step's open work for that many seconds; False: stopped."""
 StepCallback = Callable[[StepData, dict[str, Any]], None]
 
 
@@ -55,16 +61,25 @@ class LoopControl:
     """Told what the operator must see: guard decisions, directives, the latch."""
 
 
-def step(ctx: live_step.LiveContext, data: StepData, market: Market) -> dict[str, Any] | None:
-    """One bar: open (decide, record, send), let the market move, settle. None: stopped
-    while the bar was still open (the restart settles or redoes it)."""
+def step(
+    ctx: live_step.LiveContext, data: StepData, market: Market, patience: Patience
+) -> dict[str, Any] | None:
+    """One bar: open (decide, record, send), work a rebalance's limit orders, let the market
+    move, settle. None: stopped while the bar was still open (the restart settles or
+    redoes it)."""
     opened = live_step.open_bar(ctx, data)
+    counts = dict(opened.counts)
+    if opened.rebalance_limits:
+        worked = work_limits(ctx, data, opened.rebalance_limits, opened.limit_timeout_s, patience)
+        if worked is None:
+            return None
+        for key, value in worked.items():
+            counts[key] += value
     moved = market(data)
     if moved is None:
         return None
     closed, wall_now = moved
     settled = live_settle.settle(ctx, closed, wall_now=wall_now)
-    counts = dict(opened.counts)
     if ctx.stop_limits:
         for key, value in place_stops(ctx, closed, settled).items():
             counts[key] += value
@@ -114,6 +129,88 @@ def place_stops(
 
     to_send = ctx.write("record the protective stops", record)
     return live_step.send(ctx, to_send, data.close_ts)
+
+
+def work_limits(
+    ctx: live_step.LiveContext,
+    data: StepData,
+    limit_ids: tuple[str, ...],
+    timeout_s: float,
+    patience: Patience,
+) -> dict[str, int] | None:
+    """A weekly rebalance's limit orders after their timeout: one not filled is cancelled,
+    and its remainder is recorded as a market order (``domain.rebalance.fallback_order``,
+    a deterministic id) before it is sent. Redone after a restart it waits again, finds
+    the limits cancelled and the fallbacks recorded, and sends only one still ``new``. No
+    transaction is open during a broker call. None: stopped while waiting."""
+    limits = [o for o in (orders.get_order(ctx.db, cid) for cid in limit_ids) if o is not None]
+    working = [o for o in limits if o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)]
+    if working and not patience(data, timeout_s):
+        return None
+    ended: list[Order] = []
+    for limit in limits:
+        if limit in working:
+            venue = ctx.broker.fetch_order(limit.symbol, client_order_id=limit.client_order_id)
+            if venue is not None and venue.status.is_open:
+                venue = ctx.broker.cancel(limit.symbol, client_order_id=limit.client_order_id)
+            if venue is not None:
+                limit = limit.acknowledged(venue, data.ts)
+        ended.append(limit)
+    fallbacks = {
+        limit.client_order_id: fallback
+        for limit in ended
+        if (fallback := fallback_order(limit, ctx.limits_for(limit.symbol).qty_step)) is not None
+    }
+
+    def record() -> list[Order]:
+        fresh = [
+            f for f in fallbacks.values() if orders.get_order(ctx.db, f.client_order_id) is None
+        ]
+        for limit in ended:
+            orders.upsert_order(ctx.db, limit)
+        journal.record_events(
+            ctx.db,
+            [
+                replace(
+                    remainder_event(
+                        limit, data.ts, ctx.run_id, f"sent at market as {fallback.client_order_id}"
+                    ),
+                    event_type=REBALANCE_FALLBACK,
+                    severity="INFO",
+                )
+                for limit in ended
+                if (fallback := fallbacks.get(limit.client_order_id)) in fresh
+            ],
+        )
+        return live_step.record_orders(ctx, fallbacks.values())
+
+    to_send = ctx.write("record the rebalance's market orders", record)
+    return live_step.send(ctx, to_send, data.ts)
+
+
+def paper_patience(ctx: live_step.LiveContext, broker: Any) -> Patience:
+    """Paper: the limits meet the bar's open only (``PaperBroker.process_open``), as one
+    write of the paper book. Seconds of an hourly bar are its open: a limit left resting
+    through the whole bar would get maker fills that a 10 s order never could."""
+
+    def at_open(data: StepData, timeout_s: float) -> bool:
+        def run_open() -> None:
+            for symbol, sleeve in data.sleeves.items():
+                broker.process_open(symbol, sleeve.bar)
+
+        ctx.write("run the paper bar's open", run_open)
+        return True
+
+    return at_open
+
+
+def live_patience(clock: Clock) -> Patience:
+    """Live: wait the timeout on the exchange's clock (SIGINT and SIGTERM stop the wait)."""
+
+    def wait(data: StepData, timeout_s: float) -> bool:
+        return clock.wait_until(clock.now() + timedelta(seconds=timeout_s))
+
+    return wait
 
 
 def paper_market(ctx: live_step.LiveContext, broker: Any) -> Market:
@@ -209,11 +306,12 @@ def paper_loop(
     resume_ts = feed.index[first].to_pydatetime() if first < feed.bars else None
     result.orders_recovered += recover_pending(ctx, resume_ts)
     market = paper_market(ctx, ctx.broker)
+    patience = paper_patience(ctx, ctx.broker)
     for data in feed.steps(first):
         first_bar = result.first_bar
         if control.duration is not None and first_bar and data.ts - first_bar >= control.duration:
             return "completed"
-        outcome = step(ctx, data, market)
+        outcome = step(ctx, data, market, patience)
         assert outcome is not None  # the paper market never stops mid-bar
         tally.add(data, outcome)
         if control.should_stop():
@@ -232,6 +330,7 @@ def live_loop(
     """Trade each bar as it opens until ``control.end`` (the last bar's open) or a stop."""
     tally = _Tally(ctx, result, control)
     market = live_market(feed, clock)
+    patience = live_patience(clock)
     done_until = last_snapshot_ts(ctx.db, ctx.run_id)
     bar_ts = feed.first_bar if done_until is None else done_until
     while control.end is None or bar_ts <= control.end:
@@ -253,7 +352,7 @@ def live_loop(
             return "aborted"
         result.orders_recovered += recover_pending(ctx, bar_ts)
         data = feed.open_step(bar_ts, max(now, bar_ts))
-        outcome = step(ctx, data, market)
+        outcome = step(ctx, data, market, patience)
         if outcome is None:
             return "aborted"
         tally.add(data, outcome)

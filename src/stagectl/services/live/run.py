@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -34,17 +34,24 @@ from typing import Any
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import (
     file_sha256,
+    is_stage3_file,
+    load_profile_strategy,
     load_risk_guard,
     load_risk_presets,
     load_stage3,
     load_strategy,
 )
 from stagectl.domain.order_policy import PolicyLimits, SymbolCap
+from stagectl.domain.performance import bar_minutes
 from stagectl.domain.types import Event, OrderType
 from stagectl.errors import InputError
 from stagectl.services.live import loop as live_loop
 from stagectl.services.live import step as live_step
-from stagectl.services.live.artifacts import build_artifacts, write_artifact_files
+from stagectl.services.live.artifacts import (
+    build_artifacts,
+    run_artifacts_dir,
+    write_artifact_files,
+)
 from stagectl.services.live.book import load_run_book
 from stagectl.services.live.exchange import (
     Clock,
@@ -54,7 +61,7 @@ from stagectl.services.live.exchange import (
     open_live_broker,
     qty_steps,
 )
-from stagectl.services.live.feed import ReplayFeed, data_end
+from stagectl.services.live.feed import ReplayFeed, data_span
 from stagectl.services.live.guard import LoopGuard
 from stagectl.services.live.loop import StepCallback
 from stagectl.services.live.step import retry_locked
@@ -87,7 +94,8 @@ class RunLiveRequest:
     end: datetime | None = None
     resume: str | None = None
     new_run: bool = False
-    stop_limits: bool = False
+    stop_limits: bool | None = None
+    """Protective stop-limits; None: the stage3 profile's ``run.stop_limits``, else off."""
     position_limits: bool = True
     artifacts_interval_s: float = 300.0
     base_url: str | None = None
@@ -106,6 +114,8 @@ class RunLiveResult:
     state_path: Path
     artifacts_dir: Path
     config: ConfigSource
+    stage3: ConfigSource | None = None
+    """The order policy and alerts the run used (stage3.yaml, or the ``-c`` profile)."""
     bars: int = 0
     first_bar: datetime | None = None
     last_bar: datetime | None = None
@@ -130,6 +140,7 @@ class RunLiveResult:
             "state": str(self.state_path),
             "artifacts": str(self.artifacts_dir),
             "config": self.config.describe(),
+            "stage3": None if self.stage3 is None else self.stage3.describe(),
             "bars": self.bars,
             "first_bar": self.first_bar,
             "last_bar": self.last_bar,
@@ -150,6 +161,43 @@ def live_credentials_source() -> str:
     from stagectl.exchange.credentials import require_credentials
 
     return require_credentials().source
+
+
+def resolve_configs(
+    request: RunLiveRequest, home: Home
+) -> tuple[RunLiveRequest, Any, ConfigSource, Any, ConfigSource]:
+    """The request with its defaults filled in, the strategy and the stage3 policy.
+
+    ``-c`` names a strategy file (default ``futures_alt_ensemble.yaml``, policy from
+    ``--stage3``) or a stage3 run profile (a stage3.yaml: top-level ``symbols``): the
+    profile is then the policy, ``run.strategy`` the strategy, ``duration_h`` the default
+    ``--duration`` and ``run.stop_limits`` the default ``--stop-limits``."""
+    if request.config is not None and is_stage3_file(request.config):
+        stage3, stage3_source = load_stage3(home, request.config)
+        if request.stage3 is not None and not _same_file(request.stage3, request.config):
+            raise InputError(
+                f"-c {request.config} is a stage3 run profile and so the run's order policy "
+                "and alerts; drop --stage3 (or pass the same file)",
+                where="--stage3",
+            )
+        config, source = load_profile_strategy(home, stage3, stage3_source)
+        duration = request.duration or timedelta(hours=stage3.duration_h)
+        stop_limits = request.stop_limits
+        if stop_limits is None:
+            stop_limits = stage3.run is not None and stage3.run.stop_limits
+        resolved = replace(request, duration=duration, stop_limits=stop_limits)
+        return resolved, config, source, stage3, stage3_source
+    config, source = load_strategy(home, request.config)
+    stage3, stage3_source = load_stage3(home, request.stage3)
+    resolved = replace(request, stop_limits=bool(request.stop_limits))
+    return resolved, config, source, stage3, stage3_source
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve() == other.resolve()
+    except OSError:
+        return False
 
 
 def _policy_limits(stage3: Any, *, position_limits: bool) -> PolicyLimits:
@@ -185,8 +233,7 @@ def run(
     Live: ``live_broker`` (default: ``open_broker`` with the configured credentials) and
     ``clock`` (default: the exchange's server time, waited on in real time).
     ``on_alert`` is told of transient trouble the loop rides out (a locked database)."""
-    config, source = load_strategy(home, request.config)
-    stage3, _ = load_stage3(home, request.stage3)
+    request, config, source, stage3, stage3_source = resolve_configs(request, home)
     path = home.state_path
     broker = (
         open_live_broker(request.exchange, request.base_url, request.timeout_ms)
@@ -196,10 +243,15 @@ def run(
     if request.live and request.stop_limits and broker is not None:
         refusal = broker.order_type_refusal(OrderType.STOP_LIMIT)
         if refusal is not None:
-            raise InputError(f"{broker.name}: {refusal}", where="--stop-limits")
+            raise InputError(
+                f"{broker.name}: {refusal} (pass --no-stop-limits to trade without them)",
+                where="--stop-limits",
+            )
     db = open_state(path)
     try:
-        setup = _Setup(request, home, db, path, config, source, stage3, wall_clock, on_alert)
+        setup = _Setup(
+            request, home, db, path, config, source, stage3, stage3_source, wall_clock, on_alert
+        )
         if request.live:
             clock = clock or ExchangeClock(broker, should_stop)
             return _run_live(setup, broker, clock, should_stop, on_step)
@@ -217,6 +269,7 @@ class _Setup:
     config: Any
     source: ConfigSource
     stage3: Any
+    stage3_source: ConfigSource
     wall_clock: Callable[[], datetime]
     on_retry: Callable[[str], None] | None = None
 
@@ -297,14 +350,19 @@ class _Setup:
         beside = self.source.path.parent / settings.config
         in_home = self.home.config_dir / settings.config
         path = beside if beside.is_file() else in_home if in_home.is_file() else None
-        guard_config, _ = load_risk_guard(self.home, path)
         return LoopGuard(
             home=self.home,
             config=path,
-            settings=guard_config,
+            settings=load_risk_guard(self.home, path),
             every=timedelta(minutes=settings.every_minutes),
             env=None if mode == "live" else {},
         )
+
+    def artifacts_dir(self, run_id: str, params: dict[str, Any]) -> Path:
+        """Where the run writes its artifacts, as recorded when it started (below stage3
+        ``artifacts.dir``); a run started before runs recorded it keeps HOME/artifacts/RUN."""
+        recorded = params.get("artifacts_dir")
+        return Path(recorded) if recorded else self.home.artifacts_dir / run_id
 
     def announce(self, ctx: live_step.LiveContext) -> None:
         """Tell the trading state and the open risk directives the run starts under."""
@@ -363,11 +421,23 @@ def _run_paper(
         account=_account(run_id),
         fills_since=feed.index[0].to_pydatetime(),
     )
-    artifacts_dir = setup.home.artifacts_dir / run_id
     result = RunLiveResult(
-        run_id, "paper", "running", resumed, setup.path, artifacts_dir, setup.source
+        run_id,
+        "paper",
+        "running",
+        resumed,
+        setup.path,
+        setup.artifacts_dir(run_id, params),
+        setup.source,
+        setup.stage3_source,
     )
     result.notes.extend(feed.info.notes)
+    window_end = _parse(params["end"])
+    if window_end is not None and window_end - feed.index[-1].to_pydatetime() >= feed.step:
+        result.notes.append(
+            f"the data ends at {_iso(feed.index[-1].to_pydatetime())}, "
+            f"before the window's end {_iso(window_end)}"
+        )
     if first >= feed.bars:
         result.notes.append("the run had already processed every bar of its window")
     setup.announce(ctx)
@@ -408,9 +478,15 @@ def _run_live(
         fills_since=first_bar,
         qty_steps=qty_steps(broker, symbols),
     )
-    artifacts_dir = setup.home.artifacts_dir / run_id
     result = RunLiveResult(
-        run_id, "live", "running", resumed, setup.path, artifacts_dir, setup.source
+        run_id,
+        "live",
+        "running",
+        resumed,
+        setup.path,
+        setup.artifacts_dir(run_id, params),
+        setup.source,
+        setup.stage3_source,
     )
     setup.announce(ctx)
     control = setup.control(should_stop, on_step, "live")
@@ -439,20 +515,55 @@ def standing_lines(db: StateDB, mode: Any, run_id: str, now: datetime) -> list[s
 
 
 def _paper_params(request: RunLiveRequest, config: Any) -> dict[str, Any]:
-    params = {
+    """A new paper run's parameters; its window is always concrete (``start``/``end``).
+
+    Without ``--start`` the window ends at ``--end`` (default: the data's last common bar)
+    and spans ``--duration`` (default: 30 days): exactly ``duration / bar`` bars, refused
+    when the data does not reach back that far. With ``--start`` and ``--duration`` it
+    ends ``duration`` after the start (a note says when the data ends sooner)."""
+    params: dict[str, Any] = {
         "replay_data": None if request.replay_data is None else str(request.replay_data),
         "start": None if request.start is None else request.start.isoformat(),
         "end": None if request.end is None else request.end.isoformat(),
-        "stop_limits": request.stop_limits,
+        "stop_limits": bool(request.stop_limits),
         "position_limits": request.position_limits,
         "initial_equity": repr(float(config.initial_equity_usd)),
         "breakers": request.breakers,
     }
+    step = timedelta(minutes=bar_minutes(config.timeframe))
     if request.start is None:
-        end = request.end or data_end(config, request.replay_data)
-        params["start"] = (end - DEFAULT_WINDOW).isoformat()
-        params["end"] = end.isoformat()
+        first, last = data_span(config, request.replay_data)
+        end = request.end or last
+        if request.duration is None:
+            start = end - DEFAULT_WINDOW
+        else:
+            start = end - request.duration + step
+            if start < first:
+                held = (end - first + step) / timedelta(days=1)
+                raise InputError(
+                    f"{_span(request.duration)} of {config.timeframe} bars up to {_iso(end)} "
+                    f"would start at {_iso(start)}, but the data "
+                    f"({'--replay-data' if request.replay_data else 'the bundled sample'}) "
+                    f"begins at {_iso(first)}: it holds {held:.1f} days up to there; ask for "
+                    "at most that, or give --replay-data with more history",
+                    where="--duration",
+                )
+        params["start"], params["end"] = start.isoformat(), end.isoformat()
+    elif request.end is None and request.duration is not None:
+        params["end"] = (request.start + request.duration - step).isoformat()
     return params
+
+
+def _span(length: timedelta) -> str:
+    """A duration as the CLI writes it: ``60d``, ``36h`` or ``90m``."""
+    minutes = int(length.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _account(run_id: str) -> str:
@@ -478,6 +589,7 @@ def _open_run(
     now = setup.wall_clock()
     run_id = f"{mode}-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
     params = new_params()
+    params["artifacts_dir"] = str(run_artifacts_dir(setup.home, setup.stage3, run_id))
     run = runs.Run(
         run_id,
         KIND,

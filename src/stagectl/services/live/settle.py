@@ -1,14 +1,19 @@
 """The close of one run-live bar: read back, reconcile, one short write (docs/run-live.md).
 
-1. read back, with no transaction open: the fills after the run's recorded cursor, the
-   state of its open orders, the funding settlements of the last day, positions,
-   balances, equity and marks;
+1. read back, with no transaction open: the state of the run's open orders (an order
+   other than a protective stop still open when its bar has closed is cancelled: it
+   must not fill on top of the next bar's decision), the fills after the run's recorded
+   cursor, the funding settlements of the last day, positions, balances, equity and marks;
 2. settle on a copy of the run's carried book (``book.RunBook``): new fills go through
    the exact FIFO, new funding adds to the funding paid; the reconciliation is the
    broker's equity against the ledger's, ``initial + realized + unrealized - fees -
    funding`` with realized FIFO (gross of fees) and funding paid; the margin window;
    the sleeves of the equity snapshot (stamped at the bar close: the step is complete);
-   alerts and the signal checks against the backtest replay;
+   alerts (a mark is stale by the exchange's timestamp of it, not by the bar close) and
+   the signal checks against the backtest replay; the orders of the bar (and any
+   refreshed one) that ended with part of them unfilled (``ORDER_REMAINDER``: the
+   sleeve is re-sized at the next bar) and the real cost of a weekly rebalance
+   (``services/live/rebalance.py``);
 3. one short transaction records it all; only then does the loop keep the new book.
 
 Nothing here reads the run's history: the book carries what a bar needs.
@@ -17,10 +22,11 @@ Nothing here reads the run's history: the book carries what a bar needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from stagectl.domain.rebalance import left_short, remainder_event
 from stagectl.domain.types import (
     Event,
     Fill,
@@ -33,6 +39,7 @@ from stagectl.domain.types import (
 from stagectl.services.live.artifacts import MARGIN_SNAPSHOT, RECONCILIATION
 from stagectl.services.live.book import RunBook
 from stagectl.services.live.feed import StepData
+from stagectl.services.live.rebalance import Executed, record_settled, settle_plan
 from stagectl.services.live.step import LiveContext
 from stagectl.state import journal, ledger, orders
 from stagectl.state.equity import EquitySnapshot, record_snapshots
@@ -52,6 +59,9 @@ class ReadBack:
     equity: Decimal
     used_margin: Decimal
     marks: dict[str, Decimal]
+    mark_times: dict[str, datetime]
+    """The exchange's timestamp of each mark it gave (a symbol without one is valued at
+    the bar's close and has no mark age)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class Settlement:
     margin: dict[str, Any]
     sleeves: dict[str, Any]
     events: list[Event]
+    rebalance: Executed | None = None
 
 
 def settle(ctx: LiveContext, data: StepData, *, wall_now: datetime) -> dict[str, Any]:
@@ -88,6 +99,7 @@ def settle(ctx: LiveContext, data: StepData, *, wall_now: datetime) -> dict[str,
 def read_back(ctx: LiveContext, data: StepData) -> ReadBack:
     """Step 1: the broker's view after the bar (no transaction is open here)."""
     broker, book, symbols = ctx.broker, ctx.book, list(data.sleeves)
+    refreshed = _refresh_orders(ctx, data)
     fills: list[Fill] = []
     for symbol in symbols:
         since = book.fill_cursor.get(symbol) or ctx.fills_since or data.ts
@@ -96,20 +108,10 @@ def read_back(ctx: LiveContext, data: StepData) -> ReadBack:
     client_ids = orders.client_order_ids(
         ctx.db, ctx.run_id, [f.order_id for f in fills if f.client_order_id is None and f.order_id]
     )
-    known = [
-        o for o in orders.open_orders(ctx.db, run_id=ctx.run_id) if o.status != OrderStatus.NEW
-    ]
-    refreshed = []
-    for order in known:
-        venue = broker.fetch_order(order.symbol, client_order_id=order.client_order_id)
-        if venue is not None and (venue.status, venue.filled_qty) != (
-            order.status,
-            order.filled_qty,
-        ):
-            refreshed.append(order.acknowledged(venue, data.close_ts))
     funding = broker.funding_since(book.funding_cursor(data.ts))
     marks = {s: b.bar.close for s, b in data.sleeves.items()}
-    marks.update({s: m.price for s, m in broker.marks(symbols).items()})
+    venue_marks = broker.marks(symbols)
+    marks.update({s: m.price for s, m in venue_marks.items()})
     return ReadBack(
         fills=[
             f if f.client_order_id else replace(f, client_order_id=client_ids.get(f.order_id or ""))
@@ -121,7 +123,29 @@ def read_back(ctx: LiveContext, data: StepData) -> ReadBack:
         equity=broker.equity(),
         used_margin=sum((b.used for b in broker.balances()), _ZERO),
         marks=marks,
+        mark_times={s: m.ts for s, m in venue_marks.items()},
     )
+
+
+def _refresh_orders(ctx: LiveContext, data: StepData) -> list[Order]:
+    """The run's acknowledged open orders whose state moved at the venue; one other than a
+    protective stop that is still open when its bar has closed is cancelled first (a
+    market order left partly filled, a limit the loop did not cancel before a restart),
+    so no remainder of it fills on top of the next bar's decision."""
+    known = [
+        o for o in orders.open_orders(ctx.db, run_id=ctx.run_id) if o.status != OrderStatus.NEW
+    ]
+    refreshed = []
+    for order in known:
+        venue = ctx.broker.fetch_order(order.symbol, client_order_id=order.client_order_id)
+        if venue is not None and venue.status.is_open and order.type != OrderType.STOP_LIMIT:
+            venue = ctx.broker.cancel(order.symbol, client_order_id=order.client_order_id)
+        if venue is not None and (venue.status, venue.filled_qty) != (
+            order.status,
+            order.filled_qty,
+        ):
+            refreshed.append(order.acknowledged(venue, data.close_ts))
+    return refreshed
 
 
 def _ledger_fill(ctx: LiveContext, fill: Fill) -> Fill:
@@ -151,13 +175,39 @@ def compute(ctx: LiveContext, data: StepData, seen: ReadBack, wall_now: datetime
     }
     if stopped:
         book.targets = replace(book.targets, stopped=book.targets.stopped | stopped)
+    short = _left_short(ctx, data, seen.orders)
+    if short:
+        symbols = {o.symbol for o in short} & set(data.sleeves)
+        book.targets = replace(book.targets, unfilled=book.targets.unfilled | symbols)
     recon = reconcile(ctx, book, seen.marks, seen.equity, data.close_ts)
     margin = _margin(ctx, book, seen, data.close_ts)
     sleeves = _sleeves(ctx, book, data, seen.positions, recon)
-    events = _settle_events(ctx, book, data, recon, margin, seen.positions, wall_now)
-    return Settlement(
-        book, fills, funding, seen.orders, seen.positions, recon, margin, sleeves, events
+    events = _settle_events(ctx, book, data, recon, margin, seen, wall_now)
+    events.extend(
+        remainder_event(o, data.close_ts, ctx.run_id, "the sleeve is re-sized at the next bar")
+        for o in short
     )
+    return Settlement(
+        book,
+        fills,
+        funding,
+        seen.orders,
+        seen.positions,
+        recon,
+        margin,
+        sleeves,
+        events,
+        rebalance=settle_plan(ctx, data, fills),
+    )
+
+
+def _left_short(ctx: LiveContext, data: StepData, refreshed: list[Order]) -> list[Order]:
+    """The bar's orders, and the refreshed ones, that ended with a remainder no fallback
+    carries (``domain.rebalance.left_short``)."""
+    latest = {o.client_order_id: o for o in orders.decided_at(ctx.db, ctx.run_id, data.ts)}
+    latest.update({o.client_order_id: o for o in refreshed})
+    steps = {s: ctx.limits_for(s).qty_step for s in data.sleeves}
+    return left_short(latest.values(), steps)
 
 
 def _is_new_funding(
@@ -253,14 +303,18 @@ def _sleeves(
         row = {k: Decimal(v) for k, v in recon["per_symbol"][symbol].items()}
         start = Decimal(repr(sleeve.weight)) * ctx.initial_equity
         equity = start + row["realized"] + row["unrealized"] - row["fees"] - row["funding"]
+        capital = float(equity) + book.transfers.get(symbol, 0.0)
+        book.capital[symbol] = capital
         out[symbol] = {
             "equity": float(equity),
+            "capital": capital,
             "position": book.targets.last.get(symbol, 0.0),
             "state": _sign(qty),
             "qty": str(qty),
             "mark": float(sleeve.bar.close),
             "held_target": sleeve.held_target,
             "stopped": symbol in book.targets.stopped,
+            "unfilled": symbol in book.targets.unfilled,
         }
     return out
 
@@ -271,10 +325,10 @@ def _settle_events(
     data: StepData,
     recon: dict[str, Any],
     margin: dict[str, Any],
-    positions: dict[str, Position],
+    seen: ReadBack,
     wall_now: datetime,
 ) -> list[Event]:
-    ts, run = data.close_ts, ctx.run_id
+    ts, run, positions = data.close_ts, ctx.run_id, seen.positions
     out = [
         Event(ts=ts, event_type=RECONCILIATION, run_id=run, payload=recon),
         Event(ts=ts, event_type=MARGIN_SNAPSHOT, run_id=run, payload=margin),
@@ -294,9 +348,7 @@ def _settle_events(
                 f"({margin['previous_window']} -> {margin['window']})",
             )
         )
-    mark_age_s = (wall_now - data.close_ts).total_seconds()
-    if mark_age_s > ctx.alerts.mark_stale_s:
-        out.append(_alert(ctx, ts, "MEDIUM", "MARK_STALE", f"mark is {mark_age_s:.0f} s old"))
+    out += _stale_marks(ctx, ts, seen.mark_times, wall_now)
     for symbol, sleeve in data.sleeves.items():
         if sleeve.replay_position is None:
             continue
@@ -319,15 +371,42 @@ def _settle_events(
     return out
 
 
-def _alert(ctx: LiveContext, ts: datetime, severity: str, action: str, message: str) -> Event:
+def _stale_marks(
+    ctx: LiveContext, ts: datetime, mark_times: dict[str, datetime], wall_now: datetime
+) -> list[Event]:
+    """A ``MARK_STALE`` alert per symbol whose mark is older than ``mark_stale_s``: its age
+    is the exchange's clock when the loop saw the bar close (``wall_now``) minus the
+    exchange's timestamp of the mark, so a loop that reads the bar late is not a stale
+    mark, and a mark the exchange stopped updating is one however early the loop is."""
+    out = []
+    for symbol, stamp in sorted(mark_times.items()):
+        age_s = (wall_now - stamp).total_seconds()
+        if age_s > ctx.alerts.mark_stale_s:
+            stamped = stamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            message = f"{symbol} mark is {age_s:.0f} s old (exchange time {stamped})"
+            extra = {"mark_ts": stamped, "age_s": round(age_s, 3)}
+            out.append(_alert(ctx, ts, "MEDIUM", "MARK_STALE", message, symbol, extra))
+    return out
+
+
+def _alert(
+    ctx: LiveContext,
+    ts: datetime,
+    severity: str,
+    action: str,
+    message: str,
+    symbol: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Event:
     return Event(
         ts=ts,
         event_type="ALERT",
         severity=severity,
         run_id=ctx.run_id,
+        symbol=symbol,
         action=action,
         message=message,
-        payload={"alert": action},
+        payload={"alert": action, **(extra or {})},
     )
 
 
@@ -358,6 +437,8 @@ def _record(ctx: LiveContext, data: StepData, done: Settlement) -> None:
         ],
     )
     journal.record_events(db, done.events)
+    if done.rebalance is not None:
+        record_settled(ctx, data, done.rebalance)
 
 
 def _record_funding(ctx: LiveContext, data: StepData, funding: list[FundingPayment]) -> None:

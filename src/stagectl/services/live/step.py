@@ -1,11 +1,12 @@
 """The open of one run-live bar: read, decide, write ahead, send (docs/run-live.md).
 
 1. read, with no transaction open: the mode's trading state and risk directives (state),
-   the account's equity and positions (the broker), the circuit breakers' multiplier;
+   the account's equity and positions (the broker), the circuit breakers' multiplier, the
+   run's weekly rebalance due at this bar (``rebalance.plan_at_bar``);
 2. decide: ``domain.decide.decide``, a pure function of those values;
 3. write ahead, one short transaction: every order of the decision is recorded (``new``,
    or ``denied`` with its code) with its deterministic client order id, with the bar's
-   events, before anything is sent;
+   events and the rebalance plan's step, before anything is sent;
 4. send, with no transaction open: an order recorded ``new`` is first looked up at the
    broker by its client order id and placed only when the broker does not know it (no
    order is sent twice);
@@ -28,7 +29,7 @@ from stagectl.domain.decide import DecideInputs, Decision, SleeveInput, decide
 from stagectl.domain.order_policy import PolicyLimits
 from stagectl.domain.pretrade_costs import CostSettings
 from stagectl.domain.sizing import SizingLimits
-from stagectl.domain.types import Event, Mode, Order, OrderStatus, Position
+from stagectl.domain.types import Event, Mode, Order, OrderStatus, OrderType, Position
 from stagectl.errors import StateLockedError
 from stagectl.exchange.broker import Broker
 from stagectl.exchange.errors import OrderRejected
@@ -36,6 +37,7 @@ from stagectl.services.live.artifacts import ORDER_REJECTED
 from stagectl.services.live.book import RunBook
 from stagectl.services.live.breakers import BreakerState, evaluate
 from stagectl.services.live.feed import StepData
+from stagectl.services.live.rebalance import PlanAtBar, plan_at_bar, record_at_open
 from stagectl.state import directives, flags, journal, orders
 from stagectl.state.db import StateDB
 
@@ -119,6 +121,9 @@ class Opened:
     counts: dict[str, int]
     directive_multipliers: dict[str, float] = field(default_factory=dict)
     """Per sleeve, what the mode's risk directives asked of this bar."""
+    rebalance_limits: tuple[str, ...] = ()
+    """The client order ids of the weekly rebalance's limit orders decided at this bar."""
+    limit_timeout_s: float = 0.0
 
 
 def directive_multipliers(
@@ -142,6 +147,7 @@ def open_bar(ctx: LiveContext, data: StepData) -> Opened:
     equity = ctx.broker.equity()
     held = {p.symbol: p for p in ctx.broker.positions()}
     breaker_mult, fired = _breakers(ctx, data)
+    at_bar = plan_at_bar(ctx, data)
     decision = decide(
         DecideInputs(
             run_id=ctx.run_id,
@@ -159,12 +165,24 @@ def open_bar(ctx: LiveContext, data: StepData) -> Opened:
             sizing_preset=ctx.sizing_preset,
             costs=ctx.costs,
             latency_ms=ctx.broker.order_latency_ms,
+            rebalance=None if at_bar is None else at_bar.rebalance,
         )
     )
-    to_send = ctx.write("record the bar's orders", lambda: _write_ahead(ctx, decision, fired))
+    to_send, transfers = ctx.write(
+        "record the bar's orders", lambda: _write_ahead(ctx, data, decision, fired, at_bar)
+    )
     ctx.book.targets = decision.targets
+    for symbol, moved in transfers.items():
+        ctx.book.transfers[symbol] = ctx.book.transfers.get(symbol, 0.0) + moved
     counts = send(ctx, to_send, data.ts)
-    return Opened(decision, state.value, equity, counts, multipliers)
+    limits = tuple(
+        o.client_order_id
+        for o in decision.orders
+        if o.type == OrderType.LIMIT and o.status == OrderStatus.NEW
+    )
+    rebalance = None if at_bar is None else at_bar.rebalance
+    timeout = 0.0 if rebalance is None else rebalance.limit_timeout_s
+    return Opened(decision, state.value, equity, counts, multipliers, limits, timeout)
 
 
 def _sleeve_input(data: StepData, symbol: str, position: Position | None) -> SleeveInput:
@@ -195,14 +213,22 @@ def _breakers(ctx: LiveContext, data: StepData) -> tuple[float, list[Event]]:
     )
 
 
-def _write_ahead(ctx: LiveContext, decision: Decision, fired: Iterable[Event]) -> list[Order]:
-    """Record the decision's orders and events; the orders still to be sent.
+def _write_ahead(
+    ctx: LiveContext,
+    data: StepData,
+    decision: Decision,
+    fired: Iterable[Event],
+    at_bar: PlanAtBar | None,
+) -> tuple[list[Order], dict[str, float]]:
+    """Record the decision's orders and events, and the rebalance plan's step; the orders
+    still to be sent and the capital transfers of a rebalance taken at this bar.
 
     A client order id already recorded was decided by an earlier attempt at this bar (a
     restart): it is sent again only while it is still ``new`` (never acknowledged)."""
     to_send = record_orders(ctx, decision.orders)
     journal.record_events(ctx.db, [*fired, *decision.events])
-    return to_send
+    transfers = {} if at_bar is None else record_at_open(ctx, data, at_bar, decision)
+    return to_send, transfers
 
 
 def record_orders(ctx: LiveContext, decided: Iterable[Order]) -> list[Order]:

@@ -75,8 +75,13 @@ def _row(
 
 def run(request: AuditRequest, *, home: Home) -> AuditResult:
     market = load_market(home, request.config, request.data_dir)
-    acceptance = market.config.audit.acceptance
-    seed = market.config.audit.measured_2026_02_19
+    audit = market.config.audit
+    if audit is None:
+        raise InputError(
+            "audit: the strategy has no audit section (acceptance bars and measured figures)",
+            where=str(market.source.path),
+        )
+    acceptance, seed = audit.acceptance, audit.measured_2026_02_19
     index = market.index
     holdout_from = index[-1] - pd.DateOffset(months=acceptance.holdout_months)
     holdout_lo = int(index.searchsorted(holdout_from, side="left"))

@@ -90,6 +90,7 @@ def directive_dict(d: directives.RiskDirective, now: datetime | None = None) -> 
         "confirm_by": d.confirm_by,
         "on_timeout": None if d.on_timeout is None else d.on_timeout.value,
         "expires_at": d.expires_at,
+        "reviewed_at": d.reviewed_at,
         "confirmed_by": d.confirmed_by,
         "executed_at": d.executed_at,
         "escalated_at": d.escalated_at,

@@ -121,7 +121,7 @@ def run(
     reach, venue = _exchange(request, stage3, clock)
     add(reach)
     add(_position_limits(stage3, venue))
-    add(_fee_tier(home, venue))
+    add(_fee_tier(home, stage3, source, venue))
     add(_reconciliation(path, stage3, "paper" if paper else "live"))
     return result
 
@@ -171,11 +171,15 @@ def _state_db(path: Path, paper: bool) -> Check:
 
 def _artifact_dirs(home: Home, stage3: Any) -> Check:
     name = "artifact directories"
-    wanted = [home.root / stage3.artifacts.dir, home.logs_dir, home.reports_dir]
+    wanted = [home.root / Path(stage3.artifacts.dir).expanduser(), home.logs_dir, home.reports_dir]
     missing = [d for d in wanted if not d.is_dir()]
     if missing:
+        shown = " ".join(str(d) for d in missing)
         return Check(
-            name, "FAIL", "missing: " + ", ".join(str(d) for d in missing) + " (mkdir -p them)"
+            name,
+            "FAIL",
+            f"missing: {shown}; run `stagectl init` (it creates them, keeping your "
+            f"configs), or `mkdir -p {shown}`",
         )
     blocked = [d for d in wanted if not os.access(d, os.W_OK | os.X_OK)]
     if blocked:
@@ -430,13 +434,17 @@ def _position_limits(stage3: Any, venue: _Venue) -> Check:
     return Check(name, "PASS", f"{len(stage3.symbols)} symbols within filters ({source})")
 
 
-def _fee_tier(home: Home, venue: _Venue) -> Check:
-    """The cost model's fee must not be below the venue's taker fee."""
-    from stagectl.config.loader import load_strategy
+def _fee_tier(home: Home, stage3: Any, stage3_source: ConfigSource, venue: _Venue) -> Check:
+    """The cost model's fee must not be below the venue's taker fee. The strategy is the
+    one the stage3 profile runs (``run.strategy``), else the home's default strategy."""
+    from stagectl.config.loader import load_profile_strategy, load_strategy
 
     name = "fee tier known"
     try:
-        strategy, _ = load_strategy(home)
+        if stage3.run is not None:
+            strategy, _ = load_profile_strategy(home, stage3, stage3_source)
+        else:
+            strategy, _ = load_strategy(home)
     except StagectlError as error:
         return Check(name, "FAIL", str(error))
     assumed = Decimal(repr(strategy.costs.fee_bps))

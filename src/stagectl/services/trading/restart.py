@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
 from stagectl.domain.directives import FLATTEN_ALL, DirectiveState
@@ -35,6 +35,10 @@ from stagectl.services.trading import flags as trading_flags
 from stagectl.services.trading.directives import record_step
 from stagectl.state import directives, equity, flags, journal, runs
 from stagectl.state.db import StateDB, open_state
+
+if TYPE_CHECKING:
+    from stagectl.config.strategy import StrategyConfig
+    from stagectl.domain.backtest import BacktestResult
 
 Clock = Callable[[], datetime]
 SOURCE = "RESTART"
@@ -172,18 +176,38 @@ def _strategy_health(
 ) -> tuple[StrategyHealth, str]:
     """The unguarded strategy's figures at ``as_of`` and the backtest window used."""
     from stagectl.config.loader import load_guard_strategy, load_risk_guard
-    from stagectl.domain.backtest import run_backtest
     from stagectl.domain.restart import strategy_health
-    from stagectl.services.strategy.sleeves import build_sleeves
 
     config, source = load_risk_guard(home, request.guard_config)
     strategy, _ = load_guard_strategy(home, config, source)
-    start = as_of - timedelta(days=SHARPE_LONG_DAYS, hours=1)
     try:
-        sleeves, info = build_sleeves(strategy, request.data_dir, start, as_of)
+        result, window = strategy_backtest(
+            strategy, request.data_dir, as_of, timedelta(days=SHARPE_LONG_DAYS)
+        )
     except InputError as error:
         empty = StrategyHealth(as_of, None, None, None)
         return empty, f"no backtest: {error.message}"
+    health = StrategyHealth.last(strategy_health(result.net_returns, result.equity))
+    return health, window
+
+
+def strategy_backtest(
+    strategy: StrategyConfig,
+    data_dir: Path | None,
+    as_of: datetime,
+    days: timedelta,
+    *,
+    symbol: str | None = None,
+) -> tuple[BacktestResult, str]:
+    """The strategy's unguarded backtest over the ``days`` up to ``as_of`` (one bar more,
+    so a ``days``-long rolling figure is defined at its end), of one sleeve alone when
+    ``symbol`` is given; and the window used, as text. InputError when the data does not
+    cover it. Also what the risk guard's sleeve review runs (seed 003 §4.4)."""
+    from stagectl.domain.backtest import run_backtest
+    from stagectl.services.strategy.sleeves import build_sleeves
+
+    start = as_of - days - timedelta(hours=1)
+    sleeves, info = build_sleeves(strategy, data_dir, start, as_of, symbol=symbol)
     result = run_backtest(
         sleeves,
         fee_bps=strategy.costs.fee_bps,
@@ -191,8 +215,7 @@ def _strategy_health(
         initial_equity=strategy.initial_equity_usd,
         signal_delay=strategy.execution.signal_delay_bars,
     )
-    health = StrategyHealth.last(strategy_health(result.net_returns, result.equity))
-    return health, f"{info.start:%Y-%m-%d %H:%M} .. {info.end:%Y-%m-%d %H:%M} UTC"
+    return result, f"{info.start:%Y-%m-%d %H:%M} .. {info.end:%Y-%m-%d %H:%M} UTC"
 
 
 def _restart(
