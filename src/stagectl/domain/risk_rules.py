@@ -23,7 +23,9 @@ Conventions (docs/risk-guard.md):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
@@ -42,6 +44,8 @@ ACTION_RANK: dict[str, int] = {
 }
 SEVERITY_RANK: dict[str, int] = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 PORTFOLIO = "portfolio"
+RuleKey = tuple[Rule, str | None]
+"""A rule and the sleeve it judges (None: the portfolio)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,40 @@ def near_threshold(values: np.ndarray, rule: Rule, near_pct: float) -> np.ndarra
     return np.asarray(close & ~breaches(values, rule) & ~np.isnan(scaled), dtype=bool)
 
 
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def value_breaches(value: float, rule: Rule) -> bool:
+    """:func:`breaches` of one value, without numpy's per-call cost (the in-loop guard
+    judges ~20 values an hour; a property test binds the two)."""
+    scaled = float(value) * rule.scale
+    if math.isnan(scaled):
+        return False
+    if rule.op == "not_in":
+        return scaled not in [float(v) for v in rule.value]  # type: ignore[union-attr]
+    threshold = float(rule.value)  # type: ignore[arg-type]
+    if rule.op == "abs>":
+        return abs(scaled) > threshold
+    return _COMPARE[rule.op](scaled, threshold)
+
+
+def value_near(value: float, rule: Rule, near_pct: float) -> bool:
+    """:func:`near_threshold` of one value."""
+    if rule.op == "not_in" or near_pct <= 0:
+        return False
+    threshold = float(rule.value)  # type: ignore[arg-type]
+    scaled = float(value) * rule.scale
+    if rule.op == "abs>":
+        scaled = abs(scaled)
+    band = abs(threshold) * near_pct / 100.0
+    return abs(scaled - threshold) <= band and not value_breaches(value, rule)
+
+
 def streak_lengths(breached: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Consecutive-breach count at each daily check; unobserved days carry the count.
 
@@ -189,10 +227,15 @@ def rule_breach_series(
     return result
 
 
-def _targets(frames: IndicatorFrames, rule: Rule) -> list[str | None]:
-    if rule.scope == PORTFOLIO:
-        return [None]
-    return list(sorted(frames.sleeves))
+def rule_keys(rules: Sequence[Rule], sleeves: Iterable[str]) -> tuple[RuleKey, ...]:
+    """Every (rule, sleeve) a decision is made of, in rule order: portfolio rules once
+    (sleeve None), sleeve rules once per sleeve in name order."""
+    names = sorted(sleeves)
+    return tuple(
+        (rule, sleeve)
+        for rule in rules
+        for sleeve in ([None] if rule.scope == PORTFOLIO else names)
+    )
 
 
 @dataclass(frozen=True)
@@ -204,7 +247,7 @@ class DecisionTable:
     severity_rank: np.ndarray
     breach_matrix: np.ndarray  # (rules x targets, eval times)
     near_matrix: np.ndarray
-    keys: tuple[tuple[Rule, str | None], ...]
+    keys: tuple[RuleKey, ...]
     values: np.ndarray  # indicator value per key and eval time
 
     def action(self, i: int) -> str:
@@ -253,7 +296,7 @@ def evaluate_rules(
     near_threshold_pct: float,
 ) -> DecisionTable:
     """Evaluate every rule (per sleeve when sleeve-scoped) at every evaluation time."""
-    keys = tuple((rule, sleeve) for rule in rules for sleeve in _targets(frames, rule))
+    keys = rule_keys(rules, frames.sleeves)
     n = len(eval_times)
     breach = np.zeros((len(keys), n), dtype=bool)
     near = np.zeros((len(keys), n), dtype=bool)
@@ -267,16 +310,52 @@ def evaluate_rules(
         # too short has not fired yet: that is "near" too (LOW).
         close = near_threshold(at_eval, rule, near_threshold_pct) | breaches(at_eval, rule)
         near[k] = close & ~breach[k]
-    action_rank = np.zeros(n, dtype=np.int64)
-    severity_rank = np.zeros(n, dtype=np.int64)
+    return decision_table(eval_times, keys, values, breach, near)
+
+
+def evaluate_at(
+    at: pd.Timestamp,
+    keys: tuple[RuleKey, ...],
+    values: Sequence[float],
+    streaks_hold: Sequence[bool],
+    *,
+    near_threshold_pct: float,
+) -> DecisionTable:
+    """:func:`evaluate_rules` at the single time ``at``, from each key's value there and,
+    for the consecutive-day rules, whether its streak as of the latest daily check at or
+    before ``at`` is long enough (``streaks_hold``; ignored for the other rules)."""
+    breach = np.zeros(len(keys), dtype=bool)
+    close = np.zeros(len(keys), dtype=bool)
     for k, (rule, _) in enumerate(keys):
-        action_rank = np.where(
-            breach[k], np.maximum(action_rank, ACTION_RANK[rule.action]), action_rank
-        )
-        severity_rank = np.where(
-            breach[k], np.maximum(severity_rank, SEVERITY_RANK[rule.severity]), severity_rank
-        )
-    any_near = near.any(axis=0) if len(keys) else np.zeros(n, dtype=bool)
+        past = value_breaches(values[k], rule)
+        fired = bool(streaks_hold[k]) if rule.consecutive_days > 1 else past
+        breach[k] = fired
+        # as in evaluate_rules: past the threshold on a streak still too short is near too
+        close[k] = (past or value_near(values[k], rule, near_threshold_pct)) and not fired
+    column = np.asarray(values, dtype=float)[:, None]
+    return decision_table(pd.DatetimeIndex([at]), keys, column, breach[:, None], close[:, None])
+
+
+def decision_table(
+    eval_times: pd.DatetimeIndex,
+    keys: tuple[RuleKey, ...],
+    values: np.ndarray,
+    breach: np.ndarray,
+    near: np.ndarray,
+) -> DecisionTable:
+    """The decisions from each key's value, breach and near miss (keys x eval times):
+    the precedence of the module docstring. Shared by :func:`evaluate_rules` and the
+    in-loop guard's one-time evaluation (``domain.risk_stream``)."""
+    n = len(eval_times)
+    if not keys:
+        nothing = np.zeros(n, dtype=np.int64)
+        return DecisionTable(eval_times, nothing, nothing.copy(), breach, near, keys, values)
+    actions = np.array([ACTION_RANK[rule.action] for rule, _ in keys], dtype=np.int64)
+    severities = np.array([SEVERITY_RANK[rule.severity] for rule, _ in keys], dtype=np.int64)
+    # the most severe action and the highest severity among the breached keys (0: none)
+    action_rank = np.where(breach, actions[:, None], 0).max(axis=0)
+    severity_rank = np.where(breach, severities[:, None], 0).max(axis=0)
+    any_near = near.any(axis=0)
     severity_rank = np.where((severity_rank == 0) & any_near, SEVERITY_RANK["LOW"], severity_rank)
     return DecisionTable(eval_times, action_rank, severity_rank, breach, near, keys, values)
 

@@ -74,6 +74,17 @@ def snapshots(
     return [_snapshot(row) for row in db.conn.execute(sql, params)]
 
 
+def snapshots_after(db: StateDB, run_id: str, after_id: int) -> list[tuple[int, EquitySnapshot]]:
+    """The run's snapshots inserted after row ``after_id``, with their row ids, in insertion
+    order (a bar rewritten in place keeps its row id and is not returned again). The row
+    id range is the search (``+run_id`` keeps SQLite off the run index)."""
+    sql = (
+        "SELECT id, run_id, ts, equity, realized, unrealized, fees, funding, sleeves_json"
+        " FROM equity_snapshots WHERE id > ? AND +run_id = ? ORDER BY id"
+    )
+    return [(row[0], _snapshot(row[1:])) for row in db.conn.execute(sql, (after_id, run_id))]
+
+
 def _snapshot(row: tuple[Any, ...]) -> EquitySnapshot:
     return EquitySnapshot(
         run_id=row[0],

@@ -83,6 +83,20 @@ def events(
     return [_event(row) for row in db.conn.execute(sql, params)]
 
 
+def events_after(
+    db: StateDB, *, run_id: str, event_type: str, after_id: int
+) -> list[tuple[int, Event]]:
+    """The run's events of that type recorded after row ``after_id``, with their row ids,
+    in insertion order; the row id range is the search (``+`` keeps SQLite off the
+    ``events`` indexes), so the cost is the rows written since, not the run's history."""
+    sql = (
+        f"SELECT id, {_EVENT_COLUMNS} FROM events"
+        " WHERE id > ? AND +run_id = ? AND +event_type = ? ORDER BY id"
+    )
+    rows = db.conn.execute(sql, (after_id, run_id, event_type))
+    return [(row[0], _event(row[1:])) for row in rows]
+
+
 def last_event(db: StateDB, *, run_id: str, event_type: str) -> Event | None:
     """The run's latest event of that type (the ``events_run_ts`` index, read backwards)."""
     row = db.conn.execute(

@@ -227,22 +227,46 @@ def funding_payments(
 ) -> list[FundingPayment]:
     """Funding payments in time order, ``start <= ts < end`` (of one run when given)."""
     where, params = filters({"symbol": symbol, "run_id": run_id}, start, end)
-    sql = (
-        "SELECT source, run_id, symbol, ts, rate, position_qty, amount FROM funding_payments"
-        f" WHERE 1 = 1{where} ORDER BY ts, id"
+    sql = f"SELECT {_FUNDING_COLUMNS} FROM funding_payments WHERE 1 = 1{where} ORDER BY ts, id"
+    return [_funding(row) for row in db.conn.execute(sql, params)]
+
+
+_FUNDING_COLUMNS = "source, run_id, symbol, ts, rate, position_qty, amount"
+
+
+def _funding(row: tuple[Any, ...]) -> FundingPayment:
+    return FundingPayment(
+        account=row[0],
+        run_id=row[1],
+        symbol=row[2],
+        ts=parse_ts(row[3]),
+        rate=parse_decimal(row[4]),
+        position_qty=opt_parse_decimal(row[5]),
+        amount=-parse_decimal(row[6]),
     )
-    return [
-        FundingPayment(
-            account=row[0],
-            run_id=row[1],
-            symbol=row[2],
-            ts=parse_ts(row[3]),
-            rate=parse_decimal(row[4]),
-            position_qty=opt_parse_decimal(row[5]),
-            amount=-parse_decimal(row[6]),
-        )
-        for row in db.conn.execute(sql, params)
-    ]
+
+
+def fills_after(db: StateDB, run_id: str, after_id: int) -> list[tuple[int, Fill]]:
+    """The run's visible fills recorded after row ``after_id``, with their row ids, in
+    insertion order: what a reader that keeps a cursor has not seen yet. The row id range
+    is the search (``+run_id`` keeps SQLite off the run index), so the cost is the rows
+    written since, not the run's history."""
+    from stagectl.state.fill_visibility import visible_clause
+
+    sql = (
+        f"SELECT id, {_FILL_COLUMNS} FROM fills WHERE id > ? AND +run_id = ?"
+        f" AND {visible_clause(db.conn)} ORDER BY id"
+    )
+    return [(row[0], _fill(row[1:])) for row in db.conn.execute(sql, (after_id, run_id))]
+
+
+def funding_after(db: StateDB, run_id: str, after_id: int) -> list[tuple[int, FundingPayment]]:
+    """The run's funding payments recorded after row ``after_id`` (as :func:`fills_after`)."""
+    sql = (
+        f"SELECT id, {_FUNDING_COLUMNS} FROM funding_payments WHERE id > ? AND +run_id = ?"
+        " ORDER BY id"
+    )
+    return [(row[0], _funding(row[1:])) for row in db.conn.execute(sql, (after_id, run_id))]
 
 
 def _fill_row(fill: Fill) -> tuple[Any, ...]:

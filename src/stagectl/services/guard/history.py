@@ -52,6 +52,7 @@ from stagectl.domain.risk_indicators import GuardInputs
 from stagectl.domain.risk_rules import ACTION_RANK, SEVERITY_RANK, DecisionTable
 from stagectl.domain.run_clock import first_bar_open
 from stagectl.domain.types import Mode
+from stagectl.services.guard.rows import order_key, signal_mismatch, slippage_bps, unavailable
 from stagectl.state.db import StateDB
 from stagectl.state.directives import GuardDecision, RiskDirective
 from stagectl.state.equity import EquitySnapshot
@@ -151,8 +152,7 @@ def _slippage(history: History, grid: pd.DatetimeIndex) -> tuple[pd.Series, pd.S
     for fill, signal in zip(history.fills, history.reference_prices, strict=True):
         if signal is None:
             continue
-        side = 1.0 if fill.side == "buy" else -1.0
-        rows.append((_hour(fill.ts), side * (float(fill.price) - signal) / signal * 1e4))
+        rows.append((_hour(fill.ts), slippage_bps(fill, signal)))
     counts = [(hour, 1.0) for hour, _ in rows]
     return _per_hour(rows, grid), _per_hour(counts, grid)
 
@@ -164,15 +164,11 @@ def _turnover(history: History, equity: pd.Series) -> pd.Series:
     return (_per_hour(rows, grid) / equity).fillna(0.0)
 
 
-def _order_key(fill: Any) -> str:
-    return str(fill.client_order_id or fill.order_id or f"trade:{fill.trade_id}")
-
-
 def _trades(history: History, sleeves: list[str], grid: pd.DatetimeIndex) -> pd.DataFrame:
     """Per hour and sleeve: the orders that filled, each in the hour of its first fill."""
     first: dict[str, tuple[pd.Timestamp, str]] = {}
     for fill in history.fills:  # in time order
-        first.setdefault(_order_key(fill), (_hour(fill.ts), fill.symbol))
+        first.setdefault(order_key(fill), (_hour(fill.ts), fill.symbol))
     return pd.DataFrame(
         {
             sleeve: _per_hour([(h, 1.0) for h, s in first.values() if s == sleeve], grid)
@@ -186,10 +182,8 @@ def _signal_mismatch_pct(history: History, grid: pd.DatetimeIndex) -> pd.Series:
     """Mismatched / compared signal checks over the trailing 24 hours, in %; NaN if none."""
     rows: list[tuple[pd.Timestamp, float]] = []
     for event in history.signal_checks:
-        payload = dict(event.payload or {})
-        paper, replay = payload.get("paper"), payload.get("replay")
-        if isinstance(paper, int | float) and isinstance(replay, int | float):
-            mismatch = float(abs(float(paper) - float(replay)) >= 1e-9)
+        mismatch = signal_mismatch(event.payload)
+        if mismatch is not None:
             rows.append((pd.Timestamp(event.ts).floor("h"), mismatch))
     frame = pd.DataFrame(rows, columns=["hour", "mismatch"])
     per_hour = frame.groupby("hour")["mismatch"].agg(["count", "sum"]).reindex(grid, fill_value=0)
@@ -279,17 +273,13 @@ def build_inputs(
 def _unavailable(
     sleeve_equity: pd.DataFrame, state: pd.DataFrame, inputs: GuardInputs
 ) -> list[str]:
-    notes = []
     mismatch = inputs.signal_mismatch_pct
-    if sleeve_equity.iloc[-1].isna().any():
-        notes.append("sleeve equity (sleeves_json.equity): sleeve MDD and contribution")
-    if state.iloc[-1].isna().any():
-        notes.append("sleeve states (sleeves_json.state or position): position state")
-    if not inputs.slippage_fills.any():
-        notes.append("signal prices (the fills' order prices): realized slippage")
-    if mismatch is None or mismatch.isna().all():
-        notes.append("signal checks (events of type 'signal_check'): signal consistency")
-    return notes
+    return unavailable(
+        sleeve_equity_missing=bool(sleeve_equity.iloc[-1].isna().any()),
+        state_missing=bool(state.iloc[-1].isna().any()),
+        no_priced_fills=not inputs.slippage_fills.any(),
+        no_signal_checks=mismatch is None or bool(mismatch.isna().all()),
+    )
 
 
 def _clean(value: float) -> float | None:

@@ -208,17 +208,9 @@ def _evaluate(
         near_threshold_pct=config.near_threshold_pct,
     )
     decision = gi.decision_dict(table, config, data, now=now, stale_after=STALE_AFTER)
-    written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
-    environment = os.environ if env is None else env
-    notifications = [] if written.already_evaluated else _notify(decision, config, env=environment)
-    escalated = [] if dry_run else _escalate(db, config, history, now, environment)
-    notifications += escalated
-    reviewed: list[dict[str, Any]] = []
-    if not dry_run:
-        reviewed, told = _review(
-            home, db, config, source, history, decision, written.decision_id, now, environment
-        )
-        notifications += told
+    written, notifications, reviewed = conclude(
+        home, db, config, source, history, decision, now=now, dry_run=dry_run, env=env
+    )
     return LiveGuardResult(
         config=source,
         state_path=home.state_path,
@@ -234,6 +226,38 @@ def _evaluate(
         notifications=notifications,
         already_evaluated=written.already_evaluated,
     )
+
+
+def conclude(
+    home: Home,
+    db: Any,
+    config: Any,
+    source: ConfigSource,
+    history: Any,
+    decision: dict[str, Any],
+    *,
+    now: datetime,
+    dry_run: bool,
+    env: dict[str, str] | None,
+) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """What every evaluation does with its decision, cron's and run-live's incremental one
+    (``services.guard.stream``) alike: record it (``history.record``: one transaction,
+    an hour already recorded is not recorded again), notify unless the hour was recorded
+    already, and, unless a dry run, escalate the overdue directives and review those due.
+    Returns ``history.Written``, the notifications sent and the review steps."""
+    from stagectl.services.guard import history as gi
+
+    written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
+    environment = os.environ if env is None else env
+    notifications = [] if written.already_evaluated else _notify(decision, config, env=environment)
+    notifications += [] if dry_run else _escalate(db, config, history, now, environment)
+    reviewed: list[dict[str, Any]] = []
+    if not dry_run:
+        reviewed, told = _review(
+            home, db, config, source, history, decision, written.decision_id, now, environment
+        )
+        notifications += told
+    return written, notifications, reviewed
 
 
 def _escalate(db: Any, config: Any, history: Any, now: datetime, env: Any) -> list[dict[str, Any]]:

@@ -9,10 +9,13 @@ After each settled bar the loop calls ``LoopGuard.after_bar``:
    mode is REDUCE_ONLY. Only a restart (``trading enable``, ``services.trading.restart``)
    lifts the latch.
 2. **guard**: at the first bar close of each ``guard.every_minutes`` slot (hourly) the
-   risk guard judges the run as of that close through the very service cron calls
-   (``services.guard.live.run``): same indicators, decision, incidents, directives and
-   escalations. An hour that cron evaluated already is not recorded twice (and the other
-   way round). A paper run sends no notification: its clock is a replay's, and a
+   risk guard judges the run as of that close: the decision cron's ``risk-guard --now``
+   would make, computed incrementally (``services.guard.stream``: only the rows recorded
+   since the last evaluation are read, the indicators are carried, so an evaluation
+   costs the same on day 1 and day 365), then recorded, notified and escalated by cron's
+   own code (``services.guard.live.conclude``) on the loop's connection. The guard config
+   is parsed once. An hour that cron evaluated already is not recorded twice (and the
+   other way round). A paper run sends no notification: its clock is a replay's, and a
    historical alarm on the desk's phone is noise; a live run notifies as cron does.
 
 Everything worth telling the operator comes back as lines (``on_alert``): a guard
@@ -25,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
 from stagectl.domain.directives import FLATTEN_ALL, DirectiveState, Review
@@ -33,6 +36,11 @@ from stagectl.domain.types import OrderStatus, Position, TradingState
 from stagectl.services.live.step import LiveContext
 from stagectl.services.trading.directives import record_step
 from stagectl.state import directives, flags, orders
+
+if TYPE_CHECKING:
+    from stagectl.config.home import ConfigSource
+    from stagectl.config.risk_guard import RiskGuardConfig
+    from stagectl.services.guard.stream import IncrementalGuard
 
 LATCH_SOURCE = FLATTEN_ALL
 REVIEW_STEPS = tuple(r.value for r in Review)
@@ -53,6 +61,11 @@ class LoopGuard:
     one is not repeated hourly, and the return to quiet is told once."""
     env: dict[str, str] | None = None
     """Where notifiers read their tokens (None: the environment); a paper run passes {}."""
+    settings: tuple[RiskGuardConfig, ConfigSource] | None = None
+    """The guard config, parsed once, and where it came from (None: loaded from ``config``
+    at the first evaluation)."""
+    stream: IncrementalGuard | None = None
+    """The run's incremental guard, carried from one evaluation to the next."""
 
     def after_bar(
         self, ctx: LiveContext, close_ts: datetime, positions: dict[str, Position]
@@ -72,17 +85,34 @@ class LoopGuard:
         return True
 
     def _evaluate(self, ctx: LiveContext, close_ts: datetime) -> list[str]:
-        from stagectl.services.guard import live as guard
+        from stagectl.config.loader import load_risk_guard
+        from stagectl.services.guard.live import conclude
+        from stagectl.services.guard.stream import IncrementalGuard
 
-        request = guard.LiveGuardRequest(
-            now=close_ts, config=self.config, run_id=ctx.run_id, mode=ctx.mode
+        if self.settings is None:
+            self.settings = load_risk_guard(self.home, self.config)
+        config, source = self.settings
+        if self.stream is None or self.stream.run_id != ctx.run_id:
+            self.stream = IncrementalGuard(config, run_id=ctx.run_id, mode=ctx.mode)
+        stream = self.stream
+        judged = ctx.retrying("evaluate the risk guard", lambda: stream.evaluate(ctx.db, close_ts))
+        decision = judged.decision
+        written, notifications, reviewed = ctx.retrying(
+            "record the risk guard's decision",
+            lambda: conclude(
+                self.home,
+                ctx.db,
+                config,
+                source,
+                judged.history,
+                decision,
+                now=close_ts,
+                dry_run=False,
+                env=self.env,
+            ),
         )
-        result = ctx.retrying(
-            "evaluate the risk guard", lambda: guard.run(request, home=self.home, env=self.env)
-        )
-        if result.already_evaluated:
+        if written.already_evaluated:
             return []
-        decision = result.decision
         lines = []
         rules = ", ".join(sorted({h["rule"] for h in decision["hits"]}))
         quiet = decision["action"] in QUIET_ACTIONS
@@ -91,11 +121,9 @@ class LoopGuard:
             told = said or f"{decision['action']} (back from {self.last_said})"
             lines.append(f"risk guard {close_ts:%Y-%m-%d %H:%M}Z: {told}")
         self.last_said = said
-        lines += [directive_line(d) for d in result.directives]
+        lines += [directive_line(d) for d in [*written.directives, *reviewed]]
         lines += [
-            f"escalated: directive(s) {n['escalated']}"
-            for n in result.notifications
-            if "escalated" in n
+            f"escalated: directive(s) {n['escalated']}" for n in notifications if "escalated" in n
         ]
         return lines
 

@@ -350,10 +350,10 @@ class _Setup:
         beside = self.source.path.parent / settings.config
         in_home = self.home.config_dir / settings.config
         path = beside if beside.is_file() else in_home if in_home.is_file() else None
-        load_risk_guard(self.home, path)
         return LoopGuard(
             home=self.home,
             config=path,
+            settings=load_risk_guard(self.home, path),
             every=timedelta(minutes=settings.every_minutes),
             env=None if mode == "live" else {},
         )
