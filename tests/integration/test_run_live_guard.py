@@ -74,6 +74,18 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def differences(ours: Any, theirs: Any) -> str:
+    """What differs, for the failure message."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        keys = sorted(set(ours) | set(theirs))
+        return ", ".join(
+            f"{k} {ours.get(k)} != {theirs.get(k)}"
+            for k in keys
+            if not same(ours.get(k), theirs.get(k))
+        )
+    return f"{ours} != {theirs}"
+
+
 def home_with(root: Path, rules: dict[str, float] | None) -> tuple[Home, Path]:
     """A home holding the strategy and guard configs (tightened when ``rules`` is given),
     so run-live's guard and cron read the same file."""
@@ -107,11 +119,12 @@ def replay_beside_cron(
         assert judged.twin is not None
         streamed = judged.twin.evaluate(db[0], now)
         judged.hours.append(now)
-        for key in ("action", "severity", "bar", "hits", "near", "indicators"):
-            if not same(streamed.decision[key], batch.decision[key]):
-                judged.mismatches.append(f"{now:%m-%d %H}h {key}")
-        if not same(streamed.data, batch.data):
-            judged.mismatches.append(f"{now:%m-%d %H}h data")
+        ours = {**streamed.decision, "data": streamed.data}
+        theirs = {**batch.decision, "data": batch.data}
+        for key in ("action", "severity", "bar", "hits", "near", "indicators", "data"):
+            if not same(ours[key], theirs[key]):
+                told = differences(ours[key], theirs[key])
+                judged.mismatches.append(f"{now:%m-%d %H}h {key}: {told}")
 
     judged.result = service.run(
         service.RunLiveRequest(start=START, end=END, **request), home=home, on_step=on_step

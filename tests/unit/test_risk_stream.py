@@ -159,6 +159,24 @@ def test_sharpe_of_a_flat_month_is_nan_as_pandas_gives_it() -> None:
     assert math.isnan(compute_indicators(inputs).portfolio["rolling_sharpe_20d"].iloc[-1])
 
 
+def test_sharpe_of_a_book_gone_flat_is_the_batchs_to_the_last_bit() -> None:
+    # 600 volatile hours, then flat (a flattened book): once the window holds only zero
+    # returns, pandas' running std keeps a residue (about 6e-11) while its mean is exactly
+    # 0, so the batch says Sharpe 0.0 where exact maths says NaN; the stream says 0.0 too
+    rng = np.random.default_rng(0)
+    volatile = 10_000.0 * np.cumprod(1.0 + rng.normal(0.0, 0.003, 600))
+    equity = np.concatenate([volatile, np.full(500, volatile[-1])])
+    inputs = inputs_of(equity, np.full((1100, 2), 100.0), np.zeros((1100, 6)))
+    batch = compute_indicators(inputs).portfolio["rolling_sharpe_20d"].to_numpy()
+    stream = IndicatorStream(SLEEVES)
+    streamed = []
+    for row in rows_of(inputs):
+        stream.push(row)
+        streamed.append(stream.values()[("rolling_sharpe_20d", None)])
+    assert np.array_equal(np.array(streamed), batch, equal_nan=True)
+    assert batch[-1] == 0.0
+
+
 def test_signal_mismatch_is_mismatched_over_compared_in_the_last_24_hours() -> None:
     stream = IndicatorStream(SLEEVES)
     start = pd.Timestamp("2025-01-01", tz="UTC")

@@ -9,7 +9,9 @@ lasts, so this module carries what the next bar needs instead of the history:
 - the running peaks (portfolio and per sleeve) and each sleeve's cumulative PnL;
 - the last 721 hourly equities and cumulative sleeve PnLs (``t - 24h`` and ``t - 30d``
   are 24 and 720 rows back on the complete hourly grid);
-- the last 480 hourly returns (the 20-day Sharpe);
+- the 20-day Sharpe's rolling mean and std of the hourly returns, advanced as pandas
+  advances them (``domain.rolling``: the same float operations, so the same doubles,
+  down to the noise a flat window keeps after volatile returns have left it);
 - the last 24 hourly flows (turnover, trades, funding, slippage, signal checks);
 - per consecutive-day rule, its streak as of the latest daily check.
 
@@ -17,9 +19,9 @@ A bar costs the same on day 1 and on day 365. Each value is computed with the ba
 own formula and order of operations (the tests bind the two to 1e-9 on real runs and on
 generated series): the 24-hour windows are ``sum(flow) over the last 24 rows``, the
 Sharpe is ``sqrt(periods_per_year) * mean / std(ddof=1)`` of the last 480 returns (NaN
-until 480 returns exist, or when they are all equal), a NaN equity never raises a
-peak. Rows are the live guard's hourly grid (``services.guard.history.build_inputs``):
-one per hour, gaps already carried forward; a run has one epoch (no drawdown resets).
+until 480 returns exist, or where the std is 0), a NaN equity never raises a peak.
+Rows are the live guard's hourly grid (``services.guard.history.build_inputs``): one per
+hour, gaps already carried forward; a run has one epoch (no drawdown resets).
 
 The rules are judged at one time by :func:`stagectl.domain.risk_rules.evaluate_at`, the
 same comparisons, streak rule and precedence as ``evaluate_rules``; the streak of a
@@ -36,7 +38,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 
 from stagectl.config.risk_guard import Rule
@@ -47,6 +48,7 @@ from stagectl.domain.risk_rules import (
     rule_keys,
     value_breaches,
 )
+from stagectl.domain.rolling import RollingMean, RollingStd
 
 NAN = math.nan
 DAY_ROWS = 24
@@ -114,16 +116,9 @@ def _back(window: deque[float], rows: int) -> float:
     return window[-1 - rows] if len(window) > rows else NAN
 
 
-def _sharpe(returns: deque[float]) -> float:
-    if len(returns) < SHARPE_ROWS:
-        return NAN
-    window = np.fromiter(returns, dtype=float, count=SHARPE_ROWS)
-    if np.isnan(window).any() or window.max() == window.min():
-        return NAN  # not 480 returns yet; or all equal (std 0, as pandas gives it)
-    std = float(window.std(ddof=1))
-    if not std > 0:
-        return NAN
-    return float(window.mean()) / std * math.sqrt(PERIODS_PER_YEAR)
+def _sharpe(mean: float, std: float) -> float:
+    """``rolling_sharpe``: mean / std where std > 0, annualised."""
+    return mean / std * math.sqrt(PERIODS_PER_YEAR) if std > 0 else NAN
 
 
 class IndicatorStream:
@@ -135,7 +130,9 @@ class IndicatorStream:
         self.rows = 0
         self.last: HourRow | None = None
         self.equity: deque[float] = deque(maxlen=MONTH_ROWS + 1)
-        self.returns: deque[float] = deque(maxlen=SHARPE_ROWS)
+        self.return_mean = RollingMean(SHARPE_ROWS)
+        self.return_std = RollingStd(SHARPE_ROWS)
+        self.sharpe = NAN
         self.peak = NAN
         self.flows: dict[str, deque[float]] = {
             name: deque(maxlen=DAY_ROWS)
@@ -151,7 +148,9 @@ class IndicatorStream:
         twin = IndicatorStream.__new__(IndicatorStream)
         twin.sleeves = self.sleeves
         twin.rows, twin.last, twin.peak = self.rows, self.last, self.peak
-        twin.equity, twin.returns = self.equity.copy(), self.returns.copy()
+        twin.equity = self.equity.copy()
+        twin.return_mean, twin.return_std = self.return_mean.copy(), self.return_std.copy()
+        twin.sharpe = self.sharpe
         twin.flows = {name: window.copy() for name, window in self.flows.items()}
         twin.trades = [window.copy() for window in self.trades]
         twin.sleeve_last = list(self.sleeve_last)
@@ -163,7 +162,8 @@ class IndicatorStream:
     def push(self, row: HourRow) -> None:
         """Advance by one hour of the grid."""
         previous = self.equity[-1] if self.equity else NAN
-        self.returns.append(divide(row.equity, previous) - 1.0 if self.rows else NAN)
+        change = divide(row.equity, previous) - 1.0 if self.rows else NAN  # pct_change
+        self.sharpe = _sharpe(self.return_mean.push(change), self.return_std.push(change))
         self.equity.append(row.equity)
         self.peak = _max(self.peak, row.equity)
         flows = self.flows
@@ -193,7 +193,7 @@ class IndicatorStream:
         fills, checks = sum(flows["fills"]), sum(flows["checks"])
         out: dict[IndicatorKey, float] = {
             ("daily_pnl_pct", None): (divide(equity, _back(self.equity, DAY_ROWS)) - 1.0) * 100.0,
-            ("rolling_sharpe_20d", None): _sharpe(self.returns),
+            ("rolling_sharpe_20d", None): self.sharpe,
             ("running_mdd_pct", None): divide(self.peak - equity, self.peak) * 100.0,
             ("return_30d_pct", None): (divide(equity, month_ago) - 1.0) * 100.0,
             ("daily_turnover_pct", None): sum(flows["turnover"]) * 100.0,

@@ -39,6 +39,13 @@ class RollingStd:
         self._values: deque[float] = deque()
         self._reset()
 
+    def copy(self) -> RollingStd:
+        twin = RollingStd(self.window)
+        twin._values = self._values.copy()
+        twin._count, twin._mean, twin._m2 = self._count, self._mean, self._m2
+        twin._added, twin._removed, twin._unstable = self._added, self._removed, self._unstable
+        return twin
+
     def _reset(self) -> None:
         self._count = 0.0
         self._mean = 0.0
@@ -100,6 +107,90 @@ class RollingStd:
             return math.nan
         variance = self._m2 / (self._count - 1.0)
         return 0.0 if variance < 0.0 else math.sqrt(variance)
+
+
+class RollingMean:
+    """``Series.rolling(window).mean()`` one value at a time (pandas >= 3.0).
+
+    A running sum with a Kahan compensation for values entering and another for values
+    leaving; mean = sum / n once the window holds ``window`` non-NaN values, else NaN.
+    As pandas cleans the float noise of add-and-remove: when the last n values added are
+    all equal (n the window's count) the mean is that value; a window with no negative
+    value (sign bit, so -0.0 is one) never has a negative mean, nor an all-negative one a
+    positive mean (both become 0). +-inf counts as NaN.
+    """
+
+    __slots__ = (
+        "_added",
+        "_count",
+        "_last",
+        "_negatives",
+        "_removed",
+        "_same",
+        "_sum",
+        "_values",
+        "window",
+    )
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._values: deque[float] = deque()
+        self._count = self._negatives = self._same = 0
+        self._sum = self._added = self._removed = 0.0
+        self._last = math.nan
+
+    def copy(self) -> RollingMean:
+        twin = RollingMean(self.window)
+        twin._values = self._values.copy()
+        twin._count, twin._negatives, twin._same = self._count, self._negatives, self._same
+        twin._sum, twin._added, twin._removed = self._sum, self._added, self._removed
+        twin._last = self._last
+        return twin
+
+    def push(self, value: float) -> float:
+        """Slide the window over ``value``; the mean of the window ending with it."""
+        if self.window < 1:
+            return math.nan
+        value = math.nan if math.isinf(value) else value
+        if len(self._values) == self.window:
+            self._remove(self._values.popleft())
+        self._values.append(value)
+        self._add(value)
+        return self._mean()
+
+    def _add(self, value: float) -> None:
+        if value != value:
+            return
+        self._count += 1
+        y = value - self._added
+        t = self._sum + y
+        self._added = t - self._sum - y
+        self._sum = t
+        self._negatives += math.copysign(1.0, value) < 0
+        self._same = self._same + 1 if value == self._last else 1
+        self._last = value
+
+    def _remove(self, value: float) -> None:
+        if value != value:
+            return
+        self._count -= 1
+        y = -value - self._removed
+        t = self._sum + y
+        self._removed = t - self._sum - y
+        self._sum = t
+        self._negatives -= math.copysign(1.0, value) < 0
+
+    def _mean(self) -> float:
+        if self._count < self.window or self._count == 0:
+            return math.nan
+        mean = self._sum / self._count
+        if self._same >= self._count:
+            return self._last
+        if self._negatives == 0 and mean < 0:
+            return 0.0
+        if self._negatives == self._count and mean > 0:
+            return 0.0
+        return mean
 
 
 class TrailingQuantile:
