@@ -188,6 +188,14 @@ def main() -> None:
         f"{ms(bar(warm))} a bar, the guard {ms(own(warm))}: ratio {tail / bar(warm):.2f}x a "
         f"bar, {own_tail / own(warm):.2f}x the guard"
     )
+    early = slice(window, 2 * window)  # days 31-60: every window full, as at the end
+    own_early = statistics.median(long_run.guard[early])
+    print(
+        f"  in the same process, days {month + 1}-{2 * month} of the run: "
+        f"{ms(statistics.median(long_run.bars[early]))} a bar, the guard {ms(own_early)}: "
+        f"ratio {tail / statistics.median(long_run.bars[early]):.2f}x a bar, "
+        f"{own_tail / own_early:.2f}x the guard (the steadier view on a shared machine)"
+    )
     print(
         f"  (a fresh {month}-day run is the cheaper floor: its 20-day Sharpe exists only "
         f"from day 20 and its 30-day figures at its last bar, so most of its evaluations "
