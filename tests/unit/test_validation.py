@@ -219,3 +219,18 @@ def test_pbo_of_pure_noise_configurations_is_near_one_half() -> None:
 def test_pbo_rejects_odd_partitions() -> None:
     with pytest.raises(InputError, match="even"):
         probability_of_backtest_overfitting(np.zeros((40, 3)), n_partitions=3)
+
+
+def test_pbo_counts_a_split_exactly_at_the_median_as_overfit() -> None:
+    # Three configurations, two partitions of two bars. In each split the in-sample
+    # best (A, then B) is the middle of three out of sample: logit 0 twice.
+    returns = [
+        [0.03, 0.01, -0.01],
+        [0.01, 0.00, 0.01],
+        [0.01, 0.03, -0.01],
+        [0.00, 0.01, 0.01],
+    ]
+    result = probability_of_backtest_overfitting(returns, n_partitions=2)
+    assert result.logits == (0.0, 0.0)
+    assert result.median_ties == 2
+    assert result.pbo == 1.0

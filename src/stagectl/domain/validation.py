@@ -274,8 +274,9 @@ def probability_of_backtest_overfitting(
     the in-sample set J, the rest the out-of-sample set. n* = argmax of in-sample Sharpe
     (first on ties); its out-of-sample rank is ``1 + #worse + #tied / 2`` among the C
     configurations, ``omega = rank / (C + 1)`` and ``logit = ln(omega / (1 - omega))``.
-    PBO = the fraction of splits with ``logit < 0`` (n* below the out-of-sample median);
-    ``median_ties`` counts splits exactly at the median (logit 0), not counted as overfit.
+    PBO = the fraction of splits with ``logit <= 0`` (n* not above the out-of-sample
+    median), as Bailey et al. and the R ``pbo`` package count it; ``median_ties`` says how
+    many of those sit exactly at the median (logit 0, possible for odd C).
     With fewer than 2 configurations there is no selection, so PBO is None.
     """
     matrix = np.asarray(performance, dtype=np.float64)
@@ -314,7 +315,7 @@ def probability_of_backtest_overfitting(
     omega = (1.0 + worse + tied / 2.0) / (n_configs + 1.0)
     logits = np.log(omega / (1.0 - omega))
     return PboResult(
-        pbo=float(np.mean(logits < 0)),
+        pbo=float(np.mean(logits <= 0)),
         n_configurations=n_configs,
         n_partitions=n_partitions,
         n_splits=len(combos),
