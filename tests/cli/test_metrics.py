@@ -156,3 +156,16 @@ def test_metrics_without_subcommand_shows_help_and_exits_2(run: Run) -> None:
     result = run(["metrics"])
     assert result.exit_code == 2
     assert "import" in result.stderr
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["plain", "quoted"])
+def test_a_spreadsheet_csv_with_a_byte_order_mark_imports_like_the_plain_file(
+    run: Run, tmp_path: Path, quoted: bool
+) -> None:
+    text = LEDGER.replace("SOLUSDT", '"SOLUSDT"') if quoted else LEDGER
+    path = tmp_path / "from-a-spreadsheet.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    result = run(["metrics", "import", path, "--json"])
+    assert result.exit_code == 0, result.stderr
+    window = run(["metrics", "window", "--hours", "1", "--until", UNTIL, "--json"]).json()
+    assert window["symbols"]["SOLUSDT"]["fills"] == 2

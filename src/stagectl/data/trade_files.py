@@ -20,6 +20,7 @@ encoding are :mod:`stagectl.data.trade_validation`. :func:`open_trade_file` give
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -75,6 +76,7 @@ def open_trade_file(path: Path, fmt: str, *, symbol: str | None, rows_per_chunk:
     data = _read_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
     if fmt == "csv":
+        data = _without_bom(data)
         chunked = _csv_chunks(path, data, symbol=symbol, rows_per_chunk=rows_per_chunk)
         if chunked is not None:
             return TradeFile(chunked[0], digest, chunked[1])
@@ -89,8 +91,16 @@ def read_trades(path: Path, fmt: str, *, symbol: str | None) -> TradeColumns:
     """Parse and validate ``path`` whole; raises InputError for a file that cannot be read
     at all."""
     data = _read_bytes(path)
-    raw = _read_csv(path, data, symbol) if fmt == "csv" else _read_ccxt(path, data, symbol)
+    if fmt == "csv":
+        raw = _read_csv(path, _without_bom(data), symbol)
+    else:
+        raw = _read_ccxt(path, data, symbol)
     return validate_columns(raw)
+
+
+def _without_bom(data: bytes) -> bytes:
+    """The CSV without the UTF-8 byte-order mark spreadsheets write before the header."""
+    return data.removeprefix(codecs.BOM_UTF8)
 
 
 def _read_csv(path: Path, data: bytes, symbol: str | None) -> RawColumns:
