@@ -5,7 +5,6 @@ and reads that cost the new rows, not the run's history."""
 
 from __future__ import annotations
 
-import math
 import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,9 +26,9 @@ from stagectl.services.live import run as service
 from stagectl.state import ledger
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.equity import snapshots
+from tests.guard_equality import same
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 4, 23, tzinfo=UTC)
-TOLERANCE = 1e-9
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +37,6 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, str]:
     home = Home(root=tmp_path_factory.mktemp("stream") / "home")
     request = service.RunLiveRequest(start=START, end=END, guard=False)
     return home, service.run(request, home=home).run_id
-
-
-def same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        if a is None or b is None:
-            return a is b
-        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOLERANCE
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def cron_at_every_hour(db: StateDB, config: Any, run_id: str, now: datetime) -> dict[Any, Any]:

@@ -12,7 +12,6 @@ misses and every indicator value (1e-9).
 
 from __future__ import annotations
 
-import math
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,10 +28,10 @@ from stagectl.services.live import run as service
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.directives import guard_decisions
 from stagectl.state.journal import events, incidents
+from tests.guard_equality import same
 
 CONFIG = Path(__file__).parents[2] / "config"
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 30, 23, tzinfo=UTC)
-TOLERANCE = 1e-9
 TIGHTENED = {
     # every rule fires somewhere in March 2026, and the book keeps trading (no FLATTEN_ALL)
     "daily_pnl_extreme": 0.15,
@@ -59,19 +58,6 @@ class Judged:
     hours: list[datetime] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     twin: IncrementalGuard | None = None
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal, floats to 1e-9 (NaN with NaN), recursively."""
-    if isinstance(a, float) or isinstance(b, float):
-        if a is None or b is None:
-            return a is b
-        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOLERANCE
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
 
 
 def differences(ours: Any, theirs: Any) -> str:
