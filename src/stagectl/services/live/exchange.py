@@ -306,7 +306,7 @@ def live_params(request: Any, config: Any, broker: Any, clock: Clock) -> dict[st
         "exchange": request.exchange,
         "start": first.isoformat(),
         "end": None if end is None else end.isoformat(),
-        "stop_limits": False,
+        "stop_limits": bool(request.stop_limits),
         "position_limits": request.position_limits,
         "initial_equity": str(equity),
         "breakers": getattr(request, "breakers", True),
