@@ -34,7 +34,7 @@ _stagectl_node() {
         "preflight") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --offline';;
         "regime-analyze") _stagectl_names=''; _stagectl_opts='--candles -c --config --export -h --help --html --json --symbol --window --windows';;
         "report") _stagectl_names='verify'; _stagectl_opts='-h --help';;
-        "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json';;
+        "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json --max-age';;
         "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --json --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
         "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --new-run --breakers --no-breakers --guard --no-guard --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --no-stop-limits --stop-limits -y --yes';;
         "shadow") _stagectl_names='compare record-backtest'; _stagectl_opts='-h --help';;
@@ -149,6 +149,7 @@ _stagectl_value() {
         "regime-analyze|--symbol") _stagectl_kind=text;;
         "regime-analyze|--window") _stagectl_kind=text;;
         "regime-analyze|--windows") _stagectl_kind=file;;
+        "report verify|--max-age") _stagectl_kind=text;;
         "risk-guard|-c"|"risk-guard|--config") _stagectl_kind=yaml;;
         "risk-guard|--data") _stagectl_kind=dir;;
         "risk-guard|--eval") _stagectl_kind=text;;

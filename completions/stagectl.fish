@@ -25,6 +25,7 @@ function __stagectl_takes_value --argument-names key
         case 'paper-gate|'{-c,--config,--days,--now,--out,--run,--run-id}
         case 'preflight|'{--base-url,-c,--config,--exchange}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
+        case 'report verify|'{--max-age}
         case 'risk-guard|'{-c,--config,--data,--eval,--export,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
         case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--replay-data,--resume,--speed,--stage3,--start}
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
@@ -318,6 +319,7 @@ complete -c stagectl -n '__stagectl_at \'report\' 0' -a verify -d 'Check a repor
 complete -c stagectl -n '__stagectl_at \'report\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'report verify\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'report verify\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'report verify\'' -l max-age -x -d 'Also fail a report generated longer ago than this, e.g. 90m, 24h, 7d.'
 complete -c stagectl -n '__stagectl_at \'report verify\' 0' -F
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l breakers -d 'Replay: apply the circuit breakers of risk_presets.yaml to the strategy (guarded and unguarded both) and list their firings beside the triggers.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'

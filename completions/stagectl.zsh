@@ -119,7 +119,7 @@ _stagectl_node() {
         "report verify")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--max-age:Also fail a report generated longer ago than this, e.g. 90m, 24h, 7d.');;
         "risk-guard")
             _stagectl_names=''
             _stagectl_commands=()
@@ -291,6 +291,7 @@ _stagectl_value() {
         "regime-analyze|--symbol") _stagectl_kind=text;;
         "regime-analyze|--window") _stagectl_kind=text;;
         "regime-analyze|--windows") _stagectl_kind=file;;
+        "report verify|--max-age") _stagectl_kind=text;;
         "risk-guard|-c"|"risk-guard|--config") _stagectl_kind=yaml;;
         "risk-guard|--data") _stagectl_kind=dir;;
         "risk-guard|--eval") _stagectl_kind=text;;

@@ -21,6 +21,7 @@ settings.load_profile("stagectl")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+TEST_HMAC_KEY = "test-signing-key-0123456789abcdef"
 
 
 @dataclass
@@ -43,6 +44,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty stagectl home; STAGECTL_HOME points at it, no key, no colour."""
     root = tmp_path / "home"
     root.mkdir()
+    isolate_home(root, monkeypatch)
+    yield root
+
+
+def isolate_home(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``root`` the stagectl home and the working directory, with no key, no
+    state override, no notification credentials and no colour."""
     monkeypatch.setenv("STAGECTL_HOME", str(root))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
@@ -56,29 +64,28 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(root)
-    yield root
+
+
+def invoke_cli(
+    args: Sequence[Any], *, input: str | None = None, env: dict[str, str | None] | None = None
+) -> CliResult:
+    """Invoke stagectl in-process through main(), as the console script does."""
+    runner = CliRunner()
+    with runner.isolation(input=input, env=env) as (out, err, _):
+        code = main([str(a) for a in args])
+        stdout = out.getvalue().decode()
+        stderr = err.getvalue().decode()
+    return CliResult(code, stdout, stderr)
 
 
 @pytest.fixture
 def run(home: Path) -> Run:
-    """Invoke stagectl in-process through main(), as the console script does."""
-
-    def invoke(
-        args: Sequence[str], *, input: str | None = None, env: dict[str, str | None] | None = None
-    ) -> CliResult:
-        runner = CliRunner()
-        with runner.isolation(input=input, env=env) as (out, err, _):
-            code = main([str(a) for a in args])
-            stdout = out.getvalue().decode()
-            stderr = err.getvalue().decode()
-        return CliResult(code, stdout, stderr)
-
-    return invoke
+    """Invoke stagectl in-process through main(), in the isolated ``home``."""
+    return invoke_cli
 
 
 @pytest.fixture
 def hmac_key(monkeypatch: pytest.MonkeyPatch) -> str:
     """A signing key in the environment."""
-    key = "test-signing-key-0123456789abcdef"
-    monkeypatch.setenv("STAGECTL_HMAC_KEY", key)
-    return key
+    monkeypatch.setenv("STAGECTL_HMAC_KEY", TEST_HMAC_KEY)
+    return TEST_HMAC_KEY

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from stagectl.config.loader import file_sha256
+from stagectl.reports import load_signing_key
 from tests.cli.conftest import SIGNER
 from tests.conftest import Run
+from tests.unit.test_signing import signed_partially
 
 CALM = "2026-05-01T12:00Z"  # bundled data: no baseline breach, so stress-lab exits 0
 STRESS = ["stress-lab", "--scenario", "blackout", "--now", CALM]
@@ -109,6 +111,19 @@ def test_an_unsigned_report_is_refused(
     assert "reports/c.json does not verify: the report is unsigned" in line
 
 
+def test_a_sign_off_signed_by_the_old_partial_scheme_is_refused(
+    run: Run, home: Path, core: Path, signed_off: Path, hmac_key: str
+) -> None:
+    """Its checks, summary and sign_off were signed, but not the rest of it."""
+    key = load_signing_key()
+    assert key is not None
+    current = json.loads(signed_off.read_text())
+    old = signed_partially(current, key, ["checks", "summary", "sign_off"])
+    signed_off.write_text(json.dumps(old, indent=2))
+    line = _refused(run, home, "governor", core)
+    assert f"reports/{signed_off.name} does not verify: signed with the old partial scheme" in line
+
+
 def test_a_report_signed_with_another_key_is_refused(
     run: Run, home: Path, core: Path, signed_off: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,7 +188,7 @@ def test_market_intel_out_with_a_sign_off_publishes_a_signed_report_citing_it(
     assert run(["report", "verify", "published.json"]).exit_code == 0
     report = json.loads((home / "published.json").read_text())
     assert report["kind"] == "market-intel"
-    assert report["signed_sections"] == ["as_of", "mandatory_symbols", "rows", "compliance"]
+    assert {"as_of", "mandatory_symbols", "rows", "compliance"} <= set(report["body"])
     assert report["body"]["compliance"]["signed_off_by"] == SIGNER
     assert report["inputs"][:2] == [
         {"path": str(core), "sha256": file_sha256(core)},

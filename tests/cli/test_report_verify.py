@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,14 @@ from stagectl.reports import (
     write_atomic,
 )
 from tests.conftest import Run
+from tests.unit.test_signing import partial_scheme_report
 
 NOW = datetime(2024, 6, 7, 12, 30, tzinfo=UTC)
 BODY = {"thresholds": {"spread_bps": 45.0, "latency_ms": 150}, "notes": "ok"}
 
 
-def write_report(path: Path, *, signed: bool = True) -> dict[str, Any]:
-    envelope = build_envelope(
-        "verify-thresholds", BODY, inputs=[], now=NOW, signed_sections=["thresholds"]
-    )
+def write_report(path: Path, *, signed: bool = True, now: datetime = NOW) -> dict[str, Any]:
+    envelope = build_envelope("verify-thresholds", BODY, inputs=[], now=now)
     if signed:
         key = load_signing_key()
         assert key is not None
@@ -44,11 +43,11 @@ def report(home: Path, hmac_key: str) -> Path:
 
 def tamper(path: Path) -> None:
     document = json.loads(path.read_text())
-    document["body"]["thresholds"]["spread_bps"] = 55.0
+    document["body"]["notes"] = "edited after signing"
     path.write_text(json.dumps(document, indent=2))
 
 
-def test_a_valid_report_exits_0_and_names_kind_key_sections(
+def test_a_valid_report_exits_0_and_names_kind_time_and_key_id(
     run: Run, report: Path, hmac_key: str
 ) -> None:
     result = run(["report", "verify", report])
@@ -58,7 +57,6 @@ def test_a_valid_report_exits_0_and_names_kind_key_sections(
         "kind:          verify-thresholds",
         "generated_at:  2024-06-07T12:30:00Z",
         f"key_id:        {derive_key_id(hmac_key.encode())}",
-        "sections:      thresholds",
         "verdict:       VALID",
     ]
     assert hmac_key not in result.stdout + result.stderr
@@ -71,9 +69,10 @@ def test_json_prints_one_document_for_a_valid_report(run: Run, report: Path, hma
         "file": str(report),
         "valid": True,
         "reason": "signature valid",
+        "schema": "stagectl.report/v2",
         "kind": "verify-thresholds",
+        "generated_at": "2024-06-07T12:30:00Z",
         "key_id": derive_key_id(hmac_key.encode()),
-        "sections": ["thresholds"],
     }
     assert result.stderr == ""
 
@@ -181,6 +180,65 @@ def test_an_unsafe_key_file_exits_2_with_the_chmod_hint(
     assert hmac_key not in result.stdout + result.stderr
     key_file.chmod(0o600)
     assert run(["report", "verify", report], env=env).exit_code == 0
+
+
+def test_a_report_of_the_old_partial_scheme_exits_1_saying_to_regenerate_it(
+    run: Run, home: Path, hmac_key: str
+) -> None:
+    key = load_signing_key()
+    assert key is not None
+    path = home / "old.json"
+    write_atomic(path, report_bytes(partial_scheme_report(key)))
+    result = run(["report", "verify", path, "--json"])
+    assert result.exit_code == 1
+    document = result.json()
+    assert document["schema"] == "stagectl.report/v1"
+    assert document["key_id"] == key.key_id
+    assert document["reason"].startswith("signed with the old partial scheme")
+    assert document["reason"].endswith("; re-generate the report")
+    assert run(["report", "verify", path], env={"STAGECTL_HMAC_KEY": None}).exit_code == 1
+
+
+def test_max_age_fails_an_older_report_with_exit_1_and_says_why(
+    run: Run, home: Path, hmac_key: str
+) -> None:
+    path = home / "aged.json"
+    envelope = write_report(path, now=datetime.now(UTC) - timedelta(hours=2))
+    assert run(["report", "verify", path, "--max-age", "3h"]).exit_code == 0
+    result = run(["report", "verify", path, "--max-age", "90m", "--json"])
+    assert result.exit_code == 1
+    document = result.json()
+    assert document["valid"] is False
+    assert document["generated_at"] == envelope["generated_at"]
+    assert document["reason"].startswith(f"too old: generated {envelope['generated_at']}, 2h")
+    assert document["reason"].endswith("more than the maximum age 1h 30m")
+    human = run(["report", "verify", path, "--max-age", "1h"])
+    assert human.exit_code == 1
+    assert human.stdout.splitlines()[-1].startswith("verdict:       INVALID: too old: ")
+
+
+def test_an_old_report_stays_valid_until_max_age_asks_its_age(run: Run, report: Path) -> None:
+    """The fixture's report is from 2024: valid forever unless --max-age says otherwise."""
+    assert run(["report", "verify", report]).exit_code == 0
+    assert run(["report", "verify", report, "--max-age", "52w"]).exit_code == 1
+
+
+def test_max_age_fails_a_report_stamped_further_ahead_than_it(
+    run: Run, home: Path, hmac_key: str
+) -> None:
+    path = home / "ahead.json"
+    write_report(path, now=datetime.now(UTC) + timedelta(days=2))
+    result = run(["report", "verify", path, "--max-age", "1d", "--json"])
+    assert result.exit_code == 1
+    assert result.json()["reason"].startswith("from the future: generated ")
+
+
+@pytest.mark.parametrize("value", ["soon", "0h", "-1d", "200y"])
+def test_a_bad_max_age_exits_2_naming_the_option(run: Run, report: Path, value: str) -> None:
+    result = run(["report", "verify", report, "--max-age", value])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("stagectl: --max-age: ")
 
 
 def test_verify_help_shows_an_example(run: Run) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +50,6 @@ def test_json_prints_one_envelope_with_the_decision(run: Run, seeded: Path) -> N
     assert result.exit_code == 1
     document = result.json()
     assert document["kind"] == "risk-guard"
-    assert document["signed_sections"] == ["decision"]
     assert document["body"]["decision"]["action"] == "FLATTEN_ALL"
     assert document["body"]["mode"] == "dry-run"
 
@@ -58,6 +59,46 @@ def test_out_writes_a_signed_report(run: Run, seeded: Path, hmac_key: str) -> No
     result = run(["risk-guard", "--dry-run", "--out", out, "--now", _iso(CRASH_FROM - 2)])
     assert result.exit_code == 0
     assert run(["report", "verify", out]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda body: body["state"].update(directives=[]),
+        lambda body: body["state"].update(incident_ids=[]),
+        lambda body: body["data"].update(run_id="paper-2"),
+        lambda body: body["data"].update(fills=0),
+        lambda body: body.update(run_id="paper-2"),
+        lambda body: body.update(evaluated_at="2030-01-01T00:00:00Z"),
+        lambda body: body.update(mode="dry-run"),
+        lambda body: body.update(notifications=[]),
+        lambda body: body.update(note="added after signing"),
+    ],
+    ids=[
+        "state.directives",
+        "state.incident_ids",
+        "data.run_id",
+        "data.fills",
+        "run_id",
+        "evaluated_at",
+        "mode",
+        "notifications",
+        "a new section",
+    ],
+)
+def test_editing_any_part_of_the_signed_report_fails_report_verify(
+    run: Run, seeded: Path, hmac_key: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    """The old report signed only body.decision: all of these verified VALID."""
+    out = seeded / "guard.json"
+    assert run(["risk-guard", "--out", out, "--now", _iso(HOURS - 1)]).exit_code == 1
+    report = json.loads(out.read_text())
+    assert report["body"]["state"]["directives"]
+    edit(report["body"])
+    out.write_text(json.dumps(report, indent=2))
+    result = run(["report", "verify", out, "--json"])
+    assert result.exit_code == 1
+    assert result.json()["reason"].startswith("signature mismatch")
 
 
 def test_without_now_a_finished_run_is_judged_at_its_last_bar(run: Run, home: Path) -> None:
@@ -199,7 +240,7 @@ def test_weekly_out_writes_a_report_whose_review_is_signed(
     assert "=== Alt Ensemble Weekly Report ===" in result.stdout
     assert f"wrote {out}" in result.stderr
     report = json.loads(out.read_text())
-    assert "weight_drift" in report["signature"]["sections"]
+    assert "weight_drift" in report["body"]
     assert run(["report", "verify", out]).exit_code == 0
     report["body"]["weight_drift"]["decision"] = "TAMPERED"
     out.write_text(json.dumps(report))

@@ -80,16 +80,13 @@ def test_report_verify_imports_no_heavy_library(home: Path) -> None:
     report.write_text(
         json.dumps(
             {
-                "schema": "stagectl.report/v1",
+                "schema": "stagectl.report/v2",
                 "kind": "thresholds",
                 "generated_at": "2024-06-07T00:00:00Z",
+                "stagectl_version": "0.1.0",
+                "inputs": [],
                 "body": {"ok": True},
-                "signature": {
-                    "alg": "HMAC-SHA256",
-                    "key_id": "test",
-                    "signed_sections": ["body"],
-                    "value": "00" * 32,
-                },
+                "signature": {"alg": "HMAC-SHA256", "key_id": "test", "value": "00" * 32},
             }
         )
     )

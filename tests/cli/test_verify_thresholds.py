@@ -73,7 +73,7 @@ def test_json_is_signed_when_a_key_is_configured(run: Run, hmac_key: str) -> Non
     assert result.exit_code == 0
     signature = result.json()["signature"]
     assert signature["alg"] == "HMAC-SHA256"
-    assert signature["sections"] == ["checks", "summary"]
+    assert sorted(signature) == ["alg", "key_id", "value"]
 
 
 def test_out_writes_a_report_that_report_verify_accepts(
@@ -185,7 +185,6 @@ def test_signed_off_by_names_the_signer_in_a_signed_section(
     assert "compliance sign-off for core.yaml sha256" in result.stderr
     report = json.loads(out.read_text())
     assert report["body"]["sign_off"] == {"signed_off_by": "Ada Lovelace"}
-    assert report["signature"]["sections"] == ["checks", "summary", "sign_off"]
     assert run(["report", "verify", out]).exit_code == 0
     report["body"]["sign_off"]["signed_off_by"] = "Mallory"
     out.write_text(json.dumps(report))

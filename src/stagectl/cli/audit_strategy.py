@@ -50,7 +50,6 @@ def audit_strategy(
         home,
         service.KIND,
         result.body,
-        signed_sections=service.SIGNED_SECTIONS,
         inputs=result.inputs,
         json_output=json_output,
         out=out,

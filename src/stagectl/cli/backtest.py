@@ -158,7 +158,6 @@ def backtest(
             home,
             service.KIND,
             result.body(),
-            signed_sections=service.SIGNED_SECTIONS,
             inputs=result.inputs,
             out=out,
             unsigned=unsigned,

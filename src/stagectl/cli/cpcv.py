@@ -83,7 +83,6 @@ def cpcv(
         home,
         service.KIND,
         result.body,
-        signed_sections=service.SIGNED_SECTIONS,
         inputs=result.inputs,
         json_output=json_output,
         out=None,

@@ -86,7 +86,6 @@ def market_intel(
             home,
             service.KIND,
             body,
-            signed_sections=service.SIGNED_SECTIONS,
             inputs=result.inputs,
             out=out,
             unsigned=False,

@@ -79,7 +79,6 @@ def paper_gate(
         home,
         service.KIND,
         result.body(),
-        signed_sections=service.SIGNED_SECTIONS,
         inputs=result.inputs,
         json_output=json_output,
         out=out,

@@ -6,12 +6,13 @@ reports package (stdlib only) is imported inside the command.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from stagectl.cli._common import JsonOpt, print_json, print_lines
+from stagectl.cli._common import JsonOpt, parse_duration, print_json, print_lines
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, SigningKeyError
 
 app = typer.Typer(
@@ -30,45 +31,53 @@ def report() -> None:
 @app.command("verify")
 def verify(
     file: Annotated[Path, typer.Argument(help="The report file to check.", show_default=False)],
+    max_age: Annotated[
+        str | None,
+        typer.Option(
+            "--max-age",
+            help="Also fail a report generated longer ago than this, e.g. 90m, 24h, 7d.",
+            metavar="DURATION",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Check a report's HMAC signature with the configured key.
 
-    Exit 0 when the signature is valid; 1 when the report is unsigned,
-    tampered with or signed by another key; 2 when the file is unreadable or
-    not a stagectl report, or no key is configured (STAGECTL_HMAC_KEY or
-    STAGECTL_HMAC_KEY_FILE).
+    The signature covers the whole report. Prints the report's kind, when it
+    was generated and the key id. Exit 0 when the signature is valid; 1 when
+    the report is unsigned, changed after signing, signed by another key or by
+    the old partial scheme (stagectl.report/v1), or older than --max-age; 2
+    when the file is unreadable or not a stagectl report, or no key is
+    configured (STAGECTL_HMAC_KEY or STAGECTL_HMAC_KEY_FILE).
 
-    Example: STAGECTL_HMAC_KEY_FILE=~/.stagectl/hmac.key stagectl report verify report.json --json
+    Example: stagectl report verify reports/thresholds.json --max-age 7d --json
     """
     from stagectl.reports import (
-        UNSIGNED_REASON,
-        VerifyResult,
+        VERIFY_NO_KEY_MESSAGE,
         load_signing_key,
         read_report,
+        verdict_without_key,
         verify_envelope,
     )
 
+    limit = None if max_age is None else parse_duration(max_age, option="--max-age")
     envelope = read_report(file)
-    if envelope["signature"] is None:
-        result = VerifyResult(False, UNSIGNED_REASON, None, [])
-    else:
+    result = verdict_without_key(envelope)
+    if result is None:
         key = load_signing_key()
         if key is None:
-            raise SigningKeyError(
-                "no signing key: set STAGECTL_HMAC_KEY or STAGECTL_HMAC_KEY_FILE (chmod 600) "
-                "to the key the report was signed with"
-            )
-        result = verify_envelope(envelope, key)
+            raise SigningKeyError(VERIFY_NO_KEY_MESSAGE)
+        result = verify_envelope(envelope, key, max_age=limit, now=datetime.now(UTC))
     if json_output:
         print_json(
             {
                 "file": str(file),
                 "valid": result.valid,
                 "reason": result.reason,
+                "schema": envelope["schema"],
                 "kind": envelope["kind"],
+                "generated_at": envelope["generated_at"],
                 "key_id": result.key_id,
-                "sections": result.sections,
             }
         )
     else:
@@ -79,7 +88,6 @@ def verify(
                 f"kind:          {envelope['kind']}",
                 f"generated_at:  {envelope['generated_at']}",
                 f"key_id:        {result.key_id or '-'}",
-                f"sections:      {', '.join(result.sections) or '-'}",
                 f"verdict:       {verdict}",
             ]
         )

@@ -159,9 +159,7 @@ def risk_guard(
             f"this hour of run {result.run_id} was evaluated already (guard decision "
             f"{result.decision_id}, by run-live or an earlier check): nothing recorded or sent"
         )
-    envelope = publish.envelope(
-        service.KIND, result.body(), service.SIGNED_SECTIONS, [result.config.path]
-    )
+    envelope = publish.envelope(service.KIND, result.body(), [result.config.path])
     for note in result.notifications:
         if note["status"] != "sent":
             info(f"notification via {note['channel']} {note['status']}: {note['error']}")
@@ -181,7 +179,7 @@ class _Publish:
     unsigned: bool
 
     def envelope(
-        self, kind: str, body: dict[str, Any], sections: list[str], inputs: list[Path]
+        self, kind: str, body: dict[str, Any], inputs: list[Path]
     ) -> dict[str, Any] | None:
         """The published envelope when --json or --out asks for one, else None."""
         if not (self.json_output or self.out is not None):
@@ -190,7 +188,6 @@ class _Publish:
             self.home,
             kind,
             to_jsonable(body),
-            signed_sections=sections,
             inputs=inputs,
             out=self.out,
             unsigned=self.unsigned,
@@ -331,7 +328,7 @@ def _replay(
     info(f"config: {report.config.describe()}; strategy: {report.strategy.describe()}")
     if report.breakers is not None:
         info(f"circuit breakers: {report.breakers['source']}; {report.breakers['note']}")
-    envelope = publish.envelope(service.KIND, report.body(), report.signed_sections, report.inputs)
+    envelope = publish.envelope(service.KIND, report.body(), report.inputs)
     for path in report.exported:
         info(f"wrote {path}")
     publish.show(envelope, lambda: _print_replay(report.body()))
@@ -421,7 +418,7 @@ def _weekly(
     review = service.run(request, home=publish.home)
     info(f"run {review.run_id}; {review.as_of.describe()}")
     body = review.to_dict()
-    envelope = publish.envelope(service.KIND, body, sorted(body), review.inputs)
+    envelope = publish.envelope(service.KIND, body, review.inputs)
 
     def render_human() -> None:
         for line in review.report_lines():

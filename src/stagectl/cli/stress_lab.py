@@ -118,7 +118,7 @@ def stress_lab(
     blackout scenario with its 180 ms / 55 min overrides) and applied to the
     positions. A first "baseline" row checks the unstressed market; each scenario
     lists the breaches it caused or worsened and counts those already at baseline.
-    The verdict section is HMAC-signed. Exit 0 no breach anywhere (baseline included),
+    The whole report is HMAC-signed. Exit 0 no breach anywhere (baseline included),
     1 a breach (a baseline breach alone too) or a blocked or refused publication, 2
     bad input.
     """
@@ -147,7 +147,6 @@ def stress_lab(
         home,
         service.KIND,
         result.body,
-        signed_sections=[result.signed_section],
         inputs=result.inputs,
         out=out,
         unsigned=unsigned,
@@ -156,13 +155,13 @@ def stress_lab(
         from stagectl.reports import write_atomic
         from stagectl.reports.html import render_stress_lab_html
 
-        write_atomic(html, render_stress_lab_html(envelope).encode("utf-8"))
+        write_atomic(html, render_stress_lab_html(envelope, result.verdict_section).encode("utf-8"))
         info(f"wrote {html}")
     show_report(
         envelope,
         json_output=json_output,
         out=out,
-        render_human=lambda: _print_human(result.body, result.signed_section),
+        render_human=lambda: _print_human(result.body, result.verdict_section),
     )
     if result.breached:
         raise typer.Exit(EXIT_CHECK_FAILED)
@@ -215,8 +214,8 @@ def _breach_lines(s: dict[str, Any], *, baseline: bool) -> None:
         )
 
 
-def _print_human(body: dict[str, Any], signed: str) -> None:
-    verdict = body[signed]
+def _print_human(body: dict[str, Any], verdict_section: str) -> None:
+    verdict = body[verdict_section]
     market = body["market"]
     base = body["market_baseline"]  # the unstressed market row (services.stress_lab)
     typer.echo(f"Market as of {market['as_of']} ({market['source']}; {market['now_source']})")

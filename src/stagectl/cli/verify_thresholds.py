@@ -83,7 +83,6 @@ def verify_thresholds(
         home,
         service.KIND,
         result.body(),
-        signed_sections=result.signed_sections,
         inputs=result.inputs,
         json_output=json_output,
         out=out,

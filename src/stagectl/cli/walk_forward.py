@@ -96,7 +96,6 @@ def walk_forward(
         home,
         service.KIND,
         result.body,
-        signed_sections=service.SIGNED_SECTIONS,
         inputs=result.inputs,
         json_output=json_output,
         out=None,

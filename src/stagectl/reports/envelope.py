@@ -1,9 +1,14 @@
 """The report envelope: what every report stagectl writes looks like.
 
 ``schema``, ``kind``, ``generated_at``, ``stagectl_version``, ``inputs``
-(each input file's path and sha256), ``body``, ``signed_sections`` (the body
-sections the signature is meant to cover) and ``signature`` (``null`` until
-``sign_envelope`` fills it in). docs/reports.md describes each field.
+(each input file's path and sha256), ``body`` and ``signature`` (``null``
+until ``sign_envelope`` fills it in). The signature covers all of it but the
+MAC value itself. docs/reports.md describes each field.
+
+``stagectl.report/v1`` was the schema of the old partial scheme, whose MAC
+covered only the body sections a producer listed in ``signed_sections``. Such
+a report is still read, so that verification can say what it is, but never
+verifies.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any
 from stagectl import __version__
 from stagectl.errors import InputError
 
-SCHEMA = "stagectl.report/v1"
+SCHEMA = "stagectl.report/v2"
+PARTIAL_SCHEMA = "stagectl.report/v1"
 ENVELOPE_FIELDS = (
     "schema",
     "kind",
@@ -24,7 +30,6 @@ ENVELOPE_FIELDS = (
     "stagectl_version",
     "inputs",
     "body",
-    "signed_sections",
     "signature",
 )
 
@@ -35,6 +40,15 @@ def utc_timestamp(now: datetime) -> str:
         raise ValueError("generated_at needs a timezone-aware datetime (UTC)")
     text = now.astimezone(UTC).isoformat()
     return text.removesuffix("+00:00") + "Z"
+
+
+def parse_generated_at(text: str) -> datetime:
+    """The UTC time an envelope's ``generated_at`` names (the inverse of
+    :func:`utc_timestamp`); ``ValueError`` when it is not an ISO-8601 time with a zone."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"generated_at {text!r} has no time zone")
+    return moment.astimezone(UTC)
 
 
 def file_sha256(path: Path) -> str:
@@ -62,23 +76,14 @@ def build_envelope(
     *,
     inputs: list[Path],
     now: datetime,
-    signed_sections: list[str],
 ) -> dict[str, Any]:
     """An unsigned envelope around ``body``.
 
-    ``signed_sections`` must name top-level keys of ``body``, each once; the
-    inputs are hashed now, so the report records the exact bytes it was
+    The inputs are hashed now, so the report records the exact bytes it was
     computed from.
     """
     if not kind:
         raise ValueError("a report needs a kind")
-    if not signed_sections:
-        raise ValueError("a report must sign at least one body section")
-    missing = [name for name in signed_sections if name not in body]
-    if missing:
-        raise ValueError(f"signed sections missing from the body: {', '.join(missing)}")
-    if len(set(signed_sections)) != len(signed_sections):
-        raise ValueError("signed_sections names a section twice")
     return {
         "schema": SCHEMA,
         "kind": kind,
@@ -86,6 +91,5 @@ def build_envelope(
         "stagectl_version": __version__,
         "inputs": [_input_record(path) for path in inputs],
         "body": body,
-        "signed_sections": list(signed_sections),
         "signature": None,
     }

@@ -134,11 +134,11 @@ def _impact_table(scenarios: list[dict[str, Any]]) -> str:
     )
 
 
-def render_stress_lab_html(envelope: dict[str, Any]) -> str:
-    """The whole page for a stress-lab envelope (signed or not)."""
+def render_stress_lab_html(envelope: dict[str, Any], verdict_section: str = "verdict") -> str:
+    """The whole page for a stress-lab envelope (signed or not); ``verdict_section`` is
+    the body section holding the verdict (core.yaml's ``stress_lab.signed_section``)."""
     body = envelope["body"]
-    signed = envelope.get("signed_sections") or ["verdict"]
-    verdict = body.get(signed[0], body.get("verdict", {}))
+    verdict = body.get(verdict_section, {})
     scenarios = body.get("scenarios", [])
     baseline = body.get("market_baseline")
     status = str(verdict.get("status", "unknown"))

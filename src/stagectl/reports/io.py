@@ -1,8 +1,7 @@
 """Writing reports atomically and reading them back strictly.
 
 A report on disk is pretty JSON (indent 2). Verification re-canonicalises, so
-whitespace and key order in the file do not matter; any change of a value in
-a signed part does.
+whitespace and key order in the file do not matter; any other change does.
 """
 
 from __future__ import annotations
@@ -16,7 +15,9 @@ from typing import Any
 
 from stagectl.errors import InputError
 from stagectl.reports.canonical import canonical_json
-from stagectl.reports.envelope import SCHEMA
+from stagectl.reports.envelope import PARTIAL_SCHEMA, SCHEMA
+
+_READABLE_SCHEMAS = (SCHEMA, PARTIAL_SCHEMA)
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "schema": str,
@@ -115,7 +116,9 @@ def read_report(path: Path) -> dict[str, Any]:
 
     Raises ``InputError`` (exit 2) naming the file when it cannot be read, is
     not UTF-8 JSON, holds NaN/Infinity or a duplicate key (readers would
-    disagree on its value), or is not a ``stagectl.report/v1`` envelope.
+    disagree on its value), or is not a stagectl report envelope. An envelope of
+    the old partial scheme (``stagectl.report/v1``) is read, so that verifying it
+    can say why it does not verify.
     """
     path = Path(path)
     try:
@@ -151,7 +154,7 @@ def _check_envelope(document: Any, path: Path) -> dict[str, Any]:
         raise InputError("not a stagectl report: the top level is not an object", where=str(path))
     if "schema" not in document:
         raise InputError("not a stagectl report: no 'schema' field", where=str(path))
-    if document["schema"] != SCHEMA:
+    if document["schema"] not in _READABLE_SCHEMAS:
         raise InputError(
             f"unsupported report schema {document['schema']!r} (expected {SCHEMA})",
             where=str(path),

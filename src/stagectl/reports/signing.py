@@ -5,14 +5,16 @@ The key comes from ``STAGECTL_HMAC_KEY`` (the value itself) or
 this module ever puts the key, or any part of it, into a message, a repr or
 an output; the key id is a one-way fingerprint.
 
-The MAC covers ``canonical_json`` of::
+The MAC covers ``canonical_json`` of the whole envelope with the signature's
+``value`` left out: every top-level field, every body section whatever its
+name, and the signature's ``alg`` and ``key_id``. So adding, removing or
+changing anything a JSON parser reads from the file fails verification; only
+whitespace and key order, which canonical JSON does not see, may change.
 
-    {"generated_at", "inputs", "kind", "schema", "sections": {name: body[name]},
-     "stagectl_version"}
-
-so the signed body sections and everything that says where the report came
-from (its inputs' sha256, the stagectl version, the time) cannot change
-without the signature failing. Body sections not listed are not covered.
+A ``stagectl.report/v1`` report was signed by the old partial scheme (the MAC
+covered only the body sections named in ``signed_sections``, so the rest of
+its body could be edited freely). It never verifies: its reason says to
+re-generate it.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from stagectl.errors import SigningKeyError
 from stagectl.reports.canonical import canonical_json
+from stagectl.reports.envelope import PARTIAL_SCHEMA, SCHEMA, parse_generated_at
 
 ALGORITHM = "HMAC-SHA256"
 KEY_ENV = "STAGECTL_HMAC_KEY"
@@ -36,7 +40,15 @@ KEY_FILE_ENV = "STAGECTL_HMAC_KEY_FILE"
 KEY_ID_ENV = "STAGECTL_HMAC_KEY_ID"
 MIN_KEY_BYTES = 16
 NO_KEY_MESSAGE = f"no signing key: set {KEY_ENV} or {KEY_FILE_ENV} (chmod 600), or pass --unsigned"
+VERIFY_NO_KEY_MESSAGE = (
+    f"no signing key: set {KEY_ENV} or {KEY_FILE_ENV} (chmod 600) "
+    "to the key the report was signed with"
+)
 UNSIGNED_REASON = "the report is unsigned (signature is null)"
+PARTIAL_SCHEME_REASON = (
+    f"signed with the old partial scheme ({PARTIAL_SCHEMA}: only some body sections were "
+    "signed, the rest could be edited); re-generate the report"
+)
 _KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}\Z")
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 
@@ -59,7 +71,6 @@ class VerifyResult:
     valid: bool
     reason: str
     key_id: str | None
-    sections: list[str]
 
 
 def derive_key_id(secret: bytes) -> str:
@@ -144,19 +155,13 @@ def _read_key_file(path: Path) -> bytes:
     return data
 
 
-def signed_payload(envelope: dict[str, Any], sections: list[str]) -> bytes:
-    """The canonical bytes the MAC is computed over (see the module docstring)."""
-    body = envelope["body"]
-    return canonical_json(
-        {
-            "generated_at": envelope["generated_at"],
-            "inputs": envelope["inputs"],
-            "kind": envelope["kind"],
-            "schema": envelope["schema"],
-            "sections": {name: body[name] for name in sections},
-            "stagectl_version": envelope["stagectl_version"],
-        }
-    )
+def signed_payload(envelope: dict[str, Any]) -> bytes:
+    """The canonical bytes the MAC is computed over: the whole envelope, its
+    ``signature`` object without ``value`` (see the module docstring)."""
+    signature = envelope.get("signature")
+    if isinstance(signature, dict):
+        signature = {name: value for name, value in signature.items() if name != "value"}
+    return canonical_json({**envelope, "signature": signature})
 
 
 def _mac(secret: bytes, payload: bytes) -> str:
@@ -164,51 +169,109 @@ def _mac(secret: bytes, payload: bytes) -> str:
 
 
 def sign_envelope(envelope: dict[str, Any], key: SigningKey) -> dict[str, Any]:
-    """A copy of ``envelope`` with its ``signature`` over ``signed_sections``."""
-    sections = list(envelope["signed_sections"])
-    missing = [name for name in sections if name not in envelope["body"]]
-    if missing:
-        raise ValueError(f"signed sections missing from the body: {', '.join(missing)}")
-    value = _mac(key.secret, signed_payload(envelope, sections))
-    signature = {"alg": ALGORITHM, "key_id": key.key_id, "sections": sections, "value": value}
-    return {**envelope, "signature": signature}
+    """A copy of ``envelope`` signed whole: ``signature`` is ``{alg, key_id, value}``."""
+    if envelope.get("schema") != SCHEMA:
+        raise ValueError(f"only {SCHEMA} envelopes are signed, not {envelope.get('schema')!r}")
+    header = {"alg": ALGORITHM, "key_id": key.key_id}
+    value = _mac(key.secret, signed_payload({**envelope, "signature": header}))
+    return {**envelope, "signature": {**header, "value": value}}
 
 
-def verify_envelope(envelope: dict[str, Any], key: SigningKey) -> VerifyResult:
-    """Check ``envelope``'s signature with ``key``; the reason says what failed."""
-    signature = envelope.get("signature")
-    if signature is None:
-        return VerifyResult(False, UNSIGNED_REASON, None, [])
+def verdict_without_key(envelope: dict[str, Any]) -> VerifyResult | None:
+    """The verdict no key is needed for (unsigned, the old partial scheme, another
+    schema), else ``None``: then only the key can tell."""
+    if envelope.get("signature") is None:
+        return VerifyResult(False, UNSIGNED_REASON, None)
+    schema = envelope.get("schema")
+    if schema == PARTIAL_SCHEMA:
+        return VerifyResult(False, PARTIAL_SCHEME_REASON, _key_id_of(envelope["signature"]))
+    if schema != SCHEMA:
+        return VerifyResult(
+            False, f"unsupported report schema {schema!r} (expected {SCHEMA})", None
+        )
+    return None
+
+
+def _key_id_of(signature: Any) -> str | None:
+    key_id = signature.get("key_id") if isinstance(signature, dict) else None
+    return key_id if isinstance(key_id, str) else None
+
+
+def verify_envelope(
+    envelope: dict[str, Any],
+    key: SigningKey,
+    *,
+    max_age: timedelta | None = None,
+    now: datetime | None = None,
+) -> VerifyResult:
+    """Check ``envelope``'s signature with ``key``; the reason says what failed.
+
+    With ``max_age`` (and ``now``, an aware datetime) a valid report whose signed
+    ``generated_at`` lies more than ``max_age`` before ``now`` is invalid, and so is
+    one stamped more than ``max_age`` after it (the signer's clock was wrong).
+    """
+    early = verdict_without_key(envelope)
+    if early is not None:
+        return early
+    signature = envelope["signature"]
     problem = _signature_shape_problem(signature)
     if problem:
-        return VerifyResult(False, f"malformed signature: {problem}", None, [])
+        return VerifyResult(False, f"malformed signature: {problem}", _key_id_of(signature))
     key_id: str = signature["key_id"]
-    sections: list[str] = list(signature["sections"])
-
-    def invalid(reason: str) -> VerifyResult:
-        return VerifyResult(False, reason, key_id, sections)
-
     if key_id != key.key_id:
-        return invalid(f"signed with key id {key_id}, but the configured key has id {key.key_id}")
-    declared = envelope.get("signed_sections")
-    if declared is not None and list(declared) != sections:
-        return invalid(
-            "the signature covers sections "
-            f"[{', '.join(sections)}] but the report declares [{', '.join(map(str, declared))}]"
+        return VerifyResult(
+            False,
+            f"signed with key id {key_id}, but the configured key has id {key.key_id}",
+            key_id,
         )
-    missing = [name for name in sections if name not in envelope["body"]]
-    if missing:
-        return invalid(f"signed section(s) missing from the body: {', '.join(missing)}")
     try:
-        expected = _mac(key.secret, signed_payload(envelope, sections))
-    except (TypeError, ValueError, KeyError) as error:
-        return invalid(f"the report cannot be canonicalised: {error}")
+        expected = _mac(key.secret, signed_payload(envelope))
+    except (TypeError, ValueError, RecursionError) as error:
+        return VerifyResult(False, f"the report cannot be canonicalised: {error}", key_id)
     if not hmac.compare_digest(expected, signature["value"]):
-        return invalid(
-            "signature mismatch: the signed content was changed after signing "
-            "(or it was signed by a different key with the same id)"
+        return VerifyResult(
+            False,
+            "signature mismatch: the report was changed after signing "
+            "(or it was signed by a different key with the same id)",
+            key_id,
         )
-    return VerifyResult(True, "signature valid", key_id, sections)
+    if max_age is not None:
+        if now is None:
+            raise ValueError("max_age needs now")
+        stale = _age_problem(envelope.get("generated_at"), max_age, now)
+        if stale is not None:
+            return VerifyResult(False, stale, key_id)
+    return VerifyResult(True, "signature valid", key_id)
+
+
+def _age_problem(generated_at: Any, max_age: timedelta, now: datetime) -> str | None:
+    try:
+        age = now - parse_generated_at(generated_at)
+    except (TypeError, ValueError):
+        return f"generated_at {generated_at!r} is not an ISO-8601 time, so its age is unknown"
+    if age > max_age:
+        return (
+            f"too old: generated {generated_at}, {describe_duration(age)} ago, "
+            f"more than the maximum age {describe_duration(max_age)}"
+        )
+    if -age > max_age:
+        return (
+            f"from the future: generated {generated_at}, {describe_duration(-age)} after now, "
+            f"more than the maximum age {describe_duration(max_age)}; the signing machine's "
+            "clock was wrong"
+        )
+    return None
+
+
+def describe_duration(span: timedelta) -> str:
+    """``span`` in whole days, hours, minutes and seconds (``2d 3h``, ``45m 10s``, ``0s``)."""
+    seconds = int(span.total_seconds())
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts) or "0s"
 
 
 def _signature_shape_problem(signature: Any) -> str | None:
@@ -218,11 +281,6 @@ def _signature_shape_problem(signature: Any) -> str | None:
         return f"unsupported algorithm {signature.get('alg')!r} (expected {ALGORITHM})"
     if not isinstance(signature.get("key_id"), str):
         return "key_id is not a string"
-    sections = signature.get("sections")
-    if not isinstance(sections, list) or not all(isinstance(s, str) for s in sections):
-        return "sections is not a list of names"
-    if len(set(sections)) != len(sections):
-        return "sections lists a name twice"
     value = signature.get("value")
     if not isinstance(value, str) or not _HEX_SHA256.match(value):
         return "value is not 64 lower-case hex digits"

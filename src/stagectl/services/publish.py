@@ -39,7 +39,6 @@ def publish_report(
     kind: str,
     body: dict[str, Any],
     *,
-    signed_sections: list[str],
     inputs: list[Path],
     out: Path | None,
     unsigned: bool,
@@ -53,7 +52,7 @@ def publish_report(
     how to configure one. Without ``out`` nothing is written or recorded and
     the envelope (signed if a key exists) is returned for ``--json``.
     """
-    envelope = build_envelope(kind, body, inputs=inputs, now=now, signed_sections=signed_sections)
+    envelope = build_envelope(kind, body, inputs=inputs, now=now)
     key = load_signing_key()
     if key is not None:
         envelope = sign_envelope(envelope, key)

@@ -43,7 +43,6 @@ from stagectl.errors import ExternalError, InputError, StagectlError
 from stagectl.state.db import DatabaseError
 
 KIND = "risk-guard"
-SIGNED_SECTIONS = ["decision"]
 STALE_AFTER = timedelta(hours=2)
 TELEGRAM_API_ENV = "STAGECTL_TELEGRAM_API_BASE"
 NOTIFY_FROM = 2  # MEDIUM and worse (SEVERITY_RANK)

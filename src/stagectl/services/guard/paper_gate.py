@@ -35,7 +35,6 @@ from stagectl.domain.run_clock import AsOf
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, CheckFailed, InputError
 
 KIND = "paper-gate"
-SIGNED_SECTIONS = ["criteria", "verdict", "window"]
 RUN_KIND = "run-live"
 MAX_CANDIDATES = 100
 

@@ -29,7 +29,6 @@ from stagectl.config.home import ConfigSource, Home
 from stagectl.errors import InputError
 
 KIND = "risk-guard-replay"
-SIGNED_SECTIONS = ["summary", "triggers", "actions"]
 EVALUATIONS = ("hourly", "daily")
 
 
@@ -59,10 +58,6 @@ class ReplayReport:
     notes: list[str]
     exported: list[Path]
     breakers: dict[str, Any] | None = None
-
-    @property
-    def signed_sections(self) -> list[str]:
-        return [*SIGNED_SECTIONS, "breakers"] if self.breakers is not None else SIGNED_SECTIONS
 
     def body(self) -> dict[str, Any]:
         body = {

@@ -33,7 +33,6 @@ from stagectl.services.research.engine import Market, finite, load_market, stamp
 from stagectl.services.research.walk_forward import WalkForwardRequest, evaluate
 
 KIND = "audit-strategy"
-SIGNED_SECTIONS = ["strategy", "table", "verdict"]
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from stagectl.config.strategy import StrategyConfig
 
 KIND = "backtest"
-SIGNED_SECTIONS = ["strategy", "data", "metrics"]
 CAPACITY_METHOD = (
     "equity E at which square-root impact (5 bps x sqrt(participation), participation = "
     "traded notional / the bar's dollar volume = volume x close) would consume half of the "

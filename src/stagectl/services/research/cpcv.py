@@ -44,7 +44,6 @@ from stagectl.services.research.engine import (
 )
 
 KIND = "cpcv"
-SIGNED_SECTIONS = ["strategy", "settings", "paths", "distribution", "pbo"]
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 

@@ -42,7 +42,6 @@ from stagectl.services.research.engine import (
 )
 
 KIND = "walk-forward"
-SIGNED_SECTIONS = ["strategy", "settings", "folds", "summary"]
 FOLD_METRICS = ("oos_sharpe", "oos_return", "oos_max_drawdown", "trades", "is_sharpe")
 
 

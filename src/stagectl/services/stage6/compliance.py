@@ -4,9 +4,10 @@ is updated and the compliance report is signed.
 The compliance report is a ``verify-thresholds`` report. It is the *sign-off* for a
 core.yaml when all of these hold:
 
-- its HMAC signature verifies with the home's signing key;
-- it names its signer (``--signed-off-by``) in a signed ``sign_off`` section;
-- every threshold check in it passed (its signed ``checks`` and ``summary``);
+- its HMAC signature, which covers the whole report, verifies with the home's
+  signing key (a report of the old partial scheme never does);
+- it names its signer (``--signed-off-by``) in its ``sign_off`` section;
+- every threshold check in it passed (its ``checks`` and ``summary``);
 - its first input is this core.yaml (the same sha256) and its second the baseline
   the home approves now (the same sha256): a pass against another baseline, say one
   given with ``--baseline``, proves nothing about the approved values.
@@ -36,9 +37,15 @@ from typing import Any
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import BASELINE_FILE, CORE_FILE, file_sha256
 from stagectl.errors import CheckFailed, InputError, SigningKeyError, StagectlError
-from stagectl.reports import SigningKey, load_signing_key, parse_report, verify_envelope
+from stagectl.reports import (
+    SigningKey,
+    load_signing_key,
+    parse_generated_at,
+    parse_report,
+    verify_envelope,
+)
 from stagectl.reports.signing import KEY_ENV, KEY_FILE_ENV
-from stagectl.services.stage6.verify_thresholds import KIND, SIGN_OFF, SIGNED_SECTIONS
+from stagectl.services.stage6.verify_thresholds import KIND, SIGN_OFF
 
 SHA_SHOWN = 12  # hex digits of a sha256 shown in messages
 _KIND_BYTES = KIND.encode()
@@ -145,7 +152,7 @@ def check(config: ConfigSource, *, home: Home) -> Compliance:
     for path in _candidates(home):
         judged = _judge_file(path, key, config_sha256, baseline_sha256)
         if isinstance(judged, SignOff):
-            found.append((_when(judged.generated_at), judged))
+            found.append((parse_generated_at(judged.generated_at), judged))
         elif judged is not None:
             rejected.append((_mtime(path), Rejected(path, judged)))
     newest = max(found, key=lambda item: item[0])[1] if found else None
@@ -247,14 +254,13 @@ def judge(
             f"audited baseline sha256 {str(inputs[1])[:SHA_SHOWN]}, "
             "not the home's approved baseline"
         )
-    signed = set(verdict.sections)
     body = envelope["body"]
-    if not set(SIGNED_SECTIONS) <= signed or not _all_passed(body):
+    if not _all_passed(body):
         return "records failed threshold checks"
-    if SIGN_OFF not in signed or _signer(body.get(SIGN_OFF)) is None:
+    if _signer(body.get(SIGN_OFF)) is None:
         return "names no signer (written without --signed-off-by)"
     try:
-        _when(envelope["generated_at"])
+        parse_generated_at(envelope["generated_at"])
     except ValueError:
         return "has a generated_at that is not a time"
     return None
@@ -276,10 +282,6 @@ def _signer(section: Any) -> str | None:
     if not isinstance(name, str) or not name.strip():
         return None
     return name.strip()
-
-
-def _when(generated_at: str) -> datetime:
-    return datetime.fromisoformat(generated_at.replace("Z", "+00:00"))
 
 
 def _mtime(path: Path) -> float:

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 TIMEFRAME = "1h"
 KIND = "market-intel"
-SIGNED_SECTIONS = ["as_of", "mandatory_symbols", "rows", "compliance"]
 
 
 @dataclass(frozen=True)

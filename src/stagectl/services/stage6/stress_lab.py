@@ -88,7 +88,7 @@ class StressLabResult:
     verification: verify_thresholds.VerifyThresholdsResult
     body: dict[str, Any] = field(default_factory=dict)
     inputs: list[Path] = field(default_factory=list)
-    signed_section: str = "verdict"
+    verdict_section: str = "verdict"  # core.yaml's stress_lab.signed_section
     compliance: compliance.Compliance | None = None
 
     @property
@@ -172,11 +172,11 @@ def run(request: StressRequest, *, home: Home) -> StressLabResult:
         inputs.append(request.positions_file)
     if request.compare is not None:
         inputs.append(request.compare)
-    signed = core.stress_lab.signed_section
+    section = core.stress_lab.signed_section
     body = finite(body)
-    if signed != "verdict":
-        body[signed] = body.pop("verdict")
-    return StressLabResult(verification, body, inputs + market.files, signed, gate)
+    if section != "verdict":
+        body[section] = body.pop("verdict")
+    return StressLabResult(verification, body, inputs + market.files, section, gate)
 
 
 def _check_governed_scenarios(core: CoreConfig, cfg: StressScenariosConfig, path: Path) -> None:

@@ -26,8 +26,7 @@ from stagectl.domain.thresholds import ThresholdCheck, audit_thresholds, summari
 from stagectl.errors import InputError
 
 KIND = "verify-thresholds"
-SIGNED_SECTIONS = ["checks", "summary"]
-SIGN_OFF = "sign_off"  # the body section naming the signer, signed when present
+SIGN_OFF = "sign_off"  # the body section naming the signer, when one was named
 OPTION = "--signed-off-by"
 
 
@@ -58,10 +57,6 @@ class VerifyThresholdsResult:
     def inputs(self) -> list[Path]:
         """core.yaml first, then the baseline: the compliance gate relies on this order."""
         return [self.config.path, self.baseline.path]
-
-    @property
-    def signed_sections(self) -> list[str]:
-        return [*SIGNED_SECTIONS, SIGN_OFF] if self.signed_off_by is not None else SIGNED_SECTIONS
 
     def body(self) -> dict[str, Any]:
         """The report body: checks, summary, the signer (when named), and which files were
