@@ -97,7 +97,8 @@ def could_not_judge(
         masked = dispatch.mask_secrets(error, settings, environment, how)
         text = f"stagectl {command}: the guard could not judge (exit {exit_code}): {masked}"
         fields = {"kind": "could-not-judge", "command": command, "exit_code": exit_code}
-        alert = Alert(text, {**fields, "error": masked}, title=f"stagectl {command}")
+        title = f"stagectl {command}"
+        alert = Alert(text, {**fields, "error": masked}, title=title, severity="HIGH")
         return dispatch.send(alert, settings, environment, how)
     except Exception as failure:
         return [NotifyResult("notify", "failed", 0, f"internal error ({type(failure).__name__})")]
