@@ -18,7 +18,7 @@ import pytest
 
 from stagectl.cli.main import COMMANDS
 
-HEAVY = ("pandas", "numpy", "ccxt", "sqlite_utils", "rich")
+HEAVY = ("pandas", "numpy", "ccxt", "sqlite_utils", "rich", "apprise", "requests")
 
 PROBE = f"""
 import json, sys
@@ -67,6 +67,12 @@ def test_version_imports_no_heavy_library(home: Path) -> None:
 
 def test_completion_show_imports_no_heavy_library(home: Path) -> None:
     assert heavy_imports(["completion", "show", "bash"], home) == []
+
+
+def test_risk_guard_help_imports_no_heavy_library(home: Path) -> None:
+    """Its notifications may go through apprise: imported when an alert is sent only."""
+    _require("risk-guard")
+    assert heavy_imports(["risk-guard", "--help"], home) == []
 
 
 def test_verify_thresholds_json_imports_no_heavy_library(home: Path) -> None:

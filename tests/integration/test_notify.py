@@ -1,90 +1,70 @@
-"""Telegram and webhook notifications against a loopback HTTP server."""
+"""Telegram, webhook and apprise notifications against a loopback HTTP server."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import logging
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stagectl.notify import telegram, webhook
+from stagectl.config.risk_guard import NotifyConfig, TelegramConfig
+from stagectl.notify import Alert, Delivery, dispatch, telegram, webhook
+from stagectl.notify._http import MAX_RETRY_AFTER_S
+from tests.loopback_http import Answer, serve
 
 TOKEN = "123456:SECRET-token-never-shown"
-
-
-@dataclass
-class Loopback:
-    """A local server answering ``statuses`` in turn (then the last one forever)."""
-
-    statuses: list[int]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    url: str = ""
-
-
-@pytest.fixture
-def server(request: pytest.FixtureRequest) -> Iterator[Loopback]:
-    loop = Loopback(statuses=list(request.param))
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length))
-            loop.requests.append({"path": self.path, "body": body})
-            index = min(len(loop.requests), len(loop.statuses)) - 1
-            self.send_response(loop.statuses[index])
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: Any) -> None:
-            return
-
-    httpd = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    loop.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield loop
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+SLACK_TOKEN = "xoxb-slack-SECRET-9f8e7d6c"
 
 
 def no_sleep(_: float) -> None:
     return
 
 
-@pytest.mark.parametrize("server", [[200]], indirect=True)
-def test_telegram_sends_the_message_to_the_chat(server: Loopback) -> None:
-    result = telegram.send_message(
-        "FLATTEN_ALL", token=TOKEN, chat_id="42", api_base=server.url, sleep=no_sleep
-    )
+class Side(Enum):
+    BUY = "buy"
+
+
+def settings(**fields: Any) -> NotifyConfig:
+    base: dict[str, Any] = {
+        "telegram": TelegramConfig(bot_token_env="BOT_TOKEN", chat_id_env="CHAT_ID"),
+        "retries": 3,
+        "alert_within_min": 15,
+    }
+    return NotifyConfig.model_validate({**base, **fields})
+
+
+def test_telegram_sends_the_message_to_the_chat() -> None:
+    with serve(200) as server:
+        result = telegram.send_message(
+            "FLATTEN_ALL", token=TOKEN, chat_id="42", api_base=server.url, sleep=no_sleep
+        )
     assert result.sent and result.attempts == 1
-    assert server.requests == [
-        {"path": f"/bot{TOKEN}/sendMessage", "body": {"chat_id": "42", "text": "FLATTEN_ALL"}}
-    ]
+    assert server.requests[0]["path"] == f"/bot{TOKEN}/sendMessage"
+    assert server.bodies() == [{"chat_id": "42", "text": "FLATTEN_ALL"}]
 
 
-@pytest.mark.parametrize("server", [[500, 502, 200]], indirect=True)
-def test_telegram_retries_a_server_that_fails_twice(server: Loopback) -> None:
-    result = telegram.send_message(
-        "WARNING", token=TOKEN, chat_id="42", api_base=server.url, sleep=no_sleep
-    )
+def test_telegram_retries_a_server_that_fails_twice() -> None:
+    with serve(500, 502, 200) as server:
+        result = telegram.send_message(
+            "WARNING", token=TOKEN, chat_id="42", api_base=server.url, sleep=no_sleep
+        )
     assert result.status == "sent"
     assert result.attempts == 3
     assert len(server.requests) == 3
 
 
-@pytest.mark.parametrize("server", [[503]], indirect=True)
-def test_telegram_gives_up_after_three_retries_without_revealing_the_token(
-    server: Loopback,
-) -> None:
+def test_telegram_gives_up_after_three_retries_without_revealing_the_token() -> None:
     waits: list[float] = []
-    result = telegram.send_message(
-        "CRITICAL", token=TOKEN, chat_id="42", api_base=server.url, sleep=waits.append
-    )
+    with serve(503) as server:
+        result = telegram.send_message(
+            "CRITICAL", token=TOKEN, chat_id="42", api_base=server.url, sleep=waits.append
+        )
     assert result.status == "failed"
     assert result.attempts == 4
     assert result.error == "HTTP 503"
@@ -105,11 +85,186 @@ def test_missing_credentials_skip_the_message() -> None:
         "x", {}, token_env="FUTURES_TELEGRAM_BOT_TOKEN", chat_id_env="FUTURES_TELEGRAM_CHAT_ID"
     )
     assert result.status == "skipped"
-    assert result.error == "FUTURES_TELEGRAM_BOT_TOKEN and FUTURES_TELEGRAM_CHAT_ID not set"
+    assert result.reason == "FUTURES_TELEGRAM_BOT_TOKEN and FUTURES_TELEGRAM_CHAT_ID not set"
 
 
-@pytest.mark.parametrize("server", [[404, 200]], indirect=True)
-def test_webhook_posts_the_alert_as_json(server: Loopback) -> None:
-    result = webhook.post_alert(f"{server.url}/hook", {"action": "WARNING"}, sleep=no_sleep)
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_a_client_error_is_not_retried(status: int) -> None:
+    waits: list[float] = []
+    with serve(status, 200) as server:
+        result = telegram.send_message(
+            "x", token=TOKEN, chat_id="42", api_base=server.url, sleep=waits.append
+        )
+    assert (result.status, result.attempts, result.error) == ("failed", 1, f"HTTP {status}")
+    assert len(server.requests) == 1 and waits == []
+
+
+def test_telegram_429_waits_the_retry_after_of_its_body() -> None:
+    limited = Answer(429, body={"ok": False, "error_code": 429, "parameters": {"retry_after": 7}})
+    waits: list[float] = []
+    with serve(limited, 200) as server:
+        result = telegram.send_message(
+            "x", token=TOKEN, chat_id="42", api_base=server.url, sleep=waits.append
+        )
     assert result.sent and result.attempts == 2
-    assert server.requests[-1] == {"path": "/hook", "body": {"action": "WARNING"}}
+    assert waits == [7.0]
+    assert len(server.requests) == 2
+
+
+def test_a_429_waits_the_retry_after_header() -> None:
+    waits: list[float] = []
+    with serve(Answer(429, headers={"Retry-After": "3"}), 200) as server:
+        result = webhook.post_alert(f"{server.url}/hook", {"a": 1}, sleep=waits.append)
+    assert result.sent and waits == [3.0]
+    assert len(server.requests) == 2
+
+
+def test_a_429_without_a_wait_backs_off() -> None:
+    waits: list[float] = []
+    with serve(429, 429, 200) as server:
+        result = webhook.post_alert(f"{server.url}/hook", {"a": 1}, sleep=waits.append)
+    assert result.sent and waits == [0.5, 1.0]
+    assert len(server.requests) == 3
+
+
+def test_a_429_asking_for_more_than_the_cap_gives_up_and_says_why() -> None:
+    asked = MAX_RETRY_AFTER_S + 1
+    limited = Answer(429, body={"ok": False, "parameters": {"retry_after": asked}})
+    waits: list[float] = []
+    with serve(limited, 200) as server:
+        result = telegram.send_message(
+            "x", token=TOKEN, chat_id="42", api_base=server.url, sleep=waits.append
+        )
+    assert (result.status, result.attempts) == ("failed", 1)
+    assert result.error is not None
+    assert "rate limited" in result.error and f"{asked:g} s" in result.error
+    assert waits == [] and len(server.requests) == 1
+
+
+def test_the_webhook_gets_every_value_as_json() -> None:
+    at = datetime(2025, 2, 9, 23, 10, tzinfo=UTC)
+    payload = {
+        "at": at,
+        "local": datetime(2025, 2, 10, 1, 10, tzinfo=timezone(timedelta(hours=2))),
+        "day": date(2025, 2, 9),
+        "pnl": Decimal("-12.50"),
+        "side": Side.BUY,
+        "path": Path("/srv/x"),
+        "nan": float("nan"),
+        "other": object.__new__(type("Odd", (), {"__str__": lambda self: "odd value"})),
+    }
+    with serve(200) as server:
+        result = webhook.post_alert(f"{server.url}/hook", payload, sleep=no_sleep)
+    assert result.sent
+    [body] = server.bodies()
+    assert body == {
+        "at": "2025-02-09T23:10:00Z",
+        "local": "2025-02-09T23:10:00Z",
+        "day": "2025-02-09",
+        "pnl": "-12.50",
+        "side": "buy",
+        "path": "/srv/x",
+        "nan": None,
+        "other": "odd value",
+    }
+
+
+def test_an_unserialisable_payload_is_a_failed_result_not_an_exception() -> None:
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    result = webhook.post_alert("http://127.0.0.1:9/hook", {"cycle": cycle}, sleep=no_sleep)
+    assert (result.status, result.attempts) == ("failed", 0)
+    assert result.error == "the alert could not be written as JSON (RecursionError)"
+
+
+def test_apprise_sends_the_alert_text_to_a_json_url_with_a_token_from_the_environment(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = {"SLACK_TOKEN": SLACK_TOKEN}
+    with serve(200) as server:
+        port = server.url.rsplit(":", 1)[1]
+        config = settings(apprise_urls=[f"json://127.0.0.1:{port}/${{SLACK_TOKEN}}/alerts"])
+        results = dispatch.send(
+            Alert("FLATTEN_ALL (CRITICAL)", severity="CRITICAL"),
+            config,
+            env,
+            Delivery(sleep=no_sleep),
+        )
+    by_channel = {r.channel: r for r in results}
+    assert by_channel["apprise:json"].sent
+    assert by_channel["telegram"].status == "skipped"
+    [request] = server.requests
+    assert request["path"] == f"/{SLACK_TOKEN}/alerts"
+    body = json.loads(request["raw"])
+    assert (body["message"], body["type"]) == ("FLATTEN_ALL (CRITICAL)", "failure")
+    assert SLACK_TOKEN not in json.dumps([r.to_dict() for r in results])
+    assert SLACK_TOKEN not in caplog.text
+
+
+def test_a_failing_apprise_url_fails_without_revealing_its_token(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = {"SLACK_TOKEN": SLACK_TOKEN}
+    waits: list[float] = []
+    with serve(503) as server:
+        port = server.url.rsplit(":", 1)[1]
+        config = settings(
+            apprise_urls=[f"json://user:${{SLACK_TOKEN}}@127.0.0.1:{port}/${{SLACK_TOKEN}}"]
+        )
+        [_, result] = dispatch.send(Alert("x"), config, env, Delivery(sleep=waits.append))
+    assert (result.channel, result.status, result.attempts) == ("apprise:json", "failed", 4)
+    assert result.error == "HTTP 503"
+    assert waits == [0.5, 1.0, 2.0]
+    printed = capsys.readouterr()
+    for text in (json.dumps(result.to_dict()), caplog.text, printed.out, printed.err):
+        assert SLACK_TOKEN not in text
+
+
+def test_an_apprise_4xx_is_not_retried() -> None:
+    with serve(401) as server:
+        config = settings(apprise_urls=[f"json://{server.url.split('//')[1]}/hook"])
+        [_, result] = dispatch.send(Alert("x"), config, {}, Delivery(sleep=no_sleep))
+    assert (result.status, result.attempts, result.error) == ("failed", 1, "HTTP 401")
+
+
+def test_an_apprise_url_whose_variable_is_unset_is_skipped() -> None:
+    config = settings(apprise_urls=["slack://${SLACK_TOKEN}/#desk"])
+    [_, result] = dispatch.send(Alert("x"), config, {}, Delivery(sleep=no_sleep))
+    assert (result.channel, result.status, result.reason) == (
+        "apprise:slack",
+        "skipped",
+        "SLACK_TOKEN not set",
+    )
+
+
+def test_apprise_urls_file_must_be_owner_only(tmp_path: Path) -> None:
+    with serve(200) as server:
+        urls = tmp_path / "apprise.urls"
+        urls.write_text(f"# the desk's endpoint\njson://{server.url.split('//')[1]}/secret-path\n")
+        urls.chmod(0o644)
+        config = settings(apprise_urls_file=str(urls))
+        [_, refused] = dispatch.send(Alert("x"), config, {}, Delivery(sleep=no_sleep))
+        urls.chmod(0o600)
+        [_, sent] = dispatch.send(Alert("x"), config, {}, Delivery(sleep=no_sleep))
+    assert refused.status == "failed" and refused.error is not None
+    assert "chmod 600" in refused.error and "secret-path" not in refused.error
+    assert sent.sent and [r["path"] for r in server.requests] == ["/secret-path"]
+
+
+def test_mask_secrets_hides_tokens_urls_and_passwords() -> None:
+    env = {"BOT_TOKEN": TOKEN, "SLACK_TOKEN": SLACK_TOKEN, "STAGECTL_HMAC_KEY": "k" * 32}
+    config = settings(
+        webhook_url="https://hooks.example/services/T000/B000/XXXXSECRETXXXX",
+        apprise_urls=["slack://${SLACK_TOKEN}/#desk"],
+    )
+    text = (
+        f"bad: bot{TOKEN} {SLACK_TOKEN} key {'k' * 32} "
+        "https://hooks.example/services/T000/B000/XXXXSECRETXXXX "
+        "mailtos://ops:hunter2pw@mail.example"
+    )
+    masked = dispatch.mask_secrets(text, config, env)
+    for secret in (TOKEN, SLACK_TOKEN, "k" * 32, "XXXXSECRETXXXX", "hunter2pw"):
+        assert secret not in masked
+    assert re.search(r"mailtos://\*\*\*@mail\.example", masked)

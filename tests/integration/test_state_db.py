@@ -52,6 +52,7 @@ TABLES_BY_MIGRATION = {
     "0010_directive_lifecycle": set(),
     "0011_directive_reviews": set(),
     "0012_rebalance_plans": {"rebalance_plans"},
+    "0013_notification_log": {"notification_log"},
 }
 TABLES_DROPPED_BY_MIGRATION = {"0007_one_state": {"trading_flags"}}
 

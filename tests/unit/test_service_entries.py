@@ -69,8 +69,9 @@ ENTRIES: dict[str, tuple[str, str]] = {
 # (a fast path on the standard library), `completion` prints or installs shell scripts.
 NO_SERVICE = {"report", "completion"}
 
-# Service modules a CLI module may import besides the entries: the one report path.
-SHARED_SERVICES = {"stagectl.services.publish"}
+# Service modules a CLI module may import besides the entries: the one report path, and
+# the could-not-judge alert every scheduled command sends (cli/_scheduled.py).
+SHARED_SERVICES = {"stagectl.services.publish", "stagectl.services.guard.alerts"}
 
 CLI_DIR = Path(__file__).resolve().parents[2] / "src" / "stagectl" / "cli"
 

@@ -13,14 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from stagectl.config.home import Home
+from stagectl.domain.jsonable import to_jsonable as to_jsonable  # one spelling, re-exported
 from stagectl.domain.types import Mode
 from stagectl.errors import InputError
 
@@ -117,36 +116,6 @@ def cli_context(ctx: typer.Context) -> CliContext:
     if isinstance(obj, CliContext):
         return obj
     return CliContext(home=Home.resolve(), debug=False)
-
-
-def to_jsonable(value: Any) -> Any:
-    """Turn models, dates, Decimals, numpy scalars and NaN into JSON values.
-
-    NaN and infinities become ``null``: JSON has no spelling for them.
-    """
-    if hasattr(value, "model_dump"):
-        return to_jsonable(value.model_dump(mode="python"))
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, Enum):
-        return to_jsonable(value.value)
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):  # numpy scalar
-        return to_jsonable(value.item())
-    if hasattr(value, "tolist"):  # numpy array
-        return to_jsonable(value.tolist())
-    return str(value)
 
 
 def print_json(document: Any) -> None:

@@ -20,6 +20,7 @@ from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
 
 from stagectl import __version__
+from stagectl.cli._failure import internal_error_line
 from stagectl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -190,11 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         if debug:
             traceback.print_exc()
-        detail = str(error).splitlines()[0][:200] if str(error) else ""
-        _say(
-            f"internal error ({type(error).__name__}{': ' + detail if detail else ''}); "
-            "rerun with --debug for the traceback and report it"
-        )
+        _say(internal_error_line(error))
         return EXIT_INTERNAL
     return result if isinstance(result, int) else EXIT_OK
 

@@ -32,6 +32,7 @@ from stagectl.cli._common import (
     show_report,
     to_jsonable,
 )
+from stagectl.cli._scheduled import could_not_judge_alert
 from stagectl.config.home import Home
 from stagectl.domain.types import Mode
 from stagectl.errors import InputError
@@ -128,29 +129,45 @@ def risk_guard(
     not an alarm).
     """
     home = cli_context(ctx).home
-    moment = parse_now(now)
-    publish = _Publish(home, moment or datetime.now(UTC), json_output, out, unsigned)
-    if replay and weekly:
-        raise InputError("choose one of --replay and --weekly", where="--replay")
-    if weekly:
-        _weekly(publish, moment, config, data, run_id, mode_of(live), dry_run)
-        return
     if replay:
+        if weekly:
+            raise InputError("choose one of --replay and --weekly", where="--replay")
+        publish = _Publish(home, parse_now(now) or datetime.now(UTC), json_output, out, unsigned)
         guard = _Breakers(breakers or preset is not None, preset)
         _replay(publish, config, (replay_start, replay_end), evaluation, export, data, guard)
         return
-    if breakers or preset is not None:
-        raise InputError("--breakers and --preset need --replay", where="--breakers")
-    if replay_start or replay_end or export or data:
-        raise InputError(
-            "--replay-start, --replay-end, --export and --data need --replay", where="--replay"
-        )
+    command = "risk-guard --weekly" if weekly else "risk-guard"
+    with could_not_judge_alert(home, command=command, config=config):
+        moment = parse_now(now)
+        publish = _Publish(home, moment or datetime.now(UTC), json_output, out, unsigned)
+        if weekly:
+            _weekly(publish, moment, config, data, run_id, mode_of(live), dry_run)
+            return
+        if breakers or preset is not None:
+            raise InputError("--breakers and --preset need --replay", where="--breakers")
+        if replay_start or replay_end or export or data:
+            raise InputError(
+                "--replay-start, --replay-end, --export and --data need --replay",
+                where="--replay",
+            )
+        _live(publish, moment, config, dry_run, run_id, mode_of(live))
+
+
+def _live(
+    publish: _Publish,
+    moment: datetime | None,
+    config: Path | None,
+    dry_run: bool,
+    run_id: str | None,
+    mode: Mode,
+) -> None:
+    """The hourly check: judge, record, notify, report; exits with the decision's code."""
     from stagectl.services.guard import live as service
 
     request = service.LiveGuardRequest(
-        now=moment, config=config, dry_run=dry_run, run_id=run_id, mode=mode_of(live)
+        now=moment, config=config, dry_run=dry_run, run_id=run_id, mode=mode
     )
-    result = service.run(request, home=home)
+    result = service.run(request, home=publish.home)
     info(f"config: {result.config.describe()}")
     info(f"state: {result.state_path} (run {result.run_id})")
     info(result.as_of.describe())
@@ -162,7 +179,8 @@ def risk_guard(
     envelope = publish.envelope(service.KIND, result.body(), [result.config.path])
     for note in result.notifications:
         if note["status"] != "sent":
-            info(f"notification via {note['channel']} {note['status']}: {note['error']}")
+            why = note["error"] or note["reason"]
+            info(f"notification via {note['channel']} {note['status']}: {why}")
     publish.show(envelope, lambda: _print_live(result.body()))
     raise typer.Exit(result.exit_code)
 

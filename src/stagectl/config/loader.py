@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from stagectl.config.core import CoreConfig
     from stagectl.config.home import Home
     from stagectl.config.maker import MakerConfig
-    from stagectl.config.risk_guard import RiskGuardConfig
+    from stagectl.config.risk_guard import NotifyConfig, RiskGuardConfig
     from stagectl.config.risk_presets import RiskPresetsConfig
     from stagectl.config.stage3 import Stage3Config
     from stagectl.config.strategy import StrategyConfig
@@ -233,6 +233,24 @@ def load_risk_guard(
     from stagectl.config.risk_guard import RiskGuardConfig
 
     return _load(home, RISK_GUARD_FILE, explicit, RiskGuardConfig)
+
+
+def load_risk_guard_notify(home: Home, explicit: Path | None = None) -> NotifyConfig:
+    """The ``notify`` section of the risk guard config alone: where to send an alert when
+    the rest of the file is what is broken. ConfigError when the section itself is
+    missing or invalid (no line numbers: the whole file's loader gives those)."""
+    from stagectl.config.risk_guard import NotifyConfig
+
+    source = home.config_file(RISK_GUARD_FILE, explicit)
+    where = str(source.path)
+    try:
+        data, _ = _parse(source.path.read_text(encoding="utf-8"), where)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError("cannot read the file", where=where) from error
+    try:
+        return NotifyConfig.model_validate(data.get("notify"))
+    except ValidationError:
+        raise ConfigError("notify: missing or invalid", where=where) from None
 
 
 def load_guard_strategy(

@@ -150,11 +150,25 @@ class TelegramConfig(ConfigModel):
     chat_id_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 
 
+AppriseUrl = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://", min_length=4)]
+"""An apprise URL (``slack://...``); ``${NAME}`` in it is put in from the environment."""
+
+
 class NotifyConfig(ConfigModel):
+    """Where alerts go and how often. Secrets are never written here: Telegram's are
+    named environment variables, an apprise URL takes ``${NAME}`` from the environment,
+    and ``apprise_urls_file`` (mode 0600) may hold whole URLs."""
+
     telegram: TelegramConfig
     webhook_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    apprise_urls: Items[AppriseUrl] = ()
+    apprise_urls_file: Annotated[str, Field(min_length=1)] | None = None
+    """A file of apprise URLs, one a line; relative paths are taken from the home."""
     retries: Annotated[int, Field(ge=0)]
     alert_within_min: NonNegative
+    cooldown_h: NonNegative = 6.0
+    """The same rule at the same severity is not notified again within this many hours
+    (0: every time); a higher severity is notified at once."""
 
 
 class RiskGuardConfig(ConfigModel):

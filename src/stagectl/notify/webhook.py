@@ -1,8 +1,14 @@
-"""A generic webhook: POST the alert as JSON (``notify.webhook_url`` in the config)."""
+"""A generic webhook: POST the alert as JSON (``notify.webhook_url`` in the config).
+
+The body is ``{"source": ..., "text": ..., **fields}``, written by ``domain.jsonable``:
+times as ISO-8601 UTC with ``Z``, Decimals as strings. The URL may carry a secret
+path, so the whole URL is masked in every error.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stagectl.notify._http import (
@@ -18,15 +24,14 @@ CHANNEL = "webhook"
 
 def post_alert(
     url: str,
-    payload: dict[str, Any],
+    payload: Mapping[str, Any],
     *,
     retries: int = DEFAULT_RETRIES,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     backoff_s: float = DEFAULT_BACKOFF_S,
-    sleep: Callable[[float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> NotifyResult:
     """POST ``payload`` to ``url``; never raises. A URL may carry a secret path: it is masked."""
-    extra = {} if sleep is None else {"sleep": sleep}
     return post_json(
         CHANNEL,
         url,
@@ -35,5 +40,5 @@ def post_alert(
         retries=retries,
         timeout_s=timeout_s,
         backoff_s=backoff_s,
-        **extra,
+        sleep=sleep,
     )

@@ -117,18 +117,33 @@ def guard_decisions(
         f" FROM guard_decisions{where} ORDER BY ts DESC, id DESC LIMIT ?",
         params,
     )
-    return [
-        GuardDecision(
-            id=row[0],
-            ts=parse_ts(row[1]),
-            run_id=row[2],
-            action=row[3],
-            severity=row[4],
-            dry_run=bool(row[5]),
-            rule_results=parse_json(row[6]),
-        )
-        for row in rows
-    ]
+    return [_decision(row) for row in rows]
+
+
+def previous_decision(
+    db: StateDB, run_id: str, *, at_or_before: datetime, dry_run: bool
+) -> GuardDecision | None:
+    """The run's latest decision at or before ``at_or_before``, of the same kind (recorded
+    or dry run: cron's dry runs beside run-live's guard are a stream of their own)."""
+    row = db.conn.execute(
+        "SELECT id, ts, run_id, action, severity, dry_run, rule_results_json"
+        " FROM guard_decisions WHERE run_id = ? AND dry_run = ? AND ts <= ?"
+        " ORDER BY ts DESC, id DESC LIMIT 1",
+        (run_id, int(dry_run), ts_text(at_or_before)),
+    ).fetchone()
+    return None if row is None else _decision(row)
+
+
+def _decision(row: Sequence[Any]) -> GuardDecision:
+    return GuardDecision(
+        id=row[0],
+        ts=parse_ts(row[1]),
+        run_id=row[2],
+        action=row[3],
+        severity=row[4],
+        dry_run=bool(row[5]),
+        rule_results=parse_json(row[6]),
+    )
 
 
 def decision_in_slot(db: StateDB, run_id: str, start: datetime, end: datetime) -> int | None:

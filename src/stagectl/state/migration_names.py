@@ -26,4 +26,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0010_directive_lifecycle",
     "0011_directive_reviews",
     "0012_rebalance_plans",
+    "0013_notification_log",
 )

@@ -421,6 +421,20 @@ CREATE INDEX orders_run_created ON orders (run_id, created_at);
 """
 
 
+# When an alert was last sent, per alert key (the risk guard's ``risk-guard:<run>:<rule>``
+# and ``:<sleeve>``), at which severity and through which channels: an hourly guard does
+# not re-send the same rule at the same severity within the notify cooldown, across
+# processes (cron runs one per hour).
+NOTIFICATION_LOG = """
+CREATE TABLE notification_log (
+    alert_key TEXT PRIMARY KEY,
+    severity TEXT NOT NULL CHECK (severity IN ('INFO', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL')),
+    sent_at TEXT NOT NULL,
+    channels TEXT NOT NULL
+) STRICT;
+"""
+
+
 def _build() -> Migrations:
     from sqlite_utils.migrations import Migrations
 
@@ -438,6 +452,7 @@ def _build() -> Migrations:
         DIRECTIVE_LIFECYCLE,
         DIRECTIVE_REVIEWS,
         REBALANCE_PLANS,
+        NOTIFICATION_LOG,
     )
     for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
         migrations(name=name)(_ScriptMigration(name, script))

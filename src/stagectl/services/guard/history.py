@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from stagectl.config.risk_guard import RiskGuardConfig
+from stagectl.domain.alerts import Finding, finding, rising
 from stagectl.domain.directives import confirmation_window
 from stagectl.domain.risk_indicators import GuardInputs
 from stagectl.domain.risk_rules import ACTION_RANK, SEVERITY_RANK, DecisionTable
@@ -80,6 +81,9 @@ class Written:
     already_evaluated: bool = False
     """The hour had a decision for this run already (cron or run-live): nothing written,
     ``decision_id`` is that decision."""
+    rising: frozenset[Finding] = frozenset()
+    """The decision's findings that the run's previous decision did not have at the same
+    or a higher severity (``domain.alerts.rising``)."""
 
 
 DECISION_SLOT = timedelta(hours=1)
@@ -440,7 +444,11 @@ def record(
     A directive already open (pending, active or executed) for the same action and sleeve
     is not issued again, so an hourly guard does not stack copies of one REDUCE_RISK_50.
     An hour (``DECISION_SLOT``) that already has a recorded decision of the run is not
-    recorded again (``Written.already_evaluated``).
+    recorded again (``Written.already_evaluated``). An incident is recorded on a HIGH or
+    CRITICAL finding's rising edge only (``domain.alerts.rising``, against the run's
+    previous decision of the same kind, recorded or dry run): a breach that stands hour
+    after hour, as the drawdown of a book latched flat by its FLATTEN_ALL does, is one
+    incident.
     """
     from stagectl.state import directives, journal
 
@@ -451,6 +459,13 @@ def record(
             earlier = directives.decision_in_slot(db, history.run_id, slot, slot + DECISION_SLOT)
             if earlier is not None:
                 return Written(earlier, [], [], already_evaluated=True)
+        previous = directives.previous_decision(
+            db, history.run_id, at_or_before=now, dry_run=dry_run
+        )
+        new = rising(
+            decision["hits"],
+            None if previous is None else [r for r in previous.rule_results if "rule" in r],
+        )
         decision_id = directives.record_guard_decision(
             db,
             GuardDecision(
@@ -479,7 +494,7 @@ def record(
                 ),
             )
             for h in decision["hits"]
-            if h["severity"] in ("HIGH", "CRITICAL")
+            if h["severity"] in ("HIGH", "CRITICAL") and finding(h) in new
         ]
         written: list[dict[str, Any]] = []
         if not dry_run:
@@ -505,4 +520,4 @@ def record(
                         "confirm_by": issued.confirm_by,
                     }
                 )
-    return Written(decision_id, incident_ids, written)
+    return Written(decision_id, incident_ids, written, rising=frozenset(new))

@@ -18,13 +18,15 @@ Order of work (docs/risk-guard.md):
    an incident per HIGH or CRITICAL hit, and (not in a dry run) the risk
    directives run-live obeys; then (not in a dry run) the re-evaluation of the
    directives in force whose review is due (:mod:`stagectl.services.guard.reevaluate`);
-5. notify (Telegram, webhook) when the severity's ``escalation.notify`` is on and
-   the severity is MEDIUM or worse; a failed notification is reported, never
-   raised.
+5. notify (Telegram, webhook, apprise URLs) when the severity's ``escalation.notify``
+   is on, the severity is MEDIUM or worse and the alert is news (a new or escalated
+   finding, or one past ``notify.cooldown_h``: :mod:`stagectl.services.guard.alerts`);
+   a failed notification is reported, never raised.
 
-Entry: ``run(LiveGuardRequest, *, home, env=None, wall_clock) -> LiveGuardResult``;
-``env`` is where the notifiers read their tokens (default: ``os.environ``),
-``wall_clock`` the time of a run trading in real time (default: the system's UTC).
+Entry: ``run(LiveGuardRequest, *, home, env=None, wall_clock, delivery=None) ->
+LiveGuardResult``; ``env`` is where the notifiers read their tokens (default:
+``os.environ``), ``wall_clock`` the time of a run trading in real time (default: the
+system's UTC), ``delivery`` how alerts wait between retries (``notify.Delivery``).
 """
 
 from __future__ import annotations
@@ -40,12 +42,11 @@ from stagectl.config.home import ConfigSource, Home
 from stagectl.domain.run_clock import AsOf
 from stagectl.domain.types import Mode
 from stagectl.errors import ExternalError, InputError, StagectlError
+from stagectl.notify.dispatch import Delivery
 from stagectl.state.db import DatabaseError
 
 KIND = "risk-guard"
 STALE_AFTER = timedelta(hours=2)
-TELEGRAM_API_ENV = "STAGECTL_TELEGRAM_API_BASE"
-NOTIFY_FROM = 2  # MEDIUM and worse (SEVERITY_RANK)
 SNAPSHOTS_HINT = (
     "the risk guard reads the equity snapshots that `stagectl run-live --paper` records "
     "every bar; start it (or import a run's snapshots) and rerun"
@@ -115,6 +116,7 @@ def run(
     home: Home,
     env: dict[str, str] | None = None,
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    delivery: Delivery | None = None,
 ) -> LiveGuardResult:
     """Evaluate the guard as of ``request.now``, else the judged run's own clock
     (``domain.run_clock``), on the state database; see the module docstring."""
@@ -141,6 +143,7 @@ def run(
             dry_run=request.dry_run,
             run_id=judged.run_id,
             env=env,
+            delivery=delivery,
         )
     except DatabaseError as error:
         raise _state_error(home.state_path, error) from error
@@ -183,6 +186,7 @@ def _evaluate(
     dry_run: bool,
     run_id: str,
     env: dict[str, str] | None,
+    delivery: Delivery | None,
 ) -> LiveGuardResult:
     import pandas as pd
 
@@ -208,7 +212,16 @@ def _evaluate(
     )
     decision = gi.decision_dict(table, config, data, now=now, stale_after=STALE_AFTER)
     written, notifications, reviewed = conclude(
-        home, db, config, source, history, decision, now=now, dry_run=dry_run, env=env
+        home,
+        db,
+        config,
+        source,
+        history,
+        decision,
+        now=now,
+        dry_run=dry_run,
+        env=env,
+        delivery=delivery,
     )
     return LiveGuardResult(
         config=source,
@@ -238,28 +251,46 @@ def conclude(
     now: datetime,
     dry_run: bool,
     env: dict[str, str] | None,
+    delivery: Delivery | None = None,
 ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
     """What every evaluation does with its decision, cron's and run-live's incremental one
     (``services.guard.stream``) alike: record it (``history.record``: one transaction,
     an hour already recorded is not recorded again), notify unless the hour was recorded
-    already, and, unless a dry run, escalate the overdue directives and review those due.
-    Returns ``history.Written``, the notifications sent and the review steps."""
+    already (``services.guard.alerts``: news only), and, unless a dry run, escalate the
+    overdue directives and review those due. Returns ``history.Written``, the
+    notifications (sent, failed or skipped) and the review steps."""
+    from stagectl.services.guard import alerts
     from stagectl.services.guard import history as gi
 
     written = gi.record(db, config, history, decision, now=now, dry_run=dry_run)
     environment = os.environ if env is None else env
-    notifications = [] if written.already_evaluated else _notify(decision, config, env=environment)
-    notifications += [] if dry_run else _escalate(db, config, history, now, environment)
+    how = delivery or Delivery(base_dir=home.root)
+    notifications = []
+    if not written.already_evaluated:
+        notifications = alerts.decision(
+            db,
+            config,
+            decision,
+            run_id=history.run_id,
+            mode=history.mode,
+            rising=written.rising,
+            now=now,
+            env=environment,
+            delivery=how,
+        )
+    notifications += [] if dry_run else _escalate(db, config, history, now, environment, how)
     reviewed: list[dict[str, Any]] = []
     if not dry_run:
         reviewed, told = _review(
-            home, db, config, source, history, decision, written.decision_id, now, environment
+            home, db, config, source, history, decision, written.decision_id, now, environment, how
         )
         notifications += told
     return written, notifications, reviewed
 
 
-def _escalate(db: Any, config: Any, history: Any, now: datetime, env: Any) -> list[dict[str, Any]]:
+def _escalate(
+    db: Any, config: Any, history: Any, now: datetime, env: Any, how: Delivery
+) -> list[dict[str, Any]]:
     """Pending directives past their confirmation deadline with no answer escalate once
     (seed 003 §4.3-4.4: notify again, severity up); the notifications sent."""
     from stagectl.services.trading.directives import escalate_overdue
@@ -273,7 +304,12 @@ def _escalate(db: Any, config: Any, history: Any, now: datetime, env: Any) -> li
         f"pending since {d.ts:%Y-%m-%d %H:%M} UTC: stagectl trading confirm {d.id} --by NAME"
         for d in overdue
     ]
-    return _send("\n".join(lines), {"escalated": [d.id for d in overdue]}, config, env=env)
+    from stagectl.services.guard import alerts
+
+    fields = {"escalated": [d.id for d in overdue]}
+    return alerts.directives(
+        "\n".join(lines), fields, config, kind="escalation", env=env, delivery=how
+    )
 
 
 def _review(
@@ -286,10 +322,11 @@ def _review(
     decision_id: int,
     now: datetime,
     env: Any,
+    how: Delivery,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The review steps of the directives in force that are due (seed 003 §4.3-4.4:
     REDUCE_RISK_50 after 24 h, DISABLE_SLEEVE after 7 days), and the notifications sent."""
-    from stagectl.services.guard import reevaluate
+    from stagectl.services.guard import alerts, reevaluate
 
     steps = reevaluate.review(
         db,
@@ -304,53 +341,6 @@ def _review(
     )
     if not steps:
         return [], []
-    payload = {"reviewed": [s["id"] for s in steps]}
-    return steps, _send(reevaluate.alert_text(steps), payload, config, env=env)
-
-
-def _alert_text(decision: dict[str, Any]) -> str:
-    """The one message sent to Telegram and the webhook."""
-    lines = [f"stagectl risk-guard: {decision['action']} ({decision['severity']})"]
-    lines += [
-        f"- {h['rule']}{' ' + h['sleeve'] if h['sleeve'] else ''}: {h['indicator']} = "
-        f"{_fmt(h['value'])} {h['op']} {h['threshold']}: {h['message']}"
-        for h in decision["hits"]
-    ]
-    lines.append(f"evaluated at {decision['at']}")
-    return "\n".join(lines)
-
-
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
-
-
-def _notify(decision: dict[str, Any], config: Any, *, env: Any) -> list[dict[str, Any]]:
-    """Send the alert when the severity calls for it; the results, never an exception."""
-    from stagectl.domain.risk_rules import SEVERITY_RANK
-
-    severity = decision["severity"]
-    escalation = config.escalation.get(severity)
-    if SEVERITY_RANK.get(severity, 0) < NOTIFY_FROM or escalation is None or not escalation.notify:
-        return []
-    return _send(_alert_text(decision), {"decision": decision}, config, env=env)
-
-
-def _send(text: str, payload: dict[str, Any], config: Any, *, env: Any) -> list[dict[str, Any]]:
-    """Telegram and the webhook (when configured); the results, never an exception."""
-    from stagectl.notify import telegram, webhook
-
-    settings = config.notify
-    results = [
-        telegram.send_from_env(
-            text,
-            env,
-            token_env=settings.telegram.bot_token_env,
-            chat_id_env=settings.telegram.chat_id_env,
-            api_base=env.get(TELEGRAM_API_ENV) or telegram.API_BASE,
-            retries=settings.retries,
-        )
-    ]
-    if settings.webhook_url:
-        body = {"source": "stagectl risk-guard", "text": text, **payload}
-        results.append(webhook.post_alert(settings.webhook_url, body, retries=settings.retries))
-    return [r.to_dict() for r in results]
+    fields = {"reviewed": [s["id"] for s in steps]}
+    text = reevaluate.alert_text(steps)
+    return steps, alerts.directives(text, fields, config, kind="review", env=env, delivery=how)

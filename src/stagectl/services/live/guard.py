@@ -15,8 +15,10 @@ After each settled bar the loop calls ``LoopGuard.after_bar``:
    costs the same on day 1 and day 365), then recorded, notified and escalated by cron's
    own code (``services.guard.live.conclude``) on the loop's connection. The guard config
    is parsed once. An hour that cron evaluated already is not recorded twice (and the
-   other way round). A paper run sends no notification: its clock is a replay's, and a
-   historical alarm on the desk's phone is noise; a live run notifies as cron does.
+   other way round). A paper run sends no notification (``PAPER_DELIVERY``: every
+   channel, Telegram, the webhook and apprise's, is reported skipped): its clock is a
+   replay's, and a historical alarm on the desk's phone is noise; a live run notifies
+   as cron does.
 
 Everything worth telling the operator comes back as lines (``on_alert``): a guard
 decision other than NO_ACTION, a directive issued, executed or escalated, each step of a
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from stagectl.config.home import Home
 from stagectl.domain.directives import FLATTEN_ALL, DirectiveState, Review
 from stagectl.domain.types import OrderStatus, Position, TradingState
+from stagectl.notify.dispatch import Delivery
 from stagectl.services.live.step import LiveContext
 from stagectl.services.trading.directives import record_step
 from stagectl.state import directives, flags, orders
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 LATCH_SOURCE = FLATTEN_ALL
 REVIEW_STEPS = tuple(r.value for r in Review)
 QUIET_ACTIONS = ("NO_ACTION", "LOW")
+PAPER_DELIVERY = Delivery(muted="a paper run's own guard notifies nobody: its clock is a replay's")
 
 
 @dataclass
@@ -61,6 +65,8 @@ class LoopGuard:
     one is not repeated hourly, and the return to quiet is told once."""
     env: dict[str, str] | None = None
     """Where notifiers read their tokens (None: the environment); a paper run passes {}."""
+    delivery: Delivery | None = None
+    """How alerts are sent (None: as cron sends them); a paper run's is muted."""
     settings: tuple[RiskGuardConfig, ConfigSource] | None = None
     """The guard config, parsed once, and where it came from (None: loaded from ``config``
     at the first evaluation)."""
@@ -109,6 +115,7 @@ class LoopGuard:
                 now=close_ts,
                 dry_run=False,
                 env=self.env,
+                delivery=self.delivery,
             ),
         )
         if written.already_evaluated:
@@ -122,10 +129,18 @@ class LoopGuard:
             lines.append(f"risk guard {close_ts:%Y-%m-%d %H:%M}Z: {told}")
         self.last_said = said
         lines += [directive_line(d) for d in [*written.directives, *reviewed]]
-        lines += [
-            f"escalated: directive(s) {n['escalated']}" for n in notifications if "escalated" in n
-        ]
+        lines += escalation_lines(notifications)
         return lines
+
+
+def escalation_lines(notifications: list[dict[str, Any]]) -> list[str]:
+    """One line per escalation alert, whichever channels it went to (or not)."""
+    escalated = {
+        tuple(n["directives"])
+        for n in notifications
+        if n.get("alert") == "escalation" and n.get("directives")
+    }
+    return [f"escalated: directive(s) {list(ids)}" for ids in sorted(escalated)]
 
 
 def directive_line(d: dict[str, Any]) -> str:

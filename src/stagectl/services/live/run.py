@@ -62,7 +62,7 @@ from stagectl.services.live.exchange import (
     qty_steps,
 )
 from stagectl.services.live.feed import ReplayFeed, data_span
-from stagectl.services.live.guard import LoopGuard
+from stagectl.services.live.guard import PAPER_DELIVERY, LoopGuard
 from stagectl.services.live.loop import StepCallback
 from stagectl.services.live.step import retry_locked
 from stagectl.state import directives, flags, journal, orders, runs
@@ -356,6 +356,7 @@ class _Setup:
             settings=load_risk_guard(self.home, path),
             every=timedelta(minutes=settings.every_minutes),
             env=None if mode == "live" else {},
+            delivery=None if mode == "live" else PAPER_DELIVERY,
         )
 
     def artifacts_dir(self, run_id: str, params: dict[str, Any]) -> Path:

@@ -1,0 +1,102 @@
+"""Secrets in notification settings: taken from the environment or an owner-only file,
+and masked wherever a text might carry them.
+
+A configured URL may name environment variables as ``${NAME}`` (upper case): the value
+is put in when the alert is sent, so the config file holds no secret. A file of URLs
+must be readable by its owner only (mode 0600 or stricter), as the exchange key file
+and the signing key file must.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from stagectl.notify._http import mask
+
+VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|HMAC_KEY|WEBHOOK", re.IGNORECASE)
+"""Environment variables whose values are masked in a could-not-judge alert's text."""
+MIN_SECRET_CHARS = 6
+"""Shorter values are not masked: masking ``1`` or ``on`` would garble every text."""
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+
+
+@dataclass(frozen=True)
+class Expanded:
+    """A text with its ``${NAME}`` variables put in, the values used, the names unset."""
+
+    text: str
+    values: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+def expand(text: str, env: Mapping[str, str]) -> Expanded:
+    """Put each ``${NAME}`` of ``text`` in from ``env``; an unset one is listed missing."""
+    values: list[str] = []
+    missing: list[str] = []
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        found = env.get(name, "")
+        if not found:
+            missing.append(name)
+        else:
+            values.append(found)
+        return found
+
+    return Expanded(VARIABLE.sub(value, text), tuple(values), tuple(dict.fromkeys(missing)))
+
+
+class UnsafeFile(Exception):
+    """An owner-only file that is not (readable by others) or cannot be read."""
+
+
+def read_owner_only(path: Path) -> str:
+    """The text of a file readable by its owner only; UnsafeFile saying why not."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise UnsafeFile(f"cannot read {path} ({reason})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UnsafeFile(
+            f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); "
+            f"run chmod 600 on it"
+        )
+    return text
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may be credentials: the whole URL, its user, password,
+    host part, path segments and query values (each also URL-decoded)."""
+    parts = [url]
+    try:
+        split = urlsplit(url)
+    except ValueError:
+        return parts
+    parts += [split.username or "", split.password or "", split.netloc]
+    parts += split.path.split("/")
+    parts += [value for _, value in parse_qsl(split.query)]
+    decoded = [unquote(p) for p in parts]
+    return [p for p in dict.fromkeys(parts + decoded) if len(p) >= MIN_SECRET_CHARS]
+
+
+def env_secrets(env: Mapping[str, str]) -> list[str]:
+    """The values of environment variables named like secrets (``SECRET_NAME``)."""
+    return [
+        value
+        for name, value in env.items()
+        if SECRET_NAME.search(name) and len(value) >= MIN_SECRET_CHARS
+    ]
+
+
+def mask_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with the secrets and any ``user:password@`` of a URL replaced by ``***``."""
+    masked = mask(text, [s for s in secrets if len(s) >= MIN_SECRET_CHARS])
+    return _USERINFO.sub(r"\g<scheme>***@", masked)
