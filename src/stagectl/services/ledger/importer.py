@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
 from stagectl.data.trade_files import infer_format, open_trade_file
 from stagectl.data.trade_validation import BadRow, TradeColumns
+from stagectl.data.trade_values import shown
 from stagectl.errors import InputError
 
 if TYPE_CHECKING:
@@ -105,19 +107,22 @@ def run(
     home: Home,
     progress: Progress | None = None,
     after_merge: Callable[[MergeStep], None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ImportResult:
     """Validate ``request.path`` and record its fills; InputError on the first bad row.
 
     ``after_merge`` is called after each merge transaction commits (progress, and the
-    tests' way to stop an import half-way)."""
+    tests' way to stop an import half-way); ``clock`` is now, which bounds the trades'
+    times (at most a day ahead)."""
     from stagectl.state.ledger_imports import ImportKey
 
-    if not request.account.strip():
-        raise InputError("must name an account", where="--source")
+    check_account(request.account)
     fmt = infer_format(request.path, request.fmt)
     if not request.path.is_file():
         raise InputError("no such file", where=str(request.path))
-    trades = open_trade_file(request.path, fmt, symbol=request.symbol, rows_per_chunk=CHUNK_ROWS)
+    trades = open_trade_file(
+        request.path, fmt, symbol=request.symbol, rows_per_chunk=CHUNK_ROWS, now=clock()
+    )
     key = ImportKey(trades.content_sha256, request.account, IMPORT_SOURCE, request.symbol)
     recorded = record_chunks(
         home.state_path,
@@ -142,6 +147,20 @@ def run(
         merge_transactions=recorded.merge_transactions,
         longest_write_s=recorded.longest_write_s,
     )
+
+
+def check_account(account: str) -> None:
+    """An account name (``--source``) is an id: printable ASCII without spaces."""
+    from stagectl.data.trade_values import MAX_ID_CHARS
+
+    if not account.strip():
+        raise InputError("must name an account", where="--source")
+    if len(account) > MAX_ID_CHARS or not (account.isascii() and account.isprintable()):
+        raise InputError(
+            f"an account name is printable ASCII, at most {MAX_ID_CHARS} characters"
+            f" (got {shown(account)})",
+            where="--source",
+        )
 
 
 def _bad_rows_error(path: Path, bad: list[BadRow]) -> InputError:
