@@ -105,6 +105,26 @@ def read_trades(
     return validate_columns(raw, now=now)
 
 
+def first_row_of_trade(
+    path: Path,
+    fmt: str,
+    trade: tuple[str, str],
+    *,
+    symbol: str | None,
+    rows_per_chunk: int,
+    now: datetime | None = None,
+) -> int | None:
+    """The row of the first good row of ``trade`` (symbol, trade id) in ``path``, read
+    again chunk by chunk up to it (for an error that names it); None if it is not there."""
+    for columns in open_trade_file(
+        path, fmt, symbol=symbol, rows_per_chunk=rows_per_chunk, now=now
+    ).chunks:
+        row = columns.first_row(*trade)
+        if row is not None:
+            return row
+    return None
+
+
 def _without_bom(data: bytes) -> bytes:
     """The CSV without the UTF-8 byte-order mark spreadsheets write before the header."""
     return data.removeprefix(codecs.BOM_UTF8)

@@ -69,6 +69,14 @@ class TradeColumns:
     def __len__(self) -> int:
         return len(self.row_numbers)
 
+    def first_row(self, symbol: str, trade_id: str) -> int | None:
+        """The row number of the first good row of trade ``trade_id`` on ``symbol``."""
+        hits = (self.symbol == symbol) & (self.trade_id == trade_id)
+        if self.bad:
+            hits &= ~np.isin(self.row_numbers, [b.row for b in self.bad])
+        found = np.flatnonzero(hits)
+        return int(self.row_numbers[found[0]]) if len(found) else None
+
 
 def validate_values(values: dict[str, list[str]], *, now: datetime | None = None) -> TradeColumns:
     """Validate trades given as text columns (the names of a trades CSV after aliases, e.g.

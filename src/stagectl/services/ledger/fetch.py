@@ -111,6 +111,7 @@ def run(
     from stagectl.data.trade_validation import validate_values
     from stagectl.exchange.ccxt_broker import open_broker
     from stagectl.exchange.credentials import require_credentials
+    from stagectl.services.ledger.conflicts import RowNames
     from stagectl.services.ledger.importer import check_account, record_chunks
     from stagectl.state.ledger_imports import ImportKey
 
@@ -146,6 +147,7 @@ def run(
         rows=len(columns),
         skip_bad=False,
         bad_rows_error=refuse,
+        names=RowNames(row=lambda n: f"{request.exchange} trade {n}", first=columns.first_row),
         progress=progress,
     )
     return FetchResult(
