@@ -3,15 +3,16 @@
 Good trades are generated, then mutated the ways a broken export or an attacker would:
 numbers that are huge, not finite, not ASCII or not numbers; times out of range; control
 and bidirectional characters in ids, symbols and currencies; a trade id again with other
-values (in the file, or already in the ledger: every example starts from a ledger holding
-trades 1-3 of ETHUSDT); missing, extra and doubled columns; a byte-order mark, quotes,
-CRLF, cut bytes; JSON values of the wrong kind, 5,000-digit integers and deep nesting;
-gzip whole, truncated or garbage. Each example is judged by the harness's contract (exit
-0, 1 or 2; no traceback; on exit 2 one error line and no file written); on exit 2 the
-ledger's tables must be exactly as before; on exit 0 or 1 the seeded fills must be
-unchanged, every recorded value within what a trade may hold, and every good row of the
-file recorded with its values (so two rows of one trade id with other values, or a row
-that contradicts the ledger, cannot both pass; docs/ledger.md).
+values (in the file, or already in the ledger: most examples start from a ledger holding
+trades 1-3 of ETHUSDT, the others from an empty home); missing, extra and doubled
+columns; a byte-order mark, quotes, CRLF, cut bytes; JSON values of the wrong kind,
+5,000-digit integers and deep nesting; gzip whole, truncated or garbage. Each example is
+judged by the harness's contract (exit 0, 1 or 2; no traceback; on exit 2 one error line
+and no file written); on exit 2 the ledger's tables must be exactly as before; on exit 0
+or 1 the seeded fills must be unchanged, every recorded value within what a trade may
+hold, and every good row of the file recorded with its values (so two rows of one trade
+id with other values, or a row that contradicts the ledger, cannot both pass;
+docs/ledger.md).
 """
 
 from __future__ import annotations
@@ -120,16 +121,21 @@ def seeded_state() -> Iterator[Path]:
 
 
 def _ledger(home: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the ledger's tables."""
-    with sqlite3.connect(home / "state" / "stagectl.db") as conn:
-        tables = ("fills", "fill_totals", "fill_imports", "fill_import_totals")
+    """Every row of the ledger's tables (none: no state database yet)."""
+    tables = ("fills", "fill_totals", "fill_imports", "fill_import_totals")
+    state = home / "state" / "stagectl.db"
+    if not state.exists():
+        return {t: [] for t in tables}
+    with sqlite3.connect(state) as conn:
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
 
 
-def _judge(seeded_state: Path, name: str, content: bytes, extra: list[str]) -> None:
-    """Import ``content`` as ``name`` into a home seeded with the ledger; judge it."""
+def _judge(seeded_state: Path | None, name: str, content: bytes, extra: list[str]) -> None:
+    """Import ``content`` as ``name`` into a home seeded with the ledger (or an empty one,
+    without ``seeded_state``); judge it."""
     with scratch_home() as home:
-        shutil.copytree(seeded_state, home / "state")
+        if seeded_state is not None:
+            shutil.copytree(seeded_state, home / "state")
         path = home.parent / name  # outside the home: the home's files are the outputs
         path.write_bytes(content)
         before, ledger = snapshot(home), _ledger(home)
@@ -336,18 +342,24 @@ FUZZ = settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
-@given(data=csv_files(), skip_bad=st.booleans())
-def test_hostile_csv_fill_files(seeded_state: Path, data: bytes, skip_bad: bool) -> None:
-    _judge(seeded_state, "trades.csv", data, ["--skip-bad"] if skip_bad else [])
+@given(data=csv_files(), skip_bad=st.booleans(), empty=st.integers(0, 3))
+def test_hostile_csv_fill_files(
+    seeded_state: Path, data: bytes, skip_bad: bool, empty: int
+) -> None:
+    seed = None if empty == 0 else seeded_state
+    _judge(seed, "trades.csv", data, ["--skip-bad"] if skip_bad else [])
 
 
-@FUZZ
-@given(data=json_files(), skip_bad=st.booleans())
-def test_hostile_ccxt_json_fill_files(seeded_state: Path, data: bytes, skip_bad: bool) -> None:
-    _judge(seeded_state, "trades.json", data, ["--skip-bad"] if skip_bad else [])
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@given(data=json_files(), skip_bad=st.booleans(), empty=st.integers(0, 3))
+def test_hostile_ccxt_json_fill_files(
+    seeded_state: Path, data: bytes, skip_bad: bool, empty: int
+) -> None:
+    seed = None if empty == 0 else seeded_state
+    _judge(seed, "trades.json", data, ["--skip-bad"] if skip_bad else [])
 
 
-@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), st.sampled_from(["csv", "json"]))
 def test_hostile_gzip_fill_files(seeded_state: Path, data: st.DataObject, fmt: str) -> None:
     content = data.draw(csv_files() if fmt == "csv" else json_files())
