@@ -7,7 +7,8 @@ examples) and is judged by ``assert_clean_outcome``: an exit code in {0, 1, 2},
 no traceback anywhere, and on bad input (exit 2) exactly one error line
 (``stagectl: ...``; context lines such as ``config: ...`` may precede it) and
 no file written that was not there before (state database files excepted:
-opening the state creates it, which is not a half-written output).
+opening the state creates it, which is not a half-written output; so is the
+``<state>.import-lock`` beside it, which every import into the state takes).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from stagectl.cli.main import main
 from tests.conftest import CliResult
 
 ALLOWED_EXITS = frozenset({0, 1, 2})
-_STATE_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal")
+_STATE_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal", ".db.import-lock")
 _ENV_CLEARED = (
     "STAGECTL_HMAC_KEY",
     "STAGECTL_HMAC_KEY_FILE",

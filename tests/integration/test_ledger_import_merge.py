@@ -58,16 +58,17 @@ def stop_after(steps: int) -> Callable[[MergeStep], None]:
 
 
 def trades_csv(path: Path, rows: int, first_id: int = 1000) -> Path:
-    """``rows`` SOLUSDT fills one second apart from T0: buys and sells, base-currency fees
-    on some (they change the position) and rebates on others."""
+    """``rows`` SOLUSDT fills one second apart: buys and sells, base-currency fees on some
+    (they change the position) and rebates on others. A trade's values follow from its id,
+    so two files that share ids hold the same fills (other values would be a conflict)."""
     with path.open("w") as handle:
         handle.write(HEADER)
-        for k in range(rows):
+        for k in range(first_id - 1000, first_id - 1000 + rows):
             side = "buy" if k % 3 else "sell"
             fee, currency = ("0.001", "SOL") if k % 5 == 0 else ("-0.0002", "USDT")
             stamp = (T0 + timedelta(seconds=k)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             handle.write(
-                f"{stamp},{first_id + k},SOLUSDT,{side},{150 + k % 97 / 100},"
+                f"{stamp},{1000 + k},SOLUSDT,{side},{150 + k % 97 / 100},"
                 f"{1 + k % 7}.5,{fee},{currency},maker\n"
             )
     return path

@@ -63,10 +63,11 @@ def metrics_import(
 
     A bad row stops the import (exit 2, FILE:ROW and the field) and nothing of the file is
     recorded; with --skip-bad the good rows are recorded and the command exits 1 when any
-    row was skipped. The file is merged in short transactions (paper and live runs keep
-    writing meanwhile) and becomes visible at once when complete; an import stopped
-    half-way stays invisible, and running it again completes it. --symbol names the symbol
-    of a CSV without a symbol column.
+    row was skipped. A trade id seen again with other values (in the file or the ledger)
+    stops it too, naming both records. The file is merged in short transactions (paper
+    and live runs keep writing meanwhile) and becomes visible at once when complete; an
+    import stopped half-way stays invisible, and running it again completes it. --symbol
+    names the symbol of a CSV without a symbol column.
 
     Example: stagectl metrics import trades.json --source binance-main
     """

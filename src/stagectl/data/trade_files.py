@@ -4,8 +4,8 @@ Two formats:
 
 - ``ccxt-json``: a JSON list of ccxt unified trades (``id``, ``order``, ``timestamp`` or
   ``datetime``, ``symbol``, ``side``, ``takerOrMaker``, ``price``, ``amount``, ``fee``
-  ``{cost, currency}`` and/or ``fees``). Numbers are read as exact decimals (``parse_float``
-  is :class:`~decimal.Decimal`), never through binary floats. ROW is the 1-based element.
+  ``{cost, currency}`` and/or ``fees``), read by :mod:`stagectl.data.ccxt_trades`. ROW is
+  the 1-based element.
 - ``csv``: a header row, then one trade per line. Columns ``timestamp, trade_id, side,
   price, amount`` are required (``taker_side`` may stand for ``side``, ``qty`` for
   ``amount``); ``symbol, fee, fee_currency, liquidity, order_id`` are optional. The shared
@@ -25,17 +25,19 @@ import csv
 import gzip
 import hashlib
 import io
-import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stagectl.data.ccxt_trades import read_ccxt
 from stagectl.data.trade_validation import RawColumns, TradeColumns, validate_columns
+from stagectl.data.trade_values import shown
 from stagectl.errors import InputError
 
 FORMATS = ("ccxt-json", "csv")
@@ -70,32 +72,57 @@ class TradeFile:
     chunks: Iterator[TradeColumns]
 
 
-def open_trade_file(path: Path, fmt: str, *, symbol: str | None, rows_per_chunk: int) -> TradeFile:
+def open_trade_file(
+    path: Path, fmt: str, *, symbol: str | None, rows_per_chunk: int, now: datetime | None = None
+) -> TradeFile:
     """``path`` for import; raises InputError for a file that cannot be read at all (and,
-    for a CSV, for a bad header, symbol or row width anywhere in it)."""
+    for a CSV, for a bad header, symbol or row width anywhere in it). ``now`` bounds the
+    trades' times (``trade_validation.validate_columns``)."""
     data = _read_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
     if fmt == "csv":
         data = _without_bom(data)
-        chunked = _csv_chunks(path, data, symbol=symbol, rows_per_chunk=rows_per_chunk)
+        chunked = _csv_chunks(path, data, symbol=symbol, rows_per_chunk=rows_per_chunk, now=now)
         if chunked is not None:
             return TradeFile(chunked[0], digest, chunked[1])
         raw = _read_csv(path, data, symbol)
     else:
-        raw = _read_ccxt(path, data, symbol)
-    columns = validate_columns(raw)
+        raw = read_ccxt(path, data, symbol)
+    columns = validate_columns(raw, now=now)
     return TradeFile(len(columns), digest, iter([columns]))
 
 
-def read_trades(path: Path, fmt: str, *, symbol: str | None) -> TradeColumns:
+def read_trades(
+    path: Path, fmt: str, *, symbol: str | None, now: datetime | None = None
+) -> TradeColumns:
     """Parse and validate ``path`` whole; raises InputError for a file that cannot be read
     at all."""
     data = _read_bytes(path)
     if fmt == "csv":
         raw = _read_csv(path, _without_bom(data), symbol)
     else:
-        raw = _read_ccxt(path, data, symbol)
-    return validate_columns(raw)
+        raw = read_ccxt(path, data, symbol)
+    return validate_columns(raw, now=now)
+
+
+def first_row_of_trade(
+    path: Path,
+    fmt: str,
+    trade: tuple[str, str],
+    *,
+    symbol: str | None,
+    rows_per_chunk: int,
+    now: datetime | None = None,
+) -> int | None:
+    """The row of the first good row of ``trade`` (symbol, trade id) in ``path``, read
+    again chunk by chunk up to it (for an error that names it); None if it is not there."""
+    for columns in open_trade_file(
+        path, fmt, symbol=symbol, rows_per_chunk=rows_per_chunk, now=now
+    ).chunks:
+        row = columns.first_row(*trade)
+        if row is not None:
+            return row
+    return None
 
 
 def _without_bom(data: bytes) -> bytes:
@@ -124,12 +151,18 @@ def _read_csv(path: Path, data: bytes, symbol: str | None) -> RawColumns:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's content, unzipped for ``.gz``; a truncated or corrupt gzip stream (which
+    ``gzip`` reports as EOFError, BadGzipFile or zlib.error) is an InputError naming it."""
     try:
         if path.name.endswith(".gz"):
             with gzip.open(path, "rb") as handle:
                 return handle.read()
         return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise InputError(
+            f"cannot read: not a complete gzip file ({error})", where=str(path)
+        ) from None
+    except OSError as error:
         raise InputError(f"cannot read: {error}", where=str(path)) from None
 
 
@@ -140,6 +173,10 @@ def _header(path: Path, names: list[str]) -> tuple[list[str], list[str]]:
     missing = [c for c in REQUIRED_CSV if c not in header]
     if missing:
         raise InputError(f"missing column(s): {', '.join(missing)}", where=f"{path}:1")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        names_shown = ", ".join(shown(name, plain=True) for name in twice)
+        raise InputError(f"column(s) named twice: {names_shown}", where=f"{path}:1")
     return raw, header
 
 
@@ -181,7 +218,7 @@ def _frame_values(path: Path, data: bytes, header: list[str]) -> tuple[dict[str,
 
 
 def _csv_chunks(
-    path: Path, data: bytes, *, symbol: str | None, rows_per_chunk: int
+    path: Path, data: bytes, *, symbol: str | None, rows_per_chunk: int, now: datetime | None
 ) -> tuple[int, Iterator[TradeColumns]] | None:
     """A trades CSV as validated chunks of ``rows_per_chunk`` rows, in file order, with
     the file's row numbers; None for a file the fast path cannot read (quotes, carriage
@@ -214,7 +251,7 @@ def _csv_chunks(
             if taker:
                 values["liquidity"] = np.full(count, "taker", dtype=object)
             row_numbers = np.arange(first + 2, first + count + 2)
-            yield validate_columns(RawColumns(row_numbers=row_numbers, values=values))
+            yield validate_columns(RawColumns(row_numbers=row_numbers, values=values), now=now)
 
     return n, chunks()
 
@@ -267,61 +304,3 @@ def _file_symbol(path: Path, symbol: str | None) -> str:
             where=str(path),
         )
     return match["symbol"].upper()
-
-
-def _read_ccxt(path: Path, data: bytes, symbol: str | None) -> RawColumns:
-    try:
-        document = json.loads(data.decode("utf-8"), parse_float=Decimal)
-    except json.JSONDecodeError as error:
-        raise InputError(f"not JSON: {error.msg}", where=f"{path}:{error.lineno}") from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"cannot read: {error}", where=str(path)) from None
-    if not isinstance(document, list):
-        raise InputError("expected a JSON list of ccxt trades", where=str(path))
-    names: tuple[str, ...] = (
-        "trade_id",
-        "timestamp",
-        "symbol",
-        "side",
-        "price",
-        "amount",
-        "fee",
-        "fee_currency",
-    )
-    names = (*names, "liquidity", "order_id")
-    values: dict[str, Any] = {name: [] for name in names}
-    for trade in document:
-        item = trade if isinstance(trade, dict) else {}
-        fee_cost, fee_currency = _ccxt_fee(item)
-        stamp = item.get("timestamp")
-        values["trade_id"].append(item.get("id"))
-        values["timestamp"].append(stamp if stamp is not None else item.get("datetime"))
-        values["symbol"].append(symbol if symbol is not None else item.get("symbol"))
-        values["side"].append(item.get("side"))
-        values["price"].append(item.get("price"))
-        values["amount"].append(item.get("amount"))
-        values["fee"].append(fee_cost)
-        values["fee_currency"].append(fee_currency)
-        values["liquidity"].append(item.get("takerOrMaker"))
-        values["order_id"].append(item.get("order"))
-    return RawColumns(row_numbers=np.arange(1, len(document) + 1), values=values)
-
-
-def _ccxt_fee(trade: dict[str, Any]) -> tuple[Any, Any]:
-    """``fee`` or the ``fees`` list summed per currency; two currencies cannot be booked."""
-    entries = [f for f in trade.get("fees") or [] if isinstance(f, dict)]
-    if not entries and isinstance(trade.get("fee"), dict):
-        entries = [trade["fee"]]
-    entries = [f for f in entries if f.get("cost") not in (None, 0, "0")]
-    if not entries:
-        return "0", None
-    currencies = {f.get("currency") for f in entries}
-    if len(currencies) > 1:
-        return "fees in several currencies", None
-    total: Any = Decimal(0)
-    for entry in entries:
-        try:
-            total += Decimal(str(entry.get("cost")))
-        except InvalidOperation:
-            return entry.get("cost"), currencies.pop()
-    return total, currencies.pop()

@@ -5,19 +5,34 @@ table) and each *distinct* value is converted once with the exact Decimal rules,
 spread back with a numpy take; no Python object is built per row except the text cells
 themselves. Every bad cell becomes a :class:`BadRow` with its row and field (the first
 failing field of a row, in the order trade_id, timestamp, symbol, side, amount, price,
-fee, fee_currency, liquidity).
+fee, fee_currency, liquidity, order_id).
+
+The limits of each value (what a trade may hold) are :mod:`stagectl.data.trade_values`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
+from stagectl.data.trade_values import (
+    FUTURE_SLACK,
+    MAX_SYMBOL_CHARS,
+    Reject,
+    check_ids,
+    exact_decimal,
+    shown,
+    timestamps,
+)
 from stagectl.errors import InputError
+
+_CURRENCY = re.compile(r"[A-Z0-9]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -54,19 +69,31 @@ class TradeColumns:
     def __len__(self) -> int:
         return len(self.row_numbers)
 
+    def first_row(self, symbol: str, trade_id: str) -> int | None:
+        """The row number of the first good row of trade ``trade_id`` on ``symbol``."""
+        hits = (self.symbol == symbol) & (self.trade_id == trade_id)
+        if self.bad:
+            hits &= ~np.isin(self.row_numbers, [b.row for b in self.bad])
+        found = np.flatnonzero(hits)
+        return int(self.row_numbers[found[0]]) if len(found) else None
 
-def validate_values(values: dict[str, list[str]]) -> TradeColumns:
+
+def validate_values(values: dict[str, list[str]], *, now: datetime | None = None) -> TradeColumns:
     """Validate trades given as text columns (the names of a trades CSV after aliases, e.g.
     from an exchange API); ROW is the 1-based position."""
     n = len(values["trade_id"])
     arrays = {name: np.array(column, dtype=object).reshape(n) for name, column in values.items()}
-    return validate_columns(RawColumns(row_numbers=np.arange(1, n + 1), values=arrays))
+    return validate_columns(RawColumns(row_numbers=np.arange(1, n + 1), values=arrays), now=now)
 
 
 @dataclass
 class RawColumns:
+    """Text columns as read, by name; ``bad`` holds the rows the reader already refused
+    (index -> (field, message)): a JSON value of the wrong type, say."""
+
     row_numbers: Any  # numpy int array
     values: dict[str, Any]  # name -> numpy object array (or a list of JSON values)
+    bad: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 def _text(value: Any) -> str:
@@ -86,9 +113,6 @@ def _column(raw: RawColumns, name: str, default: str = "") -> Any:
     return np.array([_text(v) for v in values], dtype=object).reshape(n)
 
 
-Reject = Callable[[int, str, str], None]
-
-
 @dataclass
 class _Mapped:
     """A converted column: per-row values, and the codes of its distinct inputs."""
@@ -98,17 +122,21 @@ class _Mapped:
     n_distinct: int
 
 
-def validate_columns(raw: RawColumns) -> TradeColumns:
+def validate_columns(raw: RawColumns, *, now: datetime | None = None) -> TradeColumns:
     """Check and encode every column; a row's first failing field (in the order below) is
-    the one reported, as :class:`BadRow` with the file's row number."""
+    the one reported, as :class:`BadRow` with the file's row number. A time may be at
+    most a day after ``now`` (default: the wall clock)."""
     bad: dict[int, BadRow] = {}
 
     def reject(index: int, name: str, message: str) -> None:
         if index not in bad:
             bad[index] = BadRow(int(raw.row_numbers[index]), name, message)
 
+    for index, (name, message) in sorted(raw.bad.items()):
+        reject(index, name, message)
+    latest = (now if now is not None else datetime.now(UTC)) + FUTURE_SLACK
     trade_id = _trade_ids(_column(raw, "trade_id"), reject)
-    ts = _timestamps(_column(raw, "timestamp"), reject)
+    ts = timestamps(_column(raw, "timestamp"), reject, latest)
     symbols = _mapped(_column(raw, "symbol"), "symbol", _symbol, reject)
     sides = _mapped(_column(raw, "side"), "side", _side, reject)
     qty = _mapped(_column(raw, "amount"), "amount", _positive, reject)
@@ -118,6 +146,7 @@ def validate_columns(raw: RawColumns) -> TradeColumns:
     liquidity = _mapped(_column(raw, "liquidity"), "liquidity", _liquidity, reject)
     orders = _mapped(_column(raw, "order_id"), "order_id", str.strip, reject)
     _check_fee_currencies(symbols, fee, currency, reject)
+    check_ids(orders.values, "order_id", reject)
     return TradeColumns(
         row_numbers=raw.row_numbers,
         trade_id=trade_id,
@@ -146,7 +175,7 @@ def _mapped(values: Any, name: str, convert: Callable[[str], str], reject: Rejec
         try:
             converted[k] = convert(value)
         except ValueError as error:
-            errors[k] = f"{error} (got {value!r})"
+            errors[k] = f"{error} (got {shown(value)})"
             converted[k] = ""
     if errors:
         for row in np.flatnonzero(np.isin(codes, list(errors))):
@@ -163,35 +192,26 @@ def _none_if_empty(column: _Mapped) -> Any:
 
 
 def _trade_ids(values: Any, reject: Reject) -> Any:
-    """Trade ids, stripped; an empty one rejects its row. Ids are unique per row, so this
-    is one pass of ``str.strip`` rather than a factorize."""
+    """Trade ids, stripped; an empty or unsafe one rejects its row. Ids are unique per
+    row, so this is one pass of ``str.strip`` rather than a factorize."""
     ids = np.array([v.strip() for v in values], dtype=object).reshape(len(values))
     for row in np.flatnonzero(ids == ""):
-        reject(int(row), "trade_id", f"missing trade id (got {values[row]!r})")
+        reject(int(row), "trade_id", f"missing trade id (got {shown(values[row])})")
+    check_ids(ids, "trade_id", reject)
     return ids
-
-
-def _decimal(text: str) -> Decimal:
-    try:
-        value = Decimal(text.strip() or "0")
-    except InvalidOperation:
-        raise ValueError("not a number") from None
-    if not value.is_finite():
-        raise ValueError("not a finite number")
-    return value
 
 
 def _positive(text: str) -> str:
     if not text.strip():
         raise ValueError("missing")
-    value = _decimal(text)
+    value = exact_decimal(text)
     if value <= 0:
         raise ValueError("must be positive")
     return str(value)
 
 
 def _finite(text: str) -> str:
-    return str(_decimal(text))
+    return str(exact_decimal(text))
 
 
 def _side(text: str) -> str:
@@ -209,7 +229,10 @@ def _liquidity(text: str) -> str:
 
 
 def _currency(text: str) -> str:
-    return text.strip().upper()
+    currency = text.strip().upper()
+    if currency and not (currency.isascii() and _CURRENCY.fullmatch(currency)):
+        raise ValueError("not a currency: 1-16 ASCII letters and digits")
+    return currency
 
 
 def _symbol(text: str) -> str:
@@ -217,10 +240,15 @@ def _symbol(text: str) -> str:
 
     if not text.strip():
         raise ValueError("missing symbol")
+    if len(text) > 2 * MAX_SYMBOL_CHARS:
+        raise ValueError(f"not a symbol: longer than {2 * MAX_SYMBOL_CHARS} characters")
     try:
-        return normalize_symbol(text)
+        symbol = normalize_symbol(text)
     except InputError as error:
         raise ValueError(error.message) from None
+    if not symbol.isascii() or len(symbol) > MAX_SYMBOL_CHARS:
+        raise ValueError(f"not a symbol: up to {MAX_SYMBOL_CHARS} ASCII letters and digits")
+    return symbol
 
 
 def _check_fee_currencies(
@@ -255,87 +283,3 @@ def _check_fee_currencies(
     if verdict:
         for row in np.flatnonzero(np.isin(codes, list(verdict))):
             reject(int(row), "fee_currency", verdict[int(codes[row])])
-
-
-_CANONICAL_TS_LEN = 27  # 2024-06-07T08:00:00.000000Z, what state._codec.ts_text writes
-_TS_PUNCTUATION = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":", 19: ".", 26: "Z"}
-_TS_DIGITS = [k for k in range(26) if k not in _TS_PUNCTUATION]
-# Years 1-9999: what Python's datetime (and so the ledger's reader) can hold.
-_FIRST_TS = np.datetime64("0001-01-01T00:00:00", "us")
-_LAST_TS = np.datetime64("9999-12-31T23:59:59.999999", "us")
-
-
-def _timestamps(values: Any, reject: Reject) -> Any:
-    """UTC ``ts_text`` strings from epoch milliseconds or ISO-8601 (no zone = UTC).
-
-    A value already in the stored form (``2024-06-07T08:00:00.000000Z``: what our exports
-    and ``ts_text`` write) is checked with integer arithmetic on its characters (a numpy
-    byte matrix: shape, then month, day in month, hour, minute, second ranges) and kept as
-    it is. Only the others are parsed (pandas, vectorised) and formatted."""
-    n = len(values)
-    canonical = _canonical(values)
-    out = values.copy()
-    rest = np.flatnonzero(~canonical)
-    if len(rest):
-        out[rest] = _parse_times(np.array([values[k].strip() for k in rest], dtype=object))
-        for k in rest[out[rest] == ""]:
-            reject(
-                int(k),
-                "timestamp",
-                f"not an ISO-8601 time or epoch milliseconds: {values[k].strip()!r}",
-            )
-    return out.reshape(n)
-
-
-def _parse_times(texts: Any) -> Any:
-    """Epoch milliseconds (up to 15 digits) or ISO-8601 as stored text; "" where invalid."""
-    import pandas as pd
-
-    n = len(texts)
-    is_ms = np.fromiter((v.isdigit() and len(v) <= 15 for v in texts), dtype=bool, count=n)
-    micros = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)  # NaT
-    if is_ms.any():
-        millis = texts[is_ms].astype(np.int64)
-        stamps = pd.to_datetime(millis, unit="ms", utc=True, errors="coerce")
-        micros[is_ms] = stamps.as_unit("us").asi8
-    if (~is_ms).any():
-        stamps = pd.to_datetime(texts[~is_ms], utc=True, format="ISO8601", errors="coerce")
-        micros[~is_ms] = stamps.as_unit("us").asi8
-    moments = micros.view("datetime64[us]")
-    valid = ~np.isnat(moments)
-    valid[valid] = (moments[valid] >= _FIRST_TS) & (moments[valid] <= _LAST_TS)
-    out = np.full(n, "", dtype=object)
-    if valid.any():
-        formatted = np.datetime_as_string(moments[valid], unit="us").astype(object)
-        out[valid] = formatted + "Z"
-    return out
-
-
-def _canonical(values: Any) -> Any:
-    """Which values are valid times written exactly as ``dddd-dd-ddTdd:dd:dd.ddddddZ``."""
-    n = len(values)
-    lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
-    shaped = lengths == _CANONICAL_TS_LEN
-    rows = np.flatnonzero(shaped)
-    if not len(rows):
-        return shaped
-    try:
-        joined = "".join(values[rows].tolist()).encode("ascii")
-    except UnicodeEncodeError:
-        return np.zeros(n, dtype=bool)
-    chars = np.frombuffer(joined, dtype=np.uint8).reshape(len(rows), _CANONICAL_TS_LEN)
-    digits = chars[:, _TS_DIGITS].astype(np.int64) - ord("0")
-    ok = ((digits >= 0) & (digits <= 9)).all(axis=1)
-    for position, char in _TS_PUNCTUATION.items():
-        ok &= chars[:, position] == ord(char)
-    place = np.array([1000, 100, 10, 1])
-    year = digits[:, 0:4] @ place
-    month, day = digits[:, 4:6] @ place[2:], digits[:, 6:8] @ place[2:]
-    hour, minute, second = (digits[:, k : k + 2] @ place[2:] for k in (8, 10, 12))
-    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1)
-    ok &= (hour < 24) & (minute < 60) & (second < 60)
-    first = ((year - 1970) * 12 + np.clip(month, 1, 12) - 1).astype("datetime64[M]")
-    days_in_month = (first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")
-    ok &= day <= days_in_month.astype(np.int64)
-    shaped[rows] = ok
-    return shaped

@@ -235,15 +235,24 @@ def discard_rows(
 
 
 def discard_import(db: StateDB, fill_import: FillImport) -> int:
-    """Give up this process's own import (a bad row found after it began merging): mark
-    it ``discarding`` and delete its rows. Returns how many rows were deleted."""
+    """Give up this process's own import (a bad row or a conflicting trade found after it
+    began merging): mark it ``discarding``, delete its rows, then its record, so the
+    ledger's tables are as they were before it started. Returns how many rows were
+    deleted. (Interrupted, it is left ``discarding`` for the next import to finish.)"""
     with db.transaction() as conn:
         check_merging(conn, fill_import.import_id)
         conn.execute(
             "UPDATE fill_imports SET status = ?, updated_at = ? WHERE id = ?",
             (DISCARDING, ts_text(datetime.now(UTC)), fill_import.import_id),
         )
-    return discard_rows(db, _with_status(fill_import, DISCARDING))
+    deleted = discard_rows(db, _with_status(fill_import, DISCARDING))
+    with db.transaction() as conn:
+        conn.execute(
+            "DELETE FROM fill_imports WHERE id = ?1 AND status = ?2 AND NOT EXISTS (SELECT 1"
+            " FROM fills WHERE id > fill_imports.after_fill_id AND import_id = ?1)",
+            (fill_import.import_id, DISCARDED),
+        )
+    return deleted
 
 
 def check_merging(conn: Any, import_id: int) -> int:

@@ -9,7 +9,10 @@ alternates two steps for every batch of at most ``MERGE_BATCH_ROWS`` trades:
 - :meth:`MergeSession.merge` copies the staged rows into ``fills`` (file order, duplicates
   of a recorded trade skipped) with the import's id, the rows' totals into
   ``fill_import_totals`` and the record's progress, in one ``BEGIN IMMEDIATE``
-  transaction. A background thread then checkpoints the WAL on its own connection, so the
+  transaction. When a staged trade was already recorded (in the ledger, or earlier in
+  the same import), the same transaction compares the two records
+  (``state.fill_conflicts``) and raises ``FillConflict``, rolling the step back, if they
+  differ. A background thread then checkpoints the WAL on its own connection, so the
   WAL stays small without the importer waiting for it.
 
 Between the end of one merge transaction and the start of the next, the write lock stays
@@ -30,6 +33,7 @@ from typing import Any
 
 from stagectl.state._codec import ts_text
 from stagectl.state.db import StateDB
+from stagectl.state.fill_conflicts import check_recorded
 from stagectl.state.ledger_imports import FillImport, check_merging
 from stagectl.state.ledger_totals import EXACT, SymbolTotal, new_fill_totals
 
@@ -75,13 +79,15 @@ class TradeBatch:
     file order, ``groups`` hold the values of ``STAGE_GROUP_ROWS`` trades each, flattened,
     and ``tail`` the remaining trades one by one. All text is encoded as the codec does.
     ``parts`` split the ``count`` trades, in order, into merge transactions of at most
-    ``MERGE_BATCH_ROWS``."""
+    ``MERGE_BATCH_ROWS``. ``row_numbers`` are the trades' rows in their input (file lines),
+    for naming a trade in an error."""
 
     groups: Sequence[Sequence[Any]]
     tail: Sequence[Sequence[Any]]
     count: int
     kinds: Sequence[Sequence[str | None]]
     parts: Sequence[TradePart]
+    row_numbers: Sequence[int] = ()
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,11 @@ class MergeSession:
     ) -> FillImport:
         """Copy the staged trades of ``batch`` (but the first ``skip``: merged by an earlier
         run) into ``fills``, one transaction per part, in file order; returns the record as
-        it stands after the last step. ``after_step`` is called after each commit."""
+        it stands after the last step. ``after_step`` is called after each commit.
+
+        Raises ``state.fill_conflicts.FillConflict`` (the step rolled back; earlier steps
+        stay merged, invisible, for the caller to discard) when a trade is already
+        recorded with other values."""
         row = self._db.conn.execute("SELECT min(rowid) FROM temp.stagectl_trade_stage").fetchone()
         first_rowid = int(row[0] or 1)
         start = 0
@@ -168,7 +178,7 @@ class MergeSession:
                 if rest > 0:
                     time.sleep(rest)
                 fill_import, step = _merge_part(
-                    self._db, fill_import, first_rowid + begin, first_rowid + end - 1, totals
+                    self._db, fill_import, first_rowid, (begin, end - 1), totals
                 )
                 self._lock_freed = time.perf_counter()
                 self._checkpointer.request()
@@ -181,12 +191,15 @@ class MergeSession:
 def _merge_part(
     db: StateDB,
     fill_import: FillImport,
-    first_rowid: int,
-    last_rowid: int,
+    base_rowid: int,
+    positions: tuple[int, int],
     totals: Mapping[str, SymbolTotal] | None,
 ) -> tuple[FillImport, MergeStep]:
-    """One merge transaction, with as few statements as possible: each one hands Python's
-    GIL back and forth with the import's reader thread while the write lock is held."""
+    """One merge transaction: the trades at ``positions`` (first and last, inclusive) of
+    the batch staged from ``base_rowid``. As few statements as possible: each one hands
+    Python's GIL back and forth with the import's reader thread while the write lock is
+    held; the check of already recorded trades runs only when some were."""
+    first_rowid, last_rowid = base_rowid + positions[0], base_rowid + positions[1]
     rows = last_rowid - first_rowid + 1
     import_totals = fill_import.totals
     with db.transaction() as conn:
@@ -195,6 +208,8 @@ def _merge_part(
         before = conn.total_changes
         conn.execute(_MERGE_SQL, (fill_import.import_id, first_rowid, last_rowid))
         inserted = conn.total_changes - before
+        if inserted != rows:
+            check_recorded(conn, fill_import.import_id, base_rowid, positions)
         if inserted:
             if inserted != rows or totals is None:
                 totals = new_fill_totals(conn, last_id)

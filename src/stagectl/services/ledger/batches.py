@@ -72,12 +72,14 @@ def trade_batch(columns: TradeColumns) -> TradeBatch:
     for k, column in enumerate(fields):
         staged[:, k] = column.tolist()  # Python objects: the database driver cannot bind numpy ints
     full = count - count % STAGE_GROUP_ROWS
+    row_numbers = columns.row_numbers if keep is None else columns.row_numbers[keep]
     return TradeBatch(
         groups=staged[:full].reshape(-1, STAGE_GROUP_ROWS * len(fields)).tolist(),
         tail=staged[full:].tolist(),
         count=count,
         kinds=kinds,
         parts=parts,
+        row_numbers=row_numbers,
     )
 
 

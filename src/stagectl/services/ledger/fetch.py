@@ -19,8 +19,9 @@ tune.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,19 +102,21 @@ def run(
     progress: Progress | None = None,
     policy: RetryPolicy | None = None,
     rate_limit: bool = True,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FetchResult:
     """Fetch and record; ExchangeError (exit 3) when the exchange cannot be reached.
-    ``policy`` None is the broker's default retry policy."""
+    ``policy`` None is the broker's default retry policy; ``clock`` is now, which bounds
+    the trades' times (at most a day ahead)."""
     from stagectl.data.files import normalize_symbol
     from stagectl.data.trade_validation import validate_values
     from stagectl.exchange.ccxt_broker import open_broker
     from stagectl.exchange.credentials import require_credentials
-    from stagectl.services.ledger.importer import record_chunks
+    from stagectl.services.ledger.conflicts import RowNames
+    from stagectl.services.ledger.importer import check_account, record_chunks
     from stagectl.state.ledger_imports import ImportKey
 
     account = request.account if request.account is not None else request.exchange
-    if not account.strip():
-        raise InputError("must name an account", where="--source")
+    check_account(account)
     symbol = normalize_symbol(request.symbol)
     broker = open_broker(
         request.exchange,
@@ -127,7 +130,7 @@ def run(
     if progress is not None:
         progress(f"{request.exchange}: {len(records)} {symbol} trades since {request.since}")
     values = _records_as_values(records)
-    columns = validate_values(values)
+    columns = validate_values(values, now=clock())
 
     def refuse(bad: list[Any]) -> InputError:
         return InputError(
@@ -144,6 +147,7 @@ def run(
         rows=len(columns),
         skip_bad=False,
         bad_rows_error=refuse,
+        names=RowNames(row=lambda n: f"{request.exchange} trade {n}", first=columns.first_row),
         progress=progress,
     )
     return FetchResult(

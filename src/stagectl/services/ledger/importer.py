@@ -7,23 +7,28 @@ tables and merged into ``fills`` in parts of ``state.ledger_merge.MERGE_BATCH_RO
 short transaction each, under one import record, so a paper or live run writing meanwhile
 waits tens of milliseconds, not the whole file. The rows stay invisible to every reader
 until the last transaction marks the import complete. A bad row (unless ``skip_bad``)
-discards what was merged and is reported once the rest of the file is validated. A process
-killed half-way leaves nothing visible; rerunning the import completes it, once; a second
-import of the same file adds nothing because fills are unique on (account, ``SYMBOL:trade
-id``).
+discards what was merged and is reported once the rest of the file is validated. A trade
+already recorded with other values (earlier in the file or in the ledger: a conflict,
+``domain.fill_identity``) is found in the merge transaction that meets it, which rolls
+back; the import is discarded and the error names both records. A process killed
+half-way leaves nothing visible; rerunning the import completes it, once; a second import
+of the same file adds nothing because fills are unique on (account, ``SYMBOL:trade id``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
-from stagectl.data.trade_files import infer_format, open_trade_file
+from stagectl.data.trade_files import first_row_of_trade, infer_format, open_trade_file
 from stagectl.data.trade_validation import BadRow, TradeColumns
+from stagectl.data.trade_values import shown
 from stagectl.errors import InputError
+from stagectl.services.ledger.conflicts import Conflicting, RowNames, conflict_error
 
 if TYPE_CHECKING:
     from stagectl.state.db import StateDB
@@ -105,28 +110,40 @@ def run(
     home: Home,
     progress: Progress | None = None,
     after_merge: Callable[[MergeStep], None] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ImportResult:
-    """Validate ``request.path`` and record its fills; InputError on the first bad row.
+    """Validate ``request.path`` and record its fills; InputError on the first bad row or
+    conflicting trade.
 
     ``after_merge`` is called after each merge transaction commits (progress, and the
-    tests' way to stop an import half-way)."""
+    tests' way to stop an import half-way); ``clock`` is now, which bounds the trades'
+    times (at most a day ahead)."""
     from stagectl.state.ledger_imports import ImportKey
 
-    if not request.account.strip():
-        raise InputError("must name an account", where="--source")
+    check_account(request.account)
     fmt = infer_format(request.path, request.fmt)
     if not request.path.is_file():
         raise InputError("no such file", where=str(request.path))
-    trades = open_trade_file(request.path, fmt, symbol=request.symbol, rows_per_chunk=CHUNK_ROWS)
-    key = ImportKey(trades.content_sha256, request.account, IMPORT_SOURCE, request.symbol)
+    now = clock()
+    path, symbol = request.path, request.symbol
+    trades = open_trade_file(path, fmt, symbol=symbol, rows_per_chunk=CHUNK_ROWS, now=now)
+    key = ImportKey(trades.content_sha256, request.account, IMPORT_SOURCE, symbol)
+
+    def first(trade_symbol: str, trade_id: str) -> int | None:
+        trade = (trade_symbol, trade_id)
+        return first_row_of_trade(
+            path, fmt, trade, symbol=symbol, rows_per_chunk=CHUNK_ROWS, now=now
+        )
+
     recorded = record_chunks(
         home.state_path,
         trades.chunks,
         key=key,
-        origin=str(request.path),
+        origin=str(path),
         rows=trades.rows,
         skip_bad=request.skip_bad,
-        bad_rows_error=lambda bad: _bad_rows_error(request.path, bad),
+        bad_rows_error=lambda bad: _bad_rows_error(path, bad),
+        names=RowNames(row=lambda n: f"{path}:{n}", first=first),
         progress=progress,
         after_merge=after_merge,
     )
@@ -142,6 +159,20 @@ def run(
         merge_transactions=recorded.merge_transactions,
         longest_write_s=recorded.longest_write_s,
     )
+
+
+def check_account(account: str) -> None:
+    """An account name (``--source``) is an id: printable ASCII without spaces."""
+    from stagectl.data.trade_values import MAX_ID_CHARS
+
+    if not account.strip():
+        raise InputError("must name an account", where="--source")
+    if len(account) > MAX_ID_CHARS or not (account.isascii() and account.isprintable()):
+        raise InputError(
+            f"an account name is printable ASCII, at most {MAX_ID_CHARS} characters"
+            f" (got {shown(account)})",
+            where="--source",
+        )
 
 
 def _bad_rows_error(path: Path, bad: list[BadRow]) -> InputError:
@@ -164,6 +195,7 @@ def record_chunks(
     rows: int,
     skip_bad: bool,
     bad_rows_error: BadRowsError,
+    names: RowNames,
     progress: Progress | None = None,
     after_merge: Callable[[MergeStep], None] | None = None,
 ) -> Recorded:
@@ -171,7 +203,9 @@ def record_chunks(
 
     A chunk with bad rows (unless ``skip_bad``) stops it: the rest is validated for the
     count, whatever was merged is discarded, and ``bad_rows_error`` is raised. A bad first
-    chunk stops it before the state database is opened."""
+    chunk stops it before the state database is opened. A conflicting trade (even with
+    ``skip_bad``) stops it too: whatever was merged is discarded and an InputError names
+    the trade's two records (``names``)."""
     from stagectl.state.db import open_state
     from stagectl.state.ledger_imports import merge_lock, start_import
     from stagectl.state.ledger_merge import MERGE_BATCH_ROWS
@@ -204,6 +238,8 @@ def record_chunks(
             done = _merge_chunks(
                 db, fill_import, first, reader, bad, skip_bad, bad_rows_error, measured
             )
+    except Conflicting as found:
+        raise conflict_error(found, names) from None
     finally:
         reader.close()
     return Recorded(
@@ -238,7 +274,8 @@ def _merge_chunks(
     after_step: Callable[[MergeStep], None],
 ) -> FillImport:
     """Stage and merge every chunk (the reader prepares the next one while SQLite merges),
-    then complete the import; on a bad row, discard it and raise."""
+    then complete the import; on a bad row or a conflicting trade, discard it and raise."""
+    from stagectl.state.fill_conflicts import FillConflict
     from stagectl.state.ledger_imports import complete_import, discard_import
     from stagectl.state.ledger_merge import merge_session
 
@@ -253,7 +290,15 @@ def _merge_chunks(
             else:
                 session.stage(batch)  # in the pause after the last merge transaction
                 reader.go()  # the merge below runs in SQLite, without the GIL
-                fill_import = session.merge(fill_import, batch, skip=skip, after_step=after_step)
+                try:
+                    fill_import = session.merge(
+                        fill_import, batch, skip=skip, after_step=after_step
+                    )
+                except FillConflict as conflict:
+                    discard_import(db, fill_import)
+                    row = int(batch.row_numbers[conflict.position])
+                    own = conflict.stored.import_id == fill_import.import_id
+                    raise Conflicting(conflict, row, own) from None
                 skip = 0
             try:
                 item = _next_checked(reader, bad, skip_bad, bad_rows_error)
