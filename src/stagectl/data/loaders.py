@@ -10,6 +10,9 @@ line numbers count the header as line 1.
 
 from __future__ import annotations
 
+import lzma
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +40,8 @@ _ALIASES = {
     "funding": FUNDING_COLUMN,
 }
 Reader = Callable[[Path], tuple[pd.DataFrame, np.ndarray]]
+# A corrupt compressed file fails inside the decompressor, with errors that are not OSError.
+DECOMPRESSION_ERRORS = (zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 _EPOCH_MS_ABOVE = 1e11  # 1e11 s is the year 5138; 1e11 ms is 1973
 
 
@@ -59,7 +64,7 @@ def _read(path: Path, *, as_text: bool) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         message = f"not a readable CSV file: {_first_line(error)}"
         raise InputError(message, where=str(path)) from error
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, *DECOMPRESSION_ERRORS) as error:
         raise InputError(f"cannot read: {_first_line(error)}", where=str(path)) from error
     frame.columns = [_column_name(c) for c in frame.columns]
     return frame
