@@ -259,3 +259,18 @@ def test_unrelated_fills_in_the_ledger_change_nothing(
     assert in_range["pnl"]["windows"] == 300
     assert run(["metrics", "import", tmp_path / "u.csv"]).exit_code == 0
     assert run(analyse).json() == in_range
+
+
+def test_export_windows_refuses_a_bar_repeated_in_its_candle_file(
+    run: Run, slices: dict[str, Path], tmp_path: Path
+) -> None:
+    header, rows = real_lines(slices["late"], "2025-05-05T00:00:00", 300)
+    repeated = write_gz(
+        tmp_path / "SOLUSDT_1m.csv.gz", header, [*rows[:100], rows[50], *rows[100:]]
+    )
+    run(["metrics", "import", fills_csv(tmp_path / "sol.csv", "SOLUSDT", 146)])
+    result = run(["metrics", "export-windows", "--candles", repeated])
+    assert result.exit_code == 2
+    assert one_error_line(result.stderr).startswith(
+        f"stagectl: {repeated}:102: duplicate timestamp"
+    )
