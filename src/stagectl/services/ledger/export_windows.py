@@ -27,6 +27,7 @@ from stagectl.errors import InputError
 from stagectl.services.ledger import reads as ledger
 
 if TYPE_CHECKING:
+    from stagectl.data.segments import CandleSet
     from stagectl.state.db import StateDB
 
 MID_CANDLES = "candles"
@@ -56,7 +57,7 @@ class ExportResult:
         return text
 
 
-def read_candles(path: Path) -> Any:
+def read_candles(path: Path) -> CandleSet:
     """One validated OHLCV file as a ``data.segments.CandleSet`` (symbol, interval, gaps)."""
     from stagectl.data.segments import read_candle_set
 
@@ -77,7 +78,7 @@ def candle_mids(candles: Any, interval: Any = None) -> Any:
     return pd.Series(candles["close"].to_numpy(float), index=candles.index + step)
 
 
-def check_symbol(candles: Any, fills_symbol: str | None, given: bool) -> list[str]:
+def check_symbol(candles: CandleSet, fills_symbol: str | None, given: bool) -> list[str]:
     """The candles must be of the fills' symbol (``data.segments.check_candle_symbol``);
     without fills there is nothing to compare."""
     from stagectl.data.segments import check_candle_symbol
