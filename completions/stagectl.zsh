@@ -99,7 +99,7 @@ _stagectl_node() {
         "metrics export-windows")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--candles:1-minute OHLCV CSV(.gz) for the mids.' '--end:Last window end (UTC).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--out:Write the CSV to FILE [default: stdout].' '--start:First window start (UTC).' '--symbol:Only this symbol, e.g. SOLUSDT.' '--window:Window length in seconds.');;
+            _stagectl_opts=('--candles:1-minute OHLCV CSV(.gz) of the fills'\'' symbol, for the mids.' '--end:Last window end (UTC).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--out:Write the CSV to FILE [default: stdout].' '--start:First window start (UTC).' '--symbol:Only this symbol, e.g. SOLUSDT.' '--window:Window length in seconds.');;
         "paper-gate")
             _stagectl_names=''
             _stagectl_commands=()
@@ -111,7 +111,7 @@ _stagectl_node() {
         "regime-analyze")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--candles:1-minute OHLCV CSV(.gz), repeatable.' '-c:Config file [default: config/maker.yaml in the home, else the packaged one].' '--config:Config file [default: config/maker.yaml in the home, else the packaged one].' '--export:Write regimes.csv and the bucket tables.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Write a self-contained HTML page.' '--json:Print exactly one JSON document on stdout and nothing else.' '--symbol:The symbol of the ledger.' '--window:Ledger window length in seconds [default: maker.yaml].' '--windows:PnL windows CSV from `metrics export-windows` [default: the ledger].');;
+            _stagectl_opts=('--candles:1-minute OHLCV CSV(.gz) of one symbol, repeatable (segments, joined in time).' '-c:Config file [default: config/maker.yaml in the home, else the packaged one].' '--config:Config file [default: config/maker.yaml in the home, else the packaged one].' '--export:Write regimes.csv and the bucket tables.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Write a self-contained HTML page.' '--json:Print exactly one JSON document on stdout and nothing else.' '--symbol:The symbol of the candles and the ledger [default: the one the candle files name]; vouches for files that name none.' '--window:Ledger window length in seconds [default: maker.yaml].' '--windows:PnL windows CSV from `metrics export-windows` [default: the ledger].');;
         "report")
             _stagectl_names='verify'
             _stagectl_commands=('verify:Check a report'\''s HMAC signature with the configured key.')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -229,3 +230,45 @@ def test_a_corrupt_gzip_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         load_candles("ETHUSDT", data_dir=tmp_path)
     assert caught.value.where == str(tmp_path / "ETHUSDT_1h.csv.gz")
+
+
+def test_a_gzip_file_damaged_inside_its_deflate_stream_is_an_input_error(tmp_path: Path) -> None:
+    text = HEADER + "".join(",".join(row) + "\n" for row in ROWS * 40)
+    data = bytearray(gzip.compress(text.encode(), mtime=0))
+    data[20:36] = b"\xff" * 16
+    with pytest.raises(zlib.error):  # not an OSError: the loader used to let it through
+        gzip.decompress(bytes(data))
+    (tmp_path / "ETHUSDT_1h.csv.gz").write_bytes(bytes(data))
+    with pytest.raises(InputError) as caught:
+        load_candles("ETHUSDT", data_dir=tmp_path)
+    assert caught.value.where == str(tmp_path / "ETHUSDT_1h.csv.gz")
+    assert caught.value.message.startswith("cannot read: ")
+
+
+@pytest.mark.parametrize(
+    ("first", "stamp", "last"),
+    [
+        (ROWS[0][0], "-1", ROWS[2][0]),
+        (ROWS[0][0], "0001-01-01", ROWS[2][0]),
+        (ROWS[0][0], "2262-05-01T00:00:00Z", ROWS[2][0]),
+        ("1704067200", "1e30", "1704074400"),
+        ("1704067200", "-99999999999999", "1704074400"),
+        ("1704067200", "9" * 30, "1704074400"),
+    ],
+)
+def test_a_time_outside_what_a_timestamp_holds_names_file_and_line(
+    tmp_path: Path, first: str, stamp: str, last: str
+) -> None:
+    error = expect_error(tmp_path, with_ts(ROWS, [first, stamp, last]))
+    assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:3"
+    assert error.message.startswith("column timestamp: ")
+
+
+@pytest.mark.parametrize("extra", ["Close", "ts", "OPEN_TIME"])
+def test_a_column_given_twice_under_another_case_or_alias_is_an_input_error(
+    tmp_path: Path, extra: str
+) -> None:
+    rows = [(*row, "1") for row in ROWS]
+    error = expect_error(tmp_path, rows, HEADER.strip() + f",{extra}\n")
+    assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:1"
+    assert "given twice" in error.message

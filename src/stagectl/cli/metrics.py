@@ -279,7 +279,11 @@ def metrics_export_windows(
     symbol: SymbolOpt = None,
     candles: Annotated[
         Path | None,
-        typer.Option("--candles", help="1-minute OHLCV CSV(.gz) for the mids.", metavar="FILE"),
+        typer.Option(
+            "--candles",
+            help="1-minute OHLCV CSV(.gz) of the fills' symbol, for the mids.",
+            metavar="FILE",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -302,6 +306,8 @@ def metrics_export_windows(
         out=out,
     )
     result = service.run(request, home=cli_context(ctx).home)
+    for note in result.notes:
+        info(note)
     info(
         f"{len(result.table)} windows of {window:g} s for {result.symbol or 'no symbol'}; "
         f"mids from {result.mid_source.replace('_', ' ')}"

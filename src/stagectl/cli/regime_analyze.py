@@ -11,7 +11,7 @@ from stagectl.cli._common import JsonOpt, cli_context, config_option, info, prin
 
 app = typer.Typer(
     help="PnL windows and candles by market regime. "
-    "Example: stagectl regime-analyze --candles SOL_1m.csv.gz",
+    "Example: stagectl regime-analyze --candles SOLUSDT_1m.csv.gz",
     add_completion=False,
     rich_markup_mode=None,
 )
@@ -20,10 +20,21 @@ app = typer.Typer(
 @app.command()
 def regime_analyze(
     ctx: typer.Context,
-    symbol: Annotated[str, typer.Option("--symbol", help="The symbol of the ledger.")] = "SOLUSDT",
+    symbol: Annotated[
+        str | None,
+        typer.Option(
+            "--symbol",
+            help="The symbol of the candles and the ledger [default: the one the candle files "
+            "name]; vouches for files that name none.",
+        ),
+    ] = None,
     candles: Annotated[
         list[Path] | None,
-        typer.Option("--candles", help="1-minute OHLCV CSV(.gz), repeatable.", metavar="FILE"),
+        typer.Option(
+            "--candles",
+            help="1-minute OHLCV CSV(.gz) of one symbol, repeatable (segments, joined in time).",
+            metavar="FILE",
+        ),
     ] = None,
     windows: Annotated[
         Path | None,
@@ -52,7 +63,8 @@ def regime_analyze(
     share of time, ADX and when maker.yaml's volatility thresholds would have fired.
 
     Without PnL windows (empty ledger, no --windows) the candle side is still reported.
-    Exit 0; 2 on bad input.
+    The candles must be of --symbol (told by their file name or a symbol column); several
+    files are joined, and indicators restart after a gap. Exit 0; 2 on bad input.
 
     Example: stagectl regime-analyze --candles SOLUSDT_1m.csv.gz --html regimes.html
     """
@@ -61,7 +73,7 @@ def regime_analyze(
 
     home = cli_context(ctx).home
     request = service.RegimeRequest(
-        symbol=normalize_symbol(symbol),
+        symbol=normalize_symbol(symbol) if symbol is not None else None,
         candles=tuple(candles or ()),
         windows_csv=windows,
         window_s=window,
@@ -70,6 +82,8 @@ def regime_analyze(
         html=html,
     )
     result = service.run(request, home=home)
+    for note in result.document["notes"]:
+        info(note)
     for path in result.exported:
         info(f"wrote {path}")
     if result.html is not None:

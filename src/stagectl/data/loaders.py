@@ -10,6 +10,9 @@ line numbers count the header as line 1.
 
 from __future__ import annotations
 
+import lzma
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,13 @@ _ALIASES = {
     "funding": FUNDING_COLUMN,
 }
 Reader = Callable[[Path], tuple[pd.DataFrame, np.ndarray]]
+# A corrupt compressed file fails inside the decompressor, with errors that are not OSError.
+DECOMPRESSION_ERRORS = (zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 _EPOCH_MS_ABOVE = 1e11  # 1e11 s is the year 5138; 1e11 ms is 1973
+# The times a nanosecond timestamp holds (1677-09-22 .. 2262-04-11), in whole epoch seconds.
+_EPOCH_MIN_S = float(pd.Timestamp.min.value // 10**9 + 1)
+_EPOCH_MAX_S = float(pd.Timestamp.max.value // 10**9 - 1)
+_OUT_OF_RANGE = "within 1677-09-22 .. 2262-04-11"
 
 
 @dataclass
@@ -59,9 +68,14 @@ def _read(path: Path, *, as_text: bool) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         message = f"not a readable CSV file: {_first_line(error)}"
         raise InputError(message, where=str(path)) from error
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, *DECOMPRESSION_ERRORS) as error:
         raise InputError(f"cannot read: {_first_line(error)}", where=str(path)) from error
-    frame.columns = [_column_name(c) for c in frame.columns]
+    names = [_column_name(c) for c in frame.columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # e.g. "close" and "Close", or "timestamp" and its alias "ts"
+        message = f"column(s) {', '.join(repeated)} given twice (names ignore case and aliases)"
+        raise InputError(message, where=f"{path}:1")
+    frame.columns = names
     return frame
 
 
@@ -119,7 +133,7 @@ def _timestamps(raw: pd.Series, path: Path, lines: np.ndarray) -> pd.DatetimeInd
         numeric = pd.Series(raw, dtype=np.float64)
         text = raw
     else:
-        text = raw.str.strip()
+        text = raw.astype(str).str.strip()  # object cells may be ints too long for int64
         numeric = _epoch_candidates(text)
     if numeric.notna().mean() > 0.5:
         bad = numeric.isna().to_numpy()
@@ -128,6 +142,12 @@ def _timestamps(raw: pd.Series, path: Path, lines: np.ndarray) -> pd.DatetimeInd
             raise _bad(path, lines, row, f"column timestamp: {raw.iloc[row]!r} is not an epoch")
         values: npt.NDArray[np.float64] = numeric.to_numpy(dtype=np.float64)
         unit: Literal["s", "ms"] = "ms" if np.abs(values).max() >= _EPOCH_MS_ABOVE else "s"
+        seconds = values / (1000.0 if unit == "ms" else 1.0)
+        outside = ~((seconds >= _EPOCH_MIN_S) & (seconds <= _EPOCH_MAX_S))
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            message = f"column timestamp: {str(raw.iloc[row])!r} is not an epoch {_OUT_OF_RANGE}"
+            raise _bad(path, lines, row, message)
         if np.array_equal(values, np.round(values)):
             parsed = pd.to_datetime(values.astype(np.int64), unit=unit, utc=True)
         else:
@@ -135,14 +155,19 @@ def _timestamps(raw: pd.Series, path: Path, lines: np.ndarray) -> pd.DatetimeInd
     else:
         iso = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
         parsed = pd.DatetimeIndex(iso)
-        bad_rows = np.flatnonzero(np.asarray(pd.isna(parsed)))
+        # parsed at a coarser unit, a year such as 0001 or 9999 parses but has no nanoseconds
+        outside = (parsed < pd.Timestamp.min.tz_localize("UTC")) | (
+            parsed > pd.Timestamp.max.tz_localize("UTC")
+        )
+        bad_rows = np.flatnonzero(np.asarray(pd.isna(parsed)) | np.asarray(outside))
         if bad_rows.size:
             row = int(bad_rows[0])
             raise _bad(
                 path,
                 lines,
                 row,
-                f"column timestamp: {raw.iloc[row]!r} is not an ISO-8601 time or an epoch",
+                f"column timestamp: {raw.iloc[row]!r} is not an ISO-8601 time or an epoch "
+                f"{_OUT_OF_RANGE}",
             )
     return pd.DatetimeIndex(parsed, name="timestamp").as_unit("ns")
 

@@ -151,17 +151,23 @@ def last_fill_price(db: StateDB, symbol: str, before: datetime) -> Decimal | Non
     return None if row is None else Decimal(row[0])
 
 
-def fill_span(db: StateDB, symbol: str) -> tuple[datetime, datetime] | None:
-    """The times of the first and the last fill of ``symbol``; None without fills. Each end
-    is the first visible row of an index scan from that end of the symbol's range."""
-    sql = (
-        f"SELECT ts FROM fills WHERE symbol = ? AND {ledger_clause(db.conn)}"
-        " ORDER BY ts {} LIMIT 1"
-    )
-    first = db.conn.execute(sql.format("ASC"), (symbol,)).fetchone()
+def fill_span(
+    db: StateDB, symbol: str, *, between: tuple[datetime, datetime] | None = None
+) -> tuple[datetime, datetime] | None:
+    """The times of the first and the last fill of ``symbol`` (with ``between=(start, end)``
+    only those with ``start <= ts < end``); None without fills. Each end is the first
+    visible row of an index scan from that end of the symbol's range (of ``between``'s part
+    of it: rows of other symbols or other times are never read)."""
+    sql = f"SELECT ts FROM fills WHERE symbol = ? AND {ledger_clause(db.conn)}"
+    params = [symbol]
+    if between is not None:
+        sql += " AND ts >= ? AND ts < ?"
+        params += [ts_text(between[0]), ts_text(between[1])]
+    sql += " ORDER BY ts {} LIMIT 1"
+    first = db.conn.execute(sql.format("ASC"), params).fetchone()
     if first is None:
         return None
-    last = db.conn.execute(sql.format("DESC"), (symbol,)).fetchone()
+    last = db.conn.execute(sql.format("DESC"), params).fetchone()
     return parse_ts(first[0]), parse_ts(last[0])
 
 

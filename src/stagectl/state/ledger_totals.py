@@ -13,7 +13,10 @@ through the position at T. Given the position P, the open lots are the newest op
 fills walking back from T until they cover |P| (FIFO consumes the oldest first), which
 ``state.ledger_reads.newest_fills`` reads with a short backward index scan. With these totals,
 ``P(T) = total - (deltas of the fills at or after T)``, so ``metrics window`` reads the
-recent fills only, not a million rows of history.
+recent fills only, not a million rows of history; and when more fills lie after T than
+before it (``regime-analyze`` on old candles, a ``--start`` early in a long ledger), P(T)
+is the sum over the fills before T instead (an index-only count decides), so the larger
+side is never read.
 
 Trust, not hope: a reader uses the totals only when the stored count plus the rows of
 unfinished imports equals ``count(*)`` of the symbol's fills (an index-only count);
@@ -230,7 +233,8 @@ def _history_total(conn: sqlite3.Connection, symbol: str) -> SymbolTotal:
 
 def position_before(conn: sqlite3.Connection, symbol: str, before_ts: str) -> Decimal | None:
     """The exact position of ``symbol`` over the visible fills with ``ts < before_ts``, from
-    the totals and the fills at or after ``before_ts``; None when the totals cannot be used.
+    the totals and the fills at or after ``before_ts``, or from the fills before it when
+    those are fewer; None when the totals cannot be used.
     Its four reads must see one state of the ledger: call it inside a read transaction
     (``state.ledger_reads.snapshot``), or a fill written between them skews the answer."""
     from stagectl.state.fill_visibility import ledger_clause
@@ -242,13 +246,17 @@ def position_before(conn: sqlite3.Connection, symbol: str, before_ts: str) -> De
     ).fetchone()
     if row is None or row[0] != ledger_fill_count(conn, symbol):
         return None
-    later = conn.execute(
+    rows_after = conn.execute(
+        "SELECT count(*) FROM fills WHERE symbol = ? AND ts >= ?", (symbol, before_ts)
+    ).fetchone()[0]
+    earlier = 2 * rows_after > row[0]  # fewer rows before T than after: sum those instead
+    rows = conn.execute(
         "SELECT side, qty, fee, fee_currency FROM fills"
-        f" WHERE symbol = ? AND ts >= ? AND {ledger_clause(conn)}",
+        f" WHERE symbol = ? AND ts {'<' if earlier else '>='} ? AND {ledger_clause(conn)}",
         (symbol, before_ts),
     )
     try:
-        recent = sum_deltas(symbol, later)
+        summed = sum_deltas(symbol, rows)
     except UnbookableFee:
         return None
-    return EXACT.subtract(Decimal(row[1]), recent.position)
+    return summed.position if earlier else EXACT.subtract(Decimal(row[1]), summed.position)

@@ -8,7 +8,11 @@ from fill prices (the last fill at or before each bound); ``mid_source`` says wh
 
 Entry: ``run(ExportRequest, *, home) -> ExportResult``; with ``out`` the CSV is written there
 (atomically) and ``written`` names it, without it the caller prints ``csv_text()``.
-``read_candles_file``, ``candle_mids`` and ``pnl_table`` are shared with ``regime-analyze``.
+``candle_mids``, ``check_symbol`` and ``pnl_table`` are shared with ``regime-analyze``.
+
+The candles must be of the fills' symbol (``data.segments``): a file whose name or
+``symbol`` column names another symbol is refused (exit 2); one that names none is used only
+when ``--symbol`` vouches for it, and a note says so.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from stagectl.errors import InputError
 from stagectl.services.ledger import reads as ledger
 
 if TYPE_CHECKING:
+    from stagectl.data.segments import CandleSet
     from stagectl.state.db import StateDB
 
 MID_CANDLES = "candles"
@@ -45,31 +50,47 @@ class ExportResult:
     table: Any  # pandas DataFrame, columns domain.ledger_windows.PNL_WINDOW_COLUMNS
     mid_source: str
     written: Path | None = None  # the CSV file written (request.out), None when not asked
+    notes: tuple[str, ...] = ()  # about the candles: a symbol taken on --symbol's word, gaps
 
     def csv_text(self) -> str:
         text: str = self.table.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
         return text
 
 
-def read_candles_file(path: Path) -> Any:
-    """One validated OHLCV file (``data.loaders``), sorted by bar open time."""
-    from stagectl.data.loaders import read_candle_file
+def read_candles(path: Path) -> CandleSet:
+    """One validated OHLCV file as a ``data.segments.CandleSet`` (symbol, interval, gaps)."""
+    from stagectl.data.segments import read_candle_set
 
-    if not path.is_file():
-        raise InputError("no such file", where=str(path))
-    frame, _ = read_candle_file(path)
-    return frame.sort_index()
+    return read_candle_set((path,))
 
 
-def candle_mids(candles: Any) -> Any:
-    """Closes indexed by bar close time (open + 1 bar): the mid known at that instant."""
+def candle_mids(candles: Any, interval: Any = None) -> Any:
+    """Closes indexed by bar close time (open + one bar): the mid known at that instant.
+
+    The bar is ``interval`` when known (``CandleSet.interval``), else the median spacing."""
     import pandas as pd
 
-    step = pd.Series(candles.index).diff().median() if len(candles) > 1 else pd.Timedelta("1min")
+    step = interval
+    if step is None:
+        step = (
+            pd.Series(candles.index).diff().median() if len(candles) > 1 else pd.Timedelta("1min")
+        )
     return pd.Series(candles["close"].to_numpy(float), index=candles.index + step)
 
 
-def _floor(moment: datetime, window_s: float) -> datetime:
+def check_symbol(candles: CandleSet, fills_symbol: str | None, given: bool) -> list[str]:
+    """The candles must be of the fills' symbol (``data.segments.check_candle_symbol``);
+    without fills there is nothing to compare."""
+    from stagectl.data.segments import check_candle_symbol
+
+    if fills_symbol is None:
+        return []
+    symbol_is = "--symbol is" if given else "the fills are"
+    return check_candle_symbol(candles, fills_symbol, symbol_is=symbol_is, vouched=given)
+
+
+def floor_to_window(moment: datetime, window_s: float) -> datetime:
+    """The start of the window holding ``moment`` (windows are aligned on the epoch)."""
     epoch = moment.timestamp()
     return datetime.fromtimestamp(epoch - epoch % window_s, tz=UTC)
 
@@ -92,13 +113,15 @@ def pnl_table(db: StateDB, request: ExportRequest, symbol: str | None, mids: Any
 
     from stagectl.domain.ledger_windows import PNL_WINDOW_COLUMNS, pnl_windows
 
-    span = ledger.fill_span(db, symbol) if symbol is not None else None
-    if span is None and (request.start is None or request.end is None):
-        return pd.DataFrame(columns=list(PNL_WINDOW_COLUMNS))
-    start = request.start or _floor(span[0], request.window_s)  # type: ignore[index]
-    end = request.end or _floor(span[1], request.window_s) + timedelta(  # type: ignore[index]
-        seconds=request.window_s
-    )
+    start, end = request.start, request.end
+    if start is None or end is None:  # the fills' span fills in what the request leaves open
+        span = ledger.fill_span(db, symbol) if symbol is not None else None
+        if span is None:
+            return pd.DataFrame(columns=list(PNL_WINDOW_COLUMNS))
+        start = start or floor_to_window(span[0], request.window_s)
+        end = end or floor_to_window(span[1], request.window_s) + timedelta(
+            seconds=request.window_s
+        )
     if end <= start:
         raise InputError("--end must be after --start", where="--end")
     fills: list[Any] = []
@@ -132,15 +155,18 @@ def run(request: ExportRequest, *, home: Home) -> ExportResult:
 
     if request.window_s <= 0:
         raise InputError("must be a positive number of seconds", where="--window")
-    candles = read_candles_file(request.candles) if request.candles else None
+    candles = read_candles(request.candles) if request.candles else None
+    notes: list[str] = []
     with ledger.open_ledger(home.state_path) as db, snapshot(db):
         symbol = _choose_symbol(db, request.symbol)
         if candles is not None:
-            mids, source = candle_mids(candles), MID_CANDLES
+            notes = check_symbol(candles, symbol, request.symbol is not None)
+            notes += candles.notes
+            mids, source = candle_mids(candles.frame, candles.interval), MID_CANDLES
         else:
             mids, source = _fill_mids(db, symbol), MID_FILLS
         table = pnl_table(db, request, symbol, mids)
-    result = ExportResult(symbol=symbol, table=table, mid_source=source)
+    result = ExportResult(symbol=symbol, table=table, mid_source=source, notes=tuple(notes))
     if request.out is None:
         return result
     write_atomic(request.out, result.csv_text().encode())

@@ -160,7 +160,11 @@ def last_price(db: StateDB, symbol: str, before: datetime) -> Decimal | None:
     return last_fill_price(db, symbol, before)
 
 
-def fill_span(db: StateDB, symbol: str) -> tuple[datetime, datetime] | None:
+def fill_span(
+    db: StateDB, symbol: str, *, between: tuple[datetime, datetime] | None = None
+) -> tuple[datetime, datetime] | None:
+    """The first and the last fill time of ``symbol`` (only ``start <= ts < end`` with
+    ``between=(start, end)``); None without such fills."""
     from stagectl.state import ledger_reads
 
-    return ledger_reads.fill_span(db, symbol)
+    return ledger_reads.fill_span(db, symbol, between=between)

@@ -12,6 +12,13 @@ of the last bar that ended at or before its start (no look-ahead). Buckets by tr
 volatility, session, regime and trend x volatility: count, mean and total PnL, win rate; and
 the correlation of realized PnL with inventory delta.
 
+What belongs together (``data.segments``): every ``--candles`` file must be of the symbol
+analysed (``--symbol``, else the one the files name); several files are joined in time as
+segments, and every windowed indicator (ADX, the volatility and volume windows, the EMA
+volatilities, the switches' hysteresis) restarts after a gap, so nothing bridges one; a
+window reaching into a gap is not joined. The ledger side reads only the symbol's fills
+inside the candles' time range (``ledger_windows``), through the ``(symbol, ts)`` index.
+
 Entry: ``run(RegimeRequest, *, home) -> RegimeResult``; with ``export_dir`` it writes
 regimes.csv, the bucket tables and the joined windows there, then with ``html`` the page,
 and the result lists what it wrote (``exported``, ``html``).
@@ -20,12 +27,17 @@ and the result lists what it wrote (``exported``, ``html``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import time
+from datetime import datetime, time, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
 from stagectl.errors import InputError
+
+if TYPE_CHECKING:
+    from stagectl.data.segments import CandleSet
+    from stagectl.state.db import StateDB
 
 WINDOW_COLUMNS = ("window_start", "window_end", "realized_fifo_quote", "inventory_delta_base")
 DIMENSIONS = ("trend", "volatility", "session", "regime", "trend_x_volatility")
@@ -33,7 +45,7 @@ DIMENSIONS = ("trend", "volatility", "session", "regime", "trend_x_volatility")
 
 @dataclass(frozen=True)
 class RegimeRequest:
-    symbol: str
+    symbol: str | None  # --symbol; None: the symbol the candle files name
     candles: tuple[Path, ...]
     windows_csv: Path | None = None
     window_s: float | None = None
@@ -47,27 +59,44 @@ class RegimeResult:
     document: dict[str, Any]
     bars: Any  # DataFrame per bar: adx inputs, regime, volatility measures
     windows: Any  # DataFrame per PnL window with its buckets (may be empty)
+    candles: CandleSet
     buckets: dict[str, Any] = field(default_factory=dict)  # dimension -> DataFrame
-    candles: Any = None
     adx_period: int = 14
     exported: tuple[Path, ...] = ()  # the CSV files written into request.export_dir
     html: Path | None = None  # the page written (request.html)
 
 
-def load_candles(paths: tuple[Path, ...]) -> Any:
-    import pandas as pd
+def load_candles(paths: tuple[Path, ...]) -> CandleSet:
+    """The ``--candles`` files joined as one ``data.segments.CandleSet`` (one symbol, one
+    interval, overlaps only where the files agree, gaps recorded)."""
+    from stagectl.data.segments import read_candle_set
 
-    from stagectl.services.ledger.export_windows import read_candles_file
-
-    if not paths:
-        raise InputError("pass --candles FILE (1-minute OHLCV CSV)", where="--candles")
-    frames = [read_candles_file(p) for p in paths]
-    frame = pd.concat(frames).sort_index() if len(frames) > 1 else frames[0]
-    if frame.index.has_duplicates:
-        raise InputError("the candle files overlap (duplicate bar times)", where="--candles")
-    if len(frame) < 2:
+    candles = read_candle_set(paths)
+    if len(candles.frame) < 2:
         raise InputError("need at least two candles", where=str(paths[0]))
-    return frame
+    return candles
+
+
+def resolve_symbol(candles: CandleSet, given: str | None) -> tuple[str, list[str]]:
+    """The symbol analysed: ``--symbol`` when given (every file that names a symbol must
+    name it), else the one the files name; and the notes about it."""
+    from stagectl.data.segments import check_candle_symbol
+
+    symbol = given or candles.symbol
+    if symbol is None:
+        raise InputError(
+            "cannot tell the candles' symbol from the file name or a symbol column; pass --symbol",
+            where=str(candles.files[0].path),
+        )
+    notes = check_candle_symbol(candles, symbol, symbol_is="--symbol is", vouched=given is not None)
+    return symbol, notes
+
+
+def candle_range(candles: CandleSet) -> tuple[datetime, datetime]:
+    """``[first bar open, last bar close)``: the times the candles cover."""
+    frame = candles.frame
+    step = candles.interval if candles.interval is not None else frame.index[-1] - frame.index[-2]
+    return frame.index[0].to_pydatetime(), (frame.index[-1] + step).to_pydatetime()
 
 
 def _summary(values: Any) -> dict[str, float | None]:
@@ -81,39 +110,60 @@ def _summary(values: Any) -> dict[str, float | None]:
     return {"median": median, "p10": p10, "p90": p90, "mean": float(v.mean())}
 
 
-def _threshold_summary(vol_bps: Any, volatility: Any) -> tuple[dict[str, Any], Any]:
-    from stagectl.domain.regimes import threshold_states
+def _threshold_summary(vol_bps: Any, volatility: Any, starts: Any) -> tuple[dict[str, Any], Any]:
+    """The switches' share of time, firings and first firing; each segment starts off."""
+    import numpy as np
 
-    states = threshold_states(
+    from stagectl.domain.regimes import threshold_states
+    from stagectl.domain.segments import per_segment
+
+    states = per_segment(
         vol_bps,
-        low_vol_pause_bps=volatility.low_vol_pause_bps,
-        low_vol_resume_bps=volatility.low_vol_resume_bps,
-        regime_switch_bps=volatility.regime_switch_bps,
-        high_vol_pause_bps=volatility.high_vol_pause_bps,
+        starts,
+        lambda part: threshold_states(
+            part,
+            low_vol_pause_bps=volatility.low_vol_pause_bps,
+            low_vol_resume_bps=volatility.low_vol_resume_bps,
+            regime_switch_bps=volatility.regime_switch_bps,
+            high_vol_pause_bps=volatility.high_vol_pause_bps,
+        ),
     )
     out: dict[str, Any] = {}
     for signal in states.columns:
         on = states[signal].to_numpy()
-        starts = on[1:] & ~on[:-1]
+        before = np.concatenate(([False], on[:-1]))
+        before[starts] = False
         first = states.index[int(on.argmax())] if on.any() else None
         out[signal] = {
             "share_on": float(on.mean()),
-            "times_fired": int(starts.sum() + bool(on[0])),
+            "times_fired": int((on & ~before).sum()),
             "first_fired": first,
         }
     return {"summary_bps": _summary(vol_bps), "switches": out}, states
 
 
-def _candle_side(candles: Any, config: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-    """The per-bar analysis and its summary; also the threshold states per measure."""
+def _candle_side(candles: CandleSet, config: Any) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """The per-bar analysis and its summary; also the threshold states per measure.
+
+    Every windowed indicator runs on each segment alone (``domain.segments.per_segment``):
+    after a gap it warms up again instead of bridging the gap."""
     import pandas as pd
 
+    from stagectl.data.segments import interval_text
     from stagectl.domain.indicators import ema_volatility_bps, external_volatility_bps
     from stagectl.domain.regimes import classify_regimes, regime_inputs
+    from stagectl.domain.segments import per_segment
 
     ra, vol = config.regime_analysis, config.volatility
-    inputs = regime_inputs(
-        candles, adx_period=ra.adx_period, volume_median_window_bars=ra.volume_median_window_bars
+    frame, starts = candles.frame, candles.starts
+    inputs = per_segment(
+        frame,
+        starts,
+        lambda part: regime_inputs(
+            part,
+            adx_period=ra.adx_period,
+            volume_median_window_bars=ra.volume_median_window_bars,
+        ),
     )
     bars = inputs.copy()
     bars["regime"] = classify_regimes(
@@ -123,25 +173,38 @@ def _candle_side(candles: Any, config: Any) -> tuple[dict[str, Any], Any, dict[s
         inputs["volume_ratio"],
         rules=_regime_rules(ra),
     )
-    close = candles["close"].astype(float)
+    close = frame["close"].astype(float)
+    window = int(vol.external_window_min)
     measures = {
-        f"external_{int(vol.external_window_min)}m": external_volatility_bps(
-            close, int(vol.external_window_min)
+        f"external_{window}m": per_segment(
+            close, starts, lambda part: external_volatility_bps(part, window)
         )
     }
     for half_life in (vol.ema_half_life_s, vol.ema_half_life_alt_s):
-        measures[f"internal_ema_{half_life:g}s"] = ema_volatility_bps(close, half_life)
+        measures[f"internal_ema_{half_life:g}s"] = per_segment(
+            close, starts, partial(ema_volatility_bps, half_life_s=half_life)
+        )
     volatility: dict[str, Any] = {}
     states: dict[str, Any] = {}
     for name, series in measures.items():
         bars[f"vol_{name}_bps"] = series.to_numpy()
-        volatility[name], states[name] = _threshold_summary(series, vol)
+        volatility[name], states[name] = _threshold_summary(series, vol, starts)
     share = pd.Series(bars["regime"]).value_counts(normalize=True).sort_index()
     adx = bars["adx"]
     document = {
         "bars": len(bars),
-        "first_bar": candles.index[0],
-        "last_bar": candles.index[-1],
+        "first_bar": frame.index[0],
+        "last_bar": frame.index[-1],
+        "interval": None if candles.interval is None else interval_text(candles.interval),
+        "segments": candles.segments,
+        "gaps": [
+            {
+                "last_bar_before": gap.last_before,
+                "first_bar_after": gap.first_after,
+                "missing_bars": gap.missing_bars,
+            }
+            for gap in candles.gaps
+        ],
         "regime_share_of_time": {str(k): float(v) for k, v in share.items()},
         "adx": {
             **_summary(adx),
@@ -197,24 +260,46 @@ def _read_windows_csv(path: Path) -> Any:
     return table
 
 
-def _ledger_windows(state_path: Path, symbol: str, window_s: float, candles: Any) -> Any:
-    """PnL windows of ``symbol`` from the ledger, or None without a ledger or fills."""
-    from stagectl.services.ledger import export_windows as export
+def _ledger_windows(state_path: Path, symbol: str, window_s: float, candles: CandleSet) -> Any:
+    """PnL windows of ``symbol``'s fills inside the candles' time range, or None without a
+    ledger or such fills."""
+    from stagectl.services.ledger.reads import open_ledger
+    from stagectl.state.ledger_reads import snapshot
 
     if not state_path.is_file():
         return None
-    from stagectl.services.ledger.reads import open_ledger
-    from stagectl.state.ledger_reads import has_fills, snapshot
-
-    request = export.ExportRequest(window_s=window_s, symbol=symbol)
     with open_ledger(state_path) as db, snapshot(db):
-        if has_fills(db, symbol):
-            return export.pnl_table(db, request, symbol, export.candle_mids(candles))
-    return None
+        return ledger_windows(db, symbol, window_s, candles)
 
 
-def _join_windows(windows: Any, candles: Any, bars: Any, config: Any) -> Any:
-    """Each window with its candle return, sigma, and trend/volatility/session/regime buckets."""
+def ledger_windows(db: StateDB, symbol: str, window_s: float, candles: CandleSet) -> Any:
+    """The windows over the fills of ``symbol`` inside ``candle_range(candles)`` (None
+    without any): from the first such fill's window to the last one's. Every read walks the
+    ``(symbol, ts)`` index over that range (the lots carried in come from the ledger's
+    running totals), so fills of other symbols or other times cost nothing."""
+    from stagectl.services.ledger import export_windows as export
+    from stagectl.services.ledger.reads import fill_span
+
+    first, end = candle_range(candles)
+    span = fill_span(db, symbol, between=(first, end))
+    if span is None:
+        return None
+    request = export.ExportRequest(
+        window_s=window_s,
+        symbol=symbol,
+        start=export.floor_to_window(span[0], window_s),
+        end=export.floor_to_window(span[1], window_s) + timedelta(seconds=window_s),
+    )
+    mids = export.candle_mids(candles.frame, candles.interval)
+    return export.pnl_table(db, request, symbol, mids)
+
+
+def _join_windows(windows: Any, candles: CandleSet, bars: Any, config: Any) -> Any:
+    """Each window with its candle return, sigma, and trend/volatility/session/regime buckets.
+
+    A window is joined only when it lies inside one segment of the candles (between the close
+    of its first bar and the close of its last): one that reaches before the data, after it,
+    or into a gap is counted as outside."""
     import numpy as np
     import pandas as pd
 
@@ -222,22 +307,24 @@ def _join_windows(windows: Any, candles: Any, bars: Any, config: Any) -> Any:
     from stagectl.services.ledger.export_windows import candle_mids
 
     ra = config.regime_analysis
-    mids = candle_mids(candles)
+    mids = candle_mids(candles.frame, candles.interval)
     out = windows.sort_values("window_start", kind="stable").reset_index(drop=True)
     starts = pd.DatetimeIndex(out["window_start"])
     ends = pd.DatetimeIndex(out["window_end"])
-    before_data = (starts < mids.index[0]) | (ends > mids.index[-1])
-    out = out.loc[~before_data].reset_index(drop=True)
-    starts, ends = starts[~before_data], ends[~before_data]
+    inside = _inside_one_segment(starts, ends, pd.DatetimeIndex(mids.index), candles.starts)
+    out = out.loc[inside].reset_index(drop=True)
+    starts, ends = starts[inside], ends[inside]
+    outside = int((~inside).sum())
     if not len(out):
-        return out, int(before_data.sum())
+        return out, outside
     out["candle_return"] = mids.asof(ends).to_numpy() / mids.asof(starts).to_numpy() - 1.0
-    log_ret = pd.Series(np.log(mids.to_numpy())).diff().to_numpy()
+    log_ret = pd.Series(np.log(mids.to_numpy())).diff().to_numpy(copy=True)
+    log_ret[candles.starts] = np.nan  # no return across a gap
     start_ns, end_ns = starts.as_unit("ns").asi8, ends.as_unit("ns").asi8
     mid_ns = pd.DatetimeIndex(mids.index).as_unit("ns").asi8
     k = np.searchsorted(start_ns, mid_ns, side="left") - 1
-    inside = (k >= 0) & (mid_ns <= end_ns[np.clip(k, 0, None)]) & np.isfinite(log_ret)
-    sigma = pd.Series(log_ret[inside]).groupby(k[inside]).std(ddof=1)
+    within = (k >= 0) & (mid_ns <= end_ns[np.clip(k, 0, None)]) & np.isfinite(log_ret)
+    sigma = pd.Series(log_ret[within]).groupby(k[within]).std(ddof=1)
     out["sigma_per_min"] = sigma.reindex(range(len(out))).to_numpy()
     regime_at = pd.Series(bars["regime"].to_numpy(), index=mids.index)
     out["trend"] = trend_bucket(out["candle_return"], ra.trend_threshold_pct)
@@ -250,7 +337,20 @@ def _join_windows(windows: Any, candles: Any, bars: Any, config: Any) -> Any:
     regime_asof: Any = regime_at.asof(starts)
     out["regime"] = regime_asof.fillna("NEUTRAL").to_numpy()
     out["trend_x_volatility"] = out["trend"] + "/" + out["volatility"]
-    return out, int(before_data.sum())
+    return out, outside
+
+
+def _inside_one_segment(starts: Any, ends: Any, closes: Any, segment_starts: Any) -> Any:
+    """Whether each window ``[start, end)`` lies between the first and the last bar close of
+    one segment (``closes``: the bars' close times)."""
+    import numpy as np
+
+    close_ns = closes.as_unit("ns").asi8
+    first_ns = close_ns[segment_starts]
+    last_ns = close_ns[np.append(segment_starts[1:], len(close_ns)) - 1]
+    start_ns, end_ns = starts.as_unit("ns").asi8, ends.as_unit("ns").asi8
+    segment = np.searchsorted(first_ns, start_ns, side="right") - 1
+    return (segment >= 0) & (end_ns <= last_ns[np.clip(segment, 0, None)])
 
 
 def _clock(value: Any) -> time:
@@ -292,16 +392,19 @@ def _analyse(request: RegimeRequest, home: Home) -> RegimeResult:
     config, source = load_maker(home, request.config)
     window_s = request.window_s or config.regime_analysis.window_s
     candles = load_candles(request.candles)
+    symbol, notes = resolve_symbol(candles, request.symbol)
+    notes += candles.notes
     candle_doc, bars, _ = _candle_side(candles, config)
     if request.windows_csv is not None:
         windows, origin = _read_windows_csv(request.windows_csv), str(request.windows_csv)
     else:
-        windows = _ledger_windows(home.state_path, request.symbol, window_s, candles)
+        windows = _ledger_windows(home.state_path, symbol, window_s, candles)
         origin = f"ledger {home.state_path}"
     document: dict[str, Any] = {
-        "symbol": request.symbol,
+        "symbol": symbol,
         "config": source.describe(),
         "candles": {"files": [str(p) for p in request.candles], **candle_doc},
+        "notes": notes,
     }
     joined: Any = None
     tables: dict[str, Any] = {}
@@ -357,6 +460,7 @@ def _export(result: RegimeResult, directory: Path) -> list[Path]:
     import pandas as pd
 
     from stagectl.domain.indicators import adx
+    from stagectl.domain.segments import per_segment
     from stagectl.reports.io import write_atomic
 
     try:
@@ -367,7 +471,11 @@ def _export(result: RegimeResult, directory: Path) -> list[Path]:
     bars = result.bars
     frame = pd.DataFrame({"adx": bars["adx"]}, index=bars.index)
     candles = result.candles
-    di = adx(candles["high"], candles["low"], candles["close"], result.adx_period)
+    di = per_segment(
+        candles.frame,
+        candles.starts,
+        lambda part: adx(part["high"], part["low"], part["close"], result.adx_period),
+    )
     frame["plus_di"], frame["minus_di"] = di["plus_di"], di["minus_di"]
     frame["regime"] = bars["regime"]
     frame.index.name = "timestamp"
