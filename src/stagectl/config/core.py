@@ -1,7 +1,7 @@
 """config/core.yaml: Stage6 Market Intel, Stress Lab and Portfolio Governor (seed 000).
 
 Weights, baselines, smoothing and scores are fractions; thresholds carry their
-unit in their name. Only types and signs are validated here: whether the values
+unit in their name. Only types, signs and bounds are validated here: whether the values
 are the approved ones, and the invariants between them (min <= baseline <= max,
 baselines summing to 1), are checks of ``stagectl verify-thresholds``
 (``stagectl.domain.thresholds``), so a wrong value is reported as a failed check
