@@ -135,12 +135,28 @@ def parse_yaml_with_lines(text: str, where: str) -> tuple[Any, dict[KeyPath, int
     return _parse(text, where)
 
 
+def parse_yaml_document(text: str, where: str) -> Any:
+    """Any YAML document (a list, a mapping; None when empty) under a config's limits:
+    for YAML inputs that are not configs, such as a Stress Lab positions file."""
+    return _build(text, where)[0]
+
+
 def _parse(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
+    data, lines = _build(text, where)
+    if data is None:
+        raise ConfigError("the file is empty; expected a YAML mapping", where=f"{where}:1")
+    if not isinstance(data, dict):
+        raise ConfigError("expected a YAML mapping at the top level", where=f"{where}:1")
+    return data, lines
+
+
+def _build(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
+    """The document and its key lines; the limits are enforced on the node tree first."""
     loader = _BoundedLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            raise ConfigError("the file is empty; expected a YAML mapping", where=f"{where}:1")
+            return None, {}
         index = _Index(where)
         index.visit(node, (), frozenset())
         data = loader.construct_document(node)
@@ -165,10 +181,7 @@ def _parse(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
         ) from None
     finally:
         loader.dispose()
-    lines = index.lines
-    if not isinstance(data, dict):
-        raise ConfigError("expected a YAML mapping at the top level", where=f"{where}:1")
-    return data, lines
+    return data, index.lines
 
 
 def _syntax_error(error: yaml.MarkedYAMLError, where: str) -> ConfigError:
