@@ -378,10 +378,7 @@ def load_risk_guard_notify(home: Home, explicit: Path | None = None) -> NotifyCo
 
     source = home.config_file(RISK_GUARD_FILE, explicit)
     where = str(source.path)
-    try:
-        data, _ = _parse(source.path.read_text(encoding="utf-8"), where)
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError("cannot read the file", where=where) from error
+    data, _ = _parse(read_config_text(source.path), where)
     try:
         return NotifyConfig.model_validate(data.get("notify"))
     except ValidationError:
