@@ -75,7 +75,7 @@ def test_window_prints_a_table_without_json(run: Run, ledger: Path) -> None:
     [
         (["--hours", "1", "--seconds", "5"], "--hours/--seconds"),
         ([], "--hours/--seconds"),
-        (["--hours", "0"], "--hours/--seconds"),
+        (["--hours", "0"], "Invalid value for '--hours'"),
         (["--hours", "1", "--until", "yesterday"], "--until"),
         (["--hours", "1", "--mark", "SOLUSDT=-1"], "--mark"),
     ],

@@ -85,3 +85,9 @@ def test_a_home_without_a_state_database_has_an_empty_log(run: Run, home: Path) 
     result = run(["trading", "incidents", "--json"])
     assert result.exit_code == 0 and result.json()["incidents"] == []
     assert not (home / "state" / "stagectl.db").exists()
+
+
+def test_an_incident_id_in_a_home_without_a_state_database_is_exit_2(run: Run, home: Path) -> None:
+    result = run(["trading", "incidents", "--id", "3"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("stagectl: --id: no incident 3 in ")

@@ -22,6 +22,7 @@ from stagectl.services.stage6.stress_positions import PositionInput, load_positi
 from stagectl.state.db import open_state
 from stagectl.state.ledger import upsert_position
 from stagectl.state.runs import Run, start_run
+from tests.hostile_yaml import alias_bomb
 
 CALM = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -120,6 +121,9 @@ def test_positions_file_formats_read_the_same(tmp_path: Path, name: str, text: s
         ("book.csv", "symbol,qty\nBTCUSDT,1\n", "book.csv:1"),
         ("book.txt", "BTCUSDT 1 1\n", "book.txt"),
         ("book.yaml", "- {symbol: BTCUSDT, qty: 1, entry_price: 1, side: long}\n", "positions[0]"),
+        ("book.yaml", "[" * 990 + "]" * 990, "book.yaml:1: [0][0]"),
+        ("book.yaml", alias_bomb(10, key="positions"), "more than 10,000 keys and values"),
+        ("book.json", "[" * 100_000 + "]" * 100_000, "not valid JSON"),
     ],
 )
 def test_bad_positions_files_name_where(tmp_path: Path, name: str, text: str, where: str) -> None:

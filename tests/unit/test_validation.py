@@ -234,3 +234,9 @@ def test_pbo_counts_a_split_exactly_at_the_median_as_overfit() -> None:
     assert result.logits == (0.0, 0.0)
     assert result.median_ties == 2
     assert result.pbo == 1.0
+
+
+def test_walk_forward_refuses_more_folds_than_it_could_run() -> None:
+    index = pd.date_range("2024-01-01", periods=20_000, freq="h", tz="UTC")
+    with pytest.raises(InputError, match=r"19,[0-9]{3} test windows fit the data, at most 1,000"):
+        walk_forward_splits(index, train=pd.Timedelta(hours=1), test=pd.Timedelta(hours=1))

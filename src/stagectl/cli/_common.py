@@ -17,11 +17,69 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click import Context, Parameter
+from typer._click.types import FloatRange, IntRange
 
 from stagectl.config.home import Home
+from stagectl.config.limits import MAX_DURATION_DAYS
 from stagectl.domain.jsonable import to_jsonable as to_jsonable  # one spelling, re-exported
 from stagectl.domain.types import Mode
 from stagectl.errors import InputError
+
+# The bounds of numeric options (docs/cli.md, "Option bounds"); durations, money and
+# counts share config.limits' bounds.
+MAX_COST_MULTIPLIER = 100.0
+MAX_OUTLIER_Z = 1_000.0
+MAX_K = 100.0
+MAX_FOLDS = 50
+MAX_PBO_PARTITIONS = 20
+"""CSCV builds all C(S, S/2) splits: 184,756 at 20."""
+MAX_SEED = 2**32 - 1
+MAX_RESAMPLES = 100_000
+MAX_LIST_LIMIT = 100_000
+MAX_ROW_ID = 2**63 - 1
+"""SQLite's largest INTEGER: a row id beyond it cannot exist."""
+_MAX_INT_CHARS = 20
+
+
+class BoundedFloat(FloatRange):
+    """A number option within [low, high] (``low_open``: above low): every numeric
+    option of stagectl takes one. Click's range lets ``nan`` through (every comparison
+    with it is false), so it is refused here; ``inf`` and ``1e308`` fail the range. The
+    error names the option and exits 2."""
+
+    name = "float"
+
+    def __init__(self, low: float, high: float, *, low_open: bool = False) -> None:
+        # Whole bounds as ints, so help and errors show 1000000000000, not 1000000000000.0.
+        super().__init__(min=_plain(low), max=_plain(high), min_open=low_open)
+
+    def convert(self, value: Any, param: Parameter | None, ctx: Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
+class BoundedInt(IntRange):
+    """A whole-number option within [low, high]; a literal too long to be in range is
+    refused before Python converts it (int() of thousands of digits raises)."""
+
+    name = "integer"
+
+    def __init__(self, low: int, high: int) -> None:
+        super().__init__(min=low, max=high)
+
+    def convert(self, value: Any, param: Parameter | None, ctx: Context | None) -> Any:
+        if isinstance(value, str) and len(value.strip()) > _MAX_INT_CHARS:
+            shown = f"{value.strip()[:_MAX_INT_CHARS]}..."
+            self.fail(f"{shown} is not in the range {self._describe_range()}.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _plain(bound: float) -> float:
+    return int(bound) if float(bound).is_integer() else bound
+
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print exactly one JSON document on stdout and nothing else.")
@@ -40,7 +98,12 @@ DryRunOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 CostMultiplierOpt = Annotated[
     float,
-    typer.Option("--cost-multiplier", min=0.0, help="Multiply fee and slippage.", metavar="X"),
+    typer.Option(
+        "--cost-multiplier",
+        click_type=BoundedFloat(0, MAX_COST_MULTIPLIER),
+        help="Multiply fee and slippage.",
+        metavar="X",
+    ),
 ]
 CandleDataOpt = Annotated[
     Path | None,
@@ -260,27 +323,52 @@ def emit_report(
     return envelope
 
 
-def parse_utc(text: str, *, option: str, end_of_day: bool = False) -> datetime:
+def quoted(text: str) -> str:
+    """A value the user gave, as an error message shows it: stripped, quoted, cut to 40."""
+    value = text.strip()
+    return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+
+
+EARLIEST_DATE = datetime(2009, 1, 1, tzinfo=UTC)
+"""No market data, run or fill of a crypto desk is older (Bitcoin's first block: 2009-01-03)."""
+LATEST_AHEAD = timedelta(days=1)
+"""How far past the wall clock a given time may lie (a date in a time zone ahead of UTC)."""
+
+
+def parse_utc(
+    text: str, *, option: str, end_of_day: bool = False, now: datetime | None = None
+) -> datetime:
     """The CLI's one time parser: ``YYYY-MM-DD`` or ISO-8601 as an aware UTC datetime.
 
     A naive time is UTC and an offset is converted to UTC. With ``end_of_day`` a
     date-only value is the last instant of that day, so ``--end 2025-12-31`` includes
-    every bar of it.
+    every bar of it. Every time the CLI takes is a time of data or of a run, so it must
+    lie between 2009-01-01 and a day past ``now`` (default: the wall clock).
     """
     value = text.strip()
     try:
         if len(value) == 10:
             moment = datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
-            if end_of_day:
-                moment += timedelta(days=1) - timedelta(microseconds=1)
-            return moment
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        else:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InputError(
-            f"{text!r} is not a date (YYYY-MM-DD) or an ISO-8601 time (e.g. 2026-05-16T12:00Z)",
+            f"{quoted(text)} is not a date (YYYY-MM-DD) or an ISO-8601 time "
+            "(e.g. 2026-05-16T12:00Z)",
             where=option,
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    latest = (now or datetime.now(UTC)) + LATEST_AHEAD
+    if not EARLIEST_DATE <= moment <= latest:
+        raise InputError(
+            f"{quoted(text)} is outside the plausible range: give a time from "
+            f"{EARLIEST_DATE:%Y-%m-%d} to {latest:%Y-%m-%d} (a day past now)",
+            where=option,
+        )
+    if len(value) == 10 and end_of_day:
+        moment += timedelta(days=1) - timedelta(microseconds=1)
+    return moment
 
 
 def parse_now(text: str | None) -> datetime | None:
@@ -288,24 +376,28 @@ def parse_now(text: str | None) -> datetime | None:
     return None if text is None else parse_utc(text, option="--now")
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhdw])")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-MAX_DURATION = timedelta(days=100 * 366)
+MAX_DURATION = timedelta(days=MAX_DURATION_DAYS)
+"""10 years: the longest duration any option takes (config durations share the bound)."""
 
 
 def parse_duration(text: str, *, option: str, allow_zero: bool = False) -> timedelta:
     """The CLI's one duration parser: a number and one of s, m, h, d, w (``90s``, ``15m``,
-    ``24h``, ``30d``, ``2w``); more than 100 years or zero (unless allowed) is refused."""
+    ``24h``, ``30d``, ``2w``); longer than 10 years, or zero (unless allowed), is refused."""
+    shown = quoted(text)
     match = _DURATION.fullmatch(text.strip().lower())
     if match is None:
-        raise InputError(f"{text!r} is not a duration such as 90m, 24h, 30d or 2w", where=option)
+        raise InputError(f"{shown} is not a duration such as 90m, 24h, 30d or 2w", where=option)
     amount, unit = float(match.group(1)), _DURATION_UNITS[match.group(2)]
     try:
         value = timedelta(**{unit: amount})
     except OverflowError:
         value = MAX_DURATION * 2
     if value > MAX_DURATION:
-        raise InputError(f"{text!r} is longer than 100 years", where=option)
+        raise InputError(
+            f"{shown} is too long: at most 10 years ({MAX_DURATION.days}d)", where=option
+        )
     if value == timedelta(0) and not allow_zero:
-        raise InputError(f"the duration must be > 0, got {text!r}", where=option)
+        raise InputError(f"the duration must be > 0, got {shown}", where=option)
     return value

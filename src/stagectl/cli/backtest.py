@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from stagectl.cli._common import (
+    MAX_COST_MULTIPLIER,
+    BoundedFloat,
     JsonOpt,
     OutOpt,
     SampleDataOpt,
@@ -68,7 +70,7 @@ def backtest(
         float,
         typer.Option(
             "--cost-multiplier",
-            min=0.0,
+            click_type=BoundedFloat(0, MAX_COST_MULTIPLIER),
             help="Multiply fee and slippage, e.g. 1.5 (cost stress).",
             metavar="X",
         ),

@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from stagectl.cli._common import JsonOpt, cli_context, print_json, print_lines, print_table
+from stagectl.cli._common import (
+    MAX_K,
+    BoundedFloat,
+    BoundedInt,
+    JsonOpt,
+    cli_context,
+    print_json,
+    print_lines,
+    print_table,
+)
+from stagectl.config.limits import MAX_COUNT, MAX_DURATION_DAYS
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -44,14 +54,31 @@ def consensus(
         ),
     ] = None,
     k: Annotated[
-        float, typer.Option("--k", help="Threshold multiple of rolling std(S).", metavar="K")
+        float,
+        typer.Option(
+            "--k",
+            help="Threshold multiple of rolling std(S).",
+            metavar="K",
+            click_type=BoundedFloat(0, MAX_K, low_open=True),
+        ),
     ] = 0.75,
     window: Annotated[
-        int, typer.Option("--window", help="Scores in the rolling std.", metavar="N")
+        int,
+        typer.Option(
+            "--window",
+            help="Scores in the rolling std.",
+            metavar="N",
+            click_type=BoundedInt(2, MAX_COUNT),
+        ),
     ] = 100,
     half_life_days: Annotated[
         float,
-        typer.Option("--half-life-days", help="Half-life of reliability decay.", metavar="DAYS"),
+        typer.Option(
+            "--half-life-days",
+            help="Half-life of reliability decay.",
+            metavar="DAYS",
+            click_type=BoundedFloat(0, MAX_DURATION_DAYS, low_open=True),
+        ),
     ] = 30.0,
     json_output: JsonOpt = False,
 ) -> None:

@@ -7,6 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from stagectl.cli._common import (
+    MAX_FOLDS,
+    MAX_PBO_PARTITIONS,
+    BoundedInt,
     CandleDataOpt,
     CostMultiplierOpt,
     JsonOpt,
@@ -30,10 +33,22 @@ EXAMPLE = "Example: stagectl cpcv --folds 10 --test-folds 2 --purge 5d --embargo
 def cpcv(
     ctx: typer.Context,
     folds: Annotated[
-        int, typer.Option("--folds", help="Number of contiguous groups N.", metavar="N")
+        int,
+        typer.Option(
+            "--folds",
+            help="Number of contiguous groups N.",
+            metavar="N",
+            click_type=BoundedInt(2, MAX_FOLDS),
+        ),
     ] = 10,
     test_folds: Annotated[
-        int, typer.Option("--test-folds", help="Test groups per split K.", metavar="K")
+        int,
+        typer.Option(
+            "--test-folds",
+            help="Test groups per split K.",
+            metavar="K",
+            click_type=BoundedInt(1, MAX_FOLDS - 1),
+        ),
     ] = 2,
     purge: Annotated[
         str, typer.Option("--purge", help="Label horizon purged around tests.", metavar="DURATION")
@@ -49,7 +64,12 @@ def cpcv(
     cost_multiplier: CostMultiplierOpt = 1.0,
     pbo_partitions: Annotated[
         int,
-        typer.Option("--pbo-partitions", help="Even number of CSCV partitions.", metavar="S"),
+        typer.Option(
+            "--pbo-partitions",
+            help="Even number of CSCV partitions.",
+            metavar="S",
+            click_type=BoundedInt(2, MAX_PBO_PARTITIONS),
+        ),
     ] = 16,
     data_dir: CandleDataOpt = None,
     json_output: JsonOpt = False,

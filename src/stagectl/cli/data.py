@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from stagectl.cli._common import (
+    MAX_OUTLIER_Z,
+    BoundedFloat,
     JsonOpt,
     cli_context,
     info,
@@ -18,6 +20,7 @@ from stagectl.cli._common import (
     print_lines,
     print_table,
 )
+from stagectl.config.limits import MAX_DURATION_MIN
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
@@ -81,14 +84,16 @@ def data_check(
     outlier_z: Annotated[
         float,
         typer.Option(
-            "--outlier-z", min=0.0, help="Robust z-score above which a return is flagged."
+            "--outlier-z",
+            click_type=BoundedFloat(0, MAX_OUTLIER_Z),
+            help="Robust z-score above which a return is flagged.",
         ),
     ] = 10.0,
     max_fill_gap_min: Annotated[
         float,
         typer.Option(
             "--max-fill-gap-min",
-            min=0.0,
+            click_type=BoundedFloat(0, MAX_DURATION_MIN),
             help="Forward-fill gaps strictly shorter than this many minutes.",
         ),
     ] = 60.0,

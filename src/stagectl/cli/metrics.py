@@ -10,13 +10,16 @@ from typing import Annotated
 import typer
 
 from stagectl.cli._common import (
+    BoundedFloat,
     JsonOpt,
     cli_context,
     info,
     parse_utc,
     print_json,
     print_table,
+    quoted,
 )
+from stagectl.config.limits import MAX_DURATION_H, MAX_DURATION_S, MAX_MAGNITUDE
 from stagectl.errors import EXIT_CHECK_FAILED, InputError
 
 app = typer.Typer(
@@ -164,9 +167,21 @@ def _until(text: str | None) -> datetime:
 @app.command("window")
 def metrics_window(
     ctx: typer.Context,
-    hours: Annotated[float | None, typer.Option("--hours", help="Window length in hours.")] = None,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            "--hours",
+            help="Window length in hours.",
+            click_type=BoundedFloat(0, MAX_DURATION_H, low_open=True),
+        ),
+    ] = None,
     seconds: Annotated[
-        float | None, typer.Option("--seconds", help="Window length in seconds.")
+        float | None,
+        typer.Option(
+            "--seconds",
+            help="Window length in seconds.",
+            click_type=BoundedFloat(0, MAX_DURATION_S, low_open=True),
+        ),
     ] = None,
     until: Annotated[
         str | None,
@@ -260,9 +275,11 @@ def _marks(values: list[str]) -> dict[str, Decimal]:
             mark = Decimal(price) if sep else Decimal("nan")
         except ArithmeticError:
             mark = Decimal("nan")
-        if not mark.is_finite() or mark <= 0:
+        if not mark.is_finite() or not 0 < mark <= Decimal(MAX_MAGNITUDE):
             raise InputError(
-                f"expected SYMBOL=PRICE with a positive price, got {value!r}", where="--mark"
+                f"expected SYMBOL=PRICE with a price above 0 and at most {MAX_MAGNITUDE:g}, "
+                f"got {quoted(value)}",
+                where="--mark",
             )
         marks[normalize_symbol(symbol)] = mark
     return marks
@@ -272,7 +289,10 @@ def _marks(values: list[str]) -> dict[str, Decimal]:
 def metrics_export_windows(
     ctx: typer.Context,
     window: Annotated[
-        float, typer.Option("--window", help="Window length in seconds.", min=0.0)
+        float,
+        typer.Option(
+            "--window", help="Window length in seconds.", click_type=BoundedFloat(1, MAX_DURATION_S)
+        ),
     ] = 300.0,
     start: Annotated[str | None, typer.Option("--start", help="First window start (UTC).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last window end (UTC).")] = None,

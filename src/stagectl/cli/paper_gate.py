@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from stagectl.cli._common import (
+    BoundedInt,
     JsonOpt,
     OutOpt,
     UnsignedOpt,
@@ -18,6 +19,7 @@ from stagectl.cli._common import (
     parse_now,
     print_table,
 )
+from stagectl.config.limits import MAX_DURATION_DAYS
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -31,7 +33,11 @@ def paper_gate(
     config: Annotated[Path | None, config_option("risk_guard_alt_ensemble.yaml")] = None,
     days: Annotated[
         int | None,
-        typer.Option("--days", help="Window length in days [default: paper_gate.days, 30].", min=1),
+        typer.Option(
+            "--days",
+            help="Window length in days [default: paper_gate.days, 30].",
+            click_type=BoundedInt(1, MAX_DURATION_DAYS),
+        ),
     ] = None,
     now: Annotated[
         str | None,

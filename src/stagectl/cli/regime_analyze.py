@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from stagectl.cli._common import JsonOpt, cli_context, config_option, info, print_json, print_table
+from stagectl.cli._common import (
+    BoundedFloat,
+    JsonOpt,
+    cli_context,
+    config_option,
+    info,
+    print_json,
+    print_table,
+)
+from stagectl.config.limits import MAX_DURATION_S
 
 app = typer.Typer(
     help="PnL windows and candles by market regime. "
@@ -46,7 +55,11 @@ def regime_analyze(
     ] = None,
     window: Annotated[
         float | None,
-        typer.Option("--window", help="Ledger window length in seconds [default: maker.yaml]."),
+        typer.Option(
+            "--window",
+            help="Ledger window length in seconds [default: maker.yaml].",
+            click_type=BoundedFloat(1, MAX_DURATION_S),
+        ),
     ] = None,
     config: Annotated[Path | None, config_option("maker.yaml")] = None,
     export_dir: Annotated[

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ from stagectl.cli._common import (
     parse_utc,
     print_json,
     print_lines,
+    quoted,
     stdout_is_tty,
 )
 from stagectl.errors import EXIT_INTERRUPTED, InputError
@@ -32,17 +35,22 @@ EXAMPLE = (
 )
 
 
+MAX_SPEED = 1_000_000.0
+
+
 def parse_speed(text: str) -> float | None:
-    """``max`` (no waiting) or ``Nx``: N bars of market time per bar of wall time."""
+    """``max`` (no waiting) or ``Nx``: N bars of market time per bar of wall time, from
+    1x (real time) to 1,000,000x; ``nanx``, ``infx`` and ``1e308x`` are refused."""
     value = text.strip().lower()
     if value == "max":
         return None
-    try:
-        speed = float(value.removesuffix("x"))
-    except ValueError:
-        speed = 0.0
-    if speed <= 0:
-        raise InputError(f"{text!r} is not a speed such as max, 1x or 3600x", where="--speed")
+    number = value.removesuffix("x")
+    speed = float(number) if re.fullmatch(r"[0-9]+(\.[0-9]+)?", number) else math.nan
+    if not 1 <= speed <= MAX_SPEED:
+        raise InputError(
+            f"{quoted(text)} is not a speed: give max, or 1x to {MAX_SPEED:,.0f}x such as 3600x",
+            where="--speed",
+        )
     return speed
 
 

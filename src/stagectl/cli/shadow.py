@@ -7,6 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from stagectl.cli._common import (
+    MAX_RESAMPLES,
+    MAX_SEED,
+    BoundedInt,
     CandleDataOpt,
     CostMultiplierOpt,
     JsonOpt,
@@ -42,10 +45,22 @@ def compare(
         str, typer.Option("--candidate", help="Run id of the candidate.", metavar="RUN")
     ],
     seed: Annotated[
-        int, typer.Option("--seed", help="Seed of the block bootstrap.", metavar="N")
+        int,
+        typer.Option(
+            "--seed",
+            help="Seed of the block bootstrap.",
+            metavar="N",
+            click_type=BoundedInt(0, MAX_SEED),
+        ),
     ] = 0,
     resamples: Annotated[
-        int, typer.Option("--resamples", min=100, help="Bootstrap resamples.", metavar="B")
+        int,
+        typer.Option(
+            "--resamples",
+            click_type=BoundedInt(100, MAX_RESAMPLES),
+            help="Bootstrap resamples.",
+            metavar="B",
+        ),
     ] = 2000,
     json_output: JsonOpt = False,
 ) -> None:

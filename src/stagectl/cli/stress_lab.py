@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from stagectl.cli._common import (
+    BoundedFloat,
     JsonOpt,
     MarketDataOpt,
     OutOpt,
@@ -21,6 +22,7 @@ from stagectl.cli._common import (
     publish_envelope,
     show_report,
 )
+from stagectl.config.limits import MAX_MAGNITUDE
 from stagectl.errors import EXIT_CHECK_FAILED
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -102,7 +104,7 @@ def stress_lab(
             "--equity",
             help="Account equity in USD for margin usage [default: fully funded positions].",
             metavar="USD",
-            min=0.0,
+            click_type=BoundedFloat(0, MAX_MAGNITUDE),
         ),
     ] = None,
 ) -> None:

@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stagectl.cli._common import JsonOpt, cli_context, info, print_json, print_lines, print_table
+from stagectl.cli._common import (
+    MAX_LIST_LIMIT,
+    MAX_ROW_ID,
+    BoundedInt,
+    JsonOpt,
+    cli_context,
+    info,
+    print_json,
+    print_lines,
+    print_table,
+)
 from stagectl.domain.types import Mode
 
 if TYPE_CHECKING:
@@ -66,7 +76,12 @@ GuardConfigOpt = Annotated[
 ByOpt = Annotated[
     str, typer.Option("--by", help="Who answers (recorded with the directive).", metavar="NAME")
 ]
-DirectiveIdArg = Annotated[int, typer.Argument(help="The directive's id (trading status).")]
+DirectiveIdArg = Annotated[
+    int,
+    typer.Argument(
+        help="The directive's id (trading status).", click_type=BoundedInt(1, MAX_ROW_ID)
+    ),
+]
 
 
 @app.callback()
@@ -140,11 +155,22 @@ def incidents(
         str | None,
         typer.Option("--since", help="Only from this UTC time or date on.", metavar="TIME"),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="The newest this many.", metavar="N")] = 20,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            help="The newest this many.",
+            metavar="N",
+            click_type=BoundedInt(1, MAX_LIST_LIMIT),
+        ),
+    ] = 20,
     incident_id: Annotated[
         int | None,
         typer.Option(
-            "--id", help="Show this incident whole: market state and fills.", metavar="ID"
+            "--id",
+            help="Show this incident whole: market state and fills.",
+            metavar="ID",
+            click_type=BoundedInt(1, MAX_ROW_ID),
         ),
     ] = None,
     json_output: JsonOpt = False,

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from stagectl.config._base import ConfigModel, Items, Symbol
+from stagectl.config._base import ConfigModel, Items, NonNegative, Symbol
 from stagectl.config.core import (
     PortfolioGovernorConfig,
     StressThresholdOverrides,
@@ -36,7 +36,7 @@ class Approval(ConfigModel):
 
 class BaselineMarketIntel(ConfigModel):
     mandatory_symbols: Items[Symbol]
-    default_weight: float
+    default_weight: NonNegative
 
 
 class BaselineScenario(ConfigModel):

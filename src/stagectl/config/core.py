@@ -1,7 +1,7 @@
 """config/core.yaml: Stage6 Market Intel, Stress Lab and Portfolio Governor (seed 000).
 
 Weights, baselines, smoothing and scores are fractions; thresholds carry their
-unit in their name. Only types and signs are validated here: whether the values
+unit in their name. Only types, signs and bounds are validated here: whether the values
 are the approved ones, and the invariants between them (min <= baseline <= max,
 baselines summing to 1), are checks of ``stagectl verify-thresholds``
 (``stagectl.domain.thresholds``), so a wrong value is reported as a failed check
@@ -14,10 +14,16 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from stagectl.config._base import ConfigModel, Items, Symbol
-
-NonNegative = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
+from stagectl.config._base import (
+    ConfigModel,
+    Count,
+    Fraction,
+    Items,
+    Minutes,
+    NonNegative,
+    Number,
+    Symbol,
+)
 
 
 class AuditPaths(ConfigModel):
@@ -51,7 +57,7 @@ class StressThresholds(ConfigModel):
     sentiment_min: Fraction
     funding_bps: NonNegative
     latency_ms: NonNegative
-    blackout_min: NonNegative
+    blackout_min: Minutes
     dispersion_bps: NonNegative
 
 
@@ -68,7 +74,7 @@ class StressThresholdOverrides(ConfigModel):
     sentiment_min: Fraction | None = None
     funding_bps: NonNegative | None = None
     latency_ms: NonNegative | None = None
-    blackout_min: NonNegative | None = None
+    blackout_min: Minutes | None = None
     dispersion_bps: NonNegative | None = None
 
     def present(self) -> dict[str, float]:
@@ -89,10 +95,10 @@ class StressLabConfig(ConfigModel):
 
 
 class ScoringWeights(ConfigModel):
-    alpha: float
-    cost: float
-    slo: float
-    risk: float
+    alpha: Number
+    cost: Number
+    slo: Number
+    risk: Number
 
 
 class StrategyLimits(ConfigModel):
@@ -101,12 +107,12 @@ class StrategyLimits(ConfigModel):
     baseline: Fraction
     min: Fraction
     max: Fraction
-    max_signals: Annotated[int, Field(ge=0)]
+    max_signals: Count
     multiplier: NonNegative
 
 
 class PortfolioGovernorConfig(ConfigModel):
-    rebalance_interval_min: Annotated[float, Field(gt=0)]
+    rebalance_interval_min: Annotated[Minutes, Field(gt=0)]
     smoothing: Fraction
     default_baseline: Fraction
     min_weight: Fraction

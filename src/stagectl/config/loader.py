@@ -6,6 +6,13 @@ what is wrong"``. Lines come from the composed YAML node tree, so a validation
 error points at the line of the key it is about; a missing key points at its
 parent. Only ``yaml`` and ``pydantic`` are imported here: this module is on the
 fast path of ``verify-thresholds``.
+
+A hostile file costs nothing (``stagectl.config.limits``): at most 1 MiB is read, and
+the composed node tree is walked with a budget of nodes (every alias counted at each
+use), a nesting depth and a cap on integer literals *before* any Python object is
+built, so an alias bomb ("billion laughs"), a recursive alias or a 5,000-digit integer
+is one ``file:line: key.path: message`` error. A value the YAML constructor cannot
+build (a date such as 2024-13-45) is reported the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +26,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stagectl.config.home import ConfigSource
+from stagectl.config.limits import (
+    MAX_CONFIG_BYTES,
+    MAX_CONFIG_DEPTH,
+    MAX_CONFIG_NODES,
+    MAX_INT_DIGITS,
+)
 from stagectl.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -46,6 +59,27 @@ MAKER_FILE = "maker.yaml"
 RISK_PRESETS_FILE = "risk_presets.yaml"
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+class _UnbuildableValue(Exception):
+    """A scalar the YAML constructor refused (e.g. the date 2024-13-45)."""
+
+    def __init__(self, node: yaml.Node, reason: str) -> None:
+        super().__init__(reason)
+        self.node = node
+        self.reason = reason
+
+
+class _BoundedLoader(_Loader):  # type: ignore[valid-type,misc]
+    """The safe loader whose constructor failures name their node instead of escaping
+    as a bare ValueError."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as error:
+            raise _UnbuildableValue(node, str(error).splitlines()[0]) from None
 
 
 def file_sha256(path: Path) -> str:
@@ -60,16 +94,40 @@ def load_config(source: ConfigSource | Path, model: type[M]) -> M:
     """Parse and validate one config file; raise ConfigError on any problem."""
     path = source.path if isinstance(source, ConfigSource) else source
     where = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = _os_reason(error) if isinstance(error, OSError) else "not UTF-8 text"
-        raise ConfigError(reason, where=where) from error
-    data, lines = _parse(text, where)
+    data, lines = _parse(read_config_text(path), where)
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise _validation_error(error, lines, where) from None
+
+
+def read_config_text(path: Path) -> str:
+    """The file's text, read up to MAX_CONFIG_BYTES (a larger file, a device or an
+    endless pipe is refused without reading it whole)."""
+    where = str(path)
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(_os_reason(error), where=where) from error
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"the file is larger than {MAX_CONFIG_BYTES // 1024 // 1024} MiB "
+            f"({_size_of(path)}); a config file is a few kilobytes",
+            where=where,
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", where=where) from None
+
+
+def _size_of(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    return f"{size:,} bytes" if size > MAX_CONFIG_BYTES else "read past the limit"
 
 
 def parse_yaml_with_lines(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
@@ -77,24 +135,53 @@ def parse_yaml_with_lines(text: str, where: str) -> tuple[Any, dict[KeyPath, int
     return _parse(text, where)
 
 
+def parse_yaml_document(text: str, where: str) -> Any:
+    """Any YAML document (a list, a mapping; None when empty) under a config's limits:
+    for YAML inputs that are not configs, such as a Stress Lab positions file."""
+    return _build(text, where)[0]
+
+
 def _parse(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise ConfigError("the file is empty; expected a YAML mapping", where=f"{where}:1")
-        lines: dict[KeyPath, int] = {(): node.start_mark.line + 1}
-        _index(node, (), lines, where)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as error:
-        raise _syntax_error(error, where) from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"YAML error: {error}", where=where) from None
-    finally:
-        loader.dispose()
+    data, lines = _build(text, where)
+    if data is None:
+        raise ConfigError("the file is empty; expected a YAML mapping", where=f"{where}:1")
     if not isinstance(data, dict):
         raise ConfigError("expected a YAML mapping at the top level", where=f"{where}:1")
     return data, lines
+
+
+def _build(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
+    """The document and its key lines; the limits are enforced on the node tree first."""
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        index = _Index(where)
+        index.visit(node, (), frozenset())
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as error:
+        raise _syntax_error(error, where) from None
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, max(error.position, 0)) + 1
+        character = error.character
+        code = character if isinstance(character, int) else ord(character[:1] or b"\0")
+        message = f"not YAML text: unacceptable character #x{code:04x} ({error.reason})"
+        raise ConfigError(message, where=f"{where}:{line}") from None
+    except yaml.YAMLError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid YAML"
+        raise ConfigError(f"YAML error: {first}", where=where) from None
+    except _UnbuildableValue as error:
+        path = index.paths.get(id(error.node), ())
+        line = error.node.start_mark.line + 1
+        raise ConfigError(
+            f"{_dotted(path) or '(top level)'}: cannot read {_shown(error.node.value)}: "
+            f"{error.reason}",
+            where=f"{where}:{line}",
+        ) from None
+    finally:
+        loader.dispose()
+    return data, index.lines
 
 
 def _syntax_error(error: yaml.MarkedYAMLError, where: str) -> ConfigError:
@@ -108,23 +195,61 @@ def _syntax_error(error: yaml.MarkedYAMLError, where: str) -> ConfigError:
     return ConfigError(message, where=f"{where}{line}")
 
 
-def _index(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], where: str) -> None:
-    """Record the line of every key and list item under ``node``; refuse duplicate keys."""
-    if isinstance(node, yaml.MappingNode):
+class _Index:
+    """One walk of the composed node tree, before anything is constructed: the line of
+    every key and list item, duplicate keys refused, and the limits enforced (an alias
+    is walked again at each use, so the node budget bounds what construction and
+    validation would expand)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.lines: dict[KeyPath, int] = {}
+        self.paths: dict[int, KeyPath] = {}
+        self.nodes = 0
+
+    def visit(self, node: yaml.Node, path: KeyPath, open_nodes: frozenset[int]) -> None:
+        """Walk ``node`` at ``path``; ``open_nodes`` are the collections it sits inside."""
+        self._count(node, path)
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return
+        if id(node) in open_nodes:
+            self._refuse(path, node, "an alias refers to a collection that contains it")
+        if len(path) >= MAX_CONFIG_DEPTH:
+            self._refuse(path, node, f"nested more than {MAX_CONFIG_DEPTH} levels deep")
+        inside = open_nodes | {id(node)}
+        if isinstance(node, yaml.SequenceNode):
+            for position, item in enumerate(node.value):
+                self.visit(item, (*path, position), inside)
+            return
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            line = key_node.start_mark.line + 1
+            self._count(key_node, (*path, key))
             if key in seen:
-                dotted = _dotted((*path, key))
-                raise ConfigError(f"{dotted}: duplicate key", where=f"{where}:{line}")
+                self._refuse((*path, key), key_node, "duplicate key")
             seen.add(key)
-            lines[(*path, key)] = line
-            _index(value_node, (*path, key), lines, where)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines[(*path, index)] = item.start_mark.line + 1
-            _index(item, (*path, index), lines, where)
+            self.lines[(*path, key)] = key_node.start_mark.line + 1
+            self.visit(value_node, (*path, key), inside)
+
+    def _count(self, node: yaml.Node, path: KeyPath) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_CONFIG_NODES:
+            self._refuse(
+                path,
+                node,
+                f"the document holds more than {MAX_CONFIG_NODES:,} keys and values, "
+                "counting each alias at every use (a config holds a few hundred)",
+            )
+        self.paths.setdefault(id(node), path)
+        if node.tag == _INT_TAG and isinstance(node.value, str):
+            digits = len(node.value.lstrip("+-").replace("_", ""))
+            if digits > MAX_INT_DIGITS:
+                self._refuse(path, node, f"integer of {digits} digits is out of range")
+
+    def _refuse(self, path: KeyPath, node: yaml.Node, message: str) -> None:
+        where = f"{self.where}:{node.start_mark.line + 1}"
+        raise ConfigError(f"{_dotted(path) or '(top level)'}: {message}", where=where)
 
 
 def _validation_error(error: ValidationError, lines: dict[KeyPath, int], where: str) -> ConfigError:
@@ -177,16 +302,26 @@ def _describe(detail: ErrorDetails) -> str:
     if kind.startswith("value_error"):
         message = message.removeprefix("Value error, ")
     given = detail.get("input")
-    if isinstance(given, dict | list):
+    if isinstance(given, dict | list | tuple):
         return message
-    shown = repr(given)
-    return f"{message} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+    return f"{message} (got {_shown(given)})"
+
+
+def _shown(value: object) -> str:
+    """A value as a message shows it: its repr, cut to 60 characters."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _dotted(path: KeyPath) -> str:
+    """``a.b[2].c``; a key that is not a plain printable word is shown quoted and cut."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        key = part if part.isprintable() and len(part) <= 60 else _shown(part)
+        out += f".{key}" if out else key
     return out
 
 
@@ -243,10 +378,7 @@ def load_risk_guard_notify(home: Home, explicit: Path | None = None) -> NotifyCo
 
     source = home.config_file(RISK_GUARD_FILE, explicit)
     where = str(source.path)
-    try:
-        data, _ = _parse(source.path.read_text(encoding="utf-8"), where)
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError("cannot read the file", where=where) from error
+    data, _ = _parse(read_config_text(source.path), where)
     try:
         return NotifyConfig.model_validate(data.get("notify"))
     except ValidationError:
@@ -275,8 +407,8 @@ def is_stage3_file(source: ConfigSource | Path) -> bool:
     An unreadable file is not a profile (its loader reports the problem)."""
     path = source.path if isinstance(source, ConfigSource) else source
     try:
-        data, _ = _parse(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError, ConfigError):
+        data, _ = _parse(read_config_text(path), str(path))
+    except ConfigError:
         return False
     return "symbols" in data and "sleeves" not in data
 

@@ -11,11 +11,22 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from stagectl.config._base import ConfigModel, Symbol, UtcTime
+from stagectl.config._base import (
+    ConfigModel,
+    Count,
+    Lookback,
+    Minutes,
+    NonNegative,
+    Number,
+    Pct,
+    Positive,
+    Seconds,
+    Symbol,
+    UtcTime,
+)
 
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
-Pct = Annotated[float, Field(ge=0, le=100)]
+PositiveSeconds = Annotated[Seconds, Field(gt=0)]
+PositiveMinutes = Annotated[Minutes, Field(gt=0)]
 
 
 class GuardConfig(ConfigModel):
@@ -25,12 +36,12 @@ class GuardConfig(ConfigModel):
     max_inventory_notional_usd: Positive
     kill_on_crossed_book: bool
     kill_on_inventory_breach: bool
-    backoff_s_on_block: NonNegative
+    backoff_s_on_block: Seconds
 
 
 class CancelDiscipline(ConfigModel):
-    window_s: Positive
-    max_cancels_per_window: Annotated[int, Field(gt=0)]
+    window_s: PositiveSeconds
+    max_cancels_per_window: Annotated[Count, Field(gt=0)]
 
 
 class HedgerConfig(ConfigModel):
@@ -46,9 +57,9 @@ class HedgerConfig(ConfigModel):
 
 
 class VolatilityConfig(ConfigModel):
-    ema_half_life_s: Positive
-    ema_half_life_alt_s: Positive
-    external_window_min: Positive
+    ema_half_life_s: PositiveSeconds
+    ema_half_life_alt_s: PositiveSeconds
+    external_window_min: PositiveMinutes
     low_vol_pause_bps: NonNegative
     low_vol_resume_bps: NonNegative
     regime_switch_bps: NonNegative
@@ -71,19 +82,19 @@ class VolatilityConfig(ConfigModel):
 
 
 class TrendGuard(ConfigModel):
-    down_return_bps: Annotated[float, Field(lt=0)]
-    window_min: Positive
-    cooldown_s: NonNegative
+    down_return_bps: Annotated[Number, Field(lt=0)]
+    window_min: PositiveMinutes
+    cooldown_s: Seconds
 
 
 class RegimeAnalysis(ConfigModel):
     trend_threshold_pct: NonNegative
     low_vol_sigma_per_min: NonNegative
     high_vol_percentile: Pct
-    window_s: Positive
+    window_s: Annotated[Seconds, Field(ge=1)]
     ny_session_start_utc: UtcTime
     ny_session_end_utc: UtcTime
-    adx_period: Annotated[int, Field(gt=0)]
+    adx_period: Lookback
     trend_adx_min: NonNegative
     range_adx_max: NonNegative
     range_vol_min_pct: NonNegative
@@ -91,7 +102,7 @@ class RegimeAnalysis(ConfigModel):
     panic_vol_min_pct: NonNegative
     illiquid_volume_ratio_max_pct: Pct
     illiquid_spread_min_bps: NonNegative
-    volume_median_window_bars: Annotated[int, Field(gt=0)]
+    volume_median_window_bars: Lookback
 
 
 class MakerConfig(ConfigModel):

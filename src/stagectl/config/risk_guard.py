@@ -12,7 +12,24 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from stagectl.config._base import ConfigModel, Items, Severity, Symbol, UtcTime
+from stagectl.config._base import (
+    ConfigModel,
+    Count,
+    DayCount,
+    Days,
+    Hours,
+    Integer,
+    Items,
+    Minutes,
+    NonNegative,
+    Number,
+    Pct,
+    PeriodsPerYear,
+    Seconds,
+    Severity,
+    Symbol,
+    UtcTime,
+)
 
 Scope = Literal["portfolio", "sleeve"]
 Operator = Literal["<", "<=", ">", ">=", "abs>", "not_in"]
@@ -33,28 +50,28 @@ IndicatorName = Literal[
     "position_state",
     "trades_24h",
 ]
-NonNegative = Annotated[float, Field(ge=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
+MAX_RETRIES = 10
+"""Notification retries: each waits longer than the last (notify/_http.py)."""
 
 
 class IndicatorSpec(ConfigModel):
     """An indicator's normal range; ``normal_values`` for a discrete state."""
 
     scope: Scope
-    normal_min: float | None = None
-    normal_max: float | None = None
-    normal_values: Items[int] | None = None
-    window_days: PositiveInt | None = None
-    annualization_periods: PositiveInt | None = None
+    normal_min: Number | None = None
+    normal_max: Number | None = None
+    normal_values: Items[Integer] | None = None
+    window_days: DayCount | None = None
+    annualization_periods: PeriodsPerYear | None = None
 
 
 class Rule(ConfigModel):
     id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
     indicator: IndicatorName
     op: Operator
-    value: float | Items[float]
-    scale: float = 1.0
-    consecutive_days: PositiveInt = 1
+    value: Number | Items[Number]
+    scale: Number = 1.0
+    consecutive_days: DayCount = 1
     action: Action
     severity: Severity
     scope: Scope
@@ -78,26 +95,26 @@ class Schedule(ConfigModel):
 
 class Escalation(ConfigModel):
     notify: bool
-    human_review_within_h: NonNegative | None = None
+    human_review_within_h: Hours | None = None
 
 
 class FlattenAllAction(ConfigModel):
-    confirm_within_min: NonNegative
+    confirm_within_min: Minutes
     auto_execute_real_mode_only: bool
     cancel_open_orders: bool
-    post_mortem_within_h: NonNegative
+    post_mortem_within_h: Hours
 
 
 class ReduceRiskAction(ConfigModel):
     position_multiplier: Annotated[float, Field(gt=0, lt=1)]
-    confirm_within_h: NonNegative
-    reevaluate_after_h: NonNegative
+    confirm_within_h: Hours
+    reevaluate_after_h: Hours
 
 
 class DisableSleeveAction(ConfigModel):
-    confirm_within_h: NonNegative
-    reevaluate_after_days: NonNegative
-    reenable_backtest_sharpe_30d_min: float
+    confirm_within_h: Hours
+    reevaluate_after_days: Days
+    reenable_backtest_sharpe_30d_min: Number
     reallocate_to: Literal["others_or_cash", "others", "cash"]
 
 
@@ -109,38 +126,38 @@ class Actions(ConfigModel):
 
 class RestartConditions(ConfigModel):
     cause_understood: bool
-    sharpe_20d_min: float
-    backtest_sharpe_60d_min: float
+    sharpe_20d_min: Number
+    backtest_sharpe_60d_min: Number
     max_mdd_pct: NonNegative
     human_signoff: bool
 
 
 class ModelHealth(ConfigModel):
-    sharpe_7d_min: float
-    drawdown_deepening_days: PositiveInt
+    sharpe_7d_min: Number
+    drawdown_deepening_days: DayCount
     cost_drift_max_pct: NonNegative
     funding_annualized_max_pct: NonNegative
 
 
 class Weekly(ConfigModel):
-    target_weights_pct: dict[Symbol, Annotated[float, Field(ge=0, le=100)]]
+    target_weights_pct: dict[Symbol, Pct]
     tolerance_pct: NonNegative
-    limit_timeout_s: NonNegative
+    limit_timeout_s: Seconds
     model_health: ModelHealth
 
 
 class PaperGate(ConfigModel):
-    days: PositiveInt
-    sharpe_30d_min: float
-    sharpe_annualization_periods: PositiveInt
+    days: DayCount
+    sharpe_30d_min: Number
+    sharpe_annualization_periods: PeriodsPerYear
     max_mdd_pct: NonNegative
     assumed_slippage_bps: NonNegative
     slippage_ratio_max: NonNegative
     assumed_funding_rate_pct: NonNegative
     funding_ratio_max: NonNegative
-    signal_consistency_min_pct: Annotated[float, Field(ge=0, le=100)]
-    max_warnings: Annotated[int, Field(ge=0)]
-    max_critical: Annotated[int, Field(ge=0)]
+    signal_consistency_min_pct: Pct
+    max_warnings: Count
+    max_critical: Count
 
 
 class TelegramConfig(ConfigModel):
@@ -164,16 +181,16 @@ class NotifyConfig(ConfigModel):
     apprise_urls: Items[AppriseUrl] = ()
     apprise_urls_file: Annotated[str, Field(min_length=1)] | None = None
     """A file of apprise URLs, one a line; relative paths are taken from the home."""
-    retries: Annotated[int, Field(ge=0)]
-    alert_within_min: NonNegative
-    cooldown_h: NonNegative = 6.0
+    retries: Annotated[int, Field(ge=0, le=MAX_RETRIES)]
+    alert_within_min: Minutes
+    cooldown_h: Hours = 6.0
     """The same rule at the same severity is not notified again within this many hours
     (0: every time); a higher severity is notified at once."""
 
 
 class RiskGuardConfig(ConfigModel):
     strategy_config: str
-    near_threshold_pct: Annotated[float, Field(ge=0, le=100)]
+    near_threshold_pct: Pct
     schedule: Schedule
     indicators: dict[IndicatorName, IndicatorSpec]
     rules: Items[Rule]

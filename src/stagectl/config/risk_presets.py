@@ -12,10 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from stagectl.config._base import ConfigModel, UtcTime
+from stagectl.config._base import ConfigModel, Count, NonNegative, Number, Positive, UtcTime
 
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
 PresetName = Literal["conservative", "balanced", "aggressive"]
 
 
@@ -35,13 +33,13 @@ class PresetLimits(ConfigModel):
 class CircuitBreakers(ConfigModel):
     daily_drawdown_stop_pct: Positive
     daily_reset_utc: UtcTime
-    streak_losses: Annotated[int, Field(gt=0)]
+    streak_losses: Annotated[Count, Field(gt=0)]
     streak_size_multiplier: Annotated[float, Field(gt=0, le=1)]
     volatility_percentile: Annotated[float, Field(gt=0, le=100)]
 
 
 class VenueFees(ConfigModel):
-    maker: float
+    maker: Number
     taker: NonNegative
 
 

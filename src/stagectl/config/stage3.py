@@ -15,10 +15,18 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from stagectl.config._base import ConfigModel, Items, Symbol
+from stagectl.config._base import (
+    ConfigModel,
+    Hours,
+    Items,
+    Minutes,
+    NonNegative,
+    Pct,
+    Positive,
+    Seconds,
+    Symbol,
+)
 
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
 # The YAML names of domain.types.OrderType and TimeInForce (config sits below domain, so it
 # spells the keys it accepts here).
 OrderTypeKey = Literal["LIMIT", "STOP_LIMIT", "MARKET"]
@@ -54,7 +62,7 @@ class Alerts(ConfigModel):
     margin_warning_pct: NonNegative
     margin_critical_pct: NonNegative
     margin_expected_max_pct: NonNegative
-    mark_stale_s: Positive
+    mark_stale_s: Annotated[Seconds, Field(gt=0)]
     reconciliation_drift_usd: NonNegative
 
     @model_validator(mode="after")
@@ -66,8 +74,8 @@ class Alerts(ConfigModel):
 
 class Artifacts(ConfigModel):
     dir: str
-    snapshot_interval_min: Positive
-    save_interval_min: Positive
+    snapshot_interval_min: Annotated[Minutes, Field(gt=0)]
+    save_interval_min: Annotated[Minutes, Field(gt=0)]
     files: Items[Annotated[str, Field(pattern=r"^[\w.-]+\.json$")]]
 
 
@@ -77,7 +85,7 @@ class StopLimitTests(ConfigModel):
 
 
 class RollbackStep(ConfigModel):
-    at_min: NonNegative
+    at_min: Minutes
     step: Literal["reduce_only", "close_all_positions", "disable_trading", "save_artifacts"]
     description: str
 
@@ -92,13 +100,13 @@ class RunProfile(ConfigModel):
 
 
 class Stage3Config(ConfigModel):
-    duration_h: Positive
+    duration_h: Annotated[Hours, Field(gt=0)]
     symbols: dict[Symbol, SymbolLimits]
     risk: RiskParams
     orders: OrderPolicy
     alerts: Alerts
     reconciliation_tolerance_usd: NonNegative
-    acceptance_rate_min_pct: Annotated[float, Field(ge=0, le=100)]
+    acceptance_rate_min_pct: Pct
     artifacts: Artifacts
     stop_limit_tests: StopLimitTests
     rollback: Items[RollbackStep]

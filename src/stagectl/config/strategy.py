@@ -13,22 +13,35 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from stagectl.config._base import ConfigModel, Items, Symbol
+from stagectl.config._base import (
+    Bars,
+    ConfigModel,
+    Count,
+    Fraction,
+    Items,
+    Lookback,
+    NonNegative,
+    Number,
+    Pct,
+    Positive,
+    Symbol,
+)
 
-PositiveInt = Annotated[int, Field(gt=0)]
+MAX_HOLDOUT_MONTHS = 120
+MAX_GUARD_EVERY_MINUTES = 7 * 24 * 60
 
 
 class ExecutionConfig(ConfigModel):
     signal_on: Literal["bar_close"]
     trade_on: Literal["next_open"]
-    signal_delay_bars: Annotated[int, Field(ge=0)]
+    signal_delay_bars: Bars
     debounce: bool
-    debounce_bars: Annotated[int, Field(ge=0)]
+    debounce_bars: Bars
 
 
 class CostsConfig(ConfigModel):
-    fee_bps: Annotated[float, Field(ge=0)]
-    slippage_bps: Annotated[float, Field(ge=0)]
+    fee_bps: NonNegative
+    slippage_bps: NonNegative
     funding_enabled: bool
 
 
@@ -39,10 +52,10 @@ class SleeveConfig(ConfigModel):
 
     symbol: Symbol
     signal: Literal["tsmom_ema", "tsmom_multi_ema"]
-    lookback_bars: PositiveInt | None = None
-    lookbacks_bars: Items[PositiveInt] | None = None
-    disagree_weight: Annotated[float, Field(ge=0, le=1)]
-    weight_pct: Annotated[float, Field(ge=0, le=100)]
+    lookback_bars: Lookback | None = None
+    lookbacks_bars: Items[Lookback] | None = None
+    disagree_weight: Fraction
+    weight_pct: Pct
 
     @model_validator(mode="after")
     def _lookbacks_match_signal(self) -> SleeveConfig:
@@ -63,21 +76,21 @@ class SleeveConfig(ConfigModel):
 
 
 class AuditAcceptance(ConfigModel):
-    wf_mean_oos_sharpe_min: float
-    holdout_months: PositiveInt
-    holdout_sharpe_min: float
-    holdout_mdd_max_pct: Annotated[float, Field(ge=0)]
-    cost_multiplier_stress: Annotated[float, Field(ge=1)]
-    cost_stress_sharpe_min: float
-    positive_sleeves_min: Annotated[int, Field(ge=0)]
+    wf_mean_oos_sharpe_min: Number
+    holdout_months: Annotated[int, Field(gt=0, le=MAX_HOLDOUT_MONTHS)]
+    holdout_sharpe_min: Number
+    holdout_mdd_max_pct: NonNegative
+    cost_multiplier_stress: Annotated[Number, Field(ge=1)]
+    cost_stress_sharpe_min: Number
+    positive_sleeves_min: Count
 
 
 class AuditMeasured(ConfigModel):
-    wf_mean_oos_sharpe: float
-    holdout_sharpe: float
-    holdout_mdd_pct: float
-    cost_stress_sharpe: float
-    positive_sleeves: Annotated[int, Field(ge=0)]
+    wf_mean_oos_sharpe: Number
+    holdout_sharpe: Number
+    holdout_mdd_pct: Number
+    cost_stress_sharpe: Number
+    positive_sleeves: Count
 
 
 class AuditConfig(ConfigModel):
@@ -89,7 +102,7 @@ class LoopGuardConfig(ConfigModel):
     """The risk guard run-live evaluates in-process (seed 003 §6.3's hourly check)."""
 
     enabled: bool = True
-    every_minutes: Annotated[int, Field(gt=0)] = 60
+    every_minutes: Annotated[int, Field(gt=0, le=MAX_GUARD_EVERY_MINUTES)] = 60
     """How often: at the first bar close of each such slot (cron's hour by default)."""
     config: str = "risk_guard_alt_ensemble.yaml"
     """The guard config, beside this file or in the home's config/."""
@@ -105,7 +118,7 @@ class StrategyConfig(ConfigModel):
     cash_symbol: Symbol | None = None
     """Held as cash at zero exposure (seed 003: BTCUSDT); None when the sleeves trade every
     symbol of the test (seed 002)."""
-    initial_equity_usd: Annotated[float, Field(gt=0)]
+    initial_equity_usd: Positive
     sleeves: Items[SleeveConfig]
     audit: AuditConfig | None = None
     """The audit's bars and figures (``audit-strategy``); None for a strategy never audited."""

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from stagectl.config._base import ConfigModel, Items, Symbol
+from stagectl.config._base import ConfigModel, Hours, Items, NonNegative, Number, Symbol
+from stagectl.config.limits import MAX_MAGNITUDE
 
 if TYPE_CHECKING:
     from stagectl.config.home import ConfigSource, Home
@@ -30,7 +31,7 @@ MetricName = Literal[
     "dispersion_bps",
 ]
 ScenarioName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
-PriceMovePct = Annotated[float, Field(ge=-100.0)]
+PriceMovePct = Annotated[float, Field(ge=-100.0, le=MAX_MAGNITUDE)]
 
 
 class ShockSpec(ConfigModel):
@@ -38,7 +39,7 @@ class ShockSpec(ConfigModel):
 
     metric: MetricName
     op: Literal["set", "add", "mul"]
-    value: float
+    value: Number
 
 
 class HypotheticalScenario(ConfigModel):
@@ -64,8 +65,8 @@ class HistoricalScenarios(ConfigModel):
 
 class PortfolioSettings(ConfigModel):
     leverage: Annotated[float, Field(gt=0, le=125)]
-    taker_fee_bps: Annotated[float, Field(ge=0)]
-    liquidation_horizon_hours: Annotated[float, Field(gt=0)]
+    taker_fee_bps: NonNegative
+    liquidation_horizon_hours: Annotated[Hours, Field(gt=0)]
 
 
 class StressScenariosConfig(ConfigModel):

@@ -98,6 +98,10 @@ def purge_train(
     return train_pos[keep]
 
 
+MAX_WALK_FORWARD_FOLDS = 1_000
+"""Each fold selects and backtests: more would run for hours (30-day tests on 2 years: 24)."""
+
+
 def walk_forward_splits(
     index: pd.DatetimeIndex,
     *,
@@ -116,6 +120,7 @@ def walk_forward_splits(
     :func:`purge_train` removes samples whose label (horizon = ``purge``) reaches the test.
     Only complete test windows are used: the data must reach ``test_end - bar`` where
     ``bar`` is the median spacing of the index. A fold with an empty train or test is skipped.
+    More than MAX_WALK_FORWARD_FOLDS folds is an InputError.
     """
     if mode not in ("rolling", "expanding"):
         raise InputError(f"mode must be rolling or expanding, not {mode!r}", where="mode")
@@ -132,8 +137,15 @@ def walk_forward_splits(
     bar = int(np.median(np.diff(times)))
     t0, t_last = int(times[0]), int(times[-1])
     tr, pg, ts, sp = (int(pd.Timedelta(v).value) for v in (train, purge, test, step))
-    folds: list[Fold] = []
     test_start = t0 + tr + pg
+    wanted = (t_last + bar - test_start - ts) // sp + 1
+    if wanted > MAX_WALK_FORWARD_FOLDS:
+        raise InputError(
+            f"{wanted:,} test windows fit the data, at most {MAX_WALK_FORWARD_FOLDS:,} are "
+            "run: give a longer --test",
+            where="--test",
+        )
+    folds: list[Fold] = []
     while test_start + ts <= t_last + bar:
         train_start = t0 if mode == "expanding" else test_start - pg - tr
         train_lo, train_hi = np.searchsorted(times, [train_start, test_start - pg], side="left")

@@ -13,6 +13,7 @@ Entry: ``run(CpcvRequest, *, home) -> CpcvResult``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +46,8 @@ from stagectl.services.research.engine import (
 
 KIND = "cpcv"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+MAX_SPLITS = 10_000
+"""C(N, K) splits each select and backtest: more would run for hours (C(10, 2) is 45)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,13 @@ def run(request: CpcvRequest, *, home: Home) -> CpcvResult:
         raise InputError(
             f"need --folds >= 2 and 1 <= --test-folds < --folds, got {request.folds} and "
             f"{request.test_folds}",
+            where="--folds/--test-folds",
+        )
+    splits_wanted = math.comb(request.folds, request.test_folds)
+    if splits_wanted > MAX_SPLITS:
+        raise InputError(
+            f"C({request.folds}, {request.test_folds}) = {splits_wanted:,} splits; at most "
+            f"{MAX_SPLITS:,} (e.g. --folds 10 --test-folds 2 makes 45)",
             where="--folds/--test-folds",
         )
     purge, embargo = pd.Timedelta(request.purge), pd.Timedelta(request.embargo)

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stagectl.config.home import Home
+from stagectl.config.loader import parse_yaml_document
 from stagectl.errors import InputError
 
 FIELDS = ("symbol", "qty", "entry_price")
@@ -72,11 +71,16 @@ def _csv_rows(text: str, path: Path) -> list[tuple[dict[str, Any], str]]:
 
 
 def _document_rows(text: str, path: Path, suffix: str) -> list[tuple[dict[str, Any], str]]:
-    try:
-        document = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"not valid {suffix[1:].upper()}: {first}", where=str(path)) from None
+    if suffix != ".json":
+        # The config loader's YAML: an alias bomb, deep nesting or a huge integer is one
+        # ConfigError (exit 2) naming file:line, not a hang or a RecursionError.
+        document = parse_yaml_document(text, str(path))
+    else:
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else "too deep"
+            raise InputError(f"not valid JSON: {first}", where=str(path)) from None
     if isinstance(document, dict) and set(document) == {"positions"}:
         document = document["positions"]
     if not isinstance(document, list):

@@ -46,19 +46,19 @@ def run(request: IncidentsRequest, *, home: Home) -> IncidentLog:
     path = home.state_path
     if request.limit < 1:
         raise InputError(f"--limit must be at least 1, got {request.limit}", where="--limit")
-    if not path.exists():
-        return IncidentLog(path, ())
-    with open_state(path) as db:
-        try:
-            rows = incidents(
-                db,
-                start=request.since,
-                run_id=request.run_id,
-                incident_id=request.incident_id,
-                latest=None if request.incident_id is not None else request.limit,
-            )
-        except DatabaseError as error:
-            raise db.translate_error(error) from error
+    rows: list[Incident] = []
+    if path.exists():
+        with open_state(path) as db:
+            try:
+                rows = incidents(
+                    db,
+                    start=request.since,
+                    run_id=request.run_id,
+                    incident_id=request.incident_id,
+                    latest=None if request.incident_id is not None else request.limit,
+                )
+            except DatabaseError as error:
+                raise db.translate_error(error) from error
     if request.incident_id is not None and not rows:
         raise InputError(f"no incident {request.incident_id} in {path}", where="--id")
     return IncidentLog(path, tuple(rows))
