@@ -237,7 +237,7 @@ def run_live(
         print_json(summary)
     else:
         print_lines([f"{key}: {_text(value)}" for key, value in summary.items() if key != "notes"])
-    if result.status == "aborted":
+    if stop.signum is not None:  # aborted, or a signal that came as the last bar ended
         raise Interrupted(stop.signum)
 
 
