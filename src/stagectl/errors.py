@@ -2,8 +2,9 @@
 
 The CLI contract (docs/cli.md): 0 ok; 1 a check failed, a threshold was
 breached or an action is recommended; 2 usage or input error; 3 external
-failure (exchange, network, database locked); 70 internal bug; 130 interrupted.
-Only ``stagectl.cli.main.main`` turns these into process exit codes.
+failure (exchange, network, database locked); 70 internal bug; 130 interrupted
+(:class:`Interrupted`). Only ``stagectl.cli.main.main`` turns these into process exit
+codes.
 """
 
 from __future__ import annotations
@@ -64,3 +65,20 @@ class InternalError(StagectlError):
     """A bug in stagectl."""
 
     exit_code = EXIT_INTERNAL
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM stopped the command (exit 130; ``stagectl.cli._signals``).
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is, so no ``except Exception`` swallows
+    it and every ``finally`` and ``except BaseException`` cleanup on the way out runs: an
+    open transaction rolls back, ``write_atomic`` removes its temporary file. Not a
+    ``KeyboardInterrupt``: typer turns one into a bare exit 130 before ``main()`` can say
+    that the command was interrupted.
+    """
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, signum: int | None = None) -> None:
+        super().__init__("interrupted")
+        self.signum = signum

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -76,6 +77,23 @@ def test_init_force_overwrites_configs_but_keeps_the_state(run: Run, home: Path)
     assert core.read_bytes() == (defaults_dir() / "core.yaml").read_bytes()
     db = sqlite3.connect(home / "state" / "stagectl.db")
     assert db.execute("SELECT count(*) FROM reports").fetchone()[0] == 1
+
+
+def test_init_force_replaces_each_config_whole_never_rewrites_it_in_place(
+    run: Run, home: Path
+) -> None:
+    """A config is written beside and renamed over the old one, so an interrupted init
+    leaves the old file or the new one, never a cut one: a hard link made to the old file
+    keeps its bytes."""
+    assert run(["init"]).exit_code == 0
+    core = home / "config" / "core.yaml"
+    core.write_text("edited: true\n")
+    old = home / "core-before.yaml"
+    os.link(core, old)
+    assert run(["init", "--force"]).exit_code == 0
+    assert old.read_text() == "edited: true\n"
+    assert core.read_bytes() == (defaults_dir() / "core.yaml").read_bytes()
+    assert [p.name for p in (home / "config").iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_init_takes_a_directory_argument(run: Run, tmp_path: Path) -> None:

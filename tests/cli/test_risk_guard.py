@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -214,6 +215,25 @@ def test_replay_json_and_export(run: Run, home: Path) -> None:
     with (export / "triggers.csv").open() as handle:
         triggers = list(csv.DictReader(handle))
     assert len(triggers) == summary["triggers"]
+
+
+def test_replay_export_replaces_each_file_whole_never_rewrites_it_in_place(
+    run: Run, home: Path
+) -> None:
+    """Each export file is written beside and renamed over the old one, so an interrupted
+    export leaves the old file or the new one, never a cut one: a hard link made to the
+    old file keeps its bytes."""
+    export = home / "replay"
+    export.mkdir()
+    old = home / "equity-before.csv"
+    old.write_text("old\n")
+    os.link(old, export / "equity.csv")
+    window = ["--replay-start", "2024-06-01", "--replay-end", "2024-06-15"]
+    result = run(["risk-guard", "--replay", "--eval", "daily", *window, "--export", export])
+    assert result.exit_code == 0, result.stderr
+    assert old.read_text() == "old\n"
+    assert (export / "equity.csv").read_text().startswith("timestamp,equity_unguarded,")
+    assert sorted(p.name for p in export.iterdir()) == ["actions.csv", "equity.csv", "triggers.csv"]
 
 
 def test_replay_with_a_bad_window_exits_2(run: Run, home: Path) -> None:

@@ -4,14 +4,20 @@ left written, idempotent, file order kept, fill_totals equal to a full recount."
 
 from __future__ import annotations
 
+import shutil
+import sys
+import threading
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
+from stagectl.cli._signals import after_interruption
 from stagectl.config.home import Home
-from stagectl.errors import InputError
+from stagectl.errors import InputError, Interrupted
 from stagectl.services.ledger import importer as metrics_import
 from stagectl.state.db import open_state
+from stagectl.state.ledger import fills
 from stagectl.state.ledger_totals import sum_deltas
 
 HEADER = "timestamp,trade_id,symbol,side,price,amount,fee,fee_currency,liquidity,order_id\n"
@@ -103,3 +109,68 @@ def test_a_bad_row_in_a_later_chunk_is_named_and_nothing_is_written(
     recorded, totals = _ledger(home)
     assert len(recorded) == 21
     assert sum(n for n, _ in totals.values()) == 21
+
+
+HAND_OVER_TYPES = ("lock", "RLock", "SimpleQueue")
+"""The C types every thread hand-over ends in: ``_thread`` locks (under ``queue.Queue``,
+``threading.Semaphore``, ``Event``, ``Condition``, ``Thread.join``) and ``queue.SimpleQueue``."""
+
+
+@pytest.mark.usefixtures("chunked")
+def test_an_import_interrupted_at_any_thread_hand_over_ends_and_shows_nothing(
+    home: Path, tmp_path: Path
+) -> None:
+    """SIGINT and SIGTERM raise ``Interrupted`` wherever the importing thread is
+    (``cli._signals``). Raised in turn right after each lock or queue operation of that
+    thread, it must unwind the import (never wait for ever on a lock it left taken) and
+    leave the file's fills all visible (it was interrupted after they were) or none."""
+    path = tmp_path / "trades.csv"
+    path.write_text(HEADER + "".join(_rows(10)))
+    with open_state(Home.resolve(home).state_path):
+        pass  # a migrated database, copied for every attempt
+    point = 0
+    while True:
+        point += 1
+        attempt = tmp_path / f"attempt-{point}"
+        shutil.copytree(home / "state", attempt / "state")
+        outcome = _import_interrupted_at(point, attempt, path)
+        assert outcome != "stuck", f"the import waits for ever when interrupted at {point}"
+        if outcome == "completed":
+            break
+        assert outcome == "interrupted", f"interrupted at {point}: {outcome}"
+        with open_state(Home.resolve(attempt).state_path) as db:
+            visible = len(fills(db))
+        assert visible in (0, 10), f"interrupted at {point}: {visible} of 10 fills visible"
+    assert point > 10  # the sweep did pass through the hand-overs
+
+
+def _import_interrupted_at(point: int, home: Path, path: Path) -> str:
+    """Import in a thread that raises ``Interrupted`` after its ``point``-th hand-over
+    operation: "interrupted" (also an error raised while it unwound, as ``threading`` can
+    when cut inside its own bookkeeping: ``main()`` exits 130 for both), "completed"
+    (fewer operations than ``point``), "stuck", or the error the import ended with."""
+    outcome: list[str] = []
+    seen = 0
+
+    def interrupt(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal seen
+        owner = getattr(arg, "__self__", None)
+        if event == "c_return" and type(owner).__name__ in HAND_OVER_TYPES:
+            seen += 1
+            if seen == point:
+                raise Interrupted()
+
+    def work() -> None:
+        sys.setprofile(interrupt)
+        try:
+            _import(home, path)
+            outcome.append("completed")
+        except BaseException as error:
+            outcome.append("interrupted" if after_interruption(error) else repr(error))
+        finally:
+            sys.setprofile(None)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(timeout=60)  # a hang guard: an import of ten rows takes milliseconds
+    return outcome[0] if outcome else "stuck"

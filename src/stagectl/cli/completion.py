@@ -141,10 +141,6 @@ def install(
 
 
 def _write(destination: Path, script: str) -> None:
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        temporary = destination.with_name(destination.name + ".tmp")
-        temporary.write_text(script, encoding="utf-8")
-        temporary.replace(destination)
-    except OSError as error:
-        raise InputError(f"cannot write: {error.strerror}", where=str(destination)) from error
+    from stagectl.reports.io import write_atomic
+
+    write_atomic(destination, script.encode("utf-8"))

@@ -2,7 +2,8 @@
 
 Subcommand modules are imported only when their command runs, so ``--help``
 and shell completion stay fast. ``main()`` is the only place that turns errors
-into exit codes (docs/cli.md).
+into exit codes (docs/cli.md), and it owns SIGINT and SIGTERM while a command
+runs (``cli._signals``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from typer.core import TyperGroup
 
 from stagectl import __version__
 from stagectl.cli._failure import internal_error_line
+from stagectl.cli._signals import Interrupter, after_interruption
 from stagectl.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    Interrupted,
     StagectlError,
 )
 
@@ -163,19 +166,39 @@ def _say(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run stagectl and return its exit code; never raise."""
+    """Run stagectl and return its exit code; never raise.
+
+    The command runs with SIGINT and SIGTERM raising ``Interrupted`` (``cli._signals``):
+    whatever it was doing unwinds, and it exits 130 after one line, ``stagectl:
+    interrupted``. The previous signal handlers are restored before returning.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("STAGECTL_DEBUG") == "1"
+    interrupter = Interrupter()
+    try:
+        with interrupter.installed():
+            code = _run(args, debug=debug)
+    except (Interrupted, KeyboardInterrupt):
+        code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED or interrupter.signum is not None:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _run(args: list[str], *, debug: bool) -> int:
+    """The command's exit code; its errors as one line (a traceback only with --debug)."""
     command = typer.main.get_command(app)
     try:
         result: Any = command.main(args=args, prog_name="stagectl", standalone_mode=False)
     except StagectlError as error:
+        if after_interruption(error):
+            return EXIT_INTERRUPTED
         if debug:
             traceback.print_exc()
         _say(str(error))
         return error.exit_code
-    except (typer.Abort, KeyboardInterrupt):
-        _say("interrupted")
+    except typer.Abort:
         return EXIT_INTERRUPTED
     except click_errors.NoArgsIsHelpError as error:
         typer.echo(error.ctx.get_help() if error.ctx else error.format_message(), err=True)
@@ -189,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as error:
+        if after_interruption(error):  # a cleanup failed on the way out: still interrupted
+            return EXIT_INTERRUPTED
         if debug:
             traceback.print_exc()
         _say(internal_error_line(error))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 import re
-import signal
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -24,7 +25,7 @@ from stagectl.cli._common import (
     quoted,
     stdout_is_tty,
 )
-from stagectl.errors import EXIT_INTERRUPTED, InputError
+from stagectl.errors import InputError, Interrupted
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -244,8 +245,8 @@ def run_live(
         print_json(summary)
     else:
         print_lines([f"{key}: {_text(value)}" for key, value in summary.items() if key != "notes"])
-    if result.status == "aborted":
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if stop.signum is not None:  # aborted, or a signal that came as the last bar ended
+        raise Interrupted(stop.signum)
 
 
 def _text(value: Any) -> str:
@@ -285,33 +286,26 @@ def _confirm_live(exchange: str, yes: bool) -> None:
 
 
 class _StopFlag:
-    """SIGINT/SIGTERM set a flag; the loop finishes its bar, writes artifacts and stops."""
+    """SIGINT/SIGTERM set a flag; the loop finishes its bar, writes artifacts and stops.
+
+    Its handler scope sits inside the one ``main()`` runs every command with
+    (``cli._signals``), so while the loop runs a signal stops it gracefully instead of
+    interrupting it where it is."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.signum: int | None = None
 
     def __call__(self) -> bool:
-        return self.requested
+        return self.signum is not None
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signum = signum
         info(f"signal {signum}: finishing the current bar, then stopping")
 
-    def installed(self) -> Any:
-        from contextlib import contextmanager
+    def installed(self) -> AbstractContextManager[bool]:
+        from stagectl.cli._signals import handling
 
-        @contextmanager
-        def scope() -> Any:
-            previous = {
-                sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
-            }
-            try:
-                yield self
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-
-        return scope()
+        return handling(self._handle)
 
 
 class _View:

@@ -45,9 +45,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 
     A temporary file in the same directory is written, flushed and fsynced,
     then renamed over ``path``; the directory is fsynced after the rename.
-    Parent directories are created. On any error the temporary file is
-    removed and ``InputError`` names the file. A new file gets mode 0666 minus
-    the umask; an existing file keeps its mode.
+    Parent directories are created. On any error, and on an interruption
+    (``Interrupted``, ``KeyboardInterrupt``), the temporary file is removed; an
+    ``OSError`` becomes an ``InputError`` naming the file. A new file gets mode
+    0666 minus the umask; an existing file keeps its mode.
     """
     path = Path(path)
     try:
@@ -55,9 +56,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         mode = _target_mode(path)
         fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
-        raise InputError(
-            f"cannot write report: {error.strerror or error}", where=str(path)
-        ) from None
+        raise InputError(f"cannot write: {error.strerror or error}", where=str(path)) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -69,9 +68,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         if isinstance(error, OSError):
-            raise InputError(
-                f"cannot write report: {error.strerror or error}", where=str(path)
-            ) from None
+            raise InputError(f"cannot write: {error.strerror or error}", where=str(path)) from None
         raise
     _fsync_directory(path.parent)
 

@@ -21,11 +21,12 @@ free for at least ``MERGE_PAUSE_S``.
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -278,7 +279,10 @@ class _Checkpointer:
     """Checkpoints the WAL (PASSIVE: it never waits for, nor blocks, a writer) on its own
     connection, in a thread, whenever a merge step asks: the copying overlaps the next
     steps instead of delaying them. A checkpoint that fails is left to the next one (or to
-    SQLite's automatic checkpoints): it only keeps the WAL short."""
+    SQLite's automatic checkpoints): it only keeps the WAL short. Requests go through a
+    ``queue.SimpleQueue`` (single C calls; see ``services.ledger.importer._ChunkReader``
+    for why not an ``Event``), and the requests that piled up meanwhile are served by one
+    checkpoint."""
 
     def __init__(self, db: StateDB) -> None:
         self._conn = sqlite3.connect(
@@ -287,19 +291,21 @@ class _Checkpointer:
             isolation_level=None,
             check_same_thread=False,
         )
-        self._wanted = threading.Event()
+        self._wanted: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._closing = False
         self._thread = threading.Thread(target=self._work, name="metrics-import-checkpoint")
         self._thread.daemon = True
         self._thread.start()
 
     def request(self) -> None:
-        self._wanted.set()
+        self._wanted.put(None)
 
     def _work(self) -> None:
         while True:
-            self._wanted.wait()
-            self._wanted.clear()
+            self._wanted.get()
+            with suppress(queue.Empty):
+                while True:
+                    self._wanted.get_nowait()
             if self._closing:
                 return
             try:
@@ -309,6 +315,6 @@ class _Checkpointer:
 
     def close(self) -> None:
         self._closing = True
-        self._wanted.set()
+        self._wanted.put(None)
         self._thread.join()
         self._conn.close()

@@ -18,6 +18,7 @@ told (done, total) bars.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -219,52 +220,61 @@ def _stamp(value: Any) -> str:
 def _export(
     directory: Path, result: Any, triggers: list[dict[str, Any]], actions: list[dict[str, Any]]
 ) -> list[Path]:
-    """equity.csv, triggers.csv and actions.csv in ``directory`` (created if needed)."""
+    """equity.csv, triggers.csv and actions.csv in ``directory`` (created if needed), each
+    written whole (``write_atomic``): an interrupted export leaves no partial file."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(
             f"cannot create the export directory: {error}", where=str(directory)
         ) from None
-    equity_path = directory / "equity.csv"
-    with equity_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["timestamp", "equity_unguarded", "equity_guarded"])
-        unguarded, guarded = result.unguarded.equity, result.guarded.equity
-        for ts, a, b in zip(unguarded.index, unguarded.to_numpy(), guarded.to_numpy(), strict=True):
-            writer.writerow([_stamp(ts), f"{a:.6f}", f"{b:.6f}"])
-    triggers_path = directory / "triggers.csv"
-    with triggers_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        columns = ["at", "rule", "sleeve", "indicator", "value", "action", "severity"]
-        writer.writerow(columns)
-        for row in triggers:
-            writer.writerow(
-                [
-                    _stamp(row["at"]) if c == "at" else ("" if row[c] is None else row[c])
-                    for c in columns
-                ]
-            )
-    actions_path = directory / "actions.csv"
-    with actions_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["at", "action", "sleeve", "multipliers", "reason"])
-        for row in actions:
-            multipliers = " ".join(f"{s}={m:g}" for s, m in row["multipliers"].items())
-            writer.writerow(
-                [_stamp(row["at"]), row["action"], row["sleeve"] or "", multipliers, row["reason"]]
-            )
-    return [equity_path, triggers_path, actions_path]
+    unguarded, guarded = result.unguarded.equity, result.guarded.equity
+    equity_rows = [
+        [_stamp(ts), f"{a:.6f}", f"{b:.6f}"]
+        for ts, a, b in zip(unguarded.index, unguarded.to_numpy(), guarded.to_numpy(), strict=True)
+    ]
+    columns = ["at", "rule", "sleeve", "indicator", "value", "action", "severity"]
+    trigger_rows = [
+        [_stamp(row["at"]) if c == "at" else ("" if row[c] is None else row[c]) for c in columns]
+        for row in triggers
+    ]
+    action_rows = [
+        [
+            _stamp(row["at"]),
+            row["action"],
+            row["sleeve"] or "",
+            " ".join(f"{s}={m:g}" for s, m in row["multipliers"].items()),
+            row["reason"],
+        ]
+        for row in actions
+    ]
+    tables = {
+        "equity.csv": (["timestamp", "equity_unguarded", "equity_guarded"], equity_rows),
+        "triggers.csv": (columns, trigger_rows),
+        "actions.csv": (["at", "action", "sleeve", "multipliers", "reason"], action_rows),
+    }
+    written = []
+    for name, (header, rows) in tables.items():
+        written.append(_write_csv(directory / name, header, rows))
+    return written
 
 
 def _export_breakers(directory: Path, firings: list[dict[str, Any]]) -> Path:
     """breakers.csv: one row per breaker firing (time, breaker, value, threshold)."""
-    path = directory / "breakers.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["time", "breaker", "value", "threshold"])
-        for firing in firings:
-            writer.writerow(
-                [firing["time"], firing["breaker"], firing["value"], firing["threshold"]]
-            )
+    return _write_csv(
+        directory / "breakers.csv",
+        ["time", "breaker", "value", "threshold"],
+        [[f["time"], f["breaker"], f["value"], f["threshold"]] for f in firings],
+    )
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    """One CSV file (the csv module's dialect: CRLF line ends), replaced whole."""
+    from stagectl.reports import write_atomic
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue().encode("utf-8"))
     return path

@@ -12,13 +12,13 @@ Entry: ``run(InitRequest, *, home) -> InitResult``; ``home`` is the home to crea
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import HOME_DIRS, Home, defaults_dir
 from stagectl.errors import InputError
+from stagectl.reports import write_atomic
 from stagectl.state.db import open_state
 
 
@@ -115,10 +115,9 @@ def _copy_configs(source: Path, target: Path, *, force: bool, result: InitResult
             continue
         existed = destination.exists()
         _mkdir(destination.parent)
-        try:
-            shutil.copyfile(packaged, destination)
-        except OSError as error:
-            raise InputError(f"cannot write: {error.strerror}", where=str(destination)) from error
+        # whole or not at all: a config cut short by an interruption would be kept
+        # by the next init (it exists) and fail to load
+        write_atomic(destination, packaged.read_bytes())
         (result.configs_overwritten if existed else result.configs_written).append(name)
 
 

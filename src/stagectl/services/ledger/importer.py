@@ -329,15 +329,22 @@ class _ChunkReader:
     """Reads and validates chunks in a thread, one chunk ahead of the writer, and only
     while the writer is inside SQLite (the merges release the GIL; staging with
     ``executemany`` does not, and a thread competing for the GIL there would stall it on
-    every row). ``go()`` lets the reader prepare one more chunk."""
+    every row). ``go()`` lets the reader prepare one more chunk.
+
+    The hand-overs are ``queue.SimpleQueue``s, whose ``put`` and ``get`` are single C
+    calls: SIGINT or SIGTERM raising ``Interrupted`` in the writer (``cli._signals``)
+    cannot leave one half done. A ``queue.Queue``, ``Semaphore`` or ``Event`` takes its
+    lock in Python code, where the exception can land after the lock is taken and before
+    the ``with`` block that releases it, and ``close()`` then waits for ever."""
 
     def __init__(self, chunks: Iterator[TradeColumns]) -> None:
         import queue
         import threading
 
         self._chunks = chunks
-        self._ready: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._go = threading.Semaphore(1)
+        self._ready: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._go: queue.SimpleQueue[None] = queue.SimpleQueue()  # one per chunk to prepare
+        self._go.put(None)
         self._stop = False
         self._thread = threading.Thread(target=self._work, name="metrics-import-reader")
         self._thread.daemon = True
@@ -348,7 +355,7 @@ class _ChunkReader:
 
         try:
             while True:
-                self._go.acquire()
+                self._go.get()
                 if self._stop:
                     return
                 chunk = next(self._chunks, None)
@@ -360,7 +367,7 @@ class _ChunkReader:
             self._ready.put(("error", error))
 
     def go(self) -> None:
-        self._go.release()
+        self._go.put(None)
 
     def next(self, *, go: bool = False) -> tuple[TradeColumns, TradeBatch] | None:
         """The next prepared chunk (None at the end); ``go`` first lets the reader go on."""
@@ -373,5 +380,5 @@ class _ChunkReader:
 
     def close(self) -> None:
         self._stop = True
-        self._go.release()
+        self._go.put(None)
         self._thread.join()
