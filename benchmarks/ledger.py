@@ -8,8 +8,9 @@ machine's speed varies; the import also reports this process's CPU time, which m
 with other jobs than wall time. While the import runs, a second process stands in for a
 paper run: it records one fill every 10 ms through ``state.ledger.insert_fills`` (a busy
 timeout of 60 s, so it measures how long it waited instead of failing), and the benchmark
-prints its longest wait next to the longest write transaction the import held. Not part of
-the test suite.
+prints its longest wait next to the longest write transaction the import held. The
+regime-analyze year is real SOLUSDT 1m bars from ``../shared/data``, or the bundled hourly
+bars without it (it says which). Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from market_data import MarketData, market_data, sol_perp_bars
 
 from stagectl.config.home import Home
 from stagectl.data.trade_files import read_trades
@@ -39,7 +41,6 @@ from stagectl.services.ledger import importer as metrics_import
 from stagectl.services.ledger import regime_analyze
 from stagectl.state.db import open_state
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 HEADER = "timestamp,trade_id,symbol,side,price,amount,fee,fee_currency,liquidity\n"
 
 
@@ -127,7 +128,9 @@ def probe_writer(state: Path, stop: Path, report: Path) -> None:
                 failures += 1
             waits.append(time.perf_counter() - start)
             time.sleep(0.01)
-    report.write_text(json.dumps({"writes": len(waits), "max_s": max(waits), "failures": failures}))
+    report.write_text(
+        json.dumps({"writes": len(waits), "max_s": max(waits, default=0.0), "failures": failures})
+    )
 
 
 def bench_import(csv_path: Path, home: Path, n: int) -> None:
@@ -198,13 +201,12 @@ def bench_window(home: Path, until: str) -> None:
     print(f"  (stagectl --version alone: {startup_s:.2f} s; ratio {wall_s / startup_s:.1f}x)")
 
 
-def year_of_candles(data_dir: Path, out: Path, bars: int = 525_600) -> None:
-    """The two real SOL 1m files tiled to ``bars`` one-minute bars (new contiguous times)."""
-    frames = [
-        pd.read_csv(data_dir / f"binance_perp_SOLUSDT_1m_ohlcv_{tag}.csv.gz")
-        for tag in ("2023-07", "2025-05")
-    ]
-    real = pd.concat(frames, ignore_index=True)
+def year_of_candles(data: MarketData, out: Path, bars: int = 525_600) -> None:
+    """The real SOL perp 1m files (the bundled 1h file without them), tiled to ``bars``
+    one-minute bars with new contiguous times."""
+    paths, source = sol_perp_bars(data)
+    print(f"regime-analyze data: {source}")
+    real = pd.concat([pd.read_csv(path) for path in paths], ignore_index=True)
     tiled = pd.concat([real] * (bars // len(real) + 1), ignore_index=True).iloc[:bars].copy()
     times = pd.date_range("2024-01-01", periods=bars, freq="1min", tz="UTC")
     tiled["timestamp"] = times.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -212,12 +214,12 @@ def year_of_candles(data_dir: Path, out: Path, bars: int = 525_600) -> None:
         tiled.to_csv(handle, index=False)
 
 
-def bench_regimes(data_dir: Path, work: Path, ledger_home: Path, fills: int) -> None:
+def bench_regimes(data: MarketData, work: Path, ledger_home: Path, fills: int) -> None:
     """regime-analyze over a year of 2024 candles, with an empty ledger and with the
     benchmark's ledger, whose fills (2025) all lie after the candles: they must cost
     nothing (the ledger side reads only the fills inside the candles' range)."""
     candles = work / "binance_perp_SOLUSDT_1m_ohlcv_year.csv.gz"
-    year_of_candles(data_dir, candles)
+    year_of_candles(data, candles)
     load_s, loaded = timed(lambda: regime_analyze.load_candles((candles,)), repeat=1)
     request = regime_analyze.RegimeRequest(symbol="SOLUSDT", candles=(candles,))
     bars = len(loaded.frame)
@@ -233,7 +235,7 @@ def bench_regimes(data_dir: Path, work: Path, ledger_home: Path, fills: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fills", type=int, default=1_000_000)
-    parser.add_argument("--data", type=Path, default=DATA_DIR)
+    parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--probe", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
@@ -245,7 +247,7 @@ def main() -> None:
         last = write_fills_csv(csv_path, args.fills)
         bench_import(csv_path, work / "home", args.fills)
         bench_window(work / "home", last)
-        bench_regimes(args.data, work, work / "home", args.fills)
+        bench_regimes(market_data(args.data), work, work / "home", args.fills)
 
 
 if __name__ == "__main__":

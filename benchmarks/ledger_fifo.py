@@ -1,7 +1,9 @@
 """FIFO realized PnL over 1 M fills: stagectl's exact integer kernel vs Decimal and float loops.
 
-Run: /tmp/venv/bin/python benchmarks/ledger_fifo.py [--fills 1000000] [--data DIR]
-Prints medians of a few runs; not part of the test suite.
+Run: python benchmarks/ledger_fifo.py [--fills 1000000] [--data DIR]
+Prints medians of a few runs; not part of the test suite. The real ETHUSDT trades come
+from ``../shared/data``; without it (the bundled sample has no trades) only the
+synthetic fills are run, and the benchmark says so.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from market_data import market_data
 
 from stagectl.domain.ledger import fifo_kernel, fifo_realized
 from stagectl.domain.types import Fill
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+TRADES = "binance_perp_ETHUSDT_trades_2023-02-02.csv.gz"
 
 
 def timed(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
@@ -64,8 +67,7 @@ def synthetic(n: int, seed: int = 7) -> tuple[list[int], list[int]]:
     return (side * qty).tolist(), price.tolist()
 
 
-def real_trades(data_dir: Path) -> tuple[list[int], list[int]]:
-    path = data_dir / "binance_perp_ETHUSDT_trades_2023-02-02.csv.gz"
+def real_trades(path: Path) -> tuple[list[int], list[int]]:
     deltas, prices = [], []
     with gzip.open(path, "rt") as fh:
         next(fh)
@@ -129,10 +131,15 @@ def compare(label: str, deltas: list[int], prices: list[int], qp: int, pp: int, 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fills", type=int, default=1_000_000)
-    parser.add_argument("--data", type=Path, default=DATA_DIR)
+    parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()
+    data = market_data(args.data)
     compare("synthetic SOL-like", *synthetic(args.fills), 3, 3, args.fills)
-    deltas, prices = real_trades(args.data)
+    if not data.has(TRADES):
+        print(f"data: no {TRADES} in {data.describe()}: the real-trade runs are skipped")
+        return
+    print(f"data: {TRADES} from {data.describe()}")
+    deltas, prices = real_trades(data.path / TRADES)
     compare("real ETHUSDT trades", deltas, prices, 3, 2, len(deltas))
     compare("real ETHUSDT trades tiled", deltas, prices, 3, 2, args.fills)
 

@@ -272,3 +272,56 @@ def test_a_column_given_twice_under_another_case_or_alias_is_an_input_error(
     error = expect_error(tmp_path, rows, HEADER.strip() + f",{extra}\n")
     assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:1"
     assert "given twice" in error.message
+
+
+def test_an_impossible_bar_shows_the_values_as_plain_numbers(tmp_path: Path) -> None:
+    bad_row = ("2024-01-01T01:00:00Z", "100", "100.5", "99", "101", "1")
+    error = expect_error(tmp_path, [ROWS[0], bad_row, ROWS[2]])
+    assert error.message == (
+        "column high: high is below max(open, close) "
+        "(open=100.0, high=100.5, low=99.0, close=101.0, volume=1.0)"
+    )
+
+
+@pytest.mark.parametrize("value", ["inf", "-Infinity"])
+def test_an_infinite_number_is_quoted_as_text(tmp_path: Path, value: str) -> None:
+    rows = [ROWS[0], ("2024-01-01T01:00:00Z", "100", "102", "99", "101", value)]
+    error = expect_error(tmp_path, rows)
+    assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:3"
+    assert error.message.startswith(f"column volume: '{float(value)}' is not a finite number")
+
+
+def test_a_timestamp_column_of_booleans_is_an_input_error(tmp_path: Path) -> None:
+    error = expect_error(tmp_path, with_ts(ROWS, ["True", "False", "True"]))
+    assert error.where == f"{tmp_path / 'ETHUSDT_1h.csv'}:2"
+    assert error.message.startswith("column timestamp: 'True' is not an ISO-8601 time")
+
+
+def test_blank_lines_in_a_clean_file_keep_the_later_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "ETHUSDT_1h.csv"
+    bad = "2024-01-01T02:00:00Z,101.5,101.5,100.25,100.75,-1"
+    path.write_text(HEADER + ",".join(ROWS[0]) + "\n\n,,,,,\n" + ",".join(ROWS[1]) + "\n" + bad)
+    with pytest.raises(InputError) as caught:
+        load_candles("ETHUSDT", data_dir=tmp_path)
+    assert caught.value.where == f"{path}:6"
+    assert caught.value.message.startswith("column volume: volume is negative")
+    path.write_text(HEADER + ",".join(ROWS[0]) + "\n\n" + ",".join(ROWS[1]) + "\n\n\n")
+    assert len(load_candles("ETHUSDT", data_dir=tmp_path)) == 2
+
+
+def test_a_duplicate_across_parts_names_the_later_file_and_its_line(tmp_path: Path) -> None:
+    write_csv(tmp_path / "binance_perp_SOLUSDT_1h_ohlcv_a.csv", HEADER, [ROWS[2], ROWS[0]])
+    write_csv(tmp_path / "binance_perp_SOLUSDT_1h_ohlcv_b.csv", HEADER, [ROWS[1], ROWS[0]])
+    with pytest.raises(InputError) as caught:
+        load_candles("SOLUSDT", data_dir=tmp_path)
+    assert caught.value.where == f"{tmp_path / 'binance_perp_SOLUSDT_1h_ohlcv_b.csv'}:3"
+    assert caught.value.message == "duplicate timestamp 2024-01-01T00:00:00Z"
+
+
+def test_the_loaded_frame_can_be_changed_in_place(tmp_path: Path) -> None:
+    write_csv(tmp_path / "ETHUSDT_1h.csv", HEADER, ROWS)
+    candles = load_candles("ETHUSDT", data_dir=tmp_path)
+    candles.iloc[0, 0] = 7.0
+    candles.loc[candles.index[1], "close"] = 8.0
+    assert candles["open"].iloc[0] == 7.0 and candles["close"].iloc[1] == 8.0
+    assert load_candles("ETHUSDT", data_dir=tmp_path)["open"].iloc[0] == 100.5
