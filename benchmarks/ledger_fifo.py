@@ -109,23 +109,32 @@ def compare(label: str, deltas: list[int], prices: list[int], qp: int, pp: int, 
     f64_d, f64_p = i64_d / 10**qp, i64_p / 10**pp
     t_kernel, kern = timed(lambda: fifo_kernel(i64_d, i64_p))
     t_full, full = timed(lambda: fifo_realized(fills))
-    t_np, npf = timed(lambda: fifo_kernel(f64_d, f64_p))
     t_float, flt = timed(lambda: fifo_loop(flt_d, flt_p, 0.0))
     t_dec, dec = timed(lambda: fifo_loop(dec_d, dec_p, Decimal(0)), repeat=1)
+    try:
+        t_np, npf = timed(lambda: fifo_kernel(f64_d, f64_p))
+        float_kernel = f"{t_np:8.1f} ms  max |err| {_max_error(npf, dec, qp + pp):.2e}"
+    except IndexError:
+        # The kernel is written for integer units: rounded float sums can overshoot the
+        # last opened lot, which is why the ledger never runs it on floats.
+        float_kernel = f"{'n/a':>8}     fails: rounded float sums overshoot the open lots"
     exact = all(a == b for a, b in zip(full.realized_pnl(), dec, strict=True))
     total = sum(dec, Decimal(0))
-    as_float = npf.realized_gross / 10 ** (qp + pp)
-    float_err = max(abs(Decimal(float(a)) - b) for a, b in zip(as_float, dec, strict=True))
     print(f"{label}: {n} fills")
     print(f"  int64 kernel (exact)          {t_kernel:8.1f} ms")
     print(f"  fifo_realized(list[Fill])     {t_full:8.1f} ms  exact vs Decimal: {exact}")
-    print(f"  same kernel on float64        {t_np:8.1f} ms  max |err| {float_err:.2e}")
+    print(f"  same kernel on float64        {float_kernel}")
     print(
         f"  float loop                    {t_float:8.1f} ms  total err "
         f"{abs(Decimal(sum(flt)) - total):.2e}"
     )
     print(f"  Decimal loop                  {t_dec:8.1f} ms  total {total}")
     del kern
+
+
+def _max_error(result: Any, exact: list[Decimal], places: int) -> Decimal:
+    as_float = result.realized_gross / 10**places
+    return max(abs(Decimal(float(a)) - b) for a, b in zip(as_float, exact, strict=True))
 
 
 def main() -> None:
