@@ -43,6 +43,7 @@ from stagectl.domain.risk_rules import (
     rule_keys,
     streak_lengths,
 )
+from tests.guard_equality import same
 
 DAY = pd.Timedelta(days=1)
 
@@ -599,3 +600,29 @@ def reference_replay(
     return ReplayResult(
         eval_times, unguarded, guarded, multipliers, tuple(actions), rising_edges(final), final
     )
+
+
+# --- the comparison the tests make -----------------------------------------------------
+
+
+def assert_same_replay(new: ReplayResult, old: ReplayResult) -> None:
+    """The same actions, triggers (time, rule, sleeve, action, severity; values to 1e-9),
+    guarded and unguarded equity (to 1e-9), multipliers and decisions at every evaluation."""
+
+    def triggers(result: ReplayResult) -> list[tuple[object, ...]]:
+        return [(h.at, h.rule_id, h.sleeve, h.action, h.severity, h.value) for h in result.triggers]
+
+    def actions(result: ReplayResult) -> list[tuple[object, ...]]:
+        return [(a.at, a.kind, a.sleeve, a.multipliers, a.reason) for a in result.actions]
+
+    assert actions(new) == actions(old)
+    assert same(triggers(new), triggers(old))
+    for run in ("guarded", "unguarded"):
+        ours, theirs = getattr(new, run).equity, getattr(old, run).equity
+        assert ours.index.equals(theirs.index)
+        assert same(ours.tolist(), theirs.tolist()), run
+    assert new.multipliers.equals(old.multipliers)
+    assert new.eval_times.equals(old.eval_times)
+    for matrix in ("breach_matrix", "near_matrix", "action_rank", "severity_rank"):
+        assert np.array_equal(getattr(new.decisions, matrix), getattr(old.decisions, matrix))
+    assert same(new.decisions.values.tolist(), old.decisions.values.tolist())

@@ -263,12 +263,14 @@ def advance(
     gross = np.column_stack([c.gross[pad:] for c in cores])
     funding = np.column_stack([c.funding[pad:] for c in cores])
     cost = np.column_stack([c.cost[pad:] for c in cores])
-    net = np.column_stack([c.net[pad:] for c in cores])
+    padded_net = np.column_stack([c.net for c in cores])
+    net = padded_net[pad:]
     turnover = np.column_stack([c.turnover[pad:] for c in cores])
     weights = market.weights
-    # numpy's matrix product (BLAS): its rows do not depend on the rows computed with
-    # them for a book's few sleeves, so ranges give one pass's doubles (tests bind it)
-    portfolio_net = net @ weights
+    # The portfolio return is numpy's matrix product (BLAS, as it always was): a row's
+    # result does not depend on the rows multiplied with it, except that numpy takes
+    # another route for a single row; with the carried bar a range has two (tests bind it)
+    portfolio_net = (padded_net @ weights)[pad:]
     growth = np.cumprod(np.concatenate(([growth_before], 1.0 + portfolio_net)))
     before = np.ones(len(weights)) if sleeve_growth_before is None else sleeve_growth_before
     sleeve_growth = np.cumprod(np.vstack((before, 1.0 + net)), axis=0)

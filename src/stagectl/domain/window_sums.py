@@ -36,9 +36,11 @@ SHARPE_TERMS = 4
 """The Sharpe's running sums, in order: the values (NaN as 0), their squares, the count of
 finite values, and the count of changes (a value unlike the one before it)."""
 
-CANCELLED = 1e-3
-"""A window whose variance is below this fraction of its mean square is summed afresh:
-the difference of the running sums of squares has lost three of its sixteen digits."""
+DIGITS_KEPT = 1e4
+"""A window's squared deviations below the running sum of squares / this are taken from
+pandas: their difference would keep fewer than about twelve of its sixteen digits
+(rolling Sharpes of hourly and minute returns stay far from it: the running sum of
+squares is about bars / window times a window's, 40-100 over years of bars)."""
 
 
 def seeded_cumsum(terms: FloatArray, before: FloatArray | None) -> FloatArray:
@@ -110,48 +112,28 @@ def sharpe_of_sums(
     total, squares, count = trailing(sums[:3], start, end, window, origin)
     valid = count == window
     mean = total / window
-    variance = (squares - total * mean) / (window - 1)
+    deviation = squares - total * mean  # (window - 1) x the variance
     changes = sums[3]
     constant = valid & (trailing(changes, start, end, window - 1, origin) == 0)
-    # Nearly equal values: the difference of the two sums lost most of its digits;
-    # such windows (rare: never zero returns) are summed afresh, two-pass.
-    lost = valid & ~constant & (variance <= CANCELLED * squares / (window - 1))
-    if lost.any():
-        ends = np.flatnonzero(lost) + start
-        stacked = np.lib.stride_tricks.sliding_window_view(values, window)[ends - window + 1]
-        variance[lost] = stacked.var(axis=1, ddof=1)
-    std = np.sqrt(np.maximum(variance, 0.0))
-    if constant.any():
-        rows = np.arange(start, end)
-        mean = np.where(constant, values[start:end], mean)
-        std = np.where(constant, _pandas_std(values, changes, window, rows, constant, origin), std)
+    first = min(origin + int(not np.isfinite(values[origin])), len(values) - 1)
+    always = constant & (changes[start:end] - changes[first] == 0)
+    # pandas' own figures where sums cannot give them: a window of one repeated value
+    # (unless the series never held another), or one whose squared deviations are so
+    # small beside the running sum of squares that their difference lost its digits
+    lost = valid & ~constant & (deviation * DIGITS_KEPT < sums[1, start:end])
+    exact = (constant & ~always) | lost
+    std = np.sqrt(np.maximum(deviation / (window - 1), 0.0))
+    std[always] = 0.0
+    if exact.any():
+        rows = np.flatnonzero(exact)
+        series = pd.Series(values[origin : start + int(rows[-1]) + 1])
+        rolling = series.rolling(window, min_periods=window)
+        at = rows + start - origin
+        mean[rows] = rolling.mean().to_numpy()[at]
+        std[rows] = rolling.std(ddof=1).to_numpy()[at]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(valid & (std > 0), mean / std, np.nan)
     return ratio * math.sqrt(periods_per_year)
-
-
-def _pandas_std(
-    values: FloatArray,
-    changes: FloatArray,
-    window: int,
-    rows: IntArray,
-    constant: np.ndarray,
-    origin: int,
-) -> FloatArray:
-    """pandas' rolling std at the ``constant`` windows among ``rows`` (others: 0).
-
-    A series that held one value from its first finite one on has a std of exactly 0 in
-    pandas too; otherwise pandas runs over the series from ``origin``."""
-    first = min(origin + int(not np.isfinite(values[origin])), len(values) - 1)
-    always = changes[rows] - changes[first] == 0
-    needed = constant & ~always
-    out = np.zeros(len(rows))
-    if needed.any():
-        last = int(rows[needed][-1])
-        series = pd.Series(values[origin : last + 1])
-        std = series.rolling(window, min_periods=window).std(ddof=1).to_numpy()
-        out[needed] = std[rows[needed] - origin]
-    return out
 
 
 def rolling_sharpe_values(values: FloatArray, window: int, periods_per_year: float) -> FloatArray:
