@@ -347,7 +347,7 @@ def test_a_tape_moved_back_and_advanced_in_ranges_equals_one_pass(
         assert np.array_equal(getattr(stepped.inputs, name), getattr(direct.inputs, name)), name
     assert np.array_equal(stepped.indicators.values, direct.indicators.values, equal_nan=True)
     scaled = [
-        replace(s, target=s.target * pd.Series(stepped.multipliers[:, i], index=s.target.index))
+        replace(s, target=s.target * pd.Series(stepped.multipliers()[:, i], index=s.target.index))
         for i, s in enumerate(sleeves)
     ]
     assert np.array_equal(stepped.inputs.equity, run_backtest(scaled).equity.to_numpy())

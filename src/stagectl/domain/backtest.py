@@ -250,7 +250,9 @@ def advance(
     """
     first = max(start - 1, 0)
     pad = start - first  # 1 when a bar before the range carries in
+    weights, width = market.weights, len(market.names)
     total_rate = np.asarray(market.fee_rate + market.slip_rate)
+    fee_rate = np.asarray(market.fee_rate)
     cores = [
         backtest_core(
             market.opens[first:end, i],
@@ -258,61 +260,64 @@ def advance(
             market.funding[first:end, i],
             _column(_rows(total_rate, first, end), i),
         )
-        for i in range(len(market.names))
+        for i in range(width)
     ]
-    gross = np.column_stack([c.gross[pad:] for c in cores])
-    funding = np.column_stack([c.funding[pad:] for c in cores])
-    cost = np.column_stack([c.cost[pad:] for c in cores])
-    padded_net = np.column_stack([c.net for c in cores])
-    net = padded_net[pad:]
-    turnover = np.column_stack([c.turnover[pad:] for c in cores])
-    weights = market.weights
     # The portfolio return is numpy's matrix product (BLAS, as it always was): a row's
     # result does not depend on the rows multiplied with it, except that numpy takes
     # another route for a single row; with the carried bar a range has two (tests bind it)
-    portfolio_net = (padded_net @ weights)[pad:]
+    portfolio_net = (np.column_stack([c.net for c in cores]) @ weights)[pad:]
     growth = np.cumprod(np.concatenate(([growth_before], 1.0 + portfolio_net)))
-    before = np.ones(len(weights)) if sleeve_growth_before is None else sleeve_growth_before
-    sleeve_growth = np.cumprod(np.vstack((before, 1.0 + net)), axis=0)
-    initial = market.initial_equity
-    equity_before = initial * growth[:-1]  # the initial equity itself at bar 0
-    capital = equity_before[:, None] * weights[None, :]
-    cost_cur = capital * (1.0 + gross - funding) * cost
-    fee_rate = _rows(np.asarray(market.fee_rate), start, end)
-    total = _rows(total_rate, start, end)
-    fee_share = np.divide(
-        fee_rate, total, out=np.zeros(np.shape(total)), where=np.asarray(total) > 0
-    )
-    fee_cur = cost_cur * fee_share
+    equity_before = market.initial_equity * growth[:-1]  # the initial equity at bar 0
+    before = np.ones(width) if sleeve_growth_before is None else sleeve_growth_before
+    # sleeve by sleeve: numpy's loops over a (bars, 2) array run two elements at a time
+    columns: dict[str, list[FloatArray]] = {name: [] for name in _SLEEVE_FIELDS}
+    for i, core in enumerate(cores):
+        gross, funding, cost = core.gross[pad:], core.funding[pad:], core.cost[pad:]
+        net = core.net[pad:]
+        capital = equity_before * weights[i]
+        cost_cur = capital * (1.0 + gross - funding) * cost
+        fee, total = (
+            _column(_rows(fee_rate, start, end), i),
+            _column(_rows(total_rate, start, end), i),
+        )
+        fee_share = np.divide(
+            fee, total, out=np.zeros(np.shape(total)), where=np.asarray(total) > 0
+        )
+        fee_cur = cost_cur * fee_share
+        for name, values in (
+            ("gross", gross),
+            ("funding", funding),
+            ("cost", cost),
+            ("net", net),
+            ("turnover", core.turnover[pad:]),
+            ("sleeve_growth", np.cumprod(np.concatenate(([before[i]], 1.0 + net)))[1:]),
+            ("gross_cur", capital * gross),
+            ("funding_cur", capital * funding),
+            ("fee_cur", fee_cur),
+            ("slip_cur", cost_cur - fee_cur),
+        ):
+            columns[name].append(values)
     return Stretch(
         start=start,
-        gross=gross,
-        funding=funding,
-        cost=cost,
-        net=net,
-        turnover=turnover,
         portfolio_net=portfolio_net,
         growth=growth[1:],
-        sleeve_growth=sleeve_growth[1:],
         equity_before=equity_before,
-        gross_cur=capital * gross,
-        funding_cur=capital * funding,
-        fee_cur=fee_cur,
-        slip_cur=cost_cur - fee_cur,
+        **{name: np.column_stack(values) for name, values in columns.items()},
     )
 
 
-def held_matrix(targets: FloatArray, signal_delay: int) -> FloatArray:
-    """``held_positions`` of each (bars, sleeves) target column: ``target[k - delay]``,
-    0 before."""
-    if signal_delay < 1:
-        raise InputError(
-            f"signal_delay must be >= 1 (0 would look ahead), got {signal_delay}",
-            where="signal_delay",
-        )
-    held = np.zeros_like(targets, dtype=float)
-    held[signal_delay:] = targets[:-signal_delay]
-    return held
+_SLEEVE_FIELDS = (
+    "gross",
+    "funding",
+    "cost",
+    "net",
+    "turnover",
+    "sleeve_growth",
+    "gross_cur",
+    "funding_cur",
+    "fee_cur",
+    "slip_cur",
+)
 
 
 def run_backtest(
@@ -339,9 +344,18 @@ def run_backtest(
         initial_equity=initial_equity,
         cost_bps=cost_bps,
     )
-    held = np.column_stack(
+    return simulate(market, held_of(sleeves, signal_delay))
+
+
+def held_of(sleeves: Sequence[SleeveSpec], signal_delay: int) -> FloatArray:
+    """The (bars, sleeves) positions held (``strategies.held_positions`` of each target)."""
+    return np.column_stack(
         [held_positions(s.target, signal_delay).to_numpy(dtype=float) for s in sleeves]
     )
+
+
+def simulate(market: Market, held: FloatArray) -> BacktestResult:
+    """The backtest of validated sleeves (``market_of``) holding ``held``."""
     return assemble(market, held, advance(market, held, 0, market.bars))
 
 

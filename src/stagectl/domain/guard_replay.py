@@ -43,7 +43,14 @@ import numpy as np
 import pandas as pd
 
 from stagectl.config.risk_guard import RiskGuardConfig
-from stagectl.domain.backtest import BacktestResult, SleeveSpec, assemble, market_of, run_backtest
+from stagectl.domain.backtest import (
+    BacktestResult,
+    SleeveSpec,
+    assemble,
+    held_of,
+    market_of,
+    simulate,
+)
 from stagectl.domain.directives import (
     Review,
     further_past,
@@ -204,29 +211,40 @@ def _shadow(unguarded: BacktestResult, eval_bars: np.ndarray) -> _Shadow:
     )
 
 
+def _restartable(shadow: _Shadow, config: RiskGuardConfig) -> np.ndarray:
+    """The eval positions where the restart conditions hold on the strategy itself (the
+    unguarded shadow): 20-day Sharpe, 60-day Sharpe and 60-day drawdown."""
+    restart = config.restart_conditions
+    with np.errstate(invalid="ignore"):
+        ok = (
+            (shadow.sharpe_20d > restart.sharpe_20d_min)
+            & (shadow.sharpe_60d > restart.backtest_sharpe_60d_min)
+            & (shadow.drawdown_pct < restart.max_mdd_pct)
+        )
+    return np.flatnonzero(ok)
+
+
 def _restart_at(
-    times: pd.DatetimeIndex, state: _State, shadow: _Shadow, start: int, config: RiskGuardConfig
+    clock: np.ndarray,
+    state: _State,
+    restartable: np.ndarray,
+    start: int,
+    config: RiskGuardConfig,
 ) -> tuple[int, str, str | None, str] | None:
-    """The first eval position at or after ``start`` where a flattened book may restart.
+    """The first eval position at or after ``start`` where a flattened book may restart
+    (``restartable``: where the conditions hold).
 
     Not before the post-mortem deadline (``post_mortem_within_h`` after the
     flatten): the runbook restarts only once the cause is understood.
     """
-    restart = config.restart_conditions
     earliest = state.flattened_at + pd.Timedelta(  # type: ignore[operator]
         hours=config.actions.flatten_all.post_mortem_within_h
     )
-    start = max(start, int(times.searchsorted(earliest)))
-    with np.errstate(invalid="ignore"):
-        ok = (
-            (shadow.sharpe_20d[start:] > restart.sharpe_20d_min)
-            & (shadow.sharpe_60d[start:] > restart.backtest_sharpe_60d_min)
-            & (shadow.drawdown_pct[start:] < restart.max_mdd_pct)
-        )
-    i = _first(ok)
-    if i is None:
+    first = max(start, int(np.searchsorted(clock, earliest.value)))
+    k = int(np.searchsorted(restartable, first))
+    if k == len(restartable):
         return None
-    return start + i, "RESTART", None, "restart conditions hold (human sign-off assumed)"
+    return int(restartable[k]), "RESTART", None, "restart conditions hold (human sign-off assumed)"
 
 
 def _reviews(clock: np.ndarray, due: pd.Timestamp, period: pd.Timedelta) -> Iterator[int]:
@@ -266,7 +284,7 @@ class _Scan:
         issues the directive) and its scaled value."""
         for k, (rule, sleeve) in enumerate(self.rules.keys):
             if rule.action == "REDUCE_RISK_50" and self.breach(k)[i - self.lo]:
-                return rule.id, sleeve, float(self.rules.values(k, np.array([i]))[0]) * rule.scale
+                return rule.id, sleeve, float(self.rules.values(k, i, i + 1)[0]) * rule.scale
         return None
 
     def worsened(self, i: int, issue: tuple[str, str | None, float] | None) -> bool:
@@ -275,7 +293,7 @@ class _Scan:
         rule_id, sleeve, issued = issue
         for k, (rule, s) in enumerate(self.rules.keys):
             if rule.id == rule_id and s == sleeve and self.breach(k)[i - self.lo]:
-                value = float(self.rules.values(k, np.array([i]))[0]) * rule.scale
+                value = float(self.rules.values(k, i, i + 1)[0]) * rule.scale
                 return further_past(rule.op, value, issued)
         return False
 
@@ -413,8 +431,9 @@ def rising_edges(table: DecisionTable) -> tuple[RuleHit, ...]:
     previous[:, 1:] = table.breach_matrix[:, :-1]
     starts = table.breach_matrix & ~previous
     hits: list[RuleHit] = []
-    for i in np.flatnonzero(starts.any(axis=0)).tolist():
-        at = table.eval_times[i].to_pydatetime()
+    rising = np.flatnonzero(starts.any(axis=0))
+    times = table.eval_times[rising].to_pydatetime()
+    for i, at in zip(rising.tolist(), times, strict=True):
         hits.extend(table.hit(k, i, at) for k in np.flatnonzero(starts[:, i]).tolist())
     return tuple(hits)
 
@@ -435,14 +454,15 @@ def replay(
         "cost_multiplier": costs.cost_multiplier,
         "initial_equity": costs.initial_equity,
     }
-    unguarded = run_backtest(sleeves, signal_delay=costs.signal_delay, **kwargs)  # type: ignore[arg-type]
-    index = pd.DatetimeIndex(unguarded.equity.index)
+    market = market_of(sleeves, **kwargs)  # type: ignore[arg-type]
+    unguarded = simulate(market, held_of(sleeves, costs.signal_delay))
+    index = market.index
     eval_times = evaluation_times(index, evaluation, config.schedule.daily_utc)
     eval_bars = index.get_indexer(eval_times)
     clock = eval_times.as_unit("ns").asi8
     names = tuple(s.symbol for s in sleeves)
     tape = GuardedTape(
-        market_of(sleeves, **kwargs),  # type: ignore[arg-type]
+        market,
         np.column_stack([s.target.to_numpy(dtype=float) for s in sleeves]),
         np.sign(unguarded.positions.to_numpy()),
         signal_delay=costs.signal_delay,
@@ -453,13 +473,14 @@ def replay(
     moving = [key for key in keys if key[0].action in MOVING_ACTIONS]
     rules = ScanRules(tape, moving, eval_bars, check_bars)
     shadow = _shadow(unguarded, eval_bars)
+    restartable = _restartable(shadow, config)
     state = _State(sleeves=names)
     actions: list[GuardAction] = []
     start = 0
     while len(actions) < max_actions:
         scan: _Scan | None = None
         if state.flattened_at is not None:
-            found = _restart_at(eval_times, state, shadow, start, config)
+            found = _restart_at(clock, state, restartable, start, config)
         else:
             found, scan = _search(rules, clock, state, shadow, start, config)
         if found is None:
@@ -493,7 +514,7 @@ def replay(
         daily_utc=config.schedule.daily_utc,
         near_threshold_pct=config.near_threshold_pct,
     )
-    multipliers = pd.DataFrame(tape.multipliers, index=index, columns=list(names))
+    multipliers = pd.DataFrame(tape.multipliers(), index=index, columns=list(names))
     return ReplayResult(
         eval_times, unguarded, guarded, multipliers, tuple(actions), rising_edges(final), final
     )

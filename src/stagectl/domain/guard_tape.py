@@ -52,23 +52,33 @@ def guard_flows(
     cost over its traded notional, in bps (the assumed slippage). ``sleeve_pnl`` is
     each sleeve's net return x weight x the equity before the bar.
     """
-    notional = turnover * weights * equity_before[:, None]
-    moved = turnover > 0
-    slipped = moved & (slip_cur > 0) & (notional > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fill_bps = np.where(slipped, slip_cur / notional * 1e4, 0.0)
-    traded = turnover * weights
-    portfolio = traded[:, 0]
-    for i in range(1, traded.shape[1]):
-        portfolio = portfolio + traded[:, i]
+    sleeve_pnl, trades = np.empty_like(net), np.empty_like(turnover)
+    traded, fill_bps, slipped = [], [], []
+    for i, weight in enumerate(weights):  # by sleeve: (bars, 2) loops go 2 elements a time
+        moved = turnover[:, i] > 0
+        traded.append(turnover[:, i] * weight)
+        notional = traded[i] * equity_before
+        slipped.append(moved & (slip_cur[:, i] > 0) & (notional > 0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fill_bps.append(np.where(slipped[i], slip_cur[:, i] / notional * 1e4, 0.0))
+        sleeve_pnl[:, i] = net[:, i] * weight * equity_before
+        trades[:, i] = moved
     return {
-        "sleeve_pnl": net * weights * equity_before[:, None],
-        "turnover": portfolio / (weights.sum() or 1.0),
-        "trades": moved.astype(float),
-        "funding_paid": funding_cur.sum(axis=1),
-        "slippage_bps_sum": fill_bps.sum(axis=1),
-        "slippage_fills": slipped.sum(axis=1).astype(float),
+        "sleeve_pnl": sleeve_pnl,
+        "turnover": _added(traded) / (weights.sum() or 1.0),
+        "trades": trades,
+        "funding_paid": _added([funding_cur[:, i] for i in range(len(weights))]),
+        "slippage_bps_sum": _added(fill_bps),
+        "slippage_fills": _added([s.astype(float) for s in slipped]),
     }
+
+
+def _added(columns: Sequence[FloatArray]) -> FloatArray:
+    """The sum across sleeves, added in sleeve order (a row's ``sum``)."""
+    total = np.array(columns[0], dtype=float)
+    for column in columns[1:]:
+        total = total + column
+    return total
 
 
 class GuardedTape:
@@ -91,7 +101,8 @@ class GuardedTape:
         self.market = market
         self.targets = targets
         self.delay = signal_delay
-        self.multipliers = np.ones((bars, width))
+        self.changes: list[tuple[int, FloatArray]] = [(0, np.ones(width))]
+        """The multipliers as a step function: (first bar, multipliers), by bar."""
         self.held = np.zeros((bars, width))
         self.frontier = 0
         self.epoch = 0
@@ -108,8 +119,20 @@ class GuardedTape:
 
     def scale_from(self, bar: int, multipliers: Sequence[float]) -> None:
         """Every sleeve's multiplier from ``bar`` on (the bars from it are recomputed)."""
-        self.multipliers[bar:] = np.asarray(multipliers, dtype=float)
+        kept = [change for change in self.changes if change[0] < bar]
+        self.changes = [*kept, (bar, np.asarray(multipliers, dtype=float))]
         self.frontier = min(self.frontier, bar)
+
+    def multipliers(self, start: int = 0, end: int | None = None) -> FloatArray:
+        """The (bars, sleeves) multipliers over ``[start, end)``."""
+        end = self.bars if end is None else end
+        out = np.empty((max(end - start, 0), len(self.market.names)))
+        bounds = [bar for bar, _ in self.changes[1:]] + [self.bars]
+        for (bar, values), until in zip(self.changes, bounds, strict=True):
+            lo, hi = max(bar, start), min(until, end)
+            for i in range(len(values)) if lo < hi else ():
+                out[lo - start : hi - start, i] = values[i]
+        return out
 
     def restart(self, bar: int) -> None:
         """A new epoch from ``bar``: the bars before it finish the current one."""
@@ -128,8 +151,8 @@ class GuardedTape:
             return
         delay, first = self.delay, max(start, self.delay)
         if end > first:  # held[k] = target[k - delay] x its multiplier (0 before)
-            source = slice(first - delay, end - delay)
-            self.held[first:end] = self.targets[source] * self.multipliers[source]
+            lo, hi = first - delay, end - delay
+            self.held[first:end] = self.targets[lo:hi] * self.multipliers(lo, hi)
         before = start - 1
         stretch = advance(
             self.market,
@@ -150,9 +173,9 @@ class GuardedTape:
         self.sleeve_growth[start:end] = stretch.sleeve_growth
         market, inputs = self.market, self.inputs
         inputs.equity[start:end] = market.initial_equity * stretch.growth
-        inputs.sleeve_equity[start:end] = (
-            market.initial_equity * market.weights * stretch.sleeve_growth
-        )
+        for i, weight in enumerate(market.weights):  # (initial x weight) x growth, as assemble
+            share = market.initial_equity * weight
+            inputs.sleeve_equity[start:end, i] = share * stretch.sleeve_growth[:, i]
         flows = guard_flows(
             equity_before=stretch.equity_before,
             net=stretch.net,
@@ -175,7 +198,8 @@ class GuardedTape:
 class ScanRules:
     """The position-moving rules at evaluation positions, from the tape (module
     docstring). ``eval_bars`` are the evaluation times' bars, ``check_bars`` the daily
-    checks' bars, both sorted."""
+    checks' bars, both sorted. Breaches are kept once judged, until the tape moves back
+    before them."""
 
     def __init__(
         self,
@@ -197,16 +221,21 @@ class ScanRules:
             if rule.consecutive_days > 1
         }
         self.counted = dict.fromkeys(self.streaks, 0)
+        self.breaches = np.zeros((len(self.keys), len(eval_bars)), dtype=bool)
+        self.judged = [0] * len(self.keys)
+        """Per key, the evaluation positions before it are judged (or never asked again)."""
 
     def known(self) -> int:
         """The evaluation positions whose bars the tape has computed."""
         return int(np.searchsorted(self.eval_bars, self.tape.frontier))
 
     def rewound(self) -> None:
-        """The tape's frontier moved back: forget the streaks of the checks from it on."""
+        """The tape's frontier moved back: forget what was judged from it on."""
         first = int(np.searchsorted(self.check_bars, self.tape.frontier))
         for k in self.counted:
             self.counted[k] = min(self.counted[k], first)
+        known = self.known()
+        self.judged = [min(judged, known) for judged in self.judged]
 
     def restarted(self) -> None:
         """A new epoch: streaks count from its first daily check."""
@@ -214,24 +243,32 @@ class ScanRules:
         for k in self.counted:
             self.counted[k] = self.epoch_check
 
-    def values(self, k: int, positions: IntArray) -> FloatArray:
+    def values(self, k: int, lo: int, hi: int) -> FloatArray:
+        """Key ``k``'s indicator at the evaluation positions ``[lo, hi)``."""
         row = self.rows[k]
         if row is None:
-            return np.full(len(positions), np.nan)
-        return np.asarray(self.tape.indicators.values[row, self.eval_bars[positions]])
+            return np.full(hi - lo, np.nan)
+        return np.asarray(self.tape.indicators.values[row, self.eval_bars[lo:hi]])
 
     def breach(self, k: int, lo: int, hi: int) -> np.ndarray:
-        """Whether key ``k`` breaches at the evaluation positions ``[lo, hi)``."""
+        """Whether key ``k`` breaches at the evaluation positions ``[lo, hi)`` (``lo`` never
+        below an earlier call's: the replay only moves forward between actions)."""
+        start = max(self.judged[k], lo)
+        if start < hi:
+            self.breaches[k, start:hi] = self._judge(k, start, hi)
+            self.judged[k] = hi
+        return self.breaches[k, lo:hi]
+
+    def _judge(self, k: int, lo: int, hi: int) -> np.ndarray:
         rule = self.keys[k][0]
         if rule.consecutive_days <= 1:
-            return breaches(self.values(k, np.arange(lo, hi)), rule)
+            return breaches(self.values(k, lo, hi), rule)
         latest = self.latest_check[lo:hi]
         seen = latest >= self.epoch_check
-        if not seen.any():
-            return np.zeros(hi - lo, dtype=bool)
-        streak = self._streaks(k, rule, int(latest[seen].max()) + 1)
         holds = np.zeros(hi - lo, dtype=bool)
-        holds[seen] = streak[latest[seen]] >= rule.consecutive_days
+        if seen.any():
+            streak = self._streaks(k, rule, int(latest[seen].max()) + 1)
+            holds[seen] = streak[latest[seen]] >= rule.consecutive_days
         return holds
 
     def _streaks(self, k: int, rule: Rule, upto: int) -> IntArray:

@@ -68,7 +68,6 @@ from stagectl.domain.performance import rolling_sharpe
 from stagectl.domain.risk_rules import IndicatorFrames
 from stagectl.domain.window_sums import (
     SHARPE_TERMS,
-    seeded_cumsum,
     sharpe_of_sums,
     sharpe_terms,
     trailing,
@@ -359,23 +358,27 @@ class IndicatorTape:
     def _running_sums(
         self, inputs: GuardArrays, start: int, end: int, epoch: int, returns: FloatArray
     ) -> FloatArray:
-        """Continue the running sums over ``[start, end)``; the whole (terms, bars) array."""
+        """Continue the running sums over ``[start, end)``; the whole (terms, bars) array.
+
+        The terms are written where their sums go and summed there: the carried sums
+        added to the first bar's terms, then one running sum, the order of one pass."""
         width = len(self.sleeves)
-        terms = np.empty((self.sums.shape[0], end - start))
+        terms = self.sums[:, start:end]
         terms[0] = inputs.turnover[start:end]
         terms[1] = inputs.funding_paid[start:end]
         terms[2] = inputs.slippage_bps_sum[start:end]
         terms[3] = inputs.slippage_fills[start:end]
         terms[self._trades : self._pnl] = inputs.trades[start:end].T
-        flows = terms[: self._pnl]
-        flows[~np.isfinite(flows)] = 0.0  # fillna(0); +-inf is skipped by pandas' windows
+        # fillna(0) of the flows; +-inf is skipped by pandas' windows: 0 too
+        np.nan_to_num(terms[: self._pnl], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         pnl = terms[self._pnl : self._pnl + width]
         pnl[:] = inputs.sleeve_pnl[start:end].T
-        pnl[np.isnan(pnl)] = 0.0
+        np.nan_to_num(pnl, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
         previous = self.returns[start - 1] if start > epoch else np.nan
-        terms[self._sharpe :] = sharpe_terms(returns, previous)
-        carried = self.sums[:, start - 1] if start > epoch else None
-        self.sums[:, start:end] = seeded_cumsum(terms, carried)
+        sharpe_terms(returns, previous, out=terms[self._sharpe :])
+        if start > epoch:
+            terms[:, 0] += self.sums[:, start - 1]
+        np.cumsum(terms, axis=-1, out=terms)
         return self.sums
 
     def _sharpe_values(self, start: int, end: int, epoch: int) -> FloatArray:

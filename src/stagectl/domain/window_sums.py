@@ -53,12 +53,12 @@ def seeded_cumsum(terms: FloatArray, before: FloatArray | None) -> FloatArray:
     return np.cumsum(seeded, axis=-1)[..., 1:]
 
 
-def sharpe_terms(values: FloatArray, previous: float) -> FloatArray:
-    """The (4, bars) terms of :data:`SHARPE_TERMS` for ``values``; ``previous`` is the
-    value of the bar before the first (NaN at the series' origin). +-inf counts as NaN,
-    as in pandas' rolling windows."""
+def sharpe_terms(values: FloatArray, previous: float, out: FloatArray | None = None) -> FloatArray:
+    """The (4, bars) terms of :data:`SHARPE_TERMS` for ``values`` (in ``out`` when given);
+    ``previous`` is the value of the bar before the first (NaN at the series' origin).
+    +-inf counts as NaN, as in pandas' rolling windows."""
     finite = np.isfinite(values)
-    terms = np.empty((SHARPE_TERMS, len(values)))
+    terms = np.empty((SHARPE_TERMS, len(values))) if out is None else out
     clean = terms[0]
     np.copyto(clean, values)
     clean[~finite] = 0.0
