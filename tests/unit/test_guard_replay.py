@@ -204,12 +204,21 @@ def test_unknown_evaluation_mode_is_refused(base_config: RiskGuardConfig) -> Non
 
 
 def flapping_targets(rng: np.random.Generator, hours: int) -> np.ndarray:
-    """A trend signal's sign with runs of days, flat spells and flapping hours."""
+    """A trend signal's sign with runs of days, flat spells and flapping hours, sized
+    0.3-1 from day to day.
+
+    Sized so that no two 24-hour turnovers tie by construction: where the old replay's
+    pandas rolling sums carried a rounding residue (192.00000000000003 for 1.92 + 0 +
+    ...), running sums give the exact tie (192.0), and a REDUCE_RISK_50 review compares a
+    turnover with the one that issued it; with full-size flips on two weights, ties are
+    common and the two replays part on the residue, not on the state machine tested here.
+    """
     target = np.sign(np.cumsum(rng.normal(0.0, 1.0, hours)) + rng.normal(0.0, 3.0))
     target[rng.random(hours) < 0.02] = 0.0
     flaps = rng.random(hours) < 0.01
     target[flaps] = -target[flaps]
-    return target
+    size = np.repeat(rng.uniform(0.3, 1.0, hours // DAY_H + 1), DAY_H)[:hours]
+    return target * size
 
 
 def synthetic_book(seed: int, days: int) -> list[SleeveSpec]:

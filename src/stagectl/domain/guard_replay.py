@@ -188,6 +188,30 @@ class _Shadow:
     sharpe_60d: np.ndarray
     drawdown_pct: np.ndarray
     sleeve_sharpe_30d: dict[str, np.ndarray]
+    _reenables: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+
+    def reenables(
+        self, clock: np.ndarray, sleeve: str, due: pd.Timestamp, config: RiskGuardConfig
+    ) -> np.ndarray:
+        """The eval positions of the reviews of a sleeve disabled until ``due`` that find
+        it healthy (``directives.review_sleeve`` on its 30-day Sharpe): the first one at or
+        after a position re-enables it. The reviews and the shadow do not change, so
+        they are judged once per disable."""
+        key = (sleeve, due.value)
+        if key not in self._reenables:
+            disable = config.actions.disable_sleeve
+            period = pd.Timedelta(days=disable.reevaluate_after_days)
+            sharpe = self.sleeve_sharpe_30d[sleeve]
+            minimum = disable.reenable_backtest_sharpe_30d_min
+            self._reenables[key] = np.array(
+                [
+                    i
+                    for i in _reviews(clock, due, period)
+                    if review_sleeve(float(sharpe[i]), minimum) == Review.RECOVERED
+                ],
+                dtype=np.int64,
+            )
+        return self._reenables[key]
 
 
 def _shadow(unguarded: BacktestResult, eval_bars: np.ndarray) -> _Shadow:
@@ -355,18 +379,13 @@ def _next_action(
         found = _reduce_review(scan, clock, state, period, reduce)
         if found is not None:
             candidates.append((found[0], 1, found[1], None, found[2]))
-    disable = config.actions.disable_sleeve
     for sleeve in state.sleeves:
         if sleeve in state.disabled:
-            period = pd.Timedelta(days=disable.reevaluate_after_days)
-            sharpe = shadow.sleeve_sharpe_30d[sleeve]
-            for i in _reviews(clock, state.disabled[sleeve], period):
-                value = float(sharpe[i])
-                healthy = review_sleeve(value, disable.reenable_backtest_sharpe_30d_min)
-                if i >= scan.lo and healthy == Review.RECOVERED:
-                    why = "30-day sleeve Sharpe recovered"
-                    candidates.append((i, 2, "ENABLE_SLEEVE", sleeve, why))
-                    break
+            healthy = shadow.reenables(clock, sleeve, state.disabled[sleeve], config)
+            k = int(np.searchsorted(healthy, scan.lo))
+            if k < len(healthy):
+                why = "30-day sleeve Sharpe recovered"
+                candidates.append((int(healthy[k]), 2, "ENABLE_SLEEVE", sleeve, why))
         else:
             mask = scan.mask("DISABLE_SLEEVE", sleeve)
             offer(mask, 2, "DISABLE_SLEEVE", sleeve, "DISABLE_SLEEVE rule")

@@ -229,6 +229,20 @@ def _last_at_or_before(times: IntArray, span: pd.Timedelta) -> IntArray | int:
     return np.searchsorted(times, times - span.value, side="right") - 1
 
 
+def _change_pct(now: FloatArray, then: FloatArray, out: FloatArray) -> None:
+    """``(now / then - 1) * 100`` into ``out``."""
+    np.divide(now, then, out=out)
+    out -= 1.0
+    out *= 100.0
+
+
+def _drawdown_pct(peak: FloatArray, value: FloatArray, out: FloatArray) -> None:
+    """``(peak - value) / peak * 100`` into ``out``."""
+    np.subtract(peak, value, out=out)
+    out /= peak
+    out *= 100.0
+
+
 def _past(
     values: FloatArray, ago: IntArray | int, start: int, end: int, epoch: int, fill: float
 ) -> FloatArray:
@@ -309,12 +323,12 @@ class IndicatorTape:
         if end <= start:
             return
         equity = inputs.equity[start:end]
-        before = inputs.equity[start - 1] if start > epoch else np.nan
+        returns = self.returns[start:end]  # pct_change: equity / previous - 1
         with np.errstate(divide="ignore", invalid="ignore"):
-            returns = equity / np.concatenate(([before], equity[:-1])) - 1.0
-        if start == epoch:
-            returns[0] = np.nan  # the epoch's first bar has no return
-        self.returns[start:end] = returns
+            np.divide(equity[1:], equity[:-1], out=returns[1:])
+            # the epoch's first bar has no return
+            returns[0] = equity[0] / inputs.equity[start - 1] if start > epoch else np.nan
+            returns -= 1.0
         sums = self._running_sums(inputs, start, end, epoch, returns)
         flows, day = sums[: self._pnl], self.day_ago
         if isinstance(day, int):
@@ -322,38 +336,37 @@ class IndicatorTape:
         else:
             low = np.maximum(day[start:end], epoch - 1)
             window = window_difference(flows, np.arange(start, end), low, epoch)
-        day_equity = _past(inputs.equity, day, start, end, epoch, np.nan)
         month_equity = _past(inputs.equity, self.month_ago, start, end, epoch, np.nan)
         carried = self.peak[start - 1] if start > epoch else np.nan
-        peak = np.fmax.accumulate(np.concatenate(([carried], equity)))[1:]
-        self.peak[start:end] = peak
+        peak = self.peak[start:end]
+        peak[:] = np.fmax.accumulate(np.concatenate(([carried], equity)))[1:]
+        row = self.values[:, start:end]  # one view per indicator, written in place
         fills = window[3]
         with np.errstate(divide="ignore", invalid="ignore"):
-            portfolio = (
-                (equity / day_equity - 1.0) * 100.0,
-                self._sharpe_values(start, end, epoch),
-                (peak - equity) / peak * 100.0,
-                (equity / month_equity - 1.0) * 100.0,
-                window[0] * 100.0,
-                window[2] / np.where(fills > 0, fills, np.nan),
-                window[1] / equity * 1e4,
-                inputs.signal_mismatch_pct[start:end],
-            )
-        values = self.values
-        for k, row in enumerate(portfolio):
-            values[k, start:end] = row
+            _change_pct(equity, _past(inputs.equity, day, start, end, epoch, np.nan), row[0])
+            row[1] = self._sharpe_values(start, end, epoch)
+            _drawdown_pct(peak, equity, row[2])
+            _change_pct(equity, month_equity, row[3])
+            np.multiply(window[0], 100.0, out=row[4])
+            np.divide(window[2], fills, out=row[5], where=fills > 0)
+            row[5][~(fills > 0)] = np.nan
+            np.divide(window[1], equity, out=row[6])
+            row[6] *= 1e4
+            row[7] = inputs.signal_mismatch_pct[start:end]
         resets = sleeve_resets or {}
         for j, sleeve in enumerate(self.sleeves):
             base = len(PORTFOLIO_INDICATORS) + 4 * j
             sleeve_equity = inputs.sleeve_equity[start:end, j]
             peak = self._sleeve_peak(j, sleeve_equity, start, end, epoch, resets.get(sleeve, ()))
-            cumulative = sums[self._pnl + j, start:end]
             month_pnl = _past(sums[self._pnl + j], self.month_ago, start, end, epoch, 0.0)
+            contribution = row[base + 1]
             with np.errstate(divide="ignore", invalid="ignore"):
-                values[base, start:end] = (peak - sleeve_equity) / peak * 100.0
-                values[base + 1, start:end] = (cumulative - month_pnl) / month_equity * 100.0
-            values[base + 2, start:end] = inputs.position_state[start:end, j]
-            values[base + 3, start:end] = window[self._trades + j]
+                _drawdown_pct(peak, sleeve_equity, row[base])
+                np.subtract(sums[self._pnl + j, start:end], month_pnl, out=contribution)
+                contribution /= month_equity
+                contribution *= 100.0
+            row[base + 2] = inputs.position_state[start:end, j]
+            row[base + 3] = window[self._trades + j]
 
     def _running_sums(
         self, inputs: GuardArrays, start: int, end: int, epoch: int, returns: FloatArray

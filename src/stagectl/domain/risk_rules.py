@@ -111,41 +111,50 @@ class GuardDecision:
         )
 
 
+def _scaled(values: np.ndarray, rule: Rule) -> np.ndarray:
+    """``value * scale`` (the values themselves, not a copy, when the scale is 1)."""
+    array = np.asarray(values, dtype=float)
+    return array if rule.scale == 1.0 else array * rule.scale
+
+
 def breaches(values: np.ndarray, rule: Rule) -> np.ndarray:
     """Elementwise: does ``value * scale <op> threshold`` hold? NaN never breaches."""
-    scaled = np.asarray(values, dtype=float) * rule.scale
-    observed = ~np.isnan(scaled)
+    scaled = _scaled(values, rule)
     with np.errstate(invalid="ignore"):
         if rule.op == "not_in":
             allowed = np.asarray(rule.value, dtype=float)
-            hit = ~np.isin(scaled, allowed)
-        else:
-            threshold = float(rule.value)  # type: ignore[arg-type]
-            compare = {
-                "<": np.less,
-                "<=": np.less_equal,
-                ">": np.greater,
-                ">=": np.greater_equal,
-            }
-            if rule.op == "abs>":
-                hit = np.abs(scaled) > threshold
-            else:
-                hit = compare[rule.op](scaled, threshold)
-    return np.asarray(hit & observed, dtype=bool)
+            return np.asarray(~np.isin(scaled, allowed) & ~np.isnan(scaled), dtype=bool)
+        threshold = float(rule.value)  # type: ignore[arg-type]
+        # a comparison with NaN is False: NaN never breaches
+        if rule.op == "abs>":
+            return np.asarray(np.abs(scaled) > threshold, dtype=bool)
+        compare = {
+            "<": np.less,
+            "<=": np.less_equal,
+            ">": np.greater,
+            ">=": np.greater_equal,
+        }
+        return np.asarray(compare[rule.op](scaled, threshold), dtype=bool)
 
 
-def near_threshold(values: np.ndarray, rule: Rule, near_pct: float) -> np.ndarray:
-    """Elementwise: within ``near_pct`` % of the threshold's magnitude, not breached."""
+def near_threshold(
+    values: np.ndarray, rule: Rule, near_pct: float, breached: np.ndarray | None = None
+) -> np.ndarray:
+    """Elementwise: within ``near_pct`` % of the threshold's magnitude, not breached
+    (``breached``: :func:`breaches` of the values, when already known)."""
     if rule.op == "not_in" or near_pct <= 0:
         return np.zeros(np.shape(values), dtype=bool)
     threshold = float(rule.value)  # type: ignore[arg-type]
-    scaled = np.asarray(values, dtype=float) * rule.scale
+    distance = np.array(_scaled(values, rule), dtype=float)  # a buffer of our own
     if rule.op == "abs>":
-        scaled = np.abs(scaled)
+        np.abs(distance, out=distance)
+    np.subtract(distance, threshold, out=distance)
+    np.abs(distance, out=distance)
     band = abs(threshold) * near_pct / 100.0
     with np.errstate(invalid="ignore"):
-        close = np.abs(scaled - threshold) <= band
-    return np.asarray(close & ~breaches(values, rule) & ~np.isnan(scaled), dtype=bool)
+        close = distance <= band  # False for NaN
+    past = breaches(values, rule) if breached is None else breached
+    return np.asarray(close & ~past, dtype=bool)
 
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -337,10 +346,15 @@ def evaluate_values(
     among the bars."""
     bars = np.asarray(bar_times_ns, dtype=np.int64)
     at = pd.DatetimeIndex(eval_times).as_unit("ns").asi8
-    position = np.minimum(np.searchsorted(bars, at), max(len(bars) - 1, 0))
-    found = (bars[position] == at) if len(bars) else np.zeros(len(at), dtype=bool)
-    checks = np.flatnonzero(daily_check_mask(bars, daily_utc))
-    latest = np.searchsorted(bars[checks], at, side="right") - 1
+    daily = daily_check_mask(bars, daily_utc)
+    checks = np.flatnonzero(daily)
+    if np.array_equal(at, bars):  # every bar (hourly, the minute benchmark): no search
+        position, found = np.arange(len(bars)), np.ones(len(bars), dtype=bool)
+        latest = np.cumsum(daily) - 1
+    else:
+        position = np.minimum(np.searchsorted(bars, at), max(len(bars) - 1, 0))
+        found = (bars[position] == at) if len(bars) else np.zeros(len(at), dtype=bool)
+        latest = np.searchsorted(bars[checks], at, side="right") - 1
     seen = latest >= 0
     n = len(at)
     breach = np.zeros((len(keys), n), dtype=bool)
@@ -349,18 +363,22 @@ def evaluate_values(
     for k, (rule, _) in enumerate(keys):
         series = np.asarray(key_values[k], dtype=float)
         at_eval = values[k]
-        np.copyto(at_eval, series[position], where=found)
+        if found.all():
+            at_eval[:] = series[position] if len(position) != len(series) else series
+        else:
+            np.copyto(at_eval, series[position], where=found)
         past = breaches(at_eval, rule)
         if rule.consecutive_days > 1:
-            daily = series[checks]
-            streak = streak_lengths(breaches(daily, rule), ~np.isnan(daily))
+            at_checks = series[checks]
+            streak = streak_lengths(breaches(at_checks, rule), ~np.isnan(at_checks))
             holds = streak >= rule.consecutive_days
             breach[k, seen] = holds[latest[seen]]
         else:
             breach[k] = past
         # A consecutive-day rule whose value is past the threshold on a streak still
         # too short has not fired yet: that is "near" too (LOW).
-        near[k] = (near_threshold(at_eval, rule, near_threshold_pct) | past) & ~breach[k]
+        close = near_threshold(at_eval, rule, near_threshold_pct, breached=past)
+        near[k] = (close | past) & ~breach[k]
     return decision_table(eval_times, keys, values, breach, near)
 
 
@@ -402,12 +420,15 @@ def decision_table(
         nothing = np.zeros(n, dtype=np.int64)
         return DecisionTable(eval_times, nothing, nothing.copy(), breach, near, keys, values)
     # the most severe action and the highest severity among the breached keys (0: none),
-    # key by key: a (keys x times) integer table costs gigabytes over minute bars
-    action_rank = np.zeros(n, dtype=np.int64)
-    severity_rank = np.zeros(n, dtype=np.int64)
+    # key by key in bytes: a (keys x times) integer table costs gigabytes over minute bars
+    action_byte = np.zeros(n, dtype=np.uint8)
+    severity_byte = np.zeros(n, dtype=np.uint8)
     for k, (rule, _) in enumerate(keys):
-        np.maximum(action_rank, breach[k] * ACTION_RANK[rule.action], out=action_rank)
-        np.maximum(severity_rank, breach[k] * SEVERITY_RANK[rule.severity], out=severity_rank)
+        hit = np.asarray(breach[k], dtype=bool).view(np.uint8)
+        np.maximum(action_byte, hit * np.uint8(ACTION_RANK[rule.action]), out=action_byte)
+        np.maximum(severity_byte, hit * np.uint8(SEVERITY_RANK[rule.severity]), out=severity_byte)
+    action_rank = action_byte.astype(np.int64)
+    severity_rank = severity_byte.astype(np.int64)
     any_near = near.any(axis=0)
     severity_rank = np.where((severity_rank == 0) & any_near, SEVERITY_RANK["LOW"], severity_rank)
     return DecisionTable(eval_times, action_rank, severity_rank, breach, near, keys, values)

@@ -109,20 +109,23 @@ def sharpe_of_sums(
     """
     if window < 2 or end <= start:
         return np.full(max(end - start, 0), np.nan)
-    total, squares, count = trailing(sums[:3], start, end, window, origin)
+    sums3 = trailing(sums[:3], start, end, window, origin)  # in place below: one buffer
+    total, squares, count = sums3
     valid = count == window
     mean = total / window
-    deviation = squares - total * mean  # (window - 1) x the variance
+    deviation = np.subtract(squares, np.multiply(total, mean, out=total), out=squares)
     changes = sums[3]
     constant = valid & (trailing(changes, start, end, window - 1, origin) == 0)
     first = min(origin + int(not np.isfinite(values[origin])), len(values) - 1)
-    always = constant & (changes[start:end] - changes[first] == 0)
+    always = constant & (changes[start:end] == changes[first])
     # pandas' own figures where sums cannot give them: a window of one repeated value
     # (unless the series never held another), or one whose squared deviations are so
     # small beside the running sum of squares that their difference lost its digits
-    lost = valid & ~constant & (deviation * DIGITS_KEPT < sums[1, start:end])
+    kept = np.multiply(deviation, DIGITS_KEPT, out=count)
+    lost = valid & ~constant & (kept < sums[1, start:end])
     exact = (constant & ~always) | lost
-    std = np.sqrt(np.maximum(deviation / (window - 1), 0.0))
+    std = np.divide(deviation, window - 1, out=deviation)
+    np.sqrt(np.maximum(std, 0.0, out=std), out=std)
     std[always] = 0.0
     if exact.any():
         rows = np.flatnonzero(exact)
@@ -131,9 +134,11 @@ def sharpe_of_sums(
         at = rows + start - origin
         mean[rows] = rolling.mean().to_numpy()[at]
         std[rows] = rolling.std(ddof=1).to_numpy()[at]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(valid & (std > 0), mean / std, np.nan)
-    return ratio * math.sqrt(periods_per_year)
+    defined = valid & (std > 0)
+    ratio: FloatArray = np.divide(mean, std, out=mean, where=defined)
+    ratio[~defined] = np.nan
+    ratio *= math.sqrt(periods_per_year)
+    return ratio
 
 
 def rolling_sharpe_values(values: FloatArray, window: int, periods_per_year: float) -> FloatArray:
