@@ -383,10 +383,11 @@ class IndicatorTape:
         terms[3] = inputs.slippage_fills[start:end]
         terms[self._trades : self._pnl] = inputs.trades[start:end].T
         # fillna(0) of the flows; +-inf is skipped by pandas' windows: 0 too
-        np.nan_to_num(terms[: self._pnl], copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        flows = terms[: self._pnl]
+        np.copyto(flows, 0.0, where=~np.isfinite(flows))
         pnl = terms[self._pnl : self._pnl + width]
         pnl[:] = inputs.sleeve_pnl[start:end].T
-        np.nan_to_num(pnl, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        np.copyto(pnl, 0.0, where=np.isnan(pnl))  # fillna(0) before the cumulative sum
         previous = self.returns[start - 1] if start > epoch else np.nan
         sharpe_terms(returns, previous, out=terms[self._sharpe :])
         if start > epoch:
