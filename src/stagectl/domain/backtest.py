@@ -270,39 +270,35 @@ def advance(
     equity_before = market.initial_equity * growth[:-1]  # the initial equity at bar 0
     before = np.ones(width) if sleeve_growth_before is None else sleeve_growth_before
     # sleeve by sleeve: numpy's loops over a (bars, 2) array run two elements at a time
-    columns: dict[str, list[FloatArray]] = {name: [] for name in _SLEEVE_FIELDS}
+    rows = len(portfolio_net)
+    out = {name: np.empty((rows, width)) for name in _SLEEVE_FIELDS}
     for i, core in enumerate(cores):
         gross, funding, cost = core.gross[pad:], core.funding[pad:], core.cost[pad:]
         net = core.net[pad:]
         capital = equity_before * weights[i]
         cost_cur = capital * (1.0 + gross - funding) * cost
-        fee, total = (
-            _column(_rows(fee_rate, start, end), i),
-            _column(_rows(total_rate, start, end), i),
-        )
+        fee = _column(_rows(fee_rate, start, end), i)
+        total = _column(_rows(total_rate, start, end), i)
         fee_share = np.divide(
             fee, total, out=np.zeros(np.shape(total)), where=np.asarray(total) > 0
         )
         fee_cur = cost_cur * fee_share
-        for name, values in (
-            ("gross", gross),
-            ("funding", funding),
-            ("cost", cost),
-            ("net", net),
-            ("turnover", core.turnover[pad:]),
-            ("sleeve_growth", np.cumprod(np.concatenate(([before[i]], 1.0 + net)))[1:]),
-            ("gross_cur", capital * gross),
-            ("funding_cur", capital * funding),
-            ("fee_cur", fee_cur),
-            ("slip_cur", cost_cur - fee_cur),
-        ):
-            columns[name].append(values)
+        out["gross"][:, i] = gross
+        out["funding"][:, i] = funding
+        out["cost"][:, i] = cost
+        out["net"][:, i] = net
+        out["turnover"][:, i] = core.turnover[pad:]
+        out["sleeve_growth"][:, i] = np.cumprod(np.concatenate(([before[i]], 1.0 + net)))[1:]
+        np.multiply(capital, gross, out=out["gross_cur"][:, i])
+        np.multiply(capital, funding, out=out["funding_cur"][:, i])
+        out["fee_cur"][:, i] = fee_cur
+        np.subtract(cost_cur, fee_cur, out=out["slip_cur"][:, i])
     return Stretch(
         start=start,
         portfolio_net=portfolio_net,
         growth=growth[1:],
         equity_before=equity_before,
-        **{name: np.column_stack(values) for name, values in columns.items()},
+        **out,
     )
 
 
