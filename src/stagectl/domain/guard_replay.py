@@ -282,61 +282,47 @@ def _reviews(clock: np.ndarray, due: pd.Timestamp, period: pd.Timedelta) -> Iter
         at = int(clock[i]) + step
 
 
-class _Scan:
-    """The state machine's reading of the rules over evaluation positions ``[lo, hi)``:
-    each key's breaches as computed once per search (``ScanRules``)."""
+def _reduce_issue(rules: ScanRules, i: int) -> tuple[str, str | None, float] | None:
+    """The first REDUCE_RISK_50 rule breaching at eval position ``i`` (the one that issues
+    the directive) and its scaled value."""
+    for k, (rule, sleeve) in enumerate(rules.keys):
+        if rule.action == "REDUCE_RISK_50" and rules.breach(k, i, i + 1)[0]:
+            return rule.id, sleeve, rules.value(k, i) * rule.scale
+    return None
 
-    def __init__(self, rules: ScanRules, lo: int, hi: int) -> None:
-        self.rules, self.lo, self.hi = rules, lo, hi
-        self._breach: dict[int, np.ndarray] = {}
 
-    def breach(self, k: int) -> np.ndarray:
-        if k not in self._breach:
-            self._breach[k] = self.rules.breach(k, self.lo, self.hi)
-        return self._breach[k]
-
-    def mask(self, action: str, sleeve: str | None = None) -> np.ndarray:
-        """Any key of ``action`` (for ``sleeve``, when given) breaching, over [lo, hi)."""
-        mask = np.zeros(self.hi - self.lo, dtype=bool)
-        for k, (rule, s) in enumerate(self.rules.keys):
-            if rule.action == action and (sleeve is None or s == sleeve):
-                mask |= self.breach(k)
-        return mask
-
-    def reduce_issue(self, i: int) -> tuple[str, str | None, float] | None:
-        """The first REDUCE_RISK_50 rule breaching at eval position ``i`` (the one that
-        issues the directive) and its scaled value."""
-        for k, (rule, sleeve) in enumerate(self.rules.keys):
-            if rule.action == "REDUCE_RISK_50" and self.breach(k)[i - self.lo]:
-                return rule.id, sleeve, float(self.rules.values(k, i, i + 1)[0]) * rule.scale
-        return None
-
-    def worsened(self, i: int, issue: tuple[str, str | None, float] | None) -> bool:
-        if issue is None:
-            return False
-        rule_id, sleeve, issued = issue
-        for k, (rule, s) in enumerate(self.rules.keys):
-            if rule.id == rule_id and s == sleeve and self.breach(k)[i - self.lo]:
-                value = float(self.rules.values(k, i, i + 1)[0]) * rule.scale
-                return further_past(rule.op, value, issued)
+def _worsened(rules: ScanRules, i: int, issue: tuple[str, str | None, float] | None) -> bool:
+    if issue is None:
         return False
+    rule_id, sleeve, issued = issue
+    for k, (rule, s) in enumerate(rules.keys):
+        if rule.id == rule_id and s == sleeve and rules.breach(k, i, i + 1)[0]:
+            return further_past(rule.op, rules.value(k, i) * rule.scale, issued)
+    return False
 
 
 def _reduce_review(
-    scan: _Scan, clock: np.ndarray, state: _State, period: pd.Timedelta, reduce: np.ndarray
+    rules: ScanRules,
+    span: tuple[int, int],
+    clock: np.ndarray,
+    state: _State,
+    reduce: np.ndarray,
+    config: RiskGuardConfig,
 ) -> tuple[int, str, str] | None:
-    """The first review from ``scan.lo`` on that changes the reduced book: RECOVER or an
-    escalation to FLATTEN_ALL (earlier reviews kept it); reviews past ``scan.hi`` are
-    not known yet."""
+    """The first review in the eval positions ``span`` that changes the reduced book:
+    RECOVER or an escalation to FLATTEN_ALL (earlier reviews kept it); reviews past the
+    span are not known yet."""
     if state.reduce_review_at is None:
         return None
+    lo, hi = span
+    period = pd.Timedelta(hours=config.actions.reduce_risk_50.reevaluate_after_h)
     for i in _reviews(clock, state.reduce_review_at, period):
-        if i < scan.lo:
+        if i < lo:
             continue
-        if i >= scan.hi:
+        if i >= hi:
             return None
-        breaching = bool(reduce[i - scan.lo])
-        worsened = breaching and scan.worsened(i, state.reduce_issue)
+        breaching = bool(reduce[i - lo])
+        worsened = breaching and _worsened(rules, i, state.reduce_issue)
         review = review_reduce(state.reduce_level, breaching=breaching, worsened=worsened)
         if review.outcome == Review.RECOVERED:
             return i, "RECOVER", "review after 24 h: REDUCE rules clear"
@@ -347,7 +333,8 @@ def _reduce_review(
 
 
 def _next_action(
-    scan: _Scan,
+    rules: ScanRules,
+    span: tuple[int, int],
     clock: np.ndarray,
     state: _State,
     shadow: _Shadow,
@@ -355,39 +342,39 @@ def _next_action(
     config: RiskGuardConfig,
 ) -> tuple[int, str, str | None, str] | None:
     """The earliest state change at or after eval position ``start`` (book not flattened)
-    among the positions ``scan`` covers (from ``start - 1``); a sleeve's re-enable, read
-    from the unguarded shadow, may lie beyond them.
+    among the eval positions ``span`` (from ``start - 1`` to what the tape has computed);
+    a sleeve's re-enable, read from the unguarded shadow, may lie beyond them.
 
     A review may also act at ``start - 1``, the position of the last action: the live guard
     makes every review that is due at one evaluation, so one action there (a RECOVER, say)
     must not push a sleeve's re-enable, due at the same time, a whole period later.
     """
-    window = np.arange(scan.lo, scan.hi) >= start
+    lo, hi = span
+    window = np.arange(lo, hi) >= start
     candidates: list[tuple[int, int, str, str | None, str]] = []
 
     def offer(mask: np.ndarray, priority: int, kind: str, sleeve: str | None, why: str) -> None:
         i = _first(mask & window)
         if i is not None:
-            candidates.append((scan.lo + i, priority, kind, sleeve, why))
+            candidates.append((lo + i, priority, kind, sleeve, why))
 
-    offer(scan.mask("FLATTEN_ALL"), 0, "FLATTEN_ALL", None, "FLATTEN_ALL rule")
-    reduce = scan.mask("REDUCE_RISK_50")
+    offer(rules.mask("FLATTEN_ALL", lo, hi), 0, "FLATTEN_ALL", None, "FLATTEN_ALL rule")
+    reduce = rules.mask("REDUCE_RISK_50", lo, hi)
     if state.reduce_level >= 1.0:
         offer(reduce, 1, "REDUCE_RISK_50", None, "REDUCE_RISK_50 rule")
     else:
-        period = pd.Timedelta(hours=config.actions.reduce_risk_50.reevaluate_after_h)
-        found = _reduce_review(scan, clock, state, period, reduce)
+        found = _reduce_review(rules, span, clock, state, reduce, config)
         if found is not None:
             candidates.append((found[0], 1, found[1], None, found[2]))
     for sleeve in state.sleeves:
         if sleeve in state.disabled:
             healthy = shadow.reenables(clock, sleeve, state.disabled[sleeve], config)
-            k = int(np.searchsorted(healthy, scan.lo))
+            k = int(np.searchsorted(healthy, lo))
             if k < len(healthy):
                 why = "30-day sleeve Sharpe recovered"
                 candidates.append((int(healthy[k]), 2, "ENABLE_SLEEVE", sleeve, why))
         else:
-            mask = scan.mask("DISABLE_SLEEVE", sleeve)
+            mask = rules.mask("DISABLE_SLEEVE", lo, hi, sleeve)
             offer(mask, 2, "DISABLE_SLEEVE", sleeve, "DISABLE_SLEEVE rule")
     if not candidates:
         return None
@@ -402,15 +389,15 @@ def _search(
     shadow: _Shadow,
     start: int,
     config: RiskGuardConfig,
-) -> tuple[tuple[int, str, str | None, str] | None, _Scan]:
+) -> tuple[int, str, str | None, str] | None:
     """The next action at or after eval position ``start``: the tape computes ranges of
     doubling length past its frontier until one holds it (or the data ends)."""
     tape, length = rules.tape, FIRST_RANGE_BARS
     while True:
-        scan = _Scan(rules, max(start - 1, 0), rules.known())
-        found = _next_action(scan, clock, state, shadow, start, config)
-        if scan.hi == len(clock) or (found is not None and found[0] < scan.hi):
-            return found, scan
+        span = (max(start - 1, 0), rules.known())
+        found = _next_action(rules, span, clock, state, shadow, start, config)
+        if span[1] == len(clock) or (found is not None and found[0] < span[1]):
+            return found
         tape.advance_to(min(tape.bars, tape.frontier + length))
         length *= 2
 
@@ -497,17 +484,16 @@ def replay(
     actions: list[GuardAction] = []
     start = 0
     while len(actions) < max_actions:
-        scan: _Scan | None = None
         if state.flattened_at is not None:
             found = _restart_at(clock, state, restartable, start, config)
         else:
-            found, scan = _search(rules, clock, state, shadow, start, config)
+            found = _search(rules, clock, state, shadow, start, config)
         if found is None:
             break
         i, kind, sleeve, why = found
         at, bar = eval_times[i], int(eval_bars[i])
-        if kind == "REDUCE_RISK_50" and scan is not None:
-            state.reduce_issue = scan.reduce_issue(i)
+        if kind == "REDUCE_RISK_50":
+            state.reduce_issue = _reduce_issue(rules, i)
         _apply(state, kind, sleeve, at, config)
         if kind == "RESTART":
             tape.restart(bar)

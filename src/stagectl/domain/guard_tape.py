@@ -250,6 +250,19 @@ class ScanRules:
             return np.full(hi - lo, np.nan)
         return np.asarray(self.tape.indicators.values[row, self.eval_bars[lo:hi]])
 
+    def value(self, k: int, i: int) -> float:
+        """Key ``k``'s indicator at the evaluation position ``i``."""
+        return float(self.values(k, i, i + 1)[0])
+
+    def mask(self, action: str, lo: int, hi: int, sleeve: str | None = None) -> np.ndarray:
+        """Whether any key of ``action`` (of ``sleeve``, when given) breaches, over the
+        evaluation positions ``[lo, hi)``."""
+        mask = np.zeros(hi - lo, dtype=bool)
+        for k, (rule, key_sleeve) in enumerate(self.keys):
+            if rule.action == action and (sleeve is None or key_sleeve == sleeve):
+                mask |= self.breach(k, lo, hi)
+        return mask
+
     def breach(self, k: int, lo: int, hi: int) -> np.ndarray:
         """Whether key ``k`` breaches at the evaluation positions ``[lo, hi)`` (``lo`` never
         below an earlier call's: the replay only moves forward between actions)."""
