@@ -2,21 +2,30 @@
 
 1. The full replay of the Alt Ensemble on the bundled sample (about 20,800 hourly
    bars, ETH + SOL), hourly and daily evaluation: sleeves built once, then
-   ``guard_replay.replay`` timed (target: under 2 s).
+   ``guard_replay.replay`` timed against its floor, the plain backtest of the same
+   sleeves (``run_backtest``, what the replay's unguarded run is), the two interleaved
+   run by run (target: the replay within 1.5x the floor).
 2. Five years of one-minute bars for one symbol (``backtest_core.tiled_opens``):
    ``run_backtest`` plus one guard pass (the twelve indicators at every bar with
-   1-minute annualisation, every rule evaluated at every bar), in bars/s, against
-   the bare numpy backtest of ``backtest_core.bare_numpy``.
+   1-minute annualisation, every rule evaluated at every bar: the replay's array path,
+   ``guard_tape.guard_flows``, ``risk_indicators.IndicatorTape``,
+   ``risk_rules.evaluate_values``), against the bare numpy backtest of
+   ``backtest_core.bare_numpy`` (target: within 5x).
 
-Run: ``python benchmarks/replay.py [--data-dir DIR] [--repeat N]``. Prints the
-figures; not part of the test suite.
+Run: ``python benchmarks/replay.py [--data-dir DIR] [--repeat N] [--profile]``. Prints the
+figures (median and range over the repeats); ``--profile`` adds cProfile's top functions
+of each measured call. Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
+import statistics
 import sys
-from dataclasses import replace
+import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -25,37 +34,108 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backtest_core import BARS_5Y_1M, DEFAULT_DATA, bare_numpy, median_seconds, tiled_opens
+from backtest_core import BARS_5Y_1M, DEFAULT_DATA, bare_numpy, tiled_opens
 
 from stagectl.config.home import Home
 from stagectl.config.loader import load_risk_guard, load_strategy
+from stagectl.config.risk_guard import RiskGuardConfig
 from stagectl.domain.backtest import SleeveSpec, run_backtest
-from stagectl.domain.guard_replay import CostModel, guard_inputs, replay
-from stagectl.domain.risk_indicators import compute_indicators
-from stagectl.domain.risk_rules import evaluate_rules
+from stagectl.domain.guard_replay import CostModel, replay
+from stagectl.domain.guard_tape import guard_flows
+from stagectl.domain.risk_indicators import GuardArrays, IndicatorTape
+from stagectl.domain.risk_rules import DecisionTable, evaluate_values, rule_keys
 from stagectl.domain.strategies import debounce, held_positions, tsmom_ema
 from stagectl.services.strategy.sleeves import build_sleeves
 
 
-def bundled_replay(repeat: int) -> None:
+def interleaved(
+    measured: Callable[[], object], floor: Callable[[], object], repeat: int
+) -> tuple[list[float], list[float]]:
+    """Seconds of each call, the two alternated so both see the same machine load."""
+    ours, theirs = [], []
+    for _ in range(repeat):
+        for fn, times in ((floor, theirs), (measured, ours)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return ours, theirs
+
+
+def spread(values: list[float]) -> str:
+    """The median and the range."""
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def profile(fn: Callable[[], object], label: str, top: int = 12) -> None:
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    print(f"--- cProfile: {label} (tottime) ---")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+
+
+def bundled_replay(repeat: int, show_profile: bool) -> None:
     home = Home.resolve()
     config, _ = load_risk_guard(home)
     strategy, _ = load_strategy(home)
     sleeves, info = build_sleeves(strategy, None, None, None)
     costs = CostModel(initial_equity=strategy.initial_equity_usd)
+    floor = partial(run_backtest, sleeves, initial_equity=costs.initial_equity)
     for mode in ("hourly", "daily"):
+        measured = partial(replay, sleeves, config, costs=costs, evaluation=mode)
         result = replay(sleeves, config, costs=costs, evaluation=mode)
-        seconds = median_seconds(
-            partial(replay, sleeves, config, costs=costs, evaluation=mode), repeat
-        )
+        ours, theirs = interleaved(measured, floor, repeat)
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
         print(
-            f"replay {mode:6s} {info.bars:,} bars x {len(sleeves)} sleeves: "
-            f"{seconds:6.2f} s  ({len(result.actions)} guard actions, "
-            f"{len(result.triggers)} triggers)"
+            f"replay {mode:6s} {info.bars:,} bars x {len(sleeves)} sleeves: {spread(ours)} s  "
+            f"({len(result.actions)} guard actions, {len(result.triggers)} triggers)\n"
+            f"  floor, the plain backtest of the same sleeves: {spread(theirs)} s\n"
+            f"  ratio replay / floor: {spread(ratios)}x (target 1.5x)"
         )
+        if show_profile:
+            profile(measured, f"replay {mode}")
 
 
-def minute_guard(data_dir: Path, repeat: int) -> None:
+def guard_pass(
+    result: object, state: np.ndarray, config: RiskGuardConfig, index: pd.DatetimeIndex
+) -> DecisionTable:
+    """The twelve indicators at every minute and every rule at every minute."""
+    from stagectl.domain.backtest import BacktestResult
+
+    assert isinstance(result, BacktestResult)
+    names = list(result.positions.columns)
+    weights = np.array([result.weights[s] for s in names])
+    equity = result.equity.to_numpy()
+    equity_before = np.concatenate(([result.initial_equity], equity[:-1]))
+    flows = guard_flows(
+        equity_before=equity_before,
+        net=result.sleeve_net_returns.to_numpy(),
+        turnover=result.sleeve_turnover.to_numpy(),
+        slip_cur=result.sleeve_slippage.to_numpy(),
+        funding_cur=result.sleeve_funding.to_numpy(),
+        weights=weights,
+    )
+    arrays = GuardArrays(
+        equity=equity,
+        sleeve_equity=result.sleeve_equity.to_numpy(),
+        position_state=state,
+        signal_mismatch_pct=np.full(len(equity), np.nan),
+        **flows,
+    )
+    times = index.as_unit("ns").asi8
+    tape = IndicatorTape(times, names, bars_per_day=1440, periods_per_year=525_600.0)
+    tape.compute(arrays, 0, len(times), epoch=0)
+    keys = rule_keys(config.rules, names)
+    return evaluate_values(
+        [tape.series(rule.indicator, sleeve) for rule, sleeve in keys],
+        keys,
+        times,
+        index,
+        daily_utc=config.schedule.daily_utc,
+        near_threshold_pct=config.near_threshold_pct,
+    )
+
+
+def minute_guard(data_dir: Path, repeat: int, show_profile: bool) -> None:
     home = Home.resolve()
     config, _ = load_risk_guard(home)
     open_, close = tiled_opens(data_dir, BARS_5Y_1M)
@@ -67,32 +147,39 @@ def minute_guard(data_dir: Path, repeat: int) -> None:
 
     def backtest_and_guard() -> None:
         result = run_backtest([sleeve])
-        state = pd.DataFrame(np.sign(result.positions.to_numpy()), index=index, columns=["SOLUSDT"])
-        inputs = replace(guard_inputs(result, state), periods_per_year=525_600.0, bars_per_day=1440)
-        frames = compute_indicators(inputs)
-        evaluate_rules(
-            frames,
-            config.rules,
-            index,
-            daily_utc=config.schedule.daily_utc,
-            near_threshold_pct=config.near_threshold_pct,
-        )
+        guard_pass(result, np.sign(result.positions.to_numpy()), config, index)
+
+    def bare() -> None:
+        bare_numpy(open_, held, funding, 8e-4)
 
     n = open_.size
-    guard_s = median_seconds(backtest_and_guard, repeat)
-    bare_s = median_seconds(lambda: bare_numpy(open_, held, funding, 8e-4), max(repeat, 3))
-    print(f"backtest + guard, {n:,} 1m bars: {guard_s:6.2f} s  {n / guard_s / 1e6:6.2f} M bars/s")
-    print(f"bare numpy backtest:          {bare_s:6.3f} s  {n / bare_s / 1e6:6.2f} M bars/s")
-    print(f"ratio (backtest + guard) / bare numpy: {guard_s / bare_s:6.1f}x")
+    ours, theirs = interleaved(backtest_and_guard, bare, repeat)
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    backtest = [0.0] * repeat
+    for k in range(repeat):
+        start = time.perf_counter()
+        run_backtest([sleeve])
+        backtest[k] = time.perf_counter() - start
+    print(
+        f"backtest + guard, {n:,} 1m bars: {spread(ours)} s  "
+        f"{n / statistics.median(ours) / 1e6:.2f} M bars/s\n"
+        f"  of which run_backtest alone: {spread(backtest)} s\n"
+        f"  bare numpy backtest: {spread(theirs)} s  "
+        f"{n / statistics.median(theirs) / 1e6:.1f} M bars/s\n"
+        f"  ratio (backtest + guard) / bare numpy: {spread(ratios)}x (target 5x)"
+    )
+    if show_profile:
+        profile(backtest_and_guard, "backtest + guard, 1m bars")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    bundled_replay(args.repeat)
-    minute_guard(args.data_dir, args.repeat)
+    bundled_replay(args.repeat, args.profile)
+    minute_guard(args.data_dir, max(1, args.repeat // 2 + 1), args.profile)
 
 
 if __name__ == "__main__":

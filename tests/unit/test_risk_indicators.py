@@ -1,20 +1,28 @@
-"""The twelve risk indicators on small hand-computed series."""
+"""The twelve risk indicators on small hand-computed series, and against the pandas
+definition they replaced on generated runs, whole and range by range."""
 
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stagectl.domain.risk_indicators import (
+    GuardArrays,
     GuardInputs,
+    IndicatorTape,
     compute_indicators,
     drawdown_pct,
     value_days_ago,
 )
+from tests.replay_reference import compute_indicators as pandas_indicators
 
 SLEEVES = ("ETHUSDT", "SOLUSDT")
 
@@ -197,3 +205,106 @@ def test_value_days_ago_is_nan_before_the_start() -> None:
     result = value_days_ago(series, 1)
     assert math.isnan(result[0])
     assert result[1:].tolist() == [1.0, 2.0]
+
+
+def random_inputs(seed: int, hours: int, **extra: Any) -> GuardInputs:
+    """An hourly run: noisy equity with flat stretches (a flattened book) and ties at the
+    peak, sleeve equities with missing values, sparse flows."""
+    rng = np.random.default_rng(seed)
+    equity = 10_000.0 * np.cumprod(1.0 + rng.normal(0.0002, 0.004, hours))
+    for _ in range(int(rng.integers(0, 3))):
+        start = int(rng.integers(0, hours))
+        equity[start : start + int(rng.integers(1, 700))] = equity[start]
+    sleeve_equity = 100.0 * np.cumprod(1.0 + rng.normal(0.0, 0.006, (hours, 2)), axis=0)
+    sleeve_equity[rng.random((hours, 2)) < 0.03] = np.nan
+    traded = rng.random(hours) < 0.2
+
+    def sparse(values: np.ndarray) -> list[float]:
+        return [float(v) for v in np.where(traded, values, 0.0)]
+
+    return make_inputs(
+        equity,
+        sleeve_equity={s: sleeve_equity[:, j] for j, s in enumerate(SLEEVES)},
+        sleeve_pnl={s: np.diff(sleeve_equity[:, j], prepend=np.nan) for j, s in enumerate(SLEEVES)},
+        position_state={s: rng.choice([-1.0, 0.0, 1.0], hours) for s in SLEEVES},
+        turnover=sparse(rng.random(hours) * 0.1),
+        trades={s: np.where(traded, rng.integers(0, 2, hours), 0).astype(float) for s in SLEEVES},
+        funding_paid=[
+            float(v) for v in np.where(rng.random(hours) < 0.1, rng.normal(0.5, 2, hours), 0)
+        ],
+        slippage_bps_sum=sparse(rng.normal(2.0, 3.0, hours)),
+        slippage_fills=sparse(rng.integers(1, 4, hours).astype(float)),
+        **extra,
+    )
+
+
+def resets_of(inputs: GuardInputs, fractions: list[float]) -> tuple[pd.Timestamp, ...]:
+    index = inputs.equity.index
+    return tuple(sorted({index[int(f * (len(index) - 1))] for f in fractions}))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    hours=st.integers(1, 1600),
+    restarts=st.lists(st.floats(0.0, 1.0), max_size=3),
+    reenables=st.lists(st.floats(0.0, 1.0), max_size=3),
+)
+def test_the_indicators_equal_pandas_rolling_windows(
+    seed: int, hours: int, restarts: list[float], reenables: list[float]
+) -> None:
+    """compute_indicators (running sums, pandas' Sharpe) against the pandas definition it
+    replaced (tests/replay_reference.py): to 1e-9, NaN where it is NaN."""
+    plain = random_inputs(seed, hours)
+    inputs = replace(
+        plain,
+        drawdown_resets=resets_of(plain, restarts),
+        sleeve_resets={"SOLUSDT": resets_of(plain, reenables)},
+    )
+    ours, theirs = compute_indicators(inputs), pandas_indicators(inputs)
+    for sleeve in (None, *SLEEVES):
+        frame = theirs.portfolio if sleeve is None else theirs.sleeves[sleeve]
+        for name in frame.columns:
+            expected = frame[name].to_numpy()
+            got = ours.series(name, sleeve).to_numpy()
+            assert np.array_equal(np.isnan(got), np.isnan(expected)), (name, sleeve)
+            assert np.allclose(got, expected, rtol=0, atol=1e-9, equal_nan=True), (name, sleeve)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    hours=st.integers(1, 1600),
+    epochs=st.lists(st.floats(0.0, 1.0), max_size=3),
+    reenables=st.lists(st.floats(0.0, 1.0), max_size=3),
+    cuts=st.lists(st.floats(0.0, 1.0), max_size=8),
+)
+def test_indicators_computed_range_by_range_equal_one_pass_to_the_last_bit(
+    seed: int, hours: int, epochs: list[float], reenables: list[float], cuts: list[float]
+) -> None:
+    """What --replay does: the ranges of an epoch, each carrying in the bars before it."""
+    inputs = GuardArrays.of(random_inputs(seed, hours))
+    times = pd.date_range("2025-01-01", periods=hours, freq="h", tz="UTC").as_unit("ns").asi8
+    starts = sorted({0, *(int(f * hours) for f in epochs)})
+    resets = {"SOLUSDT": sorted({int(f * hours) for f in reenables})}
+    bounds = sorted({*starts, hours, *(int(c * hours) for c in cuts)})
+    whole, ranged = IndicatorTape(times, SLEEVES), IndicatorTape(times, SLEEVES)
+    for start, end in itertools.pairwise([*starts, hours]):
+        whole.compute(inputs, start, end, epoch=start, sleeve_resets=resets)
+    for start, end in itertools.pairwise(bounds):
+        epoch = max(e for e in starts if e <= start)
+        ranged.compute(inputs, start, end, epoch=epoch, sleeve_resets=resets)
+    assert np.array_equal(ranged.values, whole.values, equal_nan=True)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), hours=st.integers(1, 1600))
+def test_the_sharpe_from_running_sums_equals_the_pandas_one(seed: int, hours: int) -> None:
+    """The tape's Sharpe (the replay's) against compute_indicators' (pandas' kernels)."""
+    plain = random_inputs(seed, hours)
+    tape = IndicatorTape(pd.DatetimeIndex(plain.equity.index).as_unit("ns").asi8, SLEEVES)
+    tape.compute(GuardArrays.of(plain), 0, hours, epoch=0)
+    pandas = compute_indicators(plain).portfolio["rolling_sharpe_20d"].to_numpy()
+    sums = tape.series("rolling_sharpe_20d", None)
+    assert np.array_equal(np.isnan(sums), np.isnan(pandas))
+    assert np.allclose(sums, pandas, rtol=0, atol=1e-9, equal_nan=True)

@@ -151,6 +151,171 @@ def _validate(sleeves: Sequence[SleeveSpec], index: pd.DatetimeIndex) -> None:
             raise InputError("target positions must be finite", where=sleeve.symbol)
 
 
+@dataclass(frozen=True)
+class Market:
+    """The sleeves as the kernel reads them: validated arrays on the common index.
+
+    ``opens`` and ``funding`` (rates summed per bar, ``funding_per_bar``) are (bars,
+    sleeves); ``fee_rate`` and ``slip_rate`` are fractions, scalars or (bars, sleeves).
+    """
+
+    index: pd.DatetimeIndex
+    names: list[str]
+    weights: FloatArray
+    opens: FloatArray
+    funding: FloatArray
+    fee_rate: float | FloatArray
+    slip_rate: float | FloatArray
+    initial_equity: float
+
+    @property
+    def bars(self) -> int:
+        return len(self.index)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """The kernel over bars ``[start, end)``; (bars, sleeves) unless said otherwise.
+
+    ``growth`` is ``cumprod(1 + portfolio_net)`` from bar 0 (equity = initial x growth)
+    and ``sleeve_growth`` each sleeve's ``cumprod(1 + net)``; ``equity_before`` the
+    portfolio equity before each bar's move (the initial equity at bar 0). The currency
+    series are each sleeve's share of it: ``capital = equity_before x weight``.
+    """
+
+    start: int
+    gross: FloatArray
+    funding: FloatArray
+    cost: FloatArray
+    net: FloatArray
+    turnover: FloatArray
+    portfolio_net: FloatArray
+    growth: FloatArray
+    sleeve_growth: FloatArray
+    equity_before: FloatArray
+    gross_cur: FloatArray
+    funding_cur: FloatArray
+    fee_cur: FloatArray
+    slip_cur: FloatArray
+
+
+def market_of(
+    sleeves: Sequence[SleeveSpec],
+    *,
+    fee_bps: float = 5.0,
+    slippage_bps: float = 3.0,
+    cost_multiplier: float = 1.0,
+    initial_equity: float = 100_000.0,
+    cost_bps: Sequence[tuple[FloatArray, FloatArray]] | None = None,
+) -> Market:
+    """Validate the sleeves and the costs (``run_backtest``'s arguments) into a Market."""
+    if min(fee_bps, slippage_bps, cost_multiplier) < 0 or initial_equity <= 0:
+        raise InputError("costs must be >= 0 and initial equity > 0", where="costs")
+    index = pd.DatetimeIndex(sleeves[0].open.index) if sleeves else pd.DatetimeIndex([])
+    _validate(sleeves, index)
+    fee_rate, slip_rate = _cost_rates(
+        fee_bps, slippage_bps, cost_multiplier, cost_bps, (len(index), len(sleeves))
+    )
+    return Market(
+        index=index,
+        names=[s.symbol for s in sleeves],
+        weights=np.array([s.weight for s in sleeves], dtype=float),
+        opens=np.column_stack([s.open.to_numpy(dtype=float) for s in sleeves]),
+        funding=np.column_stack([funding_per_bar(index, s.funding) for s in sleeves]),
+        fee_rate=fee_rate,
+        slip_rate=slip_rate,
+        initial_equity=initial_equity,
+    )
+
+
+def _rows(rate: float | FloatArray, start: int, end: int) -> float | FloatArray:
+    return rate if np.ndim(rate) == 0 else np.asarray(rate)[start:end]
+
+
+def advance(
+    market: Market,
+    held: FloatArray,
+    start: int,
+    end: int,
+    *,
+    growth_before: float = 1.0,
+    sleeve_growth_before: FloatArray | None = None,
+) -> Stretch:
+    """The kernel over bars ``[start, end)`` of the (bars, sleeves) positions ``held``.
+
+    What a bar needs from the bars before it is carried in: ``held[start - 1]`` (read
+    from ``held``), the portfolio and sleeve growth at ``start - 1``. Every operation is
+    elementwise, row by row or a running product seeded with the carried value, so a run
+    advanced range by range gives the doubles of one pass over ``[0, bars)``.
+    """
+    first = max(start - 1, 0)
+    pad = start - first  # 1 when a bar before the range carries in
+    weights, width = market.weights, len(market.names)
+    total_rate = np.asarray(market.fee_rate + market.slip_rate)
+    fee_rate = np.asarray(market.fee_rate)
+    cores = [
+        backtest_core(
+            market.opens[first:end, i],
+            held[first:end, i],
+            market.funding[first:end, i],
+            _column(_rows(total_rate, first, end), i),
+        )
+        for i in range(width)
+    ]
+    # The portfolio return is numpy's matrix product (BLAS, as it always was): a row's
+    # result does not depend on the rows multiplied with it, except that numpy takes
+    # another route for a single row; with the carried bar a range has two (tests bind it)
+    portfolio_net = (np.column_stack([c.net for c in cores]) @ weights)[pad:]
+    growth = np.cumprod(np.concatenate(([growth_before], 1.0 + portfolio_net)))
+    equity_before = market.initial_equity * growth[:-1]  # the initial equity at bar 0
+    before = np.ones(width) if sleeve_growth_before is None else sleeve_growth_before
+    # sleeve by sleeve: numpy's loops over a (bars, 2) array run two elements at a time
+    rows = len(portfolio_net)
+    out = {name: np.empty((rows, width)) for name in _SLEEVE_FIELDS}
+    for i, core in enumerate(cores):
+        gross, funding, cost = core.gross[pad:], core.funding[pad:], core.cost[pad:]
+        net = core.net[pad:]
+        capital = equity_before * weights[i]
+        cost_cur = capital * (1.0 + gross - funding) * cost
+        fee = _column(_rows(fee_rate, start, end), i)
+        total = _column(_rows(total_rate, start, end), i)
+        fee_share = np.divide(
+            fee, total, out=np.zeros(np.shape(total)), where=np.asarray(total) > 0
+        )
+        fee_cur = cost_cur * fee_share
+        out["gross"][:, i] = gross
+        out["funding"][:, i] = funding
+        out["cost"][:, i] = cost
+        out["net"][:, i] = net
+        out["turnover"][:, i] = core.turnover[pad:]
+        out["sleeve_growth"][:, i] = np.cumprod(np.concatenate(([before[i]], 1.0 + net)))[1:]
+        np.multiply(capital, gross, out=out["gross_cur"][:, i])
+        np.multiply(capital, funding, out=out["funding_cur"][:, i])
+        out["fee_cur"][:, i] = fee_cur
+        np.subtract(cost_cur, fee_cur, out=out["slip_cur"][:, i])
+    return Stretch(
+        start=start,
+        portfolio_net=portfolio_net,
+        growth=growth[1:],
+        equity_before=equity_before,
+        **out,
+    )
+
+
+_SLEEVE_FIELDS = (
+    "gross",
+    "funding",
+    "cost",
+    "net",
+    "turnover",
+    "sleeve_growth",
+    "gross_cur",
+    "funding_cur",
+    "fee_cur",
+    "slip_cur",
+)
+
+
 def run_backtest(
     sleeves: Sequence[SleeveSpec],
     *,
@@ -167,81 +332,70 @@ def run_backtest(
     in bps of the notional traded at each open; it replaces ``fee_bps`` and
     ``slippage_bps`` (still times ``cost_multiplier``).
     """
-    if min(fee_bps, slippage_bps, cost_multiplier) < 0 or initial_equity <= 0:
-        raise InputError("costs must be >= 0 and initial equity > 0", where="costs")
-    index = pd.DatetimeIndex(sleeves[0].open.index) if sleeves else pd.DatetimeIndex([])
-    _validate(sleeves, index)
-    fee_rate, slip_rate = _cost_rates(
-        fee_bps, slippage_bps, cost_multiplier, cost_bps, (len(index), len(sleeves))
+    market = market_of(
+        sleeves,
+        fee_bps=fee_bps,
+        slippage_bps=slippage_bps,
+        cost_multiplier=cost_multiplier,
+        initial_equity=initial_equity,
+        cost_bps=cost_bps,
     )
-    names = [s.symbol for s in sleeves]
-    weights = np.array([s.weight for s in sleeves])
-    held = np.column_stack(
+    return simulate(market, held_of(sleeves, signal_delay))
+
+
+def held_of(sleeves: Sequence[SleeveSpec], signal_delay: int) -> FloatArray:
+    """The (bars, sleeves) positions held (``strategies.held_positions`` of each target)."""
+    return np.column_stack(
         [held_positions(s.target, signal_delay).to_numpy(dtype=float) for s in sleeves]
     )
-    cores = [
-        backtest_core(
-            s.open.to_numpy(dtype=float),
-            held[:, i],
-            funding_per_bar(index, s.funding),
-            _column(fee_rate + slip_rate, i),
-        )
-        for i, s in enumerate(sleeves)
-    ]
-    gross = np.column_stack([c.gross for c in cores])
-    funding = np.column_stack([c.funding for c in cores])
-    cost = np.column_stack([c.cost for c in cores])
-    net = np.column_stack([c.net for c in cores])
-    turnover = np.column_stack([c.turnover for c in cores])
 
-    portfolio_net = net @ weights
-    equity = initial_equity * np.cumprod(1.0 + portfolio_net)
-    equity_before = np.concatenate(([initial_equity], equity[:-1]))
-    capital = equity_before[:, None] * weights[None, :]
-    cost_cur = capital * (1.0 + gross - funding) * cost
-    total_rate = np.asarray(fee_rate + slip_rate)
-    fee_share = np.divide(
-        fee_rate, total_rate, out=np.zeros(total_rate.shape), where=total_rate > 0
-    )
-    fee_cur = cost_cur * fee_share
-    slip_cur = cost_cur - fee_cur
-    gross_cur = capital * gross
-    funding_cur = capital * funding
-    portfolio_gross = gross @ weights
+
+def simulate(market: Market, held: FloatArray) -> BacktestResult:
+    """The backtest of validated sleeves (``market_of``) holding ``held``."""
+    return assemble(market, held, advance(market, held, 0, market.bars))
+
+
+def assemble(market: Market, held: FloatArray, run: Stretch) -> BacktestResult:
+    """The BacktestResult of a whole run (``run`` over every bar)."""
+    index, names, weights = market.index, market.names, market.weights
+    initial_equity = market.initial_equity
+    equity = initial_equity * run.growth
+    portfolio_gross = run.gross @ weights
 
     def frame(values: FloatArray) -> pd.DataFrame:
         return pd.DataFrame(values, index=index, columns=names)
 
-    opens = np.column_stack([s.open.to_numpy(dtype=float) for s in sleeves])
-    trades = trades_table(index, names, opens, held, gross_cur, funding_cur, fee_cur, slip_cur)
+    trades = trades_table(
+        index, names, market.opens, held, run.gross_cur, run.funding_cur, run.fee_cur, run.slip_cur
+    )
     return BacktestResult(
         weights=dict(zip(names, weights.tolist(), strict=True)),
         initial_equity=initial_equity,
         positions=frame(held),
-        sleeve_gross_returns=frame(gross),
-        sleeve_net_returns=frame(net),
-        sleeve_equity=frame(initial_equity * weights * np.cumprod(1.0 + net, axis=0)),
-        sleeve_contribution=frame(net * weights),
-        sleeve_turnover=frame(turnover),
-        sleeve_gross_pnl=frame(gross_cur),
-        sleeve_fee=frame(fee_cur),
-        sleeve_slippage=frame(slip_cur),
-        sleeve_funding=frame(funding_cur),
+        sleeve_gross_returns=frame(run.gross),
+        sleeve_net_returns=frame(run.net),
+        sleeve_equity=frame(initial_equity * weights * run.sleeve_growth),
+        sleeve_contribution=frame(run.net * weights),
+        sleeve_turnover=frame(run.turnover),
+        sleeve_gross_pnl=frame(run.gross_cur),
+        sleeve_fee=frame(run.fee_cur),
+        sleeve_slippage=frame(run.slip_cur),
+        sleeve_funding=frame(run.funding_cur),
         gross_returns=pd.Series(portfolio_gross, index=index, name="gross_return"),
-        net_returns=pd.Series(portfolio_net, index=index, name="net_return"),
+        net_returns=pd.Series(run.portfolio_net, index=index, name="net_return"),
         equity=pd.Series(equity, index=index, name="equity"),
         gross_equity=pd.Series(
             initial_equity * np.cumprod(1.0 + portfolio_gross), index=index, name="gross_equity"
         ),
         costs=pd.DataFrame(
             {
-                "fee": fee_cur.sum(axis=1),
-                "slippage": slip_cur.sum(axis=1),
-                "funding": funding_cur.sum(axis=1),
+                "fee": run.fee_cur.sum(axis=1),
+                "slippage": run.slip_cur.sum(axis=1),
+                "funding": run.funding_cur.sum(axis=1),
             },
             index=index,
         ),
-        turnover=pd.Series(turnover @ weights, index=index, name="turnover"),
+        turnover=pd.Series(run.turnover @ weights, index=index, name="turnover"),
         trades=trades,
     )
 

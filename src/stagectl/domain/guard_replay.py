@@ -2,9 +2,15 @@
 
 The guard is evaluated at every evaluation time (each bar, or each daily check);
 its actions change the sleeves' position multipliers from that bar on, which
-changes the guarded equity the later evaluations see. The loop advances from one
-state change to the next, and each step is vectorised: the backtest and the
-indicators are recomputed once per state change, not once per bar.
+changes the guarded equity the later evaluations see. The replay advances once over
+the bars (``domain/guard_tape.py``): the guarded backtest and its indicators are
+computed ahead of the evaluations in ranges that double in length until the next
+action shows; an action moves the tape back to its bar, and the bars after it are
+computed again with the new multipliers, carrying in the equity, positions, peaks and
+running sums of the bars before. So the work is one pass over the bars plus, per
+action, the bars computed past it (at most about the distance to the next action),
+never the history before it. The triggers are the rising edges of every rule over the
+finished run, judged once at the end.
 
 Actions (seed 003 §4; docs/risk-guard.md):
 
@@ -31,13 +37,20 @@ Actions (seed 003 §4; docs/risk-guard.md):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from stagectl.config.risk_guard import RiskGuardConfig
-from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
+from stagectl.domain.backtest import (
+    BacktestResult,
+    SleeveSpec,
+    assemble,
+    held_of,
+    market_of,
+    simulate,
+)
 from stagectl.domain.directives import (
     Review,
     further_past,
@@ -45,16 +58,30 @@ from stagectl.domain.directives import (
     review_reduce,
     review_sleeve,
 )
-from stagectl.domain.restart import sleeve_sharpe_30d, strategy_health
-from stagectl.domain.risk_indicators import GuardInputs, compute_indicators, restrict
+from stagectl.domain.guard_tape import MOVING_ACTIONS, GuardedTape, ScanRules, guard_flows
+from stagectl.domain.restart import (
+    DRAWDOWN_WINDOW,
+    SHARPE_LONG_DAYS,
+    SHARPE_SHORT_DAYS,
+    SLEEVE_SHARPE_DAYS,
+    trailing_drawdown_pct,
+)
+from stagectl.domain.risk_indicators import GuardInputs
 from stagectl.domain.risk_rules import (
     ACTION_RANK,
     DecisionTable,
-    IndicatorFrames,
     RuleHit,
+    daily_check_mask,
     daily_check_times,
-    evaluate_rules,
+    evaluate_values,
+    rule_keys,
 )
+from stagectl.domain.window_sums import rolling_sharpe_values
+
+HOURS_PER_YEAR = 8760.0
+FIRST_RANGE_BARS = 256
+"""The bars computed past the frontier when the next action is not in sight yet; each
+further range doubles, so finding an action d bars away computes fewer than 2d + 256."""
 
 
 @dataclass(frozen=True)
@@ -105,32 +132,33 @@ class ReplayResult:
 
 
 def guard_inputs(result: BacktestResult, state: pd.DataFrame, **extra: object) -> GuardInputs:
-    """The risk indicators' inputs from a backtest (``state``: unscaled positions).
-
-    A backtest trades exactly its position changes, each sleeve's as one fill at the
-    bar's open: the turnover of a bar is ``sum_i w_i |delta position_i| / sum_i w_i``
-    (positions are fractions of the sleeve's ``w_i`` share of the equity before the
-    bar), each sleeve that moved is one trade, and each fill's slippage is its
-    slippage cost over its traded notional, in bps (the assumed slippage).
-    """
+    """The risk indicators' inputs from a backtest (``state``: unscaled positions); the
+    flows as ``guard_tape.guard_flows`` defines them."""
     equity = result.equity
-    equity_before = equity.shift(1).fillna(result.initial_equity)
-    sleeve_pnl = result.sleeve_contribution.mul(equity_before, axis=0)
-    moves = result.positions.diff().abs().fillna(result.positions.abs())
-    weights = pd.Series(result.weights).reindex(moves.columns)
-    notional = result.sleeve_turnover.mul(weights, axis=1).mul(equity_before, axis=0)
-    slipped = (moves > 0) & (result.sleeve_slippage > 0) & (notional > 0)
-    fill_bps = (result.sleeve_slippage / notional.where(slipped) * 1e4).fillna(0.0)
+    index, columns = equity.index, result.positions.columns
+    weights = np.array([result.weights[c] for c in columns], dtype=float)
+    flows = guard_flows(
+        equity_before=equity.shift(1).fillna(result.initial_equity).to_numpy(),
+        net=result.sleeve_net_returns.to_numpy(),
+        turnover=result.sleeve_turnover.to_numpy(),
+        slip_cur=result.sleeve_slippage.to_numpy(),
+        funding_cur=result.sleeve_funding.to_numpy(),
+        weights=weights,
+    )
+
+    def frame(values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(values, index=index, columns=columns)
+
     return GuardInputs(
         equity=equity,
-        sleeve_pnl=sleeve_pnl,
+        sleeve_pnl=frame(flows["sleeve_pnl"]),
         sleeve_equity=result.sleeve_equity,
         position_state=state,
-        turnover=moves.mul(weights, axis=1).sum(axis=1) / (weights.sum() or 1.0),
-        trades=(moves > 0).astype(float),
-        funding_paid=result.costs["funding"],
-        slippage_bps_sum=fill_bps.sum(axis=1),
-        slippage_fills=slipped.sum(axis=1).astype(float),
+        turnover=pd.Series(flows["turnover"], index=index),
+        trades=frame(flows["trades"]),
+        funding_paid=pd.Series(flows["funding_paid"], index=index),
+        slippage_bps_sum=pd.Series(flows["slippage_bps_sum"], index=index),
+        slippage_fills=pd.Series(flows["slippage_fills"], index=index),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -144,127 +172,158 @@ def evaluation_times(index: pd.DatetimeIndex, mode: str, daily_utc: str) -> pd.D
     raise ValueError(f"evaluation mode must be hourly or daily, got {mode!r}")
 
 
-def _scaled(sleeves: Sequence[SleeveSpec], multipliers: pd.DataFrame) -> list[SleeveSpec]:
-    return [replace(s, target=s.target * multipliers[s.symbol]) for s in sleeves]
-
-
 def _first(mask: np.ndarray) -> int | None:
     hits = np.flatnonzero(mask)
     return int(hits[0]) if hits.size else None
 
 
-def _action_mask(table: DecisionTable, action: str, sleeve: str | None = None) -> np.ndarray:
-    rows = [
-        k
-        for k, (rule, s) in enumerate(table.keys)
-        if rule.action == action and (sleeve is None or s == sleeve)
-    ]
-    if not rows:
-        return np.zeros(len(table.eval_times), dtype=bool)
-    return np.asarray(table.breach_matrix[rows].any(axis=0), dtype=bool)
-
-
 @dataclass(frozen=True)
 class _Shadow:
-    """The unguarded strategy's health, for restart and re-enable decisions."""
+    """The unguarded strategy's health at each evaluation time, for restart and re-enable
+    decisions (``domain/restart.py``: rolling ``sqrt(8760) * mean / std`` of hourly
+    returns, here from running sums; the 20-day one of the equity's returns, as the
+    guard's indicator)."""
 
     sharpe_20d: np.ndarray
     sharpe_60d: np.ndarray
     drawdown_pct: np.ndarray
     sleeve_sharpe_30d: dict[str, np.ndarray]
+    _reenables: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
-    def tail(self, offset: int) -> _Shadow:
-        """The arrays from eval position ``offset`` on."""
-        return _Shadow(
-            self.sharpe_20d[offset:],
-            self.sharpe_60d[offset:],
-            self.drawdown_pct[offset:],
-            {s: v[offset:] for s, v in self.sleeve_sharpe_30d.items()},
-        )
+    def reenables(
+        self, clock: np.ndarray, sleeve: str, due: pd.Timestamp, config: RiskGuardConfig
+    ) -> np.ndarray:
+        """The eval positions of the reviews of a sleeve disabled until ``due`` that find
+        it healthy (``directives.review_sleeve`` on its 30-day Sharpe): the first one at or
+        after a position re-enables it. The reviews and the shadow do not change, so
+        they are judged once per disable."""
+        key = (sleeve, due.value)
+        if key not in self._reenables:
+            disable = config.actions.disable_sleeve
+            period = pd.Timedelta(days=disable.reevaluate_after_days)
+            sharpe = self.sleeve_sharpe_30d[sleeve]
+            minimum = disable.reenable_backtest_sharpe_30d_min
+            self._reenables[key] = np.array(
+                [
+                    i
+                    for i in _reviews(clock, due, period)
+                    if review_sleeve(float(sharpe[i]), minimum) == Review.RECOVERED
+                ],
+                dtype=np.int64,
+            )
+        return self._reenables[key]
 
 
-def _shadow(
-    unguarded: BacktestResult, frames: IndicatorFrames, eval_times: pd.DatetimeIndex
-) -> _Shadow:
-    health = strategy_health(unguarded.net_returns, unguarded.equity).reindex(eval_times)
+def _shadow(unguarded: BacktestResult, eval_bars: np.ndarray) -> _Shadow:
+    equity = unguarded.equity.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.concatenate(([np.nan], equity[1:] / equity[:-1] - 1.0))
+    day = 24
+
+    def sharpe(values: np.ndarray, days: int) -> np.ndarray:
+        return np.asarray(rolling_sharpe_values(values, days * day, HOURS_PER_YEAR)[eval_bars])
+
+    drawdown = trailing_drawdown_pct(unguarded.equity, DRAWDOWN_WINDOW).to_numpy()
     return _Shadow(
-        sharpe_20d=frames.portfolio["rolling_sharpe_20d"].reindex(eval_times).to_numpy(),
-        sharpe_60d=health["sharpe_60d"].to_numpy(),
-        drawdown_pct=health["drawdown_60d_pct"].to_numpy(),
+        sharpe_20d=sharpe(returns, SHARPE_SHORT_DAYS),
+        sharpe_60d=sharpe(unguarded.net_returns.to_numpy(), SHARPE_LONG_DAYS),
+        drawdown_pct=drawdown[eval_bars],
         sleeve_sharpe_30d={
-            s: sleeve_sharpe_30d(unguarded.sleeve_net_returns[s]).reindex(eval_times).to_numpy()
+            s: sharpe(unguarded.sleeve_net_returns[s].to_numpy(), SLEEVE_SHARPE_DAYS)
             for s in unguarded.sleeve_net_returns.columns
         },
     )
 
 
-def _restart_at(
-    times: pd.DatetimeIndex, state: _State, shadow: _Shadow, start: int, config: RiskGuardConfig
-) -> tuple[int, str, str | None, str] | None:
-    """The first eval position at or after ``start`` where a flattened book may restart.
-
-    Not before the post-mortem deadline (``post_mortem_within_h`` after the
-    flatten): the runbook restarts only once the cause is understood.
-    """
+def _restartable(shadow: _Shadow, config: RiskGuardConfig) -> np.ndarray:
+    """The eval positions where the restart conditions hold on the strategy itself (the
+    unguarded shadow): 20-day Sharpe, 60-day Sharpe and 60-day drawdown."""
     restart = config.restart_conditions
-    earliest = state.flattened_at + pd.Timedelta(  # type: ignore[operator]
-        hours=config.actions.flatten_all.post_mortem_within_h
-    )
     with np.errstate(invalid="ignore"):
         ok = (
             (shadow.sharpe_20d > restart.sharpe_20d_min)
             & (shadow.sharpe_60d > restart.backtest_sharpe_60d_min)
             & (shadow.drawdown_pct < restart.max_mdd_pct)
-            & np.asarray(times >= earliest)
         )
-    ok[:start] = False
-    i = _first(ok)
-    if i is None:
+    return np.flatnonzero(ok)
+
+
+def _restart_at(
+    clock: np.ndarray,
+    state: _State,
+    restartable: np.ndarray,
+    start: int,
+    config: RiskGuardConfig,
+) -> tuple[int, str, str | None, str] | None:
+    """The first eval position at or after ``start`` where a flattened book may restart
+    (``restartable``: where the conditions hold).
+
+    Not before the post-mortem deadline (``post_mortem_within_h`` after the
+    flatten): the runbook restarts only once the cause is understood.
+    """
+    earliest = state.flattened_at + pd.Timedelta(  # type: ignore[operator]
+        hours=config.actions.flatten_all.post_mortem_within_h
+    )
+    first = max(start, int(np.searchsorted(clock, earliest.value)))
+    k = int(np.searchsorted(restartable, first))
+    if k == len(restartable):
         return None
-    return i, "RESTART", None, "restart conditions hold (human sign-off assumed)"
+    return int(restartable[k]), "RESTART", None, "restart conditions hold (human sign-off assumed)"
 
 
-def _reviews(times: pd.DatetimeIndex, due: pd.Timestamp, period: pd.Timedelta) -> Iterator[int]:
-    """The eval positions of the reviews from ``due`` on: the first evaluation at or after
-    each due time; the next is due one period after that review (as the live guard, which
-    records a review at the evaluation that makes it)."""
-    while (i := int(times.searchsorted(due))) < len(times):
+def _reviews(clock: np.ndarray, due: pd.Timestamp, period: pd.Timedelta) -> Iterator[int]:
+    """The eval positions of the reviews from ``due`` on (``clock``: the evaluation times
+    in nanoseconds): the first evaluation at or after each due time; the next is due one
+    period after that review (as the live guard, which records a review at the evaluation
+    that makes it)."""
+    at, step = due.value, period.value
+    while (i := int(np.searchsorted(clock, at))) < len(clock):
         yield i
-        due = times[i] + period
+        at = int(clock[i]) + step
 
 
-def _reduce_issue(table: DecisionTable, i: int) -> tuple[str, str | None, float] | None:
+def _reduce_issue(rules: ScanRules, i: int) -> tuple[str, str | None, float] | None:
     """The first REDUCE_RISK_50 rule breaching at eval position ``i`` (the one that issues
     the directive) and its scaled value."""
-    for k, (rule, sleeve) in enumerate(table.keys):
-        if rule.action == "REDUCE_RISK_50" and table.breach_matrix[k, i]:
-            return rule.id, sleeve, float(table.values[k, i]) * rule.scale
+    for k, (rule, sleeve) in enumerate(rules.keys):
+        if rule.action == "REDUCE_RISK_50" and rules.breach(k, i, i + 1)[0]:
+            return rule.id, sleeve, rules.value(k, i) * rule.scale
     return None
 
 
-def _worsened(table: DecisionTable, i: int, issue: tuple[str, str | None, float] | None) -> bool:
+def _worsened(rules: ScanRules, i: int, issue: tuple[str, str | None, float] | None) -> bool:
     if issue is None:
         return False
     rule_id, sleeve, issued = issue
-    for k, (rule, s) in enumerate(table.keys):
-        if rule.id == rule_id and s == sleeve and table.breach_matrix[k, i]:
-            return further_past(rule.op, float(table.values[k, i]) * rule.scale, issued)
+    for k, (rule, s) in enumerate(rules.keys):
+        if rule.id == rule_id and s == sleeve and rules.breach(k, i, i + 1)[0]:
+            return further_past(rule.op, rules.value(k, i) * rule.scale, issued)
     return False
 
 
 def _reduce_review(
-    table: DecisionTable, state: _State, start: int, period: pd.Timedelta, reduce: np.ndarray
+    rules: ScanRules,
+    span: tuple[int, int],
+    clock: np.ndarray,
+    state: _State,
+    reduce: np.ndarray,
+    config: RiskGuardConfig,
 ) -> tuple[int, str, str] | None:
-    """The first review from ``start`` on that changes the reduced book: RECOVER or an
-    escalation to FLATTEN_ALL (earlier reviews kept it; ``start`` may be the position of
-    the last action, whose review may still be due: see ``_next_action``)."""
+    """The first review in the eval positions ``span`` that changes the reduced book:
+    RECOVER or an escalation to FLATTEN_ALL (earlier reviews kept it); reviews past the
+    span are not known yet."""
     if state.reduce_review_at is None:
         return None
-    for i in _reviews(table.eval_times, state.reduce_review_at, period):
-        if i < start:
+    lo, hi = span
+    period = pd.Timedelta(hours=config.actions.reduce_risk_50.reevaluate_after_h)
+    for i in _reviews(clock, state.reduce_review_at, period):
+        if i < lo:
             continue
-        worsened = bool(reduce[i]) and _worsened(table, i, state.reduce_issue)
-        review = review_reduce(state.reduce_level, breaching=bool(reduce[i]), worsened=worsened)
+        if i >= hi:
+            return None
+        breaching = bool(reduce[i - lo])
+        worsened = breaching and _worsened(rules, i, state.reduce_issue)
+        review = review_reduce(state.reduce_level, breaching=breaching, worsened=worsened)
         if review.outcome == Review.RECOVERED:
             return i, "RECOVER", "review after 24 h: REDUCE rules clear"
         if review.outcome == Review.WORSENED:
@@ -274,52 +333,73 @@ def _reduce_review(
 
 
 def _next_action(
-    table: DecisionTable, state: _State, shadow: _Shadow, start: int, config: RiskGuardConfig
+    rules: ScanRules,
+    span: tuple[int, int],
+    clock: np.ndarray,
+    state: _State,
+    shadow: _Shadow,
+    start: int,
+    config: RiskGuardConfig,
 ) -> tuple[int, str, str | None, str] | None:
-    """The earliest state change at or after eval position ``start`` (book not flattened).
+    """The earliest state change at or after eval position ``start`` (book not flattened)
+    among the eval positions ``span`` (from ``start - 1`` to what the tape has computed);
+    a sleeve's re-enable, read from the unguarded shadow, may lie beyond them.
 
     A review may also act at ``start - 1``, the position of the last action: the live guard
     makes every review that is due at one evaluation, so one action there (a RECOVER, say)
     must not push a sleeve's re-enable, due at the same time, a whole period later.
     """
-    times = table.eval_times
-    window = np.arange(len(times)) >= start
-    reviews_from = max(start - 1, 0)
+    lo, hi = span
+    window = np.arange(lo, hi) >= start
     candidates: list[tuple[int, int, str, str | None, str]] = []
 
     def offer(mask: np.ndarray, priority: int, kind: str, sleeve: str | None, why: str) -> None:
         i = _first(mask & window)
         if i is not None:
-            candidates.append((i, priority, kind, sleeve, why))
+            candidates.append((lo + i, priority, kind, sleeve, why))
 
-    offer(_action_mask(table, "FLATTEN_ALL"), 0, "FLATTEN_ALL", None, "FLATTEN_ALL rule")
-    reduce = _action_mask(table, "REDUCE_RISK_50")
+    offer(rules.mask("FLATTEN_ALL", lo, hi), 0, "FLATTEN_ALL", None, "FLATTEN_ALL rule")
+    reduce = rules.mask("REDUCE_RISK_50", lo, hi)
     if state.reduce_level >= 1.0:
         offer(reduce, 1, "REDUCE_RISK_50", None, "REDUCE_RISK_50 rule")
     else:
-        period = pd.Timedelta(hours=config.actions.reduce_risk_50.reevaluate_after_h)
-        found = _reduce_review(table, state, reviews_from, period, reduce)
+        found = _reduce_review(rules, span, clock, state, reduce, config)
         if found is not None:
             candidates.append((found[0], 1, found[1], None, found[2]))
-    disable = config.actions.disable_sleeve
     for sleeve in state.sleeves:
         if sleeve in state.disabled:
-            period = pd.Timedelta(days=disable.reevaluate_after_days)
-            sharpe = shadow.sleeve_sharpe_30d[sleeve]
-            for i in _reviews(times, state.disabled[sleeve], period):
-                value = float(sharpe[i])
-                healthy = review_sleeve(value, disable.reenable_backtest_sharpe_30d_min)
-                if i >= reviews_from and healthy == Review.RECOVERED:
-                    why = "30-day sleeve Sharpe recovered"
-                    candidates.append((i, 2, "ENABLE_SLEEVE", sleeve, why))
-                    break
+            healthy = shadow.reenables(clock, sleeve, state.disabled[sleeve], config)
+            k = int(np.searchsorted(healthy, lo))
+            if k < len(healthy):
+                why = "30-day sleeve Sharpe recovered"
+                candidates.append((int(healthy[k]), 2, "ENABLE_SLEEVE", sleeve, why))
         else:
-            mask = _action_mask(table, "DISABLE_SLEEVE", sleeve)
+            mask = rules.mask("DISABLE_SLEEVE", lo, hi, sleeve)
             offer(mask, 2, "DISABLE_SLEEVE", sleeve, "DISABLE_SLEEVE rule")
     if not candidates:
         return None
     first = min(candidates, key=lambda c: (c[0], c[1]))
     return first[0], first[2], first[3], first[4]
+
+
+def _search(
+    rules: ScanRules,
+    clock: np.ndarray,
+    state: _State,
+    shadow: _Shadow,
+    start: int,
+    config: RiskGuardConfig,
+) -> tuple[int, str, str | None, str] | None:
+    """The next action at or after eval position ``start``: the tape computes ranges of
+    doubling length past its frontier until one holds it (or the data ends)."""
+    tape, length = rules.tape, FIRST_RANGE_BARS
+    while True:
+        span = (max(start - 1, 0), rules.known())
+        found = _next_action(rules, span, clock, state, shadow, start, config)
+        if span[1] == len(clock) or (found is not None and found[0] < span[1]):
+            return found
+        tape.advance_to(min(tape.bars, tape.frontier + length))
+        length *= 2
 
 
 def _apply(
@@ -351,17 +431,16 @@ def _apply(
 
 
 def rising_edges(table: DecisionTable) -> tuple[RuleHit, ...]:
-    """Each rule's breaches where they start (a breach lasting a week is one trigger)."""
+    """Each rule's breaches where they start (a breach lasting a week is one trigger),
+    in time order, then in rule order."""
     previous = np.zeros_like(table.breach_matrix)
     previous[:, 1:] = table.breach_matrix[:, :-1]
     starts = table.breach_matrix & ~previous
     hits: list[RuleHit] = []
-    for i in np.flatnonzero(starts.any(axis=0)):
-        decision = table.decision(int(i))
-        started = {
-            table.keys[k][0].id + str(table.keys[k][1]) for k in np.flatnonzero(starts[:, i])
-        }
-        hits.extend(h for h in decision.hits if h.rule_id + str(h.sleeve) in started)
+    rising = np.flatnonzero(starts.any(axis=0))
+    times = table.eval_times[rising].to_pydatetime()
+    for i, at in zip(rising.tolist(), times, strict=True):
+        hits.extend(table.hit(k, i, at) for k in np.flatnonzero(starts[:, i]).tolist())
     return tuple(hits)
 
 
@@ -380,80 +459,67 @@ def replay(
         "slippage_bps": costs.slippage_bps,
         "cost_multiplier": costs.cost_multiplier,
         "initial_equity": costs.initial_equity,
-        "signal_delay": costs.signal_delay,
     }
-    unguarded = run_backtest(sleeves, **kwargs)  # type: ignore[arg-type]
-    positions = unguarded.positions
-    state_frame = pd.DataFrame(
-        np.sign(positions.to_numpy()), index=positions.index, columns=positions.columns
-    )
-    index = pd.DatetimeIndex(unguarded.equity.index)
+    market = market_of(sleeves, **kwargs)  # type: ignore[arg-type]
+    unguarded = simulate(market, held_of(sleeves, costs.signal_delay))
+    index = market.index
     eval_times = evaluation_times(index, evaluation, config.schedule.daily_utc)
-    rules = config.rules
-    evaluate = {
-        "daily_utc": config.schedule.daily_utc,
-        "near_threshold_pct": config.near_threshold_pct,
-    }
-    shadow = _shadow(
-        unguarded, compute_indicators(guard_inputs(unguarded, state_frame)), eval_times
-    )
+    eval_bars = index.get_indexer(eval_times)
+    clock = eval_times.as_unit("ns").asi8
     names = tuple(s.symbol for s in sleeves)
+    tape = GuardedTape(
+        market,
+        np.column_stack([s.target.to_numpy(dtype=float) for s in sleeves]),
+        np.sign(unguarded.positions.to_numpy()),
+        signal_delay=costs.signal_delay,
+    )
+    keys = rule_keys(config.rules, names)
+    times_ns = index.as_unit("ns").asi8
+    check_bars = np.flatnonzero(daily_check_mask(times_ns, config.schedule.daily_utc))
+    moving = [key for key in keys if key[0].action in MOVING_ACTIONS]
+    rules = ScanRules(tape, moving, eval_bars, check_bars)
+    shadow = _shadow(unguarded, eval_bars)
+    restartable = _restartable(shadow, config)
     state = _State(sleeves=names)
-    multipliers = pd.DataFrame(1.0, index=index, columns=list(names))
-    resets: list[pd.Timestamp] = []
-    sleeve_resets: dict[str, list[pd.Timestamp]] = {s: [] for s in names}
     actions: list[GuardAction] = []
     start = 0
-    guarded = unguarded
     while len(actions) < max_actions:
         if state.flattened_at is not None:
-            found = _restart_at(eval_times, state, shadow, start, config)
+            found = _restart_at(clock, state, restartable, start, config)
         else:
-            # Times before the current epoch never change again: evaluate from its start.
-            epoch_start = resets[-1] if resets else None
-            offset = 0 if epoch_start is None else int(eval_times.searchsorted(epoch_start))
-            inputs = guard_inputs(guarded, state_frame, sleeve_resets=sleeve_resets)
-            if epoch_start is not None:
-                inputs = restrict(inputs, epoch_start, None)
-            table = evaluate_rules(
-                compute_indicators(inputs),
-                rules,
-                eval_times[offset:],
-                **evaluate,  # type: ignore[arg-type]
-            )
-            found = _next_action(table, state, shadow.tail(offset), start - offset, config)
-            if found is not None:
-                found = (found[0] + offset, *found[1:])
+            found = _search(rules, clock, state, shadow, start, config)
         if found is None:
             break
         i, kind, sleeve, why = found
-        at = eval_times[i]
+        at, bar = eval_times[i], int(eval_bars[i])
         if kind == "REDUCE_RISK_50":
-            state.reduce_issue = _reduce_issue(table, i - offset)
+            state.reduce_issue = _reduce_issue(rules, i)
         _apply(state, kind, sleeve, at, config)
         if kind == "RESTART":
-            resets.append(at)
+            tape.restart(bar)
         elif kind == "ENABLE_SLEEVE" and sleeve is not None:
-            sleeve_resets[sleeve].append(at)
+            tape.reset_sleeve(sleeve, bar)
         now = state.multipliers()
         actions.append(GuardAction(at, kind, sleeve, now, why))
-        multipliers.loc[multipliers.index >= at, list(now)] = list(now.values())
-        guarded = run_backtest(_scaled(sleeves, multipliers), **kwargs)  # type: ignore[arg-type]
+        tape.scale_from(bar, [now[s] for s in names])
+        rules.rewound()
+        if kind == "RESTART":
+            rules.restarted()
         start = i + 1
         if progress is not None:
             progress(start, len(eval_times))
     if progress is not None:
         progress(len(eval_times), len(eval_times))
-    final = evaluate_rules(
-        compute_indicators(
-            guard_inputs(
-                guarded, state_frame, drawdown_resets=tuple(resets), sleeve_resets=sleeve_resets
-            )
-        ),
-        rules,
+    guarded = assemble(tape.market, tape.held, tape.finished())
+    final = evaluate_values(
+        [tape.indicators.series(rule.indicator, sleeve) for rule, sleeve in keys],
+        keys,
+        times_ns,
         eval_times,
-        **evaluate,  # type: ignore[arg-type]
+        daily_utc=config.schedule.daily_utc,
+        near_threshold_pct=config.near_threshold_pct,
     )
+    multipliers = pd.DataFrame(tape.multipliers(), index=index, columns=list(names))
     return ReplayResult(
         eval_times, unguarded, guarded, multipliers, tuple(actions), rising_edges(final), final
     )

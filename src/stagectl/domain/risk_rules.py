@@ -111,41 +111,50 @@ class GuardDecision:
         )
 
 
+def _scaled(values: np.ndarray, rule: Rule) -> np.ndarray:
+    """``value * scale`` (the values themselves, not a copy, when the scale is 1)."""
+    array = np.asarray(values, dtype=float)
+    return array if rule.scale == 1.0 else array * rule.scale
+
+
 def breaches(values: np.ndarray, rule: Rule) -> np.ndarray:
     """Elementwise: does ``value * scale <op> threshold`` hold? NaN never breaches."""
-    scaled = np.asarray(values, dtype=float) * rule.scale
-    observed = ~np.isnan(scaled)
+    scaled = _scaled(values, rule)
     with np.errstate(invalid="ignore"):
         if rule.op == "not_in":
             allowed = np.asarray(rule.value, dtype=float)
-            hit = ~np.isin(scaled, allowed)
-        else:
-            threshold = float(rule.value)  # type: ignore[arg-type]
-            compare = {
-                "<": np.less,
-                "<=": np.less_equal,
-                ">": np.greater,
-                ">=": np.greater_equal,
-            }
-            if rule.op == "abs>":
-                hit = np.abs(scaled) > threshold
-            else:
-                hit = compare[rule.op](scaled, threshold)
-    return np.asarray(hit & observed, dtype=bool)
+            return np.asarray(~np.isin(scaled, allowed) & ~np.isnan(scaled), dtype=bool)
+        threshold = float(rule.value)  # type: ignore[arg-type]
+        # a comparison with NaN is False: NaN never breaches
+        if rule.op == "abs>":
+            return np.asarray(np.abs(scaled) > threshold, dtype=bool)
+        compare = {
+            "<": np.less,
+            "<=": np.less_equal,
+            ">": np.greater,
+            ">=": np.greater_equal,
+        }
+        return np.asarray(compare[rule.op](scaled, threshold), dtype=bool)
 
 
-def near_threshold(values: np.ndarray, rule: Rule, near_pct: float) -> np.ndarray:
-    """Elementwise: within ``near_pct`` % of the threshold's magnitude, not breached."""
+def near_threshold(
+    values: np.ndarray, rule: Rule, near_pct: float, breached: np.ndarray | None = None
+) -> np.ndarray:
+    """Elementwise: within ``near_pct`` % of the threshold's magnitude, not breached
+    (``breached``: :func:`breaches` of the values, when already known)."""
     if rule.op == "not_in" or near_pct <= 0:
         return np.zeros(np.shape(values), dtype=bool)
     threshold = float(rule.value)  # type: ignore[arg-type]
-    scaled = np.asarray(values, dtype=float) * rule.scale
+    distance = np.array(_scaled(values, rule), dtype=float)  # a buffer of our own
     if rule.op == "abs>":
-        scaled = np.abs(scaled)
+        np.abs(distance, out=distance)
+    np.subtract(distance, threshold, out=distance)
+    np.abs(distance, out=distance)
     band = abs(threshold) * near_pct / 100.0
     with np.errstate(invalid="ignore"):
-        close = np.abs(scaled - threshold) <= band
-    return np.asarray(close & ~breaches(values, rule) & ~np.isnan(scaled), dtype=bool)
+        close = distance <= band  # False for NaN
+    past = breaches(values, rule) if breached is None else breached
+    return np.asarray(close & ~past, dtype=bool)
 
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -182,10 +191,12 @@ def value_near(value: float, rule: Rule, near_pct: float) -> bool:
     return abs(scaled - threshold) <= band and not value_breaches(value, rule)
 
 
-def streak_lengths(breached: np.ndarray, observed: np.ndarray) -> np.ndarray:
+def streak_lengths(breached: np.ndarray, observed: np.ndarray, carry: int = 0) -> np.ndarray:
     """Consecutive-breach count at each daily check; unobserved days carry the count.
 
     Example: breached [T, T, -, F, T] with day 3 unobserved -> [1, 2, 2, 0, 1].
+    ``carry`` is the count at the check before the first (the streaks of a later stretch
+    of checks continue the earlier one's).
     """
     b = np.asarray(breached, dtype=bool)
     o = np.asarray(observed, dtype=bool)
@@ -194,10 +205,18 @@ def streak_lengths(breached: np.ndarray, observed: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     # Count of observed breaches so far, reset at each observed non-breach.
     step = (b & o).astype(np.int64)
-    cumulative = np.cumsum(step)
+    cumulative = carry + np.cumsum(step)
     reset_at = np.where(o & ~b, cumulative, 0)
     last_reset = np.maximum.accumulate(reset_at)
     return np.asarray(cumulative - last_reset, dtype=np.int64)
+
+
+def daily_check_mask(times_ns: np.ndarray, daily_utc: str) -> np.ndarray:
+    """Which of the UTC times (nanoseconds) fall in the daily check's minute (``HH:MM``
+    UTC), as :func:`daily_check_times` compares hour and minute."""
+    hour, minute = (int(p) for p in daily_utc.split(":"))
+    minute_of_day = (np.asarray(times_ns, dtype=np.int64) // 60_000_000_000) % 1440
+    return np.asarray(minute_of_day == hour * 60 + minute, dtype=bool)
 
 
 def daily_check_times(index: pd.DatetimeIndex, daily_utc: str) -> pd.DatetimeIndex:
@@ -211,20 +230,18 @@ def daily_check_times(index: pd.DatetimeIndex, daily_utc: str) -> pd.DatetimeInd
 def rule_breach_series(
     values: pd.Series, rule: Rule, eval_times: pd.DatetimeIndex, daily_utc: str
 ) -> np.ndarray:
-    """Whether ``rule`` breaches at each evaluation time, consecutive days included."""
-    at_eval = values.reindex(eval_times).to_numpy(dtype=float)
-    if rule.consecutive_days <= 1:
-        return breaches(at_eval, rule)
-    checks = daily_check_times(pd.DatetimeIndex(values.index), daily_utc)
-    daily = values.reindex(checks).to_numpy(dtype=float)
-    streak = streak_lengths(breaches(daily, rule), ~np.isnan(daily))
-    holds = pd.Series(streak >= rule.consecutive_days, index=checks)
-    # Each evaluation time sees the streak as of the latest daily check at or before it.
-    position = checks.searchsorted(eval_times, side="right") - 1
-    result = np.zeros(len(eval_times), dtype=bool)
-    seen = position >= 0
-    result[seen] = holds.to_numpy()[position[seen]]
-    return result
+    """Whether ``rule`` breaches at each evaluation time, consecutive days included: a
+    consecutive-day rule holds at t when its streak as of the latest daily check at or
+    before t is long enough (:func:`evaluate_values`)."""
+    table = evaluate_values(
+        [values.to_numpy(dtype=float)],
+        ((rule, None),),
+        pd.DatetimeIndex(values.index).as_unit("ns").asi8,
+        eval_times,
+        daily_utc=daily_utc,
+        near_threshold_pct=0.0,
+    )
+    return np.asarray(table.breach_matrix[0], dtype=bool)
 
 
 def rule_keys(rules: Sequence[Rule], sleeves: Iterable[str]) -> tuple[RuleKey, ...]:
@@ -256,25 +273,26 @@ class DecisionTable:
     def severity(self, i: int) -> str:
         return _name(SEVERITY_RANK, int(self.severity_rank[i]))
 
+    def hit(self, k: int, i: int, at: datetime | None = None) -> RuleHit:
+        """Key ``k`` as a hit at evaluation ``i`` (``at``: that time, when already known)."""
+        rule, sleeve = self.keys[k]
+        return RuleHit(
+            at=self.eval_times[i].to_pydatetime() if at is None else at,
+            rule_id=rule.id,
+            indicator=rule.indicator,
+            sleeve=sleeve,
+            value=float(self.values[k, i]),
+            op=rule.op,
+            threshold=rule.value,
+            consecutive_days=rule.consecutive_days,
+            action=rule.action,
+            severity=rule.severity,
+            message=rule.message,
+        )
+
     def decision(self, i: int) -> GuardDecision:
         at = self.eval_times[i].to_pydatetime()
-        hits = tuple(
-            RuleHit(
-                at=at,
-                rule_id=rule.id,
-                indicator=rule.indicator,
-                sleeve=sleeve,
-                value=float(self.values[k, i]),
-                op=rule.op,
-                threshold=rule.value,
-                consecutive_days=rule.consecutive_days,
-                action=rule.action,
-                severity=rule.severity,
-                message=rule.message,
-            )
-            for k, (rule, sleeve) in enumerate(self.keys)
-            if self.breach_matrix[k, i]
-        )
+        hits = tuple(self.hit(k, i, at) for k in np.flatnonzero(self.breach_matrix[:, i]).tolist())
         near = tuple(
             NearMiss(rule.id, rule.indicator, sleeve, float(self.values[k, i]), float(rule.value))  # type: ignore[arg-type]
             for k, (rule, sleeve) in enumerate(self.keys)
@@ -297,19 +315,70 @@ def evaluate_rules(
 ) -> DecisionTable:
     """Evaluate every rule (per sleeve when sleeve-scoped) at every evaluation time."""
     keys = rule_keys(rules, frames.sleeves)
-    n = len(eval_times)
+    bars = pd.DatetimeIndex(frames.portfolio.index)
+
+    def on_bars(series: pd.Series) -> np.ndarray:
+        same = series.index.equals(bars)
+        return (series if same else series.reindex(bars)).to_numpy(dtype=float)
+
+    return evaluate_values(
+        [on_bars(frames.series(rule.indicator, sleeve)) for rule, sleeve in keys],
+        keys,
+        bars.as_unit("ns").asi8,
+        eval_times,
+        daily_utc=daily_utc,
+        near_threshold_pct=near_threshold_pct,
+    )
+
+
+def evaluate_values(
+    key_values: Sequence[np.ndarray],
+    keys: tuple[RuleKey, ...],
+    bar_times_ns: np.ndarray,
+    eval_times: pd.DatetimeIndex,
+    *,
+    daily_utc: str,
+    near_threshold_pct: float,
+) -> DecisionTable:
+    """:func:`evaluate_rules` from each key's indicator values at every bar (UTC times in
+    nanoseconds, sorted): the value at an evaluation time is the bar's at that time (NaN
+    when no bar has it); a consecutive-day rule counts its streak over the daily checks
+    among the bars."""
+    bars = np.asarray(bar_times_ns, dtype=np.int64)
+    at = pd.DatetimeIndex(eval_times).as_unit("ns").asi8
+    daily = daily_check_mask(bars, daily_utc)
+    checks = np.flatnonzero(daily)
+    if np.array_equal(at, bars):  # every bar (hourly, the minute benchmark): no search
+        position, found = np.arange(len(bars)), np.ones(len(bars), dtype=bool)
+        latest = np.cumsum(daily) - 1
+    else:
+        position = np.minimum(np.searchsorted(bars, at), max(len(bars) - 1, 0))
+        found = (bars[position] == at) if len(bars) else np.zeros(len(at), dtype=bool)
+        latest = np.searchsorted(bars[checks], at, side="right") - 1
+    seen = latest >= 0
+    n = len(at)
     breach = np.zeros((len(keys), n), dtype=bool)
     near = np.zeros((len(keys), n), dtype=bool)
     values = np.full((len(keys), n), np.nan)
-    for k, (rule, sleeve) in enumerate(keys):
-        series = frames.series(rule.indicator, sleeve)
-        at_eval = series.reindex(eval_times).to_numpy(dtype=float)
-        values[k] = at_eval
-        breach[k] = rule_breach_series(series, rule, eval_times, daily_utc)
+    for k, (rule, _) in enumerate(keys):
+        series = np.asarray(key_values[k], dtype=float)
+        at_eval = values[k]
+        if found.all():
+            at_eval[:] = series[position] if len(position) != len(series) else series
+        else:
+            np.copyto(at_eval, series[position], where=found)
+        past = breaches(at_eval, rule)
+        if rule.consecutive_days > 1:
+            at_checks = series[checks]
+            streak = streak_lengths(breaches(at_checks, rule), ~np.isnan(at_checks))
+            holds = streak >= rule.consecutive_days
+            breach[k, seen] = holds[latest[seen]]
+        else:
+            breach[k] = past
         # A consecutive-day rule whose value is past the threshold on a streak still
         # too short has not fired yet: that is "near" too (LOW).
-        close = near_threshold(at_eval, rule, near_threshold_pct) | breaches(at_eval, rule)
-        near[k] = close & ~breach[k]
+        close = near_threshold(at_eval, rule, near_threshold_pct, breached=past)
+        near[k] = (close | past) & ~breach[k]
     return decision_table(eval_times, keys, values, breach, near)
 
 
@@ -350,11 +419,16 @@ def decision_table(
     if not keys:
         nothing = np.zeros(n, dtype=np.int64)
         return DecisionTable(eval_times, nothing, nothing.copy(), breach, near, keys, values)
-    actions = np.array([ACTION_RANK[rule.action] for rule, _ in keys], dtype=np.int64)
-    severities = np.array([SEVERITY_RANK[rule.severity] for rule, _ in keys], dtype=np.int64)
-    # the most severe action and the highest severity among the breached keys (0: none)
-    action_rank = np.where(breach, actions[:, None], 0).max(axis=0)
-    severity_rank = np.where(breach, severities[:, None], 0).max(axis=0)
+    # the most severe action and the highest severity among the breached keys (0: none),
+    # key by key in bytes: a (keys x times) integer table costs gigabytes over minute bars
+    action_byte = np.zeros(n, dtype=np.uint8)
+    severity_byte = np.zeros(n, dtype=np.uint8)
+    for k, (rule, _) in enumerate(keys):
+        hit = np.asarray(breach[k], dtype=bool).view(np.uint8)
+        np.maximum(action_byte, hit * np.uint8(ACTION_RANK[rule.action]), out=action_byte)
+        np.maximum(severity_byte, hit * np.uint8(SEVERITY_RANK[rule.severity]), out=severity_byte)
+    action_rank = action_byte.astype(np.int64)
+    severity_rank = severity_byte.astype(np.int64)
     any_near = near.any(axis=0)
     severity_rank = np.where((severity_rank == 0) & any_near, SEVERITY_RANK["LOW"], severity_rank)
     return DecisionTable(eval_times, action_rank, severity_rank, breach, near, keys, values)

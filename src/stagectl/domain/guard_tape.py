@@ -1,0 +1,301 @@
+"""The guarded run of ``risk-guard --replay``, advanced range by range.
+
+The guard's actions change the sleeves' multipliers from a bar on, and the guard judges
+the equity they produce, so the guarded run is known only up to the next action. The
+tape holds the whole run as arrays and a frontier: the bars before it are computed, with
+the multipliers in force. ``advance_to(end)`` computes ``[frontier, end)`` once: the
+backtest kernel (``backtest.advance``), the guard's inputs (:func:`guard_flows`), the
+twelve indicators (``risk_indicators.IndicatorTape``), each carrying in what it needs
+from the bars before (positions, running products, peaks, running sums). An action at
+bar ``b`` moves the frontier back to ``b``: the bars before it stay as they are (a
+position changes one bar after its multiplier, ``signal_delay >= 1``), the bars from it
+on are computed again when the replay next needs them. Each bar's values are those one
+pass over the finished run gives, bit for bit.
+
+:class:`ScanRules` judges the rules that move positions (FLATTEN_ALL, REDUCE_RISK_50,
+DISABLE_SLEEVE) at evaluation times from the tape's values, as the replay's guard saw
+them while trading: a consecutive-day streak counts the daily checks of the current
+epoch (since the last restart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from stagectl.config.risk_guard import Rule
+from stagectl.domain.backtest import FloatArray, Market, Stretch, advance
+from stagectl.domain.risk_indicators import GuardArrays, IndicatorTape
+from stagectl.domain.risk_rules import RuleKey, breaches, streak_lengths
+
+IntArray = np.ndarray
+MOVING_ACTIONS = ("FLATTEN_ALL", "REDUCE_RISK_50", "DISABLE_SLEEVE")
+"""The actions that change positions: the only rules the replay's state machine reads."""
+
+
+def guard_flows(
+    *,
+    equity_before: FloatArray,
+    net: FloatArray,
+    turnover: FloatArray,
+    slip_cur: FloatArray,
+    funding_cur: FloatArray,
+    weights: FloatArray,
+) -> dict[str, FloatArray]:
+    """The indicators' flow inputs of a backtest's bars (``guard_replay.guard_inputs``).
+
+    A backtest trades exactly its position changes, each sleeve's as one fill at the
+    bar's open: the turnover of a bar is ``sum_i w_i |delta position_i| / sum_i w_i``
+    (positions are fractions of the sleeve's ``w_i`` share of the equity before the
+    bar), each sleeve that moved is one trade, and each fill's slippage is its slippage
+    cost over its traded notional, in bps (the assumed slippage). ``sleeve_pnl`` is
+    each sleeve's net return x weight x the equity before the bar.
+    """
+    sleeve_pnl, trades = np.empty_like(net), np.empty_like(turnover)
+    traded, fill_bps, slipped = [], [], []
+    for i, weight in enumerate(weights):  # by sleeve: (bars, 2) loops go 2 elements a time
+        moved = turnover[:, i] > 0
+        traded.append(turnover[:, i] * weight)
+        notional = traded[i] * equity_before
+        slipped.append(moved & (slip_cur[:, i] > 0) & (notional > 0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fill_bps.append(np.where(slipped[i], slip_cur[:, i] / notional * 1e4, 0.0))
+        sleeve_pnl[:, i] = net[:, i] * weight * equity_before
+        trades[:, i] = moved
+    return {
+        "sleeve_pnl": sleeve_pnl,
+        "turnover": _added(traded) / (weights.sum() or 1.0),
+        "trades": trades,
+        "funding_paid": _added([funding_cur[:, i] for i in range(len(weights))]),
+        "slippage_bps_sum": _added(fill_bps),
+        "slippage_fills": _added([s.astype(float) for s in slipped]),
+    }
+
+
+def _added(columns: Sequence[FloatArray]) -> FloatArray:
+    """The sum across sleeves, added in sleeve order (a row's ``sum``)."""
+    total = np.array(columns[0], dtype=float)
+    for column in columns[1:]:
+        total = total + column
+    return total
+
+
+class GuardedTape:
+    """The guarded run and its indicators up to ``frontier`` (module docstring).
+
+    ``targets`` are the sleeves' unscaled targets (bars, sleeves); ``position_state``
+    the strategy's state per sleeve (the unguarded positions' signs: what a healthy
+    strategy holds, whatever the guard did).
+    """
+
+    def __init__(
+        self,
+        market: Market,
+        targets: FloatArray,
+        position_state: FloatArray,
+        *,
+        signal_delay: int,
+    ) -> None:
+        bars, width = targets.shape
+        self.market = market
+        self.targets = targets
+        self.delay = signal_delay
+        self.changes: list[tuple[int, FloatArray]] = [(0, np.ones(width))]
+        """The multipliers as a step function: (first bar, multipliers), by bar."""
+        self.held = np.zeros((bars, width))
+        self.frontier = 0
+        self.epoch = 0
+        self.sleeve_resets: dict[str, list[int]] = {s: [] for s in market.names}
+        self.inputs = GuardArrays.blank(bars, width)
+        self.inputs.position_state[:] = position_state
+        self.indicators = IndicatorTape(market.index.as_unit("ns").asi8, market.names)
+        self.growth = np.zeros(bars)
+        self.sleeve_growth = np.zeros((bars, width))
+
+    @property
+    def bars(self) -> int:
+        return self.market.bars
+
+    def scale_from(self, bar: int, multipliers: Sequence[float]) -> None:
+        """Every sleeve's multiplier from ``bar`` on (the bars from it are recomputed)."""
+        kept = [change for change in self.changes if change[0] < bar]
+        self.changes = [*kept, (bar, np.asarray(multipliers, dtype=float))]
+        self.frontier = min(self.frontier, bar)
+
+    def multipliers(self, start: int = 0, end: int | None = None) -> FloatArray:
+        """The (bars, sleeves) multipliers over ``[start, end)``."""
+        end = self.bars if end is None else end
+        out = np.empty((max(end - start, 0), len(self.market.names)))
+        bounds = [bar for bar, _ in self.changes[1:]] + [self.bars]
+        for (bar, values), until in zip(self.changes, bounds, strict=True):
+            lo, hi = max(bar, start), min(until, end)
+            for i in range(len(values)) if lo < hi else ():
+                out[lo - start : hi - start, i] = values[i]
+        return out
+
+    def restart(self, bar: int) -> None:
+        """A new epoch from ``bar``: the bars before it finish the current one."""
+        self.advance_to(bar)
+        self.epoch = bar
+
+    def reset_sleeve(self, sleeve: str, bar: int) -> None:
+        """The sleeve's drawdown restarts at ``bar`` (its re-enable)."""
+        self.sleeve_resets[sleeve].append(bar)
+        self.frontier = min(self.frontier, bar)
+
+    def advance_to(self, end: int) -> None:
+        """Compute the bars ``[frontier, end)``."""
+        start = self.frontier
+        if end <= start:
+            return
+        delay, first = self.delay, max(start, self.delay)
+        if end > first:  # held[k] = target[k - delay] x its multiplier (0 before)
+            lo, hi = first - delay, end - delay
+            self.held[first:end] = self.targets[lo:hi] * self.multipliers(lo, hi)
+        before = start - 1
+        stretch = advance(
+            self.market,
+            self.held,
+            start,
+            end,
+            growth_before=self.growth[before] if start else 1.0,
+            sleeve_growth_before=self.sleeve_growth[before] if start else None,
+        )
+        self._store(stretch, start, end)
+        self.indicators.compute(
+            self.inputs, start, end, epoch=self.epoch, sleeve_resets=self.sleeve_resets
+        )
+        self.frontier = end
+
+    def _store(self, stretch: Stretch, start: int, end: int) -> None:
+        self.growth[start:end] = stretch.growth
+        self.sleeve_growth[start:end] = stretch.sleeve_growth
+        market, inputs = self.market, self.inputs
+        inputs.equity[start:end] = market.initial_equity * stretch.growth
+        for i, weight in enumerate(market.weights):  # (initial x weight) x growth, as assemble
+            share = market.initial_equity * weight
+            inputs.sleeve_equity[start:end, i] = share * stretch.sleeve_growth[:, i]
+        flows = guard_flows(
+            equity_before=stretch.equity_before,
+            net=stretch.net,
+            turnover=stretch.turnover,
+            slip_cur=stretch.slip_cur,
+            funding_cur=stretch.funding_cur,
+            weights=market.weights,
+        )
+        for name, values in flows.items():
+            getattr(inputs, name)[start:end] = values
+
+    def finished(self) -> Stretch:
+        """The whole run, for ``backtest.assemble``: every bar computed, then the kernel
+        once more over all of them (the same doubles as its ranges, kept whole only
+        now: the ranges keep what the indicators need)."""
+        self.advance_to(self.bars)
+        return advance(self.market, self.held, 0, self.bars)
+
+
+class ScanRules:
+    """The position-moving rules at evaluation positions, from the tape (module
+    docstring). ``eval_bars`` are the evaluation times' bars, ``check_bars`` the daily
+    checks' bars, both sorted. Breaches are kept once judged, until the tape moves back
+    before them."""
+
+    def __init__(
+        self,
+        tape: GuardedTape,
+        keys: Sequence[RuleKey],
+        eval_bars: IntArray,
+        check_bars: IntArray,
+    ) -> None:
+        self.tape = tape
+        self.keys = tuple(keys)
+        self.eval_bars = eval_bars
+        self.check_bars = check_bars
+        self.latest_check = np.searchsorted(check_bars, eval_bars, side="right") - 1
+        self.rows = [tape.indicators.rows.get((rule.indicator, sleeve)) for rule, sleeve in keys]
+        self.epoch_check = 0
+        self.streaks = {
+            k: np.zeros(len(check_bars), dtype=np.int64)
+            for k, (rule, _) in enumerate(self.keys)
+            if rule.consecutive_days > 1
+        }
+        self.counted = dict.fromkeys(self.streaks, 0)
+        self.breaches = np.zeros((len(self.keys), len(eval_bars)), dtype=bool)
+        self.judged = [0] * len(self.keys)
+        """Per key, the evaluation positions before it are judged (or never asked again)."""
+
+    def known(self) -> int:
+        """The evaluation positions whose bars the tape has computed."""
+        return int(np.searchsorted(self.eval_bars, self.tape.frontier))
+
+    def rewound(self) -> None:
+        """The tape's frontier moved back: forget what was judged from it on."""
+        first = int(np.searchsorted(self.check_bars, self.tape.frontier))
+        for k in self.counted:
+            self.counted[k] = min(self.counted[k], first)
+        known = self.known()
+        self.judged = [min(judged, known) for judged in self.judged]
+
+    def restarted(self) -> None:
+        """A new epoch: streaks count from its first daily check."""
+        self.epoch_check = int(np.searchsorted(self.check_bars, self.tape.epoch))
+        for k in self.counted:
+            self.counted[k] = self.epoch_check
+
+    def values(self, k: int, lo: int, hi: int) -> FloatArray:
+        """Key ``k``'s indicator at the evaluation positions ``[lo, hi)``."""
+        row = self.rows[k]
+        if row is None:
+            return np.full(hi - lo, np.nan)
+        return np.asarray(self.tape.indicators.values[row, self.eval_bars[lo:hi]])
+
+    def value(self, k: int, i: int) -> float:
+        """Key ``k``'s indicator at the evaluation position ``i``."""
+        return float(self.values(k, i, i + 1)[0])
+
+    def mask(self, action: str, lo: int, hi: int, sleeve: str | None = None) -> np.ndarray:
+        """Whether any key of ``action`` (of ``sleeve``, when given) breaches, over the
+        evaluation positions ``[lo, hi)``."""
+        mask = np.zeros(hi - lo, dtype=bool)
+        for k, (rule, key_sleeve) in enumerate(self.keys):
+            if rule.action == action and (sleeve is None or key_sleeve == sleeve):
+                mask |= self.breach(k, lo, hi)
+        return mask
+
+    def breach(self, k: int, lo: int, hi: int) -> np.ndarray:
+        """Whether key ``k`` breaches at the evaluation positions ``[lo, hi)`` (``lo`` never
+        below an earlier call's: the replay only moves forward between actions)."""
+        start = max(self.judged[k], lo)
+        if start < hi:
+            self.breaches[k, start:hi] = self._judge(k, start, hi)
+            self.judged[k] = hi
+        return self.breaches[k, lo:hi]
+
+    def _judge(self, k: int, lo: int, hi: int) -> np.ndarray:
+        rule = self.keys[k][0]
+        if rule.consecutive_days <= 1:
+            return breaches(self.values(k, lo, hi), rule)
+        latest = self.latest_check[lo:hi]
+        seen = latest >= self.epoch_check
+        holds = np.zeros(hi - lo, dtype=bool)
+        if seen.any():
+            streak = self._streaks(k, rule, int(latest[seen].max()) + 1)
+            holds[seen] = streak[latest[seen]] >= rule.consecutive_days
+        return holds
+
+    def _streaks(self, k: int, rule: Rule, upto: int) -> IntArray:
+        """Key ``k``'s streaks counted through the daily check ``upto - 1``."""
+        streak, start = self.streaks[k], self.counted[k]
+        if upto > start:
+            row = self.rows[k]
+            bars = self.check_bars[start:upto]
+            daily = (
+                np.full(len(bars), np.nan)
+                if row is None
+                else self.tape.indicators.values[row, bars]
+            )
+            carry = int(streak[start - 1]) if start > self.epoch_check else 0
+            streak[start:upto] = streak_lengths(breaches(daily, rule), ~np.isnan(daily), carry)
+            self.counted[k] = upto
+        return streak
