@@ -95,6 +95,20 @@ def test_a_paper_duration_longer_than_the_data_is_refused_saying_why(run: Run) -
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_window_the_data_cannot_fill_records_no_run_for_the_next_one_to_resume(
+    run: Run,
+) -> None:
+    refused = run(["run-live", "--duration", "1h", "--no-guard"])
+    assert refused.exit_code == 2, refused.stderr
+    assert "fewer than 2 common bars" in refused.stderr
+
+    result = run(["run-live", "--duration", "3h", "--no-guard", "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    assert summary["resumed"] is False
+    assert summary["bars"] == 3
+
+
 def test_analyze_a_missing_run_is_exit_2(run: Run) -> None:
     result = run(["artifacts", "analyze", "no-such-run"])
     assert result.exit_code == 2

@@ -395,13 +395,17 @@ def _run_paper(
     broker_factory: Callable[..., Any] | None,
 ) -> RunLiveResult:
     request, config, db = setup.request, setup.config, setup.db
-    run_id, params, resumed = _open_run(setup, "paper", lambda: _paper_params(request, config))
-    feed = ReplayFeed(
-        config,
-        Path(params["replay_data"]) if params["replay_data"] else None,
-        _parse(params["start"]),
-        _parse(params["end"]),
-    )
+    checked: list[ReplayFeed] = []
+
+    def new_params() -> dict[str, Any]:
+        params = _paper_params(request, config)
+        # The window is loaded before the run is recorded: a window the data cannot fill is
+        # refused without leaving a "running" run that the next run-live would resume.
+        checked.append(_replay_feed(config, params))
+        return params
+
+    run_id, params, resumed = _open_run(setup, "paper", new_params)
+    feed = checked[0] if checked else _replay_feed(config, params)
     done_until = last_snapshot_ts(db, run_id)
     first = 0 if done_until is None else feed.first_index_at_or_after(done_until)
     factory = broker_factory or _paper_broker
@@ -446,6 +450,15 @@ def _run_paper(
     status = live_loop.paper_loop(ctx, feed, first, result, control)
     setup.finish(ctx, result, status)
     return result
+
+
+def _replay_feed(config: Any, params: dict[str, Any]) -> ReplayFeed:
+    return ReplayFeed(
+        config,
+        Path(params["replay_data"]) if params["replay_data"] else None,
+        _parse(params["start"]),
+        _parse(params["end"]),
+    )
 
 
 def _run_live(
