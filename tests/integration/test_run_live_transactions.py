@@ -162,18 +162,25 @@ def test_the_cli_says_on_stderr_when_it_retries_a_locked_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from stagectl.cli.main import main
-    from stagectl.services.live import run as _imported  # noqa: F401
+    from stagectl.services.live import run as service
 
-    # run-live's modules are imported before the lock is taken: its first write must start
-    # within 100 ms of the lock (held 0.3 s, busy timeout 0.2 s) to be refused, and a cold
-    # import of the loop (pandas-heavy, slower under load) can take longer than that
+    # The lock is taken the moment the run's window is loaded, right before its first
+    # write (the run's start): held 0.3 s against a 0.2 s busy timeout, that write is
+    # refused once and retried, whatever the machine's load.
     monkeypatch.setenv("STAGECTL_HOME", str(tmp_path))
     monkeypatch.setenv("STAGECTL_BUSY_TIMEOUT_MS", "200")
     monkeypatch.delenv("STAGECTL_STATE", raising=False)
     open_state(tmp_path / "state" / "stagectl.db").close()
     locker = _Locker(tmp_path / "state" / "stagectl.db", hold_s=0.3)
-    locker.start()
-    assert locker.holding.wait(timeout=10)
+    load_window = service._replay_feed
+
+    def load_then_lock(config: Any, params: dict[str, Any]) -> Any:
+        feed = load_window(config, params)
+        locker.start()
+        assert locker.holding.wait(timeout=10)
+        return feed
+
+    monkeypatch.setattr(service, "_replay_feed", load_then_lock)
     err = _stderr_of(main, ["run-live", "--start", "2026-03-01", "--end", "2026-03-01T05:00Z"])
     locker.join()
     assert "alert: " in err and "locked; retrying" in err
