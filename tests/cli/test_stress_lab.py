@@ -280,3 +280,11 @@ def test_baseline_row_and_breach_causes_are_signed(run: Run, home: Path, signed_
     report["body"]["verdict"]["market_baseline"]["breaches"] = []
     (home / "r.json").write_text(json.dumps(report))
     assert run(["report", "verify", "r.json"]).exit_code == 1
+
+
+def test_a_positions_file_that_never_ends_is_refused_unread(run: Run, home: Path) -> None:
+    endless = home / "book.json"
+    endless.symlink_to("/dev/zero")
+    result = run(["stress-lab", "--positions", endless])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"stagectl: {endless}: positions file larger than 1 MiB"

@@ -214,3 +214,10 @@ def test_every_number_a_config_holds_is_bounded_on_both_sides(model: type[Config
             lower = [c for c in constraints if isinstance(c, Ge | Gt)]
             upper = [c for c in constraints if isinstance(c, Le | Lt)]
             assert lower and upper, f"{model.__qualname__}.{name}: {kind.__name__} is unbounded"
+
+
+def test_a_config_hash_refuses_a_device_instead_of_reading_it_forever(tmp_path: Path) -> None:
+    endless = tmp_path / "core.yaml"
+    endless.symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        loader.file_sha256(endless)

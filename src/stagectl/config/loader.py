@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -83,9 +85,13 @@ class _BoundedLoader(_Loader):  # type: ignore[valid-type,misc]
 
 
 def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, hex; an unreadable file is a ConfigError."""
+    """The SHA-256 of a regular file's bytes, hex, read in blocks; an unreadable file, a
+    device or a pipe (``/dev/zero`` never ends) is a ConfigError."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        with path.open("rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError("not a regular file", where=str(path))
+            return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as error:
         raise ConfigError(_os_reason(error), where=str(path)) from error
 

@@ -21,6 +21,7 @@ from stagectl.config.loader import parse_yaml_document
 from stagectl.errors import InputError
 
 FIELDS = ("symbol", "qty", "entry_price")
+MAX_POSITIONS_BYTES = 1024 * 1024  # a book of a few hundred symbols is a few kilobytes
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,7 @@ def load_positions_file(path: Path) -> list[PositionInput]:
         raise InputError(
             "unknown positions file type: use .yaml, .yml, .json or .csv", where=str(path)
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise InputError(f"cannot read positions file: {reason}", where=str(path)) from None
+    text = _read_text(path)
     rows = _csv_rows(text, path) if suffix == ".csv" else _document_rows(text, path, suffix)
     positions = [_position(row, where) for row, where in rows]
     seen: set[str] = set()
@@ -50,6 +47,24 @@ def load_positions_file(path: Path) -> list[PositionInput]:
             raise InputError(f"{position.symbol} is listed twice", where=where)
         seen.add(position.symbol)
     return positions
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, read up to MAX_POSITIONS_BYTES: a larger file, a device or an
+    endless pipe is refused without being read whole."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_POSITIONS_BYTES + 1)
+    except OSError as error:
+        raise InputError(f"cannot read positions file: {error.strerror}", where=str(path)) from None
+    if len(raw) > MAX_POSITIONS_BYTES:
+        raise InputError(
+            f"positions file larger than {MAX_POSITIONS_BYTES // 1024 // 1024} MiB", where=str(path)
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("cannot read positions file: not UTF-8 text", where=str(path)) from None
 
 
 def _csv_rows(text: str, path: Path) -> list[tuple[dict[str, Any], str]]:
