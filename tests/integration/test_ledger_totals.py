@@ -172,3 +172,67 @@ def test_totals_of_merge_parts_equal_the_sums_over_each_part() -> None:
             for symbol in {r[2] for r in chunk}
         }
         assert part == expected
+
+
+def test_the_mark_spares_the_count_until_a_write_by_other_means(
+    run: Run, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After imports and live inserts the mark is at the largest fill id and the totals are
+    trusted without counting the symbol's history; a row deleted or inserted by other means
+    sends readers back to counting (and then to the scan, the count no longer matching)."""
+    from stagectl.state import ledger_totals
+
+    rows = random_rows(random.Random(11), 300)
+    run(["metrics", "import", write(tmp_path / "a.csv", rows[:200])])
+    run(["metrics", "import", write(tmp_path / "b.csv", rows[150:])])
+    cuts = [T0 + timedelta(seconds=s) for s in range(0, 9000, 701)]
+    with state(home) as db:
+        insert_fills(db, [_live_fill(0)])
+        mark = db.conn.execute("SELECT last_id FROM fill_totals_mark").fetchone()[0]
+        assert mark == db.conn.execute("SELECT max(id) FROM fills").fetchone()[0]
+
+        def no_count(*_: object) -> int:
+            raise AssertionError("the history was counted")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(ledger_totals, "ledger_fill_count", no_count)
+            assert_fast_equals_scan(db, cuts, from_totals=True)
+        with db.transaction() as conn:  # a writer that bypasses state.ledger
+            conn.execute("DELETE FROM fills WHERE id = 5")
+        assert db.conn.execute("SELECT count(*) FROM fill_totals_mark").fetchone()[0] == 0
+        assert_fast_equals_scan(db, cuts, from_totals=False)
+        insert_fills(db, [_live_fill(1)])  # a later write does not restore the trust
+        assert_fast_equals_scan(db, cuts, from_totals=False)
+
+
+def test_a_discarded_import_keeps_the_mark(
+    run: Run, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A discarded import deletes only rows no reader saw: the mark follows the largest id
+    down and the totals stay trusted without a count."""
+    from stagectl.services.ledger import importer
+
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 4)  # merges begin before the bad row
+    rows = random_rows(random.Random(12), 100)
+    run(["metrics", "import", write(tmp_path / "a.csv", rows)])
+    bad = random_rows(random.Random(13), 50, first_id=1000)
+    bad.append(bad[-1].replace(",maker\n", ",nobody\n"))
+    with state(home) as db:
+        before = db.conn.execute("SELECT max(id) FROM fills").fetchone()[0]
+    assert run(["metrics", "import", write(tmp_path / "bad.csv", bad)]).exit_code == 2
+    with state(home) as db:
+        assert db.conn.execute("SELECT max(id) FROM fills").fetchone()[0] == before
+        assert db.conn.execute("SELECT last_id FROM fill_totals_mark").fetchone()[0] == before
+
+
+def _live_fill(k: int) -> Fill:
+    return Fill(
+        account="binanceusdm",
+        trade_id=f"SOLUSDT:live{k}",
+        symbol="SOLUSDT",
+        side="buy",
+        qty=Decimal("0.5"),
+        price=Decimal("100"),
+        ts=T0 + timedelta(hours=3, seconds=k),
+        source="live",
+    )

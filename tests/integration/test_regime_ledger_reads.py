@@ -69,6 +69,9 @@ def test_every_ledger_read_searches_an_index(home: Path, tmp_path: Path, may_can
     assert windows is not None and int(windows["fills"].sum()) == 400
     assert reads, statements
     for sql, plan in plans.items():
+        if "max(id)" in sql:  # the totals' mark check: the last entry of the rowid b-tree
+            assert plan == ["SEARCH fills"], (sql, plan)
+            continue
         on_fills = [step for step in plan if step.split()[1:2] == ["fills"]]
         assert on_fills, (sql, plan)
         assert all(step.startswith("SEARCH fills USING ") for step in on_fills), (sql, plan)

@@ -28,6 +28,7 @@ import io
 import re
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from stagectl.errors import InputError
 FORMATS = ("ccxt-json", "csv")
 REQUIRED_CSV = ("timestamp", "trade_id", "side", "price", "amount")
 ALIASES = {"taker_side": "side", "qty": "amount", "takerormaker": "liquidity", "order": "order_id"}
+_BLOCK_BYTES = 1 << 23  # read at a time while scanning a CSV: memory is this, not the file
 _SHARED_TRADES = re.compile(r"^[a-z]+_(?:perp|spot)_(?P<symbol>[A-Z0-9]+)_trades", re.IGNORECASE)
 
 
@@ -78,14 +80,17 @@ def open_trade_file(
     """``path`` for import; raises InputError for a file that cannot be read at all (and,
     for a CSV, for a bad header, symbol or row width anywhere in it). ``now`` bounds the
     trades' times (``trade_validation.validate_columns``)."""
+    if fmt == "csv":
+        layout = _scan_csv(path, rows_per_chunk)
+        if layout is not None:
+            chunks = _csv_chunks(
+                path, layout, symbol=symbol, rows_per_chunk=rows_per_chunk, now=now
+            )
+            return TradeFile(layout.rows, layout.digest, chunks)
     data = _read_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
     if fmt == "csv":
-        data = _without_bom(data)
-        chunked = _csv_chunks(path, data, symbol=symbol, rows_per_chunk=rows_per_chunk, now=now)
-        if chunked is not None:
-            return TradeFile(chunked[0], digest, chunked[1])
-        raw = _read_csv(path, data, symbol)
+        raw = _read_csv(path, _without_bom(data), symbol)
     else:
         raw = read_ccxt(path, data, symbol)
     columns = validate_columns(raw, now=now)
@@ -151,19 +156,38 @@ def _read_csv(path: Path, data: bytes, symbol: str | None) -> RawColumns:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The file's content, unzipped for ``.gz``; a truncated or corrupt gzip stream (which
-    ``gzip`` reports as EOFError, BadGzipFile or zlib.error) is an InputError naming it."""
+    """The file's content, unzipped for ``.gz``."""
+    with _reading(path), _open_bytes(path) as handle:
+        return handle.read()
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    """The file's content as a stream, unzipped for ``.gz``."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A truncated or corrupt gzip stream (which ``gzip`` reports as EOFError, BadGzipFile
+    or zlib.error) or an unreadable file, met inside the block, is an InputError naming
+    it."""
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
+        yield
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise InputError(
             f"cannot read: not a complete gzip file ({error})", where=str(path)
         ) from None
     except OSError as error:
         raise InputError(f"cannot read: {error}", where=str(path)) from None
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    """The file's content in blocks of at most ``_BLOCK_BYTES``."""
+    with _reading(path), _open_bytes(path) as handle:
+        while block := handle.read(_BLOCK_BYTES):
+            yield block
 
 
 def _header(path: Path, names: list[str]) -> tuple[list[str], list[str]]:
@@ -217,48 +241,129 @@ def _frame_values(path: Path, data: bytes, header: list[str]) -> tuple[dict[str,
     return values, len(frame)
 
 
-def _csv_chunks(
-    path: Path, data: bytes, *, symbol: str | None, rows_per_chunk: int, now: datetime | None
-) -> tuple[int, Iterator[TradeColumns]] | None:
-    """A trades CSV as validated chunks of ``rows_per_chunk`` rows, in file order, with
-    the file's row numbers; None for a file the fast path cannot read (quotes, carriage
-    returns), which is read whole.
+@dataclass(frozen=True)
+class _CsvLayout:
+    """What the first pass over a CSV for the fast path found: its header (``head``: the
+    header line with its newline, after a byte-order mark of ``bom`` bytes), its row count,
+    the content offset where each chunk of rows ends, and the sha256 of the content."""
 
-    The header, the symbol and every line's width are checked here, on the whole file,
-    before any chunk is read: those errors stop an import before it writes. The returned
-    iterator does the reading and validating lazily, one chunk at a time (``metrics
-    import`` runs it in a reader thread while SQLite writes the previous chunk)."""
-    if b'"' in data or b"\r" in data:
+    raw: list[str]
+    header: list[str]
+    head: bytes
+    bom: int
+    rows: int
+    chunk_ends: list[int]
+    digest: str
+
+
+def _scan_csv(path: Path, rows_per_chunk: int) -> _CsvLayout | None:
+    """The first pass over a trades CSV, block by block (memory does not grow with the
+    file): the sha256, the header, every line's width, the row count and the chunks'
+    ends. None for a file the fast path cannot read (quotes, carriage returns, no complete
+    first line, a blank one), which is read whole.
+
+    Errors come in the order of a whole-file read: the header's, then the first line of
+    the wrong width."""
+    digest = hashlib.sha256()
+    pending = b""
+    bom: int | None = None
+    layout: tuple[list[str], list[str], bytes] | None = None
+    seen = lines = 0  # content bytes before ``pending``; complete lines checked (header: 0)
+    wanted: list[int] = []  # the end of every ``rows_per_chunk``-th row
+    last_end = 0
+    for block in _blocks(path):
+        digest.update(block)
+        if b'"' in block or b"\r" in block:
+            return None
+        buf = pending + block
+        if bom is None:
+            if len(buf) < len(codecs.BOM_UTF8):
+                pending = buf
+                continue
+            bom = len(codecs.BOM_UTF8) if buf.startswith(codecs.BOM_UTF8) else 0
+            buf = buf[bom:]
+        cut = buf.rfind(b"\n") + 1
+        done, pending = buf[:cut], buf[cut:]
+        if not done:
+            continue
+        if layout is None:
+            line = done[: done.index(b"\n") + 1]
+            if not line.strip():
+                return None
+            layout = (*_fast_header(path, line), line)
+        ends = _check_widths(path, done, len(layout[1]), first_line=lines)
+        index = np.arange(lines, lines + len(ends))
+        picked = (index % rows_per_chunk == 0) & (index > 0)
+        wanted += (ends[picked] + seen + 1).tolist()
+        last_end = seen + int(ends[-1]) + 1
+        lines += len(ends)
+        seen += cut
+    if layout is None or bom is None:
         return None
-    raw, header = _fast_header(path, data)
-    ends = _check_widths(path, data, len(header))
-    if not data.endswith(b"\n"):
-        data += b"\n"
-    n = len(ends) - 1
+    rows = lines - 1
+    if pending:  # a last line without its newline
+        _check_widths(path, pending, len(layout[1]), first_line=lines)
+        rows, last_end = lines, seen + len(pending)
+        if rows % rows_per_chunk == 0:
+            wanted.append(last_end)
+    if not wanted or wanted[-1] != last_end:
+        wanted.append(last_end)
+    raw, header, head = layout
+    return _CsvLayout(raw, header, head, bom, rows, wanted, digest.hexdigest())
+
+
+def _csv_chunks(
+    path: Path,
+    layout: _CsvLayout,
+    *,
+    symbol: str | None,
+    rows_per_chunk: int,
+    now: datetime | None,
+) -> Iterator[TradeColumns]:
+    """A trades CSV as validated chunks of ``rows_per_chunk`` rows, in file order, with
+    the file's row numbers, read lazily from the file, one chunk at a time (``metrics
+    import`` runs it in a reader thread while SQLite writes the previous chunk).
+
+    The header, the symbol and every line's width were checked by :func:`_scan_csv` before
+    any chunk is read: those errors stop an import before it writes. A file whose content
+    changed since (its sha256 is the import's identity) stops it at the end."""
+    header = layout.header
     file_symbol = None if "symbol" in header else _file_symbol(path, symbol)
     if file_symbol is None and symbol is not None:
         raise InputError("the file has a symbol column; drop --symbol", where="--symbol")
-    taker = "liquidity" not in header and "taker_side" in raw
-    head = data[: int(ends[0]) + 1]
+    taker = "liquidity" not in header and "taker_side" in layout.raw
 
     def chunks() -> Iterator[TradeColumns]:
-        for first in range(0, max(n, 1), rows_per_chunk):
-            last = min(first + rows_per_chunk, n)
-            body = data[int(ends[first]) + 1 : int(ends[last]) + 1]
-            values, count = _frame_values(path, head + body, header)
-            if file_symbol is not None:
-                values["symbol"] = np.full(count, file_symbol, dtype=object)
-            if taker:
-                values["liquidity"] = np.full(count, "taker", dtype=object)
-            row_numbers = np.arange(first + 2, first + count + 2)
-            yield validate_columns(RawColumns(row_numbers=row_numbers, values=values), now=now)
+        digest = hashlib.sha256()
+        with _reading(path), _open_bytes(path) as handle:
+            digest.update(handle.read(layout.bom + len(layout.head)))
+            previous = len(layout.head)
+            for k, end in enumerate(layout.chunk_ends):
+                body = handle.read(end - previous)
+                digest.update(body)
+                previous = end
+                if body and not body.endswith(b"\n"):
+                    body += b"\n"
+                values, count = _frame_values(path, layout.head + body, header)
+                if file_symbol is not None:
+                    values["symbol"] = np.full(count, file_symbol, dtype=object)
+                if taker:
+                    values["liquidity"] = np.full(count, "taker", dtype=object)
+                first = k * rows_per_chunk
+                row_numbers = np.arange(first + 2, first + count + 2)
+                yield validate_columns(RawColumns(row_numbers=row_numbers, values=values), now=now)
+            while block := handle.read(_BLOCK_BYTES):
+                digest.update(block)
+        if digest.hexdigest() != layout.digest:
+            raise InputError("the file changed while it was imported", where=str(path))
 
-    return n, chunks()
+    return chunks()
 
 
-def _check_widths(path: Path, data: bytes, width: int) -> Any:
+def _check_widths(path: Path, data: bytes, width: int, *, first_line: int = 0) -> Any:
     """Every line has ``width - 1`` commas (no quoting on this path): counted with numpy.
-    Returns the offsets of the line ends (the last one may be the end of the data)."""
+    Returns the offsets of the line ends (the last one may be the end of the data);
+    ``data`` begins at the file's line ``first_line + 1``."""
     raw = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(raw == ord("\n"))
     if not data.endswith(b"\n"):
@@ -270,7 +375,9 @@ def _check_widths(path: Path, data: bytes, width: int) -> Any:
         k = int(wrong[0])
         length = int(ends[k]) - (int(ends[k - 1]) + 1 if k else 0)
         found = int(per_line[k]) + 1 if length else 0
-        raise InputError(f"expected {width} fields, found {found}", where=f"{path}:{k + 1}")
+        raise InputError(
+            f"expected {width} fields, found {found}", where=f"{path}:{first_line + k + 1}"
+        )
     return ends
 
 

@@ -108,6 +108,7 @@ def _update_totals(conn: Any, inserted: int, last_id: int, batch: Mapping[str, A
     if batch is None or inserted != sum(t.fills for t in batch.values()):
         batch = ledger_totals.new_fill_totals(conn, last_id)
     ledger_totals.add_to_totals(conn, batch, was_empty=last_id == 0)
+    ledger_totals.keep_mark(conn, last_id)
 
 
 def ledger_trade_id(symbol: str, trade_id: str) -> str:

@@ -42,6 +42,8 @@ from stagectl.state.ledger_totals import (
     SymbolTotal,
     add_to_totals,
     has_totals,
+    keep_mark,
+    largest_fill_id,
 )
 
 MERGING, DISCARDING, DISCARDED, COMPLETE = "merging", "discarding", "discarded", "complete"
@@ -216,11 +218,12 @@ def discard_rows(
                     (DISCARDED, ts_text(datetime.now(UTC)), import_id),
                 )
                 return deleted
-            last = rows[-1][0]
+            last, largest = rows[-1][0], largest_fill_id(conn)
             conn.execute(
                 "DELETE FROM fills WHERE id > ? AND id <= ? AND import_id = ?",
                 (after, last, import_id),
             )
+            keep_mark(conn, largest)
             for symbol, count in Counter(symbol for _, symbol in rows).items():
                 conn.execute(
                     "UPDATE fill_import_totals SET fills = fills - ?"

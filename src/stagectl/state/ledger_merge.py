@@ -36,7 +36,7 @@ from stagectl.state._codec import ts_text
 from stagectl.state.db import StateDB
 from stagectl.state.fill_conflicts import check_recorded
 from stagectl.state.ledger_imports import FillImport, check_merging
-from stagectl.state.ledger_totals import EXACT, SymbolTotal, new_fill_totals
+from stagectl.state.ledger_totals import EXACT, SymbolTotal, keep_mark, new_fill_totals
 
 # Rows per merge transaction. Measured on the 2-core build machine (docs/performance.md):
 # a 10,000-row step held the write lock 20-40 ms (median) and 50-94 ms at the most while
@@ -215,6 +215,7 @@ def _merge_part(
             if inserted != rows or totals is None:
                 totals = new_fill_totals(conn, last_id)
             import_totals = _write_import_totals(conn, fill_import, totals)
+            keep_mark(conn, last_id)
         conn.execute(
             "UPDATE fill_imports SET merged_rows = merged_rows + ?, inserted = inserted + ?,"
             " updated_at = ? WHERE id = ?",

@@ -27,4 +27,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0011_directive_reviews",
     "0012_rebalance_plans",
     "0013_notification_log",
+    "0014_fill_totals_mark",
 )
