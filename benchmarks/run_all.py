@@ -148,7 +148,10 @@ BENCHMARKS = (
     Benchmark("ledger_fifo.py", ("--fills", "200000"), "200,000 fills", 45),
     Benchmark("paper_replay.py", ("--days", "180"), "180 days, last 30", 90),
     Benchmark(
-        "loop_guard.py", ("--days", "90", "--repeat", "1"), "30-day pair once, 90-day run", 90
+        "loop_guard.py",
+        ("--days", "60", "--month-days", "15", "--repeat", "1"),
+        "15-day pair once, 60-day run",
+        90,
     ),
     Benchmark("live_loop.py", ("--days", "7", "--live-bars", "12"), "7 days, 12 live bars", 45),
     Benchmark("research.py", ("--repeat", "3"), "3 repeats", 60),
