@@ -77,6 +77,4 @@ PeriodsPerYear = Annotated[int, Field(gt=0, le=MAX_PERIODS_PER_YEAR)]
 class ConfigModel(BaseModel):
     """Frozen, strict, refusing keys it does not know and non-finite numbers."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True, allow_inf_nan=False, defer_build=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
