@@ -224,9 +224,13 @@ def cells(outcome: Outcome, row: Row) -> list[str]:
     ]
 
 
-def table(outcomes: Sequence[Outcome], *, markdown: bool) -> str:
+def table(outcomes: Sequence[Outcome], *, markdown: bool, date: str = "") -> str:
+    """The table; as Markdown with a date column when ``date`` is given."""
     head = ["benchmark", "figure", "floor", "ratio", "target", "met?"]
     body = [cells(o, r) for o in outcomes for r in o.rows]
+    if markdown and date:
+        head.append("date")
+        body = [[*row, date] for row in body]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body])
@@ -258,7 +262,7 @@ def main() -> int:
     total = (datetime.now(UTC) - started).total_seconds()
     if args.log:
         args.log.write_text("\n".join(log))
-    print(table(outcomes, markdown=args.markdown))
+    print(table(outcomes, markdown=args.markdown, date=f"{started:%Y-%m-%d}"))
     sizes = "; ".join(
         f"{o.benchmark.script} {o.benchmark.size} ({o.seconds:.0f} s)" for o in outcomes
     )

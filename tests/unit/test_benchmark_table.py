@@ -100,8 +100,8 @@ def test_table_has_one_row_per_figure_and_says_which_targets_were_met(
         bench, [Row("a", 2.0, "s", 1.0, None, "<= 1.5x", False), Row("b", 3.0, "s")], 1.0
     )
 
-    lines = run_all.table([outcome], markdown=True).splitlines()
+    lines = run_all.table([outcome], markdown=True, date="2026-12-03").splitlines()
 
-    assert lines[0] == "| benchmark | figure | floor | ratio | target | met? |"
-    assert lines[2] == f"| {bench.script}: a | 2 s | 1 s | 2.00x | <= 1.5x | NO |"
-    assert lines[3] == f"| {bench.script}: b | 3 s | - | - | - | - |"
+    assert lines[0] == "| benchmark | figure | floor | ratio | target | met? | date |"
+    assert lines[2] == f"| {bench.script}: a | 2 s | 1 s | 2.00x | <= 1.5x | NO | 2026-12-03 |"
+    assert lines[3] == f"| {bench.script}: b | 3 s | - | - | - | - | 2026-12-03 |"
