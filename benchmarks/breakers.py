@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from summary import Row, add_option, emit
 
 from stagectl.config.home import Home
 from stagectl.domain.breaker_state import BreakerTracker
@@ -105,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--block", type=int, default=240)
+    add_option(parser)
     args = parser.parse_args()
     data = history()
     old = {bars: old_way(data, bars, args.repeat) for bars in MARKS}
@@ -123,6 +125,18 @@ def main() -> None:
         f"({old[8_760] / new[8_760]:.0f}x less)"
     )
     print("  (the tracker's floor is taken while its 720-vol window fills: full from bar 744)")
+    if args.summary_json:
+        emit(
+            [
+                Row(
+                    "breakers per bar at bar 8760 vs bar 720 (BreakerTracker)",
+                    new[8_760] * 1e6,
+                    "us",
+                    new[720] * 1e6,
+                    new[8_760] / new[720],
+                ),
+            ]
+        )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from market_data import market_data
+from summary import Row, add_option, emit
 
 from stagectl.domain.ledger import fifo_kernel, fifo_realized
 from stagectl.domain.types import Fill
@@ -95,7 +96,8 @@ def as_fills(
     ]
 
 
-def compare(label: str, deltas: list[int], prices: list[int], qp: int, pp: int, n: int) -> None:
+def compare(label: str, deltas: list[int], prices: list[int], qp: int, pp: int, n: int) -> Row:
+    """Print the timings; the summary row is fifo_realized against the plain float loop."""
     reps = -(-n // len(deltas))
     mirrored = [-d for d in deltas]  # alternate blocks trade the other way: inventory stays bounded
     deltas = [d for k in range(reps) for d in (deltas if k % 2 == 0 else mirrored)][:n]
@@ -130,6 +132,7 @@ def compare(label: str, deltas: list[int], prices: list[int], qp: int, pp: int, 
     )
     print(f"  Decimal loop                  {t_dec:8.1f} ms  total {total}")
     del kern
+    return Row(f"FIFO PnL, {n:,} {label} fills: fifo_realized vs float loop", t_full, "ms", t_float)
 
 
 def _max_error(result: Any, exact: list[Decimal], places: int) -> Decimal:
@@ -141,16 +144,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--fills", type=int, default=1_000_000)
     parser.add_argument("--data", type=Path, default=None)
+    add_option(parser)
     args = parser.parse_args()
     data = market_data(args.data)
-    compare("synthetic SOL-like", *synthetic(args.fills), 3, 3, args.fills)
-    if not data.has(TRADES):
+    rows = [compare("synthetic SOL-like", *synthetic(args.fills), 3, 3, args.fills)]
+    if data.has(TRADES):
+        print(f"data: {TRADES} from {data.describe()}")
+        deltas, prices = real_trades(data.path / TRADES)
+        compare("real ETHUSDT trades", deltas, prices, 3, 2, len(deltas))
+        rows.append(compare("real ETHUSDT trades tiled", deltas, prices, 3, 2, args.fills))
+    else:
         print(f"data: no {TRADES} in {data.describe()}: the real-trade runs are skipped")
-        return
-    print(f"data: {TRADES} from {data.describe()}")
-    deltas, prices = real_trades(data.path / TRADES)
-    compare("real ETHUSDT trades", deltas, prices, 3, 2, len(deltas))
-    compare("real ETHUSDT trades tiled", deltas, prices, 3, 2, args.fills)
+    if args.summary_json:
+        emit(rows)
 
 
 if __name__ == "__main__":

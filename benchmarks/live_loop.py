@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from summary import Row, add_option, emit
+
 from stagectl.config.home import Home
 from stagectl.services.live import run as run_live
 
@@ -50,7 +52,7 @@ def _stats(latencies: list[float]) -> tuple[float, float]:
     return statistics.median(steady), p99
 
 
-def paper(days: int, stop_limits: bool) -> None:
+def paper(days: int, stop_limits: bool) -> Row:
     end = datetime(2026, 4, 30, 23, tzinfo=UTC)
     start = end - timedelta(days=days) + timedelta(hours=1)
     latencies, on_step, reset = _timer()
@@ -74,9 +76,10 @@ def paper(days: int, stop_limits: bool) -> None:
         f"  per-bar latency: median {median * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
         f"first bar {latencies[0] * 1e3:.0f} ms (includes setup)"
     )
+    return Row(f"run-live paper, {days} days: median per bar", median * 1e3, "ms")
 
 
-def live(bars: int) -> None:
+def live(bars: int) -> Row:
     from tests.exchange_sim import API_KEY, API_SECRET, running_sim
 
     from stagectl.data import load_candles, load_funding
@@ -131,6 +134,7 @@ def live(bars: int) -> None:
         f"first bar {latencies[0] * 1e3:.0f} ms (includes setup)"
     )
     print(f"  a live 1h bar leaves {3600 / median:.0f}x headroom (before exchange round trips)")
+    return Row(f"run-live --live via ccxt, {bars} bars: median per bar", median * 1e3, "ms")
 
 
 def main() -> None:
@@ -138,9 +142,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--live-bars", type=int, default=48)
     parser.add_argument("--stop-limits", action="store_true")
+    add_option(parser)
     args = parser.parse_args()
-    paper(args.days, args.stop_limits)
-    live(args.live_bars)
+    rows = [paper(args.days, args.stop_limits), live(args.live_bars)]
+    if args.summary_json:
+        emit(rows)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from typing import IO
 
 import numpy as np
 from market_data import market_data, sol_perp_bars
+from summary import Row, add_option, emit
 
 ROWS_5Y_1M = 5 * 525_600
 COLUMNS = ("open", "high", "low", "close", "volume")
@@ -149,7 +150,8 @@ def spread(values: list[float], unit: str, places: int = 2) -> str:
     return f"{median:.{places}f}{unit} ({min(values):.{places}f}-{max(values):.{places}f})"
 
 
-def report(path: Path, figures: list[Load], floors: list[Load]) -> None:
+def report(path: Path, figures: list[Load], floors: list[Load]) -> list[Row]:
+    """Print the figures, floors and ratios; return them as summary rows."""
     if {f.checksum for f in figures + floors} != {figures[0].checksum}:
         raise SystemExit("the loader's frame differs from the bare read's")
     size_mib = path.stat().st_size / 2**20
@@ -180,6 +182,25 @@ def report(path: Path, figures: list[Load], floors: list[Load]) -> None:
             f"(pairs {min(values):.2f}-{max(values):.2f})"
             + (f", target <= {target}" if target else "")
         )
+    rows = []
+    for label, unit, value, target_x in (
+        ("wall", "s", lambda r: r.wall_s, 1.2),
+        ("CPU", "s", lambda r: r.cpu_s, 1.2),
+        ("peak memory", "MiB", lambda r: r.peak_mib, 1.3),
+    ):
+        ratio = statistics.median(value(a) / value(b) for a, b in pairs)
+        rows.append(
+            Row(
+                f"read_candles {figures[0].rows:,} 1m bars vs bare read_csv, {label}",
+                statistics.median(value(r) for r in figures),
+                unit,
+                statistics.median(value(r) for r in floors),
+                ratio,
+                f"<= {target_x}x",
+                ratio <= target_x,
+            )
+        )
+    return rows
 
 
 def main() -> None:
@@ -190,6 +211,7 @@ def main() -> None:
     parser.add_argument("--gzip", action="store_true", help="write and read a .csv.gz")
     parser.add_argument("--write", type=Path, metavar="DIR", help="only write the file to DIR")
     parser.add_argument("--one", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
+    add_option(parser)
     args = parser.parse_args()
     if args.one:
         one(args.one[0], Path(args.one[1]))
@@ -211,7 +233,9 @@ def main() -> None:
         for _ in range(args.repeat):  # alternated, so a busy spell of the machine hits both
             floors.append(measure("floor", path))
             figures.append(measure("stagectl", path))
-        report(path, figures, floors)
+        rows = report(path, figures, floors)
+    if args.summary_json:
+        emit(rows)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from summary import Row, add_option, emit
 
 from stagectl.config.home import Home
 from stagectl.services.live import run as run_live
@@ -133,6 +134,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--month-days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
+    add_option(parser)
     args = parser.parse_args()
     month = args.month_days
     floors, figures = [], []
@@ -201,6 +203,28 @@ def main() -> None:
         f"from day 20 and its 30-day figures at its last bar, so most of its evaluations "
         f"skip them; median of 2 runs each, one before and one after the long run)"
     )
+    if args.summary_json:
+        emit(
+            [
+                Row(
+                    f"run-live {month}-day replay with the guard vs guard=False",
+                    total,
+                    "s",
+                    bare,
+                    total / bare,
+                    "<= 2x",
+                    total / bare <= 2.0,
+                ),
+                Row(
+                    f"guarded bar (CPU) at the end of {args.days} days vs a fresh {month}-day run",
+                    tail * 1e3,
+                    "ms",
+                    bar(fresh) * 1e3,
+                    tail / bar(fresh),
+                    "~1",
+                ),
+            ]
+        )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from summary import Row, add_option, emit
+
 from stagectl.config.home import Home
 from stagectl.services.live import run as run_live
 
@@ -62,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--month-days", type=int, default=30)
+    add_option(parser)
     args = parser.parse_args()
     alone, _, _ = replay(args.month_days)
     steps, total, result = replay(args.days)
@@ -89,6 +92,10 @@ def main() -> None:
         f"  for information, the year's last month / its first: "
         f"{figure / statistics.median(first):.2f}x median"
     )
+    if args.summary_json:
+        name = f"paper replay, last {args.month_days} days of {args.days}: time per bar"
+        ratio = figure / floor
+        emit([Row(name, figure * 1e3, "ms", floor * 1e3, ratio, "<= 1.2x", ratio <= 1.2)])
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backtest_core import BARS_5Y_1M, DEFAULT_DATA, bare_numpy, tiled_opens
+from backtest_core import BARS_5Y_1M, SOL_1H, SOL_1M, bare_numpy, tiled_opens
+from market_data import market_data
 
 from stagectl.config.home import Home
 from stagectl.config.loader import load_risk_guard, load_strategy
@@ -135,10 +136,13 @@ def guard_pass(
     )
 
 
-def minute_guard(data_dir: Path, repeat: int, show_profile: bool) -> None:
+def minute_guard(data_dir: Path | None, repeat: int, show_profile: bool) -> None:
     home = Home.resolve()
     config, _ = load_risk_guard(home)
-    open_, close = tiled_opens(data_dir, BARS_5Y_1M)
+    data = market_data(data_dir)
+    source = data.path / (SOL_1M if data.has(SOL_1M) else SOL_1H)
+    print(f"data: {source.name} from {data.describe()}")
+    open_, close = tiled_opens(source, BARS_5Y_1M)
     index = pd.date_range("2020-01-01", periods=open_.size, freq="1min", tz="UTC")
     target = debounce(tsmom_ema(pd.Series(close, index=index), 1440), 2)
     sleeve = SleeveSpec("SOLUSDT", pd.Series(open_, index=index), target, 1.0)
@@ -174,7 +178,7 @@ def minute_guard(data_dir: Path, repeat: int, show_profile: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()

@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import summary
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BASH_SCRIPT = REPO_ROOT / "completions" / "stagectl.bash"
 
@@ -138,6 +140,7 @@ def cases(home: Path) -> list[Case]:
 def main() -> int:
     parser = argparse.ArgumentParser(description="Time stagectl's fast paths.")
     parser.add_argument("--runs", type=int, default=15)
+    summary.add_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         home = Path(directory)
@@ -152,11 +155,13 @@ def main() -> int:
         floor = [sys.executable, "-c", "import typer"]
         print(f"{'command':<36} {'wall':>9} {'floor':>9} {'ratio':>6}   {'cpu':>8} {'ratio':>6}")
         failed = False
+        rows: list[summary.Row] = []
         for case in cases(home):
             base, timing = paired_timings(floor, case.argv, runs=args.runs, env=env, cwd=home)
             ratio = timing.wall_ms / base.wall_ms
             cpu_ratio = timing.cpu_ms / base.cpu_ms
             verdict = ""
+            ok: bool | None = None
             if case.target_ratio is not None:
                 ok = ratio <= case.target_ratio
                 failed = failed or not ok
@@ -165,6 +170,20 @@ def main() -> int:
                 f"{case.label:<36} {timing.wall_ms:6.1f} ms {base.wall_ms:6.1f} ms {ratio:5.2f}x"
                 f"  {timing.cpu_ms:5.1f} ms {cpu_ratio:5.2f}x  exit {timing.exit_code}{verdict}"
             )
+            if case.target_ratio is not None:
+                rows.append(
+                    summary.Row(
+                        f"{case.label} (wall; CPU {cpu_ratio:.2f}x)",
+                        timing.wall_ms,
+                        "ms",
+                        base.wall_ms,
+                        ratio,
+                        f"<= {case.target_ratio:.1f}x import typer",
+                        ok,
+                    )
+                )
+        if args.summary_json:
+            summary.emit(rows)
     return 1 if failed else 0
 
 

@@ -20,18 +20,23 @@ from stagectl.cli.main import COMMANDS
 
 HEAVY = ("pandas", "numpy", "ccxt", "sqlite_utils", "rich", "apprise", "requests")
 
-PROBE = f"""
+PROBE = """
 import json, sys
 from stagectl.cli.main import main
 code = main(sys.argv[2:])
-heavy = sorted({{name.split(".")[0] for name in sys.modules}} & set({HEAVY!r}))
 with open(sys.argv[1], "w") as report:
-    json.dump({{"exit_code": code, "heavy": heavy}}, report)
+    json.dump({"exit_code": code, "modules": sorted(sys.modules)}, report)
 """
 
 
 def heavy_imports(args: list[str], home: Path, env: dict[str, str] | None = None) -> list[str]:
     """The heavy packages a fresh ``stagectl ARGS`` process imported."""
+    top_level = {name.split(".")[0] for name in imported_modules(args, home, env)}
+    return sorted(top_level & set(HEAVY))
+
+
+def imported_modules(args: list[str], home: Path, env: dict[str, str] | None = None) -> set[str]:
+    """Every module a fresh ``stagectl ARGS`` process imported."""
     report = home.parent / "imports.json"
     environment = {
         **os.environ,
@@ -47,9 +52,8 @@ def heavy_imports(args: list[str], home: Path, env: dict[str, str] | None = None
         capture_output=True,
         check=True,
     )
-    result = json.loads(report.read_text())
-    heavy: list[str] = result["heavy"]
-    return heavy
+    modules: list[str] = json.loads(report.read_text())["modules"]
+    return set(modules)
 
 
 def _require(command: str) -> None:
@@ -78,6 +82,25 @@ def test_risk_guard_help_imports_no_heavy_library(home: Path) -> None:
 def test_verify_thresholds_json_imports_no_heavy_library(home: Path) -> None:
     _require("verify-thresholds")
     assert heavy_imports(["verify-thresholds", "--json"], home) == []
+
+
+def test_verify_thresholds_json_imports_neither_the_state_nor_trading_types(home: Path) -> None:
+    """Recording a written report (sqlite3, the state) and the trading types are off the
+    --json path (docs/performance.md)."""
+    _require("verify-thresholds")
+    unneeded = {"sqlite3", "stagectl.state.db", "stagectl.domain.types"}
+
+    assert imported_modules(["verify-thresholds", "--json"], home) & unneeded == set()
+
+
+def test_report_verify_imports_nothing_it_would_need_to_write(home: Path) -> None:
+    """Writing a file (tempfile), importlib.resources and the trading types are off the
+    path of a command that only reads."""
+    _require("report")
+    unneeded = {"tempfile", "importlib.resources", "stagectl.domain.types"}
+    missing = str(home / "no-such-report.json")
+
+    assert imported_modules(["report", "verify", missing], home) & unneeded == set()
 
 
 def test_report_verify_imports_no_heavy_library(home: Path) -> None:

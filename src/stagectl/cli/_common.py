@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer._click import Context, Parameter
@@ -23,8 +23,10 @@ from typer._click.types import FloatRange, IntRange
 from stagectl.config.home import Home
 from stagectl.config.limits import MAX_DURATION_DAYS
 from stagectl.domain.jsonable import to_jsonable as to_jsonable  # one spelling, re-exported
-from stagectl.domain.types import Mode
 from stagectl.errors import InputError
+
+if TYPE_CHECKING:
+    from stagectl.domain.types import Mode
 
 # The bounds of numeric options (docs/cli.md, "Option bounds"); durations, money and
 # counts share config.limits' bounds.

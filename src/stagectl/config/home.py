@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 HOME_ENV = "STAGECTL_HOME"
@@ -21,9 +20,11 @@ def defaults_dir() -> Path:
     """The packaged default configs: ``stagectl/defaults`` in a wheel.
 
     In a source checkout (editable install) the wheel's force-include has not
-    run, so the repository's top-level ``config/`` is the one source.
+    run, so the repository's top-level ``config/`` is the one source. The package
+    directory comes from ``__file__`` rather than ``importlib.resources``, whose
+    import (with tempfile and random) every command would otherwise pay.
     """
-    packaged = Path(str(resources.files("stagectl"))) / "defaults"
+    packaged = Path(__file__).resolve().parents[1] / "defaults"
     if packaged.is_dir():
         return packaged
     checkout = Path(__file__).resolve().parents[3] / "config"

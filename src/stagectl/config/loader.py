@@ -17,7 +17,6 @@ build (a date such as 2024-13-45) is reported the same way.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import stat
@@ -275,6 +274,8 @@ def _validation_error(error: ValidationError, lines: dict[KeyPath, int], where: 
 
 def _did_you_mean(path: KeyPath, details: list[ErrorDetails]) -> str:
     """Suggest a missing sibling key whose name is close to the unknown one."""
+    import difflib  # only on an error: off the fast path
+
     missing = [
         str(p[-1])
         for p in (_key_path(d) for d in details if d["type"] == "missing")

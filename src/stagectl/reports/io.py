@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     ``OSError`` becomes an ``InputError`` naming the file. A new file gets mode
     0666 minus the umask; an existing file keeps its mode.
     """
+    import tempfile  # only when writing: off the --json fast paths
+
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,6 @@ from stagectl.reports import (
     sign_envelope,
     write_atomic,
 )
-from stagectl.state.db import DatabaseError
 
 
 def publish_report(
@@ -90,7 +89,7 @@ def _record(
         _warn(f"{not_recorded}: no state database at {state_path} (run 'stagectl init')")
         return
     try:
-        from stagectl.state.db import open_state
+        from stagectl.state.db import DatabaseError, open_state
         from stagectl.state.reports import record_report
     except ImportError as error:
         _warn(f"{not_recorded}: state support is unavailable ({error})")

@@ -1,0 +1,278 @@
+"""Run every benchmark at a size that keeps the whole under 5 minutes, and print one table.
+
+Each benchmark runs as its own process (this interpreter, the repository root as working
+directory) with the options below and ``--summary-json``, and its last
+``summary-json:`` line gives its rows: figure, floor measured in the same run, ratio,
+target and whether it was met. ``ledger.py`` and ``replay.py`` have no such line; their
+printed lines are read instead, and a figure whose line is missing or has changed shape
+is shown as "not parsed". A benchmark that fails or runs past its time bound gets one
+row saying so; the others still run.
+
+Run: ``python benchmarks/run_all.py [--markdown] [--only NAME ...] [--log FILE]``.
+Exit 0 when every target with a verdict was met, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from summary import Row, parse
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    script: str
+    options: tuple[str, ...]
+    size: str
+    """The size it runs at here, in words (the defaults are larger)."""
+    timeout_s: float
+    read: Callable[[str], list[Row]] | None = None
+    """For a benchmark without ``--summary-json``: its rows from the printed lines."""
+    missed_exit: int | None = None
+    """The exit code with which it reports a missed target (not a failure)."""
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _find(pattern: str, output: str) -> re.Match[str] | None:
+    return re.search(pattern, output, flags=re.MULTILINE)
+
+
+def _not_parsed(name: str) -> Row:
+    return Row(f"{name}: not parsed", float("nan"), "")
+
+
+def read_ledger(output: str) -> list[Row]:
+    """Rows from ``ledger.py``'s printed lines (its format is not fixed)."""
+    rows = []
+    found = _find(r"^import of ([\d,]+) fills \(CSV\): ([\d.]+) s", output)
+    base = _find(r"baseline plain executemany[^:]*: ([\d.]+) s", output)
+    if found and base:
+        total, floor = _number(found[2]), _number(base[1])
+        rows.append(
+            Row(
+                f"metrics import, {found[1]} fills vs plain executemany",
+                total,
+                "s",
+                floor,
+                total / floor,
+                "<= 1.25x (>= 0.8x its rate)",
+                total / floor <= 1.25,
+            )
+        )
+    else:
+        rows.append(_not_parsed("metrics import"))
+    window = _find(r"^metrics window --hours 1 [^:]*: ([\d.]+) s", output)
+    version = _find(r"stagectl --version alone: ([\d.]+) s", output)
+    if window and version:
+        figure, floor = _number(window[1]), _number(version[1])
+        rows.append(
+            Row(
+                "metrics window --hours 1, end to end vs stagectl --version",
+                figure,
+                "s",
+                floor,
+                figure / floor,
+                "< 0.5 s",
+                figure < 0.5,
+            )
+        )
+    else:
+        rows.append(_not_parsed("metrics window"))
+    regimes = re.findall(
+        r"^regime-analyze over ([\d,]+) one-minute bars, ([^:]+): ([\d.]+) s", output, re.M
+    )
+    for bars, ledger, seconds in regimes:
+        value = _number(seconds)
+        name = f"regime-analyze, {bars} 1m bars, {ledger}"
+        rows.append(Row(name, value, "s", target="< 1 s", met=value < 1.0))
+    if not regimes:
+        rows.append(_not_parsed("regime-analyze"))
+    return rows
+
+
+def read_replay(output: str) -> list[Row]:
+    """Rows from ``replay.py``'s printed lines (its format is not fixed)."""
+    rows = []
+    hourly = _find(r"^replay hourly ([\d,]+) bars x (\d+) sleeves:\s+([\d.]+)", output)
+    plain = _find(r"floor, the plain backtest of the same sleeves:\s+([\d.]+)", output)
+    if hourly:
+        value = _number(hourly[3])
+        name = f"risk-guard replay, {hourly[1]} 1h bars x {hourly[2]}, hourly"
+        if plain:  # the newer format measures the plain backtest as its floor
+            floor = _number(plain[1])
+            ratio = value / floor
+            name += " vs plain backtest"
+            rows.append(Row(name, value, "s", floor, ratio, "<= 1.5x", ratio <= 1.5))
+        else:
+            rows.append(Row(name, value, "s", target="< 2 s", met=value < 2.0))
+    else:
+        rows.append(_not_parsed("risk-guard replay"))
+    guard = _find(r"^backtest \+ guard, ([\d,]+) 1m bars:\s+([\d.]+)", output)
+    bare = _find(r"^\s*bare numpy backtest:\s+([\d.]+)", output)
+    if guard and bare:
+        figure, floor = _number(guard[2]), _number(bare[1])
+        rows.append(
+            Row(
+                f"backtest + guard, {guard[1]} 1m bars vs bare numpy",
+                figure,
+                "s",
+                floor,
+                figure / floor,
+                "<= 5x",
+                figure / floor <= 5.0,
+            )
+        )
+    else:
+        rows.append(_not_parsed("backtest + guard"))
+    return rows
+
+
+BENCHMARKS = (
+    Benchmark("startup.py", ("--runs", "15"), "15 runs per command", 90, missed_exit=1),
+    Benchmark("backtest_core.py", ("--repeat", "3"), "2,628,000 1m bars, 3 repeats", 60),
+    Benchmark("breakers.py", ("--repeat", "5"), "5 repeats", 30),
+    Benchmark("ledger_fifo.py", ("--fills", "200000"), "200,000 fills", 45),
+    Benchmark("paper_replay.py", ("--days", "180"), "180 days, last 30", 90),
+    Benchmark(
+        "loop_guard.py",
+        ("--days", "60", "--month-days", "15", "--repeat", "1"),
+        "15-day pair once, 60-day run",
+        90,
+    ),
+    Benchmark("live_loop.py", ("--days", "7", "--live-bars", "12"), "7 days, 12 live bars", 45),
+    Benchmark("research.py", ("--repeat", "3"), "3 repeats", 60),
+    Benchmark("stress_lab.py", ("--runs", "3"), "3 runs", 45),
+    Benchmark(
+        "loader.py", ("--rows", "1000000", "--repeat", "3"), "1,000,000 1m bars, 3 pairs", 60
+    ),
+    Benchmark("ledger.py", ("--fills", "200000"), "200,000 fills", 90, read_ledger),
+    Benchmark("replay.py", ("--repeat", "1"), "1 repeat", 60, read_replay),
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    benchmark: Benchmark
+    rows: list[Row]
+    seconds: float
+
+
+def run(benchmark: Benchmark, log: list[str]) -> Outcome:
+    command = [sys.executable, str(HERE / benchmark.script), *benchmark.options]
+    if benchmark.read is None:
+        command.append("--summary-json")
+    began = time.perf_counter()
+    try:
+        done = subprocess.run(
+            command,
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
+            timeout=benchmark.timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        seconds = time.perf_counter() - began
+        failed = f"{benchmark.script}: stopped after {benchmark.timeout_s:.0f} s"
+        return Outcome(benchmark, [_not_parsed(failed)], seconds)
+    seconds = time.perf_counter() - began
+    log.append(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}")
+    if done.returncode not in (0, benchmark.missed_exit):
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return Outcome(
+            benchmark, [_not_parsed(f"{benchmark.script} exit {done.returncode}: {last}")], seconds
+        )
+    rows = benchmark.read(done.stdout) if benchmark.read else parse(done.stdout)
+    return Outcome(benchmark, rows or [_not_parsed(benchmark.script)], seconds)
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if value != value:  # nan: nothing was read
+        return "?"
+    return f"{value:,.3g} {unit}".strip() if value < 1000 else f"{value:,.0f} {unit}".strip()
+
+
+def cells(outcome: Outcome, row: Row) -> list[str]:
+    ratio_value = row.ratio
+    if ratio_value is None and row.floor:
+        ratio_value = row.figure / row.floor
+    ratio = "-" if ratio_value is None else f"{ratio_value:.2f}x"
+    met = {True: "yes", False: "NO", None: "-"}[row.met]
+    return [
+        f"{outcome.benchmark.script}: {row.name}",
+        _value(row.figure, row.unit),
+        _value(row.floor, row.unit),
+        ratio,
+        row.target or "-",
+        met,
+    ]
+
+
+def table(outcomes: Sequence[Outcome], *, markdown: bool, date: str = "") -> str:
+    """The table; as Markdown with a date column when ``date`` is given."""
+    head = ["benchmark", "figure", "floor", "ratio", "target", "met?"]
+    body = [cells(o, r) for o in outcomes for r in o.rows]
+    if markdown and date:
+        head.append("date")
+        body = [[*row, date] for row in body]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in body])
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    lines = []
+    for row in [head, *body]:
+        padded = [c.rjust(w) for c, w in zip(row, widths, strict=True)]
+        padded[0] = row[0].ljust(widths[0])
+        lines.append("  ".join(padded))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these (startup.py)")
+    parser.add_argument("--log", type=Path, help="write every benchmark's own output to FILE")
+    args = parser.parse_args()
+    chosen = [b for b in BENCHMARKS if not args.only or b.script in args.only]
+    load_before = " ".join(f"{value:.1f}" for value in os.getloadavg())
+    started = datetime.now(UTC)
+    log: list[str] = []
+    outcomes = []
+    for benchmark in chosen:
+        print(f"{benchmark.script} ({benchmark.size}) ...", end=" ", file=sys.stderr, flush=True)
+        outcome = run(benchmark, log)
+        print(f"{outcome.seconds:.1f} s", file=sys.stderr, flush=True)
+        outcomes.append(outcome)
+    total = (datetime.now(UTC) - started).total_seconds()
+    if args.log:
+        args.log.write_text("\n".join(log))
+    print(table(outcomes, markdown=args.markdown, date=f"{started:%Y-%m-%d}"))
+    sizes = "; ".join(
+        f"{o.benchmark.script} {o.benchmark.size} ({o.seconds:.0f} s)" for o in outcomes
+    )
+    print(
+        f"\n{started:%Y-%m-%d %H:%M} UTC, python {sys.version.split()[0]}, "
+        f"load average {load_before} at the start, {total:.0f} s in all; sizes: {sizes}"
+    )
+    missed = any(r.met is False for o in outcomes for r in o.rows)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
