@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stagectl.config.risk_guard import Rule
 from stagectl.domain.risk_indicators import GuardInputs, compute_indicators
 from stagectl.domain.risk_rules import (
     GuardDecision,
@@ -30,6 +29,7 @@ from stagectl.domain.risk_stream import (
     divide,
     is_daily_check,
 )
+from tests.unit.test_risk_rules import rule
 
 SLEEVES = ("ETHUSDT", "SOLUSDT")
 TOLERANCE = 1e-9
@@ -246,21 +246,6 @@ def assert_same_decision(streamed: GuardDecision, batch: GuardDecision) -> None:
         *zip(streamed.near, batch.near, strict=True),
     ]
     assert all(same_value(a.value, b.value) for a, b in pairs), batch.at
-
-
-def rule(**overrides: Any) -> Rule:
-    fields: dict[str, Any] = {
-        "id": "r",
-        "indicator": "running_mdd_pct",
-        "op": ">",
-        "value": 12.0,
-        "action": "FLATTEN_ALL",
-        "severity": "CRITICAL",
-        "scope": "portfolio",
-        "message": "m",
-        **overrides,
-    }
-    return Rule.model_validate(fields)
 
 
 RULES = [

@@ -76,10 +76,10 @@ def _csv(path: Path, **options: object) -> pd.DataFrame:
                 path, skip_blank_lines=False, keep_default_na=False, **options
             )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        message = f"not a readable CSV file: {_first_line(error)}"
+        message = f"not a readable CSV file: {first_line(error)}"
         raise InputError(message, where=str(path)) from error
     except (OSError, EOFError, *DECOMPRESSION_ERRORS) as error:
-        raise InputError(f"cannot read: {_first_line(error)}", where=str(path)) from error
+        raise InputError(f"cannot read: {first_line(error)}", where=str(path)) from error
     return frame
 
 
@@ -104,7 +104,8 @@ def _read(path: Path, columns: tuple[str, ...], *, as_text: bool) -> pd.DataFram
     return frame
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """An error's first line for a one-line message (its class name when it has none)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 

@@ -33,7 +33,12 @@ import numpy as np
 import pandas as pd
 
 from stagectl.data.files import classify, normalize_symbol
-from stagectl.data.loaders import DECOMPRESSION_ERRORS, OHLCV_COLUMNS, read_candle_file
+from stagectl.data.loaders import (
+    DECOMPRESSION_ERRORS,
+    OHLCV_COLUMNS,
+    first_line,
+    read_candle_file,
+)
 from stagectl.domain.segments import Gap, find_gaps, segment_starts
 from stagectl.errors import InputError
 
@@ -189,7 +194,7 @@ def _column_symbol(path: Path) -> str | None:
             return None
         column = pd.read_csv(path, usecols=[names[0]], dtype=str, keep_default_na=False)
     except _READ_ERRORS as error:
-        message = f"cannot read its symbol column: {_first_line(error)}"
+        message = f"cannot read its symbol column: {first_line(error)}"
         raise InputError(message, where=str(path)) from error
     values = sorted({v.strip() for v in column[names[0]] if v.strip()})
     symbols = sorted({_normalized(v, path) for v in values})
@@ -320,8 +325,3 @@ def interval_text(interval: pd.Timedelta) -> str:
 
 def _stamp(moment: pd.Timestamp) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -55,22 +55,6 @@ DAY_ROWS = 24
 SHARPE_ROWS = 20 * DAY_ROWS
 MONTH_ROWS = 30 * DAY_ROWS
 PERIODS_PER_YEAR = 8760.0
-PORTFOLIO_INDICATORS = (
-    "daily_pnl_pct",
-    "rolling_sharpe_20d",
-    "running_mdd_pct",
-    "return_30d_pct",
-    "daily_turnover_pct",
-    "realized_slippage_bps",
-    "funding_drag_bps_per_day",
-    "signal_mismatch_pct",
-)
-SLEEVE_INDICATORS = (
-    "sleeve_mdd_pct",
-    "sleeve_contribution_30d_pct",
-    "position_state",
-    "trades_24h",
-)
 IndicatorKey = tuple[str, str | None]
 """An indicator and its sleeve (None: the portfolio)."""
 
