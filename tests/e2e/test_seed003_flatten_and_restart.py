@@ -34,6 +34,22 @@ def _drill_configs(operator: Operator) -> str:
 def test_forced_flatten_latches_refuses_restart_then_override_weekly_and_gate(
     operator: Operator,
 ) -> None:
+    # 0. the default 30-day replay flattens itself on the bundled data and leaves paper
+    #    HALTED, so the drill starts by restarting paper, as docs/operations.md says
+    default = operator("run-live", "--json").json()
+    assert default["trading_state"] == "HALTED"
+    operator(
+        "trading",
+        "enable",
+        "--paper",
+        "--signed-off-by",
+        SIGNER,
+        "--cause",
+        "default replay",
+        "--override",
+        "--reason",
+        "before the drill",
+    )
     strategy = _drill_configs(operator)
 
     # 1. the 30-day paper replay, the guard evaluated hourly inside the loop
@@ -89,8 +105,9 @@ def test_forced_flatten_latches_refuses_restart_then_override_weekly_and_gate(
     assert after["modes"]["paper"]["source"] == "RESTART_OVERRIDE"
     assert after["directives"] == []
 
-    # 6. the weekly review of the run's last week (the run's own clock, no --now)
-    weekly = operator("risk-guard", "--weekly", "--json", expect=None)
+    # 6. the weekly review of the drill run's last week (its own clock, no --now; --run,
+    #    since the default replay's snapshots reach further in market time)
+    weekly = operator("risk-guard", "--weekly", "--run", run_id, "--json", expect=None)
     assert weekly.exit_code in (0, 1), weekly
     week = weekly.json()["body"]
     assert week["run_id"] == run_id
