@@ -7,7 +7,7 @@ _stagectl_node() {
     # The subcommands and options of command path $1 (words joined by spaces).
     _stagectl_names=""; _stagectl_opts=""
     case "$1" in
-        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
+        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --unsigned';;
@@ -30,6 +30,7 @@ _stagectl_node() {
         "metrics fetch") _stagectl_names=''; _stagectl_opts='--base-url --exchange -h --help --json --since --source --symbol';;
         "metrics window") _stagectl_names=''; _stagectl_opts='-h --help --hours --json --mark --seconds --symbol --until';;
         "metrics export-windows") _stagectl_names=''; _stagectl_opts='--candles --end -h --help --out --start --symbol --window';;
+        "optimize") _stagectl_names=''; _stagectl_opts='--from-governor -h --help --json --out --unsigned';;
         "paper-gate") _stagectl_names=''; _stagectl_opts='-c --config --days -h --help --json --now --out --run --run-id --unsigned';;
         "preflight") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --offline';;
         "regime-analyze") _stagectl_names=''; _stagectl_opts='--candles -c --config --export -h --help --html --json --symbol --window --windows';;
@@ -134,6 +135,7 @@ _stagectl_value() {
         "metrics export-windows|--start") _stagectl_kind=text;;
         "metrics export-windows|--symbol") _stagectl_kind=text;;
         "metrics export-windows|--window") _stagectl_kind=text;;
+        "optimize|--out") _stagectl_kind=file;;
         "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
         "paper-gate|--days") _stagectl_kind=text;;
         "paper-gate|--now") _stagectl_kind=text;;
@@ -231,6 +233,7 @@ _stagectl_argument() {
         "completion install|0") _stagectl_kind=choice; _stagectl_choices='bash zsh fish';;
         "init|0") _stagectl_kind=dir;;
         "metrics import|0") _stagectl_kind=file;;
+        "optimize|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
         "trading confirm|0") _stagectl_kind=text;;
         "trading cancel|0") _stagectl_kind=text;;

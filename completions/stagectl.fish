@@ -22,6 +22,7 @@ function __stagectl_takes_value --argument-names key
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
         case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
+        case 'optimize|'{--out}
         case 'paper-gate|'{-c,--config,--days,--now,--out,--run,--run-id}
         case 'preflight|'{--base-url,-c,--config,--exchange}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
@@ -48,7 +49,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
+            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -141,6 +142,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a governor -d 'Portfolio Governo
 complete -c stagectl -n '__stagectl_at \'\' 0' -a init -d 'Create a stagectl home with the default configs.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a market-intel -d 'Stage6 Market Intel metrics per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a metrics -d 'The fill ledger: import, window metrics, PnL windows.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a optimize -d 'Seed 001\'s portfolio optimizer: weights, slacks.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a paper-gate -d 'Judge a paper run against the 30-day paper gate.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a preflight -d 'The seed 002 pre-trade checklist.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a regime-analyze -d 'PnL windows and candles by market regime.'
@@ -292,6 +294,12 @@ complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l out -r -F 
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l start -x -d 'First window start (UTC).'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l window -x -d 'Window length in seconds.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l from-governor -d 'Take the candidates from the latest recorded governor decision (edge = its score, confidence 1, current = its previous weights).'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'optimize\' 0' -F
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l days -x -d 'Window length in days [default: paper_gate.days, 30].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s h -l help -d 'Show this message and exit.'

@@ -60,6 +60,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cpcv": ("stagectl.cli.cpcv", "Combinatorial purged CV: Sharpe across paths and PBO."),
     "audit-strategy": ("stagectl.cli.audit_strategy", "Seed 003's acceptance table on the data."),
     "consensus": ("stagectl.cli.consensus", "Engine consensus score and adaptive decision."),
+    "optimize": ("stagectl.cli.optimize", "Seed 001's portfolio optimizer: weights, slacks."),
     "shadow": ("stagectl.cli.shadow", "Record backtests as runs; compare runs for promotion."),
 }
 
