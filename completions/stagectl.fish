@@ -274,7 +274,7 @@ complete -c stagectl -n '__stagectl_at \'metrics import\'' -l source -x -d 'The 
 complete -c stagectl -n '__stagectl_at \'metrics import\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics import\' 0' -F
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l base-url -x -d 'Send every exchange call to this host (testnets).'
-complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l exchange -x -d 'ccxt exchange id, e.g. binanceusdm; credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE.'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l exchange -x -d 'ccxt exchange id, e.g. binanceusdm; the read-only key from STAGECTL_READONLY_API_KEY/SECRET or STAGECTL_READONLY_KEY_FILE.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l since -x -d 'First trade time, YYYY-MM-DD or ISO-8601 UTC.'

@@ -91,7 +91,7 @@ _stagectl_node() {
         "metrics fetch")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '--exchange:ccxt exchange id, e.g. binanceusdm; credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--since:First trade time, YYYY-MM-DD or ISO-8601 UTC.' '--source:The account to record under [default: the exchange id].' '--symbol:The symbol, e.g. ETHUSDT.');;
+            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '--exchange:ccxt exchange id, e.g. binanceusdm; the read-only key from STAGECTL_READONLY_API_KEY/SECRET or STAGECTL_READONLY_KEY_FILE.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--since:First trade time, YYYY-MM-DD or ISO-8601 UTC.' '--source:The account to record under [default: the exchange id].' '--symbol:The symbol, e.g. ETHUSDT.');;
         "metrics window")
             _stagectl_names=''
             _stagectl_commands=()
