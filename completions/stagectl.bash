@@ -7,7 +7,7 @@ _stagectl_node() {
     # The subcommands and options of command path $1 (words joined by spaces).
     _stagectl_names=""; _stagectl_opts=""
     case "$1" in
-        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
+        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --unsigned';;
@@ -22,6 +22,7 @@ _stagectl_node() {
         "data check") _stagectl_names=''; _stagectl_opts='--data -h --help --json --max-fill-gap-min --outlier-z -s --symbol -t --timeframe';;
         "data fetch") _stagectl_names=''; _stagectl_opts='--base-url -e --exchange -h --help --json --since -s --symbol -t --timeframe --until';;
         "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --paper --reason --symbol -y --yes';;
+        "funding-scan") _stagectl_names=''; _stagectl_opts='--data -h --help --json --now -s --symbol';;
         "governor") _stagectl_names=''; _stagectl_opts='--apply -c --config --data -h --help --json --now';;
         "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json';;
         "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now --out';;
@@ -109,6 +110,9 @@ _stagectl_value() {
         "emergency-close|--exchange") _stagectl_kind=text;;
         "emergency-close|--reason") _stagectl_kind=text;;
         "emergency-close|--symbol") _stagectl_kind=text;;
+        "funding-scan|--data") _stagectl_kind=dir;;
+        "funding-scan|--now") _stagectl_kind=text;;
+        "funding-scan|-s"|"funding-scan|--symbol") _stagectl_kind=text;;
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;
         "governor|--now") _stagectl_kind=text;;

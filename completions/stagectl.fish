@@ -16,6 +16,7 @@ function __stagectl_takes_value --argument-names key
         case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--reason,--symbol}
+        case 'funding-scan|'{--data,--now,-s,--symbol}
         case 'governor|'{-c,--config,--data,--now}
         case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
@@ -49,7 +50,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
+            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -138,6 +139,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a consensus -d 'Engine consensus
 complete -c stagectl -n '__stagectl_at \'\' 0' -a cpcv -d 'Combinatorial purged CV: Sharpe across paths and PBO.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a data -d 'Bundled and fetched market data: list, check, fetch.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a emergency-close -d 'Reduce-only, cancel, close all, halt.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a funding-scan -d 'Funding carry and perp-spot basis per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a governor -d 'Portfolio Governor weights from Market Intel.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a init -d 'Create a stagectl home with the default configs.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a market-intel -d 'Stage6 Market Intel metrics per symbol.'
@@ -245,6 +247,11 @@ complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l paper -d 'Close r
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l reason -x -d 'Why; recorded with the trading state changes.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l symbol -x -d 'Only this symbol (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s y -l yes -d 'Do not ask for confirmation.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l now -x -d 'Scan as of this UTC time (ISO-8601) [default: the end of the data].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s s -l symbol -x -d 'Only this symbol (repeatable) [default: every symbol with funding data].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused without core.yaml\'s compliance sign-off, and inside the rebalance interval).'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'

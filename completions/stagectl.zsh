@@ -9,8 +9,8 @@ _stagectl_node() {
     _stagectl_names=""; _stagectl_commands=(); _stagectl_opts=()
     case "$1" in
         "")
-            _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'
-            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect the SQLite state database.' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
+            _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'
+            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect the SQLite state database.' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
             _stagectl_opts=('--debug:Show tracebacks for internal errors.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--home:The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].' '--state:The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].' '--version:Print the version and exit.');;
         "artifacts")
             _stagectl_names='analyze'
@@ -68,6 +68,10 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '--dry-run:Show what would be done; change nothing.' '--exchange:Close on this ccxt exchange (e.g. binanceusdm) with credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE [default: the paper books].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:Close run-live'\''s paper books (the default).' '--reason:Why; recorded with the trading state changes.' '--symbol:Only this symbol (repeatable) [default: all].' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
+        "funding-scan")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Scan as of this UTC time (ISO-8601) [default: the end of the data].' '-s:Only this symbol (repeatable) [default: every symbol with funding data].' '--symbol:Only this symbol (repeatable) [default: every symbol with funding data].');;
         "governor")
             _stagectl_names=''
             _stagectl_commands=()
@@ -254,6 +258,9 @@ _stagectl_value() {
         "emergency-close|--exchange") _stagectl_kind=text;;
         "emergency-close|--reason") _stagectl_kind=text;;
         "emergency-close|--symbol") _stagectl_kind=text;;
+        "funding-scan|--data") _stagectl_kind=dir;;
+        "funding-scan|--now") _stagectl_kind=text;;
+        "funding-scan|-s"|"funding-scan|--symbol") _stagectl_kind=text;;
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;
         "governor|--now") _stagectl_kind=text;;

@@ -31,6 +31,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "data info": ("stagectl.services.data.info", "run"),
     "data check": ("stagectl.services.data.check", "run"),
     "data fetch": ("stagectl.services.data.fetch", "run"),
+    "funding-scan": ("stagectl.services.data.funding_scan", "run"),
     "trading status": ("stagectl.services.trading.flags", "run_status"),
     "trading incidents": ("stagectl.services.trading.incidents", "run"),
     "trading enable": ("stagectl.services.trading.restart", "run"),

@@ -34,6 +34,7 @@ from stagectl.errors import (
 
 # name -> (module whose ``app`` holds the command, one-line help for the listing)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "funding-scan": ("stagectl.cli.funding_scan", "Funding carry and perp-spot basis per symbol."),
     "init": ("stagectl.cli.init", "Create a stagectl home with the default configs."),
     "state": ("stagectl.cli.state", "Inspect the SQLite state database."),
     "report": ("stagectl.cli.report", "Verify signed reports."),
