@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -14,10 +15,12 @@ from typing import Annotated, Any
 import typer
 
 from stagectl.cli._common import (
+    BoundedInt,
     JsonOpt,
     YesOpt,
     cli_context,
     info,
+    mode_of,
     parse_duration,
     parse_utc,
     print_json,
@@ -25,6 +28,7 @@ from stagectl.cli._common import (
     quoted,
     stdout_is_tty,
 )
+from stagectl.cli._observe import Observation, observed
 from stagectl.errors import InputError, Interrupted
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -181,6 +185,24 @@ def run_live(
             "hourly, directives latched at the next bar). --no-guard leaves it to cron.",
         ),
     ] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="Serve live gauges for Prometheus on this port while the loop runs (0: any "
+            "free port, printed on stderr; docs/metrics.md).",
+            metavar="PORT",
+            click_type=BoundedInt(0, 65535),
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            help="The address --metrics-port listens on (0.0.0.0: every interface).",
+            metavar="HOST",
+        ),
+    ] = "127.0.0.1",
     yes: YesOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -198,55 +220,113 @@ def run_live(
     completes, 2 on a bad config, option or missing live credentials/confirmation, 3 on
     an exchange or database failure.
     """
-    from stagectl.services.live import run as service
-
     home = cli_context(ctx).home
-    if live:
-        _check_live_options(replay_data, speed)
-        _confirm_live(exchange, yes)
-    elif base_url is not None:
-        raise InputError("--base-url only applies to --live", where="--base-url")
-    request = service.RunLiveRequest(
-        config=config,
-        stage3=stage3,
-        live=live,
-        exchange=exchange,
-        duration=None if duration is None else parse_duration(duration, option="--duration"),
-        replay_data=replay_data,
-        speed=parse_speed(speed),
-        start=None if start is None else parse_utc(start, option="--start"),
-        end=None if end is None else parse_utc(end, option="--end", end_of_day=True),
-        resume=resume,
-        new_run=new_run,
-        stop_limits=stop_limits,
-        position_limits=position_limits,
-        base_url=base_url,
-        breakers=breakers,
-        guard=guard,
-    )
-    stop = _StopFlag()
-    view = _View(rich=stdout_is_tty() and not json_output)
-    with stop.installed(), view:
-        result = service.run(
-            request,
-            home=home,
-            should_stop=stop,
-            on_step=view.step,
-            on_alert=lambda message: info(f"alert: {message}"),
+    with observed(home, "run-live", metrics_file=None, mode=mode_of(live)) as observation:
+        from stagectl.services.live import run as service
+
+        if live:
+            _check_live_options(replay_data, speed)
+            _confirm_live(exchange, yes)
+        elif base_url is not None:
+            raise InputError("--base-url only applies to --live", where="--base-url")
+        request = service.RunLiveRequest(
+            config=config,
+            stage3=stage3,
+            live=live,
+            exchange=exchange,
+            duration=None if duration is None else parse_duration(duration, option="--duration"),
+            replay_data=replay_data,
+            speed=parse_speed(speed),
+            start=None if start is None else parse_utc(start, option="--start"),
+            end=None if end is None else parse_utc(end, option="--end", end_of_day=True),
+            resume=resume,
+            new_run=new_run,
+            stop_limits=stop_limits,
+            position_limits=position_limits,
+            base_url=base_url,
+            breakers=breakers,
+            guard=guard,
         )
-    info(
-        f"run {result.run_id} ({result.mode}, {'resumed' if result.resumed else 'new'}): "
-        f"{result.status}; state {result.state_path}; artifacts {result.artifacts_dir}"
-    )
-    for note in result.notes:
-        info(f"note: {note}")
-    summary = result.summary()
-    if json_output:
-        print_json(summary)
-    else:
-        print_lines([f"{key}: {_text(value)}" for key, value in summary.items() if key != "notes"])
-    if stop.signum is not None:  # aborted, or a signal that came as the last bar ended
-        raise Interrupted(stop.signum)
+        stop = _StopFlag()
+        view = _View(rich=stdout_is_tty() and not json_output)
+        steps = _Steps(view, observation, every_bar=live or request.speed is not None)
+        if metrics_port is not None:
+            steps.serve_metrics(metrics_host, metrics_port, mode_of(live))
+
+        def alert(message: str) -> None:
+            info(f"alert: {message}")
+            observation.event("alert", logging.WARNING, message=message)
+
+        with steps, stop.installed(), view:
+            result = service.run(
+                request, home=home, should_stop=stop, on_step=steps.step, on_alert=alert
+            )
+        info(
+            f"run {result.run_id} ({result.mode}, {'resumed' if result.resumed else 'new'}): "
+            f"{result.status}; state {result.state_path}; artifacts {result.artifacts_dir}"
+        )
+        for note in result.notes:
+            info(f"note: {note}")
+        summary = result.summary()
+        observation.log.run = result.run_id
+        observation.event("summary", **summary)
+        if json_output:
+            print_json(summary)
+        else:
+            print_lines(
+                [f"{key}: {_text(value)}" for key, value in summary.items() if key != "notes"]
+            )
+        if stop.signum is not None:  # aborted, or a signal that came as the last bar ended
+            raise Interrupted(stop.signum)
+
+
+class _Steps:
+    """The loop's per-bar callback: the view, then (with --metrics-port) the gauges, then
+    a ``bar`` log line for a bar that sent, filled or denied an order, or for every bar
+    of a run in real time (live, or a paced paper replay)."""
+
+    def __init__(self, view: _View, observation: Observation, *, every_bar: bool) -> None:
+        self.view = view
+        self.observation = observation
+        self.every_bar = every_bar
+        self.metrics: Any = None
+
+    def serve_metrics(self, host: str, port: int, mode: str) -> None:
+        from stagectl.cli._live_metrics import LiveMetrics
+
+        self.metrics = LiveMetrics(host, port, mode)
+        info(f"metrics: http://{host}:{self.metrics.port}/metrics")
+
+    def __enter__(self) -> _Steps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+
+    def step(self, data: Any, outcome: dict[str, Any]) -> None:
+        self.view.step(data, outcome)
+        if self.metrics is not None:
+            self.metrics.step(data, outcome)
+        if self.every_bar or outcome["sent"] or outcome["fills"] or outcome["denied"]:
+            self._log_bar(data, outcome)
+
+    def _log_bar(self, data: Any, outcome: dict[str, Any]) -> None:
+        recon, margin = outcome["reconciliation"], outcome["margin"]
+        self.observation.log.run = outcome["run_id"]
+        self.observation.event(
+            "bar",
+            bar=data.ts,
+            equity_usd=float(outcome["equity"]),
+            drift_usd=recon["drift_usd"],
+            margin_utilization_pct=margin["utilization_pct"],
+            sent=outcome["sent"],
+            rejected=outcome.get("rejected", 0),
+            denied=list(outcome["denied"]),
+            fills=outcome["fills"],
+            trading_state=outcome.get("trading_state"),
+            latency_s=round(outcome["latency_s"], 6),
+        )
 
 
 def _text(value: Any) -> str:
