@@ -4,6 +4,7 @@ one object a line, rotated, never a secret, and never a reason to change an exit
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def test_a_guard_run_logs_start_decision_and_end_as_json_lines(run: Run, home: P
     (home / "logs").mkdir()
     result = run(["risk-guard", "--dry-run", "--now", at_hour(HOURS - 1).isoformat()])
     assert result.exit_code == 1
-    logged = lines(home / "logs" / "risk-guard.jsonl")
+    logged = lines(home / "logs" / "risk-guard-paper.jsonl")
     assert [line["event"] for line in logged] == ["started", "decision", "finished"]
     for line in logged:
         assert set(line) == {"time", "level", "command", "run", "event", "fields"}
@@ -83,6 +84,17 @@ def test_a_log_that_cannot_be_written_keeps_the_exit_code(run: Run, initialised:
     assert failing.exit_code == 2
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
+def test_a_read_only_logs_directory_keeps_the_exit_codes(run: Run, initialised: Path) -> None:
+    (initialised / "logs").chmod(0o500)
+    try:
+        assert run(["verify-thresholds"]).exit_code == 0
+        assert run(["risk-guard", "-c", "missing.yaml"]).exit_code == 2
+    finally:
+        (initialised / "logs").chmod(0o700)
+    assert list((initialised / "logs").iterdir()) == []
+
+
 def test_the_log_rotates_at_its_size_and_keeps_its_backups(
     run: Run, initialised: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,7 +120,7 @@ def test_no_log_is_written_where_the_home_has_no_logs_directory(run: Run, home: 
 def test_a_paper_run_logs_its_bars_alerts_and_summary(run: Run, initialised: Path) -> None:
     result = run(["run-live", "--start", "2026-04-01", "--end", "2026-04-02T12:00"])
     assert result.exit_code == 0, result.stderr
-    logged = lines(initialised / "logs" / "run-live.jsonl")
+    logged = lines(initialised / "logs" / "run-live-paper.jsonl")
     events = [line["event"] for line in logged]
     assert events[0] == "started" and events[-2:] == ["summary", "finished"]
     bars = [line for line in logged if line["event"] == "bar"]

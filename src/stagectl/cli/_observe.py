@@ -12,7 +12,6 @@ ever changes the exit code: a write that fails is said on stderr.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ import typer
 
 from stagectl.cli._common import info
 from stagectl.cli._failure import failure_of
-from stagectl.cli._logs import CommandLog
+from stagectl.cli._logs import ERROR, INFO, WARNING, CommandLog
 from stagectl.cli._metrics import Sample, indicator_metric, write_textfile
 from stagectl.config.home import Home
 from stagectl.errors import EXIT_INTERRUPTED, EXIT_OK, InputError
@@ -55,7 +54,7 @@ class Observation:
         if value is not None:
             self.samples.append(Sample(name, float(value), labels))
 
-    def event(self, event: str, level: int = logging.INFO, **fields: Any) -> None:
+    def event(self, event: str, level: int = INFO, **fields: Any) -> None:
         self.log.event(event, level, **fields)
 
 
@@ -65,7 +64,7 @@ def observed(
 ) -> Iterator[Observation]:
     """Run the body; log its start and end, and write ``metrics_file`` with its exit code."""
     labels = {"command": command} if mode is None else {"command": command, "mode": mode}
-    log = CommandLog(home, command)
+    log = CommandLog(home, command, mode)
     observation = Observation(log, labels)
     started = time.monotonic()
     log.event("started", mode=mode)
@@ -83,7 +82,7 @@ def observed(
         raise
     except Exception as error:
         code, line = failure_of(error)
-        log.event("failed", logging.ERROR, exit_code=code, error=line)
+        log.event("failed", ERROR, exit_code=code, error=line)
         raise
     except BaseException:  # Interrupted, KeyboardInterrupt
         code = EXIT_INTERRUPTED
@@ -93,7 +92,7 @@ def observed(
 
 
 def _finish(observation: Observation, metrics_file: Path | None, code: int, took: float) -> None:
-    level = logging.INFO if code in (0, 1) else logging.ERROR
+    level = INFO if code in (0, 1) else ERROR
     observation.event("finished", level, exit_code=code, duration_s=round(took, 3))
     observation.log.close()
     if metrics_file is None:
@@ -134,7 +133,7 @@ def record_guard(observation: Observation, body: Mapping[str, Any]) -> None:
         observation.gauge(indicator_metric(name), value, **labels)
     observation.event(
         "decision",
-        logging.WARNING if _SEVERITY_LEVEL.get(severity, 0) >= 2 else logging.INFO,
+        WARNING if _SEVERITY_LEVEL.get(severity, 0) >= 2 else INFO,
         action=action,
         severity=severity,
         hits=[
@@ -178,7 +177,7 @@ def record_emergency(observation: Observation, result: Mapping[str, Any]) -> Non
     observation.gauge("stagectl_emergency_close_residual_open_orders", len(orders))
     observation.event(
         "result",
-        logging.INFO if result.get("flat") else logging.ERROR,
+        INFO if result.get("flat") else ERROR,
         **{
             k: result.get(k)
             for k in ("dry_run", "flat", "trading_state_before", "trading_state_after", "errors")

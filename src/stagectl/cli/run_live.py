@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import re
@@ -28,6 +27,7 @@ from stagectl.cli._common import (
     quoted,
     stdout_is_tty,
 )
+from stagectl.cli._logs import WARNING
 from stagectl.cli._observe import Observation, observed
 from stagectl.errors import InputError, Interrupted
 
@@ -255,7 +255,7 @@ def run_live(
 
         def alert(message: str) -> None:
             info(f"alert: {message}")
-            observation.event("alert", logging.WARNING, message=message)
+            observation.event("alert", WARNING, message=message)
 
         with steps, stop.installed(), view:
             result = service.run(
