@@ -10,10 +10,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stagectl.domain.risk_indicators import PORTFOLIO_INDICATORS, SLEEVE_INDICATORS
-from tests.conftest import Run
+from tests.cli.test_startup_imports import imported_modules
+from tests.conftest import REPO_ROOT, Run
 from tests.integration.test_risk_guard_live import HOURS, _seed, at_hour
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
+ALL_INDICATORS = (*PORTFOLIO_INDICATORS, *SLEEVE_INDICATORS)
 
 
 def samples(path: Path) -> Samples:
@@ -154,3 +156,22 @@ def test_a_rewrite_replaces_the_whole_file(run: Run, initialised: Path) -> None:
     path.write_text("stale_metric_from_elsewhere 1\n")
     assert run(["verify-thresholds", "--metrics-file", path]).exit_code == 0
     assert "stale_metric_from_elsewhere" not in samples(path)
+
+
+def test_every_metric_is_documented_with_its_unit() -> None:
+    from stagectl.cli._live_metrics import LIVE_METRICS
+    from stagectl.cli._metrics import TEXTFILE_METRICS
+
+    documented = (REPO_ROOT / "docs" / "metrics.md").read_text()
+    names = [*TEXTFILE_METRICS, *(f"stagectl_guard_{i}" for i in ALL_INDICATORS)]
+    names += [
+        name + ("_total" if kind == "counter" else "") for name, (kind, *_) in LIVE_METRICS.items()
+    ]
+    missing = [name for name in names if f"| `{name}` |" not in documented]
+    assert missing == []
+
+
+def test_without_the_option_prometheus_client_is_not_imported(run: Run, initialised: Path) -> None:
+    modules = imported_modules(["verify-thresholds", "--json"], initialised)
+    assert "prometheus_client" not in modules
+    assert (initialised / "logs" / "verify-thresholds.jsonl").is_file()
