@@ -7,9 +7,13 @@ import math
 from pathlib import Path
 
 import pytest
+import typer
 from prometheus_client.parser import text_string_to_metric_families
 
+from stagectl.cli._observe import observed
+from stagectl.config.home import Home
 from stagectl.domain.risk_indicators import PORTFOLIO_INDICATORS, SLEEVE_INDICATORS
+from stagectl.errors import Interrupted
 from tests.cli.test_startup_imports import imported_modules
 from tests.conftest import REPO_ROOT, Run
 from tests.integration.test_risk_guard_live import HOURS, _seed, at_hour
@@ -175,3 +179,16 @@ def test_without_the_option_prometheus_client_is_not_imported(run: Run, initiali
     modules = imported_modules(["verify-thresholds", "--json"], initialised)
     assert "prometheus_client" not in modules
     assert (initialised / "logs" / "verify-thresholds.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(ZeroDivisionError("a bug"), 70), (Interrupted(15), 130), (typer.Abort(), 130)],
+)
+def test_a_bug_or_an_interruption_writes_its_exit_code(
+    tmp_path: Path, error: BaseException, code: int
+) -> None:
+    path = tmp_path / "bug.prom"
+    with pytest.raises(type(error)), observed(Home(tmp_path), "preflight", metrics_file=path):
+        raise error
+    assert value(samples(path), "stagectl_command_exit_code", command="preflight") == code
