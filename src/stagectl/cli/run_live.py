@@ -27,8 +27,9 @@ from stagectl.cli._common import (
     quoted,
     stdout_is_tty,
 )
+from stagectl.cli._live_steps import LiveSteps
 from stagectl.cli._logs import WARNING
-from stagectl.cli._observe import Observation, observed
+from stagectl.cli._observe import observed
 from stagectl.errors import InputError, Interrupted
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -249,7 +250,7 @@ def run_live(
         )
         stop = _StopFlag()
         view = _View(rich=stdout_is_tty() and not json_output)
-        steps = _Steps(view, observation, every_bar=live or request.speed is not None)
+        steps = LiveSteps(view.step, observation, every_bar=live or request.speed is not None)
         if metrics_port is not None:
             steps.serve_metrics(metrics_host, metrics_port, mode_of(live))
 
@@ -278,55 +279,6 @@ def run_live(
             )
         if stop.signum is not None:  # aborted, or a signal that came as the last bar ended
             raise Interrupted(stop.signum)
-
-
-class _Steps:
-    """The loop's per-bar callback: the view, then (with --metrics-port) the gauges, then
-    a ``bar`` log line for a bar that sent, filled or denied an order, or for every bar
-    of a run in real time (live, or a paced paper replay)."""
-
-    def __init__(self, view: _View, observation: Observation, *, every_bar: bool) -> None:
-        self.view = view
-        self.observation = observation
-        self.every_bar = every_bar
-        self.metrics: Any = None
-
-    def serve_metrics(self, host: str, port: int, mode: str) -> None:
-        from stagectl.cli._live_metrics import LiveMetrics
-
-        self.metrics = LiveMetrics(host, port, mode)
-        info(f"metrics: http://{host}:{self.metrics.port}/metrics")
-
-    def __enter__(self) -> _Steps:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.metrics is not None:
-            self.metrics.close()
-
-    def step(self, data: Any, outcome: dict[str, Any]) -> None:
-        self.view.step(data, outcome)
-        if self.metrics is not None:
-            self.metrics.step(data, outcome)
-        if self.every_bar or outcome["sent"] or outcome["fills"] or outcome["denied"]:
-            self._log_bar(data, outcome)
-
-    def _log_bar(self, data: Any, outcome: dict[str, Any]) -> None:
-        recon, margin = outcome["reconciliation"], outcome["margin"]
-        self.observation.log.run = outcome["run_id"]
-        self.observation.event(
-            "bar",
-            bar=data.ts,
-            equity_usd=float(outcome["equity"]),
-            drift_usd=recon["drift_usd"],
-            margin_utilization_pct=margin["utilization_pct"],
-            sent=outcome["sent"],
-            rejected=outcome.get("rejected", 0),
-            denied=list(outcome["denied"]),
-            fills=outcome["fills"],
-            trading_state=outcome.get("trading_state"),
-            latency_s=round(outcome["latency_s"], 6),
-        )
 
 
 def _text(value: Any) -> str:
