@@ -62,7 +62,9 @@ def test_no_secret_reaches_the_log_from_the_environment_or_the_config(
     # A webhook URL whose token only the config holds, spelled so the config is refused:
     # the error line quotes the value, and the log still shows no token.
     guard.write_text(text.replace("webhook_url: null", f"webhook_url: hxxp://h.test/{HOOK_TOKEN}"))
-    assert run(["risk-guard"]).exit_code == 2
+    refused = run(["risk-guard"])
+    assert refused.exit_code == 2 and "notify.webhook_url" in refused.stderr
+    assert HOOK_TOKEN not in refused.stderr  # nor on stderr: the URL is cut to its scheme
     guard.write_text(
         text.replace("webhook_url: null", f"webhook_url: https://127.0.0.1:9/{HOOK_TOKEN}")
     )

@@ -21,7 +21,7 @@ from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
 
 from stagectl import __version__
-from stagectl.cli._failure import internal_error_line
+from stagectl.cli._failure import internal_error_line, public_line
 from stagectl.cli._signals import Interrupter, after_interruption
 from stagectl.errors import (
     EXIT_INTERNAL,
@@ -164,7 +164,7 @@ def root(
 
 
 def _say(message: str) -> None:
-    typer.echo(f"stagectl: {message}", err=True)
+    typer.echo(f"stagectl: {public_line(message)}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:
