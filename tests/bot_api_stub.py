@@ -31,6 +31,8 @@ class BotApi:
     polls: list[dict[str, Any]] = field(default_factory=list)
     rate_limits: list[int] = field(default_factory=list)
     """``retry_after`` of the 429 the next getUpdates calls get, one each."""
+    poll_errors: list[int] = field(default_factory=list)
+    """The HTTP status (409, 502, ...) the next getUpdates calls get, one each."""
     forget_offsets: bool = False
     polled: threading.Event = field(default_factory=threading.Event)
     changed: threading.Condition = field(default_factory=threading.Condition)
@@ -77,6 +79,9 @@ class BotApi:
         with self.changed:
             self.polls.append(body)
             self.polled.set()
+            if self.poll_errors:
+                status = self.poll_errors.pop(0)
+                return status, {"ok": False, "error_code": status, "description": "stub"}
             if self.rate_limits:
                 wait = self.rate_limits.pop(0)
                 return 429, {

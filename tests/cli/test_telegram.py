@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -182,16 +183,18 @@ def test_a_message_from_an_unknown_chat_is_ignored_and_recorded(
 ) -> None:
     api.message("/halt", chat_id=99, user_id=666, username="stranger")
     api.message("/yes", chat_id=99, user_id=666, username="stranger")
+    api.message("", chat_id=99, user_id=666, username="stranger")  # a photo: no text
 
     result = run(["telegram", "serve", "--once", "--json"])
 
     assert result.exit_code == 0, result.stderr
-    assert result.json()["ignored"] == 2
+    assert result.json()["ignored"] == 3
     assert api.sent == []
     assert _states(home) == {"paper": TradingState.ACTIVE, "live": TradingState.ACTIVE}
     ignored = _events(home, bot.IGNORED)
-    assert [(e.payload or {}).get("chat_id") for e in ignored] == [99, 99]
-    assert [(e.payload or {}).get("username") for e in ignored] == ["stranger", "stranger"]
+    assert [(e.payload or {}).get("chat_id") for e in ignored] == [99, 99, 99]
+    assert [(e.payload or {}).get("user_id") for e in ignored] == [666, 666, 666]
+    assert [(e.payload or {}).get("username") for e in ignored] == ["stranger"] * 3
     assert _events(home, bot.COMMAND) == []
 
 
@@ -212,6 +215,18 @@ def test_a_restarted_bot_runs_no_update_again(run: Run, home: Path, api: BotApi)
     assert _state(home, directive_id) == DirectiveState.CANCELLED
     assert len(_events(home, "DIRECTIVE_CANCELLED")) == 1
     assert len(_events(home, bot.COMMAND)) == 2
+
+
+def test_a_refused_action_is_answered_and_recorded(run: Run, home: Path, api: BotApi) -> None:
+    api.message("/confirm 77")
+    api.message("/yes")
+
+    result = run(["telegram", "serve", "--once"])
+
+    assert result.exit_code == 0, result.stderr
+    assert api.texts()[-1] == "/confirm 77 not done: ID: no directive 77"
+    [refused] = _events(home, bot.REFUSED)
+    assert (refused.payload or {}).get("user_id") == 7
 
 
 def test_a_command_read_long_after_it_was_sent_is_not_run(
@@ -239,6 +254,38 @@ def test_a_rate_limited_poll_waits_as_long_as_telegram_asks(home: Path, api: Bot
     assert waits == [7.0]
     assert result.commands == 1
     assert api.texts()[0].startswith("the commands are")
+
+
+def test_a_failed_poll_backs_off_doubling_and_a_conflict_is_not_a_refused_token(
+    home: Path, api: BotApi
+) -> None:
+    api.poll_errors = [502, 409, 502]
+    api.message("/help")
+    waits: list[float] = []
+
+    result = bot.serve(
+        bot.ServeRequest(),
+        home=Home.resolve(home),
+        env=os.environ,
+        sleep=waits.append,
+        stop=_StopAfterReplies(api, 1),
+    )
+
+    assert waits == [1.0, 2.0, 4.0]
+    assert result.commands == 1
+
+
+class _StopAfterReplies:
+    """Stops the bot once the stub has sent ``count`` replies."""
+
+    def __init__(self, api: BotApi, count: int) -> None:
+        self.api, self.count = api, count
+
+    def requested(self) -> bool:
+        return len(self.api.sent) >= self.count
+
+    def waiting(self) -> AbstractContextManager[object]:
+        return nullcontext()
 
 
 def test_a_refused_token_exits_3_and_never_prints_it(

@@ -118,6 +118,8 @@ class Answer:
     final: bool = False
     wait: float | None = None
     body: bytes = b""
+    status: int | None = None
+    """The HTTP status, when an answer came."""
 
 
 def post_json(
@@ -181,11 +183,11 @@ def _attempt(url: str, data: bytes, timeout_s: float, retry_after: RetryAfter) -
             body = response.read(MAX_ANSWER_BYTES)
         if 200 <= status < 300:
             return Answer(None, body=body)
-        return Answer(f"HTTP {status}", final=status < 500)
+        return Answer(f"HTTP {status}", final=status < 500, status=status)
     except urllib.error.HTTPError as failure:
         if failure.code == 429:
             return _rate_limited(failure, retry_after)
-        return Answer(f"HTTP {failure.code}", final=failure.code < 500)
+        return Answer(f"HTTP {failure.code}", final=failure.code < 500, status=failure.code)
     except urllib.error.URLError as failure:
         return Answer(f"connection failed ({type(failure.reason).__name__})")
     except (TimeoutError, OSError, ValueError) as failure:
@@ -209,5 +211,6 @@ def _rate_limited(failure: urllib.error.HTTPError, retry_after: RetryAfter) -> A
             f"{MAX_RETRY_AFTER_S:g} s stagectl waits; not retried",
             final=True,
             wait=wait,
+            status=429,
         )
-    return Answer("HTTP 429: rate limited", wait=wait)
+    return Answer("HTTP 429: rate limited", wait=wait, status=429)

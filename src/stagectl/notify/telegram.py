@@ -37,6 +37,8 @@ API_BASE = "https://api.telegram.org"
 API_BASE_ENV = "STAGECTL_TELEGRAM_API_BASE"
 CHANNEL = "telegram"
 MAX_MESSAGE_CHARS = 4000
+TOKEN_REFUSED = (401, 404)
+"""The Bot API's answers to a wrong or revoked token: asking again cannot help."""
 POLL_SLACK_S = 10.0
 """How much longer than the long poll the HTTP read may take before it counts as lost."""
 
@@ -110,8 +112,10 @@ def send_from_env(
 
 @dataclass(frozen=True)
 class Polled:
-    """One ``getUpdates`` (or ``getMe``): the result, or why not. ``final``: the same call
-    would fail again (a wrong token: 401/404); ``wait``: the seconds a 429 asked for."""
+    """One ``getUpdates`` (or ``getMe``): the result, or why not. ``final``: the token was
+    refused (401, 404), so the same call would fail again; anything else (a 409 while
+    another poller runs, a 5xx, no connection) may pass later. ``wait``: the seconds a
+    429 asked for."""
 
     result: Any = None
     error: str | None = None
@@ -153,8 +157,8 @@ def _call(
     url = f"{api_base.rstrip('/')}/bot{token}/{method}"
     answer = call_json(url, payload, timeout_s=timeout, retry_after=retry_after)
     if answer.error is not None:
-        final = answer.final and not answer.error.startswith("HTTP 429")
-        return Polled(error=mask(answer.error, [token]), final=final, wait=answer.wait)
+        refused = answer.status in TOKEN_REFUSED
+        return Polled(error=mask(answer.error, [token]), final=refused, wait=answer.wait)
     try:
         document = json.loads(answer.body)
     except (ValueError, UnicodeDecodeError):

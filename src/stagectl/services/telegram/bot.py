@@ -204,8 +204,9 @@ class _Bot:
             return
         message = update.get("message")
         sender = _sender(message)
-        text = message.get("text") if isinstance(message, dict) else None
-        if sender is None or not isinstance(text, str):
+        found = message.get("text") if isinstance(message, dict) else None
+        text = found if isinstance(found, str) else ""
+        if sender is None:
             self._take(update_id, None)
             return
         if sender.chat_id not in self.settings.chat_ids:
@@ -214,6 +215,9 @@ class _Bot:
             self.result.ignored += 1
             self.note(f"ignored a message from chat {sender.chat_id} (not configured)")
             return
+        if not text:  # a photo, a sticker: nothing to answer
+            self._take(update_id, None)
+            return
         parsed = oncall.parse_command(text)
         name = parsed.describe() if isinstance(parsed, oncall.Command) else text[:80]
         severity = "INFO" if isinstance(parsed, str) or parsed.name in oncall.READ_ONLY else "HIGH"
@@ -221,7 +225,7 @@ class _Bot:
         if not self._take(update_id, event(self.clock())):
             return
         self.result.commands += 1
-        reply = parsed if isinstance(parsed, str) else self._answer(parsed, sender)
+        reply = parsed if isinstance(parsed, str) else self._answered(parsed, sender)
         self._reply(sender.chat_id, reply)
 
     def _take(self, update_id: int, event: Event | None) -> bool:
@@ -233,6 +237,20 @@ class _Bot:
         self.result.updates += int(taken)
         self.result.last_update_id = max(update_id, self.result.last_update_id or update_id)
         return taken
+
+    def _answered(self, command: oncall.Command, sender: Sender) -> str:
+        """The reply; a command the state or a service refuses is a ``TELEGRAM_REFUSED``
+        event and a reply saying why (a locked database, a directive not pending)."""
+        try:
+            return self._answer(command, sender)
+        except StagectlError as error:
+            return self._refused(command, sender, error)
+
+    def _refused(self, command: oncall.Command, sender: Sender, error: StagectlError) -> str:
+        event = _event(REFUSED, "HIGH", sender, None, command.describe(), str(error))
+        with self.db.transaction():
+            journal.record_event(self.db, event(self.clock()))
+        return f"{command.describe()} not done: {error}"
 
     def _answer(self, command: oncall.Command, sender: Sender) -> str:
         now = self.clock()
@@ -264,21 +282,10 @@ class _Bot:
         if isinstance(chosen, str):
             return chosen
         del self.pending[sender.chat_id]
-        return self._act(chosen, sender)
-
-    def _act(self, command: oncall.Command, sender: Sender) -> str:
-        """Run a confirmed command through its CLI command's service."""
         try:
-            return _run(command, sender, self.home, self.clock)
+            return _run(chosen, sender, self.home, self.clock)
         except StagectlError as error:
-            with self.db.transaction():
-                journal.record_event(
-                    self.db,
-                    _event(REFUSED, "HIGH", sender, None, command.describe(), str(error))(
-                        self.clock()
-                    ),
-                )
-            return f"{command.describe()} not done: {error}"
+            return self._refused(chosen, sender, error)
 
     def _reply(self, chat_id: int, text: str) -> None:
         sent = telegram.send_message(
@@ -294,6 +301,7 @@ class _Bot:
 
 
 def _run(command: oncall.Command, sender: Sender, home: Home, clock: Clock) -> str:
+    """Run a confirmed command through its CLI command's service."""
     if command.name in ("halt", "reduce_only"):
         state = TradingState.HALTED if command.name == "halt" else TradingState.REDUCE_ONLY
         reason = f"{command.note or 'from Telegram'} (by {sender.name})"
