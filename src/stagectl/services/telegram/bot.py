@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -210,8 +210,7 @@ class _Bot:
             self._take(update_id, None)
             return
         if sender.chat_id not in self.settings.chat_ids:
-            event = _event(IGNORED, "MEDIUM", sender, update_id, text[:80], "ignored")
-            self._take(update_id, event(self.clock()))
+            self._take(update_id, self._event(IGNORED, sender, update_id, text[:80], "ignored"))
             self.result.ignored += 1
             self.note(f"ignored a message from chat {sender.chat_id} (not configured)")
             return
@@ -220,9 +219,10 @@ class _Bot:
             return
         parsed = oncall.parse_command(text)
         name = parsed.describe() if isinstance(parsed, oncall.Command) else text[:80]
-        severity = "INFO" if isinstance(parsed, str) or parsed.name in oncall.READ_ONLY else "HIGH"
-        event = _event(COMMAND, severity, sender, update_id, name, "taken")
-        if not self._take(update_id, event(self.clock())):
+        event = self._event(COMMAND, sender, update_id, name, "taken")
+        if isinstance(parsed, oncall.Command) and parsed.name not in oncall.READ_ONLY:
+            event = replace(event, severity="HIGH")
+        if not self._take(update_id, event):
             return
         self.result.commands += 1
         reply = parsed if isinstance(parsed, str) else self._answered(parsed, sender)
@@ -247,9 +247,9 @@ class _Bot:
             return self._refused(command, sender, error)
 
     def _refused(self, command: oncall.Command, sender: Sender, error: StagectlError) -> str:
-        event = _event(REFUSED, "HIGH", sender, None, command.describe(), str(error))
+        event = self._event(REFUSED, sender, None, command.describe(), str(error))
         with self.db.transaction():
-            journal.record_event(self.db, event(self.clock()))
+            journal.record_event(self.db, replace(event, severity="HIGH"))
         return f"{command.describe()} not done: {error}"
 
     def _answer(self, command: oncall.Command, sender: Sender) -> str:
@@ -286,6 +286,25 @@ class _Bot:
             return _run(chosen, sender, self.home, self.clock)
         except StagectlError as error:
             return self._refused(chosen, sender, error)
+
+    def _event(
+        self, kind: str, sender: Sender, update_id: int | None, text: str, outcome: str
+    ) -> Event:
+        """The journal event of a message (MEDIUM for an unknown chat, else INFO)."""
+        return Event(
+            ts=self.clock(),
+            event_type=kind,
+            severity="MEDIUM" if kind == IGNORED else "INFO",
+            action=kind,
+            message=f"{text} from {sender.name} in chat {sender.chat_id}: {outcome}",
+            payload={
+                **sender.payload(),
+                "update_id": update_id,
+                "sent_at": sender.sent_at,
+                "text": text,
+                "outcome": outcome,
+            },
+        )
 
     def _reply(self, chat_id: int, text: str) -> None:
         sent = telegram.send_message(
@@ -349,29 +368,3 @@ def _sender(message: object) -> Sender | None:
     user_id = found_id if isinstance(found_id, int) else 0
     username = user.get("username") if isinstance(user.get("username"), str) else None
     return Sender(chat["id"], user_id, username, datetime.fromtimestamp(date, UTC))
-
-
-def _event(
-    kind: str, severity: str, sender: Sender, update_id: int | None, text: str, outcome: str
-) -> Callable[[datetime], Event]:
-    """The journal event of a message, to be stamped when it is recorded."""
-    payload = {
-        **sender.payload(),
-        "update_id": update_id,
-        "sent_at": sender.sent_at,
-        "text": text,
-        "outcome": outcome,
-    }
-    message = f"{text} from {sender.name} in chat {sender.chat_id}: {outcome}"
-
-    def stamped(now: datetime) -> Event:
-        return Event(
-            ts=now,
-            event_type=kind,
-            severity=severity,
-            action=kind,
-            message=message,
-            payload=payload,
-        )
-
-    return stamped
