@@ -27,6 +27,7 @@ from stagectl.state.equity import EquitySnapshot, record_snapshots
 from stagectl.state.flags import trading_state_history, trading_states
 from stagectl.state.runs import Run as RunRow
 from stagectl.state.runs import start_run
+from stagectl.state.telegram import take_update
 from tests.bot_api_stub import TOKEN, BotApi, serve_bot_api
 from tests.conftest import REPO_ROOT, Run
 
@@ -227,6 +228,21 @@ def test_a_refused_action_is_answered_and_recorded(run: Run, home: Path, api: Bo
     assert api.texts()[-1] == "/confirm 77 not done: ID: no directive 77"
     [refused] = _events(home, bot.REFUSED)
     assert (refused.payload or {}).get("user_id") == 7
+
+
+def test_after_a_day_without_updates_the_bot_polls_without_offset_and_takes_lower_ids(
+    run: Run, home: Path, api: BotApi
+) -> None:
+    with open_state(_db(home)) as db:  # Telegram renumbers after a quiet week
+        take_update(db, "123456", 50_000, now=datetime.now(UTC) - timedelta(days=8))
+    api.message("/status")
+
+    result = run(["telegram", "serve", "--once", "--json"])
+
+    assert result.exit_code == 0, result.stderr
+    assert "offset" not in api.polls[0]
+    assert result.json()["last_update_id"] == 1000
+    assert len(api.sent) == 1
 
 
 def test_a_command_read_long_after_it_was_sent_is_not_run(

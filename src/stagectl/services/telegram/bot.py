@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,6 +45,8 @@ from stagectl.state import journal
 from stagectl.state import telegram as offsets
 from stagectl.state.db import StateDB, open_state
 
+TELEGRAM_KEEPS = timedelta(hours=24)
+"""Telegram keeps an update this long; after a week without any it numbers anew."""
 BACKOFF_S = 1.0
 MAX_BACKOFF_S = 60.0
 COMMAND = "TELEGRAM_COMMAND"
@@ -140,7 +142,7 @@ def serve(
         bot = _Bot(found, home, db, clock, sleep, on_note)
         failures = 0
         while not control.requested():
-            offset = None if bot.result.last_update_id is None else bot.result.last_update_id + 1
+            offset = bot.offset()
             with control.waiting():
                 polled = telegram.get_updates(
                     token=found.token,
@@ -192,15 +194,31 @@ class _Bot:
     result: ServeResult = field(init=False)
     pending: dict[int, oncall.Pending] = field(default_factory=dict)
 
+    taken_at: datetime | None = None
+
     def __post_init__(self) -> None:
         self.result = ServeResult(self.settings.bot_id, tuple(sorted(self.settings.chat_ids)))
-        self.result.last_update_id = offsets.last_update_id(self.db, self.settings.bot_id)
+        last = offsets.last_taken(self.db, self.settings.bot_id)
+        if last is not None:
+            self.result.last_update_id, self.taken_at = last.update_id, last.taken_at
+
+    def _new_stream(self) -> bool:
+        """Whether the last update taken is older than Telegram keeps any: the updates
+        that come are all new, and may be numbered anew (lower) after a quiet week."""
+        return self.taken_at is None or self.clock() - self.taken_at > TELEGRAM_KEEPS
+
+    def offset(self) -> int | None:
+        """The ``offset`` of the next getUpdates: after the last update taken, or none
+        when it is older than Telegram keeps updates (an offset above a renumbered
+        stream would confirm, and so drop, every new message)."""
+        last = self.result.last_update_id
+        return None if last is None or self._new_stream() else last + 1
 
     def handle(self, update: dict[str, Any]) -> None:
         """Take one update (once), then answer it."""
         update_id = int(update["update_id"])
         last = self.result.last_update_id
-        if last is not None and update_id <= last:
+        if last is not None and update_id <= last and not self._new_stream():
             return
         message = update.get("message")
         sender = _sender(message)
@@ -230,12 +248,16 @@ class _Bot:
 
     def _take(self, update_id: int, event: Event | None) -> bool:
         """Mark the update taken and record its event in one transaction."""
+        now, new_stream = self.clock(), self._new_stream()
         with self.db.transaction():
-            taken = offsets.take_update(self.db, self.settings.bot_id, update_id, now=self.clock())
+            taken = offsets.take_update(
+                self.db, self.settings.bot_id, update_id, now=now, new_stream=new_stream
+            )
             if taken and event is not None:
                 journal.record_event(self.db, event)
-        self.result.updates += int(taken)
-        self.result.last_update_id = max(update_id, self.result.last_update_id or update_id)
+        if taken:
+            self.result.updates += 1
+            self.result.last_update_id, self.taken_at = update_id, now
         return taken
 
     def _answered(self, command: oncall.Command, sender: Sender) -> str:
