@@ -218,6 +218,19 @@ def test_a_restarted_bot_runs_no_update_again(run: Run, home: Path, api: BotApi)
     assert len(_events(home, bot.COMMAND)) == 2
 
 
+def test_chatter_in_the_chat_gets_no_answer_and_an_unknown_command_the_list(
+    run: Run, home: Path, api: BotApi
+) -> None:
+    api.message("who is on call tonight?")
+    api.message("/flatten")
+
+    run(["telegram", "serve", "--once"])
+
+    assert len(api.sent) == 1
+    assert api.texts()[0].startswith("unknown command /flatten: the commands are")
+    assert [(e.payload or {}).get("text") for e in _events(home, bot.COMMAND)] == ["/flatten"]
+
+
 def test_a_refused_action_is_answered_and_recorded(run: Run, home: Path, api: BotApi) -> None:
     api.message("/confirm 77")
     api.message("/yes")

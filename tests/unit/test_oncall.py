@@ -32,7 +32,6 @@ def test_a_command_is_read_from_its_message(text: str, command: Command) -> None
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("halt", "not a command"),
         ("/confirm", "say which directive"),
         ("/confirm twelve", "say which directive"),
         ("/confirm 0", "say which directive"),
@@ -45,6 +44,11 @@ def test_a_message_that_is_no_command_gets_a_usage_line(text: str, says: str) ->
     answer = parse_command(text)
     assert isinstance(answer, str)
     assert says in answer
+
+
+@pytest.mark.parametrize("text", ["halt now", "", "  ", "ok /yes"])
+def test_a_message_that_is_no_command_asks_nothing(text: str) -> None:
+    assert parse_command(text) is None
 
 
 def _halt(user_id: int = 7, chat_id: int = 42) -> Pending:

@@ -66,12 +66,14 @@ class Pending:
     asked_at: datetime
 
 
-def parse_command(text: str) -> Command | str:
-    """The command of a message, or a usage line saying what is wrong. ``/cmd@BotName``
-    (a group chat's form) is the same as ``/cmd``; names are not case-sensitive."""
+def parse_command(text: str) -> Command | str | None:
+    """The command of a message, a usage line saying what is wrong with it, or None for
+    a message that is no command (the desk talking in its chat: no answer).
+    ``/cmd@BotName`` (a group chat's form) is the same as ``/cmd``; names are not
+    case-sensitive."""
     words = text.strip().split()
     if not words or not words[0].startswith("/"):
-        return "not a command: " + help_text()
+        return None
     name = words[0][1:].split("@", 1)[0].lower()
     rest = words[1:]
     if name in READ_ONLY or name == YES:

@@ -232,10 +232,10 @@ class _Bot:
             self.result.ignored += 1
             self.note(f"ignored a message from chat {sender.chat_id} (not configured)")
             return
-        if not text:  # a photo, a sticker: nothing to answer
+        parsed = oncall.parse_command(text)
+        if parsed is None:  # the desk talking, a photo: nothing to answer
             self._take(update_id, None)
             return
-        parsed = oncall.parse_command(text)
         name = parsed.describe() if isinstance(parsed, oncall.Command) else text[:80]
         event = self._event(COMMAND, sender, update_id, name, "taken")
         if isinstance(parsed, oncall.Command) and parsed.name not in oncall.READ_ONLY:
