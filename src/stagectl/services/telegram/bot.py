@@ -19,6 +19,11 @@ doubling up to ``MAX_BACKOFF_S``; a token the Bot API refuses (401, 404) stops t
 (exit 3). With ``once`` the bot reads what is waiting without a long poll, answers it
 and returns. ``stop`` says when to stop, after the update being handled; while the bot
 only waits (the long poll, a backoff) the caller may interrupt it outright.
+
+Plain HTTP (``notify.telegram``, through ``notify._http``) rather than
+python-telegram-bot: three Bot API methods, one at a time, need no asyncio application
+owning the loop and the signals (which would fight ``main()``'s exit-130 contract), and
+the alerts' masking of the token and reading of ``retry_after`` serve the bot too.
 """
 
 from __future__ import annotations
