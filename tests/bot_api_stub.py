@@ -124,11 +124,14 @@ def serve_bot_api(api: BotApi | None = None) -> Iterator[BotApi]:
 
         def _answer(self, status: int, document: dict[str, Any]) -> None:
             data = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the bot was stopped while it waited for this answer
 
         def log_message(self, *args: Any) -> None:
             return
