@@ -130,7 +130,10 @@ def test_confirm_waits_for_yes_then_confirms_as_the_telegram_user(
 
     assert asked.exit_code == 0, asked.stderr
     assert _state(home, directive_id) == DirectiveState.PENDING
-    assert "Send /yes within 60 s" in api.texts()[0]
+    assert api.texts()[0] == (
+        f"/confirm {directive_id}: directive {directive_id}, FLATTEN_ALL all (live, pending, "
+        "rule daily_loss_limit) binds the loop from its next bar.\nSend /yes within 60 s to do it."
+    )
 
     api.message(f"/confirm {directive_id}")
     api.message("/yes")
@@ -238,7 +241,7 @@ def test_a_refused_action_is_answered_and_recorded(run: Run, home: Path, api: Bo
     result = run(["telegram", "serve", "--once"])
 
     assert result.exit_code == 0, result.stderr
-    assert api.texts()[-1] == "/confirm 77 not done: ID: no directive 77"
+    assert api.texts() == ["/confirm 77 not done: ID: no directive 77", "nothing waits for a /yes"]
     [refused] = _events(home, bot.REFUSED)
     assert (refused.payload or {}).get("user_id") == 7
 

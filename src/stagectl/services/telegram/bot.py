@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from stagectl.config.home import Home
 from stagectl.domain import oncall
 from stagectl.domain.types import MODES, Event, TradingState
-from stagectl.errors import ExternalError, InternalError, StagectlError
+from stagectl.errors import ExternalError, InputError, InternalError, StagectlError
 from stagectl.notify import telegram
 from stagectl.services.telegram import settings as bot_settings
 from stagectl.services.telegram import status
@@ -49,6 +49,7 @@ from stagectl.services.trading import flags as trading_flags
 from stagectl.state import journal
 from stagectl.state import telegram as offsets
 from stagectl.state.db import StateDB, open_state
+from stagectl.state.directives import RiskDirective, get_directive
 
 TELEGRAM_KEEPS = timedelta(hours=24)
 """Telegram keeps an update this long; after a week without any it numbers anew."""
@@ -294,11 +295,12 @@ class _Bot:
                 f"read at {now:%H:%M:%S}Z (was the bot down?); send it again if still needed"
             )
         if command.needs_yes:
+            what = _what(command, self._directive(command))
             self.pending[sender.chat_id] = oncall.Pending(
                 command, sender.chat_id, sender.user_id, sender.sent_at
             )
             window = self.settings.confirm_within.total_seconds()
-            return f"{_what(command)}\nSend /yes within {window:g} s to do it."
+            return f"{what}\nSend /yes within {window:g} s to do it."
         chosen = oncall.confirmed(
             self.pending.get(sender.chat_id),
             chat_id=sender.chat_id,
@@ -313,6 +315,16 @@ class _Bot:
             return _run(chosen, sender, self.home, self.clock)
         except StagectlError as error:
             return self._refused(chosen, sender, error)
+
+    def _directive(self, command: oncall.Command) -> RiskDirective | None:
+        """The directive a /confirm or /cancel names, shown before its /yes; InputError
+        when there is none (nothing then waits for a /yes)."""
+        if command.directive_id is None:
+            return None
+        found = get_directive(self.db, command.directive_id)
+        if found is None:
+            raise InputError(f"no directive {command.directive_id}", where="ID")
+        return found
 
     def _event(
         self, kind: str, sender: Sender, update_id: int | None, text: str, outcome: str
@@ -371,15 +383,22 @@ def _run(command: oncall.Command, sender: Sender, home: Home, clock: Clock) -> s
     )
 
 
-def _what(command: oncall.Command) -> str:
-    """What a command will do, said before its /yes."""
+def _what(command: oncall.Command, d: RiskDirective | None) -> str:
+    """What a command will do, said before its /yes (a directive as ``/status`` shows
+    it, so a mistyped id is seen before it acts)."""
     if command.name == "halt":
         return "/halt sets HALTED on paper and live: no new order is sent (positions stay)."
     if command.name == "reduce_only":
         return "/reduce_only sets REDUCE_ONLY on paper and live: only reducing orders are sent."
+    named = "the directive"
+    if d is not None:
+        named = (
+            f"directive {d.id}, {d.action} {d.sleeve or 'all'} ({d.mode or 'paper+live'}, "
+            f"{d.state.value}, rule {d.rule or '-'})"
+        )
     if command.name == "confirm":
-        return f"/confirm {command.directive_id}: the directive binds the loop from its next bar."
-    return f"/cancel {command.directive_id}: the directive is vetoed and never binds."
+        return f"/confirm {command.directive_id}: {named} binds the loop from its next bar."
+    return f"/cancel {command.directive_id}: {named} is vetoed and never binds."
 
 
 def _sender(message: object) -> Sender | None:
