@@ -118,6 +118,8 @@ def test_status_answers_state_equity_drawdown_directives_and_records_the_user(
         "oncall",
         "/status",
     )
+    written = b"".join(f.read_bytes() for f in _db(home).parent.iterdir() if f.is_file())
+    assert TOKEN.encode() not in written + result.stdout.encode() + result.stderr.encode()
 
 
 def test_confirm_waits_for_yes_then_confirms_as_the_telegram_user(
