@@ -15,19 +15,21 @@ function __stagectl_takes_value --argument-names key
         case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--pbo-partitions,--purge,--test-folds}
         case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
-        case 'emergency-close|'{--base-url,--exchange,--reason,--symbol}
+        case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
+        case 'funding-scan|'{--data,--now,-s,--symbol}
         case 'governor|'{-c,--config,--data,--now}
         case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
         case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
-        case 'paper-gate|'{-c,--config,--days,--now,--out,--run,--run-id}
-        case 'preflight|'{--base-url,-c,--config,--exchange}
+        case 'optimize|'{--out}
+        case 'paper-gate|'{-c,--config,--days,--metrics-file,--now,--out,--run,--run-id}
+        case 'preflight|'{--base-url,-c,--config,--exchange,--metrics-file}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
         case 'report verify|'{--max-age}
-        case 'risk-guard|'{-c,--config,--data,--eval,--export,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
-        case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--replay-data,--resume,--speed,--stage3,--start}
+        case 'risk-guard|'{-c,--config,--data,--eval,--export,--metrics-file,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
+        case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--metrics-host,--metrics-port,--replay-data,--resume,--speed,--stage3,--start}
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
         case 'stress-lab|'{--compare,-c,--config,--data,--equity,--html,--now,--out,--positions,--scenario,--scenarios}
@@ -40,7 +42,7 @@ function __stagectl_takes_value --argument-names key
         case 'trading confirm|'{--by}
         case 'trading cancel|'{--by,--reason}
         case 'trading revoke|'{--by,--cause,--reason}
-        case 'verify-thresholds|'{--baseline,-c,--config,--out,--signed-off-by}
+        case 'verify-thresholds|'{--baseline,-c,--config,--metrics-file,--out,--signed-off-by}
         case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--purge,--test,--train}
             return 0
     end
@@ -50,7 +52,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
+            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -141,10 +143,12 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a consensus -d 'Engine consensus
 complete -c stagectl -n '__stagectl_at \'\' 0' -a cpcv -d 'Combinatorial purged CV: Sharpe across paths and PBO.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a data -d 'Bundled and fetched market data: list, check, fetch.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a emergency-close -d 'Reduce-only, cancel, close all, halt.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a funding-scan -d 'Funding carry and perp-spot basis per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a governor -d 'Portfolio Governor weights from Market Intel.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a init -d 'Create a stagectl home with the default configs.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a market-intel -d 'Stage6 Market Intel metrics per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a metrics -d 'The fill ledger: import, window metrics, PnL windows.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a optimize -d 'Seed 001\'s portfolio optimizer: weights, slacks.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a paper-gate -d 'Judge a paper run against the 30-day paper gate.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a preflight -d 'The seed 002 pre-trade checklist.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a regime-analyze -d 'PnL windows and candles by market regime.'
@@ -244,10 +248,16 @@ complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l dry-run -d 'Show 
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l exchange -x -d 'Close on this ccxt exchange (e.g. binanceusdm) with credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE [default: the paper books].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l paper -d 'Close run-live\'s paper books (the default).'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l reason -x -d 'Why; recorded with the trading state changes.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l symbol -x -d 'Only this symbol (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s y -l yes -d 'Do not ask for confirmation.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l now -x -d 'Scan as of this UTC time (ISO-8601) [default: the end of the data].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s s -l symbol -x -d 'Only this symbol (repeatable) [default: every symbol with funding data].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused without core.yaml\'s compliance sign-off, and inside the rebalance interval).'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
@@ -277,7 +287,7 @@ complete -c stagectl -n '__stagectl_at \'metrics import\'' -l source -x -d 'The 
 complete -c stagectl -n '__stagectl_at \'metrics import\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics import\' 0' -F
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l base-url -x -d 'Send every exchange call to this host (testnets).'
-complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l exchange -x -d 'ccxt exchange id, e.g. binanceusdm; credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE.'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l exchange -x -d 'ccxt exchange id, e.g. binanceusdm; the read-only key from STAGECTL_READONLY_API_KEY/SECRET or STAGECTL_READONLY_KEY_FILE.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l since -x -d 'First trade time, YYYY-MM-DD or ISO-8601 UTC.'
@@ -297,10 +307,17 @@ complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l out -r -F 
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l start -x -d 'First window start (UTC).'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l window -x -d 'Window length in seconds.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l from-governor -d 'Take the candidates from the latest recorded governor decision (edge = its score, confidence 1, current = its previous weights).'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'optimize\' 0' -F
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l days -x -d 'Window length in days [default: paper_gate.days, 30].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l now -x -d 'End of the window (ISO-8601 date or datetime, UTC) [default: the judged run\'s clock: its last bar for a replayed or finished run].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l run -l run-id -x -d 'The paper run to judge [default: the latest finished paper run that covers the window].'
@@ -310,6 +327,7 @@ complete -c stagectl -n '__stagectl_at \'preflight\'' -s c -l config -x -a '(__s
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l exchange -x -d 'Check this ccxt exchange (e.g. binanceusdm): markets, clock, credentials [default: paper].'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'preflight\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l offline -d 'No network: skip exchange checks, use packaged filters.'
 complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l candles -r -F -d '1-minute OHLCV CSV(.gz) of one symbol, repeatable (segments, joined in time).'
 complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/maker.yaml in the home, else the packaged one].'
@@ -334,6 +352,7 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l eval -x -d 'Replay eva
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l export -x -a '(__fish_complete_directories)' -d 'Replay: write equity.csv, triggers.csv, actions.csv here.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: the run\'s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l live -l paper -d 'Read the runs of the live mode instead of the paper mode [default: --paper].'
@@ -351,6 +370,8 @@ complete -c stagectl -n '__stagectl_at \'run-live\'' -l end -x -d 'Last bar, UTC
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l exchange -x -d 'ccxt exchange id for --live.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l metrics-host -x -d 'The address --metrics-port listens on (0.0.0.0: every interface).'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l metrics-port -x -d 'Serve live gauges for Prometheus on this port while the loop runs (0: any free port, printed on stderr; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l new-run -d 'Start a new run even if one is unfinished.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l breakers -l no-breakers -d 'Circuit breakers (daily drawdown stop at the active preset\'s daily loss stop, 3-loss streak halving, volatility defense) on the run\'s own returns.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l guard -l no-guard -d 'Evaluate the risk guard in the loop (the strategy config\'s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.'
@@ -465,6 +486,7 @@ complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l baseline -r -F 
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l signed-off-by -x -d 'Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml\'s compliance sign-off, which governor --apply, market-intel --out and stress-lab --out require.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'

@@ -34,6 +34,7 @@ from stagectl.errors import (
 
 # name -> (module whose ``app`` holds the command, one-line help for the listing)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "funding-scan": ("stagectl.cli.funding_scan", "Funding carry and perp-spot basis per symbol."),
     "init": ("stagectl.cli.init", "Create a stagectl home with the default configs."),
     "state": ("stagectl.cli.state", "Inspect the SQLite state database."),
     "report": ("stagectl.cli.report", "Verify signed reports."),
@@ -61,6 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cpcv": ("stagectl.cli.cpcv", "Combinatorial purged CV: Sharpe across paths and PBO."),
     "audit-strategy": ("stagectl.cli.audit_strategy", "Seed 003's acceptance table on the data."),
     "consensus": ("stagectl.cli.consensus", "Engine consensus score and adaptive decision."),
+    "optimize": ("stagectl.cli.optimize", "Seed 001's portfolio optimizer: weights, slacks."),
     "shadow": ("stagectl.cli.shadow", "Record backtests as runs; compare runs for promotion."),
 }
 

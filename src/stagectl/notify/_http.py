@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stagectl.domain.jsonable import to_jsonable
+from stagectl.notify._secrets import mask
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_RETRIES = 3
@@ -72,14 +73,6 @@ class NotifyResult:
 
 def skipped(channel: str, reason: str) -> NotifyResult:
     return NotifyResult(channel, "skipped", 0, reason=reason)
-
-
-def mask(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every non-empty secret replaced by ``***`` (longest first, so a
-    secret that contains another is masked whole)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:

@@ -26,12 +26,12 @@ from stagectl.notify._http import (
     DEFAULT_TIMEOUT_S,
     NotifyResult,
     call_json,
-    mask,
     post_json,
     retry_after_header,
     seconds,
     skipped,
 )
+from stagectl.notify._secrets import mask
 
 API_BASE = "https://api.telegram.org"
 API_BASE_ENV = "STAGECTL_TELEGRAM_API_BASE"
