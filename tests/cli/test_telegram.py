@@ -3,6 +3,7 @@ Bot API (tests/bot_api_stub.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -202,6 +203,24 @@ def test_a_message_from_an_unknown_chat_is_ignored_and_recorded(
     assert [(e.payload or {}).get("user_id") for e in ignored] == [666, 666, 666]
     assert [(e.payload or {}).get("username") for e in ignored] == ["stranger"] * 3
     assert _events(home, bot.COMMAND) == []
+
+
+def test_the_bot_logs_its_notes_and_its_end_as_json_lines(
+    run: Run, home: Path, api: BotApi
+) -> None:
+    (home / "logs").mkdir()
+    api.message("/status", chat_id=99, user_id=666, username="stranger")
+
+    result = run(["telegram", "serve", "--once"])
+
+    assert result.exit_code == 0, result.stderr
+    text = (home / "logs" / "telegram-serve.jsonl").read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [line["event"] for line in lines] == ["started", "note", "served", "finished"]
+    assert "chat 99" in lines[1]["fields"]["message"]
+    assert lines[2]["fields"]["ignored"] == 1
+    assert lines[3]["fields"]["exit_code"] == 0
+    assert TOKEN not in text
 
 
 def test_a_restarted_bot_runs_no_update_again(run: Run, home: Path, api: BotApi) -> None:

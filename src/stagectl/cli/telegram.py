@@ -51,21 +51,29 @@ def serve(
     restart resumes after the last one taken.
 
     SIGINT/SIGTERM stop it after the message in hand (at once while it waits) with exit
-    130. Exit 0 after --once; 2 bad config or no token or chat; 3 the Bot API refused the
-    token (or, with --once, kept failing).
+    130. Its notes (a failed poll, a message from an unknown chat) also go to
+    HOME/logs/telegram-serve.jsonl. Exit 0 after --once; 2 bad config or no token or
+    chat; 3 the Bot API refused the token (or, with --once, kept failing).
 
     Example: stagectl telegram serve
     """
+    from stagectl.cli._logs import WARNING
+    from stagectl.cli._observe import observed
     from stagectl.services.telegram import bot
 
+    home = cli_context(ctx).home
     stop = _Stop()
-    with stop.installed():
-        result = bot.serve(
-            bot.ServeRequest(config=config, once=once),
-            home=cli_context(ctx).home,
-            stop=stop,
-            on_note=info,
-        )
+    with observed(home, "telegram serve", metrics_file=None) as observation:
+
+        def note(text: str) -> None:
+            info(text)
+            observation.event("note", WARNING, message=text)
+
+        with stop.installed():
+            result = bot.serve(
+                bot.ServeRequest(config=config, once=once), home=home, stop=stop, on_note=note
+            )
+        observation.event("served", **result.to_dict())
     if json_output:
         print_json(result.to_dict())
     else:
