@@ -7,7 +7,7 @@ _stagectl_node() {
     # The subcommands and options of command path $1 (words joined by spaces).
     _stagectl_names=""; _stagectl_opts=""
     case "$1" in
-        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
+        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --unsigned';;
@@ -45,6 +45,9 @@ _stagectl_node() {
         "state") _stagectl_names='info'; _stagectl_opts='-h --help';;
         "state info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "stress-lab") _stagectl_names=''; _stagectl_opts='--compare -c --config --data --equity -h --help --html --json --now --out --positions --scenario --scenarios --unsigned';;
+        "telegram") _stagectl_names='serve test'; _stagectl_opts='-h --help';;
+        "telegram serve") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json --once';;
+        "telegram test") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "trading") _stagectl_names='status incidents enable disable reduce-only confirm cancel revoke'; _stagectl_opts='-h --help';;
         "trading status") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "trading incidents") _stagectl_names=''; _stagectl_opts='-h --help --id --json --limit --run --since';;
@@ -203,6 +206,8 @@ _stagectl_value() {
         "stress-lab|--positions") _stagectl_kind=file;;
         "stress-lab|--scenario") _stagectl_kind=text;;
         "stress-lab|--scenarios") _stagectl_kind=file;;
+        "telegram serve|-c"|"telegram serve|--config") _stagectl_kind=yaml;;
+        "telegram test|-c"|"telegram test|--config") _stagectl_kind=yaml;;
         "trading incidents|--id") _stagectl_kind=text;;
         "trading incidents|--limit") _stagectl_kind=text;;
         "trading incidents|--run") _stagectl_kind=text;;

@@ -33,6 +33,8 @@ function __stagectl_takes_value --argument-names key
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
         case 'stress-lab|'{--compare,-c,--config,--data,--equity,--html,--now,--out,--positions,--scenario,--scenarios}
+        case 'telegram serve|'{-c,--config}
+        case 'telegram test|'{-c,--config}
         case 'trading incidents|'{--id,--limit,--run,--since}
         case 'trading enable|'{--cause,-c,--config,--reason,--signed-off-by}
         case 'trading disable|'{--reason}
@@ -50,7 +52,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
+            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -65,6 +67,8 @@ function __stagectl_names --argument-names path
             echo compare record-backtest
         case 'state'
             echo info
+        case 'telegram'
+            echo serve test
         case 'trading'
             echo status incidents enable disable reduce-only confirm cancel revoke
     end
@@ -154,6 +158,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a run-live -d 'The trading loop:
 complete -c stagectl -n '__stagectl_at \'\' 0' -a shadow -d 'Record backtests as runs; compare runs for promotion.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a state -d 'Inspect the SQLite state database.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a stress-lab -d 'Stress Lab scenarios with a signed verdict.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a telegram -d 'On-call from Telegram: serve the bot, test it.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a trading -d 'Show or set the trading state.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a verify-thresholds -d 'Audit core.yaml\'s governed values against the approved baseline.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a walk-forward -d 'Purged walk-forward of the strategy config.'
@@ -415,6 +420,16 @@ complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l positions -r -F -d 'Po
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenario -x -d 'Run only this scenario (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenarios -r -F -d 'Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.'
+complete -c stagectl -n '__stagectl_at \'telegram\' 0' -a serve -d 'Run the on-call bot: a long poll of the Telegram Bot API answering /status, /report, /halt, /reduce_only, /confirm ID, /cancel ID REASON and /yes from the configured chats only (the risk guard...'
+complete -c stagectl -n '__stagectl_at \'telegram\' 0' -a test -d 'Check the bot token (getMe) and send a test message to each configured chat.'
+complete -c stagectl -n '__stagectl_at \'telegram\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -l once -d 'Answer the messages waiting now (no long poll), then exit 0.'
+complete -c stagectl -n '__stagectl_at \'telegram test\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'telegram test\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'telegram test\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the trading state of the paper and the live mode, who set each, why, and the latest changes.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a incidents -d 'List the incident log (seed 003 §4.2 step 6): every guard hit of HIGH or CRITICAL severity with its rule, value, market state and recent fills, every directive step, restart and emergency close.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set a mode\'s trading state to ACTIVE: new orders may be sent again.'

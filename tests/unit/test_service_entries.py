@@ -65,6 +65,8 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "metrics window": ("stagectl.services.ledger.window", "run"),
     "metrics export-windows": ("stagectl.services.ledger.export_windows", "run"),
     "regime-analyze": ("stagectl.services.ledger.regime_analyze", "run"),
+    "telegram serve": ("stagectl.services.telegram.bot", "serve"),
+    "telegram test": ("stagectl.services.telegram.check", "run"),
 }
 
 # Commands without a service: `report verify` checks a file with the reports package

@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preflight": ("stagectl.cli.preflight", "The seed 002 pre-trade checklist."),
     "emergency-close": ("stagectl.cli.emergency_close", "Reduce-only, cancel, close all, halt."),
     "trading": ("stagectl.cli.trading", "Show or set the trading state."),
+    "telegram": ("stagectl.cli.telegram", "On-call from Telegram: serve the bot, test it."),
     "walk-forward": ("stagectl.cli.walk_forward", "Purged walk-forward of the strategy config."),
     "cpcv": ("stagectl.cli.cpcv", "Combinatorial purged CV: Sharpe across paths and PBO."),
     "audit-strategy": ("stagectl.cli.audit_strategy", "Seed 003's acceptance table on the data."),
