@@ -14,6 +14,7 @@ import typer
 
 from stagectl.cli._common import (
     DryRunOpt,
+    HtmlOpt,
     JsonOpt,
     LiveModeOpt,
     OutOpt,
@@ -87,6 +88,7 @@ def risk_guard(
             file_okay=False,
         ),
     ] = None,
+    html: HtmlOpt = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -134,7 +136,8 @@ def risk_guard(
             raise InputError("choose one of --replay and --weekly", where="--replay")
         publish = _Publish(home, parse_now(now) or datetime.now(UTC), json_output, out, unsigned)
         guard = _Breakers(breakers or preset is not None, preset)
-        _replay(publish, config, (replay_start, replay_end), evaluation, export, data, guard)
+        outputs = _ReplayOutputs(export, html)
+        _replay(publish, config, (replay_start, replay_end), evaluation, outputs, data, guard)
         return
     command = "risk-guard --weekly" if weekly else "risk-guard"
     with could_not_judge_alert(home, command=command, config=config):
@@ -145,9 +148,9 @@ def risk_guard(
             return
         if breakers or preset is not None:
             raise InputError("--breakers and --preset need --replay", where="--breakers")
-        if replay_start or replay_end or export or data:
+        if replay_start or replay_end or export or data or html:
             raise InputError(
-                "--replay-start, --replay-end, --export and --data need --replay",
+                "--replay-start, --replay-end, --export, --html and --data need --replay",
                 where="--replay",
             )
         _live(publish, moment, config, dry_run, run_id, mode_of(live))
@@ -310,6 +313,14 @@ def _progress() -> Iterator[Callable[[int, int], None]]:
 
 
 @dataclass(frozen=True)
+class _ReplayOutputs:
+    """Replay only: the ``--export`` directory and the ``--html`` page."""
+
+    export: Path | None
+    html: Path | None
+
+
+@dataclass(frozen=True)
 class _Breakers:
     """Replay only: whether to apply the circuit breakers, and the preset's daily stop."""
 
@@ -322,7 +333,7 @@ def _replay(
     config: Path | None,
     window: tuple[str | None, str | None],
     evaluation: str,
-    export: Path | None,
+    outputs: _ReplayOutputs,
     data: Path | None,
     breakers: _Breakers,
 ) -> None:
@@ -337,7 +348,7 @@ def _replay(
         end=end,
         evaluation=evaluation,
         data_dir=data,
-        export_dir=export,
+        export_dir=outputs.export,
         breakers=breakers.apply,
         preset=breakers.preset,
     )
@@ -349,6 +360,11 @@ def _replay(
     envelope = publish.envelope(service.KIND, report.body(), report.inputs)
     for path in report.exported:
         info(f"wrote {path}")
+    if outputs.html is not None:
+        from stagectl.reports.charts import write_page
+        from stagectl.services.pages.guard import replay as page
+
+        info(f"wrote {write_page(outputs.html, page(report))}")
     publish.show(envelope, lambda: _print_replay(report.body()))
 
 
