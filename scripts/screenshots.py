@@ -6,11 +6,11 @@ In a temporary home (a throwaway signing key, the packaged configs, the bundled 
 data) it runs each command with ``--html OUT_DIR/<name>.html``: backtest (with the
 circuit breakers), risk-guard --replay, walk-forward, cpcv, regime-analyze (the bundled
 SOLUSDT candles and PnL windows made from them: a maker earning a spread and losing to
-the hour's move), paper-gate (after a run-live paper replay of the last 30 days) and
-stress-lab (after the compliance sign-off). Then headless Chromium (Debian's
-``/usr/bin/chromium``, driven by playwright; ``STAGECTL_CHROMIUM`` names another) opens
-each page from disk and saves ``OUT_DIR/<name>.png``. The paths are printed, one a line.
-The screenshots are not committed.
+the price's move), paper-gate (after a run-live paper replay of the last 30 days) and
+stress-lab (after the compliance sign-off, with a two-position book). Then headless
+Chromium (Debian's ``/usr/bin/chromium``, driven by playwright; ``STAGECTL_CHROMIUM``
+names another) opens each page from disk and saves ``OUT_DIR/<name>.png``. The paths are
+printed, one a line. The screenshots are not committed.
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ def build_pages(home: Path, out_dir: Path, invoke: Invoke = _quiet_main) -> dict
         )
     }
     windows = write_windows(home / "windows.csv")
+    book = home / "book.csv"
+    book.write_text("symbol,qty,entry_price\nBTCUSDT,0.5,80000\nSOLUSDT,-100,150\n")
     steps: list[tuple[list[str], tuple[int, ...]]] = [
         (["init"], (0,)),
         (["backtest", "--breakers", "--html", str(pages["backtest"])], (0,)),
@@ -116,7 +118,7 @@ def build_pages(home: Path, out_dir: Path, invoke: Invoke = _quiet_main) -> dict
         (["paper-gate", "--html", str(pages["paper-gate"])], (0, 1)),
         (["verify-thresholds", "--out", str(home / "reports" / "compliance.json"),
           "--signed-off-by", "desk"], (0,)),
-        (["stress-lab", "--html", str(pages["stress-lab"])], (0, 1)),
+        (["stress-lab", "--positions", str(book), "--html", str(pages["stress-lab"])], (0, 1)),
     ]  # fmt: skip
     with _home(home):
         for args, expected in steps:

@@ -133,10 +133,12 @@ def test_the_stress_lab_page_keeps_its_heat_table_without_scripts(
     assert "<script" not in html
     page, problems = _open(browser, pages["stress-lab"])
     cells = page.evaluate("document.querySelectorAll('td.ok, td.warn, td.breach').length")
+    bars = page.evaluate("document.querySelectorAll('svg rect').length")
     page.close()
 
     assert problems == []
     assert cells >= 8
+    assert bars >= 2  # the portfolio impact bars of the two-position book
 
 
 def test_a_page_embeds_plotly_once_and_fetches_nothing(pages: dict[str, Path]) -> None:

@@ -74,7 +74,9 @@ def backtest(run: BacktestRun) -> Page:
         )
     )
     equity = figure("Equity", y_title="USD")
-    add_line(equity, result.equity.index, result.equity.to_numpy(), "equity (net)")
+    add_line(
+        equity, result.equity.index, result.equity.to_numpy(), "equity (net)", colour=PALETTE[0]
+    )
     add_line(
         equity,
         result.gross_equity.index,
@@ -148,7 +150,7 @@ def walk_forward(result: WalkForwardResult) -> Page:
     oos = result.oos_returns
     curve = pd.Series(np.cumprod(1.0 + oos.to_numpy()), index=oos.index)
     stitched = figure("Stitched out-of-sample equity (1 = start)", y_title="growth of 1")
-    add_line(stitched, curve.index, curve.to_numpy(), "OOS equity")
+    add_line(stitched, curve.index, curve.to_numpy(), "OOS equity", colour=PALETTE[0])
     page.heading("Stitched OOS curve").chart(stitched)
     page.chart(_drawdown_figure({"OOS equity": (curve, 1.0)}))
     page.heading("Folds")
