@@ -15,7 +15,7 @@ def test_html_next_to_json_keeps_stdout_one_json_document(run: Run, home: Path) 
     assert json.loads(result.stdout)["kind"] == "walk-forward"
     page = (home / "wf.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
-    assert page.count('class="plotly-graph-div"') == 3
+    assert page.count('class="plotly-graph-div"') == 2  # Sharpe per fold; equity over drawdown
     assert "wrote wf.html" in result.stderr
 
 

@@ -53,7 +53,7 @@ PROBE = """
       + '.barlayer path, .heatmaplayer image'))
     .filter(e => e.tagName === 'image' || (e.getAttribute('d') || '').length > 8).length,
   dateAxis: plot.layout.xaxis.type === 'date',
-  ticks: Array.from(plot.querySelectorAll('.xtick text')).map(t => t.textContent),
+  ticks: Array.from(plot.querySelectorAll('.xaxislayer-above text')).map(t => t.textContent),
 }))
 """
 YEAR_OR_MONTH = ("2024", "2025", "2026", "Jan", "Apr", "Jul", "Oct")
@@ -106,7 +106,7 @@ def test_each_chart_of_the_page_draws_in_chromium(
 ) -> None:
     html = pages[name].read_text(encoding="utf-8")
     expected = html.count('class="plotly-graph-div"')
-    assert expected >= 2
+    assert expected >= 1
     assert html.count("<script") - html.count("<script type") >= 1
     page, problems = _open(browser, pages[name])
     page.wait_for_function(

@@ -110,17 +110,64 @@ def values_at(series: Any, times: Any) -> np.ndarray:
 def figure(title: str, *, y_title: str = "", height: int = 380, percent: bool = False) -> Any:
     """An empty figure with the house layout: a UTC date x axis, hover across traces."""
     fig = go.Figure()
+    _house_layout(fig, title, height)
     fig.update_layout(
-        title={"text": escape(title), "x": 0.01},
-        template="plotly_white",
-        height=height,
-        margin={"l": 60, "r": 20, "t": 40, "b": 40},
-        hovermode="x unified",
-        legend={"orientation": "h", "y": -0.12, "yanchor": "top", "x": 0, "xanchor": "left"},
+        legend={"y": -0.12},
         xaxis={"type": "date", "hoverformat": "%Y-%m-%d %H:%M UTC"},
         yaxis={"title": {"text": escape(y_title)}, "tickformat": ".1%" if percent else ",.6~g"},
     )
     return fig
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One row of a :func:`stacked_figure`: its y axis title, percent ticks, its height
+    share, and for a severity panel the NONE .. CRITICAL labels."""
+
+    y_title: str
+    percent: bool = False
+    weight: float = 1.0
+    severity: bool = False
+
+
+def stacked_figure(title: str, panels: Sequence[Panel], *, height: int = 560) -> Any:
+    """Panels stacked on one shared UTC date axis: a zoom or pan in one moves them all
+    (equity over drawdown over severity). Traces go to a panel with ``row=`` (1-based)."""
+    from plotly.subplots import make_subplots
+
+    total = sum(p.weight for p in panels)
+    fig = make_subplots(
+        rows=len(panels),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.04,
+        row_heights=[p.weight / total for p in panels],
+    )
+    _house_layout(fig, title, height)
+    fig.update_xaxes(type="date", hoverformat="%Y-%m-%d %H:%M UTC")
+    names = sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__)
+    for row, panel in enumerate(panels, start=1):
+        axis: dict[str, Any] = {
+            "title": {"text": escape(panel.y_title)},
+            "tickformat": ".1%" if panel.percent else ",.6~g",
+        }
+        if panel.severity:
+            axis.update(
+                tickvals=list(range(len(names))), ticktext=names, range=[-0.3, 4.3], tickformat=""
+            )
+        fig.update_yaxes(row=row, col=1, **axis)
+    return fig
+
+
+def _house_layout(fig: Any, title: str, height: int) -> None:
+    fig.update_layout(
+        title={"text": escape(title), "x": 0.01},
+        template="plotly_white",
+        height=height,
+        margin={"l": 70, "r": 20, "t": 40, "b": 40},
+        hovermode="x unified",
+        legend={"orientation": "h", "y": -0.08, "yanchor": "top", "x": 0, "xanchor": "left"},
+    )
 
 
 def add_line(
@@ -133,10 +180,14 @@ def add_line(
     fill: str | None = None,
     step: bool = False,
     max_points: int = MAX_POINTS,
+    row: int | None = None,
 ) -> None:
-    """One time series as a line, downsampled (:func:`downsample`)."""
+    """One time series as a line, downsampled (:func:`downsample`); ``row``: the panel of
+    a :func:`stacked_figure`."""
     x, y = downsample(time_axis(times), values, max_points)
-    fig.add_trace(
+    _add(
+        fig,
+        row,
         go.Scatter(
             x=x,
             y=y,
@@ -144,7 +195,7 @@ def add_line(
             mode="lines",
             line={"color": colour, "width": 1.5, "shape": "hv" if step else "linear"},
             fill=fill,
-        )
+        ),
     )
 
 
@@ -158,9 +209,12 @@ def add_markers(
     colour: str,
     symbol: str = "circle",
     size: int = 8,
+    row: int | None = None,
 ) -> None:
     """Events as markers with a hover text each (not downsampled: events are few)."""
-    fig.add_trace(
+    _add(
+        fig,
+        row,
         go.Scatter(
             x=time_axis(times),
             y=np.asarray(values, dtype=float),
@@ -170,8 +224,15 @@ def add_markers(
             opacity=0.8,
             text=[escape(t) for t in texts],
             hovertemplate="%{text}<extra></extra>",
-        )
+        ),
     )
+
+
+def _add(fig: Any, row: int | None, trace: Any) -> None:
+    if row is None:
+        fig.add_trace(trace)
+    else:
+        fig.add_trace(trace, row=row, col=1)
 
 
 def add_bands(
@@ -212,17 +273,10 @@ def _translucent(colour: str, alpha: float = 0.22) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
-def severity_figure(title: str, times: Any, ranks: Any) -> Any:
-    """A step line of severity ranks (``domain.risk_rules.SEVERITY_RANK``) over time, the
-    y axis labelled NONE .. CRITICAL."""
-    names = sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__)
-    fig = figure(title, height=240)
-    fig.update_layout(
-        yaxis={"tickvals": list(range(len(names))), "ticktext": names, "range": [-0.3, 4.3]},
-        showlegend=False,
-    )
-    add_line(fig, times, ranks, "severity", colour=SEVERITY_COLOURS["CRITICAL"], step=True)
-    return fig
+def add_severity(fig: Any, times: Any, ranks: Any, *, row: int) -> None:
+    """Severity ranks (``domain.risk_rules.SEVERITY_RANK``) as a step line on a severity
+    :class:`Panel` (its y axis labelled NONE .. CRITICAL)."""
+    add_line(fig, times, ranks, "severity", colour=SEVERITY_COLOURS["CRITICAL"], step=True, row=row)
 
 
 def bar_figure(

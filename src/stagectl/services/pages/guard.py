@@ -14,11 +14,12 @@ from stagectl.reports.charts import (
     PALETTE,
     SEVERITY_COLOURS,
     Page,
+    Panel,
     add_line,
     add_markers,
-    figure,
+    add_severity,
     pct,
-    severity_figure,
+    stacked_figure,
     table,
     values_at,
 )
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from stagectl.services.guard.paper_gate import GuardFireRow, PaperGateResult
     from stagectl.services.guard.replay import ReplayReport
 
+GREY, RED = "#9aa3b5", "#b3261e"
 ACTION_SYMBOLS = {
     "FLATTEN_ALL": "x",
     "REDUCE_RISK_50": "triangle-down",
@@ -68,9 +70,17 @@ def replay(report: ReplayReport) -> Page:
             ],
         )
     )  # fmt: skip
-    equity = figure("Guarded vs unguarded equity", y_title="USD", height=440)
-    add_line(equity, unguarded.index, unguarded.to_numpy(), "unguarded", colour="#9aa3b5")
-    add_line(equity, guarded.index, guarded.to_numpy(), "guarded", colour=PALETTE[0])
+    equity = stacked_figure(
+        "Guarded vs unguarded: equity, drawdown, severity of each evaluation",
+        (
+            Panel("USD", weight=2.2),
+            Panel("drawdown", percent=True),
+            Panel("severity", weight=0.7, severity=True),
+        ),
+        height=820,
+    )
+    add_line(equity, unguarded.index, unguarded.to_numpy(), "unguarded", colour=GREY, row=1)
+    add_line(equity, guarded.index, guarded.to_numpy(), "guarded", colour=PALETTE[0], row=1)
     by_severity: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for trigger in report.triggers:
         by_severity[trigger["severity"]].append(trigger)
@@ -85,6 +95,7 @@ def replay(report: ReplayReport) -> Page:
             [f"{_iso(h['at'])} {h['rule']} {h['sleeve'] or 'portfolio'} = {h['value']} -> "
              f"{h['action']} ({severity})" for h in hits],
             colour=SEVERITY_COLOURS.get(severity, "#444444"),
+            row=1,
         )  # fmt: skip
     by_action: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for action in report.actions:
@@ -99,22 +110,17 @@ def replay(report: ReplayReport) -> Page:
             [f"{_iso(a['at'])} {kind} {a['sleeve'] or ''}: {a['reason']}" for a in acts],
             colour="#1d2330",
             symbol=ACTION_SYMBOLS.get(kind, "star"),
+            row=1,
         )
-    page.heading("Equity, triggers and guard actions").chart(equity)
-    drawdown = figure("Drawdown", y_title="drawdown", percent=True, height=300)
     for name, curve, colour in (
-        ("unguarded", result.unguarded, "#9aa3b5"),
-        ("guarded", result.guarded, PALETTE[0]),
+        ("unguarded drawdown", result.unguarded, GREY),
+        ("guarded drawdown", result.guarded, PALETTE[0]),
     ):
         series = running_drawdown(curve.equity, curve.initial_equity)
-        add_line(drawdown, series.index, series.to_numpy(), name, colour=colour)
-    page.chart(drawdown)
+        add_line(equity, series.index, series.to_numpy(), name, colour=colour, row=2)
     decisions = result.decisions
-    page.heading("Severity of each evaluation")
-    page.chart(
-        severity_figure("Guard severity per evaluation", decisions.eval_times,
-                        decisions.severity_rank)
-    )  # fmt: skip
+    add_severity(equity, decisions.eval_times, decisions.severity_rank, row=3)
+    page.heading("Equity, triggers and guard actions").chart(equity)
     page.heading("Guard actions")
     page.details(
         f"{len(report.actions)} guard actions",
@@ -189,8 +195,13 @@ def paper_gate(result: PaperGateResult) -> Page:
     )  # fmt: skip
     equity = result.equity
     if equity is not None and len(equity):
-        fig = figure("Equity over the window", y_title="USD")
-        add_line(fig, equity.index, equity.to_numpy(), "equity", colour=PALETTE[0])
+        panels = [Panel("USD", weight=2.0), Panel("drawdown", percent=True)]
+        if result.decisions:
+            panels.append(Panel("severity", weight=0.7, severity=True))
+        fig = stacked_figure(
+            "Equity, drawdown and guard decisions over the window", panels, height=720
+        )
+        add_line(fig, equity.index, equity.to_numpy(), "equity", colour=PALETTE[0], row=1)
         by_severity: dict[str, list[Any]] = defaultdict(list)
         for decision in _changes(result.decisions):
             by_severity[decision.severity].append(decision)
@@ -204,22 +215,20 @@ def paper_gate(result: PaperGateResult) -> Page:
                 f"guard {severity}",
                 [f"{_iso(d.at)} {d.action} ({severity})" for d in found],
                 colour=SEVERITY_COLOURS.get(severity, "#444444"),
+                row=1,
             )
-        page.heading("Equity and guard decisions").chart(fig)
         drawdown = running_drawdown(equity)
-        dd = figure("Drawdown", y_title="drawdown", percent=True, height=280)
         add_line(
-            dd, drawdown.index, drawdown.to_numpy(), "drawdown", colour=PALETTE[0], fill="tozeroy"
+            fig, drawdown.index, drawdown.to_numpy(), "drawdown", colour=RED, fill="tozeroy", row=2
         )
-        page.chart(dd)
-    if result.decisions:
-        page.chart(
-            severity_figure(
-                "Guard severity per decision",
+        if result.decisions:
+            add_severity(
+                fig,
                 pd.DatetimeIndex([d.at for d in result.decisions]),
                 [SEVERITY_RANK.get(d.severity, 0) for d in result.decisions],
+                row=3,
             )
-        )
+        page.heading("Equity and guard decisions").chart(fig)
     page.heading("Evidence")
     page.html(table(["fact", "value"], [[k, v] for k, v in body["evidence"].items()]))
     return page

@@ -11,6 +11,7 @@ from stagectl.domain.performance import running_drawdown
 from stagectl.reports.charts import (
     PALETTE,
     Page,
+    Panel,
     add_line,
     add_markers,
     bar_figure,
@@ -18,6 +19,7 @@ from stagectl.reports.charts import (
     figure,
     histogram_figure,
     pct,
+    stacked_figure,
     table,
     values_at,
 )
@@ -34,14 +36,21 @@ def _sign_colours(values: list[float | None]) -> list[str]:
     return [GREEN if (v or 0.0) > 0 else RED for v in values]
 
 
-def _drawdown_figure(curves: dict[str, tuple[pd.Series, float | None]]) -> Any:
-    """Each equity curve's running drawdown (a fraction <= 0) on one date axis."""
-    fig = figure("Drawdown", y_title="drawdown", percent=True, height=300)
-    for k, (name, (equity, initial)) in enumerate(curves.items()):
-        drawdown = running_drawdown(equity, initial)
-        fill = "tozeroy" if len(curves) == 1 else None
-        add_line(fig, drawdown.index, drawdown.to_numpy(), name, colour=PALETTE[k], fill=fill)
-    return fig
+EQUITY_AND_DRAWDOWN = (Panel("USD", weight=2.0), Panel("drawdown", percent=True))
+
+
+def add_drawdown(fig: Any, equity: pd.Series, initial: float | None, *, row: int) -> None:
+    """The curve's running drawdown (a fraction <= 0, ``domain.performance``), filled."""
+    drawdown = running_drawdown(equity, initial)
+    add_line(
+        fig,
+        drawdown.index,
+        drawdown.to_numpy(),
+        "drawdown",
+        colour=RED,
+        fill="tozeroy",
+        row=row,
+    )
 
 
 def backtest(run: BacktestRun) -> Page:
@@ -73,16 +82,22 @@ def backtest(run: BacktestRun) -> Page:
             name_columns=0,
         )
     )
-    equity = figure("Equity", y_title="USD")
-    add_line(
-        equity, result.equity.index, result.equity.to_numpy(), "equity (net)", colour=PALETTE[0]
-    )
+    equity = stacked_figure("Equity and drawdown", EQUITY_AND_DRAWDOWN)
     add_line(
         equity,
         result.gross_equity.index,
         result.gross_equity.to_numpy(),
         "before costs",
         colour="#9aa3b5",
+        row=1,
+    )
+    add_line(
+        equity,
+        result.equity.index,
+        result.equity.to_numpy(),
+        "equity (net)",
+        colour=PALETTE[0],
+        row=1,
     )
     firings: dict[str, list[dict[str, Any]]] = {}
     for firing in metrics.get("breakers", {}).get("firings", []):
@@ -99,9 +114,10 @@ def backtest(run: BacktestRun) -> Page:
             colour=PALETTE[(k + 3) % len(PALETTE)],
             symbol="x",
             size=6,
+            row=1,
         )  # fmt: skip
+    add_drawdown(equity, result.equity, result.initial_equity, row=2)
     page.heading("Equity and drawdown").chart(equity)
-    page.chart(_drawdown_figure({"equity": (result.equity, result.initial_equity)}))
     if len(result.sleeve_equity.columns) > 1:
         sleeve_fig = figure("Per-sleeve equity (each sleeve traded alone)", y_title="USD")
         for k, symbol in enumerate(result.sleeve_equity.columns):
@@ -149,10 +165,13 @@ def walk_forward(result: WalkForwardResult) -> Page:
     )
     oos = result.oos_returns
     curve = pd.Series(np.cumprod(1.0 + oos.to_numpy()), index=oos.index)
-    stitched = figure("Stitched out-of-sample equity (1 = start)", y_title="growth of 1")
-    add_line(stitched, curve.index, curve.to_numpy(), "OOS equity", colour=PALETTE[0])
+    stitched = stacked_figure(
+        "Stitched out-of-sample equity (1 = start) and drawdown",
+        (Panel("growth of 1", weight=2.0), Panel("drawdown", percent=True)),
+    )
+    add_line(stitched, curve.index, curve.to_numpy(), "OOS equity", colour=PALETTE[0], row=1)
+    add_drawdown(stitched, curve, 1.0, row=2)
     page.heading("Stitched OOS curve").chart(stitched)
-    page.chart(_drawdown_figure({"OOS equity": (curve, 1.0)}))
     page.heading("Folds")
     page.html(
         table(
