@@ -11,12 +11,12 @@ _stagectl_node() {
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --unsigned';;
-        "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-model --cost-multiplier --data --end --export -h --help --json --out --preset --record --start --symbol --unsigned';;
+        "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-model --cost-multiplier --data --end --export -h --help --html --json --out --preset --record --start --symbol --unsigned';;
         "completion") _stagectl_names='show install'; _stagectl_opts='-h --help';;
         "completion show") _stagectl_names=''; _stagectl_opts='-h --help';;
         "completion install") _stagectl_names=''; _stagectl_opts='--dry-run -h --help --path';;
         "consensus") _stagectl_names=''; _stagectl_opts='--correlation --half-life-days -h --help --json --k --regime --votes --window';;
-        "cpcv") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --fixed --folds -h --help --json --pbo-partitions --purge --test-folds';;
+        "cpcv") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --fixed --folds -h --help --html --json --pbo-partitions --purge --test-folds';;
         "data") _stagectl_names='info check fetch'; _stagectl_opts='-h --help';;
         "data info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "data check") _stagectl_names=''; _stagectl_opts='--data -h --help --json --max-fill-gap-min --outlier-z -s --symbol -t --timeframe';;
@@ -32,12 +32,12 @@ _stagectl_node() {
         "metrics window") _stagectl_names=''; _stagectl_opts='-h --help --hours --json --mark --seconds --symbol --until';;
         "metrics export-windows") _stagectl_names=''; _stagectl_opts='--candles --end -h --help --out --start --symbol --window';;
         "optimize") _stagectl_names=''; _stagectl_opts='--from-governor -h --help --json --out --unsigned';;
-        "paper-gate") _stagectl_names=''; _stagectl_opts='-c --config --days -h --help --json --metrics-file --now --out --run --run-id --unsigned';;
+        "paper-gate") _stagectl_names=''; _stagectl_opts='-c --config --days -h --help --html --json --metrics-file --now --out --run --run-id --unsigned';;
         "preflight") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --metrics-file --offline';;
         "regime-analyze") _stagectl_names=''; _stagectl_opts='--candles -c --config --export -h --help --html --json --symbol --window --windows';;
         "report") _stagectl_names='verify'; _stagectl_opts='-h --help';;
         "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json --max-age';;
-        "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --json --metrics-file --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
+        "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --html --json --metrics-file --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
         "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --metrics-host --metrics-port --new-run --breakers --no-breakers --guard --no-guard --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --no-stop-limits --stop-limits -y --yes';;
         "shadow") _stagectl_names='compare record-backtest'; _stagectl_opts='-h --help';;
         "shadow compare") _stagectl_names=''; _stagectl_opts='--baseline --candidate -h --help --json --resamples --seed';;
@@ -58,7 +58,7 @@ _stagectl_node() {
         "trading cancel") _stagectl_names=''; _stagectl_opts='--by -h --help --json --reason';;
         "trading revoke") _stagectl_names=''; _stagectl_opts='--by --cause -h --help --json --override --reason';;
         "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --metrics-file --out --signed-off-by --unsigned';;
-        "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --json --purge --test --train';;
+        "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --html --json --purge --test --train';;
     esac
 }
 
@@ -78,6 +78,7 @@ _stagectl_value() {
         "backtest|--data") _stagectl_kind=file;;
         "backtest|--end") _stagectl_kind=text;;
         "backtest|--export") _stagectl_kind=file;;
+        "backtest|--html") _stagectl_kind=file;;
         "backtest|--out") _stagectl_kind=file;;
         "backtest|--preset") _stagectl_kind=text;;
         "backtest|--record") _stagectl_kind=text;;
@@ -95,6 +96,7 @@ _stagectl_value() {
         "cpcv|--data") _stagectl_kind=file;;
         "cpcv|--embargo") _stagectl_kind=text;;
         "cpcv|--folds") _stagectl_kind=text;;
+        "cpcv|--html") _stagectl_kind=file;;
         "cpcv|--pbo-partitions") _stagectl_kind=text;;
         "cpcv|--purge") _stagectl_kind=text;;
         "cpcv|--test-folds") _stagectl_kind=text;;
@@ -146,6 +148,7 @@ _stagectl_value() {
         "optimize|--out") _stagectl_kind=file;;
         "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
         "paper-gate|--days") _stagectl_kind=text;;
+        "paper-gate|--html") _stagectl_kind=file;;
         "paper-gate|--metrics-file") _stagectl_kind=file;;
         "paper-gate|--now") _stagectl_kind=text;;
         "paper-gate|--out") _stagectl_kind=file;;
@@ -166,6 +169,7 @@ _stagectl_value() {
         "risk-guard|--data") _stagectl_kind=dir;;
         "risk-guard|--eval") _stagectl_kind=text;;
         "risk-guard|--export") _stagectl_kind=dir;;
+        "risk-guard|--html") _stagectl_kind=file;;
         "risk-guard|--metrics-file") _stagectl_kind=file;;
         "risk-guard|--now") _stagectl_kind=text;;
         "risk-guard|--out") _stagectl_kind=file;;
@@ -234,6 +238,7 @@ _stagectl_value() {
         "walk-forward|--data") _stagectl_kind=file;;
         "walk-forward|--embargo") _stagectl_kind=text;;
         "walk-forward|--export") _stagectl_kind=file;;
+        "walk-forward|--html") _stagectl_kind=file;;
         "walk-forward|--purge") _stagectl_kind=text;;
         "walk-forward|--test") _stagectl_kind=text;;
         "walk-forward|--train") _stagectl_kind=text;;

@@ -9,10 +9,10 @@ function __stagectl_takes_value --argument-names key
         case '|'{--home,--state}
         case 'artifacts analyze|'{-c,--config}
         case 'audit-strategy|'{-c,--config,--data,--out}
-        case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--out,--preset,--record,--start,--symbol}
+        case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--html,--out,--preset,--record,--start,--symbol}
         case 'completion install|'{--path}
         case 'consensus|'{--correlation,--half-life-days,--k,--regime,--votes,--window}
-        case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--pbo-partitions,--purge,--test-folds}
+        case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--html,--pbo-partitions,--purge,--test-folds}
         case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
@@ -24,11 +24,11 @@ function __stagectl_takes_value --argument-names key
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
         case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
         case 'optimize|'{--out}
-        case 'paper-gate|'{-c,--config,--days,--metrics-file,--now,--out,--run,--run-id}
+        case 'paper-gate|'{-c,--config,--days,--html,--metrics-file,--now,--out,--run,--run-id}
         case 'preflight|'{--base-url,-c,--config,--exchange,--metrics-file}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
         case 'report verify|'{--max-age}
-        case 'risk-guard|'{-c,--config,--data,--eval,--export,--metrics-file,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
+        case 'risk-guard|'{-c,--config,--data,--eval,--export,--html,--metrics-file,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
         case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--metrics-host,--metrics-port,--replay-data,--resume,--speed,--stage3,--start}
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
@@ -43,7 +43,7 @@ function __stagectl_takes_value --argument-names key
         case 'trading cancel|'{--by,--reason}
         case 'trading revoke|'{--by,--cause,--reason}
         case 'verify-thresholds|'{--baseline,-c,--config,--metrics-file,--out,--signed-off-by}
-        case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--purge,--test,--train}
+        case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--html,--purge,--test,--train}
             return 0
     end
     return 1
@@ -187,6 +187,7 @@ complete -c stagectl -n '__stagectl_at \'backtest\'' -l data -r -F -d 'A directo
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l end -x -d 'Last bar, UTC; a date includes that whole day [default: last common bar].'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l export -r -F -d 'Write equity.csv and trades.csv into DIR (created; atomic writes).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l preset -x -d 'conservative, balanced or aggressive: its daily loss stop replaces the breakers\' daily stop (implies --breakers).'
@@ -218,6 +219,7 @@ complete -c stagectl -n '__stagectl_at \'cpcv\'' -l embargo -x -d 'Embargo after
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l fixed -d 'Evaluate the config as is; PBO is then not computable.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l folds -x -d 'Number of contiguous groups N.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l pbo-partitions -x -d 'Even number of CSCV partitions.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l purge -x -d 'Label horizon purged around tests.'
@@ -316,6 +318,7 @@ complete -c stagectl -n '__stagectl_at \'optimize\' 0' -F
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l days -x -d 'Window length in days [default: paper_gate.days, 30].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l now -x -d 'End of the window (ISO-8601 date or datetime, UTC) [default: the judged run\'s clock: its last bar for a replayed or finished run].'
@@ -351,6 +354,7 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l dry-run -d 'Show what 
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l eval -x -d 'Replay evaluation: hourly (every bar) or daily.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l export -x -a '(__fish_complete_directories)' -d 'Replay: write equity.csv, triggers.csv, actions.csv here.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: the run\'s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].'
@@ -498,6 +502,7 @@ complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l expanding -d 'Train 
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l export -r -F -d 'Write folds.csv and oos_equity.csv into DIR.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l fixed -d 'Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l purge -x -d 'Gap between train and test (= label horizon).'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l test -x -d 'Test window and step, e.g. 30d.'

@@ -27,7 +27,7 @@ _stagectl_node() {
         "backtest")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--breakers:Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-model:flat: the config'\''s fee_bps + slippage_bps per trade. full: seed 001'\''s cost per trade: half the Corwin-Schultz spread of the two prior bars (floor 1 bp) + sqrt(participation) x 5 bps + the taker fee of risk_presets.yaml.' '--cost-multiplier:Multiply fee and slippage, e.g. 1.5 (cost stress).' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--end:Last bar, UTC; a date includes that whole day [default: last common bar].' '--export:Write equity.csv and trades.csv into DIR (created; atomic writes).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--preset:conservative, balanced or aggressive: its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--record:Record the backtest in the state database as run ID (equity, fills, breaker firings as events) for `stagectl shadow compare`.' '--start:First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. Earlier data still warms up the signal.' '--symbol:Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--breakers:Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-model:flat: the config'\''s fee_bps + slippage_bps per trade. full: seed 001'\''s cost per trade: half the Corwin-Schultz spread of the two prior bars (floor 1 bp) + sqrt(participation) x 5 bps + the taker fee of risk_presets.yaml.' '--cost-multiplier:Multiply fee and slippage, e.g. 1.5 (cost stress).' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--end:Last bar, UTC; a date includes that whole day [default: last common bar].' '--export:Write equity.csv and trades.csv into DIR (created; atomic writes).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--preset:conservative, balanced or aggressive: its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--record:Record the backtest in the state database as run ID (equity, fills, breaker firings as events) for `stagectl shadow compare`.' '--start:First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. Earlier data still warms up the signal.' '--symbol:Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "completion")
             _stagectl_names='show install'
             _stagectl_commands=('show:Print the completion script for SHELL on stdout.' 'install:Install the completion script for SHELL where the shell finds it.')
@@ -47,7 +47,7 @@ _stagectl_node() {
         "cpcv")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--embargo:Embargo after each test block.' '--fixed:Evaluate the config as is; PBO is then not computable.' '--folds:Number of contiguous groups N.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--pbo-partitions:Even number of CSCV partitions.' '--purge:Label horizon purged around tests.' '--test-folds:Test groups per split K.');;
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--embargo:Embargo after each test block.' '--fixed:Evaluate the config as is; PBO is then not computable.' '--folds:Number of contiguous groups N.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--pbo-partitions:Even number of CSCV partitions.' '--purge:Label horizon purged around tests.' '--test-folds:Test groups per split K.');;
         "data")
             _stagectl_names='info check fetch'
             _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
@@ -111,7 +111,7 @@ _stagectl_node() {
         "paper-gate")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--days:Window length in days [default: paper_gate.days, 30].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:End of the window (ISO-8601 date or datetime, UTC) [default: the judged run'\''s clock: its last bar for a replayed or finished run].' '--out:Write the signed report to FILE (atomically).' '--run:The paper run to judge [default: the latest finished paper run that covers the window].' '--run-id:The paper run to judge [default: the latest finished paper run that covers the window].' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--days:Window length in days [default: paper_gate.days, 30].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:End of the window (ISO-8601 date or datetime, UTC) [default: the judged run'\''s clock: its last bar for a replayed or finished run].' '--out:Write the signed report to FILE (atomically).' '--run:The paper run to judge [default: the latest finished paper run that covers the window].' '--run-id:The paper run to judge [default: the latest finished paper run that covers the window].' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "preflight")
             _stagectl_names=''
             _stagectl_commands=()
@@ -131,7 +131,7 @@ _stagectl_node() {
         "risk-guard")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--breakers:Replay: apply the circuit breakers of risk_presets.yaml to the strategy (guarded and unguarded both) and list their firings beside the triggers.' '-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--data:Replay: a directory of candle/funding CSVs [default: the bundled sample].' '--dry-run:Show what would be done; change nothing.' '--eval:Replay evaluation: hourly (every bar) or daily.' '--export:Replay: write equity.csv, triggers.csv, actions.csv here.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:Evaluate as of this UTC time (ISO-8601) [default: the run'\''s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].' '--out:Write the signed report to FILE (atomically).' '--live:Read the runs of the live mode instead of the paper mode [default: --paper].' '--paper:Read the runs of the live mode instead of the paper mode [default: --paper].' '--preset:Replay: conservative, balanced or aggressive; its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--replay:Replay strategy + guard over the bundled history.' '--replay-end:Last day of the replay (UTC, inclusive).' '--replay-start:First day of the replay (UTC).' '--run:The run to read [default: the run of the mode with the latest equity snapshot].' '--run-id:The run to read [default: the run of the mode with the latest equity snapshot].' '--unsigned:With --out and no key configured: write an unsigned report.' '--weekly:Run the weekly review (seed 003 §3) instead.');;
+            _stagectl_opts=('--breakers:Replay: apply the circuit breakers of risk_presets.yaml to the strategy (guarded and unguarded both) and list their firings beside the triggers.' '-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--data:Replay: a directory of candle/funding CSVs [default: the bundled sample].' '--dry-run:Show what would be done; change nothing.' '--eval:Replay evaluation: hourly (every bar) or daily.' '--export:Replay: write equity.csv, triggers.csv, actions.csv here.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:Evaluate as of this UTC time (ISO-8601) [default: the run'\''s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].' '--out:Write the signed report to FILE (atomically).' '--live:Read the runs of the live mode instead of the paper mode [default: --paper].' '--paper:Read the runs of the live mode instead of the paper mode [default: --paper].' '--preset:Replay: conservative, balanced or aggressive; its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--replay:Replay strategy + guard over the bundled history.' '--replay-end:Last day of the replay (UTC, inclusive).' '--replay-start:First day of the replay (UTC).' '--run:The run to read [default: the run of the mode with the latest equity snapshot].' '--run-id:The run to read [default: the run of the mode with the latest equity snapshot].' '--unsigned:With --out and no key configured: write an unsigned report.' '--weekly:Run the weekly review (seed 003 §3) instead.');;
         "run-live")
             _stagectl_names=''
             _stagectl_commands=()
@@ -215,7 +215,7 @@ _stagectl_node() {
         "walk-forward")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--embargo:Embargo after each test block.' '--expanding:Train on all bars before the gap (not rolling).' '--export:Write folds.csv and oos_equity.csv into DIR.' '--fixed:Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--purge:Gap between train and test (= label horizon).' '--test:Test window and step, e.g. 30d.' '--train:Training window, e.g. 120d.');;
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--embargo:Embargo after each test block.' '--expanding:Train on all bars before the gap (not rolling).' '--export:Write folds.csv and oos_equity.csv into DIR.' '--fixed:Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--purge:Gap between train and test (= label horizon).' '--test:Test window and step, e.g. 30d.' '--train:Training window, e.g. 120d.');;
     esac
 }
 
@@ -235,6 +235,7 @@ _stagectl_value() {
         "backtest|--data") _stagectl_kind=file;;
         "backtest|--end") _stagectl_kind=text;;
         "backtest|--export") _stagectl_kind=file;;
+        "backtest|--html") _stagectl_kind=file;;
         "backtest|--out") _stagectl_kind=file;;
         "backtest|--preset") _stagectl_kind=text;;
         "backtest|--record") _stagectl_kind=text;;
@@ -252,6 +253,7 @@ _stagectl_value() {
         "cpcv|--data") _stagectl_kind=file;;
         "cpcv|--embargo") _stagectl_kind=text;;
         "cpcv|--folds") _stagectl_kind=text;;
+        "cpcv|--html") _stagectl_kind=file;;
         "cpcv|--pbo-partitions") _stagectl_kind=text;;
         "cpcv|--purge") _stagectl_kind=text;;
         "cpcv|--test-folds") _stagectl_kind=text;;
@@ -303,6 +305,7 @@ _stagectl_value() {
         "optimize|--out") _stagectl_kind=file;;
         "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
         "paper-gate|--days") _stagectl_kind=text;;
+        "paper-gate|--html") _stagectl_kind=file;;
         "paper-gate|--metrics-file") _stagectl_kind=file;;
         "paper-gate|--now") _stagectl_kind=text;;
         "paper-gate|--out") _stagectl_kind=file;;
@@ -323,6 +326,7 @@ _stagectl_value() {
         "risk-guard|--data") _stagectl_kind=dir;;
         "risk-guard|--eval") _stagectl_kind=text;;
         "risk-guard|--export") _stagectl_kind=dir;;
+        "risk-guard|--html") _stagectl_kind=file;;
         "risk-guard|--metrics-file") _stagectl_kind=file;;
         "risk-guard|--now") _stagectl_kind=text;;
         "risk-guard|--out") _stagectl_kind=file;;
@@ -391,6 +395,7 @@ _stagectl_value() {
         "walk-forward|--data") _stagectl_kind=file;;
         "walk-forward|--embargo") _stagectl_kind=text;;
         "walk-forward|--export") _stagectl_kind=file;;
+        "walk-forward|--html") _stagectl_kind=file;;
         "walk-forward|--purge") _stagectl_kind=text;;
         "walk-forward|--test") _stagectl_kind=text;;
         "walk-forward|--train") _stagectl_kind=text;;

@@ -73,9 +73,15 @@ ENTRIES: dict[str, tuple[str, str]] = {
 # (a fast path on the standard library), `completion` prints or installs shell scripts.
 NO_SERVICE = {"report", "completion"}
 
-# Service modules a CLI module may import besides the entries: the one report path, and
-# the could-not-judge alert every scheduled command sends (cli/_scheduled.py).
-SHARED_SERVICES = {"stagectl.services.publish", "stagectl.services.guard.alerts"}
+# Service modules a CLI module may import besides the entries: the one report path, the
+# could-not-judge alert every scheduled command sends (cli/_scheduled.py), and the --html
+# pages built from an entry's result (docs/reports.md, "HTML pages").
+SHARED_SERVICES = {
+    "stagectl.services.publish",
+    "stagectl.services.guard.alerts",
+    "stagectl.services.pages.guard",
+    "stagectl.services.pages.research",
+}
 
 CLI_DIR = Path(__file__).resolve().parents[2] / "src" / "stagectl" / "cli"
 

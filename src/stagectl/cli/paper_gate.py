@@ -9,6 +9,7 @@ import typer
 
 from stagectl.cli._common import (
     BoundedInt,
+    HtmlOpt,
     JsonOpt,
     OutOpt,
     UnsignedOpt,
@@ -62,6 +63,7 @@ def paper_gate(
     json_output: JsonOpt = False,
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,
+    html: HtmlOpt = None,
     metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Judge a paper run against the six PASS criteria of the 30-day paper gate.
@@ -85,6 +87,11 @@ def paper_gate(
         info(f"config: {result.source.describe()}")
         info(result.choice.describe())
         info(f"window: {result.days} days, {result.choice.as_of.describe()}")
+        if html is not None:
+            from stagectl.reports.charts import write_page
+            from stagectl.services.pages.guard import paper_gate as page
+
+            info(f"wrote {write_page(html, page(result))}")
         emit_report(
             home,
             service.KIND,

@@ -14,6 +14,7 @@ import typer
 
 from stagectl.cli._common import (
     DryRunOpt,
+    HtmlOpt,
     JsonOpt,
     LiveModeOpt,
     OutOpt,
@@ -94,6 +95,7 @@ def risk_guard(
             file_okay=False,
         ),
     ] = None,
+    html: HtmlOpt = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -147,7 +149,8 @@ def risk_guard(
             )
         publish = _Publish(home, parse_now(now) or datetime.now(UTC), json_output, out, unsigned)
         guard = _Breakers(breakers or preset is not None, preset)
-        _replay(publish, config, (replay_start, replay_end), evaluation, export, data, guard)
+        outputs = _ReplayOutputs(export, html)
+        _replay(publish, config, (replay_start, replay_end), evaluation, outputs, data, guard)
         return
     command = "risk-guard --weekly" if weekly else "risk-guard"
     mode = mode_of(live)
@@ -162,9 +165,9 @@ def risk_guard(
             return
         if breakers or preset is not None:
             raise InputError("--breakers and --preset need --replay", where="--breakers")
-        if replay_start or replay_end or export or data:
+        if replay_start or replay_end or export or data or html:
             raise InputError(
-                "--replay-start, --replay-end, --export and --data need --replay",
+                "--replay-start, --replay-end, --export, --html and --data need --replay",
                 where="--replay",
             )
         _live(publish, moment, config, dry_run, run_id, mode, observation)
@@ -329,6 +332,14 @@ def _progress() -> Iterator[Callable[[int, int], None]]:
 
 
 @dataclass(frozen=True)
+class _ReplayOutputs:
+    """Replay only: the ``--export`` directory and the ``--html`` page."""
+
+    export: Path | None
+    html: Path | None
+
+
+@dataclass(frozen=True)
 class _Breakers:
     """Replay only: whether to apply the circuit breakers, and the preset's daily stop."""
 
@@ -341,7 +352,7 @@ def _replay(
     config: Path | None,
     window: tuple[str | None, str | None],
     evaluation: str,
-    export: Path | None,
+    outputs: _ReplayOutputs,
     data: Path | None,
     breakers: _Breakers,
 ) -> None:
@@ -356,7 +367,7 @@ def _replay(
         end=end,
         evaluation=evaluation,
         data_dir=data,
-        export_dir=export,
+        export_dir=outputs.export,
         breakers=breakers.apply,
         preset=breakers.preset,
     )
@@ -368,6 +379,11 @@ def _replay(
     envelope = publish.envelope(service.KIND, report.body(), report.inputs)
     for path in report.exported:
         info(f"wrote {path}")
+    if outputs.html is not None:
+        from stagectl.reports.charts import write_page
+        from stagectl.services.pages.guard import replay as page
+
+        info(f"wrote {write_page(outputs.html, page(report))}")
     publish.show(envelope, lambda: _print_replay(report.body()))
 
 
