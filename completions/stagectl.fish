@@ -17,11 +17,13 @@ function __stagectl_takes_value --argument-names key
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--reason,--symbol}
         case 'governor|'{-c,--config,--data,--now}
+        case 'init|'{--mail-to}
         case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
         case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
+        case 'notify unit-failed|'{-c,--config}
         case 'paper-gate|'{-c,--config,--days,--now,--out,--run,--run-id}
         case 'preflight|'{--base-url,-c,--config,--exchange}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
@@ -48,7 +50,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
+            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics notify paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -57,6 +59,8 @@ function __stagectl_names --argument-names path
             echo info check fetch
         case 'metrics'
             echo import fetch window export-windows
+        case 'notify'
+            echo unit-failed
         case 'report'
             echo verify
         case 'shadow'
@@ -141,6 +145,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a governor -d 'Portfolio Governo
 complete -c stagectl -n '__stagectl_at \'\' 0' -a init -d 'Create a stagectl home with the default configs.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a market-intel -d 'Stage6 Market Intel metrics per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a metrics -d 'The fill ledger: import, window metrics, PnL windows.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a notify -d 'Tell the notify channels: a failed systemd unit.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a paper-gate -d 'Judge a paper run against the 30-day paper gate.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a preflight -d 'The seed 002 pre-trade checklist.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a regime-analyze -d 'PnL windows and candles by market regime.'
@@ -252,6 +257,8 @@ complete -c stagectl -n '__stagectl_at \'governor\'' -l now -x -d 'Decide as of 
 complete -c stagectl -n '__stagectl_at \'init\'' -l force -d 'Overwrite config files already in the home.'
 complete -c stagectl -n '__stagectl_at \'init\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'init\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'init\'' -l mail-to -x -d 'With --with-units: the crontab\'s MAILTO, who hears of a scheduled command that could not judge [default: the current user].'
+complete -c stagectl -n '__stagectl_at \'init\'' -l with-units -d 'Also write the systemd units and the crontab that run this home to DIR/deploy/ (with this stagectl\'s path), and DIR/stagectl.env (mode 0600) when missing; print how to install them.'
 complete -c stagectl -n '__stagectl_at \'init\' 0' -f -a '(__fish_complete_directories)'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
@@ -292,6 +299,12 @@ complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l out -r -F 
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l start -x -d 'First window start (UTC).'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l window -x -d 'Window length in seconds.'
+complete -c stagectl -n '__stagectl_at \'notify\' 0' -a unit-failed -d 'Tell every channel of the risk guard config\'s notify section that a stagectl systemd unit failed: the unit, how it ended (systemd\'s MONITOR_SERVICE_RESULT and MONITOR_EXIT_STATUS, when set) and the...'
+complete -c stagectl -n '__stagectl_at \'notify\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\' 0' -x
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l days -x -d 'Window length in days [default: paper_gate.days, 30].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s h -l help -d 'Show this message and exit.'

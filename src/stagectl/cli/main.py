@@ -61,6 +61,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit-strategy": ("stagectl.cli.audit_strategy", "Seed 003's acceptance table on the data."),
     "consensus": ("stagectl.cli.consensus", "Engine consensus score and adaptive decision."),
     "shadow": ("stagectl.cli.shadow", "Record backtests as runs; compare runs for promotion."),
+    "notify": ("stagectl.cli.notify", "Tell the notify channels: a failed systemd unit."),
 }
 
 

@@ -5,7 +5,9 @@ home are kept (unless ``force``), and an up-to-date database is only opened. Bes
 the home's own directories, init creates the artifact directory the home's stage3.yaml
 names (``artifacts.dir``, ``artifacts/stage3``), which ``preflight`` checks and
 ``run-live`` writes below; a stage3.yaml that does not load is left to ``preflight`` to
-report, and init says so.
+report, and init says so. With ``units`` it also writes the systemd units and the
+crontab for the home (``units``), after checking the credentials file first, so a refusal
+leaves the home untouched.
 
 Entry: ``run(InitRequest, *, home) -> InitResult``; ``home`` is the home to create.
 """
@@ -19,14 +21,17 @@ from typing import Any
 from stagectl.config.home import HOME_DIRS, Home, defaults_dir
 from stagectl.errors import InputError
 from stagectl.reports import write_atomic
+from stagectl.services.home import units as deploy
 from stagectl.state.db import open_state
 
 
 @dataclass(frozen=True)
 class InitRequest:
-    """``--force``: overwrite config files already in the home."""
+    """``--force``: overwrite config files already in the home; ``units``
+    (``--with-units``): also write the service units and the crontab."""
 
     force: bool = False
+    units: deploy.UnitsRequest | None = None
 
 
 @dataclass
@@ -42,6 +47,7 @@ class InitResult:
     migrations_applied: list[str] = field(default_factory=list)
     schema_version: int = 0
     notes: list[str] = field(default_factory=list)
+    units: deploy.UnitsResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +62,7 @@ class InitResult:
                 "kept": self.configs_kept,
                 "overwritten": self.configs_overwritten,
             },
+            "units": None if self.units is None else self.units.to_dict(),
         }
 
 
@@ -63,6 +70,7 @@ def run(request: InitRequest, *, home: Home) -> InitResult:
     """Create ``home``'s directories, copy the packaged configs, create and migrate the state."""
     if home.root.exists() and not home.root.is_dir():
         raise InputError("exists and is not a directory", where=str(home.root))
+    files = None if request.units is None else deploy.prepare(request.units, home=home)
     result = InitResult(home=home.root, state_path=home.state_path)
     for name in HOME_DIRS:
         directory = home.root / name
@@ -72,6 +80,8 @@ def run(request: InitRequest, *, home: Home) -> InitResult:
     _copy_configs(defaults_dir(), home.config_dir, force=request.force, result=result)
     _artifacts_dir(home, result)
     result.migrations_applied, result.schema_version = _migrate(home.state_path)
+    if files is not None:
+        result.units = deploy.write(files, home=home)
     return result
 
 
