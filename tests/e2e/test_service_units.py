@@ -11,11 +11,19 @@ import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from stagectl.services.home.units import CRONTAB, ENV_FILE, JOBS, install_commands, render
+from stagectl.services.home.units import (
+    CRONTAB,
+    ENV_FILE,
+    JOBS,
+    ScheduledJob,
+    install_commands,
+    render,
+)
 from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import STAGECTL
 
@@ -235,3 +243,85 @@ def test_the_alert_units_command_runs_as_written(desk: Path) -> None:
 
 def test_the_credentials_file_is_owner_only(desk: Path) -> None:
     assert stat.S_IMODE((desk / ENV_FILE).stat().st_mode) == 0o600
+
+
+def _cron_matches(field: str, value: int) -> bool:
+    """One of cron's five fields (``*``, ``N``, ``A-B``, ``*/S``, comma lists) at ``value``."""
+    for part in field.split(","):
+        base, _, step = part.partition("/")
+        low, high = (0, 99) if base == "*" else map(int, (base.split("-") * 2)[:2])
+        if low <= value <= high and (value - low) % int(step or 1) == 0:
+            return True
+    return False
+
+
+def _cron_times(schedule: str, after: datetime, count: int) -> list[datetime]:
+    minute, hour, day, month, weekday = schedule.split()
+    found, at = [], after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    while len(found) < count:
+        if (
+            _cron_matches(minute, at.minute)
+            and _cron_matches(hour, at.hour)
+            and _cron_matches(day, at.day)
+            and _cron_matches(month, at.month)
+            and _cron_matches(weekday, at.isoweekday() % 7)
+        ):
+            found.append(at)
+        at += timedelta(minutes=1)
+    return found
+
+
+@pytest.mark.parametrize("job", JOBS, ids=lambda job: job.name)
+def test_each_timer_fires_when_its_cron_line_does(job: ScheduledJob) -> None:
+    """A job's OnCalendar= and its cron schedule name the same UTC times (the next five
+    after a fixed moment), so the two routes run the desk alike."""
+    after = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
+    done = subprocess.run(
+        [
+            _systemd_analyze(),
+            "calendar",
+            "--iterations=5",
+            f"--base-time={after:%Y-%m-%d %H:%M:%S} UTC",
+            job.on_calendar,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TZ": "UTC"},
+        check=True,
+    )
+    timers = [
+        datetime.strptime(found, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        for found in re.findall(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", done.stdout)
+    ]
+    assert timers == _cron_times(job.cron, after, 5)
+
+
+def test_the_documented_installation_links_and_enables_every_unit(tmp_path: Path) -> None:
+    """docs/operations.md's systemctl lines, run offline against a root directory
+    (``--root``, ``--global`` for ``--user``; ``--now`` needs a running manager): every
+    file links, and the timers and run-live's service are wanted at start."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        pytest.skip("systemctl is not installed (apt-get install systemd)")
+    root = tmp_path / "root"
+    deploy = root / DOCS_HOME.lstrip("/") / "deploy"
+    deploy.mkdir(parents=True)
+    for name, text in render(Path(DOCS_HOME), STAGECTL, DOCS_MAIL_TO).items():
+        (deploy / name).write_text(text)
+    systemd, _ = install_commands(Path(DOCS_HOME))
+    for line in systemd:
+        if not line.startswith("systemctl --user "):
+            continue  # loginctl enable-linger: the running system's business
+        args = line.removeprefix("systemctl --user ").replace("--now ", "").split()
+        done = subprocess.run(
+            [systemctl, f"--root={root}", "--global", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    wanted = {p.parent.name + "/" + p.name for p in (root / "etc/systemd/user").glob("*.wants/*")}
+    assert wanted == {
+        "default.target.wants/stagectl-run-live.service",
+        *(f"timers.target.wants/stagectl-{job.name}.timer" for job in JOBS),
+    }
