@@ -63,6 +63,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "metrics window": ("stagectl.services.ledger.window", "run"),
     "metrics export-windows": ("stagectl.services.ledger.export_windows", "run"),
     "regime-analyze": ("stagectl.services.ledger.regime_analyze", "run"),
+    "notify unit-failed": ("stagectl.services.guard.unit_failed", "run"),
 }
 
 # Commands without a service: `report verify` checks a file with the reports package

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stagectl.cli._common import JsonOpt, cli_context, info, print_json, print_lines
-from stagectl.errors import InputError
 
 if TYPE_CHECKING:
-    from stagectl.services.home.units import UnitsResult
+    from stagectl.services.home.init import InitResult
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -70,14 +68,8 @@ def init(
     home = cli_context(ctx).home
     if directory is not None:
         home = Home(root=directory.expanduser().resolve(), state_override=home.state_override)
-    units = None
-    if with_units:
-        from stagectl.services.home.units import UnitsRequest, installed_stagectl
-
-        units = UnitsRequest(installed_stagectl(), mail_to or getpass.getuser())
-    elif mail_to is not None:
-        raise InputError("--mail-to only applies with --with-units", where="--mail-to")
-    result = service.run(service.InitRequest(force=force, units=units), home=home)
+    request = service.InitRequest(force=force, with_units=with_units, mail_to=mail_to)
+    result = service.run(request, home=home)
     if json_output:
         print_json(result.to_dict())
         return
@@ -95,13 +87,15 @@ def init(
         f"  state: {result.state_path} (schema version {result.schema_version}"
         + (f", {applied} migration(s) applied)" if applied else ", up to date)")
     )
-    if result.units is not None:
-        lines += _units_lines(result.units)
+    lines += _units_lines(result)
     print_lines(lines)
 
 
-def _units_lines(units: UnitsResult) -> list[str]:
+def _units_lines(result: InitResult) -> list[str]:
     """What --with-units wrote and the commands that install it (docs/operations.md)."""
+    units = result.units
+    if units is None:
+        return []
     lines = [f"  wrote {name}" for name in units.written]
     kept = "created (mode 0600)" if units.env_created else "kept"
     lines.append(f"  {kept} {units.env_file}: put the desk's credentials there")

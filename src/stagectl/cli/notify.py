@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from stagectl.cli._common import JsonOpt, cli_context, config_option, print_json, print_lines
-from stagectl.errors import EXIT_CHECK_FAILED, ConfigError, InputError
+from stagectl.errors import EXIT_CHECK_FAILED, InputError
 
 if TYPE_CHECKING:
     from stagectl.notify import NotifyResult
@@ -57,39 +57,28 @@ def unit_failed(
     MONITOR_EXIT_STATUS, when set) and the journal command. Run by
     stagectl-alert@.service, the OnFailure= handler of the units init --with-units writes.
 
-    Exit 0 when a channel took the alert; 1 when none did (each channel's answer is on
-    stderr: no credentials, or a failure); 2 on a bad unit name or when the config's
-    notify section does not load.
+    Prints each channel's answer. Exit 0 when a channel took the alert; 1 when none did
+    (no credentials, or a failure); 2 on a bad unit name or when the config's notify
+    section does not load.
 
     Example: stagectl notify unit-failed stagectl-risk-guard.service --json
     """
-    from stagectl.config.loader import RISK_GUARD_FILE
-    from stagectl.services.guard.alerts import unit_failed as tell
+    from stagectl.services.guard import unit_failed as service
 
     if not _UNIT.fullmatch(unit):
         raise InputError(f"{unit[:80]!r} is not a systemd unit name", where="UNIT")
-    home = cli_context(ctx).home
-    result = os.environ.get("MONITOR_SERVICE_RESULT") or None
-    status = os.environ.get("MONITOR_EXIT_STATUS") or None
-    answers = tell(home, config, unit=unit, result=result, exit_status=status)
-    if answers is None:
-        raise ConfigError(
-            "notify: the risk guard config's notify section does not load; nobody was told "
-            "(stagectl risk-guard names what is wrong)",
-            where=str(home.config_file(RISK_GUARD_FILE, config).path),
-        )
+    request = service.UnitFailedRequest(
+        unit,
+        result=os.environ.get("MONITOR_SERVICE_RESULT") or None,
+        exit_status=os.environ.get("MONITOR_EXIT_STATUS") or None,
+        config=config,
+    )
+    result = service.run(request, home=cli_context(ctx).home)
     if json_output:
-        print_json(
-            {
-                "unit": unit,
-                "result": result,
-                "exit_status": status,
-                "notifications": [answer.to_dict() for answer in answers],
-            }
-        )
+        print_json(result.to_dict())
     else:
-        print_lines([f"{unit} failed: {_answer(answer)}" for answer in answers])
-    if not any(answer.sent for answer in answers):
+        print_lines([f"{unit} failed: {_answer(answer)}" for answer in result.notifications])
+    if not result.told:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 

@@ -14,6 +14,7 @@ Entry: ``run(InitRequest, *, home) -> InitResult``; ``home`` is the home to crea
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,13 @@ from stagectl.state.db import open_state
 
 @dataclass(frozen=True)
 class InitRequest:
-    """``--force``: overwrite config files already in the home; ``units``
-    (``--with-units``): also write the service units and the crontab."""
+    """``--force``: overwrite config files already in the home; ``--with-units``: also
+    write the service units and the crontab, with ``--mail-to`` as cron's MAILTO
+    (default: the current user)."""
 
     force: bool = False
-    units: deploy.UnitsRequest | None = None
+    with_units: bool = False
+    mail_to: str | None = None
 
 
 @dataclass
@@ -70,7 +73,7 @@ def run(request: InitRequest, *, home: Home) -> InitResult:
     """Create ``home``'s directories, copy the packaged configs, create and migrate the state."""
     if home.root.exists() and not home.root.is_dir():
         raise InputError("exists and is not a directory", where=str(home.root))
-    files = None if request.units is None else deploy.prepare(request.units, home=home)
+    files = _unit_files(request, home)
     result = InitResult(home=home.root, state_path=home.state_path)
     for name in HOME_DIRS:
         directory = home.root / name
@@ -83,6 +86,16 @@ def run(request: InitRequest, *, home: Home) -> InitResult:
     if files is not None:
         result.units = deploy.write(files, home=home)
     return result
+
+
+def _unit_files(request: InitRequest, home: Home) -> dict[str, str] | None:
+    """The units and crontab ``--with-units`` writes, checked before anything is written."""
+    if not request.with_units:
+        if request.mail_to is not None:
+            raise InputError("--mail-to only applies with --with-units", where="--mail-to")
+        return None
+    units = deploy.UnitsRequest(deploy.installed_stagectl(), request.mail_to or getpass.getuser())
+    return deploy.prepare(units, home=home)
 
 
 def _mkdir(directory: Path) -> None:
