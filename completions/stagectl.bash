@@ -7,7 +7,7 @@ _stagectl_node() {
     # The subcommands and options of command path $1 (words joined by spaces).
     _stagectl_names=""; _stagectl_opts=""
     case "$1" in
-        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
+        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --unsigned';;
@@ -24,13 +24,15 @@ _stagectl_node() {
         "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --metrics-file --paper --reason --symbol -y --yes';;
         "funding-scan") _stagectl_names=''; _stagectl_opts='--data -h --help --json --now -s --symbol';;
         "governor") _stagectl_names=''; _stagectl_opts='--apply -c --config --data -h --help --json --now';;
-        "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json';;
+        "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json --mail-to --with-units';;
         "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now --out';;
         "metrics") _stagectl_names='import fetch window export-windows'; _stagectl_opts='-h --help';;
         "metrics import") _stagectl_names=''; _stagectl_opts='--format -h --help --json --skip-bad --source --symbol';;
         "metrics fetch") _stagectl_names=''; _stagectl_opts='--base-url --exchange -h --help --json --since --source --symbol';;
         "metrics window") _stagectl_names=''; _stagectl_opts='-h --help --hours --json --mark --seconds --symbol --until';;
         "metrics export-windows") _stagectl_names=''; _stagectl_opts='--candles --end -h --help --out --start --symbol --window';;
+        "notify") _stagectl_names='unit-failed'; _stagectl_opts='-h --help';;
+        "notify unit-failed") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "optimize") _stagectl_names=''; _stagectl_opts='--from-governor -h --help --json --out --unsigned';;
         "paper-gate") _stagectl_names=''; _stagectl_opts='-c --config --days -h --help --html --json --metrics-file --now --out --run --run-id --unsigned';;
         "preflight") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --metrics-file --offline';;
@@ -122,6 +124,7 @@ _stagectl_value() {
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;
         "governor|--now") _stagectl_kind=text;;
+        "init|--mail-to") _stagectl_kind=text;;
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
@@ -145,6 +148,7 @@ _stagectl_value() {
         "metrics export-windows|--start") _stagectl_kind=text;;
         "metrics export-windows|--symbol") _stagectl_kind=text;;
         "metrics export-windows|--window") _stagectl_kind=text;;
+        "notify unit-failed|-c"|"notify unit-failed|--config") _stagectl_kind=yaml;;
         "optimize|--out") _stagectl_kind=file;;
         "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
         "paper-gate|--days") _stagectl_kind=text;;
@@ -254,6 +258,7 @@ _stagectl_argument() {
         "completion install|0") _stagectl_kind=choice; _stagectl_choices='bash zsh fish';;
         "init|0") _stagectl_kind=dir;;
         "metrics import|0") _stagectl_kind=file;;
+        "notify unit-failed|0") _stagectl_kind=text;;
         "optimize|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
         "trading confirm|0") _stagectl_kind=text;;

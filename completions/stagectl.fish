@@ -18,11 +18,13 @@ function __stagectl_takes_value --argument-names key
         case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
         case 'funding-scan|'{--data,--now,-s,--symbol}
         case 'governor|'{-c,--config,--data,--now}
+        case 'init|'{--mail-to}
         case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
         case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
+        case 'notify unit-failed|'{-c,--config}
         case 'optimize|'{--out}
         case 'paper-gate|'{-c,--config,--days,--html,--metrics-file,--now,--out,--run,--run-id}
         case 'preflight|'{--base-url,-c,--config,--exchange,--metrics-file}
@@ -52,7 +54,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
+            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -61,6 +63,8 @@ function __stagectl_names --argument-names path
             echo info check fetch
         case 'metrics'
             echo import fetch window export-windows
+        case 'notify'
+            echo unit-failed
         case 'report'
             echo verify
         case 'shadow'
@@ -148,6 +152,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a governor -d 'Portfolio Governo
 complete -c stagectl -n '__stagectl_at \'\' 0' -a init -d 'Create a stagectl home with the default configs.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a market-intel -d 'Stage6 Market Intel metrics per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a metrics -d 'The fill ledger: import, window metrics, PnL windows.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a notify -d 'Tell the notify channels: a failed systemd unit.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a optimize -d 'Seed 001\'s portfolio optimizer: weights, slacks.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a paper-gate -d 'Judge a paper run against the 30-day paper gate.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a preflight -d 'The seed 002 pre-trade checklist.'
@@ -269,6 +274,8 @@ complete -c stagectl -n '__stagectl_at \'governor\'' -l now -x -d 'Decide as of 
 complete -c stagectl -n '__stagectl_at \'init\'' -l force -d 'Overwrite config files already in the home.'
 complete -c stagectl -n '__stagectl_at \'init\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'init\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'init\'' -l mail-to -x -d 'With --with-units: the crontab\'s MAILTO, who hears of a scheduled command that could not judge [default: the current user].'
+complete -c stagectl -n '__stagectl_at \'init\'' -l with-units -d 'Also write the systemd units and the crontab that run this home to DIR/deploy/ (with this stagectl\'s path), and DIR/stagectl.env (mode 0600) when missing; print how to install them.'
 complete -c stagectl -n '__stagectl_at \'init\' 0' -f -a '(__fish_complete_directories)'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
@@ -309,6 +316,12 @@ complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l out -r -F 
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l start -x -d 'First window start (UTC).'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l window -x -d 'Window length in seconds.'
+complete -c stagectl -n '__stagectl_at \'notify\' 0' -a unit-failed -d 'Tell every channel of the risk guard config\'s notify section that a stagectl systemd unit failed: the unit, how it ended (systemd\'s MONITOR_SERVICE_RESULT and MONITOR_EXIT_STATUS, when set) and the...'
+complete -c stagectl -n '__stagectl_at \'notify\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\' 0' -x
 complete -c stagectl -n '__stagectl_at \'optimize\'' -l from-governor -d 'Take the candidates from the latest recorded governor decision (edge = its score, confidence 1, current = its previous weights).'
 complete -c stagectl -n '__stagectl_at \'optimize\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'optimize\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'

@@ -9,8 +9,8 @@ _stagectl_node() {
     _stagectl_names=""; _stagectl_commands=(); _stagectl_opts=()
     case "$1" in
         "")
-            _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'
-            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect the SQLite state database.' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'telegram:On-call from Telegram: serve the bot, test it.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
+            _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'
+            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'notify:Tell the notify channels: a failed systemd unit.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect the SQLite state database.' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'telegram:On-call from Telegram: serve the bot, test it.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
             _stagectl_opts=('--debug:Show tracebacks for internal errors.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--home:The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].' '--state:The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].' '--version:Print the version and exit.');;
         "artifacts")
             _stagectl_names='analyze'
@@ -79,7 +79,7 @@ _stagectl_node() {
         "init")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--force:Overwrite config files already in the home.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+            _stagectl_opts=('--force:Overwrite config files already in the home.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--mail-to:With --with-units: the crontab'\''s MAILTO, who hears of a scheduled command that could not judge [default: the current user].' '--with-units:Also write the systemd units and the crontab that run this home to DIR/deploy/ (with this stagectl'\''s path), and DIR/stagectl.env (mode 0600) when missing; print how to install them.');;
         "market-intel")
             _stagectl_names=''
             _stagectl_commands=()
@@ -104,6 +104,14 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--candles:1-minute OHLCV CSV(.gz) of the fills'\'' symbol, for the mids.' '--end:Last window end (UTC).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--out:Write the CSV to FILE [default: stdout].' '--start:First window start (UTC).' '--symbol:Only this symbol, e.g. SOLUSDT.' '--window:Window length in seconds.');;
+        "notify")
+            _stagectl_names='unit-failed'
+            _stagectl_commands=('unit-failed:Tell every channel of the risk guard config'\''s notify section that a stagectl systemd unit failed: the unit, how it ended (systemd'\''s MONITOR_SERVICE_RESULT and MONITOR_EXIT_STATUS, when set) and the...')
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
+        "notify unit-failed")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
         "optimize")
             _stagectl_names=''
             _stagectl_commands=()
@@ -279,6 +287,7 @@ _stagectl_value() {
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;
         "governor|--now") _stagectl_kind=text;;
+        "init|--mail-to") _stagectl_kind=text;;
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
@@ -302,6 +311,7 @@ _stagectl_value() {
         "metrics export-windows|--start") _stagectl_kind=text;;
         "metrics export-windows|--symbol") _stagectl_kind=text;;
         "metrics export-windows|--window") _stagectl_kind=text;;
+        "notify unit-failed|-c"|"notify unit-failed|--config") _stagectl_kind=yaml;;
         "optimize|--out") _stagectl_kind=file;;
         "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
         "paper-gate|--days") _stagectl_kind=text;;
@@ -411,6 +421,7 @@ _stagectl_argument() {
         "completion install|0") _stagectl_kind=choice; _stagectl_choices='bash zsh fish';;
         "init|0") _stagectl_kind=dir;;
         "metrics import|0") _stagectl_kind=file;;
+        "notify unit-failed|0") _stagectl_kind=text;;
         "optimize|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
         "trading confirm|0") _stagectl_kind=text;;

@@ -67,6 +67,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "regime-analyze": ("stagectl.services.ledger.regime_analyze", "run"),
     "telegram serve": ("stagectl.services.telegram.bot", "serve"),
     "telegram test": ("stagectl.services.telegram.check", "run"),
+    "notify unit-failed": ("stagectl.services.guard.unit_failed", "run"),
 }
 
 # Commands without a service: `report verify` checks a file with the reports package

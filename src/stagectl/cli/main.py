@@ -64,6 +64,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "consensus": ("stagectl.cli.consensus", "Engine consensus score and adaptive decision."),
     "optimize": ("stagectl.cli.optimize", "Seed 001's portfolio optimizer: weights, slacks."),
     "shadow": ("stagectl.cli.shadow", "Record backtests as runs; compare runs for promotion."),
+    "notify": ("stagectl.cli.notify", "Tell the notify channels: a failed systemd unit."),
 }
 
 

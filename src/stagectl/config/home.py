@@ -24,13 +24,23 @@ def defaults_dir() -> Path:
     directory comes from ``__file__`` rather than ``importlib.resources``, whose
     import (with tempfile and random) every command would otherwise pay.
     """
-    packaged = Path(__file__).resolve().parents[1] / "defaults"
+    return _packaged("defaults", "config", "default configs")
+
+
+def deploy_dir() -> Path:
+    """The packaged templates of the systemd units and the crontab: ``stagectl/deploy`` in
+    a wheel, the repository's ``deploy/`` in a source checkout (as ``defaults_dir``)."""
+    return _packaged("deploy", "deploy", "service templates")
+
+
+def _packaged(in_wheel: str, in_checkout: str, what: str) -> Path:
+    packaged = Path(__file__).resolve().parents[1] / in_wheel
     if packaged.is_dir():
         return packaged
-    checkout = Path(__file__).resolve().parents[3] / "config"
+    checkout = Path(__file__).resolve().parents[3] / in_checkout
     if checkout.is_dir():
         return checkout
-    raise FileNotFoundError("stagectl's packaged default configs are missing; reinstall stagectl")
+    raise FileNotFoundError(f"stagectl's packaged {what} are missing; reinstall stagectl")
 
 
 @dataclass(frozen=True)
