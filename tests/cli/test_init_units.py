@@ -12,6 +12,7 @@ from tests.conftest import Run
 
 UNITS = [
     "stagectl-run-live.service",
+    "stagectl-telegram.service",
     "stagectl-alert@.service",
     *(f"stagectl-{job.name}.{kind}" for job in JOBS for kind in ("service", "timer")),
 ]
@@ -43,15 +44,20 @@ def test_with_units_writes_every_unit_and_the_crontab_with_the_real_paths(
             assert _setting(text, "EnvironmentFile")[0].removeprefix("-") == env_file
     live = (home / "deploy" / "stagectl-run-live.service").read_text()
     assert _setting(live, "ExecStart") == [
-        f"{stagectl} run-live --live --exchange binanceusdm --yes"
+        f"{stagectl} run-live --live --exchange binanceusdm --yes --metrics-port 9464"
     ]
     assert _setting(live, "Restart") == ["always"]
     assert _setting(live, "SuccessExitStatus") == ["130"]  # SIGTERM -> 130, a clean stop
     assert _setting(live, "KillSignal") == ["SIGTERM"]
     guard = (home / "deploy" / "stagectl-risk-guard.service").read_text()
     assert _setting(guard, "ExecStart") == [
-        f"{stagectl} risk-guard --live --out {home}/reports/risk-guard-live.json"
+        f"{stagectl} risk-guard --live --out {home}/reports/risk-guard-live.json "
+        f"--metrics-file {home}/metrics/risk-guard-live.prom"
     ]
+    assert (home / "metrics").is_dir()  # init made the textfile directory the units write
+    bot = (home / "deploy" / "stagectl-telegram.service").read_text()
+    assert _setting(bot, "ExecStart") == [f"{stagectl} telegram serve"]
+    assert _setting(bot, "SuccessExitStatus") == ["130"]
     assert _setting(guard, "SuccessExitStatus") == ["1 130"]  # 1 is the guard's own alert
     assert _setting(guard, "OnFailure") == ["stagectl-alert@%n.service"]
     timers = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -435,24 +434,3 @@ def test_telegram_test_without_a_chat_lists_the_chats_that_wrote_to_the_bot(
     assert result.exit_code == 1
     assert "chat -100123: desk wrote to the bot" in result.stdout
     assert api.sent == []
-
-
-def test_the_documented_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
-    operations = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
-    block = operations.split("/etc/systemd/system/stagectl-telegram.service`:\n\n")[1]
-    lines = block.split("```\n")[1].splitlines()
-    unit = "\n".join(line.removeprefix("   ") for line in lines) + "\n"
-    assert "ExecStart=/srv/stagectl/.venv/bin/stagectl telegram serve" in unit
-    installed = Path(sys.executable).with_name("stagectl")
-    path = tmp_path / "stagectl-telegram.service"
-    path.write_text(unit.replace("/srv/stagectl/.venv/bin/stagectl", str(installed)))
-
-    verified = subprocess.run(
-        [analyze, "verify", str(path)], capture_output=True, text=True, timeout=HANG_GUARD_S
-    )
-
-    assert verified.returncode == 0, verified.stderr
-    assert path.name not in verified.stderr  # a key or value it ignored is only a warning

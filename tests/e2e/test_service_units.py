@@ -323,5 +323,6 @@ def test_the_documented_installation_links_and_enables_every_unit(tmp_path: Path
     wanted = {p.parent.name + "/" + p.name for p in (root / "etc/systemd/user").glob("*.wants/*")}
     assert wanted == {
         "default.target.wants/stagectl-run-live.service",
+        "default.target.wants/stagectl-telegram.service",
         *(f"timers.target.wants/stagectl-{job.name}.timer" for job in JOBS),
     }

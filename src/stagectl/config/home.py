@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "STAGECTL_HOME"
-HOME_DIRS = ("config", "state", "artifacts", "reports", "logs")
+HOME_DIRS = ("config", "state", "artifacts", "reports", "logs", "metrics")
 
 
 def defaults_dir() -> Path:

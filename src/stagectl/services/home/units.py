@@ -36,6 +36,7 @@ from stagectl.reports import write_atomic
 UNITS_DIR = "deploy"
 ENV_FILE = "stagectl.env"
 RUN_LIVE_UNIT = "stagectl-run-live.service"
+TELEGRAM_UNIT = "stagectl-telegram.service"
 ALERT_UNIT = "stagectl-alert@.service"
 CRONTAB = "crontab"
 _PLACEHOLDER = re.compile(r"@[A-Z_]+@")
@@ -67,14 +68,29 @@ JOBS: tuple[ScheduledJob, ...] = (
         "the hourly risk guard of the live run",
         "*-*-* *:00:00 UTC",
         "0 * * * *",
-        ("risk-guard", "--live", "--out", "{home}/reports/risk-guard-live.json"),
+        (
+            "risk-guard",
+            "--live",
+            "--out",
+            "{home}/reports/risk-guard-live.json",
+            "--metrics-file",
+            "{home}/metrics/risk-guard-live.prom",
+        ),
     ),
     ScheduledJob(
         "weekly",
         "the weekly review of the live run, Monday 00:00 UTC",
         "Mon *-*-* 00:00:00 UTC",
         "0 0 * * 1",
-        ("risk-guard", "--weekly", "--live", "--out", "{home}/reports/weekly-latest.json"),
+        (
+            "risk-guard",
+            "--weekly",
+            "--live",
+            "--out",
+            "{home}/reports/weekly-latest.json",
+            "--metrics-file",
+            "{home}/metrics/weekly-live.prom",
+        ),
     ),
 )
 
@@ -165,7 +181,8 @@ def write(files: dict[str, str], *, home: Home) -> UnitsResult:
 
 
 def render(home: Path, stagectl: Path, mail_to: str) -> dict[str, str]:
-    """Every file for ``home``, by name: the run-live service, the alert handler, a service
+    """Every file for ``home``, by name: the run-live and Telegram bot services, the alert
+    handler, a service
     and a timer per job, the crontab, and the environment file's first version."""
     for what, value in (("the home", str(home)), ("the stagectl executable", str(stagectl))):
         if not value.startswith("/") or not _SAFE_PATH.fullmatch(value):
@@ -195,6 +212,7 @@ def render(home: Path, stagectl: Path, mail_to: str) -> dict[str, str]:
 
     files = {
         RUN_LIVE_UNIT: fill(RUN_LIVE_UNIT),
+        TELEGRAM_UNIT: fill(TELEGRAM_UNIT),
         ALERT_UNIT: fill(ALERT_UNIT),
     }
     lines = [fill(CRONTAB)]
@@ -219,12 +237,13 @@ def install_commands(home: Path) -> tuple[list[str], list[str]]:
     """The commands that install the rendered files: as systemd user units, or as the
     user's crontab."""
     directory = home / UNITS_DIR
-    units = [RUN_LIVE_UNIT, ALERT_UNIT]
+    units = [RUN_LIVE_UNIT, TELEGRAM_UNIT, ALERT_UNIT]
     units += [f"stagectl-{job.name}.{kind}" for job in JOBS for kind in ("service", "timer")]
     timers = [f"stagectl-{job.name}.timer" for job in JOBS]
     systemd = [
         "systemctl --user link " + " ".join(str(directory / unit) for unit in units),
         "systemctl --user enable --now " + " ".join(timers),
+        f"systemctl --user enable --now {TELEGRAM_UNIT}",
         f"systemctl --user enable --now {RUN_LIVE_UNIT}",
         'sudo loginctl enable-linger "$USER"',
     ]
