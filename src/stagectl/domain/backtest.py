@@ -494,52 +494,58 @@ def _sleeve_trades(
     slip_cur: FloatArray,
 ) -> pd.DataFrame:
     n = held.size
-    sign = np.sign(held)
-    prev_sign = np.concatenate(([0.0], sign[:-1]))
-    prev_held = np.concatenate(([0.0], held[:-1]))
-    active = sign != 0
-    starts = active & (sign != prev_sign)
-    if not starts.any():
-        return pd.DataFrame()
-    # cost at open k: the entering trade's share and the exiting trade's share
-    delta = np.abs(held - prev_held)
+    prev_held = np.empty(n)
+    prev_held[:1] = 0.0
+    prev_held[1:] = held[:-1]
+    # trades start and end only where the position changes: work on those bars alone
+    changed = np.flatnonzero(held != prev_held)
+    sign, prev_sign = np.sign(held[changed]), np.sign(prev_held[changed])
     flip = sign != prev_sign
-    safe = np.where(delta > 0, delta, 1.0)
-    entry_frac = np.where(flip, np.abs(held) / safe, 1.0)
-    exit_frac = np.where(flip, np.abs(prev_held) / safe, 0.0)
+    entry_bar = changed[flip & (sign != 0)]
+    if not entry_bar.size:
+        return pd.DataFrame()
+    # cost at open k: the entering trade's share and the exiting trade's share, split at
+    # a flip in proportion to |held[k]| and |held[k-1]| (elsewhere the entering trade's)
+    flips = changed[flip]
+    delta = np.abs(held[flips] - prev_held[flips])
+    entry_frac, exit_frac = np.abs(held[flips]) / delta, np.abs(prev_held[flips]) / delta
+
+    def attributed(cost: FloatArray) -> FloatArray:
+        """``cost`` with each flip's exiting share moved onto the closed trade's last bar."""
+        out = cost.copy()
+        out[flips] = cost[flips] * entry_frac
+        before = flips >= 1
+        out[flips[before] - 1] += cost[flips[before]] * exit_frac[before]
+        return out
 
     def on_held_interval(values: FloatArray) -> FloatArray:
         """Move values stamped k+1 (realised on held[k]) onto interval k."""
         return np.concatenate((values[1:], [0.0]))
-
-    fee = fee_cur * entry_frac + on_held_interval(fee_cur * exit_frac)
-    slip = slip_cur * entry_frac + on_held_interval(slip_cur * exit_frac)
-    gross = on_held_interval(gross_cur)
-    funding = on_held_interval(funding_cur)
-    bars = np.arange(n)
-    entry_bar = bars[starts]
 
     def total(values: FloatArray) -> FloatArray:
         # flat bars carry zero pnl and zero attributed cost, so each segment
         # from one trade's entry to the next one's sums exactly that trade
         return np.add.reduceat(values, entry_bar)
 
-    next_sign = np.concatenate((sign[1:], [0.0]))
-    exit_bar = bars[active & (next_sign != sign)] + 1
+    # a trade ends where the sign moves away from it, or is still open after the last bar
+    exit_bar = changed[flip & (prev_sign != 0)]
+    if held[-1] != 0:
+        exit_bar = np.append(exit_bar, n)
     is_open = exit_bar >= n
     exit_clipped = np.minimum(exit_bar, n - 1)
-    gross_t, fee_t, slip_t, fund_t = total(gross), total(fee), total(slip), total(funding)
+    gross_t = total(on_held_interval(gross_cur))
+    fund_t = total(on_held_interval(funding_cur))
+    fee_t, slip_t = total(attributed(fee_cur)), total(attributed(slip_cur))
     costs = fee_t + slip_t + fund_t
-    exit_time = pd.Series(index[exit_clipped]).where(~is_open)
     return pd.DataFrame(
         {
             "symbol": name,
-            "side": np.where(sign[starts] > 0, "long", "short"),
+            "side": np.where(held[entry_bar] > 0, "long", "short"),
             "entry_time": index[entry_bar],
-            "exit_time": exit_time.to_numpy(),
+            "exit_time": index[exit_clipped].where(~is_open),
             "entry_price": open_[entry_bar],
             "exit_price": np.where(is_open, np.nan, open_[exit_clipped]),
-            "entry_position": held[starts],
+            "entry_position": held[entry_bar],
             "holding_bars": exit_clipped - entry_bar,
             "gross_pnl": gross_t,
             "fee": fee_t,

@@ -28,6 +28,7 @@ from stagectl.errors import InputError
 
 MINUTES_PER_DAY = 1440.0
 ReturnsLike = pd.Series | np.ndarray | Sequence[float]
+FloatArray = np.ndarray
 _BAR_UNITS_MIN = {"m": 1.0, "h": 60.0, "d": 1440.0}
 
 
@@ -226,10 +227,15 @@ def capacity_estimate(
     }
 
 
-def _period_metrics(returns: pd.Series, ppy: float) -> dict[str, float | None]:
-    growth = float(np.prod(1.0 + returns.to_numpy(dtype=float)))
-    equity = (1.0 + returns).cumprod()
-    max_dd = -float(running_drawdown(equity, 1.0).min()) if len(returns) else 0.0
+def _period_metrics(returns: FloatArray, ppy: float) -> dict[str, float | None]:
+    """Total return, Sharpe and max drawdown (from 1.0) of one period's per-bar returns."""
+    growth = float(np.prod(1.0 + returns))
+    if returns.size:
+        equity = np.cumprod(1.0 + returns)
+        peak = np.maximum(np.maximum.accumulate(equity), 1.0)
+        max_dd = -float((equity / peak - 1.0).min())
+    else:
+        max_dd = 0.0
     return {
         "total_return": _finite(growth - 1.0),
         "sharpe": sharpe(returns, ppy),
@@ -252,16 +258,19 @@ def dispersion(rows: dict[str, dict[str, float | None]]) -> dict[str, dict[str, 
     return out
 
 
-def stability(returns: pd.DataFrame, ppy: float) -> dict[str, Any]:
-    """Metrics per calendar year (of column ``portfolio``) and per other column, with dispersion."""
-    years = pd.DatetimeIndex(returns.index).year
-    by_year = {
-        str(year): _period_metrics(returns["portfolio"][years == year], ppy)
-        for year in sorted(set(years))
-    }
-    by_sleeve = {
-        name: _period_metrics(returns[name], ppy) for name in returns.columns if name != "portfolio"
-    }
+def stability(
+    index: pd.DatetimeIndex, portfolio: FloatArray, sleeves: dict[str, FloatArray], ppy: float
+) -> dict[str, Any]:
+    """Metrics of the ``portfolio`` returns per calendar year and of each sleeve's, with
+    dispersion; ``index`` labels the bars of every array."""
+    years = index.year.to_numpy()
+    # each year's bars in bar order (one slice each when the index is sorted)
+    order = np.argsort(years, kind="stable")
+    sorted_years = years[order]
+    cuts = np.flatnonzero(sorted_years[1:] != sorted_years[:-1]) + 1
+    groups = np.split(order, cuts) if years.size else []
+    by_year = {str(years[group[0]]): _period_metrics(portfolio[group], ppy) for group in groups}
+    by_sleeve = {name: _period_metrics(values, ppy) for name, values in sleeves.items()}
     return {
         "by_year": by_year,
         "by_year_dispersion": dispersion(by_year),
@@ -306,7 +315,11 @@ def summarize(
     fee, slip, funding = (float(result.costs[c].sum()) for c in ("fee", "slippage", "funding"))
     trades = trade_stats(result.trades)
     avg_bars = trades["avg_holding_bars"]
-    returns = result.sleeve_net_returns.assign(portfolio=result.net_returns)
+    sleeve_returns = {
+        name: result.sleeve_net_returns[name].to_numpy(dtype=float)
+        for name in result.sleeve_net_returns.columns
+        if name != "portfolio"
+    }
     weights = pd.Series(result.weights)
     summary: dict[str, Any] = {
         "bar": bar,
@@ -334,7 +347,12 @@ def summarize(
         "slippage": slip,
         "funding": funding,
         "cost_share_of_gross": cost_shares(gross_pnl, fee, slip, funding),
-        "stability": stability(returns, ppy),
+        "stability": stability(
+            pd.DatetimeIndex(result.net_returns.index),
+            result.net_returns.to_numpy(dtype=float),
+            sleeve_returns,
+            ppy,
+        ),
     }
     if dollar_volume is not None:
         traded = result.sleeve_turnover * weights
