@@ -76,15 +76,16 @@ def _number(value: Any) -> Any:
 
 
 def _columns(result: BacktestResult) -> Iterator[tuple[str, np.ndarray]]:
-    for field in fields(result):
-        value = getattr(result, field.name)
-        if field.name == "trades" or not isinstance(value, (pd.Series, pd.DataFrame)):
+    # the fields, and the outputs computed when first asked for
+    for name in [f.name for f in fields(result)] + ["sleeve_contribution", "gross_equity"]:
+        value = getattr(result, name)
+        if name == "trades" or not isinstance(value, (pd.Series, pd.DataFrame)):
             continue
         if isinstance(value, pd.Series):
-            yield field.name, value.to_numpy(dtype=float)
+            yield name, value.to_numpy(dtype=float)
         else:
             for column in value.columns:
-                yield f"{field.name}.{column}", value[column].to_numpy(dtype=float)
+                yield f"{name}.{column}", value[column].to_numpy(dtype=float)
 
 
 def fingerprint(run: service.BacktestRun) -> dict[str, Any]:

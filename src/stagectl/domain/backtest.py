@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,6 @@ class BacktestResult:
     sleeve_gross_returns: pd.DataFrame
     sleeve_net_returns: pd.DataFrame
     sleeve_equity: pd.DataFrame
-    sleeve_contribution: pd.DataFrame
     sleeve_turnover: pd.DataFrame
     sleeve_gross_pnl: pd.DataFrame
     sleeve_fee: pd.DataFrame
@@ -87,10 +87,24 @@ class BacktestResult:
     gross_returns: pd.Series
     net_returns: pd.Series
     equity: pd.Series
-    gross_equity: pd.Series
     costs: pd.DataFrame
     turnover: pd.Series
     trades: pd.DataFrame
+
+    # computed when first asked for: the report and the guard need neither
+    @cached_property
+    def sleeve_contribution(self) -> pd.DataFrame:
+        """Each sleeve's net return times its weight (they sum to ``net_returns``)."""
+        weights = np.array([self.weights[name] for name in self.sleeve_net_returns.columns])
+        return self.sleeve_net_returns * weights
+
+    @cached_property
+    def gross_equity(self) -> pd.Series:
+        """The equity curve before every cost: ``initial x cumprod(1 + gross_returns)``."""
+        growth = np.cumprod(1.0 + self.gross_returns.to_numpy())
+        return pd.Series(
+            self.initial_equity * growth, index=self.gross_returns.index, name="gross_equity"
+        )
 
 
 def backtest_core(
@@ -356,46 +370,45 @@ def simulate(market: Market, held: FloatArray) -> BacktestResult:
 
 
 def assemble(market: Market, held: FloatArray, run: Stretch) -> BacktestResult:
-    """The BacktestResult of a whole run (``run`` over every bar)."""
+    """The BacktestResult of a whole run (``run`` over every bar).
+
+    The frames and series wrap ``run``'s arrays without copying them (``advance`` made
+    them for this run alone); ``held`` belongs to the caller and is copied.
+    """
     index, names, weights = market.index, market.names, market.weights
     initial_equity = market.initial_equity
-    equity = initial_equity * run.growth
-    portfolio_gross = run.gross @ weights
 
     def frame(values: FloatArray) -> pd.DataFrame:
-        return pd.DataFrame(values, index=index, columns=names)
+        return pd.DataFrame(values, index=index, columns=names, copy=False)
 
+    def series(values: FloatArray, name: str) -> pd.Series:
+        return pd.Series(values, index=index, name=name, copy=False)
+
+    costs = np.empty((3, len(index)))  # one block, a row per column
+    for row, part in enumerate((run.fee_cur, run.slip_cur, run.funding_cur)):
+        np.sum(part, axis=1, out=costs[row])
     trades = trades_table(
         index, names, market.opens, held, run.gross_cur, run.funding_cur, run.fee_cur, run.slip_cur
     )
     return BacktestResult(
         weights=dict(zip(names, weights.tolist(), strict=True)),
         initial_equity=initial_equity,
-        positions=frame(held),
+        positions=pd.DataFrame(held, index=index, columns=names, copy=True),
         sleeve_gross_returns=frame(run.gross),
         sleeve_net_returns=frame(run.net),
         sleeve_equity=frame(initial_equity * weights * run.sleeve_growth),
-        sleeve_contribution=frame(run.net * weights),
         sleeve_turnover=frame(run.turnover),
         sleeve_gross_pnl=frame(run.gross_cur),
         sleeve_fee=frame(run.fee_cur),
         sleeve_slippage=frame(run.slip_cur),
         sleeve_funding=frame(run.funding_cur),
-        gross_returns=pd.Series(portfolio_gross, index=index, name="gross_return"),
-        net_returns=pd.Series(run.portfolio_net, index=index, name="net_return"),
-        equity=pd.Series(equity, index=index, name="equity"),
-        gross_equity=pd.Series(
-            initial_equity * np.cumprod(1.0 + portfolio_gross), index=index, name="gross_equity"
-        ),
+        gross_returns=series(run.gross @ weights, "gross_return"),
+        net_returns=series(run.portfolio_net, "net_return"),
+        equity=series(initial_equity * run.growth, "equity"),
         costs=pd.DataFrame(
-            {
-                "fee": run.fee_cur.sum(axis=1),
-                "slippage": run.slip_cur.sum(axis=1),
-                "funding": run.funding_cur.sum(axis=1),
-            },
-            index=index,
+            costs.T, index=index, columns=["fee", "slippage", "funding"], copy=False
         ),
-        turnover=pd.Series(run.turnover @ weights, index=index, name="turnover"),
+        turnover=series(run.turnover @ weights, "turnover"),
         trades=trades,
     )
 
