@@ -29,6 +29,7 @@ from stagectl.errors import InputError
 MINUTES_PER_DAY = 1440.0
 ReturnsLike = pd.Series | np.ndarray | Sequence[float]
 FloatArray = np.ndarray
+IntArray = np.ndarray
 _BAR_UNITS_MIN = {"m": 1.0, "h": 60.0, "d": 1440.0}
 
 
@@ -229,11 +230,14 @@ def capacity_estimate(
 
 def _period_metrics(returns: FloatArray, ppy: float) -> dict[str, float | None]:
     """Total return, Sharpe and max drawdown (from 1.0) of one period's per-bar returns."""
-    growth = float(np.prod(1.0 + returns))
+    one_plus = 1.0 + returns
+    growth = float(np.prod(one_plus))
     if returns.size:
-        equity = np.cumprod(1.0 + returns)
-        peak = np.maximum(np.maximum.accumulate(equity), 1.0)
-        max_dd = -float((equity / peak - 1.0).min())
+        equity = np.cumprod(one_plus, out=one_plus)
+        drawdown = np.maximum(np.maximum.accumulate(equity), 1.0)  # the running peak
+        np.divide(equity, drawdown, out=drawdown)
+        drawdown -= 1.0
+        max_dd = -float(drawdown.min())
     else:
         max_dd = 0.0
     return {
@@ -258,18 +262,35 @@ def dispersion(rows: dict[str, dict[str, float | None]]) -> dict[str, dict[str, 
     return out
 
 
+def _year_groups(index: pd.DatetimeIndex) -> list[tuple[int, slice | IntArray]]:
+    """Each calendar year's bars, in bar order: a slice when the index is sorted (its
+    year starts found by a search), else the positions."""
+    if not len(index):
+        return []
+    if index.is_monotonic_increasing:
+        first, last = index[0].year, index[-1].year
+        starts = [
+            pd.Timestamp(year=y, month=1, day=1, tz=index.tz) for y in range(first + 1, last + 1)
+        ]
+        bounds = [0, *index.searchsorted(starts).tolist(), len(index)]
+        span = range(first, last + 1)
+        return [
+            (y, slice(a, b)) for y, a, b in zip(span, bounds[:-1], bounds[1:], strict=True) if b > a
+        ]
+    years = index.year.to_numpy()
+    order = np.argsort(years, kind="stable")
+    cuts = np.flatnonzero(np.diff(years[order])) + 1
+    return [(int(years[group[0]]), group) for group in np.split(order, cuts)]
+
+
 def stability(
     index: pd.DatetimeIndex, portfolio: FloatArray, sleeves: dict[str, FloatArray], ppy: float
 ) -> dict[str, Any]:
     """Metrics of the ``portfolio`` returns per calendar year and of each sleeve's, with
     dispersion; ``index`` labels the bars of every array."""
-    years = index.year.to_numpy()
-    # each year's bars in bar order (one slice each when the index is sorted)
-    order = np.argsort(years, kind="stable")
-    sorted_years = years[order]
-    cuts = np.flatnonzero(sorted_years[1:] != sorted_years[:-1]) + 1
-    groups = np.split(order, cuts) if years.size else []
-    by_year = {str(years[group[0]]): _period_metrics(portfolio[group], ppy) for group in groups}
+    by_year = {
+        str(year): _period_metrics(portfolio[bars], ppy) for year, bars in _year_groups(index)
+    }
     by_sleeve = {name: _period_metrics(values, ppy) for name, values in sleeves.items()}
     return {
         "by_year": by_year,
