@@ -67,6 +67,8 @@ class CoreResult:
     cost: FloatArray
     net: FloatArray
     turnover: FloatArray
+    mark: FloatArray
+    """``1 + gross - funding``: the sleeve's growth over the bar, before the trade."""
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,19 @@ def backtest_core(
     price_return[:1] = 0.0
     np.divide(open_[1:], open_[:-1], out=price_return[1:])
     price_return[1:] -= 1.0
-    gross = prev * price_return
+    gross = np.multiply(prev, price_return, out=price_return)
     funding = prev * funding_rate
-    turnover = np.abs(held - prev)
+    turnover = np.subtract(held, prev, out=prev)
+    np.abs(turnover, out=turnover)
     cost = turnover * cost_rate
-    net = (1.0 + gross - funding) * (1.0 - cost) - 1.0
-    return CoreResult(gross, funding, cost, net, turnover)
+    # in place, the same operations in the same order as
+    # net = (1.0 + gross - funding) * (1.0 - cost) - 1.0
+    mark = 1.0 + gross
+    mark -= funding
+    net = 1.0 - cost
+    np.multiply(mark, net, out=net)
+    net -= 1.0
+    return CoreResult(gross, funding, cost, net, turnover, mark)
 
 
 def funding_per_bar(index: pd.DatetimeIndex, funding: pd.Series | None) -> FloatArray:
@@ -279,41 +288,56 @@ def advance(
     # The portfolio return is numpy's matrix product (BLAS, as it always was): a row's
     # result does not depend on the rows multiplied with it, except that numpy takes
     # another route for a single row; with the carried bar a range has two (tests bind it)
-    portfolio_net = (np.column_stack([c.net for c in cores]) @ weights)[pad:]
-    growth = np.cumprod(np.concatenate(([growth_before], 1.0 + portfolio_net)))
+    portfolio_net = (_stack([c.net for c in cores]) @ weights)[pad:]
+    growth = _running_product(growth_before, portfolio_net)
     equity_before = market.initial_equity * growth[:-1]  # the initial equity at bar 0
     before = np.ones(width) if sleeve_growth_before is None else sleeve_growth_before
     # sleeve by sleeve: numpy's loops over a (bars, 2) array run two elements at a time
-    rows = len(portfolio_net)
-    out = {name: np.empty((rows, width)) for name in _SLEEVE_FIELDS}
+    columns: dict[str, list[FloatArray]] = {name: [] for name in _SLEEVE_FIELDS}
     for i, core in enumerate(cores):
-        gross, funding, cost = core.gross[pad:], core.funding[pad:], core.cost[pad:]
-        net = core.net[pad:]
+        gross, funding, net = core.gross[pad:], core.funding[pad:], core.net[pad:]
         capital = equity_before * weights[i]
-        cost_cur = capital * (1.0 + gross - funding) * cost
+        cost_cur = capital * core.mark[pad:]  # capital * (1 + gross - funding) * cost
+        cost_cur *= core.cost[pad:]
         fee = _column(_rows(fee_rate, start, end), i)
         total = _column(_rows(total_rate, start, end), i)
         fee_share = np.divide(
             fee, total, out=np.zeros(np.shape(total)), where=np.asarray(total) > 0
         )
         fee_cur = cost_cur * fee_share
-        out["gross"][:, i] = gross
-        out["funding"][:, i] = funding
-        out["cost"][:, i] = cost
-        out["net"][:, i] = net
-        out["turnover"][:, i] = core.turnover[pad:]
-        out["sleeve_growth"][:, i] = np.cumprod(np.concatenate(([before[i]], 1.0 + net)))[1:]
-        np.multiply(capital, gross, out=out["gross_cur"][:, i])
-        np.multiply(capital, funding, out=out["funding_cur"][:, i])
-        out["fee_cur"][:, i] = fee_cur
-        np.subtract(cost_cur, fee_cur, out=out["slip_cur"][:, i])
+        for name, values in (
+            ("gross", gross),
+            ("funding", funding),
+            ("cost", core.cost[pad:]),
+            ("net", net),
+            ("turnover", core.turnover[pad:]),
+            ("sleeve_growth", _running_product(before[i], net)[1:]),
+            ("gross_cur", np.multiply(capital, gross)),
+            ("funding_cur", np.multiply(capital, funding)),
+            ("fee_cur", fee_cur),
+            ("slip_cur", np.subtract(cost_cur, fee_cur, out=cost_cur)),
+        ):
+            columns[name].append(values)
     return Stretch(
         start=start,
         portfolio_net=portfolio_net,
         growth=growth[1:],
         equity_before=equity_before,
-        **out,
+        **{name: _stack(values) for name, values in columns.items()},
     )
+
+
+def _stack(columns: list[FloatArray]) -> FloatArray:
+    """(rows, sleeves) from one array per sleeve: a view of a single sleeve's array."""
+    return columns[0][:, None] if len(columns) == 1 else np.column_stack(columns)
+
+
+def _running_product(seed: float, values: FloatArray) -> FloatArray:
+    """``cumprod([seed, 1 + values...])``, computed in one buffer."""
+    out = np.empty(values.size + 1)
+    out[0] = seed
+    np.add(values, 1.0, out=out[1:])
+    return np.cumprod(out, out=out)
 
 
 _SLEEVE_FIELDS = (
