@@ -288,7 +288,7 @@ def advance(
     # The portfolio return is numpy's matrix product (BLAS, as it always was): a row's
     # result does not depend on the rows multiplied with it, except that numpy takes
     # another route for a single row; with the carried bar a range has two (tests bind it)
-    portfolio_net = (_stack([c.net for c in cores]) @ weights)[pad:]
+    portfolio_net = _weighted_sum(_stack([c.net for c in cores]), weights)[pad:]
     growth = _running_product(growth_before, portfolio_net)
     equity_before = market.initial_equity * growth[:-1]  # the initial equity at bar 0
     before = np.ones(width) if sleeve_growth_before is None else sleeve_growth_before
@@ -325,6 +325,18 @@ def advance(
         equity_before=equity_before,
         **{name: _stack(values) for name, values in columns.items()},
     )
+
+
+def _weighted_sum(columns: FloatArray, weights: FloatArray) -> FloatArray:
+    """``columns @ weights``, numpy's matrix product; of one column that is one product
+    per row, computed as such (the same doubles, without a slow matrix-vector call)."""
+    product: FloatArray = columns[:, 0] * weights[0] if columns.shape[1] == 1 else columns @ weights
+    return product
+
+
+def _row_sums(columns: FloatArray) -> FloatArray:
+    """Each row's sum; of one column, the column itself (the same doubles)."""
+    return columns[:, 0] if columns.shape[1] == 1 else columns.sum(axis=1)
 
 
 def _stack(columns: list[FloatArray]) -> FloatArray:
@@ -410,7 +422,7 @@ def assemble(market: Market, held: FloatArray, run: Stretch) -> BacktestResult:
 
     costs = np.empty((3, len(index)))  # one block, a row per column
     for row, part in enumerate((run.fee_cur, run.slip_cur, run.funding_cur)):
-        np.sum(part, axis=1, out=costs[row])
+        costs[row] = _row_sums(part)
     trades = trades_table(
         index, names, market.opens, held, run.gross_cur, run.funding_cur, run.fee_cur, run.slip_cur
     )
@@ -426,13 +438,13 @@ def assemble(market: Market, held: FloatArray, run: Stretch) -> BacktestResult:
         sleeve_fee=frame(run.fee_cur),
         sleeve_slippage=frame(run.slip_cur),
         sleeve_funding=frame(run.funding_cur),
-        gross_returns=series(run.gross @ weights, "gross_return"),
+        gross_returns=series(_weighted_sum(run.gross, weights), "gross_return"),
         net_returns=series(run.portfolio_net, "net_return"),
         equity=series(initial_equity * run.growth, "equity"),
         costs=pd.DataFrame(
             costs.T, index=index, columns=["fee", "slippage", "funding"], copy=False
         ),
-        turnover=series(run.turnover @ weights, "turnover"),
+        turnover=series(_weighted_sum(run.turnover, weights), "turnover"),
         trades=trades,
     )
 
