@@ -234,7 +234,8 @@ def _period_metrics(returns: FloatArray, ppy: float) -> dict[str, float | None]:
     growth = float(np.prod(one_plus))
     if returns.size:
         equity = np.cumprod(one_plus, out=one_plus)
-        drawdown = np.maximum(np.maximum.accumulate(equity), 1.0)  # the running peak
+        drawdown = np.maximum.accumulate(equity)  # the running peak, at least 1.0
+        np.maximum(drawdown, 1.0, out=drawdown)
         np.divide(equity, drawdown, out=drawdown)
         drawdown -= 1.0
         max_dd = -float(drawdown.min())
