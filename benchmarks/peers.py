@@ -54,9 +54,11 @@ def stagectl_run(opens: pd.Series, target: pd.Series, bar: str) -> dict[str, Any
 def vectorbt_run(opens: pd.Series, orders: pd.Series, bar: str) -> dict[str, Any]:
     import vectorbt as vbt
 
+    # vectorbt's shape checks turn a timezone-aware index into one Python object per bar
+    # (about 96 % of its time on 200,000 bars); a naive UTC index spares it that
     portfolio = vbt.Portfolio.from_orders(
-        close=opens,
-        size=orders,
+        close=opens.tz_localize(None),
+        size=orders.tz_localize(None),
         size_type="targetpercent",
         fees=(FEE_BPS + SLIPPAGE_BPS) / 1e4,
         init_cash=INITIAL_EQUITY,
