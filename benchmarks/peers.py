@@ -3,7 +3,7 @@
 Issue 13, item 2 asks the whole backtest to be faster than vectorbt warm on the same
 strategy. vectorbt is not a dependency of stagectl: when it is not installed this prints
 "vectorbt not installed" and exits 0 (``pip install vectorbt`` into the environment to
-run it; its first call compiles numba kernels, which takes minutes, so this benchmark is
+run it; its first call compiles numba kernels, which can take a minute, so this benchmark is
 not part of ``run_all.py``).
 
 The bars are those of ``backtest_e2e.py`` (2,628,000 tiled SOLUSDT 1m bars); the
