@@ -23,7 +23,7 @@ def run_all() -> Iterator[ModuleType]:
         yield run_all
     finally:
         sys.path.remove(str(BENCHMARKS))
-        for name in ("run_all", "summary", "backtest_e2e", "backtest_core", "market_data"):
+        for name in ("run_all", "summary", "backtest_e2e", "backtest_core", "market_data", "peers"):
             sys.modules.pop(name, None)
 
 
@@ -120,3 +120,14 @@ def test_the_backtest_floor_computes_stagectls_metrics(run_all: ModuleType) -> N
     ours = backtest_e2e.comparable(backtest_e2e.stagectl_backtest(bars))
     worst, where = backtest_e2e.largest_difference(ours, backtest_e2e.bare_backtest(bars))
     assert worst <= 1e-12, where
+
+
+def test_peers_says_so_when_vectorbt_is_absent(
+    run_all: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import peers
+
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(sys, "argv", ["peers.py"])
+    peers.main()  # returns: exit status 0
+    assert capsys.readouterr().out == "vectorbt not installed\n"
