@@ -41,6 +41,7 @@ from stagectl.config.loader import (
     load_stage3,
     load_strategy,
 )
+from stagectl.config.state_url import StateLocation
 from stagectl.domain.order_policy import PolicyLimits, SymbolCap
 from stagectl.domain.performance import bar_minutes
 from stagectl.domain.types import Event, OrderType
@@ -111,7 +112,7 @@ class RunLiveResult:
     mode: str
     status: str
     resumed: bool
-    state_path: Path
+    state_path: StateLocation
     artifacts_dir: Path
     config: ConfigSource
     stage3: ConfigSource | None = None
@@ -265,7 +266,7 @@ class _Setup:
     request: RunLiveRequest
     home: Home
     db: StateDB
-    path: Path
+    path: StateLocation
     config: Any
     source: ConfigSource
     stage3: Any
