@@ -467,6 +467,23 @@ END;
 """
 
 
+# One driver per run (docs/run-live.md, "One driver per run"): the run-live process that
+# drives a run holds its lease, renewed by a heartbeat; another run-live for the same run
+# refuses while the lease is live and takes over once it has expired (or, on the same host,
+# once its holder's process is gone). ``holder`` is ``host:pid:token``.
+RUN_LEASES = """
+CREATE TABLE run_leases (
+    run_id TEXT PRIMARY KEY REFERENCES runs (run_id),
+    holder TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired_at TEXT NOT NULL,
+    renewed_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) STRICT;
+"""
+
+
 SCRIPTS: tuple[str, ...] = (
     RUNS_AND_LEDGER,
     RISK_CONTROLS,
@@ -482,6 +499,7 @@ SCRIPTS: tuple[str, ...] = (
     REBALANCE_PLANS,
     NOTIFICATION_LOG,
     FILL_TOTALS_MARK,
+    RUN_LEASES,
 )
 """The migration scripts, in the order of MIGRATION_NAMES."""
 
