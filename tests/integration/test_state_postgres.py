@@ -73,6 +73,9 @@ def test_placeholders_become_psycopgs_and_quoted_text_is_left_alone() -> None:
         "WHERE i = %s AND r BETWEEN %s AND %s OR j = %s",
         (0, 1, 2, 0),
     )
+    assert pg.translate("WHERE id > ? AND +run_id = ? AND x = a + b", True)[0] == (
+        "WHERE id > %s AND run_id = %s AND x = a + b"
+    )
 
 
 def test_state_info_shows_the_backend_server_and_schema(run: CliRun, pg_server: Any) -> None:

@@ -13,7 +13,6 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from stagectl.errors import InputError
 
@@ -23,7 +22,9 @@ URL_SCHEMES = ("postgresql", "postgres")
 
 @dataclass(frozen=True)
 class PostgresURL:
-    """A PostgreSQL state database: the URL without a password (safe to print)."""
+    """A PostgreSQL state database: the URL without a password (safe to print).
+
+    (urllib.parse is imported where it is used: every command imports this module.)"""
 
     url: str
 
@@ -32,6 +33,8 @@ class PostgresURL:
 
     @property
     def database(self) -> str:
+        from urllib.parse import urlsplit
+
         return urlsplit(self.url).path.lstrip("/")
 
 
@@ -45,6 +48,8 @@ def is_state_url(text: str) -> bool:
 
 def mask_url(text: str) -> str:
     """The URL with any password replaced by ``***`` (for messages)."""
+    from urllib.parse import urlsplit, urlunsplit
+
     parts = urlsplit(text)
     if parts.password is None:
         return text
@@ -58,6 +63,8 @@ def parse_state_location(text: str) -> StateLocation:
     """``--state``'s value: a ``postgresql://`` URL, else a SQLite path."""
     if not is_state_url(text):
         return Path(text)
+    from urllib.parse import urlsplit, urlunsplit
+
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a bad port

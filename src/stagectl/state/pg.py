@@ -7,7 +7,8 @@ SQLite's ``?`` placeholders, and use the :mod:`sqlite3` connection API (``execut
 :class:`PgConnection` gives a psycopg 3 connection that API, so every repository,
 transaction and migration runs unchanged on both backends:
 
-- ``?`` and ``?N`` become psycopg's ``%s`` (a literal ``%`` is doubled); booleans are sent
+- ``?`` and ``?N`` become psycopg's ``%s`` (a literal ``%`` is doubled); SQLite's planner
+  hint ``+column`` becomes ``column``; booleans are sent
   as 0/1, as SQLite stores them (the schema's flags are ``INTEGER CHECK (x IN (0, 1))``).
 - ``lastrowid``: an ``INSERT`` into a table keyed by an ``id`` identity gets
   ``RETURNING id``.
@@ -82,7 +83,9 @@ def translate(sql: str, with_params: bool) -> tuple[str, tuple[int, ...] | None]
     """SQLite placeholders to psycopg's, and the parameter order for ``?N``.
 
     Returns the SQL and, when it used numbered placeholders, the 0-based index of the
-    parameter each ``%s`` takes. Text inside single quotes is left alone."""
+    parameter each ``%s`` takes. SQLite's unary ``+column`` (keeps the planner off the
+    column's index; PostgreSQL has no unary plus on text) becomes the column. Text
+    inside single quotes is left alone."""
     out: list[str] = []
     order: list[int] = []
     numbered = False
@@ -109,12 +112,21 @@ def translate(sql: str, with_params: bool) -> tuple[str, tuple[int, ...] | None]
             out.append("%s")
             i = j
             continue
+        if char == "+" and _unary_plus(sql, i):
+            i += 1  # SQLite's ``+column`` (no index on it, a planner hint): the column
+            continue
         if char == "%" and with_params:
             out.append("%%")
         else:
             out.append(char)
         i += 1
     return "".join(out), tuple(order) if numbered else None
+
+
+def _unary_plus(sql: str, i: int) -> bool:
+    """Whether the ``+`` at ``i`` prefixes a column name (``AND +run_id = ?``)."""
+    after = sql[i + 1 : i + 2]
+    return (after.isalpha() or after == "_") and (i == 0 or sql[i - 1] in " (")
 
 
 _INSERT_TABLE = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
