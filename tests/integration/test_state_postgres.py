@@ -6,8 +6,9 @@ absent)."""
 from __future__ import annotations
 
 import os
+import random
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from stagectl.state.journal import record_event
 from stagectl.state.ledger import insert_fills
 from stagectl.state.runs import Run, start_run
 from tests.conftest import Run as CliRun
-from tests.integration.paper_seed import Seed, write
+from tests.integration.paper_seed import Seed
+from tests.integration.paper_seed import write as write_seed
+from tests.integration.test_ledger_totals import T0, random_rows, write
 
 START = datetime(2024, 10, 1, tzinfo=UTC)
 END = datetime(2024, 10, 8, tzinfo=UTC)
@@ -152,7 +155,7 @@ def test_state_copy_moves_a_desk_to_postgresql_and_back_verified(
     run: CliRun, home: Path, pg_server: Any, tmp_path: Path
 ) -> None:
     source = home / "state" / "stagectl.db"
-    write(source, Seed(start=START, end=END))
+    write_seed(source, Seed(start=START, end=END))
     url = pg_server.new_database()
     there = run(["state", "copy", str(source), url, "--json"])
     assert there.exit_code == 0, there.stderr
@@ -191,3 +194,48 @@ def test_state_copy_refuses_a_destination_with_desk_data(
     assert again.exit_code == 2
     assert "the destination is not empty: runs (1)" in again.stderr
     assert os.path.getsize(source) > 0
+
+
+def test_the_ledger_reads_the_same_on_postgresql_after_a_copy(
+    run: CliRun, home: Path, pg_server: Any, tmp_path: Path
+) -> None:
+    """`metrics window` (the totals, their mark and the FIFO lots) answers the same on a
+    desk's SQLite state and on its PostgreSQL copy, and live inserts keep both exact."""
+    rows = random_rows(random.Random(5), 400)
+    assert run(["metrics", "import", write(tmp_path / "a.csv", rows)]).exit_code == 0
+    url = pg_server.new_database()
+    assert run(["state", "copy", str(home / "state" / "stagectl.db"), url]).exit_code == 0
+    live = [
+        Fill(
+            account="binanceusdm", trade_id=f"SOLUSDT:live-{k}", symbol="SOLUSDT",
+            side="sell" if k % 3 else "buy", qty=Decimal("0.7"), price=Decimal("101.5"),
+            fee=Decimal("0.001"), fee_currency="SOL", ts=T0 + timedelta(hours=3, seconds=k),
+            source="live",
+        )
+        for k in range(20)
+    ]  # fmt: skip
+    for location in (home / "state" / "stagectl.db", parse_state_location(url)):
+        with open_state(location) as db:
+            insert_fills(db, live)
+    untils = [T0 + timedelta(minutes=m) for m in range(0, 240, 37)]
+    counted = []
+    for until in untils:
+        answers = []
+        for state in (str(home / "state" / "stagectl.db"), url):
+            args = ["--state", state, "metrics", "window", "--hours", "1"]
+            result = run([*args, "--until", until.isoformat(), "--json"])
+            assert result.exit_code == 0, result.stderr
+            answers.append({k: v for k, v in result.json().items() if k != "state"})
+        assert answers[0] == answers[1], until
+        counted.append(answers[0]["total"]["fills"])
+    assert min(counted) == 0 and max(counted) > 200  # empty and full windows among them
+
+
+def test_metrics_import_into_postgresql_is_refused_with_the_way_round(
+    run: CliRun, pg_server: Any, tmp_path: Path
+) -> None:
+    url = pg_server.new_database()
+    rows = random_rows(random.Random(1), 5)
+    refused = run(["--state", url, "metrics", "import", write(tmp_path / "a.csv", rows)])
+    assert refused.exit_code == 2
+    assert "import into a SQLite state and `stagectl state copy` it" in refused.stderr
