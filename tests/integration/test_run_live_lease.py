@@ -7,9 +7,12 @@ SIGKILL) is taken over at once."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,9 +22,11 @@ from stagectl.config.home import Home
 from stagectl.config.state_url import StateLocation
 from stagectl.errors import ExternalError
 from stagectl.services.live import run as service
+from stagectl.services.live.lease import LEASE_ENV, RunLease
 from stagectl.state.db import open_state
 from stagectl.state.equity import snapshots
 from stagectl.state.leases import acquire_lease, get_lease
+from stagectl.state.runs import Run, start_run
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 3, 23, tzinfo=UTC)
 BARS = 72
@@ -105,3 +110,35 @@ def test_a_lease_whose_process_on_this_host_is_gone_is_taken_over_at_once(
         )  # fmt: skip
     result = service.run(_request(resume=run_id), home=home, wall_clock=lambda: now)
     assert result.status == "completed" and result.resumed
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for a background thread's effect (a deadline against a hang, not a timing)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_the_heartbeat_renews_the_lease_and_notices_a_takeover(
+    tmp_path: Path, state_url: StateLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(LEASE_ENV, "1")  # a beat every third of a second
+    ticks = itertools.count()
+    clock = lambda: START + timedelta(seconds=next(ticks))  # noqa: E731 - a moving clock
+    with open_state(state_url) as db:
+        start_run(db, Run("r1", "run-live", "paper", started_at=START))
+        lease = RunLease.take(db, state_url, "r1", clock)
+        try:
+            first = get_lease(db, "r1")
+            assert first is not None and first.holder == lease.holder
+            _until(lambda: get_lease(db, "r1").renewed_at > first.renewed_at, "a renewal")  # type: ignore[union-attr]
+            assert not lease.lost
+            acquire_lease(  # another driver takes the run over (as after an expiry)
+                db, "r1", holder="host-b:1:x", host="host-b", pid=1, now=clock(),
+                ttl=timedelta(minutes=1), abandoned=lambda _: True,
+            )  # fmt: skip
+            _until(lambda: lease.lost, "the heartbeat to notice the takeover")
+        finally:
+            lease.release(db)
+        assert get_lease(db, "r1").holder == "host-b:1:x"  # type: ignore[union-attr]
