@@ -81,6 +81,7 @@ def state_info(
 
 @app.command("copy")
 def state_copy(
+    ctx: typer.Context,
     source: Annotated[
         str, typer.Argument(help="The state to copy: a SQLite file or a postgresql:// URL.")
     ],
@@ -110,7 +111,7 @@ def state_copy(
     request = service.StateCopyRequest(
         parse_state_location(source), parse_state_location(destination)
     )
-    result = service.run(request)
+    result = service.run(request, home=cli_context(ctx).home)
     if json_output:
         print_json(result.to_dict())
         return

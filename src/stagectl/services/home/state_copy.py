@@ -5,7 +5,8 @@ must hold no desk data (a new SQLite file, or an empty PostgreSQL database made 
 ``createdb``): it is migrated, filled in one transaction and verified table by table
 (row count and digest, ``state.copy``) before that transaction commits.
 
-Entry: ``run(StateCopyRequest(source, destination)) -> StateCopyResult``.
+Entry: ``run(StateCopyRequest(source, destination), *, home) -> StateCopyResult`` (the
+home is not read: SRC and DST are named in full).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from stagectl.config.home import Home
 from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.errors import InputError
 from stagectl.state.copy import TableCopy, check_current, check_empty, copy_state
@@ -48,7 +50,7 @@ class StateCopyResult:
         }
 
 
-def run(request: StateCopyRequest) -> StateCopyResult:
+def run(request: StateCopyRequest, *, home: Home) -> StateCopyResult:
     """Copy the source state into the empty destination, verified row for row."""
     source, destination = request.source, request.destination
     if str(source) == str(destination):
