@@ -44,8 +44,9 @@ _stagectl_node() {
         "shadow") _stagectl_names='compare record-backtest'; _stagectl_opts='-h --help';;
         "shadow compare") _stagectl_names=''; _stagectl_opts='--baseline --candidate -h --help --json --resamples --seed';;
         "shadow record-backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-multiplier --data --end -h --help --json --preset --run-id --start';;
-        "state") _stagectl_names='info'; _stagectl_opts='-h --help';;
+        "state") _stagectl_names='info copy'; _stagectl_opts='-h --help';;
         "state info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
+        "state copy") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "stress-lab") _stagectl_names=''; _stagectl_opts='--compare -c --config --data --equity -h --help --html --json --now --out --positions --scenario --scenarios --unsigned';;
         "telegram") _stagectl_names='serve test'; _stagectl_opts='-h --help';;
         "telegram serve") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json --once';;
@@ -69,7 +70,7 @@ _stagectl_value() {
     _stagectl_kind=""; _stagectl_choices=""
     case "$1|$2" in
         "|--home") _stagectl_kind=dir;;
-        "|--state") _stagectl_kind=file;;
+        "|--state") _stagectl_kind=text;;
         "artifacts analyze|-c"|"artifacts analyze|--config") _stagectl_kind=yaml;;
         "audit-strategy|-c"|"audit-strategy|--config") _stagectl_kind=yaml;;
         "audit-strategy|--data") _stagectl_kind=file;;
@@ -261,6 +262,8 @@ _stagectl_argument() {
         "notify unit-failed|0") _stagectl_kind=text;;
         "optimize|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
+        "state copy|0") _stagectl_kind=text;;
+        "state copy|1") _stagectl_kind=text;;
         "trading confirm|0") _stagectl_kind=text;;
         "trading cancel|0") _stagectl_kind=text;;
         "trading revoke|0") _stagectl_kind=text;;

@@ -70,7 +70,7 @@ function __stagectl_names --argument-names path
         case 'shadow'
             echo compare record-backtest
         case 'state'
-            echo info
+            echo info copy
         case 'telegram'
             echo serve test
         case 'trading'
@@ -161,7 +161,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a report -d 'Verify signed repor
 complete -c stagectl -n '__stagectl_at \'\' 0' -a risk-guard -d 'The runbook risk guard: live check or --replay.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a run-live -d 'The trading loop: paper (default) or --live.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a shadow -d 'Record backtests as runs; compare runs for promotion.'
-complete -c stagectl -n '__stagectl_at \'\' 0' -a state -d 'Inspect the SQLite state database.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a state -d 'Inspect or copy the state database (SQLite or PostgreSQL).'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a stress-lab -d 'Stress Lab scenarios with a signed verdict.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a telegram -d 'On-call from Telegram: serve the bot, test it.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a trading -d 'Show or set the trading state.'
@@ -170,7 +170,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a walk-forward -d 'Purged walk-f
 complete -c stagectl -n '__stagectl_at \'\'' -l debug -d 'Show tracebacks for internal errors.'
 complete -c stagectl -n '__stagectl_at \'\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'\'' -l home -x -a '(__fish_complete_directories)' -d 'The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].'
-complete -c stagectl -n '__stagectl_at \'\'' -l state -r -F -d 'The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].'
+complete -c stagectl -n '__stagectl_at \'\'' -l state -x -d 'The state database: a SQLite file or a postgresql://USER@HOST/DB URL (password from PGPASSWORD, ~/.pgpass or STAGECTL_STATE_PASSWORD_FILE) [env: STAGECTL_STATE; default: HOME/state/stagectl.db].'
 complete -c stagectl -n '__stagectl_at \'\'' -l version -d 'Print the version and exit.'
 complete -c stagectl -n '__stagectl_at \'artifacts\' 0' -a analyze -d 'Answer seed 002\'s five post-run questions: reconciliation, SIZED_DOWN events, margin windows, stop-limit acceptance, effective acceptance rate.'
 complete -c stagectl -n '__stagectl_at \'artifacts\'' -s h -l help -d 'Show this message and exit.'
@@ -420,10 +420,15 @@ complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l json -d 'P
 complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l preset -x -d 'conservative, balanced or aggressive (implies --breakers).'
 complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l run-id -x -d 'Id of the new run (must be unused).'
 complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l start -x -d 'First bar, UTC.'
-complete -c stagectl -n '__stagectl_at \'state\' 0' -a info -d 'Show the state database: path, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and live) with their equity snapshots and fills.'
+complete -c stagectl -n '__stagectl_at \'state\' 0' -a info -d 'Show the state database: path (a file or a PostgreSQL URL), backend and server version, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and...'
+complete -c stagectl -n '__stagectl_at \'state\' 0' -a copy -d 'Copy a desk\'s state between SQLite and PostgreSQL (either way), verified row for row: each table\'s row count and digest must match before the copy commits.'
 complete -c stagectl -n '__stagectl_at \'state\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'state info\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'state info\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'state copy\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'state copy\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'state copy\' 0' -x
+complete -c stagectl -n '__stagectl_at \'state copy\' 1' -x
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l compare -r -F -d 'An earlier stress-lab report: show breaches added/removed and metric deltas.'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'

@@ -10,8 +10,8 @@ _stagectl_node() {
     case "$1" in
         "")
             _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'
-            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'notify:Tell the notify channels: a failed systemd unit.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect the SQLite state database.' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'telegram:On-call from Telegram: serve the bot, test it.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
-            _stagectl_opts=('--debug:Show tracebacks for internal errors.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--home:The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].' '--state:The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].' '--version:Print the version and exit.');;
+            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'notify:Tell the notify channels: a failed systemd unit.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect or copy the state database (SQLite or PostgreSQL).' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'telegram:On-call from Telegram: serve the bot, test it.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
+            _stagectl_opts=('--debug:Show tracebacks for internal errors.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--home:The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].' '--state:The state database: a SQLite file or a postgresql://USER@HOST/DB URL (password from PGPASSWORD, ~/.pgpass or STAGECTL_STATE_PASSWORD_FILE) [env: STAGECTL_STATE; default: HOME/state/stagectl.db].' '--version:Print the version and exit.');;
         "artifacts")
             _stagectl_names='analyze'
             _stagectl_commands=('analyze:Answer seed 002'\''s five post-run questions: reconciliation, SIZED_DOWN events, margin windows, stop-limit acceptance, effective acceptance rate.')
@@ -157,10 +157,14 @@ _stagectl_node() {
             _stagectl_commands=()
             _stagectl_opts=('--breakers:Apply the circuit breakers.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--end:Last bar, UTC; a date includes that day.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--preset:conservative, balanced or aggressive (implies --breakers).' '--run-id:Id of the new run (must be unused).' '--start:First bar, UTC.');;
         "state")
-            _stagectl_names='info'
-            _stagectl_commands=('info:Show the state database: path, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and live) with their equity snapshots and fills.')
+            _stagectl_names='info copy'
+            _stagectl_commands=('info:Show the state database: path (a file or a PostgreSQL URL), backend and server version, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and...' 'copy:Copy a desk'\''s state between SQLite and PostgreSQL (either way), verified row for row: each table'\''s row count and digest must match before the copy commits.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "state info")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "state copy")
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
@@ -232,7 +236,7 @@ _stagectl_value() {
     _stagectl_kind=""; _stagectl_choices=""
     case "$1|$2" in
         "|--home") _stagectl_kind=dir;;
-        "|--state") _stagectl_kind=file;;
+        "|--state") _stagectl_kind=text;;
         "artifacts analyze|-c"|"artifacts analyze|--config") _stagectl_kind=yaml;;
         "audit-strategy|-c"|"audit-strategy|--config") _stagectl_kind=yaml;;
         "audit-strategy|--data") _stagectl_kind=file;;
@@ -424,6 +428,8 @@ _stagectl_argument() {
         "notify unit-failed|0") _stagectl_kind=text;;
         "optimize|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
+        "state copy|0") _stagectl_kind=text;;
+        "state copy|1") _stagectl_kind=text;;
         "trading confirm|0") _stagectl_kind=text;;
         "trading cancel|0") _stagectl_kind=text;;
         "trading revoke|0") _stagectl_kind=text;;

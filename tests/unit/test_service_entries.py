@@ -28,6 +28,7 @@ from stagectl.config.home import Home
 ENTRIES: dict[str, tuple[str, str]] = {
     "init": ("stagectl.services.home.init", "run"),
     "state info": ("stagectl.services.home.state_info", "run"),
+    "state copy": ("stagectl.services.home.state_copy", "run"),
     "data info": ("stagectl.services.data.info", "run"),
     "data check": ("stagectl.services.data.check", "run"),
     "data fetch": ("stagectl.services.data.fetch", "run"),

@@ -36,7 +36,7 @@ from stagectl.errors import (
 COMMANDS: dict[str, tuple[str, str]] = {
     "funding-scan": ("stagectl.cli.funding_scan", "Funding carry and perp-spot basis per symbol."),
     "init": ("stagectl.cli.init", "Create a stagectl home with the default configs."),
-    "state": ("stagectl.cli.state", "Inspect the SQLite state database."),
+    "state": ("stagectl.cli.state", "Inspect or copy the state database (SQLite or PostgreSQL)."),
     "report": ("stagectl.cli.report", "Verify signed reports."),
     "verify-thresholds": (
         "stagectl.cli.verify_thresholds",
@@ -137,13 +137,14 @@ def root(
         ),
     ] = None,
     state: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--state",
             envvar="STAGECTL_STATE",
-            help="The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].",
+            help="The state database: a SQLite file or a postgresql://USER@HOST/DB URL "
+            "(password from PGPASSWORD, ~/.pgpass or STAGECTL_STATE_PASSWORD_FILE) "
+            "[env: STAGECTL_STATE; default: HOME/state/stagectl.db].",
             show_envvar=False,
-            dir_okay=False,
         ),
     ] = None,
     debug: Annotated[
@@ -161,8 +162,10 @@ def root(
     # so the root help stays off _common's and home's imports (docs/performance.md).
     from stagectl.cli._common import CliContext
     from stagectl.config.home import Home
+    from stagectl.config.state_url import parse_state_location
 
-    ctx.obj = CliContext(home=Home.resolve(home, state), debug=debug)
+    location = None if state is None else parse_state_location(state)
+    ctx.obj = CliContext(home=Home.resolve(home, location), debug=debug)
 
 
 def _say(message: str) -> None:

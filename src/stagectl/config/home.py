@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from stagectl.config.state_url import StateLocation
+
 HOME_ENV = "STAGECTL_HOME"
 HOME_DIRS = ("config", "state", "artifacts", "reports", "logs", "metrics")
 
@@ -59,10 +61,10 @@ class Home:
     """The directories of one stagectl home."""
 
     root: Path
-    state_override: Path | None = None
+    state_override: StateLocation | None = None
 
     @classmethod
-    def resolve(cls, root: Path | None = None, state: Path | None = None) -> Home:
+    def resolve(cls, root: Path | None = None, state: StateLocation | None = None) -> Home:
         base = root or Path(os.environ.get(HOME_ENV) or Path.cwd())
         return cls(root=base.expanduser().resolve(), state_override=state)
 
@@ -71,7 +73,9 @@ class Home:
         return self.root / "config"
 
     @property
-    def state_path(self) -> Path:
+    def state_path(self) -> StateLocation:
+        """The state database: ``--state`` (a SQLite file or a PostgreSQL URL), else the
+        home's ``state/stagectl.db``."""
         return self.state_override or self.root / "state" / "stagectl.db"
 
     @property

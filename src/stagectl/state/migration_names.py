@@ -29,4 +29,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0013_notification_log",
     "0014_fill_totals_mark",
     "0015_telegram_offsets",
+    "0016_run_leases",
 )

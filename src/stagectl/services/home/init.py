@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import HOME_DIRS, Home, defaults_dir
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.errors import InputError
 from stagectl.reports import write_atomic
 from stagectl.services.home import units as deploy
@@ -42,7 +43,7 @@ class InitResult:
     """What ``init`` found and did, for the human and the JSON output."""
 
     home: Path
-    state_path: Path
+    state_path: StateLocation
     created_dirs: list[str] = field(default_factory=list)
     configs_written: list[str] = field(default_factory=list)
     configs_kept: list[str] = field(default_factory=list)
@@ -144,9 +145,9 @@ def _copy_configs(source: Path, target: Path, *, force: bool, result: InitResult
         (result.configs_overwritten if existed else result.configs_written).append(name)
 
 
-def _migrate(path: Path) -> tuple[list[str], int]:
+def _migrate(path: StateLocation) -> tuple[list[str], int]:
     before: list[str] = []
-    if path.is_file():
+    if state_exists(path):
         with open_state(path, migrate=False) as existing:
             before = existing.applied_migrations()
     with open_state(path, migrate=True) as db:

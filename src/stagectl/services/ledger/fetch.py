@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation
 from stagectl.errors import InputError
 from stagectl.exchange.retry import RetryPolicy
 
@@ -52,7 +52,7 @@ class FetchResult:
     account: str
     symbol: str
     since: datetime
-    state_path: Path
+    state_path: StateLocation
     fetched: int
     inserted: int
     duplicates: int

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.errors import InputError
 
 if TYPE_CHECKING:
@@ -260,13 +261,15 @@ def _read_windows_csv(path: Path) -> Any:
     return table
 
 
-def _ledger_windows(state_path: Path, symbol: str, window_s: float, candles: CandleSet) -> Any:
+def _ledger_windows(
+    state_path: StateLocation, symbol: str, window_s: float, candles: CandleSet
+) -> Any:
     """PnL windows of ``symbol``'s fills inside the candles' time range, or None without a
     ledger or such fills."""
     from stagectl.services.ledger.reads import open_ledger
     from stagectl.state.ledger_reads import snapshot
 
-    if not state_path.is_file():
+    if not state_exists(state_path):
         return None
     with open_ledger(state_path) as db, snapshot(db):
         return ledger_windows(db, symbol, window_s, candles)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.domain.types import KeyPermissions
 from stagectl.errors import StagectlError
 
@@ -67,7 +68,7 @@ class PreflightRequest:
 class PreflightResult:
     config: ConfigSource
     mode: str
-    state_db: Path
+    state_db: StateLocation
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -148,11 +149,11 @@ def _thresholds(home: Home) -> Check:
     return Check(name, "PASS", f"{len(audit.checks)} governed values match the baseline")
 
 
-def _state_db(path: Path, paper: bool) -> Check:
+def _state_db(path: StateLocation, paper: bool) -> Check:
     from stagectl.state.db import open_state
 
     name = "state DB writable, schema current"
-    if not path.exists():
+    if not state_exists(path):
         if paper:
             return Check(
                 name, "SKIP", f"no state database yet at {path} (init or run-live creates it)"
@@ -166,7 +167,7 @@ def _state_db(path: Path, paper: bool) -> Check:
             version = db.schema_version()
     except StagectlError as error:
         return Check(name, "FAIL", str(error))
-    if not os.access(path, os.W_OK):
+    if isinstance(path, Path) and not os.access(path, os.W_OK):
         return Check(name, "FAIL", f"{path} is not writable by this user")
     if pending:
         return Check(name, "FAIL", f"{len(pending)} pending migrations: run `stagectl init`")
@@ -498,7 +499,7 @@ def _fee_tier(home: Home, stage3: Any, stage3_source: ConfigSource, venue: _Venu
     return Check(name, "PASS", f"cost model fee {assumed} bps >= taker {taker} bps ({source})")
 
 
-def _reconciliation(path: Path, stage3: Any, mode: str) -> Check:
+def _reconciliation(path: StateLocation, stage3: Any, mode: str) -> Check:
     """Equity = initial + realized + unrealized - fees - funding on the latest
     reconciliation record of the latest run-live run of ``mode``, within the tolerance."""
     from stagectl.state import journal, runs
@@ -506,7 +507,7 @@ def _reconciliation(path: Path, stage3: Any, mode: str) -> Check:
 
     name = "reconciliation identity"
     tolerance = stage3.reconciliation_tolerance_usd
-    if not path.exists():
+    if not state_exists(path):
         return Check(name, "SKIP", "no state database")
     try:
         with open_state(path, migrate=False) as db:
