@@ -35,7 +35,7 @@ _stagectl_node() {
         "regime-analyze") _stagectl_names=''; _stagectl_opts='--candles -c --config --export -h --help --html --json --symbol --window --windows';;
         "report") _stagectl_names='verify'; _stagectl_opts='-h --help';;
         "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json --max-age';;
-        "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --json --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
+        "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --json --limit --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
         "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --new-run --breakers --no-breakers --guard --no-guard --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --no-stop-limits --stop-limits -y --yes';;
         "shadow") _stagectl_names='compare record-backtest'; _stagectl_opts='-h --help';;
         "shadow compare") _stagectl_names=''; _stagectl_opts='--baseline --candidate -h --help --json --resamples --seed';;
@@ -154,6 +154,7 @@ _stagectl_value() {
         "risk-guard|--data") _stagectl_kind=dir;;
         "risk-guard|--eval") _stagectl_kind=text;;
         "risk-guard|--export") _stagectl_kind=dir;;
+        "risk-guard|--limit") _stagectl_kind=text;;
         "risk-guard|--now") _stagectl_kind=text;;
         "risk-guard|--out") _stagectl_kind=file;;
         "risk-guard|--preset") _stagectl_kind=text;;

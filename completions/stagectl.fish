@@ -26,7 +26,7 @@ function __stagectl_takes_value --argument-names key
         case 'preflight|'{--base-url,-c,--config,--exchange}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
         case 'report verify|'{--max-age}
-        case 'risk-guard|'{-c,--config,--data,--eval,--export,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
+        case 'risk-guard|'{-c,--config,--data,--eval,--export,--limit,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
         case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--replay-data,--resume,--speed,--stage3,--start}
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
@@ -329,6 +329,7 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l eval -x -d 'Replay eva
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l export -x -a '(__fish_complete_directories)' -d 'Replay: write equity.csv, triggers.csv, actions.csv here.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l limit -x -d 'Show at most N rows of each long list (0: all; --json always has all).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: the run\'s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l live -l paper -d 'Read the runs of the live mode instead of the paper mode [default: --paper].'

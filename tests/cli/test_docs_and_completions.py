@@ -101,6 +101,16 @@ def test_every_command_help_shows_an_example(run: Run, key: str) -> None:
     assert "Example:" in result.stdout
 
 
+@pytest.mark.parametrize("key", [node.key for node in NODES])
+def test_every_command_help_is_plain_text_when_piped(run: Run, key: str) -> None:
+    """No rich boxes in piped help, a group's usage (no subcommand given) included."""
+    _needs(key)
+    node = next(n for n in NODES if n.key == key)
+    for args in ([*key.split(), "--help"], *([key.split()] if node.subcommands else [])):
+        result = run(args)
+        assert not set("╭╮╰╯│─") & set(result.stdout + result.stderr), " ".join(args)
+
+
 def test_root_help_shows_an_example(run: Run) -> None:
     result = run(["--help"])
     assert result.exit_code == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,6 +19,7 @@ from stagectl.cli._common import (
     print_lines,
     print_table,
 )
+from stagectl.cli._format import human
 from stagectl.config.limits import MAX_DURATION_MIN
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK
 
@@ -59,7 +59,7 @@ def data_info(ctx: typer.Context, json_output: JsonOpt = False) -> None:
         for d, ok in zip(result.datasets, result.intact, strict=True)
     ]
     columns = ("symbol", "market", "kind", "tf", "first", "last", "rows", "gaps", "sha256 ok")
-    print_table(None, columns, rows)
+    print_table(None, columns, rows, keys=4)
 
 
 @app.command("check")
@@ -154,7 +154,7 @@ def _print_check(result: DataCheckResult) -> None:
         )
         for d in result.datasets
     ]
-    print_table(None, columns, rows)
+    print_table(None, columns, rows, keys=4)
     details = [line for d in result.datasets for line in _details(d)]
     if details:
         print_lines(["", *details])
@@ -179,12 +179,11 @@ def _details(check: DatasetCheck) -> list[str]:
         lines.append(f"{name}: {report.snap_collisions} rows dropped (snapped onto a used bar)")
     for gap in report.gaps:
         action = "filled" if gap.filled else "dropped"
-        first = gap.first_missing.isoformat().replace("+00:00", "Z")
-        last = gap.last_missing.isoformat().replace("+00:00", "Z")
+        first, last = human(gap.first_missing), human(gap.last_missing)
         lines.append(f"{name}: gap {action}: {first} .. {last} ({gap.missing_bars} bars)")
     if report.outliers:
         worst = max(report.outliers, key=lambda o: abs(o.robust_z))
-        at = worst.timestamp.isoformat().replace("+00:00", "Z")
+        at = human(worst.timestamp)
         lines.append(
             f"{name}: {len(report.outliers)} outliers flagged (|z| > {report.outlier_z:g}); "
             f"largest z={worst.robust_z:.1f} at {at} (log return {worst.log_return:.4f})"
@@ -254,15 +253,11 @@ def data_fetch(
         print_json(result.to_dict())
         return
     for series in result.series:
-        span = f"{_iso(series.first)} .. {_iso(series.last)}" if series.rows else "empty"
+        span = f"{human(series.first)} .. {human(series.last)}" if series.rows else "empty"
         print_lines(
             [f"{series.kind}: {series.path} ({series.rows} rows, {series.new_rows} new; {span})"]
         )
     info(f"{result.requests} requests to {result.exchange}")
-
-
-def _iso(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value else "-"
 
 
 class _ProgressLine:

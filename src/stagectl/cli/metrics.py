@@ -19,6 +19,7 @@ from stagectl.cli._common import (
     print_table,
     quoted,
 )
+from stagectl.cli._format import human, progress
 from stagectl.config.limits import MAX_DURATION_H, MAX_DURATION_S, MAX_MAGNITUDE
 from stagectl.errors import EXIT_CHECK_FAILED, InputError
 
@@ -80,7 +81,8 @@ def metrics_import(
     request = service.ImportRequest(
         path=file, fmt=fmt, account=source, symbol=symbol, skip_bad=skip_bad
     )
-    result = service.run(request, home=home, progress=info)
+    with progress("import") as update:
+        result = service.run(request, home=home, progress=info, merged_rows=update)
     if json_output:
         print_json(result.to_dict())
     else:
@@ -219,7 +221,7 @@ def metrics_window(
         print_json(result.to_dict())
         return
     document = result.to_dict()
-    info(f"window [{document['window']['start']}, {document['window']['until']})")
+    info(f"window [{human(result.start)}, {human(result.until)})")
     rows = []
     for name, m in document["symbols"].items():
         rows.append(

@@ -16,6 +16,7 @@ from stagectl.cli._common import (
     print_json,
     print_table,
 )
+from stagectl.cli._format import progress
 from stagectl.config.limits import MAX_DURATION_S
 
 app = typer.Typer(
@@ -94,7 +95,8 @@ def regime_analyze(
         export_dir=export_dir,
         html=html,
     )
-    result = service.run(request, home=home)
+    with progress("regime-analyze") as update:
+        result = service.run(request, home=home, progress=update)
     for note in result.document["notes"]:
         info(note)
     for path in result.exported:

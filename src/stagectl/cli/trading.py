@@ -215,7 +215,7 @@ def incidents(
 def _show_incident(incident: Any) -> None:
     lines = [
         f"incident {incident.id}: {incident.severity} {incident.rule} -> {incident.action}",
-        f"at: {incident.ts:%Y-%m-%d %H:%M:%S}Z",
+        f"at: {incident.ts:%Y-%m-%dT%H:%M:%S}Z",
         f"run: {incident.run_id or '-'}; guard decision: {incident.guard_decision_id or '-'}",
         f"value: {incident.indicator_value if incident.indicator_value is not None else '-'}",
         f"message: {incident.message}",
@@ -342,7 +342,7 @@ def _show_restart(result: RestartResult, as_json: bool) -> None:
             ids = ", ".join(str(d.id) for d in result.latched_by)
             print_table(
                 f"restart conditions ({result.mode}, latched by FLATTEN_ALL {ids}; "
-                f"as of {result.as_of:%Y-%m-%d %H:%M} UTC, backtest {result.window})",
+                f"as of {result.as_of:%Y-%m-%dT%H:%M}Z, backtest {result.window})",
                 ("condition", "required", "found", "result"),
                 [
                     (c.condition, c.required, c.found, "pass" if c.passed else "FAIL")
