@@ -25,6 +25,7 @@ from stagectl.cli._common import (
     publish_envelope,
     show_report,
 )
+from stagectl.cli._values import bundled_symbols, preset_names
 
 if TYPE_CHECKING:
     from stagectl.services.research.backtest import BacktestRun
@@ -47,6 +48,7 @@ def backtest(
             "--symbol",
             help="Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.",
             metavar="SYMBOL",
+            autocompletion=bundled_symbols,
         ),
     ] = None,
     start: Annotated[
@@ -111,6 +113,7 @@ def backtest(
             help="conservative, balanced or aggressive: its daily loss stop replaces the "
             "breakers' daily stop (implies --breakers).",
             metavar="NAME",
+            autocompletion=preset_names,
         ),
     ] = None,
     record: Annotated[

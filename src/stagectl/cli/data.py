@@ -20,6 +20,7 @@ from stagectl.cli._common import (
     print_table,
 )
 from stagectl.cli._format import human
+from stagectl.cli._values import bundled_symbols
 from stagectl.config.limits import MAX_DURATION_MIN
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK
 
@@ -75,7 +76,12 @@ def data_check(
     ] = None,
     symbols: Annotated[
         list[str] | None,
-        typer.Option("--symbol", "-s", help="Only this symbol (repeatable), e.g. ETHUSDT."),
+        typer.Option(
+            "--symbol",
+            "-s",
+            help="Only this symbol (repeatable), e.g. ETHUSDT.",
+            autocompletion=bundled_symbols,
+        ),
     ] = None,
     timeframe: Annotated[
         str | None,
@@ -197,7 +203,10 @@ def data_fetch(
     symbol: Annotated[
         str,
         typer.Option(
-            "--symbol", "-s", help="A ccxt symbol (ETH/USDT:USDT) or exchange id (ETHUSDT)."
+            "--symbol",
+            "-s",
+            help="A ccxt symbol (ETH/USDT:USDT) or exchange id (ETHUSDT).",
+            autocompletion=bundled_symbols,
         ),
     ],
     since: Annotated[

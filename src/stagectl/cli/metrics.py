@@ -20,6 +20,7 @@ from stagectl.cli._common import (
     quoted,
 )
 from stagectl.cli._format import human, progress
+from stagectl.cli._values import bundled_symbols, trade_formats
 from stagectl.config.limits import MAX_DURATION_H, MAX_DURATION_S, MAX_MAGNITUDE
 from stagectl.errors import EXIT_CHECK_FAILED, InputError
 
@@ -32,7 +33,13 @@ app = typer.Typer(
 )
 
 SymbolOpt = Annotated[
-    str | None, typer.Option("--symbol", help="Only this symbol, e.g. SOLUSDT.", metavar="SYMBOL")
+    str | None,
+    typer.Option(
+        "--symbol",
+        help="Only this symbol, e.g. SOLUSDT.",
+        metavar="SYMBOL",
+        autocompletion=bundled_symbols,
+    ),
 ]
 
 
@@ -50,7 +57,11 @@ def metrics_import(
     file: Annotated[Path, typer.Argument(help="A ccxt trades JSON list or a trades CSV(.gz).")],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="ccxt-json or csv [default: from the file name]."),
+        typer.Option(
+            "--format",
+            help="ccxt-json or csv [default: from the file name].",
+            autocompletion=trade_formats,
+        ),
     ] = None,
     source: Annotated[
         str,
@@ -113,7 +124,13 @@ def metrics_fetch(
         ),
     ],
     symbol: Annotated[
-        str, typer.Option("--symbol", help="The symbol, e.g. ETHUSDT.", metavar="SYMBOL")
+        str,
+        typer.Option(
+            "--symbol",
+            help="The symbol, e.g. ETHUSDT.",
+            metavar="SYMBOL",
+            autocompletion=bundled_symbols,
+        ),
     ],
     since: Annotated[
         str,

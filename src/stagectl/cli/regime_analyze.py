@@ -17,6 +17,7 @@ from stagectl.cli._common import (
     print_table,
 )
 from stagectl.cli._format import progress
+from stagectl.cli._values import bundled_symbols
 from stagectl.config.limits import MAX_DURATION_S
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ def regime_analyze(
             "--symbol",
             help="The symbol of the candles and the ledger [default: the one the candle files "
             "name]; vouches for files that name none.",
+            autocompletion=bundled_symbols,
         ),
     ] = None,
     candles: Annotated[

@@ -33,6 +33,7 @@ from stagectl.cli._common import (
 )
 from stagectl.cli._format import human, progress
 from stagectl.cli._scheduled import could_not_judge_alert
+from stagectl.cli._values import preset_names, replay_evaluations
 from stagectl.config.home import Home
 from stagectl.domain.types import Mode
 from stagectl.errors import InputError
@@ -76,7 +77,12 @@ def risk_guard(
         str | None, typer.Option("--replay-end", help="Last day of the replay (UTC, inclusive).")
     ] = None,
     evaluation: Annotated[
-        str, typer.Option("--eval", help="Replay evaluation: hourly (every bar) or daily.")
+        str,
+        typer.Option(
+            "--eval",
+            help="Replay evaluation: hourly (every bar) or daily.",
+            autocompletion=replay_evaluations,
+        ),
     ] = "hourly",
     export: Annotated[
         Path | None,
@@ -114,6 +120,7 @@ def risk_guard(
             help="Replay: conservative, balanced or aggressive; its daily loss stop "
             "replaces the breakers' daily stop (implies --breakers).",
             metavar="NAME",
+            autocompletion=preset_names,
         ),
     ] = None,
     limit: LimitOpt = 20,

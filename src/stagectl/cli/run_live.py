@@ -25,6 +25,7 @@ from stagectl.cli._common import (
     stdout_is_tty,
 )
 from stagectl.cli._format import fmt_time, print_fields, progress_columns
+from stagectl.cli._values import replay_speeds
 from stagectl.errors import InputError, Interrupted
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -123,6 +124,7 @@ def run_live(
             "--speed",
             help="Replay speed: max, or Nx (3600x = one 1h bar a second).",
             metavar="SPEED",
+            autocompletion=replay_speeds,
         ),
     ] = "max",
     start: Annotated[

@@ -23,6 +23,7 @@ from stagectl.cli._common import (
     show_report,
 )
 from stagectl.cli._format import progress
+from stagectl.cli._values import scenario_names
 from stagectl.config.limits import MAX_MAGNITUDE
 from stagectl.errors import EXIT_CHECK_FAILED
 
@@ -41,7 +42,10 @@ def stress_lab(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            "--scenario", help="Run only this scenario (repeatable) [default: all].", metavar="NAME"
+            "--scenario",
+            help="Run only this scenario (repeatable) [default: all].",
+            metavar="NAME",
+            autocompletion=scenario_names,
         ),
     ] = None,
     positions: Annotated[

@@ -208,6 +208,21 @@ def _check_governed_scenarios(core: CoreConfig, cfg: StressScenariosConfig, path
         )
 
 
+def scenario_names(
+    home: Home,
+    *,
+    config: Path | None = None,
+    scenarios_file: Path | None = None,
+    data_dir: Path | None = None,
+) -> list[str]:
+    """Every name ``--scenario`` takes with these configs and data (shell completion)."""
+    from stagectl.config.stress_scenarios import load_stress_scenarios
+
+    core, _ = load_core(home, config)
+    scenarios_cfg, _ = load_stress_scenarios(home, scenarios_file)
+    return _scenario_names(scenarios_cfg, market_intel.select_symbols(core, data_dir))
+
+
 def _scenario_names(cfg: StressScenariosConfig, symbols: list[str]) -> list[str]:
     """Every scenario name, hypothetical first, in run order."""
     historical = [
