@@ -249,3 +249,21 @@ def test_fit_columns_keeps_the_keys_and_what_fits_whole() -> None:
     cells = [["market_intel.mandatory_symbols", "1.15", "BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT"]]
     kept = fit_columns(["check", "value", "expected"], cells, keys=1, width=40)
     assert kept == [0, 1]
+
+
+def test_preflight_rounds_the_reconciliation_figures(run: Run, home: Path) -> None:
+    assert run(["run-live", "--start", "2026-05-10", "--end", "2026-05-12"]).exit_code == 0
+    result = run(["preflight"])
+    line = next(line for line in result.stdout.splitlines() if "reconciliation" in line)
+    assert re.search(r"equity \d+\.\d{6} vs ledger \d+\.\d{6}", line), line
+
+
+def test_a_terminal_shows_replay_progress_as_done_of_total_with_an_eta(
+    run: Run, home: Path
+) -> None:
+    result = _at_80(run, TABLE_COMMANDS["risk-guard --replay"], NO_COLOR="1")
+    progress = _plain(result.stderr)
+    assert "replay" in progress
+    assert re.search(r"\b1824/1824\b", progress)
+    assert "ETA" in progress
+    assert "replay: 100 %" not in progress
