@@ -109,7 +109,7 @@ def _at_80(run: Run, args: Sequence[str], **env: str | None) -> CliResult:
 
 
 @pytest.mark.parametrize("name", list(TABLE_COMMANDS))
-def test_key_columns_stay_whole_at_80_columns(
+def test_output_at_80_columns_keeps_keys_whole_times_iso_and_numbers_rounded(
     run: Run, home: Path, tables: list[Printed], name: str
 ) -> None:
     result = _at_80(run, TABLE_COMMANDS[name], NO_COLOR="1")
@@ -127,19 +127,12 @@ def test_key_columns_stay_whole_at_80_columns(
                 for word in cell.split():
                     # Only a word wider than a line itself may be folded.
                     assert len(word) > 76 or word in out, f"{word!r} of {name} is not shown"
-
-
-@pytest.mark.parametrize("name", list(TABLE_COMMANDS))
-def test_human_output_writes_times_as_iso_utc_with_z_and_rounds_numbers(
-    run: Run, home: Path, name: str
-) -> None:
-    result = _at_80(run, TABLE_COMMANDS[name], NO_COLOR="1")
-    text = _plain(result.stdout)
-    for moment in TIME_LIKE.findall(text):
+    said = out + _plain(result.stderr)
+    for moment in TIME_LIKE.findall(said):
         assert ISO_Z.fullmatch(moment.rstrip(".:")), f"{moment!r} in {name}"
-    assert "+00:00" not in text
-    assert not re.search(r"\d\.\d{7,}", text), f"an unrounded number in {name}"
-    assert not re.search(r"\b(True|False)\b", text)
+    assert "+00:00" not in said
+    assert not re.search(r"\d\.\d{7,}", out), f"an unrounded number in {name}"
+    assert not re.search(r"\b(True|False)\b", out)
 
 
 def test_a_forced_terminal_colours_critical_and_medium_rows(run: Run, home: Path) -> None:
