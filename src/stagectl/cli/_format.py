@@ -50,14 +50,15 @@ SEVERITY_STYLES: dict[str, str] = {
     "PROBLEM": "yellow",
     "PROBLEMS": "yellow",
 }
-"""A row holding one of these words as a whole cell is styled; the first listed wins."""
+"""A row with a cell that is one of these words (or one of its two words) is styled; the
+first listed wins."""
 
 _SEVERITY_RANK = {word: rank for rank, word in enumerate(SEVERITY_STYLES)}
 _ISO_TIME = re.compile(
     r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d)(?::(\d\d)(?:\.\d+)?)?(?:Z|\+00:00|\+0000)?"
 )
 _COLUMN_GAP = 2
-"""Characters between two columns of a terminal table (a space of padding and a rule)."""
+"""Characters between two columns of a terminal table (the column rule and a space)."""
 
 
 # --- where output goes ------------------------------------------------------------------
@@ -134,7 +135,8 @@ def human(value: Any) -> str:
         return ", ".join(f"{k}={human(v)}" for k, v in value.items()) or "-"
     if isinstance(value, list | tuple):
         return ", ".join(human(v) for v in value) or "-"
-    return human(to_jsonable(value))
+    converted = to_jsonable(value)
+    return str(converted) if converted is value else human(converted)
 
 
 def _iso_text(text: str) -> str:

@@ -335,7 +335,7 @@ class _View:
         line = (
             f"{fmt_time(data.ts)} equity {float(recon['equity_broker']):.2f} "
             f"drift {recon['drift_usd']:+.2f} margin {margin['utilization_pct']:.2f}% "
-            f"({margin['window']}) sent {outcome['sent']} fills {outcome['fills']}"
+            f"{margin['window']} sent {outcome['sent']} fills {outcome['fills']}"
         )
         if outcome["sent"] or outcome["fills"] or margin["transition"]:
             self.events = [*self.events[-7:], line]
