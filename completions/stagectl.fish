@@ -9,28 +9,32 @@ function __stagectl_takes_value --argument-names key
         case '|'{--home,--state}
         case 'artifacts analyze|'{-c,--config}
         case 'audit-strategy|'{-c,--config,--data,--out}
-        case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--out,--preset,--record,--start,--symbol}
+        case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--html,--out,--preset,--record,--start,--symbol}
         case 'completion install|'{--path}
         case 'consensus|'{--correlation,--half-life-days,--k,--regime,--votes,--window}
-        case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--pbo-partitions,--purge,--test-folds}
+        case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--html,--pbo-partitions,--purge,--test-folds}
         case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
-        case 'emergency-close|'{--base-url,--exchange,--reason,--symbol}
+        case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
+        case 'funding-scan|'{--data,--now,-s,--symbol}
         case 'governor|'{-c,--config,--data,--now}
         case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
         case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
-        case 'paper-gate|'{-c,--config,--days,--now,--out,--run,--run-id}
-        case 'preflight|'{--base-url,-c,--config,--exchange}
+        case 'optimize|'{--out}
+        case 'paper-gate|'{-c,--config,--days,--html,--metrics-file,--now,--out,--run,--run-id}
+        case 'preflight|'{--base-url,-c,--config,--exchange,--metrics-file}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
         case 'report verify|'{--max-age}
-        case 'risk-guard|'{-c,--config,--data,--eval,--export,--limit,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
-        case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--replay-data,--resume,--speed,--stage3,--start}
+        case 'risk-guard|'{-c,--config,--data,--eval,--export,--html,--limit,--metrics-file,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
+        case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--metrics-host,--metrics-port,--replay-data,--resume,--speed,--stage3,--start}
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
         case 'stress-lab|'{--compare,-c,--config,--data,--equity,--html,--now,--out,--positions,--scenario,--scenarios}
+        case 'telegram serve|'{-c,--config}
+        case 'telegram test|'{-c,--config}
         case 'trading incidents|'{--id,--limit,--run,--since}
         case 'trading enable|'{--cause,-c,--config,--reason,--signed-off-by}
         case 'trading disable|'{--reason}
@@ -38,8 +42,8 @@ function __stagectl_takes_value --argument-names key
         case 'trading confirm|'{--by}
         case 'trading cancel|'{--by,--reason}
         case 'trading revoke|'{--by,--cause,--reason}
-        case 'verify-thresholds|'{--baseline,-c,--config,--out,--signed-off-by}
-        case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--purge,--test,--train}
+        case 'verify-thresholds|'{--baseline,-c,--config,--metrics-file,--out,--signed-off-by}
+        case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--html,--purge,--test,--train}
             return 0
     end
     return 1
@@ -48,7 +52,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
+            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -63,6 +67,8 @@ function __stagectl_names --argument-names path
             echo compare record-backtest
         case 'state'
             echo info
+        case 'telegram'
+            echo serve test
         case 'trading'
             echo status incidents enable disable reduce-only confirm cancel revoke
     end
@@ -137,10 +143,12 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a consensus -d 'Engine consensus
 complete -c stagectl -n '__stagectl_at \'\' 0' -a cpcv -d 'Combinatorial purged CV: Sharpe across paths and PBO.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a data -d 'Bundled and fetched market data: list, check, fetch.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a emergency-close -d 'Reduce-only, cancel, close all, halt.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a funding-scan -d 'Funding carry and perp-spot basis per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a governor -d 'Portfolio Governor weights from Market Intel.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a init -d 'Create a stagectl home with the default configs.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a market-intel -d 'Stage6 Market Intel metrics per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a metrics -d 'The fill ledger: import, window metrics, PnL windows.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a optimize -d 'Seed 001\'s portfolio optimizer: weights, slacks.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a paper-gate -d 'Judge a paper run against the 30-day paper gate.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a preflight -d 'The seed 002 pre-trade checklist.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a regime-analyze -d 'PnL windows and candles by market regime.'
@@ -150,6 +158,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a run-live -d 'The trading loop:
 complete -c stagectl -n '__stagectl_at \'\' 0' -a shadow -d 'Record backtests as runs; compare runs for promotion.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a state -d 'Inspect the SQLite state database.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a stress-lab -d 'Stress Lab scenarios with a signed verdict.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a telegram -d 'On-call from Telegram: serve the bot, test it.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a trading -d 'Show or set the trading state.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a verify-thresholds -d 'Audit core.yaml\'s governed values against the approved baseline.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a walk-forward -d 'Purged walk-forward of the strategy config.'
@@ -178,6 +187,7 @@ complete -c stagectl -n '__stagectl_at \'backtest\'' -l data -x -a '(__fish_comp
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l end -x -d 'Last bar, UTC; a date includes that whole day [default: last common bar].'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l export -x -a '(__fish_complete_directories)' -d 'Write equity.csv and trades.csv into DIR (created; atomic writes).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l preset -x -a 'conservative balanced aggressive' -d 'conservative, balanced or aggressive: its daily loss stop replaces the breakers\' daily stop (implies --breakers).'
@@ -209,6 +219,7 @@ complete -c stagectl -n '__stagectl_at \'cpcv\'' -l embargo -x -d 'Embargo after
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l fixed -d 'Evaluate the config as is; PBO is then not computable.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l folds -x -d 'Number of contiguous groups N.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l pbo-partitions -x -d 'Even number of CSCV partitions.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l purge -x -d 'Label horizon purged around tests.'
@@ -239,10 +250,16 @@ complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l dry-run -d 'Show 
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l exchange -x -d 'Close on this ccxt exchange (e.g. binanceusdm) with credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE [default: the paper books].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l paper -d 'Close run-live\'s paper books (the default).'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l reason -x -d 'Why; recorded with the trading state changes.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l symbol -x -a 'BTCUSDT ETHUSDT SOLUSDT XRPUSDT' -d 'Only this symbol (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s y -l yes -d 'Do not ask for confirmation.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l now -x -d 'Scan as of this UTC time (ISO-8601) [default: the end of the data].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s s -l symbol -x -d 'Only this symbol (repeatable) [default: every symbol with funding data].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused without core.yaml\'s compliance sign-off, and inside the rebalance interval).'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
@@ -272,7 +289,7 @@ complete -c stagectl -n '__stagectl_at \'metrics import\'' -l source -x -d 'The 
 complete -c stagectl -n '__stagectl_at \'metrics import\'' -l symbol -x -a 'BTCUSDT ETHUSDT SOLUSDT XRPUSDT' -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics import\' 0' -F
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l base-url -x -d 'Send every exchange call to this host (testnets).'
-complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l exchange -x -d 'ccxt exchange id, e.g. binanceusdm; credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE.'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l exchange -x -d 'ccxt exchange id, e.g. binanceusdm; the read-only key from STAGECTL_READONLY_API_KEY/SECRET or STAGECTL_READONLY_KEY_FILE.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l since -x -d 'First trade time, YYYY-MM-DD or ISO-8601 UTC.'
@@ -292,10 +309,18 @@ complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l out -r -F 
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l start -x -d 'First window start (UTC).'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l symbol -x -a 'BTCUSDT ETHUSDT SOLUSDT XRPUSDT' -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l window -x -d 'Window length in seconds.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l from-governor -d 'Take the candidates from the latest recorded governor decision (edge = its score, confidence 1, current = its previous weights).'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'optimize\' 0' -F
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l days -x -d 'Window length in days [default: paper_gate.days, 30].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l now -x -d 'End of the window (ISO-8601 date or datetime, UTC) [default: the judged run\'s clock: its last bar for a replayed or finished run].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l run -l run-id -x -d 'The paper run to judge [default: the latest finished paper run that covers the window].'
@@ -305,6 +330,7 @@ complete -c stagectl -n '__stagectl_at \'preflight\'' -s c -l config -x -a '(__s
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l exchange -x -d 'Check this ccxt exchange (e.g. binanceusdm): markets, clock, credentials [default: paper].'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'preflight\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l offline -d 'No network: skip exchange checks, use packaged filters.'
 complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l candles -r -F -d '1-minute OHLCV CSV(.gz) of one symbol, repeatable (segments, joined in time).'
 complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/maker.yaml in the home, else the packaged one].'
@@ -328,8 +354,10 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l dry-run -d 'Show what 
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l eval -x -a 'hourly daily' -d 'Replay evaluation: hourly (every bar) or daily.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l export -x -a '(__fish_complete_directories)' -d 'Replay: write equity.csv, triggers.csv, actions.csv here.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l limit -x -d 'Show at most N rows of each long list (0: all; --json always has all).'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: the run\'s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l live -l paper -d 'Read the runs of the live mode instead of the paper mode [default: --paper].'
@@ -347,6 +375,8 @@ complete -c stagectl -n '__stagectl_at \'run-live\'' -l end -x -d 'Last bar, UTC
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l exchange -x -d 'ccxt exchange id for --live.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l metrics-host -x -d 'The address --metrics-port listens on (0.0.0.0: every interface).'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l metrics-port -x -d 'Serve live gauges for Prometheus on this port while the loop runs (0: any free port, printed on stderr; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l new-run -d 'Start a new run even if one is unfinished.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l breakers -l no-breakers -d 'Circuit breakers (daily drawdown stop at the active preset\'s daily loss stop, 3-loss streak halving, volatility defense) on the run\'s own returns.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l guard -l no-guard -d 'Evaluate the risk guard in the loop (the strategy config\'s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.'
@@ -395,6 +425,16 @@ complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l positions -r -F -d 'Po
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenario -x -a 'liquidity_crunch spread_blowout volatility_shock funding_spike latency_degradation blackout dispersion sentiment_crash combined hist_btcusdt_24h_down hist_btcusdt_24h_up hist_btcusdt_7d_down hist_btcusdt_7d_up hist_ethusdt_24h_down hist_ethusdt_24h_up hist_ethusdt_7d_down hist_ethusdt_7d_up hist_solusdt_24h_down hist_solusdt_24h_up hist_solusdt_7d_down hist_solusdt_7d_up hist_xrpusdt_24h_down hist_xrpusdt_24h_up hist_xrpusdt_7d_down hist_xrpusdt_7d_up' -d 'Run only this scenario (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenarios -r -F -d 'Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.'
+complete -c stagectl -n '__stagectl_at \'telegram\' 0' -a serve -d 'Run the on-call bot: a long poll of the Telegram Bot API answering /status, /report, /halt, /reduce_only, /confirm ID, /cancel ID REASON and /yes from the configured chats only (the risk guard...'
+complete -c stagectl -n '__stagectl_at \'telegram\' 0' -a test -d 'Check the bot token (getMe) and send a test message to each configured chat.'
+complete -c stagectl -n '__stagectl_at \'telegram\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -l once -d 'Answer the messages waiting now (no long poll), then exit 0.'
+complete -c stagectl -n '__stagectl_at \'telegram test\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'telegram test\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'telegram test\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the trading state of the paper and the live mode, who set each, why, and the latest changes.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a incidents -d 'List the incident log (seed 003 §4.2 step 6): every guard hit of HIGH or CRITICAL severity with its rule, value, market state and recent fills, every directive step, restart and emergency close.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set a mode\'s trading state to ACTIVE: new orders may be sent again.'
@@ -451,6 +491,7 @@ complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l baseline -r -F 
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l signed-off-by -x -d 'Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml\'s compliance sign-off, which governor --apply, market-intel --out and stress-lab --out require.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
@@ -462,6 +503,7 @@ complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l expanding -d 'Train 
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l export -x -a '(__fish_complete_directories)' -d 'Write folds.csv and oos_equity.csv into DIR.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l fixed -d 'Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l purge -x -d 'Gap between train and test (= label horizon).'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l test -x -d 'Test window and step, e.g. 30d.'

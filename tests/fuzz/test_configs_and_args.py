@@ -387,6 +387,7 @@ CHEAP_TAIL: dict[str, tuple[str, ...]] = {
     "paper-gate": (),
     "regime-analyze": ("--candles", "missing.csv"),
     "risk-guard": ("--replay", "-c", MISSING),
+    "run-live": ("-c", MISSING),
     "shadow compare": ("--baseline", "a", "--candidate", "b"),
     "shadow record-backtest": ("--run-id", "fuzz", "-c", MISSING),
     "stress-lab": ("--data", "no-data"),

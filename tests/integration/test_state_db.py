@@ -54,6 +54,7 @@ TABLES_BY_MIGRATION = {
     "0012_rebalance_plans": {"rebalance_plans"},
     "0013_notification_log": {"notification_log"},
     "0014_fill_totals_mark": {"fill_totals_mark"},
+    "0015_telegram_offsets": {"telegram_offsets"},
 }
 TABLES_DROPPED_BY_MIGRATION = {"0007_one_state": {"trading_flags"}}
 

@@ -31,6 +31,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "data info": ("stagectl.services.data.info", "run"),
     "data check": ("stagectl.services.data.check", "run"),
     "data fetch": ("stagectl.services.data.fetch", "run"),
+    "funding-scan": ("stagectl.services.data.funding_scan", "run"),
     "trading status": ("stagectl.services.trading.flags", "run_status"),
     "trading incidents": ("stagectl.services.trading.incidents", "run"),
     "trading enable": ("stagectl.services.trading.restart", "run"),
@@ -54,6 +55,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "cpcv": ("stagectl.services.research.cpcv", "run"),
     "audit-strategy": ("stagectl.services.research.audit", "run"),
     "consensus": ("stagectl.services.research.consensus", "run"),
+    "optimize": ("stagectl.services.research.optimize", "run"),
     "shadow compare": ("stagectl.services.research.shadow", "run_compare"),
     "shadow record-backtest": ("stagectl.services.research.shadow", "run_record_backtest"),
     "run-live": ("stagectl.services.live.run", "run"),
@@ -63,15 +65,23 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "metrics window": ("stagectl.services.ledger.window", "run"),
     "metrics export-windows": ("stagectl.services.ledger.export_windows", "run"),
     "regime-analyze": ("stagectl.services.ledger.regime_analyze", "run"),
+    "telegram serve": ("stagectl.services.telegram.bot", "serve"),
+    "telegram test": ("stagectl.services.telegram.check", "run"),
 }
 
 # Commands without a service: `report verify` checks a file with the reports package
 # (a fast path on the standard library), `completion` prints or installs shell scripts.
 NO_SERVICE = {"report", "completion"}
 
-# Service modules a CLI module may import besides the entries: the one report path, and
-# the could-not-judge alert every scheduled command sends (cli/_scheduled.py).
-SHARED_SERVICES = {"stagectl.services.publish", "stagectl.services.guard.alerts"}
+# Service modules a CLI module may import besides the entries: the one report path, the
+# could-not-judge alert every scheduled command sends (cli/_scheduled.py), and the --html
+# pages built from an entry's result (docs/reports.md, "HTML pages").
+SHARED_SERVICES = {
+    "stagectl.services.publish",
+    "stagectl.services.guard.alerts",
+    "stagectl.services.pages.guard",
+    "stagectl.services.pages.research",
+}
 
 CLI_DIR = Path(__file__).resolve().parents[2] / "src" / "stagectl" / "cli"
 

@@ -95,6 +95,15 @@ OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Write the signed report to FILE (atomically).", metavar="FILE"),
 ]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        help="Also write a self-contained HTML page with charts (offline; atomically).",
+        metavar="FILE",
+        dir_okay=False,
+    ),
+]
 UnsignedOpt = Annotated[
     bool,
     typer.Option("--unsigned", help="With --out and no key configured: write an unsigned report."),

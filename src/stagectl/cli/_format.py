@@ -109,8 +109,8 @@ def fmt_pct(fraction: float | None) -> str:
 
 
 def fmt_fixed(value: float | None, digits: int = 3) -> str:
-    """A number with ``digits`` decimals; None -> ``-``."""
-    return "-" if value is None else f"{value:.{digits}f}"
+    """A number with ``digits`` decimals (never ``-0.000``); None -> ``-``."""
+    return "-" if value is None else f"{round(value, digits) + 0.0:.{digits}f}"
 
 
 def human(value: Any) -> str:

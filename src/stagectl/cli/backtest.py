@@ -10,6 +10,7 @@ import typer
 from stagectl.cli._common import (
     MAX_COST_MULTIPLIER,
     BoundedFloat,
+    HtmlOpt,
     JsonOpt,
     OutOpt,
     SampleDataOpt,
@@ -90,6 +91,7 @@ def backtest(
     json_output: JsonOpt = False,
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,
+    html: HtmlOpt = None,
     export_dir: Annotated[
         Path | None,
         typer.Option(
@@ -169,6 +171,11 @@ def backtest(
         )
     for path in result.exported:
         info(f"wrote {path}")
+    if html is not None:
+        from stagectl.reports.charts import write_page
+        from stagectl.services.pages.research import backtest as page
+
+        info(f"wrote {write_page(html, page(result))}")
     show_report(
         envelope, json_output=json_output, out=out, render_human=lambda: _print_human(result.body())
     )

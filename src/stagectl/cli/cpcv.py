@@ -12,6 +12,7 @@ from stagectl.cli._common import (
     BoundedInt,
     CandleDataOpt,
     CostMultiplierOpt,
+    HtmlOpt,
     JsonOpt,
     StrategyConfigOpt,
     cli_context,
@@ -73,6 +74,7 @@ def cpcv(
     ] = 16,
     data_dir: CandleDataOpt = None,
     json_output: JsonOpt = False,
+    html: HtmlOpt = None,
 ) -> None:
     """All C(N, K) purged and embargoed splits, the backtest paths they form, the
     distribution of Sharpe across paths and the probability of backtest overfitting.
@@ -99,6 +101,11 @@ def cpcv(
     result = service.run(request, home=home)
     info(f"config: {result.market.source.describe()}")
     info(f"data: {result.market.info.data_source}")
+    if html is not None:
+        from stagectl.reports.charts import write_page
+        from stagectl.services.pages.research import cpcv as page
+
+        info(f"wrote {write_page(html, page(result))}")
     emit_report(
         home,
         service.KIND,

@@ -467,6 +467,19 @@ END;
 """
 
 
+# The last Telegram update the on-call bot (``stagectl telegram serve``) took, per bot
+# (the numeric id before the token's colon, not a secret). It is written in the same
+# transaction as the update's event, before the command acts, so a restarted bot asks
+# Telegram for the updates after it and never runs a command twice.
+TELEGRAM_OFFSETS = """
+CREATE TABLE telegram_offsets (
+    bot_id TEXT PRIMARY KEY,
+    last_update_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+"""
+
+
 def _build() -> Migrations:
     from sqlite_utils.migrations import Migrations
 
@@ -486,6 +499,7 @@ def _build() -> Migrations:
         REBALANCE_PLANS,
         NOTIFICATION_LOG,
         FILL_TOTALS_MARK,
+        TELEGRAM_OFFSETS,
     )
     for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
         migrations(name=name)(_ScriptMigration(name, script))

@@ -446,23 +446,11 @@ def _analyse(request: RegimeRequest, home: Home, stage: Callable[[int, int], Non
 
 
 def _write_html(result: RegimeResult, path: Path) -> None:
-    """The self-contained page (reports.html_regimes), written atomically."""
-    import json
+    """The page (``services.pages.ledger``), written atomically."""
+    from stagectl.reports.charts import write_page
+    from stagectl.services.pages.ledger import regime_analyze
 
-    from stagectl.reports.html_regimes import render
-    from stagectl.reports.io import write_atomic
-
-    series: dict[str, list[Any]] | None = None
-    if result.windows is not None and len(result.windows):
-        w = result.windows
-        series = {
-            "times": [str(t) for t in w["window_start"]],
-            "pnl": [float(v) for v in w["realized_fifo_quote"]],
-            "regime": [str(r) for r in w["regime"]],
-        }
-    write_atomic(
-        path, render(json.loads(json.dumps(result.document, default=str)), series).encode()
-    )
+    write_page(path, regime_analyze(result))
 
 
 def _export(result: RegimeResult, directory: Path) -> list[Path]:

@@ -73,6 +73,8 @@ class CpcvResult:
     first_bar: int
     splits: list[Fold]
     body: dict[str, Any]
+    pbo_logits: tuple[float, ...] = ()  # one per CSCV split (the --html histogram)
+    path_returns: pd.DataFrame | None = None  # net return per bar (rows) and path (columns)
 
     @property
     def inputs(self) -> list[Path]:
@@ -123,9 +125,9 @@ def run(request: CpcvRequest, *, home: Home) -> CpcvResult:
                 "is_sharpe": finite(scores[best]),
             }
         )
-    paths = _paths(engine, bounds, chosen, request)
+    paths, path_returns = _paths(engine, bounds, chosen, request)
     sharpes = [p["sharpe"] for p in paths]
-    pbo = _pbo(engine, first, request.pbo_partitions)
+    pbo, logits = _pbo(engine, first, request.pbo_partitions)
     body = {
         "strategy": strategy_section(market, candidates, request.cost_multiplier),
         "settings": {
@@ -151,7 +153,7 @@ def run(request: CpcvRequest, *, home: Home) -> CpcvResult:
         "distribution": _distribution(sharpes),
         "pbo": pbo,
     }
-    return CpcvResult(market, candidates, first, splits, body)
+    return CpcvResult(market, candidates, first, splits, body, logits, path_returns)
 
 
 def _paths(
@@ -159,14 +161,17 @@ def _paths(
     bounds: list[tuple[int, int]],
     chosen: list[int],
     request: CpcvRequest,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Each path's metrics, and its per-bar net returns over the groups' bars."""
     ppy = engine.market.periods_per_year
-    rows = []
+    rows, returns = [], {}
     for number, path in enumerate(cpcv_paths(request.folds, request.test_folds)):
         segments = [engine.window(chosen[split], *bounds[g]).net for g, split in enumerate(path)]
-        metrics = return_metrics(np.concatenate(segments), ppy)
+        returns[number] = np.concatenate(segments)
+        metrics = return_metrics(returns[number], ppy)
         rows.append({"path": number, "splits": path, **metrics})
-    return rows
+    index = engine.market.index[bounds[0][0] : bounds[-1][1]]
+    return rows, pd.DataFrame(returns, index=index)
 
 
 def _distribution(sharpes: list[float | None]) -> dict[str, Any]:
@@ -183,11 +188,14 @@ def _distribution(sharpes: list[float | None]) -> dict[str, Any]:
     }
 
 
-def _pbo(engine: ReturnsEngine, first: int, partitions: int) -> dict[str, Any]:
-    """PBO on the candidates' continuous backtests of bars [first, n) (T x C matrix)."""
+def _pbo(
+    engine: ReturnsEngine, first: int, partitions: int
+) -> tuple[dict[str, Any], tuple[float, ...]]:
+    """PBO on the candidates' continuous backtests of bars [first, n) (T x C matrix), and
+    the logit of each CSCV split."""
     columns = [engine.window(c, first, engine.n_bars).net for c in range(len(engine.candidates))]
     result = probability_of_backtest_overfitting(np.column_stack(columns), partitions)
-    return {
+    section = {
         "pbo": result.pbo,
         "configurations": result.n_configurations,
         "partitions": result.n_partitions,
@@ -197,3 +205,4 @@ def _pbo(engine: ReturnsEngine, first: int, partitions: int) -> dict[str, Any]:
         "reason": result.reason,
         "method": "CSCV on per-bar net returns of each candidate's backtest over the same bars",
     }
+    return section, result.logits

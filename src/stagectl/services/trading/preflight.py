@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.domain.types import KeyPermissions
 from stagectl.errors import StagectlError
 
 Status = Literal["PASS", "FAIL", "SKIP"]
@@ -87,11 +88,13 @@ class PreflightResult:
 
 @dataclass
 class _Venue:
-    """What the exchange told us (None: offline or unreachable)."""
+    """What the exchange told us (None: offline or unreachable). ``permissions`` is the
+    key's rights, or why they are unknown (a string)."""
 
     markets: dict[str, dict[str, Any]] | None = None
     taker_fee_bps: Decimal | None = None
     error: str | None = None
+    permissions: KeyPermissions | str | None = None
 
 
 def run(
@@ -120,6 +123,7 @@ def run(
     add(_credentials(request, paper))
     reach, venue = _exchange(request, stage3, clock)
     add(reach)
+    add(_key_permissions(request, venue))
     add(_position_limits(stage3, venue))
     add(_fee_tier(home, stage3, source, venue))
     add(_reconciliation(path, stage3, "paper" if paper else "live"))
@@ -381,6 +385,7 @@ def _exchange(
     venue = _Venue(
         markets=markets,
         taker_fee_bps=None if taker is None else Decimal(repr(taker)) * 10_000,
+        permissions=_permissions_of(broker, credentials),
     )
     if skew_s >= MAX_CLOCK_SKEW_S:
         return Check(
@@ -389,6 +394,43 @@ def _exchange(
     return Check(
         name, "PASS", f"{request.exchange}: {len(markets)} markets loaded, skew {skew_s:.3f} s"
     ), venue
+
+
+def _permissions_of(broker: Any, credentials: Any) -> KeyPermissions | str:
+    if credentials is None:
+        return "no key to ask about"
+    try:
+        permissions: KeyPermissions | None = broker.key_permissions()
+    except StagectlError as error:
+        return f"cannot read them: {error}"
+    return permissions if permissions is not None else "the exchange does not report them"
+
+
+def _key_permissions(request: PreflightRequest, venue: _Venue) -> Check:
+    """The live key may trade, must not withdraw, and must be bound to an IP allowlist
+    (seed 001, security)."""
+    name = "key permissions"
+    if request.exchange is None:
+        return Check(name, "SKIP", "paper: no key")
+    if request.offline:
+        return Check(name, "SKIP", "--offline")
+    permissions = venue.permissions
+    if isinstance(permissions, str) or permissions is None:
+        reason = permissions or venue.error or "exchange unreachable"
+        status: Status = "FAIL" if reason.startswith("cannot read") else "SKIP"
+        return Check(name, status, reason)
+    problems = [
+        text
+        for bad, text in (
+            (permissions.can_withdraw, "withdrawals are enabled: disable them on this key"),
+            (not permissions.ip_restricted, "no IP allowlist: restrict the key to this host"),
+            (not permissions.can_trade, "the key cannot trade"),
+        )
+        if bad
+    ]
+    if problems:
+        return Check(name, "FAIL", "; ".join(problems))
+    return Check(name, "PASS", permissions.describe())
 
 
 def _filters(symbol: str, venue: _Venue) -> tuple[dict[str, Decimal] | None, str]:
