@@ -118,7 +118,7 @@ _stagectl_value() {
         "emergency-close|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "funding-scan|--data") _stagectl_kind=dir;;
         "funding-scan|--now") _stagectl_kind=text;;
-        "funding-scan|-s"|"funding-scan|--symbol") _stagectl_kind=text;;
+        "funding-scan|-s"|"funding-scan|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;
         "governor|--now") _stagectl_kind=text;;

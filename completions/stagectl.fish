@@ -259,7 +259,7 @@ complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l data -x -a '(__fish_
 complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l now -x -d 'Scan as of this UTC time (ISO-8601) [default: the end of the data].'
-complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s s -l symbol -x -d 'Only this symbol (repeatable) [default: every symbol with funding data].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s s -l symbol -x -a 'BTCUSDT ETHUSDT SOLUSDT XRPUSDT' -d 'Only this symbol (repeatable) [default: every symbol with funding data].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused without core.yaml\'s compliance sign-off, and inside the rebalance interval).'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'

@@ -50,6 +50,8 @@ TABLE_COMMANDS: dict[str, list[str]] = {
     "walk-forward": ["walk-forward", "--train", "60d", "--test", "60d", "--fixed"],
     "cpcv": ["cpcv", "--folds", "4", "--test-folds", "1"],
     "audit-strategy": ["audit-strategy"],
+    "funding-scan": ["funding-scan"],
+    "optimize": ["optimize", str(EXAMPLES / "optimizer_candidates.yaml")],
     "consensus": [
         "consensus",
         "--votes",
@@ -260,3 +262,18 @@ def test_a_terminal_shows_replay_progress_as_done_of_total_with_an_eta(
     assert re.search(r"\b1824/1824\b", progress)
     assert "ETA" in progress
     assert "replay: 100 %" not in progress
+
+
+def test_grid_widths_keep_every_word_whole_and_give_the_rest_to_the_text() -> None:
+    columns = ["symbol", "last settlement", "flag"]
+    cells = [["XRPUSDT", "2026-05-18T08:00Z", "carry turned negative: shorts now pay funding"]]
+    widths = _format.grid_widths(columns, cells, keys=1, width=50)
+    assert widths is not None
+    assert widths[:2] == [7, 17]
+    assert widths[2] >= len("negative:") and sum(widths) + 4 <= 50
+    assert _format.grid_widths(columns, cells, keys=1, width=200) is None
+
+
+def test_a_number_and_its_percent_sign_count_as_one_word() -> None:
+    assert _format._longest_word("-1.87 %") == len("-1.87 %")
+    assert _format._longest_word("carry turned negative") == len("negative")

@@ -57,6 +57,8 @@ _SEVERITY_RANK = {word: rank for rank, word in enumerate(SEVERITY_STYLES)}
 _ISO_TIME = re.compile(
     r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d)(?::(\d\d)(?:\.\d+)?)?(?:Z|\+00:00|\+0000)?"
 )
+_UNBROKEN = re.compile(r"\s+(?!%)")
+"""Where a cell may wrap: at spaces, but not before a percent sign."""
 _COLUMN_GAP = 2
 """Characters between two columns of a terminal table (the column rule and a space)."""
 
@@ -216,15 +218,23 @@ def _rich_table(
     console = Console()
     kept = fit_columns(columns, cells, keys=keys, width=console.width)
     if len(kept) == len(columns):
-        _rich_grid(console, title, columns, cells, keys=keys)
+        widths = grid_widths(columns, cells, keys=keys, width=console.width)
+        _rich_grid(console, title, columns, cells, keys=keys, widths=widths)
     else:
         _rich_records(console, title, columns, cells, kept)
 
 
 def _rich_grid(
-    console: Any, title: str | None, columns: list[str], cells: list[list[str]], *, keys: int
+    console: Any,
+    title: str | None,
+    columns: list[str],
+    cells: list[list[str]],
+    *,
+    keys: int,
+    widths: list[int] | None,
 ) -> None:
-    """The whole table, key columns unwrapped, the others wrapped at spaces if need be."""
+    """The whole table, key columns unwrapped, the others wrapped at spaces if need be
+    (``widths``: each column's, when the natural layout is too wide)."""
     from rich import box
     from rich.table import Table
 
@@ -238,7 +248,8 @@ def _rich_grid(
         title_justify="left",
     )
     for index, column in enumerate(columns):
-        table.add_column(column, no_wrap=index < keys, overflow="fold")
+        width = None if widths is None else widths[index]
+        table.add_column(column, width=width, no_wrap=index < keys, overflow="fold")
     for row in cells:
         table.add_row(*row, style=severity_style(row))
     console.print(table)
@@ -322,12 +333,33 @@ def fit_columns(
     return kept
 
 
+def grid_widths(
+    columns: Sequence[str], cells: Sequence[Sequence[str]], *, keys: int, width: int
+) -> list[int] | None:
+    """Column widths for a table whose longest words fit ``width`` but whose longest
+    cells do not: keys and single words whole, the room left shared in proportion to
+    how much each column wraps. None when every cell fits as it is."""
+    natural = [max([len(columns[i])] + [len(r[i]) for r in cells]) for i in range(len(columns))]
+    gaps = _COLUMN_GAP * (len(columns) - 1)
+    if sum(natural) + gaps <= width:
+        return None
+    floor = [
+        natural[i] if i < keys else max(_longest_word(columns[i]), *_words(cells, i))
+        for i in range(len(columns))
+    ]
+    spare = max(width - gaps - sum(floor), 0)
+    wanted = sum(n - f for n, f in zip(natural, floor, strict=True)) or 1
+    return [f + (n - f) * spare // wanted for n, f in zip(natural, floor, strict=True)]
+
+
 def _words(cells: Sequence[Sequence[str]], index: int) -> list[int]:
     return [_longest_word(row[index]) for row in cells] or [1]
 
 
 def _longest_word(text: str) -> int:
-    return max((len(word) for word in text.split()), default=1)
+    """The longest run a cell should keep on one line: a word, or a number with its
+    unit sign (``-1.87 %``)."""
+    return max((len(word) for word in _UNBROKEN.split(text.strip()) if word), default=1)
 
 
 # --- progress -----------------------------------------------------------------------------
