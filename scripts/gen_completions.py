@@ -12,10 +12,13 @@ name zsh's ``fpath`` lookup needs), ``completions/stagectl.zsh`` (the same zsh
 script under the name the issue asked for) and ``completions/stagectl.fish``.
 
 What a value completes to: options with choices (an Enum or Literal) complete
-those choices; ``-c/--config`` and every other option whose name ends in
-``config`` complete ``*.yaml``/``*.yml`` files; other path options complete
-files (directories when the option takes only a directory); anything else
-completes nothing.
+those choices; options with an ``autocompletion`` (stagectl/cli/_values.py:
+presets, scenarios, symbols, ``--eval``, ``--format``, ``--speed``) complete the
+values it gives now, read from the packaged configs and the bundled data and
+written into the scripts; ``-c/--config`` and every other option whose name ends
+in ``config`` complete ``*.yaml``/``*.yml`` files; other path options complete
+files (directories when the option takes only a directory or its metavar is
+DIR); anything else completes nothing.
 """
 
 from __future__ import annotations
@@ -85,8 +88,12 @@ def _one_line(text: str | None) -> str:
     return " ".join(line.split())
 
 
-def _value_spec(param: Any) -> ValueSpec:
-    """Classify a parameter's value by its type (typer 0.28/0.29 type descriptors)."""
+def _value_spec(param: Any, ctx: Any = None) -> ValueSpec:
+    """Classify a parameter's value by its type (typer 0.28/0.29 type descriptors), or by
+    the fixed values its ``autocompletion`` gives (cli/_values.py)."""
+    fixed = _fixed_values(param, ctx)
+    if fixed:
+        return ValueSpec("choice", fixed)
     descriptor = getattr(param, "type_descriptor", None)
     if descriptor is not None:  # typer 0.29
         choices = descriptor.choices
@@ -103,14 +110,24 @@ def _value_spec(param: Any) -> ValueSpec:
     names = [*param.opts, param.name or ""]
     if file_okay and any(name.lstrip("-").endswith("config") for name in names):
         return ValueSpec("yaml")
-    return ValueSpec("file" if file_okay else "dir")
+    takes_dir = not file_okay or getattr(param, "metavar", None) == "DIR"
+    return ValueSpec("dir" if takes_dir else "file")
 
 
-def _option_spec(param: Any) -> OptionSpec:
+def _fixed_values(param: Any, ctx: Any) -> tuple[str, ...]:
+    """The values an option's ``autocompletion`` offers for an empty word; () when it has
+    none (click's own completion of a type offers nothing plain)."""
+    if ctx is None:
+        return ()
+    items = param.shell_complete(ctx, "")
+    return tuple(str(item.value) for item in items if item.type == "plain" and item.value)
+
+
+def _option_spec(param: Any, ctx: Any) -> OptionSpec:
     names = tuple(sorted([*param.opts, *param.secondary_opts], key=lambda n: (len(n) > 2, n)))
     is_flag = bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
     return OptionSpec(
-        names, _one_line(getattr(param, "help", "")), None if is_flag else _value_spec(param)
+        names, _one_line(getattr(param, "help", "")), None if is_flag else _value_spec(param, ctx)
     )
 
 
@@ -121,9 +138,9 @@ def _command_spec(command: Any, ctx: Any, path: tuple[str, ...], help_text: str)
         if getattr(param, "hidden", False):
             continue
         if param.param_type_name == "argument":
-            arguments.append(ArgumentSpec(_value_spec(param), param.nargs < 0))
+            arguments.append(ArgumentSpec(_value_spec(param, ctx), param.nargs < 0))
         else:
-            options.append(_option_spec(param))
+            options.append(_option_spec(param, ctx))
     subcommands: list[CommandSpec] = []
     if hasattr(command, "list_commands"):
         for name in command.list_commands(ctx):

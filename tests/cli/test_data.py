@@ -102,7 +102,7 @@ def test_data_check_text_output_names_the_dropped_range(run: Run, tmp_path: Path
     write_minutes(tmp_path / "SOLUSDT_1m.csv", [*range(5), *range(100, 105)])
     result = run(["data", "check", "--data", tmp_path])
     assert result.exit_code == 1
-    assert "gap dropped: 2024-01-01T00:05:00Z .. 2024-01-01T01:39:00Z (95 bars)" in result.stdout
+    assert "gap dropped: 2024-01-01T00:05Z .. 2024-01-01T01:39Z (95 bars)" in result.stdout
 
 
 def test_data_check_reports_off_grid_timestamps(run: Run, tmp_path: Path) -> None:

@@ -101,6 +101,16 @@ def test_every_command_help_shows_an_example(run: Run, key: str) -> None:
     assert "Example:" in result.stdout
 
 
+@pytest.mark.parametrize("key", [node.key for node in NODES])
+def test_every_command_help_is_plain_text_when_piped(run: Run, key: str) -> None:
+    """No rich boxes in piped help, a group's usage (no subcommand given) included."""
+    _needs(key)
+    node = next(n for n in NODES if n.key == key)
+    for args in ([*key.split(), "--help"], *([key.split()] if node.subcommands else [])):
+        result = run(args)
+        assert not set("╭╮╰╯│─") & set(result.stdout + result.stderr), " ".join(args)
+
+
 def test_root_help_shows_an_example(run: Run) -> None:
     result = run(["--help"])
     assert result.exit_code == 0
@@ -264,6 +274,68 @@ def test_bash_completes_directory_options_to_directories_only(config_dir: Path) 
     assert bash_complete(["stagectl", "--home", ""], config_dir) == ["baselines"]
 
 
+FIXED_VALUES = [
+    (["backtest", "--preset"], ["aggressive", "balanced", "conservative"]),
+    (["risk-guard", "--preset"], ["aggressive", "balanced", "conservative"]),
+    (["risk-guard", "--eval"], ["daily", "hourly"]),
+    (["metrics", "import", "--format"], ["ccxt-json", "csv"]),
+    (["run-live", "--speed"], ["1x", "3600x", "60x", "86400x", "max"]),
+    (["backtest", "--symbol"], ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]),
+    (["data", "check", "-s"], ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]),
+]
+
+
+@pytest.mark.parametrize(("words", "values"), FIXED_VALUES)
+def test_bash_completes_the_fixed_values_of_an_option(
+    config_dir: Path, words: list[str], values: list[str]
+) -> None:
+    _needs(words[0])
+    assert bash_complete(["stagectl", *words, ""], config_dir) == values
+
+
+def test_bash_completes_scenario_names_from_the_packaged_configs(config_dir: Path) -> None:
+    _needs("stress-lab")
+    words = ["stagectl", "stress-lab", "--scenario", "hist_sol"]
+    assert bash_complete(words, config_dir) == [
+        "hist_solusdt_24h_down",
+        "hist_solusdt_24h_up",
+        "hist_solusdt_7d_down",
+        "hist_solusdt_7d_up",
+    ]
+    assert "combined" in bash_complete([*words[:-1], ""], config_dir)
+
+
+def test_bash_completes_a_prefix_of_a_fixed_value(config_dir: Path) -> None:
+    _needs("risk-guard")
+    assert bash_complete(["stagectl", "risk-guard", "--preset", "b"], config_dir) == ["balanced"]
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["backtest", "--data"],
+        ["backtest", "--export"],
+        ["walk-forward", "--export"],
+        ["regime-analyze", "--export"],
+        ["data", "check", "--data"],
+        ["risk-guard", "--export"],
+    ],
+)
+def test_bash_completes_directory_options_to_directories(
+    config_dir: Path, words: list[str]
+) -> None:
+    _needs(words[0])
+    assert bash_complete(["stagectl", *words, ""], config_dir) == ["baselines"]
+
+
+def test_fixed_values_come_from_the_packaged_configs_and_bundled_data() -> None:
+    from stagectl.cli import _values
+
+    assert _values.preset_names() == ["conservative", "balanced", "aggressive"]
+    assert _values.bundled_symbols() == ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
+    assert "hist_xrpusdt_7d_up" in _values.scenario_names()
+
+
 def test_zsh_script_offers_the_right_candidates(config_dir: Path) -> None:
     """zsh's completion widgets need a terminal, so compadd/_describe/_files are stubbed
     to print what the script offers; the command-tree walk runs in real zsh."""
@@ -282,6 +354,8 @@ t stagectl completion show ''
 t stagectl --home ''
 t stagectl completion install --
 t stagectl ''
+t stagectl risk-guard --eval ''
+t stagectl backtest --export ''
 """
     result = subprocess.run(
         [zsh, "-f", "-c", program], cwd=config_dir, capture_output=True, text=True, check=True
@@ -291,6 +365,8 @@ t stagectl ''
     assert lines[1] == "files -/"
     assert lines[2].startswith("describe --dry-run:")
     assert "completion:Show or install shell completion scripts." in lines[3]
+    assert lines[4] == "compadd hourly daily"
+    assert lines[5] == "files -/"
 
 
 def test_fish_script_completes_in_real_fish(config_dir: Path) -> None:
@@ -311,6 +387,13 @@ def test_fish_script_completes_in_real_fish(config_dir: Path) -> None:
 
     assert complete("stagectl completion show ") == ["bash", "fish", "zsh"]
     assert complete("stagectl --home ") == ["baselines/"]
+    if "risk-guard" in LOADED:
+        assert complete("stagectl risk-guard --preset ") == [
+            "aggressive",
+            "balanced",
+            "conservative",
+        ]
+        assert complete("stagectl risk-guard --export ") == ["baselines/"]
     if "verify-thresholds" in LOADED:
         assert complete("stagectl verify-t") == ["verify-thresholds"]
         assert complete("stagectl verify-thresholds -c ") == ["baselines/", "core.yaml", "risk.yml"]

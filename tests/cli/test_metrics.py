@@ -66,7 +66,7 @@ def test_window_with_a_given_mark_values_the_open_short_at_it(run: Run, ledger: 
 def test_window_prints_a_table_without_json(run: Run, ledger: Path) -> None:
     result = run(["metrics", "window", "--hours", "1", "--until", UNTIL])
     assert result.exit_code == 0
-    assert "35.021" in result.stdout
+    assert "35.02" in result.stdout
     assert result.stdout.splitlines()[-1].startswith("total")
 
 

@@ -174,15 +174,30 @@ def test_failed_notification_is_reported_without_the_token_and_exit_follows_deci
     assert TOKEN not in result.stdout + result.stderr
 
 
+REPLAY_WINDOW = ["--replay-start", "2024-06-01", "--replay-end", "2024-08-15"]
+
+
 def test_replay_prints_triggers_and_guarded_vs_unguarded(run: Run, home: Path) -> None:
-    result = run(
-        ["risk-guard", "--replay", "--replay-start", "2024-06-01", "--replay-end", "2024-08-15"]
-    )
+    result = run(["risk-guard", "--replay", *REPLAY_WINDOW, "--limit", "0"])
     assert result.exit_code == 0, result.stderr
     assert "Triggers" in result.stdout
     assert "mdd_limit" in result.stdout or "sharpe_collapse" in result.stdout
     assert "Guarded vs unguarded" in result.stdout
+    assert "more row(s) not shown" not in result.stdout
     assert "replay: 100 %" in result.stderr
+
+
+def test_replay_prints_its_summary_first_and_at_most_limit_rows_per_list(
+    run: Run, home: Path
+) -> None:
+    result = run(["risk-guard", "--replay", *REPLAY_WINDOW, "--limit", "5"])
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("replay 2024-06-01T00:00Z .. 2024-08-15T23:00Z: 1824 bars")
+    assert out.index("Guarded vs unguarded") < out.index("Triggers") < out.index("Guard actions")
+    triggers = out[out.index("Triggers") : out.index("Guard actions")].splitlines()
+    assert len([line for line in triggers if line.startswith("2024-")]) == 5
+    assert "... 57 more row(s) not shown (--limit 0 shows all" in out
 
 
 def test_replay_json_and_export(run: Run, home: Path) -> None:

@@ -68,8 +68,11 @@ def test_one_incident_shows_its_market_state_and_fills(run: Run, home: Path) -> 
     result = run(["trading", "incidents", "--id", str(first["id"])])
     assert result.exit_code == 0, result.stderr
     assert "incident" in result.stdout and "sharpe_collapse -> FLATTEN_ALL" in result.stdout
-    assert "market equity: 9512.25" in result.stdout
-    assert "fills (last 24 h): 1" in result.stdout and "1800.5" in result.stdout
+    assert "market equity: 9,512.25" in result.stdout
+    assert (
+        "fills (last 24 h): 1" in result.stdout
+        and "price=1800.5, qty=0.1, side=sell" in result.stdout
+    )
 
 
 def test_an_unknown_incident_or_bad_limit_is_exit_2_naming_the_option(run: Run, home: Path) -> None:

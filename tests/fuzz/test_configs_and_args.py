@@ -386,6 +386,7 @@ CHEAP_TAIL: dict[str, tuple[str, ...]] = {
     "metrics export-windows": (),
     "paper-gate": (),
     "regime-analyze": ("--candles", "missing.csv"),
+    "risk-guard": ("--replay", "-c", MISSING),
     "run-live": ("-c", MISSING),
     "shadow compare": ("--baseline", "a", "--candidate", "b"),
     "shadow record-backtest": ("--run-id", "fuzz", "-c", MISSING),

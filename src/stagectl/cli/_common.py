@@ -10,7 +10,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -20,6 +20,11 @@ import typer
 from typer._click import Context, Parameter
 from typer._click.types import FloatRange, IntRange
 
+from stagectl.cli._format import fmt_fixed as fmt_fixed  # the formatting rules, re-exported
+from stagectl.cli._format import fmt_pct as fmt_pct
+from stagectl.cli._format import print_lines as print_lines
+from stagectl.cli._format import print_table as print_table
+from stagectl.cli._format import stdout_is_tty as stdout_is_tty
 from stagectl.config.home import Home
 from stagectl.config.limits import MAX_DURATION_DAYS
 from stagectl.domain.jsonable import to_jsonable as to_jsonable  # one spelling, re-exported
@@ -144,6 +149,15 @@ RunOpt = Annotated[
         metavar="RUN",
     ),
 ]
+LimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--limit",
+        help="Show at most N rows of each long list (0: all; --json always has all).",
+        metavar="N",
+        click_type=BoundedInt(0, MAX_LIST_LIMIT),
+    ),
+]
 MarketDataOpt = Annotated[
     Path | None,
     typer.Option(
@@ -201,63 +215,6 @@ def print_json(document: Any) -> None:
 def info(message: str) -> None:
     """A progress or context line: stderr, so stdout stays clean for data."""
     typer.echo(message, err=True)
-
-
-def stdout_is_tty() -> bool:
-    return sys.stdout.isatty()
-
-
-def print_table(
-    title: str | None,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    styles: Callable[[Sequence[Any]], str | None] | None = None,
-) -> None:
-    """A table on stdout: rich on a terminal, plain aligned text otherwise."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    if stdout_is_tty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
-        for raw, row in zip(rows, cells, strict=True):
-            table.add_row(*row, style=styles(raw) if styles else None)
-        Console().print(table)
-        return
-    if title:
-        typer.echo(title)
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in cells:
-        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "-"
-        return f"{value:.6g}"
-    return str(to_jsonable(value))
-
-
-def fmt_pct(fraction: float | None) -> str:
-    """A fraction as a percentage with two decimals (0.1234 -> ``12.34 %``); None -> ``-``."""
-    return "-" if fraction is None else f"{fraction * 100:.2f} %"
-
-
-def fmt_fixed(value: float | None, digits: int = 3) -> str:
-    """A number with ``digits`` decimals (never ``-0.000``); None -> ``-``."""
-    return "-" if value is None else f"{round(value, digits) + 0.0:.{digits}f}"
-
-
-def print_lines(lines: Sequence[str]) -> None:
-    for line in lines:
-        typer.echo(line)
 
 
 def publish_envelope(

@@ -26,6 +26,7 @@ from stagectl.cli._common import (
     publish_envelope,
     show_report,
 )
+from stagectl.cli._values import bundled_symbols, preset_names
 
 if TYPE_CHECKING:
     from stagectl.services.research.backtest import BacktestRun
@@ -48,6 +49,7 @@ def backtest(
             "--symbol",
             help="Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.",
             metavar="SYMBOL",
+            autocompletion=bundled_symbols,
         ),
     ] = None,
     start: Annotated[
@@ -113,6 +115,7 @@ def backtest(
             help="conservative, balanced or aggressive: its daily loss stop replaces the "
             "breakers' daily stop (implies --breakers).",
             metavar="NAME",
+            autocompletion=preset_names,
         ),
     ] = None,
     record: Annotated[

@@ -22,6 +22,8 @@ app = typer.Typer(
     help="Show or install shell completion scripts (bash, zsh, fish).\n\n"
     "Example: stagectl completion install bash",
     no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,6 +19,8 @@ from stagectl.cli._common import (
     print_lines,
     print_table,
 )
+from stagectl.cli._format import human
+from stagectl.cli._values import bundled_symbols
 from stagectl.config.limits import MAX_DURATION_MIN
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK
 
@@ -59,7 +60,7 @@ def data_info(ctx: typer.Context, json_output: JsonOpt = False) -> None:
         for d, ok in zip(result.datasets, result.intact, strict=True)
     ]
     columns = ("symbol", "market", "kind", "tf", "first", "last", "rows", "gaps", "sha256 ok")
-    print_table(None, columns, rows)
+    print_table(None, columns, rows, keys=4)
 
 
 @app.command("check")
@@ -75,7 +76,12 @@ def data_check(
     ] = None,
     symbols: Annotated[
         list[str] | None,
-        typer.Option("--symbol", "-s", help="Only this symbol (repeatable), e.g. ETHUSDT."),
+        typer.Option(
+            "--symbol",
+            "-s",
+            help="Only this symbol (repeatable), e.g. ETHUSDT.",
+            autocompletion=bundled_symbols,
+        ),
     ] = None,
     timeframe: Annotated[
         str | None,
@@ -154,7 +160,7 @@ def _print_check(result: DataCheckResult) -> None:
         )
         for d in result.datasets
     ]
-    print_table(None, columns, rows)
+    print_table(None, columns, rows, keys=4)
     details = [line for d in result.datasets for line in _details(d)]
     if details:
         print_lines(["", *details])
@@ -179,12 +185,11 @@ def _details(check: DatasetCheck) -> list[str]:
         lines.append(f"{name}: {report.snap_collisions} rows dropped (snapped onto a used bar)")
     for gap in report.gaps:
         action = "filled" if gap.filled else "dropped"
-        first = gap.first_missing.isoformat().replace("+00:00", "Z")
-        last = gap.last_missing.isoformat().replace("+00:00", "Z")
+        first, last = human(gap.first_missing), human(gap.last_missing)
         lines.append(f"{name}: gap {action}: {first} .. {last} ({gap.missing_bars} bars)")
     if report.outliers:
         worst = max(report.outliers, key=lambda o: abs(o.robust_z))
-        at = worst.timestamp.isoformat().replace("+00:00", "Z")
+        at = human(worst.timestamp)
         lines.append(
             f"{name}: {len(report.outliers)} outliers flagged (|z| > {report.outlier_z:g}); "
             f"largest z={worst.robust_z:.1f} at {at} (log return {worst.log_return:.4f})"
@@ -198,7 +203,10 @@ def data_fetch(
     symbol: Annotated[
         str,
         typer.Option(
-            "--symbol", "-s", help="A ccxt symbol (ETH/USDT:USDT) or exchange id (ETHUSDT)."
+            "--symbol",
+            "-s",
+            help="A ccxt symbol (ETH/USDT:USDT) or exchange id (ETHUSDT).",
+            autocompletion=bundled_symbols,
         ),
     ],
     since: Annotated[
@@ -254,15 +262,11 @@ def data_fetch(
         print_json(result.to_dict())
         return
     for series in result.series:
-        span = f"{_iso(series.first)} .. {_iso(series.last)}" if series.rows else "empty"
+        span = f"{human(series.first)} .. {human(series.last)}" if series.rows else "empty"
         print_lines(
             [f"{series.kind}: {series.path} ({series.rows} rows, {series.new_rows} new; {span})"]
         )
     info(f"{result.requests} requests to {result.exchange}")
-
-
-def _iso(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value else "-"
 
 
 class _ProgressLine:

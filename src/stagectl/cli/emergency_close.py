@@ -18,6 +18,7 @@ from stagectl.cli._common import (
     print_table,
 )
 from stagectl.cli._observe import MetricsFileOpt, observed, record_emergency
+from stagectl.cli._values import bundled_symbols
 from stagectl.errors import EXIT_CHECK_FAILED, InputError
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -45,7 +46,11 @@ def emergency_close(
     ] = False,
     symbol: Annotated[
         list[str] | None,
-        typer.Option("--symbol", help="Only this symbol (repeatable) [default: all]."),
+        typer.Option(
+            "--symbol",
+            help="Only this symbol (repeatable) [default: all].",
+            autocompletion=bundled_symbols,
+        ),
     ] = None,
     reason: Annotated[
         str,

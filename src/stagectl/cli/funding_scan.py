@@ -17,6 +17,7 @@ from stagectl.cli._common import (
     print_json,
     print_table,
 )
+from stagectl.cli._values import bundled_symbols
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -32,6 +33,7 @@ def funding_scan(
             "-s",
             help="Only this symbol (repeatable) [default: every symbol with funding data].",
             metavar="SYMBOL",
+            autocompletion=bundled_symbols,
         ),
     ] = None,
     now: Annotated[

@@ -19,6 +19,8 @@ from stagectl.cli._common import (
     print_table,
     quoted,
 )
+from stagectl.cli._format import human, progress
+from stagectl.cli._values import bundled_symbols, trade_formats
 from stagectl.config.limits import MAX_DURATION_H, MAX_DURATION_S, MAX_MAGNITUDE
 from stagectl.errors import EXIT_CHECK_FAILED, InputError
 
@@ -31,7 +33,13 @@ app = typer.Typer(
 )
 
 SymbolOpt = Annotated[
-    str | None, typer.Option("--symbol", help="Only this symbol, e.g. SOLUSDT.", metavar="SYMBOL")
+    str | None,
+    typer.Option(
+        "--symbol",
+        help="Only this symbol, e.g. SOLUSDT.",
+        metavar="SYMBOL",
+        autocompletion=bundled_symbols,
+    ),
 ]
 
 
@@ -49,7 +57,11 @@ def metrics_import(
     file: Annotated[Path, typer.Argument(help="A ccxt trades JSON list or a trades CSV(.gz).")],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="ccxt-json or csv [default: from the file name]."),
+        typer.Option(
+            "--format",
+            help="ccxt-json or csv [default: from the file name].",
+            autocompletion=trade_formats,
+        ),
     ] = None,
     source: Annotated[
         str,
@@ -80,7 +92,8 @@ def metrics_import(
     request = service.ImportRequest(
         path=file, fmt=fmt, account=source, symbol=symbol, skip_bad=skip_bad
     )
-    result = service.run(request, home=home, progress=info)
+    with progress("import") as update:
+        result = service.run(request, home=home, progress=info, merged_rows=update)
     if json_output:
         print_json(result.to_dict())
     else:
@@ -111,7 +124,13 @@ def metrics_fetch(
         ),
     ],
     symbol: Annotated[
-        str, typer.Option("--symbol", help="The symbol, e.g. ETHUSDT.", metavar="SYMBOL")
+        str,
+        typer.Option(
+            "--symbol",
+            help="The symbol, e.g. ETHUSDT.",
+            metavar="SYMBOL",
+            autocompletion=bundled_symbols,
+        ),
     ],
     since: Annotated[
         str,
@@ -219,7 +238,7 @@ def metrics_window(
         print_json(result.to_dict())
         return
     document = result.to_dict()
-    info(f"window [{document['window']['start']}, {document['window']['until']})")
+    info(f"window [{human(result.start)}, {human(result.until)})")
     rows = []
     for name, m in document["symbols"].items():
         rows.append(

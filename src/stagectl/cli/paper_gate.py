@@ -128,7 +128,7 @@ def _print_human(result: Any) -> None:
         "30-day paper gate (seed 003 §5.2)",
         ["status", "criterion", "value", "limit", "reason"],
         rows,
-        styles=lambda row: "red" if row[0] == "FAIL" else None,
+        keys=2,
     )
     failed = [c for c in result.rows() if not c.passed]
     if failed:

@@ -16,6 +16,8 @@ from stagectl.cli._common import (
     print_json,
     print_table,
 )
+from stagectl.cli._format import progress
+from stagectl.cli._values import bundled_symbols
 from stagectl.config.limits import MAX_DURATION_S
 
 app = typer.Typer(
@@ -35,6 +37,7 @@ def regime_analyze(
             "--symbol",
             help="The symbol of the candles and the ledger [default: the one the candle files "
             "name]; vouches for files that name none.",
+            autocompletion=bundled_symbols,
         ),
     ] = None,
     candles: Annotated[
@@ -94,7 +97,8 @@ def regime_analyze(
         export_dir=export_dir,
         html=html,
     )
-    result = service.run(request, home=home)
+    with progress("regime-analyze") as update:
+        result = service.run(request, home=home, progress=update)
     for note in result.document["notes"]:
         info(note)
     for path in result.exported:

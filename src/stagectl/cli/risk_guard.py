@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +14,7 @@ from stagectl.cli._common import (
     DryRunOpt,
     HtmlOpt,
     JsonOpt,
+    LimitOpt,
     LiveModeOpt,
     OutOpt,
     RunOpt,
@@ -33,6 +32,7 @@ from stagectl.cli._common import (
     show_report,
     to_jsonable,
 )
+from stagectl.cli._format import human, progress
 from stagectl.cli._observe import (
     MetricsFileOpt,
     Observation,
@@ -41,6 +41,7 @@ from stagectl.cli._observe import (
     record_weekly,
 )
 from stagectl.cli._scheduled import could_not_judge_alert
+from stagectl.cli._values import preset_names, replay_evaluations
 from stagectl.config.home import Home
 from stagectl.domain.types import Mode
 from stagectl.errors import InputError
@@ -84,7 +85,12 @@ def risk_guard(
         str | None, typer.Option("--replay-end", help="Last day of the replay (UTC, inclusive).")
     ] = None,
     evaluation: Annotated[
-        str, typer.Option("--eval", help="Replay evaluation: hourly (every bar) or daily.")
+        str,
+        typer.Option(
+            "--eval",
+            help="Replay evaluation: hourly (every bar) or daily.",
+            autocompletion=replay_evaluations,
+        ),
     ] = "hourly",
     export: Annotated[
         Path | None,
@@ -123,8 +129,10 @@ def risk_guard(
             help="Replay: conservative, balanced or aggressive; its daily loss stop "
             "replaces the breakers' daily stop (implies --breakers).",
             metavar="NAME",
+            autocompletion=preset_names,
         ),
     ] = None,
+    limit: LimitOpt = 20,
     metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Evaluate the runbook's indicators and rules and recommend an action.
@@ -150,7 +158,8 @@ def risk_guard(
         publish = _Publish(home, parse_now(now) or datetime.now(UTC), json_output, out, unsigned)
         guard = _Breakers(breakers or preset is not None, preset)
         outputs = _ReplayOutputs(export, html)
-        _replay(publish, config, (replay_start, replay_end), evaluation, outputs, data, guard)
+        options = _ReplayOptions(evaluation, outputs, data, guard, limit)
+        _replay(publish, config, (replay_start, replay_end), options)
         return
     command = "risk-guard --weekly" if weekly else "risk-guard"
     mode = mode_of(live)
@@ -246,7 +255,7 @@ def _print_live(body: dict[str, Any]) -> None:
         else ""
     )
     typer.echo(
-        f"risk-guard at {_iso(decision['at'])}: {decision['action']} "
+        f"risk-guard at {human(decision['at'])}: {decision['action']} "
         f"(severity {decision['severity']}){mode}"
     )
     if decision["hits"]:
@@ -302,35 +311,6 @@ def _directive_names(directives: list[dict[str, Any]]) -> str:
     )
 
 
-def _iso(value: Any) -> str:
-    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else str(value)
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[int, int], None]]:
-    """A progress indication on stderr: rich on a terminal, a plain line per 10 % otherwise."""
-    if sys.stderr.isatty():
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task("replay", total=1)
-
-            def update(done: int, total: int) -> None:
-                bar.update(task, total=total, completed=done)
-
-            yield update
-        return
-    shown = {-1}
-
-    def plain(done: int, total: int) -> None:
-        step = int(10 * done / total) if total else 10
-        if step not in shown:
-            shown.add(step)
-            info(f"replay: {step * 10} %")
-
-    yield plain
-
-
 @dataclass(frozen=True)
 class _ReplayOutputs:
     """Replay only: the ``--export`` directory and the ``--html`` page."""
@@ -347,14 +327,22 @@ class _Breakers:
     preset: str | None
 
 
+@dataclass(frozen=True)
+class _ReplayOptions:
+    """The replay's own options: evaluation, files, breakers and how many rows to show."""
+
+    evaluation: str
+    outputs: _ReplayOutputs
+    data: Path | None
+    breakers: _Breakers
+    limit: int
+
+
 def _replay(
     publish: _Publish,
     config: Path | None,
     window: tuple[str | None, str | None],
-    evaluation: str,
-    outputs: _ReplayOutputs,
-    data: Path | None,
-    breakers: _Breakers,
+    options: _ReplayOptions,
 ) -> None:
     from stagectl.services.guard import replay as service
 
@@ -365,51 +353,56 @@ def _replay(
         config=config,
         start=start,
         end=end,
-        evaluation=evaluation,
-        data_dir=data,
-        export_dir=outputs.export,
-        breakers=breakers.apply,
-        preset=breakers.preset,
+        evaluation=options.evaluation,
+        data_dir=options.data,
+        export_dir=options.outputs.export,
+        breakers=options.breakers.apply,
+        preset=options.breakers.preset,
     )
-    with _progress() as progress:
-        report = service.run(request, home=publish.home, progress=progress)
+    with progress("replay", plain_lines=True) as update:
+        report = service.run(request, home=publish.home, progress=update)
     info(f"config: {report.config.describe()}; strategy: {report.strategy.describe()}")
     if report.breakers is not None:
         info(f"circuit breakers: {report.breakers['source']}; {report.breakers['note']}")
     envelope = publish.envelope(service.KIND, report.body(), report.inputs)
     for path in report.exported:
         info(f"wrote {path}")
-    if outputs.html is not None:
+    if options.outputs.html is not None:
         from stagectl.reports.charts import write_page
         from stagectl.services.pages.guard import replay as page
 
-        info(f"wrote {write_page(outputs.html, page(report))}")
-    publish.show(envelope, lambda: _print_replay(report.body()))
+        info(f"wrote {write_page(options.outputs.html, page(report))}")
+    publish.show(envelope, lambda: _print_replay(report.body(), options.limit))
 
 
-def _print_replay(body: dict[str, Any]) -> None:
+def _print_replay(body: dict[str, Any], limit: int) -> None:
+    """The summary first (window, counts, guarded vs unguarded), then the detail lists,
+    each cut to ``limit`` rows."""
     summary = body["summary"]
     typer.echo(
-        f"replay {_iso(summary['start'])} .. {_iso(summary['end'])}: {summary['bars']} "
+        f"replay {human(summary['start'])} .. {human(summary['end'])}: {summary['bars']} "
         f"bars, {summary['evaluation']} evaluation, {summary['triggers']} triggers, "
         f"{summary['guard_actions']} guard actions"
     )
+    _print_guarded_vs_unguarded(summary)
     print_table(
         "Triggers (each rule's breach where it starts)",
-        ["time", "rule", "sleeve", "value", "action", "severity"],
+        ["time", "rule", "sleeve", "value", "action, severity"],
         [
-            (_iso(t["at"]), t["rule"], t["sleeve"], t["value"], t["action"], t["severity"])
+            (t["at"], t["rule"], t["sleeve"], t["value"], f"{t['action']} {t['severity']}")
             for t in body["triggers"]
         ],
+        keys=2,
+        limit=limit,
     )
     if "breakers" in body:
-        _print_breaker_firings(body["breakers"])
+        _print_breaker_firings(body["breakers"], limit)
     print_table(
         "Guard actions",
         ["time", "action", "sleeve", "multipliers", "reason"],
         [
             (
-                _iso(a["at"]),
+                a["at"],
                 a["action"],
                 a["sleeve"],
                 " ".join(f"{s}={m:g}" for s, m in a["multipliers"].items()),
@@ -417,14 +410,19 @@ def _print_replay(body: dict[str, Any]) -> None:
             )
             for a in body["actions"]
         ],
+        keys=2,
+        limit=limit,
     )
+
+
+def _print_guarded_vs_unguarded(summary: dict[str, Any]) -> None:
     rows = [
         (
             name,
             fmt_pct(summary[key]["total_return"]),
             fmt_fixed(summary[key]["sharpe"]),
             fmt_pct(summary[key]["max_drawdown"]),
-            fmt_fixed(summary[key]["final_equity"]),
+            summary[key]["final_equity"],
         )
         for name, key in (("unguarded", "unguarded"), ("guarded", "guarded"))
     ]
@@ -434,7 +432,7 @@ def _print_replay(body: dict[str, Any]) -> None:
     print_table(title, ["", "total return", "Sharpe", "max drawdown", "final equity"], rows)
 
 
-def _print_breaker_firings(section: dict[str, Any]) -> None:
+def _print_breaker_firings(section: dict[str, Any], limit: int) -> None:
     counts = ", ".join(f"{name} {count}" for name, count in section["firing_counts"].items())
     before = section["without_breakers"]
     typer.echo(
@@ -451,6 +449,8 @@ def _print_breaker_firings(section: dict[str, Any]) -> None:
             (f["time"], f["breaker"], f"{f['value']:.4g}", f"{f['threshold']:.4g}")
             for f in section["firings"]
         ],
+        keys=2,
+        limit=limit,
     )
 
 

@@ -23,13 +23,14 @@ from stagectl.cli._common import (
     parse_duration,
     parse_utc,
     print_json,
-    print_lines,
     quoted,
     stdout_is_tty,
 )
+from stagectl.cli._format import fmt_time, print_fields, progress_columns
 from stagectl.cli._live_steps import LiveSteps
 from stagectl.cli._logs import WARNING
 from stagectl.cli._observe import observed
+from stagectl.cli._values import replay_speeds
 from stagectl.errors import InputError, Interrupted
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -128,6 +129,7 @@ def run_live(
             "--speed",
             help="Replay speed: max, or Nx (3600x = one 1h bar a second).",
             metavar="SPEED",
+            autocompletion=replay_speeds,
         ),
     ] = "max",
     start: Annotated[
@@ -274,17 +276,9 @@ def run_live(
         if json_output:
             print_json(summary)
         else:
-            print_lines(
-                [f"{key}: {_text(value)}" for key, value in summary.items() if key != "notes"]
-            )
+            print_fields({key: value for key, value in summary.items() if key != "notes"})
         if stop.signum is not None:  # aborted, or a signal that came as the last bar ended
             raise Interrupted(stop.signum)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
-    return "-" if value is None else str(value)
 
 
 def _check_live_options(replay_data: Path | None, speed: str) -> None:
@@ -341,17 +335,22 @@ class _StopFlag:
 
 
 class _View:
-    """A rich live panel on a terminal; a plain line per day of bars on stderr otherwise."""
+    """A rich live panel on a terminal (sleeves, the latest events and, for a replay,
+    bars done/total with an ETA); a plain line per day of bars on stderr otherwise."""
 
     def __init__(self, *, rich: bool) -> None:
         self.rich = rich and os.environ.get("TERM") != "dumb"
         self.live: Any = None
+        self.bars: Any = None
         self.events: list[str] = []
 
     def __enter__(self) -> _View:
         if self.rich:
             from rich.live import Live
+            from rich.progress import Progress
 
+            self.bars = Progress(*progress_columns())
+            self.bars.add_task("bars", total=None)
             self.live = Live(refresh_per_second=4, transient=False)
             self.live.__enter__()
         return self
@@ -364,22 +363,22 @@ class _View:
         recon = outcome["reconciliation"]
         margin = outcome["margin"]
         line = (
-            f"{data.ts:%Y-%m-%d %H:%M}Z equity {float(recon['equity_broker']):.2f} "
-            f"drift {recon['drift_usd']:+.6f} margin {margin['utilization_pct']:.2f}% "
-            f"({margin['window']}) sent {outcome['sent']} fills {outcome['fills']}"
+            f"{fmt_time(data.ts)} equity {float(recon['equity_broker']):.2f} "
+            f"drift {recon['drift_usd']:+.2f} margin {margin['utilization_pct']:.2f}% "
+            f"{margin['window']} sent {outcome['sent']} fills {outcome['fills']}"
         )
         if outcome["sent"] or outcome["fills"] or margin["transition"]:
             self.events = [*self.events[-7:], line]
         if self.live is not None:
             self.live.update(self._panel(data, outcome, line))
         elif data.index % 24 == 0 or outcome["sent"]:
-            info(line)
+            info(line if data.total is None else f"bar {data.index + 1}/{data.total} {line}")
 
     def _panel(self, data: Any, outcome: dict[str, Any], line: str) -> Any:
         from rich.console import Group
         from rich.table import Table
 
-        table = Table(title=f"run-live  {data.ts:%Y-%m-%d %H:%M}Z")
+        table = Table(title=f"run-live  {fmt_time(data.ts)}")
         for column in ("sleeve", "target", "qty", "mark", "sleeve equity"):
             table.add_column(column)
         for symbol, sleeve in outcome["sleeves"].items():
@@ -390,4 +389,7 @@ class _View:
                 f"{sleeve['mark']:.4f}",
                 f"{sleeve['equity']:.2f}",
             )
-        return Group(table, line, *self.events)
+        if data.total is None:
+            return Group(table, line, *self.events)
+        self.bars.update(self.bars.task_ids[0], total=data.total, completed=data.index + 1)
+        return Group(table, line, *self.events, self.bars.get_renderable())

@@ -21,6 +21,7 @@ from stagectl.cli._common import (
     print_lines,
     print_table,
 )
+from stagectl.cli._values import preset_names
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -159,6 +160,7 @@ def record_backtest(
             "--preset",
             help="conservative, balanced or aggressive (implies --breakers).",
             metavar="NAME",
+            autocompletion=preset_names,
         ),
     ] = None,
     data_dir: CandleDataOpt = None,

@@ -22,6 +22,8 @@ from stagectl.cli._common import (
     publish_envelope,
     show_report,
 )
+from stagectl.cli._format import progress
+from stagectl.cli._values import scenario_names
 from stagectl.config.limits import MAX_MAGNITUDE
 from stagectl.errors import EXIT_CHECK_FAILED
 
@@ -40,7 +42,10 @@ def stress_lab(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            "--scenario", help="Run only this scenario (repeatable) [default: all].", metavar="NAME"
+            "--scenario",
+            help="Run only this scenario (repeatable) [default: all].",
+            metavar="NAME",
+            autocompletion=scenario_names,
         ),
     ] = None,
     positions: Annotated[
@@ -138,7 +143,8 @@ def stress_lab(
         compare=compare,
         publish="--out" if out is not None else "--html" if html is not None else None,
     )
-    result = service.run(request, home=home)
+    with progress("stress-lab") as update:
+        result = service.run(request, home=home, progress=update)
     info(f"config: {result.verification.config.describe()}")
     if result.blocked:
         _blocked(result.blocked_document(), json_output)

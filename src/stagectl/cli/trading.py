@@ -22,6 +22,7 @@ from stagectl.cli._common import (
     print_lines,
     print_table,
 )
+from stagectl.cli._format import human
 from stagectl.domain.types import Mode
 
 if TYPE_CHECKING:
@@ -215,14 +216,18 @@ def incidents(
 def _show_incident(incident: Any) -> None:
     lines = [
         f"incident {incident.id}: {incident.severity} {incident.rule} -> {incident.action}",
-        f"at: {incident.ts:%Y-%m-%d %H:%M:%S}Z",
+        f"at: {human(incident.ts)}",
         f"run: {incident.run_id or '-'}; guard decision: {incident.guard_decision_id or '-'}",
-        f"value: {incident.indicator_value if incident.indicator_value is not None else '-'}",
+        f"value: {human(incident.indicator_value)}",
         f"message: {incident.message}",
     ]
-    lines += [f"market {key}: {value}" for key, value in incident.market_state.items()]
+    for key, value in incident.market_state.items():
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+            lines += [f"market {key} {name}: {human(part)}" for name, part in value.items()]
+        else:
+            lines.append(f"market {key}: {human(value)}")
     lines.append(f"fills (last 24 h): {len(incident.fills)}")
-    lines += [f"  {fill}" for fill in incident.fills]
+    lines += [f"  {human(fill)}" for fill in incident.fills]
     print_lines(lines)
 
 
@@ -342,7 +347,7 @@ def _show_restart(result: RestartResult, as_json: bool) -> None:
             ids = ", ".join(str(d.id) for d in result.latched_by)
             print_table(
                 f"restart conditions ({result.mode}, latched by FLATTEN_ALL {ids}; "
-                f"as of {result.as_of:%Y-%m-%d %H:%M} UTC, backtest {result.window})",
+                f"as of {result.as_of:%Y-%m-%dT%H:%M}Z, backtest {result.window})",
                 ("condition", "required", "found", "result"),
                 [
                     (c.condition, c.required, c.found, "pass" if c.passed else "FAIL")

@@ -111,7 +111,7 @@ def _print_human(body: dict[str, Any]) -> None:
         "Stage6 threshold audit",
         ["status", "check", "expected", "actual", "message"],
         rows,
-        styles=lambda row: "red" if row[0] == "FAIL" else None,
+        keys=2,
     )
     if "sign_off" in body:
         typer.echo(f"signed off by: {body['sign_off']['signed_off_by']}")

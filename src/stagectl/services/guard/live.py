@@ -302,7 +302,7 @@ def _escalate(
     lines = [f"stagectl risk-guard: ESCALATED ({len(overdue)} directive(s) unanswered)"]
     lines += [
         f"- directive {d.id} {d.action}{' ' + d.sleeve if d.sleeve else ''} ({d.mode}), "
-        f"pending since {d.ts:%Y-%m-%d %H:%M} UTC: stagectl trading confirm {d.id} --by NAME"
+        f"pending since {d.ts:%Y-%m-%dT%H:%M}Z: stagectl trading confirm {d.id} --by NAME"
         for d in overdue
     ]
     from stagectl.services.guard import alerts

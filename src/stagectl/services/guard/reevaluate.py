@@ -161,7 +161,7 @@ def _shown(value: float | None) -> str:
 
 
 def _next(d: RiskDirective, config: RiskGuardConfig, now: datetime) -> str:
-    return f"next review {now + period(d.action, config):%Y-%m-%d %H:%M} UTC"
+    return f"next review {now + period(d.action, config):%Y-%m-%dT%H:%M}Z"
 
 
 def _review_reduce(

@@ -111,13 +111,15 @@ def run(
     home: Home,
     progress: Progress | None = None,
     after_merge: Callable[[MergeStep], None] | None = None,
+    merged_rows: Callable[[int, int], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ImportResult:
     """Validate ``request.path`` and record its fills; InputError on the first bad row or
     conflicting trade.
 
     ``after_merge`` is called after each merge transaction commits (progress, and the
-    tests' way to stop an import half-way); ``clock`` is now, which bounds the trades'
+    tests' way to stop an import half-way), and ``merged_rows(done, total)`` with the
+    rows merged so far and the file's rows; ``clock`` is now, which bounds the trades'
     times (at most a day ahead)."""
     from stagectl.state.ledger_imports import ImportKey
 
@@ -146,7 +148,7 @@ def run(
         bad_rows_error=lambda bad: _bad_rows_error(path, bad),
         names=RowNames(row=lambda n: f"{path}:{n}", first=first),
         progress=progress,
-        after_merge=after_merge,
+        after_merge=_counting(after_merge, merged_rows, trades.rows),
     )
     return ImportResult(
         path=request.path,
@@ -160,6 +162,23 @@ def run(
         merge_transactions=recorded.merge_transactions,
         longest_write_s=recorded.longest_write_s,
     )
+
+
+def _counting(
+    after_merge: Callable[[MergeStep], None] | None,
+    merged_rows: Callable[[int, int], None] | None,
+    rows: int,
+) -> Callable[[MergeStep], None] | None:
+    """``after_merge``, also telling ``merged_rows`` how far the merge is."""
+    if merged_rows is None:
+        return after_merge
+
+    def merged(step: MergeStep) -> None:
+        merged_rows(step.merged_rows, rows)
+        if after_merge is not None:
+            after_merge(step)
+
+    return merged
 
 
 def check_account(account: str) -> None:

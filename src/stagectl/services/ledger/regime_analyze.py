@@ -26,6 +26,7 @@ and the result lists what it wrote (``exported``, ``html``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from functools import partial
@@ -378,18 +379,26 @@ def _pnl_side(joined: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return document, tables
 
 
-def run(request: RegimeRequest, *, home: Home) -> RegimeResult:
-    """Analyse, then write the ``--export`` files and the ``--html`` page when asked."""
-    result = _analyse(request, home)
+def run(
+    request: RegimeRequest, *, home: Home, progress: Callable[[int, int], None] | None = None
+) -> RegimeResult:
+    """Analyse, then write the ``--export`` files and the ``--html`` page when asked.
+
+    ``progress(done, total)`` is told of each stage: candles read and bucketed, PnL
+    windows joined, files written."""
+    stage = progress or (lambda done, total: None)
+    stage(0, 3)
+    result = _analyse(request, home, stage)
     if request.export_dir is not None:
         result = replace(result, exported=tuple(_export(result, request.export_dir)))
     if request.html is not None:
         _write_html(result, request.html)
         result = replace(result, html=request.html)
+    stage(3, 3)
     return result
 
 
-def _analyse(request: RegimeRequest, home: Home) -> RegimeResult:
+def _analyse(request: RegimeRequest, home: Home, stage: Callable[[int, int], None]) -> RegimeResult:
     from stagectl.config.loader import load_maker
 
     config, source = load_maker(home, request.config)
@@ -398,6 +407,7 @@ def _analyse(request: RegimeRequest, home: Home) -> RegimeResult:
     symbol, notes = resolve_symbol(candles, request.symbol)
     notes += candles.notes
     candle_doc, bars, _ = _candle_side(candles, config)
+    stage(1, 3)
     if request.windows_csv is not None:
         windows, origin = _read_windows_csv(request.windows_csv), str(request.windows_csv)
     else:
@@ -427,6 +437,7 @@ def _analyse(request: RegimeRequest, home: Home) -> RegimeResult:
             "windows_outside_candles": outside,
             **pnl_doc,
         }
+    stage(2, 3)
     return RegimeResult(
         document=document,
         bars=bars,

@@ -61,6 +61,8 @@ class StepData:
     ts: datetime
     close_ts: datetime
     sleeves: dict[str, SleeveBar]
+    total: int | None = None
+    """How many bars the run has (a replay's window); None: open-ended (live)."""
 
 
 class ReplayFeed:
@@ -155,7 +157,7 @@ class ReplayFeed:
                 replay_position=row["replay"][k],
                 prev_spread_bps=row["spread"][k],
             )
-        return StepData(k, ts, close_ts, sleeves)
+        return StepData(k, ts, close_ts, sleeves, total=len(self.index))
 
 
 def _settlements(rates: pd.Series) -> list[tuple[datetime, Decimal]]:

@@ -126,7 +126,7 @@ class LoopGuard:
         said = None if quiet else f"{decision['action']} ({decision['severity']}): {rules}"
         if said != self.last_said:
             told = said or f"{decision['action']} (back from {self.last_said})"
-            lines.append(f"risk guard {close_ts:%Y-%m-%d %H:%M}Z: {told}")
+            lines.append(f"risk guard {close_ts:%Y-%m-%dT%H:%M}Z: {told}")
         self.last_said = said
         lines += [directive_line(d) for d in [*written.directives, *reviewed]]
         lines += escalation_lines(notifications)
@@ -149,7 +149,7 @@ def directive_line(d: dict[str, Any]) -> str:
     if d.get("step") in REVIEW_STEPS:
         return f"{name} {d['step']}: {d['note']}"
     when = (
-        f" until {d['confirm_by']:%Y-%m-%d %H:%M}Z"
+        f" until {d['confirm_by']:%Y-%m-%dT%H:%M}Z"
         if d["confirm_by"]
         else " (paper: executes at the next bar)"
     )
@@ -177,7 +177,7 @@ def latch(ctx: LiveContext, close_ts: datetime, positions: dict[str, Position]) 
         ctx.write("latch the flattened book", lambda: _execute(ctx, to_execute, close_ts))
         ids = ", ".join(str(d.id) for d in to_execute) or "in force"
         return [
-            f"FLATTEN_ALL {ids} executed at {close_ts:%Y-%m-%d %H:%M}Z: the book is flat; "
+            f"FLATTEN_ALL {ids} executed at {close_ts:%Y-%m-%dT%H:%M}Z: the book is flat; "
             f"{ctx.mode} trading latched HALTED (restart: stagectl trading enable "
             f"--{ctx.mode} --signed-off-by NAME --cause TEXT)"
         ]

@@ -280,13 +280,13 @@ class _Tally:
         if state is not None and state != self.trading_state:
             if self.trading_state is not None:
                 lines.append(
-                    f"{data.ts:%Y-%m-%d %H:%M}Z trading state {self.trading_state} -> {state}"
+                    f"{data.ts:%Y-%m-%dT%H:%M}Z trading state {self.trading_state} -> {state}"
                 )
             self.trading_state = state
         if multipliers is not None and multipliers != self.multipliers:
             if self.multipliers is not None:
                 shown = ", ".join(f"{s} x{m:g}" for s, m in multipliers.items())
-                lines.append(f"{data.ts:%Y-%m-%d %H:%M}Z risk directives: {shown}")
+                lines.append(f"{data.ts:%Y-%m-%dT%H:%M}Z risk directives: {shown}")
             self.multipliers = dict(multipliers)
         return lines
 

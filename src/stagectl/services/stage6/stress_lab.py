@@ -27,6 +27,7 @@ worsened it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -123,15 +124,24 @@ class StressLabResult:
         }
 
 
-def run(request: StressRequest, *, home: Home) -> StressLabResult:
-    """Verify, then run the scenarios; a blocked result carries only the verification."""
+def run(
+    request: StressRequest, *, home: Home, progress: Callable[[int, int], None] | None = None
+) -> StressLabResult:
+    """Verify, then run the scenarios; a blocked result carries only the verification.
+
+    ``progress(done, total)`` is told of each stage: verified, market loaded, scenarios
+    prepared, evaluated."""
     from stagectl.config.stress_scenarios import load_stress_scenarios
+
+    stage = progress or (lambda done, total: None)
+    stage(0, 4)
 
     verification = verify_thresholds.run(
         verify_thresholds.VerifyThresholdsRequest(config=request.config), home=home
     )
     if not verification.passed:
         return StressLabResult(verification)
+    stage(1, 4)
     gate = compliance.check(verification.config, home=home)
     if request.publish is not None:
         gate.require(f"stress-lab {request.publish}")
@@ -144,11 +154,13 @@ def run(request: StressRequest, *, home: Home) -> StressLabResult:
     market = market_intel.load_market(symbols, request.data_dir)
     now = request.now if request.now is not None else market.default_now()
     intel = market_intel.compute(market, now, core)
+    stage(2, 4)
     current = {s.symbol: s for s in intel.snapshots}
     prepared = [
         *_hypothetical(names, scenarios_cfg, core, current, intel.aggregate),
         *historical_scenarios(names, scenarios_cfg, core, market, now, current),
     ]
+    stage(3, 4)
     thresholds = _thresholds(core)
     unstressed = _baseline_prepared(current, intel.aggregate)
     baseline = evaluate_scenario(unstressed, thresholds, None)
@@ -156,6 +168,7 @@ def run(request: StressRequest, *, home: Home) -> StressLabResult:
     portfolio = _portfolio_section(positions, request, scenarios_cfg, market, now, current)
     for result, p in zip([baseline, *results], [unstressed, *prepared], strict=True):
         result["portfolio"] = _impact(p, positions, portfolio, scenarios_cfg, current)
+    stage(4, 4)
     body: dict[str, Any] = {
         "verdict": build_verdict(core, verification, gate, baseline, results, now),
         "market": _market_section(intel, market, now, request.now is not None, thresholds),
@@ -193,6 +206,21 @@ def _check_governed_scenarios(core: CoreConfig, cfg: StressScenariosConfig, path
             "defined here; every stress_lab.scenarios entry of core.yaml needs one",
             where=str(path),
         )
+
+
+def scenario_names(
+    home: Home,
+    *,
+    config: Path | None = None,
+    scenarios_file: Path | None = None,
+    data_dir: Path | None = None,
+) -> list[str]:
+    """Every name ``--scenario`` takes with these configs and data (shell completion)."""
+    from stagectl.config.stress_scenarios import load_stress_scenarios
+
+    core, _ = load_core(home, config)
+    scenarios_cfg, _ = load_stress_scenarios(home, scenarios_file)
+    return _scenario_names(scenarios_cfg, market_intel.select_symbols(core, data_dir))
 
 
 def _scenario_names(cfg: StressScenariosConfig, symbols: list[str]) -> list[str]:

@@ -292,7 +292,7 @@ def escalate_overdue(
                 "escalated",
                 now,
                 by="risk-guard",
-                note=f"no answer since {d.ts:%Y-%m-%d %H:%M} UTC (deadline "
+                note=f"no answer since {d.ts:%Y-%m-%dT%H:%M}Z (deadline "
                 f"{d.confirm_by:%H:%M}); confirm or cancel it: stagectl trading confirm|cancel "
                 f"{d.id}",
                 severity="CRITICAL",

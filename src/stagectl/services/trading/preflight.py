@@ -534,7 +534,9 @@ def _reconciliation(path: StateLocation, stage3: Any, mode: str) -> Check:
     except (KeyError, ArithmeticError, ValueError) as error:
         return Check(name, "FAIL", f"reconciliation record unreadable ({error})")
     drift = broker - ledger
-    detail = f"run {latest[0].run_id}: equity {broker} vs ledger {ledger:.6f}, drift {drift:.6f}"
+    detail = (
+        f"run {latest[0].run_id}: equity {broker:.6f} vs ledger {ledger:.6f}, drift {drift:.6f}"
+    )
     if abs(drift) > Decimal(repr(tolerance)):
         return Check(name, "FAIL", f"{detail} USD > {tolerance}")
     return Check(name, "PASS", f"{detail} USD within {tolerance}")

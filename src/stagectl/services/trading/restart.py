@@ -216,7 +216,7 @@ def strategy_backtest(
         initial_equity=strategy.initial_equity_usd,
         signal_delay=strategy.execution.signal_delay_bars,
     )
-    return result, f"{info.start:%Y-%m-%d %H:%M} .. {info.end:%Y-%m-%d %H:%M} UTC"
+    return result, f"{info.start:%Y-%m-%dT%H:%M}Z .. {info.end:%Y-%m-%dT%H:%M}Z"
 
 
 def _restart(
