@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -93,12 +94,25 @@ def fingerprint(run: service.BacktestRun) -> dict[str, Any]:
     result = run.result
     trades = result.trades.reset_index(drop=True)
     return {
-        "metrics": json.loads(json.dumps(run.metrics, default=_number)),
+        "metrics": _portable(json.loads(json.dumps(run.metrics, default=_number))),
         "index": [str(result.equity.index[0]), str(result.equity.index[-1]), len(result.equity)],
         "weights": result.weights,
         "series": {name: _series_print(values) for name, values in _columns(result)},
         "trades": _trades_print(trades),
     }
+
+
+_ABSOLUTE_PATH = re.compile(r"(?:/[^\s/]+)+/(?=[^\s/]+)")
+
+
+def _portable(value: Any) -> Any:
+    """``value`` with each absolute path cut to its file name: a config's source names the
+    checkout it was read from, which is no result."""
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    return _ABSOLUTE_PATH.sub("", value) if isinstance(value, str) else value
 
 
 def _trades_print(trades: pd.DataFrame) -> dict[str, Any]:

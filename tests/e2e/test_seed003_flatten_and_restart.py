@@ -10,7 +10,7 @@ from tests.e2e.conftest import SIGNER, Operator
 
 DRILL_LIMIT = 0.2  # running drawdown limit of the drill, in % (the runbook's is 12)
 START, END = "2024-02-06", "2024-03-06"
-TRIGGER, FLAT = "2024-02-18 13:00Z", "2024-02-18 14:00Z"
+TRIGGER, FLAT = "2024-02-18T13:00Z", "2024-02-18T14:00Z"
 
 
 def _drill_configs(operator: Operator) -> str:

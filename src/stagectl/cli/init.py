@@ -52,7 +52,7 @@ def init(
     json_output: JsonOpt = False,
 ) -> None:
     """Create a stagectl home: config/ (the default configs), state/stagectl.db, artifacts/
-    (and stage3.yaml's artifacts.dir, artifacts/stage3), reports/, logs/.
+    (and stage3.yaml's artifacts.dir, artifacts/stage3), reports/, logs/, metrics/.
 
     Safe to run again: existing config files are kept (and listed) unless --force, and
     the state database is only migrated to the latest schema. --with-units rewrites
