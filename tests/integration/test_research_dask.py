@@ -1,0 +1,146 @@
+"""Research pieces as Dask tasks give exactly the serial results (issue 15, item 4).
+
+One two-process LocalCluster on 127.0.0.1 serves the whole module (it starts in seconds);
+each test compares a command's serial result with the same request run on it, on the
+bundled data: walk-forward folds, CPCV paths and PBO, the audit table, grid rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stagectl.config.home import Home
+from stagectl.errors import InputError, Interrupted
+from stagectl.services.research import audit, cpcv, grid, walk_forward
+from stagectl.services.research.parallel import Parallelism, Piece, open_executor
+
+distributed = pytest.importorskip("distributed")
+
+GRID = """\
+parameters:
+  lookback_scale: [0.5, 1, 2]
+  debounce_bars: [1, 2, 4]
+symbols: [ETHUSDT, SOLUSDT]
+periods:
+  - {name: "2025H1", start: 2025-01-01, end: 2025-06-30}
+"""
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def home_dir(tmp_path: Path) -> Home:
+    return Home.resolve(tmp_path)
+
+
+def _on(scheduler: str) -> Parallelism:
+    return Parallelism(scheduler=scheduler)
+
+
+def test_walk_forward_folds_on_dask_equal_the_serial_folds(scheduler: str, home_dir: Home) -> None:
+    request = walk_forward.WalkForwardRequest()
+    serial = walk_forward.run(request, home=home_dir)
+    lines: list[str] = []
+    parallel = walk_forward.run(
+        replace(request, parallelism=_on(scheduler)), home=home_dir, report=lines.append
+    )
+    assert parallel.body == serial.body
+    assert parallel.oos_returns.equals(serial.oos_returns)
+    assert len(serial.rows) > 10
+    folds = len(serial.rows)
+    assert lines[0] == f"running on the Dask cluster at {scheduler}"
+    assert lines[-1] == f"walk-forward folds: {folds}/{folds} done"
+
+
+def test_cpcv_paths_and_pbo_on_dask_equal_the_serial_ones(scheduler: str, home_dir: Home) -> None:
+    request = cpcv.CpcvRequest(folds=6, test_folds=2)
+    serial = cpcv.run(request, home=home_dir)
+    parallel = cpcv.run(replace(request, parallelism=_on(scheduler)), home=home_dir)
+    assert parallel.body["paths"] == serial.body["paths"]
+    assert parallel.body["pbo"] == serial.body["pbo"]
+    assert serial.body["pbo"]["pbo"] is not None
+    assert parallel.body == serial.body
+
+
+def test_audit_rows_on_dask_equal_the_serial_rows(scheduler: str, home_dir: Home) -> None:
+    request = audit.AuditRequest()
+    serial = audit.run(request, home=home_dir)
+    parallel = audit.run(replace(request, parallelism=_on(scheduler)), home=home_dir)
+    assert parallel.body["table"] == serial.body["table"]
+    assert parallel.body == serial.body
+
+
+def test_grid_rows_on_dask_equal_the_serial_rows(
+    scheduler: str, home_dir: Home, tmp_path: Path
+) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(GRID)
+    request = grid.GridRequest(grid=path)
+    serial = grid.run(request, home=home_dir)
+    parallel = grid.run(replace(request, parallelism=_on(scheduler)), home=home_dir)
+    assert len(serial.rows) == 18
+    assert [r.symbol for r in serial.rows[:2]] == ["ETHUSDT", "SOLUSDT"]
+    assert parallel.rows == serial.rows
+    assert parallel.body == serial.body
+
+
+def test_a_failing_grid_cell_on_dask_names_its_cell(
+    scheduler: str, home_dir: Home, tmp_path: Path
+) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "parameters: {debounce_bars: [2]}\nsymbols: [SOLUSDT]\n"
+        "periods: [{name: '2019', start: 2019-01-01, end: 2019-12-31}]\n"
+    )
+    request = grid.GridRequest(grid=path, parallelism=_on(scheduler))
+    with pytest.raises(InputError) as caught:
+        grid.run(request, home=home_dir)
+    assert str(caught.value).startswith(
+        "grid cell debounce_bars=2 SOLUSDT 2019: --start/--end: fewer than 2 common bars"
+    )
+
+
+def _slow(seconds: float, _: int) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def _scheduler_tasks(dask_scheduler: Any) -> int:
+    return len(dask_scheduler.tasks)
+
+
+def test_an_interruption_cancels_the_clusters_outstanding_tasks(scheduler: str) -> None:
+    def interrupt(line: str) -> None:
+        if "done" in line:
+            raise Interrupted(2)
+
+    pieces = [Piece(f"piece {n}", n) for n in range(8)]
+    with pytest.raises(Interrupted) as caught, open_executor(_on(scheduler), interrupt) as ex:
+        ex.map(_slow, 0.5, pieces, what="slow pieces")
+    with distributed.Client(scheduler, timeout=10) as client:
+        deadline = time.monotonic() + 30
+        while client.run_on_scheduler(_scheduler_tasks) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.run_on_scheduler(_scheduler_tasks) == 0
+    assert caught.value.signum == 2
