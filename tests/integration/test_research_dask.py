@@ -8,18 +8,21 @@ bundled data: walk-forward folds, CPCV paths and PBO, the audit table, grid rows
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from stagectl.config.home import Home
 from stagectl.errors import InputError, Interrupted
 from stagectl.services.research import audit, cpcv, grid, walk_forward
 from stagectl.services.research.parallel import Parallelism, Piece, open_executor
+from tests.conftest import Run
 
 distributed = pytest.importorskip("distributed")
 
@@ -40,7 +43,8 @@ def scheduler() -> Iterator[str]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
         silence_logs=logging.ERROR,
     )
     try:
@@ -144,3 +148,55 @@ def test_an_interruption_cancels_the_clusters_outstanding_tasks(scheduler: str) 
             time.sleep(0.1)
         assert client.run_on_scheduler(_scheduler_tasks) == 0
     assert caught.value.signum == 2
+
+
+def test_backtest_grid_cli_on_a_scheduler_prints_the_serial_document(
+    run: Run, home: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = home / "grid.yaml"
+    path.write_text(GRID)
+    serial = run(["backtest", "--grid", path, "--json"])
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", scheduler)
+    parallel = run(["backtest", "--grid", path, "--json"])
+    assert serial.exit_code == parallel.exit_code == 0, serial.stderr + parallel.stderr
+    assert parallel.json()["body"] == serial.json()["body"]
+    lines = parallel.stderr.splitlines()
+    assert lines[0] == f"running on the Dask cluster at {scheduler}"
+    assert "backtest-grid cells: 18/18 done" in lines
+
+
+def _listening(process: psutil.Process) -> set[str]:
+    return {
+        connection.laddr.ip
+        for connection in process.net_connections(kind="inet")
+        if connection.status == psutil.CONN_LISTEN
+    }
+
+
+def test_workers_start_a_local_cluster_listening_on_loopback_only() -> None:
+    lines: list[str] = []
+    me = psutil.Process()
+    before = {child.pid for child in me.children(recursive=True)}
+    with open_executor(Parallelism(workers=2), lines.append) as executor:
+        assert executor.map(_slow, 0.0, [Piece("piece", 0)], what="x") == [0.0]
+        started = [c for c in me.children(recursive=True) if c.pid not in before]
+        addresses = set().union(*(_listening(p) for p in [me, *started]))
+    assert len(started) >= 2
+    assert addresses == {"127.0.0.1"}
+    assert lines[0] == "running on a local Dask cluster of 2 worker processes"
+
+
+def test_an_unreachable_scheduler_is_an_external_failure(run: Run, unused_port: int) -> None:
+    result = run(["walk-forward", "--fixed", "--scheduler", f"tcp://127.0.0.1:{unused_port}"])
+    assert result.exit_code == 3
+    assert result.stderr.startswith(
+        f"stagectl: --scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:{unused_port}"
+    )
+
+
+@pytest.fixture
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

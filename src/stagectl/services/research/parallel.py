@@ -8,8 +8,8 @@ each. :func:`open_executor` gives the one way to run them (docs/research.md,
 
 - serially, in order, when one worker is asked for or dask is not installed (then with
   a one-line notice saying how to enable it);
-- on a local cluster of ``workers`` processes (``distributed.LocalCluster``, 127.0.0.1
-  only, no dashboard), started for the command and closed after it;
+- on a local cluster of ``workers`` processes (``distributed.LocalCluster``: every port
+  on 127.0.0.1, no dashboard), started for the command and closed after it;
 - on an existing cluster at ``scheduler`` (``tcp://HOST:PORT``).
 
 Both paths call the same task on the same input, so the results are equal (the tests
@@ -40,7 +40,7 @@ R = TypeVar("R")
 Report = Callable[[str], None]
 
 INSTALL_HINT = "pip install 'stagectl[dist]'"
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
 SCHEDULER_SCHEMES = ("tcp://", "tls://")
 
 
@@ -237,7 +237,10 @@ def _client(distributed: Any, parallelism: Parallelism) -> Iterator[Any]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # The scheduler always serves /health and /metrics over HTTP: on a free port of
+        # 127.0.0.1 (not 8787 on every interface), and without the dashboard.
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
         silence_logs=logging.ERROR,
     )
     try:
