@@ -8,7 +8,11 @@ bundled data: walk-forward folds, CPCV paths and PBO, the audit table, grid rows
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -173,19 +177,6 @@ def _listening(process: psutil.Process) -> set[str]:
     }
 
 
-def test_workers_start_a_local_cluster_listening_on_loopback_only() -> None:
-    lines: list[str] = []
-    me = psutil.Process()
-    before = {child.pid for child in me.children(recursive=True)}
-    with open_executor(Parallelism(workers=2), lines.append) as executor:
-        assert executor.map(_slow, 0.0, [Piece("piece", 0)], what="x") == [0.0]
-        started = [c for c in me.children(recursive=True) if c.pid not in before]
-        addresses = set().union(*(_listening(p) for p in [me, *started]))
-    assert len(started) >= 2
-    assert addresses == {"127.0.0.1"}
-    assert lines[0] == "running on a local Dask cluster of 2 worker processes"
-
-
 def test_an_unreachable_scheduler_is_an_external_failure(run: Run, unused_port: int) -> None:
     result = run(["walk-forward", "--fixed", "--scheduler", f"tcp://127.0.0.1:{unused_port}"])
     assert result.exit_code == 3
@@ -200,3 +191,42 @@ def unused_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+def test_workers_run_a_loopback_cluster_that_ctrl_c_stops_with_exit_130(home: Path) -> None:
+    """--workers 2 starts worker processes listening on 127.0.0.1 only; SIGINT to the whole
+    process group, as a terminal sends it: the workers ignore it, the command cancels
+    their tasks, closes the cluster and exits 130, without a traceback."""
+    path = home / "grid.yaml"
+    path.write_text(GRID.replace("symbols:", "  cost_multiplier: [1, 1.5, 2]\nsymbols:"))
+    command = [sys.executable, "-m", "stagectl", "backtest", "--grid", str(path), "--workers", "2"]
+    process = subprocess.Popen(
+        command, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    seen = [process.stderr.readline() for _ in range(2)]
+    assert seen[0] == "running on a local Dask cluster of 2 worker processes\n", seen
+    assert seen[1].startswith("backtest-grid cells: "), seen
+    command_process = psutil.Process(process.pid)
+    workers = command_process.children(recursive=True)
+    addresses = set().union(*(_listening(p) for p in [command_process, *workers]))
+    os.killpg(process.pid, signal.SIGINT)
+    _, rest = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest
+    assert rest.splitlines()[-1] == "stagectl: interrupted"
+    assert len(workers) >= 2
+    assert addresses == {"127.0.0.1"}
+    deadline = time.monotonic() + 30
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(process.pid)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -41,6 +41,12 @@ Report = Callable[[str], None]
 
 INSTALL_HINT = "pip install 'stagectl[dist]'"
 CONNECT_TIMEOUT_S = 5
+SILENCED = logging.CRITICAL + 1
+"""The local cluster's own log lines stay off the command's stderr (one is a CRITICAL
+traceback when Ctrl-C closes the client during a scatter): a piece's error reaches the
+user as that piece's one-line error."""
+WORKER_PRELOAD = "stagectl.services.research.dask_worker"
+"""Local workers ignore the terminal's Ctrl-C; this process handles it."""
 SCHEDULER_SCHEMES = ("tcp://", "tls://")
 
 
@@ -241,7 +247,8 @@ def _client(distributed: Any, parallelism: Parallelism) -> Iterator[Any]:
         # 127.0.0.1 (not 8787 on every interface), and without the dashboard.
         dashboard_address="127.0.0.1:0",
         scheduler_kwargs={"dashboard": False},
-        silence_logs=logging.ERROR,
+        silence_logs=SILENCED,
+        preload=[WORKER_PRELOAD],
     )
     try:
         client = distributed.Client(cluster)
