@@ -7,7 +7,6 @@ bundled data: walk-forward folds, CPCV paths and PBO, the audit table, grid rows
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -25,10 +24,16 @@ import pytest
 from stagectl.config.home import Home
 from stagectl.errors import InputError, Interrupted
 from stagectl.services.research import audit, cpcv, grid, walk_forward
-from stagectl.services.research.parallel import Parallelism, Piece, open_executor
+from stagectl.services.research.parallel import (
+    Parallelism,
+    Piece,
+    open_executor,
+    start_local_cluster,
+)
 from tests.conftest import Run
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow  # clusters start in seconds; the module shares one
 
 GRID = """\
 parameters:
@@ -42,15 +47,7 @@ periods:
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        scheduler_kwargs={"dashboard": False},
-        silence_logs=logging.ERROR,
-    )
+    cluster = start_local_cluster(2)
     try:
         yield cluster.scheduler_address
     finally:
