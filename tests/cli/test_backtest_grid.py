@@ -143,6 +143,18 @@ def test_workers_without_a_grid_is_a_usage_error(run: Run) -> None:
     assert "--workers/--scheduler run the cells of a --grid" in result.stderr
 
 
+def test_a_scheduler_in_the_environment_leaves_a_plain_backtest_alone(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:1")
+    result = run(["backtest", "--start", "2026-01-01", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["kind"] == "backtest"
+    flag = run(["backtest", "--scheduler", "tcp://127.0.0.1:1"])
+    assert flag.exit_code == 2
+    assert "--workers/--scheduler run the cells of a --grid" in flag.stderr
+
+
 def test_workers_without_dask_run_serially_with_a_notice(
     run: Run, grid_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -178,7 +178,7 @@ def backtest(
             output=(json_output, out, unsigned),
         )
         return
-    if parallelism.wanted:
+    if workers > 1 or (scheduler is not None and not _from_environment(ctx, "scheduler")):
         raise InputError(
             "one backtest is one piece; --workers/--scheduler run the cells of a --grid",
             where="--workers/--scheduler",
@@ -219,6 +219,13 @@ def backtest(
     show_report(
         envelope, json_output=json_output, out=out, render_human=lambda: _print_human(result.body())
     )
+
+
+def _from_environment(ctx: typer.Context, name: str) -> bool:
+    """Whether the option's value came from its environment variable: a
+    DASK_SCHEDULER_ADDRESS set for the research commands does not break a plain backtest."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "ENVIRONMENT"
 
 
 def _refuse_with_grid(**given: object) -> None:
