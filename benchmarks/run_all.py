@@ -168,6 +168,7 @@ def read_replay(output: str) -> list[Row]:
 BENCHMARKS = (
     Benchmark("startup.py", ("--runs", "15"), "15 runs per command", 90, missed_exit=1),
     Benchmark("backtest_core.py", ("--repeat", "3"), "2,628,000 1m bars, 3 repeats", 60),
+    Benchmark("backtest_e2e.py", ("--repeat", "5"), "2,628,000 1m bars, 5 interleaved pairs", 90),
     Benchmark("breakers.py", ("--repeat", "5"), "5 repeats", 30),
     Benchmark("ledger_fifo.py", ("--fills", "200000"), "200,000 fills", 45),
     Benchmark("paper_replay.py", ("--days", "180"), "180 days, last 30", 90),

@@ -7,42 +7,50 @@ _stagectl_node() {
     # The subcommands and options of command path $1 (words joined by spaces).
     _stagectl_names=""; _stagectl_opts=""
     case "$1" in
-        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
+        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --scheduler --unsigned --workers';;
-        "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-model --cost-multiplier --data --end --export --grid -h --help --json --out --preset --record --scheduler --start --symbol --unsigned --workers';;
+        "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-model --cost-multiplier --data --end --export --grid -h --help --html --json --out --preset --record --scheduler --start --symbol --unsigned --workers';;
         "completion") _stagectl_names='show install'; _stagectl_opts='-h --help';;
         "completion show") _stagectl_names=''; _stagectl_opts='-h --help';;
         "completion install") _stagectl_names=''; _stagectl_opts='--dry-run -h --help --path';;
         "consensus") _stagectl_names=''; _stagectl_opts='--correlation --half-life-days -h --help --json --k --regime --votes --window';;
-        "cpcv") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --fixed --folds -h --help --json --pbo-partitions --purge --scheduler --test-folds --workers';;
+        "cpcv") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --fixed --folds -h --help --html --json --pbo-partitions --purge --scheduler --test-folds --workers';;
         "data") _stagectl_names='info check fetch'; _stagectl_opts='-h --help';;
         "data info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "data check") _stagectl_names=''; _stagectl_opts='--data -h --help --json --max-fill-gap-min --outlier-z -s --symbol -t --timeframe';;
         "data fetch") _stagectl_names=''; _stagectl_opts='--base-url -e --exchange -h --help --json --since -s --symbol -t --timeframe --until';;
-        "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --paper --reason --symbol -y --yes';;
+        "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --metrics-file --paper --reason --symbol -y --yes';;
+        "funding-scan") _stagectl_names=''; _stagectl_opts='--data -h --help --json --now -s --symbol';;
         "governor") _stagectl_names=''; _stagectl_opts='--apply -c --config --data -h --help --json --now';;
-        "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json';;
+        "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json --mail-to --with-units';;
         "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now --out';;
         "metrics") _stagectl_names='import fetch window export-windows'; _stagectl_opts='-h --help';;
         "metrics import") _stagectl_names=''; _stagectl_opts='--format -h --help --json --skip-bad --source --symbol';;
         "metrics fetch") _stagectl_names=''; _stagectl_opts='--base-url --exchange -h --help --json --since --source --symbol';;
         "metrics window") _stagectl_names=''; _stagectl_opts='-h --help --hours --json --mark --seconds --symbol --until';;
         "metrics export-windows") _stagectl_names=''; _stagectl_opts='--candles --end -h --help --out --start --symbol --window';;
-        "paper-gate") _stagectl_names=''; _stagectl_opts='-c --config --days -h --help --json --now --out --run --run-id --unsigned';;
-        "preflight") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --offline';;
+        "notify") _stagectl_names='unit-failed'; _stagectl_opts='-h --help';;
+        "notify unit-failed") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
+        "optimize") _stagectl_names=''; _stagectl_opts='--from-governor -h --help --json --out --unsigned';;
+        "paper-gate") _stagectl_names=''; _stagectl_opts='-c --config --days -h --help --html --json --metrics-file --now --out --run --run-id --unsigned';;
+        "preflight") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --metrics-file --offline';;
         "regime-analyze") _stagectl_names=''; _stagectl_opts='--candles -c --config --export -h --help --html --json --symbol --window --windows';;
         "report") _stagectl_names='verify'; _stagectl_opts='-h --help';;
         "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json --max-age';;
-        "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --json --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
-        "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --new-run --breakers --no-breakers --guard --no-guard --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --no-stop-limits --stop-limits -y --yes';;
+        "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --html --json --metrics-file --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
+        "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --metrics-host --metrics-port --new-run --breakers --no-breakers --guard --no-guard --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --no-stop-limits --stop-limits -y --yes';;
         "shadow") _stagectl_names='compare record-backtest'; _stagectl_opts='-h --help';;
         "shadow compare") _stagectl_names=''; _stagectl_opts='--baseline --candidate -h --help --json --resamples --seed';;
         "shadow record-backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-multiplier --data --end -h --help --json --preset --run-id --start';;
-        "state") _stagectl_names='info'; _stagectl_opts='-h --help';;
+        "state") _stagectl_names='info copy'; _stagectl_opts='-h --help';;
         "state info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
+        "state copy") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "stress-lab") _stagectl_names=''; _stagectl_opts='--compare -c --config --data --equity -h --help --html --json --now --out --positions --scenario --scenarios --unsigned';;
+        "telegram") _stagectl_names='serve test'; _stagectl_opts='-h --help';;
+        "telegram serve") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json --once';;
+        "telegram test") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "trading") _stagectl_names='status incidents enable disable reduce-only confirm cancel revoke'; _stagectl_opts='-h --help';;
         "trading status") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "trading incidents") _stagectl_names=''; _stagectl_opts='-h --help --id --json --limit --run --since';;
@@ -52,8 +60,8 @@ _stagectl_node() {
         "trading confirm") _stagectl_names=''; _stagectl_opts='--by -h --help --json';;
         "trading cancel") _stagectl_names=''; _stagectl_opts='--by -h --help --json --reason';;
         "trading revoke") _stagectl_names=''; _stagectl_opts='--by --cause -h --help --json --override --reason';;
-        "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --out --signed-off-by --unsigned';;
-        "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --json --purge --scheduler --test --train --workers';;
+        "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --metrics-file --out --signed-off-by --unsigned';;
+        "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --html --json --purge --scheduler --test --train --workers';;
     esac
 }
 
@@ -62,7 +70,7 @@ _stagectl_value() {
     _stagectl_kind=""; _stagectl_choices=""
     case "$1|$2" in
         "|--home") _stagectl_kind=dir;;
-        "|--state") _stagectl_kind=file;;
+        "|--state") _stagectl_kind=text;;
         "artifacts analyze|-c"|"artifacts analyze|--config") _stagectl_kind=yaml;;
         "audit-strategy|-c"|"audit-strategy|--config") _stagectl_kind=yaml;;
         "audit-strategy|--data") _stagectl_kind=file;;
@@ -76,6 +84,7 @@ _stagectl_value() {
         "backtest|--end") _stagectl_kind=text;;
         "backtest|--export") _stagectl_kind=file;;
         "backtest|--grid") _stagectl_kind=file;;
+        "backtest|--html") _stagectl_kind=file;;
         "backtest|--out") _stagectl_kind=file;;
         "backtest|--preset") _stagectl_kind=text;;
         "backtest|--record") _stagectl_kind=text;;
@@ -95,6 +104,7 @@ _stagectl_value() {
         "cpcv|--data") _stagectl_kind=file;;
         "cpcv|--embargo") _stagectl_kind=text;;
         "cpcv|--folds") _stagectl_kind=text;;
+        "cpcv|--html") _stagectl_kind=file;;
         "cpcv|--pbo-partitions") _stagectl_kind=text;;
         "cpcv|--purge") _stagectl_kind=text;;
         "cpcv|--scheduler") _stagectl_kind=text;;
@@ -113,11 +123,16 @@ _stagectl_value() {
         "data fetch|--until") _stagectl_kind=text;;
         "emergency-close|--base-url") _stagectl_kind=text;;
         "emergency-close|--exchange") _stagectl_kind=text;;
+        "emergency-close|--metrics-file") _stagectl_kind=file;;
         "emergency-close|--reason") _stagectl_kind=text;;
         "emergency-close|--symbol") _stagectl_kind=text;;
+        "funding-scan|--data") _stagectl_kind=dir;;
+        "funding-scan|--now") _stagectl_kind=text;;
+        "funding-scan|-s"|"funding-scan|--symbol") _stagectl_kind=text;;
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;
         "governor|--now") _stagectl_kind=text;;
+        "init|--mail-to") _stagectl_kind=text;;
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
@@ -141,14 +156,19 @@ _stagectl_value() {
         "metrics export-windows|--start") _stagectl_kind=text;;
         "metrics export-windows|--symbol") _stagectl_kind=text;;
         "metrics export-windows|--window") _stagectl_kind=text;;
+        "notify unit-failed|-c"|"notify unit-failed|--config") _stagectl_kind=yaml;;
+        "optimize|--out") _stagectl_kind=file;;
         "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
         "paper-gate|--days") _stagectl_kind=text;;
+        "paper-gate|--html") _stagectl_kind=file;;
+        "paper-gate|--metrics-file") _stagectl_kind=file;;
         "paper-gate|--now") _stagectl_kind=text;;
         "paper-gate|--out") _stagectl_kind=file;;
         "paper-gate|--run"|"paper-gate|--run-id") _stagectl_kind=text;;
         "preflight|--base-url") _stagectl_kind=text;;
         "preflight|-c"|"preflight|--config") _stagectl_kind=yaml;;
         "preflight|--exchange") _stagectl_kind=text;;
+        "preflight|--metrics-file") _stagectl_kind=file;;
         "regime-analyze|--candles") _stagectl_kind=file;;
         "regime-analyze|-c"|"regime-analyze|--config") _stagectl_kind=yaml;;
         "regime-analyze|--export") _stagectl_kind=file;;
@@ -161,6 +181,8 @@ _stagectl_value() {
         "risk-guard|--data") _stagectl_kind=dir;;
         "risk-guard|--eval") _stagectl_kind=text;;
         "risk-guard|--export") _stagectl_kind=dir;;
+        "risk-guard|--html") _stagectl_kind=file;;
+        "risk-guard|--metrics-file") _stagectl_kind=file;;
         "risk-guard|--now") _stagectl_kind=text;;
         "risk-guard|--out") _stagectl_kind=file;;
         "risk-guard|--preset") _stagectl_kind=text;;
@@ -172,6 +194,8 @@ _stagectl_value() {
         "run-live|--duration") _stagectl_kind=text;;
         "run-live|--end") _stagectl_kind=text;;
         "run-live|--exchange") _stagectl_kind=text;;
+        "run-live|--metrics-host") _stagectl_kind=text;;
+        "run-live|--metrics-port") _stagectl_kind=text;;
         "run-live|--replay-data") _stagectl_kind=dir;;
         "run-live|--resume") _stagectl_kind=text;;
         "run-live|--speed") _stagectl_kind=text;;
@@ -198,6 +222,8 @@ _stagectl_value() {
         "stress-lab|--positions") _stagectl_kind=file;;
         "stress-lab|--scenario") _stagectl_kind=text;;
         "stress-lab|--scenarios") _stagectl_kind=file;;
+        "telegram serve|-c"|"telegram serve|--config") _stagectl_kind=yaml;;
+        "telegram test|-c"|"telegram test|--config") _stagectl_kind=yaml;;
         "trading incidents|--id") _stagectl_kind=text;;
         "trading incidents|--limit") _stagectl_kind=text;;
         "trading incidents|--run") _stagectl_kind=text;;
@@ -216,6 +242,7 @@ _stagectl_value() {
         "trading revoke|--reason") _stagectl_kind=text;;
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
+        "verify-thresholds|--metrics-file") _stagectl_kind=file;;
         "verify-thresholds|--out") _stagectl_kind=file;;
         "verify-thresholds|--signed-off-by") _stagectl_kind=text;;
         "walk-forward|-c"|"walk-forward|--config") _stagectl_kind=yaml;;
@@ -223,6 +250,7 @@ _stagectl_value() {
         "walk-forward|--data") _stagectl_kind=file;;
         "walk-forward|--embargo") _stagectl_kind=text;;
         "walk-forward|--export") _stagectl_kind=file;;
+        "walk-forward|--html") _stagectl_kind=file;;
         "walk-forward|--purge") _stagectl_kind=text;;
         "walk-forward|--scheduler") _stagectl_kind=text;;
         "walk-forward|--test") _stagectl_kind=text;;
@@ -240,7 +268,11 @@ _stagectl_argument() {
         "completion install|0") _stagectl_kind=choice; _stagectl_choices='bash zsh fish';;
         "init|0") _stagectl_kind=dir;;
         "metrics import|0") _stagectl_kind=file;;
+        "notify unit-failed|0") _stagectl_kind=text;;
+        "optimize|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
+        "state copy|0") _stagectl_kind=text;;
+        "state copy|1") _stagectl_kind=text;;
         "trading confirm|0") _stagectl_kind=text;;
         "trading cancel|0") _stagectl_kind=text;;
         "trading revoke|0") _stagectl_kind=text;;

@@ -9,28 +9,34 @@ function __stagectl_takes_value --argument-names key
         case '|'{--home,--state}
         case 'artifacts analyze|'{-c,--config}
         case 'audit-strategy|'{-c,--config,--data,--out,--scheduler,--workers}
-        case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--grid,--out,--preset,--record,--scheduler,--start,--symbol,--workers}
+        case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--grid,--html,--out,--preset,--record,--scheduler,--start,--symbol,--workers}
         case 'completion install|'{--path}
         case 'consensus|'{--correlation,--half-life-days,--k,--regime,--votes,--window}
-        case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--pbo-partitions,--purge,--scheduler,--test-folds,--workers}
+        case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--html,--pbo-partitions,--purge,--scheduler,--test-folds,--workers}
         case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
-        case 'emergency-close|'{--base-url,--exchange,--reason,--symbol}
+        case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
+        case 'funding-scan|'{--data,--now,-s,--symbol}
         case 'governor|'{-c,--config,--data,--now}
+        case 'init|'{--mail-to}
         case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
         case 'metrics fetch|'{--base-url,--exchange,--since,--source,--symbol}
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
         case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
-        case 'paper-gate|'{-c,--config,--days,--now,--out,--run,--run-id}
-        case 'preflight|'{--base-url,-c,--config,--exchange}
+        case 'notify unit-failed|'{-c,--config}
+        case 'optimize|'{--out}
+        case 'paper-gate|'{-c,--config,--days,--html,--metrics-file,--now,--out,--run,--run-id}
+        case 'preflight|'{--base-url,-c,--config,--exchange,--metrics-file}
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
         case 'report verify|'{--max-age}
-        case 'risk-guard|'{-c,--config,--data,--eval,--export,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
-        case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--replay-data,--resume,--speed,--stage3,--start}
+        case 'risk-guard|'{-c,--config,--data,--eval,--export,--html,--metrics-file,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
+        case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--metrics-host,--metrics-port,--replay-data,--resume,--speed,--stage3,--start}
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
         case 'stress-lab|'{--compare,-c,--config,--data,--equity,--html,--now,--out,--positions,--scenario,--scenarios}
+        case 'telegram serve|'{-c,--config}
+        case 'telegram test|'{-c,--config}
         case 'trading incidents|'{--id,--limit,--run,--since}
         case 'trading enable|'{--cause,-c,--config,--reason,--signed-off-by}
         case 'trading disable|'{--reason}
@@ -38,8 +44,8 @@ function __stagectl_takes_value --argument-names key
         case 'trading confirm|'{--by}
         case 'trading cancel|'{--by,--reason}
         case 'trading revoke|'{--by,--cause,--reason}
-        case 'verify-thresholds|'{--baseline,-c,--config,--out,--signed-off-by}
-        case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--purge,--scheduler,--test,--train,--workers}
+        case 'verify-thresholds|'{--baseline,-c,--config,--metrics-file,--out,--signed-off-by}
+        case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--html,--purge,--scheduler,--test,--train,--workers}
             return 0
     end
     return 1
@@ -48,7 +54,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward
+            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -57,12 +63,16 @@ function __stagectl_names --argument-names path
             echo info check fetch
         case 'metrics'
             echo import fetch window export-windows
+        case 'notify'
+            echo unit-failed
         case 'report'
             echo verify
         case 'shadow'
             echo compare record-backtest
         case 'state'
-            echo info
+            echo info copy
+        case 'telegram'
+            echo serve test
         case 'trading'
             echo status incidents enable disable reduce-only confirm cancel revoke
     end
@@ -137,10 +147,13 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a consensus -d 'Engine consensus
 complete -c stagectl -n '__stagectl_at \'\' 0' -a cpcv -d 'Combinatorial purged CV: Sharpe across paths and PBO.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a data -d 'Bundled and fetched market data: list, check, fetch.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a emergency-close -d 'Reduce-only, cancel, close all, halt.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a funding-scan -d 'Funding carry and perp-spot basis per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a governor -d 'Portfolio Governor weights from Market Intel.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a init -d 'Create a stagectl home with the default configs.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a market-intel -d 'Stage6 Market Intel metrics per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a metrics -d 'The fill ledger: import, window metrics, PnL windows.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a notify -d 'Tell the notify channels: a failed systemd unit.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a optimize -d 'Seed 001\'s portfolio optimizer: weights, slacks.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a paper-gate -d 'Judge a paper run against the 30-day paper gate.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a preflight -d 'The seed 002 pre-trade checklist.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a regime-analyze -d 'PnL windows and candles by market regime.'
@@ -148,15 +161,16 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a report -d 'Verify signed repor
 complete -c stagectl -n '__stagectl_at \'\' 0' -a risk-guard -d 'The runbook risk guard: live check or --replay.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a run-live -d 'The trading loop: paper (default) or --live.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a shadow -d 'Record backtests as runs; compare runs for promotion.'
-complete -c stagectl -n '__stagectl_at \'\' 0' -a state -d 'Inspect the SQLite state database.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a state -d 'Inspect or copy the state database (SQLite or PostgreSQL).'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a stress-lab -d 'Stress Lab scenarios with a signed verdict.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a telegram -d 'On-call from Telegram: serve the bot, test it.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a trading -d 'Show or set the trading state.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a verify-thresholds -d 'Audit core.yaml\'s governed values against the approved baseline.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a walk-forward -d 'Purged walk-forward of the strategy config.'
 complete -c stagectl -n '__stagectl_at \'\'' -l debug -d 'Show tracebacks for internal errors.'
 complete -c stagectl -n '__stagectl_at \'\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'\'' -l home -x -a '(__fish_complete_directories)' -d 'The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].'
-complete -c stagectl -n '__stagectl_at \'\'' -l state -r -F -d 'The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].'
+complete -c stagectl -n '__stagectl_at \'\'' -l state -x -d 'The state database: a SQLite file or a postgresql://USER@HOST/DB URL (password from PGPASSWORD, ~/.pgpass or STAGECTL_STATE_PASSWORD_FILE) [env: STAGECTL_STATE; default: HOME/state/stagectl.db].'
 complete -c stagectl -n '__stagectl_at \'\'' -l version -d 'Print the version and exit.'
 complete -c stagectl -n '__stagectl_at \'artifacts\' 0' -a analyze -d 'Answer seed 002\'s five post-run questions: reconciliation, SIZED_DOWN events, margin windows, stop-limit acceptance, effective acceptance rate.'
 complete -c stagectl -n '__stagectl_at \'artifacts\'' -s h -l help -d 'Show this message and exit.'
@@ -181,6 +195,7 @@ complete -c stagectl -n '__stagectl_at \'backtest\'' -l end -x -d 'Last bar, UTC
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l export -r -F -d 'Write equity.csv and trades.csv (with --grid: grid.csv) into DIR (created; atomic writes).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l grid -r -F -d 'A YAML/JSON grid of parameters x symbols x periods: one flat-cost backtest per cell, one summary row each (docs/research.md, Grids).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l preset -x -d 'conservative, balanced or aggressive: its daily loss stop replaces the breakers\' daily stop (implies --breakers).'
@@ -214,6 +229,7 @@ complete -c stagectl -n '__stagectl_at \'cpcv\'' -l embargo -x -d 'Embargo after
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l fixed -d 'Evaluate the config as is; PBO is then not computable.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l folds -x -d 'Number of contiguous groups N.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l pbo-partitions -x -d 'Even number of CSCV partitions.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l purge -x -d 'Label horizon purged around tests.'
@@ -246,10 +262,16 @@ complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l dry-run -d 'Show 
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l exchange -x -d 'Close on this ccxt exchange (e.g. binanceusdm) with credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE [default: the paper books].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l paper -d 'Close run-live\'s paper books (the default).'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l reason -x -d 'Why; recorded with the trading state changes.'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -l symbol -x -d 'Only this symbol (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s y -l yes -d 'Do not ask for confirmation.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l now -x -d 'Scan as of this UTC time (ISO-8601) [default: the end of the data].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s s -l symbol -x -d 'Only this symbol (repeatable) [default: every symbol with funding data].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused without core.yaml\'s compliance sign-off, and inside the rebalance interval).'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
@@ -259,6 +281,8 @@ complete -c stagectl -n '__stagectl_at \'governor\'' -l now -x -d 'Decide as of 
 complete -c stagectl -n '__stagectl_at \'init\'' -l force -d 'Overwrite config files already in the home.'
 complete -c stagectl -n '__stagectl_at \'init\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'init\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'init\'' -l mail-to -x -d 'With --with-units: the crontab\'s MAILTO, who hears of a scheduled command that could not judge [default: the current user].'
+complete -c stagectl -n '__stagectl_at \'init\'' -l with-units -d 'Also write the systemd units and the crontab that run this home to DIR/deploy/ (with this stagectl\'s path), and DIR/stagectl.env (mode 0600) when missing; print how to install them.'
 complete -c stagectl -n '__stagectl_at \'init\' 0' -f -a '(__fish_complete_directories)'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'market-intel\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
@@ -279,7 +303,7 @@ complete -c stagectl -n '__stagectl_at \'metrics import\'' -l source -x -d 'The 
 complete -c stagectl -n '__stagectl_at \'metrics import\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics import\' 0' -F
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l base-url -x -d 'Send every exchange call to this host (testnets).'
-complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l exchange -x -d 'ccxt exchange id, e.g. binanceusdm; credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE.'
+complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l exchange -x -d 'ccxt exchange id, e.g. binanceusdm; the read-only key from STAGECTL_READONLY_API_KEY/SECRET or STAGECTL_READONLY_KEY_FILE.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'metrics fetch\'' -l since -x -d 'First trade time, YYYY-MM-DD or ISO-8601 UTC.'
@@ -299,10 +323,24 @@ complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l out -r -F 
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l start -x -d 'First window start (UTC).'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l symbol -x -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l window -x -d 'Window length in seconds.'
+complete -c stagectl -n '__stagectl_at \'notify\' 0' -a unit-failed -d 'Tell every channel of the risk guard config\'s notify section that a stagectl systemd unit failed: the unit, how it ended (systemd\'s MONITOR_SERVICE_RESULT and MONITOR_EXIT_STATUS, when set) and the...'
+complete -c stagectl -n '__stagectl_at \'notify\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'notify unit-failed\' 0' -x
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l from-governor -d 'Take the candidates from the latest recorded governor decision (edge = its score, confidence 1, current = its previous weights).'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'optimize\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'optimize\' 0' -F
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l days -x -d 'Window length in days [default: paper_gate.days, 30].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l now -x -d 'End of the window (ISO-8601 date or datetime, UTC) [default: the judged run\'s clock: its last bar for a replayed or finished run].'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'paper-gate\'' -l run -l run-id -x -d 'The paper run to judge [default: the latest finished paper run that covers the window].'
@@ -312,6 +350,7 @@ complete -c stagectl -n '__stagectl_at \'preflight\'' -s c -l config -x -a '(__s
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l exchange -x -d 'Check this ccxt exchange (e.g. binanceusdm): markets, clock, credentials [default: paper].'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'preflight\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'preflight\'' -l offline -d 'No network: skip exchange checks, use packaged filters.'
 complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -l candles -r -F -d '1-minute OHLCV CSV(.gz) of one symbol, repeatable (segments, joined in time).'
 complete -c stagectl -n '__stagectl_at \'regime-analyze\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/maker.yaml in the home, else the packaged one].'
@@ -335,7 +374,9 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l dry-run -d 'Show what 
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l eval -x -d 'Replay evaluation: hourly (every bar) or daily.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l export -x -a '(__fish_complete_directories)' -d 'Replay: write equity.csv, triggers.csv, actions.csv here.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l now -x -d 'Evaluate as of this UTC time (ISO-8601) [default: the run\'s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l live -l paper -d 'Read the runs of the live mode instead of the paper mode [default: --paper].'
@@ -353,6 +394,8 @@ complete -c stagectl -n '__stagectl_at \'run-live\'' -l end -x -d 'Last bar, UTC
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l exchange -x -d 'ccxt exchange id for --live.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l metrics-host -x -d 'The address --metrics-port listens on (0.0.0.0: every interface).'
+complete -c stagectl -n '__stagectl_at \'run-live\'' -l metrics-port -x -d 'Serve live gauges for Prometheus on this port while the loop runs (0: any free port, printed on stderr; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l new-run -d 'Start a new run even if one is unfinished.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l breakers -l no-breakers -d 'Circuit breakers (daily drawdown stop at the active preset\'s daily loss stop, 3-loss streak halving, volatility defense) on the run\'s own returns.'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l guard -l no-guard -d 'Evaluate the risk guard in the loop (the strategy config\'s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.'
@@ -384,10 +427,15 @@ complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l json -d 'P
 complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l preset -x -d 'conservative, balanced or aggressive (implies --breakers).'
 complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l run-id -x -d 'Id of the new run (must be unused).'
 complete -c stagectl -n '__stagectl_at \'shadow record-backtest\'' -l start -x -d 'First bar, UTC.'
-complete -c stagectl -n '__stagectl_at \'state\' 0' -a info -d 'Show the state database: path, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and live) with their equity snapshots and fills.'
+complete -c stagectl -n '__stagectl_at \'state\' 0' -a info -d 'Show the state database: path (a file or a PostgreSQL URL), backend and server version, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and...'
+complete -c stagectl -n '__stagectl_at \'state\' 0' -a copy -d 'Copy a desk\'s state between SQLite and PostgreSQL (either way), verified row for row: each table\'s row count and digest must match before the copy commits.'
 complete -c stagectl -n '__stagectl_at \'state\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'state info\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'state info\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'state copy\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'state copy\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'state copy\' 0' -x
+complete -c stagectl -n '__stagectl_at \'state copy\' 1' -x
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l compare -r -F -d 'An earlier stress-lab report: show breaches added/removed and metric deltas.'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
@@ -401,6 +449,16 @@ complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l positions -r -F -d 'Po
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenario -x -d 'Run only this scenario (repeatable) [default: all].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l scenarios -r -F -d 'Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'stress-lab\'' -l unsigned -d 'Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.'
+complete -c stagectl -n '__stagectl_at \'telegram\' 0' -a serve -d 'Run the on-call bot: a long poll of the Telegram Bot API answering /status, /report, /halt, /reduce_only, /confirm ID, /cancel ID REASON and /yes from the configured chats only (the risk guard...'
+complete -c stagectl -n '__stagectl_at \'telegram\' 0' -a test -d 'Check the bot token (getMe) and send a test message to each configured chat.'
+complete -c stagectl -n '__stagectl_at \'telegram\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'telegram serve\'' -l once -d 'Answer the messages waiting now (no long poll), then exit 0.'
+complete -c stagectl -n '__stagectl_at \'telegram test\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'telegram test\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'telegram test\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a status -d 'Show the trading state of the paper and the live mode, who set each, why, and the latest changes.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a incidents -d 'List the incident log (seed 003 §4.2 step 6): every guard hit of HIGH or CRITICAL severity with its rule, value, market state and recent fills, every directive step, restart and emergency close.'
 complete -c stagectl -n '__stagectl_at \'trading\' 0' -a enable -d 'Set a mode\'s trading state to ACTIVE: new orders may be sent again.'
@@ -457,6 +515,7 @@ complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l baseline -r -F 
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l signed-off-by -x -d 'Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml\'s compliance sign-off, which governor --apply, market-intel --out and stress-lab --out require.'
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
@@ -468,6 +527,7 @@ complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l expanding -d 'Train 
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l export -r -F -d 'Write folds.csv and oos_equity.csv into DIR.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l fixed -d 'Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l purge -x -d 'Gap between train and test (= label horizon).'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l scheduler -x -d 'Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].'

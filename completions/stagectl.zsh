@@ -9,9 +9,9 @@ _stagectl_node() {
     _stagectl_names=""; _stagectl_commands=(); _stagectl_opts=()
     case "$1" in
         "")
-            _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close governor init market-intel metrics paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab trading verify-thresholds walk-forward'
-            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect the SQLite state database.' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
-            _stagectl_opts=('--debug:Show tracebacks for internal errors.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--home:The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].' '--state:The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].' '--version:Print the version and exit.');;
+            _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'
+            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'notify:Tell the notify channels: a failed systemd unit.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect or copy the state database (SQLite or PostgreSQL).' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'telegram:On-call from Telegram: serve the bot, test it.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
+            _stagectl_opts=('--debug:Show tracebacks for internal errors.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--home:The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].' '--state:The state database: a SQLite file or a postgresql://USER@HOST/DB URL (password from PGPASSWORD, ~/.pgpass or STAGECTL_STATE_PASSWORD_FILE) [env: STAGECTL_STATE; default: HOME/state/stagectl.db].' '--version:Print the version and exit.');;
         "artifacts")
             _stagectl_names='analyze'
             _stagectl_commands=('analyze:Answer seed 002'\''s five post-run questions: reconciliation, SIZED_DOWN events, margin windows, stop-limit acceptance, effective acceptance rate.')
@@ -27,7 +27,7 @@ _stagectl_node() {
         "backtest")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--breakers:Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-model:flat: the config'\''s fee_bps + slippage_bps per trade. full: seed 001'\''s cost per trade: half the Corwin-Schultz spread of the two prior bars (floor 1 bp) + sqrt(participation) x 5 bps + the taker fee of risk_presets.yaml.' '--cost-multiplier:Multiply fee and slippage, e.g. 1.5 (cost stress).' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--end:Last bar, UTC; a date includes that whole day [default: last common bar].' '--export:Write equity.csv and trades.csv (with --grid: grid.csv) into DIR (created; atomic writes).' '--grid:A YAML/JSON grid of parameters x symbols x periods: one flat-cost backtest per cell, one summary row each (docs/research.md, Grids).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--preset:conservative, balanced or aggressive: its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--record:Record the backtest in the state database as run ID (equity, fills, breaker firings as events) for `stagectl shadow compare`.' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--start:First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. Earlier data still warms up the signal.' '--symbol:Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.' '--unsigned:With --out and no key configured: write an unsigned report.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
+            _stagectl_opts=('--breakers:Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-model:flat: the config'\''s fee_bps + slippage_bps per trade. full: seed 001'\''s cost per trade: half the Corwin-Schultz spread of the two prior bars (floor 1 bp) + sqrt(participation) x 5 bps + the taker fee of risk_presets.yaml.' '--cost-multiplier:Multiply fee and slippage, e.g. 1.5 (cost stress).' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--end:Last bar, UTC; a date includes that whole day [default: last common bar].' '--export:Write equity.csv and trades.csv (with --grid: grid.csv) into DIR (created; atomic writes).' '--grid:A YAML/JSON grid of parameters x symbols x periods: one flat-cost backtest per cell, one summary row each (docs/research.md, Grids).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--preset:conservative, balanced or aggressive: its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--record:Record the backtest in the state database as run ID (equity, fills, breaker firings as events) for `stagectl shadow compare`.' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--start:First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. Earlier data still warms up the signal.' '--symbol:Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.' '--unsigned:With --out and no key configured: write an unsigned report.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
         "completion")
             _stagectl_names='show install'
             _stagectl_commands=('show:Print the completion script for SHELL on stdout.' 'install:Install the completion script for SHELL where the shell finds it.')
@@ -47,7 +47,7 @@ _stagectl_node() {
         "cpcv")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--embargo:Embargo after each test block.' '--fixed:Evaluate the config as is; PBO is then not computable.' '--folds:Number of contiguous groups N.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--pbo-partitions:Even number of CSCV partitions.' '--purge:Label horizon purged around tests.' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--test-folds:Test groups per split K.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--embargo:Embargo after each test block.' '--fixed:Evaluate the config as is; PBO is then not computable.' '--folds:Number of contiguous groups N.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--pbo-partitions:Even number of CSCV partitions.' '--purge:Label horizon purged around tests.' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--test-folds:Test groups per split K.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
         "data")
             _stagectl_names='info check fetch'
             _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
@@ -67,7 +67,11 @@ _stagectl_node() {
         "emergency-close")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '--dry-run:Show what would be done; change nothing.' '--exchange:Close on this ccxt exchange (e.g. binanceusdm) with credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE [default: the paper books].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--paper:Close run-live'\''s paper books (the default).' '--reason:Why; recorded with the trading state changes.' '--symbol:Only this symbol (repeatable) [default: all].' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
+            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '--dry-run:Show what would be done; change nothing.' '--exchange:Close on this ccxt exchange (e.g. binanceusdm) with credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE [default: the paper books].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--paper:Close run-live'\''s paper books (the default).' '--reason:Why; recorded with the trading state changes.' '--symbol:Only this symbol (repeatable) [default: all].' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
+        "funding-scan")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Scan as of this UTC time (ISO-8601) [default: the end of the data].' '-s:Only this symbol (repeatable) [default: every symbol with funding data].' '--symbol:Only this symbol (repeatable) [default: every symbol with funding data].');;
         "governor")
             _stagectl_names=''
             _stagectl_commands=()
@@ -75,7 +79,7 @@ _stagectl_node() {
         "init")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--force:Overwrite config files already in the home.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+            _stagectl_opts=('--force:Overwrite config files already in the home.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--mail-to:With --with-units: the crontab'\''s MAILTO, who hears of a scheduled command that could not judge [default: the current user].' '--with-units:Also write the systemd units and the crontab that run this home to DIR/deploy/ (with this stagectl'\''s path), and DIR/stagectl.env (mode 0600) when missing; print how to install them.');;
         "market-intel")
             _stagectl_names=''
             _stagectl_commands=()
@@ -91,7 +95,7 @@ _stagectl_node() {
         "metrics fetch")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '--exchange:ccxt exchange id, e.g. binanceusdm; credentials from STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--since:First trade time, YYYY-MM-DD or ISO-8601 UTC.' '--source:The account to record under [default: the exchange id].' '--symbol:The symbol, e.g. ETHUSDT.');;
+            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '--exchange:ccxt exchange id, e.g. binanceusdm; the read-only key from STAGECTL_READONLY_API_KEY/SECRET or STAGECTL_READONLY_KEY_FILE.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--since:First trade time, YYYY-MM-DD or ISO-8601 UTC.' '--source:The account to record under [default: the exchange id].' '--symbol:The symbol, e.g. ETHUSDT.');;
         "metrics window")
             _stagectl_names=''
             _stagectl_commands=()
@@ -100,14 +104,26 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--candles:1-minute OHLCV CSV(.gz) of the fills'\'' symbol, for the mids.' '--end:Last window end (UTC).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--out:Write the CSV to FILE [default: stdout].' '--start:First window start (UTC).' '--symbol:Only this symbol, e.g. SOLUSDT.' '--window:Window length in seconds.');;
+        "notify")
+            _stagectl_names='unit-failed'
+            _stagectl_commands=('unit-failed:Tell every channel of the risk guard config'\''s notify section that a stagectl systemd unit failed: the unit, how it ended (systemd'\''s MONITOR_SERVICE_RESULT and MONITOR_EXIT_STATUS, when set) and the...')
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
+        "notify unit-failed")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "optimize")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--from-governor:Take the candidates from the latest recorded governor decision (edge = its score, confidence 1, current = its previous weights).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "paper-gate")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--days:Window length in days [default: paper_gate.days, 30].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:End of the window (ISO-8601 date or datetime, UTC) [default: the judged run'\''s clock: its last bar for a replayed or finished run].' '--out:Write the signed report to FILE (atomically).' '--run:The paper run to judge [default: the latest finished paper run that covers the window].' '--run-id:The paper run to judge [default: the latest finished paper run that covers the window].' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--days:Window length in days [default: paper_gate.days, 30].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:End of the window (ISO-8601 date or datetime, UTC) [default: the judged run'\''s clock: its last bar for a replayed or finished run].' '--out:Write the signed report to FILE (atomically).' '--run:The paper run to judge [default: the latest finished paper run that covers the window].' '--run-id:The paper run to judge [default: the latest finished paper run that covers the window].' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "preflight")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '-c:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--config:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--exchange:Check this ccxt exchange (e.g. binanceusdm): markets, clock, credentials [default: paper].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--offline:No network: skip exchange checks, use packaged filters.');;
+            _stagectl_opts=('--base-url:Send every exchange call to this host (testnets).' '-c:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--config:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--exchange:Check this ccxt exchange (e.g. binanceusdm): markets, clock, credentials [default: paper].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--offline:No network: skip exchange checks, use packaged filters.');;
         "regime-analyze")
             _stagectl_names=''
             _stagectl_commands=()
@@ -123,11 +139,11 @@ _stagectl_node() {
         "risk-guard")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--breakers:Replay: apply the circuit breakers of risk_presets.yaml to the strategy (guarded and unguarded both) and list their firings beside the triggers.' '-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--data:Replay: a directory of candle/funding CSVs [default: the bundled sample].' '--dry-run:Show what would be done; change nothing.' '--eval:Replay evaluation: hourly (every bar) or daily.' '--export:Replay: write equity.csv, triggers.csv, actions.csv here.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Evaluate as of this UTC time (ISO-8601) [default: the run'\''s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].' '--out:Write the signed report to FILE (atomically).' '--live:Read the runs of the live mode instead of the paper mode [default: --paper].' '--paper:Read the runs of the live mode instead of the paper mode [default: --paper].' '--preset:Replay: conservative, balanced or aggressive; its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--replay:Replay strategy + guard over the bundled history.' '--replay-end:Last day of the replay (UTC, inclusive).' '--replay-start:First day of the replay (UTC).' '--run:The run to read [default: the run of the mode with the latest equity snapshot].' '--run-id:The run to read [default: the run of the mode with the latest equity snapshot].' '--unsigned:With --out and no key configured: write an unsigned report.' '--weekly:Run the weekly review (seed 003 §3) instead.');;
+            _stagectl_opts=('--breakers:Replay: apply the circuit breakers of risk_presets.yaml to the strategy (guarded and unguarded both) and list their firings beside the triggers.' '-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--data:Replay: a directory of candle/funding CSVs [default: the bundled sample].' '--dry-run:Show what would be done; change nothing.' '--eval:Replay evaluation: hourly (every bar) or daily.' '--export:Replay: write equity.csv, triggers.csv, actions.csv here.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:Evaluate as of this UTC time (ISO-8601) [default: the run'\''s clock: its last bar for a replayed or finished run, the wall clock for a run trading in real time].' '--out:Write the signed report to FILE (atomically).' '--live:Read the runs of the live mode instead of the paper mode [default: --paper].' '--paper:Read the runs of the live mode instead of the paper mode [default: --paper].' '--preset:Replay: conservative, balanced or aggressive; its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--replay:Replay strategy + guard over the bundled history.' '--replay-end:Last day of the replay (UTC, inclusive).' '--replay-start:First day of the replay (UTC).' '--run:The run to read [default: the run of the mode with the latest equity snapshot].' '--run-id:The run to read [default: the run of the mode with the latest equity snapshot].' '--unsigned:With --out and no key configured: write an unsigned report.' '--weekly:Run the weekly review (seed 003 §3) instead.');;
         "run-live")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--base-url:With --live: send every exchange call to this host (testnets, a simulator).' '-c:Strategy file, or a stage3 run profile such as config/stage3.yaml (its run.strategy, policy, duration_h and run.stop_limits) [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Strategy file, or a stage3 run profile such as config/stage3.yaml (its run.strategy, policy, duration_h and run.stop_limits) [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--duration:Trade this much market time, e.g. 24h or 60d; a paper run without --start replays that much of the data'\''s end [default: the -c profile'\''s duration_h, else to --end; paper: the last 30 days].' '--end:Last bar, UTC; a date includes the whole day [default: the end of the data].' '--exchange:ccxt exchange id for --live.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--new-run:Start a new run even if one is unfinished.' '--breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--no-breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--guard:Evaluate the risk guard in the loop (the strategy config'\''s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.' '--no-guard:Evaluate the risk guard in the loop (the strategy config'\''s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.' '--live:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--paper:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--no-position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--replay-data:Replay candles and funding from DIR [default: the bundled data].' '--resume:Resume this run [default: the latest unfinished run].' '--speed:Replay speed: max, or Nx (3600x = one 1h bar a second).' '--stage3:Order policy and alerts [default: the -c profile, else config/stage3.yaml].' '--start:First bar, UTC [default: 30 days before --end].' '--no-stop-limits:Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry [default: the -c profile'\''s run.stop_limits, else off].' '--stop-limits:Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry [default: the -c profile'\''s run.stop_limits, else off].' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
+            _stagectl_opts=('--base-url:With --live: send every exchange call to this host (testnets, a simulator).' '-c:Strategy file, or a stage3 run profile such as config/stage3.yaml (its run.strategy, policy, duration_h and run.stop_limits) [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Strategy file, or a stage3 run profile such as config/stage3.yaml (its run.strategy, policy, duration_h and run.stop_limits) [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--duration:Trade this much market time, e.g. 24h or 60d; a paper run without --start replays that much of the data'\''s end [default: the -c profile'\''s duration_h, else to --end; paper: the last 30 days].' '--end:Last bar, UTC; a date includes the whole day [default: the end of the data].' '--exchange:ccxt exchange id for --live.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-host:The address --metrics-port listens on (0.0.0.0: every interface).' '--metrics-port:Serve live gauges for Prometheus on this port while the loop runs (0: any free port, printed on stderr; docs/metrics.md).' '--new-run:Start a new run even if one is unfinished.' '--breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--no-breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--guard:Evaluate the risk guard in the loop (the strategy config'\''s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.' '--no-guard:Evaluate the risk guard in the loop (the strategy config'\''s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.' '--live:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--paper:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--no-position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--replay-data:Replay candles and funding from DIR [default: the bundled data].' '--resume:Resume this run [default: the latest unfinished run].' '--speed:Replay speed: max, or Nx (3600x = one 1h bar a second).' '--stage3:Order policy and alerts [default: the -c profile, else config/stage3.yaml].' '--start:First bar, UTC [default: 30 days before --end].' '--no-stop-limits:Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry [default: the -c profile'\''s run.stop_limits, else off].' '--stop-limits:Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry [default: the -c profile'\''s run.stop_limits, else off].' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
         "shadow")
             _stagectl_names='compare record-backtest'
             _stagectl_commands=('compare:Compare two runs of the state database side by side: PnL, hit rate, Sharpe, drawdown, turnover, cost per trade, IR, paired block-bootstrap and Welch p-values, and the promotion verdict of seed 001 §9.' 'record-backtest:Backtest the strategy config and record it in the state database as run ID: equity snapshots per bar, one fill per position change, breaker firings as events.')
@@ -141,10 +157,14 @@ _stagectl_node() {
             _stagectl_commands=()
             _stagectl_opts=('--breakers:Apply the circuit breakers.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--end:Last bar, UTC; a date includes that day.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--preset:conservative, balanced or aggressive (implies --breakers).' '--run-id:Id of the new run (must be unused).' '--start:First bar, UTC.');;
         "state")
-            _stagectl_names='info'
-            _stagectl_commands=('info:Show the state database: path, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and live) with their equity snapshots and fills.')
+            _stagectl_names='info copy'
+            _stagectl_commands=('info:Show the state database: path (a file or a PostgreSQL URL), backend and server version, size, schema version (applied, latest, pending migrations), rows per table and the latest runs (paper and...' 'copy:Copy a desk'\''s state between SQLite and PostgreSQL (either way), verified row for row: each table'\''s row count and digest must match before the copy commits.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "state info")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "state copy")
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
@@ -152,6 +172,18 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--compare:An earlier stress-lab report: show breaches added/removed and metric deltas.' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '--equity:Account equity in USD for margin usage [default: fully funded positions].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained one-page HTML report.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Market state as of this UTC time [default: the end of the common data].' '--out:Write the signed report to FILE (atomically).' '--positions:Positions file (.yaml/.json/.csv: symbol, qty, entry_price) [default: the state database'\''s positions].' '--scenario:Run only this scenario (repeatable) [default: all].' '--scenarios:Scenario file [default: config/stress_scenarios.yaml in the home, else the packaged one].' '--unsigned:Kept for scripts; it cannot waive the compliance sign-off, which only verifies with a key, so without a key --out is refused all the same.');;
+        "telegram")
+            _stagectl_names='serve test'
+            _stagectl_commands=('serve:Run the on-call bot: a long poll of the Telegram Bot API answering /status, /report, /halt, /reduce_only, /confirm ID, /cancel ID REASON and /yes from the configured chats only (the risk guard...' 'test:Check the bot token (getMe) and send a test message to each configured chat.')
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
+        "telegram serve")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--once:Answer the messages waiting now (no long poll), then exit 0.');;
+        "telegram test")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
         "trading")
             _stagectl_names='status incidents enable disable reduce-only confirm cancel revoke'
             _stagectl_commands=('status:Show the trading state of the paper and the live mode, who set each, why, and the latest changes.' 'incidents:List the incident log (seed 003 §4.2 step 6): every guard hit of HIGH or CRITICAL severity with its rule, value, market state and recent fills, every directive step, restart and emergency close.' 'enable:Set a mode'\''s trading state to ACTIVE: new orders may be sent again.' 'disable:Set the trading state to HALTED: no new order is sent (the kill switch; positions stay as they are: use `stagectl emergency-close` to close them).' 'reduce-only:Set the trading state to REDUCE_ONLY: only orders that reduce a position are sent.' 'confirm:Confirm a pending risk directive: it binds the loop from its next bar.' 'cancel:Veto a pending risk directive (a false trigger): it never binds.' 'revoke:Lift an active or executed risk directive.')
@@ -191,11 +223,11 @@ _stagectl_node() {
         "verify-thresholds")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--baseline:Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--signed-off-by:Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml'\''s compliance sign-off, which governor --apply, market-intel --out and stress-lab --out require.' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--baseline:Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--out:Write the signed report to FILE (atomically).' '--signed-off-by:Sign the compliance as NAME (recorded in the signed report). A signed, passing report with a signer is core.yaml'\''s compliance sign-off, which governor --apply, market-intel --out and stress-lab --out require.' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "walk-forward")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--embargo:Embargo after each test block.' '--expanding:Train on all bars before the gap (not rolling).' '--export:Write folds.csv and oos_equity.csv into DIR.' '--fixed:Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--purge:Gap between train and test (= label horizon).' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--test:Test window and step, e.g. 30d.' '--train:Training window, e.g. 120d.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--embargo:Embargo after each test block.' '--expanding:Train on all bars before the gap (not rolling).' '--export:Write folds.csv and oos_equity.csv into DIR.' '--fixed:Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--purge:Gap between train and test (= label horizon).' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--test:Test window and step, e.g. 30d.' '--train:Training window, e.g. 120d.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
     esac
 }
 
@@ -204,7 +236,7 @@ _stagectl_value() {
     _stagectl_kind=""; _stagectl_choices=""
     case "$1|$2" in
         "|--home") _stagectl_kind=dir;;
-        "|--state") _stagectl_kind=file;;
+        "|--state") _stagectl_kind=text;;
         "artifacts analyze|-c"|"artifacts analyze|--config") _stagectl_kind=yaml;;
         "audit-strategy|-c"|"audit-strategy|--config") _stagectl_kind=yaml;;
         "audit-strategy|--data") _stagectl_kind=file;;
@@ -218,6 +250,7 @@ _stagectl_value() {
         "backtest|--end") _stagectl_kind=text;;
         "backtest|--export") _stagectl_kind=file;;
         "backtest|--grid") _stagectl_kind=file;;
+        "backtest|--html") _stagectl_kind=file;;
         "backtest|--out") _stagectl_kind=file;;
         "backtest|--preset") _stagectl_kind=text;;
         "backtest|--record") _stagectl_kind=text;;
@@ -237,6 +270,7 @@ _stagectl_value() {
         "cpcv|--data") _stagectl_kind=file;;
         "cpcv|--embargo") _stagectl_kind=text;;
         "cpcv|--folds") _stagectl_kind=text;;
+        "cpcv|--html") _stagectl_kind=file;;
         "cpcv|--pbo-partitions") _stagectl_kind=text;;
         "cpcv|--purge") _stagectl_kind=text;;
         "cpcv|--scheduler") _stagectl_kind=text;;
@@ -255,11 +289,16 @@ _stagectl_value() {
         "data fetch|--until") _stagectl_kind=text;;
         "emergency-close|--base-url") _stagectl_kind=text;;
         "emergency-close|--exchange") _stagectl_kind=text;;
+        "emergency-close|--metrics-file") _stagectl_kind=file;;
         "emergency-close|--reason") _stagectl_kind=text;;
         "emergency-close|--symbol") _stagectl_kind=text;;
+        "funding-scan|--data") _stagectl_kind=dir;;
+        "funding-scan|--now") _stagectl_kind=text;;
+        "funding-scan|-s"|"funding-scan|--symbol") _stagectl_kind=text;;
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;
         "governor|--now") _stagectl_kind=text;;
+        "init|--mail-to") _stagectl_kind=text;;
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;
         "market-intel|--now") _stagectl_kind=text;;
@@ -283,14 +322,19 @@ _stagectl_value() {
         "metrics export-windows|--start") _stagectl_kind=text;;
         "metrics export-windows|--symbol") _stagectl_kind=text;;
         "metrics export-windows|--window") _stagectl_kind=text;;
+        "notify unit-failed|-c"|"notify unit-failed|--config") _stagectl_kind=yaml;;
+        "optimize|--out") _stagectl_kind=file;;
         "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
         "paper-gate|--days") _stagectl_kind=text;;
+        "paper-gate|--html") _stagectl_kind=file;;
+        "paper-gate|--metrics-file") _stagectl_kind=file;;
         "paper-gate|--now") _stagectl_kind=text;;
         "paper-gate|--out") _stagectl_kind=file;;
         "paper-gate|--run"|"paper-gate|--run-id") _stagectl_kind=text;;
         "preflight|--base-url") _stagectl_kind=text;;
         "preflight|-c"|"preflight|--config") _stagectl_kind=yaml;;
         "preflight|--exchange") _stagectl_kind=text;;
+        "preflight|--metrics-file") _stagectl_kind=file;;
         "regime-analyze|--candles") _stagectl_kind=file;;
         "regime-analyze|-c"|"regime-analyze|--config") _stagectl_kind=yaml;;
         "regime-analyze|--export") _stagectl_kind=file;;
@@ -303,6 +347,8 @@ _stagectl_value() {
         "risk-guard|--data") _stagectl_kind=dir;;
         "risk-guard|--eval") _stagectl_kind=text;;
         "risk-guard|--export") _stagectl_kind=dir;;
+        "risk-guard|--html") _stagectl_kind=file;;
+        "risk-guard|--metrics-file") _stagectl_kind=file;;
         "risk-guard|--now") _stagectl_kind=text;;
         "risk-guard|--out") _stagectl_kind=file;;
         "risk-guard|--preset") _stagectl_kind=text;;
@@ -314,6 +360,8 @@ _stagectl_value() {
         "run-live|--duration") _stagectl_kind=text;;
         "run-live|--end") _stagectl_kind=text;;
         "run-live|--exchange") _stagectl_kind=text;;
+        "run-live|--metrics-host") _stagectl_kind=text;;
+        "run-live|--metrics-port") _stagectl_kind=text;;
         "run-live|--replay-data") _stagectl_kind=dir;;
         "run-live|--resume") _stagectl_kind=text;;
         "run-live|--speed") _stagectl_kind=text;;
@@ -340,6 +388,8 @@ _stagectl_value() {
         "stress-lab|--positions") _stagectl_kind=file;;
         "stress-lab|--scenario") _stagectl_kind=text;;
         "stress-lab|--scenarios") _stagectl_kind=file;;
+        "telegram serve|-c"|"telegram serve|--config") _stagectl_kind=yaml;;
+        "telegram test|-c"|"telegram test|--config") _stagectl_kind=yaml;;
         "trading incidents|--id") _stagectl_kind=text;;
         "trading incidents|--limit") _stagectl_kind=text;;
         "trading incidents|--run") _stagectl_kind=text;;
@@ -358,6 +408,7 @@ _stagectl_value() {
         "trading revoke|--reason") _stagectl_kind=text;;
         "verify-thresholds|--baseline") _stagectl_kind=file;;
         "verify-thresholds|-c"|"verify-thresholds|--config") _stagectl_kind=yaml;;
+        "verify-thresholds|--metrics-file") _stagectl_kind=file;;
         "verify-thresholds|--out") _stagectl_kind=file;;
         "verify-thresholds|--signed-off-by") _stagectl_kind=text;;
         "walk-forward|-c"|"walk-forward|--config") _stagectl_kind=yaml;;
@@ -365,6 +416,7 @@ _stagectl_value() {
         "walk-forward|--data") _stagectl_kind=file;;
         "walk-forward|--embargo") _stagectl_kind=text;;
         "walk-forward|--export") _stagectl_kind=file;;
+        "walk-forward|--html") _stagectl_kind=file;;
         "walk-forward|--purge") _stagectl_kind=text;;
         "walk-forward|--scheduler") _stagectl_kind=text;;
         "walk-forward|--test") _stagectl_kind=text;;
@@ -382,7 +434,11 @@ _stagectl_argument() {
         "completion install|0") _stagectl_kind=choice; _stagectl_choices='bash zsh fish';;
         "init|0") _stagectl_kind=dir;;
         "metrics import|0") _stagectl_kind=file;;
+        "notify unit-failed|0") _stagectl_kind=text;;
+        "optimize|0") _stagectl_kind=file;;
         "report verify|0") _stagectl_kind=file;;
+        "state copy|0") _stagectl_kind=text;;
+        "state copy|1") _stagectl_kind=text;;
         "trading confirm|0") _stagectl_kind=text;;
         "trading cancel|0") _stagectl_kind=text;;
         "trading revoke|0") _stagectl_kind=text;;

@@ -78,6 +78,34 @@ def invoke_cli(
     return CliResult(code, stdout, stderr)
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One throwaway PostgreSQL 15 server for the session (tests/pg.py); skipped, with the
+    reason, only when the server binaries or psycopg are absent."""
+    from tests.pg import PgServer, missing_reason
+
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PgServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The state database of a test that runs on both backends: a SQLite file, or a fresh
+    database on the session's PostgreSQL server (both as ``--state`` takes them)."""
+    from stagectl.config.state_url import parse_state_location
+
+    if request.param == "sqlite":
+        return tmp_path / "state" / "stagectl.db"
+    server = request.getfixturevalue("pg_server")
+    return parse_state_location(server.new_database())
+
+
 @pytest.fixture
 def run(home: Path) -> Run:
     """Invoke stagectl in-process through main(), in the isolated ``home``."""

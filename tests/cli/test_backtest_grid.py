@@ -127,7 +127,13 @@ def test_a_failing_cell_names_its_parameters_symbol_and_period(run: Run, home: P
 
 @pytest.mark.parametrize(
     "extra",
-    [["--symbol", "ETHUSDT"], ["--start", "2025-01-01"], ["--breakers"], ["--record", "r1"]],
+    [
+        ["--symbol", "ETHUSDT"],
+        ["--start", "2025-01-01"],
+        ["--breakers"],
+        ["--record", "r1"],
+        ["--html", "grid.html"],
+    ],
 )
 def test_grid_refuses_options_its_cells_set_themselves(
     run: Run, grid_file: Path, extra: list[str]

@@ -20,7 +20,7 @@ PACKAGED = sorted(
 def test_init_creates_the_home_layout_configs_and_a_migrated_state(run: Run, home: Path) -> None:
     result = run(["init"])
     assert result.exit_code == 0, result.stderr
-    for name in ("config", "state", "artifacts", "reports", "logs"):
+    for name in ("config", "state", "artifacts", "reports", "logs", "metrics"):
         assert (home / name).is_dir()
     assert "baselines/stage6-2024-06-07.yaml" in PACKAGED
     for name in PACKAGED:
@@ -44,6 +44,7 @@ def test_init_json_is_one_document(run: Run, home: Path) -> None:
         "artifacts",
         "reports",
         "logs",
+        "metrics",
         "artifacts/stage3",
     ]
     assert document["notes"] == []

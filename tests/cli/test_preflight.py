@@ -16,7 +16,7 @@ from stagectl.exchange.credentials import KEY_ENV, SECRET_ENV
 from tests.conftest import Run
 from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
 
-CHECKS = 12
+CHECKS = 13
 
 
 def ready(home: Path) -> None:
@@ -128,11 +128,50 @@ def test_exchange_checks_pass_against_the_simulator_and_never_print_secrets(
     checks = statuses(result.json())
     assert checks["exchange reachable, clock skew"] == "PASS"
     assert checks["credentials present"] == "PASS"
+    assert checks["key permissions"] == "PASS"
     reason = {c["check"]: c["reason"] for c in result.json()["checks"]}
+    assert "withdrawals off, IP allowlist on" in reason["key permissions"]
     assert "exchange markets" in reason["position limits vs exchange filters"]
     text = run([*args, "--base-url", sim.base_url], env=env)
     for output in (result.stdout + result.stderr, text.stdout + text.stderr):
         assert API_SECRET not in output and API_KEY not in output
+
+
+@pytest.mark.parametrize(
+    ("restrictions", "reason"),
+    [
+        ({"enableWithdrawals": True}, "withdrawals are enabled"),
+        ({"ipRestrict": False}, "no IP allowlist"),
+        ({"enableFutures": False}, "cannot trade"),
+    ],
+)
+def test_a_live_key_that_can_withdraw_or_has_no_ip_allowlist_fails(
+    run: Run, home: Path, sim: ExchangeSim, restrictions: dict[str, bool], reason: str
+) -> None:
+    ready(home)
+    sim.set_key_restrictions(API_KEY, **restrictions)
+    try:
+        with sim.engine.lock:
+            sim.engine.now_ms = int(time.time() * 1000)
+        args = ["preflight", "-c", two_symbol_config(home), "--exchange", "binanceusdm"]
+        result = run(
+            [*args, "--base-url", sim.base_url, "--json"],
+            env={KEY_ENV: API_KEY, SECRET_ENV: API_SECRET},
+        )
+    finally:
+        sim.set_key_restrictions(
+            API_KEY, enableWithdrawals=False, ipRestrict=True, enableFutures=True
+        )
+    assert result.exit_code == 1
+    check = next(c for c in result.json()["checks"] if c["check"] == "key permissions")
+    assert check["status"] == "FAIL" and reason in check["reason"]
+
+
+def test_key_permissions_skip_offline(run: Run, home: Path) -> None:
+    ready(home)
+    result = run(["preflight", "--exchange", "binanceusdm", "--offline", "--json"])
+    check = next(c for c in result.json()["checks"] if c["check"] == "key permissions")
+    assert check == {"check": "key permissions", "status": "SKIP", "reason": "--offline"}
 
 
 def test_clock_skew_above_one_second_fails(run: Run, home: Path, sim: ExchangeSim) -> None:

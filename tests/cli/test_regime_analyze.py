@@ -87,7 +87,10 @@ def test_ledger_windows_are_bucketed_and_exported(run: Run, candles: Path, tmp_p
     assert len(regimes) == 4320
     assert (out / "buckets_trend_x_volatility.csv").is_file()
     page = html.read_text()
-    assert "<svg" in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert page.count('class="plotly-graph-div"') == 3  # price, cumulative PnL, heat map
+    assert '<script src="' not in page and "<link" not in page
+    for table in ("Regime share of time", "Volatility thresholds", "By trend x volatility"):
+        assert table in page
 
 
 def test_windows_csv_from_export_windows_is_accepted(

@@ -28,6 +28,7 @@ HEAVY = (
     "requests",
     "dask",
     "distributed",
+    "plotly",
 )
 
 PROBE = """
@@ -151,3 +152,10 @@ def test_trading_status_json_imports_no_heavy_library(home: Path) -> None:
     _require("trading")
     heavy_imports(["trading", "disable", "--reason", "probe"], home)
     assert heavy_imports(["trading", "status", "--json"], home) == []
+
+
+def test_a_report_without_html_never_loads_plotly(home: Path) -> None:
+    """plotly is imported to write an --html page, not to compute a report."""
+    _require("backtest")
+    modules = imported_modules(["backtest", "--start", "2026-01-01", "--json"], home)
+    assert not {m for m in modules if m.split(".")[0] == "plotly"}

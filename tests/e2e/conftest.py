@@ -35,6 +35,7 @@ class Step:
 
 class Operator(Protocol):
     home: Path
+    env: dict[str, str]
 
     def __call__(self, *args: str | Path, expect: int | None = 0) -> Step: ...
 

@@ -13,6 +13,10 @@ ccxt 4.5's ``binanceusdm`` calls:
   ccxt loads first); fetch_balance ``/fapi/v3/account``; fetch_my_trades
   ``/fapi/v1/userTrades``; funding payments ``/fapi/v1/income``; set_leverage
   ``POST /fapi/v1/leverage``. The v2 positionRisk/account paths answer too.
+- the key's permissions ``GET /sapi/v1/account/apiRestrictions`` (Binance's "API key
+  restrictions"): two keys are known, ``API_KEY`` (futures trading, no withdrawals, IP
+  allowlist on) and ``READ_KEY`` (reading only; order routes answer -2015 for it), and
+  :meth:`ExchangeSim.set_key_restrictions` changes what either reports.
 
 Signed endpoints check ``X-MBX-APIKEY`` (-2015) and the HMAC-SHA256 ``signature`` over
 the query string plus body (-1022), and the ``timestamp``/``recvWindow`` against the
@@ -52,9 +56,26 @@ from typing import Any
 import pandas as pd
 
 from tests.exchange_sim.engine import Engine, SimMarket, SimOrder
-from tests.exchange_sim.server import API_KEY, API_SECRET, Fault, Handler, RequestRecord, SimState
+from tests.exchange_sim.server import (
+    API_KEY,
+    API_SECRET,
+    READ_KEY,
+    READ_SECRET,
+    Fault,
+    Handler,
+    RequestRecord,
+    SimState,
+)
 
-__all__ = ["API_KEY", "API_SECRET", "ExchangeSim", "SimOrder", "running_sim"]
+__all__ = [
+    "API_KEY",
+    "API_SECRET",
+    "READ_KEY",
+    "READ_SECRET",
+    "ExchangeSim",
+    "SimOrder",
+    "running_sim",
+]
 
 DEFAULT_START = "2024-01-03T00:00:00Z"
 
@@ -139,6 +160,13 @@ class ExchangeSim:
                 for r in self.state.requests
                 if (path is None or r.path == path) and (method is None or r.method == method)
             ]
+
+    def set_key_restrictions(self, api_key: str, **restrictions: Any) -> None:
+        """Change what ``apiRestrictions`` reports for ``api_key`` (e.g.
+        ``enableWithdrawals=True``, ``ipRestrict=False``)."""
+        with self.state.lock:
+            secret, current = self.state.keys[api_key]
+            self.state.keys[api_key] = (secret, {**current, **restrictions})
 
     # --- faults -------------------------------------------------------------------------
 

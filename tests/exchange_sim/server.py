@@ -22,6 +22,37 @@ from tests.exchange_sim.engine import ZERO, Engine, SimError, _fmt
 
 API_KEY = "sim-api-key-0123456789"
 API_SECRET = "sim-api-secret-abcdefghijklmnopqrstuvwxyz"
+READ_KEY = "sim-read-key-0123456789"
+READ_SECRET = "sim-read-secret-abcdefghijklmnopqrstuvwxyz"
+
+TRADING_KEY_RESTRICTIONS: dict[str, Any] = {
+    "ipRestrict": True,
+    "enableReading": True,
+    "enableFutures": True,
+    "enableSpotAndMarginTrading": False,
+    "enableMargin": False,
+    "enableWithdrawals": False,
+    "enableInternalTransfer": False,
+    "permitsUniversalTransfer": False,
+}
+"""What Binance's ``GET /sapi/v1/account/apiRestrictions`` tells of a well-kept live key:
+futures trading, no withdrawals, IP allowlist on."""
+
+READ_KEY_RESTRICTIONS: dict[str, Any] = {
+    **TRADING_KEY_RESTRICTIONS,
+    "enableFutures": False,
+}
+"""A read-only key: reading only."""
+
+TRADE_ROUTES = frozenset(
+    {
+        ("POST", "/fapi/v1/order"),
+        ("DELETE", "/fapi/v1/order"),
+        ("DELETE", "/fapi/v1/allOpenOrders"),
+        ("POST", "/fapi/v1/leverage"),
+    }
+)
+"""Routes a key needs trading permission for (Binance answers -2015 otherwise)."""
 KLINES_MAX = 1500
 FUNDING_MAX = 1000
 
@@ -57,8 +88,13 @@ class SimState:
     """What the handler threads share: the engine, faults, the request log, credentials."""
 
     engine: Engine
-    api_key: str = API_KEY
-    api_secret: str = API_SECRET
+    keys: dict[str, tuple[str, dict[str, Any]]] = field(
+        default_factory=lambda: {
+            API_KEY: (API_SECRET, dict(TRADING_KEY_RESTRICTIONS)),
+            READ_KEY: (READ_SECRET, dict(READ_KEY_RESTRICTIONS)),
+        }
+    )
+    """API key -> (secret, the restrictions the exchange reports for it)."""
     faults: list[Fault] = field(default_factory=list)
     requests: list[RequestRecord] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -173,17 +209,23 @@ class Handler(BaseHTTPRequestHandler):
             raise SimError(-5000, f"Path {path}, Method {method} is invalid", 404)
         handler, signed = route
         if signed:
-            self._authenticate(query, body, params)
+            restrictions = self._authenticate(query, body, params)
+            if (method, path) in TRADE_ROUTES and not restrictions.get("enableFutures"):
+                raise SimError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+            params = {**params, "_api_key": self.headers.get("X-MBX-APIKEY") or ""}
         with self.state.engine.lock:
             return handler(self.state, params)
 
-    def _authenticate(self, query: str, body: str, params: dict[str, str]) -> None:
-        """Binance's check: a known key, then HMAC-SHA256(secret, query + body) = signature."""
-        if self.headers.get("X-MBX-APIKEY") != self.state.api_key:
+    def _authenticate(self, query: str, body: str, params: dict[str, str]) -> dict[str, Any]:
+        """Binance's check: a known key, then HMAC-SHA256(secret, query + body) = signature.
+        Returns the key's restrictions."""
+        known = self.state.keys.get(self.headers.get("X-MBX-APIKEY") or "")
+        if known is None:
             raise SimError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        secret, restrictions = known
         signature = params.get("signature", "")
         payload = _strip_signature(query) + _strip_signature(body)
-        expected = hmac.new(self.state.api_secret.encode(), payload.encode(), hashlib.sha256)
+        expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256)
         if not hmac.compare_digest(expected.hexdigest(), signature):
             raise SimError(-1022, "Signature for this request is not valid.")
         timestamp = int(params.get("timestamp") or 0)
@@ -191,6 +233,7 @@ class Handler(BaseHTTPRequestHandler):
         wall_ms = int(time.time() * 1000)
         if timestamp > wall_ms + 1000 or wall_ms - timestamp > recv_window:
             raise SimError(-1021, "Timestamp for this request is outside of the recvWindow.")
+        return restrictions
 
     def _control(self, method: str, path: str, params: dict[str, str]) -> None:
         """A small control API for manual use: state, advance, fault."""
@@ -551,6 +594,11 @@ def _leverage_bracket(state: SimState, params: dict[str, str]) -> Any:
     ]
 
 
+def _api_restrictions(state: SimState, params: dict[str, str]) -> Any:
+    _, restrictions = state.keys[params["_api_key"]]
+    return {"createTime": 1_700_000_000_000, **restrictions}
+
+
 def _empty_list(state: SimState, params: dict[str, str]) -> Any:
     return []
 
@@ -576,11 +624,14 @@ ROUTES: dict[tuple[str, str], tuple[Route, bool]] = {
     ("POST", "/fapi/v1/leverage"): (_leverage, True),
     ("GET", "/fapi/v1/leverageBracket"): (_leverage_bracket, True),
     ("GET", "/sapi/v1/capital/config/getall"): (_empty_list, True),
+    ("GET", "/sapi/v1/account/apiRestrictions"): (_api_restrictions, True),
 }
 
 __all__ = [
     "API_KEY",
     "API_SECRET",
+    "READ_KEY",
+    "READ_SECRET",
     "ROUTES",
     "ZERO",
     "Fault",

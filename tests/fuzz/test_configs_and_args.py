@@ -387,6 +387,7 @@ CHEAP_TAIL: dict[str, tuple[str, ...]] = {
     "metrics export-windows": (),
     "paper-gate": (),
     "regime-analyze": ("--candles", "missing.csv"),
+    "run-live": ("-c", MISSING),
     "shadow compare": ("--baseline", "a", "--candidate", "b"),
     "shadow record-backtest": ("--run-id", "fuzz", "-c", MISSING),
     "stress-lab": ("--data", "no-data"),

@@ -12,16 +12,38 @@ import pytest
 
 from stagectl.config.home import Home
 from stagectl.exchange.ccxt_broker import open_broker
-from stagectl.exchange.credentials import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials
+from stagectl.exchange.credentials import (
+    KEY_ENV,
+    KEY_FILE_ENV,
+    READONLY_KEY_ENV,
+    READONLY_KEY_FILE_ENV,
+    READONLY_SECRET_ENV,
+    SECRET_ENV,
+    Credentials,
+)
 from stagectl.exchange.retry import RetryPolicy
 from stagectl.state.db import open_state
 from stagectl.state.ledger import fills
 from tests.conftest import Run
-from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim, running_sim
+from tests.exchange_sim import (
+    API_KEY,
+    API_SECRET,
+    READ_KEY,
+    READ_SECRET,
+    ExchangeSim,
+    running_sim,
+)
 from tests.orders import new_order
 
 START = datetime(2024, 1, 3, tzinfo=UTC)
-ENV: dict[str, str | None] = {KEY_ENV: API_KEY, SECRET_ENV: API_SECRET, KEY_FILE_ENV: None}
+ENV: dict[str, str | None] = {
+    READONLY_KEY_ENV: READ_KEY,
+    READONLY_SECRET_ENV: READ_SECRET,
+    READONLY_KEY_FILE_ENV: None,
+    KEY_ENV: None,
+    SECRET_ENV: None,
+    KEY_FILE_ENV: None,
+}
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +128,48 @@ def test_fetched_fills_feed_the_window_metrics(
 
 
 def test_fetch_without_credentials_is_exit_2(run: Run, sim: ExchangeSim) -> None:
-    result = run(fetch_args(sim), env={KEY_ENV: None, SECRET_ENV: None, KEY_FILE_ENV: None})
+    result = run(fetch_args(sim), env={**ENV, READONLY_KEY_ENV: None, READONLY_SECRET_ENV: None})
     assert result.exit_code == 2
-    assert KEY_ENV in result.stderr
+    assert READONLY_KEY_ENV in result.stderr
+
+
+def test_fetch_never_uses_the_trading_key(run: Run, sim: ExchangeSim) -> None:
+    trading_only = {**ENV, READONLY_KEY_ENV: None, READONLY_SECRET_ENV: None}
+    before = len(sim.requests())
+    result = run(fetch_args(sim), env={**trading_only, KEY_ENV: API_KEY, SECRET_ENV: API_SECRET})
+    assert result.exit_code == 2
+    assert "live box only" in result.stderr
+    assert len(sim.requests()) == before, "no call may be made with the trading key"
+
+
+@pytest.mark.parametrize(
+    ("key", "secret", "restrictions", "shown"),
+    [
+        (API_KEY, API_SECRET, {}, "trading on"),
+        (READ_KEY, READ_SECRET, {"enableWithdrawals": True}, "withdrawals on"),
+    ],
+)
+def test_a_read_only_key_that_can_trade_or_withdraw_is_refused(
+    run: Run,
+    home: Path,
+    sim: ExchangeSim,
+    traded: list[object],
+    key: str,
+    secret: str,
+    restrictions: dict[str, bool],
+    shown: str,
+) -> None:
+    sim.set_key_restrictions(key, **restrictions)
+    trades_before = len(sim.requests(path="/fapi/v1/userTrades"))
+    try:
+        env = {**ENV, READONLY_KEY_ENV: key, READONLY_SECRET_ENV: secret}
+        result = run(fetch_args(sim), env=env)
+    finally:
+        sim.set_key_restrictions(key, enableWithdrawals=False)
+    assert result.exit_code == 2
+    assert "needs a read-only key" in result.stderr and shown in result.stderr
+    assert key not in result.stderr and secret not in result.stderr
+    assert len(sim.requests(path="/fapi/v1/userTrades")) == trades_before
 
 
 def test_an_unreachable_exchange_is_exit_3_and_prints_no_secret(run: Run) -> None:

@@ -46,3 +46,9 @@ def test_wheel_ships_the_completion_scripts(wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
     for script in ("stagectl.bash", "_stagectl", "stagectl.fish"):
         assert f"stagectl/completions/{script}" in names
+
+
+def test_wheel_ships_the_service_templates(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    for template in sorted((REPO_ROOT / "deploy").iterdir()):
+        assert f"stagectl/deploy/{template.name}" in names, template.name

@@ -18,6 +18,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,15 +29,16 @@ import pytest
 
 from stagectl.config.home import Home
 from stagectl.config.loader import load_strategy
+from stagectl.config.state_url import StateLocation, parse_state_location, state_exists
 from stagectl.domain.backtest import run_backtest
-from stagectl.errors import InputError
+from stagectl.errors import InputError, StagectlError
 from stagectl.exchange.ccxt_broker import CcxtBroker, open_broker
 from stagectl.exchange.credentials import Credentials, require_credentials
 from stagectl.exchange.retry import RetryPolicy
 from stagectl.services.live import run as service
 from stagectl.services.live.artifacts import ARTIFACT_FILES
 from stagectl.services.strategy.sleeves import build_sleeves
-from stagectl.state.db import open_state
+from stagectl.state.db import DatabaseError, open_state
 from stagectl.state.equity import snapshots
 from stagectl.state.journal import events
 from stagectl.state.ledger import fills
@@ -103,11 +105,12 @@ def sim_broker(base_url: str, credentials: Credentials | None = None) -> CcxtBro
 
 
 def child_main(argv: list[str]) -> None:
-    """The loop in a child process: ``HOME BASE_URL END_ISO`` (credentials from env)."""
-    home_root, base_url, end = argv
+    """The loop in a child process: ``HOME BASE_URL END_ISO STATE`` (credentials from
+    env; STATE a SQLite file or a PostgreSQL URL)."""
+    home_root, base_url, end, state = argv
     result = service.run(
         service.RunLiveRequest(live=True, end=datetime.fromisoformat(end)),
-        home=Home(root=Path(home_root)),
+        home=Home(root=Path(home_root), state_override=parse_state_location(state)),
         live_broker=sim_broker(base_url, require_credentials()),
         clock=HttpSimClock(base_url),
     )
@@ -288,7 +291,15 @@ def _child(home: Home, sim: ExchangeSim, end: datetime) -> subprocess.Popen[str]
         "child_main(sys.argv[1:])"
     )
     return subprocess.Popen(
-        [sys.executable, "-c", code, str(home.root), sim.base_url, end.isoformat()],
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(home.root),
+            sim.base_url,
+            end.isoformat(),
+            str(home.state_path),
+        ],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -312,38 +323,41 @@ def _run_fills(home: Home) -> list[Any]:
 
 
 def _order_statuses(home: Home) -> list[str]:
-    import sqlite3
-
-    path = home.state_path
-    if not path.exists():
+    if not state_exists(home.state_path):
         return []
     try:
-        with sqlite3.connect(path) as conn:
-            return [row[0] for row in conn.execute("SELECT status FROM orders")]
-    except sqlite3.Error:
+        with open_state(home.state_path, migrate=False) as db:
+            return [row[0] for row in db.conn.execute("SELECT status FROM orders")]
+    except (DatabaseError, StagectlError):
         return []
 
 
 @pytest.mark.parametrize(
-    ("kill_point", "path", "method", "requests_before_kill"),
+    ("state_url", "kill_point", "path", "method", "requests_before_kill"),
     [
         # recorded 'new', then killed while looking it up: never reached the exchange
-        ("before the exchange saw the order", ORDER, "GET", 1),
+        ("sqlite", "before the exchange saw the order", ORDER, "GET", 1),
         # recorded 'new', killed while the create is in flight: the exchange accepts it
-        ("after the exchange accepted the order", ORDER, "POST", 1),
+        ("sqlite", "after the exchange accepted the order", ORDER, "POST", 1),
         # acked and filled, killed while fetching fills (2 per settle, 1 per sleeve)
-        ("between the ack and the fills", TRADES, "GET", 3),
+        ("sqlite", "between the ack and the fills", TRADES, "GET", 3),
+        # on PostgreSQL, the kill point that makes the restart adopt an order (the three
+        # points pass there too; one keeps CI's time down)
+        ("postgresql", "after the exchange accepted the order", ORDER, "POST", 1),
     ],
+    indirect=["state_url"],
 )
 def test_sigkill_mid_step_then_restart_sends_no_order_twice_and_loses_no_fill(
     sim: ExchangeSim,
     tmp_path: Path,
+    state_url: StateLocation,
     kill_point: str,
     path: str,
     method: str,
     requests_before_kill: int,
 ) -> None:
-    home = _home(tmp_path / "killed")
+    """On either backend (the child's state is ``state_url``)."""
+    home = replace(_home(tmp_path / "killed"), state_override=state_url)
     end = T0 + 5 * HOUR
     if requests_before_kill > 1:  # let the earlier matching requests through quickly
         sim.inject_latency(0.0, count=requests_before_kill - 1, path=path, method=method)

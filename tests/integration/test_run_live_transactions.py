@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation
 from stagectl.exchange.paper import PaperBroker
 from stagectl.services.live import run as service
 from stagectl.state.db import open_state
@@ -58,9 +59,10 @@ def test_a_paper_run_never_calls_the_broker_inside_a_write_transaction(tmp_path:
 
 
 def test_a_database_locked_by_another_writer_delays_the_loop_but_every_bar_finishes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_url: StateLocation
 ) -> None:
-    home = Home(root=tmp_path)
+    """On either backend: SQLite's write lock, PostgreSQL's write advisory lock."""
+    home = Home(root=tmp_path, state_override=state_url)
     monkeypatch.setenv("STAGECTL_BUSY_TIMEOUT_MS", "300")
     alerts: list[str] = []
     locker = _Locker(home.state_path, hold_s=0.5)
@@ -87,22 +89,20 @@ def test_a_database_locked_by_another_writer_delays_the_loop_but_every_bar_finis
 
 
 class _Locker(threading.Thread):
-    """Holds the write lock from another connection for ``hold_s`` seconds."""
+    """Holds the write lock from another connection for ``hold_s`` seconds (a write
+    transaction that writes nothing)."""
 
-    def __init__(self, path: Path, hold_s: float) -> None:
+    def __init__(self, path: StateLocation, hold_s: float) -> None:
         super().__init__(daemon=True)
         self.path, self.hold_s, self.held_s = path, hold_s, 0.0
         self.holding = threading.Event()
 
     def run(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=5, isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        began = time.monotonic()
-        self.holding.set()
-        time.sleep(self.hold_s)
-        self.held_s = time.monotonic() - began
-        conn.execute("ROLLBACK")
-        conn.close()
+        with open_state(self.path, busy_timeout_ms=5000) as db, db.transaction():
+            began = time.monotonic()
+            self.holding.set()
+            time.sleep(self.hold_s)
+            self.held_s = time.monotonic() - began
 
 
 @pytest.mark.slow

@@ -54,6 +54,8 @@ TABLES_BY_MIGRATION = {
     "0012_rebalance_plans": {"rebalance_plans"},
     "0013_notification_log": {"notification_log"},
     "0014_fill_totals_mark": {"fill_totals_mark"},
+    "0015_telegram_offsets": {"telegram_offsets"},
+    "0016_run_leases": {"run_leases"},
 }
 TABLES_DROPPED_BY_MIGRATION = {"0007_one_state": {"trading_flags"}}
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stagectl.config.state_url import StateLocation
 from stagectl.domain.types import Fill, FundingPayment, Position
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.ledger import (
@@ -45,8 +46,8 @@ def _fill(trade_id: str, *, ts: datetime = T0, symbol: str = "ETHUSDT", **change
     return Fill(**values)  # type: ignore[arg-type]
 
 
-def test_importing_the_same_fills_twice_records_each_once(tmp_path: Path) -> None:
-    with open_state(tmp_path / "stagectl.db") as db:
+def test_importing_the_same_fills_twice_records_each_once(state_url: StateLocation) -> None:
+    with open_state(state_url) as db:
         first = insert_fills(db, [_fill("1"), _fill("2"), _fill("2")])
         assert (first.inserted, first.skipped) == (2, 1)
         second = insert_fills(db, [_fill("1"), _fill("2"), _fill("3")])
@@ -54,16 +55,16 @@ def test_importing_the_same_fills_twice_records_each_once(tmp_path: Path) -> Non
         assert [f.trade_id for f in fills(db)] == ["1", "2", "3"]
 
 
-def test_the_same_trade_id_on_another_exchange_is_another_fill(tmp_path: Path) -> None:
-    with open_state(tmp_path / "stagectl.db") as db:
+def test_the_same_trade_id_on_another_exchange_is_another_fill(state_url: StateLocation) -> None:
+    with open_state(state_url) as db:
         counts = insert_fills(db, [_fill("1"), _fill("1", account="paper")])
         assert (counts.inserted, counts.skipped) == (2, 0)
 
 
-def test_fills_come_back_equal_in_time_order_and_filtered(tmp_path: Path) -> None:
+def test_fills_come_back_equal_in_time_order_and_filtered(state_url: StateLocation) -> None:
     later = _fill("b", ts=T0 + timedelta(hours=1), symbol="SOLUSDT")
     earlier = _fill("a", ts=T0 + timedelta(microseconds=1))
-    with open_state(tmp_path / "stagectl.db") as db:
+    with open_state(state_url) as db:
         insert_fills(db, [later, earlier])
         assert fills(db) == [earlier, later]
         assert fills(db, symbol="SOLUSDT") == [later]
@@ -71,14 +72,18 @@ def test_fills_come_back_equal_in_time_order_and_filtered(tmp_path: Path) -> Non
         assert fills(db, end=T0 + timedelta(hours=1)) == [earlier]
 
 
-def test_a_batch_with_one_fill_the_database_refuses_records_none_of_them(tmp_path: Path) -> None:
-    with open_state(tmp_path / "stagectl.db") as db:
+def test_a_batch_with_one_fill_the_database_refuses_records_none_of_them(
+    state_url: StateLocation,
+) -> None:
+    with open_state(state_url) as db:
         with pytest.raises(sqlite3.IntegrityError):
             insert_fills(db, [_fill("1"), _fill("2", run_id="no-such-run")])
         assert fills(db) == []
 
 
-def test_funding_payments_are_idempotent_per_source_symbol_and_time(tmp_path: Path) -> None:
+def test_funding_payments_are_idempotent_per_source_symbol_and_time(
+    state_url: StateLocation,
+) -> None:
     payment = FundingPayment(
         account="binanceusdm",
         symbol="ETHUSDT",
@@ -87,15 +92,15 @@ def test_funding_payments_are_idempotent_per_source_symbol_and_time(tmp_path: Pa
         amount=Decimal("-0.35001"),
         position_qty=Decimal("1.0"),
     )
-    with open_state(tmp_path / "stagectl.db") as db:
+    with open_state(state_url) as db:
         assert insert_funding(db, [payment]).inserted == 1
         again = insert_funding(db, [payment, payment])
         assert (again.inserted, again.skipped) == (0, 2)
         assert funding_payments(db, symbol="ETHUSDT") == [payment]
 
 
-def test_positions_upsert_per_account_and_symbol(tmp_path: Path) -> None:
-    with open_state(tmp_path / "stagectl.db") as db:
+def test_positions_upsert_per_account_and_symbol(state_url: StateLocation) -> None:
+    with open_state(state_url) as db:
         book = {"account": "paper", "updated_at": T0}
         upsert_position(db, Position("ETHUSDT", Decimal("1.5"), Decimal("3500"), **book))
         short = Position("ETHUSDT", Decimal("-0.25"), Decimal("3600.5"), **book)

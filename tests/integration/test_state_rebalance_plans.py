@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+from stagectl.config.state_url import StateLocation
 from stagectl.state import rebalance as plans
 from stagectl.state.db import StateDB, open_state
 from stagectl.state.rebalance import RebalancePlan
@@ -26,12 +26,12 @@ def plan(as_of: datetime, decision: str = "REBALANCE", run_id: str = "paper-1") 
     )
 
 
-def _db(tmp_path: Path) -> StateDB:
-    return open_state(tmp_path / "stagectl.db")
+def _db(state_url: StateLocation) -> StateDB:
+    return open_state(state_url)
 
 
-def test_a_review_rerun_at_the_same_time_records_nothing_new(tmp_path: Path) -> None:
-    with _db(tmp_path) as db:
+def test_a_review_rerun_at_the_same_time_records_nothing_new(state_url: StateLocation) -> None:
+    with _db(state_url) as db:
         first = plans.record_plan(db, plan(MONDAY))
         again = plans.record_plan(db, plan(MONDAY))
         assert first == (first[0], True) and again == (first[0], False)
@@ -39,8 +39,10 @@ def test_a_review_rerun_at_the_same_time_records_nothing_new(tmp_path: Path) -> 
         assert plans.plans(db)[0].target_weights_pct == {"ETHUSDT": 54.0, "SOLUSDT": 46.0}
 
 
-def test_a_newer_review_supersedes_the_pending_rebalance_of_its_run_only(tmp_path: Path) -> None:
-    with _db(tmp_path) as db:
+def test_a_newer_review_supersedes_the_pending_rebalance_of_its_run_only(
+    state_url: StateLocation,
+) -> None:
+    with _db(state_url) as db:
         old, _ = plans.record_plan(db, plan(MONDAY))
         other, _ = plans.record_plan(db, plan(MONDAY, run_id="paper-2"))
         plans.record_plan(db, plan(MONDAY + 24 * HOUR, decision="SKIP"))
@@ -50,9 +52,9 @@ def test_a_newer_review_supersedes_the_pending_rebalance_of_its_run_only(tmp_pat
 
 
 def test_the_loop_finds_a_plan_from_its_as_of_time_and_again_when_it_redoes_that_bar(
-    tmp_path: Path,
+    state_url: StateLocation,
 ) -> None:
-    with _db(tmp_path) as db:
+    with _db(state_url) as db:
         plan_id, _ = plans.record_plan(db, plan(MONDAY))
         assert plans.plan_for_bar(db, "paper-1", MONDAY - HOUR) is None
         due = plans.plan_for_bar(db, "paper-1", MONDAY + HOUR)

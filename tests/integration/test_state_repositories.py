@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+from stagectl.config.state_url import StateLocation
 from stagectl.domain.directives import DirectiveState, OnTimeout
 from stagectl.domain.orders import client_order_id
 from stagectl.domain.types import (
@@ -45,8 +45,9 @@ T0 = datetime(2024, 6, 7, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> StateDB:
-    state = open_state(tmp_path / "stagectl.db")
+def db(state_url: StateLocation) -> StateDB:
+    """The repositories on both backends (SQLite, and PostgreSQL: tests/pg.py)."""
+    state = open_state(state_url)
     start_run(state, Run("r1", "run-live", "paper", started_at=T0, config_path="config/core.yaml"))
     return state
 

@@ -18,8 +18,10 @@ from stagectl.domain.backtest import (
     funding_per_bar,
     market_of,
     run_backtest,
+    trades_table,
 )
 from stagectl.errors import InputError
+from tests import trades_reference
 
 INDEX = pd.date_range("2024-01-01", periods=6, freq="1h", tz="UTC")
 OPEN = pd.Series([100.0, 102.0, 101.0, 103.0, 104.0, 100.0], index=INDEX)
@@ -35,6 +37,51 @@ def hand_example() -> pd.Series:
     e4 = e3 * (1 - (104 / 103 - 1))  # short over 103 -> 104
     e5 = e4 * (1 - (100 / 104 - 1)) * (1 - 0.0008)  # short over 104 -> 100, buy back
     return pd.Series([1000.0, e1, e2, e3, e4, e5], index=INDEX)
+
+
+def test_every_trade_still_open_keeps_exit_time_a_utc_datetime_column() -> None:
+    # the exit times were an object column, which became naive datetime64[s] when all
+    # of them were missing
+    target = pd.Series([1.0] * 6, index=INDEX)
+    trades = run_backtest([SleeveSpec("X", OPEN, target, 1.0)]).trades
+    assert trades["exit_time"].dtype == trades["entry_time"].dtype
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(2, 60).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.sampled_from([-1.0, -0.5, 0.0, 0.5, 1.0]), min_size=n, max_size=n),
+            st.lists(st.floats(-50.0, 50.0), min_size=n, max_size=n),
+            st.lists(st.floats(0.0, 5.0), min_size=n, max_size=n),
+        )
+    )
+)
+def test_trades_table_gives_the_per_bar_algorithms_doubles(
+    case: tuple[list[float], list[float], list[float]],
+) -> None:
+    held_list, flows, fees = case
+    held = np.array(held_list)
+    n = held.size
+    index = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC")
+    opens = 100.0 + np.arange(n)
+    prev = np.concatenate(([0.0], held[:-1]))
+    traded = np.abs(held - prev) > 0
+    fee = np.where(traded, fees, 0.0)  # costs only where the position changes
+    slip = fee * 0.375
+    gross, funding = np.array(flows), np.array(flows[::-1]) * 0.01
+    table = trades_table(
+        index, ["X"], opens[:, None], held[:, None], gross[:, None], funding[:, None],
+        fee[:, None], slip[:, None],
+    )  # fmt: skip
+    reference = trades_reference.sleeve_trades(index, "X", opens, held, gross, funding, fee, slip)
+    assert len(table) == len(reference)
+    for column in reference.columns:
+        if column == "exit_time":
+            times = [[None if pd.isna(t) else t for t in f[column]] for f in (table, reference)]
+            assert times[0] == times[1]
+        else:
+            np.testing.assert_array_equal(table[column], reference[column], err_msg=column)
 
 
 def test_backtest_equity_matches_the_hand_computed_example() -> None:

@@ -23,7 +23,7 @@ def run_all() -> Iterator[ModuleType]:
         yield run_all
     finally:
         sys.path.remove(str(BENCHMARKS))
-        for name in ("run_all", "summary"):
+        for name in ("run_all", "summary", "backtest_e2e", "backtest_core", "market_data", "peers"):
             sys.modules.pop(name, None)
 
 
@@ -107,3 +107,27 @@ def test_table_has_one_row_per_figure_and_says_which_targets_were_met(
     assert lines[0] == "| benchmark | figure | floor | ratio | target | met? | date |"
     assert lines[2] == f"| {bench.script}: a | 2 s | 1 s | 2.00x | <= 1.5x | NO | 2026-12-03 |"
     assert lines[3] == f"| {bench.script}: b | 3 s | - | - | - | - | 2026-12-03 |"
+
+
+def test_the_backtest_floor_computes_stagectls_metrics(run_all: ModuleType) -> None:
+    # benchmarks/backtest_e2e.py times stagectl against a bare script; the ratio means
+    # something only while the script computes the same numbers (here on bundled bars)
+    import backtest_e2e
+
+    from stagectl.data.bundled import SAMPLE_DIR
+
+    bars, _ = backtest_e2e.tiled_bars(SAMPLE_DIR, 20_000)
+    ours = backtest_e2e.comparable(backtest_e2e.stagectl_backtest(bars))
+    worst, where = backtest_e2e.largest_difference(ours, backtest_e2e.bare_backtest(bars))
+    assert worst <= 1e-12, where
+
+
+def test_peers_says_so_when_vectorbt_is_absent(
+    run_all: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import peers
+
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(sys, "argv", ["peers.py"])
+    peers.main()  # returns: exit status 0
+    assert capsys.readouterr().out == "vectorbt not installed\n"

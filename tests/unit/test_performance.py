@@ -23,6 +23,7 @@ from stagectl.domain.performance import (
     running_drawdown,
     sharpe,
     sortino,
+    stability,
     trade_stats,
 )
 from stagectl.errors import InputError
@@ -177,3 +178,19 @@ def test_drawdown_is_never_positive_and_episode_depths_match_its_minimum(
     episodes = drawdown_episodes(drawdown)
     if len(episodes):
         assert episodes["depth"].min() == pytest.approx(drawdown.min())
+
+
+def test_stability_groups_bars_by_calendar_year_in_any_order() -> None:
+    index = pd.date_range("2023-12-31 20:00", periods=10, freq="1h", tz="UTC")
+    returns = np.array([0.01, -0.02, 0.03, 0.01, -0.01, 0.02, 0.0, 0.01, -0.03, 0.02])
+    by_year = stability(index, returns, {}, 8760.0)["by_year"]
+    assert list(by_year) == ["2023", "2024"]
+    assert by_year["2023"]["total_return"] == pytest.approx(1.01 * 0.98 * 1.03 * 1.01 - 1)
+    assert by_year["2024"]["sharpe"] == pytest.approx(sharpe(returns[4:], 8760.0))
+    shuffled = np.random.default_rng(0).permutation(10)
+    again = stability(index[shuffled], returns[shuffled], {}, 8760.0)["by_year"]
+    in_year_order = [i for i in shuffled if i < 4]
+    assert again["2023"]["total_return"] == pytest.approx(by_year["2023"]["total_return"])
+    assert again["2023"]["max_drawdown"] == pytest.approx(
+        -float(running_drawdown(pd.Series(np.cumprod(1 + returns[in_year_order])), 1.0).min())
+    )

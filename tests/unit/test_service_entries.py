@@ -28,9 +28,11 @@ from stagectl.config.home import Home
 ENTRIES: dict[str, tuple[str, str]] = {
     "init": ("stagectl.services.home.init", "run"),
     "state info": ("stagectl.services.home.state_info", "run"),
+    "state copy": ("stagectl.services.home.state_copy", "run"),
     "data info": ("stagectl.services.data.info", "run"),
     "data check": ("stagectl.services.data.check", "run"),
     "data fetch": ("stagectl.services.data.fetch", "run"),
+    "funding-scan": ("stagectl.services.data.funding_scan", "run"),
     "trading status": ("stagectl.services.trading.flags", "run_status"),
     "trading incidents": ("stagectl.services.trading.incidents", "run"),
     "trading enable": ("stagectl.services.trading.restart", "run"),
@@ -55,6 +57,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "cpcv": ("stagectl.services.research.cpcv", "run"),
     "audit-strategy": ("stagectl.services.research.audit", "run"),
     "consensus": ("stagectl.services.research.consensus", "run"),
+    "optimize": ("stagectl.services.research.optimize", "run"),
     "shadow compare": ("stagectl.services.research.shadow", "run_compare"),
     "shadow record-backtest": ("stagectl.services.research.shadow", "run_record_backtest"),
     "run-live": ("stagectl.services.live.run", "run"),
@@ -64,6 +67,9 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "metrics window": ("stagectl.services.ledger.window", "run"),
     "metrics export-windows": ("stagectl.services.ledger.export_windows", "run"),
     "regime-analyze": ("stagectl.services.ledger.regime_analyze", "run"),
+    "telegram serve": ("stagectl.services.telegram.bot", "serve"),
+    "telegram test": ("stagectl.services.telegram.check", "run"),
+    "notify unit-failed": ("stagectl.services.guard.unit_failed", "run"),
 }
 
 # Commands without a service: `report verify` checks a file with the reports package
@@ -71,11 +77,14 @@ ENTRIES: dict[str, tuple[str, str]] = {
 NO_SERVICE = {"report", "completion"}
 
 # Service modules a CLI module may import besides the entries: the one report path, the
-# could-not-judge alert every scheduled command sends (cli/_scheduled.py), and the
+# could-not-judge alert every scheduled command sends (cli/_scheduled.py), the --html
+# pages built from an entry's result (docs/reports.md, "HTML pages"), and the
 # --workers/--scheduler settings of the research commands.
 SHARED_SERVICES = {
     "stagectl.services.publish",
     "stagectl.services.guard.alerts",
+    "stagectl.services.pages.guard",
+    "stagectl.services.pages.research",
     "stagectl.services.research.parallel",
 }
 

@@ -68,6 +68,12 @@ def test_debounce_takes_a_position_after_two_equal_bars() -> None:
     assert debounce(raw, 3).tolist() == [0, 0, 0, 0, 0, 0, 0, -1, -1]
 
 
+def test_debounce_a_missing_value_confirms_nothing() -> None:
+    raw = pd.Series([1, np.nan, np.nan, -1, -1, np.nan], dtype=float)
+    assert debounce(raw, 2).tolist() == [0, 0, 0, 0, -1, -1]
+    assert debounce(raw, 1).tolist() == [1, 1, 1, -1, -1, -1]
+
+
 def test_debounce_with_one_bar_returns_the_raw_signal() -> None:
     raw = pd.Series([1, -1, 0, 1], dtype=float)
     assert debounce(raw, 1).tolist() == raw.tolist()

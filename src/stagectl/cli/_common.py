@@ -92,6 +92,15 @@ OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Write the signed report to FILE (atomically).", metavar="FILE"),
 ]
+HtmlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--html",
+        help="Also write a self-contained HTML page with charts (offline; atomically).",
+        metavar="FILE",
+        dir_okay=False,
+    ),
+]
 UnsignedOpt = Annotated[
     bool,
     typer.Option("--unsigned", help="With --out and no key configured: write an unsigned report."),
@@ -267,8 +276,8 @@ def fmt_pct(fraction: float | None) -> str:
 
 
 def fmt_fixed(value: float | None, digits: int = 3) -> str:
-    """A number with ``digits`` decimals; None -> ``-``."""
-    return "-" if value is None else f"{value:.{digits}f}"
+    """A number with ``digits`` decimals (never ``-0.000``); None -> ``-``."""
+    return "-" if value is None else f"{round(value, digits) + 0.0:.{digits}f}"
 
 
 def print_lines(lines: Sequence[str]) -> None:

@@ -20,10 +20,19 @@ def internal_error_line(error: BaseException) -> str:
     )
 
 
+def public_line(line: str) -> str:
+    """``line`` with every URL cut to its scheme and host: an error may quote a value
+    whole, and a webhook or apprise URL carries its token (``notify.webhook_url: ...
+    (got 'https://hooks.slack.com/services/T0/B0/SECRET')``)."""
+    from stagectl.notify._secrets import mask_urls
+
+    return mask_urls(line)
+
+
 def failure_of(error: Exception) -> tuple[int, str]:
     """The exit code ``main()`` gives ``error`` and the line it prints for it."""
     if isinstance(error, StagectlError):
-        return error.exit_code, str(error)
+        return error.exit_code, public_line(str(error))
     if isinstance(error, click_errors.ClickException):
-        return EXIT_USAGE, error.format_message()
-    return EXIT_INTERNAL, internal_error_line(error)
+        return EXIT_USAGE, public_line(error.format_message())
+    return EXIT_INTERNAL, public_line(internal_error_line(error))

@@ -10,6 +10,7 @@ import typer
 from stagectl.cli._common import (
     MAX_COST_MULTIPLIER,
     BoundedFloat,
+    HtmlOpt,
     JsonOpt,
     OutOpt,
     SampleDataOpt,
@@ -94,6 +95,7 @@ def backtest(
     json_output: JsonOpt = False,
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,
+    html: HtmlOpt = None,
     export_dir: Annotated[
         Path | None,
         typer.Option(
@@ -166,6 +168,7 @@ def backtest(
             breakers=breakers,
             preset=preset,
             record=record,
+            html=html,
         )
         _grid(
             ctx,
@@ -216,6 +219,11 @@ def backtest(
         )
     for path in result.exported:
         info(f"wrote {path}")
+    if html is not None:
+        from stagectl.reports.charts import write_page
+        from stagectl.services.pages.research import backtest as page
+
+        info(f"wrote {write_page(html, page(result))}")
     show_report(
         envelope, json_output=json_output, out=out, render_human=lambda: _print_human(result.body())
     )

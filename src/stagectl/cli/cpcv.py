@@ -12,6 +12,7 @@ from stagectl.cli._common import (
     BoundedInt,
     CandleDataOpt,
     CostMultiplierOpt,
+    HtmlOpt,
     JsonOpt,
     SchedulerOpt,
     StrategyConfigOpt,
@@ -75,6 +76,7 @@ def cpcv(
     ] = 16,
     data_dir: CandleDataOpt = None,
     json_output: JsonOpt = False,
+    html: HtmlOpt = None,
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,
 ) -> None:
@@ -106,6 +108,11 @@ def cpcv(
     result = service.run(request, home=home, report=info)
     info(f"config: {result.market.source.describe()}")
     info(f"data: {result.market.info.data_source}")
+    if html is not None:
+        from stagectl.reports.charts import write_page
+        from stagectl.services.pages.research import cpcv as page
+
+        info(f"wrote {write_page(html, page(result))}")
     emit_report(
         home,
         service.KIND,

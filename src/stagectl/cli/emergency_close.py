@@ -17,6 +17,7 @@ from stagectl.cli._common import (
     print_lines,
     print_table,
 )
+from stagectl.cli._observe import MetricsFileOpt, observed, record_emergency
 from stagectl.errors import EXIT_CHECK_FAILED, InputError
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -53,6 +54,7 @@ def emergency_close(
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     json_output: JsonOpt = False,
+    metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Rollback plan: set REDUCE_ONLY, cancel all open orders, close every position with
     reduce-only market orders, set HALTED, then verify flat. Each step is an incident in
@@ -65,42 +67,47 @@ def emergency_close(
 
     Example: stagectl emergency-close --exchange binanceusdm --dry-run
     """
-    from stagectl.services.trading import emergency_close as service
+    home = cli_context(ctx).home
+    mode = "paper" if exchange is None else "live"
+    with observed(home, "emergency-close", metrics_file=metrics_file, mode=mode) as observation:
+        from stagectl.services.trading import emergency_close as service
 
-    if paper and exchange:
-        raise InputError("--paper and --exchange exclude each other", where="--paper")
-    if base_url and not exchange:
-        raise InputError("--base-url needs --exchange", where="--base-url")
-    if not dry_run and not yes and not sys.stdin.isatty():
-        raise InputError(
-            "emergency-close changes positions and needs confirmation: pass --yes "
-            "(no terminal to ask on), or --dry-run to see the plan",
-            where="--yes",
+        if paper and exchange:
+            raise InputError("--paper and --exchange exclude each other", where="--paper")
+        if base_url and not exchange:
+            raise InputError("--base-url needs --exchange", where="--base-url")
+        if not dry_run and not yes and not sys.stdin.isatty():
+            raise InputError(
+                "emergency-close changes positions and needs confirmation: pass --yes "
+                "(no terminal to ask on), or --dry-run to see the plan",
+                where="--yes",
+            )
+        request = service.EmergencyCloseRequest(
+            paper=exchange is None,
+            exchange=exchange or "binanceusdm",
+            base_url=base_url,
+            symbols=sorted(set(symbol)) if symbol else None,
+            dry_run=dry_run,
+            halt_if_unreachable=yes,
+            reason=reason,
         )
-    request = service.EmergencyCloseRequest(
-        paper=exchange is None,
-        exchange=exchange or "binanceusdm",
-        base_url=base_url,
-        symbols=sorted(set(symbol)) if symbol else None,
-        dry_run=dry_run,
-        halt_if_unreachable=yes,
-        reason=reason,
-    )
 
-    def confirm(plan: Any) -> None:
-        if yes:
-            return
-        _show_plan(plan, err=True)
-        if not typer.confirm("Execute this emergency close?", default=False, err=True):
-            raise typer.Abort()
+        def confirm(plan: Any) -> None:
+            if yes:
+                return
+            _show_plan(plan, err=True)
+            if not typer.confirm("Execute this emergency close?", default=False, err=True):
+                raise typer.Abort()
 
-    result = service.run(request, home=cli_context(ctx).home, confirm=confirm)
-    if json_output:
-        print_json(result.to_dict())
-    else:
-        _show(result)
-    if not result.flat:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        result = service.run(request, home=home, confirm=confirm)
+        document = result.to_dict()
+        record_emergency(observation, document)
+        if json_output:
+            print_json(document)
+        else:
+            _show(result)
+        if not result.flat:
+            raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 def _show_plan(result: Any, *, err: bool = False) -> None:

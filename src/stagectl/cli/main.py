@@ -21,7 +21,7 @@ from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
 
 from stagectl import __version__
-from stagectl.cli._failure import internal_error_line
+from stagectl.cli._failure import internal_error_line, public_line
 from stagectl.cli._signals import Interrupter, after_interruption
 from stagectl.errors import (
     EXIT_INTERNAL,
@@ -34,8 +34,9 @@ from stagectl.errors import (
 
 # name -> (module whose ``app`` holds the command, one-line help for the listing)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "funding-scan": ("stagectl.cli.funding_scan", "Funding carry and perp-spot basis per symbol."),
     "init": ("stagectl.cli.init", "Create a stagectl home with the default configs."),
-    "state": ("stagectl.cli.state", "Inspect the SQLite state database."),
+    "state": ("stagectl.cli.state", "Inspect or copy the state database (SQLite or PostgreSQL)."),
     "report": ("stagectl.cli.report", "Verify signed reports."),
     "verify-thresholds": (
         "stagectl.cli.verify_thresholds",
@@ -56,11 +57,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preflight": ("stagectl.cli.preflight", "The seed 002 pre-trade checklist."),
     "emergency-close": ("stagectl.cli.emergency_close", "Reduce-only, cancel, close all, halt."),
     "trading": ("stagectl.cli.trading", "Show or set the trading state."),
+    "telegram": ("stagectl.cli.telegram", "On-call from Telegram: serve the bot, test it."),
     "walk-forward": ("stagectl.cli.walk_forward", "Purged walk-forward of the strategy config."),
     "cpcv": ("stagectl.cli.cpcv", "Combinatorial purged CV: Sharpe across paths and PBO."),
     "audit-strategy": ("stagectl.cli.audit_strategy", "Seed 003's acceptance table on the data."),
     "consensus": ("stagectl.cli.consensus", "Engine consensus score and adaptive decision."),
+    "optimize": ("stagectl.cli.optimize", "Seed 001's portfolio optimizer: weights, slacks."),
     "shadow": ("stagectl.cli.shadow", "Record backtests as runs; compare runs for promotion."),
+    "notify": ("stagectl.cli.notify", "Tell the notify channels: a failed systemd unit."),
 }
 
 
@@ -133,13 +137,14 @@ def root(
         ),
     ] = None,
     state: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--state",
             envvar="STAGECTL_STATE",
-            help="The state database [env: STAGECTL_STATE; default: HOME/state/stagectl.db].",
+            help="The state database: a SQLite file or a postgresql://USER@HOST/DB URL "
+            "(password from PGPASSWORD, ~/.pgpass or STAGECTL_STATE_PASSWORD_FILE) "
+            "[env: STAGECTL_STATE; default: HOME/state/stagectl.db].",
             show_envvar=False,
-            dir_okay=False,
         ),
     ] = None,
     debug: Annotated[
@@ -157,12 +162,14 @@ def root(
     # so the root help stays off _common's and home's imports (docs/performance.md).
     from stagectl.cli._common import CliContext
     from stagectl.config.home import Home
+    from stagectl.config.state_url import parse_state_location
 
-    ctx.obj = CliContext(home=Home.resolve(home, state), debug=debug)
+    location = None if state is None else parse_state_location(state)
+    ctx.obj = CliContext(home=Home.resolve(home, location), debug=debug)
 
 
 def _say(message: str) -> None:
-    typer.echo(f"stagectl: {message}", err=True)
+    typer.echo(f"stagectl: {public_line(message)}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,8 +105,8 @@ def metrics_fetch(
         str,
         typer.Option(
             "--exchange",
-            help="ccxt exchange id, e.g. binanceusdm; credentials from "
-            "STAGECTL_EXCHANGE_API_KEY/SECRET or STAGECTL_EXCHANGE_KEY_FILE.",
+            help="ccxt exchange id, e.g. binanceusdm; the read-only key from "
+            "STAGECTL_READONLY_API_KEY/SECRET or STAGECTL_READONLY_KEY_FILE.",
             metavar="ID",
         ),
     ],

@@ -9,6 +9,7 @@ import typer
 
 from stagectl.cli._common import (
     BoundedInt,
+    HtmlOpt,
     JsonOpt,
     OutOpt,
     UnsignedOpt,
@@ -19,6 +20,7 @@ from stagectl.cli._common import (
     parse_now,
     print_table,
 )
+from stagectl.cli._observe import MetricsFileOpt, Observation, observed, record_checks
 from stagectl.config.limits import MAX_DURATION_DAYS
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -61,6 +63,8 @@ def paper_gate(
     json_output: JsonOpt = False,
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,
+    html: HtmlOpt = None,
+    metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Judge a paper run against the six PASS criteria of the 30-day paper gate.
 
@@ -72,26 +76,41 @@ def paper_gate(
     as of --now, else its last bar. Exit 0 when all pass, 1 when any fails or no
     finished paper run covers the window, 2 on bad input or no paper run.
     """
-    from stagectl.services.guard import paper_gate as service
-
     home = cli_context(ctx).home
-    at = parse_now(now)
-    request = service.PaperGateRequest(now=at, config=config, days=days, run_id=run_id)
-    result = service.run(request, home=home)
-    info(f"config: {result.source.describe()}")
-    info(result.choice.describe())
-    info(f"window: {result.days} days, {result.choice.as_of.describe()}")
-    emit_report(
-        home,
-        service.KIND,
-        result.body(),
-        inputs=result.inputs,
-        json_output=json_output,
-        out=out,
-        unsigned=unsigned,
-        render_human=lambda: _print_human(result),
-    )
-    raise typer.Exit(result.exit_code)
+    with observed(home, "paper-gate", metrics_file=metrics_file) as observation:
+        from stagectl.services.guard import paper_gate as service
+
+        at = parse_now(now)
+        request = service.PaperGateRequest(now=at, config=config, days=days, run_id=run_id)
+        result = service.run(request, home=home)
+        _observe(observation, result)
+        info(f"config: {result.source.describe()}")
+        info(result.choice.describe())
+        info(f"window: {result.days} days, {result.choice.as_of.describe()}")
+        if html is not None:
+            from stagectl.reports.charts import write_page
+            from stagectl.services.pages.guard import paper_gate as page
+
+            info(f"wrote {write_page(html, page(result))}")
+        emit_report(
+            home,
+            service.KIND,
+            result.body(),
+            inputs=result.inputs,
+            json_output=json_output,
+            out=out,
+            unsigned=unsigned,
+            render_human=lambda: _print_human(result),
+        )
+        raise typer.Exit(result.exit_code)
+
+
+def _observe(observation: Observation, result: Any) -> None:
+    rows = result.rows()
+    failed = [c.label for c in rows if not c.passed]
+    record_checks(observation, len(rows) - len(failed), len(failed))
+    observation.log.run = result.run_id
+    observation.event("verdict", passed=not failed, failed=failed, days=result.days)
 
 
 def _print_human(result: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stagectl.cli._common import JsonOpt, cli_context, config_option, info, print_json, print_table
+from stagectl.cli._observe import MetricsFileOpt, observed, record_checks
 from stagectl.errors import EXIT_CHECK_FAILED
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -34,6 +35,7 @@ def preflight(
         typer.Option("--offline", help="No network: skip exchange checks, use packaged filters."),
     ] = False,
     json_output: JsonOpt = False,
+    metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Run the pre-flight checklist (seed 002): config, thresholds, state database,
     artifact directories, TIF policy, position limits against exchange filters,
@@ -46,27 +48,33 @@ def preflight(
 
     Example: stagectl preflight --exchange binanceusdm --json
     """
-    from stagectl.errors import InputError
-    from stagectl.services.trading import preflight as service
+    home = cli_context(ctx).home
+    with observed(home, "preflight", metrics_file=metrics_file) as observation:
+        from stagectl.errors import InputError
+        from stagectl.services.trading import preflight as service
 
-    if base_url and not exchange:
-        raise InputError("--base-url needs --exchange", where="--base-url")
-    if config is not None and not config.is_file():
-        raise InputError("no such config file", where=str(config))
-    request = service.PreflightRequest(
-        config=config, exchange=exchange, base_url=base_url, offline=offline
-    )
-    result = service.run(request, home=cli_context(ctx).home)
-    if json_output:
-        print_json(result.to_dict())
-    else:
-        info(f"config: {result.config.describe()}; mode: {result.mode}")
-        print_table(
-            "PRE-FLIGHT",
-            ("check", "status", "reason"),
-            [(c.name, c.status, c.reason) for c in result.checks],
+        if base_url and not exchange:
+            raise InputError("--base-url needs --exchange", where="--base-url")
+        if config is not None and not config.is_file():
+            raise InputError("no such config file", where=str(config))
+        request = service.PreflightRequest(
+            config=config, exchange=exchange, base_url=base_url, offline=offline
         )
-        verdict = "PASSED" if result.passed else "FAILED"
-        typer.echo(f"preflight {verdict}")
-    if not result.passed:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        result = service.run(request, home=home)
+        count = {s: sum(c.status == s for c in result.checks) for s in ("PASS", "FAIL", "SKIP")}
+        record_checks(observation, count["PASS"], count["FAIL"], count["SKIP"])
+        failed = [{"check": c.name, "why": c.reason} for c in result.checks if c.status == "FAIL"]
+        observation.event("checks", mode=result.mode, failed=failed)
+        if json_output:
+            print_json(result.to_dict())
+        else:
+            info(f"config: {result.config.describe()}; mode: {result.mode}")
+            print_table(
+                "PRE-FLIGHT",
+                ("check", "status", "reason"),
+                [(c.name, c.status, c.reason) for c in result.checks],
+            )
+            verdict = "PASSED" if result.passed else "FAILED"
+            typer.echo(f"preflight {verdict}")
+        if not result.passed:
+            raise typer.Exit(EXIT_CHECK_FAILED)

@@ -14,6 +14,7 @@ import typer
 
 from stagectl.cli._common import (
     DryRunOpt,
+    HtmlOpt,
     JsonOpt,
     LiveModeOpt,
     OutOpt,
@@ -31,6 +32,13 @@ from stagectl.cli._common import (
     publish_envelope,
     show_report,
     to_jsonable,
+)
+from stagectl.cli._observe import (
+    MetricsFileOpt,
+    Observation,
+    observed,
+    record_guard,
+    record_weekly,
 )
 from stagectl.cli._scheduled import could_not_judge_alert
 from stagectl.config.home import Home
@@ -87,6 +95,7 @@ def risk_guard(
             file_okay=False,
         ),
     ] = None,
+    html: HtmlOpt = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -116,6 +125,7 @@ def risk_guard(
             metavar="NAME",
         ),
     ] = None,
+    metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Evaluate the runbook's indicators and rules and recommend an action.
 
@@ -132,25 +142,35 @@ def risk_guard(
     if replay:
         if weekly:
             raise InputError("choose one of --replay and --weekly", where="--replay")
+        if metrics_file is not None:
+            raise InputError(
+                "--metrics-file is for the hourly and the weekly guard, not --replay",
+                where="--metrics-file",
+            )
         publish = _Publish(home, parse_now(now) or datetime.now(UTC), json_output, out, unsigned)
         guard = _Breakers(breakers or preset is not None, preset)
-        _replay(publish, config, (replay_start, replay_end), evaluation, export, data, guard)
+        outputs = _ReplayOutputs(export, html)
+        _replay(publish, config, (replay_start, replay_end), evaluation, outputs, data, guard)
         return
     command = "risk-guard --weekly" if weekly else "risk-guard"
-    with could_not_judge_alert(home, command=command, config=config):
+    mode = mode_of(live)
+    with (
+        observed(home, command, metrics_file=metrics_file, mode=mode) as observation,
+        could_not_judge_alert(home, command=command, config=config),
+    ):
         moment = parse_now(now)
         publish = _Publish(home, moment or datetime.now(UTC), json_output, out, unsigned)
         if weekly:
-            _weekly(publish, moment, config, data, run_id, mode_of(live), dry_run)
+            _weekly(publish, moment, config, data, run_id, mode, dry_run, observation)
             return
         if breakers or preset is not None:
             raise InputError("--breakers and --preset need --replay", where="--breakers")
-        if replay_start or replay_end or export or data:
+        if replay_start or replay_end or export or data or html:
             raise InputError(
-                "--replay-start, --replay-end, --export and --data need --replay",
+                "--replay-start, --replay-end, --export, --html and --data need --replay",
                 where="--replay",
             )
-        _live(publish, moment, config, dry_run, run_id, mode_of(live))
+        _live(publish, moment, config, dry_run, run_id, mode, observation)
 
 
 def _live(
@@ -160,6 +180,7 @@ def _live(
     dry_run: bool,
     run_id: str | None,
     mode: Mode,
+    observation: Observation,
 ) -> None:
     """The hourly check: judge, record, notify, report; exits with the decision's code."""
     from stagectl.services.guard import live as service
@@ -168,6 +189,7 @@ def _live(
         now=moment, config=config, dry_run=dry_run, run_id=run_id, mode=mode
     )
     result = service.run(request, home=publish.home)
+    record_guard(observation, result.body())
     info(f"config: {result.config.describe()}")
     info(f"state: {result.state_path} (run {result.run_id})")
     info(result.as_of.describe())
@@ -310,6 +332,14 @@ def _progress() -> Iterator[Callable[[int, int], None]]:
 
 
 @dataclass(frozen=True)
+class _ReplayOutputs:
+    """Replay only: the ``--export`` directory and the ``--html`` page."""
+
+    export: Path | None
+    html: Path | None
+
+
+@dataclass(frozen=True)
 class _Breakers:
     """Replay only: whether to apply the circuit breakers, and the preset's daily stop."""
 
@@ -322,7 +352,7 @@ def _replay(
     config: Path | None,
     window: tuple[str | None, str | None],
     evaluation: str,
-    export: Path | None,
+    outputs: _ReplayOutputs,
     data: Path | None,
     breakers: _Breakers,
 ) -> None:
@@ -337,7 +367,7 @@ def _replay(
         end=end,
         evaluation=evaluation,
         data_dir=data,
-        export_dir=export,
+        export_dir=outputs.export,
         breakers=breakers.apply,
         preset=breakers.preset,
     )
@@ -349,6 +379,11 @@ def _replay(
     envelope = publish.envelope(service.KIND, report.body(), report.inputs)
     for path in report.exported:
         info(f"wrote {path}")
+    if outputs.html is not None:
+        from stagectl.reports.charts import write_page
+        from stagectl.services.pages.guard import replay as page
+
+        info(f"wrote {write_page(outputs.html, page(report))}")
     publish.show(envelope, lambda: _print_replay(report.body()))
 
 
@@ -427,6 +462,7 @@ def _weekly(
     run_id: str | None,
     mode: Mode,
     dry_run: bool,
+    observation: Observation,
 ) -> None:
     from stagectl.services.guard import weekly as service
 
@@ -436,6 +472,7 @@ def _weekly(
     review = service.run(request, home=publish.home)
     info(f"run {review.run_id}; {review.as_of.describe()}")
     body = review.to_dict()
+    record_weekly(observation, body)
     envelope = publish.envelope(service.KIND, body, review.inputs)
 
     def render_human() -> None:

@@ -14,10 +14,12 @@ from typing import Annotated, Any
 import typer
 
 from stagectl.cli._common import (
+    BoundedInt,
     JsonOpt,
     YesOpt,
     cli_context,
     info,
+    mode_of,
     parse_duration,
     parse_utc,
     print_json,
@@ -25,6 +27,9 @@ from stagectl.cli._common import (
     quoted,
     stdout_is_tty,
 )
+from stagectl.cli._live_steps import LiveSteps
+from stagectl.cli._logs import WARNING
+from stagectl.cli._observe import observed
 from stagectl.errors import InputError, Interrupted
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -181,6 +186,24 @@ def run_live(
             "hourly, directives latched at the next bar). --no-guard leaves it to cron.",
         ),
     ] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="Serve live gauges for Prometheus on this port while the loop runs (0: any "
+            "free port, printed on stderr; docs/metrics.md).",
+            metavar="PORT",
+            click_type=BoundedInt(0, 65535),
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            "--metrics-host",
+            help="The address --metrics-port listens on (0.0.0.0: every interface).",
+            metavar="HOST",
+        ),
+    ] = "127.0.0.1",
     yes: YesOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -198,55 +221,64 @@ def run_live(
     completes, 2 on a bad config, option or missing live credentials/confirmation, 3 on
     an exchange or database failure.
     """
-    from stagectl.services.live import run as service
-
     home = cli_context(ctx).home
-    if live:
-        _check_live_options(replay_data, speed)
-        _confirm_live(exchange, yes)
-    elif base_url is not None:
-        raise InputError("--base-url only applies to --live", where="--base-url")
-    request = service.RunLiveRequest(
-        config=config,
-        stage3=stage3,
-        live=live,
-        exchange=exchange,
-        duration=None if duration is None else parse_duration(duration, option="--duration"),
-        replay_data=replay_data,
-        speed=parse_speed(speed),
-        start=None if start is None else parse_utc(start, option="--start"),
-        end=None if end is None else parse_utc(end, option="--end", end_of_day=True),
-        resume=resume,
-        new_run=new_run,
-        stop_limits=stop_limits,
-        position_limits=position_limits,
-        base_url=base_url,
-        breakers=breakers,
-        guard=guard,
-    )
-    stop = _StopFlag()
-    view = _View(rich=stdout_is_tty() and not json_output)
-    with stop.installed(), view:
-        result = service.run(
-            request,
-            home=home,
-            should_stop=stop,
-            on_step=view.step,
-            on_alert=lambda message: info(f"alert: {message}"),
+    with observed(home, "run-live", metrics_file=None, mode=mode_of(live)) as observation:
+        from stagectl.services.live import run as service
+
+        if live:
+            _check_live_options(replay_data, speed)
+            _confirm_live(exchange, yes)
+        elif base_url is not None:
+            raise InputError("--base-url only applies to --live", where="--base-url")
+        request = service.RunLiveRequest(
+            config=config,
+            stage3=stage3,
+            live=live,
+            exchange=exchange,
+            duration=None if duration is None else parse_duration(duration, option="--duration"),
+            replay_data=replay_data,
+            speed=parse_speed(speed),
+            start=None if start is None else parse_utc(start, option="--start"),
+            end=None if end is None else parse_utc(end, option="--end", end_of_day=True),
+            resume=resume,
+            new_run=new_run,
+            stop_limits=stop_limits,
+            position_limits=position_limits,
+            base_url=base_url,
+            breakers=breakers,
+            guard=guard,
         )
-    info(
-        f"run {result.run_id} ({result.mode}, {'resumed' if result.resumed else 'new'}): "
-        f"{result.status}; state {result.state_path}; artifacts {result.artifacts_dir}"
-    )
-    for note in result.notes:
-        info(f"note: {note}")
-    summary = result.summary()
-    if json_output:
-        print_json(summary)
-    else:
-        print_lines([f"{key}: {_text(value)}" for key, value in summary.items() if key != "notes"])
-    if stop.signum is not None:  # aborted, or a signal that came as the last bar ended
-        raise Interrupted(stop.signum)
+        stop = _StopFlag()
+        view = _View(rich=stdout_is_tty() and not json_output)
+        steps = LiveSteps(view.step, observation, every_bar=live or request.speed is not None)
+        if metrics_port is not None:
+            steps.serve_metrics(metrics_host, metrics_port, mode_of(live))
+
+        def alert(message: str) -> None:
+            info(f"alert: {message}")
+            observation.event("alert", WARNING, message=message)
+
+        with steps, stop.installed(), view:
+            result = service.run(
+                request, home=home, should_stop=stop, on_step=steps.step, on_alert=alert
+            )
+        info(
+            f"run {result.run_id} ({result.mode}, {'resumed' if result.resumed else 'new'}): "
+            f"{result.status}; state {result.state_path}; artifacts {result.artifacts_dir}"
+        )
+        for note in result.notes:
+            info(f"note: {note}")
+        summary = result.summary()
+        observation.log.run = result.run_id
+        observation.event("summary", **summary)
+        if json_output:
+            print_json(summary)
+        else:
+            print_lines(
+                [f"{key}: {_text(value)}" for key, value in summary.items() if key != "notes"]
+            )
+        if stop.signum is not None:  # aborted, or a signal that came as the last bar ended
+            raise Interrupted(stop.signum)
 
 
 def _text(value: Any) -> str:

@@ -154,11 +154,10 @@ def stress_lab(
         unsigned=unsigned,
     )
     if html is not None:
-        from stagectl.reports import write_atomic
-        from stagectl.reports.html import render_stress_lab_html
+        from stagectl.reports.charts import write_page
+        from stagectl.reports.html import stress_lab_page
 
-        write_atomic(html, render_stress_lab_html(envelope, result.verdict_section).encode("utf-8"))
-        info(f"wrote {html}")
+        info(f"wrote {write_page(html, stress_lab_page(envelope, result.verdict_section))}")
     show_report(
         envelope,
         json_output=json_output,

@@ -21,6 +21,7 @@ from stagectl.cli._common import (
     info,
     print_table,
 )
+from stagectl.cli._observe import MetricsFileOpt, observed, record_checks
 from stagectl.errors import EXIT_CHECK_FAILED
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def verify_thresholds(
             metavar="NAME",
         ),
     ] = None,
+    metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Audit core.yaml's governed values against the approved baseline.
 
@@ -70,29 +72,33 @@ def verify_thresholds(
     this core.yaml. Exit 0 when every check passes, 1 when any fails, 2 on a bad
     config or baseline or an empty signer's name.
     """
-    from stagectl.services.stage6 import verify_thresholds as service
-
     home = cli_context(ctx).home
-    request = service.VerifyThresholdsRequest(
-        config=config, baseline=baseline, signed_off_by=signed_off_by
-    )
-    result = service.run(request, home=home)
-    info(f"config: {result.config.describe()}")
-    info(f"baseline: {result.baseline.describe()}")
-    envelope = emit_report(
-        home,
-        service.KIND,
-        result.body(),
-        inputs=result.inputs,
-        json_output=json_output,
-        out=out,
-        unsigned=unsigned,
-        render_human=lambda: _print_human(result.body()),
-    )
-    if result.signed_off_by is not None:
-        info(_sign_off_line(result, envelope, out))
-    if not result.passed:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+    with observed(home, "verify-thresholds", metrics_file=metrics_file) as observation:
+        from stagectl.services.stage6 import verify_thresholds as service
+
+        request = service.VerifyThresholdsRequest(
+            config=config, baseline=baseline, signed_off_by=signed_off_by
+        )
+        result = service.run(request, home=home)
+        failed = [c.id for c in result.checks if not c.passed]
+        record_checks(observation, len(result.checks) - len(failed), len(failed))
+        observation.event("audit", config=str(result.config.path), failed=failed)
+        info(f"config: {result.config.describe()}")
+        info(f"baseline: {result.baseline.describe()}")
+        envelope = emit_report(
+            home,
+            service.KIND,
+            result.body(),
+            inputs=result.inputs,
+            json_output=json_output,
+            out=out,
+            unsigned=unsigned,
+            render_human=lambda: _print_human(result.body()),
+        )
+        if result.signed_off_by is not None:
+            info(_sign_off_line(result, envelope, out))
+        if not result.passed:
+            raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 def _print_human(body: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from stagectl.cli._common import (
     CostMultiplierOpt,
+    HtmlOpt,
     JsonOpt,
     SampleDataOpt,
     SchedulerOpt,
@@ -59,6 +60,7 @@ def walk_forward(
     cost_multiplier: CostMultiplierOpt = 1.0,
     data_dir: SampleDataOpt = None,
     json_output: JsonOpt = False,
+    html: HtmlOpt = None,
     export_dir: Annotated[
         Path | None,
         typer.Option(
@@ -99,6 +101,11 @@ def walk_forward(
     info(f"data: {result.market.info.data_source}")
     for path in result.exported:
         info(f"wrote {path}")
+    if html is not None:
+        from stagectl.reports.charts import write_page
+        from stagectl.services.pages.research import walk_forward as page
+
+        info(f"wrote {write_page(html, page(result))}")
     emit_report(
         home,
         service.KIND,

@@ -12,8 +12,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from stagectl.config.state_url import StateLocation
+
 HOME_ENV = "STAGECTL_HOME"
-HOME_DIRS = ("config", "state", "artifacts", "reports", "logs")
+HOME_DIRS = ("config", "state", "artifacts", "reports", "logs", "metrics")
 
 
 def defaults_dir() -> Path:
@@ -24,13 +26,23 @@ def defaults_dir() -> Path:
     directory comes from ``__file__`` rather than ``importlib.resources``, whose
     import (with tempfile and random) every command would otherwise pay.
     """
-    packaged = Path(__file__).resolve().parents[1] / "defaults"
+    return _packaged("defaults", "config", "default configs")
+
+
+def deploy_dir() -> Path:
+    """The packaged templates of the systemd units and the crontab: ``stagectl/deploy`` in
+    a wheel, the repository's ``deploy/`` in a source checkout (as ``defaults_dir``)."""
+    return _packaged("deploy", "deploy", "service templates")
+
+
+def _packaged(in_wheel: str, in_checkout: str, what: str) -> Path:
+    packaged = Path(__file__).resolve().parents[1] / in_wheel
     if packaged.is_dir():
         return packaged
-    checkout = Path(__file__).resolve().parents[3] / "config"
+    checkout = Path(__file__).resolve().parents[3] / in_checkout
     if checkout.is_dir():
         return checkout
-    raise FileNotFoundError("stagectl's packaged default configs are missing; reinstall stagectl")
+    raise FileNotFoundError(f"stagectl's packaged {what} are missing; reinstall stagectl")
 
 
 @dataclass(frozen=True)
@@ -49,10 +61,10 @@ class Home:
     """The directories of one stagectl home."""
 
     root: Path
-    state_override: Path | None = None
+    state_override: StateLocation | None = None
 
     @classmethod
-    def resolve(cls, root: Path | None = None, state: Path | None = None) -> Home:
+    def resolve(cls, root: Path | None = None, state: StateLocation | None = None) -> Home:
         base = root or Path(os.environ.get(HOME_ENV) or Path.cwd())
         return cls(root=base.expanduser().resolve(), state_override=state)
 
@@ -61,7 +73,9 @@ class Home:
         return self.root / "config"
 
     @property
-    def state_path(self) -> Path:
+    def state_path(self) -> StateLocation:
+        """The state database: ``--state`` (a SQLite file or a PostgreSQL URL), else the
+        home's ``state/stagectl.db``."""
         return self.state_override or self.root / "state" / "stagectl.db"
 
     @property

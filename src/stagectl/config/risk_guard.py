@@ -160,11 +160,27 @@ class PaperGate(ConfigModel):
     max_critical: Count
 
 
+TelegramChatId = Annotated[int, Field(ge=-(2**52), le=2**52, strict=True)]
+"""A Telegram chat id: a user's or a group's (negative) number."""
+
+
 class TelegramConfig(ConfigModel):
-    """The names of the environment variables holding the secrets, never the secrets."""
+    """The names of the environment variables holding the secrets, never the secrets, and
+    how the on-call bot (``stagectl telegram serve``) answers."""
 
     bot_token_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
     chat_id_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+    bot_token_file: Annotated[str, Field(min_length=1)] | None = None
+    """A file holding the bot token (mode 0600), read when ``bot_token_env`` is unset;
+    relative paths are taken from the home."""
+    command_chat_ids: Items[TelegramChatId] = ()
+    """Chats the bot takes commands from besides the alert chat (``chat_id_env``)."""
+    confirm_within_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    """A /halt, /reduce_only, /confirm or /cancel acts only on a /yes within this time."""
+    command_max_age_s: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    """A command older than this when the bot reads it (the bot was down) is not run."""
+    poll_timeout_s: Annotated[int, Field(ge=1, le=50)] = 30
+    """How long one getUpdates waits for a message (the long poll)."""
 
 
 AppriseUrl = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9+.-]*://", min_length=4)]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -66,6 +67,8 @@ class CoreResult:
     cost: FloatArray
     net: FloatArray
     turnover: FloatArray
+    mark: FloatArray
+    """``1 + gross - funding``: the sleeve's growth over the bar, before the trade."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,6 @@ class BacktestResult:
     sleeve_gross_returns: pd.DataFrame
     sleeve_net_returns: pd.DataFrame
     sleeve_equity: pd.DataFrame
-    sleeve_contribution: pd.DataFrame
     sleeve_turnover: pd.DataFrame
     sleeve_gross_pnl: pd.DataFrame
     sleeve_fee: pd.DataFrame
@@ -87,10 +89,24 @@ class BacktestResult:
     gross_returns: pd.Series
     net_returns: pd.Series
     equity: pd.Series
-    gross_equity: pd.Series
     costs: pd.DataFrame
     turnover: pd.Series
     trades: pd.DataFrame
+
+    # computed when first asked for: the report and the guard need neither
+    @cached_property
+    def sleeve_contribution(self) -> pd.DataFrame:
+        """Each sleeve's net return times its weight (they sum to ``net_returns``)."""
+        weights = np.array([self.weights[name] for name in self.sleeve_net_returns.columns])
+        return self.sleeve_net_returns * weights
+
+    @cached_property
+    def gross_equity(self) -> pd.Series:
+        """The equity curve before every cost: ``initial x cumprod(1 + gross_returns)``."""
+        growth = np.cumprod(1.0 + self.gross_returns.to_numpy())
+        return pd.Series(
+            self.initial_equity * growth, index=self.gross_returns.index, name="gross_equity"
+        )
 
 
 def backtest_core(
@@ -111,12 +127,19 @@ def backtest_core(
     price_return[:1] = 0.0
     np.divide(open_[1:], open_[:-1], out=price_return[1:])
     price_return[1:] -= 1.0
-    gross = prev * price_return
+    gross = np.multiply(prev, price_return, out=price_return)
     funding = prev * funding_rate
-    turnover = np.abs(held - prev)
+    turnover = np.subtract(held, prev, out=prev)
+    np.abs(turnover, out=turnover)
     cost = turnover * cost_rate
-    net = (1.0 + gross - funding) * (1.0 - cost) - 1.0
-    return CoreResult(gross, funding, cost, net, turnover)
+    # in place, the same operations in the same order as
+    # net = (1.0 + gross - funding) * (1.0 - cost) - 1.0
+    mark = 1.0 + gross
+    mark -= funding
+    net = 1.0 - cost
+    np.multiply(mark, net, out=net)
+    net -= 1.0
+    return CoreResult(gross, funding, cost, net, turnover, mark)
 
 
 def funding_per_bar(index: pd.DatetimeIndex, funding: pd.Series | None) -> FloatArray:
@@ -265,41 +288,68 @@ def advance(
     # The portfolio return is numpy's matrix product (BLAS, as it always was): a row's
     # result does not depend on the rows multiplied with it, except that numpy takes
     # another route for a single row; with the carried bar a range has two (tests bind it)
-    portfolio_net = (np.column_stack([c.net for c in cores]) @ weights)[pad:]
-    growth = np.cumprod(np.concatenate(([growth_before], 1.0 + portfolio_net)))
+    portfolio_net = _weighted_sum(_stack([c.net for c in cores]), weights)[pad:]
+    growth = _running_product(growth_before, portfolio_net)
     equity_before = market.initial_equity * growth[:-1]  # the initial equity at bar 0
     before = np.ones(width) if sleeve_growth_before is None else sleeve_growth_before
     # sleeve by sleeve: numpy's loops over a (bars, 2) array run two elements at a time
-    rows = len(portfolio_net)
-    out = {name: np.empty((rows, width)) for name in _SLEEVE_FIELDS}
+    columns: dict[str, list[FloatArray]] = {name: [] for name in _SLEEVE_FIELDS}
     for i, core in enumerate(cores):
-        gross, funding, cost = core.gross[pad:], core.funding[pad:], core.cost[pad:]
-        net = core.net[pad:]
+        gross, funding, net = core.gross[pad:], core.funding[pad:], core.net[pad:]
         capital = equity_before * weights[i]
-        cost_cur = capital * (1.0 + gross - funding) * cost
+        cost_cur = capital * core.mark[pad:]  # capital * (1 + gross - funding) * cost
+        cost_cur *= core.cost[pad:]
         fee = _column(_rows(fee_rate, start, end), i)
         total = _column(_rows(total_rate, start, end), i)
         fee_share = np.divide(
             fee, total, out=np.zeros(np.shape(total)), where=np.asarray(total) > 0
         )
         fee_cur = cost_cur * fee_share
-        out["gross"][:, i] = gross
-        out["funding"][:, i] = funding
-        out["cost"][:, i] = cost
-        out["net"][:, i] = net
-        out["turnover"][:, i] = core.turnover[pad:]
-        out["sleeve_growth"][:, i] = np.cumprod(np.concatenate(([before[i]], 1.0 + net)))[1:]
-        np.multiply(capital, gross, out=out["gross_cur"][:, i])
-        np.multiply(capital, funding, out=out["funding_cur"][:, i])
-        out["fee_cur"][:, i] = fee_cur
-        np.subtract(cost_cur, fee_cur, out=out["slip_cur"][:, i])
+        for name, values in (
+            ("gross", gross),
+            ("funding", funding),
+            ("cost", core.cost[pad:]),
+            ("net", net),
+            ("turnover", core.turnover[pad:]),
+            ("sleeve_growth", _running_product(before[i], net)[1:]),
+            ("gross_cur", np.multiply(capital, gross)),
+            ("funding_cur", np.multiply(capital, funding)),
+            ("fee_cur", fee_cur),
+            ("slip_cur", np.subtract(cost_cur, fee_cur, out=cost_cur)),
+        ):
+            columns[name].append(values)
     return Stretch(
         start=start,
         portfolio_net=portfolio_net,
         growth=growth[1:],
         equity_before=equity_before,
-        **out,
+        **{name: _stack(values) for name, values in columns.items()},
     )
+
+
+def _weighted_sum(columns: FloatArray, weights: FloatArray) -> FloatArray:
+    """``columns @ weights``, numpy's matrix product; of one column that is one product
+    per row, computed as such (the same doubles, without a slow matrix-vector call)."""
+    product: FloatArray = columns[:, 0] * weights[0] if columns.shape[1] == 1 else columns @ weights
+    return product
+
+
+def _row_sums(columns: FloatArray) -> FloatArray:
+    """Each row's sum; of one column, the column itself (the same doubles)."""
+    return columns[:, 0] if columns.shape[1] == 1 else columns.sum(axis=1)
+
+
+def _stack(columns: list[FloatArray]) -> FloatArray:
+    """(rows, sleeves) from one array per sleeve: a view of a single sleeve's array."""
+    return columns[0][:, None] if len(columns) == 1 else np.column_stack(columns)
+
+
+def _running_product(seed: float, values: FloatArray) -> FloatArray:
+    """``cumprod([seed, 1 + values...])``, computed in one buffer."""
+    out = np.empty(values.size + 1)
+    out[0] = seed
+    np.add(values, 1.0, out=out[1:])
+    return np.cumprod(out, out=out)
 
 
 _SLEEVE_FIELDS = (
@@ -356,46 +406,45 @@ def simulate(market: Market, held: FloatArray) -> BacktestResult:
 
 
 def assemble(market: Market, held: FloatArray, run: Stretch) -> BacktestResult:
-    """The BacktestResult of a whole run (``run`` over every bar)."""
+    """The BacktestResult of a whole run (``run`` over every bar).
+
+    The frames and series wrap ``run``'s arrays without copying them (``advance`` made
+    them for this run alone); ``held`` belongs to the caller and is copied.
+    """
     index, names, weights = market.index, market.names, market.weights
     initial_equity = market.initial_equity
-    equity = initial_equity * run.growth
-    portfolio_gross = run.gross @ weights
 
     def frame(values: FloatArray) -> pd.DataFrame:
-        return pd.DataFrame(values, index=index, columns=names)
+        return pd.DataFrame(values, index=index, columns=names, copy=False)
 
+    def series(values: FloatArray, name: str) -> pd.Series:
+        return pd.Series(values, index=index, name=name, copy=False)
+
+    costs = np.empty((3, len(index)))  # one block, a row per column
+    for row, part in enumerate((run.fee_cur, run.slip_cur, run.funding_cur)):
+        costs[row] = _row_sums(part)
     trades = trades_table(
         index, names, market.opens, held, run.gross_cur, run.funding_cur, run.fee_cur, run.slip_cur
     )
     return BacktestResult(
         weights=dict(zip(names, weights.tolist(), strict=True)),
         initial_equity=initial_equity,
-        positions=frame(held),
+        positions=pd.DataFrame(held, index=index, columns=names, copy=True),
         sleeve_gross_returns=frame(run.gross),
         sleeve_net_returns=frame(run.net),
         sleeve_equity=frame(initial_equity * weights * run.sleeve_growth),
-        sleeve_contribution=frame(run.net * weights),
         sleeve_turnover=frame(run.turnover),
         sleeve_gross_pnl=frame(run.gross_cur),
         sleeve_fee=frame(run.fee_cur),
         sleeve_slippage=frame(run.slip_cur),
         sleeve_funding=frame(run.funding_cur),
-        gross_returns=pd.Series(portfolio_gross, index=index, name="gross_return"),
-        net_returns=pd.Series(run.portfolio_net, index=index, name="net_return"),
-        equity=pd.Series(equity, index=index, name="equity"),
-        gross_equity=pd.Series(
-            initial_equity * np.cumprod(1.0 + portfolio_gross), index=index, name="gross_equity"
-        ),
+        gross_returns=series(_weighted_sum(run.gross, weights), "gross_return"),
+        net_returns=series(run.portfolio_net, "net_return"),
+        equity=series(initial_equity * run.growth, "equity"),
         costs=pd.DataFrame(
-            {
-                "fee": run.fee_cur.sum(axis=1),
-                "slippage": run.slip_cur.sum(axis=1),
-                "funding": run.funding_cur.sum(axis=1),
-            },
-            index=index,
+            costs.T, index=index, columns=["fee", "slippage", "funding"], copy=False
         ),
-        turnover=pd.Series(run.turnover @ weights, index=index, name="turnover"),
+        turnover=series(_weighted_sum(run.turnover, weights), "turnover"),
         trades=trades,
     )
 
@@ -494,52 +543,58 @@ def _sleeve_trades(
     slip_cur: FloatArray,
 ) -> pd.DataFrame:
     n = held.size
-    sign = np.sign(held)
-    prev_sign = np.concatenate(([0.0], sign[:-1]))
-    prev_held = np.concatenate(([0.0], held[:-1]))
-    active = sign != 0
-    starts = active & (sign != prev_sign)
-    if not starts.any():
-        return pd.DataFrame()
-    # cost at open k: the entering trade's share and the exiting trade's share
-    delta = np.abs(held - prev_held)
+    prev_held = np.empty(n)
+    prev_held[:1] = 0.0
+    prev_held[1:] = held[:-1]
+    # trades start and end only where the position changes: work on those bars alone
+    changed = np.flatnonzero(held != prev_held)
+    sign, prev_sign = np.sign(held[changed]), np.sign(prev_held[changed])
     flip = sign != prev_sign
-    safe = np.where(delta > 0, delta, 1.0)
-    entry_frac = np.where(flip, np.abs(held) / safe, 1.0)
-    exit_frac = np.where(flip, np.abs(prev_held) / safe, 0.0)
+    entry_bar = changed[flip & (sign != 0)]
+    if not entry_bar.size:
+        return pd.DataFrame()
+    # cost at open k: the entering trade's share and the exiting trade's share, split at
+    # a flip in proportion to |held[k]| and |held[k-1]| (elsewhere the entering trade's)
+    flips = changed[flip]
+    delta = np.abs(held[flips] - prev_held[flips])
+    entry_frac, exit_frac = np.abs(held[flips]) / delta, np.abs(prev_held[flips]) / delta
+
+    def attributed(cost: FloatArray) -> FloatArray:
+        """``cost`` with each flip's exiting share moved onto the closed trade's last bar."""
+        out = cost.copy()
+        out[flips] = cost[flips] * entry_frac
+        before = flips >= 1
+        out[flips[before] - 1] += cost[flips[before]] * exit_frac[before]
+        return out
 
     def on_held_interval(values: FloatArray) -> FloatArray:
         """Move values stamped k+1 (realised on held[k]) onto interval k."""
         return np.concatenate((values[1:], [0.0]))
-
-    fee = fee_cur * entry_frac + on_held_interval(fee_cur * exit_frac)
-    slip = slip_cur * entry_frac + on_held_interval(slip_cur * exit_frac)
-    gross = on_held_interval(gross_cur)
-    funding = on_held_interval(funding_cur)
-    bars = np.arange(n)
-    entry_bar = bars[starts]
 
     def total(values: FloatArray) -> FloatArray:
         # flat bars carry zero pnl and zero attributed cost, so each segment
         # from one trade's entry to the next one's sums exactly that trade
         return np.add.reduceat(values, entry_bar)
 
-    next_sign = np.concatenate((sign[1:], [0.0]))
-    exit_bar = bars[active & (next_sign != sign)] + 1
+    # a trade ends where the sign moves away from it, or is still open after the last bar
+    exit_bar = changed[flip & (prev_sign != 0)]
+    if held[-1] != 0:
+        exit_bar = np.append(exit_bar, n)
     is_open = exit_bar >= n
     exit_clipped = np.minimum(exit_bar, n - 1)
-    gross_t, fee_t, slip_t, fund_t = total(gross), total(fee), total(slip), total(funding)
+    gross_t = total(on_held_interval(gross_cur))
+    fund_t = total(on_held_interval(funding_cur))
+    fee_t, slip_t = total(attributed(fee_cur)), total(attributed(slip_cur))
     costs = fee_t + slip_t + fund_t
-    exit_time = pd.Series(index[exit_clipped]).where(~is_open)
     return pd.DataFrame(
         {
             "symbol": name,
-            "side": np.where(sign[starts] > 0, "long", "short"),
+            "side": np.where(held[entry_bar] > 0, "long", "short"),
             "entry_time": index[entry_bar],
-            "exit_time": exit_time.to_numpy(),
+            "exit_time": index[exit_clipped].where(~is_open),
             "entry_price": open_[entry_bar],
             "exit_price": np.where(is_open, np.nan, open_[exit_clipped]),
-            "entry_position": held[starts],
+            "entry_position": held[entry_bar],
             "holding_bars": exit_clipped - entry_bar,
             "gross_pnl": gross_t,
             "fee": fee_t,

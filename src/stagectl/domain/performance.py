@@ -28,6 +28,8 @@ from stagectl.errors import InputError
 
 MINUTES_PER_DAY = 1440.0
 ReturnsLike = pd.Series | np.ndarray | Sequence[float]
+FloatArray = np.ndarray
+IntArray = np.ndarray
 _BAR_UNITS_MIN = {"m": 1.0, "h": 60.0, "d": 1440.0}
 
 
@@ -226,10 +228,19 @@ def capacity_estimate(
     }
 
 
-def _period_metrics(returns: pd.Series, ppy: float) -> dict[str, float | None]:
-    growth = float(np.prod(1.0 + returns.to_numpy(dtype=float)))
-    equity = (1.0 + returns).cumprod()
-    max_dd = -float(running_drawdown(equity, 1.0).min()) if len(returns) else 0.0
+def _period_metrics(returns: FloatArray, ppy: float) -> dict[str, float | None]:
+    """Total return, Sharpe and max drawdown (from 1.0) of one period's per-bar returns."""
+    one_plus = 1.0 + returns
+    growth = float(np.prod(one_plus))
+    if returns.size:
+        equity = np.cumprod(one_plus, out=one_plus)
+        drawdown = np.maximum.accumulate(equity)  # the running peak, at least 1.0
+        np.maximum(drawdown, 1.0, out=drawdown)
+        np.divide(equity, drawdown, out=drawdown)
+        drawdown -= 1.0
+        max_dd = -float(drawdown.min())
+    else:
+        max_dd = 0.0
     return {
         "total_return": _finite(growth - 1.0),
         "sharpe": sharpe(returns, ppy),
@@ -252,16 +263,36 @@ def dispersion(rows: dict[str, dict[str, float | None]]) -> dict[str, dict[str, 
     return out
 
 
-def stability(returns: pd.DataFrame, ppy: float) -> dict[str, Any]:
-    """Metrics per calendar year (of column ``portfolio``) and per other column, with dispersion."""
-    years = pd.DatetimeIndex(returns.index).year
+def _year_groups(index: pd.DatetimeIndex) -> list[tuple[int, slice | IntArray]]:
+    """Each calendar year's bars, in bar order: a slice when the index is sorted (its
+    year starts found by a search), else the positions."""
+    if not len(index):
+        return []
+    if index.is_monotonic_increasing:
+        first, last = index[0].year, index[-1].year
+        starts = [
+            pd.Timestamp(year=y, month=1, day=1, tz=index.tz) for y in range(first + 1, last + 1)
+        ]
+        bounds = [0, *index.searchsorted(starts).tolist(), len(index)]
+        span = range(first, last + 1)
+        return [
+            (y, slice(a, b)) for y, a, b in zip(span, bounds[:-1], bounds[1:], strict=True) if b > a
+        ]
+    years = index.year.to_numpy()
+    order = np.argsort(years, kind="stable")
+    cuts = np.flatnonzero(np.diff(years[order])) + 1
+    return [(int(years[group[0]]), group) for group in np.split(order, cuts)]
+
+
+def stability(
+    index: pd.DatetimeIndex, portfolio: FloatArray, sleeves: dict[str, FloatArray], ppy: float
+) -> dict[str, Any]:
+    """Metrics of the ``portfolio`` returns per calendar year and of each sleeve's, with
+    dispersion; ``index`` labels the bars of every array."""
     by_year = {
-        str(year): _period_metrics(returns["portfolio"][years == year], ppy)
-        for year in sorted(set(years))
+        str(year): _period_metrics(portfolio[bars], ppy) for year, bars in _year_groups(index)
     }
-    by_sleeve = {
-        name: _period_metrics(returns[name], ppy) for name in returns.columns if name != "portfolio"
-    }
+    by_sleeve = {name: _period_metrics(values, ppy) for name, values in sleeves.items()}
     return {
         "by_year": by_year,
         "by_year_dispersion": dispersion(by_year),
@@ -306,7 +337,11 @@ def summarize(
     fee, slip, funding = (float(result.costs[c].sum()) for c in ("fee", "slippage", "funding"))
     trades = trade_stats(result.trades)
     avg_bars = trades["avg_holding_bars"]
-    returns = result.sleeve_net_returns.assign(portfolio=result.net_returns)
+    sleeve_returns = {
+        name: result.sleeve_net_returns[name].to_numpy(dtype=float)
+        for name in result.sleeve_net_returns.columns
+        if name != "portfolio"
+    }
     weights = pd.Series(result.weights)
     summary: dict[str, Any] = {
         "bar": bar,
@@ -334,7 +369,12 @@ def summarize(
         "slippage": slip,
         "funding": funding,
         "cost_share_of_gross": cost_shares(gross_pnl, fee, slip, funding),
-        "stability": stability(returns, ppy),
+        "stability": stability(
+            pd.DatetimeIndex(result.net_returns.index),
+            result.net_returns.to_numpy(dtype=float),
+            sleeve_returns,
+            ppy,
+        ),
     }
     if dollar_volume is not None:
         traded = result.sleeve_turnover * weights

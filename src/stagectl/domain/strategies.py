@@ -96,7 +96,7 @@ def debounce(raw: pd.Series, bars: int = 2) -> pd.Series:
     elsewhere the output keeps the last confirmed value, starting flat (0).
     ``bars = 1`` returns ``raw`` unchanged. Applies to every change, including
     going flat. Vectorised: run starts from value changes, run lengths from the
-    index of each run's start, then a forward fill.
+    index of each run's start, then a forward fill of the last confirmed value.
     """
     if bars < 1:
         raise InputError(f"debounce bars must be >= 1, got {bars}", where="debounce_bars")
@@ -110,10 +110,10 @@ def debounce(raw: pd.Series, bars: int = 2) -> pd.Series:
     idx = np.arange(n)
     run_start = np.maximum.accumulate(np.where(starts, idx, 0))
     run_length = idx - run_start + 1
-    confirmed = pd.Series(np.where(run_length >= bars, values, np.nan), index=raw.index)
-    debounced = confirmed.ffill().fillna(0.0)
-    debounced.name = raw.name
-    return debounced
+    confirmed = (run_length >= bars) & ~np.isnan(values)  # a missing value confirms nothing
+    last_confirmed = np.maximum.accumulate(np.where(confirmed, idx, -1))
+    debounced = np.where(last_confirmed >= 0, values[np.maximum(last_confirmed, 0)], 0.0)
+    return pd.Series(debounced, index=raw.index, name=raw.name)
 
 
 def held_positions(target: pd.Series, signal_delay: int = 1) -> pd.Series:

@@ -300,6 +300,27 @@ class Balance:
 
 
 @dataclass(frozen=True)
+class KeyPermissions:
+    """What the venue reports an API key may do (Binance's "API key restrictions")."""
+
+    can_read: bool
+    can_trade: bool
+    can_withdraw: bool
+    ip_restricted: bool
+
+    def describe(self) -> str:
+        """``reading, trading, withdrawals off, IP allowlist on``-style summary."""
+        return ", ".join(
+            [
+                f"reading {'on' if self.can_read else 'off'}",
+                f"trading {'on' if self.can_trade else 'off'}",
+                f"withdrawals {'on' if self.can_withdraw else 'off'}",
+                f"IP allowlist {'on' if self.ip_restricted else 'off'}",
+            ]
+        )
+
+
+@dataclass(frozen=True)
 class Mark:
     """A mark price with the venue's timestamp of it."""
 

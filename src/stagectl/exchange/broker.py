@@ -25,6 +25,7 @@ from stagectl.domain.types import (
     Balance,
     Fill,
     FundingPayment,
+    KeyPermissions,
     Mark,
     Order,
     OrderType,
@@ -48,6 +49,11 @@ class Broker(Protocol):
 
     def server_time(self) -> datetime:
         """The venue's clock."""
+        ...
+
+    def key_permissions(self) -> KeyPermissions | None:
+        """What the venue says the API key may do; None where it does not say (and for
+        the paper broker, which has no key)."""
         ...
 
     def order_type_refusal(self, order_type: OrderType) -> str | None:

@@ -22,6 +22,7 @@ from stagectl.domain.types import (
     Balance,
     Fill,
     FundingPayment,
+    KeyPermissions,
     Liquidity,
     Mark,
     Order,
@@ -51,6 +52,10 @@ _MARKET_ERROR_TABLE = {"binanceusdm": "linear", "binancecoinm": "inverse", "bina
 # Binance USD-M answers a duplicate newClientOrderId among open orders with -4116.
 _DUPLICATE_CLIENT_ID = re.compile(r'"code"\s*:\s*-4116\b')
 _URL_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
+
+
+BINANCE_FAMILY = frozenset({"binance", "binanceusdm", "binancecoinm"})
+"""The ccxt ids whose key restrictions ``CcxtBroker.key_permissions`` can read."""
 
 
 def make_exchange(
@@ -269,6 +274,21 @@ class CcxtBroker:
         if stamp is None:
             raise ExchangeError(f"{self.session.name} fetch time: no time in the answer")
         return stamp
+
+    def key_permissions(self) -> KeyPermissions | None:
+        """Binance's ``GET /sapi/v1/account/apiRestrictions`` for the Binance family (spot,
+        USD-M and COIN-M share it); None for exchanges that do not report a key's rights."""
+        fetch = getattr(self._ex, "sapi_get_account_apirestrictions", None)
+        if self.session.name not in BINANCE_FAMILY or fetch is None:
+            return None
+        raw = self.session.call("fetch API key restrictions", fetch)
+        trading = ("enableFutures", "enableSpotAndMarginTrading", "enableMargin")
+        return KeyPermissions(
+            can_read=bool(raw.get("enableReading")),
+            can_trade=any(bool(raw.get(name)) for name in trading),
+            can_withdraw=bool(raw.get("enableWithdrawals")),
+            ip_restricted=bool(raw.get("ipRestrict")),
+        )
 
     def balances(self) -> list[Balance]:
         raw = self.session.call("fetch balance", self._ex.fetch_balance)

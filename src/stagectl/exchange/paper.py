@@ -44,6 +44,7 @@ from stagectl.domain.types import (
     Balance,
     Fill,
     FundingPayment,
+    KeyPermissions,
     Liquidity,
     Mark,
     Order,
@@ -174,6 +175,9 @@ class PaperBroker:
 
     def server_time(self) -> datetime:
         return self.clock
+
+    def key_permissions(self) -> KeyPermissions | None:
+        return None  # no key
 
     def order_type_refusal(self, order_type: OrderType) -> str | None:
         return None  # market, limit and stop-limit are all simulated

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stagectl.domain.jsonable import to_jsonable
+from stagectl.notify._secrets import mask
 
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_RETRIES = 3
@@ -74,14 +75,6 @@ def skipped(channel: str, reason: str) -> NotifyResult:
     return NotifyResult(channel, "skipped", 0, reason=reason)
 
 
-def mask(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every non-empty secret replaced by ``***`` (longest first, so a
-    secret that contains another is masked whole)."""
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
 def encode(payload: Mapping[str, Any]) -> bytes:
     """The payload as UTF-8 JSON (``domain.jsonable``'s spelling); TypeError or
     ValueError when it cannot be written (a cycle, a key of an odd type)."""
@@ -105,13 +98,21 @@ def seconds(value: object) -> float | None:
     return number if number is not None and 0 <= number < float("inf") else None
 
 
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+"""The largest answer body read (a getUpdates of 100 long messages is well below)."""
+
+
 @dataclass(frozen=True)
-class _Answer:
-    """One attempt's outcome: done (sent or final), or retried after ``wait`` seconds."""
+class Answer:
+    """One attempt's outcome: done (``error`` None: a 2xx, its ``body``; or ``final``), or
+    to be retried after ``wait`` seconds (None: after the caller's backoff)."""
 
     error: str | None
     final: bool = False
     wait: float | None = None
+    body: bytes = b""
+    status: int | None = None
+    """The HTTP status, when an answer came."""
 
 
 def post_json(
@@ -148,27 +149,45 @@ def post_json(
     return NotifyResult(channel, "failed", attempts, mask(error, secrets))
 
 
-def _attempt(url: str, data: bytes, timeout_s: float, retry_after: RetryAfter) -> _Answer:
+def call_json(
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    retry_after: RetryAfter = retry_after_header,
+) -> Answer:
+    """POST ``payload`` once and return the answer with its body (the caller retries, as
+    a long-running loop must); never raises. The error text names a status code or an
+    exception class only, so a secret in ``url`` cannot reach it."""
+    try:
+        data = encode(payload)
+    except (TypeError, ValueError, RecursionError) as failure:
+        return Answer(f"the request could not be written as JSON ({type(failure).__name__})", True)
+    return _attempt(url, data, timeout_s, retry_after)
+
+
+def _attempt(url: str, data: bytes, timeout_s: float, retry_after: RetryAfter) -> Answer:
     try:
         request = urllib.request.Request(
             url, data=data, headers={"Content-Type": "application/json"}, method="POST"
         )
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             status = int(response.status)
+            body = response.read(MAX_ANSWER_BYTES)
         if 200 <= status < 300:
-            return _Answer(None)
-        return _Answer(f"HTTP {status}", final=status < 500)
+            return Answer(None, body=body)
+        return Answer(f"HTTP {status}", final=status < 500, status=status)
     except urllib.error.HTTPError as failure:
         if failure.code == 429:
             return _rate_limited(failure, retry_after)
-        return _Answer(f"HTTP {failure.code}", final=failure.code < 500)
+        return Answer(f"HTTP {failure.code}", final=failure.code < 500, status=failure.code)
     except urllib.error.URLError as failure:
-        return _Answer(f"connection failed ({type(failure.reason).__name__})")
+        return Answer(f"connection failed ({type(failure.reason).__name__})")
     except (TimeoutError, OSError, ValueError) as failure:
-        return _Answer(f"request failed ({type(failure).__name__})")
+        return Answer(f"request failed ({type(failure).__name__})")
 
 
-def _rate_limited(failure: urllib.error.HTTPError, retry_after: RetryAfter) -> _Answer:
+def _rate_limited(failure: urllib.error.HTTPError, retry_after: RetryAfter) -> Answer:
     """A 429: wait as asked (up to the cap), else back off."""
     try:
         body = failure.read(MAX_ERROR_BODY_BYTES)
@@ -180,9 +199,11 @@ def _rate_limited(failure: urllib.error.HTTPError, retry_after: RetryAfter) -> _
     except (TypeError, ValueError, KeyError, AttributeError):
         wait = None
     if wait is not None and wait > MAX_RETRY_AFTER_S:
-        return _Answer(
+        return Answer(
             f"HTTP 429: rate limited, asked to wait {wait:g} s, more than the "
             f"{MAX_RETRY_AFTER_S:g} s stagectl waits; not retried",
             final=True,
+            wait=wait,
+            status=429,
         )
-    return _Answer("HTTP 429: rate limited", wait=wait)
+    return Answer("HTTP 429: rate limited", wait=wait, status=429)

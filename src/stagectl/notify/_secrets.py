@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
-
-from stagectl.notify._http import mask
 
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|HMAC_KEY|WEBHOOK", re.IGNORECASE)
@@ -24,6 +22,8 @@ SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|HMAC_KEY|WEBHOOK
 MIN_SECRET_CHARS = 6
 """Shorter values are not masked: masking ``1`` or ``on`` would garble every text."""
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+_URL = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s\"'<>]+)")
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,34 @@ def env_secrets(env: Mapping[str, str]) -> list[str]:
     ]
 
 
+def mask(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every non-empty secret replaced by ``***`` (longest first, so a
+    secret that contains another is masked whole)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def mask_text(text: str, secrets: Iterable[str]) -> str:
     """``text`` with the secrets and any ``user:password@`` of a URL replaced by ``***``."""
     masked = mask(text, [s for s in secrets if len(s) >= MIN_SECRET_CHARS])
     return _USERINFO.sub(r"\g<scheme>***@", masked)
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with every URL cut to what cannot be a credential: an http(s) URL keeps
+    its host (``https://hooks.slack.com/***``); any other scheme keeps only itself
+    (``tgram://***``: apprise URLs carry their tokens in the host part). For texts that
+    must never hold a secret whatever the config says, such as the JSON-line logs: a
+    config error may quote a webhook URL whole."""
+
+    def cut(match: re.Match[str]) -> str:
+        scheme, rest = match.group("scheme"), match.group("rest")
+        if scheme.lower() in ("http://", "https://"):
+            host = _HOST.match(rest.rpartition("@")[2] if "@" in rest.split("/")[0] else rest)
+            if host is not None and host.end() > 0:
+                kept = host.group(0)
+                return f"{scheme}{kept}/***" if rest != kept else f"{scheme}{kept}"
+        return f"{scheme}***"
+
+    return _URL.sub(cut, text)

@@ -1,4 +1,5 @@
-"""Telegram Bot API ``sendMessage`` (seed 003 §6.2).
+"""Telegram Bot API: ``sendMessage`` for alerts (seed 003 §6.2); ``getUpdates`` and
+``getMe`` for the on-call bot (``stagectl telegram serve``).
 
 The token and chat id come from the environment
 (``FUTURES_TELEGRAM_BOT_TOKEN``, ``FUTURES_TELEGRAM_CHAT_ID``; the config names
@@ -16,22 +17,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from stagectl.notify._http import (
     DEFAULT_BACKOFF_S,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT_S,
     NotifyResult,
+    call_json,
     post_json,
     retry_after_header,
     seconds,
     skipped,
 )
+from stagectl.notify._secrets import mask
 
 API_BASE = "https://api.telegram.org"
 API_BASE_ENV = "STAGECTL_TELEGRAM_API_BASE"
 CHANNEL = "telegram"
 MAX_MESSAGE_CHARS = 4000
+TOKEN_REFUSED = (401, 404)
+"""The Bot API's answers to a wrong or revoked token: asking again cannot help."""
+POLL_SLACK_S = 10.0
+"""How much longer than the long poll the HTTP read may take before it counts as lost."""
 
 
 def retry_after(headers: Mapping[str, str], body: bytes) -> float | None:
@@ -99,3 +108,61 @@ def send_from_env(
         backoff_s=backoff_s,
         sleep=sleep,
     )
+
+
+@dataclass(frozen=True)
+class Polled:
+    """One ``getUpdates`` (or ``getMe``): the result, or why not. ``final``: the token was
+    refused (401, 404), so the same call would fail again; anything else (a 409 while
+    another poller runs, a 5xx, no connection) may pass later. ``wait``: the seconds a
+    429 asked for."""
+
+    result: Any = None
+    error: str | None = None
+    final: bool = False
+    wait: float | None = None
+
+    @property
+    def updates(self) -> list[dict[str, Any]]:
+        """The updates of a getUpdates answer, each a JSON object."""
+        found = self.result if isinstance(self.result, list) else []
+        return [u for u in found if isinstance(u, dict) and isinstance(u.get("update_id"), int)]
+
+
+def bot_id(token: str) -> str:
+    """The bot's numeric id, the part of the token before the colon (not a secret)."""
+    head, _, _ = token.partition(":")
+    return head if head.isdigit() else "unknown"
+
+
+def get_updates(
+    *, token: str, offset: int | None, timeout_s: int, api_base: str = API_BASE
+) -> Polled:
+    """One long poll: the messages after ``offset - 1`` (Telegram forgets the ones before
+    it), waiting up to ``timeout_s`` for one; never raises."""
+    payload: dict[str, Any] = {"timeout": timeout_s, "allowed_updates": ["message"]}
+    if offset is not None:
+        payload["offset"] = offset
+    return _call(token, "getUpdates", payload, api_base, timeout_s + POLL_SLACK_S)
+
+
+def get_me(*, token: str, api_base: str = API_BASE) -> Polled:
+    """The bot's own account (``id``, ``username``): checks the token."""
+    return _call(token, "getMe", {}, api_base, DEFAULT_TIMEOUT_S)
+
+
+def _call(
+    token: str, method: str, payload: dict[str, Any], api_base: str, timeout: float
+) -> Polled:
+    url = f"{api_base.rstrip('/')}/bot{token}/{method}"
+    answer = call_json(url, payload, timeout_s=timeout, retry_after=retry_after)
+    if answer.error is not None:
+        refused = answer.status in TOKEN_REFUSED
+        return Polled(error=mask(answer.error, [token]), final=refused, wait=answer.wait)
+    try:
+        document = json.loads(answer.body)
+    except (ValueError, UnicodeDecodeError):
+        return Polled(error=f"{method}: the answer is not JSON")
+    if not isinstance(document, dict) or document.get("ok") is not True:
+        return Polled(error=f"{method}: the Bot API answered ok=false")
+    return Polled(result=document.get("result"))

@@ -1,8 +1,8 @@
-"""A one-page, self-contained HTML rendering of a stress-lab report envelope.
+"""The stress-lab page: a heat table and impact bars built from the report envelope.
 
-Pure string building with the standard library: inline CSS and inline SVG, no
-scripts, fonts or external resources, so the page opens offline. Every text taken
-from the report is HTML-escaped.
+The page template is ``reports.charts.Page``; this page holds no chart, so it carries no
+script at all: inline CSS and inline SVG bars, no fonts or external resources. Every
+text taken from the report is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from html import escape
 from typing import Any
+
+from stagectl.reports.charts import Page
 
 METRICS = (
     ("liquidity_drop_pct", "liquidity drop %"),
@@ -21,19 +23,6 @@ METRICS = (
     ("blackout_min", "blackout min"),
     ("dispersion_bps", "dispersion bps"),
 )
-_STYLE = """
-body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1d2330}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
-.meta{color:#5a6275;font-size:12px}
-table{border-collapse:collapse;font-size:12px}
-th,td{border:1px solid #d5d9e2;padding:4px 6px;text-align:right;white-space:nowrap}
-th{background:#f1f3f7}td.name,th.name{text-align:left}
-.ok{background:#e3f4e8}.warn{background:#fff1cc}.breach{background:#f9d0cd;font-weight:600}
-.atbase{background:#f3e3e1;color:#8a4b46}tr.baseline td{border-bottom:2px solid #8a90a0}
-.na{background:#eceef2;color:#777}
-.status{display:inline-block;padding:2px 8px;border-radius:4px;color:#fff;font-weight:600}
-.status.pass{background:#2e7d4f}.status.breach{background:#b3261e}
-"""
 
 
 def _fmt(value: Any) -> str:
@@ -134,20 +123,15 @@ def _impact_table(scenarios: list[dict[str, Any]]) -> str:
     )
 
 
-def render_stress_lab_html(envelope: dict[str, Any], verdict_section: str = "verdict") -> str:
-    """The whole page for a stress-lab envelope (signed or not); ``verdict_section`` is
-    the body section holding the verdict (core.yaml's ``stress_lab.signed_section``)."""
+def stress_lab_page(envelope: dict[str, Any], verdict_section: str = "verdict") -> Page:
+    """The page for a stress-lab envelope (signed or not); ``verdict_section`` is the
+    body section holding the verdict (core.yaml's ``stress_lab.signed_section``)."""
     body = envelope["body"]
     verdict = body.get(verdict_section, {})
     scenarios = body.get("scenarios", [])
     baseline = body.get("market_baseline")
-    status = str(verdict.get("status", "unknown"))
     signature = envelope.get("signature") or {}
-    signed_text = (
-        f"HMAC-SHA256 signed (key {escape(str(signature.get('key_id')))})"
-        if signature
-        else "UNSIGNED"
-    )
+    signed_text = f"HMAC-SHA256 signed (key {signature.get('key_id')})" if signature else "UNSIGNED"
     config = verdict.get("config", {})
     market = body.get("market", {})
     windows = [
@@ -155,28 +139,27 @@ def render_stress_lab_html(envelope: dict[str, Any], verdict_section: str = "ver
         for s in scenarios
         if s.get("window")
     ]
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        "<title>stagectl stress-lab report</title>"
-        f"<style>{_STYLE}</style></head><body>"
-        f'<h1>Stress Lab <span class="status {escape(status)}">{escape(status.upper())}</span></h1>'
-        f'<p class="meta">generated {escape(str(envelope.get("generated_at")))}; market as of '
-        f"{escape(str(market.get('as_of')))} ({escape(str(market.get('source')))}); "
-        f"{signed_text}; config {escape(str(config.get('path')))} sha256 "
-        f"{escape(str(config.get('sha256')))}; "
-        f"baseline (unstressed) breaches {_fmt(verdict.get('baseline_breach_count'))}; "
+    page = Page(
+        "Stress Lab",
+        meta=f"generated {envelope.get('generated_at')}; market as of {market.get('as_of')} "
+        f"({market.get('source')}); {signed_text}; config {config.get('path')} sha256 "
+        f"{config.get('sha256')}; baseline (unstressed) breaches "
+        f"{_fmt(verdict.get('baseline_breach_count'))}; "
         f"{_fmt(verdict.get('scenarios_breached_beyond_baseline'))} of "
         f"{_fmt(verdict.get('scenarios_run'))} scenarios breach beyond it "
         f"({_fmt(verdict.get('scenario_caused_breach_count'))} of "
-        f"{_fmt(verdict.get('breach_count'))} breaches caused by the scenarios)</p>"
-        "<h2>Metrics under stress vs thresholds</h2>"
-        f"{_heat_table(baseline, scenarios, verdict.get('thresholds', {}))}"
-        '<p class="meta">first row: the live market, unstressed. red: breached (caused or '
-        "worsened by the scenario); pale red: breached, already at baseline; amber: within "
-        "30 % of the limit; grey: no data (counted as a breach).</p>"
-        "<h2>Portfolio impact</h2>"
-        f"{_impact_table([baseline, *scenarios] if baseline else scenarios)}"
-        "<h2>Historical windows</h2>"
-        f"<ul>{''.join(windows) or '<li>none run</li>'}</ul>"
-        "</body></html>\n"
+        f"{_fmt(verdict.get('breach_count'))} breaches caused by the scenarios)",
+        status=str(verdict.get("status", "unknown")),
     )
+    page.heading("Metrics under stress vs thresholds")
+    page.html(_heat_table(baseline, scenarios, verdict.get("thresholds", {})))
+    page.note(
+        "first row: the live market, unstressed. red: breached (caused or worsened by the "
+        "scenario); pale red: breached, already at baseline; amber: within 30 % of the "
+        "limit; grey: no data (counted as a breach)."
+    )
+    page.heading("Portfolio impact")
+    page.html(_impact_table([baseline, *scenarios] if baseline else scenarios))
+    page.heading("Historical windows")
+    page.html(f"<ul>{''.join(windows) or '<li>none run</li>'}</ul>")
+    return page

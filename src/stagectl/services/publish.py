@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import state_exists
 from stagectl.errors import SigningKeyError, StagectlError
 from stagectl.reports import (
     NO_KEY_MESSAGE,
@@ -85,7 +86,7 @@ def _record(
     """Add the written report to the state's reports table, or warn why not."""
     state_path = home.state_path
     not_recorded = f"report {path} was written but not recorded in state"
-    if not state_path.is_file():
+    if not state_exists(state_path):
         _warn(f"{not_recorded}: no state database at {state_path} (run 'stagectl init')")
         return
     try:

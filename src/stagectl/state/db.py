@@ -23,8 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
+from typing import Any, NoReturn, Protocol
 
+from stagectl.config.state_url import PostgresURL, StateLocation
 from stagectl.errors import InputError, InternalError, StateLockedError
 from stagectl.state.migration_names import MIGRATION_NAMES, MIGRATION_SET, MIGRATIONS_TABLE
 
@@ -36,13 +37,38 @@ BUSY_TIMEOUT_ENV = "STAGECTL_BUSY_TIMEOUT_MS"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 
+class Cursor(Protocol):
+    """What ``execute`` returns on either backend (sqlite3's cursor, ``state.pg.PgCursor``)."""
+
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def lastrowid(self) -> int | None: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """The part of sqlite3's connection API the repositories use; ``state.pg.PgConnection``
+    gives a PostgreSQL connection the same."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+    @property
+    def total_changes(self) -> int: ...
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
+    def close(self) -> None: ...
+
+
 def is_locked_error(error: sqlite3.Error) -> bool:
     """True when SQLite gave up waiting for a lock another connection holds."""
     name = getattr(error, "sqlite_errorname", "") or ""
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "is locked" in str(error)
 
 
-def locked_error(path: Path, timeout_ms: int) -> StateLockedError:
+def locked_error(path: StateLocation, timeout_ms: int) -> StateLockedError:
     return StateLockedError(
         f"the state database is locked by another process (waited {timeout_ms} ms); "
         f"retry, or raise {BUSY_TIMEOUT_ENV}",
@@ -50,7 +76,7 @@ def locked_error(path: Path, timeout_ms: int) -> StateLockedError:
     )
 
 
-def not_a_database_error(path: Path) -> InputError:
+def not_a_database_error(path: StateLocation) -> InputError:
     return InputError(
         "not a SQLite database (or it is corrupt); point --state at a stagectl state "
         "database or run `stagectl init`",
@@ -76,15 +102,39 @@ def busy_timeout_from_env() -> int:
 
 @dataclass
 class StateDB:
-    """An open state database. Use as a context manager or call :meth:`close`."""
+    """An open state database. Use as a context manager or call :meth:`close`.
 
-    path: Path
-    conn: sqlite3.Connection
+    ``path`` is where it is: the SQLite file, or the PostgreSQL URL (no password)."""
+
+    path: StateLocation
+    conn: Connection
     busy_timeout_ms: int
     _spoiled: bool = field(default=False, repr=False)
 
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return "postgresql" if isinstance(self.path, PostgresURL) else "sqlite"
+
+    @property
+    def file(self) -> Path:
+        """The SQLite file (a PostgreSQL state has none: an internal error to ask)."""
+        if isinstance(self.path, PostgresURL):
+            raise InternalError("a PostgreSQL state database has no file")
+        return self.path
+
+    @property
+    def sqlite_conn(self) -> sqlite3.Connection:
+        """The sqlite3 connection, for the SQLite-only paths (legacy merge, sqlite-utils)."""
+        if not isinstance(self.conn, sqlite3.Connection):
+            raise InternalError("this operation needs a SQLite state database")
+        return self.conn
+
+    def has_table(self, name: str) -> bool:
+        return has_table(self.conn, name)
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` if the block raises.
 
         Inside another ``transaction()`` block this joins the outer transaction (no
@@ -142,13 +192,15 @@ class StateDB:
 
     def applied_migrations(self) -> list[str]:
         """Names of the applied migrations of stagectl's set, in the order applied."""
-        exists = self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
-        ).fetchone()
-        if exists is None:
+        table, order = MIGRATIONS_TABLE, "rowid"
+        if self.backend == "postgresql":
+            from stagectl.state.pg import MIGRATIONS_TABLE as table
+
+            order = "id"
+        if not self.has_table(table):
             return []
         rows = self.conn.execute(
-            f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ? ORDER BY rowid",
+            f"SELECT name FROM {table} WHERE migration_set = ? ORDER BY {order}",
             (MIGRATION_SET,),
         ).fetchall()
         return [str(row[0]) for row in rows]
@@ -163,7 +215,20 @@ class StateDB:
 
     def row_counts(self) -> dict[str, int]:
         """Rows per table, the internal ones (sqlite_*, the migrations record) left out."""
-        names = [
+        names = self.table_names()
+        return {
+            name: int(self.conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
+            for name in names
+        }
+
+    def table_names(self) -> list[str]:
+        """The state's tables, sorted, the internal ones left out."""
+        if self.backend == "postgresql":
+            from stagectl.state.pg import PgConnection, table_names
+
+            assert isinstance(self.conn, PgConnection)
+            return table_names(self.conn)
+        return [
             str(row[0])
             for row in self.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'"
@@ -171,15 +236,46 @@ class StateDB:
                 (MIGRATIONS_TABLE,),
             )
         ]
-        return {
-            name: int(self.conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
-            for name in names
-        }
+
+    def columns(self, table: str) -> list[str]:
+        """``table``'s columns in their order (PostgreSQL's ``orders.rowid``, which stands
+        in for SQLite's implicit rowid, is not one: it is not data)."""
+        if self.backend == "postgresql":
+            rows = self.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                " current_schema() AND table_name = ? AND column_name <> 'rowid'"
+                " ORDER BY ordinal_position",
+                (table,),
+            )
+            return [str(row[0]) for row in rows]
+        return [str(row[1]) for row in self.conn.execute(f'PRAGMA table_info("{table}")')]
 
     def journal_mode(self) -> str:
+        if self.backend == "postgresql":
+            return "postgresql"
         return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])
 
+    def storage_bytes(self) -> tuple[int, int]:
+        """The database's size and its write-ahead log's: the SQLite file and its ``-wal``
+        file, or PostgreSQL's ``pg_database_size`` (its WAL is the server's, not counted)."""
+        if isinstance(self.path, PostgresURL):
+            row = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()
+            return int(row[0]), 0
+        wal = self.path.with_name(self.path.name + "-wal")
+        return self.path.stat().st_size, wal.stat().st_size if wal.is_file() else 0
+
+    def server_version(self) -> str:
+        """The server's version (PostgreSQL) or the SQLite library's."""
+        if self.backend == "postgresql":
+            from stagectl.state.pg import PgConnection
+
+            assert isinstance(self.conn, PgConnection)
+            return self.conn.server_version()
+        return sqlite3.sqlite_version
+
     def foreign_keys_enabled(self) -> bool:
+        if self.backend == "postgresql":
+            return True
         return bool(self.conn.execute("PRAGMA foreign_keys").fetchone()[0])
 
     def close(self) -> None:
@@ -197,8 +293,24 @@ class StateDB:
         self.close()
 
 
-def open_state(path: Path, *, migrate: bool = True, busy_timeout_ms: int | None = None) -> StateDB:
-    """Open the state database at ``path``.
+def has_table(conn: Connection, name: str) -> bool:
+    """Whether the state database has table ``name`` (either backend)."""
+    if getattr(conn, "backend", "sqlite") == "postgresql":
+        from stagectl.state.pg import PgConnection
+        from stagectl.state.pg import has_table as pg_has_table
+
+        assert isinstance(conn, PgConnection)
+        return pg_has_table(conn, name)
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
+
+
+def open_state(
+    path: StateLocation, *, migrate: bool = True, busy_timeout_ms: int | None = None
+) -> StateDB:
+    """Open the state database at ``path`` (a SQLite file or a PostgreSQL URL).
 
     With ``migrate=True`` (the default) a missing file and its parent
     directories are created, the database is switched to WAL and every pending
@@ -215,6 +327,8 @@ def open_state(path: Path, *, migrate: bool = True, busy_timeout_ms: int | None 
     StateLockedError (exit 3) when the database stays locked past the timeout.
     """
     timeout_ms = busy_timeout_from_env() if busy_timeout_ms is None else busy_timeout_ms
+    if isinstance(path, PostgresURL):
+        return _open_postgres(path, migrate=migrate, timeout_ms=timeout_ms)
     path = Path(path)
     legacy = _legacy_paper_db(path)
     migrate = migrate or legacy is not None
@@ -235,6 +349,29 @@ def open_state(path: Path, *, migrate: bool = True, busy_timeout_ms: int | None 
                 apply_migrations(db)
             if legacy is not None:
                 _merge_legacy(db, legacy)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _open_postgres(url: PostgresURL, *, migrate: bool, timeout_ms: int) -> StateDB:
+    """A PostgreSQL state: the database must exist (``createdb``, by its administrator);
+    ``migrate`` applies the pending migrations. Without it an empty database reads as
+    schema version 0, as an empty SQLite file does."""
+    from stagectl.state.pg import connect
+
+    db = StateDB(path=url, conn=connect(url, timeout_ms), busy_timeout_ms=timeout_ms)
+    try:
+        if migrate:
+            _check_known_schema(db)
+            if db.pending_migrations():
+                from stagectl.state.migrations import apply_migrations
+
+                apply_migrations(db)
+    except sqlite3.Error as error:
+        db.close()
+        raise _open_error(url, timeout_ms, error) from error
     except BaseException:
         db.close()
         raise
@@ -292,7 +429,7 @@ def _check_known_schema(db: StateDB) -> None:
         )
 
 
-def translate_error(path: Path, timeout_ms: int, error: sqlite3.Error) -> Exception:
+def translate_error(path: StateLocation, timeout_ms: int, error: sqlite3.Error) -> Exception:
     """Locked past the timeout -> StateLockedError; not a database -> InputError; else as is."""
     if is_locked_error(error):
         return locked_error(path, timeout_ms)
@@ -302,7 +439,7 @@ def translate_error(path: Path, timeout_ms: int, error: sqlite3.Error) -> Except
     return error
 
 
-def _open_error(path: Path, timeout_ms: int, error: sqlite3.DatabaseError) -> Exception:
+def _open_error(path: StateLocation, timeout_ms: int, error: sqlite3.Error) -> Exception:
     translated = translate_error(path, timeout_ms, error)
     if translated is error:
         return InputError(f"cannot read the state database: {error}", where=str(path))

@@ -213,7 +213,7 @@ def open_directives(
         where.append("(mode IS NULL OR mode = ?)")
         params.append(mode)
     if run_id is not None:
-        where.append("(mode IS NOT 'paper' OR run_id IS NULL OR run_id = ?)")
+        where.append("(mode IS NULL OR mode <> 'paper' OR run_id IS NULL OR run_id = ?)")
         params.append(run_id)
     rows = db.conn.execute(
         f"SELECT {_DIRECTIVE_COLUMNS} FROM risk_directives WHERE {' AND '.join(where)}"

@@ -122,3 +122,11 @@ def last_snapshot(db: StateDB, run_id: str) -> EquitySnapshot | None:
         (run_id,),
     ).fetchone()
     return None if row is None else _snapshot(row)
+
+
+def peak_equity(db: StateDB, run_id: str) -> float | None:
+    """The highest equity of a run's snapshots (its drawdown's reference)."""
+    row = db.conn.execute(
+        "SELECT max(equity) FROM equity_snapshots WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])

@@ -14,7 +14,7 @@ but no reader counts them: every query of ``state`` that reads fills adds
 
 from __future__ import annotations
 
-import sqlite3
+from stagectl.state.db import Connection, has_table
 
 UNFINISHED_IMPORT_IDS = "SELECT id FROM fill_imports WHERE status <> 'complete'"
 SIMULATED_SOURCES = ("paper", "backtest")
@@ -23,15 +23,12 @@ SIMULATED_SOURCES = ("paper", "backtest")
 SIMULATED_SQL = "('paper', 'backtest')"
 
 
-def has_fill_imports(conn: sqlite3.Connection) -> bool:
+def has_fill_imports(conn: Connection) -> bool:
     """Whether the database has the imports table (migration ``0008_fill_imports``)."""
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fill_imports'"
-    ).fetchone()
-    return row is not None
+    return has_table(conn, "fill_imports")
 
 
-def visible_clause(conn: sqlite3.Connection, table: str = "fills") -> str:
+def visible_clause(conn: Connection, table: str = "fills") -> str:
     """A SQL condition true for the visible rows of ``table`` (a name or alias of
     ``fills``); ``1`` on a database without imports. The subquery runs once per statement
     over a handful of rows (``fill_imports_unfinished`` is a partial index)."""
@@ -40,13 +37,13 @@ def visible_clause(conn: sqlite3.Connection, table: str = "fills") -> str:
     return f"({table}.import_id IS NULL OR {table}.import_id NOT IN ({UNFINISHED_IMPORT_IDS}))"
 
 
-def ledger_clause(conn: sqlite3.Connection, table: str = "fills") -> str:
+def ledger_clause(conn: Connection, table: str = "fills") -> str:
     """The fills of the desk's ledger (``metrics``, ``regime-analyze``, the totals): visible
     and made by a real account, not a paper run or a recorded backtest."""
     return f"{visible_clause(conn, table)} AND {table}.source NOT IN {SIMULATED_SQL}"
 
 
-def simulated_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+def simulated_fill_count(conn: Connection, symbol: str) -> int:
     """How many rows of ``symbol`` are simulated (an index-only count on the partial
     ``fills_simulated`` index; a database before ``0009`` counts them by a scan)."""
     row = conn.execute(
@@ -55,7 +52,7 @@ def simulated_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
     return int(row[0])
 
 
-def unfinished_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+def unfinished_fill_count(conn: Connection, symbol: str) -> int:
     """How many rows of ``symbol`` in ``fills`` belong to unfinished imports (each merge
     and discard step keeps ``fill_import_totals`` equal to the rows it left in ``fills``)."""
     if not has_fill_imports(conn):

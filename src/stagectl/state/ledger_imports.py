@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from stagectl.errors import InputError
 from stagectl.state._codec import ts_text
 from stagectl.state.db import StateDB
 from stagectl.state.ledger_totals import (
@@ -94,7 +95,13 @@ def merge_lock(db: StateDB, *, on_wait: Callable[[], None] | None = None) -> Ite
     the process exits, however it exits, so finding it free proves that no process is
     merging and that every unfinished import was abandoned. ``on_wait`` is called once if
     another import holds it (this one then waits for it to finish)."""
-    path = db.path.with_name(db.path.name + ".import-lock")
+    if db.backend != "sqlite":
+        raise InputError(
+            "importing fills into a PostgreSQL state is not supported yet (the staged "
+            "merge is SQLite's); import into a SQLite state and `stagectl state copy` it",
+            where=str(db.path),
+        )
+    path = db.file.with_name(db.file.name + ".import-lock")
     with open(path, "a+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

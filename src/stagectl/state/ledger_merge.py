@@ -287,7 +287,7 @@ class _Checkpointer:
 
     def __init__(self, db: StateDB) -> None:
         self._conn = sqlite3.connect(
-            db.path,
+            db.file,
             timeout=db.busy_timeout_ms / 1000,
             isolation_level=None,
             check_same_thread=False,

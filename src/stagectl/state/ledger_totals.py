@@ -34,12 +34,12 @@ totals row is dropped so readers take the slow path and report the problem there
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Any
 
+from stagectl.state.db import Connection, has_table
 from stagectl.state.fill_visibility import SIMULATED_SQL
 
 # Sums of Decimals are exact in this context (no rounding at 28 digits).
@@ -144,14 +144,11 @@ def totals_by_part(
     return out
 
 
-def has_totals(conn: sqlite3.Connection) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fill_totals'"
-    ).fetchone()
-    return row is not None
+def has_totals(conn: Connection) -> bool:
+    return has_table(conn, "fill_totals")
 
 
-def new_fill_totals(conn: sqlite3.Connection, after_id: int) -> dict[str, SymbolTotal]:
+def new_fill_totals(conn: Connection, after_id: int) -> dict[str, SymbolTotal]:
     """Totals of the fills with ``id > after_id`` (the rows a batch just inserted, read
     inside its transaction); not ``bookable`` for a symbol with a fee that cannot be
     booked."""
@@ -171,9 +168,7 @@ def new_fill_totals(conn: sqlite3.Connection, after_id: int) -> dict[str, Symbol
     return totals
 
 
-def add_to_totals(
-    conn: sqlite3.Connection, added: Mapping[str, SymbolTotal], *, was_empty: bool
-) -> None:
+def add_to_totals(conn: Connection, added: Mapping[str, SymbolTotal], *, was_empty: bool) -> None:
     """Add the totals of rows that just became visible (inside the transaction that wrote
     them, or that completed their import).
 
@@ -209,12 +204,12 @@ def add_to_totals(
         )
 
 
-def _fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+def _fill_count(conn: Connection, symbol: str) -> int:
     """All rows of ``symbol``, visible or not: an index-only count."""
     return int(conn.execute("SELECT count(*) FROM fills WHERE symbol = ?", (symbol,)).fetchone()[0])
 
 
-def ledger_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
+def ledger_fill_count(conn: Connection, symbol: str) -> int:
     """The fills of ``symbol`` the ledger counts: every row minus those of unfinished
     imports and the simulated ones (each an index-only count)."""
     from stagectl.state.fill_visibility import simulated_fill_count, unfinished_fill_count
@@ -226,7 +221,7 @@ def ledger_fill_count(conn: sqlite3.Connection, symbol: str) -> int:
     )
 
 
-def _history_total(conn: sqlite3.Connection, symbol: str) -> SymbolTotal:
+def _history_total(conn: Connection, symbol: str) -> SymbolTotal:
     from stagectl.state.fill_visibility import ledger_clause
 
     rows = conn.execute(
@@ -237,19 +232,16 @@ def _history_total(conn: sqlite3.Connection, symbol: str) -> SymbolTotal:
     return sum_deltas(symbol, rows)
 
 
-def has_mark(conn: sqlite3.Connection) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fill_totals_mark'"
-    ).fetchone()
-    return row is not None
+def has_mark(conn: Connection) -> bool:
+    return has_table(conn, "fill_totals_mark")
 
 
-def largest_fill_id(conn: sqlite3.Connection) -> int:
+def largest_fill_id(conn: Connection) -> int:
     """The largest fill id (0 when empty): one probe of the rowid b-tree."""
     return int(conn.execute("SELECT coalesce(max(id), 0) FROM fills").fetchone()[0])
 
 
-def keep_mark(conn: sqlite3.Connection, last_id: int) -> None:
+def keep_mark(conn: Connection, last_id: int) -> None:
     """Inside a write transaction that kept ``fill_totals`` exact and began with ``last_id``
     as the largest fill id: move the mark from there to the largest id now. A mark that was
     elsewhere (a write by other means came first) stays there, so readers keep counting."""
@@ -260,7 +252,7 @@ def keep_mark(conn: sqlite3.Connection, last_id: int) -> None:
         )
 
 
-def totals_trusted(conn: sqlite3.Connection, symbol: str, stored_fills: int) -> bool:
+def totals_trusted(conn: Connection, symbol: str, stored_fills: int) -> bool:
     """Whether ``symbol``'s totals row (``stored_fills`` fills) is the sum over its ledger
     fills: at once when the mark is at the largest fill id, else by counting them."""
     if has_mark(conn):
@@ -270,7 +262,7 @@ def totals_trusted(conn: sqlite3.Connection, symbol: str, stored_fills: int) -> 
     return stored_fills == ledger_fill_count(conn, symbol)
 
 
-def position_before(conn: sqlite3.Connection, symbol: str, before_ts: str) -> Decimal | None:
+def position_before(conn: Connection, symbol: str, before_ts: str) -> Decimal | None:
     """The exact position of ``symbol`` over the visible fills with ``ts < before_ts``, from
     the totals and the fills at or after ``before_ts``, or from the fills before it when
     those are fewer; None when the totals cannot be used.

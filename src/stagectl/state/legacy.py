@@ -90,7 +90,7 @@ def merge_legacy_paper_db(db: StateDB, legacy: Path, *, now: datetime) -> Legacy
     from stagectl.state.db import open_state
 
     with open_state(legacy) as old:
-        merge_id = _merge_id(old.conn, now)
+        merge_id = _merge_id(old.sqlite_conn, now)
         old.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         old.conn.execute("PRAGMA journal_mode = DELETE")
     rows: dict[str, int] = {}
@@ -102,7 +102,7 @@ def merge_legacy_paper_db(db: StateDB, legacy: Path, *, now: datetime) -> Legacy
                 "SELECT 1 FROM main.legacy_merges WHERE merge_id = ?", (merge_id,)
             ).fetchone()
             if done is None:
-                rows = _copy_all(conn)
+                rows = _copy_all(db.sqlite_conn)
                 conn.execute(
                     "INSERT INTO main.legacy_merges (merge_id, path, merged_at, rows_json)"
                     " VALUES (?, ?, ?, ?)",

@@ -28,4 +28,6 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0012_rebalance_plans",
     "0013_notification_log",
     "0014_fill_totals_mark",
+    "0015_telegram_offsets",
+    "0016_run_leases",
 )

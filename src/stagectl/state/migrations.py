@@ -467,27 +467,62 @@ END;
 """
 
 
+# The last Telegram update the on-call bot (``stagectl telegram serve``) took, per bot
+# (the numeric id before the token's colon, not a secret). It is written in the same
+# transaction as the update's event, before the command acts, so a restarted bot asks
+# Telegram for the updates after it and never runs a command twice.
+TELEGRAM_OFFSETS = """
+CREATE TABLE telegram_offsets (
+    bot_id TEXT PRIMARY KEY,
+    last_update_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+"""
+
+
+# One driver per run (docs/run-live.md, "One driver per run"): the run-live process that
+# drives a run holds its lease, renewed by a heartbeat; another run-live for the same run
+# refuses while the lease is live and takes over once it has expired (or, on the same host,
+# once its holder's process is gone). ``holder`` is ``host:pid:token``.
+RUN_LEASES = """
+CREATE TABLE run_leases (
+    run_id TEXT PRIMARY KEY REFERENCES runs (run_id),
+    holder TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired_at TEXT NOT NULL,
+    renewed_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) STRICT;
+"""
+
+
+SCRIPTS: tuple[str, ...] = (
+    RUNS_AND_LEDGER,
+    RISK_CONTROLS,
+    JOURNAL,
+    REPORTS,
+    PAPER_BOOK,
+    LEDGER_TOTALS,
+    ONE_STATE,
+    FILL_IMPORTS,
+    SIMULATED_FILLS,
+    DIRECTIVE_LIFECYCLE,
+    DIRECTIVE_REVIEWS,
+    REBALANCE_PLANS,
+    NOTIFICATION_LOG,
+    FILL_TOTALS_MARK,
+    TELEGRAM_OFFSETS,
+    RUN_LEASES,
+)
+"""The migration scripts, in the order of MIGRATION_NAMES."""
+
+
 def _build() -> Migrations:
     from sqlite_utils.migrations import Migrations
 
     migrations = Migrations(MIGRATION_SET)
-    scripts = (
-        RUNS_AND_LEDGER,
-        RISK_CONTROLS,
-        JOURNAL,
-        REPORTS,
-        PAPER_BOOK,
-        LEDGER_TOTALS,
-        ONE_STATE,
-        FILL_IMPORTS,
-        SIMULATED_FILLS,
-        DIRECTIVE_LIFECYCLE,
-        DIRECTIVE_REVIEWS,
-        REBALANCE_PLANS,
-        NOTIFICATION_LOG,
-        FILL_TOTALS_MARK,
-    )
-    for name, script in zip(MIGRATION_NAMES, scripts, strict=True):
+    for name, script in zip(MIGRATION_NAMES, SCRIPTS, strict=True):
         migrations(name=name)(_ScriptMigration(name, script))
     return migrations
 
@@ -518,10 +553,12 @@ def apply_migrations(db: StateDB, *, stop_before: str | None = None) -> list[str
     pending), as sqlite-utils' ``Migrations.apply`` does: tests use it to build
     databases at every earlier schema version.
     """
+    if db.backend == "postgresql":
+        return _apply_postgres(db, stop_before)
     from sqlite_utils import Database
 
     migrations = _build()
-    sdb = Database(db.conn, execute_plugins=False)
+    sdb = Database(db.sqlite_conn, execute_plugins=False)
     applied: list[str] = []
     while True:
         with db.transaction():
@@ -530,3 +567,29 @@ def apply_migrations(db: StateDB, *, stop_before: str | None = None) -> list[str
                 return applied
             migrations.apply(sdb, stop_before=pending[1:])
         applied.append(pending[0])
+
+
+def _apply_postgres(db: StateDB, stop_before: str | None) -> list[str]:
+    """The same migrations on PostgreSQL (``state.pg.schema_script``), one transaction
+    each with the row that records it, the pending list re-read under the write lock."""
+    from datetime import UTC, datetime
+
+    from stagectl.state import pg
+
+    conn = db.conn
+    assert isinstance(conn, pg.PgConnection)
+    applied: list[str] = []
+    while True:
+        with db.transaction():
+            pg.ensure_migrations_table(conn)
+            pending = db.pending_migrations()
+            if not pending or pending[0] == stop_before:
+                return applied
+            name = pending[0]
+            conn.executescript(pg.schema_script(name, SCRIPTS[MIGRATION_NAMES.index(name)]))
+            conn.execute(
+                f"INSERT INTO {pg.MIGRATIONS_TABLE} (migration_set, name, applied_at)"
+                " VALUES (?, ?, ?)",
+                (MIGRATION_SET, name, datetime.now(UTC).isoformat()),
+            )
+        applied.append(name)

@@ -45,10 +45,10 @@ def upsert_order(db: StateDB, order: Order) -> bool:
         conn.execute(
             f"INSERT INTO orders ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})"
             " ON CONFLICT (client_order_id) DO UPDATE SET"
-            " exchange_order_id = coalesce(excluded.exchange_order_id, exchange_order_id),"
-            " time_in_force = coalesce(excluded.time_in_force, time_in_force),"
+            " exchange_order_id = coalesce(excluded.exchange_order_id, orders.exchange_order_id),"
+            " time_in_force = coalesce(excluded.time_in_force, orders.time_in_force),"
             " status = excluded.status, filled_qty = excluded.filled_qty,"
-            " reason = coalesce(excluded.reason, reason), updated_at = excluded.updated_at",
+            " reason = coalesce(excluded.reason, orders.reason), updated_at = excluded.updated_at",
             row,
         )
     return existing is None

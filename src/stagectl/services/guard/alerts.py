@@ -10,6 +10,8 @@
 - ``directives``: an escalation or a review step, told once (the directive records it).
 - ``could_not_judge``: a scheduled guard that could not judge (exit 2, 3 or 70) says so,
   with the exit code and the error line, its secrets masked.
+- ``unit_failed``: a stagectl systemd unit failed (``stagectl notify unit-failed``, the
+  units' ``OnFailure=`` handler): which unit, how it ended, where its journal is.
 
 Every entry returns results and never raises: a notification, or its bookkeeping,
 cannot change the guard's exit code or keep its report from being written.
@@ -101,7 +103,46 @@ def could_not_judge(
         alert = Alert(text, {**fields, "error": masked}, title=title, severity="HIGH")
         return dispatch.send(alert, settings, environment, how)
     except Exception as failure:
-        return [NotifyResult("notify", "failed", 0, f"internal error ({type(failure).__name__})")]
+        return [_internal(failure)]
+
+
+def unit_failed(
+    home: Home,
+    config: Path | None,
+    *,
+    unit: str,
+    result: str | None,
+    exit_status: str | None,
+    env: Mapping[str, str] | None = None,
+    delivery: Delivery | None = None,
+) -> list[NotifyResult] | None:
+    """Tell every channel of the guard config's ``notify`` section that the systemd unit
+    ``unit`` failed (``result`` and ``exit_status`` as systemd gives them); None when no
+    notify section can be loaded. Never raises."""
+    try:
+        settings = _notify_settings(home, config)
+        if settings is None:
+            return None
+        how_ended = ", ".join(
+            part
+            for part in (result and f"result {result}", exit_status and f"exit {exit_status}")
+            if part
+        )
+        text = (
+            f"stagectl: the systemd unit {unit} failed ({how_ended or 'no details'}) on the "
+            f"desk {home.root}; its journal: journalctl --user -u {unit} (without --user "
+            "for a system unit)"
+        )
+        fields = {"kind": "unit-failed", "unit": unit, "result": result, "exit": exit_status}
+        alert = Alert(text, fields, title=f"stagectl: {unit} failed", severity="HIGH")
+        environment = os.environ if env is None else env
+        return dispatch.send(alert, settings, environment, delivery or Delivery(home.root))
+    except Exception as failure:
+        return [_internal(failure)]
+
+
+def _internal(failure: Exception) -> NotifyResult:
+    return NotifyResult("notify", "failed", 0, f"internal error ({type(failure).__name__})")
 
 
 def alert_key(run_id: str, found: Finding) -> str:

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import state_exists
 from stagectl.domain.run_clock import RUN_STARTED, AsOf, as_of
 from stagectl.domain.types import Fill, FundingPayment, Mode
 from stagectl.errors import InputError
@@ -49,7 +50,7 @@ NO_RUN_HINT = "the trading loop records them (one per bar), or pass --run"
 def open_existing_state(home: Home) -> StateDB:
     """The home's state database, read as it is; InputError when absent or not current."""
     path = home.state_path
-    if not path.is_file():
+    if not state_exists(path):
         raise InputError(
             f"no state database at {path}: nothing to review; run `stagectl init` and a "
             "paper run (equity snapshots, fills, funding and guard decisions are read from it)"

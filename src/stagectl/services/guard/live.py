@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.domain.run_clock import AsOf
 from stagectl.domain.types import Mode
 from stagectl.errors import ExternalError, InputError, StagectlError
@@ -70,7 +71,7 @@ class LiveGuardResult:
     """The decision and everything written or sent because of it."""
 
     config: ConfigSource
-    state_path: Path
+    state_path: StateLocation
     now: datetime
     as_of: AsOf
     dry_run: bool
@@ -151,10 +152,10 @@ def run(
         db.close()
 
 
-def _open(path: Path) -> Any:
+def _open(path: StateLocation) -> Any:
     from stagectl.state.db import open_state
 
-    if not path.is_file():
+    if not state_exists(path):
         raise InputError(f"no state database at {path}, so no equity snapshots; {SNAPSHOTS_HINT}")
     try:
         return open_state(path, migrate=True)
@@ -167,7 +168,7 @@ def _open(path: Path) -> Any:
         raise _state_error(path, error) from error
 
 
-def _state_error(path: Path, error: DatabaseError) -> StagectlError:
+def _state_error(path: StateLocation, error: DatabaseError) -> StagectlError:
     from stagectl.state.db import translate_error
 
     translated = translate_error(path, 0, error)

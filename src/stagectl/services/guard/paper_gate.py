@@ -80,6 +80,15 @@ class RunChoice:
 
 
 @dataclass(frozen=True)
+class GuardFireRow:
+    """A guard decision recorded in the window: when, what it recommended, how severe."""
+
+    at: datetime
+    action: str
+    severity: str
+
+
+@dataclass(frozen=True)
 class PaperGateResult:
     run_id: str
     now: datetime
@@ -88,6 +97,8 @@ class PaperGateResult:
     evidence: dict[str, Any]
     source: ConfigSource
     choice: RunChoice
+    equity: Any = None  # pandas Series: the window's equity curve (--html)
+    decisions: tuple[GuardFireRow, ...] = ()  # the window's guard decisions (--html)
 
     @property
     def passed(self) -> bool:
@@ -150,14 +161,17 @@ def run(
     db = open_existing_state(home)
     try:
         choice = _choose(db, run_id=request.run_id, now=now, days=window_days, wall=wall_clock())
-        inputs, evidence = _gather(db, window_days, choice.as_of.at, choice.run_id)
+        inputs, evidence, curve = _gather(db, window_days, choice.as_of.at, choice.run_id)
     finally:
         db.close()
     from stagectl.domain.paper_gate import evaluate_paper_gate
 
     verdict = evaluate_paper_gate(inputs, guard.paper_gate)
     at = choice.as_of.at
-    return PaperGateResult(choice.run_id, at, window_days, verdict, evidence, source, choice)
+    equity, decisions = curve
+    return PaperGateResult(
+        choice.run_id, at, window_days, verdict, evidence, source, choice, equity, decisions
+    )
 
 
 def _choose(
@@ -233,7 +247,11 @@ def _passed_over(
     return "", clock
 
 
-def _gather(db: Any, days: int, now: datetime, run: str) -> tuple[Any, dict[str, Any]]:
+def _gather(
+    db: Any, days: int, now: datetime, run: str
+) -> tuple[Any, dict[str, Any], tuple[Any, tuple[GuardFireRow, ...]]]:
+    """The gate's inputs, the evidence facts, and the window's equity curve and guard
+    decisions."""
     import pandas as pd
 
     from stagectl.domain import paper_gate as gate
@@ -295,4 +313,5 @@ def _gather(db: Any, days: int, now: datetime, run: str) -> tuple[Any, dict[str,
         "warning_days": fires.warning_days,
         "critical_days": fires.critical_days,
     }
-    return inputs, facts
+    rows = tuple(GuardFireRow(d.ts, d.action, d.severity) for d in decisions)
+    return inputs, facts, (equity, rows)

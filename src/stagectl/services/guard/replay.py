@@ -59,6 +59,7 @@ class ReplayReport:
     notes: list[str]
     exported: list[Path]
     breakers: dict[str, Any] | None = None
+    replay: Any = None  # domain.guard_replay.ReplayResult: the curves and decisions (--html)
 
     def body(self) -> dict[str, Any]:
         body = {
@@ -175,6 +176,7 @@ def run(
         notes=list(info.notes),
         exported=exported,
         breakers=breaker_report,
+        replay=result,
     )
 
 

@@ -5,28 +5,37 @@ home are kept (unless ``force``), and an up-to-date database is only opened. Bes
 the home's own directories, init creates the artifact directory the home's stage3.yaml
 names (``artifacts.dir``, ``artifacts/stage3``), which ``preflight`` checks and
 ``run-live`` writes below; a stage3.yaml that does not load is left to ``preflight`` to
-report, and init says so.
+report, and init says so. With ``units`` it also writes the systemd units and the
+crontab for the home (``units``), after checking the credentials file first, so a refusal
+leaves the home untouched.
 
 Entry: ``run(InitRequest, *, home) -> InitResult``; ``home`` is the home to create.
 """
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import HOME_DIRS, Home, defaults_dir
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.errors import InputError
 from stagectl.reports import write_atomic
+from stagectl.services.home import units as deploy
 from stagectl.state.db import open_state
 
 
 @dataclass(frozen=True)
 class InitRequest:
-    """``--force``: overwrite config files already in the home."""
+    """``--force``: overwrite config files already in the home; ``--with-units``: also
+    write the service units and the crontab, with ``--mail-to`` as cron's MAILTO
+    (default: the current user)."""
 
     force: bool = False
+    with_units: bool = False
+    mail_to: str | None = None
 
 
 @dataclass
@@ -34,7 +43,7 @@ class InitResult:
     """What ``init`` found and did, for the human and the JSON output."""
 
     home: Path
-    state_path: Path
+    state_path: StateLocation
     created_dirs: list[str] = field(default_factory=list)
     configs_written: list[str] = field(default_factory=list)
     configs_kept: list[str] = field(default_factory=list)
@@ -42,6 +51,7 @@ class InitResult:
     migrations_applied: list[str] = field(default_factory=list)
     schema_version: int = 0
     notes: list[str] = field(default_factory=list)
+    units: deploy.UnitsResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +66,7 @@ class InitResult:
                 "kept": self.configs_kept,
                 "overwritten": self.configs_overwritten,
             },
+            "units": None if self.units is None else self.units.to_dict(),
         }
 
 
@@ -63,6 +74,7 @@ def run(request: InitRequest, *, home: Home) -> InitResult:
     """Create ``home``'s directories, copy the packaged configs, create and migrate the state."""
     if home.root.exists() and not home.root.is_dir():
         raise InputError("exists and is not a directory", where=str(home.root))
+    files = _unit_files(request, home)
     result = InitResult(home=home.root, state_path=home.state_path)
     for name in HOME_DIRS:
         directory = home.root / name
@@ -72,7 +84,19 @@ def run(request: InitRequest, *, home: Home) -> InitResult:
     _copy_configs(defaults_dir(), home.config_dir, force=request.force, result=result)
     _artifacts_dir(home, result)
     result.migrations_applied, result.schema_version = _migrate(home.state_path)
+    if files is not None:
+        result.units = deploy.write(files, home=home)
     return result
+
+
+def _unit_files(request: InitRequest, home: Home) -> dict[str, str] | None:
+    """The units and crontab ``--with-units`` writes, checked before anything is written."""
+    if not request.with_units:
+        if request.mail_to is not None:
+            raise InputError("--mail-to only applies with --with-units", where="--mail-to")
+        return None
+    units = deploy.UnitsRequest(deploy.installed_stagectl(), request.mail_to or getpass.getuser())
+    return deploy.prepare(units, home=home)
 
 
 def _mkdir(directory: Path) -> None:
@@ -121,9 +145,9 @@ def _copy_configs(source: Path, target: Path, *, force: bool, result: InitResult
         (result.configs_overwritten if existed else result.configs_written).append(name)
 
 
-def _migrate(path: Path) -> tuple[list[str], int]:
+def _migrate(path: StateLocation) -> tuple[list[str], int]:
     before: list[str] = []
-    if path.is_file():
+    if state_exists(path):
         with open_state(path, migrate=False) as existing:
             before = existing.applied_migrations()
     with open_state(path, migrate=True) as db:

@@ -1,7 +1,9 @@
-"""`stagectl state info`: where the state database is, its schema version and contents.
+"""`stagectl state info`: where the state database is, its backend, server version,
+schema version and contents.
 
-A fast path: only sqlite3 is imported (``open_state(path, migrate=False)``),
-and nothing in the database is created or changed.
+A fast path: only sqlite3 is imported for a SQLite state (``open_state(path,
+migrate=False)``; psycopg for a PostgreSQL one), and nothing in the database is created
+or changed.
 
 Entry: ``run(StateInfoRequest(), *, home) -> StateInfo``; the database is
 ``home.state_path``.
@@ -10,10 +12,10 @@ Entry: ``run(StateInfoRequest(), *, home) -> StateInfo``; the database is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation
 from stagectl.state.db import DatabaseError, StateDB, open_state
 from stagectl.state.migration_names import MIGRATION_NAMES
 from stagectl.state.runs import RunSummary, run_summaries
@@ -29,7 +31,9 @@ class StateInfoRequest:
 
 @dataclass
 class StateInfo:
-    path: Path
+    path: StateLocation
+    backend: str
+    server_version: str
     size_bytes: int
     wal_size_bytes: int
     journal_mode: str
@@ -51,6 +55,8 @@ class StateInfo:
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
+            "backend": self.backend,
+            "server_version": self.server_version,
             "size_bytes": self.size_bytes,
             "wal_size_bytes": self.wal_size_bytes,
             "journal_mode": self.journal_mode,
@@ -94,11 +100,13 @@ def run(request: StateInfoRequest, *, home: Home) -> StateInfo:
 
 def _inspect(db: StateDB) -> StateInfo:
     applied = db.applied_migrations()
-    wal = db.path.with_name(db.path.name + "-wal")
+    size, wal = db.storage_bytes()
     return StateInfo(
-        path=db.path.resolve(),
-        size_bytes=db.path.stat().st_size,
-        wal_size_bytes=wal.stat().st_size if wal.is_file() else 0,
+        path=db.path if db.backend == "postgresql" else db.file.resolve(),
+        backend=db.backend,
+        server_version=db.server_version(),
+        size_bytes=size,
+        wal_size_bytes=wal,
         journal_mode=db.journal_mode(),
         schema_version=len(applied),
         latest_version=len(MIGRATION_NAMES),

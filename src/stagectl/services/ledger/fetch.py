@@ -2,8 +2,9 @@
 
 The trades come from the exchange layer (``exchange.ccxt_broker.CcxtBroker.fills_since``:
 every fill of one symbol from ``since`` to the exchange's time, in 7-day windows, paged),
-with credentials from ``STAGECTL_EXCHANGE_API_KEY``/``_SECRET`` or
-``STAGECTL_EXCHANGE_KEY_FILE`` (never from the command line, never printed). They then
+with the *read-only* key from ``STAGECTL_READONLY_API_KEY``/``_SECRET`` or
+``STAGECTL_READONLY_KEY_FILE`` (never the trading key, never from the command line,
+never printed), refused when the exchange reports that it can trade or withdraw. They then
 take exactly the path of ``metrics import``: the same column validation
 (``data.trade_validation``) and the same staged import (``services.ledger.importer.
 record_chunks``: short merge transactions, visible all at once when complete), keyed
@@ -22,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation
 from stagectl.errors import InputError
 from stagectl.exchange.retry import RetryPolicy
 
@@ -51,7 +52,7 @@ class FetchResult:
     account: str
     symbol: str
     since: datetime
-    state_path: Path
+    state_path: StateLocation
     fetched: int
     inserted: int
     duplicates: int
@@ -110,7 +111,11 @@ def run(
     from stagectl.data.files import normalize_symbol
     from stagectl.data.trade_validation import validate_values
     from stagectl.exchange.ccxt_broker import open_broker
-    from stagectl.exchange.credentials import require_credentials
+    from stagectl.exchange.credentials import (
+        READ_ONLY,
+        refuse_trading_rights,
+        require_credentials,
+    )
     from stagectl.services.ledger.conflicts import RowNames
     from stagectl.services.ledger.importer import check_account, record_chunks
     from stagectl.state.ledger_imports import ImportKey
@@ -120,12 +125,13 @@ def run(
     symbol = normalize_symbol(request.symbol)
     broker = open_broker(
         request.exchange,
-        credentials=require_credentials(),
+        credentials=require_credentials(role=READ_ONLY),
         base_url=request.base_url,
         timeout_ms=request.timeout_ms,
         policy=policy,
         rate_limit=rate_limit,
     )
+    refuse_trading_rights(broker.key_permissions(), command="metrics fetch")
     records = broker.fills_since(symbol, request.since)
     if progress is not None:
         progress(f"{request.exchange}: {len(records)} {symbol} trades since {request.since}")

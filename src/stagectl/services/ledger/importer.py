@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation
 from stagectl.data.trade_files import first_row_of_trade, infer_format, open_trade_file
 from stagectl.data.trade_validation import BadRow, TradeColumns
 from stagectl.data.trade_values import shown
@@ -74,7 +75,7 @@ class ImportResult:
     path: Path
     fmt: str
     account: str
-    state_path: Path
+    state_path: StateLocation
     rows: int
     inserted: int
     duplicates: int
@@ -187,7 +188,7 @@ def _bad_rows_error(path: Path, bad: list[BadRow]) -> InputError:
 
 
 def record_chunks(
-    state_path: Path,
+    state_path: StateLocation,
     chunks: Iterator[TradeColumns],
     *,
     key: ImportKey,

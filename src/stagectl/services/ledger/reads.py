@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from stagectl.config.state_url import StateLocation
 
 if TYPE_CHECKING:
     from stagectl.state.db import StateDB
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 _INT64_SAFE = 2**62
 
 
-def open_ledger(path: Path) -> StateDB:
+def open_ledger(path: StateLocation) -> StateDB:
     """The state database for reading; a missing file is an input error naming it."""
     from stagectl.state.db import open_state
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.errors import InputError
 
 if TYPE_CHECKING:
@@ -260,13 +261,15 @@ def _read_windows_csv(path: Path) -> Any:
     return table
 
 
-def _ledger_windows(state_path: Path, symbol: str, window_s: float, candles: CandleSet) -> Any:
+def _ledger_windows(
+    state_path: StateLocation, symbol: str, window_s: float, candles: CandleSet
+) -> Any:
     """PnL windows of ``symbol``'s fills inside the candles' time range, or None without a
     ledger or such fills."""
     from stagectl.services.ledger.reads import open_ledger
     from stagectl.state.ledger_reads import snapshot
 
-    if not state_path.is_file():
+    if not state_exists(state_path):
         return None
     with open_ledger(state_path) as db, snapshot(db):
         return ledger_windows(db, symbol, window_s, candles)
@@ -435,23 +438,11 @@ def _analyse(request: RegimeRequest, home: Home) -> RegimeResult:
 
 
 def _write_html(result: RegimeResult, path: Path) -> None:
-    """The self-contained page (reports.html_regimes), written atomically."""
-    import json
+    """The page (``services.pages.ledger``), written atomically."""
+    from stagectl.reports.charts import write_page
+    from stagectl.services.pages.ledger import regime_analyze
 
-    from stagectl.reports.html_regimes import render
-    from stagectl.reports.io import write_atomic
-
-    series: dict[str, list[Any]] | None = None
-    if result.windows is not None and len(result.windows):
-        w = result.windows
-        series = {
-            "times": [str(t) for t in w["window_start"]],
-            "pnl": [float(v) for v in w["realized_fifo_quote"]],
-            "regime": [str(r) for r in w["regime"]],
-        }
-    write_atomic(
-        path, render(json.loads(json.dumps(result.document, default=str)), series).encode()
-    )
+    write_page(path, regime_analyze(result))
 
 
 def _export(result: RegimeResult, directory: Path) -> list[Path]:

@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation
 from stagectl.errors import InputError
 from stagectl.services.ledger import reads as ledger
 
@@ -38,7 +38,7 @@ class WindowRequest:
 class WindowResult:
     start: datetime
     until: datetime
-    state_path: Path
+    state_path: StateLocation
     metrics: Any  # domain.ledger_windows.WindowMetrics
     mark_source: dict[str, str]
     liquidity_unknown: dict[str, int]

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.config.state_url import state_exists
 from stagectl.domain.run_clock import AsOf
 from stagectl.errors import InputError
 from stagectl.services.live.artifacts import ARTIFACT_FILES, run_artifacts_dir
@@ -162,7 +163,7 @@ def _run_clock(home: Home, run_id: str, wall: datetime) -> AsOf | None:
     from stagectl.state.db import open_state
     from stagectl.state.runs import clock_facts
 
-    if not home.state_path.is_file():
+    if not state_exists(home.state_path):
         return None
     with open_state(home.state_path, migrate=False) as db:
         facts = None if db.pending_migrations() else clock_facts(db, run_id)

@@ -66,8 +66,14 @@ def step(
 ) -> dict[str, Any] | None:
     """One bar: open (decide, record, send), work a rebalance's limit orders, let the market
     move, settle. None: stopped while the bar was still open (the restart settles or
-    redoes it)."""
+    redoes it).
+
+    The outcome also carries the run id, the codes of the orders the policy denied at
+    the open and ``latency_s``: the time the open and the settlement took, without the
+    waits for the market and for limit orders (run-live's metrics, docs/metrics.md)."""
+    began = time.perf_counter()
     opened = live_step.open_bar(ctx, data)
+    latency_s = time.perf_counter() - began
     counts = dict(opened.counts)
     if opened.rebalance_limits:
         worked = work_limits(ctx, data, opened.rebalance_limits, opened.limit_timeout_s, patience)
@@ -79,14 +85,20 @@ def step(
     if moved is None:
         return None
     closed, wall_now = moved
+    began = time.perf_counter()
     settled = live_settle.settle(ctx, closed, wall_now=wall_now)
     if ctx.stop_limits:
         for key, value in place_stops(ctx, closed, settled).items():
             counts[key] += value
     decided = {
+        "run_id": ctx.run_id,
         "trading_state": opened.trading_state,
         "multipliers": opened.decision.multipliers,
         "directive_multipliers": opened.directive_multipliers,
+        "denied": tuple(
+            o.reason or "DENIED" for o in opened.decision.orders if o.status == OrderStatus.DENIED
+        ),
+        "latency_s": latency_s + time.perf_counter() - began,
     }
     return {**decided, **counts, **settled}
 
@@ -362,8 +374,11 @@ def live_loop(
 
 def settle_only(ctx: live_step.LiveContext, data: StepData, now: datetime) -> dict[str, Any]:
     """Finish a step whose orders were decided and sent before an interruption."""
+    began = time.perf_counter()
     settled = live_settle.settle(ctx, data, wall_now=now)
-    return {"sent": 0, "recovered": 0, "rejected": 0, **settled}
+    latency_s = time.perf_counter() - began
+    counts = {"sent": 0, "recovered": 0, "rejected": 0}
+    return {"run_id": ctx.run_id, **counts, **settled, "denied": (), "latency_s": latency_s}
 
 
 def _step_started(ctx: live_step.LiveContext, bar_ts: datetime) -> bool:

@@ -41,6 +41,7 @@ from stagectl.config.loader import (
     load_stage3,
     load_strategy,
 )
+from stagectl.config.state_url import StateLocation
 from stagectl.domain.order_policy import PolicyLimits, SymbolCap
 from stagectl.domain.performance import bar_minutes
 from stagectl.domain.types import Event, OrderType
@@ -63,6 +64,7 @@ from stagectl.services.live.exchange import (
 )
 from stagectl.services.live.feed import ReplayFeed, data_span
 from stagectl.services.live.guard import PAPER_DELIVERY, LoopGuard
+from stagectl.services.live.lease import RunLease
 from stagectl.services.live.loop import StepCallback
 from stagectl.services.live.step import retry_locked
 from stagectl.state import directives, flags, journal, orders, runs
@@ -111,7 +113,7 @@ class RunLiveResult:
     mode: str
     status: str
     resumed: bool
-    state_path: Path
+    state_path: StateLocation
     artifacts_dir: Path
     config: ConfigSource
     stage3: ConfigSource | None = None
@@ -248,16 +250,25 @@ def run(
                 where="--stop-limits",
             )
     db = open_state(path)
+    setup = _Setup(
+        request, home, db, path, config, source, stage3, stage3_source, wall_clock, on_alert
+    )
+
+    def stop() -> bool:
+        """Asked to stop, or the run's lease was taken over by another driver."""
+        return should_stop() or (setup.lease is not None and setup.lease.lost)
+
     try:
-        setup = _Setup(
-            request, home, db, path, config, source, stage3, stage3_source, wall_clock, on_alert
-        )
         if request.live:
-            clock = clock or ExchangeClock(broker, should_stop)
-            return _run_live(setup, broker, clock, should_stop, on_step)
-        return _run_paper(setup, should_stop, on_step, broker_factory)
+            clock = clock or ExchangeClock(broker, stop)
+            return _run_live(setup, broker, clock, stop, on_step)
+        return _run_paper(setup, stop, on_step, broker_factory)
     finally:
-        db.close()
+        try:
+            if setup.lease is not None:
+                setup.lease.release(db)
+        finally:
+            db.close()
 
 
 @dataclass
@@ -265,13 +276,15 @@ class _Setup:
     request: RunLiveRequest
     home: Home
     db: StateDB
-    path: Path
+    path: StateLocation
     config: Any
     source: ConfigSource
     stage3: Any
     stage3_source: ConfigSource
     wall_clock: Callable[[], datetime]
     on_retry: Callable[[str], None] | None = None
+    lease: RunLease | None = None
+    """This process's lease on the run (services.live.lease), taken when the run opens."""
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -373,6 +386,8 @@ class _Setup:
             self.on_retry(line)
 
     def finish(self, ctx: live_step.LiveContext, result: RunLiveResult, status: str) -> None:
+        if self.lease is not None and self.lease.lost:
+            raise self.lease.lost_error()
         result.status = status
         ended = self.wall_clock()
         ctx.write(
@@ -598,6 +613,11 @@ def _open_run(
     existing = _resumable(db, request, mode)
     if existing is not None:
         params = _params(db, existing.run_id)
+        setup.lease = retry_locked(
+            "take the run's lease",
+            lambda: RunLease.take(db, setup.path, existing.run_id, setup.wall_clock),
+            setup.on_retry,
+        )
         retry_locked("reopen the run", lambda: reopen_run(db, existing.run_id), setup.on_retry)
         return existing.run_id, params, True
     now = setup.wall_clock()
@@ -622,6 +642,11 @@ def _open_run(
             )
 
     retry_locked("record the run's start", record_start, setup.on_retry)
+    setup.lease = retry_locked(
+        "take the run's lease",
+        lambda: RunLease.take(db, setup.path, run_id, setup.wall_clock),
+        setup.on_retry,
+    )
     return run_id, params, False
 
 

@@ -79,6 +79,8 @@ class CpcvResult:
     first_bar: int
     splits: list[Fold]
     body: dict[str, Any]
+    pbo_logits: tuple[float, ...] = ()  # one per CSCV split (the --html histogram)
+    path_returns: pd.DataFrame | None = None  # net return per bar (rows) and path (columns)
 
     @property
     def inputs(self) -> list[Path]:
@@ -101,9 +103,10 @@ class Overfitting:
 
 
 Selection = tuple[int, list[float | None]]
+PboSection = tuple[dict[str, Any], tuple[float, ...]]
 
 
-def _piece(engine: ReturnsEngine, work: SelectOn | Overfitting) -> Selection | dict[str, Any]:
+def _piece(engine: ReturnsEngine, work: SelectOn | Overfitting) -> Selection | PboSection:
     if isinstance(work, Overfitting):
         return _pbo(engine, work.first, work.partitions)
     return engine.select(work.train)
@@ -153,7 +156,7 @@ def run(request: CpcvRequest, *, home: Home, report: Report = quiet) -> CpcvResu
     ]
     with open_executor(request.parallelism, report) as executor:
         done = executor.map(_piece, engine, pieces, what=f"{KIND} splits and PBO")
-    pbo = cast(dict[str, Any], done[0])
+    pbo, logits = cast(PboSection, done[0])
     split_rows, chosen = [], []
     for split, selection in zip(splits, done[1:], strict=True):
         best, scores = cast(Selection, selection)
@@ -167,7 +170,7 @@ def run(request: CpcvRequest, *, home: Home, report: Report = quiet) -> CpcvResu
                 "is_sharpe": finite(scores[best]),
             }
         )
-    paths = _paths(engine, bounds, chosen, request)
+    paths, path_returns = _paths(engine, bounds, chosen, request)
     sharpes = [p["sharpe"] for p in paths]
     body = {
         "strategy": strategy_section(market, candidates, request.cost_multiplier),
@@ -194,7 +197,7 @@ def run(request: CpcvRequest, *, home: Home, report: Report = quiet) -> CpcvResu
         "distribution": _distribution(sharpes),
         "pbo": pbo,
     }
-    return CpcvResult(market, candidates, first, splits, body)
+    return CpcvResult(market, candidates, first, splits, body, logits, path_returns)
 
 
 def _paths(
@@ -202,14 +205,17 @@ def _paths(
     bounds: list[tuple[int, int]],
     chosen: list[int],
     request: CpcvRequest,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """Each path's metrics, and its per-bar net returns over the groups' bars."""
     ppy = engine.market.periods_per_year
-    rows = []
+    rows, returns = [], {}
     for number, path in enumerate(cpcv_paths(request.folds, request.test_folds)):
         segments = [engine.window(chosen[split], *bounds[g]).net for g, split in enumerate(path)]
-        metrics = return_metrics(np.concatenate(segments), ppy)
+        returns[number] = np.concatenate(segments)
+        metrics = return_metrics(returns[number], ppy)
         rows.append({"path": number, "splits": path, **metrics})
-    return rows
+    index = engine.market.index[bounds[0][0] : bounds[-1][1]]
+    return rows, pd.DataFrame(returns, index=index)
 
 
 def _distribution(sharpes: list[float | None]) -> dict[str, Any]:
@@ -226,11 +232,14 @@ def _distribution(sharpes: list[float | None]) -> dict[str, Any]:
     }
 
 
-def _pbo(engine: ReturnsEngine, first: int, partitions: int) -> dict[str, Any]:
-    """PBO on the candidates' continuous backtests of bars [first, n) (T x C matrix)."""
+def _pbo(
+    engine: ReturnsEngine, first: int, partitions: int
+) -> tuple[dict[str, Any], tuple[float, ...]]:
+    """PBO on the candidates' continuous backtests of bars [first, n) (T x C matrix), and
+    the logit of each CSCV split."""
     columns = [engine.window(c, first, engine.n_bars).net for c in range(len(engine.candidates))]
     result = probability_of_backtest_overfitting(np.column_stack(columns), partitions)
-    return {
+    section = {
         "pbo": result.pbo,
         "configurations": result.n_configurations,
         "partitions": result.n_partitions,
@@ -240,3 +249,4 @@ def _pbo(engine: ReturnsEngine, first: int, partitions: int) -> dict[str, Any]:
         "reason": result.reason,
         "method": "CSCV on per-bar net returns of each candidate's backtest over the same bars",
     }
+    return section, result.logits

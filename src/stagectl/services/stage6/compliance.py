@@ -36,6 +36,7 @@ from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import BASELINE_FILE, CORE_FILE, file_sha256
+from stagectl.config.state_url import state_exists
 from stagectl.errors import CheckFailed, InputError, SigningKeyError, StagectlError
 from stagectl.reports import (
     SigningKey,
@@ -194,7 +195,7 @@ def _candidates(home: Home) -> list[Path]:
 def _recorded(home: Home) -> list[Path]:
     """The verify-thresholds reports in the state's reports table; none when there is no
     state database or it cannot be read (the reports/ directory still counts)."""
-    if not home.state_path.is_file():
+    if not state_exists(home.state_path):
         return []
     from stagectl.state.db import DatabaseError, open_state
     from stagectl.state.reports import list_reports

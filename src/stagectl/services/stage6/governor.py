@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
 from stagectl.config.loader import file_sha256
+from stagectl.config.state_url import state_exists
 from stagectl.errors import ConfigError, InputError
 from stagectl.services.stage6 import market_intel
 
@@ -138,7 +139,7 @@ def run(request: GovernorRequest, *, home: Home) -> GovernorResult:
     from stagectl.state import governor as repo
     from stagectl.state.db import open_state
 
-    if not home.state_path.is_file():
+    if not state_exists(home.state_path):
         raise InputError(
             f"no state database at {home.state_path}; run 'stagectl init' first "
             "(the governor records every decision there)"

@@ -18,6 +18,7 @@ from typing import Any
 
 from stagectl.config.home import Home
 from stagectl.config.loader import parse_yaml_document
+from stagectl.config.state_url import state_exists
 from stagectl.errors import InputError
 
 FIELDS = ("symbol", "qty", "entry_price")
@@ -143,7 +144,7 @@ def _number(value: Any, name: str, where: str) -> float:
 def positions_from_state(home: Home) -> list[PositionInput] | None:
     """The live books' open positions from the state database, or None without one (paper
     runs' books share the database and are left out)."""
-    if not home.state_path.is_file():
+    if not state_exists(home.state_path):
         return None
     from stagectl.state.db import open_state
     from stagectl.state.ledger import positions

@@ -159,12 +159,13 @@ def cost_summary(
     def weighted_bps(values: npt.NDArray[np.float64]) -> float | None:
         return float(values.sum()) / total_notional * 1e4 if total_notional > 0 else None
 
-    per_execution = (fee + slippage)[executed] / notional[executed] * 1e4
+    cost = fee + slippage
+    per_execution = cost[executed] / notional[executed] * 1e4
     out: dict[str, Any] = {
         "model": "flat" if full is None else "full",
         "executions": int(executed.sum()),
         "traded_notional": total_notional,
-        "avg_cost_bps_per_execution": weighted_bps(fee + slippage),
+        "avg_cost_bps_per_execution": weighted_bps(cost),
         "mean_cost_bps_per_execution": (
             float(per_execution.mean()) if per_execution.size else None
         ),

@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.domain.directives import FLATTEN_ALL, DirectiveState, overdue
 from stagectl.domain.types import Event, Mode
 from stagectl.errors import CheckFailed, InputError
@@ -54,7 +54,7 @@ class DirectiveRequest:
 class DirectiveChange:
     """The directive after the step, and the step."""
 
-    path: Path
+    path: StateLocation
     step: str
     before: DirectiveState
     directive: directives.RiskDirective
@@ -181,7 +181,7 @@ def _flatten_to_restart(
     """The directive when it is a FLATTEN_ALL in force (its revoke is a restart)."""
     if not request.reason.strip():
         raise InputError("a revoked directive needs a reason", where="--reason")
-    if not home.state_path.is_file():
+    if not state_exists(home.state_path):
         return None
     with open_state(home.state_path) as db:
         d = directives.get_directive(db, request.directive_id)
@@ -217,7 +217,7 @@ def _step(
     if needs_reason and not request.reason.strip():
         raise InputError(f"a {step} directive needs a reason", where="--reason")
     path = home.state_path
-    if not path.is_file():
+    if not state_exists(path):
         raise InputError(f"no state database at {path}: there is no directive to answer")
     with open_state(path) as db, db.transaction():
         before = directives.get_directive(db, request.directive_id)

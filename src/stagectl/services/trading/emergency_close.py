@@ -47,6 +47,7 @@ from decimal import Decimal
 from typing import Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import state_exists
 from stagectl.domain.types import TradingState
 from stagectl.errors import InputError
 from stagectl.exchange.errors import ExchangeError
@@ -112,7 +113,7 @@ def run(
     def exchange_venue() -> Venue:
         return _exchange_venue(request, policy=policy, rate_limit=rate_limit)
 
-    if request.dry_run and not path.exists():
+    if request.dry_run and not state_exists(path):
         venues = [] if request.paper else [exchange_venue()]
         return prepare(
             TradingState.ACTIVE,

@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.domain.types import MODES, Mode, TradingState
 from stagectl.errors import InputError
 from stagectl.state import flags
@@ -59,7 +59,7 @@ class TradingSetRequest:
 class TradingStatus:
     """The current state of every mode and the latest changes (newest first)."""
 
-    path: Path
+    path: StateLocation
     database_exists: bool
     states: dict[Mode, flags.TradingFlag]
     history: tuple[flags.TradingFlagChange, ...]
@@ -88,7 +88,7 @@ class TradingStatus:
 class TradingChange:
     """The outcome of a set: per mode, what it was and what it is now."""
 
-    path: Path
+    path: StateLocation
     changes: tuple[flags.TradingFlagChange, ...]
 
     def changed(self, change: flags.TradingFlagChange) -> bool:
@@ -114,14 +114,14 @@ def _change_dict(change: flags.TradingFlagChange) -> dict[str, Any]:
     }
 
 
-def _never_set(path: Path, exists: bool) -> TradingStatus:
+def _never_set(path: StateLocation, exists: bool) -> TradingStatus:
     return TradingStatus(path, exists, {mode: flags.never_set(mode) for mode in MODES}, ())
 
 
 def run_status(request: TradingStatusRequest, *, home: Home) -> TradingStatus:
     """The trading state of every mode in the home's state database; changes nothing."""
     path, history_limit = home.state_path, request.history_limit
-    if not path.exists():
+    if not state_exists(path):
         return _never_set(path, False)
     now = request.now or datetime.now(UTC)
     with open_state(path, migrate=False) as db:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.errors import InputError
 from stagectl.state.db import DatabaseError, open_state
 from stagectl.state.journal import Incident, incidents
@@ -34,7 +34,7 @@ class IncidentsRequest:
 
 @dataclass(frozen=True)
 class IncidentLog:
-    path: Path
+    path: StateLocation
     incidents: tuple[Incident, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def run(request: IncidentsRequest, *, home: Home) -> IncidentLog:
     if request.limit < 1:
         raise InputError(f"--limit must be at least 1, got {request.limit}", where="--limit")
     rows: list[Incident] = []
-    if path.exists():
+    if state_exists(path):
         with open_state(path) as db:
             try:
                 rows = incidents(

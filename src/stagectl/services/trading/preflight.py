@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stagectl.config.home import ConfigSource, Home
+from stagectl.config.state_url import StateLocation, state_exists
+from stagectl.domain.types import KeyPermissions
 from stagectl.errors import StagectlError
 
 Status = Literal["PASS", "FAIL", "SKIP"]
@@ -66,7 +68,7 @@ class PreflightRequest:
 class PreflightResult:
     config: ConfigSource
     mode: str
-    state_db: Path
+    state_db: StateLocation
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -87,11 +89,13 @@ class PreflightResult:
 
 @dataclass
 class _Venue:
-    """What the exchange told us (None: offline or unreachable)."""
+    """What the exchange told us (None: offline or unreachable). ``permissions`` is the
+    key's rights, or why they are unknown (a string)."""
 
     markets: dict[str, dict[str, Any]] | None = None
     taker_fee_bps: Decimal | None = None
     error: str | None = None
+    permissions: KeyPermissions | str | None = None
 
 
 def run(
@@ -120,6 +124,7 @@ def run(
     add(_credentials(request, paper))
     reach, venue = _exchange(request, stage3, clock)
     add(reach)
+    add(_key_permissions(request, venue))
     add(_position_limits(stage3, venue))
     add(_fee_tier(home, stage3, source, venue))
     add(_reconciliation(path, stage3, "paper" if paper else "live"))
@@ -144,11 +149,11 @@ def _thresholds(home: Home) -> Check:
     return Check(name, "PASS", f"{len(audit.checks)} governed values match the baseline")
 
 
-def _state_db(path: Path, paper: bool) -> Check:
+def _state_db(path: StateLocation, paper: bool) -> Check:
     from stagectl.state.db import open_state
 
     name = "state DB writable, schema current"
-    if not path.exists():
+    if not state_exists(path):
         if paper:
             return Check(
                 name, "SKIP", f"no state database yet at {path} (init or run-live creates it)"
@@ -162,7 +167,7 @@ def _state_db(path: Path, paper: bool) -> Check:
             version = db.schema_version()
     except StagectlError as error:
         return Check(name, "FAIL", str(error))
-    if not os.access(path, os.W_OK):
+    if isinstance(path, Path) and not os.access(path, os.W_OK):
         return Check(name, "FAIL", f"{path} is not writable by this user")
     if pending:
         return Check(name, "FAIL", f"{len(pending)} pending migrations: run `stagectl init`")
@@ -381,6 +386,7 @@ def _exchange(
     venue = _Venue(
         markets=markets,
         taker_fee_bps=None if taker is None else Decimal(repr(taker)) * 10_000,
+        permissions=_permissions_of(broker, credentials),
     )
     if skew_s >= MAX_CLOCK_SKEW_S:
         return Check(
@@ -389,6 +395,43 @@ def _exchange(
     return Check(
         name, "PASS", f"{request.exchange}: {len(markets)} markets loaded, skew {skew_s:.3f} s"
     ), venue
+
+
+def _permissions_of(broker: Any, credentials: Any) -> KeyPermissions | str:
+    if credentials is None:
+        return "no key to ask about"
+    try:
+        permissions: KeyPermissions | None = broker.key_permissions()
+    except StagectlError as error:
+        return f"cannot read them: {error}"
+    return permissions if permissions is not None else "the exchange does not report them"
+
+
+def _key_permissions(request: PreflightRequest, venue: _Venue) -> Check:
+    """The live key may trade, must not withdraw, and must be bound to an IP allowlist
+    (seed 001, security)."""
+    name = "key permissions"
+    if request.exchange is None:
+        return Check(name, "SKIP", "paper: no key")
+    if request.offline:
+        return Check(name, "SKIP", "--offline")
+    permissions = venue.permissions
+    if isinstance(permissions, str) or permissions is None:
+        reason = permissions or venue.error or "exchange unreachable"
+        status: Status = "FAIL" if reason.startswith("cannot read") else "SKIP"
+        return Check(name, status, reason)
+    problems = [
+        text
+        for bad, text in (
+            (permissions.can_withdraw, "withdrawals are enabled: disable them on this key"),
+            (not permissions.ip_restricted, "no IP allowlist: restrict the key to this host"),
+            (not permissions.can_trade, "the key cannot trade"),
+        )
+        if bad
+    ]
+    if problems:
+        return Check(name, "FAIL", "; ".join(problems))
+    return Check(name, "PASS", permissions.describe())
 
 
 def _filters(symbol: str, venue: _Venue) -> tuple[dict[str, Decimal] | None, str]:
@@ -456,7 +499,7 @@ def _fee_tier(home: Home, stage3: Any, stage3_source: ConfigSource, venue: _Venu
     return Check(name, "PASS", f"cost model fee {assumed} bps >= taker {taker} bps ({source})")
 
 
-def _reconciliation(path: Path, stage3: Any, mode: str) -> Check:
+def _reconciliation(path: StateLocation, stage3: Any, mode: str) -> Check:
     """Equity = initial + realized + unrealized - fees - funding on the latest
     reconciliation record of the latest run-live run of ``mode``, within the tolerance."""
     from stagectl.state import journal, runs
@@ -464,7 +507,7 @@ def _reconciliation(path: Path, stage3: Any, mode: str) -> Check:
 
     name = "reconciliation identity"
     tolerance = stage3.reconciliation_tolerance_usd
-    if not path.exists():
+    if not state_exists(path):
         return Check(name, "SKIP", "no state database")
     try:
         with open_state(path, migrate=False) as db:

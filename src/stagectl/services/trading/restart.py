@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.domain.directives import FLATTEN_ALL, DirectiveState
 from stagectl.domain.restart import SHARPE_LONG_DAYS, RestartCheck, StrategyHealth
 from stagectl.domain.types import Event, Mode, TradingState
@@ -64,7 +65,7 @@ class RestartRequest:
 class RestartResult:
     """What the restart found and did (``change`` is None when it was refused)."""
 
-    path: Path
+    path: StateLocation
     mode: Mode
     latched_by: tuple[directives.RiskDirective, ...]
     checks: tuple[RestartCheck, ...]
@@ -129,7 +130,7 @@ def run(
         raise InputError("an override needs the name of who signs it off", where="--signed-off-by")
     path, wall = home.state_path, clock()
     latched_by: tuple[directives.RiskDirective, ...] = ()
-    if path.is_file():
+    if state_exists(path):
         with open_state(path) as db:
             latched_by = latch(db, request.mode, wall)
             as_of = request.now or (_as_of(db, latched_by, wall) if latched_by else wall)

@@ -1,0 +1,1 @@
+"""On-call from Telegram: ``stagectl telegram serve`` and ``telegram test``."""
