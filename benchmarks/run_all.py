@@ -180,6 +180,12 @@ BENCHMARKS = (
     ),
     Benchmark("live_loop.py", ("--days", "7", "--live-bars", "12"), "7 days, 12 live bars", 45),
     Benchmark("research.py", ("--repeat", "3"), "3 repeats", 60),
+    Benchmark(
+        "research_grid.py",
+        ("--bars", "100000", "--repeat", "1"),
+        "18 cells on 100,000 1m bars per symbol, once",
+        120,
+    ),
     Benchmark("stress_lab.py", ("--runs", "3"), "3 runs", 45),
     Benchmark(
         "loader.py", ("--rows", "1000000", "--repeat", "3"), "1,000,000 1m bars, 3 pairs", 60

@@ -10,13 +10,13 @@ _stagectl_node() {
         "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
-        "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --unsigned';;
-        "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-model --cost-multiplier --data --end --export -h --help --html --json --out --preset --record --start --symbol --unsigned';;
+        "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --scheduler --unsigned --workers';;
+        "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-model --cost-multiplier --data --end --export --grid -h --help --html --json --out --preset --record --scheduler --start --symbol --unsigned --workers';;
         "completion") _stagectl_names='show install'; _stagectl_opts='-h --help';;
         "completion show") _stagectl_names=''; _stagectl_opts='-h --help';;
         "completion install") _stagectl_names=''; _stagectl_opts='--dry-run -h --help --path';;
         "consensus") _stagectl_names=''; _stagectl_opts='--correlation --half-life-days -h --help --json --k --regime --votes --window';;
-        "cpcv") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --fixed --folds -h --help --html --json --pbo-partitions --purge --test-folds';;
+        "cpcv") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --fixed --folds -h --help --html --json --pbo-partitions --purge --scheduler --test-folds --workers';;
         "data") _stagectl_names='info check fetch'; _stagectl_opts='-h --help';;
         "data info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "data check") _stagectl_names=''; _stagectl_opts='--data -h --help --json --max-fill-gap-min --outlier-z -s --symbol -t --timeframe';;
@@ -61,7 +61,7 @@ _stagectl_node() {
         "trading cancel") _stagectl_names=''; _stagectl_opts='--by -h --help --json --reason';;
         "trading revoke") _stagectl_names=''; _stagectl_opts='--by --cause -h --help --json --override --reason';;
         "verify-thresholds") _stagectl_names=''; _stagectl_opts='--baseline -c --config -h --help --json --metrics-file --out --signed-off-by --unsigned';;
-        "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --html --json --purge --test --train';;
+        "walk-forward") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --expanding --export --fixed -h --help --html --json --purge --scheduler --test --train --workers';;
     esac
 }
 
@@ -75,18 +75,23 @@ _stagectl_value() {
         "audit-strategy|-c"|"audit-strategy|--config") _stagectl_kind=yaml;;
         "audit-strategy|--data") _stagectl_kind=dir;;
         "audit-strategy|--out") _stagectl_kind=file;;
+        "audit-strategy|--scheduler") _stagectl_kind=text;;
+        "audit-strategy|--workers") _stagectl_kind=text;;
         "backtest|-c"|"backtest|--config") _stagectl_kind=yaml;;
         "backtest|--cost-model") _stagectl_kind=choice; _stagectl_choices='flat full';;
         "backtest|--cost-multiplier") _stagectl_kind=text;;
         "backtest|--data") _stagectl_kind=dir;;
         "backtest|--end") _stagectl_kind=text;;
         "backtest|--export") _stagectl_kind=dir;;
+        "backtest|--grid") _stagectl_kind=file;;
         "backtest|--html") _stagectl_kind=file;;
         "backtest|--out") _stagectl_kind=file;;
         "backtest|--preset") _stagectl_kind=choice; _stagectl_choices='conservative balanced aggressive';;
         "backtest|--record") _stagectl_kind=text;;
+        "backtest|--scheduler") _stagectl_kind=text;;
         "backtest|--start") _stagectl_kind=text;;
         "backtest|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
+        "backtest|--workers") _stagectl_kind=text;;
         "completion install|--path") _stagectl_kind=file;;
         "consensus|--correlation") _stagectl_kind=file;;
         "consensus|--half-life-days") _stagectl_kind=text;;
@@ -102,7 +107,9 @@ _stagectl_value() {
         "cpcv|--html") _stagectl_kind=file;;
         "cpcv|--pbo-partitions") _stagectl_kind=text;;
         "cpcv|--purge") _stagectl_kind=text;;
+        "cpcv|--scheduler") _stagectl_kind=text;;
         "cpcv|--test-folds") _stagectl_kind=text;;
+        "cpcv|--workers") _stagectl_kind=text;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;
         "data check|--outlier-z") _stagectl_kind=text;;
@@ -246,8 +253,10 @@ _stagectl_value() {
         "walk-forward|--export") _stagectl_kind=dir;;
         "walk-forward|--html") _stagectl_kind=file;;
         "walk-forward|--purge") _stagectl_kind=text;;
+        "walk-forward|--scheduler") _stagectl_kind=text;;
         "walk-forward|--test") _stagectl_kind=text;;
         "walk-forward|--train") _stagectl_kind=text;;
+        "walk-forward|--workers") _stagectl_kind=text;;
     esac
 }
 

@@ -8,11 +8,11 @@ function __stagectl_takes_value --argument-names key
     switch $key
         case '|'{--home,--state}
         case 'artifacts analyze|'{-c,--config}
-        case 'audit-strategy|'{-c,--config,--data,--out}
-        case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--html,--out,--preset,--record,--start,--symbol}
+        case 'audit-strategy|'{-c,--config,--data,--out,--scheduler,--workers}
+        case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--grid,--html,--out,--preset,--record,--scheduler,--start,--symbol,--workers}
         case 'completion install|'{--path}
         case 'consensus|'{--correlation,--half-life-days,--k,--regime,--votes,--window}
-        case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--html,--pbo-partitions,--purge,--test-folds}
+        case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--html,--pbo-partitions,--purge,--scheduler,--test-folds,--workers}
         case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
@@ -45,7 +45,7 @@ function __stagectl_takes_value --argument-names key
         case 'trading cancel|'{--by,--reason}
         case 'trading revoke|'{--by,--cause,--reason}
         case 'verify-thresholds|'{--baseline,-c,--config,--metrics-file,--out,--signed-off-by}
-        case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--html,--purge,--test,--train}
+        case 'walk-forward|'{-c,--config,--cost-multiplier,--data,--embargo,--export,--html,--purge,--scheduler,--test,--train,--workers}
             return 0
     end
     return 1
@@ -183,23 +183,28 @@ complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l data -x -a '(__fis
 complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l scheduler -x -d 'Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].'
 complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l workers -x -d 'Run the independent pieces on a local Dask cluster of N worker processes (needs pip install \'stagectl[dist]\'); 1: serially in this process.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l breakers -d 'Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l cost-model -x -a 'flat full' -d 'flat: the config\'s fee_bps + slippage_bps per trade. full: seed 001\'s cost per trade: half the Corwin-Schultz spread of the two prior bars (floor 1 bp) + sqrt(participation) x 5 bps + the taker fee of risk_presets.yaml.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l cost-multiplier -x -d 'Multiply fee and slippage, e.g. 1.5 (cost stress).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle and funding CSV files instead of the bundled sample.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l end -x -d 'Last bar, UTC; a date includes that whole day [default: last common bar].'
-complete -c stagectl -n '__stagectl_at \'backtest\'' -l export -x -a '(__fish_complete_directories)' -d 'Write equity.csv and trades.csv into DIR (created; atomic writes).'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l export -x -a '(__fish_complete_directories)' -d 'Write equity.csv and trades.csv (with --grid: grid.csv) into DIR (created; atomic writes).'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l grid -r -F -d 'A YAML/JSON grid of parameters x symbols x periods: one flat-cost backtest per cell, one summary row each (docs/research.md, Grids).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l preset -x -a 'conservative balanced aggressive' -d 'conservative, balanced or aggressive: its daily loss stop replaces the breakers\' daily stop (implies --breakers).'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l record -x -d 'Record the backtest in the state database as run ID (equity, fills, breaker firings as events) for `stagectl shadow compare`.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l scheduler -x -d 'Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l start -x -d 'First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. Earlier data still warms up the signal.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l symbol -x -a 'BTCUSDT ETHUSDT SOLUSDT XRPUSDT' -d 'Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.'
 complete -c stagectl -n '__stagectl_at \'backtest\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
+complete -c stagectl -n '__stagectl_at \'backtest\'' -l workers -x -d 'Run the independent pieces on a local Dask cluster of N worker processes (needs pip install \'stagectl[dist]\'); 1: serially in this process.'
 complete -c stagectl -n '__stagectl_at \'completion\' 0' -a show -d 'Print the completion script for SHELL on stdout.'
 complete -c stagectl -n '__stagectl_at \'completion\' 0' -a install -d 'Install the completion script for SHELL where the shell finds it.'
 complete -c stagectl -n '__stagectl_at \'completion\'' -s h -l help -d 'Show this message and exit.'
@@ -228,7 +233,9 @@ complete -c stagectl -n '__stagectl_at \'cpcv\'' -l html -r -F -d 'Also write a 
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l pbo-partitions -x -d 'Even number of CSCV partitions.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l purge -x -d 'Label horizon purged around tests.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l scheduler -x -d 'Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l test-folds -x -d 'Test groups per split K.'
+complete -c stagectl -n '__stagectl_at \'cpcv\'' -l workers -x -d 'Run the independent pieces on a local Dask cluster of N worker processes (needs pip install \'stagectl[dist]\'); 1: serially in this process.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a info -d 'List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a check -d 'Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a fetch -d 'Download candles (and funding for perpetuals) into HOME/data/<exchange>/.'
@@ -524,5 +531,7 @@ complete -c stagectl -n '__stagectl_at \'walk-forward\'' -s h -l help -d 'Show t
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l purge -x -d 'Gap between train and test (= label horizon).'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l scheduler -x -d 'Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l test -x -d 'Test window and step, e.g. 30d.'
 complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l train -x -d 'Training window, e.g. 120d.'
+complete -c stagectl -n '__stagectl_at \'walk-forward\'' -l workers -x -d 'Run the independent pieces on a local Dask cluster of N worker processes (needs pip install \'stagectl[dist]\'); 1: serially in this process.'

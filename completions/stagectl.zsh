@@ -23,11 +23,11 @@ _stagectl_node() {
         "audit-strategy")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--data:A directory of candle and funding CSV files.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--data:A directory of candle and funding CSV files.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--unsigned:With --out and no key configured: write an unsigned report.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
         "backtest")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--breakers:Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-model:flat: the config'\''s fee_bps + slippage_bps per trade. full: seed 001'\''s cost per trade: half the Corwin-Schultz spread of the two prior bars (floor 1 bp) + sqrt(participation) x 5 bps + the taker fee of risk_presets.yaml.' '--cost-multiplier:Multiply fee and slippage, e.g. 1.5 (cost stress).' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--end:Last bar, UTC; a date includes that whole day [default: last common bar].' '--export:Write equity.csv and trades.csv into DIR (created; atomic writes).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--preset:conservative, balanced or aggressive: its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--record:Record the backtest in the state database as run ID (equity, fills, breaker firings as events) for `stagectl shadow compare`.' '--start:First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. Earlier data still warms up the signal.' '--symbol:Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--breakers:Apply the circuit breakers of risk_presets.yaml (daily drawdown stop, loss streak, volatility defense) and list their firings.' '-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-model:flat: the config'\''s fee_bps + slippage_bps per trade. full: seed 001'\''s cost per trade: half the Corwin-Schultz spread of the two prior bars (floor 1 bp) + sqrt(participation) x 5 bps + the taker fee of risk_presets.yaml.' '--cost-multiplier:Multiply fee and slippage, e.g. 1.5 (cost stress).' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--end:Last bar, UTC; a date includes that whole day [default: last common bar].' '--export:Write equity.csv and trades.csv (with --grid: grid.csv) into DIR (created; atomic writes).' '--grid:A YAML/JSON grid of parameters x symbols x periods: one flat-cost backtest per cell, one summary row each (docs/research.md, Grids).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--preset:conservative, balanced or aggressive: its daily loss stop replaces the breakers'\'' daily stop (implies --breakers).' '--record:Record the backtest in the state database as run ID (equity, fills, breaker firings as events) for `stagectl shadow compare`.' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--start:First bar, UTC: YYYY-MM-DD or an ISO-8601 datetime [default: first common bar]. Earlier data still warms up the signal.' '--symbol:Backtest this sleeve alone at weight 1.0, e.g. ETHUSDT.' '--unsigned:With --out and no key configured: write an unsigned report.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
         "completion")
             _stagectl_names='show install'
             _stagectl_commands=('show:Print the completion script for SHELL on stdout.' 'install:Install the completion script for SHELL where the shell finds it.')
@@ -47,7 +47,7 @@ _stagectl_node() {
         "cpcv")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--embargo:Embargo after each test block.' '--fixed:Evaluate the config as is; PBO is then not computable.' '--folds:Number of contiguous groups N.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--pbo-partitions:Even number of CSCV partitions.' '--purge:Label horizon purged around tests.' '--test-folds:Test groups per split K.');;
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--embargo:Embargo after each test block.' '--fixed:Evaluate the config as is; PBO is then not computable.' '--folds:Number of contiguous groups N.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--pbo-partitions:Even number of CSCV partitions.' '--purge:Label horizon purged around tests.' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--test-folds:Test groups per split K.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
         "data")
             _stagectl_names='info check fetch'
             _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
@@ -227,7 +227,7 @@ _stagectl_node() {
         "walk-forward")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--embargo:Embargo after each test block.' '--expanding:Train on all bars before the gap (not rolling).' '--export:Write folds.csv and oos_equity.csv into DIR.' '--fixed:Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--purge:Gap between train and test (= label horizon).' '--test:Test window and step, e.g. 30d.' '--train:Training window, e.g. 120d.');;
+            _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--embargo:Embargo after each test block.' '--expanding:Train on all bars before the gap (not rolling).' '--export:Write folds.csv and oos_equity.csv into DIR.' '--fixed:Evaluate the config as is (nothing trained) instead of selecting from the 3 x 3 grid of lookback scales and debounce bars by in-sample Sharpe.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--purge:Gap between train and test (= label horizon).' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--test:Test window and step, e.g. 30d.' '--train:Training window, e.g. 120d.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
     esac
 }
 
@@ -241,18 +241,23 @@ _stagectl_value() {
         "audit-strategy|-c"|"audit-strategy|--config") _stagectl_kind=yaml;;
         "audit-strategy|--data") _stagectl_kind=dir;;
         "audit-strategy|--out") _stagectl_kind=file;;
+        "audit-strategy|--scheduler") _stagectl_kind=text;;
+        "audit-strategy|--workers") _stagectl_kind=text;;
         "backtest|-c"|"backtest|--config") _stagectl_kind=yaml;;
         "backtest|--cost-model") _stagectl_kind=choice; _stagectl_choices='flat full';;
         "backtest|--cost-multiplier") _stagectl_kind=text;;
         "backtest|--data") _stagectl_kind=dir;;
         "backtest|--end") _stagectl_kind=text;;
         "backtest|--export") _stagectl_kind=dir;;
+        "backtest|--grid") _stagectl_kind=file;;
         "backtest|--html") _stagectl_kind=file;;
         "backtest|--out") _stagectl_kind=file;;
         "backtest|--preset") _stagectl_kind=choice; _stagectl_choices='conservative balanced aggressive';;
         "backtest|--record") _stagectl_kind=text;;
+        "backtest|--scheduler") _stagectl_kind=text;;
         "backtest|--start") _stagectl_kind=text;;
         "backtest|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
+        "backtest|--workers") _stagectl_kind=text;;
         "completion install|--path") _stagectl_kind=file;;
         "consensus|--correlation") _stagectl_kind=file;;
         "consensus|--half-life-days") _stagectl_kind=text;;
@@ -268,7 +273,9 @@ _stagectl_value() {
         "cpcv|--html") _stagectl_kind=file;;
         "cpcv|--pbo-partitions") _stagectl_kind=text;;
         "cpcv|--purge") _stagectl_kind=text;;
+        "cpcv|--scheduler") _stagectl_kind=text;;
         "cpcv|--test-folds") _stagectl_kind=text;;
+        "cpcv|--workers") _stagectl_kind=text;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;
         "data check|--outlier-z") _stagectl_kind=text;;
@@ -412,8 +419,10 @@ _stagectl_value() {
         "walk-forward|--export") _stagectl_kind=dir;;
         "walk-forward|--html") _stagectl_kind=file;;
         "walk-forward|--purge") _stagectl_kind=text;;
+        "walk-forward|--scheduler") _stagectl_kind=text;;
         "walk-forward|--test") _stagectl_kind=text;;
         "walk-forward|--train") _stagectl_kind=text;;
+        "walk-forward|--workers") _stagectl_kind=text;;
     esac
 }
 

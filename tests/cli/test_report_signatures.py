@@ -51,6 +51,13 @@ COMMANDS: dict[str, list[str]] = {
     "market-intel": ["market-intel", "--out", "market-intel.json"],
     "stress-lab": ["stress-lab", "--scenario", "blackout", "--now", CALM, "--out", "stress.json"],
     "backtest": ["backtest", "--start", "2025-10-01", "--end", "2025-12-31", "--out", "bt.json"],
+    "backtest-grid": [
+        "backtest",
+        "--grid",
+        str(REPO_ROOT / "docs" / "examples" / "backtest_grid.yaml"),
+        "--out",
+        "grid.json",
+    ],
     "audit-strategy": ["audit-strategy", "--out", "audit.json"],
     "walk-forward": ["walk-forward", "--train", "60d", "--test", "60d", "--fixed", "--json"],
     "cpcv": ["cpcv", "--folds", "4", "--test-folds", "1", "--fixed", "--json"],

@@ -18,7 +18,18 @@ import pytest
 
 from stagectl.cli.main import COMMANDS
 
-HEAVY = ("pandas", "numpy", "ccxt", "sqlite_utils", "rich", "apprise", "requests", "plotly")
+HEAVY = (
+    "pandas",
+    "numpy",
+    "ccxt",
+    "sqlite_utils",
+    "rich",
+    "apprise",
+    "requests",
+    "dask",
+    "distributed",
+    "plotly",
+)
 
 PROBE = """
 import json, sys
@@ -71,6 +82,13 @@ def test_version_imports_no_heavy_library(home: Path) -> None:
 
 def test_completion_show_imports_no_heavy_library(home: Path) -> None:
     assert heavy_imports(["completion", "show", "bash"], home) == []
+
+
+@pytest.mark.parametrize("command", ["backtest", "walk-forward", "cpcv", "audit-strategy"])
+def test_research_command_help_imports_no_dask(home: Path, command: str) -> None:
+    """--workers/--scheduler are plain options: dask loads only when a cluster is used."""
+    modules = {name.split(".")[0] for name in imported_modules([command, "--help"], home)}
+    assert modules & {"dask", "distributed"} == set()
 
 
 def test_risk_guard_help_imports_no_heavy_library(home: Path) -> None:

@@ -377,6 +377,7 @@ class ArgTarget:
 
 
 CHEAP_TAIL: dict[str, tuple[str, ...]] = {
+    "audit-strategy": ("-c", MISSING),
     "backtest": ("-c", MISSING),
     "consensus": ("--votes", "missing.csv"),
     "cpcv": ("-c", MISSING),

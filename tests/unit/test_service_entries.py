@@ -52,6 +52,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "risk-guard --weekly": ("stagectl.services.guard.weekly", "run"),
     "paper-gate": ("stagectl.services.guard.paper_gate", "run"),
     "backtest": ("stagectl.services.research.backtest", "run"),
+    "backtest --grid": ("stagectl.services.research.grid", "run"),
     "walk-forward": ("stagectl.services.research.walk_forward", "run"),
     "cpcv": ("stagectl.services.research.cpcv", "run"),
     "audit-strategy": ("stagectl.services.research.audit", "run"),
@@ -76,13 +77,15 @@ ENTRIES: dict[str, tuple[str, str]] = {
 NO_SERVICE = {"report", "completion"}
 
 # Service modules a CLI module may import besides the entries: the one report path, the
-# could-not-judge alert every scheduled command sends (cli/_scheduled.py), and the --html
-# pages built from an entry's result (docs/reports.md, "HTML pages").
+# could-not-judge alert every scheduled command sends (cli/_scheduled.py), the --html
+# pages built from an entry's result (docs/reports.md, "HTML pages"), and the
+# --workers/--scheduler settings of the research commands.
 SHARED_SERVICES = {
     "stagectl.services.publish",
     "stagectl.services.guard.alerts",
     "stagectl.services.pages.guard",
     "stagectl.services.pages.research",
+    "stagectl.services.research.parallel",
 }
 
 CLI_DIR = Path(__file__).resolve().parents[2] / "src" / "stagectl" / "cli"

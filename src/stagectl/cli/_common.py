@@ -44,6 +44,8 @@ MAX_PBO_PARTITIONS = 20
 MAX_SEED = 2**32 - 1
 MAX_RESAMPLES = 100_000
 MAX_LIST_LIMIT = 100_000
+MAX_WORKERS = 512
+"""Local Dask worker processes; a bigger sweep belongs on a cluster (--scheduler)."""
 MAX_ROW_ID = 2**63 - 1
 """SQLite's largest INTEGER: a row id beyond it cannot exist."""
 _MAX_INT_CHARS = 20
@@ -165,6 +167,29 @@ MarketDataOpt = Annotated[
         help="A directory of candle/funding CSV files [default: the bundled sample].",
         metavar="DIR",
         file_okay=False,
+    ),
+]
+
+
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        click_type=BoundedInt(1, MAX_WORKERS),
+        help="Run the independent pieces on a local Dask cluster of N worker processes "
+        "(needs pip install 'stagectl[dist]'); 1: serially in this process.",
+        metavar="N",
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        show_envvar=False,
+        help="Run the pieces on the existing Dask cluster at tcp://HOST:PORT "
+        "[env: DASK_SCHEDULER_ADDRESS].",
+        metavar="ADDRESS",
     ),
 ]
 

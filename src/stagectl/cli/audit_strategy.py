@@ -10,8 +10,10 @@ from stagectl.cli._common import (
     CandleDataOpt,
     JsonOpt,
     OutOpt,
+    SchedulerOpt,
     StrategyConfigOpt,
     UnsignedOpt,
+    WorkersOpt,
     cli_context,
     emit_report,
     info,
@@ -32,18 +34,25 @@ def audit_strategy(
     json_output: JsonOpt = False,
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,
+    workers: WorkersOpt = 1,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Nested walk-forward mean OOS Sharpe, final holdout Sharpe and max drawdown,
     Sharpe at stressed costs and positive sleeves, each PASS/FAIL against the config's
-    audit bars, with seed 003's audit figures beside ours.
+    audit bars, with seed 003's audit figures beside ours. The walk-forward's folds and
+    the holdout backtests run as Dask tasks with --workers N or --scheduler ADDRESS.
 
     Exit 0 when every row passes, 1 when any fails, 2 on bad input or a missing key
     for --out.
     """
     from stagectl.services.research import audit as service
+    from stagectl.services.research.parallel import Parallelism
 
     home = cli_context(ctx).home
-    result = service.run(service.AuditRequest(config=config, data_dir=data_dir), home=home)
+    request = service.AuditRequest(
+        config=config, data_dir=data_dir, parallelism=Parallelism(workers, scheduler)
+    )
+    result = service.run(request, home=home, report=info)
     info(f"config: {result.market.source.describe()}")
     info(f"data: {result.market.info.data_source}")
     emit_report(

@@ -14,9 +14,12 @@ from stagectl.cli._common import (
     JsonOpt,
     OutOpt,
     SampleDataOpt,
+    SchedulerOpt,
     StrategyConfigOpt,
     UnsignedOpt,
+    WorkersOpt,
     cli_context,
+    emit_report,
     fmt_fixed,
     fmt_pct,
     info,
@@ -27,15 +30,18 @@ from stagectl.cli._common import (
     show_report,
 )
 from stagectl.cli._values import bundled_symbols, preset_names
+from stagectl.errors import InputError
 
 if TYPE_CHECKING:
     from stagectl.services.research.backtest import BacktestRun
+    from stagectl.services.research.grid import GridRow
+    from stagectl.services.research.parallel import Parallelism
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 EXAMPLE = (
     "Example: stagectl backtest --start 2025-01-01 --cost-model full --cost-multiplier 1.5 "
-    "--export artifacts/bt --json"
+    "--export artifacts/bt --json; stagectl backtest --grid grid.yaml --workers 2"
 )
 
 
@@ -96,7 +102,8 @@ def backtest(
         Path | None,
         typer.Option(
             "--export",
-            help="Write equity.csv and trades.csv into DIR (created; atomic writes).",
+            help="Write equity.csv and trades.csv (with --grid: grid.csv) into DIR (created; "
+            "atomic writes).",
             metavar="DIR",
         ),
     ] = None,
@@ -127,17 +134,61 @@ def backtest(
             metavar="ID",
         ),
     ] = None,
+    grid: Annotated[
+        Path | None,
+        typer.Option(
+            "--grid",
+            help="A YAML/JSON grid of parameters x symbols x periods: one flat-cost backtest "
+            "per cell, one summary row each (docs/research.md, Grids).",
+            metavar="FILE",
+            dir_okay=False,
+        ),
+    ] = None,
+    workers: WorkersOpt = 1,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Backtest the strategy config's sleeves: signal on close, trade at the next open.
 
     Sleeves are aligned on their common bars; fee and slippage come from the
     config (times --cost-multiplier) and funding from the data. Prints seed
     001's metrics (Sharpe and Sortino annualised with sqrt(8760) for 1h bars).
-    Exit 0 on success, 2 on a bad config, symbol, date range or data directory.
+    With --grid, every cell of the grid file is such a backtest (flat costs, no
+    breakers), run as Dask tasks with --workers N or --scheduler ADDRESS.
+    Exit 0 on success, 2 on a bad config, grid file, symbol, date range or data
+    directory, 3 when the Dask scheduler cannot be reached.
     """
     from stagectl.services.research import backtest as service
+    from stagectl.services.research.parallel import Parallelism
 
     home = cli_context(ctx).home
+    parallelism = Parallelism(workers, scheduler)
+    if grid is not None:
+        _refuse_with_grid(
+            symbol=symbol,
+            start=start,
+            end=end,
+            cost_model=cost_model,
+            breakers=breakers,
+            preset=preset,
+            record=record,
+            html=html,
+        )
+        _grid(
+            ctx,
+            grid,
+            config=config,
+            data_dir=data_dir,
+            cost_multiplier=cost_multiplier,
+            export_dir=export_dir,
+            parallelism=parallelism,
+            output=(json_output, out, unsigned),
+        )
+        return
+    if workers > 1 or (scheduler is not None and not _from_environment(ctx, "scheduler")):
+        raise InputError(
+            "one backtest is one piece; --workers/--scheduler run the cells of a --grid",
+            where="--workers/--scheduler",
+        )
     request = service.BacktestRequest(
         config=config,
         symbol=symbol,
@@ -178,6 +229,97 @@ def backtest(
         info(f"wrote {write_page(html, page(result))}")
     show_report(
         envelope, json_output=json_output, out=out, render_human=lambda: _print_human(result.body())
+    )
+
+
+def _from_environment(ctx: typer.Context, name: str) -> bool:
+    """Whether the option's value came from its environment variable: a
+    DASK_SCHEDULER_ADDRESS set for the research commands does not break a plain backtest."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "ENVIRONMENT"
+
+
+def _refuse_with_grid(**given: object) -> None:
+    """Options a grid cell does not take: each cell sets its own symbol and period."""
+    defaults: dict[str, object] = {"cost_model": "flat", "breakers": False}
+    used = [
+        f"--{name.replace('_', '-')}"
+        for name, value in given.items()
+        if value is not None and value != defaults.get(name)
+    ]
+    if used:
+        raise InputError(
+            f"cannot be combined with {', '.join(used)}: the grid file names each "
+            "cell's parameters, symbol and period (flat costs, no breakers)",
+            where="--grid",
+        )
+
+
+def _grid(
+    ctx: typer.Context,
+    grid: Path,
+    *,
+    config: Path | None,
+    data_dir: Path | None,
+    cost_multiplier: float,
+    export_dir: Path | None,
+    parallelism: Parallelism,
+    output: tuple[bool, Path | None, bool],
+) -> None:
+    from stagectl.services.research import grid as service
+
+    home = cli_context(ctx).home
+    request = service.GridRequest(
+        grid=grid,
+        config=config,
+        data_dir=data_dir,
+        cost_multiplier=cost_multiplier,
+        export_dir=export_dir,
+        parallelism=parallelism,
+    )
+    result = service.run(request, home=home, report=info)
+    info(f"config: {result.source.describe()}")
+    for path in result.exported:
+        info(f"wrote {path}")
+    json_output, out, unsigned = output
+    emit_report(
+        home,
+        service.KIND,
+        result.body,
+        inputs=result.inputs,
+        json_output=json_output,
+        out=out,
+        unsigned=unsigned,
+        render_human=lambda: _print_grid(result.body, result.rows),
+    )
+
+
+def _print_grid(body: dict[str, Any], rows: list[GridRow]) -> None:
+    grid = body["grid"]
+    print_lines(
+        [
+            f"{body['strategy']['name']} grid {grid['path']}: {grid['cells']} cells = "
+            f"{grid['configurations']} configurations x {len(grid['symbols'])} symbols x "
+            f"{len(grid['periods'])} periods (flat costs)"
+        ]
+    )
+    print_table(
+        "Grid",
+        ["cell", "parameters", "symbol", "period", "bars", "return", "Sharpe", "MDD", "trades"],
+        [
+            (
+                row.cell,
+                row.describe_parameters(),
+                row.symbol,
+                row.period,
+                row.bars,
+                fmt_pct(row.metrics["total_return"]),
+                fmt_fixed(row.metrics["sharpe_net"]),
+                fmt_pct(row.metrics["max_drawdown"]),
+                row.metrics["trades"],
+            )
+            for row in rows
+        ],
     )
 
 

@@ -12,7 +12,9 @@ from stagectl.cli._common import (
     HtmlOpt,
     JsonOpt,
     SampleDataOpt,
+    SchedulerOpt,
     StrategyConfigOpt,
+    WorkersOpt,
     cli_context,
     emit_report,
     fmt_fixed,
@@ -65,16 +67,20 @@ def walk_forward(
             "--export", help="Write folds.csv and oos_equity.csv into DIR.", metavar="DIR"
         ),
     ] = None,
+    workers: WorkersOpt = 1,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Purged walk-forward: per-fold out-of-sample Sharpe, return, drawdown and trades.
 
     Each fold selects, on its training window, the grid configuration with the best
     Sharpe (or, with --fixed, nothing), then backtests the test window from flat with
     the earlier bars as signal warm-up. Prints the folds, their mean, std, min, max and
-    median, and the stability by test year and by sleeve.
+    median, and the stability by test year and by sleeve. The folds run as Dask tasks
+    with --workers N or --scheduler ADDRESS, with the same results.
     Exit 0 on success, 2 on a bad config, duration or data directory.
     """
     from stagectl.services.research import walk_forward as service
+    from stagectl.services.research.parallel import Parallelism
 
     home = cli_context(ctx).home
     request = service.WalkForwardRequest(
@@ -88,8 +94,9 @@ def walk_forward(
         fixed=fixed,
         cost_multiplier=cost_multiplier,
         export_dir=export_dir,
+        parallelism=Parallelism(workers, scheduler),
     )
-    result = service.run(request, home=home)
+    result = service.run(request, home=home, report=info)
     info(f"config: {result.market.source.describe()}")
     info(f"data: {result.market.info.data_source}")
     for path in result.exported:

@@ -14,12 +14,16 @@ Rows (bars from the strategy config's ``audit.acceptance``):
 An undefined value (e.g. no variance) fails its row. The seed's own audit figures
 (2026-02-19) are carried next to ours for comparison.
 
-Entry: ``run(AuditRequest, *, home) -> AuditResult``.
+The walk-forward's folds and the two holdout backtests are independent pieces
+(``research.parallel``): serial, or Dask tasks with ``request.parallelism`` on one
+cluster; the holdouts share the candle and funding frames loaded once.
+
+Entry: ``run(AuditRequest, *, home, report) -> AuditResult``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,20 +31,24 @@ from typing import Any
 import pandas as pd
 
 from stagectl.config.home import Home
+from stagectl.config.strategy import StrategyConfig
 from stagectl.errors import InputError
 from stagectl.services.research import backtest as backtest_service
 from stagectl.services.research.engine import Market, finite, load_market, stamp
+from stagectl.services.research.parallel import Parallelism, Piece, Report, open_executor, quiet
 from stagectl.services.research.walk_forward import WalkForwardRequest, evaluate
+from stagectl.services.strategy.sleeves import SleeveData, load_sleeve_data
 
 KIND = "audit-strategy"
 
 
 @dataclass(frozen=True)
 class AuditRequest:
-    """``-c`` (the strategy config) and ``--data``."""
+    """``-c`` (the strategy config), ``--data`` and ``--workers``/``--scheduler``."""
 
     config: Path | None = None
     data_dir: Path | None = None
+    parallelism: Parallelism = field(default_factory=Parallelism)
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,27 @@ def _row(
     }
 
 
-def run(request: AuditRequest, *, home: Home) -> AuditResult:
+@dataclass(frozen=True)
+class HoldoutInput:
+    """What both holdout backtests read: the strategy and its sleeves' data."""
+
+    strategy: StrategyConfig
+    data: SleeveData
+    data_dir: Path | None
+
+
+def _holdout(shared: HoldoutInput, piece: tuple[datetime, float]) -> dict[str, Any]:
+    """``stagectl backtest --start <holdout start> --cost-multiplier X``'s metrics."""
+    start, multiplier = piece
+    request = backtest_service.BacktestRequest(
+        start=start, cost_multiplier=multiplier, data_dir=shared.data_dir
+    )
+    return backtest_service.flat_metrics(shared.strategy, shared.data, request)[1]
+
+
+def run(request: AuditRequest, *, home: Home, report: Report = quiet) -> AuditResult:
+    """Load, walk forward before the holdout, backtest the holdout at 1x and stressed
+    costs, judge each row; progress and notices go to ``report``."""
     market = load_market(home, request.config, request.data_dir)
     audit = market.config.audit
     if audit is None:
@@ -90,13 +118,23 @@ def run(request: AuditRequest, *, home: Home) -> AuditResult:
             f"{acceptance.holdout_months} months before its end plus a development period",
             where="data",
         )
-    wf = evaluate(market, WalkForwardRequest(), last_bar=holdout_lo)
     holdout_start = index[holdout_lo].to_pydatetime()
-    holdout = _holdout(home, request, holdout_start, 1.0)
-    stressed = _holdout(home, request, holdout_start, acceptance.cost_multiplier_stress)
-    by_sleeve = holdout.metrics["stability"]["by_sleeve"]
+    data = load_sleeve_data(market.config, market.symbols, request.data_dir)
+    stress = acceptance.cost_multiplier_stress
+    with open_executor(request.parallelism, report) as executor:
+        wf = evaluate(market, WalkForwardRequest(), executor=executor, last_bar=holdout_lo)
+        holdout, stressed = executor.map(
+            _holdout,
+            HoldoutInput(market.config, data, request.data_dir),
+            [
+                Piece("holdout backtest", (holdout_start, 1.0)),
+                Piece(f"holdout backtest at {stress:g}x costs", (holdout_start, stress)),
+            ],
+            what=f"{KIND} holdout backtests",
+        )
+    by_sleeve = holdout["stability"]["by_sleeve"]
     positive = sum(1 for row in by_sleeve.values() if (row["total_return"] or 0.0) > 0)
-    mdd = holdout.metrics["max_drawdown"]
+    mdd = holdout["max_drawdown"]
     table = [
         _row(
             "nested walk-forward mean OOS Sharpe",
@@ -107,7 +145,7 @@ def run(request: AuditRequest, *, home: Home) -> AuditResult:
         ),
         _row(
             f"holdout Sharpe ({acceptance.holdout_months} months)",
-            holdout.metrics["sharpe_net"],
+            holdout["sharpe_net"],
             ">=",
             acceptance.holdout_sharpe_min,
             seed.holdout_sharpe,
@@ -122,7 +160,7 @@ def run(request: AuditRequest, *, home: Home) -> AuditResult:
         ),
         _row(
             f"holdout Sharpe at {acceptance.cost_multiplier_stress:g}x costs",
-            stressed.metrics["sharpe_net"],
+            stressed["sharpe_net"],
             ">=",
             acceptance.cost_stress_sharpe_min,
             seed.cost_stress_sharpe,
@@ -168,17 +206,3 @@ def run(request: AuditRequest, *, home: Home) -> AuditResult:
         "seed_003_audit": "2026-02-19 figures from the config's audit.measured_2026_02_19",
     }
     return AuditResult(market, body)
-
-
-def _holdout(
-    home: Home, request: AuditRequest, start: datetime, multiplier: float
-) -> backtest_service.BacktestRun:
-    return backtest_service.run(
-        backtest_service.BacktestRequest(
-            config=request.config,
-            start=start,
-            cost_multiplier=multiplier,
-            data_dir=request.data_dir,
-        ),
-        home=home,
-    )

@@ -45,7 +45,7 @@ from stagectl.services.strategy.costs import (
     full_cost_backtest,
     sleeve_markets,
 )
-from stagectl.services.strategy.sleeves import SleeveBuildInfo, build_sleeves
+from stagectl.services.strategy.sleeves import SleeveBuildInfo, SleeveData, build_sleeves
 
 if TYPE_CHECKING:
     from stagectl.config.strategy import StrategyConfig
@@ -222,12 +222,7 @@ def run(
     breakers: dict[str, Any] | None = None
     if request.breakers or request.preset is not None:
         result, costs, breakers = _with_breakers(home, request, sleeves, result, strategy, pricing)
-    metrics = summarize(result, strategy.timeframe, info.dollar_volume)
-    metrics["cost_model"] = costs
-    if breakers is not None:
-        metrics["breakers"] = breakers
-    metrics["annualisation"] = _annualisation_text(strategy.timeframe)
-    metrics["capacity"]["method"] = CAPACITY_METHOD
+    metrics = _metrics(result, strategy, info, costs, breakers)
     done = BacktestRun(
         strategy=strategy,
         source=source,
@@ -243,6 +238,36 @@ def run(
     if request.export_dir is not None:
         done = replace(done, exported=tuple(_export(done, request.export_dir)))
     return done
+
+
+def flat_metrics(
+    strategy: StrategyConfig, data: SleeveData, request: BacktestRequest
+) -> tuple[SleeveBuildInfo, dict[str, Any]]:
+    """What ``run`` measures for a flat-cost backtest without breakers, on data already
+    loaded (``load_sleeve_data``): no file is read and no home is needed, so a grid cell
+    or an audit holdout runs the same on a Dask worker as here."""
+    sleeves, info = build_sleeves(
+        strategy, request.data_dir, request.start, request.end, symbol=request.symbol, data=data
+    )
+    result, costs = _simulate(sleeves, strategy, request.cost_multiplier, Pricing("flat"))
+    return info, _metrics(result, strategy, info, costs, None)
+
+
+def _metrics(
+    result: BacktestResult,
+    strategy: StrategyConfig,
+    info: SleeveBuildInfo,
+    costs: dict[str, Any],
+    breakers: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """``domain.performance.summarize`` with the cost model, breakers and conventions."""
+    metrics = summarize(result, strategy.timeframe, info.dollar_volume)
+    metrics["cost_model"] = costs
+    if breakers is not None:
+        metrics["breakers"] = breakers
+    metrics["annualisation"] = _annualisation_text(strategy.timeframe)
+    metrics["capacity"]["method"] = CAPACITY_METHOD
+    return metrics
 
 
 def _pricing(

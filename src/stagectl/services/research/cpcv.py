@@ -8,16 +8,19 @@ candidate. The ``cpcv_paths`` assemble phi = C(N-1, K-1) full out-of-sample path
 Sharpe ratios form the distribution. PBO (CSCV, Bailey et al.) is computed on the
 candidates' continuous backtests over the same bars when there are at least 2.
 
-Entry: ``run(CpcvRequest, *, home) -> CpcvResult``.
+The splits' selections and the PBO are independent pieces (``research.parallel``):
+serial, or Dask tasks with ``request.parallelism``, sharing the engine.
+
+Entry: ``run(CpcvRequest, *, home, report) -> CpcvResult``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -43,6 +46,7 @@ from stagectl.services.research.engine import (
     strategy_section,
     warmup_bars,
 )
+from stagectl.services.research.parallel import Parallelism, Piece, Report, open_executor, quiet
 
 KIND = "cpcv"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -53,7 +57,8 @@ MAX_SPLITS = 10_000
 @dataclass(frozen=True)
 class CpcvRequest:
     """``-c``, ``--data``, ``--folds``, ``--test-folds``, ``--purge``/``--embargo``
-    (parsed), ``--fixed``, ``--cost-multiplier`` and ``--pbo-partitions``."""
+    (parsed), ``--fixed``, ``--cost-multiplier``, ``--pbo-partitions`` and
+    ``--workers``/``--scheduler``."""
 
     config: Path | None = None
     data_dir: Path | None = None
@@ -64,6 +69,7 @@ class CpcvRequest:
     fixed: bool = False
     cost_multiplier: float = 1.0
     pbo_partitions: int = 16
+    parallelism: Parallelism = field(default_factory=Parallelism)
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,34 @@ class CpcvResult:
         return self.market.inputs
 
 
-def run(request: CpcvRequest, *, home: Home) -> CpcvResult:
+@dataclass(frozen=True)
+class SelectOn:
+    """A split's piece: select the best candidate on these training ranges."""
+
+    train: list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Overfitting:
+    """The PBO's piece: CSCV on the candidates' backtests from ``first`` on."""
+
+    first: int
+    partitions: int
+
+
+Selection = tuple[int, list[float | None]]
+PboSection = tuple[dict[str, Any], tuple[float, ...]]
+
+
+def _piece(engine: ReturnsEngine, work: SelectOn | Overfitting) -> Selection | PboSection:
+    if isinstance(work, Overfitting):
+        return _pbo(engine, work.first, work.partitions)
+    return engine.select(work.train)
+
+
+def run(request: CpcvRequest, *, home: Home, report: Report = quiet) -> CpcvResult:
+    """Load, split, select per split, assemble the paths and the PBO; progress and
+    notices go to ``report``."""
     if request.folds < 2 or not 1 <= request.test_folds < request.folds:
         raise InputError(
             f"need --folds >= 2 and 1 <= --test-folds < --folds, got {request.folds} and "
@@ -111,10 +144,22 @@ def run(request: CpcvRequest, *, home: Home) -> CpcvResult:
         embargo=embargo,
     )
     bounds = [(lo + first, hi + first) for lo, hi in group_bounds(len(index), request.folds)]
+    pieces: list[Piece[SelectOn | Overfitting]] = [
+        Piece("PBO", Overfitting(first, request.pbo_partitions))
+    ]
+    pieces += [
+        Piece(
+            f"split {split.fold}",
+            SelectOn([(lo + first, hi + first) for lo, hi in split.train_ranges()]),
+        )
+        for split in splits
+    ]
+    with open_executor(request.parallelism, report) as executor:
+        done = executor.map(_piece, engine, pieces, what=f"{KIND} splits and PBO")
+    pbo, logits = cast(PboSection, done[0])
     split_rows, chosen = [], []
-    for split in splits:
-        train = [(lo + first, hi + first) for lo, hi in split.train_ranges()]
-        best, scores = engine.select(train)
+    for split, selection in zip(splits, done[1:], strict=True):
+        best, scores = cast(Selection, selection)
         chosen.append(best)
         split_rows.append(
             {
@@ -127,7 +172,6 @@ def run(request: CpcvRequest, *, home: Home) -> CpcvResult:
         )
     paths, path_returns = _paths(engine, bounds, chosen, request)
     sharpes = [p["sharpe"] for p in paths]
-    pbo, logits = _pbo(engine, first, request.pbo_partitions)
     body = {
         "strategy": strategy_section(market, candidates, request.cost_multiplier),
         "settings": {

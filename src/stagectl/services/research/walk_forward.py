@@ -8,15 +8,19 @@ backtested from flat (``research_engine``). Fold metrics are aggregated with
 ``aggregate_fold_metrics``; stability is reported by test year and by sleeve. With
 ``export_dir``, ``folds.csv`` and ``oos_equity.csv`` are written there.
 
-Entry: ``run(WalkForwardRequest, *, home) -> WalkForwardResult``. ``evaluate`` is the
-same walk-forward on an already loaded market, for ``audit-strategy``'s nested run.
+The folds are independent pieces (``research.parallel``): serial, or Dask tasks with
+``request.parallelism``; the engine (market and candidates' positions) is the input they
+share.
+
+Entry: ``run(WalkForwardRequest, *, home, report) -> WalkForwardResult``. ``evaluate`` is
+the same walk-forward on an already loaded market, for ``audit-strategy``'s nested run.
 """
 
 from __future__ import annotations
 
 import io
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,15 @@ from stagectl.services.research.engine import (
     strategy_section,
     warmup_bars,
 )
+from stagectl.services.research.parallel import (
+    Executor,
+    Parallelism,
+    Piece,
+    Report,
+    SerialExecutor,
+    open_executor,
+    quiet,
+)
 
 KIND = "walk-forward"
 FOLD_METRICS = ("oos_sharpe", "oos_return", "oos_max_drawdown", "trades", "is_sharpe")
@@ -48,7 +61,7 @@ FOLD_METRICS = ("oos_sharpe", "oos_return", "oos_max_drawdown", "trades", "is_sh
 @dataclass(frozen=True)
 class WalkForwardRequest:
     """``-c``, ``--data``, the windows (parsed durations), ``--expanding``, ``--fixed``,
-    ``--cost-multiplier`` and the ``--export`` directory."""
+    ``--cost-multiplier``, the ``--export`` directory and ``--workers``/``--scheduler``."""
 
     config: Path | None = None
     data_dir: Path | None = None
@@ -60,6 +73,7 @@ class WalkForwardRequest:
     fixed: bool = False
     cost_multiplier: float = 1.0
     export_dir: Path | None = None
+    parallelism: Parallelism = field(default_factory=Parallelism)
 
 
 @dataclass(frozen=True)
@@ -108,19 +122,26 @@ class WalkForwardResult:
         return self.market.inputs
 
 
-def run(request: WalkForwardRequest, *, home: Home) -> WalkForwardResult:
-    """Load the strategy and its market, walk forward, export when asked."""
+def run(request: WalkForwardRequest, *, home: Home, report: Report = quiet) -> WalkForwardResult:
+    """Load the strategy and its market, walk forward, export when asked; progress and
+    notices go to ``report``."""
     market = load_market(home, request.config, request.data_dir)
-    result = evaluate(market, request)
+    with open_executor(request.parallelism, report) as executor:
+        result = evaluate(market, request, executor=executor)
     if request.export_dir is None:
         return result
     return replace(result, exported=tuple(_export(result, request.export_dir)))
 
 
 def evaluate(
-    market: Market, request: WalkForwardRequest, *, last_bar: int | None = None
+    market: Market,
+    request: WalkForwardRequest,
+    *,
+    executor: Executor = SerialExecutor(),
+    last_bar: int | None = None,
 ) -> WalkForwardResult:
-    """The walk-forward on bars ``[warm-up, last_bar)`` of ``market`` (audit: pre-holdout)."""
+    """The walk-forward on bars ``[warm-up, last_bar)`` of ``market`` (audit: pre-holdout),
+    one piece per fold on ``executor``."""
     settings = Settings.parse(request)
     candidates = candidate_grid(market.config, fixed=request.fixed)
     engine = ReturnsEngine(market, candidates, request.cost_multiplier)
@@ -142,12 +163,14 @@ def evaluate(
             "--train/--test",
             where="--train/--test",
         )
-    rows, oos = [], []
-    for fold in folds:
-        row, returns = _fold(engine, fold, first, market)
-        rows.append(row)
-        oos.append(returns)
-    oos_returns = pd.concat(oos)
+    done = executor.map(
+        _fold,
+        FoldInput(engine, first),
+        [Piece(f"fold {fold.fold}", fold) for fold in folds],
+        what=f"{KIND} folds",
+    )
+    rows = [row for row, _ in done]
+    oos_returns = pd.concat([returns for _, returns in done])
     body = {
         "strategy": strategy_section(market, candidates, request.cost_multiplier),
         "settings": {
@@ -162,9 +185,17 @@ def evaluate(
     return WalkForwardResult(market, candidates, settings, first, folds, rows, oos_returns, body)
 
 
-def _fold(
-    engine: ReturnsEngine, fold: Fold, offset: int, market: Market
-) -> tuple[dict[str, Any], pd.Series]:
+@dataclass(frozen=True)
+class FoldInput:
+    """What every fold reads: the engine and the first bar after the warm-up."""
+
+    engine: ReturnsEngine
+    offset: int
+
+
+def _fold(shared: FoldInput, fold: Fold) -> tuple[dict[str, Any], pd.Series]:
+    """One fold: select on its training bars, backtest its test window from flat."""
+    engine, offset, market = shared.engine, shared.offset, shared.engine.market
     train = [(lo + offset, hi + offset) for lo, hi in fold.train_ranges()]
     test_lo, test_hi = fold.test[0] + offset, fold.test[-1] + 1 + offset
     chosen, scores = engine.select(train)

@@ -38,6 +38,7 @@ close per sleeve, on the window) feeds the capacity estimate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -105,35 +106,48 @@ def sleeve_target(sleeve: SleeveConfig, close: pd.Series, config: StrategyConfig
     return raw
 
 
-@dataclass
-class _Loaded:
+@dataclass(frozen=True)
+class SleeveData:
+    """Candles and, when funding is enabled, funding rates of some symbols, with the files
+    read and the loaders' notes. Loaded once, it can build many windows and variants
+    (``backtest --grid`` sends it to each Dask worker once)."""
+
     candles: dict[str, pd.DataFrame] = field(default_factory=dict)
     funding: dict[str, pd.Series | None] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+    def files_of(self, symbols: list[str]) -> list[Path]:
+        return [path for symbol in symbols for path in self.files[symbol]]
+
+    def notes_of(self, symbols: list[str]) -> list[str]:
+        return [note for symbol in symbols for note in self.notes[symbol]]
 
 
-def _load(config: StrategyConfig, sleeves: list[SleeveConfig], data_dir: Path | None) -> _Loaded:
-    loaded = _Loaded()
-    for sleeve in sleeves:
-        candles = read_candles(sleeve.symbol, config.timeframe, data_dir=data_dir)
-        loaded.candles[sleeve.symbol] = candles.frame
-        loaded.files.extend(candles.files)
-        loaded.notes.extend(f"{sleeve.symbol} candles: {note}" for note in candles.notes)
+def load_sleeve_data(
+    config: StrategyConfig, symbols: Sequence[str], data_dir: Path | None
+) -> SleeveData:
+    """Step 1 of the module docstring for ``symbols`` (each read once)."""
+    data = SleeveData()
+    for symbol in dict.fromkeys(symbols):
+        candles = read_candles(symbol, config.timeframe, data_dir=data_dir)
+        data.candles[symbol] = candles.frame
+        data.files[symbol] = list(candles.files)
+        data.notes[symbol] = [f"{symbol} candles: {note}" for note in candles.notes]
         if not config.costs.funding_enabled:
-            loaded.funding[sleeve.symbol] = None
+            data.funding[symbol] = None
             continue
         try:
-            funding = read_funding(sleeve.symbol, data_dir=data_dir)
+            funding = read_funding(symbol, data_dir=data_dir)
         except InputError as error:
             raise InputError(
                 f"{error.message}; funding is enabled in the strategy config "
                 "(costs.funding_enabled), so its rates are required",
                 where=error.where,
             ) from None
-        loaded.funding[sleeve.symbol] = funding.frame["funding_rate"]
-        loaded.files.extend(funding.files)
-    return loaded
+        data.funding[symbol] = funding.frame["funding_rate"]
+        data.files[symbol].extend(funding.files)
+    return data
 
 
 def _common_index(candles: dict[str, pd.DataFrame]) -> pd.DatetimeIndex:
@@ -175,16 +189,21 @@ def build_sleeves(
     end: datetime | None,
     *,
     symbol: str | None = None,
+    data: SleeveData | None = None,
 ) -> tuple[list[SleeveSpec], SleeveBuildInfo]:
-    """The strategy's sleeves on ``[start, end]``; the steps are in the module docstring."""
+    """The strategy's sleeves on ``[start, end]``; the steps are in the module docstring.
+    ``data``: already loaded candles and funding of (at least) the sleeves' symbols,
+    read from ``data_dir``; without it they are read now."""
     if start is not None and end is not None and start > end:
         raise InputError(f"--start {_stamp(start)} is after --end {_stamp(end)}")
     chosen = select_sleeves(config, symbol)
-    loaded = _load(config, chosen, data_dir)
-    common = _common_index(loaded.candles)
+    symbols = [sleeve.symbol for sleeve in chosen]
+    if data is None:
+        data = load_sleeve_data(config, symbols, data_dir)
+    candles = {symbol: data.candles[symbol] for symbol in symbols}
+    common = _common_index(candles)
     if common.empty:
-        symbols = ", ".join(loaded.candles)
-        raise InputError(f"the candles of {symbols} have no bar in common", where="data")
+        raise InputError(f"the candles of {', '.join(symbols)} have no bar in common", where="data")
     first, stop = _window(common, start, end)
     if stop - first < 2:
         raise InputError(
@@ -198,7 +217,7 @@ def build_sleeves(
     specs: list[SleeveSpec] = []
     volume: dict[str, pd.Series] = {}
     for sleeve in chosen:
-        frame = loaded.candles[sleeve.symbol].loc[history]
+        frame = candles[sleeve.symbol].loc[history]
         target = sleeve_target(sleeve, frame["close"], config)
         in_window = frame.iloc[first:]
         specs.append(
@@ -207,14 +226,14 @@ def build_sleeves(
                 open=in_window["open"],
                 target=target.iloc[first:],
                 weight=sleeve.weight_pct / 100.0,
-                funding=loaded.funding[sleeve.symbol],
+                funding=data.funding[sleeve.symbol],
             )
         )
         volume[sleeve.symbol] = in_window["volume"] * in_window["close"]
     info = SleeveBuildInfo(
         data_source=f"bundled sample ({SAMPLE_DIR})" if data_dir is None else str(data_dir),
-        files=loaded.files,
-        symbols=[s.symbol for s in chosen],
+        files=data.files_of(symbols),
+        symbols=symbols,
         weights={s.symbol: s.weight for s in specs},
         single_symbol=symbol is not None,
         start=window[0].to_pydatetime(),
@@ -222,14 +241,15 @@ def build_sleeves(
         bars=len(window),
         overlap_start=common[0].to_pydatetime(),
         overlap_end=common[-1].to_pydatetime(),
-        cut_to_overlap=_cut_by_overlap(loaded.candles, start, end, len(window)),
+        cut_to_overlap=_cut_by_overlap(candles, start, end, len(window)),
         missing_bars=_missing_bars(window, config.timeframe),
         warmup_bars_needed=_warmup_needed(chosen, config),
         warmup_bars_used=first,
         dollar_volume=pd.DataFrame(volume, index=window),
-        notes=loaded.notes,
+        notes=data.notes_of(symbols),
     )
-    return specs, replace(info, notes=[*info.notes, *_notes(info, loaded, config)])
+    funding = {symbol: data.funding[symbol] for symbol in symbols}
+    return specs, replace(info, notes=[*info.notes, *_notes(info, funding, config)])
 
 
 def _warmup_needed(sleeves: list[SleeveConfig], config: StrategyConfig) -> int:
@@ -244,7 +264,9 @@ def _missing_bars(window: pd.DatetimeIndex, timeframe: str) -> int:
     return expected - len(window)
 
 
-def _notes(info: SleeveBuildInfo, loaded: _Loaded, config: StrategyConfig) -> list[str]:
+def _notes(
+    info: SleeveBuildInfo, funding_of: dict[str, pd.Series | None], config: StrategyConfig
+) -> list[str]:
     notes: list[str] = []
     if info.warmup_bars_used >= info.warmup_bars_needed:
         notes.append(
@@ -262,7 +284,7 @@ def _notes(info: SleeveBuildInfo, loaded: _Loaded, config: StrategyConfig) -> li
             f"{info.missing_bars} {config.timeframe} bars are missing from the common index; "
             "returns across a gap are taken open to open"
         )
-    for symbol, funding in loaded.funding.items():
+    for symbol, funding in funding_of.items():
         if funding is None or funding.empty:
             continue
         first, last = pd.Timestamp(funding.index[0]), pd.Timestamp(funding.index[-1])
