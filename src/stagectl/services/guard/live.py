@@ -49,8 +49,8 @@ from stagectl.state.db import DatabaseError
 KIND = "risk-guard"
 STALE_AFTER = timedelta(hours=2)
 SNAPSHOTS_HINT = (
-    "the risk guard reads the equity snapshots that `stagectl run-live --paper` records "
-    "every bar; start it (or import a run's snapshots) and rerun"
+    "the risk guard reads the equity snapshots that `stagectl run-live` records every bar "
+    "(`run-live --live` for the live run); start it (or import a run's snapshots) and rerun"
 )
 
 
