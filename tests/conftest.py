@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +118,11 @@ def hmac_key(monkeypatch: pytest.MonkeyPatch) -> str:
     """A signing key in the environment."""
     monkeypatch.setenv("STAGECTL_HMAC_KEY", TEST_HMAC_KEY)
     return TEST_HMAC_KEY
+
+
+def skip_when_ignored(signum: signal.Signals) -> None:
+    """Skip a test that sends ``signum`` when this session ignores it: a child started
+    with the signal ignored keeps ignoring it (``nohup``, a background job of a
+    non-interactive shell), and stagectl does too, as it should."""
+    if signal.getsignal(signum) == signal.SIG_IGN:
+        pytest.skip(f"{signum.name} is ignored in this session, so in stagectl too (as it should)")

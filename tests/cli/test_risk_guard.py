@@ -127,7 +127,7 @@ def test_no_snapshots_exits_2_and_says_how_to_get_them(run: Run, home: Path) -> 
     result = run(["risk-guard", "--dry-run"])
     assert result.exit_code == 2
     assert "equity snapshots" in result.stderr
-    assert "run-live --paper" in result.stderr
+    assert "`stagectl run-live` records every bar (`run-live --live`" in result.stderr
 
 
 def test_bad_now_exits_2(run: Run, seeded: Path) -> None:

@@ -38,7 +38,7 @@ from stagectl.data.bundled import SAMPLE_DIR
 from stagectl.errors import Interrupted
 from stagectl.reports import load_signing_key, read_report, verify_envelope, write_atomic
 from tests.cli.conftest import SIGNER
-from tests.conftest import Run
+from tests.conftest import Run, skip_when_ignored
 
 BUSY_CPU_S = 1.0
 SLEEVES = 24  # sleeves of the research strategy, each on a copy of a bundled candle file
@@ -207,8 +207,7 @@ CASES = [
 def test_a_busy_command_exits_130_and_leaves_nothing_half_written(
     case: Case, signum: signal.Signals, inputs: Inputs, tmp_path: Path
 ) -> None:
-    if signal.getsignal(signum) == signal.SIG_IGN:
-        pytest.skip(f"{signum.name} is ignored in this session, so in stagectl too (as it should)")
+    skip_when_ignored(signum)
     home = tmp_path / "home"
     shutil.copytree(inputs.home, home)
     out = tmp_path / "out"

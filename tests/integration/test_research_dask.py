@@ -30,7 +30,7 @@ from stagectl.services.research.parallel import (
     open_executor,
     start_local_cluster,
 )
-from tests.conftest import Run
+from tests.conftest import Run, skip_when_ignored
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow  # clusters start in seconds; the module shares one
@@ -196,6 +196,7 @@ def test_workers_run_a_loopback_cluster_that_ctrl_c_stops_with_exit_130(home: Pa
     """--workers 2 starts worker processes listening on 127.0.0.1 only; SIGINT to the whole
     process group, as a terminal sends it: the workers ignore it, the command cancels
     their tasks, closes the cluster and exits 130, without a traceback."""
+    skip_when_ignored(signal.SIGINT)
     path = home / "grid.yaml"
     path.write_text(GRID.replace("symbols:", "  cost_multiplier: [1, 1.5, 2]\nsymbols:"))
     command = [sys.executable, "-m", "stagectl", "backtest", "--grid", str(path), "--workers", "2"]

@@ -27,6 +27,7 @@ from stagectl.state.db import open_state
 from stagectl.state.equity import snapshots
 from stagectl.state.journal import events
 from stagectl.state.ledger import fills
+from tests.conftest import skip_when_ignored
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 30, 23, tzinfo=UTC)
 SHORT_END = datetime(2026, 3, 5, 23, tzinfo=UTC)
@@ -187,6 +188,7 @@ def test_crash_between_recording_an_order_and_its_ack_sends_it_once(
 
 
 def test_sigint_finishes_the_bar_writes_artifacts_and_exits_130(tmp_path: Path) -> None:
+    skip_when_ignored(signal.SIGINT)
     home = _home(tmp_path / "sigint")
     env = {**os.environ, "STAGECTL_HOME": str(home.root), "NO_COLOR": "1"}
     env.pop("STAGECTL_STATE", None)
