@@ -76,11 +76,11 @@ def run(request: FundingScanRequest, *, home: Home) -> FundingScanResult:
     """Scan every selected symbol; InputError (exit 2) on unreadable or invalid files or
     a symbol without funding data at or before ``now``."""
     data_dir = SAMPLE_DIR if request.data_dir is None else request.data_dir
-    symbols = _symbols(request, data_dir)
+    available = {f.key for f in files.scan(data_dir)}
     scans, without_basis = [], []
-    for symbol in symbols:
-        funding = loaders.read_funding(symbol, data_dir=data_dir).frame[loaders.FUNDING_COLUMN]
-        perp, spot = _closes(symbol, data_dir)
+    for symbol in _symbols(request, available, data_dir):
+        funding = loaders.load_funding(symbol, data_dir=data_dir)
+        perp, spot = (_close(symbol, market, available, data_dir) for market in ("perp", "spot"))
         if perp is None or spot is None:
             without_basis.append(symbol)
         try:
@@ -96,23 +96,21 @@ def run(request: FundingScanRequest, *, home: Home) -> FundingScanResult:
     )
 
 
-def _symbols(request: FundingScanRequest, data_dir: Path) -> list[str]:
+def _symbols(
+    request: FundingScanRequest, available: set[tuple[str, str, str, str]], data_dir: Path
+) -> list[str]:
     if request.symbols:
         return sorted({files.normalize_symbol(s) for s in request.symbols})
-    found = sorted({f.symbol for f in files.scan(data_dir) if f.kind == "funding"})
+    found = sorted({symbol for symbol, _, kind, _ in available if kind == "funding"})
     if not found:
         raise InputError("no funding files (see docs/data.md for the names)", where=str(data_dir))
     return found
 
 
-def _closes(symbol: str, data_dir: Path) -> tuple[pd.Series | None, pd.Series | None]:
-    """The perp and spot 1h closes where both datasets exist, else None for a missing one."""
-    available = {f.key for f in files.scan(data_dir)}
-    closes: list[pd.Series | None] = []
-    for market in ("perp", "spot"):
-        if (symbol, market, "ohlcv", BASIS_TIMEFRAME) not in available:
-            closes.append(None)
-            continue
-        frame = loaders.read_candles(symbol, BASIS_TIMEFRAME, data_dir=data_dir, market=market)
-        closes.append(frame.frame["close"])
-    return closes[0], closes[1]
+def _close(
+    symbol: str, market: str, available: set[tuple[str, str, str, str]], data_dir: Path
+) -> pd.Series | None:
+    """The market's 1h closes, or None when the data has no such candles."""
+    if (symbol, market, "ohlcv", BASIS_TIMEFRAME) not in available:
+        return None
+    return loaders.load_candles(symbol, BASIS_TIMEFRAME, data_dir=data_dir, market=market)["close"]

@@ -89,9 +89,16 @@ def _from_file(path: Path) -> tuple[list[Candidate], OptimizerParams]:
 
 
 def _from_governor(home: Home) -> tuple[list[Candidate], OptimizerParams, str]:
+    from stagectl.config.state_url import state_exists
     from stagectl.state import governor as repo
     from stagectl.state.db import open_state
 
+    if not state_exists(home.state_path):
+        raise InputError(
+            "no state database, so no governor decision; run `stagectl init`, then "
+            "`stagectl governor`",
+            where=str(home.state_path),
+        )
     with open_state(home.state_path) as db:
         latest = repo.decisions(db, limit=1)
     if not latest:
