@@ -46,3 +46,10 @@ def to_jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy array
         return to_jsonable(value.tolist())
     return str(value)
+
+
+def utc_minute(value: datetime) -> str:
+    """``2026-04-01T00:00Z``: a time to the minute in UTC, as the human messages show it
+    (naive means UTC)."""
+    moment = value if value.tzinfo is None else value.astimezone(UTC)
+    return f"{moment:%Y-%m-%dT%H:%M}Z"

@@ -40,6 +40,7 @@ from typing import Any
 
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.state_url import StateLocation, state_exists
+from stagectl.domain.jsonable import utc_minute
 from stagectl.domain.run_clock import AsOf
 from stagectl.domain.types import Mode
 from stagectl.errors import ExternalError, InputError, StagectlError
@@ -302,7 +303,7 @@ def _escalate(
     lines = [f"stagectl risk-guard: ESCALATED ({len(overdue)} directive(s) unanswered)"]
     lines += [
         f"- directive {d.id} {d.action}{' ' + d.sleeve if d.sleeve else ''} ({d.mode}), "
-        f"pending since {d.ts:%Y-%m-%dT%H:%M}Z: stagectl trading confirm {d.id} --by NAME"
+        f"pending since {utc_minute(d.ts)}: stagectl trading confirm {d.id} --by NAME"
         for d in overdue
     ]
     from stagectl.services.guard import alerts

@@ -63,6 +63,7 @@ from stagectl.domain.directives import (
     review_since,
     review_sleeve,
 )
+from stagectl.domain.jsonable import utc_minute
 from stagectl.domain.types import Mode
 from stagectl.errors import InputError
 from stagectl.services.trading.directives import record_step
@@ -161,7 +162,7 @@ def _shown(value: float | None) -> str:
 
 
 def _next(d: RiskDirective, config: RiskGuardConfig, now: datetime) -> str:
-    return f"next review {now + period(d.action, config):%Y-%m-%dT%H:%M}Z"
+    return f"next review {utc_minute(now + period(d.action, config))}"
 
 
 def _review_reduce(

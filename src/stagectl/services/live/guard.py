@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
 from stagectl.domain.directives import FLATTEN_ALL, DirectiveState, Review
+from stagectl.domain.jsonable import utc_minute
 from stagectl.domain.types import OrderStatus, Position, TradingState
 from stagectl.notify.dispatch import Delivery
 from stagectl.services.live.step import LiveContext
@@ -126,7 +127,7 @@ class LoopGuard:
         said = None if quiet else f"{decision['action']} ({decision['severity']}): {rules}"
         if said != self.last_said:
             told = said or f"{decision['action']} (back from {self.last_said})"
-            lines.append(f"risk guard {close_ts:%Y-%m-%dT%H:%M}Z: {told}")
+            lines.append(f"risk guard {utc_minute(close_ts)}: {told}")
         self.last_said = said
         lines += [directive_line(d) for d in [*written.directives, *reviewed]]
         lines += escalation_lines(notifications)
@@ -149,7 +150,7 @@ def directive_line(d: dict[str, Any]) -> str:
     if d.get("step") in REVIEW_STEPS:
         return f"{name} {d['step']}: {d['note']}"
     when = (
-        f" until {d['confirm_by']:%Y-%m-%dT%H:%M}Z"
+        f" until {utc_minute(d['confirm_by'])}"
         if d["confirm_by"]
         else " (paper: executes at the next bar)"
     )
@@ -177,7 +178,7 @@ def latch(ctx: LiveContext, close_ts: datetime, positions: dict[str, Position]) 
         ctx.write("latch the flattened book", lambda: _execute(ctx, to_execute, close_ts))
         ids = ", ".join(str(d.id) for d in to_execute) or "in force"
         return [
-            f"FLATTEN_ALL {ids} executed at {close_ts:%Y-%m-%dT%H:%M}Z: the book is flat; "
+            f"FLATTEN_ALL {ids} executed at {utc_minute(close_ts)}: the book is flat; "
             f"{ctx.mode} trading latched HALTED (restart: stagectl trading enable "
             f"--{ctx.mode} --signed-off-by NAME --cause TEXT)"
         ]

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stagectl.domain.decide import StopInputs, protective_stops
+from stagectl.domain.jsonable import utc_minute
 from stagectl.domain.rebalance import REBALANCE_FALLBACK, fallback_order, remainder_event
 from stagectl.domain.types import Order, OrderStatus, OrderType
 from stagectl.services.live import settle as live_settle
@@ -279,14 +280,12 @@ class _Tally:
         state, multipliers = outcome.get("trading_state"), outcome.get("directive_multipliers")
         if state is not None and state != self.trading_state:
             if self.trading_state is not None:
-                lines.append(
-                    f"{data.ts:%Y-%m-%dT%H:%M}Z trading state {self.trading_state} -> {state}"
-                )
+                lines.append(f"{utc_minute(data.ts)} trading state {self.trading_state} -> {state}")
             self.trading_state = state
         if multipliers is not None and multipliers != self.multipliers:
             if self.multipliers is not None:
                 shown = ", ".join(f"{s} x{m:g}" for s, m in multipliers.items())
-                lines.append(f"{data.ts:%Y-%m-%dT%H:%M}Z risk directives: {shown}")
+                lines.append(f"{utc_minute(data.ts)} risk directives: {shown}")
             self.multipliers = dict(multipliers)
         return lines
 

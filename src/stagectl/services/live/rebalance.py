@@ -23,6 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from stagectl.domain.jsonable import utc_minute
 from stagectl.domain.rebalance import (
     REBALANCE_COST,
     REBALANCE_EXPIRED,
@@ -69,7 +70,9 @@ def plan_at_bar(ctx: LiveContext, data: StepData) -> PlanAtBar | None:
         return PlanAtBar(plan, rebalance, taken_before=True)
     if plan_due(plan.as_of, data.ts) == "expired":
         return PlanAtBar(
-            plan, None, closing=("expired", f"not executed within a week of {plan.as_of:%F %H:%M}Z")
+            plan,
+            None,
+            closing=("expired", f"not executed within a week of {utc_minute(plan.as_of)}"),
         )
     weights = {s: b.weight for s, b in data.sleeves.items()}
     refusal = weights_refusal(plan.target_weights_pct, weights)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from stagectl.config.home import Home
 from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.domain.directives import FLATTEN_ALL, DirectiveState, overdue
+from stagectl.domain.jsonable import utc_minute
 from stagectl.domain.types import Event, Mode
 from stagectl.errors import CheckFailed, InputError
 from stagectl.state import directives, journal
@@ -292,7 +293,7 @@ def escalate_overdue(
                 "escalated",
                 now,
                 by="risk-guard",
-                note=f"no answer since {d.ts:%Y-%m-%dT%H:%M}Z (deadline "
+                note=f"no answer since {utc_minute(d.ts)} (deadline "
                 f"{d.confirm_by:%H:%M}); confirm or cancel it: stagectl trading confirm|cancel "
                 f"{d.id}",
                 severity="CRITICAL",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from stagectl.config.home import Home
 from stagectl.config.state_url import StateLocation, state_exists
 from stagectl.domain.directives import FLATTEN_ALL, DirectiveState
+from stagectl.domain.jsonable import utc_minute
 from stagectl.domain.restart import SHARPE_LONG_DAYS, RestartCheck, StrategyHealth
 from stagectl.domain.types import Event, Mode, TradingState
 from stagectl.errors import InputError
@@ -216,7 +217,7 @@ def strategy_backtest(
         initial_equity=strategy.initial_equity_usd,
         signal_delay=strategy.execution.signal_delay_bars,
     )
-    return result, f"{info.start:%Y-%m-%dT%H:%M}Z .. {info.end:%Y-%m-%dT%H:%M}Z"
+    return result, f"{utc_minute(info.start)} .. {utc_minute(info.end)}"
 
 
 def _restart(
