@@ -482,7 +482,7 @@ complete -c stagectl -n '__stagectl_at \'trading enable\'' -s c -l config -x -a 
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l live -d 'The live mode\'s trading state.'
-complete -c stagectl -n '__stagectl_at \'trading enable\'' -l override -d 'Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).'
+complete -c stagectl -n '__stagectl_at \'trading enable\'' -l override -d 'Restart although a restart condition fails (needs --reason and a named sign-off: --signed-off-by for enable, --by for revoke; recorded as an override).'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l paper -d 'The paper mode\'s trading state.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l reason -x -d 'Why; recorded in the history.'
 complete -c stagectl -n '__stagectl_at \'trading enable\'' -l signed-off-by -x -d 'Who signs off the restart of a flattened book (the runbook\'s human sign-off).'
@@ -509,7 +509,7 @@ complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l by -x -d 'Who answ
 complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l cause -x -d 'What caused the flatten (recorded as an incident note; a restart condition).'
 complete -c stagectl -n '__stagectl_at \'trading revoke\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
-complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l override -d 'Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).'
+complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l override -d 'Restart although a restart condition fails (needs --reason and a named sign-off: --signed-off-by for enable, --by for revoke; recorded as an override).'
 complete -c stagectl -n '__stagectl_at \'trading revoke\'' -l reason -x -d 'Why; recorded in the history.'
 complete -c stagectl -n '__stagectl_at \'trading revoke\' 0' -x
 complete -c stagectl -n '__stagectl_at \'verify-thresholds\'' -l baseline -r -F -d 'Approved baseline [default: config/baselines/stage6-2024-06-07.yaml in the home, else the packaged one].'

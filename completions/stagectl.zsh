@@ -199,7 +199,7 @@ _stagectl_node() {
         "trading enable")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--cause:What caused the flatten (recorded as an incident note; a restart condition).' '-c:Risk guard config (default: the home'\''s risk_guard_alt_ensemble.yaml).' '--config:Risk guard config (default: the home'\''s risk_guard_alt_ensemble.yaml).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--override:Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.' '--signed-off-by:Who signs off the restart of a flattened book (the runbook'\''s human sign-off).');;
+            _stagectl_opts=('--cause:What caused the flatten (recorded as an incident note; a restart condition).' '-c:Risk guard config (default: the home'\''s risk_guard_alt_ensemble.yaml).' '--config:Risk guard config (default: the home'\''s risk_guard_alt_ensemble.yaml).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--live:The live mode'\''s trading state.' '--override:Restart although a restart condition fails (needs --reason and a named sign-off: --signed-off-by for enable, --by for revoke; recorded as an override).' '--paper:The paper mode'\''s trading state.' '--reason:Why; recorded in the history.' '--signed-off-by:Who signs off the restart of a flattened book (the runbook'\''s human sign-off).');;
         "trading disable")
             _stagectl_names=''
             _stagectl_commands=()
@@ -219,7 +219,7 @@ _stagectl_node() {
         "trading revoke")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--by:Who answers (recorded with the directive).' '--cause:What caused the flatten (recorded as an incident note; a restart condition).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--override:Restart although a restart condition fails (needs --reason and --signed-off-by; recorded as an override).' '--reason:Why; recorded in the history.');;
+            _stagectl_opts=('--by:Who answers (recorded with the directive).' '--cause:What caused the flatten (recorded as an incident note; a restart condition).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--override:Restart although a restart condition fails (needs --reason and a named sign-off: --signed-off-by for enable, --by for revoke; recorded as an override).' '--reason:Why; recorded in the history.');;
         "verify-thresholds")
             _stagectl_names=''
             _stagectl_commands=()

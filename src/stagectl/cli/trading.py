@@ -61,8 +61,8 @@ OverrideOpt = Annotated[
     bool,
     typer.Option(
         "--override",
-        help="Restart although a restart condition fails (needs --reason and "
-        "--signed-off-by; recorded as an override).",
+        help="Restart although a restart condition fails (needs --reason and a named "
+        "sign-off: --signed-off-by for enable, --by for revoke; recorded as an override).",
     ),
 ]
 GuardConfigOpt = Annotated[
