@@ -10,11 +10,14 @@ and the signing key file must.
 from __future__ import annotations
 
 import re
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+# The owner-only file check lives in config (state_url's password file needs it too);
+# apprise_urls and the telegram settings import it from here.
+from stagectl.config._private import UnsafeFile as UnsafeFile
+from stagectl.config._private import read_owner_only as read_owner_only
 
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|HMAC_KEY|WEBHOOK", re.IGNORECASE)
@@ -50,26 +53,6 @@ def expand(text: str, env: Mapping[str, str]) -> Expanded:
         return found
 
     return Expanded(VARIABLE.sub(value, text), tuple(values), tuple(dict.fromkeys(missing)))
-
-
-class UnsafeFile(Exception):
-    """An owner-only file that is not (readable by others) or cannot be read."""
-
-
-def read_owner_only(path: Path) -> str:
-    """The text of a file readable by its owner only; UnsafeFile saying why not."""
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise UnsafeFile(f"cannot read {path} ({reason})") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise UnsafeFile(
-            f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); "
-            f"run chmod 600 on it"
-        )
-    return text
 
 
 def url_secrets(url: str) -> list[str]:
