@@ -82,3 +82,9 @@ class Interrupted(BaseException):
     def __init__(self, signum: int | None = None) -> None:
         super().__init__("interrupted")
         self.signum = signum
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line for a one-line message (its class name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -16,6 +16,7 @@ import pytest
 from stagectl.config.risk_guard import NotifyConfig, TelegramConfig
 from stagectl.notify import Alert, Delivery, dispatch, telegram, webhook
 from stagectl.notify._http import MAX_RETRY_AFTER_S
+from stagectl.notify._secrets import mask_urls
 from tests.loopback_http import Answer, serve
 
 TOKEN = "123456:SECRET-token-never-shown"
@@ -268,3 +269,17 @@ def test_mask_secrets_hides_tokens_urls_and_passwords() -> None:
     for secret in (TOKEN, SLACK_TOKEN, "k" * 32, "XXXXSECRETXXXX", "hunter2pw"):
         assert secret not in masked
     assert re.search(r"mailtos://\*\*\*@mail\.example", masked)
+
+
+def test_mask_urls_keeps_a_state_urls_host_and_database_but_not_its_password() -> None:
+    """A PostgreSQL state URL is masked as ``--state`` messages mask it (the password
+    only), not cut to its scheme as an apprise URL is: the error still says which server."""
+    line = "postgresql://desk@db:5432/desk: cannot connect to the state database"
+    assert mask_urls(line) == line
+    masked = mask_urls("postgres://desk:hunter2pw@db.internal/desk?sslmode=require x")
+    assert masked == "postgres://desk:***@db.internal/desk?*** x"
+    assert mask_urls("postgresql://desk@db/desk?password=hunter2pw") == (
+        "postgresql://desk@db/desk?***"
+    )
+    assert mask_urls("postgresql://u:hunter2pw@db:x/desk") == "postgresql://***"
+    assert mask_urls("tgram://123:SECRET/chat") == "tgram://***"

@@ -33,7 +33,7 @@ from stagectl.config.limits import (
     MAX_CONFIG_NODES,
     MAX_INT_DIGITS,
 )
-from stagectl.errors import ConfigError
+from stagectl.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -174,7 +174,7 @@ def _build(text: str, where: str) -> tuple[Any, dict[KeyPath, int]]:
         message = f"not YAML text: unacceptable character #x{code:04x} ({error.reason})"
         raise ConfigError(message, where=f"{where}:{line}") from None
     except yaml.YAMLError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid YAML"
+        first = first_line(error) if str(error).strip() else "invalid YAML"
         raise ConfigError(f"YAML error: {first}", where=where) from None
     except _UnbuildableValue as error:
         path = index.paths.get(id(error.node), ())

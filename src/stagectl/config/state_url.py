@@ -10,10 +10,10 @@ password is refused, and the message shows it masked.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from stagectl.config._private import UnsafeFile, read_owner_only
 from stagectl.errors import InputError
 
 PASSWORD_FILE_ENV = "STAGECTL_STATE_PASSWORD_FILE"
@@ -91,18 +91,13 @@ def password_from_file() -> str | None:
         return None
     path = Path(raw).expanduser()
     try:
-        mode = path.stat().st_mode
-        if stat.S_IMODE(mode) & 0o077:
-            raise InputError(
-                f"the password file is readable by others (mode {stat.S_IMODE(mode):o}); "
-                f"chmod 600 {path}",
-                where=PASSWORD_FILE_ENV,
-            )
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise InputError(
-            f"cannot read the password file {path}: {error.strerror}", where=PASSWORD_FILE_ENV
-        ) from None
+        lines = read_owner_only(path).splitlines()
+    except UnsafeFile as error:
+        if error.mode is not None:
+            message = f"the password file is readable by others (mode {error.mode:o}); "
+            raise InputError(message + f"chmod 600 {path}", where=PASSWORD_FILE_ENV) from None
+        message = f"cannot read the password file {path}: {error.reason}"
+        raise InputError(message, where=PASSWORD_FILE_ENV) from None
     return lines[0] if lines else ""
 
 

@@ -32,7 +32,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from stagectl.data import files
 from stagectl.data.bundled import SAMPLE_DIR
-from stagectl.errors import InputError
+from stagectl.errors import InputError, first_line
 
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 FUNDING_COLUMN = "funding_rate"
@@ -102,12 +102,6 @@ def _read(path: Path, columns: tuple[str, ...], *, as_text: bool) -> pd.DataFram
     frame.columns = names
     _require(names, path, ("timestamp", *columns))
     return frame
-
-
-def first_line(error: BaseException) -> str:
-    """An error's first line for a one-line message (its class name when it has none)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _column_name(raw: object) -> str:

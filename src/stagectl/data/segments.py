@@ -36,11 +36,10 @@ from stagectl.data.files import classify, normalize_symbol
 from stagectl.data.loaders import (
     DECOMPRESSION_ERRORS,
     OHLCV_COLUMNS,
-    first_line,
     read_candle_file,
 )
 from stagectl.domain.segments import Gap, find_gaps, segment_starts
-from stagectl.errors import InputError
+from stagectl.errors import InputError, first_line
 
 SYMBOL_COLUMN = "symbol"
 MAX_GAP_NOTES = 20

@@ -10,11 +10,15 @@ and the signing key file must.
 from __future__ import annotations
 
 import re
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+# The owner-only file check lives in config (state_url's password file needs it too);
+# apprise_urls and the telegram settings import it from here.
+from stagectl.config._private import UnsafeFile as UnsafeFile
+from stagectl.config._private import read_owner_only as read_owner_only
+from stagectl.config.state_url import URL_SCHEMES, mask_url
 
 VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|HMAC_KEY|WEBHOOK", re.IGNORECASE)
@@ -24,6 +28,7 @@ MIN_SECRET_CHARS = 6
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
 _URL = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s\"'<>]+)")
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]+)?")
+_QUERY = re.compile(r"[?#]")
 
 
 @dataclass(frozen=True)
@@ -50,26 +55,6 @@ def expand(text: str, env: Mapping[str, str]) -> Expanded:
         return found
 
     return Expanded(VARIABLE.sub(value, text), tuple(values), tuple(dict.fromkeys(missing)))
-
-
-class UnsafeFile(Exception):
-    """An owner-only file that is not (readable by others) or cannot be read."""
-
-
-def read_owner_only(path: Path) -> str:
-    """The text of a file readable by its owner only; UnsafeFile saying why not."""
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise UnsafeFile(f"cannot read {path} ({reason})") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise UnsafeFile(
-            f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); "
-            f"run chmod 600 on it"
-        )
-    return text
 
 
 def url_secrets(url: str) -> list[str]:
@@ -112,10 +97,11 @@ def mask_text(text: str, secrets: Iterable[str]) -> str:
 
 def mask_urls(text: str) -> str:
     """``text`` with every URL cut to what cannot be a credential: an http(s) URL keeps
-    its host (``https://hooks.slack.com/***``); any other scheme keeps only itself
-    (``tgram://***``: apprise URLs carry their tokens in the host part). For texts that
-    must never hold a secret whatever the config says, such as the JSON-line logs: a
-    config error may quote a webhook URL whole."""
+    its host (``https://hooks.slack.com/***``); a PostgreSQL state URL keeps all but its
+    password and query (``postgresql://desk:***@db:5432/desk``, as ``--state`` messages
+    show it); any other scheme keeps only itself (``tgram://***``: apprise URLs carry
+    their tokens in the host part). For texts that must never hold a secret whatever the
+    config says, such as the JSON-line logs: a config error may quote a webhook URL whole."""
 
     def cut(match: re.Match[str]) -> str:
         scheme, rest = match.group("scheme"), match.group("rest")
@@ -124,6 +110,24 @@ def mask_urls(text: str) -> str:
             if host is not None and host.end() > 0:
                 kept = host.group(0)
                 return f"{scheme}{kept}/***" if rest != kept else f"{scheme}{kept}"
+        if scheme[:-3].lower() in URL_SCHEMES:
+            return _state_url(scheme, rest)
         return f"{scheme}***"
 
     return _URL.sub(cut, text)
+
+
+def _state_url(scheme: str, rest: str) -> str:
+    """A ``postgresql://`` URL with its password masked (``state_url.mask_url``) and its
+    query cut (libpq reads a password there too); only the scheme when it does not parse
+    as one (a password cut short by a space would otherwise show as the port)."""
+    try:
+        masked = mask_url(scheme + rest)
+        parts = urlsplit(masked)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return f"{scheme}***"
+    if parts.hostname and not _HOST.fullmatch(parts.hostname):
+        return f"{scheme}***"
+    kept = _QUERY.split(masked, maxsplit=1)[0]
+    return kept + (f"{masked[len(kept)]}***" if len(masked) > len(kept) else "")

@@ -40,14 +40,31 @@ class TableCopy:
     digest: str
 
 
+class _Digest:
+    """A running row count and order-independent digest, fed one row at a time."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0
+
+    def add(self, row: Sequence[Any]) -> Sequence[Any]:
+        encoded = json.dumps(list(row), separators=(",", ":")).encode()
+        self.total = (
+            self.total + int.from_bytes(hashlib.sha256(encoded).digest(), "big")
+        ) % _MODULUS
+        self.count += 1
+        return row
+
+    def result(self) -> tuple[int, str]:
+        return self.count, f"{self.total:064x}"
+
+
 def table_digest(rows: Iterable[Sequence[Any]]) -> tuple[int, str]:
     """The row count and order-independent digest of ``rows``."""
-    count, total = 0, 0
+    digest = _Digest()
     for row in rows:
-        encoded = json.dumps(list(row), separators=(",", ":")).encode()
-        total = (total + int.from_bytes(hashlib.sha256(encoded).digest(), "big")) % _MODULUS
-        count += 1
-    return count, f"{total:064x}"
+        digest.add(row)
+    return digest.result()
 
 
 def check_empty(db: StateDB, where: str) -> None:
@@ -89,9 +106,13 @@ def copy_state(source: StateDB, destination: StateDB) -> list[TableCopy]:
             columns = source.columns(table)
             names = ", ".join(f'"{column}"' for column in columns)
             insert = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
-            for batch in _batches(source.conn.execute(_select(source, table, columns))):
+            # The source is read once: its rows are counted and digested on their way
+            # into the batches; only the destination is read back.
+            read = _Digest()
+            rows = source.conn.execute(_select(source, table, columns))
+            for batch in _batches(read.add(row) for row in rows):
                 conn.executemany(insert, batch)
-            want = table_digest(source.conn.execute(_select(source, table, columns)))
+            want = read.result()
             got = table_digest(destination.conn.execute(_select(destination, table, columns)))
             if want != got:
                 raise CheckFailed(

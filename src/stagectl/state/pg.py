@@ -40,7 +40,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.state_url import PostgresURL, password_from_file
-from stagectl.errors import ExternalError, InputError
+from stagectl.errors import ExternalError, InputError, first_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -67,7 +67,7 @@ def _as_sqlite_error(error: Exception) -> sqlite3.Error:
     import psycopg
     from psycopg import errors
 
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    message = first_line(error)
     if isinstance(error, errors.LockNotAvailable | errors.QueryCanceled):
         # lock_timeout (55P03) and statement cancels: "is locked" is what is_locked_error reads.
         return PgOperationalError(f"database is locked ({message})")
@@ -257,16 +257,11 @@ def connect(url: PostgresURL, timeout_ms: int) -> PgConnection:
         conn = psycopg.connect(url.url, **options)
     except psycopg.Error as error:
         raise ExternalError(
-            f"cannot connect to the state database: {_first_line(error)}", where=str(url)
+            f"cannot connect to the state database: {first_line(error)}", where=str(url)
         ) from None
     conn.execute(f"SET lock_timeout = {int(timeout_ms)}")
     conn.execute("SET TIME ZONE 'UTC'")
     return PgConnection(conn)
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def has_table(conn: PgConnection, name: str) -> bool:
