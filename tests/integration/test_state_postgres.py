@@ -46,6 +46,12 @@ def test_a_url_with_a_password_is_refused_and_the_message_masks_it() -> None:
     assert mask_url("postgres://u:p@h/d") == "postgres://u:***@h/d"
 
 
+def test_a_url_with_a_bad_port_is_a_usage_error_that_shows_no_password() -> None:
+    with pytest.raises(InputError) as refused:
+        parse_state_location("postgresql://desk:s3cret@db.internal:abc/desk")
+    assert "s3cret" not in str(refused.value) and "Port could not be cast" in str(refused.value)
+
+
 def test_a_path_stays_a_path_and_a_url_names_its_database() -> None:
     assert parse_state_location("state/x.db") == Path("state/x.db")
     url = parse_state_location("postgres://desk@db.internal/desk?sslmode=require")

@@ -53,9 +53,12 @@ def mask_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.password is None:
         return text
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a port that is no number: keep nothing after the scheme
+        return f"{parts.scheme}://***"
     user = parts.username or ""
     host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
