@@ -27,7 +27,7 @@ import pandas as pd
 
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import file_sha256, load_strategy
-from stagectl.config.strategy import StrategyConfig
+from stagectl.config.strategy import ExecutionConfig, SleeveConfig, StrategyConfig
 from stagectl.data.loaders import read_candles
 from stagectl.domain.backtest import backtest_core, funding_per_bar
 from stagectl.domain.performance import periods_per_year, sharpe
@@ -56,20 +56,33 @@ class Candidate:
         }
 
 
-def _scaled(config: StrategyConfig, scale: float, debounce_bars: int) -> StrategyConfig:
-    sleeves = []
-    for sleeve in config.sleeves:
-        looks = tuple(max(1, round(n * scale)) for n in sleeve.lookbacks)
-        update: dict[str, Any] = (
-            {"lookbacks_bars": looks}
-            if sleeve.signal == "tsmom_multi_ema"
-            else {"lookback_bars": looks[0]}
-        )
-        sleeves.append(sleeve.model_copy(update=update))
-    execution = config.execution.model_copy(
-        update={"debounce": debounce_bars > 1, "debounce_bars": debounce_bars}
+def with_lookbacks(sleeve: SleeveConfig, looks: tuple[int, ...]) -> SleeveConfig:
+    """``sleeve`` with EMA lookbacks ``looks``: one makes it ``tsmom_ema`` (unless it is a
+    ``tsmom_multi_ema`` sleeve), several ``tsmom_multi_ema``."""
+    multi = len(looks) > 1 or sleeve.signal == "tsmom_multi_ema"
+    return sleeve.model_copy(
+        update={
+            "signal": "tsmom_multi_ema" if multi else "tsmom_ema",
+            "lookbacks_bars": looks if multi else None,
+            "lookback_bars": None if multi else looks[0],
+        }
     )
-    return config.model_copy(update={"sleeves": tuple(sleeves), "execution": execution})
+
+
+def with_debounce(execution: ExecutionConfig, bars: int) -> ExecutionConfig:
+    """``execution`` debounced over ``bars`` bars (1: debounce off)."""
+    return execution.model_copy(update={"debounce": bars > 1, "debounce_bars": bars})
+
+
+def scaled_lookbacks(sleeve: SleeveConfig, scale: float) -> tuple[int, ...]:
+    """The sleeve's lookbacks times ``scale``, rounded, at least 1."""
+    return tuple(max(1, round(n * scale)) for n in sleeve.lookbacks)
+
+
+def _scaled(config: StrategyConfig, scale: float, debounce_bars: int) -> StrategyConfig:
+    sleeves = tuple(with_lookbacks(s, scaled_lookbacks(s, scale)) for s in config.sleeves)
+    execution = with_debounce(config.execution, debounce_bars)
+    return config.model_copy(update={"sleeves": sleeves, "execution": execution})
 
 
 def candidate_grid(config: StrategyConfig, *, fixed: bool) -> list[Candidate]:

@@ -31,7 +31,12 @@ from stagectl.config.strategy import StrategyConfig
 from stagectl.errors import InputError
 from stagectl.reports import write_atomic
 from stagectl.services.research import backtest as backtest_service
-from stagectl.services.research.engine import stamp
+from stagectl.services.research.engine import (
+    scaled_lookbacks,
+    stamp,
+    with_debounce,
+    with_lookbacks,
+)
 from stagectl.services.research.parallel import Parallelism, Piece, Report, open_executor, quiet
 from stagectl.services.strategy.sleeves import SleeveData, load_sleeve_data
 
@@ -217,23 +222,14 @@ def cell_strategy(strategy: StrategyConfig, cell: Cell) -> StrategyConfig:
     if "lookbacks_bars" in params:
         lookbacks = tuple(params["lookbacks_bars"])  # type: ignore[arg-type]
     elif "lookback_scale" in params:
-        scale = float(params["lookback_scale"])  # type: ignore[arg-type]
-        lookbacks = tuple(max(1, round(n * scale)) for n in sleeve.lookbacks)
+        lookbacks = scaled_lookbacks(sleeve, float(params["lookback_scale"]))  # type: ignore[arg-type]
     if lookbacks is not None:
-        multi = len(lookbacks) > 1 or sleeve.signal == "tsmom_multi_ema"
-        sleeve = sleeve.model_copy(
-            update={
-                "signal": "tsmom_multi_ema" if multi else "tsmom_ema",
-                "lookbacks_bars": lookbacks if multi else None,
-                "lookback_bars": None if multi else lookbacks[0],
-            }
-        )
+        sleeve = with_lookbacks(sleeve, lookbacks)
     if "disagree_weight" in params:
         sleeve = sleeve.model_copy(update={"disagree_weight": params["disagree_weight"]})
     execution = strategy.execution
     if "debounce_bars" in params:
-        bars = int(params["debounce_bars"])  # type: ignore[arg-type]
-        execution = execution.model_copy(update={"debounce": bars > 1, "debounce_bars": bars})
+        execution = with_debounce(execution, int(params["debounce_bars"]))  # type: ignore[arg-type]
     return strategy.model_copy(update={"sleeves": (sleeve,), "execution": execution})
 
 
