@@ -37,7 +37,7 @@ from stagectl.services.research import backtest as backtest_service
 from stagectl.services.research.engine import Market, finite, load_market, stamp
 from stagectl.services.research.parallel import Parallelism, Piece, Report, open_executor, quiet
 from stagectl.services.research.walk_forward import WalkForwardRequest, evaluate
-from stagectl.services.strategy.sleeves import SleeveData, load_sleeve_data
+from stagectl.services.strategy.sleeves import SleeveData
 
 KIND = "audit-strategy"
 
@@ -119,13 +119,12 @@ def run(request: AuditRequest, *, home: Home, report: Report = quiet) -> AuditRe
             where="data",
         )
     holdout_start = index[holdout_lo].to_pydatetime()
-    data = load_sleeve_data(market.config, market.symbols, request.data_dir)
     stress = acceptance.cost_multiplier_stress
     with open_executor(request.parallelism, report) as executor:
         wf = evaluate(market, WalkForwardRequest(), executor=executor, last_bar=holdout_lo)
         holdout, stressed = executor.map(
             _holdout,
-            HoldoutInput(market.config, data, request.data_dir),
+            HoldoutInput(market.config, market.data, request.data_dir),
             [
                 Piece("holdout backtest", (holdout_start, 1.0)),
                 Piece(f"holdout backtest at {stress:g}x costs", (holdout_start, stress)),

@@ -28,11 +28,16 @@ import pandas as pd
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import file_sha256, load_strategy
 from stagectl.config.strategy import ExecutionConfig, SleeveConfig, StrategyConfig
-from stagectl.data.loaders import read_candles
 from stagectl.domain.backtest import backtest_core, funding_per_bar
 from stagectl.domain.performance import periods_per_year, sharpe
 from stagectl.domain.strategies import held_positions
-from stagectl.services.strategy.sleeves import SleeveBuildInfo, build_sleeves, sleeve_target
+from stagectl.services.strategy.sleeves import (
+    SleeveBuildInfo,
+    SleeveData,
+    build_sleeves,
+    load_sleeve_data,
+    sleeve_target,
+)
 
 LOOKBACK_SCALES = (1.0, 0.5, 2.0)
 DEBOUNCE_CHOICES = (2, 1, 4)
@@ -127,6 +132,8 @@ class Market:
     opens: np.ndarray
     funding: np.ndarray
     closes: dict[str, pd.Series]
+    data: SleeveData
+    """The sleeves' candles and funding as read (the audit's holdout backtests use them)."""
 
     @property
     def inputs(self) -> list[Path]:
@@ -138,16 +145,13 @@ class Market:
 
 
 def load_market(home: Home, config_path: Path | None, data_dir: Path | None) -> Market:
-    """Load the strategy config and its sleeves' candles and funding (whole overlap)."""
+    """Load the strategy config and its sleeves' candles and funding (whole overlap),
+    each file read once."""
     config, source = load_strategy(home, config_path)
-    specs, info = build_sleeves(config, data_dir, None, None)
+    data = load_sleeve_data(config, [s.symbol for s in config.sleeves], data_dir)
+    specs, info = build_sleeves(config, data_dir, None, None, data=data)
     index = pd.DatetimeIndex(specs[0].open.index)
-    closes = {
-        spec.symbol: read_candles(spec.symbol, config.timeframe, data_dir=data_dir)
-        .frame["close"]
-        .reindex(index)
-        for spec in specs
-    }
+    closes = {spec.symbol: data.candles[spec.symbol]["close"].reindex(index) for spec in specs}
     return Market(
         config=config,
         source=source,
@@ -159,6 +163,7 @@ def load_market(home: Home, config_path: Path | None, data_dir: Path | None) -> 
         opens=np.column_stack([s.open.to_numpy(dtype=float) for s in specs]),
         funding=np.column_stack([funding_per_bar(index, s.funding) for s in specs]),
         closes=closes,
+        data=data,
     )
 
 
