@@ -38,7 +38,7 @@ from stagectl.services.research.engine import (
     with_lookbacks,
 )
 from stagectl.services.research.parallel import Parallelism, Piece, Report, open_executor, quiet
-from stagectl.services.strategy.sleeves import SleeveData, load_sleeve_data
+from stagectl.services.strategy.sleeves import load_sleeve_data
 
 KIND = "backtest-grid"
 ROW_METRICS = (
@@ -82,7 +82,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        shown = " ".join(f"{k}={_shown(v)}" for k, v in self.parameters.items())
+        shown = _joined(self.parameters)
         return " ".join(p for p in ("grid cell", shown, self.symbol, self.period.label) if p)
 
 
@@ -101,8 +101,7 @@ class GridRow:
 
     def describe_parameters(self) -> str:
         """``lookback_scale=2 debounce_bars=4``, or ``as configured``."""
-        shown = " ".join(f"{k}={_shown(v)}" for k, v in self.parameters.items())
-        return shown or "as configured"
+        return _joined(self.parameters) or "as configured"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,16 +117,6 @@ class GridRow:
             "bars": self.bars,
             **self.metrics,
         }
-
-
-@dataclass(frozen=True)
-class GridInput:
-    """What every cell reads: the strategy, every symbol's data, the default costs."""
-
-    strategy: StrategyConfig
-    data: SleeveData
-    data_dir: Path | None
-    cost_multiplier: float
 
 
 @dataclass(frozen=True)
@@ -151,7 +140,7 @@ def run(request: GridRequest, *, home: Home, report: Report = quiet) -> GridResu
     strategy, source = load_strategy(home, request.config)
     cells = _cells(grid)
     data = load_sleeve_data(strategy, list(grid.symbols), request.data_dir)
-    shared = GridInput(strategy, data, request.data_dir, request.cost_multiplier)
+    shared = backtest_service.FlatInput(strategy, data, request.data_dir, request.cost_multiplier)
     with open_executor(request.parallelism, report) as executor:
         rows = executor.map(
             backtest_cell,
@@ -206,6 +195,11 @@ def _value(value: object) -> Value:
     raise TypeError(f"unexpected grid value {value!r}")
 
 
+def _joined(parameters: dict[str, Value]) -> str:
+    """``lookback_scale=2 debounce_bars=4`` (empty for no parameters)."""
+    return " ".join(f"{name}={_shown(value)}" for name, value in parameters.items())
+
+
 def _shown(value: object) -> str:
     if isinstance(value, tuple):
         return "/".join(str(v) for v in value)
@@ -233,7 +227,7 @@ def cell_strategy(strategy: StrategyConfig, cell: Cell) -> StrategyConfig:
     return strategy.model_copy(update={"sleeves": (sleeve,), "execution": execution})
 
 
-def backtest_cell(shared: GridInput, cell: Cell) -> GridRow:
+def backtest_cell(shared: backtest_service.FlatInput, cell: Cell) -> GridRow:
     """The cell's backtest (``backtest.flat_metrics``) as one row."""
     strategy = cell_strategy(shared.strategy, cell)
     multiplier = cell.parameters.get("cost_multiplier", shared.cost_multiplier)
