@@ -31,13 +31,11 @@ from typing import Any
 import pandas as pd
 
 from stagectl.config.home import Home
-from stagectl.config.strategy import StrategyConfig
 from stagectl.errors import InputError
 from stagectl.services.research import backtest as backtest_service
 from stagectl.services.research.engine import Market, finite, load_market, stamp
 from stagectl.services.research.parallel import Parallelism, Piece, Report, open_executor, quiet
 from stagectl.services.research.walk_forward import WalkForwardRequest, evaluate
-from stagectl.services.strategy.sleeves import SleeveData, load_sleeve_data
 
 KIND = "audit-strategy"
 
@@ -80,16 +78,7 @@ def _row(
     }
 
 
-@dataclass(frozen=True)
-class HoldoutInput:
-    """What both holdout backtests read: the strategy and its sleeves' data."""
-
-    strategy: StrategyConfig
-    data: SleeveData
-    data_dir: Path | None
-
-
-def _holdout(shared: HoldoutInput, piece: tuple[datetime, float]) -> dict[str, Any]:
+def _holdout(shared: backtest_service.FlatInput, piece: tuple[datetime, float]) -> dict[str, Any]:
     """``stagectl backtest --start <holdout start> --cost-multiplier X``'s metrics."""
     start, multiplier = piece
     request = backtest_service.BacktestRequest(
@@ -119,13 +108,12 @@ def run(request: AuditRequest, *, home: Home, report: Report = quiet) -> AuditRe
             where="data",
         )
     holdout_start = index[holdout_lo].to_pydatetime()
-    data = load_sleeve_data(market.config, market.symbols, request.data_dir)
     stress = acceptance.cost_multiplier_stress
     with open_executor(request.parallelism, report) as executor:
         wf = evaluate(market, WalkForwardRequest(), executor=executor, last_bar=holdout_lo)
         holdout, stressed = executor.map(
             _holdout,
-            HoldoutInput(market.config, data, request.data_dir),
+            backtest_service.FlatInput(market.config, market.data, request.data_dir),
             [
                 Piece("holdout backtest", (holdout_start, 1.0)),
                 Piece(f"holdout backtest at {stress:g}x costs", (holdout_start, stress)),

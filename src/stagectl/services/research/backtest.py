@@ -240,6 +240,19 @@ def run(
     return done
 
 
+@dataclass(frozen=True)
+class FlatInput:
+    """What flat-cost backtests on loaded data share (a grid's cells, the audit's
+    holdouts; sent to each Dask worker once): the strategy, its symbols' data
+    (``load_sleeve_data``) read from ``data_dir``, and the cost multiplier of a piece
+    that sets none."""
+
+    strategy: StrategyConfig
+    data: SleeveData
+    data_dir: Path | None
+    cost_multiplier: float = 1.0
+
+
 def flat_metrics(
     strategy: StrategyConfig, data: SleeveData, request: BacktestRequest
 ) -> tuple[SleeveBuildInfo, dict[str, Any]]:

@@ -27,12 +27,17 @@ import pandas as pd
 
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import file_sha256, load_strategy
-from stagectl.config.strategy import StrategyConfig
-from stagectl.data.loaders import read_candles
+from stagectl.config.strategy import ExecutionConfig, SleeveConfig, StrategyConfig
 from stagectl.domain.backtest import backtest_core, funding_per_bar
 from stagectl.domain.performance import periods_per_year, sharpe
 from stagectl.domain.strategies import held_positions
-from stagectl.services.strategy.sleeves import SleeveBuildInfo, build_sleeves, sleeve_target
+from stagectl.services.strategy.sleeves import (
+    SleeveBuildInfo,
+    SleeveData,
+    build_sleeves,
+    load_sleeve_data,
+    sleeve_target,
+)
 
 LOOKBACK_SCALES = (1.0, 0.5, 2.0)
 DEBOUNCE_CHOICES = (2, 1, 4)
@@ -56,20 +61,33 @@ class Candidate:
         }
 
 
-def _scaled(config: StrategyConfig, scale: float, debounce_bars: int) -> StrategyConfig:
-    sleeves = []
-    for sleeve in config.sleeves:
-        looks = tuple(max(1, round(n * scale)) for n in sleeve.lookbacks)
-        update: dict[str, Any] = (
-            {"lookbacks_bars": looks}
-            if sleeve.signal == "tsmom_multi_ema"
-            else {"lookback_bars": looks[0]}
-        )
-        sleeves.append(sleeve.model_copy(update=update))
-    execution = config.execution.model_copy(
-        update={"debounce": debounce_bars > 1, "debounce_bars": debounce_bars}
+def with_lookbacks(sleeve: SleeveConfig, looks: tuple[int, ...]) -> SleeveConfig:
+    """``sleeve`` with EMA lookbacks ``looks``: one makes it ``tsmom_ema`` (unless it is a
+    ``tsmom_multi_ema`` sleeve), several ``tsmom_multi_ema``."""
+    multi = len(looks) > 1 or sleeve.signal == "tsmom_multi_ema"
+    return sleeve.model_copy(
+        update={
+            "signal": "tsmom_multi_ema" if multi else "tsmom_ema",
+            "lookbacks_bars": looks if multi else None,
+            "lookback_bars": None if multi else looks[0],
+        }
     )
-    return config.model_copy(update={"sleeves": tuple(sleeves), "execution": execution})
+
+
+def with_debounce(execution: ExecutionConfig, bars: int) -> ExecutionConfig:
+    """``execution`` debounced over ``bars`` bars (1: debounce off)."""
+    return execution.model_copy(update={"debounce": bars > 1, "debounce_bars": bars})
+
+
+def scaled_lookbacks(sleeve: SleeveConfig, scale: float) -> tuple[int, ...]:
+    """The sleeve's lookbacks times ``scale``, rounded, at least 1."""
+    return tuple(max(1, round(n * scale)) for n in sleeve.lookbacks)
+
+
+def _scaled(config: StrategyConfig, scale: float, debounce_bars: int) -> StrategyConfig:
+    sleeves = tuple(with_lookbacks(s, scaled_lookbacks(s, scale)) for s in config.sleeves)
+    execution = with_debounce(config.execution, debounce_bars)
+    return config.model_copy(update={"sleeves": sleeves, "execution": execution})
 
 
 def candidate_grid(config: StrategyConfig, *, fixed: bool) -> list[Candidate]:
@@ -114,6 +132,8 @@ class Market:
     opens: np.ndarray
     funding: np.ndarray
     closes: dict[str, pd.Series]
+    data: SleeveData
+    """The sleeves' candles and funding as read (the audit's holdout backtests use them)."""
 
     @property
     def inputs(self) -> list[Path]:
@@ -125,16 +145,13 @@ class Market:
 
 
 def load_market(home: Home, config_path: Path | None, data_dir: Path | None) -> Market:
-    """Load the strategy config and its sleeves' candles and funding (whole overlap)."""
+    """Load the strategy config and its sleeves' candles and funding (whole overlap),
+    each file read once."""
     config, source = load_strategy(home, config_path)
-    specs, info = build_sleeves(config, data_dir, None, None)
+    data = load_sleeve_data(config, [s.symbol for s in config.sleeves], data_dir)
+    specs, info = build_sleeves(config, data_dir, None, None, data=data)
     index = pd.DatetimeIndex(specs[0].open.index)
-    closes = {
-        spec.symbol: read_candles(spec.symbol, config.timeframe, data_dir=data_dir)
-        .frame["close"]
-        .reindex(index)
-        for spec in specs
-    }
+    closes = {spec.symbol: data.candles[spec.symbol]["close"].reindex(index) for spec in specs}
     return Market(
         config=config,
         source=source,
@@ -146,6 +163,7 @@ def load_market(home: Home, config_path: Path | None, data_dir: Path | None) -> 
         opens=np.column_stack([s.open.to_numpy(dtype=float) for s in specs]),
         funding=np.column_stack([funding_per_bar(index, s.funding) for s in specs]),
         closes=closes,
+        data=data,
     )
 
 

@@ -31,9 +31,14 @@ from stagectl.config.strategy import StrategyConfig
 from stagectl.errors import InputError
 from stagectl.reports import write_atomic
 from stagectl.services.research import backtest as backtest_service
-from stagectl.services.research.engine import stamp
+from stagectl.services.research.engine import (
+    scaled_lookbacks,
+    stamp,
+    with_debounce,
+    with_lookbacks,
+)
 from stagectl.services.research.parallel import Parallelism, Piece, Report, open_executor, quiet
-from stagectl.services.strategy.sleeves import SleeveData, load_sleeve_data
+from stagectl.services.strategy.sleeves import load_sleeve_data
 
 KIND = "backtest-grid"
 ROW_METRICS = (
@@ -77,7 +82,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        shown = " ".join(f"{k}={_shown(v)}" for k, v in self.parameters.items())
+        shown = _joined(self.parameters)
         return " ".join(p for p in ("grid cell", shown, self.symbol, self.period.label) if p)
 
 
@@ -96,8 +101,7 @@ class GridRow:
 
     def describe_parameters(self) -> str:
         """``lookback_scale=2 debounce_bars=4``, or ``as configured``."""
-        shown = " ".join(f"{k}={_shown(v)}" for k, v in self.parameters.items())
-        return shown or "as configured"
+        return _joined(self.parameters) or "as configured"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -113,16 +117,6 @@ class GridRow:
             "bars": self.bars,
             **self.metrics,
         }
-
-
-@dataclass(frozen=True)
-class GridInput:
-    """What every cell reads: the strategy, every symbol's data, the default costs."""
-
-    strategy: StrategyConfig
-    data: SleeveData
-    data_dir: Path | None
-    cost_multiplier: float
 
 
 @dataclass(frozen=True)
@@ -146,7 +140,7 @@ def run(request: GridRequest, *, home: Home, report: Report = quiet) -> GridResu
     strategy, source = load_strategy(home, request.config)
     cells = _cells(grid)
     data = load_sleeve_data(strategy, list(grid.symbols), request.data_dir)
-    shared = GridInput(strategy, data, request.data_dir, request.cost_multiplier)
+    shared = backtest_service.FlatInput(strategy, data, request.data_dir, request.cost_multiplier)
     with open_executor(request.parallelism, report) as executor:
         rows = executor.map(
             backtest_cell,
@@ -201,6 +195,11 @@ def _value(value: object) -> Value:
     raise TypeError(f"unexpected grid value {value!r}")
 
 
+def _joined(parameters: dict[str, Value]) -> str:
+    """``lookback_scale=2 debounce_bars=4`` (empty for no parameters)."""
+    return " ".join(f"{name}={_shown(value)}" for name, value in parameters.items())
+
+
 def _shown(value: object) -> str:
     if isinstance(value, tuple):
         return "/".join(str(v) for v in value)
@@ -217,27 +216,18 @@ def cell_strategy(strategy: StrategyConfig, cell: Cell) -> StrategyConfig:
     if "lookbacks_bars" in params:
         lookbacks = tuple(params["lookbacks_bars"])  # type: ignore[arg-type]
     elif "lookback_scale" in params:
-        scale = float(params["lookback_scale"])  # type: ignore[arg-type]
-        lookbacks = tuple(max(1, round(n * scale)) for n in sleeve.lookbacks)
+        lookbacks = scaled_lookbacks(sleeve, float(params["lookback_scale"]))  # type: ignore[arg-type]
     if lookbacks is not None:
-        multi = len(lookbacks) > 1 or sleeve.signal == "tsmom_multi_ema"
-        sleeve = sleeve.model_copy(
-            update={
-                "signal": "tsmom_multi_ema" if multi else "tsmom_ema",
-                "lookbacks_bars": lookbacks if multi else None,
-                "lookback_bars": None if multi else lookbacks[0],
-            }
-        )
+        sleeve = with_lookbacks(sleeve, lookbacks)
     if "disagree_weight" in params:
         sleeve = sleeve.model_copy(update={"disagree_weight": params["disagree_weight"]})
     execution = strategy.execution
     if "debounce_bars" in params:
-        bars = int(params["debounce_bars"])  # type: ignore[arg-type]
-        execution = execution.model_copy(update={"debounce": bars > 1, "debounce_bars": bars})
+        execution = with_debounce(execution, int(params["debounce_bars"]))  # type: ignore[arg-type]
     return strategy.model_copy(update={"sleeves": (sleeve,), "execution": execution})
 
 
-def backtest_cell(shared: GridInput, cell: Cell) -> GridRow:
+def backtest_cell(shared: backtest_service.FlatInput, cell: Cell) -> GridRow:
     """The cell's backtest (``backtest.flat_metrics``) as one row."""
     strategy = cell_strategy(shared.strategy, cell)
     multiplier = cell.parameters.get("cost_multiplier", shared.cost_multiplier)
