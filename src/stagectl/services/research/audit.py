@@ -33,7 +33,7 @@ import pandas as pd
 from stagectl.config.home import Home
 from stagectl.errors import InputError
 from stagectl.services.research import backtest as backtest_service
-from stagectl.services.research.engine import Market, finite, load_market, stamp
+from stagectl.services.research.engine import Market, finite, load_market_and_data, stamp
 from stagectl.services.research.parallel import Parallelism, Piece, Report, open_executor, quiet
 from stagectl.services.research.walk_forward import WalkForwardRequest, evaluate
 
@@ -90,7 +90,7 @@ def _holdout(shared: backtest_service.FlatInput, piece: tuple[datetime, float]) 
 def run(request: AuditRequest, *, home: Home, report: Report = quiet) -> AuditResult:
     """Load, walk forward before the holdout, backtest the holdout at 1x and stressed
     costs, judge each row; progress and notices go to ``report``."""
-    market = load_market(home, request.config, request.data_dir)
+    market, data = load_market_and_data(home, request.config, request.data_dir)
     audit = market.config.audit
     if audit is None:
         raise InputError(
@@ -113,7 +113,7 @@ def run(request: AuditRequest, *, home: Home, report: Report = quiet) -> AuditRe
         wf = evaluate(market, WalkForwardRequest(), executor=executor, last_bar=holdout_lo)
         holdout, stressed = executor.map(
             _holdout,
-            backtest_service.FlatInput(market.config, market.data, request.data_dir),
+            backtest_service.FlatInput(market.config, data, request.data_dir),
             [
                 Piece("holdout backtest", (holdout_start, 1.0)),
                 Piece(f"holdout backtest at {stress:g}x costs", (holdout_start, stress)),

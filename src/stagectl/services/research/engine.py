@@ -132,8 +132,6 @@ class Market:
     opens: np.ndarray
     funding: np.ndarray
     closes: dict[str, pd.Series]
-    data: SleeveData
-    """The sleeves' candles and funding as read (the audit's holdout backtests use them)."""
 
     @property
     def inputs(self) -> list[Path]:
@@ -145,14 +143,22 @@ class Market:
 
 
 def load_market(home: Home, config_path: Path | None, data_dir: Path | None) -> Market:
-    """Load the strategy config and its sleeves' candles and funding (whole overlap),
-    each file read once."""
+    """Load the strategy config and its sleeves' candles and funding (whole overlap)."""
+    return load_market_and_data(home, config_path, data_dir)[0]
+
+
+def load_market_and_data(
+    home: Home, config_path: Path | None, data_dir: Path | None
+) -> tuple[Market, SleeveData]:
+    """:func:`load_market`, and the candles and funding as read (each file once), for a
+    caller that also backtests them whole (the audit's holdouts). The frames stay off the
+    Market, which goes to every Dask worker."""
     config, source = load_strategy(home, config_path)
     data = load_sleeve_data(config, [s.symbol for s in config.sleeves], data_dir)
     specs, info = build_sleeves(config, data_dir, None, None, data=data)
     index = pd.DatetimeIndex(specs[0].open.index)
     closes = {spec.symbol: data.candles[spec.symbol]["close"].reindex(index) for spec in specs}
-    return Market(
+    market = Market(
         config=config,
         source=source,
         config_sha256=file_sha256(source.path),
@@ -163,8 +169,8 @@ def load_market(home: Home, config_path: Path | None, data_dir: Path | None) -> 
         opens=np.column_stack([s.open.to_numpy(dtype=float) for s in specs]),
         funding=np.column_stack([funding_per_bar(index, s.funding) for s in specs]),
         closes=closes,
-        data=data,
     )
+    return market, data
 
 
 @dataclass(frozen=True)
