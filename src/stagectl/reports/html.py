@@ -1,8 +1,9 @@
 """The stress-lab page: a heat table and impact bars built from the report envelope.
 
-The page template is ``reports.charts.Page``; this page holds no chart, so it carries no
-script at all: inline CSS and inline SVG bars, no fonts or external resources. Every
-text taken from the report is HTML-escaped.
+The page template is ``reports.page.Page``; this page holds no chart, so it carries no
+script at all (inline CSS and inline SVG bars, no fonts or external resources) and
+building it imports neither plotly nor numpy. Every text taken from the report is
+HTML-escaped.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from html import escape
 from typing import Any
 
-from stagectl.reports.charts import Page
+from stagectl.reports.page import Page
 
 METRICS = (
     ("liquidity_drop_pct", "liquidity drop %"),
