@@ -16,7 +16,8 @@ every run without ``--html`` stay off it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -25,6 +26,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from stagectl.domain.risk_rules import SEVERITY_RANK
+from stagectl.reports.page import GREEN as GREEN
+from stagectl.reports.page import RED as RED
 from stagectl.reports.page import STYLE as STYLE
 from stagectl.reports.page import Page as Page
 from stagectl.reports.page import cell as cell
@@ -36,11 +39,11 @@ MAX_POINTS = 4_000
 """Points per trace at most (plus the first and the last point)."""
 
 SEVERITY_COLOURS = {
-    "NONE": "#2e7d4f",
+    "NONE": GREEN,
     "LOW": "#7fb77e",
     "MEDIUM": "#e0a100",
     "HIGH": "#e06000",
-    "CRITICAL": "#b3261e",
+    "CRITICAL": RED,
 }
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
@@ -117,6 +120,10 @@ class Panel:
     percent: bool = False
     weight: float = 1.0
     severity: bool = False
+
+
+EQUITY_AND_DRAWDOWN = (Panel("USD", weight=2.0), Panel("drawdown", percent=True))
+"""The two panels under most equity charts: USD over its drawdown."""
 
 
 def stacked_figure(title: str, panels: Sequence[Panel], *, height: int = 560) -> Any:
@@ -262,6 +269,49 @@ def _translucent(colour: str, alpha: float = 0.22) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
+def add_drawdown(
+    fig: Any,
+    equity: Any,
+    initial: float | None = None,
+    *,
+    row: int,
+    name: str = "drawdown",
+    colour: str = RED,
+    fill: str | None = "tozeroy",
+) -> None:
+    """The curve's running drawdown (a fraction <= 0, ``domain.performance``), filled
+    unless ``fill`` is None."""
+    from stagectl.domain.performance import running_drawdown
+
+    drawdown = running_drawdown(equity, initial)
+    add_line(fig, drawdown.index, drawdown.to_numpy(), name, colour=colour, fill=fill, row=row)
+
+
+def add_severity_markers(
+    fig: Any, curve: Any, events: Iterable[tuple[str, Any, str]], name: str, *, row: int
+) -> None:
+    """``(severity, time, hover text)`` events as markers on ``curve`` (a series), one
+    trace per severity named ``"{name} {severity}"``, in rank order, coloured by
+    :data:`SEVERITY_COLOURS`."""
+    import pandas as pd
+
+    by_severity: dict[str, list[tuple[Any, str]]] = defaultdict(list)
+    for severity, at, text in events:
+        by_severity[severity].append((at, text))
+    for severity in sorted(by_severity, key=lambda s: SEVERITY_RANK.get(s, 0)):
+        found = by_severity[severity]
+        times = pd.DatetimeIndex([at for at, _ in found])
+        add_markers(
+            fig,
+            times,
+            values_at(curve, times),
+            f"{name} {severity}",
+            [text for _, text in found],
+            colour=SEVERITY_COLOURS.get(severity, "#444444"),
+            row=row,
+        )
+
+
 def add_severity(fig: Any, times: Any, ranks: Any, *, row: int) -> None:
     """Severity ranks (``domain.risk_rules.SEVERITY_RANK``) as a step line on a severity
     :class:`Panel` (its y axis labelled NONE .. CRITICAL)."""
@@ -293,6 +343,19 @@ def bar_figure(
         )
     )
     return fig
+
+
+def sign_bar_figure(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    *,
+    y_title: str = "",
+    hover: Sequence[str] | None = None,
+) -> Any:
+    """A :func:`bar_figure` whose bars above zero are GREEN, the others (zero, None) RED."""
+    colours = [GREEN if (v or 0.0) > 0 else RED for v in values]
+    return bar_figure(title, labels, values, y_title=y_title, colours=colours, hover=hover)
 
 
 def histogram_figure(title: str, values: Sequence[float], *, x_title: str, bins: int = 30) -> Any:

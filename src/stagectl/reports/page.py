@@ -16,6 +16,8 @@ from typing import Any
 
 from stagectl.reports.io import write_atomic
 
+GREEN, RED = "#2e7d4f", "#b3261e"
+"""Gain and loss, pass and breach: the two colours every page shares."""
 _CONFIG = {"displaylogo": False, "responsive": True}
 STYLE = """
 body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1d2330}
