@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +87,16 @@ def test_a_page_that_cannot_be_written_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         write_page(blocker / "p.html", Page("t"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_the_stress_lab_page_loads_neither_plotly_nor_numpy() -> None:
+    """The chart-free page sits on reports.page (standard library only), not on charts."""
+    probe = (
+        "import sys\n"
+        "from stagectl.reports.html import stress_lab_page\n"
+        "from stagectl.reports.page import write_page\n"
+        "stress_lab_page({'body': {}}).render()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'plotly', 'numpy', 'pandas'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -160,8 +160,8 @@ def stress_lab(
         unsigned=unsigned,
     )
     if html is not None:
-        from stagectl.reports.charts import write_page
         from stagectl.reports.html import stress_lab_page
+        from stagectl.reports.page import write_page
 
         info(f"wrote {write_page(html, stress_lab_page(envelope, result.verdict_section))}")
     show_report(

@@ -1,8 +1,10 @@
-"""The HTML page template and the plotting helpers every ``--html`` report shares.
+"""The plotting helpers every ``--html`` report shares.
 
 A page is one self-contained file: inline CSS, and when it holds a chart the plotly.js
 bundle inline once (no CDN, no fonts, no network), then each chart as a plotly figure
-(date axes, zoom, hover). Tables are plain HTML; every text is HTML-escaped.
+(date axes, zoom, hover). Tables are plain HTML; every text is HTML-escaped. The
+template (``Page``, ``table``, ``write_page``) is ``reports.page``, standard library only;
+its names are importable from here too.
 
 Long series are downsampled before they reach a figure (:func:`downsample`): at most
 ``MAX_POINTS`` points per trace, keeping each bucket's minimum and maximum, so peaks and
@@ -14,46 +16,36 @@ every run without ``--html`` stay off it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from stagectl.domain.risk_rules import SEVERITY_RANK
-from stagectl.reports.io import write_atomic
+from stagectl.reports.page import GREEN as GREEN
+from stagectl.reports.page import RED as RED
+from stagectl.reports.page import STYLE as STYLE
+from stagectl.reports.page import Page as Page
+from stagectl.reports.page import cell as cell
+from stagectl.reports.page import pct as pct
+from stagectl.reports.page import table as table
+from stagectl.reports.page import write_page as write_page
 
 MAX_POINTS = 4_000
 """Points per trace at most (plus the first and the last point)."""
 
 SEVERITY_COLOURS = {
-    "NONE": "#2e7d4f",
+    "NONE": GREEN,
     "LOW": "#7fb77e",
     "MEDIUM": "#e0a100",
     "HIGH": "#e06000",
-    "CRITICAL": "#b3261e",
+    "CRITICAL": RED,
 }
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-_CONFIG = {"displaylogo": False, "responsive": True}
-STYLE = """
-body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1d2330}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
-.meta{color:#5a6275;font-size:12px}
-table{border-collapse:collapse;font-size:12px;margin-bottom:8px}
-th,td{border:1px solid #d5d9e2;padding:4px 6px;text-align:right;white-space:nowrap}
-th{background:#f1f3f7}td.name,th.name{text-align:left}
-.ok,.pass{background:#e3f4e8}.warn,.medium{background:#fff1cc}.high{background:#fde0c8}
-.breach,.fail,.critical{background:#f9d0cd;font-weight:600}
-.atbase{background:#f3e3e1;color:#8a4b46}tr.baseline td{border-bottom:2px solid #8a90a0}
-.na{background:#eceef2;color:#777}
-.status{display:inline-block;padding:2px 8px;border-radius:4px;color:#fff;font-weight:600}
-.status.pass{background:#2e7d4f}.status.breach,.status.fail{background:#b3261e}
-.chart{max-width:1200px}summary{cursor:pointer;margin:4px 0;color:#34405a}
-"""
 
 
 def downsample(x: Any, y: Any, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -128,6 +120,10 @@ class Panel:
     percent: bool = False
     weight: float = 1.0
     severity: bool = False
+
+
+EQUITY_AND_DRAWDOWN = (Panel("USD", weight=2.0), Panel("drawdown", percent=True))
+"""The two panels under most equity charts: USD over its drawdown."""
 
 
 def stacked_figure(title: str, panels: Sequence[Panel], *, height: int = 560) -> Any:
@@ -273,6 +269,49 @@ def _translucent(colour: str, alpha: float = 0.22) -> str:
     return f"rgba({red},{green},{blue},{alpha})"
 
 
+def add_drawdown(
+    fig: Any,
+    equity: Any,
+    initial: float | None = None,
+    *,
+    row: int,
+    name: str = "drawdown",
+    colour: str = RED,
+    fill: str | None = "tozeroy",
+) -> None:
+    """The curve's running drawdown (a fraction <= 0, ``domain.performance``), filled
+    unless ``fill`` is None."""
+    from stagectl.domain.performance import running_drawdown
+
+    drawdown = running_drawdown(equity, initial)
+    add_line(fig, drawdown.index, drawdown.to_numpy(), name, colour=colour, fill=fill, row=row)
+
+
+def add_severity_markers(
+    fig: Any, curve: Any, events: Iterable[tuple[str, Any, str]], name: str, *, row: int
+) -> None:
+    """``(severity, time, hover text)`` events as markers on ``curve`` (a series), one
+    trace per severity named ``"{name} {severity}"``, in rank order, coloured by
+    :data:`SEVERITY_COLOURS`."""
+    import pandas as pd
+
+    by_severity: dict[str, list[tuple[Any, str]]] = defaultdict(list)
+    for severity, at, text in events:
+        by_severity[severity].append((at, text))
+    for severity in sorted(by_severity, key=lambda s: SEVERITY_RANK.get(s, 0)):
+        found = by_severity[severity]
+        times = pd.DatetimeIndex([at for at, _ in found])
+        add_markers(
+            fig,
+            times,
+            values_at(curve, times),
+            f"{name} {severity}",
+            [text for _, text in found],
+            colour=SEVERITY_COLOURS.get(severity, "#444444"),
+            row=row,
+        )
+
+
 def add_severity(fig: Any, times: Any, ranks: Any, *, row: int) -> None:
     """Severity ranks (``domain.risk_rules.SEVERITY_RANK``) as a step line on a severity
     :class:`Panel` (its y axis labelled NONE .. CRITICAL)."""
@@ -306,6 +345,19 @@ def bar_figure(
     return fig
 
 
+def sign_bar_figure(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    *,
+    y_title: str = "",
+    hover: Sequence[str] | None = None,
+) -> Any:
+    """A :func:`bar_figure` whose bars above zero are GREEN, the others (zero, None) RED."""
+    colours = [GREEN if (v or 0.0) > 0 else RED for v in values]
+    return bar_figure(title, labels, values, y_title=y_title, colours=colours, hover=hover)
+
+
 def histogram_figure(title: str, values: Sequence[float], *, x_title: str, bins: int = 30) -> Any:
     """A histogram of ``values`` (a value axis, not a date axis)."""
     fig = figure(title, y_title="count")
@@ -314,111 +366,3 @@ def histogram_figure(title: str, values: Sequence[float], *, x_title: str, bins:
     fig.add_trace(go.Histogram(x=list(values), nbinsx=bins, marker={"color": PALETTE[0]}))
     fig.add_vline(x=0.0, line={"color": "#b3261e", "dash": "dash"})
     return fig
-
-
-def cell(value: Any, digits: int = 4) -> str:
-    """A table cell's text: ``-`` for None, floats to ``digits`` significant figures."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if not np.isfinite(value):
-            return "-"
-        return f"{value:,.{digits}g}" if abs(value) < 1e3 else f"{value:,.0f}"
-    return str(value)
-
-
-def pct(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None or not np.isfinite(value) else f"{value * 100:.{digits}f} %"
-
-
-def table(
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    row_classes: Sequence[str | None] | None = None,
-    name_columns: int = 1,
-    text_columns: Sequence[int] = (),
-) -> str:
-    """An HTML table; the first ``name_columns`` columns and the ``text_columns`` are
-    left-aligned text, the others right-aligned figures."""
-    left = set(range(name_columns)) | set(text_columns)
-
-    def cells(values: Sequence[Any], tag: str) -> str:
-        return "".join(
-            f"<{tag}{' class=name' if k in left else ''}>{escape(cell(v))}</{tag}>"
-            for k, v in enumerate(values)
-        )
-
-    body = []
-    for k, row in enumerate(rows):
-        css = row_classes[k] if row_classes is not None else None
-        attribute = f' class="{escape(css)}"' if css else ""
-        body.append(f"<tr{attribute}>{cells(row, 'td')}</tr>")
-    return f"<table><tr>{cells(columns, 'th')}</tr>{''.join(body)}</table>"
-
-
-@dataclass
-class Page:
-    """A report page: a title, a line of context, then headings, charts and tables."""
-
-    title: str
-    meta: str = ""
-    status: str | None = None  # "pass" / "fail" / "breach": a coloured badge by the title
-    parts: list[str] = field(default_factory=list)
-    _charts: int = 0
-
-    def heading(self, text: str) -> Page:
-        self.parts.append(f"<h2>{escape(text)}</h2>")
-        return self
-
-    def note(self, text: str) -> Page:
-        self.parts.append(f'<p class="meta">{escape(text)}</p>')
-        return self
-
-    def html(self, fragment: str) -> Page:
-        """Markup built by a caller that escaped its texts (e.g. :func:`table`)."""
-        self.parts.append(fragment)
-        return self
-
-    def details(self, summary: str, fragment: str, *, open_: bool = False) -> Page:
-        """A long table folded under a one-line summary (opened by a click)."""
-        state = " open" if open_ else ""
-        self.parts.append(
-            f"<details{state}><summary>{escape(summary)}</summary>{fragment}</details>"
-        )
-        return self
-
-    def chart(self, fig: Any) -> Page:
-        """A plotly figure; the first one carries the plotly.js bundle for the page."""
-        self._charts += 1
-        self.parts.append(
-            '<div class="chart">'
-            + pio.to_html(
-                fig,
-                full_html=False,
-                include_plotlyjs=self._charts == 1,
-                config=_CONFIG,
-                div_id=f"chart-{self._charts}",
-            )
-            + "</div>"
-        )
-        return self
-
-    def render(self) -> str:
-        badge = (
-            f' <span class="status {escape(self.status)}">{escape(self.status.upper())}</span>'
-            if self.status
-            else ""
-        )
-        meta = f'<p class="meta">{escape(self.meta)}</p>' if self.meta else ""
-        return (
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>{escape(self.title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{escape(self.title)}{badge}</h1>{meta}" + "".join(self.parts) + "</body></html>\n"
-        )
-
-
-def write_page(path: Path, page: Page) -> Path:
-    """The page written atomically (``reports.io.write_atomic``): never half a file."""
-    write_atomic(path, page.render().encode("utf-8"))
-    return path

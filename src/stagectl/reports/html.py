@@ -1,8 +1,9 @@
 """The stress-lab page: a heat table and impact bars built from the report envelope.
 
-The page template is ``reports.charts.Page``; this page holds no chart, so it carries no
-script at all: inline CSS and inline SVG bars, no fonts or external resources. Every
-text taken from the report is HTML-escaped.
+The page template is ``reports.page.Page``; this page holds no chart, so it carries no
+script at all (inline CSS and inline SVG bars, no fonts or external resources) and
+building it imports neither plotly nor numpy. Every text taken from the report is
+HTML-escaped.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from html import escape
 from typing import Any
 
-from stagectl.reports.charts import Page
+from stagectl.reports.page import GREEN, RED, Page
 
 METRICS = (
     ("liquidity_drop_pct", "liquidity drop %"),
@@ -109,7 +110,7 @@ def _impact_table(scenarios: list[dict[str, Any]]) -> str:
     rows = []
     for name, i in impacts:
         pnl, cost = i["mtm_pnl_usd"], -abs(i["liquidation_cost_usd"])
-        colour = "#2e7d4f" if pnl >= 0 else "#b3261e"
+        colour = GREEN if pnl >= 0 else RED
         rows.append(
             f'<tr><td class="name">{escape(str(name))}</td><td>{_fmt(pnl)}</td>'
             f"<td>{_bar(pnl, scale, colour)}</td><td>{_fmt(-cost)}</td>"

@@ -8,27 +8,29 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from stagectl.domain.performance import running_drawdown
 from stagectl.domain.risk_rules import SEVERITY_RANK
 from stagectl.reports.charts import (
+    EQUITY_AND_DRAWDOWN,
     PALETTE,
-    SEVERITY_COLOURS,
     Page,
     Panel,
+    add_drawdown,
     add_line,
     add_markers,
     add_severity,
+    add_severity_markers,
     pct,
     stacked_figure,
     table,
     values_at,
 )
+from stagectl.services.research.engine import stamp
 
 if TYPE_CHECKING:
     from stagectl.services.guard.paper_gate import GuardFireRow, PaperGateResult
     from stagectl.services.guard.replay import ReplayReport
 
-GREY, RED = "#9aa3b5", "#b3261e"
+GREY = "#9aa3b5"
 ACTION_SYMBOLS = {
     "FLATTEN_ALL": "x",
     "REDUCE_RISK_50": "triangle-down",
@@ -37,10 +39,6 @@ ACTION_SYMBOLS = {
     "RECOVER": "triangle-up",
     "ENABLE_SLEEVE": "diamond",
 }
-
-
-def _iso(value: Any) -> str:
-    return pd.Timestamp(value).isoformat().replace("+00:00", "Z")
 
 
 def _severity_class(severity: str) -> str | None:
@@ -54,7 +52,7 @@ def replay(report: ReplayReport) -> Page:
     guarded, unguarded = result.guarded.equity, result.unguarded.equity
     page = Page(
         "Risk guard replay",
-        meta=f"{_iso(summary['start'])} .. {_iso(summary['end'])}: {summary['bars']} bars, "
+        meta=f"{stamp(summary['start'])} .. {stamp(summary['end'])}: {summary['bars']} bars, "
         f"{summary['evaluation']} evaluation ({summary['evaluations']} evaluations), "
         f"{summary['triggers']} triggers, {summary['guard_actions']} guard actions; config "
         f"{report.config.describe()}; strategy {report.strategy.describe()}",
@@ -81,22 +79,15 @@ def replay(report: ReplayReport) -> Page:
     )
     add_line(equity, unguarded.index, unguarded.to_numpy(), "unguarded", colour=GREY, row=1)
     add_line(equity, guarded.index, guarded.to_numpy(), "guarded", colour=PALETTE[0], row=1)
-    by_severity: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for trigger in report.triggers:
-        by_severity[trigger["severity"]].append(trigger)
-    for severity in sorted(by_severity, key=lambda s: SEVERITY_RANK.get(s, 0)):
-        hits = by_severity[severity]
-        times = pd.DatetimeIndex([h["at"] for h in hits])
-        add_markers(
-            equity,
-            times,
-            values_at(guarded, times),
-            f"trigger {severity}",
-            [f"{_iso(h['at'])} {h['rule']} {h['sleeve'] or 'portfolio'} = {h['value']} -> "
-             f"{h['action']} ({severity})" for h in hits],
-            colour=SEVERITY_COLOURS.get(severity, "#444444"),
-            row=1,
-        )  # fmt: skip
+    add_severity_markers(
+        equity,
+        guarded,
+        [(h["severity"], h["at"],
+          f"{stamp(h['at'])} {h['rule']} {h['sleeve'] or 'portfolio'} = {h['value']} -> "
+          f"{h['action']} ({h['severity']})") for h in report.triggers],
+        "trigger",
+        row=1,
+    )  # fmt: skip
     by_action: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for action in report.actions:
         by_action[action["action"]].append(action)
@@ -107,7 +98,7 @@ def replay(report: ReplayReport) -> Page:
             times,
             values_at(guarded, times),
             f"action {kind}",
-            [f"{_iso(a['at'])} {kind} {a['sleeve'] or ''}: {a['reason']}" for a in acts],
+            [f"{stamp(a['at'])} {kind} {a['sleeve'] or ''}: {a['reason']}" for a in acts],
             colour="#1d2330",
             symbol=ACTION_SYMBOLS.get(kind, "star"),
             row=1,
@@ -116,8 +107,9 @@ def replay(report: ReplayReport) -> Page:
         ("unguarded drawdown", result.unguarded, GREY),
         ("guarded drawdown", result.guarded, PALETTE[0]),
     ):
-        series = running_drawdown(curve.equity, curve.initial_equity)
-        add_line(equity, series.index, series.to_numpy(), name, colour=colour, row=2)
+        add_drawdown(
+            equity, curve.equity, curve.initial_equity, row=2, name=name, colour=colour, fill=None
+        )
     decisions = result.decisions
     add_severity(equity, decisions.eval_times, decisions.severity_rank, row=3)
     page.heading("Equity, triggers and guard actions").chart(equity)
@@ -127,7 +119,7 @@ def replay(report: ReplayReport) -> Page:
         table(
             ["time", "action", "sleeve", "multipliers", "reason"],
             [
-                [_iso(a["at"]), a["action"], a["sleeve"] or "",
+                [stamp(a["at"]), a["action"], a["sleeve"] or "",
                  " ".join(f"{s}={m:g}" for s, m in a["multipliers"].items()), a["reason"]]
                 for a in report.actions
             ],
@@ -142,7 +134,7 @@ def replay(report: ReplayReport) -> Page:
         table(
             ["time", "rule", "sleeve", "value", "action", "severity"],
             [
-                [_iso(t["at"]), t["rule"], t["sleeve"] or "portfolio", t["value"], t["action"],
+                [stamp(t["at"]), t["rule"], t["sleeve"] or "portfolio", t["value"], t["action"],
                  t["severity"]]
                 for t in report.triggers
             ],
@@ -195,32 +187,22 @@ def paper_gate(result: PaperGateResult) -> Page:
     )  # fmt: skip
     equity = result.equity
     if equity is not None and len(equity):
-        panels = [Panel("USD", weight=2.0), Panel("drawdown", percent=True)]
+        panels = list(EQUITY_AND_DRAWDOWN)
         if result.decisions:
             panels.append(Panel("severity", weight=0.7, severity=True))
         fig = stacked_figure(
             "Equity, drawdown and guard decisions over the window", panels, height=720
         )
         add_line(fig, equity.index, equity.to_numpy(), "equity", colour=PALETTE[0], row=1)
-        by_severity: dict[str, list[Any]] = defaultdict(list)
-        for decision in _changes(result.decisions):
-            by_severity[decision.severity].append(decision)
-        for severity in sorted(by_severity, key=lambda s: SEVERITY_RANK.get(s, 0)):
-            found = by_severity[severity]
-            times = pd.DatetimeIndex([d.at for d in found])
-            add_markers(
-                fig,
-                times,
-                values_at(equity, times),
-                f"guard {severity}",
-                [f"{_iso(d.at)} {d.action} ({severity})" for d in found],
-                colour=SEVERITY_COLOURS.get(severity, "#444444"),
-                row=1,
-            )
-        drawdown = running_drawdown(equity)
-        add_line(
-            fig, drawdown.index, drawdown.to_numpy(), "drawdown", colour=RED, fill="tozeroy", row=2
-        )
+        add_severity_markers(
+            fig,
+            equity,
+            [(d.severity, d.at, f"{stamp(d.at)} {d.action} ({d.severity})")
+             for d in _changes(result.decisions)],
+            "guard",
+            row=1,
+        )  # fmt: skip
+        add_drawdown(fig, equity, row=2)
         if result.decisions:
             add_severity(
                 fig,

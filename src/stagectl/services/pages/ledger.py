@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from stagectl.reports.charts import Page, add_bands, add_line, cell, figure, table
+from stagectl.reports.charts import GREEN, RED, Page, add_bands, add_line, cell, figure, table
+from stagectl.services.research.engine import stamp
 
 if TYPE_CHECKING:
     from stagectl.services.ledger.regime_analyze import RegimeResult
@@ -39,10 +40,6 @@ def regime_spans(starts: Any, ends: Any, labels: Any) -> dict[str, list[tuple[An
     return spans
 
 
-def _iso(value: Any) -> str:
-    return pd.Timestamp(value).isoformat().replace("+00:00", "Z")
-
-
 def regime_analyze(result: RegimeResult) -> Page:
     """Close price and (with PnL windows) cumulative realized PnL over regime bands, the
     trend x volatility heat map, and every table of the terminal output."""
@@ -50,8 +47,8 @@ def regime_analyze(result: RegimeResult) -> Page:
     candles, pnl = document["candles"], document["pnl"]
     page = Page(
         f"Regime analysis {document['symbol']}",
-        meta=f"{candles['bars']} bars from {_iso(candles['first_bar'])} to "
-        f"{_iso(candles['last_bar'])}; config {document['config']}",
+        meta=f"{candles['bars']} bars from {stamp(candles['first_bar'])} to "
+        f"{stamp(candles['last_bar'])}; config {document['config']}",
     )
     frame = result.candles.frame
     step = pd.Timedelta(result.candles.interval or (frame.index[-1] - frame.index[-2]))
@@ -105,7 +102,7 @@ def regime_analyze(result: RegimeResult) -> Page:
 def _threshold_table(volatility: dict[str, Any]) -> str:
     rows = [
         [name, measure["summary_bps"]["median"], signal, f"{s['share_on']:.1%}",
-         s["times_fired"], "-" if s["first_fired"] is None else _iso(s["first_fired"])]
+         s["times_fired"], "-" if s["first_fired"] is None else stamp(s["first_fired"])]
         for name, measure in volatility.items()
         for signal, s in measure["switches"].items()
     ]  # fmt: skip
@@ -129,7 +126,7 @@ def _heat_map(cells: dict[str, dict[str, Any]]) -> Any:
             x=list(VOLATILITIES),
             y=list(TRENDS),
             customdata=counts,
-            colorscale=[[0.0, "#b3261e"], [0.5, "#ffffff"], [1.0, "#2e7d4f"]],
+            colorscale=[[0.0, RED], [0.5, "#ffffff"], [1.0, GREEN]],
             zmin=-scale,
             zmax=scale,
             texttemplate="%{z:,.2f}",

@@ -7,18 +7,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from stagectl.domain.performance import running_drawdown
 from stagectl.reports.charts import (
+    EQUITY_AND_DRAWDOWN,
     PALETTE,
     Page,
     Panel,
+    add_drawdown,
     add_line,
     add_markers,
-    bar_figure,
     cell,
     figure,
     histogram_figure,
     pct,
+    sign_bar_figure,
     stacked_figure,
     table,
     values_at,
@@ -28,29 +29,6 @@ if TYPE_CHECKING:
     from stagectl.services.research.backtest import BacktestRun
     from stagectl.services.research.cpcv import CpcvResult
     from stagectl.services.research.walk_forward import WalkForwardResult
-
-GREEN, RED = "#2e7d4f", "#b3261e"
-
-
-def _sign_colours(values: list[float | None]) -> list[str]:
-    return [GREEN if (v or 0.0) > 0 else RED for v in values]
-
-
-EQUITY_AND_DRAWDOWN = (Panel("USD", weight=2.0), Panel("drawdown", percent=True))
-
-
-def add_drawdown(fig: Any, equity: pd.Series, initial: float | None, *, row: int) -> None:
-    """The curve's running drawdown (a fraction <= 0, ``domain.performance``), filled."""
-    drawdown = running_drawdown(equity, initial)
-    add_line(
-        fig,
-        drawdown.index,
-        drawdown.to_numpy(),
-        "drawdown",
-        colour=RED,
-        fill="tozeroy",
-        row=row,
-    )
 
 
 def backtest(run: BacktestRun) -> Page:
@@ -154,12 +132,11 @@ def walk_forward(result: WalkForwardResult) -> Page:
     sharpes = [r["oos_sharpe"] for r in rows]
     page.heading("Out-of-sample Sharpe per fold")
     page.chart(
-        bar_figure(
+        sign_bar_figure(
             "OOS Sharpe per fold (test window)",
             [f"{r['fold']}: {r['test_start'][:10]}" for r in rows],
             sharpes,
             y_title="Sharpe",
-            colours=_sign_colours(sharpes),
             hover=[r["selected"] for r in rows],
         )
     )
@@ -209,12 +186,11 @@ def cpcv(result: CpcvResult) -> Page:
     sharpes = [p["sharpe"] for p in paths]
     page.heading("Out-of-sample Sharpe per path")
     page.chart(
-        bar_figure(
+        sign_bar_figure(
             "Sharpe per backtest path",
             [f"path {p['path']}" for p in paths],
             sharpes,
             y_title="Sharpe",
-            colours=_sign_colours(sharpes),
         )
     )
     if result.path_returns is not None:
