@@ -38,8 +38,6 @@ MetricsFileOpt = Annotated[
     ),
 ]
 
-_SEVERITY_LEVEL = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
-
 
 class Observation:
     """The figures and log lines of one command run."""
@@ -116,12 +114,18 @@ def record_checks(
 
 
 def record_guard(observation: Observation, body: Mapping[str, Any]) -> None:
-    """The hourly guard's decision, indicators and data age (the report's body)."""
+    """The hourly guard's decision, indicators and data age (the report's body).
+
+    The severity ranks and the notify threshold are the guard's own, imported here
+    because risk_rules imports numpy, which ``risk-guard --help`` must not load."""
+    from stagectl.domain.risk_rules import SEVERITY_RANK
+    from stagectl.services.guard.alerts import NOTIFY_FROM
+
     decision, data = body["decision"], body["data"]
     observation.log.run = body.get("run_id")
     action, severity = str(decision["action"]), str(decision["severity"])
     observation.gauge("stagectl_guard_action_info", 1, action=action, severity=severity)
-    observation.gauge("stagectl_guard_severity_level", _SEVERITY_LEVEL.get(severity))
+    observation.gauge("stagectl_guard_severity_level", SEVERITY_RANK.get(severity))
     observation.gauge("stagectl_guard_rules_breached", len(decision["hits"]))
     age_min = data.get("last_snapshot_age_min")
     observation.gauge(
@@ -133,7 +137,7 @@ def record_guard(observation: Observation, body: Mapping[str, Any]) -> None:
         observation.gauge(indicator_metric(name), value, **labels)
     observation.event(
         "decision",
-        WARNING if _SEVERITY_LEVEL.get(severity, 0) >= 2 else INFO,
+        WARNING if SEVERITY_RANK.get(severity, 0) >= NOTIFY_FROM else INFO,
         action=action,
         severity=severity,
         hits=[
