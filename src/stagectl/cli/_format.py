@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 
@@ -69,18 +69,19 @@ _COLUMN_GAP = 2
 def stdout_is_tty() -> bool:
     """Whether stdout gets rich output: a terminal, unless ``TTY_COMPATIBLE`` says
     otherwise (``1`` forces rich, ``0`` forces plain, as rich itself reads it)."""
-    forced = os.environ.get("TTY_COMPATIBLE", "").strip()
-    if forced in ("0", "1"):
-        return forced == "1"
-    return sys.stdout.isatty()
+    return _is_tty(sys.stdout)
 
 
 def stderr_is_tty() -> bool:
     """Whether stderr gets rich progress; ``TTY_COMPATIBLE`` as for stdout."""
+    return _is_tty(sys.stderr)
+
+
+def _is_tty(stream: TextIO) -> bool:
     forced = os.environ.get("TTY_COMPATIBLE", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
-    return sys.stderr.isatty()
+    return stream.isatty()
 
 
 # --- values -------------------------------------------------------------------------------
