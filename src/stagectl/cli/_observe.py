@@ -13,7 +13,8 @@ ever changes the exit code: a write that fails is said on stderr.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -106,11 +107,14 @@ def _finish(observation: Observation, metrics_file: Path | None, code: int, took
 
 
 def record_checks(
-    observation: Observation, passed: int, failed: int, skipped: int | None = None
+    observation: Observation, statuses: Iterable[str], *, skips: bool = False
 ) -> None:
-    observation.gauge("stagectl_checks_passed", passed)
-    observation.gauge("stagectl_checks_failed", failed)
-    observation.gauge("stagectl_checks_skipped", skipped)
+    """The checks counted by status (PASS, FAIL; SKIP too when the command can skip one:
+    ``skips``, so its gauge is written even at 0)."""
+    count = Counter(statuses)
+    observation.gauge("stagectl_checks_passed", count["PASS"])
+    observation.gauge("stagectl_checks_failed", count["FAIL"])
+    observation.gauge("stagectl_checks_skipped", count["SKIP"] if skips else None)
 
 
 def record_guard(observation: Observation, body: Mapping[str, Any]) -> None:
@@ -159,9 +163,8 @@ def record_weekly(observation: Observation, body: Mapping[str, Any]) -> None:
     observation.log.run = body.get("run_id")
     drift = body["weight_drift"]["decision"]
     health = body["model_health"]
-    warned = sum(h["status"] == "WARNING" for h in health)
     observation.gauge("stagectl_weekly_rebalance_due", 1 if drift == "REBALANCE" else 0)
-    record_checks(observation, len(health) - warned, warned)
+    record_checks(observation, ("FAIL" if h["status"] == "WARNING" else "PASS" for h in health))
     observation.event(
         "review",
         rebalance=drift,

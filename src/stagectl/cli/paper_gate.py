@@ -114,7 +114,7 @@ def paper_gate(
 def _observe(observation: Observation, result: Any) -> None:
     rows = result.rows()
     failed = [c.label for c in rows if not c.passed]
-    record_checks(observation, len(rows) - len(failed), len(failed))
+    record_checks(observation, ("PASS" if c.passed else "FAIL" for c in rows))
     observation.log.run = result.run_id
     observation.event("verdict", passed=not failed, failed=failed, days=result.days)
 
