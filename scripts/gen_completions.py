@@ -88,7 +88,7 @@ def _one_line(text: str | None) -> str:
     return " ".join(line.split())
 
 
-def _value_spec(param: Any, ctx: Any = None) -> ValueSpec:
+def _value_spec(param: Any, ctx: Any) -> ValueSpec:
     """Classify a parameter's value by its type (typer 0.28/0.29 type descriptors), or by
     the fixed values its ``autocompletion`` gives (cli/_values.py)."""
     fixed = _fixed_values(param, ctx)
@@ -117,8 +117,6 @@ def _value_spec(param: Any, ctx: Any = None) -> ValueSpec:
 def _fixed_values(param: Any, ctx: Any) -> tuple[str, ...]:
     """The values an option's ``autocompletion`` offers for an empty word; () when it has
     none (click's own completion of a type offers nothing plain)."""
-    if ctx is None:
-        return ()
     items = param.shell_complete(ctx, "")
     return tuple(str(item.value) for item in items if item.type == "plain" and item.value)
 

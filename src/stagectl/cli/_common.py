@@ -32,6 +32,7 @@ from stagectl.errors import InputError
 
 if TYPE_CHECKING:
     from stagectl.domain.types import Mode
+    from stagectl.reports.page import Page
 
 # The bounds of numeric options (docs/cli.md, "Option bounds"); durations, money and
 # counts share config.limits' bounds.
@@ -314,6 +315,17 @@ def emit_report(
         )
     show_report(envelope, json_output=json_output, out=out, render_human=render_human)
     return envelope
+
+
+def write_html(html: Path | None, make_page: Callable[[], Page]) -> None:
+    """``--html``: build the page and write it atomically, then say where; nothing when
+    ``html`` is None. ``make_page`` imports its page builder only when a page is asked
+    for (the charts' builders load plotly; stress-lab's page needs none)."""
+    if html is None:
+        return
+    from stagectl.reports.page import write_page
+
+    info(f"wrote {write_page(html, make_page())}")
 
 
 def quoted(text: str) -> str:

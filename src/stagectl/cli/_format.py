@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 
@@ -69,18 +69,19 @@ _COLUMN_GAP = 2
 def stdout_is_tty() -> bool:
     """Whether stdout gets rich output: a terminal, unless ``TTY_COMPATIBLE`` says
     otherwise (``1`` forces rich, ``0`` forces plain, as rich itself reads it)."""
-    forced = os.environ.get("TTY_COMPATIBLE", "").strip()
-    if forced in ("0", "1"):
-        return forced == "1"
-    return sys.stdout.isatty()
+    return _is_tty(sys.stdout)
 
 
 def stderr_is_tty() -> bool:
     """Whether stderr gets rich progress; ``TTY_COMPATIBLE`` as for stdout."""
+    return _is_tty(sys.stderr)
+
+
+def _is_tty(stream: TextIO) -> bool:
     forced = os.environ.get("TTY_COMPATIBLE", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
-    return sys.stderr.isatty()
+    return stream.isatty()
 
 
 # --- values -------------------------------------------------------------------------------
@@ -316,11 +317,7 @@ def fit_columns(
     All of them when each column's longest word fits (the longer values wrap at
     spaces); else the key columns and as many of the next columns as fit whole.
     """
-    natural = [max([len(columns[i])] + [len(r[i]) for r in cells]) for i in range(len(columns))]
-    floor = [
-        natural[i] if i < keys else max(_longest_word(columns[i]), *_words(cells, i))
-        for i in range(len(columns))
-    ]
+    natural, floor = _natural_and_floor(columns, cells, keys)
     if sum(floor) + _COLUMN_GAP * (len(columns) - 1) <= width:
         return list(range(len(columns)))
     kept = list(range(min(keys, len(columns))))
@@ -339,17 +336,26 @@ def grid_widths(
     """Column widths for a table whose longest words fit ``width`` but whose longest
     cells do not: keys and single words whole, the room left shared in proportion to
     how much each column wraps. None when every cell fits as it is."""
-    natural = [max([len(columns[i])] + [len(r[i]) for r in cells]) for i in range(len(columns))]
+    natural, floor = _natural_and_floor(columns, cells, keys)
     gaps = _COLUMN_GAP * (len(columns) - 1)
     if sum(natural) + gaps <= width:
         return None
+    spare = max(width - gaps - sum(floor), 0)
+    wanted = sum(n - f for n, f in zip(natural, floor, strict=True)) or 1
+    return [f + (n - f) * spare // wanted for n, f in zip(natural, floor, strict=True)]
+
+
+def _natural_and_floor(
+    columns: Sequence[str], cells: Sequence[Sequence[str]], keys: int
+) -> tuple[list[int], list[int]]:
+    """Each column's natural width (its longest cell or header) and its floor: the
+    narrowest it may wrap to (a key column: its natural width; else its longest word)."""
+    natural = [max([len(columns[i])] + [len(r[i]) for r in cells]) for i in range(len(columns))]
     floor = [
         natural[i] if i < keys else max(_longest_word(columns[i]), *_words(cells, i))
         for i in range(len(columns))
     ]
-    spare = max(width - gaps - sum(floor), 0)
-    wanted = sum(n - f for n, f in zip(natural, floor, strict=True)) or 1
-    return [f + (n - f) * spare // wanted for n, f in zip(natural, floor, strict=True)]
+    return natural, floor
 
 
 def _words(cells: Sequence[Sequence[str]], index: int) -> list[int]:

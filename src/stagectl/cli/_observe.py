@@ -13,7 +13,8 @@ ever changes the exit code: a write that fails is said on stderr.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,8 +38,6 @@ MetricsFileOpt = Annotated[
         dir_okay=False,
     ),
 ]
-
-_SEVERITY_LEVEL = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 
 
 class Observation:
@@ -108,20 +107,29 @@ def _finish(observation: Observation, metrics_file: Path | None, code: int, took
 
 
 def record_checks(
-    observation: Observation, passed: int, failed: int, skipped: int | None = None
+    observation: Observation, statuses: Iterable[str], *, skips: bool = False
 ) -> None:
-    observation.gauge("stagectl_checks_passed", passed)
-    observation.gauge("stagectl_checks_failed", failed)
-    observation.gauge("stagectl_checks_skipped", skipped)
+    """The checks counted by status (PASS, FAIL; SKIP too when the command can skip one:
+    ``skips``, so its gauge is written even at 0)."""
+    count = Counter(statuses)
+    observation.gauge("stagectl_checks_passed", count["PASS"])
+    observation.gauge("stagectl_checks_failed", count["FAIL"])
+    observation.gauge("stagectl_checks_skipped", count["SKIP"] if skips else None)
 
 
 def record_guard(observation: Observation, body: Mapping[str, Any]) -> None:
-    """The hourly guard's decision, indicators and data age (the report's body)."""
+    """The hourly guard's decision, indicators and data age (the report's body).
+
+    The severity ranks and the notify threshold are the guard's own, imported here
+    because risk_rules imports numpy, which ``risk-guard --help`` must not load."""
+    from stagectl.domain.risk_rules import SEVERITY_RANK
+    from stagectl.services.guard.alerts import NOTIFY_FROM
+
     decision, data = body["decision"], body["data"]
     observation.log.run = body.get("run_id")
     action, severity = str(decision["action"]), str(decision["severity"])
     observation.gauge("stagectl_guard_action_info", 1, action=action, severity=severity)
-    observation.gauge("stagectl_guard_severity_level", _SEVERITY_LEVEL.get(severity))
+    observation.gauge("stagectl_guard_severity_level", SEVERITY_RANK.get(severity))
     observation.gauge("stagectl_guard_rules_breached", len(decision["hits"]))
     age_min = data.get("last_snapshot_age_min")
     observation.gauge(
@@ -133,7 +141,7 @@ def record_guard(observation: Observation, body: Mapping[str, Any]) -> None:
         observation.gauge(indicator_metric(name), value, **labels)
     observation.event(
         "decision",
-        WARNING if _SEVERITY_LEVEL.get(severity, 0) >= 2 else INFO,
+        WARNING if SEVERITY_RANK.get(severity, 0) >= NOTIFY_FROM else INFO,
         action=action,
         severity=severity,
         hits=[
@@ -155,9 +163,8 @@ def record_weekly(observation: Observation, body: Mapping[str, Any]) -> None:
     observation.log.run = body.get("run_id")
     drift = body["weight_drift"]["decision"]
     health = body["model_health"]
-    warned = sum(h["status"] == "WARNING" for h in health)
     observation.gauge("stagectl_weekly_rebalance_due", 1 if drift == "REBALANCE" else 0)
-    record_checks(observation, len(health) - warned, warned)
+    record_checks(observation, ("FAIL" if h["status"] == "WARNING" else "PASS" for h in health))
     observation.event(
         "review",
         rebalance=drift,

@@ -28,11 +28,13 @@ from stagectl.cli._common import (
     print_table,
     publish_envelope,
     show_report,
+    write_html,
 )
 from stagectl.cli._values import bundled_symbols, preset_names
 from stagectl.errors import InputError
 
 if TYPE_CHECKING:
+    from stagectl.reports.page import Page
     from stagectl.services.research.backtest import BacktestRun
     from stagectl.services.research.grid import GridRow
     from stagectl.services.research.parallel import Parallelism
@@ -222,11 +224,13 @@ def backtest(
         )
     for path in result.exported:
         info(f"wrote {path}")
-    if html is not None:
-        from stagectl.reports.charts import write_page
-        from stagectl.services.pages.research import backtest as page
 
-        info(f"wrote {write_page(html, page(result))}")
+    def page() -> Page:
+        from stagectl.services.pages.research import backtest as build
+
+        return build(result)
+
+    write_html(html, page)
     show_report(
         envelope, json_output=json_output, out=out, render_human=lambda: _print_human(result.body())
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,7 +25,11 @@ from stagectl.cli._common import (
     parse_duration,
     print_lines,
     print_table,
+    write_html,
 )
+
+if TYPE_CHECKING:
+    from stagectl.reports.page import Page
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -108,11 +112,13 @@ def cpcv(
     result = service.run(request, home=home, report=info)
     info(f"config: {result.market.source.describe()}")
     info(f"data: {result.market.info.data_source}")
-    if html is not None:
-        from stagectl.reports.charts import write_page
-        from stagectl.services.pages.research import cpcv as page
 
-        info(f"wrote {write_page(html, page(result))}")
+    def page() -> Page:
+        from stagectl.services.pages.research import cpcv as build
+
+        return build(result)
+
+    write_html(html, page)
     emit_report(
         home,
         service.KIND,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,9 +19,13 @@ from stagectl.cli._common import (
     info,
     parse_now,
     print_table,
+    write_html,
 )
 from stagectl.cli._observe import MetricsFileOpt, Observation, observed, record_checks
 from stagectl.config.limits import MAX_DURATION_DAYS
+
+if TYPE_CHECKING:
+    from stagectl.reports.page import Page
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -87,11 +91,13 @@ def paper_gate(
         info(f"config: {result.source.describe()}")
         info(result.choice.describe())
         info(f"window: {result.days} days, {result.choice.as_of.describe()}")
-        if html is not None:
-            from stagectl.reports.charts import write_page
-            from stagectl.services.pages.guard import paper_gate as page
 
-            info(f"wrote {write_page(html, page(result))}")
+        def page() -> Page:
+            from stagectl.services.pages.guard import paper_gate as build
+
+            return build(result)
+
+        write_html(html, page)
         emit_report(
             home,
             service.KIND,
@@ -108,7 +114,7 @@ def paper_gate(
 def _observe(observation: Observation, result: Any) -> None:
     rows = result.rows()
     failed = [c.label for c in rows if not c.passed]
-    record_checks(observation, len(rows) - len(failed), len(failed))
+    record_checks(observation, ("PASS" if c.passed else "FAIL" for c in rows))
     observation.log.run = result.run_id
     observation.event("verdict", passed=not failed, failed=failed, days=result.days)
 

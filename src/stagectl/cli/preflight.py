@@ -61,8 +61,7 @@ def preflight(
             config=config, exchange=exchange, base_url=base_url, offline=offline
         )
         result = service.run(request, home=home)
-        count = {s: sum(c.status == s for c in result.checks) for s in ("PASS", "FAIL", "SKIP")}
-        record_checks(observation, count["PASS"], count["FAIL"], count["SKIP"])
+        record_checks(observation, (c.status for c in result.checks), skips=True)
         failed = [{"check": c.name, "why": c.reason} for c in result.checks if c.status == "FAIL"]
         observation.event("checks", mode=result.mode, failed=failed)
         if json_output:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,6 +31,7 @@ from stagectl.cli._common import (
     publish_envelope,
     show_report,
     to_jsonable,
+    write_html,
 )
 from stagectl.cli._format import human, progress
 from stagectl.cli._observe import (
@@ -45,6 +46,9 @@ from stagectl.cli._values import preset_names, replay_evaluations
 from stagectl.config.home import Home
 from stagectl.domain.types import Mode
 from stagectl.errors import InputError
+
+if TYPE_CHECKING:
+    from stagectl.reports.page import Page
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -367,11 +371,13 @@ def _replay(
     envelope = publish.envelope(service.KIND, report.body(), report.inputs)
     for path in report.exported:
         info(f"wrote {path}")
-    if options.outputs.html is not None:
-        from stagectl.reports.charts import write_page
-        from stagectl.services.pages.guard import replay as page
 
-        info(f"wrote {write_page(options.outputs.html, page(report))}")
+    def page() -> Page:
+        from stagectl.services.pages.guard import replay as build
+
+        return build(report)
+
+    write_html(options.outputs.html, page)
     publish.show(envelope, lambda: _print_replay(report.body(), options.limit))
 
 

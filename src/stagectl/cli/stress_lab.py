@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,11 +21,15 @@ from stagectl.cli._common import (
     print_table,
     publish_envelope,
     show_report,
+    write_html,
 )
 from stagectl.cli._format import progress
 from stagectl.cli._values import scenario_names
 from stagectl.config.limits import MAX_MAGNITUDE
 from stagectl.errors import EXIT_CHECK_FAILED
+
+if TYPE_CHECKING:
+    from stagectl.reports.page import Page
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -159,11 +163,13 @@ def stress_lab(
         out=out,
         unsigned=unsigned,
     )
-    if html is not None:
-        from stagectl.reports.html import stress_lab_page
-        from stagectl.reports.page import write_page
 
-        info(f"wrote {write_page(html, stress_lab_page(envelope, result.verdict_section))}")
+    def page() -> Page:
+        from stagectl.reports.html import stress_lab_page as build
+
+        return build(envelope, result.verdict_section)
+
+    write_html(html, page)
     show_report(
         envelope,
         json_output=json_output,

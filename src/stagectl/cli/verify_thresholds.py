@@ -81,7 +81,7 @@ def verify_thresholds(
         )
         result = service.run(request, home=home)
         failed = [c.id for c in result.checks if not c.passed]
-        record_checks(observation, len(result.checks) - len(failed), len(failed))
+        record_checks(observation, ("PASS" if c.passed else "FAIL" for c in result.checks))
         observation.event("audit", config=str(result.config.path), failed=failed)
         info(f"config: {result.config.describe()}")
         info(f"baseline: {result.baseline.describe()}")

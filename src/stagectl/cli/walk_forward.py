@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,7 +23,11 @@ from stagectl.cli._common import (
     parse_duration,
     print_lines,
     print_table,
+    write_html,
 )
+
+if TYPE_CHECKING:
+    from stagectl.reports.page import Page
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -101,11 +105,13 @@ def walk_forward(
     info(f"data: {result.market.info.data_source}")
     for path in result.exported:
         info(f"wrote {path}")
-    if html is not None:
-        from stagectl.reports.charts import write_page
-        from stagectl.services.pages.research import walk_forward as page
 
-        info(f"wrote {write_page(html, page(result))}")
+    def page() -> Page:
+        from stagectl.services.pages.research import walk_forward as build
+
+        return build(result)
+
+    write_html(html, page)
     emit_report(
         home,
         service.KIND,
