@@ -28,11 +28,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import ConfigSource, Home
 from stagectl.domain.run_clock import AsOf
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK, CheckFailed, InputError
+
+if TYPE_CHECKING:
+    from stagectl.domain.paper_gate import GuardFire
 
 KIND = "paper-gate"
 RUN_KIND = "run-live"
@@ -80,15 +83,6 @@ class RunChoice:
 
 
 @dataclass(frozen=True)
-class GuardFireRow:
-    """A guard decision recorded in the window: when, what it recommended, how severe."""
-
-    at: datetime
-    action: str
-    severity: str
-
-
-@dataclass(frozen=True)
 class PaperGateResult:
     run_id: str
     now: datetime
@@ -98,7 +92,7 @@ class PaperGateResult:
     source: ConfigSource
     choice: RunChoice
     equity: Any = None  # pandas Series: the window's equity curve (--html)
-    decisions: tuple[GuardFireRow, ...] = ()  # the window's guard decisions (--html)
+    decisions: tuple[GuardFire, ...] = ()  # the window's guard decisions (--html)
 
     @property
     def passed(self) -> bool:
@@ -249,7 +243,7 @@ def _passed_over(
 
 def _gather(
     db: Any, days: int, now: datetime, run: str
-) -> tuple[Any, dict[str, Any], tuple[Any, tuple[GuardFireRow, ...]]]:
+) -> tuple[Any, dict[str, Any], tuple[Any, tuple[GuardFire, ...]]]:
     """The gate's inputs, the evidence facts, and the window's equity curve and guard
     decisions."""
     import pandas as pd
@@ -287,7 +281,8 @@ def _gather(
     funding = evidence.run_funding(db, run, start, until)
     compared, matched = evidence.signal_checks(db, run, start, until)
     decisions = evidence.decisions_between(db, run, start, until)
-    fires = gate.count_fires([gate.GuardFire(d.ts, d.action, d.severity) for d in decisions])
+    recorded = tuple(gate.GuardFire(d.ts, d.action, d.severity) for d in decisions)
+    fires = gate.count_fires(recorded)
     inputs = gate.PaperGateInputs(
         days=days,
         history_days=covered_days(stamps, start=start, end=now),
@@ -313,5 +308,4 @@ def _gather(
         "warning_days": fires.warning_days,
         "critical_days": fires.critical_days,
     }
-    rows = tuple(GuardFireRow(d.ts, d.action, d.severity) for d in decisions)
-    return inputs, facts, (equity, rows)
+    return inputs, facts, (equity, recorded)

@@ -27,7 +27,8 @@ from stagectl.reports.charts import (
 from stagectl.services.research.engine import stamp
 
 if TYPE_CHECKING:
-    from stagectl.services.guard.paper_gate import GuardFireRow, PaperGateResult
+    from stagectl.domain.paper_gate import GuardFire
+    from stagectl.services.guard.paper_gate import PaperGateResult
     from stagectl.services.guard.replay import ReplayReport
 
 GREY = "#9aa3b5"
@@ -146,7 +147,7 @@ def replay(report: ReplayReport) -> Page:
     return page
 
 
-def _changes(decisions: Sequence[GuardFireRow]) -> list[GuardFireRow]:
+def _changes(decisions: Sequence[GuardFire]) -> list[GuardFire]:
     """The decisions whose action or severity differs from the one before, NO_ACTION
     left out: where the guard's view changed, not every hour it held."""
     changed, before = [], None
@@ -197,7 +198,7 @@ def paper_gate(result: PaperGateResult) -> Page:
         add_severity_markers(
             fig,
             equity,
-            [(d.severity, d.at, f"{stamp(d.at)} {d.action} ({d.severity})")
+            [(d.severity, d.ts, f"{stamp(d.ts)} {d.action} ({d.severity})")
              for d in _changes(result.decisions)],
             "guard",
             row=1,
@@ -206,7 +207,7 @@ def paper_gate(result: PaperGateResult) -> Page:
         if result.decisions:
             add_severity(
                 fig,
-                pd.DatetimeIndex([d.at for d in result.decisions]),
+                pd.DatetimeIndex([d.ts for d in result.decisions]),
                 [SEVERITY_RANK.get(d.severity, 0) for d in result.decisions],
                 row=3,
             )
