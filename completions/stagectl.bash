@@ -31,8 +31,9 @@ _stagectl_node() {
         "metrics fetch") _stagectl_names=''; _stagectl_opts='--base-url --exchange -h --help --json --since --source --symbol';;
         "metrics window") _stagectl_names=''; _stagectl_opts='-h --help --hours --json --mark --seconds --symbol --until';;
         "metrics export-windows") _stagectl_names=''; _stagectl_opts='--candles --end -h --help --out --start --symbol --window';;
-        "notify") _stagectl_names='unit-failed'; _stagectl_opts='-h --help';;
+        "notify") _stagectl_names='unit-failed test'; _stagectl_opts='-h --help';;
         "notify unit-failed") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
+        "notify test") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "optimize") _stagectl_names=''; _stagectl_opts='--from-governor -h --help --json --out --unsigned';;
         "paper-gate") _stagectl_names=''; _stagectl_opts='-c --config --days -h --help --html --json --metrics-file --now --out --run --run-id --unsigned';;
         "preflight") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --metrics-file --offline';;
@@ -157,6 +158,7 @@ _stagectl_value() {
         "metrics export-windows|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "metrics export-windows|--window") _stagectl_kind=text;;
         "notify unit-failed|-c"|"notify unit-failed|--config") _stagectl_kind=yaml;;
+        "notify test|-c"|"notify test|--config") _stagectl_kind=yaml;;
         "optimize|--out") _stagectl_kind=file;;
         "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
         "paper-gate|--days") _stagectl_kind=text;;

@@ -25,6 +25,7 @@ function __stagectl_takes_value --argument-names key
         case 'metrics window|'{--hours,--mark,--seconds,--symbol,--until}
         case 'metrics export-windows|'{--candles,--end,--out,--start,--symbol,--window}
         case 'notify unit-failed|'{-c,--config}
+        case 'notify test|'{-c,--config}
         case 'optimize|'{--out}
         case 'paper-gate|'{-c,--config,--days,--html,--metrics-file,--now,--out,--run,--run-id}
         case 'preflight|'{--base-url,-c,--config,--exchange,--metrics-file}
@@ -64,7 +65,7 @@ function __stagectl_names --argument-names path
         case 'metrics'
             echo import fetch window export-windows
         case 'notify'
-            echo unit-failed
+            echo unit-failed test
         case 'report'
             echo verify
         case 'shadow'
@@ -324,11 +325,15 @@ complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l start -x -
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l symbol -x -a 'BTCUSDT ETHUSDT SOLUSDT XRPUSDT' -d 'Only this symbol, e.g. SOLUSDT.'
 complete -c stagectl -n '__stagectl_at \'metrics export-windows\'' -l window -x -d 'Window length in seconds.'
 complete -c stagectl -n '__stagectl_at \'notify\' 0' -a unit-failed -d 'Tell every channel of the risk guard config\'s notify section that a stagectl systemd unit failed: the unit, how it ended (systemd\'s MONITOR_SERVICE_RESULT and MONITOR_EXIT_STATUS, when set) and the...'
+complete -c stagectl -n '__stagectl_at \'notify\' 0' -a test -d 'Send one test message to every channel of the risk guard config\'s notify section (webhook, apprise URLs, Telegram), so the desk sees each channel work before an alert needs it.'
 complete -c stagectl -n '__stagectl_at \'notify\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'notify unit-failed\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'notify unit-failed\' 0' -x
+complete -c stagectl -n '__stagectl_at \'notify test\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'notify test\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'notify test\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'optimize\'' -l from-governor -d 'Take the candidates from the latest recorded governor decision (edge = its score, confidence 1, current = its previous weights).'
 complete -c stagectl -n '__stagectl_at \'optimize\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'optimize\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'

@@ -105,10 +105,14 @@ _stagectl_node() {
             _stagectl_commands=()
             _stagectl_opts=('--candles:1-minute OHLCV CSV(.gz) of the fills'\'' symbol, for the mids.' '--end:Last window end (UTC).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--out:Write the CSV to FILE [default: stdout].' '--start:First window start (UTC).' '--symbol:Only this symbol, e.g. SOLUSDT.' '--window:Window length in seconds.');;
         "notify")
-            _stagectl_names='unit-failed'
-            _stagectl_commands=('unit-failed:Tell every channel of the risk guard config'\''s notify section that a stagectl systemd unit failed: the unit, how it ended (systemd'\''s MONITOR_SERVICE_RESULT and MONITOR_EXIT_STATUS, when set) and the...')
+            _stagectl_names='unit-failed test'
+            _stagectl_commands=('unit-failed:Tell every channel of the risk guard config'\''s notify section that a stagectl systemd unit failed: the unit, how it ended (systemd'\''s MONITOR_SERVICE_RESULT and MONITOR_EXIT_STATUS, when set) and the...' 'test:Send one test message to every channel of the risk guard config'\''s notify section (webhook, apprise URLs, Telegram), so the desk sees each channel work before an alert needs it.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "notify unit-failed")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "notify test")
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-c:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/risk_guard_alt_ensemble.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
@@ -323,6 +327,7 @@ _stagectl_value() {
         "metrics export-windows|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "metrics export-windows|--window") _stagectl_kind=text;;
         "notify unit-failed|-c"|"notify unit-failed|--config") _stagectl_kind=yaml;;
+        "notify test|-c"|"notify test|--config") _stagectl_kind=yaml;;
         "optimize|--out") _stagectl_kind=file;;
         "paper-gate|-c"|"paper-gate|--config") _stagectl_kind=yaml;;
         "paper-gate|--days") _stagectl_kind=text;;

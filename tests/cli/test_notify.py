@@ -71,3 +71,29 @@ def test_a_notify_section_that_does_not_load_is_exit_2(
     assert result.exit_code == 2
     assert "notify section does not load" in result.stderr
     assert server.requests == []
+
+
+def test_notify_test_reaches_the_webhook_and_apprise_and_prints_each_answer(
+    run: Run, home: Path, server: Loopback
+) -> None:
+    config = guard_config(home, server)
+    result = run(["notify", "test", "-c", config, "--json"], env={"APPRISE_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.stderr
+    answers = {a["channel"]: a["status"] for a in result.json()["notifications"]}
+    assert answers["webhook"] == "sent"
+    assert answers["telegram"] == "skipped"
+    assert any(
+        channel.startswith("apprise") and status == "sent" for channel, status in answers.items()
+    )
+    hook = next(json.loads(r["raw"]) for r in server.requests if HOOK_SECRET in r["path"])
+    assert hook["kind"] == "test" and "test message" in hook["text"]
+    apprise_paths = [r["path"] for r in server.requests if TOKEN in r["path"]]
+    assert apprise_paths, "the apprise json:// URL was not called"
+    for text in (result.stdout, result.stderr):
+        assert TOKEN not in text and HOOK_SECRET not in text
+
+
+def test_notify_test_without_a_channel_that_takes_it_is_exit_1(run: Run, home: Path) -> None:
+    result = run(["notify", "test"])
+    assert result.exit_code == 1
+    assert result.stdout.startswith("test message: telegram skipped")

@@ -70,6 +70,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "telegram serve": ("stagectl.services.telegram.bot", "serve"),
     "telegram test": ("stagectl.services.telegram.check", "run"),
     "notify unit-failed": ("stagectl.services.guard.unit_failed", "run"),
+    "notify test": ("stagectl.services.guard.unit_failed", "run_test"),
 }
 
 # Commands without a service: `report verify` checks a file with the reports package

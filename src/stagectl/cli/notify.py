@@ -1,5 +1,8 @@
 """``stagectl notify``: tell the desk's notify channels something from outside a command.
 
+``test`` sends one test message to every channel (the desk checks its webhook, apprise
+URLs and Telegram chat before an alert needs them).
+
 ``unit-failed`` is the ``OnFailure=`` handler of the systemd units ``init --with-units``
 writes (``stagectl-alert@.service``): a unit that failed, however it failed (a command
 that could not judge, a missing executable, a timeout, run-live restarting), reaches the
@@ -78,6 +81,32 @@ def unit_failed(
         print_json(result.to_dict())
     else:
         print_lines([f"{unit} failed: {_answer(answer)}" for answer in result.notifications])
+    if not result.told:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("test")
+def test(
+    ctx: typer.Context,
+    config: Annotated[Path | None, config_option("risk_guard_alt_ensemble.yaml")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Send one test message to every channel of the risk guard config's notify section
+    (webhook, apprise URLs, Telegram), so the desk sees each channel work before an alert
+    needs it. A channel without its credentials is reported skipped with the reason.
+
+    Prints each channel's answer. Exit 0 when a channel took the message; 1 when none did;
+    2 when the config's notify section does not load.
+
+    Example: stagectl notify test --json
+    """
+    from stagectl.services.guard import unit_failed as service
+
+    result = service.run_test(service.TestMessageRequest(config), home=cli_context(ctx).home)
+    if json_output:
+        print_json(result.to_dict())
+    else:
+        print_lines([f"test message: {_answer(answer)}" for answer in result.notifications])
     if not result.told:
         raise typer.Exit(EXIT_CHECK_FAILED)
 

@@ -12,6 +12,7 @@
   with the exit code and the error line, its secrets masked.
 - ``unit_failed``: a stagectl systemd unit failed (``stagectl notify unit-failed``, the
   units' ``OnFailure=`` handler): which unit, how it ended, where its journal is.
+- ``test_message``: ``stagectl notify test``, one message to every channel.
 
 Every entry returns results and never raises: a notification, or its bookkeeping,
 cannot change the guard's exit code or keep its report from being written.
@@ -119,22 +120,50 @@ def unit_failed(
     """Tell every channel of the guard config's ``notify`` section that the systemd unit
     ``unit`` failed (``result`` and ``exit_status`` as systemd gives them); None when no
     notify section can be loaded. Never raises."""
+    how_ended = ", ".join(
+        part
+        for part in (result and f"result {result}", exit_status and f"exit {exit_status}")
+        if part
+    )
+    text = (
+        f"stagectl: the systemd unit {unit} failed ({how_ended or 'no details'}) on the "
+        f"desk {home.root}; its journal: journalctl --user -u {unit} (without --user "
+        "for a system unit)"
+    )
+    fields = {"kind": "unit-failed", "unit": unit, "result": result, "exit": exit_status}
+    alert = Alert(text, fields, title=f"stagectl: {unit} failed", severity="HIGH")
+    return _tell(home, config, alert, env, delivery)
+
+
+def test_message(
+    home: Home,
+    config: Path | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    delivery: Delivery | None = None,
+) -> list[NotifyResult] | None:
+    """A test message to every channel of the guard config's ``notify`` section (``stagectl
+    notify test``), so the desk sees each channel work before an alert needs it; None
+    when no notify section can be loaded. Never raises."""
+    text = (
+        f"stagectl: test message from the desk {home.root}; an alert from the risk guard "
+        "or a failed unit reaches you here the same way"
+    )
+    alert = Alert(text, {"kind": "test"}, title="stagectl: test message", severity="INFO")
+    return _tell(home, config, alert, env, delivery)
+
+
+def _tell(
+    home: Home,
+    config: Path | None,
+    alert: Alert,
+    env: Mapping[str, str] | None,
+    delivery: Delivery | None,
+) -> list[NotifyResult] | None:
     try:
         settings = _notify_settings(home, config)
         if settings is None:
             return None
-        how_ended = ", ".join(
-            part
-            for part in (result and f"result {result}", exit_status and f"exit {exit_status}")
-            if part
-        )
-        text = (
-            f"stagectl: the systemd unit {unit} failed ({how_ended or 'no details'}) on the "
-            f"desk {home.root}; its journal: journalctl --user -u {unit} (without --user "
-            "for a system unit)"
-        )
-        fields = {"kind": "unit-failed", "unit": unit, "result": result, "exit": exit_status}
-        alert = Alert(text, fields, title=f"stagectl: {unit} failed", severity="HIGH")
         environment = os.environ if env is None else env
         return dispatch.send(alert, settings, environment, delivery or Delivery(home.root))
     except Exception as failure:
