@@ -30,6 +30,18 @@ from stagectl.domain.risk_indicators import GuardArrays, IndicatorTape
 from stagectl.domain.risk_rules import RuleKey, breaches, streak_lengths
 
 IntArray = np.ndarray
+_KEPT = (
+    "gross",
+    "funding",
+    "cost",
+    "net",
+    "turnover",
+    "gross_cur",
+    "funding_cur",
+    "fee_cur",
+    "slip_cur",
+)
+"""The kernel's (bars, sleeves) series the tape keeps whole (``backtest.Stretch``)."""
 MOVING_ACTIONS = ("FLATTEN_ALL", "REDUCE_RISK_50", "DISABLE_SLEEVE")
 """The actions that change positions: the only rules the replay's state machine reads."""
 
@@ -112,6 +124,10 @@ class GuardedTape:
         self.indicators = IndicatorTape(market.index.as_unit("ns").asi8, market.names)
         self.growth = np.zeros(bars)
         self.sleeve_growth = np.zeros((bars, width))
+        self.run = {name: np.empty((bars, width)) for name in _KEPT}
+        """The kernel's per-sleeve series of the bars computed, for :meth:`finished`."""
+        self.portfolio_net = np.empty(bars)
+        self.equity_before = np.empty(bars)
 
     @property
     def bars(self) -> int:
@@ -171,6 +187,10 @@ class GuardedTape:
     def _store(self, stretch: Stretch, start: int, end: int) -> None:
         self.growth[start:end] = stretch.growth
         self.sleeve_growth[start:end] = stretch.sleeve_growth
+        for name, values in self.run.items():
+            values[start:end] = getattr(stretch, name)
+        self.portfolio_net[start:end] = stretch.portfolio_net
+        self.equity_before[start:end] = stretch.equity_before
         market, inputs = self.market, self.inputs
         inputs.equity[start:end] = market.initial_equity * stretch.growth
         for i, weight in enumerate(market.weights):  # (initial x weight) x growth, as assemble
@@ -188,11 +208,17 @@ class GuardedTape:
             getattr(inputs, name)[start:end] = values
 
     def finished(self) -> Stretch:
-        """The whole run, for ``backtest.assemble``: every bar computed, then the kernel
-        once more over all of them (the same doubles as its ranges, kept whole only
-        now: the ranges keep what the indicators need)."""
+        """The whole run, for ``backtest.assemble``: every bar computed, its ranges' series
+        put together (the doubles of one pass of the kernel over all the bars)."""
         self.advance_to(self.bars)
-        return advance(self.market, self.held, 0, self.bars)
+        return Stretch(
+            start=0,
+            portfolio_net=self.portfolio_net,
+            growth=self.growth,
+            sleeve_growth=self.sleeve_growth,
+            equity_before=self.equity_before,
+            **self.run,
+        )
 
 
 class ScanRules:
