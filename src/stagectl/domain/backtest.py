@@ -34,7 +34,7 @@ rebalances weights weekly). Per-sleeve equity curves are standalone:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -263,6 +263,7 @@ def advance(
     *,
     growth_before: float = 1.0,
     sleeve_growth_before: FloatArray | None = None,
+    into: Mapping[str, FloatArray] | None = None,
 ) -> Stretch:
     """The kernel over bars ``[start, end)`` of the (bars, sleeves) positions ``held``.
 
@@ -270,6 +271,8 @@ def advance(
     from ``held``), the portfolio and sleeve growth at ``start - 1``. Every operation is
     elementwise, row by row or a running product seeded with the carried value, so a run
     advanced range by range gives the doubles of one pass over ``[0, bars)``.
+    ``into`` (each of :data:`SLEEVE_SERIES` as a (bars, sleeves) array) receives the
+    range's per-sleeve series in its rows ``[start, end)``, which the Stretch then views.
     """
     first = max(start - 1, 0)
     pad = start - first  # 1 when a bar before the range carries in
@@ -293,7 +296,7 @@ def advance(
     equity_before = market.initial_equity * growth[:-1]  # the initial equity at bar 0
     before = np.ones(width) if sleeve_growth_before is None else sleeve_growth_before
     # sleeve by sleeve: numpy's loops over a (bars, 2) array run two elements at a time
-    columns: dict[str, list[FloatArray]] = {name: [] for name in _SLEEVE_FIELDS}
+    columns: dict[str, list[FloatArray]] = {name: [] for name in SLEEVE_SERIES}
     for i, core in enumerate(cores):
         gross, funding, net = core.gross[pad:], core.funding[pad:], core.net[pad:]
         capital = equity_before * weights[i]
@@ -323,7 +326,7 @@ def advance(
         portfolio_net=portfolio_net,
         growth=growth[1:],
         equity_before=equity_before,
-        **{name: _stack(values) for name, values in columns.items()},
+        **{name: _stack(values, into, name, start) for name, values in columns.items()},
     )
 
 
@@ -339,14 +342,21 @@ def _row_sums(columns: FloatArray) -> FloatArray:
     return columns[:, 0] if columns.shape[1] == 1 else columns.sum(axis=1)
 
 
-def _stack(columns: list[FloatArray]) -> FloatArray:
-    """(rows, sleeves) from one array per sleeve: a view of a single sleeve's array.
+def _stack(
+    columns: list[FloatArray],
+    into: Mapping[str, FloatArray] | None = None,
+    name: str = "",
+    start: int = 0,
+) -> FloatArray:
+    """(rows, sleeves) from one array per sleeve: a view of a single sleeve's array, or
+    the rows from ``start`` of ``into[name]`` when given.
 
     Copied column by column into one C-ordered block (what ``np.column_stack`` makes, at
     a tenth of its cost a call: the replay stacks some 600 short ranges a run)."""
-    if len(columns) == 1:
+    if into is None and len(columns) == 1:
         return columns[0][:, None]
-    out = np.empty((len(columns[0]), len(columns)))
+    rows = len(columns[0])
+    out = np.empty((rows, len(columns))) if into is None else into[name][start : start + rows]
     for i, column in enumerate(columns):
         out[:, i] = column
     return out
@@ -360,7 +370,7 @@ def _running_product(seed: float, values: FloatArray) -> FloatArray:
     return np.cumprod(out, out=out)
 
 
-_SLEEVE_FIELDS = (
+SLEEVE_SERIES = (
     "gross",
     "funding",
     "cost",
@@ -372,6 +382,7 @@ _SLEEVE_FIELDS = (
     "fee_cur",
     "slip_cur",
 )
+"""The per-sleeve (bars, sleeves) series of a :class:`Stretch`."""
 
 
 def run_backtest(

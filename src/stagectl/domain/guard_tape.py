@@ -25,23 +25,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from stagectl.config.risk_guard import Rule
-from stagectl.domain.backtest import FloatArray, Market, Stretch, advance
+from stagectl.domain.backtest import SLEEVE_SERIES, FloatArray, Market, Stretch, advance
 from stagectl.domain.risk_indicators import GuardArrays, IndicatorTape
 from stagectl.domain.risk_rules import RuleKey, breaches, streak_lengths
 
 IntArray = np.ndarray
-_KEPT = (
-    "gross",
-    "funding",
-    "cost",
-    "net",
-    "turnover",
-    "gross_cur",
-    "funding_cur",
-    "fee_cur",
-    "slip_cur",
-)
-"""The kernel's (bars, sleeves) series the tape keeps whole (``backtest.Stretch``)."""
 MOVING_ACTIONS = ("FLATTEN_ALL", "REDUCE_RISK_50", "DISABLE_SLEEVE")
 """The actions that change positions: the only rules the replay's state machine reads."""
 
@@ -123,11 +111,11 @@ class GuardedTape:
         self.inputs.position_state[:] = position_state
         self.indicators = IndicatorTape(market.index.as_unit("ns").asi8, market.names)
         self.growth = np.zeros(bars)
-        self.sleeve_growth = np.zeros((bars, width))
-        self.run = {name: np.empty((bars, width)) for name in _KEPT}
-        """The kernel's per-sleeve series of the bars computed, for :meth:`finished`."""
-        self.portfolio_net = np.empty(bars)
-        self.equity_before = np.empty(bars)
+        self.run = {name: np.zeros((bars, width)) for name in SLEEVE_SERIES}
+        """The kernel's per-sleeve series of the bars computed (``advance`` writes them)."""
+        self.sleeve_growth = self.run["sleeve_growth"]
+        self.portfolio_net = np.zeros(bars)
+        self.equity_before = np.zeros(bars)
 
     @property
     def bars(self) -> int:
@@ -177,6 +165,7 @@ class GuardedTape:
             end,
             growth_before=self.growth[before] if start else 1.0,
             sleeve_growth_before=self.sleeve_growth[before] if start else None,
+            into=self.run,
         )
         self._store(stretch, start, end)
         self.indicators.compute(
@@ -186,9 +175,6 @@ class GuardedTape:
 
     def _store(self, stretch: Stretch, start: int, end: int) -> None:
         self.growth[start:end] = stretch.growth
-        self.sleeve_growth[start:end] = stretch.sleeve_growth
-        for name, values in self.run.items():
-            values[start:end] = getattr(stretch, name)
         self.portfolio_net[start:end] = stretch.portfolio_net
         self.equity_before[start:end] = stretch.equity_before
         market, inputs = self.market, self.inputs
@@ -215,7 +201,6 @@ class GuardedTape:
             start=0,
             portfolio_net=self.portfolio_net,
             growth=self.growth,
-            sleeve_growth=self.sleeve_growth,
             equity_before=self.equity_before,
             **self.run,
         )
