@@ -54,15 +54,15 @@ def guard_flows(
     """
     sleeve_pnl, trades = np.empty_like(net), np.empty_like(turnover)
     traded, fill_bps, slipped = [], [], []
-    for i, weight in enumerate(weights):  # by sleeve: (bars, 2) loops go 2 elements a time
-        moved = turnover[:, i] > 0
-        traded.append(turnover[:, i] * weight)
-        notional = traded[i] * equity_before
-        slipped.append(moved & (slip_cur[:, i] > 0) & (notional > 0))
-        with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # the bps of no fill: not used
+        for i, weight in enumerate(weights):  # by sleeve: (bars, 2) loops go 2 at a time
+            moved = turnover[:, i] > 0
+            traded.append(turnover[:, i] * weight)
+            notional = traded[i] * equity_before
+            slipped.append(moved & (slip_cur[:, i] > 0) & (notional > 0))
             fill_bps.append(np.where(slipped[i], slip_cur[:, i] / notional * 1e4, 0.0))
-        sleeve_pnl[:, i] = net[:, i] * weight * equity_before
-        trades[:, i] = moved
+            sleeve_pnl[:, i] = net[:, i] * weight * equity_before
+            trades[:, i] = moved
     return {
         "sleeve_pnl": sleeve_pnl,
         "turnover": _added(traded) / (weights.sum() or 1.0),

@@ -359,11 +359,14 @@ def evaluate_values(
     n = len(at)
     breach = np.zeros((len(keys), n), dtype=bool)
     near = np.zeros((len(keys), n), dtype=bool)
-    values = np.full((len(keys), n), np.nan)
+    everywhere = bool(found.all())
+    # written whole row by row when every evaluation time has a bar: no NaN fill first
+    # (over minute bars the matrix is hundreds of MB)
+    values = np.empty((len(keys), n)) if everywhere else np.full((len(keys), n), np.nan)
     for k, (rule, _) in enumerate(keys):
         series = np.asarray(key_values[k], dtype=float)
         at_eval = values[k]
-        if found.all():
+        if everywhere:
             at_eval[:] = series[position] if len(position) != len(series) else series
         else:
             np.copyto(at_eval, series[position], where=found)
