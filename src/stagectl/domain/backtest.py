@@ -302,12 +302,7 @@ def advance(
         capital = equity_before * weights[i]
         cost_cur = capital * core.mark[pad:]  # capital * (1 + gross - funding) * cost
         cost_cur *= core.cost[pad:]
-        fee = _column(_rows(fee_rate, start, end), i)
-        total = _column(_rows(total_rate, start, end), i)
-        fee_share = np.divide(
-            fee, total, out=np.zeros(np.shape(total)), where=np.asarray(total) > 0
-        )
-        fee_cur = cost_cur * fee_share
+        fee_cur = cost_cur * _fee_share(fee_rate, total_rate, start, end, i)
         for name, values in (
             ("gross", gross),
             ("funding", funding),
@@ -327,6 +322,21 @@ def advance(
         growth=growth[1:],
         equity_before=equity_before,
         **{name: _stack(values, into, name, start) for name, values in columns.items()},
+    )
+
+
+def _fee_share(
+    fee_rate: FloatArray, total_rate: FloatArray, start: int, end: int, i: int
+) -> float | FloatArray:
+    """The fee's share of sleeve ``i``'s cost rate over ``[start, end)`` (0 where there is
+    no cost); of scalar rates, one Python division (the same double)."""
+    if fee_rate.ndim == 0:
+        total = float(total_rate)
+        return float(fee_rate) / total if total > 0 else 0.0
+    fee = _column(_rows(fee_rate, start, end), i)
+    total_rows = _column(_rows(total_rate, start, end), i)
+    return np.divide(
+        fee, total_rows, out=np.zeros(np.shape(total_rows)), where=np.asarray(total_rows) > 0
     )
 
 
