@@ -250,3 +250,43 @@ def test_consecutive_rule_past_threshold_on_a_short_streak_is_low() -> None:
 )
 def test_exit_code_is_one_for_any_recommended_action(action: str, code: int) -> None:
     assert exit_code_for(action) == code
+
+
+def test_rows_longer_than_a_chunk_are_judged_as_element_by_element(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """evaluate_values judges long rows (minute bars) in cache-sized chunks (here 1,000
+    evaluations): each evaluation's breach and near miss are those of the single value
+    there, across the chunks' edges, a consecutive-day rule's included."""
+    from stagectl.domain import risk_rules
+
+    monkeypatch.setattr(risk_rules, "_CHUNK", 1000)
+    n = 4 * 1440 + 7  # four days of minutes, six chunks and a bit
+    index = pd.date_range("2020-01-01", periods=n, freq="1min", tz="UTC")
+    rng = np.random.default_rng(7)
+    values = rng.normal(12.0, 1.5, n)
+    values[rng.integers(0, n, 50)] = NAN
+    checks = 480 + 1440 * np.arange(4)  # the 08:00 daily checks
+    values[checks] = 20.0
+    plain, abs_rule = rule(), rule(id="a", op="abs>", value=13.0, scale=0.5)
+    streaky = rule(id="s", consecutive_days=2)
+    keys = ((plain, None), (abs_rule, None), (streaky, None))
+    table = risk_rules.evaluate_values(
+        [values, values, values],
+        keys,
+        index.as_unit("ns").asi8,
+        index,
+        daily_utc="08:00",
+        near_threshold_pct=10.0,
+    )
+    for k, (r, _) in enumerate(keys[:2]):
+        assert table.breach_matrix[k].tolist() == [risk_rules.value_breaches(v, r) for v in values]
+        assert table.near_matrix[k].tolist() == [risk_rules.value_near(v, r, 10.0) for v in values]
+    # the streak of two checks holds from the second check on, across chunk edges
+    fired = table.breach_matrix[2]
+    assert not fired[: checks[1]].any() and fired[checks[1] :].all()
+    past = [risk_rules.value_breaches(v, streaky) for v in values]
+    near = [risk_rules.value_near(v, streaky, 10.0) for v in values]
+    assert table.near_matrix[2].tolist() == [
+        (p or c) and not f for p, c, f in zip(past, near, fired.tolist(), strict=True)
+    ]

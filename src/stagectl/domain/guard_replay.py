@@ -36,6 +36,7 @@ Actions (seed 003 §4; docs/risk-guard.md):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -191,7 +192,7 @@ class _Shadow:
     _reenables: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
     def reenables(
-        self, clock: np.ndarray, sleeve: str, due: pd.Timestamp, config: RiskGuardConfig
+        self, clock: Sequence[int], sleeve: str, due: pd.Timestamp, config: RiskGuardConfig
     ) -> np.ndarray:
         """The eval positions of the reviews of a sleeve disabled until ``due`` that find
         it healthy (``directives.review_sleeve`` on its 30-day Sharpe): the first one at or
@@ -249,7 +250,7 @@ def _restartable(shadow: _Shadow, config: RiskGuardConfig) -> np.ndarray:
 
 
 def _restart_at(
-    clock: np.ndarray,
+    clock: Sequence[int],
     state: _State,
     restartable: np.ndarray,
     start: int,
@@ -264,22 +265,22 @@ def _restart_at(
     earliest = state.flattened_at + pd.Timedelta(  # type: ignore[operator]
         hours=config.actions.flatten_all.post_mortem_within_h
     )
-    first = max(start, int(np.searchsorted(clock, earliest.value)))
+    first = max(start, bisect_left(clock, earliest.value))
     k = int(np.searchsorted(restartable, first))
     if k == len(restartable):
         return None
     return int(restartable[k]), "RESTART", None, "restart conditions hold (human sign-off assumed)"
 
 
-def _reviews(clock: np.ndarray, due: pd.Timestamp, period: pd.Timedelta) -> Iterator[int]:
+def _reviews(clock: Sequence[int], due: pd.Timestamp, period: pd.Timedelta) -> Iterator[int]:
     """The eval positions of the reviews from ``due`` on (``clock``: the evaluation times
-    in nanoseconds): the first evaluation at or after each due time; the next is due one
+    in nanoseconds, sorted): the first evaluation at or after each due time; the next is due one
     period after that review (as the live guard, which records a review at the evaluation
     that makes it)."""
     at, step = due.value, period.value
-    while (i := int(np.searchsorted(clock, at))) < len(clock):
+    while (i := bisect_left(clock, at)) < len(clock):
         yield i
-        at = int(clock[i]) + step
+        at = clock[i] + step
 
 
 def _reduce_issue(rules: ScanRules, i: int) -> tuple[str, str | None, float] | None:
@@ -304,7 +305,7 @@ def _worsened(rules: ScanRules, i: int, issue: tuple[str, str | None, float] | N
 def _reduce_review(
     rules: ScanRules,
     span: tuple[int, int],
-    clock: np.ndarray,
+    clock: Sequence[int],
     state: _State,
     reduce: np.ndarray,
     config: RiskGuardConfig,
@@ -335,7 +336,7 @@ def _reduce_review(
 def _next_action(
     rules: ScanRules,
     span: tuple[int, int],
-    clock: np.ndarray,
+    clock: Sequence[int],
     state: _State,
     shadow: _Shadow,
     start: int,
@@ -384,7 +385,7 @@ def _next_action(
 
 def _search(
     rules: ScanRules,
-    clock: np.ndarray,
+    clock: Sequence[int],
     state: _State,
     shadow: _Shadow,
     start: int,
@@ -465,7 +466,7 @@ def replay(
     index = market.index
     eval_times = evaluation_times(index, evaluation, config.schedule.daily_utc)
     eval_bars = index.get_indexer(eval_times)
-    clock = eval_times.as_unit("ns").asi8
+    clock = eval_times.as_unit("ns").asi8.tolist()  # bisected a few hundred times a run
     names = tuple(s.symbol for s in sleeves)
     tape = GuardedTape(
         market,

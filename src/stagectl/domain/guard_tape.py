@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from stagectl.config.risk_guard import Rule
-from stagectl.domain.backtest import FloatArray, Market, Stretch, advance
+from stagectl.domain.backtest import SLEEVE_SERIES, FloatArray, Market, Stretch, advance
 from stagectl.domain.risk_indicators import GuardArrays, IndicatorTape
 from stagectl.domain.risk_rules import RuleKey, breaches, streak_lengths
 
@@ -54,15 +54,15 @@ def guard_flows(
     """
     sleeve_pnl, trades = np.empty_like(net), np.empty_like(turnover)
     traded, fill_bps, slipped = [], [], []
-    for i, weight in enumerate(weights):  # by sleeve: (bars, 2) loops go 2 elements a time
-        moved = turnover[:, i] > 0
-        traded.append(turnover[:, i] * weight)
-        notional = traded[i] * equity_before
-        slipped.append(moved & (slip_cur[:, i] > 0) & (notional > 0))
-        with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # the bps of no fill: not used
+        for i, weight in enumerate(weights):  # by sleeve: (bars, 2) loops go 2 at a time
+            moved = turnover[:, i] > 0
+            traded.append(turnover[:, i] * weight)
+            notional = traded[i] * equity_before
+            slipped.append(moved & (slip_cur[:, i] > 0) & (notional > 0))
             fill_bps.append(np.where(slipped[i], slip_cur[:, i] / notional * 1e4, 0.0))
-        sleeve_pnl[:, i] = net[:, i] * weight * equity_before
-        trades[:, i] = moved
+            sleeve_pnl[:, i] = net[:, i] * weight * equity_before
+            trades[:, i] = moved
     return {
         "sleeve_pnl": sleeve_pnl,
         "turnover": _added(traded) / (weights.sum() or 1.0),
@@ -111,7 +111,11 @@ class GuardedTape:
         self.inputs.position_state[:] = position_state
         self.indicators = IndicatorTape(market.index.as_unit("ns").asi8, market.names)
         self.growth = np.zeros(bars)
-        self.sleeve_growth = np.zeros((bars, width))
+        self.run = {name: np.zeros((bars, width)) for name in SLEEVE_SERIES}
+        """The kernel's per-sleeve series of the bars computed (``advance`` writes them)."""
+        self.sleeve_growth = self.run["sleeve_growth"]
+        self.portfolio_net = np.zeros(bars)
+        self.equity_before = np.zeros(bars)
 
     @property
     def bars(self) -> int:
@@ -161,6 +165,7 @@ class GuardedTape:
             end,
             growth_before=self.growth[before] if start else 1.0,
             sleeve_growth_before=self.sleeve_growth[before] if start else None,
+            into=self.run,
         )
         self._store(stretch, start, end)
         self.indicators.compute(
@@ -170,7 +175,8 @@ class GuardedTape:
 
     def _store(self, stretch: Stretch, start: int, end: int) -> None:
         self.growth[start:end] = stretch.growth
-        self.sleeve_growth[start:end] = stretch.sleeve_growth
+        self.portfolio_net[start:end] = stretch.portfolio_net
+        self.equity_before[start:end] = stretch.equity_before
         market, inputs = self.market, self.inputs
         inputs.equity[start:end] = market.initial_equity * stretch.growth
         for i, weight in enumerate(market.weights):  # (initial x weight) x growth, as assemble
@@ -188,11 +194,16 @@ class GuardedTape:
             getattr(inputs, name)[start:end] = values
 
     def finished(self) -> Stretch:
-        """The whole run, for ``backtest.assemble``: every bar computed, then the kernel
-        once more over all of them (the same doubles as its ranges, kept whole only
-        now: the ranges keep what the indicators need)."""
+        """The whole run, for ``backtest.assemble``: every bar computed, its ranges' series
+        put together (the doubles of one pass of the kernel over all the bars)."""
         self.advance_to(self.bars)
-        return advance(self.market, self.held, 0, self.bars)
+        return Stretch(
+            start=0,
+            portfolio_net=self.portfolio_net,
+            growth=self.growth,
+            equity_before=self.equity_before,
+            **self.run,
+        )
 
 
 class ScanRules:

@@ -322,13 +322,25 @@ class IndicatorTape:
         where a sleeve's drawdown restarts (its re-enables)."""
         if end <= start:
             return
+        # one error state for the whole range (a context costs a few microseconds, some
+        # 200 ranges a replay): NaN and inf are the indicators' own values, no warnings
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._fill(inputs, start, end, epoch, sleeve_resets or {})
+
+    def _fill(
+        self,
+        inputs: GuardArrays,
+        start: int,
+        end: int,
+        epoch: int,
+        resets: Mapping[str, Sequence[int]],
+    ) -> None:
         equity = inputs.equity[start:end]
         returns = self.returns[start:end]  # pct_change: equity / previous - 1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(equity[1:], equity[:-1], out=returns[1:])
-            # the epoch's first bar has no return
-            returns[0] = equity[0] / inputs.equity[start - 1] if start > epoch else np.nan
-            returns -= 1.0
+        np.divide(equity[1:], equity[:-1], out=returns[1:])
+        # the epoch's first bar has no return
+        returns[0] = equity[0] / inputs.equity[start - 1] if start > epoch else np.nan
+        returns -= 1.0
         sums = self._running_sums(inputs, start, end, epoch, returns)
         flows, day = sums[: self._pnl], self.day_ago
         if isinstance(day, int):
@@ -342,29 +354,26 @@ class IndicatorTape:
         peak[:] = np.fmax.accumulate(np.concatenate(([carried], equity)))[1:]
         row = self.values[:, start:end]  # one view per indicator, written in place
         fills = window[3]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            _change_pct(equity, _past(inputs.equity, day, start, end, epoch, np.nan), row[0])
-            row[1] = self._sharpe_values(start, end, epoch)
-            _drawdown_pct(peak, equity, row[2])
-            _change_pct(equity, month_equity, row[3])
-            np.multiply(window[0], 100.0, out=row[4])
-            np.divide(window[2], fills, out=row[5], where=fills > 0)
-            row[5][~(fills > 0)] = np.nan
-            np.divide(window[1], equity, out=row[6])
-            row[6] *= 1e4
-            row[7] = inputs.signal_mismatch_pct[start:end]
-        resets = sleeve_resets or {}
+        _change_pct(equity, _past(inputs.equity, day, start, end, epoch, np.nan), row[0])
+        row[1] = self._sharpe_values(start, end, epoch)
+        _drawdown_pct(peak, equity, row[2])
+        _change_pct(equity, month_equity, row[3])
+        np.multiply(window[0], 100.0, out=row[4])
+        np.divide(window[2], fills, out=row[5], where=fills > 0)
+        row[5][~(fills > 0)] = np.nan
+        np.divide(window[1], equity, out=row[6])
+        row[6] *= 1e4
+        row[7] = inputs.signal_mismatch_pct[start:end]
         for j, sleeve in enumerate(self.sleeves):
             base = len(PORTFOLIO_INDICATORS) + 4 * j
             sleeve_equity = inputs.sleeve_equity[start:end, j]
             peak = self._sleeve_peak(j, sleeve_equity, start, end, epoch, resets.get(sleeve, ()))
             month_pnl = _past(sums[self._pnl + j], self.month_ago, start, end, epoch, 0.0)
             contribution = row[base + 1]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                _drawdown_pct(peak, sleeve_equity, row[base])
-                np.subtract(sums[self._pnl + j, start:end], month_pnl, out=contribution)
-                contribution /= month_equity
-                contribution *= 100.0
+            _drawdown_pct(peak, sleeve_equity, row[base])
+            np.subtract(sums[self._pnl + j, start:end], month_pnl, out=contribution)
+            contribution /= month_equity
+            contribution *= 100.0
             row[base + 2] = inputs.position_state[start:end, j]
             row[base + 3] = window[self._trades + j]
 
