@@ -148,3 +148,18 @@ def test_metrics_file_and_signed_out_as_the_schedule_runs_them(
     assert "stagectl_health_bar_age_seconds" in text and "stagectl_checks_failed" in text
     assert 'stagectl_command_exit_code{command="health"} 1.0' in text
     assert run(["health", "--run", "nope"]).exit_code == 2
+
+
+def test_thresholds_come_from_stage3_yaml_and_a_bad_one_is_exit_2(
+    run: Run, home: Path, paper_run: str
+) -> None:
+    from tests.conftest import REPO_ROOT
+
+    packaged = (REPO_ROOT / "config" / "stage3.yaml").read_text()
+    strict, bad = home / "strict.yaml", home / "bad.yaml"
+    strict.write_text(packaged + "health:\n  warn_bar_age_min: 30\n  max_bar_age_min: 60\n")
+    code, checks, _ = _health(run, "-c", strict, "--now", SOON)  # 80 min after the open
+    assert code == 1 and checks["last-bar age"]["threshold"] == "WARN > 30 min, FAIL > 60 min"
+    bad.write_text(packaged + "health:\n  max_bar_age_minutes: 60\n")
+    result = run(["health", "-c", bad])
+    assert result.exit_code == 2 and "bad.yaml" in result.stderr

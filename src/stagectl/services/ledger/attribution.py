@@ -236,7 +236,9 @@ def _add_ledger(
 ) -> None:
     """The run's ledger figures of the window, added to the totals and, through the
     decision in force at each fill or settlement, to the groups' costs."""
-    index = _DecisionIndex(journal.events(db, run_id=run_id, event_type=DECISION, end=request.end))
+    index = _DecisionIndex(
+        journal.events(db, run_id=run_id, event_type=DECISION, start=request.start, end=request.end)
+    )
     history = sorted(ledger.fills(db, run_id=run_id, end=request.end), key=lambda f: f.ts)
     booked = fifo_realized(history)
     sized_at = {o.client_order_id: o for o in orders.run_orders(db, run_id)}
@@ -249,14 +251,14 @@ def _add_ledger(
         totals.fees += fee
         totals.slippage += slip
         decision = index.at(fill.symbol, fill.ts)
-        if decision is None or decision.ts < request.start:
+        if decision is None:
             unattributed.append(f"{run_id}: fill {fill.trade_id} at {fill.ts.isoformat()}")
             continue
         for bucket in _buckets(groups, decision):
             bucket.fees += float(fee)
             bucket.slippage += float(slip)
     for payment in ledger.funding_payments(db, run_id=run_id, start=request.start, end=request.end):
-        _add_funding(groups, totals, index, payment, run_id, request, unattributed)
+        _add_funding(groups, totals, index, payment, run_id, unattributed)
 
 
 def _add_funding(
@@ -265,12 +267,11 @@ def _add_funding(
     index: _DecisionIndex,
     payment: FundingPayment,
     run_id: str,
-    request: AttributionRequest,
     unattributed: list[str],
 ) -> None:
     totals.funding += payment.paid
     decision = index.at(payment.symbol, payment.ts)
-    if decision is None or decision.ts < request.start:
+    if decision is None:
         unattributed.append(f"{run_id}: funding {payment.symbol} at {payment.ts.isoformat()}")
         return
     for bucket in _buckets(groups, decision):
