@@ -208,7 +208,8 @@ def _gaps(
         else "PASS"
     )
     shown = ", ".join(f"{s} {n}" for s, n in sorted(missing.items())) or "none"
-    reason = f"{expected} bars of {step} to {_iso(last)} per sleeve; missing: {shown}"
+    minutes = f"{step.total_seconds() / 60:g} min"
+    reason = f"{expected} bars of {minutes} to {_iso(last)} per sleeve; missing: {shown}"
     return HealthCheck(name, status, count, threshold, reason)
 
 
