@@ -107,10 +107,10 @@ class HealthThresholds(ConfigModel):
     max_bar_age_min: Annotated[Minutes, Field(gt=0)] = 150.0
     warn_snapshot_age_min: Annotated[Minutes, Field(gt=0)] = 90.0
     max_snapshot_age_min: Annotated[Minutes, Field(gt=0)] = 150.0
-    gap_lookback_bars: Annotated[int, Field(ge=2)] = 48
-    warn_missing_bars: Annotated[int, Field(ge=1)] = 1
-    max_missing_bars: Annotated[int, Field(ge=1)] = 3
-    latency_bars: Annotated[int, Field(ge=1)] = 100
+    gap_lookback_bars: Annotated[int, Field(ge=2, le=10_000)] = 48
+    warn_missing_bars: Annotated[int, Field(ge=1, le=10_000)] = 1
+    max_missing_bars: Annotated[int, Field(ge=1, le=10_000)] = 3
+    latency_bars: Annotated[int, Field(ge=1, le=100_000)] = 100
     warn_latency_p99_ms: Positive = 5_000.0
     max_latency_p99_ms: Positive = 30_000.0
     order_window_h: Annotated[Hours, Field(gt=0)] = 24.0
