@@ -7,9 +7,10 @@ _stagectl_node() {
     # The subcommands and options of command path $1 (words joined by spaces).
     _stagectl_names=""; _stagectl_opts=""
     case "$1" in
-        "") _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
+        "") _stagectl_names='artifacts attribution audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
+        "attribution") _stagectl_names=''; _stagectl_opts='--day --end -h --help --html --json --out --run --start --unsigned';;
         "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --scheduler --unsigned --workers';;
         "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-model --cost-multiplier --data --end --export --grid -h --help --html --json --out --preset --record --scheduler --start --symbol --unsigned --workers';;
         "completion") _stagectl_names='show install'; _stagectl_opts='-h --help';;
@@ -24,6 +25,7 @@ _stagectl_node() {
         "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --metrics-file --paper --reason --symbol -y --yes';;
         "funding-scan") _stagectl_names=''; _stagectl_opts='--data -h --help --json --now -s --symbol';;
         "governor") _stagectl_names=''; _stagectl_opts='--apply -c --config --data -h --help --json --now';;
+        "health") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --max-bar-age --metrics-file --now --offline --out --run --unsigned';;
         "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json --mail-to --with-units';;
         "market-intel") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --now --out';;
         "metrics") _stagectl_names='import fetch window export-windows'; _stagectl_opts='-h --help';;
@@ -73,6 +75,12 @@ _stagectl_value() {
         "|--home") _stagectl_kind=dir;;
         "|--state") _stagectl_kind=text;;
         "artifacts analyze|-c"|"artifacts analyze|--config") _stagectl_kind=yaml;;
+        "attribution|--day") _stagectl_kind=text;;
+        "attribution|--end") _stagectl_kind=text;;
+        "attribution|--html") _stagectl_kind=file;;
+        "attribution|--out") _stagectl_kind=file;;
+        "attribution|--run") _stagectl_kind=text;;
+        "attribution|--start") _stagectl_kind=text;;
         "audit-strategy|-c"|"audit-strategy|--config") _stagectl_kind=yaml;;
         "audit-strategy|--data") _stagectl_kind=dir;;
         "audit-strategy|--out") _stagectl_kind=file;;
@@ -133,6 +141,14 @@ _stagectl_value() {
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;
         "governor|--now") _stagectl_kind=text;;
+        "health|--base-url") _stagectl_kind=text;;
+        "health|-c"|"health|--config") _stagectl_kind=yaml;;
+        "health|--exchange") _stagectl_kind=text;;
+        "health|--max-bar-age") _stagectl_kind=text;;
+        "health|--metrics-file") _stagectl_kind=file;;
+        "health|--now") _stagectl_kind=text;;
+        "health|--out") _stagectl_kind=file;;
+        "health|--run") _stagectl_kind=text;;
         "init|--mail-to") _stagectl_kind=text;;
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;

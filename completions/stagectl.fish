@@ -8,6 +8,7 @@ function __stagectl_takes_value --argument-names key
     switch $key
         case '|'{--home,--state}
         case 'artifacts analyze|'{-c,--config}
+        case 'attribution|'{--day,--end,--html,--out,--run,--start}
         case 'audit-strategy|'{-c,--config,--data,--out,--scheduler,--workers}
         case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--grid,--html,--out,--preset,--record,--scheduler,--start,--symbol,--workers}
         case 'completion install|'{--path}
@@ -18,6 +19,7 @@ function __stagectl_takes_value --argument-names key
         case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
         case 'funding-scan|'{--data,--now,-s,--symbol}
         case 'governor|'{-c,--config,--data,--now}
+        case 'health|'{--base-url,-c,--config,--exchange,--max-bar-age,--metrics-file,--now,--out,--run}
         case 'init|'{--mail-to}
         case 'market-intel|'{-c,--config,--data,--now,--out}
         case 'metrics import|'{--format,--source,--symbol}
@@ -55,7 +57,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
+            echo artifacts attribution audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -141,6 +143,7 @@ end
 
 complete -c stagectl -f
 complete -c stagectl -n '__stagectl_at \'\' 0' -a artifacts -d 'Analyze a run-live run\'s seed-002 artifacts.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a attribution -d 'PnL by sleeve, regime, venue; costs; reconciled.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a audit-strategy -d 'Seed 003\'s acceptance table on the data.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a backtest -d 'Backtest the strategy config on market data.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a completion -d 'Show or install shell completion scripts.'
@@ -150,6 +153,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a data -d 'Bundled and fetched m
 complete -c stagectl -n '__stagectl_at \'\' 0' -a emergency-close -d 'Reduce-only, cancel, close all, halt.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a funding-scan -d 'Funding carry and perp-spot basis per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a governor -d 'Portfolio Governor weights from Market Intel.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a health -d 'Data, latency, order and exchange health checks.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a init -d 'Create a stagectl home with the default configs.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a market-intel -d 'Stage6 Market Intel metrics per symbol.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a metrics -d 'The fill ledger: import, window metrics, PnL windows.'
@@ -179,6 +183,15 @@ complete -c stagectl -n '__stagectl_at \'artifacts analyze\'' -s c -l config -x 
 complete -c stagectl -n '__stagectl_at \'artifacts analyze\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'artifacts analyze\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'artifacts analyze\' 0' -x
+complete -c stagectl -n '__stagectl_at \'attribution\'' -l day -x -d 'One UTC day: YYYY-MM-DD, today or yesterday [default: today, unless --start/--end].'
+complete -c stagectl -n '__stagectl_at \'attribution\'' -l end -x -d 'Window end (UTC; a date is the end of that day).'
+complete -c stagectl -n '__stagectl_at \'attribution\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'attribution\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
+complete -c stagectl -n '__stagectl_at \'attribution\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'attribution\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'attribution\'' -l run -x -d 'Only this run [default: every run with a decision].'
+complete -c stagectl -n '__stagectl_at \'attribution\'' -l start -x -d 'Window start (UTC date or ISO-8601, inclusive).'
+complete -c stagectl -n '__stagectl_at \'attribution\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle and funding CSV files.'
 complete -c stagectl -n '__stagectl_at \'audit-strategy\'' -s h -l help -d 'Show this message and exit.'
@@ -279,6 +292,18 @@ complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_comp
 complete -c stagectl -n '__stagectl_at \'governor\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l now -x -d 'Decide as of this UTC time (ISO-8601) [default: the end of the common data].'
+complete -c stagectl -n '__stagectl_at \'health\'' -l base-url -x -d 'Send the exchange probe to this host (testnets).'
+complete -c stagectl -n '__stagectl_at \'health\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/stage3.yaml in the home, else the packaged one].'
+complete -c stagectl -n '__stagectl_at \'health\'' -l exchange -x -d 'Probe this ccxt exchange [default: a live run\'s venue; SKIP for paper].'
+complete -c stagectl -n '__stagectl_at \'health\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'health\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'health\'' -l max-bar-age -x -d 'FAIL when the last bar is older (e.g. 150m, 3h) [default: health.max_bar_age_min in stage3.yaml, 150m].'
+complete -c stagectl -n '__stagectl_at \'health\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
+complete -c stagectl -n '__stagectl_at \'health\'' -l now -x -d 'Judge ages as of this UTC time [default: the wall clock].'
+complete -c stagectl -n '__stagectl_at \'health\'' -l offline -d 'No network: SKIP the exchange check.'
+complete -c stagectl -n '__stagectl_at \'health\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'health\'' -l run -x -d 'Check this run [default: the latest run-live run].'
+complete -c stagectl -n '__stagectl_at \'health\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'init\'' -l force -d 'Overwrite config files already in the home.'
 complete -c stagectl -n '__stagectl_at \'init\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'init\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'

@@ -9,8 +9,8 @@ _stagectl_node() {
     _stagectl_names=""; _stagectl_commands=(); _stagectl_opts=()
     case "$1" in
         "")
-            _stagectl_names='artifacts audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'
-            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'notify:Tell the notify channels: a failed systemd unit.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect or copy the state database (SQLite or PostgreSQL).' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'telegram:On-call from Telegram: serve the bot, test it.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
+            _stagectl_names='artifacts attribution audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'
+            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'attribution:PnL by sleeve, regime, venue; costs; reconciled.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'health:Data, latency, order and exchange health checks.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'notify:Tell the notify channels: a failed systemd unit.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect or copy the state database (SQLite or PostgreSQL).' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'telegram:On-call from Telegram: serve the bot, test it.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
             _stagectl_opts=('--debug:Show tracebacks for internal errors.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--home:The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].' '--state:The state database: a SQLite file or a postgresql://USER@HOST/DB URL (password from PGPASSWORD, ~/.pgpass or STAGECTL_STATE_PASSWORD_FILE) [env: STAGECTL_STATE; default: HOME/state/stagectl.db].' '--version:Print the version and exit.');;
         "artifacts")
             _stagectl_names='analyze'
@@ -20,6 +20,10 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-c:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--config:Config file [default: config/stage3.yaml in the home, else the packaged one].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
+        "attribution")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--day:One UTC day: YYYY-MM-DD, today or yesterday [default: today, unless --start/--end].' '--end:Window end (UTC; a date is the end of that day).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--run:Only this run [default: every run with a decision].' '--start:Window start (UTC date or ISO-8601, inclusive).' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "audit-strategy")
             _stagectl_names=''
             _stagectl_commands=()
@@ -76,6 +80,10 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--apply:Record the new weights as current (refused without core.yaml'\''s compliance sign-off, and inside the rebalance interval).' '-c:Config file [default: config/core.yaml in the home, else the packaged one].' '--config:Config file [default: config/core.yaml in the home, else the packaged one].' '--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Decide as of this UTC time (ISO-8601) [default: the end of the common data].');;
+        "health")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--base-url:Send the exchange probe to this host (testnets).' '-c:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--config:Config file [default: config/stage3.yaml in the home, else the packaged one].' '--exchange:Probe this ccxt exchange [default: a live run'\''s venue; SKIP for paper].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--max-bar-age:FAIL when the last bar is older (e.g. 150m, 3h) [default: health.max_bar_age_min in stage3.yaml, 150m].' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:Judge ages as of this UTC time [default: the wall clock].' '--offline:No network: SKIP the exchange check.' '--out:Write the signed report to FILE (atomically).' '--run:Check this run [default: the latest run-live run].' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "init")
             _stagectl_names=''
             _stagectl_commands=()
@@ -242,6 +250,12 @@ _stagectl_value() {
         "|--home") _stagectl_kind=dir;;
         "|--state") _stagectl_kind=text;;
         "artifacts analyze|-c"|"artifacts analyze|--config") _stagectl_kind=yaml;;
+        "attribution|--day") _stagectl_kind=text;;
+        "attribution|--end") _stagectl_kind=text;;
+        "attribution|--html") _stagectl_kind=file;;
+        "attribution|--out") _stagectl_kind=file;;
+        "attribution|--run") _stagectl_kind=text;;
+        "attribution|--start") _stagectl_kind=text;;
         "audit-strategy|-c"|"audit-strategy|--config") _stagectl_kind=yaml;;
         "audit-strategy|--data") _stagectl_kind=dir;;
         "audit-strategy|--out") _stagectl_kind=file;;
@@ -302,6 +316,14 @@ _stagectl_value() {
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;
         "governor|--now") _stagectl_kind=text;;
+        "health|--base-url") _stagectl_kind=text;;
+        "health|-c"|"health|--config") _stagectl_kind=yaml;;
+        "health|--exchange") _stagectl_kind=text;;
+        "health|--max-bar-age") _stagectl_kind=text;;
+        "health|--metrics-file") _stagectl_kind=file;;
+        "health|--now") _stagectl_kind=text;;
+        "health|--out") _stagectl_kind=file;;
+        "health|--run") _stagectl_kind=text;;
         "init|--mail-to") _stagectl_kind=text;;
         "market-intel|-c"|"market-intel|--config") _stagectl_kind=yaml;;
         "market-intel|--data") _stagectl_kind=dir;;

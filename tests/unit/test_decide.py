@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 from stagectl.domain import order_policy as op
 from stagectl.domain.decide import (
+    DECISION,
     PRE_TRADE_COST,
     SIGNAL,
     DecideInputs,
@@ -74,7 +75,7 @@ def test_a_new_target_buys_weight_times_target_times_equity_at_the_decision_pric
     assert order.status == OrderStatus.NEW and not order.reduce_only
     assert order.client_order_id == client_order_id("paper-1", "ETHUSDT", T, "target +1.000000")
     assert decision.targets.last == {"ETHUSDT": 1.0}
-    assert [e.event_type for e in decision.events] == [SIGNAL]
+    assert [e.event_type for e in decision.events] == [SIGNAL, DECISION]
 
 
 def test_the_same_decision_twice_gives_the_same_client_order_ids() -> None:
@@ -124,7 +125,10 @@ def test_halted_trading_records_a_denied_order_and_sends_nothing() -> None:
     (order,) = decision.orders
     assert (order.status, order.reason) == (OrderStatus.DENIED, op.TRADING_HALTED)
     assert decision.to_send == ()
-    assert [e.event_type for e in decision.events] == [SIGNAL, op.ORDER_DENIED]
+    assert [e.event_type for e in decision.events] == [SIGNAL, op.ORDER_DENIED, DECISION]
+    (event,) = [e for e in decision.events if e.event_type == DECISION]
+    assert (event.action, event.size_usd) == ("wait", 0.0)
+    assert event.payload is not None and event.payload["denied"] == [op.TRADING_HALTED]
 
 
 def test_the_preset_single_coin_cap_sizes_an_increase_down() -> None:
@@ -158,6 +162,33 @@ def test_an_order_to_send_carries_its_pre_trade_cost() -> None:
     assert cost.size_usd == 5000.0
     assert cost.payload is not None and cost.payload["latency_bps"] == 0.2
     assert cost.payload["client_order_id"] == decision.orders[0].client_order_id
+
+
+def test_every_sleeve_gets_one_standard_decision_event_with_the_seed_fields() -> None:
+    costs = CostSettings(5.0, 5.0, 0.1, 3.0)
+    held = sleeve("SOLUSDT", decision_price=D(100), position=D(25), regime="RANGE")
+    decision = decide(
+        inputs(sleeve(regime="TREND"), held, costs=costs, targets=Targets(last={"SOLUSDT": 1.0}))
+    )
+    events = {e.symbol: e for e in decision.events if e.event_type == DECISION}
+    buy, wait = events["ETHUSDT"], events["SOLUSDT"]
+    (cost,) = [e for e in decision.events if e.event_type == PRE_TRADE_COST]
+    assert (buy.action, buy.size_usd, buy.price, buy.regime) == ("buy", 5000.0, 2000.0, "TREND")
+    assert buy.costs_bps == cost.costs_bps and buy.consensus_score == 1.0
+    assert buy.engine_votes == {
+        "tsmom": {"side": "buy", "strength": 1.0, "prob": None, "reliability": 1.0}
+    }
+    assert buy.payload is not None and buy.payload["venue"] == "paper"
+    assert buy.payload["client_order_id"] == decision.orders[0].client_order_id
+    assert (wait.action, wait.size_usd, wait.costs_bps, wait.regime) == ("wait", 0.0, None, "RANGE")
+    assert buy.features_hash and wait.features_hash and buy.features_hash != wait.features_hash
+    again = decide(
+        inputs(sleeve(regime="TREND"), held, costs=costs, targets=Targets(last={"SOLUSDT": 1.0}))
+    )
+    assert [e.features_hash for e in again.events if e.event_type == DECISION] == [
+        buy.features_hash,
+        wait.features_hash,
+    ]
 
 
 def test_each_symbol_uses_its_own_quantity_step() -> None:

@@ -71,6 +71,8 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "telegram test": ("stagectl.services.telegram.check", "run"),
     "notify unit-failed": ("stagectl.services.guard.unit_failed", "run"),
     "notify test": ("stagectl.services.guard.unit_failed", "run_test"),
+    "attribution": ("stagectl.services.ledger.attribution", "run"),
+    "health": ("stagectl.services.trading.health", "run"),
 }
 
 # Commands without a service: `report verify` checks a file with the reports package
@@ -84,6 +86,7 @@ NO_SERVICE = {"report", "completion"}
 SHARED_SERVICES = {
     "stagectl.services.publish",
     "stagectl.services.guard.alerts",
+    "stagectl.services.pages.attribution",
     "stagectl.services.pages.guard",
     "stagectl.services.pages.research",
     "stagectl.services.research.parallel",

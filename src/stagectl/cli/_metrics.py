@@ -33,6 +33,15 @@ TEXTFILE_METRICS: dict[str, str] = {
     "stagectl_emergency_close_flat": "1 when the book was flat after emergency-close, else 0.",
     "stagectl_emergency_close_residual_positions": "Positions left after emergency-close.",
     "stagectl_emergency_close_residual_open_orders": "Open orders left after emergency-close.",
+    "stagectl_checks_warned": "Checks that warned in the last run (health).",
+    "stagectl_health_check_status": "Each health check: 0 PASS, 1 WARN, 2 FAIL, -1 SKIP.",
+    "stagectl_health_missing_bars": "Bars missing from the run's recent decisions.",
+    "stagectl_health_bar_age_seconds": "Age of the last bar the loop decided.",
+    "stagectl_health_snapshot_age_seconds": "Age of the run's last equity snapshot.",
+    "stagectl_health_loop_latency_p99_seconds": "p99 of the loop's own time per bar.",
+    "stagectl_health_order_rejection_ratio": "Orders rejected / orders sent (window).",
+    "stagectl_health_order_error_ratio": "Orders never acknowledged / decided to send.",
+    "stagectl_health_clock_skew_seconds": "The exchange clock's skew from the local clock.",
 }
 INDICATOR_PREFIX = "stagectl_guard_"
 """Each guard indicator is a gauge of its own: ``stagectl_guard_<indicator>``; a sleeve's

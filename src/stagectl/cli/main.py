@@ -65,6 +65,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "optimize": ("stagectl.cli.optimize", "Seed 001's portfolio optimizer: weights, slacks."),
     "shadow": ("stagectl.cli.shadow", "Record backtests as runs; compare runs for promotion."),
     "notify": ("stagectl.cli.notify", "Tell the notify channels: a failed systemd unit."),
+    "attribution": ("stagectl.cli.attribution", "PnL by sleeve, regime, venue; costs; reconciled."),
+    "health": ("stagectl.cli.health", "Data, latency, order and exchange health checks."),
 }
 
 

@@ -99,6 +99,29 @@ class RunProfile(ConfigModel):
     stop_limits: bool
 
 
+class HealthThresholds(ConfigModel):
+    """``stagectl health``'s thresholds (docs/operations.md, "Health"); a value above its
+    ``warn_*`` is WARN, above its ``max_*``/``fail_*`` FAIL (exit 1)."""
+
+    warn_bar_age_min: Annotated[Minutes, Field(gt=0)] = 90.0
+    max_bar_age_min: Annotated[Minutes, Field(gt=0)] = 150.0
+    warn_snapshot_age_min: Annotated[Minutes, Field(gt=0)] = 90.0
+    max_snapshot_age_min: Annotated[Minutes, Field(gt=0)] = 150.0
+    gap_lookback_bars: Annotated[int, Field(ge=2, le=10_000)] = 48
+    warn_missing_bars: Annotated[int, Field(ge=1, le=10_000)] = 1
+    max_missing_bars: Annotated[int, Field(ge=1, le=10_000)] = 3
+    latency_bars: Annotated[int, Field(ge=1, le=100_000)] = 100
+    warn_latency_p99_ms: Positive = 5_000.0
+    max_latency_p99_ms: Positive = 30_000.0
+    order_window_h: Annotated[Hours, Field(gt=0)] = 24.0
+    warn_rejection_rate_pct: Pct = 5.0
+    max_rejection_rate_pct: Pct = 20.0
+    warn_error_rate_pct: Pct = 5.0
+    max_error_rate_pct: Pct = 20.0
+    warn_clock_skew_s: Positive = 0.5
+    max_clock_skew_s: Positive = 1.0
+
+
 class Stage3Config(ConfigModel):
     duration_h: Annotated[Hours, Field(gt=0)]
     symbols: dict[Symbol, SymbolLimits]
@@ -111,6 +134,7 @@ class Stage3Config(ConfigModel):
     stop_limit_tests: StopLimitTests
     rollback: Items[RollbackStep]
     run: RunProfile | None = None
+    health: HealthThresholds = HealthThresholds()
 
     @model_validator(mode="after")
     def _tests_within_limits(self) -> Stage3Config:

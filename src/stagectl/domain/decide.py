@@ -17,7 +17,11 @@ sleeve, in the config's order:
    ``SIZED_DOWN`` event, nothing left of the increase an ``ORDER_DENIED`` one;
 5. the order (MARKET, reduce-only when it reduces) goes through the seed-002 order
    policy (``domain.order_policy``): trading state, TIF, caps, impact, rounding;
-6. an order that may be sent gets a ``PRE_TRADE_COST`` event (seed 001's estimate).
+6. an order that may be sent gets a ``PRE_TRADE_COST`` event (seed 001's estimate);
+7. every sleeve gets one ``DECISION`` event, seed 001 #10's standard event: the features
+   hash, the engine's vote, the consensus score, the action (``buy``/``sell``/``wait``),
+   size, price, costs, regime and venue (``decision_event``; docs/attribution.md). The
+   settlement adds the FIFO realized PnL of its fills to it (``realized_pnl``).
 
 With a weekly REBALANCE to execute (``DecideInputs.rebalance``, ``domain.rebalance``),
 every sleeve that needs no order by rule 2 and is not stopped out is re-sized too, by the
@@ -32,6 +36,8 @@ decided so far includes this bar's orders, so the leverage cap sees them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -72,6 +78,9 @@ from stagectl.domain.types import (
 _ZERO = Decimal(0)
 SIGNAL = "signal"
 PRE_TRADE_COST = "PRE_TRADE_COST"
+DECISION = "DECISION"
+ENGINE = "tsmom"
+"""The one engine of run-live's sleeves: time-series momentum (``domain.strategies``)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class SleeveInput:
     prev_spread_bps: float | None = None
     position: Decimal = _ZERO
     """The signed position held now."""
+    regime: str | None = None
+    """The seed 001 regime of the previous bar (``domain.regimes``); None: not known."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,7 @@ def decide(inputs: DecideInputs) -> Decision:
             how[symbol] = "market" if needed else "stopped" if rebalance is None else "in line"
         last[symbol] = target
         if not needed and rebalance is None:
+            events.append(decision_event(inputs, sleeve, target, ()))
             continue
         stopped.discard(symbol)
         unfilled.discard(symbol)
@@ -168,6 +180,7 @@ def decide(inputs: DecideInputs) -> Decision:
         decided = _sleeve_order(inputs, sleeve, target, others, rebalance)
         orders.extend(decided.orders)
         events.extend(decided.events)
+        events.append(decision_event(inputs, sleeve, target, decided.events, decided.orders))
         for order in decided.orders:
             if order.status == OrderStatus.NEW:
                 after = sleeve.position + order.signed_qty
@@ -344,6 +357,75 @@ def _signal_event(
             "multiplier": multiplier,
             "breaker_multiplier": inputs.breaker_multiplier,
             "target": target,
+        },
+    )
+
+
+def features_hash(inputs: DecideInputs, sleeve: SleeveInput) -> str:
+    """The first 16 hex digits of the SHA-256 of what the sleeve's decision read: the bar,
+    the held target, the decision price, the previous bar's dollar volume and spread, the
+    position, the multipliers and the trading state (equal inputs give equal hashes)."""
+    features = {
+        "bar_ts": inputs.bar_ts.isoformat(),
+        "symbol": sleeve.symbol,
+        "held_target": sleeve.held_target,
+        "weight": sleeve.weight,
+        "decision_price": str(sleeve.decision_price),
+        "prev_dollar_volume": str(sleeve.prev_dollar_volume),
+        "prev_spread_bps": sleeve.prev_spread_bps,
+        "position": str(sleeve.position),
+        "directive_multiplier": inputs.directive_multipliers.get(sleeve.symbol, 1.0),
+        "breaker_multiplier": inputs.breaker_multiplier,
+        "trading_state": inputs.trading_state.value,
+        "regime": sleeve.regime,
+    }
+    text = json.dumps(features, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def decision_event(
+    inputs: DecideInputs,
+    sleeve: SleeveInput,
+    target: float,
+    events: Sequence[Event],
+    decided: Sequence[Order] = (),
+) -> Event:
+    """The sleeve's standard event (seed 001 #10). The TSMOM sleeve is one engine: its vote
+    is the side and strength of the held target (it gives no probability, so ``prob`` is
+    None and its reliability 1); the consensus score of one voter is its signed strength
+    after the multipliers, ``target``. The action is the side of the order to send (``wait``
+    when none is sent; a denied order's code is in the payload); size and costs are the
+    sent order's notional and pre-trade estimate; expected edge is None (TSMOM gives none)."""
+    sent = next((o for o in decided if o.status == OrderStatus.NEW), None)
+    denied = [o.reason for o in decided if o.status == OrderStatus.DENIED]
+    cost = next((e for e in events if e.event_type == PRE_TRADE_COST), None)
+    held = sleeve.held_target
+    vote = {"side": "buy" if held > 0 else "sell" if held < 0 else "flat", "strength": abs(held),
+            "prob": None, "reliability": 1.0}  # fmt: skip
+    price = float(sleeve.decision_price)
+    return Event(
+        ts=inputs.bar_ts,
+        event_type=DECISION,
+        run_id=inputs.run_id,
+        symbol=sleeve.symbol,
+        features_hash=features_hash(inputs, sleeve),
+        engine_votes={ENGINE: vote},
+        consensus_score=target,
+        action="wait" if sent is None else sent.side.value,
+        size_usd=0.0 if sent is None else float(sent.qty) * price,
+        price=price,
+        expected_edge_bps=None,
+        regime=sleeve.regime,
+        costs_bps=None if cost is None else cost.costs_bps,
+        payload={
+            "venue": inputs.account,
+            "sleeve": sleeve.symbol,
+            "engine": ENGINE,
+            "client_order_id": None if sent is None else sent.client_order_id,
+            "order_type": None if sent is None else sent.type.value,
+            "qty": None if sent is None else str(sent.qty),
+            "denied": denied,
+            "position": str(sleeve.position),
         },
     )
 

@@ -158,6 +158,19 @@ def regime_inputs(
     )
 
 
+def regime_labels(candles: pd.DataFrame, bar_minutes: float) -> npt_str:
+    """One seed 001 regime label per bar of ``candles`` at ``bar_minutes`` bars, the rules'
+    defaults, with a one-day window for volatility, trend and the volume median (run-live's
+    decision events: the label of bar k-1 is what the open of bar k knows)."""
+    per_day = max(round(1440 / bar_minutes), 2)
+    inputs = regime_inputs(
+        candles, vol_window_bars=per_day, bars_per_day=per_day, volume_median_window_bars=per_day
+    )
+    return classify_regimes(
+        inputs["adx"], inputs["volatility_pct"], inputs["trend_return"], inputs["volume_ratio"]
+    )
+
+
 def threshold_states(
     vol_bps: pd.Series,
     *,

@@ -107,6 +107,35 @@ def last_event(db: StateDB, *, run_id: str, event_type: str) -> Event | None:
     return None if row is None else _event(row)
 
 
+def recent_event_times(
+    db: StateDB, *, run_id: str, event_type: str, limit: int
+) -> list[tuple[datetime, str | None]]:
+    """The (time, symbol) of the run's newest ``limit`` events of that type, newest first
+    (the ``events_run_ts`` index, read backwards)."""
+    rows = db.conn.execute(
+        "SELECT ts, symbol FROM events WHERE run_id = ? AND event_type = ?"
+        " ORDER BY ts DESC, id DESC LIMIT ?",
+        (run_id, event_type, limit),
+    )
+    return [(parse_ts(row[0]), row[1]) for row in rows]
+
+
+def attribute_realized(
+    db: StateDB, *, run_id: str, symbol: str, at: datetime, amount: float, event_type: str
+) -> bool:
+    """Add ``amount`` to the ``realized_pnl`` of the run's latest ``event_type`` event for
+    ``symbol`` at or before ``at`` (a decision; inside the caller's transaction, with the
+    fills it attributes). False: no such event (the amount stays unattributed)."""
+    with db.transaction() as conn:
+        cursor = conn.execute(
+            "UPDATE events SET realized_pnl = COALESCE(realized_pnl, 0) + ? WHERE id = ("
+            "SELECT id FROM events WHERE run_id = ? AND event_type = ? AND symbol = ?"
+            " AND ts <= ? ORDER BY ts DESC, id DESC LIMIT 1)",
+            (amount, run_id, event_type, symbol, ts_text(at)),
+        )
+        return bool(cursor.rowcount)
+
+
 def record_incident(db: StateDB, incident: Incident) -> int:
     """Append one incident; returns its id."""
     _check_severity(incident.severity)

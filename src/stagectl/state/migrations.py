@@ -497,6 +497,23 @@ CREATE TABLE run_leases (
 """
 
 
+# The run-live loop's own time per bar (docs/attribution.md, "Loop latency"): the open
+# (read, decide, write ahead, send) and the settlement, without the waits for the market
+# and for limit orders; ``stagectl health`` reads p50/p99 over the recent bars.
+LOOP_LATENCY = """
+CREATE TABLE loop_latency (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ts TEXT NOT NULL,
+    open_ms REAL NOT NULL,
+    settle_ms REAL NOT NULL,
+    total_ms REAL NOT NULL,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, bar_ts)
+) STRICT;
+CREATE INDEX loop_latency_recorded ON loop_latency (recorded_at);
+"""
+
+
 SCRIPTS: tuple[str, ...] = (
     RUNS_AND_LEDGER,
     RISK_CONTROLS,
@@ -514,6 +531,7 @@ SCRIPTS: tuple[str, ...] = (
     FILL_TOTALS_MARK,
     TELEGRAM_OFFSETS,
     RUN_LEASES,
+    LOOP_LATENCY,
 )
 """The migration scripts, in the order of MIGRATION_NAMES."""
 

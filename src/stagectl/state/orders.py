@@ -86,6 +86,16 @@ def run_orders(db: StateDB, run_id: str) -> list[Order]:
     return [_order(row) for row in rows]
 
 
+def run_orders_since(db: StateDB, run_id: str, since: datetime) -> list[Order]:
+    """The run's orders decided at or after ``since``, in the order they were decided."""
+    rows = db.conn.execute(
+        f"SELECT {_COLUMNS} FROM orders WHERE run_id = ? AND created_at >= ?"
+        " ORDER BY created_at, rowid",
+        (run_id, ts_text(since)),
+    )
+    return [_order(row) for row in rows]
+
+
 def decided_at(db: StateDB, run_id: str, created_at: datetime) -> list[Order]:
     """The run's orders decided at one bar (``created_at``, the bar's open), in order."""
     rows = db.conn.execute(

@@ -72,15 +72,16 @@ class RunBook:
             fill.symbol, frozenset()
         )
 
-    def add_fill(self, fill: Fill) -> None:
-        """Book a new fill and move the symbol's cursor to it."""
-        self.fifo.add(fill)
+    def add_fill(self, fill: Fill) -> Decimal:
+        """Book a new fill and move the symbol's cursor to it; its gross realized PnL."""
+        realized = self.fifo.add(fill)
         cursor = self.fill_cursor.get(fill.symbol)
         if cursor is None or fill.ts > cursor:
             self.fill_cursor[fill.symbol] = fill.ts
             self.fills_at_cursor[fill.symbol] = frozenset({fill.trade_id})
         else:
             self.fills_at_cursor[fill.symbol] = self.fills_at_cursor[fill.symbol] | {fill.trade_id}
+        return realized
 
     def add_funding(self, payment: FundingPayment, now: datetime) -> None:
         """Book a new settlement (``amount`` > 0 received) and forget ones past the lookback."""

@@ -204,6 +204,17 @@ class ExchangeFeed:
         low = [float(row["low"]) for row in rows if row is not None]
         return pair_spread_bps(high, low)
 
+    def _regime(self, symbol: str, ts: datetime) -> str | None:
+        """The regime label of the closed bar ``ts`` (``domain.regimes.regime_labels``)."""
+        from stagectl.domain.regimes import regime_labels
+
+        frame = self.frames.get(symbol)
+        stamp = pd.Timestamp(ts)
+        if frame is None or stamp not in frame.index:
+            return None
+        labels = regime_labels(frame.loc[:stamp], bar_minutes(self.config.timeframe))
+        return str(labels[-1])
+
     def open_step(self, ts: datetime, now: datetime) -> StepData:
         """What is known at the open of the bar ``ts``: bar k-1 must have closed."""
         self._ensure(ts - self.step, now)
@@ -222,6 +233,7 @@ class ExchangeFeed:
                 prev_dollar_volume=dec(previous["volume"] * previous["close"]),
                 replay_position=held,
                 prev_spread_bps=self._prev_spread_bps(symbol, ts),
+                regime=self._regime(symbol, ts - self.step),
             )
         index = int((ts - self.first_bar) // self.step)
         return StepData(index, ts, ts + self.step, sleeves)

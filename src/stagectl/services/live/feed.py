@@ -28,6 +28,7 @@ from stagectl.data.loaders import read_candles
 from stagectl.domain.backtest import run_backtest
 from stagectl.domain.costs import prior_bar_spread_bps
 from stagectl.domain.performance import bar_minutes
+from stagectl.domain.regimes import regime_labels
 from stagectl.domain.strategies import held_positions
 from stagectl.exchange.paper import Bar
 from stagectl.services.strategy.sleeves import build_sleeves
@@ -53,6 +54,8 @@ class SleeveBar:
     replay_position: float | None = None
     prev_spread_bps: float | None = None
     """Corwin-Schultz spread of bars k-2 and k-1 (``trade_costs``); None: the floor."""
+    regime: str | None = None
+    """The regime label of bar k-1 (``domain.regimes.regime_labels``); None: not known."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class ReplayFeed:
             closes = frame["close"].to_numpy(dtype=float)
             volumes = frame["volume"].to_numpy(dtype=float) * closes
             spreads = prior_bar_spread_bps(frame["high"].to_numpy(), frame["low"].to_numpy())
+            regimes = regime_labels(frame, bar_minutes(config.timeframe))
             funding = spec.funding if spec.funding is not None else pd.Series(dtype=float)
             funding_index = pd.DatetimeIndex(funding.index)
             # per-bar values as Python lists: one bar reads a handful of scalars
@@ -110,6 +114,10 @@ class ReplayFeed:
                 ).tolist(),
                 "prev_volume": np.where(where > 0, volumes[prev], volumes[where]).tolist(),
                 "spread": spreads[where].tolist(),
+                "regime": [
+                    str(regimes[p]) if w > 0 else None
+                    for w, p in zip(where.tolist(), prev.tolist(), strict=True)
+                ],
                 "held": held_positions(spec.target, delay).to_numpy(dtype=float).tolist(),
                 "replay": self.backtest_positions[spec.symbol].to_numpy(dtype=float).tolist(),
                 "funding_ns": funding_index.as_unit("ns").asi8,
@@ -156,6 +164,7 @@ class ReplayFeed:
                 funding=row["funding"][first:last],
                 replay_position=row["replay"][k],
                 prev_spread_bps=row["spread"][k],
+                regime=row["regime"][k],
             )
         return StepData(k, ts, close_ts, sleeves, total=len(self.index))
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stagectl.domain.decide import StopInputs, protective_stops
@@ -37,6 +37,7 @@ from stagectl.services.live.feed import ReplayFeed, StepData
 from stagectl.services.live.guard import LoopGuard
 from stagectl.state import journal, orders
 from stagectl.state.equity import last_snapshot_ts
+from stagectl.state.latency import BarLatency, record_latency
 
 Market = Callable[[StepData], tuple[StepData, datetime] | None]
 """Moves the market over a step's bar: the closed step and the time, or None (stopped)."""
@@ -91,6 +92,8 @@ def step(
     if ctx.stop_limits:
         for key, value in place_stops(ctx, closed, settled).items():
             counts[key] += value
+    settle_s = time.perf_counter() - began
+    record_latency_of(ctx, data, latency_s, settle_s)
     decided = {
         "run_id": ctx.run_id,
         "trading_state": opened.trading_state,
@@ -99,9 +102,17 @@ def step(
         "denied": tuple(
             o.reason or "DENIED" for o in opened.decision.orders if o.status == OrderStatus.DENIED
         ),
-        "latency_s": latency_s + time.perf_counter() - began,
+        "latency_s": latency_s + settle_s,
     }
     return {**decided, **counts, **settled}
+
+
+def record_latency_of(
+    ctx: live_step.LiveContext, data: StepData, open_s: float, settle_s: float
+) -> None:
+    """Persist the bar's loop latency (``state.latency``; ``stagectl health`` reads it)."""
+    row = BarLatency(ctx.run_id, data.ts, open_s * 1000.0, settle_s * 1000.0, datetime.now(UTC))
+    ctx.write("record the bar's latency", lambda: record_latency(ctx.db, row))
 
 
 def place_stops(

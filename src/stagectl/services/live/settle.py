@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from stagectl.domain.decide import DECISION
+from stagectl.domain.ledger_book import fill_fee_quote
 from stagectl.domain.rebalance import left_short, remainder_event
 from stagectl.domain.types import (
     Event,
@@ -78,6 +80,8 @@ class Settlement:
     sleeves: dict[str, Any]
     events: list[Event]
     rebalance: Executed | None = None
+    realized: tuple[tuple[Fill, Decimal], ...] = ()
+    """Each new fill with its FIFO realized PnL net of its fee: added to its decision."""
 
 
 def settle(ctx: LiveContext, data: StepData, *, wall_now: datetime) -> dict[str, Any]:
@@ -163,8 +167,7 @@ def compute(ctx: LiveContext, data: StepData, seen: ReadBack, wall_now: datetime
     """Step 2, on a copy of the carried book."""
     book = ctx.book.copy()
     fills = sorted(seen.fills, key=lambda f: (f.ts, f.trade_id))
-    for fill in fills:
-        book.add_fill(fill)
+    realized = tuple((fill, book.add_fill(fill) - fill_fee_quote(fill)) for fill in fills)
     funding = [p for p in seen.funding if _is_new_funding(ctx, book, data, p)]
     for payment in funding:
         book.add_funding(payment, data.close_ts)
@@ -198,6 +201,7 @@ def compute(ctx: LiveContext, data: StepData, seen: ReadBack, wall_now: datetime
         sleeves,
         events,
         rebalance=settle_plan(ctx, data, fills),
+        realized=realized,
     )
 
 
@@ -437,6 +441,11 @@ def _record(ctx: LiveContext, data: StepData, done: Settlement) -> None:
         ],
     )
     journal.record_events(db, done.events)
+    for fill, pnl in done.realized:
+        journal.attribute_realized(
+            db, run_id=ctx.run_id, symbol=fill.symbol, at=fill.ts, amount=float(pnl),
+            event_type=DECISION,
+        )  # fmt: skip
     if done.rebalance is not None:
         record_settled(ctx, data, done.rebalance)
 

@@ -194,6 +194,7 @@ def _sleeve_input(data: StepData, symbol: str, position: Position | None) -> Sle
         decision_price=sleeve.decision_price,
         prev_dollar_volume=sleeve.prev_dollar_volume,
         prev_spread_bps=sleeve.prev_spread_bps,
+        regime=sleeve.regime,
         position=Decimal(0) if position is None else position.qty,
     )
 

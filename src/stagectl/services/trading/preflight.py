@@ -350,14 +350,28 @@ def _credentials(request: PreflightRequest, paper: bool) -> Check:
     return Check(name, "PASS", f"from {credentials.source} (values not shown)")
 
 
-def _exchange(
-    request: PreflightRequest, stage3: Any, clock: Callable[[], datetime]
-) -> tuple[Check, _Venue]:
-    name = "exchange reachable, clock skew"
-    if request.exchange is None:
-        return Check(name, "SKIP", "paper: no exchange (pass --exchange ID)"), _Venue()
-    if request.offline:
-        return Check(name, "SKIP", "--offline"), _Venue()
+@dataclass(frozen=True)
+class ExchangeProbe:
+    """What one round trip to the exchange told: its markets for the symbols and the clock
+    skew (the server's time against the midpoint of the local send and receive times),
+    or the error that stopped it."""
+
+    markets: dict[str, dict[str, Any]] | None = None
+    skew_s: float | None = None
+    error: str | None = None
+    broker: Any = None
+    credentials: Any = None
+
+
+def probe_exchange(
+    exchange: str,
+    symbols: list[str],
+    clock: Callable[[], datetime],
+    *,
+    base_url: str | None = None,
+    timeout_ms: int = 10_000,
+) -> ExchangeProbe:
+    """Load the symbols' markets and measure the clock skew (preflight and health)."""
     from stagectl.exchange.ccxt_broker import open_broker
     from stagectl.exchange.credentials import load_credentials
     from stagectl.exchange.retry import RetryPolicy
@@ -368,25 +382,46 @@ def _exchange(
         credentials = None  # public calls only; the credentials check reports the problem
     try:
         broker = open_broker(
-            request.exchange,
+            exchange,
             credentials=credentials,
-            base_url=request.base_url,
-            timeout_ms=request.timeout_ms,
+            base_url=base_url,
+            timeout_ms=timeout_ms,
             policy=RetryPolicy(max_attempts=2, base_backoff_s=0.2, max_backoff_s=1.0),
         )
-        markets = {s: broker.market(s) for s in stage3.symbols}
+        markets = {s: broker.market(s) for s in symbols}
         sent = clock()
         server = broker.server_time()
         received = clock()
     except StagectlError as error:
-        return Check(name, "FAIL", str(error)), _Venue(error=str(error))
+        return ExchangeProbe(error=str(error))
     local = sent + (received - sent) / 2
     skew_s = abs((server - local).total_seconds())
+    return ExchangeProbe(markets, skew_s, broker=broker, credentials=credentials)
+
+
+def _exchange(
+    request: PreflightRequest, stage3: Any, clock: Callable[[], datetime]
+) -> tuple[Check, _Venue]:
+    name = "exchange reachable, clock skew"
+    if request.exchange is None:
+        return Check(name, "SKIP", "paper: no exchange (pass --exchange ID)"), _Venue()
+    if request.offline:
+        return Check(name, "SKIP", "--offline"), _Venue()
+    probe = probe_exchange(
+        request.exchange,
+        list(stage3.symbols),
+        clock,
+        base_url=request.base_url,
+        timeout_ms=request.timeout_ms,
+    )
+    if probe.markets is None or probe.skew_s is None:
+        return Check(name, "FAIL", str(probe.error)), _Venue(error=probe.error)
+    markets, skew_s = probe.markets, probe.skew_s
     taker = next(iter(markets.values())).get("taker")
     venue = _Venue(
         markets=markets,
         taker_fee_bps=None if taker is None else Decimal(repr(taker)) * 10_000,
-        permissions=_permissions_of(broker, credentials),
+        permissions=_permissions_of(probe.broker, probe.credentials),
     )
     if skew_s >= MAX_CLOCK_SKEW_S:
         return Check(
