@@ -65,6 +65,16 @@ def test_with_units_writes_every_unit_and_the_crontab_with_the_real_paths(
     }
     assert _setting(timers["risk-guard"], "OnCalendar") == ["*-*-* *:00:00 UTC"]
     assert _setting(timers["weekly"], "OnCalendar") == ["Mon *-*-* 00:00:00 UTC"]
+    assert _setting(timers["daily"], "OnCalendar") == ["*-*-* 02:00:00 UTC"]
+    assert _setting(timers["funding-scan"], "OnCalendar") == ["*-*-* *:05:00 UTC"]
+    daily = (home / "deploy" / "stagectl-daily.service").read_text()
+    assert _setting(daily, "ExecStart") == [
+        f"{stagectl} daily --out {home}/reports/daily-latest.json --unsigned "
+        f"--metrics-file {home}/metrics/daily.prom"
+    ]
+    # the daily chain sends no alert of its own: its 1 (a failed check) fails the unit
+    assert _setting(daily, "SuccessExitStatus") == ["130"]
+    assert _setting(daily, "OnFailure") == ["stagectl-alert@%n.service"]
     crontab = (home / "deploy" / "crontab").read_text()
     assert {"CRON_TZ=UTC", "MAILTO=desk@example.com", f"STAGECTL_HOME={home}"} <= set(
         crontab.splitlines()

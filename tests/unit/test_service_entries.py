@@ -70,6 +70,8 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "telegram serve": ("stagectl.services.telegram.bot", "serve"),
     "telegram test": ("stagectl.services.telegram.check", "run"),
     "notify unit-failed": ("stagectl.services.guard.unit_failed", "run"),
+    "daily": ("stagectl.services.research.daily", "run"),
+    "schedule status": ("stagectl.services.home.schedule", "run"),
 }
 
 # Commands without a service: `report verify` checks a file with the reports package

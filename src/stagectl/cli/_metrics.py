@@ -33,6 +33,10 @@ TEXTFILE_METRICS: dict[str, str] = {
     "stagectl_emergency_close_flat": "1 when the book was flat after emergency-close, else 0.",
     "stagectl_emergency_close_residual_positions": "Positions left after emergency-close.",
     "stagectl_emergency_close_residual_open_orders": "Open orders left after emergency-close.",
+    "stagectl_daily_challenger_promoted": "1 when the daily chain's champion-vs-challenger "
+    "verdict was PROMOTE, 0 when not (absent when the comparison was skipped).",
+    "stagectl_funding_carry_turns": "Symbols whose 24h carry turned against the 7-day one "
+    "(funding-scan).",
 }
 INDICATOR_PREFIX = "stagectl_guard_"
 """Each guard indicator is a gauge of its own: ``stagectl_guard_<indicator>``; a sleeve's
