@@ -17,7 +17,7 @@ _stagectl_node() {
         "completion install") _stagectl_names=''; _stagectl_opts='--dry-run -h --help --path';;
         "consensus") _stagectl_names=''; _stagectl_opts='--correlation --half-life-days -h --help --json --k --regime --votes --window';;
         "cpcv") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --fixed --folds -h --help --html --json --pbo-partitions --purge --scheduler --test-folds --workers';;
-        "daily") _stagectl_names=''; _stagectl_opts='--base-url --challenger --champion --data --exchange -h --help --json --metrics-file --out --unsigned';;
+        "daily") _stagectl_names=''; _stagectl_opts='--base-url --challenger --champion --data --exchange -h --help --json --metrics-file --now --out --unsigned';;
         "data") _stagectl_names='info check fetch'; _stagectl_opts='-h --help';;
         "data info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "data check") _stagectl_names=''; _stagectl_opts='--data -h --help --json --max-fill-gap-min --outlier-z -s --symbol -t --timeframe';;
@@ -119,6 +119,7 @@ _stagectl_value() {
         "daily|--data") _stagectl_kind=dir;;
         "daily|--exchange") _stagectl_kind=text;;
         "daily|--metrics-file") _stagectl_kind=file;;
+        "daily|--now") _stagectl_kind=text;;
         "daily|--out") _stagectl_kind=file;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;

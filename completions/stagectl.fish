@@ -13,7 +13,7 @@ function __stagectl_takes_value --argument-names key
         case 'completion install|'{--path}
         case 'consensus|'{--correlation,--half-life-days,--k,--regime,--votes,--window}
         case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--html,--pbo-partitions,--purge,--scheduler,--test-folds,--workers}
-        case 'daily|'{--base-url,--challenger,--champion,--data,--exchange,--metrics-file,--out}
+        case 'daily|'{--base-url,--challenger,--champion,--data,--exchange,--metrics-file,--now,--out}
         case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
@@ -249,6 +249,7 @@ complete -c stagectl -n '__stagectl_at \'daily\'' -l exchange -x -d 'The ccxt ex
 complete -c stagectl -n '__stagectl_at \'daily\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'daily\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'daily\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l now -x -d 'Run as of this UTC time (ISO-8601): a first ingest fetches the 400 days before it [default: now].'
 complete -c stagectl -n '__stagectl_at \'daily\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'daily\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a info -d 'List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.'

@@ -51,7 +51,7 @@ _stagectl_node() {
         "daily")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--base-url:Send the ingest'\''s API calls to this host instead (e.g. the loopback simulator) [env: STAGECTL_EXCHANGE_BASE_URL].' '--challenger:Run id of the challenger (candidate) [env: STAGECTL_DAILY_CHALLENGER].' '--champion:Run id of the champion (baseline) [env: STAGECTL_DAILY_CHAMPION].' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--exchange:The ccxt exchange to ingest the sleeves'\'' 1h candles and funding from [default: none: ingest is skipped and the chain reads --data or the bundled sample] [env: STAGECTL_DAILY_EXCHANGE].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--base-url:Send the ingest'\''s API calls to this host instead (e.g. the loopback simulator) [env: STAGECTL_EXCHANGE_BASE_URL].' '--challenger:Run id of the challenger (candidate) [env: STAGECTL_DAILY_CHALLENGER].' '--champion:Run id of the champion (baseline) [env: STAGECTL_DAILY_CHAMPION].' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--exchange:The ccxt exchange to ingest the sleeves'\'' 1h candles and funding from [default: none: ingest is skipped and the chain reads --data or the bundled sample] [env: STAGECTL_DAILY_EXCHANGE].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:Run as of this UTC time (ISO-8601): a first ingest fetches the 400 days before it [default: now].' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "data")
             _stagectl_names='info check fetch'
             _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
@@ -294,6 +294,7 @@ _stagectl_value() {
         "daily|--data") _stagectl_kind=dir;;
         "daily|--exchange") _stagectl_kind=text;;
         "daily|--metrics-file") _stagectl_kind=file;;
+        "daily|--now") _stagectl_kind=text;;
         "daily|--out") _stagectl_kind=file;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;

@@ -144,3 +144,32 @@ def test_exchange_and_data_together_are_refused(run: Run, desk: Path) -> None:
     result = run(["daily", "--exchange", "binanceusdm", "--data", desk])
     assert result.exit_code == 2
     assert "--exchange and --data" in result.stderr
+
+
+@pytest.mark.slow  # ~10 s: two symbols' 8 months of bars through ccxt
+def test_with_an_exchange_the_chain_ingests_the_sleeves_and_runs_on_the_cache(
+    run: Run, desk: Path
+) -> None:
+    """Real ccxt against the loopback simulator: the sleeves' 1h candles and funding are
+    fetched into HOME/data/binanceusdm/, checked, and walked forward from there."""
+    from stagectl.data import load_candles, load_funding
+    from tests.exchange_sim import running_sim
+
+    clock = "2024-09-15T00:30:00Z"
+    symbols = ("ETHUSDT", "SOLUSDT")  # the default strategy's sleeves
+    candles = {s: load_candles(s).loc[:"2024-09-15"] for s in symbols}
+    funding = {s: load_funding(s).loc[:"2024-09-15"] for s in symbols}
+    with running_sim(candles=candles, funding=funding, start=clock) as sim:
+        args = ["daily", "--exchange", "binanceusdm", "--base-url", sim.base_url]
+        result = run([*args, "--now", clock, "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["data"] == str(desk / "data" / "binanceusdm")
+    assert [s["status"] for s in doc["steps"]] == ["PASS", "PASS", "PASS", "SKIP"]
+    fetched = doc["steps"][0]["details"]["symbols"]
+    assert [f["symbol"] for f in fetched] == list(symbols)
+    for each in fetched:
+        # 2024-01-01 .. 2024-09-14 23:00: every whole bar the simulator has
+        assert each["series"]["ohlcv"]["rows"] == 258 * 24
+        assert each["series"]["funding"]["rows"] > 0
+    assert doc["steps"][2]["details"]["folds"] >= 1

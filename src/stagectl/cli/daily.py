@@ -13,6 +13,7 @@ from stagectl.cli._common import (
     UnsignedOpt,
     cli_context,
     info,
+    parse_now,
     print_json,
     print_lines,
     print_table,
@@ -73,6 +74,15 @@ def daily(
             "RUN",
         ),
     ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="Run as of this UTC time (ISO-8601): a first ingest fetches the 400 days "
+            "before it [default: now].",
+            metavar="TIME",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,
@@ -100,7 +110,7 @@ def daily(
         )
     with observed(home, service.KIND, metrics_file=metrics_file) as observation:
         request = service.DailyRequest(
-            now=datetime.now(UTC),
+            now=parse_now(now) or datetime.now(UTC),
             exchange=exchange,
             base_url=base_url,
             data_dir=data_dir,
