@@ -63,6 +63,8 @@ def test_next_due_follows_each_jobs_utc_schedule(desk: Path) -> None:
     assert due["funding-scan"] == datetime(2026, 1, 1, 1, 5, tzinfo=UTC)
     assert due["daily"] == datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
     assert due["weekly"] == datetime(2026, 1, 5, 0, 0, tzinfo=UTC)  # the next Monday
+    assert due["health"] == datetime(2026, 1, 1, 0, 45, tzinfo=UTC)
+    assert due["attribution"] == datetime(2026, 1, 1, 23, 55, tzinfo=UTC)
 
 
 def test_after_the_jobs_ran_status_shows_each_last_run_and_flags_the_failed(

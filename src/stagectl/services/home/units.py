@@ -139,6 +139,35 @@ JOBS: tuple[ScheduledJob, ...] = (
             "{home}/metrics/funding-scan.prom",
         ),
     ),
+    ScheduledJob(
+        "health",
+        "the health checks (data gaps, bar and snapshot age, loop latency, order errors, "
+        "exchange reachability, clock skew), every 15 minutes",
+        "*-*-* *:00/15:00 UTC",
+        "*/15 * * * *",
+        (
+            "health",
+            "--out",
+            "{home}/reports/health.json",
+            "--metrics-file",
+            "{home}/metrics/health.prom",
+        ),
+    ),
+    ScheduledJob(
+        "attribution",
+        "the day's PnL attribution (by sleeve, regime, venue and cost) into reports/, 23:55 UTC",
+        "*-*-* 23:55:00 UTC",
+        "55 23 * * *",
+        (
+            "attribution",
+            "--day",
+            "today",
+            "--out",
+            "{home}/reports/attribution-latest.json",
+            "--metrics-file",
+            "{home}/metrics/attribution.prom",
+        ),
+    ),
 )
 
 
