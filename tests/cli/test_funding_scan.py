@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -47,3 +48,28 @@ def test_an_unknown_symbol_is_exit_2(run: Run) -> None:
     result = run(["funding-scan", "-s", "DOGEUSDT"])
     assert result.exit_code == 2
     assert "DOGEUSDT" in result.stderr
+
+
+def test_out_and_metrics_file_leave_the_report_and_the_textfile_of_the_hourly_job(
+    run: Run, home: Path
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out, prom = home / "scan.json", home / "scan.prom"
+    result = run(["funding-scan", "--out", out, "--unsigned", "--metrics-file", prom, "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()  # --json still prints the scan itself
+    report = json.loads(out.read_text())
+    assert report["kind"] == "funding-scan" and report["body"] == doc
+    gauges = {
+        s.name: s.value for f in text_string_to_metric_families(prom.read_text()) for s in f.samples
+    }
+    assert gauges["stagectl_command_exit_code"] == 0
+    assert gauges["stagectl_funding_carry_turns"] == len(doc["turned"])
+
+
+def test_a_failed_scan_still_writes_its_exit_code(run: Run, home: Path) -> None:
+    prom = home / "scan.prom"
+    result = run(["funding-scan", "-s", "DOGEUSDT", "--metrics-file", prom])
+    assert result.exit_code == 2
+    assert 'stagectl_command_exit_code{command="funding-scan"} 2.0' in prom.read_text()

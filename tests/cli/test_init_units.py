@@ -65,11 +65,29 @@ def test_with_units_writes_every_unit_and_the_crontab_with_the_real_paths(
     }
     assert _setting(timers["risk-guard"], "OnCalendar") == ["*-*-* *:00:00 UTC"]
     assert _setting(timers["weekly"], "OnCalendar") == ["Mon *-*-* 00:00:00 UTC"]
+    assert _setting(timers["daily"], "OnCalendar") == ["*-*-* 02:00:00 UTC"]
+    assert _setting(timers["funding-scan"], "OnCalendar") == ["*-*-* *:05:00 UTC"]
+    assert _setting(timers["health"], "OnCalendar") == ["*-*-* *:00/15:00 UTC"]
+    assert _setting(timers["attribution"], "OnCalendar") == ["*-*-* 23:55:00 UTC"]
+    health = (home / "deploy" / "stagectl-health.service").read_text()
+    assert _setting(health, "ExecStart") == [
+        f"{stagectl} health --out {home}/reports/health.json "
+        f"--metrics-file {home}/metrics/health.prom"
+    ]
+    assert _setting(health, "SuccessExitStatus") == ["130"]  # a failing check pages
+    daily = (home / "deploy" / "stagectl-daily.service").read_text()
+    assert _setting(daily, "ExecStart") == [
+        f"{stagectl} daily --out {home}/reports/daily-latest.json --unsigned "
+        f"--metrics-file {home}/metrics/daily.prom"
+    ]
+    # the daily chain sends no alert of its own: its 1 (a failed check) fails the unit
+    assert _setting(daily, "SuccessExitStatus") == ["130"]
+    assert _setting(daily, "OnFailure") == ["stagectl-alert@%n.service"]
     crontab = (home / "deploy" / "crontab").read_text()
     assert {"CRON_TZ=UTC", "MAILTO=desk@example.com", f"STAGECTL_HOME={home}"} <= set(
         crontab.splitlines()
     )
-    jobs = [line for line in crontab.splitlines() if line[:1].isdigit()]
+    jobs = [line for line in crontab.splitlines() if line[:1].isdigit() or line[:1] == "*"]
     assert len(jobs) == len(JOBS)
     assert all(f" {stagectl} " in line and f". {env_file} " in line for line in jobs)
     assert units["install"]["cron"] == [f"crontab {home}/deploy/crontab"]

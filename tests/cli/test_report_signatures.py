@@ -49,6 +49,8 @@ COMMANDS: dict[str, list[str]] = {
         SIGNER,
     ],
     "market-intel": ["market-intel", "--out", "market-intel.json"],
+    "funding-scan": ["funding-scan", "--out", "funding-scan.json"],
+    "daily": ["daily", "--out", "daily.json"],
     "stress-lab": ["stress-lab", "--scenario", "blackout", "--now", CALM, "--out", "stress.json"],
     "backtest": ["backtest", "--start", "2025-10-01", "--end", "2025-12-31", "--out", "bt.json"],
     "backtest-grid": [

@@ -159,3 +159,12 @@ def test_a_report_without_html_never_loads_plotly(home: Path) -> None:
     _require("backtest")
     modules = imported_modules(["backtest", "--start", "2026-01-01", "--json"], home)
     assert not {m for m in modules if m.split(".")[0] == "plotly"}
+
+
+def test_schedule_status_imports_no_heavy_library(home: Path) -> None:
+    """The page-on-it check of the schedule: its textfiles and cron times only."""
+    heavy_imports(["init", str(home)], home)
+    heavy_imports(
+        ["funding-scan", "--metrics-file", str(home / "metrics" / "funding-scan.prom")], home
+    )
+    assert heavy_imports(["schedule", "status", "--json"], home) == []

@@ -73,6 +73,8 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "notify test": ("stagectl.services.guard.unit_failed", "run_test"),
     "attribution": ("stagectl.services.ledger.attribution", "run"),
     "health": ("stagectl.services.trading.health", "run"),
+    "daily": ("stagectl.services.research.daily", "run"),
+    "schedule status": ("stagectl.services.home.schedule", "run"),
 }
 
 # Commands without a service: `report verify` checks a file with the reports package

@@ -42,6 +42,10 @@ TEXTFILE_METRICS: dict[str, str] = {
     "stagectl_health_order_rejection_ratio": "Orders rejected / orders sent (window).",
     "stagectl_health_order_error_ratio": "Orders never acknowledged / decided to send.",
     "stagectl_health_clock_skew_seconds": "The exchange clock's skew from the local clock.",
+    "stagectl_daily_challenger_promoted": "1 when the daily chain's champion-vs-challenger "
+    "verdict was PROMOTE, 0 when not (absent when the comparison was skipped).",
+    "stagectl_funding_carry_turns": "Symbols whose 24h carry turned against the 7-day one "
+    "(funding-scan).",
 }
 INDICATOR_PREFIX = "stagectl_guard_"
 """Each guard indicator is a gauge of its own: ``stagectl_guard_<indicator>``; a sleeve's

@@ -9,6 +9,8 @@ import typer
 from stagectl.cli._common import (
     JsonOpt,
     MarketDataOpt,
+    OutOpt,
+    UnsignedOpt,
     cli_context,
     fmt_fixed,
     fmt_pct,
@@ -16,7 +18,9 @@ from stagectl.cli._common import (
     parse_now,
     print_json,
     print_table,
+    publish_envelope,
 )
+from stagectl.cli._observe import MetricsFileOpt, observed
 from stagectl.cli._values import bundled_symbols
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -45,24 +49,36 @@ def funding_scan(
         ),
     ] = None,
     json_output: JsonOpt = False,
+    out: OutOpt = None,
+    unsigned: UnsignedOpt = False,
+    metrics_file: MetricsFileOpt = None,
 ) -> None:
     """Funding carry (the mean rate of the last 24h, 7 and 30 days, annualised: x 3 x
     365) and the perp-spot basis (bps, last bar and 7-day mean) per symbol, flagging
     where the carry turns (the 24h carry's sign opposite to the 7-day one's).
 
-    Exit 0 (a turn is a flag for the desk, not a failure); 2 on bad data or options.
+    The hourly job (docs/operations.md, "The daily schedule") runs it with --out and
+    --metrics-file. Exit 0 (a turn is a flag for the desk, not a failure); 2 on bad data
+    or options.
     """
     from stagectl.services.data import funding_scan as service
 
-    request = service.FundingScanRequest(
-        data_dir=data, symbols=tuple(symbols or ()), now=parse_now(now)
-    )
-    result = service.run(request, home=cli_context(ctx).home)
-    document = result.to_dict()
-    if json_output:
-        print_json(document)
-        return
-    _print_human(document)
+    home = cli_context(ctx).home
+    with observed(home, service.KIND, metrics_file=metrics_file) as observation:
+        request = service.FundingScanRequest(
+            data_dir=data, symbols=tuple(symbols or ()), now=parse_now(now)
+        )
+        result = service.run(request, home=home)
+        document = result.to_dict()
+        observation.gauge("stagectl_funding_carry_turns", len(document["turned"]))
+        observation.event("scan", symbols=len(document["symbols"]), turned=document["turned"])
+        if out is not None:
+            publish_envelope(home, service.KIND, document, inputs=[], out=out, unsigned=unsigned)
+            info(f"wrote {out}")
+        if json_output:
+            print_json(document)
+        else:
+            _print_human(document)
 
 
 def _bps(value: float | None) -> str:

@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "stagectl.cli.verify_thresholds",
         "Audit core.yaml's governed values against the approved baseline.",
     ),
+    "daily": (
+        "stagectl.cli.daily",
+        "Seed 001's 02:00 UTC chain: ingest, check, walk-forward, compare.",
+    ),
     "data": ("stagectl.cli.data", "Bundled and fetched market data: list, check, fetch."),
     "completion": ("stagectl.cli.completion", "Show or install shell completion scripts."),
     "risk-guard": ("stagectl.cli.risk_guard", "The runbook risk guard: live check or --replay."),
@@ -64,6 +68,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "consensus": ("stagectl.cli.consensus", "Engine consensus score and adaptive decision."),
     "optimize": ("stagectl.cli.optimize", "Seed 001's portfolio optimizer: weights, slacks."),
     "shadow": ("stagectl.cli.shadow", "Record backtests as runs; compare runs for promotion."),
+    "schedule": ("stagectl.cli.schedule", "The scheduled jobs: their last run, exit, next due."),
     "notify": ("stagectl.cli.notify", "Tell the notify channels: a failed systemd unit."),
     "attribution": ("stagectl.cli.attribution", "PnL by sleeve, regime, venue; costs; reconciled."),
     "health": ("stagectl.cli.health", "Data, latency, order and exchange health checks."),

@@ -71,7 +71,8 @@ class DataFetchResult:
         return asdict(self)
 
 
-def _cache_dir(home: Home, exchange_id: str) -> Path:
+def cache_dir(home: Home, exchange_id: str) -> Path:
+    """Where `data fetch` caches an exchange's series: HOME/data/<exchange>/."""
     return home.root / "data" / exchange_id
 
 
@@ -106,7 +107,7 @@ def run(
     now_ms = _ms(server_now)
     end_ms = min(_ms(request.until), now_ms) if request.until else now_ms
     tf_ms = data.timeframe_ms(request.timeframe)
-    directory = _cache_dir(home, request.exchange_id)
+    directory = cache_dir(home, request.exchange_id)
     result = DataFetchResult(request.exchange_id, symbol_id, kind, request.timeframe, server_now, 0)
 
     suffix = f"_{request.timeframe}" if kind == "perp" else f"_spot_{request.timeframe}"

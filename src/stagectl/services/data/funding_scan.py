@@ -25,6 +25,7 @@ from stagectl.domain.carry import CARRY_WINDOWS, CarryScan, scan_carry
 from stagectl.domain.jsonable import to_jsonable
 from stagectl.errors import InputError
 
+KIND = "funding-scan"
 BASIS_TIMEFRAME = "1h"
 
 

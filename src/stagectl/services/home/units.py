@@ -59,7 +59,23 @@ class ScheduledJob:
     cron: str
     """The same times as cron's five fields, read in ``CRON_TZ=UTC``."""
     args: tuple[str, ...]
-    """stagectl's arguments; ``{home}`` stands for the home."""
+    """stagectl's arguments; ``{home}`` stands for the home. Every job writes a
+    ``--metrics-file``: ``stagectl schedule status`` reads its last run from there."""
+    alerts_itself: bool = False
+    """True when the command's exit 1 is its own finding that it has already sent to the
+    notify channels (the risk guard): 1 is then a success for the unit and cron stays
+    quiet. Otherwise exit 1 is a failed check that must page (health, daily), like 2, 3
+    and 70."""
+
+    @property
+    def quiet_exits(self) -> tuple[int, ...]:
+        """The exit codes that page nobody: 0, and 1 for a job that alerts itself."""
+        return (0, 1) if self.alerts_itself else (0,)
+
+    def metrics_file(self, home: Path) -> Path:
+        """The textfile the job's ``--metrics-file`` names."""
+        at = self.args.index("--metrics-file")
+        return Path(self.args[at + 1].format(home=home))
 
 
 JOBS: tuple[ScheduledJob, ...] = (
@@ -76,6 +92,7 @@ JOBS: tuple[ScheduledJob, ...] = (
             "--metrics-file",
             "{home}/metrics/risk-guard-live.prom",
         ),
+        alerts_itself=True,
     ),
     ScheduledJob(
         "weekly",
@@ -90,6 +107,65 @@ JOBS: tuple[ScheduledJob, ...] = (
             "{home}/reports/weekly-latest.json",
             "--metrics-file",
             "{home}/metrics/weekly-live.prom",
+        ),
+        alerts_itself=True,
+    ),
+    ScheduledJob(
+        "daily",
+        "seed 001's daily research chain (ingest, data check, walk-forward, champion vs "
+        "challenger), 02:00 UTC",
+        "*-*-* 02:00:00 UTC",
+        "0 2 * * *",
+        (
+            "daily",
+            "--out",
+            "{home}/reports/daily-latest.json",
+            "--unsigned",
+            "--metrics-file",
+            "{home}/metrics/daily.prom",
+        ),
+    ),
+    ScheduledJob(
+        "funding-scan",
+        "the hourly funding carry and perp-spot basis scan, 5 minutes past the hour",
+        "*-*-* *:05:00 UTC",
+        "5 * * * *",
+        (
+            "funding-scan",
+            "--out",
+            "{home}/reports/funding-scan-latest.json",
+            "--unsigned",
+            "--metrics-file",
+            "{home}/metrics/funding-scan.prom",
+        ),
+    ),
+    ScheduledJob(
+        "health",
+        "the health checks (data gaps, bar and snapshot age, loop latency, order errors, "
+        "exchange reachability, clock skew), every 15 minutes",
+        "*-*-* *:00/15:00 UTC",
+        "*/15 * * * *",
+        (
+            "health",
+            "--out",
+            "{home}/reports/health.json",
+            "--metrics-file",
+            "{home}/metrics/health.prom",
+        ),
+    ),
+    ScheduledJob(
+        "attribution",
+        "the day's PnL attribution (by sleeve, regime, venue and cost) into reports/, 23:55 UTC",
+        "*-*-* 23:55:00 UTC",
+        "55 23 * * *",
+        (
+            "attribution",
+            "--day",
+            "today",
+            "--out",
+            "{home}/reports/attribution-latest.json",
+            "--metrics-file",
+            "{home}/metrics/attribution.prom",
         ),
     ),
 )
@@ -224,6 +300,8 @@ def render(home: Path, stagectl: Path, mail_to: str) -> dict[str, str]:
             "CRON": job.cron,
             "ARGS": " ".join(arg.format(home=home) for arg in job.args),
             "LOG": str(home / "logs" / f"{job.name}.log"),
+            "SUCCESS_EXIT": " ".join(str(code) for code in (*job.quiet_exits[1:], 130)),
+            "QUIET_MAX": str(max(job.quiet_exits)),
         }
         files[f"stagectl-{job.name}.service"] = fill("stagectl-job.service", **values)
         files[f"stagectl-{job.name}.timer"] = fill("stagectl-job.timer", **values)
