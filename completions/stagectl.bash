@@ -7,10 +7,10 @@ _stagectl_node() {
     # The subcommands and options of command path $1 (words joined by spaces).
     _stagectl_names=""; _stagectl_opts=""
     case "$1" in
-        "") _stagectl_names='artifacts attribution audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
+        "") _stagectl_names='artifacts attribution audit-strategy backtest completion consensus cpcv daily data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live schedule shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
-        "attribution") _stagectl_names=''; _stagectl_opts='--day --end -h --help --html --json --out --run --start --unsigned';;
+        "attribution") _stagectl_names=''; _stagectl_opts='--day --end -h --help --html --json --metrics-file --out --run --start --unsigned';;
         "audit-strategy") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --out --scheduler --unsigned --workers';;
         "backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-model --cost-multiplier --data --end --export --grid -h --help --html --json --out --preset --record --scheduler --start --symbol --unsigned --workers';;
         "completion") _stagectl_names='show install'; _stagectl_opts='-h --help';;
@@ -18,12 +18,13 @@ _stagectl_node() {
         "completion install") _stagectl_names=''; _stagectl_opts='--dry-run -h --help --path';;
         "consensus") _stagectl_names=''; _stagectl_opts='--correlation --half-life-days -h --help --json --k --regime --votes --window';;
         "cpcv") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --fixed --folds -h --help --html --json --pbo-partitions --purge --scheduler --test-folds --workers';;
+        "daily") _stagectl_names=''; _stagectl_opts='--base-url --challenger --champion --data --exchange -h --help --json --metrics-file --now --out --unsigned';;
         "data") _stagectl_names='info check fetch'; _stagectl_opts='-h --help';;
         "data info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "data check") _stagectl_names=''; _stagectl_opts='--data -h --help --json --max-fill-gap-min --outlier-z -s --symbol -t --timeframe';;
         "data fetch") _stagectl_names=''; _stagectl_opts='--base-url -e --exchange -h --help --json --since -s --symbol -t --timeframe --until';;
         "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --metrics-file --paper --reason --symbol -y --yes';;
-        "funding-scan") _stagectl_names=''; _stagectl_opts='--data -h --help --json --now -s --symbol';;
+        "funding-scan") _stagectl_names=''; _stagectl_opts='--data -h --help --json --metrics-file --now --out -s --symbol --unsigned';;
         "governor") _stagectl_names=''; _stagectl_opts='--apply -c --config --data -h --help --json --now';;
         "health") _stagectl_names=''; _stagectl_opts='--base-url -c --config --exchange -h --help --json --max-bar-age --metrics-file --now --offline --out --run --unsigned';;
         "init") _stagectl_names=''; _stagectl_opts='--force -h --help --json --mail-to --with-units';;
@@ -44,6 +45,8 @@ _stagectl_node() {
         "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json --max-age';;
         "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --html --json --limit --metrics-file --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
         "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --metrics-host --metrics-port --new-run --breakers --no-breakers --guard --no-guard --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --no-stop-limits --stop-limits -y --yes';;
+        "schedule") _stagectl_names='status'; _stagectl_opts='-h --help';;
+        "schedule status") _stagectl_names=''; _stagectl_opts='-h --help --json';;
         "shadow") _stagectl_names='compare record-backtest'; _stagectl_opts='-h --help';;
         "shadow compare") _stagectl_names=''; _stagectl_opts='--baseline --candidate -h --help --json --resamples --seed';;
         "shadow record-backtest") _stagectl_names=''; _stagectl_opts='--breakers -c --config --cost-multiplier --data --end -h --help --json --preset --run-id --start';;
@@ -78,6 +81,7 @@ _stagectl_value() {
         "attribution|--day") _stagectl_kind=text;;
         "attribution|--end") _stagectl_kind=text;;
         "attribution|--html") _stagectl_kind=file;;
+        "attribution|--metrics-file") _stagectl_kind=file;;
         "attribution|--out") _stagectl_kind=file;;
         "attribution|--run") _stagectl_kind=text;;
         "attribution|--start") _stagectl_kind=text;;
@@ -119,6 +123,14 @@ _stagectl_value() {
         "cpcv|--scheduler") _stagectl_kind=text;;
         "cpcv|--test-folds") _stagectl_kind=text;;
         "cpcv|--workers") _stagectl_kind=text;;
+        "daily|--base-url") _stagectl_kind=text;;
+        "daily|--challenger") _stagectl_kind=text;;
+        "daily|--champion") _stagectl_kind=text;;
+        "daily|--data") _stagectl_kind=dir;;
+        "daily|--exchange") _stagectl_kind=text;;
+        "daily|--metrics-file") _stagectl_kind=file;;
+        "daily|--now") _stagectl_kind=text;;
+        "daily|--out") _stagectl_kind=file;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;
         "data check|--outlier-z") _stagectl_kind=text;;
@@ -136,7 +148,9 @@ _stagectl_value() {
         "emergency-close|--reason") _stagectl_kind=text;;
         "emergency-close|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "funding-scan|--data") _stagectl_kind=dir;;
+        "funding-scan|--metrics-file") _stagectl_kind=file;;
         "funding-scan|--now") _stagectl_kind=text;;
+        "funding-scan|--out") _stagectl_kind=file;;
         "funding-scan|-s"|"funding-scan|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;

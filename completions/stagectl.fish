@@ -8,16 +8,17 @@ function __stagectl_takes_value --argument-names key
     switch $key
         case '|'{--home,--state}
         case 'artifacts analyze|'{-c,--config}
-        case 'attribution|'{--day,--end,--html,--out,--run,--start}
+        case 'attribution|'{--day,--end,--html,--metrics-file,--out,--run,--start}
         case 'audit-strategy|'{-c,--config,--data,--out,--scheduler,--workers}
         case 'backtest|'{-c,--config,--cost-model,--cost-multiplier,--data,--end,--export,--grid,--html,--out,--preset,--record,--scheduler,--start,--symbol,--workers}
         case 'completion install|'{--path}
         case 'consensus|'{--correlation,--half-life-days,--k,--regime,--votes,--window}
         case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--html,--pbo-partitions,--purge,--scheduler,--test-folds,--workers}
+        case 'daily|'{--base-url,--challenger,--champion,--data,--exchange,--metrics-file,--now,--out}
         case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
-        case 'funding-scan|'{--data,--now,-s,--symbol}
+        case 'funding-scan|'{--data,--metrics-file,--now,--out,-s,--symbol}
         case 'governor|'{-c,--config,--data,--now}
         case 'health|'{--base-url,-c,--config,--exchange,--max-bar-age,--metrics-file,--now,--out,--run}
         case 'init|'{--mail-to}
@@ -57,7 +58,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts attribution audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward
+            echo artifacts attribution audit-strategy backtest completion consensus cpcv daily data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live schedule shadow state stress-lab telegram trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -70,6 +71,8 @@ function __stagectl_names --argument-names path
             echo unit-failed test
         case 'report'
             echo verify
+        case 'schedule'
+            echo status
         case 'shadow'
             echo compare record-backtest
         case 'state'
@@ -149,6 +152,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a backtest -d 'Backtest the stra
 complete -c stagectl -n '__stagectl_at \'\' 0' -a completion -d 'Show or install shell completion scripts.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a consensus -d 'Engine consensus score and adaptive decision.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a cpcv -d 'Combinatorial purged CV: Sharpe across paths and PBO.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a daily -d 'Seed 001\'s 02:00 UTC chain: ingest, check, walk-forward, compare.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a data -d 'Bundled and fetched market data: list, check, fetch.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a emergency-close -d 'Reduce-only, cancel, close all, halt.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a funding-scan -d 'Funding carry and perp-spot basis per symbol.'
@@ -165,6 +169,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a regime-analyze -d 'PnL windows
 complete -c stagectl -n '__stagectl_at \'\' 0' -a report -d 'Verify signed reports.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a risk-guard -d 'The runbook risk guard: live check or --replay.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a run-live -d 'The trading loop: paper (default) or --live.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a schedule -d 'The scheduled jobs: their last run, exit, next due.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a shadow -d 'Record backtests as runs; compare runs for promotion.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a state -d 'Inspect or copy the state database (SQLite or PostgreSQL).'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a stress-lab -d 'Stress Lab scenarios with a signed verdict.'
@@ -188,6 +193,7 @@ complete -c stagectl -n '__stagectl_at \'attribution\'' -l end -x -d 'Window end
 complete -c stagectl -n '__stagectl_at \'attribution\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'attribution\'' -l html -r -F -d 'Also write a self-contained HTML page with charts (offline; atomically).'
 complete -c stagectl -n '__stagectl_at \'attribution\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'attribution\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'attribution\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'attribution\'' -l run -x -d 'Only this run [default: every run with a decision].'
 complete -c stagectl -n '__stagectl_at \'attribution\'' -l start -x -d 'Window start (UTC date or ISO-8601, inclusive).'
@@ -250,6 +256,17 @@ complete -c stagectl -n '__stagectl_at \'cpcv\'' -l purge -x -d 'Label horizon p
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l scheduler -x -d 'Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l test-folds -x -d 'Test groups per split K.'
 complete -c stagectl -n '__stagectl_at \'cpcv\'' -l workers -x -d 'Run the independent pieces on a local Dask cluster of N worker processes (needs pip install \'stagectl[dist]\'); 1: serially in this process.'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l base-url -x -d 'Send the ingest\'s API calls to this host instead (e.g. the loopback simulator) [env: STAGECTL_EXCHANGE_BASE_URL].'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l challenger -x -d 'Run id of the challenger (candidate) [env: STAGECTL_DAILY_CHALLENGER].'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l champion -x -d 'Run id of the champion (baseline) [env: STAGECTL_DAILY_CHAMPION].'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle and funding CSV files instead of the bundled sample.'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l exchange -x -d 'The ccxt exchange to ingest the sleeves\' 1h candles and funding from [default: none: ingest is skipped and the chain reads --data or the bundled sample] [env: STAGECTL_DAILY_EXCHANGE].'
+complete -c stagectl -n '__stagectl_at \'daily\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l now -x -d 'Run as of this UTC time (ISO-8601): a first ingest fetches the 400 days before it [default: now].'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
+complete -c stagectl -n '__stagectl_at \'daily\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a info -d 'List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a check -d 'Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a fetch -d 'Download candles (and funding for perpetuals) into HOME/data/<exchange>/.'
@@ -284,8 +301,11 @@ complete -c stagectl -n '__stagectl_at \'emergency-close\'' -s y -l yes -d 'Do n
 complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
 complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l metrics-file -r -F -d 'Also write a Prometheus textfile here (node_exporter\'s textfile collector; written atomically, also when the command fails; docs/metrics.md).'
 complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l now -x -d 'Scan as of this UTC time (ISO-8601) [default: the end of the data].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'funding-scan\'' -s s -l symbol -x -a 'BTCUSDT ETHUSDT SOLUSDT XRPUSDT' -d 'Only this symbol (repeatable) [default: every symbol with funding data].'
+complete -c stagectl -n '__stagectl_at \'funding-scan\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l apply -d 'Record the new weights as current (refused without core.yaml\'s compliance sign-off, and inside the rebalance interval).'
 complete -c stagectl -n '__stagectl_at \'governor\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/core.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'governor\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of candle/funding CSV files [default: the bundled sample].'
@@ -439,6 +459,10 @@ complete -c stagectl -n '__stagectl_at \'run-live\'' -l stage3 -r -F -d 'Order p
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l start -x -d 'First bar, UTC [default: 30 days before --end].'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l no-stop-limits -l stop-limits -d 'Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry [default: the -c profile\'s run.stop_limits, else off].'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -s y -l yes -d 'Do not ask for confirmation.'
+complete -c stagectl -n '__stagectl_at \'schedule\' 0' -a status -d 'Every scheduled job (the units and crontab of init --with-units): when it runs (UTC), its command, its last run and exit code (from its --metrics-file textfile) and when it is next due.'
+complete -c stagectl -n '__stagectl_at \'schedule\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'schedule status\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'schedule status\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
 complete -c stagectl -n '__stagectl_at \'shadow\' 0' -a compare -d 'Compare two runs of the state database side by side: PnL, hit rate, Sharpe, drawdown, turnover, cost per trade, IR, paired block-bootstrap and Welch p-values, and the promotion verdict of seed 001 §9.'
 complete -c stagectl -n '__stagectl_at \'shadow\' 0' -a record-backtest -d 'Backtest the strategy config and record it in the state database as run ID: equity snapshots per bar, one fill per position change, breaker firings as events.'
 complete -c stagectl -n '__stagectl_at \'shadow\'' -s h -l help -d 'Show this message and exit.'

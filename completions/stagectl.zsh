@@ -9,8 +9,8 @@ _stagectl_node() {
     _stagectl_names=""; _stagectl_commands=(); _stagectl_opts=()
     case "$1" in
         "")
-            _stagectl_names='artifacts attribution audit-strategy backtest completion consensus cpcv data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live shadow state stress-lab telegram trading verify-thresholds walk-forward'
-            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'attribution:PnL by sleeve, regime, venue; costs; reconciled.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'health:Data, latency, order and exchange health checks.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'notify:Tell the notify channels: a failed systemd unit.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect or copy the state database (SQLite or PostgreSQL).' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'telegram:On-call from Telegram: serve the bot, test it.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
+            _stagectl_names='artifacts attribution audit-strategy backtest completion consensus cpcv daily data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live schedule shadow state stress-lab telegram trading verify-thresholds walk-forward'
+            _stagectl_commands=('artifacts:Analyze a run-live run'\''s seed-002 artifacts.' 'attribution:PnL by sleeve, regime, venue; costs; reconciled.' 'audit-strategy:Seed 003'\''s acceptance table on the data.' 'backtest:Backtest the strategy config on market data.' 'completion:Show or install shell completion scripts.' 'consensus:Engine consensus score and adaptive decision.' 'cpcv:Combinatorial purged CV: Sharpe across paths and PBO.' 'daily:Seed 001'\''s 02:00 UTC chain: ingest, check, walk-forward, compare.' 'data:Bundled and fetched market data: list, check, fetch.' 'emergency-close:Reduce-only, cancel, close all, halt.' 'funding-scan:Funding carry and perp-spot basis per symbol.' 'governor:Portfolio Governor weights from Market Intel.' 'health:Data, latency, order and exchange health checks.' 'init:Create a stagectl home with the default configs.' 'market-intel:Stage6 Market Intel metrics per symbol.' 'metrics:The fill ledger: import, window metrics, PnL windows.' 'notify:Tell the notify channels: a failed systemd unit.' 'optimize:Seed 001'\''s portfolio optimizer: weights, slacks.' 'paper-gate:Judge a paper run against the 30-day paper gate.' 'preflight:The seed 002 pre-trade checklist.' 'regime-analyze:PnL windows and candles by market regime.' 'report:Verify signed reports.' 'risk-guard:The runbook risk guard: live check or --replay.' 'run-live:The trading loop: paper (default) or --live.' 'schedule:The scheduled jobs: their last run, exit, next due.' 'shadow:Record backtests as runs; compare runs for promotion.' 'state:Inspect or copy the state database (SQLite or PostgreSQL).' 'stress-lab:Stress Lab scenarios with a signed verdict.' 'telegram:On-call from Telegram: serve the bot, test it.' 'trading:Show or set the trading state.' 'verify-thresholds:Audit core.yaml'\''s governed values against the approved baseline.' 'walk-forward:Purged walk-forward of the strategy config.')
             _stagectl_opts=('--debug:Show tracebacks for internal errors.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--home:The stagectl home (config/, state/, artifacts/, reports/, logs/) [env: STAGECTL_HOME; default: the current directory].' '--state:The state database: a SQLite file or a postgresql://USER@HOST/DB URL (password from PGPASSWORD, ~/.pgpass or STAGECTL_STATE_PASSWORD_FILE) [env: STAGECTL_STATE; default: HOME/state/stagectl.db].' '--version:Print the version and exit.');;
         "artifacts")
             _stagectl_names='analyze'
@@ -23,7 +23,7 @@ _stagectl_node() {
         "attribution")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--day:One UTC day: YYYY-MM-DD, today or yesterday [default: today, unless --start/--end].' '--end:Window end (UTC; a date is the end of that day).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--out:Write the signed report to FILE (atomically).' '--run:Only this run [default: every run with a decision].' '--start:Window start (UTC date or ISO-8601, inclusive).' '--unsigned:With --out and no key configured: write an unsigned report.');;
+            _stagectl_opts=('--day:One UTC day: YYYY-MM-DD, today or yesterday [default: today, unless --start/--end].' '--end:Window end (UTC; a date is the end of that day).' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--out:Write the signed report to FILE (atomically).' '--run:Only this run [default: every run with a decision].' '--start:Window start (UTC date or ISO-8601, inclusive).' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "audit-strategy")
             _stagectl_names=''
             _stagectl_commands=()
@@ -52,6 +52,10 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--embargo:Embargo after each test block.' '--fixed:Evaluate the config as is; PBO is then not computable.' '--folds:Number of contiguous groups N.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--pbo-partitions:Even number of CSCV partitions.' '--purge:Label horizon purged around tests.' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--test-folds:Test groups per split K.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
+        "daily")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('--base-url:Send the ingest'\''s API calls to this host instead (e.g. the loopback simulator) [env: STAGECTL_EXCHANGE_BASE_URL].' '--challenger:Run id of the challenger (candidate) [env: STAGECTL_DAILY_CHALLENGER].' '--champion:Run id of the champion (baseline) [env: STAGECTL_DAILY_CHAMPION].' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--exchange:The ccxt exchange to ingest the sleeves'\'' 1h candles and funding from [default: none: ingest is skipped and the chain reads --data or the bundled sample] [env: STAGECTL_DAILY_EXCHANGE].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:Run as of this UTC time (ISO-8601): a first ingest fetches the 400 days before it [default: now].' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "data")
             _stagectl_names='info check fetch'
             _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
@@ -75,7 +79,7 @@ _stagectl_node() {
         "funding-scan")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--now:Scan as of this UTC time (ISO-8601) [default: the end of the data].' '-s:Only this symbol (repeatable) [default: every symbol with funding data].' '--symbol:Only this symbol (repeatable) [default: every symbol with funding data].');;
+            _stagectl_opts=('--data:A directory of candle/funding CSV files [default: the bundled sample].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:Scan as of this UTC time (ISO-8601) [default: the end of the data].' '--out:Write the signed report to FILE (atomically).' '-s:Only this symbol (repeatable) [default: every symbol with funding data].' '--symbol:Only this symbol (repeatable) [default: every symbol with funding data].' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "governor")
             _stagectl_names=''
             _stagectl_commands=()
@@ -156,6 +160,14 @@ _stagectl_node() {
             _stagectl_names=''
             _stagectl_commands=()
             _stagectl_opts=('--base-url:With --live: send every exchange call to this host (testnets, a simulator).' '-c:Strategy file, or a stage3 run profile such as config/stage3.yaml (its run.strategy, policy, duration_h and run.stop_limits) [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Strategy file, or a stage3 run profile such as config/stage3.yaml (its run.strategy, policy, duration_h and run.stop_limits) [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--duration:Trade this much market time, e.g. 24h or 60d; a paper run without --start replays that much of the data'\''s end [default: the -c profile'\''s duration_h, else to --end; paper: the last 30 days].' '--end:Last bar, UTC; a date includes the whole day [default: the end of the data].' '--exchange:ccxt exchange id for --live.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-host:The address --metrics-port listens on (0.0.0.0: every interface).' '--metrics-port:Serve live gauges for Prometheus on this port while the loop runs (0: any free port, printed on stderr; docs/metrics.md).' '--new-run:Start a new run even if one is unfinished.' '--breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--no-breakers:Circuit breakers (daily drawdown stop at the active preset'\''s daily loss stop, 3-loss streak halving, volatility defense) on the run'\''s own returns.' '--guard:Evaluate the risk guard in the loop (the strategy config'\''s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.' '--no-guard:Evaluate the risk guard in the loop (the strategy config'\''s guard section: hourly, directives latched at the next bar). --no-guard leaves it to cron.' '--live:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--paper:Trade real money through the exchange (--live) or the paper broker (--paper, the default).' '--no-position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--position-limits:Cap positions at stage3 max_size/max_notional_usd.' '--replay-data:Replay candles and funding from DIR [default: the bundled data].' '--resume:Resume this run [default: the latest unfinished run].' '--speed:Replay speed: max, or Nx (3600x = one 1h bar a second).' '--stage3:Order policy and alerts [default: the -c profile, else config/stage3.yaml].' '--start:First bar, UTC [default: 30 days before --end].' '--no-stop-limits:Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry [default: the -c profile'\''s run.stop_limits, else off].' '--stop-limits:Protect each position with a reduce-only stop-limit at stage3 stop_distance_pct from its entry [default: the -c profile'\''s run.stop_limits, else off].' '-y:Do not ask for confirmation.' '--yes:Do not ask for confirmation.');;
+        "schedule")
+            _stagectl_names='status'
+            _stagectl_commands=('status:Every scheduled job (the units and crontab of init --with-units): when it runs (UTC), its command, its last run and exit code (from its --metrics-file textfile) and when it is next due.')
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
+        "schedule status")
+            _stagectl_names=''
+            _stagectl_commands=()
+            _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.');;
         "shadow")
             _stagectl_names='compare record-backtest'
             _stagectl_commands=('compare:Compare two runs of the state database side by side: PnL, hit rate, Sharpe, drawdown, turnover, cost per trade, IR, paired block-bootstrap and Welch p-values, and the promotion verdict of seed 001 §9.' 'record-backtest:Backtest the strategy config and record it in the state database as run ID: equity snapshots per bar, one fill per position change, breaker firings as events.')
@@ -253,6 +265,7 @@ _stagectl_value() {
         "attribution|--day") _stagectl_kind=text;;
         "attribution|--end") _stagectl_kind=text;;
         "attribution|--html") _stagectl_kind=file;;
+        "attribution|--metrics-file") _stagectl_kind=file;;
         "attribution|--out") _stagectl_kind=file;;
         "attribution|--run") _stagectl_kind=text;;
         "attribution|--start") _stagectl_kind=text;;
@@ -294,6 +307,14 @@ _stagectl_value() {
         "cpcv|--scheduler") _stagectl_kind=text;;
         "cpcv|--test-folds") _stagectl_kind=text;;
         "cpcv|--workers") _stagectl_kind=text;;
+        "daily|--base-url") _stagectl_kind=text;;
+        "daily|--challenger") _stagectl_kind=text;;
+        "daily|--champion") _stagectl_kind=text;;
+        "daily|--data") _stagectl_kind=dir;;
+        "daily|--exchange") _stagectl_kind=text;;
+        "daily|--metrics-file") _stagectl_kind=file;;
+        "daily|--now") _stagectl_kind=text;;
+        "daily|--out") _stagectl_kind=file;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;
         "data check|--outlier-z") _stagectl_kind=text;;
@@ -311,7 +332,9 @@ _stagectl_value() {
         "emergency-close|--reason") _stagectl_kind=text;;
         "emergency-close|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "funding-scan|--data") _stagectl_kind=dir;;
+        "funding-scan|--metrics-file") _stagectl_kind=file;;
         "funding-scan|--now") _stagectl_kind=text;;
+        "funding-scan|--out") _stagectl_kind=file;;
         "funding-scan|-s"|"funding-scan|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "governor|-c"|"governor|--config") _stagectl_kind=yaml;;
         "governor|--data") _stagectl_kind=dir;;

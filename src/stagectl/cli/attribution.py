@@ -23,6 +23,7 @@ from stagectl.cli._common import (
     quoted,
     write_html,
 )
+from stagectl.cli._observe import MetricsFileOpt, observed
 from stagectl.errors import EXIT_CHECK_FAILED, InputError
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -63,6 +64,7 @@ def attribution(
     out: OutOpt = None,
     unsigned: UnsignedOpt = False,
     html: HtmlOpt = None,
+    metrics_file: MetricsFileOpt = None,
 ) -> None:
     """PnL of the window's run-live decisions by sleeve (engine), regime and venue, the
     cost breakdown (fees, slippage, funding, each with its share of the gross PnL), and
@@ -72,29 +74,30 @@ def attribution(
     """
     from stagectl.services.ledger import attribution as service
 
-    window_start, window_end = _window(day, start, end)
     home = cli_context(ctx).home
-    result = service.run(
-        service.AttributionRequest(window_start, window_end, run_id=run_id), home=home
-    )
-    body = result.to_dict()
-    emit_report(
-        home,
-        "attribution",
-        body,
-        inputs=service.inputs_of(home),
-        json_output=json_output,
-        out=out,
-        unsigned=unsigned,
-        render_human=lambda: _print_human(body),
-    )
-    write_html(html, lambda: _page(body))
-    if not result.reconciled:
-        info(
-            f"attribution does NOT reconcile: attributed {result.attributed_net:+.2f} vs "
-            f"ledger {result.ledger_net:+.2f} USD (difference {result.difference:+.4f})"
+    with observed(home, "attribution", metrics_file=metrics_file):
+        window_start, window_end = _window(day, start, end)
+        result = service.run(
+            service.AttributionRequest(window_start, window_end, run_id=run_id), home=home
         )
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        body = result.to_dict()
+        emit_report(
+            home,
+            "attribution",
+            body,
+            inputs=service.inputs_of(home),
+            json_output=json_output,
+            out=out,
+            unsigned=unsigned,
+            render_human=lambda: _print_human(body),
+        )
+        write_html(html, lambda: _page(body))
+        if not result.reconciled:
+            info(
+                f"attribution does NOT reconcile: attributed {result.attributed_net:+.2f} vs "
+                f"ledger {result.ledger_net:+.2f} USD (difference {result.difference:+.4f})"
+            )
+            raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 def _window(day: str | None, start: str | None, end: str | None) -> tuple[datetime, datetime]:
