@@ -42,6 +42,7 @@ from stagectl.config.loader import (
     load_strategy,
 )
 from stagectl.config.state_url import StateLocation
+from stagectl.domain.execution import SliceSettings
 from stagectl.domain.order_policy import PolicyLimits, SymbolCap
 from stagectl.domain.performance import bar_minutes
 from stagectl.domain.types import Event, OrderType
@@ -62,6 +63,7 @@ from stagectl.services.live.exchange import (
     open_live_broker,
     qty_steps,
 )
+from stagectl.services.live.execution import RouterSettings
 from stagectl.services.live.feed import ReplayFeed, data_span
 from stagectl.services.live.guard import PAPER_DELIVERY, LoopGuard
 from stagectl.services.live.lease import RunLease
@@ -202,6 +204,21 @@ def _same_file(one: Path, other: Path) -> bool:
         return False
 
 
+def router_settings(stage3: Any) -> RouterSettings | None:
+    """The execution router of the stage3 policy's ``execution`` section (None: off)."""
+    section = stage3.execution
+    if not section.router:
+        return None
+    return RouterSettings(
+        slices=SliceSettings(
+            twap_bars=section.twap_bars,
+            pov_share=Decimal(repr(section.pov_share)),
+            iceberg_clip_usd=Decimal(repr(section.iceberg_clip_usd)),
+            min_slice_usd=Decimal(repr(section.min_slice_usd)),
+        )
+    )
+
+
 def _policy_limits(stage3: Any, *, position_limits: bool) -> PolicyLimits:
     caps = {
         symbol: SymbolCap(Decimal(repr(lim.max_size)), Decimal(repr(lim.max_notional_usd)))
@@ -311,6 +328,7 @@ class _Setup:
             stop_limits=params["stop_limits"],
             book=load_run_book(self.db, run_id),
             on_retry=self.on_retry,
+            router=router_settings(self.stage3),
             **self.risk_fields(run_id, params, fields["exchange"]),
             **fields,
         )
