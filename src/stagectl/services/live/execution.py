@@ -301,9 +301,7 @@ def _spread_bps(book: tuple[Decimal, Decimal] | None) -> float:
     return float(((ask - bid) / mid * _BPS).quantize(Decimal("0.0001"), rounding=ROUND_DOWN))
 
 
-def _style_event(
-    order: Order, style: str, reason: str, planned: int, inputs: StyleInputs
-) -> Event:
+def _style_event(order: Order, style: str, reason: str, planned: int, inputs: StyleInputs) -> Event:
     return Event(
         ts=order.created_at,
         event_type=EXECUTION_STYLE,

@@ -185,9 +185,7 @@ def open_bar(ctx: LiveContext, data: StepData) -> Opened:
         stopping += execution.to_cancel(working, state, superseded, data.ts)
         working = [p for p in working if p.symbol not in superseded]
         decision = decided(execution.projected_positions(held, working))
-    urgent = {
-        s for s in symbols if state != TradingState.ACTIVE or decision.multipliers[s] < 1.0
-    }
+    urgent = {s for s in symbols if state != TradingState.ACTIVE or decision.multipliers[s] < 1.0}
     books = _books(ctx, decision)
     to_send, transfers = ctx.write(
         "record the bar's orders",
