@@ -133,6 +133,7 @@ class ReplayFeed:
                 "funding_ns": funding_index.as_unit("ns").asi8,
                 "funding": _settlements(funding),
             }
+        self.sleeve_symbols = frozenset(self._rows)
         self.fine_symbols = frozenset(s for s, row in self._rows.items() if row["fine"] is not None)
         """The sleeves whose data has 1m bars (the paper broker works their slices there)."""
         self._open_ns = self.index.as_unit("ns").asi8

@@ -134,6 +134,9 @@ class RunLiveResult:
     """The mode's trading state when the run stopped."""
     orders_denied: dict[str, int] = field(default_factory=dict)
     """The run's orders the pre-trade policy refused, by code (TRADING_HALTED...)."""
+    slice_fills: str | None = None
+    """What the router's slices fill against: ``1m bars`` (paper, the data has them),
+    ``bar`` (paper, at the bar), ``venue`` (live); None: the router is off."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -156,6 +159,7 @@ class RunLiveResult:
             "positions": self.positions,
             "trading_state": self.trading_state,
             "orders_denied": self.orders_denied,
+            "slice_fills": self.slice_fills,
             "notes": self.notes,
         }
 
@@ -478,11 +482,25 @@ def _run_paper(
         )
     if first >= feed.bars:
         result.notes.append("the run had already processed every bar of its window")
+    if ctx.router is not None:
+        result.slice_fills = slice_fills(feed)
     setup.announce(ctx)
     control = setup.control(should_stop, on_step, "paper")
     status = live_loop.paper_loop(ctx, feed, first, result, control)
     setup.finish(ctx, result, status)
     return result
+
+
+def slice_fills(feed: ReplayFeed) -> str:
+    """``1m bars`` when every sleeve's data has 1m bars, ``bar`` when none has, else
+    which sleeve fills against which."""
+    symbols = sorted(feed.sleeve_symbols)
+    fine = [s for s in symbols if s in feed.fine_symbols]
+    if len(fine) == len(symbols):
+        return "1m bars"
+    if not fine:
+        return "bar"
+    return "; ".join(f"{s}: {'1m bars' if s in fine else 'bar'}" for s in symbols)
 
 
 def _replay_feed(config: Any, params: dict[str, Any]) -> ReplayFeed:
@@ -535,6 +553,7 @@ def _run_live(
         setup.source,
         setup.stage3_source,
     )
+    result.slice_fills = None if ctx.router is None else "venue"
     setup.announce(ctx)
     control = setup.control(should_stop, on_step, "live")
     control.end = _parse(params["end"])
