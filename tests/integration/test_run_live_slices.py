@@ -160,3 +160,42 @@ def test_the_kill_switch_in_the_middle_of_a_parent_cancels_its_remaining_slices(
     assert len(children) == 2 < canceled.plan.planned
     assert canceled.sent_qty == sum((c.qty for c in children), Decimal(0)) < canceled.qty
     assert event.payload["slices_sent"] == 2  # type: ignore[index]
+
+
+def test_paper_slices_fill_through_the_1m_bars_where_the_data_has_them(tmp_path: Path) -> None:
+    """SOLUSDT has 1m bars on 2025-05-07 (00:00-12:00, from the shared data), ETHUSDT none."""
+    import pandas as pd
+
+    from stagectl.data.loaders import SAMPLE_DIR
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for source in SAMPLE_DIR.glob("binance_perp_*"):
+        (data / source.name).symlink_to(source)
+    minute = Path(__file__).parents[1] / "data" / "binance_perp_SOLUSDT_1m_ohlcv_2025-05-07.csv.gz"
+    (data / minute.name).symlink_to(minute)
+    request = service.RunLiveRequest(
+        start=datetime(2025, 5, 6, tzinfo=UTC), end=datetime(2025, 5, 7, 11, tzinfo=UTC),
+        breakers=False, guard=False, position_limits=False, replay_data=data,
+    )  # fmt: skip
+    result = service.run(request, home=_home(tmp_path / "home"))
+    assert result.slice_fills == "ETHUSDT: bar; SOLUSDT: 1m bars"
+    opens = pd.read_csv(minute, index_col="timestamp", parse_dates=True)["open"]
+    with open_state(result.state_path) as db:
+        sol = [p for p in parents.run_parents(db, result.run_id) if p.symbol == "SOLUSDT"]
+        assert sol and all(p.status == parents.DONE for p in sol)
+        traded = {f.client_order_id: f for f in fills(db, run_id=result.run_id)}
+        slices = [
+            e
+            for e in events(db, run_id=result.run_id, event_type=ORDER_SLICE)
+            if e.symbol == "SOLUSDT"
+        ]
+        children = [c for p in sol for c in _children(db, p)]
+    assert {e.payload["fills_against"] for e in slices} == {"1m bars"}  # type: ignore[index]
+    slip = Decimal("3") / Decimal(10_000)  # the strategy's slippage_bps
+    for child in children:
+        hour = opens[child.created_at : child.created_at + HOUR - timedelta(minutes=1)]
+        assert len(hour) == 60
+        mean = sum((Decimal(repr(float(o))) for o in hour), Decimal(0)) / 60
+        moved = mean * (1 + slip) if child.side.value == "buy" else mean * (1 - slip)
+        assert traded[child.client_order_id].price == moved
