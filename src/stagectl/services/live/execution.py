@@ -152,7 +152,7 @@ def route(
             urgent=order.reduce_only and order.symbol in urgent,
         )
         choice = choose_style(inputs, settings.thresholds)
-        step = steps.get(order.symbol, Decimal("0.000001"))
+        step = steps[order.symbol]
         plan = plan_parent(
             choice, order.qty, sleeve.decision_price, step, inputs.avg_bar_volume_usd,
             settings.slices,
@@ -199,7 +199,7 @@ def next_children(
         sleeve = data.sleeves.get(parent.symbol)
         if sleeve is None or parent.created_at == data.ts:
             continue
-        step = steps.get(parent.symbol, Decimal("0.000001"))
+        step = steps[parent.symbol]
         child, moved, more = _child(
             db, parent, sleeve, data.ts, step, settings.slices, account=account, live=live
         )
@@ -276,8 +276,9 @@ def _child(
     return child, moved, events
 
 
-def _single(order: Order, style: ExecutionStyle, book: tuple[Decimal, Decimal] | None,
-            post_only: bool) -> Order:  # fmt: skip
+def _single(
+    order: Order, style: ExecutionStyle, book: tuple[Decimal, Decimal] | None, post_only: bool
+) -> Order:
     """The one order of a style that does not slice: the decided order, or for POST_ONLY a
     limit at the near side of the book (the bid for a buy), GTX where supported."""
     if style != ExecutionStyle.POST_ONLY or book is None:

@@ -178,7 +178,8 @@ def open_bar(ctx: LiveContext, data: StepData) -> Opened:
 
     working = _working_parents(ctx, data.ts)
     stopping = execution.to_cancel(working, state, set(), data.ts)
-    working = [p for p in working if state == TradingState.ACTIVE]
+    if state != TradingState.ACTIVE:
+        working = []  # all cancelled: decide on the real positions
     decision = decided(execution.projected_positions(held, working))
     superseded = {o.symbol for o in decision.to_send} & {p.symbol for p in working}
     if superseded:
