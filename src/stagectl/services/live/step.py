@@ -3,10 +3,13 @@
 1. read, with no transaction open: the mode's trading state and risk directives (state),
    the account's equity and positions (the broker), the circuit breakers' multiplier, the
    run's weekly rebalance due at this bar (``rebalance.plan_at_bar``);
-2. decide: ``domain.decide.decide``, a pure function of those values;
-3. write ahead, one short transaction: every order of the decision is recorded (``new``,
-   or ``denied`` with its code) with its deterministic client order id, with the bar's
-   events and the rebalance plan's step, before anything is sent;
+2. decide: ``domain.decide.decide``, a pure function of those values (with the execution
+   router on, on the positions the run's working parents will leave; ``execution``);
+3. write ahead, one short transaction: every order of the decision, routed (a sliced
+   order's first slice in its place, and the working parents' next slices), is recorded
+   (``new``, or ``denied`` with its code) with its deterministic client order id, with
+   the bar's events, the parents' progress and the rebalance plan's step, before
+   anything is sent;
 4. send, with no transaction open: an order recorded ``new`` is first looked up at the
    broker by its client order id and placed only when the broker does not know it (no
    order is sent twice);
