@@ -5,7 +5,8 @@ ccxt 4.5's ``binanceusdm`` calls:
 
 - load_markets: ``GET /fapi/v1/exchangeInfo`` (and ``GET /sapi/v1/capital/config/getall``
   when ``fetchCurrencies`` is left on with credentials; stubbed as ``[]``);
-- fetch_time ``/fapi/v1/time``; fetch_ohlcv ``/fapi/v1/klines``; funding
+- fetch_time ``/fapi/v1/time``; fetch_ohlcv ``/fapi/v1/klines``; fetch_order_book
+  ``/fapi/v1/depth`` (one level, ``SimState.book_spread_bps`` around the mark); funding
   ``/fapi/v1/premiumIndex`` and ``/fapi/v1/fundingRate``;
 - create/fetch/cancel order ``POST/GET/DELETE /fapi/v1/order`` (``newClientOrderId``,
   ``origClientOrderId``); ``/fapi/v1/openOrders``; ``DELETE /fapi/v1/allOpenOrders``;

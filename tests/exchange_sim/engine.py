@@ -365,6 +365,9 @@ class Engine:
         elif (order.side == "BUY" and order.price >= open_price) or (
             order.side == "SELL" and order.price <= open_price
         ):
+            if order.time_in_force == "GTX":  # post-only: would take, so it expires
+                order.status = "EXPIRED"
+                return
             price = open_price
         else:
             return

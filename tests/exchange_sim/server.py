@@ -95,6 +95,8 @@ class SimState:
         }
     )
     """API key -> (secret, the restrictions the exchange reports for it)."""
+    book_spread_bps: Decimal = Decimal(1)
+    """The spread of the book ``/fapi/v1/depth`` shows around the mark."""
     faults: list[Fault] = field(default_factory=list)
     requests: list[RequestRecord] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -421,6 +423,22 @@ def _premium_index(state: SimState, params: dict[str, str]) -> Any:
     return [one(s) for s in engine.markets]
 
 
+def _depth(state: SimState, params: dict[str, str]) -> Any:
+    """A one-level book around the mark, ``book_spread_bps`` wide (rounded to the tick)."""
+    engine = state.engine
+    market = engine.market(params.get("symbol"))
+    mark = engine.mark(market.symbol)
+    half = mark * state.book_spread_bps / Decimal(20_000)
+    bid, ask = market.round_tick(mark - half), market.round_tick(mark + half)
+    return {
+        "lastUpdateId": engine.now_ms,
+        "E": engine.now_ms,
+        "T": engine.now_ms,
+        "bids": [[_fmt(bid), "1000"]],
+        "asks": [[_fmt(ask), "1000"]],
+    }
+
+
 def _order_post(state: SimState, params: dict[str, str]) -> Any:
     return state.engine.place(params).to_json()
 
@@ -610,6 +628,7 @@ ROUTES: dict[tuple[str, str], tuple[Route, bool]] = {
     ("GET", "/fapi/v1/klines"): (_klines, False),
     ("GET", "/fapi/v1/fundingRate"): (_funding_rate, False),
     ("GET", "/fapi/v1/premiumIndex"): (_premium_index, False),
+    ("GET", "/fapi/v1/depth"): (_depth, False),
     ("POST", "/fapi/v1/order"): (_order_post, True),
     ("GET", "/fapi/v1/order"): (_order_get, True),
     ("DELETE", "/fapi/v1/order"): (_order_delete, True),

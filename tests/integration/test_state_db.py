@@ -57,6 +57,7 @@ TABLES_BY_MIGRATION = {
     "0015_telegram_offsets": {"telegram_offsets"},
     "0016_run_leases": {"run_leases"},
     "0017_loop_latency": {"loop_latency"},
+    "0018_parent_orders": {"parent_orders"},
 }
 TABLES_DROPPED_BY_MIGRATION = {"0007_one_state": {"trading_flags"}}
 

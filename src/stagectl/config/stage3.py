@@ -122,6 +122,17 @@ class HealthThresholds(ConfigModel):
     max_clock_skew_s: Positive = 1.0
 
 
+class ExecutionRouter(ConfigModel):
+    """The execution router of run-live (seed 001 #8; docs/run-live.md, "Working a parent
+    order"): on by default; ``router: false`` sends every order as decided."""
+
+    router: bool = True
+    twap_bars: Annotated[int, Field(ge=2, le=100)] = 4
+    pov_share: Annotated[float, Field(gt=0, le=1)] = 0.10
+    iceberg_clip_usd: Positive = 10_000.0
+    min_slice_usd: NonNegative = 1_000.0
+
+
 class Stage3Config(ConfigModel):
     duration_h: Annotated[Hours, Field(gt=0)]
     symbols: dict[Symbol, SymbolLimits]
@@ -135,6 +146,7 @@ class Stage3Config(ConfigModel):
     rollback: Items[RollbackStep]
     run: RunProfile | None = None
     health: HealthThresholds = HealthThresholds()
+    execution: ExecutionRouter = ExecutionRouter()
 
     @model_validator(mode="after")
     def _tests_within_limits(self) -> Stage3Config:

@@ -33,6 +33,24 @@ def client_order_id(run_id: str, symbol: str, bar_ts: datetime, intent: str) -> 
         if not value:
             raise ValueError(f"{label} must not be empty")
     instant = bar_ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    material = json.dumps([run_id, symbol, instant, intent], ensure_ascii=True)
-    digest = hashlib.sha256(material.encode("ascii")).hexdigest()
+    return _hashed([run_id, symbol, instant, intent])
+
+
+def child_order_id(parent_id: str, index: int) -> str:
+    """The client order id of slice ``index`` (0-based) of the parent order ``parent_id``.
+
+    The same scheme as :func:`client_order_id` over the JSON array ``[parent_id, "slice",
+    index]``: a restart that decides slice i of a parent again gets the same id, so the
+    state database and the exchange refuse a second one."""
+    if not parent_id:
+        raise ValueError("parent_id must not be empty")
+    if index < 0:
+        raise ValueError("index must not be negative")
+    return _hashed([parent_id, "slice", index])
+
+
+def _hashed(material: list[object]) -> str:
+    """``sc-`` + the first 128 bits of SHA-256 over ``material`` as a JSON array."""
+    text = json.dumps(material, ensure_ascii=True)
+    digest = hashlib.sha256(text.encode("ascii")).hexdigest()
     return CLIENT_ORDER_ID_PREFIX + digest[:32]

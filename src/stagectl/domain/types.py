@@ -133,6 +133,10 @@ class Order:
     """Why it was denied, rejected or not sent."""
     recovered: bool = False
     """A retried create found the order an earlier attempt had already placed."""
+    parent_id: str | None = None
+    """The routed parent this order is a slice of (None: not a slice); not stored with the
+    order (``parent_orders`` knows its children), it tells the paper broker to work the
+    slice through the bar."""
 
     @property
     def signed_qty(self) -> Decimal:

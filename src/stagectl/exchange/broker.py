@@ -47,6 +47,16 @@ class Broker(Protocol):
         the latency penalty of the next pre-trade cost estimate."""
         ...
 
+    @property
+    def post_only(self) -> bool:
+        """Whether a limit order may carry TIF GTX (post-only: rejected rather than take)."""
+        ...
+
+    def book_top(self, symbol: str) -> tuple[Decimal, Decimal] | None:
+        """The best bid and ask now; None where the venue gives no book (the paper broker)
+        or the book could not be read (the router then sees no spread)."""
+        ...
+
     def server_time(self) -> datetime:
         """The venue's clock."""
         ...

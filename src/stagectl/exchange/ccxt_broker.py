@@ -219,6 +219,26 @@ class CcxtBroker:
     def name(self) -> str:
         return self.session.name
 
+    @property
+    def post_only(self) -> bool:
+        """Binance's futures and spot APIs take ``timeInForce=GTX`` (post-only)."""
+        return self.name.startswith("binance")
+
+    def book_top(self, symbol: str) -> tuple[Decimal, Decimal] | None:
+        """The best bid and ask of the order book; None when the venue has no book for the
+        symbol or could not be read (the router then routes as if the spread were 0)."""
+        try:
+            book = self.session.once(
+                "fetch order book", self._ex.fetch_order_book, self._unified(symbol), 5
+            )
+        except ExchangeError:
+            return None
+        bids, asks = book.get("bids") or [], book.get("asks") or []
+        if not bids or not asks:
+            return None
+        bid, ask = _dec_or_none(bids[0][0]), _dec_or_none(asks[0][0])
+        return None if bid is None or ask is None else (bid, ask)
+
     # --- markets ------------------------------------------------------------------------
 
     def market(self, symbol: str) -> dict[str, Any]:

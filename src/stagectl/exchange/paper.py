@@ -23,6 +23,10 @@ simulated time, moved by :meth:`PaperBroker.process_bar`):
   fill, i.e. market orders and limits marketable at the open, at the prices above;
   nothing else moves until :meth:`PaperBroker.process_bar` runs the whole bar. The loop
   uses it as the paper market of a rebalance's limit timeout (docs/run-live.md).
+- A slice of a routed parent (``Order.parent_id``, a market order) is worked through the
+  bar where the bar's 1m bars are given to :meth:`PaperBroker.process_bar`: an equal clip
+  at each minute's open, moved ``slippage_bps`` against us, filled at their average (taker);
+  without 1m bars it fills at the bar's open like any market order.
 - Fills are whole (no partial fills). Trade ids are ``<client order id>-<n>``, so a
   replayed fill is the same ledger row.
 
@@ -96,6 +100,7 @@ class PaperBroker:
 
     name = "paper"
     order_latency_ms = 0.0
+    post_only = False
 
     def __init__(
         self,
@@ -176,6 +181,9 @@ class PaperBroker:
     def server_time(self) -> datetime:
         return self.clock
 
+    def book_top(self, symbol: str) -> tuple[Decimal, Decimal] | None:
+        return None  # bars have no book
+
     def key_permissions(self) -> KeyPermissions | None:
         return None  # no key
 
@@ -250,15 +258,20 @@ class PaperBroker:
 
     # --- the simulated market --------------------------------------------------------
 
-    def process_bar(self, symbol: str, bar: Bar) -> list[Fill]:
-        """Run one bar of ``symbol`` through the open orders; mark at the close."""
+    def process_bar(self, symbol: str, bar: Bar, fine: Sequence[Bar] = ()) -> list[Fill]:
+        """Run one bar of ``symbol`` through the open orders; mark at the close. A slice of
+        a routed parent is worked through ``fine`` (the bar's 1m bars) where given."""
         records: list[Record] = []
         fills: list[Fill] = []
         for cid in list(self.book["open"]):
             order = self._order(cid)
             if order is None or order["symbol"] != symbol:
                 continue
-            price, maker = _match(order, bar, self.slippage)
+            price: Decimal | None
+            if order.get("slice") and fine and order["type"] == "market":
+                price, maker = _through(order, fine, self.slippage), False
+            else:
+                price, maker = _match(order, bar, self.slippage)
             if price is not None:
                 fill = self._fill_order(order, price, maker, bar.ts, records)
                 if fill is not None:
@@ -353,6 +366,7 @@ class PaperBroker:
             "rested": False,
             "triggered": False,
             "fills": 0,
+            "slice": request.parent_id is not None,
         }
         self.book["next_order"] += 1
         self.book["open"].append(cid)
@@ -435,6 +449,14 @@ def _at_open(order: dict[str, Any], bar: Bar, slip: Decimal) -> Decimal | None:
     if (bar.open <= limit) if buy else (bar.open >= limit):
         return min(limit, moved) if buy else max(limit, moved)
     return None
+
+
+def _through(order: dict[str, Any], fine: Sequence[Bar], slip: Decimal) -> Decimal:
+    """A market slice worked through the bar: an equal clip at each 1m bar's open, moved
+    ``slip`` against us; the fill is at the clips' average price."""
+    total = sum((bar.open for bar in fine), _ZERO)
+    mean = total / len(fine)
+    return mean * (1 + slip) if order["side"] == "buy" else mean * (1 - slip)
 
 
 def _match(order: dict[str, Any], bar: Bar, slip: Decimal) -> tuple[Decimal | None, bool]:

@@ -31,4 +31,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0015_telegram_offsets",
     "0016_run_leases",
     "0017_loop_latency",
+    "0018_parent_orders",
 )

@@ -514,6 +514,37 @@ CREATE INDEX loop_latency_recorded ON loop_latency (recorded_at);
 """
 
 
+# A parent order the execution router works as child slices over bars (docs/run-live.md,
+# "Working a parent order"): what it is (side, quantity, style, the TWAP/iceberg schedule)
+# and how far it got (the next slice's index, the quantity sent, the bar of the last
+# slice), written in the same transaction as each child's write-ahead record, so a restart
+# resumes it at the slice it had reached. The children are ordinary ``orders`` rows whose
+# client ids derive from ``parent_id`` and the slice's index.
+PARENT_ORDERS = """
+CREATE TABLE parent_orders (
+    parent_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    qty TEXT NOT NULL,
+    price TEXT NOT NULL,
+    reduce_only INTEGER NOT NULL CHECK (reduce_only IN (0, 1)),
+    style TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    planned INTEGER NOT NULL CHECK (planned >= 1),
+    schedule_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('working', 'done', 'canceled')),
+    next_index INTEGER NOT NULL CHECK (next_index >= 0),
+    sent_qty TEXT NOT NULL,
+    last_bar TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    note TEXT
+) STRICT;
+CREATE INDEX parent_orders_run_status ON parent_orders (run_id, status);
+"""
+
+
 SCRIPTS: tuple[str, ...] = (
     RUNS_AND_LEDGER,
     RISK_CONTROLS,
@@ -532,6 +563,7 @@ SCRIPTS: tuple[str, ...] = (
     TELEGRAM_OFFSETS,
     RUN_LEASES,
     LOOP_LATENCY,
+    PARENT_ORDERS,
 )
 """The migration scripts, in the order of MIGRATION_NAMES."""
 

@@ -31,7 +31,7 @@ from stagectl.domain.performance import bar_minutes
 from stagectl.errors import InputError
 from stagectl.exchange.errors import ExchangeUnavailable
 from stagectl.exchange.paper import Bar
-from stagectl.services.live.feed import SleeveBar, StepData, dec
+from stagectl.services.live.feed import RECENT_BARS, SleeveBar, StepData, dec
 from stagectl.services.strategy.sleeves import sleeve_target
 
 if TYPE_CHECKING:
@@ -215,6 +215,24 @@ class ExchangeFeed:
         labels = regime_labels(frame.loc[:stamp], bar_minutes(self.config.timeframe))
         return str(labels[-1])
 
+    def _recent_signs(self, symbol: str, ts: datetime) -> tuple[int, ...]:
+        """The sign of the signal held over each of the last ``RECENT_BARS`` bars up to
+        ``ts`` (the router's persistence), from the target history where it has them."""
+        target = self.targets[symbol]
+        signs = []
+        for n in range(RECENT_BARS - 1, -1, -1):
+            stamp = pd.Timestamp(ts - self.step * (n + self.delay))
+            if stamp in target.index:
+                value = float(target.loc[stamp])
+                signs.append(0 if value == 0 else (1 if value > 0 else -1))
+        return tuple(signs)
+
+    def _avg_dollar_volume(self, symbol: str, ts: datetime) -> Decimal | None:
+        """The mean dollar volume of the last ``RECENT_BARS`` closed bars (None: none)."""
+        rows = [self._row(symbol, ts - self.step * n) for n in range(1, RECENT_BARS + 1)]
+        volumes = [float(r["volume"]) * float(r["close"]) for r in rows if r is not None]
+        return dec(sum(volumes) / len(volumes)) if volumes else None
+
     def open_step(self, ts: datetime, now: datetime) -> StepData:
         """What is known at the open of the bar ``ts``: bar k-1 must have closed."""
         self._ensure(ts - self.step, now)
@@ -234,6 +252,8 @@ class ExchangeFeed:
                 replay_position=held,
                 prev_spread_bps=self._prev_spread_bps(symbol, ts),
                 regime=self._regime(symbol, ts - self.step),
+                recent_signs=self._recent_signs(symbol, ts),
+                avg_dollar_volume=self._avg_dollar_volume(symbol, ts),
             )
         index = int((ts - self.first_bar) // self.step)
         return StepData(index, ts, ts + self.step, sleeves)

@@ -30,11 +30,17 @@ from stagectl.domain.costs import prior_bar_spread_bps
 from stagectl.domain.performance import bar_minutes
 from stagectl.domain.regimes import regime_labels
 from stagectl.domain.strategies import held_positions
+from stagectl.errors import InputError
 from stagectl.exchange.paper import Bar
 from stagectl.services.strategy.sleeves import build_sleeves
 
 if TYPE_CHECKING:
     from stagectl.config.strategy import StrategyConfig
+
+
+RECENT_BARS = 24
+"""How many bars the router's persistence and average volume look back (a day of 1h)."""
+FINE_TIMEFRAME = "1m"
 
 
 def dec(value: float) -> Decimal:
@@ -56,6 +62,14 @@ class SleeveBar:
     """Corwin-Schultz spread of bars k-2 and k-1 (``trade_costs``); None: the floor."""
     regime: str | None = None
     """The regime label of bar k-1 (``domain.regimes.regime_labels``); None: not known."""
+    recent_signs: tuple[int, ...] = ()
+    """The sign of the target held over each of the last ``RECENT_BARS`` bars up to this
+    one (the execution router's signal persistence); empty: unknown."""
+    avg_dollar_volume: Decimal | None = None
+    """The average dollar volume of the last ``RECENT_BARS`` closed bars (None: unknown)."""
+    fine: tuple[Bar, ...] = ()
+    """The 1m bars inside this bar where the data has them (a slice is worked through
+    them by the paper broker); empty: none."""
 
 
 @dataclass(frozen=True)
@@ -119,10 +133,17 @@ class ReplayFeed:
                     for w, p in zip(where.tolist(), prev.tolist(), strict=True)
                 ],
                 "held": held_positions(spec.target, delay).to_numpy(dtype=float).tolist(),
+                "avg_volume": _trailing_mean(
+                    np.where(where > 0, volumes[prev], volumes[where])
+                ).tolist(),
+                "fine": _fine_bars(spec.symbol, config.timeframe, data_dir),
                 "replay": self.backtest_positions[spec.symbol].to_numpy(dtype=float).tolist(),
                 "funding_ns": funding_index.as_unit("ns").asi8,
                 "funding": _settlements(funding),
             }
+        self.sleeve_symbols = frozenset(self._rows)
+        self.fine_symbols = frozenset(s for s, row in self._rows.items() if row["fine"] is not None)
+        """The sleeves whose data has 1m bars (the paper broker works their slices there)."""
         self._open_ns = self.index.as_unit("ns").asi8
         self._opens: list[datetime] = [stamp.to_pydatetime() for stamp in self.index]
         self._step_ns = int(self.step.total_seconds() * 1e9)
@@ -165,8 +186,50 @@ class ReplayFeed:
                 replay_position=row["replay"][k],
                 prev_spread_bps=row["spread"][k],
                 regime=row["regime"][k],
+                recent_signs=tuple(
+                    int(np.sign(t)) for t in row["held"][max(0, k - RECENT_BARS + 1) : k + 1]
+                ),
+                avg_dollar_volume=dec(row["avg_volume"][k]),
+                fine=_fine_in(row["fine"], open_ns, open_ns + self._step_ns),
             )
         return StepData(k, ts, close_ts, sleeves, total=len(self.index))
+
+
+def _trailing_mean(values: np.ndarray) -> np.ndarray:
+    """The mean of each value and the ``RECENT_BARS - 1`` before it (fewer at the start)."""
+    return pd.Series(values).rolling(RECENT_BARS, min_periods=1).mean().to_numpy(dtype=float)
+
+
+Fine = tuple[pd.DataFrame, np.ndarray]
+
+
+def _fine_bars(symbol: str, timeframe: str, data_dir: Path | None) -> Fine | None:
+    """The symbol's 1m candles and their open times in ns, where the data directory has
+    them (None: it has none)."""
+    if timeframe == FINE_TIMEFRAME:
+        return None
+    try:
+        frame = read_candles(symbol, FINE_TIMEFRAME, data_dir=data_dir).frame
+    except InputError:
+        return None
+    return frame, pd.DatetimeIndex(frame.index).as_unit("ns").asi8
+
+
+def _fine_in(fine: Fine | None, start_ns: int, end_ns: int) -> tuple[Bar, ...]:
+    """The 1m bars opening in ``[start, end)``."""
+    if fine is None:
+        return ()
+    frame, stamps = fine
+    first, last = np.searchsorted(stamps, [start_ns, end_ns], side="left")
+    minute = timedelta(minutes=1)
+    out = []
+    window = frame.iloc[first:last]
+    columns = [window[c].to_numpy(dtype=float).tolist() for c in ("open", "high", "low", "close")]
+    for i, ts in enumerate(pd.DatetimeIndex(window.index)):
+        opened = ts.to_pydatetime()
+        o, h, lo, c = (dec(col[i]) for col in columns)
+        out.append(Bar(opened, opened + minute, o, h, lo, c))
+    return tuple(out)
 
 
 def _settlements(rates: pd.Series) -> list[tuple[datetime, Decimal]]:

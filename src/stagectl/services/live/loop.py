@@ -244,7 +244,7 @@ def paper_market(ctx: live_step.LiveContext, broker: Any) -> Market:
 
     def one_bar(data: StepData) -> None:
         for symbol, sleeve in data.sleeves.items():
-            broker.process_bar(symbol, sleeve.bar)
+            broker.process_bar(symbol, sleeve.bar, sleeve.fine)
             for ts, rate in sleeve.funding:
                 broker.settle_funding(symbol, ts, rate)
 

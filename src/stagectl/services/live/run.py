@@ -42,6 +42,7 @@ from stagectl.config.loader import (
     load_strategy,
 )
 from stagectl.config.state_url import StateLocation
+from stagectl.domain.execution import SliceSettings
 from stagectl.domain.order_policy import PolicyLimits, SymbolCap
 from stagectl.domain.performance import bar_minutes
 from stagectl.domain.types import Event, OrderType
@@ -62,6 +63,7 @@ from stagectl.services.live.exchange import (
     open_live_broker,
     qty_steps,
 )
+from stagectl.services.live.execution import RouterSettings
 from stagectl.services.live.feed import ReplayFeed, data_span
 from stagectl.services.live.guard import PAPER_DELIVERY, LoopGuard
 from stagectl.services.live.lease import RunLease
@@ -132,6 +134,9 @@ class RunLiveResult:
     """The mode's trading state when the run stopped."""
     orders_denied: dict[str, int] = field(default_factory=dict)
     """The run's orders the pre-trade policy refused, by code (TRADING_HALTED...)."""
+    slice_fills: str | None = None
+    """What the router's slices fill against: ``1m bars`` (paper, the data has them),
+    ``bar`` (paper, at the bar), ``venue`` (live); None: the router is off."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -154,6 +159,7 @@ class RunLiveResult:
             "positions": self.positions,
             "trading_state": self.trading_state,
             "orders_denied": self.orders_denied,
+            "slice_fills": self.slice_fills,
             "notes": self.notes,
         }
 
@@ -200,6 +206,21 @@ def _same_file(one: Path, other: Path) -> bool:
         return one.resolve() == other.resolve()
     except OSError:
         return False
+
+
+def router_settings(stage3: Any) -> RouterSettings | None:
+    """The execution router of the stage3 policy's ``execution`` section (None: off)."""
+    section = stage3.execution
+    if not section.router:
+        return None
+    return RouterSettings(
+        slices=SliceSettings(
+            twap_bars=section.twap_bars,
+            pov_share=Decimal(repr(section.pov_share)),
+            iceberg_clip_usd=Decimal(repr(section.iceberg_clip_usd)),
+            min_slice_usd=Decimal(repr(section.min_slice_usd)),
+        )
+    )
 
 
 def _policy_limits(stage3: Any, *, position_limits: bool) -> PolicyLimits:
@@ -311,6 +332,7 @@ class _Setup:
             stop_limits=params["stop_limits"],
             book=load_run_book(self.db, run_id),
             on_retry=self.on_retry,
+            router=router_settings(self.stage3),
             **self.risk_fields(run_id, params, fields["exchange"]),
             **fields,
         )
@@ -460,11 +482,25 @@ def _run_paper(
         )
     if first >= feed.bars:
         result.notes.append("the run had already processed every bar of its window")
+    if ctx.router is not None:
+        result.slice_fills = slice_fills(feed)
     setup.announce(ctx)
     control = setup.control(should_stop, on_step, "paper")
     status = live_loop.paper_loop(ctx, feed, first, result, control)
     setup.finish(ctx, result, status)
     return result
+
+
+def slice_fills(feed: ReplayFeed) -> str:
+    """``1m bars`` when every sleeve's data has 1m bars, ``bar`` when none has, else
+    which sleeve fills against which."""
+    symbols = sorted(feed.sleeve_symbols)
+    fine = [s for s in symbols if s in feed.fine_symbols]
+    if len(fine) == len(symbols):
+        return "1m bars"
+    if not fine:
+        return "bar"
+    return "; ".join(f"{s}: {'1m bars' if s in fine else 'bar'}" for s in symbols)
 
 
 def _replay_feed(config: Any, params: dict[str, Any]) -> ReplayFeed:
@@ -517,6 +553,7 @@ def _run_live(
         setup.source,
         setup.stage3_source,
     )
+    result.slice_fills = None if ctx.router is None else "venue"
     setup.announce(ctx)
     control = setup.control(should_stop, on_step, "live")
     control.end = _parse(params["end"])

@@ -3,10 +3,13 @@
 1. read, with no transaction open: the mode's trading state and risk directives (state),
    the account's equity and positions (the broker), the circuit breakers' multiplier, the
    run's weekly rebalance due at this bar (``rebalance.plan_at_bar``);
-2. decide: ``domain.decide.decide``, a pure function of those values;
-3. write ahead, one short transaction: every order of the decision is recorded (``new``,
-   or ``denied`` with its code) with its deterministic client order id, with the bar's
-   events and the rebalance plan's step, before anything is sent;
+2. decide: ``domain.decide.decide``, a pure function of those values (with the execution
+   router on, on the positions the run's working parents will leave; ``execution``);
+3. write ahead, one short transaction: every order of the decision, routed (a sliced
+   order's first slice in its place, and the working parents' next slices), is recorded
+   (``new``, or ``denied`` with its code) with its deterministic client order id, with
+   the bar's events, the parents' progress and the rebalance plan's step, before
+   anything is sent;
 4. send, with no transaction open: an order recorded ``new`` is first looked up at the
    broker by its client order id and placed only when the broker does not know it (no
    order is sent twice);
@@ -29,17 +32,20 @@ from stagectl.domain.decide import DecideInputs, Decision, SleeveInput, decide
 from stagectl.domain.order_policy import PolicyLimits
 from stagectl.domain.pretrade_costs import CostSettings
 from stagectl.domain.sizing import SizingLimits
-from stagectl.domain.types import Event, Mode, Order, OrderStatus, OrderType, Position
+from stagectl.domain.types import Event, Mode, Order, OrderStatus, OrderType, TradingState
 from stagectl.errors import StateLockedError
 from stagectl.exchange.broker import Broker
 from stagectl.exchange.errors import OrderRejected
+from stagectl.services.live import execution
 from stagectl.services.live.artifacts import ORDER_REJECTED
 from stagectl.services.live.book import RunBook
 from stagectl.services.live.breakers import BreakerState, evaluate
+from stagectl.services.live.execution import Routed, RouterSettings
 from stagectl.services.live.feed import StepData
 from stagectl.services.live.rebalance import PlanAtBar, plan_at_bar, record_at_open
-from stagectl.state import directives, flags, journal, orders
+from stagectl.state import directives, flags, journal, orders, parents
 from stagectl.state.db import StateDB
+from stagectl.state.parents import ParentOrder
 
 T = TypeVar("T")
 WRITE_ATTEMPTS = 3
@@ -77,6 +83,8 @@ class LiveContext:
     sizing_preset: str = ""
     on_retry: Callable[[str], None] | None = None
     """Told when a locked database is retried (the loop's alert line)."""
+    router: RouterSettings | None = None
+    """The execution router (``services.live.execution``); None: every order as decided."""
 
     def limits_for(self, symbol: str) -> PolicyLimits:
         step = self.qty_steps.get(symbol)
@@ -145,31 +153,49 @@ def open_bar(ctx: LiveContext, data: StepData) -> Opened:
     state = flags.get_trading_state(ctx.db, ctx.mode).state
     multipliers = directive_multipliers(ctx.db, ctx.mode, symbols, data.ts, ctx.run_id)
     equity = ctx.broker.equity()
-    held = {p.symbol: p for p in ctx.broker.positions()}
+    held = {p.symbol: p.qty for p in ctx.broker.positions()}
     breaker_mult, fired = _breakers(ctx, data)
     at_bar = plan_at_bar(ctx, data)
-    decision = decide(
-        DecideInputs(
-            run_id=ctx.run_id,
-            account=ctx.exchange,
-            bar_ts=data.ts,
-            equity=equity,
-            sleeves=[_sleeve_input(data, symbol, held.get(symbol)) for symbol in symbols],
-            targets=ctx.book.targets,
-            trading_state=state,
-            directive_multipliers=multipliers,
-            breaker_multiplier=breaker_mult,
-            limits={symbol: ctx.limits_for(symbol) for symbol in symbols},
-            default_limits=ctx.limits,
-            sizing=ctx.sizing,
-            sizing_preset=ctx.sizing_preset,
-            costs=ctx.costs,
-            latency_ms=ctx.broker.order_latency_ms,
-            rebalance=None if at_bar is None else at_bar.rebalance,
+
+    def decided(positions: dict[str, Decimal]) -> Decision:
+        return decide(
+            DecideInputs(
+                run_id=ctx.run_id,
+                account=ctx.exchange,
+                bar_ts=data.ts,
+                equity=equity,
+                sleeves=[_sleeve_input(data, symbol, positions.get(symbol)) for symbol in symbols],
+                targets=ctx.book.targets,
+                trading_state=state,
+                directive_multipliers=multipliers,
+                breaker_multiplier=breaker_mult,
+                limits={symbol: ctx.limits_for(symbol) for symbol in symbols},
+                default_limits=ctx.limits,
+                sizing=ctx.sizing,
+                sizing_preset=ctx.sizing_preset,
+                costs=ctx.costs,
+                latency_ms=ctx.broker.order_latency_ms,
+                rebalance=None if at_bar is None else at_bar.rebalance,
+            )
         )
-    )
+
+    working = _working_parents(ctx, data.ts)
+    stopping = execution.to_cancel(working, state, set(), data.ts)
+    if state != TradingState.ACTIVE:
+        working = []  # all cancelled: decide on the real positions
+    decision = decided(execution.projected_positions(held, working))
+    superseded = {o.symbol for o in decision.to_send} & {p.symbol for p in working}
+    if superseded:
+        stopping += execution.to_cancel(working, state, superseded, data.ts)
+        working = [p for p in working if p.symbol not in superseded]
+        decision = decided(execution.projected_positions(held, working))
+    urgent = {s for s in symbols if state != TradingState.ACTIVE or decision.multipliers[s] < 1.0}
+    books = _books(ctx, decision)
     to_send, transfers = ctx.write(
-        "record the bar's orders", lambda: _write_ahead(ctx, data, decision, fired, at_bar)
+        "record the bar's orders",
+        lambda: _write_ahead(
+            ctx, data, decision, fired, at_bar, _Routing(working, stopping, urgent, books)
+        ),
     )
     ctx.book.targets = decision.targets
     for symbol, moved in transfers.items():
@@ -185,7 +211,7 @@ def open_bar(ctx: LiveContext, data: StepData) -> Opened:
     return Opened(decision, state.value, equity, counts, multipliers, limits, timeout)
 
 
-def _sleeve_input(data: StepData, symbol: str, position: Position | None) -> SleeveInput:
+def _sleeve_input(data: StepData, symbol: str, position: Decimal | None) -> SleeveInput:
     sleeve = data.sleeves[symbol]
     return SleeveInput(
         symbol=symbol,
@@ -195,8 +221,39 @@ def _sleeve_input(data: StepData, symbol: str, position: Position | None) -> Sle
         prev_dollar_volume=sleeve.prev_dollar_volume,
         prev_spread_bps=sleeve.prev_spread_bps,
         regime=sleeve.regime,
-        position=Decimal(0) if position is None else position.qty,
+        position=Decimal(0) if position is None else position,
     )
+
+
+@dataclass(frozen=True)
+class _Routing:
+    """What the write-ahead needs to route the bar's orders (router on)."""
+
+    working: list[ParentOrder]
+    """The parents decided at earlier bars that go on at this one."""
+    stopping: list[tuple[ParentOrder, Event]]
+    urgent: set[str]
+    books: dict[str, tuple[Decimal, Decimal] | None]
+
+
+def _working_parents(ctx: LiveContext, now: datetime) -> list[ParentOrder]:
+    """The run's working parents decided before this bar (a parent decided at this bar is
+    decided again by a redo, which finds it recorded)."""
+    if ctx.router is None:
+        return []
+    found = ctx.retrying(
+        "read the working parents", lambda: parents.working_parents(ctx.db, ctx.run_id)
+    )
+    return [p for p in found if p.created_at < now]
+
+
+def _books(ctx: LiveContext, decision: Decision) -> dict[str, tuple[Decimal, Decimal] | None]:
+    """The best bid and ask of each symbol with a market order to route, read from the
+    broker before the write-ahead transaction opens."""
+    if ctx.router is None:
+        return {}
+    wanted = {o.symbol for o in decision.to_send if o.type == OrderType.MARKET}
+    return {symbol: ctx.broker.book_top(symbol) for symbol in sorted(wanted)}
 
 
 def _breakers(ctx: LiveContext, data: StepData) -> tuple[float, list[Event]]:
@@ -220,20 +277,52 @@ def _write_ahead(
     decision: Decision,
     fired: Iterable[Event],
     at_bar: PlanAtBar | None,
+    routing: _Routing,
 ) -> tuple[list[Order], dict[str, float]]:
-    """Record the decision's orders and events, and the rebalance plan's step; the orders
-    still to be sent and the capital transfers of a rebalance taken at this bar.
+    """Record the decision's orders (routed: children in place of their parents) and
+    events, the parents' progress, and the rebalance plan's step; the orders still to be
+    sent and the capital transfers of a rebalance taken at this bar.
 
     A client order id already recorded was decided by an earlier attempt at this bar (a
     restart): it is sent again only while it is still ``new`` (never acknowledged)."""
-    to_send = record_orders(ctx, decision.orders)
-    journal.record_events(ctx.db, [*fired, *decision.events])
+    routed = _route(ctx, data, decision, routing)
+    to_send = record_orders(ctx, routed.orders)
+    journal.record_events(
+        ctx.db, [*fired, *decision.events, *(e for _, e in routing.stopping), *routed.events]
+    )
     transfers = {} if at_bar is None else record_at_open(ctx, data, at_bar, decision)
     return to_send, transfers
 
 
+def _route(ctx: LiveContext, data: StepData, decision: Decision, routing: _Routing) -> Routed:
+    """The decision through the router (inside the write-ahead transaction): the parents it
+    cancels and moves along are written here; the orders and events are the caller's."""
+    if ctx.router is None:
+        return Routed(decision.orders, (), ())
+    steps = {symbol: ctx.limits_for(symbol).qty_step for symbol in data.sleeves}
+    live = ctx.mode == "live"
+    fresh = execution.route(
+        ctx.db, routing.books, ctx.broker.post_only, ctx.router, data, decision.orders,
+        run_id=ctx.run_id, account=ctx.exchange, urgent=routing.urgent, steps=steps, live=live,
+    )  # fmt: skip
+    going = execution.next_children(
+        ctx.db, routing.working, data, steps, ctx.router, account=ctx.exchange, live=live
+    )
+    for parent, _ in routing.stopping:
+        parents.update_parent(ctx.db, parent)
+    for parent in (*fresh.parents, *going.parents):
+        parents.insert_parent(ctx.db, parent)
+        parents.update_parent(ctx.db, parent)
+    return Routed(
+        (*fresh.orders, *going.orders), (*fresh.parents, *going.parents),
+        (*fresh.events, *going.events),
+    )  # fmt: skip
+
+
 def record_orders(ctx: LiveContext, decided: Iterable[Order]) -> list[Order]:
-    """Record decided orders (inside the caller's transaction); the ones to send."""
+    """Record decided orders (inside the caller's transaction); the ones to send. An order
+    already recorded is sent again only while it is still ``new``; a slice keeps its
+    parent (which the orders table does not store)."""
     to_send: list[Order] = []
     for order in decided:
         existing = orders.get_order(ctx.db, order.client_order_id)
@@ -242,7 +331,7 @@ def record_orders(ctx: LiveContext, decided: Iterable[Order]) -> list[Order]:
             if order.status == OrderStatus.NEW:
                 to_send.append(order)
         elif existing.status == OrderStatus.NEW:
-            to_send.append(existing)
+            to_send.append(replace(existing, parent_id=order.parent_id))
     return to_send
 
 
