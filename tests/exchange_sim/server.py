@@ -97,6 +97,11 @@ class SimState:
     """API key -> (secret, the restrictions the exchange reports for it)."""
     faults: list[Fault] = field(default_factory=list)
     requests: list[RequestRecord] = field(default_factory=list)
+    books: dict[str, tuple[list[list[str]], list[list[str]]]] = field(default_factory=dict)
+    """Symbol -> (bids, asks) as ``[price, qty]`` strings, best first; ``/fapi/v1/depth``
+    answers an empty book for a listed symbol without one."""
+    commission: tuple[str, str] = ("0.000200", "0.000400")
+    """(maker, taker) rates ``/fapi/v1/commissionRate`` reports."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_fault(self, method: str, path: str) -> Fault | None:
@@ -599,6 +604,21 @@ def _api_restrictions(state: SimState, params: dict[str, str]) -> Any:
     return {"createTime": 1_700_000_000_000, **restrictions}
 
 
+def _depth(state: SimState, params: dict[str, str]) -> Any:
+    market = state.engine.market(params.get("symbol"))
+    limit = int(params.get("limit") or 500)
+    with state.lock:
+        bids, asks = state.books.get(market.symbol, ([], []))
+    now = state.engine.now_ms
+    return {"lastUpdateId": now, "E": now, "T": now, "bids": bids[:limit], "asks": asks[:limit]}
+
+
+def _commission_rate(state: SimState, params: dict[str, str]) -> Any:
+    market = state.engine.market(params.get("symbol"))
+    maker, taker = state.commission
+    return {"symbol": market.symbol, "makerCommissionRate": maker, "takerCommissionRate": taker}
+
+
 def _empty_list(state: SimState, params: dict[str, str]) -> Any:
     return []
 
@@ -610,6 +630,8 @@ ROUTES: dict[tuple[str, str], tuple[Route, bool]] = {
     ("GET", "/fapi/v1/klines"): (_klines, False),
     ("GET", "/fapi/v1/fundingRate"): (_funding_rate, False),
     ("GET", "/fapi/v1/premiumIndex"): (_premium_index, False),
+    ("GET", "/fapi/v1/depth"): (_depth, False),
+    ("GET", "/fapi/v1/commissionRate"): (_commission_rate, True),
     ("POST", "/fapi/v1/order"): (_order_post, True),
     ("GET", "/fapi/v1/order"): (_order_get, True),
     ("DELETE", "/fapi/v1/order"): (_order_delete, True),
