@@ -27,7 +27,8 @@ from stagectl.exchange.errors import ExchangeError
 from stagectl.exchange.retry import RetryPolicy
 
 PROBES = 3
-BOOK_DEPTH = 25
+BOOK_DEPTH = 20
+"""Levels a side asked for (Binance accepts 5, 10, 20, 50, ...)."""
 _BPS = Decimal(10_000)
 # A preview waits for no venue long: loading markets is retried once, briefly.
 _PREVIEW_RETRY = RetryPolicy(max_attempts=2, base_backoff_s=0.25, max_backoff_s=1.0)
