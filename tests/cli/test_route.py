@@ -140,6 +140,11 @@ def test_a_one_sided_book_is_scored_out_and_alone_it_is_exit_2(run: Run, tmp_pat
         (["--book", "notabook.csv"], "--book"),
         (["--book", f"a={BUNDLED_BOOK}", "--book", f"a={BUNDLED_BOOK}"], "--book"),
         (["--exchange", "a=binanceusdm@ftp://x"], "--exchange"),
+        (["--exchange", "nosuchexchange"], "--exchange"),
+        (["--exchange", "a=,b=binanceusdm"], "--exchange"),
+        (["--exchange", "binanceusdm,binanceusdm"], "--exchange"),
+        (["--exchange", "binanceusdm,"], "--exchange"),
+        (["--book", f"binanceusdm={BUNDLED_BOOK}", "--exchange", "binanceusdm"], "--exchange"),
         (["--symbol", "ETHUSDT"], "--symbol"),
     ],
 )

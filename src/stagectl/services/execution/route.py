@@ -123,7 +123,7 @@ def _quotes(request: RouteRequest, reliability: Reliability) -> list[VenueQuote]
         books = [BookVenue("binance", BUNDLED_BOOK)]
     names = [b.name for b in books] + [e.name for e in exchanges]
     if len(set(names)) != len(names):
-        raise InputError("a venue is named both by --book and --exchange", where="--venues")
+        raise InputError("a venue is named both by --book and --exchange", where="--exchange")
     if request.venues is not None:
         unknown = sorted(set(request.venues) - set(names))
         if unknown:
