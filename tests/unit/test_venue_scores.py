@@ -141,3 +141,20 @@ def test_fillable_counts_only_levels_within_the_band(band: int) -> None:
     asks = (BookLevel(D("100"), D("1")), BookLevel(D("100.1"), D("2")))
     fillable = fillable_within(asks, Side.BUY, float(band))
     assert fillable == (D("3") if band >= 10 else D("1"))
+
+
+@given(
+    st.permutations(["a", "b", "c", "d"]),
+    st.lists(st.sampled_from([10.0, 200.0]), min_size=4, max_size=4),
+)
+def test_the_ranking_does_not_depend_on_the_input_order(
+    names: list[str], latencies: list[float]
+) -> None:
+    quotes = [_quote(n, latency_ms=lat) for n, lat in zip(names, latencies, strict=True)]
+    ranked = [s.venue for s in score_venues(quotes, Side.BUY, D("500"))]
+    again = [
+        s.venue for s in score_venues(sorted(quotes, key=lambda q: q.venue), Side.BUY, D("500"))
+    ]
+    assert ranked == again
+    by_score = {s.venue: s.score for s in score_venues(quotes, Side.BUY, D("500"))}
+    assert ranked == sorted(by_score, key=lambda v: (-(by_score[v] or 0.0), v))
