@@ -108,7 +108,7 @@ def route(
         raise InputError(f"side must be buy or sell, not {side!r}", where="--side")
     names = None
     if venues is not None:
-        names = [v.strip() for v in venues.split(",") if v.strip()]
+        names = tuple(v.strip() for v in venues.split(",") if v.strip())
         if not names:
             raise InputError("no venue names given", where="--venues")
     request = service.RouteRequest(
@@ -116,13 +116,13 @@ def route(
         side=Side(side.lower()),
         notional=_decimal(notional, "--notional"),
         venues=names,
-        books=list(books or []),
+        books=tuple(books or ()),
         exchanges=exchanges,
         persistence=persistence,
         urgent=urgent,
         avg_bar_volume=None if avg_volume is None else _decimal(avg_volume, "--avg-volume"),
     )
-    result = service.preview(request, home=cli_context(ctx).home)
+    result = service.run(request, home=cli_context(ctx).home)
     if json_output:
         print_json(service.to_document(result))
         return

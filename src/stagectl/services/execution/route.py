@@ -5,11 +5,13 @@ execution style follows seed 001's rules (``domain.execution.choose_style``) on 
 venue's spread. Offline by default: the bundled Binance snapshot is the only venue unless
 ``--book`` files or ``--exchange`` venues are named; nothing touches the network unless
 an exchange is named.
+
+Entry: ``run(RouteRequest, *, home) -> RoutePreview``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,9 +41,9 @@ class RouteRequest:
     symbol: str
     side: Side
     notional: Decimal
-    venues: list[str] | None = None
+    venues: tuple[str, ...] | None = None
     """Only these venue names (``--venues``); None: every venue given."""
-    books: list[str] = field(default_factory=list)
+    books: tuple[str, ...] = ()
     exchanges: str | None = None
     persistence: float = 0.0
     urgent: bool = False
@@ -117,7 +119,7 @@ def _avg_bar_volume(request: RouteRequest) -> tuple[Decimal, str]:
 
 
 def _quotes(request: RouteRequest, reliability: Reliability) -> list[VenueQuote]:
-    books = parse_book_venues(request.books)
+    books = parse_book_venues(list(request.books))
     exchanges = parse_exchange_venues(request.exchanges) if request.exchanges else []
     if not books and not exchanges:
         books = [BookVenue("binance", BUNDLED_BOOK)]
@@ -137,7 +139,7 @@ def _quotes(request: RouteRequest, reliability: Reliability) -> list[VenueQuote]
     return quotes
 
 
-def preview(request: RouteRequest, *, home: Home) -> RoutePreview:
+def run(request: RouteRequest, *, home: Home) -> RoutePreview:
     """Score the venues and choose the venue and the style; exit 3 when no venue could be
     reached, 2 when the reachable ones cannot take the order (none lists the symbol)."""
     _check(request)
