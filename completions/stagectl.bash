@@ -7,7 +7,7 @@ _stagectl_node() {
     # The subcommands and options of command path $1 (words joined by spaces).
     _stagectl_names=""; _stagectl_opts=""
     case "$1" in
-        "") _stagectl_names='artifacts attribution audit-strategy backtest completion consensus cpcv daily data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live schedule shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
+        "") _stagectl_names='artifacts attribution audit-strategy backtest completion consensus cpcv daily data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard route run-live schedule shadow state stress-lab telegram trading verify-thresholds walk-forward'; _stagectl_opts='--debug -h --help --home --state --version';;
         "artifacts") _stagectl_names='analyze'; _stagectl_opts='-h --help';;
         "artifacts analyze") _stagectl_names=''; _stagectl_opts='-c --config -h --help --json';;
         "attribution") _stagectl_names=''; _stagectl_opts='--day --end -h --help --html --json --metrics-file --out --run --start --unsigned';;
@@ -44,6 +44,7 @@ _stagectl_node() {
         "report") _stagectl_names='verify'; _stagectl_opts='-h --help';;
         "report verify") _stagectl_names=''; _stagectl_opts='-h --help --json --max-age';;
         "risk-guard") _stagectl_names=''; _stagectl_opts='--breakers -c --config --data --dry-run --eval --export -h --help --html --json --limit --metrics-file --now --out --live --paper --preset --replay --replay-end --replay-start --run --run-id --unsigned --weekly';;
+        "route") _stagectl_names=''; _stagectl_opts='--avg-volume --book --exchange -h --help --json --notional --persistence --side -s --symbol --urgent --venues';;
         "run-live") _stagectl_names=''; _stagectl_opts='--base-url -c --config --duration --end --exchange -h --help --json --metrics-host --metrics-port --new-run --breakers --no-breakers --guard --no-guard --live --paper --no-position-limits --position-limits --replay-data --resume --speed --stage3 --start --no-stop-limits --stop-limits -y --yes';;
         "schedule") _stagectl_names='status'; _stagectl_opts='-h --help';;
         "schedule status") _stagectl_names=''; _stagectl_opts='-h --help --json';;
@@ -222,6 +223,14 @@ _stagectl_value() {
         "risk-guard|--replay-end") _stagectl_kind=text;;
         "risk-guard|--replay-start") _stagectl_kind=text;;
         "risk-guard|--run"|"risk-guard|--run-id") _stagectl_kind=text;;
+        "route|--avg-volume") _stagectl_kind=text;;
+        "route|--book") _stagectl_kind=text;;
+        "route|--exchange") _stagectl_kind=text;;
+        "route|--notional") _stagectl_kind=text;;
+        "route|--persistence") _stagectl_kind=text;;
+        "route|--side") _stagectl_kind=text;;
+        "route|-s"|"route|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
+        "route|--venues") _stagectl_kind=text;;
         "run-live|--base-url") _stagectl_kind=text;;
         "run-live|-c"|"run-live|--config") _stagectl_kind=yaml;;
         "run-live|--duration") _stagectl_kind=text;;

@@ -35,6 +35,7 @@ function __stagectl_takes_value --argument-names key
         case 'regime-analyze|'{--candles,-c,--config,--export,--html,--symbol,--window,--windows}
         case 'report verify|'{--max-age}
         case 'risk-guard|'{-c,--config,--data,--eval,--export,--html,--limit,--metrics-file,--now,--out,--preset,--replay-end,--replay-start,--run,--run-id}
+        case 'route|'{--avg-volume,--book,--exchange,--notional,--persistence,--side,-s,--symbol,--venues}
         case 'run-live|'{--base-url,-c,--config,--duration,--end,--exchange,--metrics-host,--metrics-port,--replay-data,--resume,--speed,--stage3,--start}
         case 'shadow compare|'{--baseline,--candidate,--resamples,--seed}
         case 'shadow record-backtest|'{-c,--config,--cost-multiplier,--data,--end,--preset,--run-id,--start}
@@ -58,7 +59,7 @@ end
 function __stagectl_names --argument-names path
     switch $path
         case ''
-            echo artifacts attribution audit-strategy backtest completion consensus cpcv daily data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard run-live schedule shadow state stress-lab telegram trading verify-thresholds walk-forward
+            echo artifacts attribution audit-strategy backtest completion consensus cpcv daily data emergency-close funding-scan governor health init market-intel metrics notify optimize paper-gate preflight regime-analyze report risk-guard route run-live schedule shadow state stress-lab telegram trading verify-thresholds walk-forward
         case 'artifacts'
             echo analyze
         case 'completion'
@@ -168,6 +169,7 @@ complete -c stagectl -n '__stagectl_at \'\' 0' -a preflight -d 'The seed 002 pre
 complete -c stagectl -n '__stagectl_at \'\' 0' -a regime-analyze -d 'PnL windows and candles by market regime.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a report -d 'Verify signed reports.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a risk-guard -d 'The runbook risk guard: live check or --replay.'
+complete -c stagectl -n '__stagectl_at \'\' 0' -a route -d 'Preview the smart router: venue scores, venue, style.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a run-live -d 'The trading loop: paper (default) or --live.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a schedule -d 'The scheduled jobs: their last run, exit, next due.'
 complete -c stagectl -n '__stagectl_at \'\' 0' -a shadow -d 'Record backtests as runs; compare runs for promotion.'
@@ -438,6 +440,17 @@ complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l replay-start -x -d 'Fi
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l run -l run-id -x -d 'The run to read [default: the run of the mode with the latest equity snapshot].'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'risk-guard\'' -l weekly -d 'Run the weekly review (seed 003 §3) instead.'
+complete -c stagectl -n '__stagectl_at \'route\'' -l avg-volume -x -d 'Average bar volume in USDT (POV above 10 %) [default: the bundled 1h candles\' last 24 bars].'
+complete -c stagectl -n '__stagectl_at \'route\'' -l book -x -d 'A recorded book snapshot file as a venue, [NAME=]FILE (repeatable; its last snapshot) [default: the bundled Binance BTCUSDT snapshot].'
+complete -c stagectl -n '__stagectl_at \'route\'' -l exchange -x -d 'ccxt venues to ask (network), comma list of [NAME=]CCXT_ID[@URL].'
+complete -c stagectl -n '__stagectl_at \'route\'' -s h -l help -d 'Show this message and exit.'
+complete -c stagectl -n '__stagectl_at \'route\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'route\'' -l notional -x -d 'The order\'s notional in USDT.'
+complete -c stagectl -n '__stagectl_at \'route\'' -l persistence -x -d 'The signal\'s persistence in [0, 1] (TWAP above 0.7).'
+complete -c stagectl -n '__stagectl_at \'route\'' -l side -x -d 'buy or sell.'
+complete -c stagectl -n '__stagectl_at \'route\'' -s s -l symbol -x -a 'BTCUSDT ETHUSDT SOLUSDT XRPUSDT' -d 'The symbol (BTCUSDT).'
+complete -c stagectl -n '__stagectl_at \'route\'' -l urgent -d 'An order that must reduce risk now (market).'
+complete -c stagectl -n '__stagectl_at \'route\'' -l venues -x -d 'Only these venue names (comma list).'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l base-url -x -d 'With --live: send every exchange call to this host (testnets, a simulator).'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Strategy file, or a stage3 run profile such as config/stage3.yaml (its run.strategy, policy, duration_h and run.stop_limits) [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'run-live\'' -l duration -x -d 'Trade this much market time, e.g. 24h or 60d; a paper run without --start replays that much of the data\'s end [default: the -c profile\'s duration_h, else to --end; paper: the last 30 days].'

@@ -5,9 +5,11 @@ ccxt 4.5's ``binanceusdm`` calls:
 
 - load_markets: ``GET /fapi/v1/exchangeInfo`` (and ``GET /sapi/v1/capital/config/getall``
   when ``fetchCurrencies`` is left on with credentials; stubbed as ``[]``);
-- fetch_time ``/fapi/v1/time``; fetch_ohlcv ``/fapi/v1/klines``; fetch_order_book
-  ``/fapi/v1/depth`` (one level, ``SimState.book_spread_bps`` around the mark); funding
-  ``/fapi/v1/premiumIndex`` and ``/fapi/v1/fundingRate``;
+- fetch_time ``/fapi/v1/time``; fetch_ohlcv ``/fapi/v1/klines``; funding
+  ``/fapi/v1/premiumIndex`` and ``/fapi/v1/fundingRate``; fetch_order_book
+  ``/fapi/v1/depth`` (the book :meth:`ExchangeSim.set_book` sets, else one level
+  ``SimState.book_spread_bps`` around the mark) and fetch_trading_fee
+  ``/fapi/v1/commissionRate`` (the rates :meth:`ExchangeSim.set_commission` sets);
 - create/fetch/cancel order ``POST/GET/DELETE /fapi/v1/order`` (``newClientOrderId``,
   ``origClientOrderId``); ``/fapi/v1/openOrders``; ``DELETE /fapi/v1/allOpenOrders``;
 - fetch_positions ``/fapi/v3/positionRisk`` (plus ``/fapi/v1/leverageBracket``, which
@@ -168,6 +170,18 @@ class ExchangeSim:
         with self.state.lock:
             secret, current = self.state.keys[api_key]
             self.state.keys[api_key] = (secret, {**current, **restrictions})
+
+    def set_book(
+        self, symbol: str, bids: list[tuple[str, str]], asks: list[tuple[str, str]]
+    ) -> None:
+        """The order book ``/fapi/v1/depth`` serves: ``(price, qty)`` levels, best first."""
+        with self.state.lock:
+            self.state.books[symbol] = ([list(b) for b in bids], [list(a) for a in asks])
+
+    def set_commission(self, *, maker: str, taker: str) -> None:
+        """The account's fee rates ``/fapi/v1/commissionRate`` reports (fractions)."""
+        with self.state.lock:
+            self.state.commission = (maker, taker)
 
     # --- faults -------------------------------------------------------------------------
 

@@ -99,6 +99,11 @@ class SimState:
     """The spread of the book ``/fapi/v1/depth`` shows around the mark."""
     faults: list[Fault] = field(default_factory=list)
     requests: list[RequestRecord] = field(default_factory=list)
+    books: dict[str, tuple[list[list[str]], list[list[str]]]] = field(default_factory=dict)
+    """Symbol -> (bids, asks) as ``[price, qty]`` strings, best first; ``/fapi/v1/depth``
+    answers an empty book for a listed symbol without one."""
+    commission: tuple[str, str] = ("0.000200", "0.000400")
+    """(maker, taker) rates ``/fapi/v1/commissionRate`` reports."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_fault(self, method: str, path: str) -> Fault | None:
@@ -423,22 +428,6 @@ def _premium_index(state: SimState, params: dict[str, str]) -> Any:
     return [one(s) for s in engine.markets]
 
 
-def _depth(state: SimState, params: dict[str, str]) -> Any:
-    """A one-level book around the mark, ``book_spread_bps`` wide (rounded to the tick)."""
-    engine = state.engine
-    market = engine.market(params.get("symbol"))
-    mark = engine.mark(market.symbol)
-    half = mark * state.book_spread_bps / Decimal(20_000)
-    bid, ask = market.round_tick(mark - half), market.round_tick(mark + half)
-    return {
-        "lastUpdateId": engine.now_ms,
-        "E": engine.now_ms,
-        "T": engine.now_ms,
-        "bids": [[_fmt(bid), "1000"]],
-        "asks": [[_fmt(ask), "1000"]],
-    }
-
-
 def _order_post(state: SimState, params: dict[str, str]) -> Any:
     return state.engine.place(params).to_json()
 
@@ -617,6 +606,30 @@ def _api_restrictions(state: SimState, params: dict[str, str]) -> Any:
     return {"createTime": 1_700_000_000_000, **restrictions}
 
 
+def _depth(state: SimState, params: dict[str, str]) -> Any:
+    """The book :meth:`ExchangeSim.set_book` set for the symbol; without one, a one-level
+    book around the mark, ``book_spread_bps`` wide (rounded to the tick)."""
+    engine = state.engine
+    market = engine.market(params.get("symbol"))
+    limit = int(params.get("limit") or 500)
+    now = engine.now_ms
+    with state.lock:
+        book = state.books.get(market.symbol)
+    if book is None:
+        mark = engine.mark(market.symbol)
+        half = mark * state.book_spread_bps / Decimal(20_000)
+        bid, ask = market.round_tick(mark - half), market.round_tick(mark + half)
+        book = ([[_fmt(bid), "1000"]], [[_fmt(ask), "1000"]])
+    bids, asks = book
+    return {"lastUpdateId": now, "E": now, "T": now, "bids": bids[:limit], "asks": asks[:limit]}
+
+
+def _commission_rate(state: SimState, params: dict[str, str]) -> Any:
+    market = state.engine.market(params.get("symbol"))
+    maker, taker = state.commission
+    return {"symbol": market.symbol, "makerCommissionRate": maker, "takerCommissionRate": taker}
+
+
 def _empty_list(state: SimState, params: dict[str, str]) -> Any:
     return []
 
@@ -629,6 +642,7 @@ ROUTES: dict[tuple[str, str], tuple[Route, bool]] = {
     ("GET", "/fapi/v1/fundingRate"): (_funding_rate, False),
     ("GET", "/fapi/v1/premiumIndex"): (_premium_index, False),
     ("GET", "/fapi/v1/depth"): (_depth, False),
+    ("GET", "/fapi/v1/commissionRate"): (_commission_rate, True),
     ("POST", "/fapi/v1/order"): (_order_post, True),
     ("GET", "/fapi/v1/order"): (_order_get, True),
     ("DELETE", "/fapi/v1/order"): (_order_delete, True),

@@ -40,6 +40,8 @@ def test_wheel_ships_the_bundled_sample_and_its_manifest(wheel: zipfile.ZipFile)
     assert len(files) >= 12
     for name in files:
         assert f"stagectl/data/sample/{Path(name).name}" in names
+    # stagectl route's offline venue
+    assert "stagectl/data/sample/books/binance_perp_BTCUSDT_book_top25_2020-09-01.csv.gz" in names
 
 
 def test_wheel_ships_the_completion_scripts(wheel: zipfile.ZipFile) -> None:

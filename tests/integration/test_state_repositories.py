@@ -37,7 +37,7 @@ from stagectl.state.directives import (
 from stagectl.state.equity import EquitySnapshot, record_snapshots, snapshots
 from stagectl.state.flags import get_trading_state, set_trading_state, trading_state_history
 from stagectl.state.journal import Incident, events, incidents, record_event, record_incident
-from stagectl.state.orders import get_order, open_orders, upsert_order
+from stagectl.state.orders import get_order, open_orders, upsert_order, venue_order_outcomes
 from stagectl.state.reports import list_reports, record_report
 from stagectl.state.runs import Run, finish_run, get_run, list_runs, start_run
 
@@ -113,6 +113,28 @@ def test_open_orders_are_the_unfinished_ones(db: StateDB) -> None:
     upsert_order(db, other)
     assert [o.symbol for o in open_orders(db)] == ["ETHUSDT", "SOLUSDT"]
     assert [o.symbol for o in open_orders(db, symbol="SOLUSDT")] == ["SOLUSDT"]
+
+
+def test_a_venues_outcomes_count_its_latest_sent_orders(db: StateDB) -> None:
+    statuses = [OrderStatus.REJECTED, OrderStatus.FILLED, OrderStatus.CANCELED]
+    statuses += [OrderStatus.DENIED, OrderStatus.NEW, OrderStatus.NOT_SENT, OrderStatus.REJECTED]
+    for i, status in enumerate(statuses):
+        when = T0 + timedelta(minutes=i)
+        cid = client_order_id("r1", "ETHUSDT", when, f"leg{i}")
+        upsert_order(
+            db,
+            _order(
+                client_order_id=cid,
+                account="binanceusdm",
+                status=status,
+                created_at=when,
+                updated_at=when,
+            ),
+        )
+    upsert_order(db, _order(status=OrderStatus.REJECTED))  # another account
+    assert venue_order_outcomes(db, "binanceusdm") == (4, 2)
+    assert venue_order_outcomes(db, "binanceusdm", window=2) == (2, 1)  # the latest two
+    assert venue_order_outcomes(db, "bybit") == (0, 0)
 
 
 def test_equity_snapshots_replace_the_same_bar(db: StateDB) -> None:

@@ -58,6 +58,7 @@ ENTRIES: dict[str, tuple[str, str]] = {
     "audit-strategy": ("stagectl.services.research.audit", "run"),
     "consensus": ("stagectl.services.research.consensus", "run"),
     "optimize": ("stagectl.services.research.optimize", "run"),
+    "route": ("stagectl.services.execution.route", "run"),
     "shadow compare": ("stagectl.services.research.shadow", "run_compare"),
     "shadow record-backtest": ("stagectl.services.research.shadow", "run_record_backtest"),
     "run-live": ("stagectl.services.live.run", "run"),

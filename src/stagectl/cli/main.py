@@ -67,6 +67,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit-strategy": ("stagectl.cli.audit_strategy", "Seed 003's acceptance table on the data."),
     "consensus": ("stagectl.cli.consensus", "Engine consensus score and adaptive decision."),
     "optimize": ("stagectl.cli.optimize", "Seed 001's portfolio optimizer: weights, slacks."),
+    "route": ("stagectl.cli.route", "Preview the smart router: venue scores, venue, style."),
     "shadow": ("stagectl.cli.shadow", "Record backtests as runs; compare runs for promotion."),
     "schedule": ("stagectl.cli.schedule", "The scheduled jobs: their last run, exit, next due."),
     "notify": ("stagectl.cli.notify", "Tell the notify channels: a failed systemd unit."),

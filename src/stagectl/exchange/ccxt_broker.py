@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from stagectl.domain.types import (
     Side,
     TimeInForce,
 )
+from stagectl.domain.venues import BookLevel
 from stagectl.errors import InputError
 from stagectl.exchange.credentials import Credentials
 from stagectl.exchange.errors import (
@@ -627,8 +628,32 @@ def open_broker(
     return CcxtBroker(CcxtSession(exchange, policy=policy, sleep=sleep))
 
 
+@dataclass(frozen=True)
+class BookRead:
+    """One order book as a venue answered it, with the measured round trip."""
+
+    bids: tuple[BookLevel, ...]
+    asks: tuple[BookLevel, ...]
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class TradingFees:
+    """A symbol's fee rates (fractions of notional) and where they come from."""
+
+    maker: Decimal
+    taker: Decimal
+    basis: str
+    """``account`` (the key's own rates) or ``market`` (ccxt's published schedule)."""
+
+
+def _levels(rows: Any) -> tuple[BookLevel, ...]:
+    return tuple(BookLevel(_dec(row[0]), _dec(row[1])) for row in rows or [])
+
+
 class CcxtMarketData:
-    """Public market data pages (no credentials): OHLCV and funding-rate history."""
+    """Public market data (no credentials needed): OHLCV and funding-rate history, order
+    books and fee rates."""
 
     def __init__(self, session: CcxtSession) -> None:
         self.session = session
@@ -668,6 +693,34 @@ class CcxtMarketData:
             {"until": until_ms},
         )
         return [(int(r["timestamp"]), float(r["fundingRate"])) for r in rows]
+
+    def order_book(self, symbol: str, depth: int) -> BookRead:
+        """The book's top ``depth`` levels a side, asked once (no retry: a caller probing
+        the venue counts each failure); ``latency_ms`` times that one request
+        (load_markets happens before the clock starts)."""
+        unified = self.broker._unified(symbol)
+        started = time.perf_counter()
+        raw = self.session.once(
+            "fetch order book", self.session.exchange.fetch_order_book, unified, depth
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        return BookRead(_levels(raw.get("bids")), _levels(raw.get("asks")), latency_ms)
+
+    def trading_fees(self, symbol: str) -> TradingFees:
+        """The account's rates when the exchange has a key and answers; the market's
+        published schedule otherwise."""
+        market = self.market(symbol)
+        if self.session.exchange.apiKey:
+            try:
+                fee = self.session.call(
+                    "fetch trading fee",
+                    self.session.exchange.fetch_trading_fee,
+                    str(market["symbol"]),
+                )
+                return TradingFees(_dec(fee.get("maker")), _dec(fee.get("taker")), "account")
+            except ExchangeError:
+                pass
+        return TradingFees(_dec(market.get("maker")), _dec(market.get("taker")), "market")
 
     def timeframe_ms(self, timeframe: str) -> int:
         import ccxt

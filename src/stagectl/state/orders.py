@@ -180,3 +180,26 @@ def _order(row: tuple[Any, ...]) -> Order:
         created_at=parse_ts(row[15]),
         updated_at=parse_ts(row[16]),
     )
+
+
+VENUE_OUTCOME_WINDOW = 50
+"""How many of a venue's latest sent orders its reliability is measured over."""
+_NEVER_SENT = (OrderStatus.NEW, OrderStatus.DENIED, OrderStatus.NOT_SENT)
+
+
+def venue_order_outcomes(
+    db: StateDB, exchange: str, window: int = VENUE_OUTCOME_WINDOW
+) -> tuple[int, int]:
+    """(sent, rejected) among ``exchange``'s latest ``window`` orders that reached it.
+
+    Orders never sent (denied by the policy, not yet acknowledged, found unknown after a
+    restart) say nothing of the venue and are left out.
+    """
+    marks = ", ".join("?" * len(_NEVER_SENT))
+    rows = db.conn.execute(
+        f"SELECT status FROM orders WHERE exchange = ? AND status NOT IN ({marks})"
+        " ORDER BY created_at DESC LIMIT ?",
+        (exchange, *(s.value for s in _NEVER_SENT), window),
+    ).fetchall()
+    rejected = sum(1 for (status,) in rows if status == OrderStatus.REJECTED.value)
+    return len(rows), rejected

@@ -1,0 +1,1 @@
+"""Services for execution: venue inputs and the router preview (docs/execution.md)."""
