@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 WRITE_LOCK_KEY = 0x5354_4147_4543_544C
 """The advisory lock every write transaction holds ("STAGECTL"): one writer at a time."""
+IMPORT_LOCK_KEY = 0x5354_4147_494D_5054
+"""The session advisory lock of the one process merging imports ("STAGIMPT"),
+``state.ledger_imports.merge_lock``: the server drops it when the session ends."""
 MIGRATIONS_TABLE = "stagectl_migrations"
 INSTALL_HINT = "pip install 'stagectl[postgres]'"
 
