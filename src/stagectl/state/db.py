@@ -329,6 +329,18 @@ def has_table(conn: Connection, name: str) -> bool:
     return row is not None
 
 
+def stream_rows(db: StateDB, sql: str, batch_rows: int) -> Iterator[Any]:
+    """A query's rows without holding them all: SQLite's cursor steps through them as they
+    are read; PostgreSQL's are fetched ``batch_rows`` at a time through a server-side
+    cursor, which needs a transaction (a read ``snapshot`` or a write ``transaction``)."""
+    if db.backend == "postgresql":
+        from stagectl.state.pg import PgConnection
+
+        assert isinstance(db.conn, PgConnection)
+        return db.conn.stream(sql, batch_rows)
+    return iter(db.conn.execute(sql))
+
+
 def open_state(
     path: StateLocation, *, migrate: bool = True, busy_timeout_ms: int | None = None
 ) -> StateDB:
