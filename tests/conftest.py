@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,32 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
         return tmp_path / "state" / "stagectl.db"
     server = request.getfixturevalue("pg_server")
     return parse_state_location(server.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def home_on_both(
+    request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Run a test of the ``home`` fixture on either backend: for ``postgresql``,
+    ``STAGECTL_STATE`` names a fresh database on the session's server, as an operator's
+    environment would (read the state back with :func:`home_state`)."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("STAGECTL_STATE", request.getfixturevalue("pg_server").new_database())
+    return str(request.param)
+
+
+def resolved_home(home: Path) -> Any:
+    """``Home`` as the CLI resolves it for ``home``: its state ``STAGECTL_STATE`` when set."""
+    from stagectl.config.home import Home
+    from stagectl.config.state_url import parse_state_location
+
+    override = os.environ.get("STAGECTL_STATE")
+    return Home.resolve(home, parse_state_location(override) if override else None)
+
+
+def home_state(home: Path) -> Any:
+    """The state the CLI uses for ``home``: ``STAGECTL_STATE`` when set, else the home's."""
+    return resolved_home(home).state_path
 
 
 @pytest.fixture

@@ -73,7 +73,9 @@ class PgServer:
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     @classmethod
-    def start(cls) -> PgServer:
+    def start(cls, *, durable: bool = False) -> PgServer:
+        """Start a server; ``durable`` keeps PostgreSQL's default fsync and synchronous
+        commit (``benchmarks/pg_concurrency.py``), the tests turn them off."""
         root = Path(tempfile.mkdtemp(prefix="stagectl-pg-"))
         server = cls(root=root, port=_free_port(), _as_postgres=os.geteuid() == 0)
         if server._as_postgres:
@@ -85,9 +87,10 @@ class PgServer:
         )  # fmt: skip
         options = (
             f"-p {server.port} -k {server.data_dir} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             " -c max_connections=200"
         )
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         server._run(
             "pg_ctl", "start", "-w", "-D", str(server.data_dir), "-o", options,
             "-l", str(server.root / "server.log"),

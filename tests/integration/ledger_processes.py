@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from stagectl.config.home import Home
+from stagectl.config.state_url import StateLocation, parse_state_location
 from stagectl.domain.types import Fill
 from stagectl.errors import StagectlError
 from stagectl.services.ledger import importer
@@ -35,7 +36,7 @@ WRITER_SYMBOL = "SOLUSDT"
 WRITER_T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 
-def writer(state: Path, stop: Path, report: Path) -> None:
+def writer(state: StateLocation, stop: Path, report: Path) -> None:
     writes = while_importing = failures = 0
     with open_state(state) as db:
         while not stop.exists():
@@ -75,13 +76,15 @@ def killed_import(home: Path, path: Path, account: str, steps: int) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     request = importer.ImportRequest(path=path, account=account)
-    importer.run(request, home=Home.resolve(home), after_merge=after)
+    override = os.environ.get("STAGECTL_STATE")  # the PostgreSQL runs of the tests
+    state = parse_state_location(override) if override else None
+    importer.run(request, home=Home.resolve(home, state), after_merge=after)
 
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "writer":
-        writer(Path(args[0]), Path(args[1]), Path(args[2]))
+        writer(parse_state_location(args[0]), Path(args[1]), Path(args[2]))
     elif command == "killed-import":
         killed_import(Path(args[0]), Path(args[1]), args[2], int(args[3]))
     else:

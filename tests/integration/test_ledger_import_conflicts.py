@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from stagectl.config.home import Home
 from stagectl.domain.types import Fill
 from stagectl.errors import InputError
 from stagectl.services.ledger import importer
 from stagectl.state.db import open_state
 from stagectl.state.ledger import insert_fills
-from tests.conftest import Run
+from tests.conftest import Run, home_state, resolved_home
+
+pytestmark = pytest.mark.usefixtures("home_on_both")
 
 HEADER = "timestamp,trade_id,symbol,side,price,amount,fee,fee_currency,liquidity,order_id\n"
 BUY = "2025-01-01T00:00:00Z,1,ETHUSDT,buy,2000,0.1,0.2,USDT,taker,o-1\n"
@@ -36,8 +37,8 @@ def _write(path: Path, rows: list[str]) -> Path:
 
 def _ledger(home: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the ledger's tables (the visible and the invisible)."""
-    state = Home.resolve(home).state_path
-    if not state.exists():
+    state = home_state(home)
+    if isinstance(state, Path) and not state.exists():
         return {table: [] for table in TABLES}
     with open_state(state) as db:
         return {
@@ -145,7 +146,7 @@ def test_a_conflict_stops_the_import_even_with_skip_bad(
 def test_a_conflict_with_a_fill_a_run_recorded_names_its_source(
     run: Run, home: Path, tmp_path: Path
 ) -> None:
-    with open_state(Home.resolve(home).state_path) as db:
+    with open_state(home_state(home)) as db:
         live = Fill(
             trade_id="ETHUSDT:1",
             ts=datetime(2025, 1, 1, tzinfo=UTC),
@@ -171,19 +172,19 @@ def test_a_conflict_in_a_later_chunk_discards_the_merged_ones_and_names_the_firs
     monkeypatch.setattr(importer, "CHUNK_ROWS", 4)
     rows = [f"2025-01-01T00:{k:02d}:00Z,{100 + k},SOLUSDT,buy,150,1,0,,maker,\n" for k in range(20)]
     base = _write(tmp_path / "base.csv", [BUY])
-    importer.run(importer.ImportRequest(path=base, account="desk"), home=Home.resolve(home))
+    importer.run(importer.ImportRequest(path=base, account="desk"), home=resolved_home(home))
     before = _ledger(home)
     rows[17] = rows[17].replace(",117,", ",102,").replace(",buy,", ",sell,")
     path = _write(tmp_path / "big.csv", rows)
     request = importer.ImportRequest(path=path, account="desk")
     with pytest.raises(InputError) as error:
-        importer.run(request, home=Home.resolve(home))
+        importer.run(request, home=resolved_home(home))
     assert error.value.where == f"{path}:19"
     assert f"conflicts with {path}:4 of the same input (side sell vs buy" in error.value.message
     assert _ledger(home) == before
     rows[17] = rows[17].replace(",sell,", ",buy,").replace("00:17:00", "00:02:00")
     again = importer.run(
         importer.ImportRequest(path=_write(path, rows), account="desk"),
-        home=Home.resolve(home),
+        home=resolved_home(home),
     )
     assert (again.inserted, again.duplicates) == (19, 1)

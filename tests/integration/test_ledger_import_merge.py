@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.config.home import Home
 from stagectl.domain.types import Fill
 from stagectl.errors import InputError
 from stagectl.services.ledger import importer
@@ -29,7 +28,9 @@ from stagectl.state.ledger_imports import unfinished_imports
 from stagectl.state.ledger_merge import MERGE_BATCH_ROWS, MergeStep
 from stagectl.state.ledger_reads import position_before
 from stagectl.state.ledger_totals import sum_deltas
-from tests.conftest import REPO_ROOT, Run
+from tests.conftest import REPO_ROOT, Run, home_state, resolved_home
+
+pytestmark = pytest.mark.usefixtures("home_on_both")
 
 HEADER = "timestamp,trade_id,symbol,side,price,amount,fee,fee_currency,liquidity\n"
 EARLY = [
@@ -78,11 +79,11 @@ def import_file(
     home: Path, path: Path, after_merge: Callable[[MergeStep], None] | None = None
 ) -> importer.ImportResult:
     request = importer.ImportRequest(path=path, account="acct")
-    return importer.run(request, home=Home.resolve(home), after_merge=after_merge)
+    return importer.run(request, home=resolved_home(home), after_merge=after_merge)
 
 
 def state(home: Path) -> StateDB:
-    return open_state(Home.resolve(home).state_path)
+    return open_state(home_state(home))
 
 
 def stored_rows(db: StateDB) -> int:
@@ -232,7 +233,7 @@ def test_another_process_writes_short_transactions_while_a_large_import_merges(
 ) -> None:
     rows = 200_000
     big = trades_csv(tmp_path / "big.csv", rows)
-    state_path = Home.resolve(home).state_path
+    state_path = home_state(home)
     open_state(state_path).close()
     stop, report = tmp_path / "stop", tmp_path / "writer.json"
     writer = subprocess.Popen(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.config.home import Home
 from stagectl.exchange.ccxt_broker import open_broker
 from stagectl.exchange.credentials import (
     KEY_ENV,
@@ -24,7 +23,7 @@ from stagectl.exchange.credentials import (
 from stagectl.exchange.retry import RetryPolicy
 from stagectl.state.db import open_state
 from stagectl.state.ledger import fills
-from tests.conftest import Run
+from tests.conftest import Run, home_state
 from tests.exchange_sim import (
     API_KEY,
     API_SECRET,
@@ -34,6 +33,8 @@ from tests.exchange_sim import (
     running_sim,
 )
 from tests.orders import new_order
+
+pytestmark = pytest.mark.usefixtures("home_on_both")
 
 START = datetime(2024, 1, 3, tzinfo=UTC)
 ENV: dict[str, str | None] = {
@@ -100,7 +101,7 @@ def test_fetch_records_the_trades_exactly_and_a_second_fetch_adds_nothing(
     second = run(fetch_args(sim), env=ENV)
     assert second.exit_code == 0, second.stderr
     assert "3 trades fetched, 0 fills recorded, 3 already recorded" in second.stdout
-    with open_state(Home.resolve(home).state_path, migrate=False) as db:
+    with open_state(home_state(home), migrate=False) as db:
         recorded = fills(db, symbol="ETHUSDT")
     by_key = {f"ETHUSDT:{t.trade_id}": t for t in traded}  # type: ignore[attr-defined]
     assert sorted(f.trade_id for f in recorded) == sorted(by_key)

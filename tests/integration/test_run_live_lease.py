@@ -23,7 +23,7 @@ from stagectl.config.state_url import StateLocation
 from stagectl.errors import ExternalError
 from stagectl.services.live import run as service
 from stagectl.services.live.lease import LEASE_ENV, RunLease
-from stagectl.state.db import open_state
+from stagectl.state.db import StateDB, open_state
 from stagectl.state.equity import snapshots
 from stagectl.state.leases import acquire_lease, get_lease
 from stagectl.state.runs import Run, start_run
@@ -142,3 +142,37 @@ def test_the_heartbeat_renews_the_lease_and_notices_a_takeover(
         finally:
             lease.release(db)
         assert get_lease(db, "r1").holder == "host-b:1:x"  # type: ignore[union-attr]
+
+
+def test_a_driver_that_lost_its_lease_mid_run_writes_not_one_more_bar(
+    tmp_path: Path, state_url: StateLocation
+) -> None:
+    """Per-bar fencing: the driver paused past its expiry (here: between two bars) and
+    another host took the run over. Its heartbeat has not noticed yet (a beat every 20 s);
+    the next bar's first write transaction reads the lease and refuses."""
+    home = _home(tmp_path, state_url)
+    steps: list[object] = []
+
+    def another_host_takes_over(*step: object) -> None:
+        steps.append(step)
+        if len(steps) == 3:
+            with open_state(state_url) as db:
+                acquire_lease(
+                    db, result_run_id(db), holder="host-b:7:cafe", host="host-b", pid=7,
+                    now=datetime.now(UTC), ttl=timedelta(hours=1), abandoned=lambda _: True,
+                )  # fmt: skip
+
+    with pytest.raises(ExternalError) as stopped:
+        service.run(_request(), home=home, on_step=another_host_takes_over)
+    assert stopped.value.exit_code == 3
+    assert "another run-live took the run over" in str(stopped.value)
+    with open_state(state_url) as db:
+        run_id = result_run_id(db)
+        assert len(snapshots(db, run_id)) == 3  # the bars before the takeover, none after
+        assert get_lease(db, run_id).holder == "host-b:7:cafe"  # type: ignore[union-attr]
+
+
+def result_run_id(db: StateDB) -> str:
+    """The one run of the test's state."""
+    (row,) = db.conn.execute("SELECT run_id FROM runs").fetchall()
+    return str(row[0])

@@ -253,3 +253,23 @@ def test_a_failed_inner_write_spoils_the_whole_transaction_even_when_caught(
 def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
     with open_state(tmp_path / "stagectl.db") as db, pytest.raises(sqlite3.IntegrityError):
         insert_fills(db, [_fill("t1", run_id="no-such-run")])
+
+
+def test_the_timing_hook_records_each_committed_write_transaction_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timings = tmp_path / "txn.us"
+    with open_state(tmp_path / "state.db") as db:  # opened before: not timed
+        start_run(db, Run("r0", "backtest", "paper", started_at=datetime(2026, 1, 1, tzinfo=UTC)))
+    assert not timings.exists()
+    monkeypatch.setenv("STAGECTL_TXN_TIMING_FILE", str(timings))
+    with open_state(tmp_path / "state.db") as db:
+        with db.transaction():  # one outer transaction, its inner block joins it
+            start_run(
+                db, Run("r1", "backtest", "paper", started_at=datetime(2026, 1, 1, tzinfo=UTC))
+            )
+        with pytest.raises(RuntimeError), db.transaction():  # rolled back: not a commit
+            raise RuntimeError("boom")
+        start_run(db, Run("r2", "backtest", "paper", started_at=datetime(2026, 1, 1, tzinfo=UTC)))
+    lines = timings.read_text().splitlines()
+    assert len(lines) == 2 and all(int(line) >= 0 for line in lines)

@@ -24,10 +24,12 @@ from stagectl.config.state_url import (
 )
 from stagectl.domain.types import Event, Fill
 from stagectl.errors import InputError, StateLockedError
+from stagectl.state import copy as state_copy
 from stagectl.state import pg
-from stagectl.state.db import open_state
+from stagectl.state.db import open_state, stream_rows
 from stagectl.state.journal import record_event
 from stagectl.state.ledger import insert_fills
+from stagectl.state.ledger_reads import snapshot
 from stagectl.state.runs import Run, start_run
 from tests.conftest import Run as CliRun
 from tests.integration.paper_seed import Seed
@@ -158,8 +160,9 @@ def test_concurrent_writers_lose_no_increment(pg_server: Any) -> None:
 
 
 def test_state_copy_moves_a_desk_to_postgresql_and_back_verified(
-    run: CliRun, home: Path, pg_server: Any, tmp_path: Path
+    run: CliRun, home: Path, pg_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(state_copy, "BATCH_ROWS", 7)  # several batches of every table
     source = home / "state" / "stagectl.db"
     write_seed(source, Seed(start=START, end=END))
     url = pg_server.new_database()
@@ -237,11 +240,36 @@ def test_the_ledger_reads_the_same_on_postgresql_after_a_copy(
     assert min(counted) == 0 and max(counted) > 200  # empty and full windows among them
 
 
-def test_metrics_import_into_postgresql_is_refused_with_the_way_round(
-    run: CliRun, pg_server: Any, tmp_path: Path
+def test_metrics_import_into_postgresql_reads_as_the_same_import_into_sqlite(
+    run: CliRun, home: Path, pg_server: Any, tmp_path: Path
 ) -> None:
+    """`metrics import` writes to a PostgreSQL state (it used to refuse one)."""
     url = pg_server.new_database()
-    rows = random_rows(random.Random(1), 5)
-    refused = run(["--state", url, "metrics", "import", write(tmp_path / "a.csv", rows)])
-    assert refused.exit_code == 2
-    assert "import into a SQLite state and `stagectl state copy` it" in refused.stderr
+    trades = write(tmp_path / "a.csv", random_rows(random.Random(1), 50))
+    answers = []
+    for state in (str(home / "state" / "stagectl.db"), url):
+        imported = run(["--state", state, "metrics", "import", trades, "--json"])
+        assert imported.exit_code == 0, imported.stderr
+        args = ["--state", state, "metrics", "window", "--hours", "240", "--until"]
+        window = run([*args, (T0 + timedelta(days=5)).isoformat(), "--json"])
+        assert window.exit_code == 0, window.stderr
+        answers.append({k: v for k, v in window.json().items() if k != "state"})
+    assert answers[0] == answers[1]
+    assert answers[0]["total"]["fills"] > 0
+
+
+def test_a_postgresql_table_is_read_in_batches_through_a_server_side_cursor(
+    pg_server: Any,
+) -> None:
+    """`state copy` streams a PostgreSQL table (it used to read it whole into memory)."""
+    url = parse_state_location(pg_server.new_database())
+    with open_state(url) as db:
+        start_run(db, Run("r1", "run-live", "paper", started_at=START))
+        for k in range(7):
+            record_event(db, Event(ts=START + timedelta(hours=k), event_type="NOTE", run_id="r1"))
+        with snapshot(db):
+            rows = stream_rows(db, "SELECT id FROM events ORDER BY id", 3)
+            first = next(rows)
+            open_cursors = db.conn.execute("SELECT name FROM pg_cursors").fetchall()
+            assert [name for (name,) in open_cursors if name.startswith("stagectl_stream_")]
+            assert [first, *rows] == [(k,) for k in range(1, 8)]

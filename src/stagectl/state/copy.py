@@ -6,6 +6,8 @@ compared: the same row count and the same digest on both sides. The digest is th
 modulo 2**256, of the SHA-256 of each row's canonical JSON, so it does not depend on the
 order the rows come back in (PostgreSQL's text collation may order keys differently from
 SQLite). A mismatch rolls the whole copy back: the destination is never half-written.
+Both sides are read ``BATCH_ROWS`` at a time (PostgreSQL through a server-side cursor), so
+the copy's memory does not grow with a table.
 
 Ids are copied as they are (the references between tables stay right); PostgreSQL's
 identity sequences are then moved past the largest id copied. ``orders`` rows are copied
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stagectl.errors import CheckFailed, InputError
-from stagectl.state.db import StateDB
+from stagectl.state.db import StateDB, stream_rows
 from stagectl.state.ledger_reads import snapshot
 
 BATCH_ROWS = 5000
@@ -109,11 +111,13 @@ def copy_state(source: StateDB, destination: StateDB) -> list[TableCopy]:
             # The source is read once: its rows are counted and digested on their way
             # into the batches; only the destination is read back.
             read = _Digest()
-            rows = source.conn.execute(_select(source, table, columns))
+            rows = stream_rows(source, _select(source, table, columns), BATCH_ROWS)
             for batch in _batches(read.add(row) for row in rows):
                 conn.executemany(insert, batch)
             want = read.result()
-            got = table_digest(destination.conn.execute(_select(destination, table, columns)))
+            got = table_digest(
+                stream_rows(destination, _select(destination, table, columns), BATCH_ROWS)
+            )
             if want != got:
                 raise CheckFailed(
                     f"table {table}: the copy has {got[0]} rows (digest {got[1][:12]}) but "

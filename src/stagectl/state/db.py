@@ -18,12 +18,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TextIO
 
 from stagectl.config.state_url import PostgresURL, StateLocation
 from stagectl.errors import InputError, InternalError, StateLockedError
@@ -35,6 +36,9 @@ outside ``state`` catch this name (and pass it to :func:`translate_error`), neve
 
 BUSY_TIMEOUT_ENV = "STAGECTL_BUSY_TIMEOUT_MS"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+TXN_TIMING_ENV = "STAGECTL_TXN_TIMING_FILE"
+"""Names a file to which every write transaction appends its duration in microseconds,
+one a line (``benchmarks/pg_concurrency.py``); unset, nothing is measured."""
 
 
 class Cursor(Protocol):
@@ -109,7 +113,11 @@ class StateDB:
     path: StateLocation
     conn: Connection
     busy_timeout_ms: int
+    fence: Callable[[Connection], None] | None = field(default=None, repr=False)
+    """Run at the start of every outermost write transaction, under the write lock: it
+    raises to refuse the transaction (run-live's lease check, ``services.live.lease``)."""
     _spoiled: bool = field(default=False, repr=False)
+    _timing: TextIO | None = field(default=None, repr=False)
 
     @property
     def backend(self) -> str:
@@ -151,12 +159,15 @@ class StateDB:
                 self._spoiled = True
                 raise
             return
+        began = time.perf_counter() if self._timing is not None else 0.0
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
             self._reraise(error)
         self._spoiled = False
         try:
+            if self.fence is not None:
+                self.fence(self.conn)
             yield self.conn
         except BaseException as error:
             if self.conn.in_transaction:
@@ -176,6 +187,8 @@ class StateDB:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             self._reraise(error)
+        if self._timing is not None:
+            self._timing.write(f"{(time.perf_counter() - began) * 1e6:.0f}\n")
 
     def _reraise(self, error: sqlite3.Error) -> NoReturn:
         translated = self.translate_error(error)
@@ -279,7 +292,16 @@ class StateDB:
         return bool(self.conn.execute("PRAGMA foreign_keys").fetchone()[0])
 
     def close(self) -> None:
+        if self._timing is not None:
+            self._timing.close()
         self.conn.close()
+
+    def time_transactions(self) -> None:
+        """Append each committed write transaction's duration to ``STAGECTL_TXN_TIMING_FILE``
+        when it is set (from ``BEGIN`` to the end of ``COMMIT``, lock wait included)."""
+        target = os.environ.get(TXN_TIMING_ENV, "").strip()
+        if target:
+            self._timing = open(target, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
     def __enter__(self) -> StateDB:
         return self
@@ -305,6 +327,18 @@ def has_table(conn: Connection, name: str) -> bool:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
     ).fetchone()
     return row is not None
+
+
+def stream_rows(db: StateDB, sql: str, batch_rows: int) -> Iterator[Any]:
+    """A query's rows without holding them all: SQLite's cursor steps through them as they
+    are read; PostgreSQL's are fetched ``batch_rows`` at a time through a server-side
+    cursor, which needs a transaction (a read ``snapshot`` or a write ``transaction``)."""
+    if db.backend == "postgresql":
+        from stagectl.state.pg import PgConnection
+
+        assert isinstance(db.conn, PgConnection)
+        return db.conn.stream(sql, batch_rows)
+    return iter(db.conn.execute(sql))
 
 
 def open_state(
@@ -340,6 +374,7 @@ def open_state(
         path.parent.mkdir(parents=True, exist_ok=True)
     db = _connect(path, timeout_ms)
     try:
+        db.time_transactions()
         _configure(db, set_wal=migrate)
         if migrate:
             _check_known_schema(db)
@@ -363,6 +398,7 @@ def _open_postgres(url: PostgresURL, *, migrate: bool, timeout_ms: int) -> State
 
     db = StateDB(path=url, conn=connect(url, timeout_ms), busy_timeout_ms=timeout_ms)
     try:
+        db.time_transactions()
         if migrate:
             _check_known_schema(db)
             if db.pending_migrations():

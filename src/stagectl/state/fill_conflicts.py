@@ -56,7 +56,7 @@ class FillConflict(Exception):
         self.stored = stored
 
 
-_SAME_TEXT = " AND ".join(f"f.{name} IS {{{name}}}" for name in TRADE_VALUE_FIELDS)
+_SAME_TEXT = " AND ".join(f"f.{name} {{same}} {{{name}}}" for name in TRADE_VALUE_FIELDS)
 _STAGED_COLUMNS = {
     "symbol": "k.symbol",
     "side": "k.side",
@@ -74,18 +74,27 @@ _STAGED_COLUMNS = {
 # the same input): one probe of the unique (exchange, trade_id) index per staged trade, run
 # only in a step where some trade was not inserted. Text that differs may still be the same
 # number (``0.10`` and ``0.1``): Python decides (``domain.fill_identity``).
-_RECORDED_SQL = (
-    "SELECT s.rowid, k.symbol, s.trade_id, f.id, "
-    + ", ".join(_STAGED_COLUMNS[name] for name in TRADE_VALUE_FIELDS)
-    + ", "
-    + ", ".join(f"f.{name}" for name in TRADE_VALUE_FIELDS)
-    + " FROM main.fill_imports AS i, temp.stagectl_trade_stage AS s"
-    " JOIN temp.stagectl_trade_kinds AS k ON k.kind = s.kind"
-    " JOIN main.fills AS f ON f.exchange = i.account AND f.trade_id = k.symbol || ':' || s.trade_id"
-    " WHERE i.id = ?1 AND s.rowid BETWEEN ?2 AND ?3 AND NOT ("
-    + _SAME_TEXT.format(**_STAGED_COLUMNS)
-    + ") ORDER BY s.rowid"
-)
+
+
+def _recorded_sql(same: str) -> str:
+    """The query below with ``same`` as the null-safe equality: SQLite's ``IS``, which
+    PostgreSQL spells ``IS NOT DISTINCT FROM`` (SQLite only learned that in 3.39)."""
+    return (
+        "SELECT s.rowid, k.symbol, s.trade_id, f.id, "
+        + ", ".join(_STAGED_COLUMNS[name] for name in TRADE_VALUE_FIELDS)
+        + ", "
+        + ", ".join(f"f.{name}" for name in TRADE_VALUE_FIELDS)
+        + " FROM stagectl_trade_stage AS s"
+        " JOIN stagectl_trade_kinds AS k ON k.kind = s.kind"
+        " JOIN fill_imports AS i ON i.id = ?1"
+        " JOIN fills AS f ON f.exchange = i.account AND f.trade_id = k.symbol || ':' || s.trade_id"
+        " WHERE s.rowid BETWEEN ?2 AND ?3 AND NOT ("
+        + _SAME_TEXT.format(same=same, **_STAGED_COLUMNS)
+        + ") ORDER BY s.rowid"
+    )
+
+
+_RECORDED_SQL = {"sqlite": _recorded_sql("IS"), "postgresql": _recorded_sql("IS NOT DISTINCT FROM")}
 
 
 def check_recorded(conn: Any, import_id: int, base_rowid: int, positions: tuple[int, int]) -> None:
@@ -94,7 +103,8 @@ def check_recorded(conn: Any, import_id: int, base_rowid: int, positions: tuple[
     whose recorded fill has other values, so the step rolls back."""
     width = len(TRADE_VALUE_FIELDS)
     bounds = (import_id, base_rowid + positions[0], base_rowid + positions[1])
-    for row in conn.execute(_RECORDED_SQL, bounds):
+    sql = _RECORDED_SQL[getattr(conn, "backend", "sqlite")]
+    for row in conn.execute(sql, bounds):
         rowid, symbol, trade_id, fill_id = row[:4]
         staged = dict(zip(TRADE_VALUE_FIELDS, row[4 : 4 + width], strict=True))
         stored = dict(zip(TRADE_VALUE_FIELDS, row[4 + width :], strict=True))
@@ -111,8 +121,8 @@ def check_recorded(conn: Any, import_id: int, base_rowid: int, positions: tuple[
 
 def _stored_fill(conn: Any, fill_id: int) -> StoredFill:
     source, run_id, import_id, origin, sha256 = conn.execute(
-        "SELECT f.source, f.run_id, f.import_id, i.origin, i.content_sha256 FROM main.fills AS f"
-        " LEFT JOIN main.fill_imports AS i ON i.id = f.import_id WHERE f.id = ?",
+        "SELECT f.source, f.run_id, f.import_id, i.origin, i.content_sha256 FROM fills AS f"
+        " LEFT JOIN fill_imports AS i ON i.id = f.import_id WHERE f.id = ?",
         (fill_id,),
     ).fetchone()
     return StoredFill(fill_id, source, import_id, origin, sha256, run_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from stagectl.state._codec import parse_ts, ts_text
-from stagectl.state.db import StateDB
+from stagectl.state.db import Connection, StateDB
 
 _COLUMNS = "run_id, holder, host, pid, acquired_at, renewed_at, expires_at"
 
@@ -41,6 +41,12 @@ def get_lease(db: StateDB, run_id: str) -> Lease | None:
     row = db.conn.execute(f"SELECT {_COLUMNS} FROM run_leases WHERE run_id = ?", (run_id,))
     found = row.fetchone()
     return None if found is None else _lease(found)
+
+
+def lease_holder(conn: Connection, run_id: str) -> str | None:
+    """Who holds the run's lease now (read on ``conn``, e.g. inside a write transaction)."""
+    found = conn.execute("SELECT holder FROM run_leases WHERE run_id = ?", (run_id,)).fetchone()
+    return None if found is None else str(found[0])
 
 
 def acquire_lease(

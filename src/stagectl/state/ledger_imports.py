@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from stagectl.errors import InputError
 from stagectl.state._codec import ts_text
 from stagectl.state.db import StateDB
 from stagectl.state.ledger_totals import (
@@ -54,6 +53,8 @@ MERGING, DISCARDING, DISCARDED, COMPLETE = "merging", "discarding", "discarded",
 # (state.ledger_merge.MERGE_BATCH_ROWS and MERGE_PAUSE_S, which says why a pause).
 DISCARD_BATCH_ROWS = 10_000
 DISCARD_PAUSE_S = 0.015
+MERGE_LOCK_POLL_S = 0.1
+"""How often an import waiting for another one's merge on PostgreSQL asks for the lock."""
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,15 @@ def merge_lock(db: StateDB, *, on_wait: Callable[[], None] | None = None) -> Ite
     An advisory lock on ``<state>.import-lock`` (``flock``): the kernel releases it when
     the process exits, however it exits, so finding it free proves that no process is
     merging and that every unfinished import was abandoned. ``on_wait`` is called once if
-    another import holds it (this one then waits for it to finish)."""
-    if db.backend != "sqlite":
-        raise InputError(
-            "importing fills into a PostgreSQL state is not supported yet (the staged "
-            "merge is SQLite's); import into a SQLite state and `stagectl state copy` it",
-            where=str(db.path),
-        )
+    another import holds it (this one then waits for it to finish).
+
+    On PostgreSQL: a session advisory lock of the importer's connection, which the server
+    drops when that session ends (the process exits, or its connection is lost), with the
+    same proof."""
+    if db.backend == "postgresql":
+        with _pg_merge_lock(db, on_wait):
+            yield
+        return
     path = db.file.with_name(db.file.name + ".import-lock")
     with open(path, "a+b") as handle:
         try:
@@ -113,6 +116,25 @@ def merge_lock(db: StateDB, *, on_wait: Callable[[], None] | None = None) -> Ite
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _pg_merge_lock(db: StateDB, on_wait: Callable[[], None] | None) -> Iterator[None]:
+    from stagectl.state.pg import IMPORT_LOCK_KEY
+
+    def take() -> bool:
+        row = db.conn.execute("SELECT pg_try_advisory_lock(?)", (IMPORT_LOCK_KEY,)).fetchone()
+        return bool(row[0])
+
+    if not take():
+        if on_wait is not None:
+            on_wait()
+        while not take():
+            time.sleep(MERGE_LOCK_POLL_S)
+    try:
+        yield
+    finally:
+        db.conn.execute("SELECT pg_advisory_unlock(?)", (IMPORT_LOCK_KEY,))
 
 
 def start_import(db: StateDB, key: ImportKey, origin: str) -> tuple[FillImport, list[FillImport]]:
@@ -207,8 +229,8 @@ def discard_rows(
             time.sleep(DISCARD_PAUSE_S)
         with db.transaction() as conn:
             after, remaining = conn.execute(
-                "SELECT i.after_fill_id, coalesce(sum(t.fills), 0) FROM fill_imports AS i"
-                " LEFT JOIN fill_import_totals AS t ON t.import_id = i.id WHERE i.id = ?",
+                "SELECT (SELECT after_fill_id FROM fill_imports WHERE id = ?1),"
+                " (SELECT coalesce(sum(fills), 0) FROM fill_import_totals WHERE import_id = ?1)",
                 (import_id,),
             ).fetchone()
             rows = []

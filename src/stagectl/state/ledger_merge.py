@@ -17,6 +17,10 @@ alternates two steps for every batch of at most ``MERGE_BATCH_ROWS`` trades:
 
 Between the end of one merge transaction and the start of the next, the write lock stays
 free for at least ``MERGE_PAUSE_S``.
+
+The same SQL runs on PostgreSQL: its TEMP tables are the session's (``pg_temp``, searched
+first, as SQLite's ``temp`` schema is), the staged trades' order is an identity column
+named ``rowid`` (SQLite's implicit one), and there is no WAL of ours to checkpoint.
 """
 
 from __future__ import annotations
@@ -109,17 +113,19 @@ def merge_session(db: StateDB) -> Iterator[MergeSession]:
     checkpoint runs inside ``COMMIT``, after the lock is released but before the call
     returns, so it would delay the next step and blur the time a step holds the lock)."""
     conn = db.conn
+    if db.backend == "postgresql":
+        conn.execute(_STAGE_TABLE.format(rowid="rowid BIGINT GENERATED ALWAYS AS IDENTITY, "))
+        conn.execute(_KINDS_TABLE)
+        try:
+            yield MergeSession(db, None)
+        finally:
+            conn.execute("DROP TABLE IF EXISTS stagectl_trade_stage")
+            conn.execute("DROP TABLE IF EXISTS stagectl_trade_kinds")
+        return
     autocheckpoint = int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
     conn.execute("PRAGMA wal_autocheckpoint = 0")
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS stagectl_trade_stage (trade_id TEXT, kind INTEGER,"
-        " qty TEXT, price TEXT, ts TEXT)"
-    )
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS stagectl_trade_kinds (kind INTEGER PRIMARY KEY,"
-        " symbol TEXT, side TEXT, fee TEXT, fee_currency TEXT, liquidity TEXT,"
-        " exchange_order_id TEXT)"
-    )
+    conn.execute(_STAGE_TABLE.format(rowid=""))
+    conn.execute(_KINDS_TABLE)
     checkpointer = _Checkpointer(db)
     try:
         yield MergeSession(db, checkpointer)
@@ -130,10 +136,25 @@ def merge_session(db: StateDB) -> Iterator[MergeSession]:
         conn.execute(f"PRAGMA wal_autocheckpoint = {autocheckpoint}")
 
 
+# The staging tables, private to the importer's connection (unqualified names below find
+# them first on both backends: SQLite searches ``temp`` before ``main``, PostgreSQL
+# ``pg_temp`` before the schema).
+_STAGE_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS stagectl_trade_stage ({rowid}trade_id TEXT, kind INTEGER,"
+    " qty TEXT, price TEXT, ts TEXT)"
+)
+_KINDS_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS stagectl_trade_kinds (kind INTEGER PRIMARY KEY,"
+    " symbol TEXT, side TEXT, fee TEXT, fee_currency TEXT, liquidity TEXT,"
+    " exchange_order_id TEXT)"
+)
+_STAGE_COLUMNS = "stagectl_trade_stage (trade_id, kind, qty, price, ts)"
+
+
 class MergeSession:
     """Stages batches and merges them, pacing the merge transactions."""
 
-    def __init__(self, db: StateDB, checkpointer: _Checkpointer) -> None:
+    def __init__(self, db: StateDB, checkpointer: _Checkpointer | None) -> None:
         self._db = db
         self._checkpointer = checkpointer
         self._lock_freed = 0.0  # when the last merge transaction committed
@@ -141,14 +162,14 @@ class MergeSession:
     def stage(self, batch: TradeBatch) -> None:
         """Replace the staged trades by ``batch``."""
         conn = self._db.conn
-        conn.execute("DELETE FROM temp.stagectl_trade_stage")
-        conn.execute("DELETE FROM temp.stagectl_trade_kinds")
+        conn.execute("DELETE FROM stagectl_trade_stage")
+        conn.execute("DELETE FROM stagectl_trade_kinds")
         conn.executemany(
-            "INSERT INTO temp.stagectl_trade_kinds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO stagectl_trade_kinds VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(k, *kind) for k, kind in enumerate(batch.kinds)],
         )
         one = "(?, ?, ?, ?, ?)"
-        insert = "INSERT INTO temp.stagectl_trade_stage VALUES "
+        insert = f"INSERT INTO {_STAGE_COLUMNS} VALUES "
         conn.executemany(insert + ", ".join([one] * STAGE_GROUP_ROWS), batch.groups)
         conn.executemany(insert + one, batch.tail)
 
@@ -167,7 +188,7 @@ class MergeSession:
         Raises ``state.fill_conflicts.FillConflict`` (the step rolled back; earlier steps
         stay merged, invisible, for the caller to discard) when a trade is already
         recorded with other values."""
-        row = self._db.conn.execute("SELECT min(rowid) FROM temp.stagectl_trade_stage").fetchone()
+        row = self._db.conn.execute("SELECT min(rowid) FROM stagectl_trade_stage").fetchone()
         first_rowid = int(row[0] or 1)
         start = 0
         for part in batch.parts:
@@ -182,7 +203,8 @@ class MergeSession:
                     self._db, fill_import, first_rowid, (begin, end - 1), totals
                 )
                 self._lock_freed = time.perf_counter()
-                self._checkpointer.request()
+                if self._checkpointer is not None:
+                    self._checkpointer.request()
                 if after_step is not None:
                     after_step(step)
             start = end
@@ -232,12 +254,12 @@ def _merge_part(
 
 
 _MERGE_SQL = (
-    "INSERT INTO main.fills (exchange, trade_id, run_id, client_order_id, exchange_order_id,"
+    "INSERT INTO fills (exchange, trade_id, run_id, client_order_id, exchange_order_id,"
     " symbol, side, qty, price, fee, fee_currency, liquidity, ts, source, import_id)"
     " SELECT i.account, k.symbol || ':' || s.trade_id, NULL, NULL, k.exchange_order_id,"
     " k.symbol, k.side, s.qty, s.price, k.fee, k.fee_currency, k.liquidity, s.ts, i.source,"
-    " i.id FROM main.fill_imports AS i, temp.stagectl_trade_stage AS s"
-    " JOIN temp.stagectl_trade_kinds AS k ON k.kind = s.kind"
+    " i.id FROM fill_imports AS i, stagectl_trade_stage AS s"
+    " JOIN stagectl_trade_kinds AS k ON k.kind = s.kind"
     " WHERE i.id = ?1 AND s.rowid BETWEEN ?2 AND ?3 ORDER BY s.rowid"
     " ON CONFLICT (exchange, trade_id) DO NOTHING"
 )

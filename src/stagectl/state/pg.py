@@ -33,6 +33,7 @@ psycopg is imported only when a ``postgresql://`` state is opened (``stagectl[po
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,8 +46,12 @@ from stagectl.errors import ExternalError, InputError, first_line
 if TYPE_CHECKING:
     import psycopg
 
+_streams = itertools.count(1)
 WRITE_LOCK_KEY = 0x5354_4147_4543_544C
 """The advisory lock every write transaction holds ("STAGECTL"): one writer at a time."""
+IMPORT_LOCK_KEY = 0x5354_4147_494D_5054
+"""The session advisory lock of the one process merging imports ("STAGIMPT"),
+``state.ledger_imports.merge_lock``: the server drops it when the session ends."""
 MIGRATIONS_TABLE = "stagectl_migrations"
 INSTALL_HINT = "pip install 'stagectl[postgres]'"
 
@@ -212,6 +217,19 @@ class PgConnection:
             raise self._mapped(error) from error
         self.total_changes += max(cursor.rowcount, 0)
         return PgCursor(cursor)
+
+    def stream(self, sql: str, batch_rows: int) -> Iterator[Any]:
+        """The rows of a query without parameters, fetched ``batch_rows`` at a time through
+        a server-side cursor (an ``execute`` holds the whole result in memory). Only inside
+        a transaction, which the cursor lives in."""
+        text, _ = translate(sql, False)
+        with self._conn.cursor(name=f"stagectl_stream_{next(_streams)}") as cursor:
+            cursor.itersize = batch_rows
+            try:
+                cursor.execute(text)
+                yield from cursor
+            except Exception as error:
+                raise self._mapped(error) from error
 
     def executescript(self, script: str) -> None:
         self._run(script, ())

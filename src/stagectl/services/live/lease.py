@@ -8,6 +8,13 @@ naming the holder and when it expires) and takes the run over once it has expire
 the same host a lease whose process is gone (SIGKILL, a crash) is taken over at once: a
 restart need not wait. A driver whose lease was taken over (it stalled past the expiry)
 stops at its next check without recording the run's end.
+
+Fencing: every write transaction of the driver's connection first reads the lease, under
+the state's one write lock (``StateDB.fence``), and writes nothing when the lease is no
+longer its own. A takeover is a write transaction too, so it commits either before the
+check (the bar is refused, exit 3) or after the bar's commit: a driver that paused past
+its expiry (a stopped VM, a long GC, a suspended laptop) and lost the run cannot write
+the bar it was in, even before its heartbeat notices.
 """
 
 from __future__ import annotations
@@ -23,8 +30,15 @@ from datetime import datetime, timedelta
 
 from stagectl.config.state_url import StateLocation
 from stagectl.errors import ExternalError, InputError
-from stagectl.state.db import DatabaseError, StateDB, open_state
-from stagectl.state.leases import Lease, LeaseHeld, acquire_lease, release_lease, renew_lease
+from stagectl.state.db import Connection, DatabaseError, StateDB, open_state
+from stagectl.state.leases import (
+    Lease,
+    LeaseHeld,
+    acquire_lease,
+    lease_holder,
+    release_lease,
+    renew_lease,
+)
 
 LEASE_ENV = "STAGECTL_RUN_LEASE_S"
 DEFAULT_LEASE_S = 60.0
@@ -75,8 +89,8 @@ class RunLease:
     def take(
         cls, db: StateDB, location: StateLocation, run_id: str, clock: Callable[[], datetime]
     ) -> RunLease:
-        """Take the run's lease (ExternalError, exit 3, while another driver holds it) and
-        start the heartbeat."""
+        """Take the run's lease (ExternalError, exit 3, while another driver holds it), fence
+        ``db``'s write transactions with it and start the heartbeat."""
         host, pid = socket.gethostname(), os.getpid()
         lease = cls(location, run_id, f"{host}:{pid}:{secrets.token_hex(4)}", lease_length(), clock)
         try:
@@ -86,6 +100,7 @@ class RunLease:
             )  # fmt: skip
         except LeaseHeld as held:
             raise held_error(held.lease) from None
+        db.fence = lease.check
         lease._thread = threading.Thread(
             target=lease._heartbeat, name=f"lease {run_id}", daemon=True
         )
@@ -96,6 +111,13 @@ class RunLease:
     def lost(self) -> bool:
         """True once a renewal found the lease taken over by another driver."""
         return self._lost.is_set()
+
+    def check(self, conn: Connection) -> None:
+        """The fence: raise :meth:`lost_error` (and mark the lease lost) unless the run's
+        lease is still this process's. Runs inside the write transaction, under its lock."""
+        if lease_holder(conn, self.run_id) != self.holder:
+            self._lost.set()
+            raise self.lost_error()
 
     def lost_error(self) -> ExternalError:
         return ExternalError(
@@ -123,7 +145,9 @@ class RunLease:
                     return
 
     def release(self, db: StateDB) -> None:
-        """Stop the heartbeat and give the lease up (a lost one is not ours to delete)."""
+        """Stop the heartbeat, lift the fence and give the lease up (a lost one is not ours
+        to delete)."""
+        db.fence = None
         self._done.set()
         if self._thread is not None:
             self._thread.join()
