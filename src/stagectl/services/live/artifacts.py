@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import Home
 from stagectl.domain.order_policy import ENFORCEMENT_CODES
+from stagectl.domain.orders import child_order_id
 from stagectl.domain.types import Order
 from stagectl.reports import write_atomic
 from stagectl.state.db import StateDB
 from stagectl.state.journal import events
 from stagectl.state.ledger import fills
 from stagectl.state.orders import run_orders
+from stagectl.state.parents import ParentOrder, run_parents
 
 if TYPE_CHECKING:
     from stagectl.config.stage3 import Stage3Config
@@ -56,6 +58,7 @@ def build_artifacts(db: StateDB, run_id: str, settings: dict[str, Any]) -> dict[
         ]
 
     orders = run_orders(db, run_id)
+    recorded = {o.client_order_id for o in orders}
     run_fills = fills(db, run_id=run_id)
     by_order: dict[str, list[dict[str, Any]]] = {}
     for fill in run_fills:
@@ -93,6 +96,7 @@ def build_artifacts(db: StateDB, run_id: str, settings: dict[str, Any]) -> dict[
         "execution_logs.json": {
             "run_id": run_id,
             "orders": [_order_log(o, by_order.get(o.client_order_id, [])) for o in orders],
+            "parents": [_parent_log(p, recorded) for p in run_parents(db, run_id)],
         },
         "rejection_breakdown.json": rejection_breakdown(
             run_id, orders, payloads(ORDER_DENIED), payloads(ORDER_REJECTED)
@@ -118,6 +122,27 @@ def _order_log(order: Order, order_fills: list[dict[str, Any]]) -> dict[str, Any
         "recorded_at": order.created_at,
         "updated_at": order.updated_at,
         "fills": order_fills,
+    }
+
+
+def _parent_log(parent: ParentOrder, recorded: set[str]) -> dict[str, Any]:
+    """A parent the router worked as slices (docs/run-live.md, "Working a parent order"):
+    its style and why, its progress, and the client ids of the slices it sent (each is an
+    order above)."""
+    sent = (child_order_id(parent.parent_id, i) for i in range(parent.next_index))
+    return {
+        "parent_id": parent.parent_id,
+        "symbol": parent.symbol,
+        "side": parent.side,
+        "qty": str(parent.qty),
+        "style": parent.plan.style,
+        "reason": parent.plan.reason,
+        "slices_planned": parent.plan.planned,
+        "status": parent.status,
+        "sent_qty": str(parent.sent_qty),
+        "slices": [child for child in sent if child in recorded],
+        "created_at": parent.created_at,
+        "note": parent.note,
     }
 
 
