@@ -19,7 +19,7 @@ _stagectl_node() {
         "cpcv") _stagectl_names=''; _stagectl_opts='-c --config --cost-multiplier --data --embargo --fixed --folds -h --help --html --json --pbo-partitions --purge --scheduler --test-folds --workers';;
         "data") _stagectl_names='info check fetch'; _stagectl_opts='-h --help';;
         "data info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
-        "data check") _stagectl_names=''; _stagectl_opts='--data -h --help --json --max-fill-gap-min --outlier-z -s --symbol -t --timeframe';;
+        "data check") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --max-fill-gap-min --outlier-z --reference -s --symbol -t --timeframe';;
         "data fetch") _stagectl_names=''; _stagectl_opts='--base-url -e --exchange -h --help --json --since -s --symbol -t --timeframe --until';;
         "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --metrics-file --paper --reason --symbol -y --yes';;
         "funding-scan") _stagectl_names=''; _stagectl_opts='--data -h --help --json --now -s --symbol';;
@@ -110,9 +110,11 @@ _stagectl_value() {
         "cpcv|--scheduler") _stagectl_kind=text;;
         "cpcv|--test-folds") _stagectl_kind=text;;
         "cpcv|--workers") _stagectl_kind=text;;
+        "data check|-c"|"data check|--config") _stagectl_kind=yaml;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;
         "data check|--outlier-z") _stagectl_kind=text;;
+        "data check|--reference") _stagectl_kind=dir;;
         "data check|-s"|"data check|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "data check|-t"|"data check|--timeframe") _stagectl_kind=text;;
         "data fetch|--base-url") _stagectl_kind=text;;

@@ -50,7 +50,7 @@ _stagectl_node() {
             _stagectl_opts=('-c:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--config:Config file [default: config/futures_alt_ensemble.yaml in the home, else the packaged one].' '--cost-multiplier:Multiply fee and slippage.' '--data:A directory of candle and funding CSV files.' '--embargo:Embargo after each test block.' '--fixed:Evaluate the config as is; PBO is then not computable.' '--folds:Number of contiguous groups N.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--html:Also write a self-contained HTML page with charts (offline; atomically).' '--json:Print exactly one JSON document on stdout and nothing else.' '--pbo-partitions:Even number of CSCV partitions.' '--purge:Label horizon purged around tests.' '--scheduler:Run the pieces on the existing Dask cluster at tcp://HOST:PORT [env: DASK_SCHEDULER_ADDRESS].' '--test-folds:Test groups per split K.' '--workers:Run the independent pieces on a local Dask cluster of N worker processes (needs pip install '\''stagectl[dist]'\''); 1: serially in this process.');;
         "data")
             _stagectl_names='info check fetch'
-            _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
+            _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: grid, gaps, outliers, cross-checks, universe.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "data info")
             _stagectl_names=''
@@ -59,7 +59,7 @@ _stagectl_node() {
         "data check")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--data:A directory of CSV(.gz) files to check instead of the bundled sample.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--max-fill-gap-min:Forward-fill gaps strictly shorter than this many minutes.' '--outlier-z:Robust z-score above which a return is flagged.' '-s:Only this symbol (repeatable), e.g. ETHUSDT.' '--symbol:Only this symbol (repeatable), e.g. ETHUSDT.' '-t:Only datasets of this timeframe, e.g. 1h, 5m.' '--timeframe:Only datasets of this timeframe, e.g. 1h, 5m.');;
+            _stagectl_opts=('-c:Config file [default: config/data.yaml in the home, else the packaged one].' '--config:Config file [default: config/data.yaml in the home, else the packaged one].' '--data:A directory of CSV(.gz) files to check instead of the bundled sample.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--max-fill-gap-min:Forward-fill gaps strictly shorter than this many minutes [default: gaps.max_fill_gap_min of config/data.yaml, 60].' '--outlier-z:Robust z-score above which a return is flagged and clipped [default: outliers.robust_z of config/data.yaml, 10].' '--reference:A directory holding the second source (spot candles, mark prices) for the cross-checks [default: found by name beside the data].' '-s:Only this symbol (repeatable), e.g. ETHUSDT.' '--symbol:Only this symbol (repeatable), e.g. ETHUSDT.' '-t:Only datasets of this timeframe, e.g. 1h, 5m.' '--timeframe:Only datasets of this timeframe, e.g. 1h, 5m.');;
         "data fetch")
             _stagectl_names=''
             _stagectl_commands=()
@@ -276,9 +276,11 @@ _stagectl_value() {
         "cpcv|--scheduler") _stagectl_kind=text;;
         "cpcv|--test-folds") _stagectl_kind=text;;
         "cpcv|--workers") _stagectl_kind=text;;
+        "data check|-c"|"data check|--config") _stagectl_kind=yaml;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;
         "data check|--outlier-z") _stagectl_kind=text;;
+        "data check|--reference") _stagectl_kind=dir;;
         "data check|-s"|"data check|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "data check|-t"|"data check|--timeframe") _stagectl_kind=text;;
         "data fetch|--base-url") _stagectl_kind=text;;
