@@ -257,3 +257,22 @@ def test_backtest_reports_a_delisted_symbol_and_exits_0(run: Run, tmp_path: Path
     assert section["delisted"] == {"SOLUSDT": DELISTED_AT}
     assert section["end"] == "2025-12-31T23:00:00Z"
     assert any("delisted" in note for note in section["notes"])
+
+
+def test_market_intel_leaves_a_young_optional_symbol_out_of_its_universe(
+    run: Run, home: Path
+) -> None:
+    data = home / "data"
+    for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT"):
+        copy(f"binance_perp_{symbol}_1h_ohlcv.csv.gz", data)
+    xrp = "binance_perp_XRPUSDT_1h_ohlcv.csv.gz"
+    write(sample_frame(xrp).tail(24 * 40), data / xrp)  # 40 days < min_history_days 90
+    result = run(["market-intel", "--data", data, "--now", "2026-05-16T10:00Z", "--json"])
+    assert result.exit_code == 0, result.stderr
+    document = result.json()
+    body = document.get("body", document)
+    assert "XRPUSDT" not in {row["symbol"] for row in body["rows"]}
+    members = {m["symbol"]: m for m in body["universe"]}
+    assert members["XRPUSDT"]["included"] is False
+    assert members["XRPUSDT"]["reasons_out"] == ["history 40.0 days < 90 days"]
+    assert all(members[s]["included"] for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT"))
