@@ -276,3 +276,20 @@ def test_market_intel_leaves_a_young_optional_symbol_out_of_its_universe(
     assert members["XRPUSDT"]["included"] is False
     assert members["XRPUSDT"]["reasons_out"] == ["history 40.0 days < 90 days"]
     assert all(members[s]["included"] for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+
+
+def test_the_backtest_grid_reports_a_symbol_outside_the_homes_universe(
+    run: Run, home: Path
+) -> None:
+    (home / "config").mkdir(exist_ok=True)
+    (home / "config" / "data.yaml").write_text("universe: {min_history_days: 1000}\n")
+    grid = home / "grid.yaml"
+    grid.write_text(
+        "symbols: [SOLUSDT]\nperiods:\n  - {name: q1, start: 2025-01-01, end: 2025-03-31}\n"
+    )
+    result = run(["backtest", "--grid", grid, "--json"])
+    assert result.exit_code == 0, result.stderr
+    (member,) = result.json()["body"]["universe"]
+    assert member["symbol"] == "SOLUSDT" and member["included"] is False
+    assert member["reasons_out"] == ["history 866.4 days < 1000 days"]
+    assert "SOLUSDT is outside the universe of config/data.yaml" in result.stderr

@@ -152,11 +152,7 @@ def data_check(
             perp_spot_bps=rules.cross_check.perp_spot_tolerance_bps,
             mark_last_bps=rules.cross_check.mark_last_tolerance_bps,
         ),
-        universe=UniversePolicy(
-            min_avg_daily_volume_usd=rules.universe.min_avg_daily_volume_usd,
-            min_history_days=rules.universe.min_history_days,
-            volume_window_days=rules.universe.volume_window_days,
-        ),
+        universe=UniversePolicy.of(rules.universe),
     )
     result = service.run(request, home=home)
     if json_output:

@@ -42,13 +42,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from stagectl.errors import InputError
+
+if TYPE_CHECKING:
+    from stagectl.config.data_governance import UniverseConfig
 
 NS_PER_S = 1_000_000_000
 MAD_TO_SIGMA = 1.4826
@@ -496,6 +499,15 @@ class UniversePolicy:
     min_avg_daily_volume_usd: float = 0.0
     min_history_days: float = 0.0
     volume_window_days: int = 30
+
+    @classmethod
+    def of(cls, rules: UniverseConfig) -> UniversePolicy:
+        """The policy config/data.yaml's ``universe`` section declares."""
+        return cls(
+            min_avg_daily_volume_usd=rules.min_avg_daily_volume_usd,
+            min_history_days=rules.min_history_days,
+            volume_window_days=rules.volume_window_days,
+        )
 
 
 @dataclass(frozen=True)

@@ -223,11 +223,7 @@ def apply_universe(
     from stagectl.data.files import classify
     from stagectl.domain.data_quality import UniversePolicy, universe_member
 
-    policy = UniversePolicy(
-        min_avg_daily_volume_usd=rules.universe.min_avg_daily_volume_usd,
-        min_history_days=rules.universe.min_history_days,
-        volume_window_days=rules.universe.volume_window_days,
-    )
+    policy = UniversePolicy.of(rules.universe)
     members = [universe_member(s, d.candles, policy) for s, d in market.symbols.items()]
     mandatory = set(core.market_intel.mandatory_symbols)
     kept = {m.symbol for m in members if m.included or m.symbol in mandatory}
