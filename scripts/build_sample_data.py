@@ -28,6 +28,9 @@ START = "2024-01-01T00:00:00Z"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
 # (market, kind, timeframe): the datasets bundled for every symbol
 DATASETS = (("perp", "ohlcv", "1h"), ("perp", "funding", "8h"), ("spot", "ohlcv", "1h"))
+# (symbol, market, kind, timeframe): datasets the shared data holds for some symbols only
+# (perp mark prices, for the mark-vs-last cross-check of `stagectl data check`)
+EXTRA_DATASETS = (("ETHUSDT", "perp", "mark", "1h"), ("SOLUSDT", "perp", "mark", "1h"))
 TIMEFRAME_SECONDS = {"1h": 3600, "8h": 8 * 3600}
 
 
@@ -85,6 +88,10 @@ def build(source: Path, out_dir: Path) -> list[dict[str, Any]]:
         build_one(source, out_dir, symbol, market, kind, tf)
         for market, kind, tf in DATASETS
         for symbol in SYMBOLS
+    ]
+    entries += [
+        build_one(source, out_dir, symbol, market, kind, tf)
+        for symbol, market, kind, tf in EXTRA_DATASETS
     ]
     manifest = {
         "schema": "stagectl.sample-data/v1",

@@ -22,14 +22,14 @@ def test_data_info_lists_the_bundled_datasets(run: Run) -> None:
     result = run(["data", "info"])
     assert result.exit_code == 0
     assert "ETHUSDT  perp    funding  8h" in result.stdout
-    assert result.stdout.count("\n") == 13  # header + 12 datasets
+    assert result.stdout.count("\n") == 15  # header + 14 datasets
 
 
 def test_data_info_json_is_one_document_with_every_dataset_intact(run: Run) -> None:
     result = run(["data", "info", "--json"])
     assert result.exit_code == 0
     document = result.json()
-    assert len(document["datasets"]) == 12
+    assert len(document["datasets"]) == 14
     assert all(d["intact"] for d in document["datasets"])
     assert {d["symbol"] for d in document["datasets"]} == {
         "BTCUSDT",
@@ -55,8 +55,12 @@ def test_data_check_exits_1_when_bundled_bars_carry_flagged_outliers(run: Run) -
     document = result.json()
     assert document["source"] == "bundled"
     assert document["clean"] is False
-    assert [d["market"] for d in document["datasets"]] == ["perp", "spot"]
-    quality = document["datasets"][0]["quality"]
+    assert [(d["market"], d["kind"]) for d in document["datasets"]] == [
+        ("perp", "mark"),
+        ("perp", "ohlcv"),
+        ("spot", "ohlcv"),
+    ]
+    quality = document["datasets"][1]["quality"]
     assert quality["rows_in"] == 20816
     assert quality["dropped_bars"] == 0
     assert len(quality["outliers"]) > 0

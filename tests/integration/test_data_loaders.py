@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from stagectl.data import SAMPLE_DIR, bundled_datasets, load_candles, load_funding
-from stagectl.data.loaders import read_candles
+from stagectl.data.loaders import read_candles, read_marks
 from stagectl.errors import InputError
 from tests.conftest import SHARED_DATA
 
@@ -70,7 +70,7 @@ def test_symbols_are_accepted_in_ccxt_spelling() -> None:
 
 def test_bundled_manifest_matches_the_files() -> None:
     datasets = bundled_datasets()
-    assert len(datasets) == 12
+    assert len(datasets) == 14  # 12 for every symbol + ETH and SOL mark prices
     for dataset in datasets:
         data = dataset.path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == dataset.sha256
@@ -96,6 +96,10 @@ def test_bundled_sample_equals_the_shared_data_from_2024_exactly() -> None:
             ours = load_candles(dataset.symbol, market=dataset.market)
             theirs = load_candles(dataset.symbol, market=dataset.market, data_dir=SHARED_DATA)
             pd.testing.assert_frame_equal(ours, theirs.loc["2024-01-01":], check_exact=True)
+        elif dataset.kind == "mark":
+            marks = read_marks(dataset.symbol).frame
+            shared = read_marks(dataset.symbol, data_dir=SHARED_DATA).frame
+            pd.testing.assert_frame_equal(marks, shared.loc["2024-01-01":], check_exact=True)
         else:
             ours_rates = load_funding(dataset.symbol)
             theirs_rates = load_funding(dataset.symbol, data_dir=SHARED_DATA)

@@ -172,14 +172,55 @@ def test_off_grid_timestamps_are_snapped_to_the_nearest_bar_with_a_report() -> N
     assert report.gaps == ()
 
 
-def test_two_rows_snapping_onto_one_bar_keep_the_first_and_count_a_collision() -> None:
-    times = [T0, T0 + pd.Timedelta(minutes=20), T0 + pd.Timedelta(minutes=30)]
-    governed, report = govern_candles(bars(times, [10.0, 11.0, 12.0]), 3600)
-    # 00:20 rounds down onto 00:00 (kept: the first); 00:30 is a tie and rounds up to 01:00
+def test_a_timestamp_exactly_half_a_bar_off_the_grid_is_refused_as_ambiguous() -> None:
+    times = [T0, T0 + pd.Timedelta(minutes=90)]
+    with pytest.raises(InputError, match="exactly half a bar") as raised:
+        govern_candles(bars(times), 3600, source="f.csv")
+    assert raised.value.where == "f.csv"
+    assert "2024-01-01T01:30:00" in raised.value.message
+
+
+def test_two_different_rows_snapping_onto_one_bar_are_refused_as_ambiguous() -> None:
+    times = [T0, T0 + pd.Timedelta(minutes=20)]
+    with pytest.raises(InputError, match="different values snap onto the bar 2024-01-01T00"):
+        govern_candles(bars(times, [10.0, 11.0]), 3600)
+
+
+def test_identical_rows_snapping_onto_one_bar_are_kept_once_and_counted() -> None:
+    times = [T0, T0 + pd.Timedelta(seconds=2), T0 + pd.Timedelta(hours=1)]
+    governed, report = govern_candles(bars(times, [10.0, 10.0, 12.0]), 3600)
     assert list(governed.index) == [T0, T0 + pd.Timedelta(hours=1)]
-    assert governed["close"].tolist() == [10.0, 12.0]
     assert report.snap_collisions == 1
-    assert report.off_grid_rows == 2
+    assert report.off_grid_rows == 1
+
+
+def test_an_outlier_return_is_clipped_to_the_threshold_and_reported() -> None:
+    closes = [100.0 + 0.1 * ((i * 7) % 5) for i in range(40)]
+    closes[20] = closes[19] * 1.5
+    closes[21:] = [c * 1.5 for c in closes[21:]]
+    frame = bars([T0 + pd.Timedelta(hours=h) for h in range(40)], closes)
+    governed, report = govern_candles(frame, 3600, QualityPolicy(outlier_z=10.0))
+    (outlier,) = [o for o in report.outliers if o.timestamp == T0 + pd.Timedelta(hours=20)]
+    assert outlier.log_return == pytest.approx(math.log(1.5))
+    returns = governed["log_return"].to_numpy()
+    finite = np.log(np.asarray(closes[1:]) / np.asarray(closes[:-1]))
+    median = float(np.median(finite))
+    mad = float(np.median(np.abs(finite - median)))
+    edge = median + 10.0 * 1.4826 * mad
+    assert outlier.clipped_to == pytest.approx(edge)
+    assert returns[20] == pytest.approx(edge)
+    assert governed["close"].iloc[20] == closes[20]  # prices are never changed
+    assert report.to_dict()["clipped"] == len(report.outliers)
+
+
+def test_clipping_can_be_turned_off_and_the_flag_stays() -> None:
+    closes = [100.0 + 0.1 * ((i * 7) % 5) for i in range(40)]
+    closes[20] = closes[19] * 1.5
+    frame = bars([T0 + pd.Timedelta(hours=h) for h in range(40)], closes)
+    governed, report = govern_candles(frame, 3600, QualityPolicy(clip_outliers=False))
+    assert governed["outlier"].iloc[20]
+    assert governed["log_return"].iloc[20] == pytest.approx(math.log(closes[20] / closes[19]))
+    assert all(o.clipped_to is None for o in report.outliers)
 
 
 def test_clean_bars_give_a_clean_report() -> None:

@@ -13,6 +13,7 @@ from stagectl.cli._common import (
     BoundedFloat,
     JsonOpt,
     cli_context,
+    config_option,
     info,
     parse_utc,
     print_json,
@@ -25,6 +26,7 @@ from stagectl.config.limits import MAX_DURATION_MIN
 from stagectl.errors import EXIT_CHECK_FAILED, EXIT_OK
 
 if TYPE_CHECKING:
+    from stagectl.domain.data_quality import CrossCheck, UniverseMember
     from stagectl.services.data.check import DataCheckResult, DatasetCheck
 
 app = typer.Typer(
@@ -87,43 +89,72 @@ def data_check(
         str | None,
         typer.Option("--timeframe", "-t", help="Only datasets of this timeframe, e.g. 1h, 5m."),
     ] = None,
+    reference_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="A directory holding the second source (spot candles, mark prices) for "
+            "the cross-checks [default: found by name beside the data].",
+            metavar="DIR",
+        ),
+    ] = None,
     outlier_z: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--outlier-z",
             click_type=BoundedFloat(0, MAX_OUTLIER_Z),
-            help="Robust z-score above which a return is flagged.",
+            help="Robust z-score above which a return is flagged and clipped "
+            "[default: outliers.robust_z of config/data.yaml, 10].",
         ),
-    ] = 10.0,
+    ] = None,
     max_fill_gap_min: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--max-fill-gap-min",
             click_type=BoundedFloat(0, MAX_DURATION_MIN),
-            help="Forward-fill gaps strictly shorter than this many minutes.",
+            help="Forward-fill gaps strictly shorter than this many minutes "
+            "[default: gaps.max_fill_gap_min of config/data.yaml, 60].",
         ),
-    ] = 60.0,
+    ] = None,
+    config: Annotated[Path | None, config_option("data.yaml")] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.
+    """Validate and govern market data: grid, gaps, outliers, cross-checks, universe.
 
     Exit 0 when every dataset is clean; 1 when governance had to act (rows sorted,
-    timestamps snapped, short gaps filled, long gaps dropped, outliers flagged, or a
-    bundled file no longer matches its sha256); 2 when a file is unreadable or
-    invalid (the error names file:line and column) or nothing matches.
+    timestamps snapped, short gaps filled, long gaps dropped, outliers flagged and
+    clipped, bars outside a cross-check's tolerance, or a bundled file no longer
+    matches its sha256); 2 when a file is unreadable or invalid (the error names
+    file:line and column), a timestamp snaps ambiguously, or nothing matches. The
+    universe (in, or out and why) is reported and never fails the check.
 
     Example: stagectl data check --data ../shared/data --symbol SOLUSDT --timeframe 1m --json
     """
-    from stagectl.domain.data_quality import QualityPolicy
+    from stagectl.config.loader import load_data_governance
+    from stagectl.domain.data_quality import QualityPolicy, UniversePolicy
     from stagectl.services.data import check as service
 
+    home = cli_context(ctx).home
+    rules, _ = load_data_governance(home, config)
     request = service.DataCheckRequest(
         data_dir=data_dir,
         symbols=tuple(symbols or ()),
         timeframe=timeframe,
-        policy=QualityPolicy(max_fill_gap_min=max_fill_gap_min, outlier_z=outlier_z),
+        policy=QualityPolicy(
+            max_fill_gap_min=(
+                rules.gaps.max_fill_gap_min if max_fill_gap_min is None else max_fill_gap_min
+            ),
+            outlier_z=rules.outliers.robust_z if outlier_z is None else outlier_z,
+            clip_outliers=rules.outliers.clip,
+        ),
+        reference_dir=reference_dir,
+        tolerances=service.Tolerances(
+            perp_spot_bps=rules.cross_check.perp_spot_tolerance_bps,
+            mark_last_bps=rules.cross_check.mark_last_tolerance_bps,
+        ),
+        universe=UniversePolicy.of(rules.universe),
     )
-    result = service.run(request, home=cli_context(ctx).home)
+    result = service.run(request, home=home)
     if json_output:
         print_json(result.to_dict())
     else:
@@ -143,6 +174,7 @@ def _print_check(result: DataCheckResult) -> None:
         "filled",
         "dropped",
         "outliers",
+        "x-check",
         "status",
     ]
     rows = [
@@ -156,6 +188,7 @@ def _print_check(result: DataCheckResult) -> None:
             d.report.filled_bars,
             d.report.dropped_bars,
             len(d.report.outliers),
+            _cross_check_cell(d),
             "clean" if d.clean else "PROBLEMS",
         )
         for d in result.datasets
@@ -164,8 +197,27 @@ def _print_check(result: DataCheckResult) -> None:
     details = [line for d in result.datasets for line in _details(d)]
     if details:
         print_lines(["", *details])
+    universe = [_universe_line(m) for m in result.universe]
+    if universe:
+        print_lines(["", *universe])
     if result.ignored_files:
         info(f"ignored (name not recognised): {', '.join(result.ignored_files)}")
+
+
+def _universe_line(member: UniverseMember) -> str:
+    facts = (
+        f"${member.avg_daily_volume_usd / 1e6:,.1f}M/day, {member.history_days:.0f} days of data"
+    )
+    if member.included:
+        return f"universe: {member.symbol} in ({facts})"
+    return f"universe: {member.symbol} OUT: {'; '.join(member.reasons_out)}"
+
+
+def _cross_check_cell(check: DatasetCheck) -> str:
+    if not check.cross_checks:
+        return "-"
+    outside = sum(c.outside for c in check.cross_checks)
+    return "ok" if outside == 0 else f"{outside} out"
 
 
 def _details(check: DatasetCheck) -> list[str]:
@@ -190,11 +242,30 @@ def _details(check: DatasetCheck) -> list[str]:
     if report.outliers:
         worst = max(report.outliers, key=lambda o: abs(o.robust_z))
         at = human(worst.timestamp)
+        clipped = sum(o.clipped_to is not None for o in report.outliers)
+        action = f"flagged, {clipped} clipped" if clipped else "flagged"
         lines.append(
-            f"{name}: {len(report.outliers)} outliers flagged (|z| > {report.outlier_z:g}); "
+            f"{name}: {len(report.outliers)} outliers {action} (|z| > {report.outlier_z:g}); "
             f"largest z={worst.robust_z:.1f} at {at} (log return {worst.log_return:.4f})"
         )
+        shown = ", ".join(human(o.timestamp) for o in report.outliers[:5])
+        more = f" and {len(report.outliers) - 5} more" if len(report.outliers) > 5 else ""
+        lines.append(f"{name}: outlier bars: {shown}{more}")
+    for cross in check.cross_checks:
+        lines.extend(_cross_check_lines(name, cross))
     return lines
+
+
+def _cross_check_lines(name: str, check: CrossCheck) -> list[str]:
+    if check.ok:
+        return []
+    first = ", ".join(human(t) for t in check.first_outside)
+    worst_at = human(check.worst_at) if check.worst_at is not None else "-"
+    return [
+        f"{name}: {check.name}: {check.outside} of {check.compared} bars outside "
+        f"{check.tolerance_bps:g} bps; worst {check.worst_bps:+.1f} bps at {worst_at}; "
+        f"first: {first}"
+    ]
 
 
 @app.command("fetch")

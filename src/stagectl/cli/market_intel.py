@@ -81,6 +81,12 @@ def market_intel(
     info(result.compliance.describe())
     body = result.body()
     info(f"data: {body['source']}; as of {body['as_of']} ({body['now_source']})")
+    for member in body["universe"]:
+        if not member["included"]:
+            info(
+                f"universe (config/data.yaml): {member['symbol']} out: "
+                f"{'; '.join(member['reasons_out'])}"
+            )
     if out is not None:
         publish_envelope(
             home,

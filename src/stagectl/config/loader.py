@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from stagectl.config.baseline import BaselineConfig
     from stagectl.config.core import CoreConfig
+    from stagectl.config.data_governance import DataGovernanceConfig
     from stagectl.config.home import Home
     from stagectl.config.maker import MakerConfig
     from stagectl.config.risk_guard import NotifyConfig, RiskGuardConfig
@@ -58,6 +59,7 @@ STAGE3_FILE = "stage3.yaml"
 STAGE3_STRATEGY_FILE = "stage3_strategy.yaml"
 MAKER_FILE = "maker.yaml"
 RISK_PRESETS_FILE = "risk_presets.yaml"
+DATA_FILE = "data.yaml"
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -466,3 +468,12 @@ def load_risk_presets(
     from stagectl.config.risk_presets import RiskPresetsConfig
 
     return _load(home, RISK_PRESETS_FILE, explicit, RiskPresetsConfig)
+
+
+def load_data_governance(
+    home: Home, explicit: Path | None = None
+) -> tuple[DataGovernanceConfig, ConfigSource]:
+    """config/data.yaml (seed 001, "Data Governance")."""
+    from stagectl.config.data_governance import DataGovernanceConfig
+
+    return _load(home, DATA_FILE, explicit, DataGovernanceConfig)

@@ -7,7 +7,8 @@ Two naming styles are accepted (docs/data.md):
   ``binance_perp_SOLUSDT_1m_ohlcv_2025-05.csv.gz`` (several parts of one dataset are
   read together);
 - simple names: ``ETHUSDT_1h.csv`` (perp candles), ``ETHUSDT_spot_1h.csv`` (spot
-  candles), ``ETHUSDT_funding.csv`` (8h perp funding); ``.csv.gz`` works too.
+  candles), ``ETHUSDT_funding.csv`` (8h perp funding), ``ETHUSDT_mark_1h.csv`` (perp
+  mark prices); ``.csv.gz`` works too.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from stagectl.errors import InputError
 
 _SHARED = re.compile(
     r"^(?P<exchange>[a-z0-9]+)_(?P<market>perp|spot)_(?P<symbol>[A-Z0-9]+)_"
-    r"(?P<timeframe>\d+[mhdw])_(?P<kind>ohlcv|funding)(?:_[A-Za-z0-9-]+)?\.csv(?:\.gz)?$"
+    r"(?P<timeframe>\d+[mhdw])_(?P<kind>ohlcv|funding|mark)(?:_[A-Za-z0-9-]+)?\.csv(?:\.gz)?$"
 )
 _SIMPLE_CANDLES = re.compile(
     r"^(?P<symbol>[A-Za-z0-9]+?)(?:_(?P<market>perp|spot))?_(?P<timeframe>\d+[mhdw])"
     r"\.csv(?:\.gz)?$"
 )
 _SIMPLE_FUNDING = re.compile(r"^(?P<symbol>[A-Za-z0-9]+)_funding\.csv(?:\.gz)?$")
+_SIMPLE_MARK = re.compile(r"^(?P<symbol>[A-Za-z0-9]+)_mark_(?P<timeframe>\d+[mhdw])\.csv(?:\.gz)?$")
 FUNDING_TIMEFRAME = "8h"
 MARKETS = ("perp", "spot")
 
@@ -61,6 +63,8 @@ def classify(path: Path) -> DataFile | None:
         return DataFile(path, match["symbol"], match["market"], match["kind"], match["timeframe"])
     if match := _SIMPLE_FUNDING.match(name):
         return DataFile(path, match["symbol"].upper(), "perp", "funding", FUNDING_TIMEFRAME)
+    if match := _SIMPLE_MARK.match(name):
+        return DataFile(path, match["symbol"].upper(), "perp", "mark", match["timeframe"])
     if match := _SIMPLE_CANDLES.match(name):
         market = match["market"] or "perp"
         return DataFile(path, match["symbol"].upper(), market, "ohlcv", match["timeframe"])
@@ -96,6 +100,8 @@ def _patterns(symbol: str, *, kind: str, market: str, timeframe: str) -> str:
     shared = f"<exchange>_{market}_{symbol}_{timeframe}_{kind}[_<part>].csv[.gz]"
     if kind == "funding":
         simple = f"{symbol}_funding.csv[.gz]"
+    elif kind == "mark":
+        simple = f"{symbol}_mark_{timeframe}.csv[.gz]"
     elif market == "spot":
         simple = f"{symbol}_spot_{timeframe}.csv[.gz]"
     else:

@@ -56,6 +56,10 @@ class SleeveSpec:
     target: pd.Series
     weight: float
     funding: pd.Series | None = None
+    last_bar: pd.Timestamp | None = None
+    """The last bar of a symbol whose data ends before the period does (delisted): its
+    position is closed at that bar's open, costs charged, and held flat after
+    (``close_at_data_end``); the opens after it only repeat its open."""
 
 
 @dataclass(frozen=True)
@@ -423,10 +427,34 @@ def run_backtest(
 
 
 def held_of(sleeves: Sequence[SleeveSpec], signal_delay: int) -> FloatArray:
-    """The (bars, sleeves) positions held (``strategies.held_positions`` of each target)."""
+    """The (bars, sleeves) positions held (``strategies.held_positions`` of each target),
+    flat from a delisted sleeve's last bar on (``close_at_data_end``)."""
     return np.column_stack(
-        [held_positions(s.target, signal_delay).to_numpy(dtype=float) for s in sleeves]
+        [
+            close_at_data_end(
+                held_positions(s.target, signal_delay).to_numpy(dtype=float),
+                pd.DatetimeIndex(s.target.index),
+                s.last_bar,
+            )
+            for s in sleeves
+        ]
     )
+
+
+def close_at_data_end(
+    held: FloatArray, index: pd.DatetimeIndex, last_bar: pd.Timestamp | None
+) -> FloatArray:
+    """``held`` with the position closed at the open of ``last_bar`` and flat after.
+
+    Survivorship (seed 001): a symbol whose data ends (a delisting) is not an error.
+    The trade back to flat executes at the last price there is, the open of its last
+    bar, and pays the usual costs there; nothing is held over bars with no data.
+    """
+    if last_bar is None:
+        return held
+    out = np.array(held, dtype=float, copy=True)
+    out[int(index.searchsorted(last_bar, side="left")) :] = 0.0
+    return out
 
 
 def simulate(market: Market, held: FloatArray) -> BacktestResult:

@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from stagectl.config.home import ConfigSource, Home
-from stagectl.config.loader import file_sha256, load_risk_presets, load_strategy
+from stagectl.config.loader import (
+    file_sha256,
+    load_data_governance,
+    load_risk_presets,
+    load_strategy,
+)
 from stagectl.domain.backtest import BacktestResult, SleeveSpec, run_backtest
 from stagectl.domain.performance import periods_per_year, summarize
 from stagectl.domain.pretrade_costs import CostSettings
@@ -185,6 +190,7 @@ class BacktestRun:
             "missing_bars": info.missing_bars,
             "warmup_bars_needed": info.warmup_bars_needed,
             "warmup_bars_used": info.warmup_bars_used,
+            "delisted": {symbol: _stamp(last) for symbol, last in info.delisted.items()},
             "notes": info.notes,
         }
 
@@ -216,7 +222,15 @@ def run(
     if request.cost_model not in COST_MODELS:
         raise InputError(f"must be flat or full, got {request.cost_model!r}", where="--cost-model")
     strategy, source = load_strategy(home, request.config)
-    sleeves, info = build_sleeves(strategy, request.data_dir, start, end, symbol=request.symbol)
+    governance, _ = load_data_governance(home)
+    sleeves, info = build_sleeves(
+        strategy,
+        request.data_dir,
+        start,
+        end,
+        symbol=request.symbol,
+        delisting_grace=pd.Timedelta(days=governance.delisting.grace_days),
+    )
     pricing = _pricing(home, request, sleeves, strategy)
     result, costs = _simulate(sleeves, strategy, multiplier, pricing)
     breakers: dict[str, Any] | None = None

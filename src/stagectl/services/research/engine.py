@@ -28,7 +28,7 @@ import pandas as pd
 from stagectl.config.home import ConfigSource, Home
 from stagectl.config.loader import file_sha256, load_strategy
 from stagectl.config.strategy import ExecutionConfig, SleeveConfig, StrategyConfig
-from stagectl.domain.backtest import backtest_core, funding_per_bar
+from stagectl.domain.backtest import backtest_core, close_at_data_end, funding_per_bar
 from stagectl.domain.performance import periods_per_year, sharpe
 from stagectl.domain.strategies import held_positions
 from stagectl.services.strategy.sleeves import (
@@ -132,6 +132,8 @@ class Market:
     opens: np.ndarray
     funding: np.ndarray
     closes: dict[str, pd.Series]
+    last_bars: dict[str, pd.Timestamp] = field(default_factory=dict)
+    """Delisted sleeves (``SleeveSpec.last_bar``): flat from that bar on."""
 
     @property
     def inputs(self) -> list[Path]:
@@ -157,7 +159,9 @@ def load_market_and_data(
     data = load_sleeve_data(config, [s.symbol for s in config.sleeves], data_dir)
     specs, info = build_sleeves(config, data_dir, None, None, data=data)
     index = pd.DatetimeIndex(specs[0].open.index)
-    closes = {spec.symbol: data.candles[spec.symbol]["close"].reindex(index) for spec in specs}
+    closes = {
+        spec.symbol: data.candles[spec.symbol]["close"].reindex(index).ffill() for spec in specs
+    }
     market = Market(
         config=config,
         source=source,
@@ -169,6 +173,7 @@ def load_market_and_data(
         opens=np.column_stack([s.open.to_numpy(dtype=float) for s in specs]),
         funding=np.column_stack([funding_per_bar(index, s.funding) for s in specs]),
         closes=closes,
+        last_bars={s.symbol: s.last_bar for s in specs if s.last_bar is not None},
     )
     return market, data
 
@@ -202,7 +207,9 @@ class ReturnsEngine:
                 if sleeve.symbol not in self.market.closes:
                     continue
                 target = sleeve_target(sleeve, self.market.closes[sleeve.symbol], candidate.config)
-                columns.append(held_positions(target, delay).to_numpy(dtype=float))
+                held = held_positions(target, delay).to_numpy(dtype=float)
+                last_bar = self.market.last_bars.get(sleeve.symbol)
+                columns.append(close_at_data_end(held, self.market.index, last_bar))
             self._held.append(np.column_stack(columns))
         costs = self.market.config.costs
         self.cost_rate = (costs.fee_bps + costs.slippage_bps) * self.cost_multiplier / 1e4

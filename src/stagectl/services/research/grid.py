@@ -26,8 +26,9 @@ import pandas as pd
 
 from stagectl.config.grid import GridConfig, GridPeriod
 from stagectl.config.home import ConfigSource, Home
-from stagectl.config.loader import file_sha256, load_config, load_strategy
+from stagectl.config.loader import file_sha256, load_config, load_data_governance, load_strategy
 from stagectl.config.strategy import StrategyConfig
+from stagectl.domain.data_quality import UniverseMember, UniversePolicy, universe_member
 from stagectl.errors import InputError
 from stagectl.reports import write_atomic
 from stagectl.services.research import backtest as backtest_service
@@ -38,7 +39,7 @@ from stagectl.services.research.engine import (
     with_lookbacks,
 )
 from stagectl.services.research.parallel import Parallelism, Piece, Report, open_executor, quiet
-from stagectl.services.strategy.sleeves import load_sleeve_data
+from stagectl.services.strategy.sleeves import SleeveData, load_sleeve_data
 
 KIND = "backtest-grid"
 ROW_METRICS = (
@@ -140,6 +141,13 @@ def run(request: GridRequest, *, home: Home, report: Report = quiet) -> GridResu
     strategy, source = load_strategy(home, request.config)
     cells = _cells(grid)
     data = load_sleeve_data(strategy, list(grid.symbols), request.data_dir)
+    members = _universe(home, data)
+    for member in members:
+        if not member.included:
+            report(
+                f"{member.symbol} is outside the universe of config/data.yaml "
+                f"({'; '.join(member.reasons_out)}); backtested as the grid names it"
+            )
     shared = backtest_service.FlatInput(strategy, data, request.data_dir, request.cost_multiplier)
     with open_executor(request.parallelism, report) as executor:
         rows = executor.map(
@@ -165,6 +173,7 @@ def run(request: GridRequest, *, home: Home, report: Report = quiet) -> GridResu
             "configurations": len(cells) // (len(grid.symbols) * len(grid.periods)),
             "cells": len(cells),
         },
+        "universe": [member.to_dict() for member in members],
         "rows": [row.as_dict() for row in rows],
     }
     files = data.files_of(list(grid.symbols))
@@ -172,6 +181,13 @@ def run(request: GridRequest, *, home: Home, report: Report = quiet) -> GridResu
     if request.export_dir is None:
         return result
     return replace(result, exported=(_export(rows, request.export_dir),))
+
+
+def _universe(home: Home, data: SleeveData) -> list[UniverseMember]:
+    """Seed 001's universe rules (config/data.yaml) on each grid symbol: reported, and
+    a symbol out of it is named on stderr; the grid's explicit choice still runs."""
+    policy = UniversePolicy.of(load_data_governance(home)[0].universe)
+    return [universe_member(s, frame, policy) for s, frame in data.candles.items()]
 
 
 def _cells(grid: GridConfig) -> list[Cell]:

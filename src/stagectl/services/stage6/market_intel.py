@@ -3,9 +3,12 @@
 The data source is the bundled sample (default) or a ``--data`` directory of CSV
 files (docs/data.md names them). Symbols: core.yaml's mandatory symbols (each
 required: a missing one is an InputError naming it) plus every other symbol with
-perp 1h candles in the source. Without ``--now``, ``now`` is the end of the data
-every symbol covers: the earliest (last bar open + one bar) over the symbols, so no
-symbol is stale merely because the sample files end at different hours.
+perp 1h candles in the source that is in the universe of config/data.yaml (liquidity
+and age, seed 001; a mandatory symbol is kept even when out, and the report's
+``universe`` says which symbols are in and why others are out). Without ``--now``,
+``now`` is the end of the data every symbol covers: the earliest (last bar open + one
+bar) over the symbols, so no symbol is stale merely because the sample files end at
+different hours.
 
 Publication (``--out``) needs core.yaml's compliance sign-off
 (``services.stage6.compliance``, seed 000): without one it is refused before any data
@@ -16,18 +19,20 @@ Entry: ``run(MarketIntelRequest, *, home) -> MarketIntelResult``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagectl.config.home import ConfigSource, Home
-from stagectl.config.loader import load_core
+from stagectl.config.loader import load_core, load_data_governance
 from stagectl.errors import InputError
 from stagectl.services.stage6 import compliance
 
 if TYPE_CHECKING:
     from stagectl.config.core import CoreConfig
+    from stagectl.config.data_governance import DataGovernanceConfig
+    from stagectl.domain.data_quality import UniverseMember
     from stagectl.domain.market_intel import (
         MarketIntelReport,
         MarketIntelWindows,
@@ -79,6 +84,7 @@ class MarketIntelResult:
     now: datetime
     now_given: bool
     compliance: compliance.Compliance
+    universe: list[UniverseMember] = field(default_factory=list)
 
     @property
     def inputs(self) -> list[Path]:
@@ -96,6 +102,7 @@ class MarketIntelResult:
             "source": self.market.source,
             "mandatory_symbols": list(self.core.market_intel.mandatory_symbols),
             "rows": [finite(row.to_dict()) for row in self.report.rows()],
+            "universe": [member.to_dict() for member in self.universe],
             "compliance": self.compliance.record(),
         }
 
@@ -201,7 +208,28 @@ def run(request: MarketIntelRequest, *, home: Home) -> MarketIntelResult:
     if request.publish is not None:
         gate.require(f"market-intel {request.publish}")
     market = load_market(select_symbols(core, request.data_dir), request.data_dir)
+    market, members = apply_universe(market, core, load_data_governance(home)[0])
     now = request.now
     at = now if now is not None else market.default_now()
     report = compute(market, at, core)
-    return MarketIntelResult(report, market, core, source, at, now is not None, gate)
+    return MarketIntelResult(report, market, core, source, at, now is not None, gate, members)
+
+
+def apply_universe(
+    market: MarketData, core: CoreConfig, rules: DataGovernanceConfig
+) -> tuple[MarketData, list[UniverseMember]]:
+    """The universe rules on every loaded symbol; optional symbols out of it are dropped
+    (with their files), mandatory ones kept (core.yaml requires them)."""
+    from stagectl.data.files import classify
+    from stagectl.domain.data_quality import UniversePolicy, universe_member
+
+    policy = UniversePolicy.of(rules.universe)
+    members = [universe_member(s, d.candles, policy) for s, d in market.symbols.items()]
+    mandatory = set(core.market_intel.mandatory_symbols)
+    kept = {m.symbol for m in members if m.included or m.symbol in mandatory}
+    if len(kept) == len(members):
+        return market, members
+    dropped = {m.symbol for m in members} - kept
+    files = [p for p in market.files if getattr(classify(p), "symbol", None) not in dropped]
+    symbols = {s: d for s, d in market.symbols.items() if s in kept}
+    return MarketData(symbols, files, market.source), members

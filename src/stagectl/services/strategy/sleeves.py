@@ -21,7 +21,12 @@ Steps, in this order:
    ``costs.funding_enabled``, its funding; a missing funding file is an
    InputError (charging no funding would flatter the result silently);
 2. align the sleeves on the intersection of their bar indexes (the info says
-   when that cut the range);
+   when that cut the range). A sleeve whose data ends more than ``delisting_grace``
+   (7 days, config/data.yaml ``delisting.grace_days``) before the latest sleeve's is
+   taken as delisted (seed 001, survivorship): the others go on, its opens after its
+   last bar repeat that bar's open, its position is closed at that open (costs
+   charged; ``SleeveSpec.last_bar``) and the info's notes and ``delisted`` say so.
+   A series ending within the grace is a stale download: cut to the common end;
 3. per sleeve, on the whole aligned history up to ``end``: ``tsmom_multi_ema``
    or ``tsmom_ema`` of the closes, then ``debounce`` with
    ``execution.debounce_bars`` when ``execution.debounce`` is on. Bars before
@@ -78,6 +83,8 @@ class SleeveBuildInfo:
     warmup_bars_used: int
     dollar_volume: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    delisted: dict[str, datetime] = field(default_factory=dict)
+    """Sleeves whose data ends inside the window: symbol -> its last bar."""
 
 
 def select_sleeves(config: StrategyConfig, symbol: str | None) -> list[SleeveConfig]:
@@ -150,11 +157,35 @@ def load_sleeve_data(
     return data
 
 
-def _common_index(candles: dict[str, pd.DataFrame]) -> pd.DatetimeIndex:
-    indexes = [pd.DatetimeIndex(frame.index) for frame in candles.values()]
-    common = indexes[0]
-    for other in indexes[1:]:
-        common = common.intersection(other)
+DELISTING_GRACE = pd.Timedelta(days=7)
+
+
+def _ends(candles: dict[str, pd.DataFrame], grace: pd.Timedelta) -> dict[str, pd.Timestamp]:
+    """The symbols whose data ends more than ``grace`` before the latest one's: last bar."""
+    lasts = {s: pd.Timestamp(f.index[-1]) for s, f in candles.items() if len(f)}
+    if not lasts:
+        return {}
+    latest = max(lasts.values())
+    return {s: last for s, last in lasts.items() if last < latest - grace}
+
+
+def _common_index(
+    candles: dict[str, pd.DataFrame], ends: dict[str, pd.Timestamp] | None = None
+) -> pd.DatetimeIndex:
+    """The bars every sleeve has; a delisted sleeve (``ends``) does not cut the bars
+    after its last one (the others' bars there count as its own)."""
+    ends = ends or {}
+    indexes = {s: pd.DatetimeIndex(frame.index) for s, frame in candles.items()}
+    alive = [index for s, index in indexes.items() if s not in ends]
+    after = alive[0]
+    for other in alive[1:]:
+        after = after.intersection(other)
+    common: pd.DatetimeIndex | None = None
+    for symbol, index in indexes.items():
+        if symbol in ends:
+            index = index.union(after[after > ends[symbol]])
+        common = index if common is None else common.intersection(index)
+    assert common is not None
     return common
 
 
@@ -190,6 +221,7 @@ def build_sleeves(
     *,
     symbol: str | None = None,
     data: SleeveData | None = None,
+    delisting_grace: pd.Timedelta = DELISTING_GRACE,
 ) -> tuple[list[SleeveSpec], SleeveBuildInfo]:
     """The strategy's sleeves on ``[start, end]``; the steps are in the module docstring.
     ``data``: already loaded candles and funding of (at least) the sleeves' symbols,
@@ -201,7 +233,8 @@ def build_sleeves(
     if data is None:
         data = load_sleeve_data(config, symbols, data_dir)
     candles = {symbol: data.candles[symbol] for symbol in symbols}
-    common = _common_index(candles)
+    ends = _ends(candles, delisting_grace)
+    common = _common_index(candles, ends)
     if common.empty:
         raise InputError(f"the candles of {', '.join(symbols)} have no bar in common", where="data")
     first, stop = _window(common, start, end)
@@ -216,10 +249,20 @@ def build_sleeves(
     window = common[first:stop]
     specs: list[SleeveSpec] = []
     volume: dict[str, pd.Series] = {}
+    delisted: dict[str, datetime] = {}
     for sleeve in chosen:
-        frame = candles[sleeve.symbol].loc[history]
+        last = ends.get(sleeve.symbol)
+        frame = candles[sleeve.symbol]
+        if last is None:
+            frame = frame.loc[history]
+        else:
+            frame = frame.reindex(history).ffill()
+            frame.loc[frame.index > last, "volume"] = 0.0
         target = sleeve_target(sleeve, frame["close"], config)
         in_window = frame.iloc[first:]
+        ends_inside = last is not None and last < window[-1]
+        if last is not None and ends_inside:
+            delisted[sleeve.symbol] = last.to_pydatetime()
         specs.append(
             SleeveSpec(
                 symbol=sleeve.symbol,
@@ -227,6 +270,7 @@ def build_sleeves(
                 target=target.iloc[first:],
                 weight=sleeve.weight_pct / 100.0,
                 funding=data.funding[sleeve.symbol],
+                last_bar=last if ends_inside else None,
             )
         )
         volume[sleeve.symbol] = in_window["volume"] * in_window["close"]
@@ -247,6 +291,7 @@ def build_sleeves(
         warmup_bars_used=first,
         dollar_volume=pd.DataFrame(volume, index=window),
         notes=data.notes_of(symbols),
+        delisted=delisted,
     )
     funding = {symbol: data.funding[symbol] for symbol in symbols}
     return specs, replace(info, notes=[*info.notes, *_notes(info, funding, config)])
@@ -267,7 +312,11 @@ def _missing_bars(window: pd.DatetimeIndex, timeframe: str) -> int:
 def _notes(
     info: SleeveBuildInfo, funding_of: dict[str, pd.Series | None], config: StrategyConfig
 ) -> list[str]:
-    notes: list[str] = []
+    notes: list[str] = [
+        f"{symbol} data ends at {_stamp(last)}, before the period's end (delisted): its "
+        "position is closed at that bar's open with its costs, and the sleeve is flat after"
+        for symbol, last in info.delisted.items()
+    ]
     if info.warmup_bars_used >= info.warmup_bars_needed:
         notes.append(
             f"signal warm-up: {info.warmup_bars_used} bars before the start were used "
