@@ -21,7 +21,7 @@ _stagectl_node() {
         "daily") _stagectl_names=''; _stagectl_opts='--base-url --challenger --champion --data --exchange -h --help --json --metrics-file --now --out --unsigned';;
         "data") _stagectl_names='info check fetch'; _stagectl_opts='-h --help';;
         "data info") _stagectl_names=''; _stagectl_opts='-h --help --json';;
-        "data check") _stagectl_names=''; _stagectl_opts='--data -h --help --json --max-fill-gap-min --outlier-z -s --symbol -t --timeframe';;
+        "data check") _stagectl_names=''; _stagectl_opts='-c --config --data -h --help --json --max-fill-gap-min --outlier-z --reference -s --symbol -t --timeframe';;
         "data fetch") _stagectl_names=''; _stagectl_opts='--base-url -e --exchange -h --help --json --since -s --symbol -t --timeframe --until';;
         "emergency-close") _stagectl_names=''; _stagectl_opts='--base-url --dry-run --exchange -h --help --json --metrics-file --paper --reason --symbol -y --yes';;
         "funding-scan") _stagectl_names=''; _stagectl_opts='--data -h --help --json --metrics-file --now --out -s --symbol --unsigned';;
@@ -132,9 +132,11 @@ _stagectl_value() {
         "daily|--metrics-file") _stagectl_kind=file;;
         "daily|--now") _stagectl_kind=text;;
         "daily|--out") _stagectl_kind=file;;
+        "data check|-c"|"data check|--config") _stagectl_kind=yaml;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;
         "data check|--outlier-z") _stagectl_kind=text;;
+        "data check|--reference") _stagectl_kind=dir;;
         "data check|-s"|"data check|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "data check|-t"|"data check|--timeframe") _stagectl_kind=text;;
         "data fetch|--base-url") _stagectl_kind=text;;

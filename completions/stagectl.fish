@@ -15,7 +15,7 @@ function __stagectl_takes_value --argument-names key
         case 'consensus|'{--correlation,--half-life-days,--k,--regime,--votes,--window}
         case 'cpcv|'{-c,--config,--cost-multiplier,--data,--embargo,--folds,--html,--pbo-partitions,--purge,--scheduler,--test-folds,--workers}
         case 'daily|'{--base-url,--challenger,--champion,--data,--exchange,--metrics-file,--now,--out}
-        case 'data check|'{--data,--max-fill-gap-min,--outlier-z,-s,--symbol,-t,--timeframe}
+        case 'data check|'{-c,--config,--data,--max-fill-gap-min,--outlier-z,--reference,-s,--symbol,-t,--timeframe}
         case 'data fetch|'{--base-url,-e,--exchange,--since,-s,--symbol,-t,--timeframe,--until}
         case 'emergency-close|'{--base-url,--exchange,--metrics-file,--reason,--symbol}
         case 'funding-scan|'{--data,--metrics-file,--now,--out,-s,--symbol}
@@ -270,16 +270,18 @@ complete -c stagectl -n '__stagectl_at \'daily\'' -l now -x -d 'Run as of this U
 complete -c stagectl -n '__stagectl_at \'daily\'' -l out -r -F -d 'Write the signed report to FILE (atomically).'
 complete -c stagectl -n '__stagectl_at \'daily\'' -l unsigned -d 'With --out and no key configured: write an unsigned report.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a info -d 'List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.'
-complete -c stagectl -n '__stagectl_at \'data\' 0' -a check -d 'Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.'
+complete -c stagectl -n '__stagectl_at \'data\' 0' -a check -d 'Validate and govern market data: grid, gaps, outliers, cross-checks, universe.'
 complete -c stagectl -n '__stagectl_at \'data\' 0' -a fetch -d 'Download candles (and funding for perpetuals) into HOME/data/<exchange>/.'
 complete -c stagectl -n '__stagectl_at \'data\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'data info\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'data info\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
+complete -c stagectl -n '__stagectl_at \'data check\'' -s c -l config -x -a '(__stagectl_yaml_files)' -d 'Config file [default: config/data.yaml in the home, else the packaged one].'
 complete -c stagectl -n '__stagectl_at \'data check\'' -l data -x -a '(__fish_complete_directories)' -d 'A directory of CSV(.gz) files to check instead of the bundled sample.'
 complete -c stagectl -n '__stagectl_at \'data check\'' -s h -l help -d 'Show this message and exit.'
 complete -c stagectl -n '__stagectl_at \'data check\'' -l json -d 'Print exactly one JSON document on stdout and nothing else.'
-complete -c stagectl -n '__stagectl_at \'data check\'' -l max-fill-gap-min -x -d 'Forward-fill gaps strictly shorter than this many minutes.'
-complete -c stagectl -n '__stagectl_at \'data check\'' -l outlier-z -x -d 'Robust z-score above which a return is flagged.'
+complete -c stagectl -n '__stagectl_at \'data check\'' -l max-fill-gap-min -x -d 'Forward-fill gaps strictly shorter than this many minutes [default: gaps.max_fill_gap_min of config/data.yaml, 60].'
+complete -c stagectl -n '__stagectl_at \'data check\'' -l outlier-z -x -d 'Robust z-score above which a return is flagged and clipped [default: outliers.robust_z of config/data.yaml, 10].'
+complete -c stagectl -n '__stagectl_at \'data check\'' -l reference -x -a '(__fish_complete_directories)' -d 'A directory holding the second source (spot candles, mark prices) for the cross-checks [default: found by name beside the data].'
 complete -c stagectl -n '__stagectl_at \'data check\'' -s s -l symbol -x -a 'BTCUSDT ETHUSDT SOLUSDT XRPUSDT' -d 'Only this symbol (repeatable), e.g. ETHUSDT.'
 complete -c stagectl -n '__stagectl_at \'data check\'' -s t -l timeframe -x -d 'Only datasets of this timeframe, e.g. 1h, 5m.'
 complete -c stagectl -n '__stagectl_at \'data fetch\'' -l base-url -x -d 'Send every API call to this host instead (e.g. the loopback simulator) [env: STAGECTL_EXCHANGE_BASE_URL].'

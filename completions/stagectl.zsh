@@ -58,7 +58,7 @@ _stagectl_node() {
             _stagectl_opts=('--base-url:Send the ingest'\''s API calls to this host instead (e.g. the loopback simulator) [env: STAGECTL_EXCHANGE_BASE_URL].' '--challenger:Run id of the challenger (candidate) [env: STAGECTL_DAILY_CHALLENGER].' '--champion:Run id of the champion (baseline) [env: STAGECTL_DAILY_CHAMPION].' '--data:A directory of candle and funding CSV files instead of the bundled sample.' '--exchange:The ccxt exchange to ingest the sleeves'\'' 1h candles and funding from [default: none: ingest is skipped and the chain reads --data or the bundled sample] [env: STAGECTL_DAILY_EXCHANGE].' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--metrics-file:Also write a Prometheus textfile here (node_exporter'\''s textfile collector; written atomically, also when the command fails; docs/metrics.md).' '--now:Run as of this UTC time (ISO-8601): a first ingest fetches the 400 days before it [default: now].' '--out:Write the signed report to FILE (atomically).' '--unsigned:With --out and no key configured: write an unsigned report.');;
         "data")
             _stagectl_names='info check fetch'
-            _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: gaps, filled bars, dropped ranges, outliers, grid.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
+            _stagectl_commands=('info:List the bundled datasets: symbol, market, kind, timeframe, span, rows, gaps.' 'check:Validate and govern market data: grid, gaps, outliers, cross-checks, universe.' 'fetch:Download candles (and funding for perpetuals) into HOME/data/<exchange>/.')
             _stagectl_opts=('-h:Show this message and exit.' '--help:Show this message and exit.');;
         "data info")
             _stagectl_names=''
@@ -67,7 +67,7 @@ _stagectl_node() {
         "data check")
             _stagectl_names=''
             _stagectl_commands=()
-            _stagectl_opts=('--data:A directory of CSV(.gz) files to check instead of the bundled sample.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--max-fill-gap-min:Forward-fill gaps strictly shorter than this many minutes.' '--outlier-z:Robust z-score above which a return is flagged.' '-s:Only this symbol (repeatable), e.g. ETHUSDT.' '--symbol:Only this symbol (repeatable), e.g. ETHUSDT.' '-t:Only datasets of this timeframe, e.g. 1h, 5m.' '--timeframe:Only datasets of this timeframe, e.g. 1h, 5m.');;
+            _stagectl_opts=('-c:Config file [default: config/data.yaml in the home, else the packaged one].' '--config:Config file [default: config/data.yaml in the home, else the packaged one].' '--data:A directory of CSV(.gz) files to check instead of the bundled sample.' '-h:Show this message and exit.' '--help:Show this message and exit.' '--json:Print exactly one JSON document on stdout and nothing else.' '--max-fill-gap-min:Forward-fill gaps strictly shorter than this many minutes [default: gaps.max_fill_gap_min of config/data.yaml, 60].' '--outlier-z:Robust z-score above which a return is flagged and clipped [default: outliers.robust_z of config/data.yaml, 10].' '--reference:A directory holding the second source (spot candles, mark prices) for the cross-checks [default: found by name beside the data].' '-s:Only this symbol (repeatable), e.g. ETHUSDT.' '--symbol:Only this symbol (repeatable), e.g. ETHUSDT.' '-t:Only datasets of this timeframe, e.g. 1h, 5m.' '--timeframe:Only datasets of this timeframe, e.g. 1h, 5m.');;
         "data fetch")
             _stagectl_names=''
             _stagectl_commands=()
@@ -319,9 +319,11 @@ _stagectl_value() {
         "daily|--metrics-file") _stagectl_kind=file;;
         "daily|--now") _stagectl_kind=text;;
         "daily|--out") _stagectl_kind=file;;
+        "data check|-c"|"data check|--config") _stagectl_kind=yaml;;
         "data check|--data") _stagectl_kind=dir;;
         "data check|--max-fill-gap-min") _stagectl_kind=text;;
         "data check|--outlier-z") _stagectl_kind=text;;
+        "data check|--reference") _stagectl_kind=dir;;
         "data check|-s"|"data check|--symbol") _stagectl_kind=choice; _stagectl_choices='BTCUSDT ETHUSDT SOLUSDT XRPUSDT';;
         "data check|-t"|"data check|--timeframe") _stagectl_kind=text;;
         "data fetch|--base-url") _stagectl_kind=text;;
