@@ -129,19 +129,26 @@ def _trades_print(trades: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def differences(actual: Any, expected: Any, where: str = "") -> list[str]:
-    """Where ``actual`` and ``expected`` differ: numbers by more than 1e-12 (relative above 1)."""
+def differences(
+    actual: Any, expected: Any, where: str = "", *, tolerance: float = TOLERANCE
+) -> list[str]:
+    """Where ``actual`` and ``expected`` differ: numbers by more than ``tolerance`` (1e-12;
+    relative above 1)."""
     if isinstance(expected, dict) and isinstance(actual, dict):
         if actual.keys() != expected.keys():
             return [f"{where}: keys {sorted(actual)} != {sorted(expected)}"]
-        return [d for k in expected for d in differences(actual[k], expected[k], f"{where}.{k}")]
+        return [
+            d
+            for k in expected
+            for d in differences(actual[k], expected[k], f"{where}.{k}", tolerance=tolerance)
+        ]
     if isinstance(expected, list) and isinstance(actual, list):
         if len(actual) != len(expected):
             return [f"{where}: length {len(actual)} != {len(expected)}"]
         return [
             d
             for i, (a, e) in enumerate(zip(actual, expected, strict=True))
-            for d in differences(a, e, f"{where}[{i}]")
+            for d in differences(a, e, f"{where}[{i}]", tolerance=tolerance)
         ]
     numbers = (int, float)
     if (
@@ -150,7 +157,7 @@ def differences(actual: Any, expected: Any, where: str = "") -> list[str]:
         and not isinstance(expected, bool)
         and not isinstance(actual, bool)
     ):
-        if abs(actual - expected) <= TOLERANCE * max(1.0, abs(expected)):
+        if abs(actual - expected) <= tolerance * max(1.0, abs(expected)):
             return []
         return [f"{where}: {actual!r} != {expected!r}"]
     return [] if actual == expected else [f"{where}: {actual!r} != {expected!r}"]

@@ -32,6 +32,7 @@ from stagectl.domain.backtest import BacktestResult, SleeveSpec
 from stagectl.domain.guard_replay import CostModel, ReplayResult, replay
 from stagectl.services.strategy.sleeves import build_sleeves
 from tests.backtest_fingerprint import _number, _series_print
+from tests.backtest_fingerprint import differences as backtest_differences
 
 FROZEN = Path(__file__).resolve().parent / "data" / "replay_frozen.json"
 EVALUATIONS = ("hourly", "daily")
@@ -118,29 +119,7 @@ def _fingerprint(result: ReplayResult) -> dict[str, Any]:
 
 def differences(actual: Any, expected: Any, where: str = "") -> list[str]:
     """Where ``actual`` and ``expected`` differ: numbers by more than 1e-9 (relative above 1)."""
-    if isinstance(expected, dict) and isinstance(actual, dict):
-        if actual.keys() != expected.keys():
-            return [f"{where}: keys {sorted(actual)} != {sorted(expected)}"]
-        return [d for k in expected for d in differences(actual[k], expected[k], f"{where}.{k}")]
-    if isinstance(expected, list) and isinstance(actual, list):
-        if len(actual) != len(expected):
-            return [f"{where}: length {len(actual)} != {len(expected)}"]
-        return [
-            d
-            for i, (a, e) in enumerate(zip(actual, expected, strict=True))
-            for d in differences(a, e, f"{where}[{i}]")
-        ]
-    numbers = (int, float)
-    if (
-        isinstance(expected, numbers)
-        and isinstance(actual, numbers)
-        and not isinstance(expected, bool)
-        and not isinstance(actual, bool)
-    ):
-        if abs(actual - expected) <= TOLERANCE * max(1.0, abs(expected)):
-            return []
-        return [f"{where}: {actual!r} != {expected!r}"]
-    return [] if actual == expected else [f"{where}: {actual!r} != {expected!r}"]
+    return backtest_differences(actual, expected, where, tolerance=TOLERANCE)
 
 
 def run_all() -> dict[str, Any]:

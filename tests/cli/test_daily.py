@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from stagectl.data.bundled import bundled_datasets
 from tests.conftest import Run
+
+DATASETS = len(bundled_datasets())
+"""The bundled sample's datasets, every one of which the check step reads."""
 
 STEPS = ["ingest", "check", "walk-forward", "compare"]
 
@@ -46,7 +50,7 @@ def test_a_paper_home_runs_the_chain_on_the_bundled_data_and_says_what_it_skippe
     assert [s["status"] for s in doc["steps"]] == ["SKIP", "PASS", "PASS", "SKIP"]
     ingest, check, walk, compare = doc["steps"]
     assert "no exchange configured" in ingest["reason"] and "bundled" in ingest["reason"]
-    assert check["details"]["datasets"] == 12 and check["details"]["integrity_failed"] == []
+    assert check["details"]["datasets"] == DATASETS and check["details"]["integrity_failed"] == []
     assert check["details"]["outliers"] > 0  # governance acted: counted, the chain goes on
     assert walk["details"]["folds"] > 0 and walk["details"]["mean_oos_sharpe"] is not None
     assert "no champion and challenger" in compare["reason"]

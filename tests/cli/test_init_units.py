@@ -71,7 +71,7 @@ def test_with_units_writes_every_unit_and_the_crontab_with_the_real_paths(
     assert _setting(timers["attribution"], "OnCalendar") == ["*-*-* 23:55:00 UTC"]
     health = (home / "deploy" / "stagectl-health.service").read_text()
     assert _setting(health, "ExecStart") == [
-        f"{stagectl} health --out {home}/reports/health.json "
+        f"{stagectl} health --out {home}/reports/health.json --unsigned "
         f"--metrics-file {home}/metrics/health.prom"
     ]
     assert _setting(health, "SuccessExitStatus") == ["130"]  # a failing check pages
