@@ -56,6 +56,7 @@ TABLES_BY_MIGRATION = {
     "0014_fill_totals_mark": {"fill_totals_mark"},
     "0015_telegram_offsets": {"telegram_offsets"},
     "0016_run_leases": {"run_leases"},
+    "0017_fill_lot_checkpoints": {"fill_lot_checkpoints"},
 }
 TABLES_DROPPED_BY_MIGRATION = {"0007_one_state": {"trading_flags"}}
 

@@ -30,4 +30,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0014_fill_totals_mark",
     "0015_telegram_offsets",
     "0016_run_leases",
+    "0017_fill_lot_checkpoints",
 )
