@@ -3,6 +3,7 @@ regime-analyze over a year (with an empty ledger and with the benchmark's ledger
 lie after the candles).
 
 Run: python benchmarks/ledger.py [--fills 1000000] [--data DIR] [--no-regimes]
+[--window-also 5000000]
 Each figure is printed next to a floor measured in the same run, and their ratio, because
 the shared machine's speed varies (issue 13, docs/performance.md):
 
@@ -11,8 +12,9 @@ the shared machine's speed varies (issue 13, docs/performance.md):
   columns and unique key (measured before and after the import; target >= 0.8x);
 - the import process's peak memory (``VmHWM``; target <= 250 MB at 5 M fills), next to
   that of a process that only imports the same modules;
-- ``metrics window --hours 1`` over the N-fill ledger against the same over a 100 k-fill
-  ledger built in the same run (in-process service time and end to end; target <= 1.2x).
+- ``metrics window --hours 1`` over the N-fill ledger (and over each ``--window-also``
+  size) against the same over a 100 k-fill ledger built in the same run (in-process
+  service time, wall and CPU, the two called alternately; and end to end; target <= 1.2x).
 
 While the import runs, a second process stands in for a paper run: it records one fill
 every 10 ms through ``state.ledger.insert_fills`` (a busy timeout of 60 s, so it measures
@@ -30,6 +32,7 @@ import gzip
 import json
 import os
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -250,32 +253,57 @@ def bench_import(csv_path: Path, home: Path, n: int) -> None:
     )
 
 
-def window_times(home: Path, until: str) -> tuple[float, float]:
-    """Median seconds of ``metrics window --hours 1`` ending at ``until``: the service in
-    this process (7 runs) and the command end to end (3 runs)."""
+def window_request(home: Path, until: str) -> Callable[[], Any]:
+    """``metrics window --hours 1`` ending at ``until`` over ``home``'s ledger, in process."""
     from stagectl.services.ledger import window
 
     request = window.WindowRequest(
         length_s=3600, until=datetime.fromisoformat(until.replace("Z", "+00:00"))
     )
-    window.run(request, home=Home.resolve(home))  # imports and page cache warm
-    service_s, _ = timed(lambda: window.run(request, home=Home.resolve(home)), repeat=7)
+    return lambda: window.run(request, home=Home.resolve(home))
+
+
+def service_times(big: Callable[[], Any], small: Callable[[], Any]) -> list[tuple[float, float]]:
+    """Median (wall, CPU) seconds of the two services, called alternately (9 pairs) after a
+    warm-up call each, so the machine's load weighs on both alike."""
+    big(), small()
+    runs: list[list[tuple[float, float]]] = [[], []]
+    for _ in range(9):
+        for k, call in enumerate((big, small)):
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            call()
+            runs[k].append((time.perf_counter() - t0, time.process_time() - cpu0))
+    return [
+        (statistics.median(w for w, _ in pairs), statistics.median(c for _, c in pairs))
+        for pairs in runs
+    ]
+
+
+def command_time(home: Path, until: str) -> float:
+    """Median seconds of ``stagectl metrics window --hours 1`` end to end (3 runs)."""
     env = {**os.environ, "STAGECTL_HOME": str(home)}
     command = [sys.executable, "-m", "stagectl", "metrics", "window", "--hours", "1"]
     command += ["--until", until, "--json"]
     wall_s, _ = timed(lambda: subprocess.run(command, env=env, check=True, capture_output=True))
-    return service_s, wall_s
+    return wall_s
 
 
 def bench_window(home: Path, until: str, small_home: Path, small_until: str, n: int) -> None:
-    service, wall = window_times(home, until)
-    small_service, small_wall = window_times(small_home, small_until)
-    print(
-        f"metrics window --hours 1 over {n:,} fills: service {service * 1000:.0f} ms, end to"
-        f" end {wall:.2f} s; floor (the same over 100,000 fills) {small_service * 1000:.0f} ms,"
-        f" {small_wall:.2f} s; ratio {service / small_service:.2f}x service,"
-        f" {wall / small_wall:.2f}x end to end (target <= 1.2)"
+    """The window over ``home`` (n fills) against the same over the 100 k-fill ledger."""
+    (service, cpu), (small_service, small_cpu) = service_times(
+        window_request(home, until), window_request(small_home, small_until)
     )
+    wall, small_wall = command_time(home, until), command_time(small_home, small_until)
+    print(
+        f"metrics window --hours 1 over {n:,} fills: service {service * 1000:.0f} ms"
+        f" (CPU {cpu * 1000:.0f} ms), end to end {wall:.2f} s; floor (the same over 100,000"
+        f" fills) {small_service * 1000:.0f} ms (CPU {small_cpu * 1000:.0f} ms),"
+        f" {small_wall:.2f} s; ratio {service / small_service:.2f}x service"
+        f" (CPU {cpu / small_cpu:.2f}x), {wall / small_wall:.2f}x end to end (target <= 1.2)"
+    )
+
+
+def bench_startup() -> None:
     startup_s, _ = timed(
         lambda: subprocess.run(
             [sys.executable, "-m", "stagectl", "--version"], check=True, capture_output=True
@@ -320,6 +348,14 @@ def main() -> None:
     parser.add_argument("--fills", type=int, default=1_000_000)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--no-regimes", action="store_true", help="skip regime-analyze")
+    parser.add_argument(
+        "--window-also",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="also time metrics window over ledgers of these sizes (e.g. 1000000 5000000)",
+    )
     parser.add_argument("--probe", nargs=3, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--import-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--idle-child", action="store_true", help=argparse.SUPPRESS)
@@ -341,6 +377,13 @@ def main() -> None:
         small_last = write_fills_csv(work / "small.csv", 100_000)
         run_import(work / "small.csv", work / "small-home")
         bench_window(work / "home", last, work / "small-home", small_last, args.fills)
+        for n in args.window_also:
+            big_last = write_fills_csv(work / "big.csv", n)
+            run_import(work / "big.csv", work / f"home-{n}")
+            (work / "big.csv").unlink()
+            bench_window(work / f"home-{n}", big_last, work / "small-home", small_last, n)
+            shutil.rmtree(work / f"home-{n}")
+        bench_startup()
         if not args.no_regimes:
             bench_regimes(market_data(args.data), work, work / "home", args.fills)
 

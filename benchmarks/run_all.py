@@ -97,15 +97,19 @@ def read_ledger(output: str) -> list[Row]:
     else:
         rows.append(_not_parsed("metrics import memory"))
     window = _find(
-        r"^metrics window --hours 1 over ([\d,]+) fills: service ([\d.]+) ms.*"
-        r"floor \(the same over ([\d,]+) fills\) ([\d.]+) ms",
+        r"^metrics window --hours 1 over ([\d,]+) fills: service ([\d.]+) ms"
+        r"(?: \(CPU ([\d.]+) ms\))?.*"
+        r"floor \(the same over ([\d,]+) fills\) ([\d.]+) ms(?: \(CPU ([\d.]+) ms\))?",
         output,
     )
     if window:
-        figure, floor = _number(window[2]), _number(window[4])
+        cpu = window[3] is not None and window[6] is not None  # CPU moves less with load
+        figure = _number(window[3] if cpu else window[2])
+        floor = _number(window[6] if cpu else window[5])
         rows.append(
             Row(
-                f"metrics window --hours 1 at {window[1]} vs {window[3]} fills (service)",
+                f"metrics window --hours 1 at {window[1]} vs {window[4]} fills"
+                f" (service{', CPU' if cpu else ''})",
                 figure,
                 "ms",
                 floor,

@@ -58,6 +58,7 @@ TABLES_BY_MIGRATION = {
     "0016_run_leases": {"run_leases"},
     "0017_loop_latency": {"loop_latency"},
     "0018_parent_orders": {"parent_orders"},
+    "0019_fill_lot_checkpoints": {"fill_lot_checkpoints"},
 }
 TABLES_DROPPED_BY_MIGRATION = {"0007_one_state": {"trading_flags"}}
 

@@ -237,3 +237,24 @@ def test_empty_fill_list_has_no_pnl() -> None:
     assert result.total_realized() == 0
     assert len(result.realized_units) == 0
     assert isinstance(result.realized_units, np.ndarray)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_inventories_equal_the_fifo_inventory_digit_for_digit(seed: int) -> None:
+    """``window_metrics`` takes the carried-in inventory from the summed book deltas, not
+    from booking the lots: the same value and the same text as the FIFO's."""
+    from stagectl.domain.ledger_windows import inventories
+
+    rng = np.random.default_rng(seed)
+    fills = []
+    for n in range(int(rng.integers(0, 60))):
+        symbol = "SOLUSDT" if rng.random() < 0.7 else "ETHUSDT"
+        qty = str(D(int(rng.integers(1, 5000))).scaleb(-int(rng.integers(0, 4))))
+        fee, currency = [("0", ""), ("0.020", "USDT"), ("0.0004", symbol[:3])][n % 3]
+        side = "buy" if rng.random() < 0.55 else "sell"
+        if currency == symbol[:3] and side == "buy" and D(fee) >= D(qty):
+            fee, currency = "0", ""
+        fills.append(fill(side, qty, "100.50", fee, currency, n=n, symbol=symbol))
+    fifo = fifo_realized(fills)
+    expected = {s: str(fifo.inventory(s)) for s in fifo.lots}
+    assert {s: str(v) for s, v in inventories(fills).items()} == expected

@@ -106,6 +106,31 @@ def test_high_vol_pause_and_events_list_each_switch() -> None:
     assert events[events["signal"] == "defensive"]["ts"].tolist() == [idx[0]]
 
 
+def _threshold_states_by_pandas_ffill(v: pd.Series) -> pd.DataFrame:
+    """The switches as first written: each a pandas forward fill of a bool-or-NaN Series."""
+    decision = pd.Series(np.nan, index=v.index, dtype=float)
+    decision[v >= 5.5] = 0.0
+    decision[v < 4.5] = 1.0
+    return pd.DataFrame(
+        {
+            "low_vol_pause": decision.ffill().fillna(0.0).astype(bool),
+            "defensive": (v >= 6.0).where(v.notna()).ffill().fillna(0.0).astype(bool),
+            "high_vol_pause": (v > 30.0).where(v.notna()).ffill().fillna(0.0).astype(bool),
+        },
+        index=v.index,
+    )
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 2_000])
+def test_threshold_states_equal_the_pandas_forward_fill(n: int) -> None:
+    rng = np.random.default_rng(n)
+    values = rng.gamma(2.0, 4.0, n)
+    values[rng.random(n) < 0.3] = np.nan
+    values[: min(n, 2)] = np.nan  # NaN first: every state starts off
+    vol = pd.Series(values, index=pd.date_range("2025-11-13", periods=n, freq="min", tz="UTC"))
+    pd.testing.assert_frame_equal(threshold_states(vol), _threshold_states_by_pandas_ffill(vol))
+
+
 def test_threshold_states_reject_resume_below_pause() -> None:
     with pytest.raises(ValueError):
         threshold_states(pd.Series([1.0]), low_vol_pause_bps=5, low_vol_resume_bps=4)

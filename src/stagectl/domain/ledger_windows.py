@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Any
 
 import numpy as np
 
 from stagectl.domain.ledger import FifoResult, fifo_realized
+from stagectl.domain.ledger_book import fill_book_delta
 from stagectl.domain.types import Fill
 
 _ZERO = Decimal(0)
@@ -101,13 +102,13 @@ def window_metrics(
     FIFO runs over ``fills_before + fills_in_window`` so the window's realized PnL consumes the
     lots carried in, exactly. A symbol with inventory at the end needs a ``mark_price``.
     """
-    before = fifo_realized(fills_before)
+    before = inventories(fills_before)
     combined = fifo_realized([*fills_before, *fills_in_window])
     offset = len(fills_before)
     window_idx: dict[str, list[int]] = {}
     for i, fill in enumerate(fills_in_window):
         window_idx.setdefault(fill.symbol, []).append(offset + i)
-    symbols = sorted(set(window_idx) | set(before.lots) | set(combined.lots))
+    symbols = sorted(set(window_idx) | set(before) | set(combined.lots))
     result = {}
     for symbol in symbols:
         idx = window_idx.get(symbol, [])
@@ -117,10 +118,32 @@ def window_metrics(
     return WindowMetrics(by_symbol=result)
 
 
+def inventories(fills: Sequence[Fill]) -> dict[str, Decimal]:
+    """Each symbol's open inventory after ``fills`` (symbols left flat are absent): exactly
+    ``fifo_realized(fills).inventory(symbol)``, written the same way (the most decimal
+    places among the quantities and base fees), without booking the lots: FIFO's inventory
+    is the sum of the book deltas."""
+    totals: dict[str, Decimal] = {}
+    places: dict[str, int] = {}
+    exact = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+    for fill in fills:
+        delta = fill_book_delta(fill)
+        totals[fill.symbol] = exact.add(totals.get(fill.symbol, _ZERO), delta)
+        for value in (fill.qty, fill.qty - delta if fill.side == "buy" else -fill.qty - delta):
+            exponent = value.normalize().as_tuple().exponent
+            if value and isinstance(exponent, int):
+                places[fill.symbol] = max(places.get(fill.symbol, 0), -exponent)
+    return {
+        symbol: exact.quantize(total, Decimal(1).scaleb(-places.get(symbol, 0)))
+        for symbol, total in totals.items()
+        if total
+    }
+
+
 def _symbol_metrics(
     symbol: str,
     fills: Sequence[Fill],
-    before: FifoResult,
+    before: Mapping[str, Decimal],
     combined: FifoResult,
     idx: list[int],
     mark_price: Mapping[str, Decimal],
@@ -143,7 +166,7 @@ def _symbol_metrics(
         fees_quote=sum((f.fee_quote for f in fills), _ZERO),
         cash_flow_quote=sum((f.cash_flow for f in fills), _ZERO),
         realized_fifo_quote=combined.total_realized(idx),
-        inventory_start=before.inventory(symbol),
+        inventory_start=before.get(symbol, _ZERO),
         inventory_end=inventory_end,
         mark_price=mark,
         unrealized_quote=combined.unrealized(symbol, mark) if mark is not None else _ZERO,

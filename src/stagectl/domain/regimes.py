@@ -11,6 +11,7 @@ from datetime import time
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 UP, DOWN, FLAT = "up", "down", "flat"
@@ -190,17 +191,31 @@ def threshold_states(
     """
     if low_vol_resume_bps < low_vol_pause_bps:
         raise ValueError("low_vol_resume_bps must be >= low_vol_pause_bps")
-    v = vol_bps.astype(float)
-    decision = pd.Series(np.nan, index=v.index, dtype=float)
+    v = vol_bps.to_numpy(dtype=float)
+    decision = np.full(len(v), np.nan)
     decision[v >= low_vol_resume_bps] = 0.0
     decision[v < low_vol_pause_bps] = 1.0
-    low_pause = decision.ffill().fillna(0.0).astype(bool)
-    defensive = (v >= regime_switch_bps).where(v.notna()).ffill().fillna(0.0).astype(bool)
-    high_pause = (v > high_vol_pause_bps).where(v.notna()).ffill().fillna(0.0).astype(bool)
+    known = ~np.isnan(v)
     return pd.DataFrame(
-        {"low_vol_pause": low_pause, "defensive": defensive, "high_vol_pause": high_pause},
-        index=v.index,
+        {
+            "low_vol_pause": _held(decision),
+            "defensive": _held(np.where(known, v >= regime_switch_bps, np.nan)),
+            "high_vol_pause": _held(np.where(known, v > high_vol_pause_bps, np.nan)),
+        },
+        index=vol_bps.index,
     )
+
+
+def _held(decision: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """The last on (1.0) / off (0.0) decision at or before each sample (NaN: none there),
+    off before the first: a forward fill in numpy (on a bool-or-NaN object Series, pandas'
+    ``ffill`` costs about 0.1 s per year of minutes)."""
+    index = np.where(np.isnan(decision), -1, np.arange(len(decision)))
+    last = np.maximum.accumulate(index) if len(index) else index
+    held = np.zeros(len(decision), dtype=bool)
+    seen = last >= 0
+    held[seen] = decision[last[seen]] == 1.0
+    return held
 
 
 def threshold_events(states: pd.DataFrame, vol_bps: pd.Series) -> pd.DataFrame:

@@ -101,13 +101,14 @@ def _update_totals(conn: Any, inserted: int, last_id: int, batch: Mapping[str, A
 
     ``batch`` holds the per-symbol totals of every row offered, usable when all of them were
     inserted; otherwise the rows just inserted (``id > last_id``) are read back."""
-    from stagectl.state import ledger_totals
+    from stagectl.state import ledger_checkpoints, ledger_totals
 
     if inserted == 0 or not ledger_totals.has_totals(conn):
         return
     if batch is None or inserted != sum(t.fills for t in batch.values()):
         batch = ledger_totals.new_fill_totals(conn, last_id)
     ledger_totals.add_to_totals(conn, batch, was_empty=last_id == 0)
+    ledger_checkpoints.drop_stale(conn, last_id)
     ledger_totals.keep_mark(conn, last_id)
 
 

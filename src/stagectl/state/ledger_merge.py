@@ -39,6 +39,7 @@ from typing import Any
 from stagectl.state._codec import ts_text
 from stagectl.state.db import StateDB
 from stagectl.state.fill_conflicts import check_recorded
+from stagectl.state.ledger_checkpoints import drop_stale
 from stagectl.state.ledger_imports import FillImport, check_merging
 from stagectl.state.ledger_totals import EXACT, SymbolTotal, keep_mark, new_fill_totals
 
@@ -237,6 +238,7 @@ def _merge_part(
             if inserted != rows or totals is None:
                 totals = new_fill_totals(conn, last_id)
             import_totals = _write_import_totals(conn, fill_import, totals)
+            drop_stale(conn, last_id)
             keep_mark(conn, last_id)
         conn.execute(
             "UPDATE fill_imports SET merged_rows = merged_rows + ?, inserted = inserted + ?,"

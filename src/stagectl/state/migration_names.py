@@ -32,4 +32,5 @@ MIGRATION_NAMES: tuple[str, ...] = (
     "0016_run_leases",
     "0017_loop_latency",
     "0018_parent_orders",
+    "0019_fill_lot_checkpoints",
 )

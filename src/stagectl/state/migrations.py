@@ -545,6 +545,23 @@ CREATE INDEX parent_orders_run_status ON parent_orders (run_id, status);
 """
 
 
+# The FIFO lots open before a time, per symbol (state.ledger_checkpoints): ``metrics window``
+# starts from the newest checkpoint before its window and books only the fills after it,
+# instead of walking back through the history for the lots a large position is made of.
+# ``lots`` is a JSON list of ``[signed qty, price, trade_id, ts]`` (Decimal and time text, as
+# stored in ``fills``), oldest first. A derived cache: every insert of ledger fills deletes
+# the checkpoints it makes stale, and readers use one only while ``fill_totals_mark`` is at
+# the largest fill id (every write since went through ``state.ledger``).
+FILL_LOT_CHECKPOINTS = """
+CREATE TABLE fill_lot_checkpoints (
+    symbol TEXT NOT NULL,
+    before_ts TEXT NOT NULL,
+    lots TEXT NOT NULL,
+    PRIMARY KEY (symbol, before_ts)
+) STRICT;
+"""
+
+
 SCRIPTS: tuple[str, ...] = (
     RUNS_AND_LEDGER,
     RISK_CONTROLS,
@@ -564,6 +581,7 @@ SCRIPTS: tuple[str, ...] = (
     RUN_LEASES,
     LOOP_LATENCY,
     PARENT_ORDERS,
+    FILL_LOT_CHECKPOINTS,
 )
 """The migration scripts, in the order of MIGRATION_NAMES."""
 

@@ -226,6 +226,7 @@ def record_chunks(
     chunk stops it before the state database is opened. A conflicting trade (even with
     ``skip_bad``) stops it too: whatever was merged is discarded and an InputError names
     the trade's two records (``names``)."""
+    from stagectl.services.ledger.checkpoints import refresh as refresh_checkpoints
     from stagectl.state.db import open_state
     from stagectl.state.ledger_imports import merge_lock, start_import
     from stagectl.state.ledger_merge import MERGE_BATCH_ROWS
@@ -258,6 +259,8 @@ def record_chunks(
             done = _merge_chunks(
                 db, fill_import, first, reader, bad, skip_bad, bad_rows_error, measured
             )
+            if done.inserted:
+                refresh_checkpoints(db, done.totals)
     except Conflicting as found:
         raise conflict_error(found, names) from None
     finally:

@@ -22,8 +22,12 @@ from stagectl.config.state_url import StateLocation
 
 if TYPE_CHECKING:
     from stagectl.state.db import StateDB
+    from stagectl.state.ledger_checkpoints import LedgerRows, LotText
 
 _INT64_SAFE = 2**62
+CHECKPOINT_GAP = 8192
+"""The most fills booked on top of a checkpoint; further from one, the lots come from the
+running totals and a backward scan instead."""
 
 
 def open_ledger(path: StateLocation) -> StateDB:
@@ -53,19 +57,125 @@ def _units(texts: Sequence[str]) -> tuple[int, list[int]]:
 def carried_lots(db: StateDB, symbol: str, before: datetime) -> list[Any]:
     """The FIFO lots of ``symbol`` open just before ``before``, as opening domain Fills.
 
-    With the ledger's running totals (``state.ledger_totals``) only the fills from
-    ``before`` on and the few newest ones before it are read; otherwise the whole history
-    runs through the integer FIFO kernel."""
+    From the newest lot checkpoint before ``before`` and the fills since it
+    (``state.ledger_checkpoints``); else, with the ledger's running totals
+    (``state.ledger_totals``), from the fills from ``before`` on and the few newest ones
+    before it; otherwise the whole history runs through the integer FIFO kernel."""
     from stagectl.state.ledger_reads import position_before
 
+    lots = checkpoint_lots(db, symbol, before)
+    if lots is not None:
+        return lots
     position = position_before(db, symbol, before)
     lots = None if position is None else newest_lots(db, symbol, before, position)
     return scan_carried_lots(db, symbol, before) if lots is None else lots
 
 
-def newest_lots(db: StateDB, symbol: str, before: datetime, position: Decimal) -> list[Any] | None:
+def checkpoint_lots(db: StateDB, symbol: str, before: datetime) -> list[Any] | None:
+    """``carried_lots`` from a trusted checkpoint at most ``CHECKPOINT_GAP`` fills before
+    ``before``; None without one."""
+    from stagectl.state import ledger_checkpoints as checkpoints
+    from stagectl.state._codec import ts_text
+
+    if not checkpoints.has_checkpoints(db.conn):
+        return None
+    before_ts = ts_text(before)
+    checkpoint = checkpoints.newest_at_or_before(db.conn, symbol, before_ts)
+    if checkpoint is None:
+        return None
+    gap = checkpoints.rows_between(
+        db.conn, symbol, checkpoint.before_ts, before_ts, limit=CHECKPOINT_GAP
+    )
+    if gap is None:
+        return None
+    return [lot_fill(symbol, lot) for lot in book_lots(symbol, checkpoint.lots, gap)]
+
+
+def lot_fill(symbol: str, lot: LotText) -> Any:
+    """A stored open lot as the opening domain Fill that books into it."""
+    from stagectl.domain.types import Fill, Side
+    from stagectl.state._codec import parse_ts
+
+    qty, price, trade_id, ts = lot
+    short = qty.startswith("-")
+    return Fill(
+        trade_id=trade_id,
+        ts=parse_ts(ts),
+        symbol=symbol,
+        side=Side.SELL if short else Side.BUY,
+        qty=Decimal(qty[1:] if short else qty),
+        price=Decimal(price),
+    )
+
+
+def book_lots(symbol: str, seed: Sequence[LotText], rows: LedgerRows) -> list[LotText]:
+    """The lots open after booking ``rows`` (stored fills, in ledger order) on top of the
+    open lots ``seed``, exactly (the integer FIFO kernel)."""
+    if not len(rows):
+        return list(seed)
+    n_seed = len(seed)
+    shorts = [lot[0].startswith("-") for lot in seed]
+    pieces = _open_pieces(
+        symbol,
+        ["sell" if short else "buy" for short in shorts] + list(rows.sides),
+        [lot[0][1:] if short else lot[0] for lot, short in zip(seed, shorts, strict=True)]
+        + list(rows.qtys),
+        [lot[1] for lot in seed] + list(rows.prices),
+        ["0"] * n_seed + list(rows.fees),
+        [None] * n_seed + list(rows.fee_currencies),
+    )
+    lots: list[LotText] = []
+    for k, qty in pieces:
+        if k < n_seed:
+            lots.append((qty, *seed[k][1:]))
+        else:
+            j = k - n_seed
+            lots.append((qty, rows.prices[j], rows.trade_ids[j], rows.times[j]))
+    return lots
+
+
+def _open_pieces(
+    symbol: str,
+    sides: Sequence[str],
+    qtys: Sequence[str],
+    prices: Sequence[str],
+    fees: Sequence[str],
+    currencies: Sequence[str | None],
+) -> list[tuple[int, str]]:
+    """The lots FIFO leaves open after these fills (stored text columns, booked in order):
+    ``(index of the opening fill, signed quantity as Decimal text)``, oldest first."""
+    import numpy as np
+
+    from stagectl.domain.ledger import fifo_kernel
+    from stagectl.domain.types import fee_in_base
+
+    n = len(sides)
+    if not n:
+        return []
+    base_fee = ["0"] * n
+    for k, (fee, currency) in enumerate(zip(fees, currencies, strict=True)):
+        if currency and fee != "0" and fee_in_base(symbol, currency, Decimal(fee)):
+            base_fee[k] = fee
+    qty_places, qty_u = _units(list(qtys) + base_fee)
+    _, price_u = _units(prices)
+    bound = sum(map(abs, qty_u)) * max(price_u)
+    dtype: Any = np.int64 if bound < _INT64_SAFE else object
+    qty_arr = np.array(qty_u[:n], dtype=dtype)
+    fee_arr = np.array(qty_u[n:], dtype=dtype)
+    delta = np.where(np.array(sides) == "buy", qty_arr, -qty_arr) - fee_arr
+    kernel = fifo_kernel(delta, np.array(price_u, dtype=dtype))
+    return [
+        (int(k), str(Decimal(int(units)).scaleb(-qty_places)))
+        for k, units in zip(kernel.lot_fill_index, kernel.lot_qty, strict=True)
+    ]
+
+
+def newest_lots(
+    db: StateDB, symbol: str, before: datetime, position: Decimal, *, max_lots: int | None = None
+) -> list[Any] | None:
     """The open FIFO lots given the exact position just before ``before`` (None if the
-    fills cannot make up that position: then the totals are not to be trusted).
+    fills cannot make up that position: then the totals are not to be trusted; None too
+    when there are more than ``max_lots``).
 
     FIFO consumes the oldest lots first, so the lots of a long position P are the newest
     buys' book deltas walking back from ``before`` until they add up to P (the oldest of
@@ -96,49 +206,35 @@ def newest_lots(db: StateDB, symbol: str, before: datetime, position: Decimal) -
             )
         )
         needed = EXACT.subtract(needed, take)
-        if needed == 0:
+        if needed == 0 or (max_lots is not None and len(lots) > max_lots):
             break
     return lots[::-1] if needed == 0 else None
 
 
 def scan_carried_lots(db: StateDB, symbol: str, before: datetime) -> list[Any]:
     """``carried_lots`` from the whole history before ``before`` (no totals needed)."""
-    import numpy as np
-
-    from stagectl.domain.ledger import fifo_kernel
-    from stagectl.domain.types import Fill, Side, fee_in_base
+    from stagectl.domain.types import Fill, Side
     from stagectl.state.ledger_reads import fill_origins, history_columns
 
     history = history_columns(db, symbol, before)
-    if not len(history):
+    pieces = _open_pieces(
+        symbol, history.sides, history.qtys, history.prices, history.fees, history.fee_currencies
+    )
+    if not pieces:
         return []
-    base_fee = ["0"] * len(history)
-    for k, (fee, currency) in enumerate(zip(history.fees, history.fee_currencies, strict=True)):
-        if currency and fee != "0" and fee_in_base(symbol, currency, Decimal(fee)):
-            base_fee[k] = fee
-    qty_places, qty_u = _units(list(history.qtys) + base_fee)
-    _, price_u = _units(history.prices)
-    n = len(history)
-    bound = sum(map(abs, qty_u)) * max(price_u)
-    dtype: Any = np.int64 if bound < _INT64_SAFE else object
-    qty_arr = np.array(qty_u[:n], dtype=dtype)
-    fee_arr = np.array(qty_u[n:], dtype=dtype)
-    delta = np.where(np.array(history.sides) == "buy", qty_arr, -qty_arr) - fee_arr
-    kernel = fifo_kernel(delta, np.array(price_u, dtype=dtype))
-    if not len(kernel.lot_fill_index):
-        return []
-    origin = fill_origins(db, [history.row_ids[int(k)] for k in kernel.lot_fill_index])
+    origin = fill_origins(db, [history.row_ids[k] for k, _ in pieces])
     lots = []
-    for k, qty_units in zip(kernel.lot_fill_index, kernel.lot_qty, strict=True):
-        trade_id, ts = origin[history.row_ids[int(k)]]
+    for k, qty in pieces:
+        trade_id, ts = origin[history.row_ids[k]]
+        short = qty.startswith("-")
         lots.append(
             Fill(
                 trade_id=trade_id,
                 ts=ts,
                 symbol=symbol,
-                side=Side.BUY if qty_units > 0 else Side.SELL,
-                qty=Decimal(abs(int(qty_units))).scaleb(-qty_places),
-                price=Decimal(history.prices[int(k)]),
+                side=Side.SELL if short else Side.BUY,
+                qty=Decimal(qty[1:] if short else qty),
+                price=Decimal(history.prices[k]),
             )
         )
     return lots
