@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 SPACING = 2048
 KEEP = 64
-REACH = 16 * SPACING
+REACH = 4 * SPACING
 MAX_LOTS = 2 * SPACING
 """A position made of more open lots gets no checkpoint (readers walk back for it): the
 checkpoint would cost as much to read as the walk, and its storage would grow with it."""
