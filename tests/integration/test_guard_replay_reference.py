@@ -8,28 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from stagectl.config.home import defaults_dir
-from stagectl.config.loader import load_config
 from stagectl.config.risk_guard import RiskGuardConfig
-from stagectl.config.strategy import StrategyConfig
 from stagectl.domain.backtest import SleeveSpec
 from stagectl.domain.guard_replay import CostModel, replay
-from stagectl.services.strategy.sleeves import build_sleeves
+from tests.replay_fingerprint import bundled as bundled_guard
 from tests.replay_reference import assert_same_replay, reference_replay
 
 
 @pytest.fixture(scope="module")
 def bundled() -> tuple[list[SleeveSpec], RiskGuardConfig, CostModel]:
-    config = load_config(defaults_dir() / "risk_guard_alt_ensemble.yaml", RiskGuardConfig)
-    strategy = load_config(defaults_dir() / config.strategy_config, StrategyConfig)
-    sleeves, _ = build_sleeves(strategy, None, None, None)
-    costs = CostModel(
-        fee_bps=strategy.costs.fee_bps,
-        slippage_bps=strategy.costs.slippage_bps,
-        initial_equity=strategy.initial_equity_usd,
-        signal_delay=strategy.execution.signal_delay_bars,
-    )
-    return sleeves, config, costs
+    return bundled_guard()
 
 
 @pytest.mark.parametrize("evaluation", ["hourly", "daily"])

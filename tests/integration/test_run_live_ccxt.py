@@ -277,7 +277,9 @@ def test_faults_are_retried_and_the_loop_ends_consistent(sim: ExchangeSim, tmp_p
     _assert_consistent(sim, home, result.run_id)
 
 
-def _child(home: Home, sim: ExchangeSim, end: datetime) -> subprocess.Popen[str]:
+def spawn_child(module: str, *args: str) -> subprocess.Popen[str]:
+    """A process running ``module``'s ``child_main(args)`` with the simulator's key in its
+    environment and the home's own state (no ``STAGECTL_STATE``)."""
     env = {
         **os.environ,
         "STAGECTL_EXCHANGE_API_KEY": API_KEY,
@@ -286,25 +288,20 @@ def _child(home: Home, sim: ExchangeSim, end: datetime) -> subprocess.Popen[str]
         "PYTHONPATH": os.pathsep.join((str(REPO), str(REPO / "src"))),
     }
     env.pop("STAGECTL_STATE", None)
-    code = (
-        "import sys; from tests.integration.test_run_live_ccxt import child_main; "
-        "child_main(sys.argv[1:])"
-    )
+    code = f"import sys; from {module} import child_main; child_main(sys.argv[1:])"
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            code,
-            str(home.root),
-            sim.base_url,
-            end.isoformat(),
-            str(home.state_path),
-        ],
+        [sys.executable, "-c", code, *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+    )
+
+
+def _child(home: Home, sim: ExchangeSim, end: datetime) -> subprocess.Popen[str]:
+    return spawn_child(
+        __name__, str(home.root), sim.base_url, end.isoformat(), str(home.state_path)
     )
 
 

@@ -5,10 +5,8 @@ restart send no slice twice; a wide book sends the order post-only (TIF GTX)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -25,11 +23,10 @@ from stagectl.services.live.execution import EXECUTION_STYLE
 from stagectl.state import parents
 from stagectl.state.db import open_state
 from stagectl.state.journal import events
-from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim
+from tests.exchange_sim import ExchangeSim
 from tests.integration.test_run_live_ccxt import (
     HOUR,
     ORDER,
-    REPO,
     T0,
     SimClock,
     _assert_consistent,
@@ -37,6 +34,7 @@ from tests.integration.test_run_live_ccxt import (
     fresh_account,
     loopback_sim,
     sim_broker,
+    spawn_child,
 )
 
 
@@ -69,25 +67,7 @@ def child_main(argv: list[str]) -> None:
 
 
 def _child(home: Home, sim: ExchangeSim, end: datetime) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "STAGECTL_EXCHANGE_API_KEY": API_KEY,
-        "STAGECTL_EXCHANGE_API_SECRET": API_SECRET,
-        "PYTHONPATH": os.pathsep.join((str(REPO), str(REPO / "src"))),
-    }
-    env.pop("STAGECTL_STATE", None)
-    code = (
-        "import sys; from tests.integration.test_run_live_slices_ccxt import child_main; "
-        "child_main(sys.argv[1:])"
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", code, str(home.root), sim.base_url, end.isoformat()],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return spawn_child(__name__, str(home.root), sim.base_url, end.isoformat())
 
 
 @pytest.mark.slow  # two child processes (~25 s)
