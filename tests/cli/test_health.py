@@ -67,6 +67,22 @@ def test_stale_data_warns_then_fails_and_max_bar_age_overrides_the_config(
     assert checks["last-bar age"]["status"] == checks["snapshot age"]["status"] == "FAIL"
 
 
+def test_a_clock_behind_the_bars_fails_the_ages_instead_of_passing_them(
+    run: Run, paper_run: str
+) -> None:
+    """The last bar opened 2026-03-02T23:00Z and settled at midnight: a host whose clock
+    reads 22:00 is an hour behind whoever stamped them, and negative ages once passed."""
+    code, checks, _ = _health(run, "--now", "2026-03-02T22:00:00Z")
+    assert code == 1
+    for name in ("last-bar age", "snapshot age"):
+        assert checks[name]["status"] == "FAIL" and checks[name]["value"] < 0
+        assert "in the future" in checks[name]["reason"] and "sync NTP" in checks[name]["reason"]
+    code, checks, _ = _health(run, "--now", "2026-03-02T23:59:59.800000Z")
+    assert checks["snapshot age"]["status"] == "PASS"  # 0.2 s: within the skew tolerance
+    code, checks, _ = _health(run, "--now", "2026-03-02T23:59:59.300000Z")
+    assert checks["snapshot age"]["status"] == "WARN"  # 0.7 s: past warn_clock_skew_s
+
+
 def test_a_missing_snapshot_fails_the_snapshot_age_alone(
     run: Run, home: Path, paper_run: str
 ) -> None:

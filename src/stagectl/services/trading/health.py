@@ -214,12 +214,29 @@ def _gaps(
 
 
 def _age_check(
-    name: str, at: datetime | None, now: datetime, warn: float, fail: float, what: str
+    name: str,
+    at: datetime | None,
+    now: datetime,
+    limits: Any,
+    bounds: tuple[float, float],
+    what: str,
 ) -> HealthCheck:
+    """Minutes since ``at`` graded against ``bounds`` (warn, fail). A time in the future
+    is a clock problem, not freshness: graded against the clock-skew limits, so a local
+    clock behind the one that stamped the bars cannot pass as fresh data."""
+    warn, fail = bounds
     threshold = f"WARN > {warn:g} min, FAIL > {fail:g} min"
     if at is None:
         return HealthCheck(name, "SKIP", None, threshold, f"no {what} recorded yet")
     age = (now - at).total_seconds() / 60.0
+    ahead_s = -age * 60.0
+    if ahead_s > limits.warn_clock_skew_s:
+        status = grade(ahead_s, limits.warn_clock_skew_s, limits.max_clock_skew_s)
+        reason = (
+            f"{what} at {_iso(at)} is {ahead_s:,.1f} s in the future: this host's clock is "
+            "behind the one that stamped it (sync NTP)"
+        )
+        return HealthCheck(name, status, round(age, 2), threshold, reason)
     return HealthCheck(
         name, grade(age, warn, fail), round(age, 2), threshold, f"{what} at {_iso(at)}"
     )
@@ -231,8 +248,8 @@ def _bar_age(recent: list[tuple[datetime, str | None]], now: datetime, limits: A
         "last-bar age",
         last,
         now,
-        limits.warn_bar_age_min,
-        limits.max_bar_age_min,
+        limits,
+        (limits.warn_bar_age_min, limits.max_bar_age_min),
         "last bar decided (its open)",
     )
 
@@ -244,8 +261,8 @@ def _snapshot_age(db: Any, run_id: str, now: datetime, limits: Any) -> HealthChe
         "snapshot age",
         last_snapshot_ts(db, run_id),
         now,
-        limits.warn_snapshot_age_min,
-        limits.max_snapshot_age_min,
+        limits,
+        (limits.warn_snapshot_age_min, limits.max_snapshot_age_min),
         "last equity snapshot (bar settled)",
     )
 
