@@ -21,7 +21,7 @@ LIVE_METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "stagectl_live_equity_usd": ("gauge", "The account's equity at the last bar.", ()),
     "stagectl_live_drawdown_ratio": (
         "gauge",
-        "Equity below its highest value since the loop started, as a fraction.",
+        "Equity below the run's highest settled equity (kept across restarts), as a fraction.",
         (),
     ),
     "stagectl_live_position_qty": (
@@ -89,7 +89,6 @@ class LiveMetrics:
                 made[name] = Gauge(name, text, labels, registry=self.registry)
         self._m = made
         self._last_bar = time.monotonic()
-        self._peak = 0.0
         self._mode = mode
         self._run: str | None = None
         made["stagectl_live_last_bar_age_seconds"].set_function(
@@ -114,11 +113,10 @@ class LiveMetrics:
         if self._run is None:
             self._run = str(outcome["run_id"])
             m["stagectl_live_info"].labels(run=self._run, mode=self._mode).set(1)
-        equity = float(outcome["equity"])
-        self._peak = max(self._peak, equity)
+        equity, peak = float(outcome["equity"]), float(outcome["peak_equity"])
         m["stagectl_live_bars"].inc()
         m["stagectl_live_equity_usd"].set(equity)
-        m["stagectl_live_drawdown_ratio"].set(1 - equity / self._peak if self._peak > 0 else 0)
+        m["stagectl_live_drawdown_ratio"].set(1 - equity / peak if peak > 0 else 0)
         held = 0
         for symbol, sleeve in outcome["sleeves"].items():
             qty = float(sleeve["qty"])

@@ -25,7 +25,7 @@ from stagectl.domain.ledger_book import FifoBook
 from stagectl.domain.types import Fill, FundingPayment
 from stagectl.state import journal, ledger
 from stagectl.state.db import StateDB
-from stagectl.state.equity import last_snapshot
+from stagectl.state.equity import last_snapshot, peak_equity
 
 _ZERO = Decimal(0)
 FUNDING_LOOKBACK = timedelta(days=1)
@@ -51,6 +51,9 @@ class RunBook:
     """Per sleeve, the capital the weekly rebalances moved into it (< 0: out of it)."""
     capital: dict[str, float] = field(default_factory=dict)
     """Per sleeve, its capital at the last settlement: standalone equity + transfers."""
+    peak_equity: float = 0.0
+    """The run's highest settled equity (its equity snapshots' maximum): the live drawdown
+    gauge's reference, carried across a restart."""
 
     def copy(self) -> RunBook:
         return replace(
@@ -106,6 +109,7 @@ def load_run_book(db: StateDB, run_id: str) -> RunBook:
             book.funding_paid.get(payment.symbol, _ZERO) + payment.paid
         )
         book.funding_seen = book.funding_seen | {(payment.symbol, payment.ts)}
+    book.peak_equity = peak_equity(db, run_id) or 0.0
     snapshot = last_snapshot(db, run_id)
     if snapshot is not None:
         last: dict[str, float] = {}

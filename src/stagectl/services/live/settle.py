@@ -97,6 +97,7 @@ def settle(ctx: LiveContext, data: StepData, *, wall_now: datetime) -> dict[str,
         "sleeves": settlement.sleeves,
         "positions": settlement.positions,
         "equity": seen.equity,
+        "peak_equity": ctx.book.peak_equity,
     }
 
 
@@ -183,6 +184,7 @@ def compute(ctx: LiveContext, data: StepData, seen: ReadBack, wall_now: datetime
         symbols = {o.symbol for o in short} & set(data.sleeves)
         book.targets = replace(book.targets, unfilled=book.targets.unfilled | symbols)
     recon = reconcile(ctx, book, seen.marks, seen.equity, data.close_ts)
+    book.peak_equity = max(book.peak_equity, float(seen.equity))
     margin = _margin(ctx, book, seen, data.close_ts)
     sleeves = _sleeves(ctx, book, data, seen.positions, recon)
     events = _settle_events(ctx, book, data, recon, margin, seen, wall_now)
