@@ -82,11 +82,48 @@ def test_unreachable_telegram_fails_without_raising_or_revealing_the_token() -> 
 
 
 def test_missing_credentials_skip_the_message() -> None:
-    result = telegram.send_from_env(
-        "x", {}, token_env="FUTURES_TELEGRAM_BOT_TOKEN", chat_id_env="FUTURES_TELEGRAM_CHAT_ID"
+    section = TelegramConfig(
+        bot_token_env="FUTURES_TELEGRAM_BOT_TOKEN", chat_id_env="FUTURES_TELEGRAM_CHAT_ID"
     )
+    result = telegram.send_configured("x", section, {})
     assert result.status == "skipped"
     assert result.reason == "FUTURES_TELEGRAM_BOT_TOKEN and FUTURES_TELEGRAM_CHAT_ID not set"
+
+
+def _token_file(home: Path, mode: int, text: str = TOKEN + "\n") -> NotifyConfig:
+    (home / "secrets").mkdir(exist_ok=True)
+    path = home / "secrets" / "bot_token"
+    path.write_text(text)
+    path.chmod(mode)
+    section = TelegramConfig(
+        bot_token_env="BOT_TOKEN", chat_id_env="CHAT_ID", bot_token_file="secrets/bot_token"
+    )
+    return settings(telegram=section)
+
+
+def test_alerts_read_the_bot_token_file_the_bot_reads(tmp_path: Path) -> None:
+    """bot_token_file once served the on-call bot only: an alert with the token in that
+    file (and not in the environment) was skipped as "not set"."""
+    config = _token_file(tmp_path, 0o600)
+    env = {"CHAT_ID": "42", telegram.API_BASE_ENV: ""}
+    with serve(200) as server:
+        env[telegram.API_BASE_ENV] = server.url
+        [result] = dispatch.send(Alert("CRITICAL"), config, env, Delivery(base_dir=tmp_path))
+    assert result.sent
+    assert server.requests[0]["path"] == f"/bot{TOKEN}/sendMessage"
+    masked = dispatch.mask_secrets(f"see {TOKEN}", config, env, Delivery(base_dir=tmp_path))
+    assert TOKEN not in masked
+
+
+def test_an_unsafe_bot_token_file_fails_the_channel_naming_the_file(tmp_path: Path) -> None:
+    config = _token_file(tmp_path, 0o644)
+    [result] = dispatch.send(Alert("x"), config, {"CHAT_ID": "42"}, Delivery(base_dir=tmp_path))
+    assert result.status == "failed"
+    assert "bot_token" in (result.error or "") and "chmod 600" in (result.error or "")
+    assert TOKEN not in (result.error or "")
+    empty = _token_file(tmp_path, 0o600, "\n")
+    [result] = dispatch.send(Alert("x"), empty, {"CHAT_ID": "42"}, Delivery(base_dir=tmp_path))
+    assert result.status == "failed" and "is empty" in (result.error or "")
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])

@@ -54,11 +54,11 @@ def send(
     results = [
         _safely(
             telegram.CHANNEL,
-            lambda: telegram.send_from_env(
+            lambda: telegram.send_configured(
                 alert.text,
+                settings.telegram,
                 env,
-                token_env=settings.telegram.bot_token_env,
-                chat_id_env=settings.telegram.chat_id_env,
+                base_dir=how.base_dir,
                 retries=settings.retries,
                 sleep=how.sleep,
             ),
@@ -114,6 +114,12 @@ def secrets(
 ) -> list[str]:
     """Every secret the settings reach, and the environment's secret-looking values."""
     found = [env.get(settings.telegram.bot_token_env, "")]
+    try:
+        token = telegram.bot_token(settings.telegram, env, (delivery or Delivery()).base_dir)
+    except telegram.TokenUnusable:
+        token = None
+    if token is not None:
+        found.append(token[0])
     if settings.webhook_url:
         found += url_secrets(settings.webhook_url)
     targets, _ = _apprise_targets(settings, env, delivery or Delivery())

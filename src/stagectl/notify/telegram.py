@@ -3,9 +3,10 @@
 
 The token and chat id come from the environment
 (``FUTURES_TELEGRAM_BOT_TOKEN``, ``FUTURES_TELEGRAM_CHAT_ID``; the config names
-the variables). The token is part of the request URL, so it is masked in every
-error and never logged. ``api_base`` defaults to the official API
-(``STAGECTL_TELEGRAM_API_BASE`` overrides it; tests point it at a loopback server).
+the variables), the token else from ``notify.telegram.bot_token_file`` (mode 0600).
+The token is part of the request URL, so it is masked in every error and never logged.
+``api_base`` defaults to the official API (``STAGECTL_TELEGRAM_API_BASE`` overrides it;
+tests point it at a loopback server).
 
 A rate-limited request (429) says how long to wait in its JSON body,
 ``{"ok": false, "error_code": 429, "parameters": {"retry_after": N}}``; that wait,
@@ -18,7 +19,8 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from stagectl.notify._http import (
     DEFAULT_BACKOFF_S,
@@ -31,7 +33,10 @@ from stagectl.notify._http import (
     seconds,
     skipped,
 )
-from stagectl.notify._secrets import mask
+from stagectl.notify._secrets import UnsafeFile, mask, read_owner_only
+
+if TYPE_CHECKING:
+    from stagectl.config.risk_guard import TelegramConfig
 
 API_BASE = "https://api.telegram.org"
 API_BASE_ENV = "STAGECTL_TELEGRAM_API_BASE"
@@ -81,24 +86,64 @@ def send_message(
     )
 
 
-def send_from_env(
+class TokenUnusable(Exception):
+    """The configured bot token file cannot be used (unreadable, readable by others, or
+    empty); the message names the file and says what to do."""
+
+
+def bot_token(
+    section: TelegramConfig, env: Mapping[str, str], base_dir: Path | None
+) -> tuple[str, str] | None:
+    """The bot token and where it came from: the environment variable the config names,
+    else ``bot_token_file`` (owner-only; a relative path is taken from ``base_dir``, the
+    home). None when neither is set; TokenUnusable when the file cannot be used. The one
+    lookup of the alerts and the on-call bot."""
+    token = env.get(section.bot_token_env, "").strip()
+    if token:
+        return token, section.bot_token_env
+    if section.bot_token_file is None:
+        return None
+    path = Path(section.bot_token_file).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        token = read_owner_only(path).strip()
+    except UnsafeFile as error:
+        raise TokenUnusable(str(error)) from None
+    if not token:
+        raise TokenUnusable(f"{path} is empty")
+    return token, str(path)
+
+
+def send_configured(
     text: str,
+    section: TelegramConfig,
     env: Mapping[str, str],
     *,
-    token_env: str,
-    chat_id_env: str,
+    base_dir: Path | None = None,
     api_base: str | None = None,
     retries: int = DEFAULT_RETRIES,
     backoff_s: float = DEFAULT_BACKOFF_S,
     sleep: Callable[[float], None] = time.sleep,
 ) -> NotifyResult:
-    """Send with the credentials named by the config; ``skipped`` when they are not set.
-    The API base is ``api_base``, else ``STAGECTL_TELEGRAM_API_BASE``, else the official."""
-    token = env.get(token_env, "")
-    chat_id = env.get(chat_id_env, "")
-    missing = [name for name, value in ((token_env, token), (chat_id_env, chat_id)) if not value]
-    if missing:
+    """Send with the credentials the config names (:func:`bot_token`, the chat id's
+    variable); ``skipped`` when they are not set, ``failed`` when the token file cannot be
+    used. The API base is ``api_base``, else ``STAGECTL_TELEGRAM_API_BASE``, else the
+    official."""
+    try:
+        found = bot_token(section, env, base_dir)
+    except TokenUnusable as error:
+        return NotifyResult(CHANNEL, "failed", 0, f"notify.telegram.bot_token_file: {error}")
+    chat_id = env.get(section.chat_id_env, "")
+    token_names = section.bot_token_env
+    if section.bot_token_file is not None:
+        token_names += " or notify.telegram.bot_token_file"
+    missing = [
+        name for name, value in ((token_names, found), (section.chat_id_env, chat_id)) if not value
+    ]
+    if missing or found is None:
         return skipped(CHANNEL, f"{' and '.join(missing)} not set")
+    token = found[0]
     return send_message(
         text,
         token=token,

@@ -19,7 +19,6 @@ from stagectl.config.home import Home
 from stagectl.config.risk_guard import NotifyConfig, TelegramConfig
 from stagectl.errors import InputError, StagectlError
 from stagectl.notify import telegram
-from stagectl.notify._secrets import UnsafeFile, read_owner_only
 
 
 @dataclass(frozen=True)
@@ -94,21 +93,13 @@ def _notify(home: Home, config: Path | None) -> NotifyConfig:
 
 def _token(home: Home, section: TelegramConfig, env: Mapping[str, str]) -> tuple[str, str]:
     """The token and where it came from (the variable's or the file's name)."""
-    token = env.get(section.bot_token_env, "").strip()
-    if token:
-        return token, section.bot_token_env
-    if section.bot_token_file is None:
+    try:
+        found = telegram.bot_token(section, env, home.root)
+    except telegram.TokenUnusable as error:
+        raise InputError(str(error), where="notify.telegram.bot_token_file") from None
+    if found is None:
         raise InputError(
             f"no bot token: set {section.bot_token_env} or notify.telegram.bot_token_file",
             where=section.bot_token_env,
         )
-    path = Path(section.bot_token_file).expanduser()
-    if not path.is_absolute():
-        path = home.root / path
-    try:
-        token = read_owner_only(path).strip()
-    except UnsafeFile as error:
-        raise InputError(str(error), where="notify.telegram.bot_token_file") from None
-    if not token:
-        raise InputError(f"{path} is empty", where="notify.telegram.bot_token_file")
-    return token, str(path)
+    return found
