@@ -15,7 +15,7 @@ import pytest
 
 from stagectl.config.risk_guard import NotifyConfig, TelegramConfig
 from stagectl.notify import Alert, Delivery, dispatch, telegram, webhook
-from stagectl.notify._http import MAX_RETRY_AFTER_S
+from stagectl.notify._http import MAX_RETRY_AFTER_S, retry_after_header
 from stagectl.notify._secrets import mask_urls
 from tests.loopback_http import Answer, serve
 
@@ -155,6 +155,30 @@ def test_a_429_waits_the_retry_after_header() -> None:
         result = webhook.post_alert(f"{server.url}/hook", {"a": 1}, sleep=waits.append)
     assert result.sent and waits == [3.0]
     assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "wait"),
+    [
+        ("Wed, 21 Oct 2026 07:28:07 GMT", 7.0),  # RFC 9110's IMF-fixdate
+        ("Wednesday, 21-Oct-26 07:28:07 GMT", 7.0),  # the obsolete RFC 850 form
+        ("Wed, 21 Oct 2026 07:27:59 GMT", 0.0),  # already past: retry at once
+        ("soon", None),
+    ],
+)
+def test_an_http_date_retry_after_is_a_wait_from_now(value: str, wait: float | None) -> None:
+    """An HTTP-date Retry-After was once read as no hint (so the backoff, not the wait)."""
+    now = datetime(2026, 10, 21, 7, 28, tzinfo=UTC).timestamp()
+    assert retry_after_header({"retry-after": value}, b"", now=lambda: now) == wait
+
+
+def test_a_429_with_an_http_date_waits_until_then() -> None:
+    waits: list[float] = []
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    header = later.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    with serve(Answer(429, headers={"Retry-After": header}), 200) as server:
+        result = webhook.post_alert(f"{server.url}/hook", {"a": 1}, sleep=waits.append)
+    assert result.sent and len(waits) == 1 and 20 < waits[0] <= 30
 
 
 def test_a_429_without_a_wait_backs_off() -> None:

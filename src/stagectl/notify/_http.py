@@ -9,8 +9,8 @@ alert):
 - a 2xx answer is success;
 - 429 (rate limited) is retried after the wait the server asks for (``retry_after``:
   a channel's own reading of the answer, by default the ``Retry-After`` header in
-  seconds), else after the backoff; a wait longer than ``MAX_RETRY_AFTER_S`` is not
-  sat out: the notification fails, saying so;
+  seconds or as an HTTP date), else after the backoff; a wait longer than
+  ``MAX_RETRY_AFTER_S`` is not sat out: the notification fails, saying so;
 - any other answer below 500 (400, 401, 403, 404, a redirect) is final: the same
   request would be refused again;
 - 5xx answers, refused connections and timeouts are retried after
@@ -29,6 +29,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from stagectl.domain.jsonable import to_jsonable
@@ -81,10 +83,23 @@ def encode(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(to_jsonable(dict(payload)), allow_nan=False).encode()
 
 
-def retry_after_header(headers: Mapping[str, str], body: bytes) -> float | None:
-    """The ``Retry-After`` header in seconds; None when absent or an HTTP date. Header
-    names arrive in lower case."""
-    return seconds(headers.get("retry-after"))
+def retry_after_header(
+    headers: Mapping[str, str], body: bytes, *, now: Callable[[], float] = time.time
+) -> float | None:
+    """The ``Retry-After`` header in seconds: a number of seconds, or an HTTP date (RFC
+    9110) counted from ``now`` (0 when already past); None when absent or unreadable.
+    Header names arrive in lower case."""
+    value = headers.get("retry-after")
+    wait = seconds(value)
+    if wait is not None or not isinstance(value, str):
+        return wait
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": RFC 5322's unknown zone, UTC in HTTP dates
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now())
 
 
 def seconds(value: object) -> float | None:
