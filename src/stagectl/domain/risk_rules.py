@@ -146,10 +146,12 @@ def near_threshold(
     if rule.op == "not_in" or near_pct <= 0:
         return np.zeros(np.shape(values), dtype=bool)
     threshold = float(rule.value)  # type: ignore[arg-type]
-    distance = np.array(_scaled(values, rule), dtype=float)  # a buffer of our own
-    if rule.op == "abs>":
-        np.abs(distance, out=distance)
-    np.subtract(distance, threshold, out=distance)
+    scaled = _scaled(values, rule)
+    if rule.op == "abs>":  # a buffer of our own, written in place
+        distance = np.abs(scaled)
+        np.subtract(distance, threshold, out=distance)
+    else:
+        distance = np.subtract(scaled, threshold)
     np.abs(distance, out=distance)
     band = abs(threshold) * near_pct / 100.0
     with np.errstate(invalid="ignore"):
@@ -408,7 +410,10 @@ def evaluate_values(
             at_checks = series[checks]
             streak = streak_lengths(breaches(at_checks, rule), ~np.isnan(at_checks))
             holds = streak >= rule.consecutive_days
-            if seen is None:
+            if position is None and len(checks):
+                # every bar: from one check to the next the latest check is the same
+                breach[k, checks[0] :] = np.repeat(holds, np.diff(checks, append=n))
+            elif seen is None:
                 known = latest >= 0
                 breach[k, known] = holds[latest[known]]
             else:
