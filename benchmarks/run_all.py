@@ -206,7 +206,7 @@ BENCHMARKS = (
         "loader.py", ("--rows", "1000000", "--repeat", "3"), "1,000,000 1m bars, 3 pairs", 60
     ),
     Benchmark("ledger.py", ("--fills", "200000"), "200,000 fills", 90, read_ledger),
-    Benchmark("replay.py", ("--repeat", "1"), "1 repeat", 60, read_replay),
+    Benchmark("replay.py", ("--repeat", "1"), "1 repeat", 90, read_replay),
 )
 
 
