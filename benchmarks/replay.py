@@ -10,11 +10,16 @@
    1-minute annualisation, every rule evaluated at every bar: the replay's array path,
    ``guard_tape.guard_flows``, ``risk_indicators.IndicatorTape``,
    ``risk_rules.evaluate_values``), against the bare numpy backtest of
-   ``backtest_core.bare_numpy`` (target: within 5x).
+   ``backtest_core.bare_numpy`` (target: within 5x), measured two ways, each side the same
+   way: warm (one warm-up call of each, then the two interleaved call by call; medians of
+   wall and CPU time) and cold (the first call in a fresh process, after its set-up:
+   what a one-shot CLI run pays; on this VM the first touch of fresh memory is most of
+   it, so the figure swings with the machine's memory state).
 
-Run: ``python benchmarks/replay.py [--data-dir DIR] [--repeat N] [--profile]``. Prints the
-figures (median and range over the repeats); ``--profile`` adds cProfile's top functions
-of each measured call. Not part of the test suite.
+Run: ``python benchmarks/replay.py [--data-dir DIR] [--repeat N] [--cold-runs N]
+[--part all|hourly|minute] [--profile]``. Prints the figures (median and range over the
+repeats); ``--profile`` adds cProfile's top functions of each measured call. Not part of
+the test suite.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import re
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -136,44 +144,123 @@ def guard_pass(
     )
 
 
-def minute_guard(data_dir: Path | None, repeat: int, show_profile: bool) -> None:
-    home = Home.resolve()
-    config, _ = load_risk_guard(home)
+@dataclass(frozen=True)
+class MinuteCase:
+    """The minute benchmark's inputs: one sleeve over five years of 1m bars."""
+
+    config: RiskGuardConfig
+    index: pd.DatetimeIndex
+    sleeve: SleeveSpec
+    open_: np.ndarray
+    held: np.ndarray
+    funding: np.ndarray
+    source: str
+
+    def backtest_and_guard(self) -> None:
+        result = run_backtest([self.sleeve])
+        guard_pass(result, np.sign(result.positions.to_numpy()), self.config, self.index)
+
+    def bare(self) -> None:
+        bare_numpy(self.open_, self.held, self.funding, 8e-4)
+
+
+def minute_case(data_dir: Path | None) -> MinuteCase:
+    config, _ = load_risk_guard(Home.resolve())
     data = market_data(data_dir)
     source = data.path / (SOL_1M if data.has(SOL_1M) else SOL_1H)
-    print(f"data: {source.name} from {data.describe()}")
     open_, close = tiled_opens(source, BARS_5Y_1M)
     index = pd.date_range("2020-01-01", periods=open_.size, freq="1min", tz="UTC")
     target = debounce(tsmom_ema(pd.Series(close, index=index), 1440), 2)
     sleeve = SleeveSpec("SOLUSDT", pd.Series(open_, index=index), target, 1.0)
     held = held_positions(target, 1).to_numpy()
-    funding = np.zeros(open_.size)
+    described = f"{source.name} from {data.describe()}"
+    return MinuteCase(config, index, sleeve, open_, held, np.zeros(open_.size), described)
 
-    def backtest_and_guard() -> None:
-        result = run_backtest([sleeve])
-        guard_pass(result, np.sign(result.positions.to_numpy()), config, index)
 
-    def bare() -> None:
-        bare_numpy(open_, held, funding, 8e-4)
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
-    n = open_.size
-    ours, theirs = interleaved(backtest_and_guard, bare, repeat)
-    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
-    backtest = [0.0] * repeat
-    for k in range(repeat):
-        start = time.perf_counter()
-        run_backtest([sleeve])
-        backtest[k] = time.perf_counter() - start
+
+def paired(
+    measured: Callable[[], object], floor: Callable[[], object], repeat: int
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(wall, CPU) seconds of each call after one warm-up call of each, the two alternated
+    so that both see the same machine load."""
+    timed(floor)
+    timed(measured)
+    ours, theirs = [], []
+    for _ in range(repeat):
+        theirs.append(timed(floor))
+        ours.append(timed(measured))
+    return ours, theirs
+
+
+def cold_call(side: str, data_dir: Path | None) -> tuple[float, float]:
+    """(wall, CPU) seconds of the first call of ``side`` in a fresh process (after its
+    set-up: data, signal), what a one-shot CLI run pays."""
+    command = [sys.executable, __file__, "--cold", side]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    found = re.search(r"^cold: ([\d.]+) ([\d.]+)$", output, flags=re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no cold figure from {command}: {output!r}")
+    return float(found[1]), float(found[2])
+
+
+def cold_child(side: str, data_dir: Path | None) -> None:
+    case = minute_case(data_dir)
+    wall, cpu = timed(case.backtest_and_guard if side == "guard" else case.bare)
+    print(f"cold: {wall:.6f} {cpu:.6f}")
+
+
+def wall_cpu(pairs: list[tuple[float, float]]) -> str:
+    """The median and range of the wall times, then of the CPU times."""
+    walls, cpus = [p[0] for p in pairs], [p[1] for p in pairs]
+    return f"{spread(walls)} s wall, {spread(cpus)} s CPU"
+
+
+def ratios(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -> str:
+    """The pairwise ratios, wall then CPU."""
+    pairs = [(a[0] / b[0], a[1] / b[1]) for a, b in zip(ours, theirs, strict=True)]
+    walls, cpus = [p[0] for p in pairs], [p[1] for p in pairs]
+    return f"{spread(walls)}x wall, {spread(cpus)}x CPU"
+
+
+def minute_guard(data_dir: Path | None, repeat: int, show_profile: bool, cold: int) -> None:
+    """Warm: medians of ``repeat`` interleaved calls after a warm-up call of each side.
+    Cold: the first call of each side in ``cold`` fresh processes each, alternated."""
+    case = minute_case(data_dir)
+    print(f"data: {case.source}")
+    n = case.open_.size
+    ours, theirs = paired(case.backtest_and_guard, case.bare, repeat)
+    backtest = [timed(partial(run_backtest, [case.sleeve])) for _ in range(repeat)]
+    median_wall = statistics.median(p[0] for p in ours)
     print(
-        f"backtest + guard, {n:,} 1m bars: {spread(ours)} s  "
-        f"{n / statistics.median(ours) / 1e6:.2f} M bars/s\n"
-        f"  of which run_backtest alone: {spread(backtest)} s\n"
-        f"  bare numpy backtest: {spread(theirs)} s  "
-        f"{n / statistics.median(theirs) / 1e6:.1f} M bars/s\n"
-        f"  ratio (backtest + guard) / bare numpy: {spread(ratios)}x (target 5x)"
+        f"backtest + guard, {n:,} 1m bars: {wall_cpu(ours)}  "
+        f"{n / median_wall / 1e6:.2f} M bars/s (warm: {repeat} calls after a warm-up, "
+        "interleaved with the floor's)\n"
+        f"  of which run_backtest alone: {wall_cpu(backtest)}\n"
+        f"  bare numpy backtest: {wall_cpu(theirs)}  "
+        f"{n / statistics.median(p[0] for p in theirs) / 1e6:.1f} M bars/s\n"
+        f"  ratio (backtest + guard) / bare numpy, warm: {ratios(ours, theirs)} (target 5x)"
     )
+    if cold:
+        cold_ours, cold_theirs = [], []
+        for _ in range(cold):
+            cold_theirs.append(cold_call("bare", data_dir))
+            cold_ours.append(cold_call("guard", data_dir))
+        print(
+            f"backtest + guard, cold first call in a fresh process: {wall_cpu(cold_ours)}\n"
+            f"  bare numpy backtest, cold first call in a fresh process: "
+            f"{wall_cpu(cold_theirs)}\n"
+            f"  ratio (backtest + guard) / bare numpy, cold: {ratios(cold_ours, cold_theirs)}"
+        )
     if show_profile:
-        profile(backtest_and_guard, "backtest + guard, 1m bars")
+        profile(case.backtest_and_guard, "backtest + guard, 1m bars")
 
 
 def main() -> None:
@@ -181,9 +268,22 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--cold-runs",
+        type=int,
+        default=1,
+        help="fresh processes per side for the minute figure's cold first call (0: none)",
+    )
+    parser.add_argument("--part", choices=("all", "hourly", "minute"), default="all")
+    parser.add_argument("--cold", choices=("guard", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    bundled_replay(args.repeat, args.profile)
-    minute_guard(args.data_dir, max(1, args.repeat // 2 + 1), args.profile)
+    if args.cold:  # a child of cold_call
+        cold_child(args.cold, args.data_dir)
+        return
+    if args.part in ("all", "hourly"):
+        bundled_replay(args.repeat, args.profile)
+    if args.part in ("all", "minute"):
+        minute_guard(args.data_dir, max(3, args.repeat // 2 + 1), args.profile, args.cold_runs)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ def test_a_changed_format_is_reported_as_not_parsed(run_all: ModuleType) -> None
 
     assert [row.name for row in rows] == [
         "risk-guard replay: not parsed",
-        "backtest + guard: not parsed",
+        "backtest + guard (warm): not parsed",
+        "backtest + guard (cold): not parsed",
     ]
     assert all(math.isnan(row.figure) for row in rows)
 
@@ -86,10 +87,33 @@ def test_replay_with_its_plain_backtest_floor_is_judged_on_the_ratio(
         "  floor, the plain backtest of the same sleeves: 1.000 (0.9-1.1) s\n"
     )
 
-    replay, _ = run_all.read_replay(output)
+    replay, _, _ = run_all.read_replay(output)
 
     assert (replay.floor, replay.target, replay.met) == (1.0, "<= 1.5x", True)
     assert replay.ratio == pytest.approx(1.2)
+
+
+def test_the_minute_guard_is_judged_warm_and_cold_against_bare_numpy_measured_alike(
+    run_all: ModuleType,
+) -> None:
+    output = (
+        "backtest + guard, 2,628,000 1m bars: 0.500 (0.4-0.9) s wall, 0.400 (0.4-0.8) s CPU"
+        "  5.26 M bars/s (warm: 3 calls after a warm-up, interleaved with the floor's)\n"
+        "  of which run_backtest alone: 0.150 (0.1-0.2) s wall, 0.150 (0.1-0.2) s CPU\n"
+        "  bare numpy backtest: 0.100 (0.09-0.2) s wall, 0.100 (0.09-0.2) s CPU  26 M bars/s\n"
+        "backtest + guard, cold first call in a fresh process: 2.000 (2-2) s wall,"
+        " 1.800 (1.8-1.8) s CPU\n"
+        "  bare numpy backtest, cold first call in a fresh process: 0.200 (0.2-0.2) s wall,"
+        " 0.150 (0.15-0.15) s CPU\n"
+    )
+
+    _, warm, cold = run_all.read_replay(output)
+
+    assert warm.name == "backtest + guard, 2.63 M 1m bars vs bare numpy, warm (wall; CPU 4.00x)"
+    assert (warm.figure, warm.floor, warm.target, warm.met) == (0.5, 0.1, "<= 5x", True)
+    assert cold.name == "backtest + guard, 2.63 M 1m bars vs bare numpy, cold (wall; CPU 12.00x)"
+    assert (cold.figure, cold.floor, cold.met) == (2.0, 0.2, False)
+    assert cold.ratio == pytest.approx(10.0)
 
 
 def test_table_has_one_row_per_figure_and_says_which_targets_were_met(

@@ -290,3 +290,44 @@ def test_rows_longer_than_a_chunk_are_judged_as_element_by_element(
     assert table.near_matrix[2].tolist() == [
         (p or c) and not f for p, c, f in zip(past, near, fired.tolist(), strict=True)
     ]
+
+
+def test_decisions_over_chunks_rank_each_evaluation_from_its_own_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The action and severity ranks are judged chunk by chunk (minute bars): each
+    evaluation's are the most severe of its own breaches, LOW for a near miss alone; the
+    table keeps the value rows it was given when every bar is evaluated (a (keys x
+    minutes) copy is hundreds of MB) and stacks them only when read."""
+    from stagectl.domain import risk_rules
+
+    monkeypatch.setattr(risk_rules, "_CHUNK", 333)
+    n = 2 * 1440 + 11
+    index = pd.date_range("2020-01-01", periods=n, freq="1min", tz="UTC")
+    rng = np.random.default_rng(3)
+    drawdown, other = rng.normal(11.0, 2.0, n), rng.normal(4.0, 1.0, n)
+    keys = (
+        (rule(), None),
+        (rule(id="w", value=5.0, action="WARNING", severity="MEDIUM"), None),
+        (rule(id="m", op="<", value=3.0, action="MANUAL_REVIEW", severity="HIGH"), None),
+    )
+    rows = [drawdown, other, other]
+    table = risk_rules.evaluate_values(
+        rows, keys, index.as_unit("ns").asi8, index, daily_utc="08:00", near_threshold_pct=10.0
+    )
+    actions = np.array([[risk_rules.ACTION_RANK[r.action]] for r, _ in keys])
+    severities = np.array([[risk_rules.SEVERITY_RANK[r.severity]] for r, _ in keys])
+    expected_action = (table.breach_matrix * actions).max(axis=0)
+    expected_severity = (table.breach_matrix * severities).max(axis=0)
+    low = (expected_severity == 0) & table.near_matrix.any(axis=0)
+    expected_severity[low] = risk_rules.SEVERITY_RANK["LOW"]
+    assert table.action_rank.tolist() == expected_action.tolist()
+    assert table.severity_rank.tolist() == expected_severity.tolist()
+    assert {table.action(i) for i in range(n)} >= {"FLATTEN_ALL", "WARNING", "NO_ACTION"}
+    assert low.any() and (expected_action > 0).any()
+    assert all(
+        np.shares_memory(kept, given) for kept, given in zip(table.key_values, rows, strict=True)
+    )
+    assert np.array_equal(table.values, np.stack(rows))
+    i = int(np.flatnonzero(table.breach_matrix[0])[0])
+    assert table.decision(i).hits[0].value == drawdown[i]

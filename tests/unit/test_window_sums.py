@@ -9,9 +9,11 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stagectl.domain import window_sums
 from stagectl.domain.performance import rolling_sharpe
 from stagectl.domain.window_sums import (
     SHARPE_TERMS,
@@ -129,3 +131,24 @@ def test_trailing_sums_are_the_window_differences(
     assert np.array_equal(trailing(series, start, bars, back, origin), expected)
     naive = [sum(values[max(t - back + 1, origin) : t + 1]) for t in rows]
     assert np.allclose(expected, naive, rtol=0, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    bars=st.integers(2, 1500),
+    block=st.integers(1, 97),
+    flats=st.integers(0, 3),
+)
+def test_the_sharpe_block_by_block_is_the_whole_one_to_the_last_bit(
+    seed: int, bars: int, block: int, flats: int
+) -> None:
+    """Minute bars are computed in cache-sized blocks, the rows pandas must give (flat
+    windows) patched once at the end: the same doubles as one block."""
+    values = returns_with_flats(seed, bars, flats)
+    whole = rolling_sharpe_values(values, 24, 8760.0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(window_sums, "BLOCK", block)
+        blocks = rolling_sharpe_values(values, 24, 8760.0)
+    assert np.array_equal(blocks, whole, equal_nan=True)
+    assert_close_with_the_same_nan(blocks, pandas_sharpe(values, 24, 8760.0))

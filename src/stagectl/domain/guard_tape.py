@@ -26,7 +26,7 @@ import numpy as np
 
 from stagectl.config.risk_guard import Rule
 from stagectl.domain.backtest import SLEEVE_SERIES, FloatArray, Market, Stretch, advance
-from stagectl.domain.risk_indicators import GuardArrays, IndicatorTape
+from stagectl.domain.risk_indicators import BLOCK, GuardArrays, IndicatorTape
 from stagectl.domain.risk_rules import RuleKey, breaches, streak_lengths
 
 IntArray = np.ndarray
@@ -50,35 +50,70 @@ def guard_flows(
     (positions are fractions of the sleeve's ``w_i`` share of the equity before the
     bar), each sleeve that moved is one trade, and each fill's slippage is its slippage
     cost over its traded notional, in bps (the assumed slippage). ``sleeve_pnl`` is
-    each sleeve's net return x weight x the equity before the bar.
+    each sleeve's net return x weight x the equity before the bar. Sums across sleeves
+    are added in sleeve order (a row's ``sum``), block by block (cache-sized
+    temporaries, the doubles of whole columns).
     """
-    sleeve_pnl, trades = np.empty_like(net), np.empty_like(turnover)
-    traded, fill_bps, slipped = [], [], []
-    with np.errstate(divide="ignore", invalid="ignore"):  # the bps of no fill: not used
-        for i, weight in enumerate(weights):  # by sleeve: (bars, 2) loops go 2 at a time
-            moved = turnover[:, i] > 0
-            traded.append(turnover[:, i] * weight)
-            notional = traded[i] * equity_before
-            slipped.append(moved & (slip_cur[:, i] > 0) & (notional > 0))
-            fill_bps.append(np.where(slipped[i], slip_cur[:, i] / notional * 1e4, 0.0))
-            sleeve_pnl[:, i] = net[:, i] * weight * equity_before
-            trades[:, i] = moved
-    return {
-        "sleeve_pnl": sleeve_pnl,
-        "turnover": _added(traded) / (weights.sum() or 1.0),
-        "trades": trades,
-        "funding_paid": _added([funding_cur[:, i] for i in range(len(weights))]),
-        "slippage_bps_sum": _added(fill_bps),
-        "slippage_fills": _added([s.astype(float) for s in slipped]),
+    bars = len(equity_before)
+    flows = {
+        "sleeve_pnl": np.empty_like(net),
+        "turnover": np.empty(bars),
+        "trades": np.empty_like(turnover),
+        "funding_paid": np.empty(bars),
+        "slippage_bps_sum": np.empty(bars),
+        "slippage_fills": np.empty(bars),
     }
+    with np.errstate(divide="ignore", invalid="ignore"):  # the bps of no fill: not used
+        for lo in range(0, bars, BLOCK):
+            part = slice(lo, min(lo + BLOCK, bars))
+            _flows_block(
+                equity_before[part],
+                net[part],
+                turnover[part],
+                slip_cur[part],
+                funding_cur[part],
+                weights,
+                {name: values[part] for name, values in flows.items()},
+            )
+    return flows
 
 
-def _added(columns: Sequence[FloatArray]) -> FloatArray:
-    """The sum across sleeves, added in sleeve order (a row's ``sum``)."""
-    total = np.array(columns[0], dtype=float)
-    for column in columns[1:]:
-        total = total + column
-    return total
+def _flows_block(
+    equity_before: FloatArray,
+    net: FloatArray,
+    turnover: FloatArray,
+    slip_cur: FloatArray,
+    funding_cur: FloatArray,
+    weights: FloatArray,
+    out: dict[str, FloatArray],
+) -> None:
+    """:func:`guard_flows` of a block of bars into ``out`` (its views of the outputs)."""
+    traded, funding = out["turnover"], out["funding_paid"]
+    bps, fills = out["slippage_bps_sum"], out["slippage_fills"]
+    for i, weight in enumerate(weights):  # by sleeve: (bars, 2) loops go 2 at a time
+        moved = turnover[:, i] > 0
+        sleeve_traded = turnover[:, i] * weight
+        notional = sleeve_traded * equity_before
+        slipped = moved & (slip_cur[:, i] > 0) & (notional > 0)
+        fill_bps = np.divide(slip_cur[:, i], notional, out=notional)
+        fill_bps *= 1e4
+        fill_bps[~slipped] = 0.0
+        np.multiply(net[:, i], weight, out=out["sleeve_pnl"][:, i])
+        out["sleeve_pnl"][:, i] *= equity_before
+        out["trades"][:, i] = moved
+        if i == 0:
+            traded[:], funding[:], bps[:], fills[:] = (
+                sleeve_traded,
+                funding_cur[:, 0],
+                fill_bps,
+                slipped,
+            )
+        else:
+            traded += sleeve_traded
+            funding += funding_cur[:, i]
+            bps += fill_bps
+            fills += slipped
+    traded /= weights.sum() or 1.0
 
 
 class GuardedTape:

@@ -95,6 +95,8 @@ SLEEVE_INDICATORS = (
 )
 FloatArray = np.ndarray
 IntArray = np.ndarray
+BLOCK = 1 << 15
+"""Bars the indicators compute at a time (:meth:`IndicatorTape.compute`)."""
 
 
 @dataclass(frozen=True)
@@ -261,9 +263,10 @@ def _past(
 class IndicatorTape:
     """The twelve indicators of one bar grid, computed range by range (module docstring).
 
-    ``times`` are the bars' UTC times in nanoseconds. ``values`` is (indicators, bars):
-    the portfolio's eight rows in ``PORTFOLIO_INDICATORS`` order, then each sleeve's four
-    in ``SLEEVE_INDICATORS`` order.
+    ``times`` are the bars' UTC times in nanoseconds. ``values`` is (indicators, bars), a
+    bar's column undefined until a range holding it is computed: the portfolio's eight
+    rows in ``PORTFOLIO_INDICATORS`` order, then each sleeve's four in
+    ``SLEEVE_INDICATORS`` order.
     ``compute`` fills ``[start, end)`` of an epoch starting at bar ``epoch``, reading the
     inputs up to ``end`` and what it carries from the bars ``[epoch, start)`` computed
     before (a range starting the epoch carries nothing). ``pandas_sharpe`` takes the
@@ -294,10 +297,12 @@ class IndicatorTape:
         for j, sleeve in enumerate(self.sleeves):
             for k, name in enumerate(SLEEVE_INDICATORS):
                 self.rows[(name, sleeve)] = len(PORTFOLIO_INDICATORS) + j * 4 + k
-        self.values = np.full((len(self.rows), bars), np.nan)
-        self.returns = np.full(bars, np.nan)
-        self.peak = np.full(bars, np.nan)
-        self.sleeve_peak = np.full((width, bars), np.nan)
+        # written by compute, range by range: a bar's values are undefined until then (no
+        # NaN fill first: over minute bars these are hundreds of MB)
+        self.values = np.empty((len(self.rows), bars))
+        self.returns = np.empty(bars)
+        self.peak = np.empty(bars)
+        self.sleeve_peak = np.empty((width, bars))
         # running sums, one row each: 4 flows, trades and PnL per sleeve, the Sharpe's terms
         self._trades = 4
         self._pnl = 4 + width
@@ -325,7 +330,12 @@ class IndicatorTape:
         # one error state for the whole range (a context costs a few microseconds, some
         # 200 ranges a replay): NaN and inf are the indicators' own values, no warnings
         with np.errstate(divide="ignore", invalid="ignore"):
-            self._fill(inputs, start, end, epoch, sleeve_resets or {})
+            # block by block: a range computed after the one before it gives the doubles
+            # of one pass, and a block's temporaries stay in the cache and are reused
+            # where a whole range's (minute bars: 21 MB each) would be fresh memory
+            for lo in range(start, end, BLOCK):
+                self._fill(inputs, lo, min(lo + BLOCK, end), epoch, sleeve_resets or {})
+            self._sharpe_values(start, end, epoch, out=self.values[1, start:end])
 
     def _fill(
         self,
@@ -355,7 +365,6 @@ class IndicatorTape:
         row = self.values[:, start:end]  # one view per indicator, written in place
         fills = window[3]
         _change_pct(equity, _past(inputs.equity, day, start, end, epoch, np.nan), row[0])
-        row[1] = self._sharpe_values(start, end, epoch)
         _drawdown_pct(peak, equity, row[2])
         _change_pct(equity, month_equity, row[3])
         np.multiply(window[0], 100.0, out=row[4])
@@ -404,7 +413,9 @@ class IndicatorTape:
         np.cumsum(terms, axis=-1, out=terms)
         return self.sums
 
-    def _sharpe_values(self, start: int, end: int, epoch: int) -> FloatArray:
+    def _sharpe_values(self, start: int, end: int, epoch: int, out: FloatArray) -> None:
+        """The 20-day Sharpe of ``[start, end)`` into ``out``, once the range's returns and
+        running sums are written (one pandas call for the range, where pandas gives it)."""
         window = SHARPE_DAYS * self.bars_per_day
         if self.pandas_sharpe:
             returns = pd.Series(self.returns[epoch:end])
@@ -414,8 +425,9 @@ class IndicatorTape:
                 periods_per_day=self.bars_per_day,
                 periods_per_year=self.periods_per_year,
             )
-            return sharpe.to_numpy()[start - epoch :]
-        return sharpe_of_sums(
+            out[:] = sharpe.to_numpy()[start - epoch :]
+            return
+        sharpe_of_sums(
             self.returns,
             self.sums[self._sharpe :],
             window=window,
@@ -423,6 +435,7 @@ class IndicatorTape:
             start=start,
             end=end,
             origin=epoch,
+            out=out,
         )
 
     def _sleeve_peak(

@@ -28,6 +28,7 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -145,10 +146,12 @@ def near_threshold(
     if rule.op == "not_in" or near_pct <= 0:
         return np.zeros(np.shape(values), dtype=bool)
     threshold = float(rule.value)  # type: ignore[arg-type]
-    distance = np.array(_scaled(values, rule), dtype=float)  # a buffer of our own
-    if rule.op == "abs>":
-        np.abs(distance, out=distance)
-    np.subtract(distance, threshold, out=distance)
+    scaled = _scaled(values, rule)
+    if rule.op == "abs>":  # a buffer of our own, written in place
+        distance = np.abs(scaled)
+        np.subtract(distance, threshold, out=distance)
+    else:
+        distance = np.subtract(scaled, threshold)
     np.abs(distance, out=distance)
     band = abs(threshold) * near_pct / 100.0
     with np.errstate(invalid="ignore"):
@@ -215,8 +218,13 @@ def daily_check_mask(times_ns: np.ndarray, daily_utc: str) -> np.ndarray:
     """Which of the UTC times (nanoseconds) fall in the daily check's minute (``HH:MM``
     UTC), as :func:`daily_check_times` compares hour and minute."""
     hour, minute = (int(p) for p in daily_utc.split(":"))
-    minute_of_day = (np.asarray(times_ns, dtype=np.int64) // 60_000_000_000) % 1440
-    return np.asarray(minute_of_day == hour * 60 + minute, dtype=bool)
+    times = np.asarray(times_ns, dtype=np.int64)
+    mask = np.empty(len(times), dtype=bool)
+    for lo in range(0, len(times), _CHUNK):  # cache-sized temporaries over minute bars
+        minute_of_day = times[lo : lo + _CHUNK] // 60_000_000_000
+        minute_of_day %= 1440
+        np.equal(minute_of_day, hour * 60 + minute, out=mask[lo : lo + _CHUNK])
+    return mask
 
 
 def daily_check_times(index: pd.DatetimeIndex, daily_utc: str) -> pd.DatetimeIndex:
@@ -257,7 +265,13 @@ def rule_keys(rules: Sequence[Rule], sleeves: Iterable[str]) -> tuple[RuleKey, .
 
 @dataclass(frozen=True)
 class DecisionTable:
-    """Decisions at many evaluation times, kept as arrays until a row is needed."""
+    """Decisions at many evaluation times, kept as arrays until a row is needed.
+
+    ``key_values`` holds each key's indicator value per evaluation time, one row per key
+    (a (keys, eval times) array, or the rows the table was given: :func:`evaluate_values`
+    keeps its inputs when every evaluation time is a bar, where a copy would cost
+    hundreds of MB over minute bars); ``values`` stacks them when first read.
+    """
 
     eval_times: pd.DatetimeIndex
     action_rank: np.ndarray
@@ -265,7 +279,20 @@ class DecisionTable:
     breach_matrix: np.ndarray  # (rules x targets, eval times)
     near_matrix: np.ndarray
     keys: tuple[RuleKey, ...]
-    values: np.ndarray  # indicator value per key and eval time
+    key_values: np.ndarray | Sequence[np.ndarray]
+
+    @cached_property
+    def values(self) -> np.ndarray:
+        """The indicator value per key and evaluation time, (keys, eval times)."""
+        if isinstance(self.key_values, np.ndarray):
+            return self.key_values
+        if not len(self.key_values):
+            return np.empty((0, len(self.eval_times)))
+        return np.stack(self.key_values)
+
+    def value(self, k: int, i: int) -> float:
+        """Key ``k``'s indicator value at evaluation ``i``."""
+        return float(self.key_values[k][i])
 
     def action(self, i: int) -> str:
         return _name(ACTION_RANK, int(self.action_rank[i]))
@@ -281,7 +308,7 @@ class DecisionTable:
             rule_id=rule.id,
             indicator=rule.indicator,
             sleeve=sleeve,
-            value=float(self.values[k, i]),
+            value=self.value(k, i),
             op=rule.op,
             threshold=rule.value,
             consecutive_days=rule.consecutive_days,
@@ -294,7 +321,7 @@ class DecisionTable:
         at = self.eval_times[i].to_pydatetime()
         hits = tuple(self.hit(k, i, at) for k in np.flatnonzero(self.breach_matrix[:, i]).tolist())
         near = tuple(
-            NearMiss(rule.id, rule.indicator, sleeve, float(self.values[k, i]), float(rule.value))  # type: ignore[arg-type]
+            NearMiss(rule.id, rule.indicator, sleeve, self.value(k, i), float(rule.value))  # type: ignore[arg-type]
             for k, (rule, sleeve) in enumerate(self.keys)
             if self.near_matrix[k, i]
         )
@@ -343,39 +370,54 @@ def evaluate_values(
     """:func:`evaluate_rules` from each key's indicator values at every bar (UTC times in
     nanoseconds, sorted): the value at an evaluation time is the bar's at that time (NaN
     when no bar has it); a consecutive-day rule counts its streak over the daily checks
-    among the bars."""
+    among the bars.
+
+    When every evaluation time is a bar, the table keeps the arrays given (no copy): the
+    caller no longer writes them (the replay's final table, the minute guard pass)."""
     bars = np.asarray(bar_times_ns, dtype=np.int64)
     at = pd.DatetimeIndex(eval_times).as_unit("ns").asi8
     daily = daily_check_mask(bars, daily_utc)
     checks = np.flatnonzero(daily)
+    position: np.ndarray | None = None
     if np.array_equal(at, bars):  # every bar (hourly, the minute benchmark): no search
-        position, found = np.arange(len(bars)), np.ones(len(bars), dtype=bool)
-        latest = np.cumsum(daily) - 1
+        latest = np.cumsum(daily, dtype=np.int64)
+        latest -= 1
+        found = None
     else:
         position = np.minimum(np.searchsorted(bars, at), max(len(bars) - 1, 0))
         found = (bars[position] == at) if len(bars) else np.zeros(len(at), dtype=bool)
         latest = np.searchsorted(bars[checks], at, side="right") - 1
-    seen = latest >= 0
+        if found.all():
+            found = None
+    # the daily checks' latest index never decreases: the times it is known are a suffix
+    seen = int(np.searchsorted(latest, 0)) if _ascending(latest) else None
     n = len(at)
     breach = np.zeros((len(keys), n), dtype=bool)
     near = np.zeros((len(keys), n), dtype=bool)
-    everywhere = bool(found.all())
-    # written whole row by row when every evaluation time has a bar: no NaN fill first
-    # (over minute bars the matrix is hundreds of MB)
-    values = np.empty((len(keys), n)) if everywhere else np.full((len(keys), n), np.nan)
+    rows: list[np.ndarray] = []
     for k, (rule, _) in enumerate(keys):
         series = np.asarray(key_values[k], dtype=float)
-        at_eval = values[k]
-        if everywhere:
-            at_eval[:] = series[position] if len(position) != len(series) else series
+        if position is None:
+            at_eval = series
+        elif found is None:
+            at_eval = series[position]
         else:
+            at_eval = np.full(n, np.nan)
             np.copyto(at_eval, series[position], where=found)
+        rows.append(at_eval)
         streaky = rule.consecutive_days > 1
         if streaky:
             at_checks = series[checks]
             streak = streak_lengths(breaches(at_checks, rule), ~np.isnan(at_checks))
             holds = streak >= rule.consecutive_days
-            breach[k, seen] = holds[latest[seen]]
+            if position is None and len(checks):
+                # every bar: from one check to the next the latest check is the same
+                breach[k, checks[0] :] = np.repeat(holds, np.diff(checks, append=n))
+            elif seen is None:
+                known = latest >= 0
+                breach[k, known] = holds[latest[known]]
+            else:
+                np.take(holds, latest[seen:], out=breach[k, seen:])
         # elementwise, in chunks that stay in the cache (minute bars: ~40 of them)
         for lo in range(0, n, _CHUNK):
             hi = min(lo + _CHUNK, n)
@@ -386,8 +428,19 @@ def evaluate_values(
             # A consecutive-day rule whose value is past the threshold on a streak still
             # too short has not fired yet: that is "near" too (LOW).
             close = near_threshold(part, rule, near_threshold_pct, breached=past)
-            near[k, lo:hi] = (close | past) & ~breach[k, lo:hi]
-    return decision_table(eval_times, keys, values, breach, near)
+            close |= past
+            np.logical_and(close, ~breach[k, lo:hi], out=near[k, lo:hi])
+    return decision_table(eval_times, keys, rows, breach, near)
+
+
+def _ascending(values: np.ndarray) -> bool:
+    """Whether ``values`` never decrease (checked without a full-length temporary)."""
+    last = len(values) - 1
+    return all(
+        not (values[lo + 1 : hi + 1] < values[lo:hi]).any()
+        for lo in range(0, max(last, 0), _CHUNK)
+        for hi in [min(lo + _CHUNK, last)]
+    )
 
 
 _CHUNK = 1 << 16
@@ -421,7 +474,7 @@ def evaluate_at(
 def decision_table(
     eval_times: pd.DatetimeIndex,
     keys: tuple[RuleKey, ...],
-    values: np.ndarray,
+    values: np.ndarray | Sequence[np.ndarray],
     breach: np.ndarray,
     near: np.ndarray,
 ) -> DecisionTable:
@@ -429,21 +482,22 @@ def decision_table(
     the precedence of the module docstring. Shared by :func:`evaluate_rules` and the
     in-loop guard's one-time evaluation (``domain.risk_stream``)."""
     n = len(eval_times)
-    if not keys:
-        nothing = np.zeros(n, dtype=np.int64)
-        return DecisionTable(eval_times, nothing, nothing.copy(), breach, near, keys, values)
-    # the most severe action and the highest severity among the breached keys (0: none),
-    # key by key in bytes: a (keys x times) integer table costs gigabytes over minute bars
-    action_byte = np.zeros(n, dtype=np.uint8)
-    severity_byte = np.zeros(n, dtype=np.uint8)
-    for k, (rule, _) in enumerate(keys):
-        hit = np.asarray(breach[k], dtype=bool).view(np.uint8)
-        np.maximum(action_byte, hit * np.uint8(ACTION_RANK[rule.action]), out=action_byte)
-        np.maximum(severity_byte, hit * np.uint8(SEVERITY_RANK[rule.severity]), out=severity_byte)
-    action_rank = action_byte.astype(np.int64)
-    severity_rank = severity_byte.astype(np.int64)
-    any_near = near.any(axis=0)
-    severity_rank = np.where((severity_rank == 0) & any_near, SEVERITY_RANK["LOW"], severity_rank)
+    action_rank = np.zeros(n, dtype=np.int64)
+    severity_rank = np.zeros(n, dtype=np.int64)
+    if keys:
+        # the most severe action and the highest severity among the breached keys (0:
+        # none), in bytes and chunks: a (keys x times) integer table costs gigabytes over
+        # minute bars
+        actions = np.array([[ACTION_RANK[rule.action]] for rule, _ in keys], dtype=np.uint8)
+        severities = np.array([[SEVERITY_RANK[r.severity]] for r, _ in keys], dtype=np.uint8)
+        ranked = np.empty((len(keys), min(n, _CHUNK)), dtype=np.uint8)
+        for lo in range(0, n, _CHUNK):
+            hi = min(lo + _CHUNK, n)
+            hits, scratch = breach[:, lo:hi].view(np.uint8), ranked[:, : hi - lo]
+            action_rank[lo:hi] = np.multiply(hits, actions, out=scratch).max(axis=0)
+            severity = np.multiply(hits, severities, out=scratch).max(axis=0)
+            severity[(severity == 0) & near[:, lo:hi].any(axis=0)] = SEVERITY_RANK["LOW"]
+            severity_rank[lo:hi] = severity
     return DecisionTable(eval_times, action_rank, severity_rank, breach, near, keys, values)
 
 

@@ -103,17 +103,70 @@ def sharpe_of_sums(
     start: int,
     end: int,
     origin: int = 0,
+    out: FloatArray | None = None,
 ) -> FloatArray:
     """``performance.rolling_sharpe`` at rows ``[start, end)`` of a series starting at row
     ``origin``: ``sqrt(periods_per_year) * mean / std(ddof=1)`` of the ``window`` values
-    ending at each row, NaN until ``window`` finite values exist or where the std is 0.
+    ending at each row, NaN until ``window`` finite values exist or where the std is 0
+    (into ``out`` when given).
 
     ``values`` (by row) and ``sums`` (the running :data:`SHARPE_TERMS` from ``origin``,
     one row per term) are filled up to ``end``. A window of equal values has that value
-    as its mean (as pandas) and pandas' std (module docstring).
+    as its mean (as pandas) and pandas' std (module docstring): one pandas call for all
+    such rows, after the rows are computed block by block (cache-sized temporaries).
     """
+    ratio = np.empty(max(end - start, 0)) if out is None else out
     if window < 2 or end <= start:
-        return np.full(max(end - start, 0), np.nan)
+        ratio[:] = np.nan
+        return ratio
+    first = min(origin + int(not np.isfinite(values[origin])), len(values) - 1)
+    exact = [
+        lo
+        - start
+        + _sharpe_block(
+            values,
+            sums,
+            window,
+            lo,
+            min(lo + BLOCK, end),
+            origin,
+            first,
+            ratio[lo - start : min(lo + BLOCK, end) - start],
+        )
+        for lo in range(start, end, BLOCK)
+    ]
+    rows = np.concatenate(exact)
+    if len(rows):
+        # pandas' own figures where sums cannot give them (see _sharpe_block)
+        series = pd.Series(values[origin : start + int(rows[-1]) + 1])
+        rolling = series.rolling(window, min_periods=window)
+        at = rows + start - origin
+        mean = rolling.mean().to_numpy()[at]
+        std = rolling.std(ddof=1).to_numpy()[at]
+        defined = std > 0
+        patched = np.divide(mean, std, out=mean, where=defined)
+        patched[~defined] = np.nan
+        ratio[rows] = patched
+    ratio *= math.sqrt(periods_per_year)
+    return ratio
+
+
+BLOCK = 1 << 15
+"""Rows :func:`sharpe_of_sums` computes at a time."""
+
+
+def _sharpe_block(
+    values: FloatArray,
+    sums: FloatArray,
+    window: int,
+    start: int,
+    end: int,
+    origin: int,
+    first: int,
+    out: FloatArray,
+) -> IntArray:
+    """``mean / std`` at rows ``[start, end)`` into ``out`` (NaN where undefined); the
+    rows (from ``start``) whose figures pandas must give instead."""
     sums3 = trailing(sums[:3], start, end, window, origin)  # in place below: one buffer
     total, squares, count = sums3
     valid = count == window
@@ -121,7 +174,6 @@ def sharpe_of_sums(
     deviation = np.subtract(squares, np.multiply(total, mean, out=total), out=squares)
     changes = sums[3]
     constant = valid & (trailing(changes, start, end, window - 1, origin) == 0)
-    first = min(origin + int(not np.isfinite(values[origin])), len(values) - 1)
     always = constant & (changes[start:end] == changes[first])
     # pandas' own figures where sums cannot give them: a window of one repeated value
     # (unless the series never held another), or one whose squared deviations are so
@@ -132,18 +184,10 @@ def sharpe_of_sums(
     std = np.divide(deviation, window - 1, out=deviation)
     np.sqrt(np.maximum(std, 0.0, out=std), out=std)
     std[always] = 0.0
-    if exact.any():
-        rows = np.flatnonzero(exact)
-        series = pd.Series(values[origin : start + int(rows[-1]) + 1])
-        rolling = series.rolling(window, min_periods=window)
-        at = rows + start - origin
-        mean[rows] = rolling.mean().to_numpy()[at]
-        std[rows] = rolling.std(ddof=1).to_numpy()[at]
     defined = valid & (std > 0)
-    ratio: FloatArray = np.divide(mean, std, out=mean, where=defined)
-    ratio[~defined] = np.nan
-    ratio *= math.sqrt(periods_per_year)
-    return ratio
+    np.divide(mean, std, out=out, where=defined)
+    out[~defined] = np.nan
+    return np.flatnonzero(exact)
 
 
 def rolling_sharpe_values(values: FloatArray, window: int, periods_per_year: float) -> FloatArray:
