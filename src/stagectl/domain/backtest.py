@@ -35,7 +35,7 @@ rebalances weights weekly). Per-sleeve equity curves are standalone:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -95,9 +95,24 @@ class BacktestResult:
     equity: pd.Series
     costs: pd.DataFrame
     turnover: pd.Series
-    trades: pd.DataFrame
+    opens: FloatArray = field(repr=False, compare=False)
+    """The sleeves' open prices (bars, sleeves): the trades' entry and exit prices."""
 
-    # computed when first asked for: the report and the guard need neither
+    # computed when first asked for: the replay and the guard read none of these
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per trade (:func:`trades_table`)."""
+        return trades_table(
+            pd.DatetimeIndex(self.positions.index),
+            list(self.positions.columns),
+            self.opens,
+            self.positions.to_numpy(),
+            self.sleeve_gross_pnl.to_numpy(),
+            self.sleeve_funding.to_numpy(),
+            self.sleeve_fee.to_numpy(),
+            self.sleeve_slippage.to_numpy(),
+        )
+
     @cached_property
     def sleeve_contribution(self) -> pd.DataFrame:
         """Each sleeve's net return times its weight (they sum to ``net_returns``)."""
@@ -480,9 +495,6 @@ def assemble(market: Market, held: FloatArray, run: Stretch) -> BacktestResult:
     costs = np.empty((3, len(index)))  # one block, a row per column
     for row, part in enumerate((run.fee_cur, run.slip_cur, run.funding_cur)):
         costs[row] = _row_sums(part)
-    trades = trades_table(
-        index, names, market.opens, held, run.gross_cur, run.funding_cur, run.fee_cur, run.slip_cur
-    )
     return BacktestResult(
         weights=dict(zip(names, weights.tolist(), strict=True)),
         initial_equity=initial_equity,
@@ -502,7 +514,7 @@ def assemble(market: Market, held: FloatArray, run: Stretch) -> BacktestResult:
             costs.T, index=index, columns=["fee", "slippage", "funding"], copy=False
         ),
         turnover=series(_weighted_sum(run.turnover, weights), "turnover"),
-        trades=trades,
+        opens=market.opens,
     )
 
 
