@@ -394,12 +394,15 @@ def _search(
     """The next action at or after eval position ``start``: the tape computes ranges of
     doubling length past its frontier until one holds it (or the data ends)."""
     tape, length = rules.tape, FIRST_RANGE_BARS
+    lo = max(start - 1, 0)
     while True:
-        span = (max(start - 1, 0), rules.known())
-        found = _next_action(rules, span, clock, state, shadow, start, config)
-        if span[1] == len(clock) or (found is not None and found[0] < span[1]):
-            return found
-        tape.advance_to(min(tape.bars, tape.frontier + length))
+        known = rules.known()
+        if known >= lo:  # else the tape stops short of the span (a restart's flat bars)
+            found = _next_action(rules, (lo, known), clock, state, shadow, start, config)
+            if known == len(clock) or (found is not None and found[0] < known):
+                return found
+        ahead = max(tape.frontier, int(rules.eval_bars[lo]))
+        tape.advance_to(min(tape.bars, ahead + length))
         length *= 2
 
 

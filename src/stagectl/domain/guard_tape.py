@@ -20,6 +20,8 @@ epoch (since the last restart).
 
 from __future__ import annotations
 
+import itertools
+from bisect import bisect_right
 from collections.abc import Sequence
 
 import numpy as np
@@ -105,7 +107,8 @@ class GuardedTape:
         """The multipliers as a step function: (first bar, multipliers), by bar."""
         self.held = np.zeros((bars, width))
         self.frontier = 0
-        self.epoch = 0
+        self.epochs = [0]
+        """The first bar of each epoch (restart), in order."""
         self.sleeve_resets: dict[str, list[int]] = {s: [] for s in market.names}
         self.inputs = GuardArrays.blank(bars, width)
         self.inputs.position_state[:] = position_state
@@ -121,6 +124,11 @@ class GuardedTape:
     def bars(self) -> int:
         return self.market.bars
 
+    @property
+    def epoch(self) -> int:
+        """The first bar of the current epoch."""
+        return self.epochs[-1]
+
     def scale_from(self, bar: int, multipliers: Sequence[float]) -> None:
         """Every sleeve's multiplier from ``bar`` on (the bars from it are recomputed)."""
         kept = [change for change in self.changes if change[0] < bar]
@@ -131,17 +139,28 @@ class GuardedTape:
         """The (bars, sleeves) multipliers over ``[start, end)``."""
         end = self.bars if end is None else end
         out = np.empty((max(end - start, 0), len(self.market.names)))
-        bounds = [bar for bar, _ in self.changes[1:]] + [self.bars]
-        for (bar, values), until in zip(self.changes, bounds, strict=True):
-            lo, hi = max(bar, start), min(until, end)
-            for i in range(len(values)) if lo < hi else ():
-                out[lo - start : hi - start, i] = values[i]
+        for lo, hi, values in self._steps(start, end):
+            out[lo - start : hi - start] = values
         return out
 
+    def _steps(self, start: int, end: int) -> list[tuple[int, int, FloatArray]]:
+        """The multipliers' steps over ``[start, end)``: (first bar, end, multipliers)."""
+        changes = self.changes
+        k = max(bisect_right(changes, start, key=lambda change: change[0]) - 1, 0)
+        steps = []
+        while k < len(changes) and changes[k][0] < end:
+            until = changes[k + 1][0] if k + 1 < len(changes) else self.bars
+            lo, hi = max(changes[k][0], start), min(until, end)
+            if lo < hi:
+                steps.append((lo, hi, changes[k][1]))
+            k += 1
+        return steps
+
     def restart(self, bar: int) -> None:
-        """A new epoch from ``bar``: the bars before it finish the current one."""
-        self.advance_to(bar)
-        self.epoch = bar
+        """A new epoch from ``bar``: the bars before it finish the current one (computed
+        with the bars after it, by the next ``advance_to``)."""
+        if bar > self.epochs[-1]:
+            self.epochs.append(bar)
 
     def reset_sleeve(self, sleeve: str, bar: int) -> None:
         """The sleeve's drawdown restarts at ``bar`` (its re-enable)."""
@@ -154,9 +173,9 @@ class GuardedTape:
         if end <= start:
             return
         delay, first = self.delay, max(start, self.delay)
-        if end > first:  # held[k] = target[k - delay] x its multiplier (0 before)
-            lo, hi = first - delay, end - delay
-            self.held[first:end] = self.targets[lo:hi] * self.multipliers(lo, hi)
+        # held[k] = target[k - delay] x its multiplier (0 before)
+        for lo, hi, values in self._steps(first - delay, end - delay):
+            np.multiply(self.targets[lo:hi], values, out=self.held[lo + delay : hi + delay])
         before = start - 1
         stretch = advance(
             self.market,
@@ -168,9 +187,13 @@ class GuardedTape:
             into=self.run,
         )
         self._store(stretch, start, end)
-        self.indicators.compute(
-            self.inputs, start, end, epoch=self.epoch, sleeve_resets=self.sleeve_resets
-        )
+        epochs = self.epochs  # the range's part in each epoch, with that epoch's start
+        k = bisect_right(epochs, start) - 1
+        cuts = [start, *(bar for bar in epochs[k + 1 :] if bar < end), end]
+        for epoch, (lo, hi) in zip(epochs[k:], itertools.pairwise(cuts), strict=False):
+            self.indicators.compute(
+                self.inputs, lo, hi, epoch=epoch, sleeve_resets=self.sleeve_resets
+            )
         self.frontier = end
 
     def _store(self, stretch: Stretch, start: int, end: int) -> None:
