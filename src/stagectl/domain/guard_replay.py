@@ -174,8 +174,8 @@ def evaluation_times(index: pd.DatetimeIndex, mode: str, daily_utc: str) -> pd.D
 
 
 def _first(mask: np.ndarray) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if hits.size else None
+    i = int(mask.argmax()) if mask.size else 0  # argmax stops at the first True
+    return i if mask.size and mask[i] else None
 
 
 @dataclass(frozen=True)
@@ -351,13 +351,13 @@ def _next_action(
     must not push a sleeve's re-enable, due at the same time, a whole period later.
     """
     lo, hi = span
-    window = np.arange(lo, hi) >= start
+    skip = start - lo  # the positions before ``start``: for the reviews alone
     candidates: list[tuple[int, int, str, str | None, str]] = []
 
     def offer(mask: np.ndarray, priority: int, kind: str, sleeve: str | None, why: str) -> None:
-        i = _first(mask & window)
+        i = _first(mask[skip:])
         if i is not None:
-            candidates.append((lo + i, priority, kind, sleeve, why))
+            candidates.append((start + i, priority, kind, sleeve, why))
 
     offer(rules.mask("FLATTEN_ALL", lo, hi), 0, "FLATTEN_ALL", None, "FLATTEN_ALL rule")
     reduce = rules.mask("REDUCE_RISK_50", lo, hi)
@@ -437,15 +437,13 @@ def _apply(
 def rising_edges(table: DecisionTable) -> tuple[RuleHit, ...]:
     """Each rule's breaches where they start (a breach lasting a week is one trigger),
     in time order, then in rule order."""
-    previous = np.zeros_like(table.breach_matrix)
-    previous[:, 1:] = table.breach_matrix[:, :-1]
-    starts = table.breach_matrix & ~previous
-    hits: list[RuleHit] = []
-    rising = np.flatnonzero(starts.any(axis=0))
-    times = table.eval_times[rising].to_pydatetime()
-    for i, at in zip(rising.tolist(), times, strict=True):
-        hits.extend(table.hit(k, i, at) for k in np.flatnonzero(starts[:, i]).tolist())
-    return tuple(hits)
+    breach = table.breach_matrix
+    starts = breach.copy()
+    starts[:, 1:] &= ~breach[:, :-1]
+    at, key = np.nonzero(starts.T)  # by evaluation, then by rule
+    rising = np.unique(at)
+    times = dict(zip(rising.tolist(), table.eval_times[rising].to_pydatetime(), strict=True))
+    return tuple(table.hit(k, i, times[i]) for i, k in zip(at.tolist(), key.tolist(), strict=True))
 
 
 def replay(

@@ -248,6 +248,11 @@ class ScanRules:
         self.check_bars = check_bars
         self.latest_check = np.searchsorted(check_bars, eval_bars, side="right") - 1
         self.rows = [tape.indicators.rows.get((rule.indicator, sleeve)) for rule, sleeve in keys]
+        self.groups: dict[tuple[str, str | None], list[int]] = {}
+        """The keys of each action (of each sleeve, and of every sleeve under None)."""
+        for k, (rule, sleeve) in enumerate(self.keys):
+            for scope in {None, sleeve}:
+                self.groups.setdefault((rule.action, scope), []).append(k)
         self.epoch_check = 0
         self.streaks = {
             k: np.zeros(len(check_bars), dtype=np.int64)
@@ -291,11 +296,10 @@ class ScanRules:
     def mask(self, action: str, lo: int, hi: int, sleeve: str | None = None) -> np.ndarray:
         """Whether any key of ``action`` (of ``sleeve``, when given) breaches, over the
         evaluation positions ``[lo, hi)``."""
-        mask = np.zeros(hi - lo, dtype=bool)
-        for k, (rule, key_sleeve) in enumerate(self.keys):
-            if rule.action == action and (sleeve is None or key_sleeve == sleeve):
-                mask |= self.breach(k, lo, hi)
-        return mask
+        keys = self.groups.get((action, sleeve), [])
+        for k in keys:
+            self.breach(k, lo, hi)
+        return np.asarray(self.breaches[keys, lo:hi].any(axis=0))
 
     def breach(self, k: int, lo: int, hi: int) -> np.ndarray:
         """Whether key ``k`` breaches at the evaluation positions ``[lo, hi)`` (``lo`` never
