@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +36,17 @@ MOVING_ACTIONS = ("FLATTEN_ALL", "REDUCE_RISK_50", "DISABLE_SLEEVE")
 """The actions that change positions: the only rules the replay's state machine reads."""
 
 
+FLOWS = (
+    "sleeve_pnl",
+    "turnover",
+    "trades",
+    "funding_paid",
+    "slippage_bps_sum",
+    "slippage_fills",
+)
+"""The flow inputs :func:`guard_flows` gives, (bars, sleeves) or (bars,)."""
+
+
 def guard_flows(
     *,
     equity_before: FloatArray,
@@ -44,6 +55,7 @@ def guard_flows(
     slip_cur: FloatArray,
     funding_cur: FloatArray,
     weights: FloatArray,
+    into: Mapping[str, FloatArray] | None = None,
 ) -> dict[str, FloatArray]:
     """The indicators' flow inputs of a backtest's bars (``guard_replay.guard_inputs``).
 
@@ -52,34 +64,47 @@ def guard_flows(
     (positions are fractions of the sleeve's ``w_i`` share of the equity before the
     bar), each sleeve that moved is one trade, and each fill's slippage is its slippage
     cost over its traded notional, in bps (the assumed slippage). ``sleeve_pnl`` is
-    each sleeve's net return x weight x the equity before the bar.
+    each sleeve's net return x weight x the equity before the bar. ``into`` (each of
+    :data:`FLOWS` with the rows of these bars) receives them.
+
+    The (bars, sleeves) inputs are C-ordered blocks, computed whole; the sums across
+    sleeves are added in sleeve order (a row's ``sum``).
     """
-    sleeve_pnl, trades = np.empty_like(net), np.empty_like(turnover)
-    traded, fill_bps, slipped = [], [], []
+    rows, width = np.shape(turnover)
+    out = dict(into) if into is not None else {}
+    before = equity_before[:, None]
+    sleeve_pnl = np.multiply(net, weights, out=out.get("sleeve_pnl"))
+    sleeve_pnl *= before
+    moved = turnover > 0
+    trades = out.get("trades", np.empty((rows, width)))
+    trades[...] = moved
+    traded = turnover * weights
+    notional = traded * before
+    slipped = moved & (slip_cur > 0)
+    slipped &= notional > 0
     with np.errstate(divide="ignore", invalid="ignore"):  # the bps of no fill: not used
-        for i, weight in enumerate(weights):  # by sleeve: (bars, 2) loops go 2 at a time
-            moved = turnover[:, i] > 0
-            traded.append(turnover[:, i] * weight)
-            notional = traded[i] * equity_before
-            slipped.append(moved & (slip_cur[:, i] > 0) & (notional > 0))
-            fill_bps.append(np.where(slipped[i], slip_cur[:, i] / notional * 1e4, 0.0))
-            sleeve_pnl[:, i] = net[:, i] * weight * equity_before
-            trades[:, i] = moved
+        fill_bps = np.divide(slip_cur, notional)
+    fill_bps *= 1e4
+    fill_bps[~slipped] = 0.0
+    total_turnover = _added(traded, out.get("turnover"))
+    total_turnover /= weights.sum() or 1.0
     return {
         "sleeve_pnl": sleeve_pnl,
-        "turnover": _added(traded) / (weights.sum() or 1.0),
+        "turnover": total_turnover,
         "trades": trades,
-        "funding_paid": _added([funding_cur[:, i] for i in range(len(weights))]),
-        "slippage_bps_sum": _added(fill_bps),
-        "slippage_fills": _added([s.astype(float) for s in slipped]),
+        "funding_paid": _added(funding_cur, out.get("funding_paid")),
+        "slippage_bps_sum": _added(fill_bps, out.get("slippage_bps_sum")),
+        "slippage_fills": _added(slipped.astype(float), out.get("slippage_fills")),
     }
 
 
-def _added(columns: Sequence[FloatArray]) -> FloatArray:
-    """The sum across sleeves, added in sleeve order (a row's ``sum``)."""
-    total = np.array(columns[0], dtype=float)
-    for column in columns[1:]:
-        total = total + column
+def _added(columns: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """The sum across the columns, added in column order (a row's ``sum``)."""
+    total = np.array(columns[:, 0], dtype=float) if out is None else out
+    if out is not None:
+        total[...] = columns[:, 0]
+    for i in range(1, columns.shape[1]):
+        total += columns[:, i]
     return total
 
 
@@ -201,20 +226,18 @@ class GuardedTape:
         self.portfolio_net[start:end] = stretch.portfolio_net
         self.equity_before[start:end] = stretch.equity_before
         market, inputs = self.market, self.inputs
-        inputs.equity[start:end] = market.initial_equity * stretch.growth
-        for i, weight in enumerate(market.weights):  # (initial x weight) x growth, as assemble
-            share = market.initial_equity * weight
-            inputs.sleeve_equity[start:end, i] = share * stretch.sleeve_growth[:, i]
-        flows = guard_flows(
+        np.multiply(market.initial_equity, stretch.growth, out=inputs.equity[start:end])
+        shares = market.initial_equity * market.weights  # (initial x weight) x growth
+        np.multiply(shares, stretch.sleeve_growth, out=inputs.sleeve_equity[start:end])
+        guard_flows(
             equity_before=stretch.equity_before,
             net=stretch.net,
             turnover=stretch.turnover,
             slip_cur=stretch.slip_cur,
             funding_cur=stretch.funding_cur,
             weights=market.weights,
+            into={name: getattr(inputs, name)[start:end] for name in FLOWS},
         )
-        for name, values in flows.items():
-            getattr(inputs, name)[start:end] = values
 
     def finished(self) -> Stretch:
         """The whole run, for ``backtest.assemble``: every bar computed, its ranges' series
