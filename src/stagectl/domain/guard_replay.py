@@ -189,30 +189,40 @@ class _Shadow:
     sharpe_60d: np.ndarray
     drawdown_pct: np.ndarray
     sleeve_sharpe_30d: dict[str, np.ndarray]
-    _reenables: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    _reenables: dict[tuple[str, int], tuple[list[int], Iterator[int]]] = field(default_factory=dict)
 
-    def reenables(
-        self, clock: Sequence[int], sleeve: str, due: pd.Timestamp, config: RiskGuardConfig
-    ) -> np.ndarray:
-        """The eval positions of the reviews of a sleeve disabled until ``due`` that find
-        it healthy (``directives.review_sleeve`` on its 30-day Sharpe): the first one at or
-        after a position re-enables it. The reviews and the shadow do not change, so
-        they are judged once per disable."""
+    def reenable(
+        self,
+        clock: Sequence[int],
+        sleeve: str,
+        due: pd.Timestamp,
+        config: RiskGuardConfig,
+        start: int,
+    ) -> int | None:
+        """The first eval position at or after ``start`` of a review of a sleeve disabled
+        until ``due`` that finds it healthy (``directives.review_sleeve`` on its 30-day
+        Sharpe), or None. The reviews and the shadow do not change, so each disable's
+        reviews are judged once, as far as they are asked for."""
         key = (sleeve, due.value)
         if key not in self._reenables:
-            disable = config.actions.disable_sleeve
-            period = pd.Timedelta(days=disable.reevaluate_after_days)
-            sharpe = self.sleeve_sharpe_30d[sleeve]
-            minimum = disable.reenable_backtest_sharpe_30d_min
-            self._reenables[key] = np.array(
-                [
-                    i
-                    for i in _reviews(clock, due, period)
-                    if review_sleeve(float(sharpe[i]), minimum) == Review.RECOVERED
-                ],
-                dtype=np.int64,
-            )
-        return self._reenables[key]
+            self._reenables[key] = ([], self._healthy(clock, sleeve, due, config))
+        found, rest = self._reenables[key]
+        while not found or found[-1] < start:
+            if (i := next(rest, None)) is None:
+                return None
+            found.append(i)
+        return found[bisect_left(found, start)]
+
+    def _healthy(
+        self, clock: Sequence[int], sleeve: str, due: pd.Timestamp, config: RiskGuardConfig
+    ) -> Iterator[int]:
+        disable = config.actions.disable_sleeve
+        period = pd.Timedelta(days=disable.reevaluate_after_days)
+        sharpe = self.sleeve_sharpe_30d[sleeve]
+        minimum = disable.reenable_backtest_sharpe_30d_min
+        for i in _reviews(clock, due, period):
+            if review_sleeve(float(sharpe[i]), minimum) == Review.RECOVERED:
+                yield i
 
 
 def _shadow(unguarded: BacktestResult, eval_bars: np.ndarray) -> _Shadow:
@@ -369,11 +379,10 @@ def _next_action(
             candidates.append((found[0], 1, found[1], None, found[2]))
     for sleeve in state.sleeves:
         if sleeve in state.disabled:
-            healthy = shadow.reenables(clock, sleeve, state.disabled[sleeve], config)
-            k = int(np.searchsorted(healthy, lo))
-            if k < len(healthy):
+            at = shadow.reenable(clock, sleeve, state.disabled[sleeve], config, lo)
+            if at is not None:
                 why = "30-day sleeve Sharpe recovered"
-                candidates.append((int(healthy[k]), 2, "ENABLE_SLEEVE", sleeve, why))
+                candidates.append((at, 2, "ENABLE_SLEEVE", sleeve, why))
         else:
             mask = rules.mask("DISABLE_SLEEVE", lo, hi, sleeve)
             offer(mask, 2, "DISABLE_SLEEVE", sleeve, "DISABLE_SLEEVE rule")
