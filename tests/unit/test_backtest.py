@@ -84,6 +84,20 @@ def test_trades_table_gives_the_per_bar_algorithms_doubles(
             np.testing.assert_array_equal(table[column], reference[column], err_msg=column)
 
 
+def test_the_trades_table_is_built_when_first_read() -> None:
+    # the replay and the guard never read it: two tables were a fifth of a replay
+    result = run_backtest([SleeveSpec("X", OPEN, TARGET, 1.0, FUNDING)], initial_equity=1000.0)
+    assert "trades" not in vars(result)
+    trades = result.trades
+    assert result.trades is trades
+    expected = trades_table(
+        INDEX, ["X"], OPEN.to_numpy()[:, None], result.positions.to_numpy(),
+        result.sleeve_gross_pnl.to_numpy(), result.sleeve_funding.to_numpy(),
+        result.sleeve_fee.to_numpy(), result.sleeve_slippage.to_numpy(),
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(trades, expected)
+
+
 def test_backtest_equity_matches_the_hand_computed_example() -> None:
     result = run_backtest([SleeveSpec("X", OPEN, TARGET, 1.0, FUNDING)], initial_equity=1000.0)
     expected = hand_example()

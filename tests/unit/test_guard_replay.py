@@ -360,3 +360,32 @@ def test_a_tape_moved_back_and_advanced_in_ranges_equals_one_pass(
         for i, s in enumerate(sleeves)
     ]
     assert np.array_equal(stepped.inputs.equity, run_backtest(scaled).equity.to_numpy())
+
+
+def test_a_restart_ahead_of_the_frontier_splits_the_indicators_at_its_bar() -> None:
+    """The replay declares a restart while the tape stops at the flatten before it (the
+    flat bars are computed with the range after the restart): the same doubles as a tape
+    computed up to the restart first, and the restart's bar starts a new epoch."""
+    sleeves = synthetic_book(7, 40)
+    market = market_of(sleeves)
+    targets = np.column_stack([s.target.to_numpy() for s in sleeves])
+    state = np.sign(targets)
+    flatten, restart, bars = 200, 500, market.bars
+
+    def tape(ahead: bool) -> GuardedTape:
+        run = GuardedTape(market, targets, state, signal_delay=1)
+        run.advance_to(flatten + 50)
+        run.scale_from(flatten, [0.0, 0.0])
+        if not ahead:
+            run.advance_to(restart)
+        run.restart(restart)
+        run.scale_from(restart, [1.0, 1.0])
+        run.advance_to(bars)
+        return run
+
+    ahead, direct = tape(True), tape(False)
+    assert ahead.epoch == restart
+    assert np.array_equal(ahead.indicators.values, direct.indicators.values, equal_nan=True)
+    assert np.array_equal(ahead.inputs.equity, direct.inputs.equity)
+    mdd = ahead.indicators.series("running_mdd_pct", None)
+    assert mdd[restart] == 0.0  # the new epoch's peak is its first bar

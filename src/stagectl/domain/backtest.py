@@ -35,7 +35,7 @@ rebalances weights weekly). Per-sleeve equity curves are standalone:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -95,9 +95,24 @@ class BacktestResult:
     equity: pd.Series
     costs: pd.DataFrame
     turnover: pd.Series
-    trades: pd.DataFrame
+    opens: FloatArray = field(repr=False, compare=False)
+    """The sleeves' open prices (bars, sleeves): the trades' entry and exit prices."""
 
-    # computed when first asked for: the report and the guard need neither
+    # computed when first asked for: the replay and the guard read none of these
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per trade (:func:`trades_table`)."""
+        return trades_table(
+            pd.DatetimeIndex(self.positions.index),
+            list(self.positions.columns),
+            self.opens,
+            self.positions.to_numpy(),
+            self.sleeve_gross_pnl.to_numpy(),
+            self.sleeve_funding.to_numpy(),
+            self.sleeve_fee.to_numpy(),
+            self.sleeve_slippage.to_numpy(),
+        )
+
     @cached_property
     def sleeve_contribution(self) -> pd.DataFrame:
         """Each sleeve's net return times its weight (they sum to ``net_returns``)."""
@@ -121,13 +136,13 @@ def backtest_core(
     ``funding_rate[k]`` is the sum of settlement rates in (t[k-1], t[k]];
     ``cost_rate`` is (fee_bps + slippage_bps) * cost_multiplier / 1e4, one scalar for
     every bar or an array with the rate of the trade at each open (``cost[k] =
-    turnover[k] * cost_rate[k]``).
+    turnover[k] * cost_rate[k]``). The arrays may also be (bars, sleeves), every sleeve at
+    once: each element takes the same operations, so the same doubles.
     """
-    n = open_.size
-    prev = np.empty(n)
+    prev = np.empty(np.shape(held))
     prev[:1] = 0.0
     prev[1:] = held[:-1]
-    price_return = np.empty(n)
+    price_return = np.empty(np.shape(open_))
     price_return[:1] = 0.0
     np.divide(open_[1:], open_[:-1], out=price_return[1:])
     price_return[1:] -= 1.0
@@ -277,71 +292,80 @@ def advance(
     advanced range by range gives the doubles of one pass over ``[0, bars)``.
     ``into`` (each of :data:`SLEEVE_SERIES` as a (bars, sleeves) array) receives the
     range's per-sleeve series in its rows ``[start, end)``, which the Stretch then views.
+
+    The sleeves are computed together, as (rows, sleeves) blocks: ``opens``, ``held`` and
+    ``funding`` are C-ordered, so a block is one run of memory and numpy's loops cover it
+    at once (a few dozen calls a range, what the replay's short ranges pay for).
     """
     first = max(start - 1, 0)
     pad = start - first  # 1 when a bar before the range carries in
     weights, width = market.weights, len(market.names)
     total_rate = np.asarray(market.fee_rate + market.slip_rate)
-    fee_rate = np.asarray(market.fee_rate)
-    cores = [
-        backtest_core(
-            market.opens[first:end, i],
-            held[first:end, i],
-            market.funding[first:end, i],
-            _column(_rows(total_rate, first, end), i),
-        )
-        for i in range(width)
-    ]
-    # The portfolio return is numpy's matrix product (BLAS, as it always was): a row's
-    # result does not depend on the rows multiplied with it, except that numpy takes
-    # another route for a single row; with the carried bar a range has two (tests bind it)
-    portfolio_net = _weighted_sum(_stack([c.net for c in cores]), weights)[pad:]
+    core = backtest_core(
+        market.opens[first:end],
+        np.ascontiguousarray(held[first:end]),
+        market.funding[first:end],
+        _rows(total_rate, first, end),
+    )
+    # The portfolio return is numpy's matrix product (BLAS, as it always was) of the
+    # C-ordered (rows, sleeves) returns: a row's result does not depend on the rows
+    # multiplied with it, except that numpy takes another route for a single row; with
+    # the carried bar a range has two (tests bind it)
+    portfolio_net = _weighted_sum(core.net, weights)[pad:]
     growth = _running_product(growth_before, portfolio_net)
     equity_before = market.initial_equity * growth[:-1]  # the initial equity at bar 0
+
+    def out(name: str) -> FloatArray | None:
+        return None if into is None else into[name][start:end]
+
+    def kept(name: str, values: FloatArray) -> FloatArray:
+        target = out(name)
+        if target is None:
+            return values
+        target[...] = values
+        return target
+
+    gross, funding, cost = core.gross[pad:], core.funding[pad:], core.cost[pad:]
+    net = core.net[pad:]
+    capital = np.multiply.outer(equity_before, weights)  # each sleeve's share
+    cost_cur = np.multiply(capital, core.mark[pad:])  # capital * (1 + gross - funding) * cost
+    cost_cur *= cost
+    fee_cur = np.multiply(cost_cur, _fee_share(market, total_rate, start, end), out=out("fee_cur"))
     before = np.ones(width) if sleeve_growth_before is None else sleeve_growth_before
-    # sleeve by sleeve: numpy's loops over a (bars, 2) array run two elements at a time
-    columns: dict[str, list[FloatArray]] = {name: [] for name in SLEEVE_SERIES}
-    for i, core in enumerate(cores):
-        gross, funding, net = core.gross[pad:], core.funding[pad:], core.net[pad:]
-        capital = equity_before * weights[i]
-        cost_cur = capital * core.mark[pad:]  # capital * (1 + gross - funding) * cost
-        cost_cur *= core.cost[pad:]
-        fee_cur = cost_cur * _fee_share(fee_rate, total_rate, start, end, i)
-        for name, values in (
-            ("gross", gross),
-            ("funding", funding),
-            ("cost", core.cost[pad:]),
-            ("net", net),
-            ("turnover", core.turnover[pad:]),
-            ("sleeve_growth", _running_product(before[i], net)[1:]),
-            ("gross_cur", np.multiply(capital, gross)),
-            ("funding_cur", np.multiply(capital, funding)),
-            ("fee_cur", fee_cur),
-            ("slip_cur", np.subtract(cost_cur, fee_cur, out=cost_cur)),
-        ):
-            columns[name].append(values)
+    sleeve_growth = np.empty((len(net) + 1, width))
+    sleeve_growth[0] = before
+    np.add(net, 1.0, out=sleeve_growth[1:])
+    np.cumprod(sleeve_growth, axis=0, out=sleeve_growth)
     return Stretch(
         start=start,
         portfolio_net=portfolio_net,
         growth=growth[1:],
         equity_before=equity_before,
-        **{name: _stack(values, into, name, start) for name, values in columns.items()},
+        gross=kept("gross", gross),
+        funding=kept("funding", funding),
+        cost=kept("cost", cost),
+        net=kept("net", net),
+        turnover=kept("turnover", core.turnover[pad:]),
+        sleeve_growth=kept("sleeve_growth", sleeve_growth[1:]),
+        gross_cur=np.multiply(capital, gross, out=out("gross_cur")),
+        funding_cur=np.multiply(capital, funding, out=out("funding_cur")),
+        fee_cur=fee_cur,
+        slip_cur=np.subtract(cost_cur, fee_cur, out=out("slip_cur")),
     )
 
 
-def _fee_share(
-    fee_rate: FloatArray, total_rate: FloatArray, start: int, end: int, i: int
-) -> float | FloatArray:
-    """The fee's share of sleeve ``i``'s cost rate over ``[start, end)`` (0 where there is
+def _fee_share(market: Market, total_rate: FloatArray, start: int, end: int) -> float | FloatArray:
+    """The fee's share of each sleeve's cost rate over ``[start, end)`` (0 where there is
     no cost); of scalar rates, one Python division (the same double)."""
+    fee_rate = np.asarray(market.fee_rate)
     if fee_rate.ndim == 0:
         total = float(total_rate)
         return float(fee_rate) / total if total > 0 else 0.0
-    fee = _column(_rows(fee_rate, start, end), i)
-    total_rows = _column(_rows(total_rate, start, end), i)
-    return np.divide(
-        fee, total_rows, out=np.zeros(np.shape(total_rows)), where=np.asarray(total_rows) > 0
+    fee, total_rows = fee_rate[start:end], total_rate[start:end]
+    share: FloatArray = np.divide(
+        fee, total_rows, out=np.zeros(np.shape(total_rows)), where=total_rows > 0
     )
+    return share
 
 
 def _weighted_sum(columns: FloatArray, weights: FloatArray) -> FloatArray:
@@ -354,26 +378,6 @@ def _weighted_sum(columns: FloatArray, weights: FloatArray) -> FloatArray:
 def _row_sums(columns: FloatArray) -> FloatArray:
     """Each row's sum; of one column, the column itself (the same doubles)."""
     return columns[:, 0] if columns.shape[1] == 1 else columns.sum(axis=1)
-
-
-def _stack(
-    columns: list[FloatArray],
-    into: Mapping[str, FloatArray] | None = None,
-    name: str = "",
-    start: int = 0,
-) -> FloatArray:
-    """(rows, sleeves) from one array per sleeve: a view of a single sleeve's array, or
-    the rows from ``start`` of ``into[name]`` when given.
-
-    Copied column by column into one C-ordered block (what ``np.column_stack`` makes, at
-    a tenth of its cost a call: the replay stacks some 600 short ranges a run)."""
-    if into is None and len(columns) == 1:
-        return columns[0][:, None]
-    rows = len(columns[0])
-    out = np.empty((rows, len(columns))) if into is None else into[name][start : start + rows]
-    for i, column in enumerate(columns):
-        out[:, i] = column
-    return out
 
 
 def _running_product(seed: float, values: FloatArray) -> FloatArray:
@@ -480,9 +484,6 @@ def assemble(market: Market, held: FloatArray, run: Stretch) -> BacktestResult:
     costs = np.empty((3, len(index)))  # one block, a row per column
     for row, part in enumerate((run.fee_cur, run.slip_cur, run.funding_cur)):
         costs[row] = _row_sums(part)
-    trades = trades_table(
-        index, names, market.opens, held, run.gross_cur, run.funding_cur, run.fee_cur, run.slip_cur
-    )
     return BacktestResult(
         weights=dict(zip(names, weights.tolist(), strict=True)),
         initial_equity=initial_equity,
@@ -502,7 +503,7 @@ def assemble(market: Market, held: FloatArray, run: Stretch) -> BacktestResult:
             costs.T, index=index, columns=["fee", "slippage", "funding"], copy=False
         ),
         turnover=series(_weighted_sum(run.turnover, weights), "turnover"),
-        trades=trades,
+        opens=market.opens,
     )
 
 
@@ -525,10 +526,6 @@ def _cost_rates(
     if not (np.isfinite(fee).all() and np.isfinite(slip).all()) or min(fee.min(), slip.min()) < 0:
         raise InputError("per-bar costs must be finite and >= 0", where="costs")
     return fee * multiplier / 1e4, slip * multiplier / 1e4
-
-
-def _column(rate: float | FloatArray, i: int) -> float | FloatArray:
-    return rate if np.ndim(rate) == 0 else np.asarray(rate)[:, i]
 
 
 TRADE_COLUMNS = [

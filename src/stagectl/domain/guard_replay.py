@@ -174,8 +174,8 @@ def evaluation_times(index: pd.DatetimeIndex, mode: str, daily_utc: str) -> pd.D
 
 
 def _first(mask: np.ndarray) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if hits.size else None
+    i = int(mask.argmax()) if mask.size else 0  # argmax stops at the first True
+    return i if mask.size and mask[i] else None
 
 
 @dataclass(frozen=True)
@@ -189,30 +189,40 @@ class _Shadow:
     sharpe_60d: np.ndarray
     drawdown_pct: np.ndarray
     sleeve_sharpe_30d: dict[str, np.ndarray]
-    _reenables: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    _reenables: dict[tuple[str, int], tuple[list[int], Iterator[int]]] = field(default_factory=dict)
 
-    def reenables(
-        self, clock: Sequence[int], sleeve: str, due: pd.Timestamp, config: RiskGuardConfig
-    ) -> np.ndarray:
-        """The eval positions of the reviews of a sleeve disabled until ``due`` that find
-        it healthy (``directives.review_sleeve`` on its 30-day Sharpe): the first one at or
-        after a position re-enables it. The reviews and the shadow do not change, so
-        they are judged once per disable."""
+    def reenable(
+        self,
+        clock: Sequence[int],
+        sleeve: str,
+        due: pd.Timestamp,
+        config: RiskGuardConfig,
+        start: int,
+    ) -> int | None:
+        """The first eval position at or after ``start`` of a review of a sleeve disabled
+        until ``due`` that finds it healthy (``directives.review_sleeve`` on its 30-day
+        Sharpe), or None. The reviews and the shadow do not change, so each disable's
+        reviews are judged once, as far as they are asked for."""
         key = (sleeve, due.value)
         if key not in self._reenables:
-            disable = config.actions.disable_sleeve
-            period = pd.Timedelta(days=disable.reevaluate_after_days)
-            sharpe = self.sleeve_sharpe_30d[sleeve]
-            minimum = disable.reenable_backtest_sharpe_30d_min
-            self._reenables[key] = np.array(
-                [
-                    i
-                    for i in _reviews(clock, due, period)
-                    if review_sleeve(float(sharpe[i]), minimum) == Review.RECOVERED
-                ],
-                dtype=np.int64,
-            )
-        return self._reenables[key]
+            self._reenables[key] = ([], self._healthy(clock, sleeve, due, config))
+        found, rest = self._reenables[key]
+        while not found or found[-1] < start:
+            if (i := next(rest, None)) is None:
+                return None
+            found.append(i)
+        return found[bisect_left(found, start)]
+
+    def _healthy(
+        self, clock: Sequence[int], sleeve: str, due: pd.Timestamp, config: RiskGuardConfig
+    ) -> Iterator[int]:
+        disable = config.actions.disable_sleeve
+        period = pd.Timedelta(days=disable.reevaluate_after_days)
+        sharpe = self.sleeve_sharpe_30d[sleeve]
+        minimum = disable.reenable_backtest_sharpe_30d_min
+        for i in _reviews(clock, due, period):
+            if review_sleeve(float(sharpe[i]), minimum) == Review.RECOVERED:
+                yield i
 
 
 def _shadow(unguarded: BacktestResult, eval_bars: np.ndarray) -> _Shadow:
@@ -351,13 +361,13 @@ def _next_action(
     must not push a sleeve's re-enable, due at the same time, a whole period later.
     """
     lo, hi = span
-    window = np.arange(lo, hi) >= start
+    skip = start - lo  # the positions before ``start``: for the reviews alone
     candidates: list[tuple[int, int, str, str | None, str]] = []
 
     def offer(mask: np.ndarray, priority: int, kind: str, sleeve: str | None, why: str) -> None:
-        i = _first(mask & window)
+        i = _first(mask[skip:])
         if i is not None:
-            candidates.append((lo + i, priority, kind, sleeve, why))
+            candidates.append((start + i, priority, kind, sleeve, why))
 
     offer(rules.mask("FLATTEN_ALL", lo, hi), 0, "FLATTEN_ALL", None, "FLATTEN_ALL rule")
     reduce = rules.mask("REDUCE_RISK_50", lo, hi)
@@ -369,11 +379,10 @@ def _next_action(
             candidates.append((found[0], 1, found[1], None, found[2]))
     for sleeve in state.sleeves:
         if sleeve in state.disabled:
-            healthy = shadow.reenables(clock, sleeve, state.disabled[sleeve], config)
-            k = int(np.searchsorted(healthy, lo))
-            if k < len(healthy):
+            at = shadow.reenable(clock, sleeve, state.disabled[sleeve], config, lo)
+            if at is not None:
                 why = "30-day sleeve Sharpe recovered"
-                candidates.append((int(healthy[k]), 2, "ENABLE_SLEEVE", sleeve, why))
+                candidates.append((at, 2, "ENABLE_SLEEVE", sleeve, why))
         else:
             mask = rules.mask("DISABLE_SLEEVE", lo, hi, sleeve)
             offer(mask, 2, "DISABLE_SLEEVE", sleeve, "DISABLE_SLEEVE rule")
@@ -394,12 +403,15 @@ def _search(
     """The next action at or after eval position ``start``: the tape computes ranges of
     doubling length past its frontier until one holds it (or the data ends)."""
     tape, length = rules.tape, FIRST_RANGE_BARS
+    lo = max(start - 1, 0)
     while True:
-        span = (max(start - 1, 0), rules.known())
-        found = _next_action(rules, span, clock, state, shadow, start, config)
-        if span[1] == len(clock) or (found is not None and found[0] < span[1]):
-            return found
-        tape.advance_to(min(tape.bars, tape.frontier + length))
+        known = rules.known()
+        if known >= lo:  # else the tape stops short of the span (a restart's flat bars)
+            found = _next_action(rules, (lo, known), clock, state, shadow, start, config)
+            if known == len(clock) or (found is not None and found[0] < known):
+                return found
+        ahead = max(tape.frontier, int(rules.eval_bars[lo]))
+        tape.advance_to(min(tape.bars, ahead + length))
         length *= 2
 
 
@@ -434,15 +446,13 @@ def _apply(
 def rising_edges(table: DecisionTable) -> tuple[RuleHit, ...]:
     """Each rule's breaches where they start (a breach lasting a week is one trigger),
     in time order, then in rule order."""
-    previous = np.zeros_like(table.breach_matrix)
-    previous[:, 1:] = table.breach_matrix[:, :-1]
-    starts = table.breach_matrix & ~previous
-    hits: list[RuleHit] = []
-    rising = np.flatnonzero(starts.any(axis=0))
-    times = table.eval_times[rising].to_pydatetime()
-    for i, at in zip(rising.tolist(), times, strict=True):
-        hits.extend(table.hit(k, i, at) for k in np.flatnonzero(starts[:, i]).tolist())
-    return tuple(hits)
+    breach = table.breach_matrix
+    starts = breach.copy()
+    starts[:, 1:] &= ~breach[:, :-1]
+    at, key = np.nonzero(starts.T)  # by evaluation, then by rule
+    rising = np.unique(at)
+    times = dict(zip(rising.tolist(), table.eval_times[rising].to_pydatetime(), strict=True))
+    return tuple(table.hit(k, i, times[i]) for i, k in zip(at.tolist(), key.tolist(), strict=True))
 
 
 def replay(

@@ -20,7 +20,9 @@ epoch (since the last restart).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -34,6 +36,17 @@ MOVING_ACTIONS = ("FLATTEN_ALL", "REDUCE_RISK_50", "DISABLE_SLEEVE")
 """The actions that change positions: the only rules the replay's state machine reads."""
 
 
+FLOWS = (
+    "sleeve_pnl",
+    "turnover",
+    "trades",
+    "funding_paid",
+    "slippage_bps_sum",
+    "slippage_fills",
+)
+"""The flow inputs :func:`guard_flows` gives, (bars, sleeves) or (bars,)."""
+
+
 def guard_flows(
     *,
     equity_before: FloatArray,
@@ -42,6 +55,7 @@ def guard_flows(
     slip_cur: FloatArray,
     funding_cur: FloatArray,
     weights: FloatArray,
+    into: Mapping[str, FloatArray] | None = None,
 ) -> dict[str, FloatArray]:
     """The indicators' flow inputs of a backtest's bars (``guard_replay.guard_inputs``).
 
@@ -50,19 +64,24 @@ def guard_flows(
     (positions are fractions of the sleeve's ``w_i`` share of the equity before the
     bar), each sleeve that moved is one trade, and each fill's slippage is its slippage
     cost over its traded notional, in bps (the assumed slippage). ``sleeve_pnl`` is
-    each sleeve's net return x weight x the equity before the bar. Sums across sleeves
-    are added in sleeve order (a row's ``sum``), block by block (cache-sized
-    temporaries, the doubles of whole columns).
+    each sleeve's net return x weight x the equity before the bar. ``into`` (each of
+    :data:`FLOWS` with the rows of these bars) receives them, else fresh arrays do.
+    Sums across sleeves are added in sleeve order (a row's ``sum``), block by block
+    (cache-sized temporaries, the doubles of whole columns).
     """
     bars = len(equity_before)
-    flows = {
-        "sleeve_pnl": np.empty_like(net),
-        "turnover": np.empty(bars),
-        "trades": np.empty_like(turnover),
-        "funding_paid": np.empty(bars),
-        "slippage_bps_sum": np.empty(bars),
-        "slippage_fills": np.empty(bars),
-    }
+    flows = (
+        {name: into[name] for name in FLOWS}
+        if into is not None
+        else {
+            "sleeve_pnl": np.empty_like(net),
+            "turnover": np.empty(bars),
+            "trades": np.empty_like(turnover),
+            "funding_paid": np.empty(bars),
+            "slippage_bps_sum": np.empty(bars),
+            "slippage_fills": np.empty(bars),
+        }
+    )
     with np.errstate(divide="ignore", invalid="ignore"):  # the bps of no fill: not used
         for lo in range(0, bars, BLOCK):
             part = slice(lo, min(lo + BLOCK, bars))
@@ -140,7 +159,8 @@ class GuardedTape:
         """The multipliers as a step function: (first bar, multipliers), by bar."""
         self.held = np.zeros((bars, width))
         self.frontier = 0
-        self.epoch = 0
+        self.epochs = [0]
+        """The first bar of each epoch (restart), in order."""
         self.sleeve_resets: dict[str, list[int]] = {s: [] for s in market.names}
         self.inputs = GuardArrays.blank(bars, width)
         self.inputs.position_state[:] = position_state
@@ -156,6 +176,11 @@ class GuardedTape:
     def bars(self) -> int:
         return self.market.bars
 
+    @property
+    def epoch(self) -> int:
+        """The first bar of the current epoch."""
+        return self.epochs[-1]
+
     def scale_from(self, bar: int, multipliers: Sequence[float]) -> None:
         """Every sleeve's multiplier from ``bar`` on (the bars from it are recomputed)."""
         kept = [change for change in self.changes if change[0] < bar]
@@ -166,17 +191,28 @@ class GuardedTape:
         """The (bars, sleeves) multipliers over ``[start, end)``."""
         end = self.bars if end is None else end
         out = np.empty((max(end - start, 0), len(self.market.names)))
-        bounds = [bar for bar, _ in self.changes[1:]] + [self.bars]
-        for (bar, values), until in zip(self.changes, bounds, strict=True):
-            lo, hi = max(bar, start), min(until, end)
-            for i in range(len(values)) if lo < hi else ():
-                out[lo - start : hi - start, i] = values[i]
+        for lo, hi, values in self._steps(start, end):
+            out[lo - start : hi - start] = values
         return out
 
+    def _steps(self, start: int, end: int) -> list[tuple[int, int, FloatArray]]:
+        """The multipliers' steps over ``[start, end)``: (first bar, end, multipliers)."""
+        changes = self.changes
+        k = max(bisect_right(changes, start, key=lambda change: change[0]) - 1, 0)
+        steps = []
+        while k < len(changes) and changes[k][0] < end:
+            until = changes[k + 1][0] if k + 1 < len(changes) else self.bars
+            lo, hi = max(changes[k][0], start), min(until, end)
+            if lo < hi:
+                steps.append((lo, hi, changes[k][1]))
+            k += 1
+        return steps
+
     def restart(self, bar: int) -> None:
-        """A new epoch from ``bar``: the bars before it finish the current one."""
-        self.advance_to(bar)
-        self.epoch = bar
+        """A new epoch from ``bar``: the bars before it finish the current one (computed
+        with the bars after it, by the next ``advance_to``)."""
+        if bar > self.epochs[-1]:
+            self.epochs.append(bar)
 
     def reset_sleeve(self, sleeve: str, bar: int) -> None:
         """The sleeve's drawdown restarts at ``bar`` (its re-enable)."""
@@ -189,9 +225,9 @@ class GuardedTape:
         if end <= start:
             return
         delay, first = self.delay, max(start, self.delay)
-        if end > first:  # held[k] = target[k - delay] x its multiplier (0 before)
-            lo, hi = first - delay, end - delay
-            self.held[first:end] = self.targets[lo:hi] * self.multipliers(lo, hi)
+        # held[k] = target[k - delay] x its multiplier (0 before)
+        for lo, hi, values in self._steps(first - delay, end - delay):
+            np.multiply(self.targets[lo:hi], values, out=self.held[lo + delay : hi + delay])
         before = start - 1
         stretch = advance(
             self.market,
@@ -203,9 +239,13 @@ class GuardedTape:
             into=self.run,
         )
         self._store(stretch, start, end)
-        self.indicators.compute(
-            self.inputs, start, end, epoch=self.epoch, sleeve_resets=self.sleeve_resets
-        )
+        epochs = self.epochs  # the range's part in each epoch, with that epoch's start
+        k = bisect_right(epochs, start) - 1
+        cuts = [start, *(bar for bar in epochs[k + 1 :] if bar < end), end]
+        for epoch, (lo, hi) in zip(epochs[k:], itertools.pairwise(cuts), strict=False):
+            self.indicators.compute(
+                self.inputs, lo, hi, epoch=epoch, sleeve_resets=self.sleeve_resets
+            )
         self.frontier = end
 
     def _store(self, stretch: Stretch, start: int, end: int) -> None:
@@ -213,20 +253,18 @@ class GuardedTape:
         self.portfolio_net[start:end] = stretch.portfolio_net
         self.equity_before[start:end] = stretch.equity_before
         market, inputs = self.market, self.inputs
-        inputs.equity[start:end] = market.initial_equity * stretch.growth
-        for i, weight in enumerate(market.weights):  # (initial x weight) x growth, as assemble
-            share = market.initial_equity * weight
-            inputs.sleeve_equity[start:end, i] = share * stretch.sleeve_growth[:, i]
-        flows = guard_flows(
+        np.multiply(market.initial_equity, stretch.growth, out=inputs.equity[start:end])
+        shares = market.initial_equity * market.weights  # (initial x weight) x growth
+        np.multiply(shares, stretch.sleeve_growth, out=inputs.sleeve_equity[start:end])
+        guard_flows(
             equity_before=stretch.equity_before,
             net=stretch.net,
             turnover=stretch.turnover,
             slip_cur=stretch.slip_cur,
             funding_cur=stretch.funding_cur,
             weights=market.weights,
+            into={name: getattr(inputs, name)[start:end] for name in FLOWS},
         )
-        for name, values in flows.items():
-            getattr(inputs, name)[start:end] = values
 
     def finished(self) -> Stretch:
         """The whole run, for ``backtest.assemble``: every bar computed, its ranges' series
@@ -260,6 +298,11 @@ class ScanRules:
         self.check_bars = check_bars
         self.latest_check = np.searchsorted(check_bars, eval_bars, side="right") - 1
         self.rows = [tape.indicators.rows.get((rule.indicator, sleeve)) for rule, sleeve in keys]
+        self.groups: dict[tuple[str, str | None], list[int]] = {}
+        """The keys of each action (of each sleeve, and of every sleeve under None)."""
+        for k, (rule, sleeve) in enumerate(self.keys):
+            for scope in {None, sleeve}:
+                self.groups.setdefault((rule.action, scope), []).append(k)
         self.epoch_check = 0
         self.streaks = {
             k: np.zeros(len(check_bars), dtype=np.int64)
@@ -303,11 +346,10 @@ class ScanRules:
     def mask(self, action: str, lo: int, hi: int, sleeve: str | None = None) -> np.ndarray:
         """Whether any key of ``action`` (of ``sleeve``, when given) breaches, over the
         evaluation positions ``[lo, hi)``."""
-        mask = np.zeros(hi - lo, dtype=bool)
-        for k, (rule, key_sleeve) in enumerate(self.keys):
-            if rule.action == action and (sleeve is None or key_sleeve == sleeve):
-                mask |= self.breach(k, lo, hi)
-        return mask
+        keys = self.groups.get((action, sleeve), [])
+        for k in keys:
+            self.breach(k, lo, hi)
+        return np.asarray(self.breaches[keys, lo:hi].any(axis=0))
 
     def breach(self, k: int, lo: int, hi: int) -> np.ndarray:
         """Whether key ``k`` breaches at the evaluation positions ``[lo, hi)`` (``lo`` never
