@@ -324,3 +324,23 @@ def test_decimal_places_are_the_normalized_exponent(value: Decimal) -> None:
     exponent = value.normalize().as_tuple().exponent
     assert isinstance(exponent, int)
     assert decimal_places(value) == max(0, -exponent)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.decimals(places=9, min_value=-(10**9), max_value=10**9),
+            st.decimals(places=0, min_value=-(10**15), max_value=10**15),
+        ).map(str),
+        min_size=1,
+        max_size=30,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_stored_texts_become_the_units_their_values_give(texts: list[str]) -> None:
+    """``services.ledger.reads._units`` reads plain decimal text from its digits: the same
+    places and integers as ``scaled_units`` of the values (exponent forms go through it)."""
+    from stagectl.domain.ledger import scaled_units
+    from stagectl.services.ledger.reads import _units
+
+    assert _units(texts) == scaled_units([D(t) for t in texts])

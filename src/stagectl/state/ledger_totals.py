@@ -34,6 +34,7 @@ totals row is dropped so readers take the slow path and report the problem there
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
@@ -79,12 +80,17 @@ def book_delta(
 
 
 def sum_deltas(symbol: str, rows: Iterable[tuple[str, str, str, str | None]]) -> SymbolTotal:
-    """Count and exact sum of ``(side, qty, fee, fee_currency)`` rows of one symbol."""
-    total, count = _ZERO, 0
-    for side, qty, fee, currency in rows:
-        total = EXACT.add(total, book_delta(symbol, side, qty, fee, currency))
-        count += 1
-    return SymbolTotal(count, total)
+    """Count and exact sum of ``(side, qty, fee, fee_currency)`` rows of one symbol.
+
+    Equal rows are counted first (a hash count in C: fills repeat their sizes and fees)
+    and each distinct one is booked once, times its count; the sum is the same Decimal,
+    exponent included, as adding the rows one by one."""
+    total = _ZERO
+    counted = Counter(rows)
+    for (side, qty, fee, currency), n in counted.items():
+        delta = book_delta(symbol, side, qty, fee, currency)
+        total = EXACT.add(total, delta if n == 1 else EXACT.multiply(Decimal(n), delta))
+    return SymbolTotal(counted.total(), total)
 
 
 def totals_from_columns(

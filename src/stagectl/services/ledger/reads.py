@@ -13,6 +13,7 @@ at its price, a short lot a sell, which FIFO books into exactly the same lot que
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from stagectl.state.ledger_checkpoints import LedgerRows, LotText
 
 _INT64_SAFE = 2**62
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 CHECKPOINT_GAP = 8192
 """The most fills booked on top of a checkpoint; further from one, the lots come from the
 running totals and a backward scan instead."""
@@ -45,12 +47,21 @@ def ledger_symbols(db: StateDB, before: datetime | None = None) -> list[str]:
 
 
 def _units(texts: Sequence[str]) -> tuple[int, list[int]]:
-    """``(places, units)`` for decimal strings: each distinct string converted once."""
+    """``(places, units)`` for decimal strings, as ``domain.ledger.scaled_units`` gives them
+    for their values: each distinct string converted once, plain ones (``-12.340``) from
+    their digits, anything else (an exponent) through Decimal."""
     from stagectl.domain.ledger import scaled_units
 
-    distinct = list(set(texts))
-    places, units = scaled_units([Decimal(t) for t in distinct])
-    mapping = dict(zip(distinct, units, strict=True))
+    distinct = set(texts)
+    if not all(map(_PLAIN_DECIMAL.fullmatch, distinct)):
+        listed = list(distinct)
+        places, units = scaled_units([Decimal(t) for t in listed])
+        mapping = dict(zip(listed, units, strict=True))
+        return places, [mapping[t] for t in texts]
+    split = {t: t.partition(".")[::2] for t in distinct}
+    digits = {t: (whole, fraction.rstrip("0")) for t, (whole, fraction) in split.items()}
+    places = max((len(fraction) for _, fraction in digits.values()), default=0)
+    mapping = {t: int(whole + part.ljust(places, "0")) for t, (whole, part) in digits.items()}
     return places, [mapping[t] for t in texts]
 
 
