@@ -172,6 +172,9 @@ def test_totals_of_merge_parts_equal_the_sums_over_each_part() -> None:
             for symbol in {r[2] for r in chunk}
         }
         assert part == expected
+        assert {s: str(t.position) for s, t in part.items()} == {
+            s: str(t.position) for s, t in expected.items()
+        }
 
 
 def test_the_mark_spares_the_count_until_a_write_by_other_means(

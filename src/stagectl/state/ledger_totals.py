@@ -132,15 +132,19 @@ def totals_by_part(
         group, qty = divmod(rest, len(qty_values))
         amount = EXACT.multiply(Decimal(n), Decimal(qty_values[qty]))
         positions[group] = EXACT.add(positions[group], amount if buy else -amount)
-    charged = (fees != "0") & pd.notna(currencies)
-    if charged.any():
-        pairs = pd.DataFrame(
-            {"g": groups[charged], "f": fees[charged], "c": currencies[charged]}
-        ).value_counts()
-        for key, n in pairs.items():
-            group_text, fee, currency = (str(part) for part in key)  # type: ignore[attr-defined]
-            group = int(group_text)
+    charged = np.flatnonzero((fees != "0") & pd.notna(currencies))
+    if len(charged):  # distinct (group, fee, currency) counted as one integer key each
+        fee_codes, fee_values = pd.factorize(fees[charged])
+        cur_codes, cur_values = pd.factorize(currencies[charged])
+        fee_key = (groups[charged].astype(np.int64) * len(fee_values) + fee_codes) * len(
+            cur_values
+        ) + cur_codes
+        fee_keys, fee_counts = np.unique(fee_key, return_counts=True)
+        for k, n in zip(fee_keys.tolist(), fee_counts.tolist(), strict=True):
+            rest, currency_code = divmod(k, len(cur_values))
+            group, fee_code = divmod(rest, len(fee_values))
             symbol = str(sym_names[group % len(sym_names)])
+            fee, currency = str(fee_values[fee_code]), str(cur_values[currency_code])
             fee_delta = book_delta(symbol, "buy", "0", fee, currency)
             positions[group] = EXACT.add(positions[group], EXACT.multiply(Decimal(n), fee_delta))
     out: list[dict[str, SymbolTotal]] = [{} for _ in range(n_parts)]
