@@ -264,11 +264,11 @@ def window_request(home: Path, until: str) -> Callable[[], Any]:
 
 
 def service_times(big: Callable[[], Any], small: Callable[[], Any]) -> list[tuple[float, float]]:
-    """Median (wall, CPU) seconds of the two services, called alternately (9 pairs) after a
-    warm-up call each, so the machine's load weighs on both alike."""
+    """Median (wall, CPU) seconds of the two services, called alternately (15 pairs) after a
+    warm-up call each, so the machine's load weighs on both alike (warm figures)."""
     big(), small()
     runs: list[list[tuple[float, float]]] = [[], []]
-    for _ in range(9):
+    for _ in range(15):
         for k, call in enumerate((big, small)):
             t0, cpu0 = time.perf_counter(), time.process_time()
             call()

@@ -59,3 +59,23 @@ def test_window_metrics_split_anywhere_add_up_to_the_whole(eth_fills: list[Fill]
     assert whole.realized_fifo_quote + whole.unrealized_quote == (
         whole.cash_flow_quote + whole.inventory_end * mark["ETHUSDT"]
     )
+
+
+def test_window_from_carried_lots_equals_the_window_from_the_full_history(
+    eth_fills: list[Fill],
+) -> None:
+    """The lots open at a window's start handed over as lots (what ``metrics window`` does)
+    give the figures of booking their opening fills digit for digit, and those of booking
+    the whole history by value."""
+    from tests.unit.test_ledger import window_view
+
+    mark = {"ETHUSDT": eth_fills[-1].price}
+    for cut in (1, 250, 377, 800, len(eth_fills) - 1):
+        before, window = eth_fills[:cut], eth_fills[cut:]
+        lots = fifo_realized(before).lots
+        assert lots, cut
+        opening = [lot.opening_fill() for lot in lots["ETHUSDT"]]
+        got = window_metrics([], window, mark, carried=lots)
+        assert window_view(got) == window_view(window_metrics(opening, window, mark))
+        history = window_metrics(before, window, mark).by_symbol["ETHUSDT"]
+        assert vars(got.by_symbol["ETHUSDT"]) == vars(history)

@@ -172,6 +172,9 @@ def test_totals_of_merge_parts_equal_the_sums_over_each_part() -> None:
             for symbol in {r[2] for r in chunk}
         }
         assert part == expected
+        assert {s: str(t.position) for s, t in part.items()} == {
+            s: str(t.position) for s, t in expected.items()
+        }
 
 
 def test_the_mark_spares_the_count_until_a_write_by_other_means(
@@ -236,3 +239,22 @@ def _live_fill(k: int) -> Fill:
         ts=T0 + timedelta(hours=3, seconds=k),
         source="live",
     )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sum_deltas_is_the_row_by_row_sum_digit_for_digit(seed: int) -> None:
+    """``sum_deltas`` books each distinct row once times its count: the same Decimal, text
+    and exponent included, as adding every row's book delta in turn."""
+    from stagectl.state.ledger_totals import EXACT
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(400):
+        qty = rng.choice(["0.5", "0.50", "1", "2.125", "0.001", "3.0000"])
+        fee, currency = rng.choice([("0", None), ("-0.0001", "USDT"), ("0.00010", "SOL")])
+        rows.append((rng.choice(["buy", "sell"]), qty, fee, currency))
+    total = Decimal(0)
+    for side, qty, fee, currency in rows:
+        total = EXACT.add(total, book_delta("SOLUSDT", side, qty, fee, currency))
+    got = sum_deltas("SOLUSDT", rows)
+    assert (got.fills, str(got.position)) == (len(rows), str(total))

@@ -258,3 +258,89 @@ def test_inventories_equal_the_fifo_inventory_digit_for_digit(seed: int) -> None
     fifo = fifo_realized(fills)
     expected = {s: str(fifo.inventory(s)) for s in fifo.lots}
     assert {s: str(v) for s, v in inventories(fills).items()} == expected
+
+
+def random_ledger(seed: int, n: int = 120) -> list[Fill]:
+    """Two symbols, position flips, quote fees and rebates, base fees, mixed precision."""
+    rng = np.random.default_rng(seed)
+    fills = []
+    for k in range(n):
+        symbol = "SOLUSDT" if rng.random() < 0.7 else "ETHUSDT"
+        qty = str(D(int(rng.integers(1, 5000))).scaleb(-int(rng.integers(0, 4))))
+        price = str(D(int(rng.integers(9_000, 11_000))).scaleb(-int(rng.integers(0, 3))))
+        fee, currency = [("0", ""), ("-0.020", "USDT"), ("0.0004", symbol[:3])][k % 3]
+        side = "buy" if rng.random() < 0.5 else "sell"
+        if currency == symbol[:3] and side == "buy" and D(fee) >= D(qty):
+            fee, currency = "0", ""
+        fills.append(fill(side, qty, price, fee, currency, n=k, symbol=symbol, seconds=k))
+    return fills
+
+
+def window_view(metrics: object) -> dict[str, dict[str, str]]:
+    """Every per-symbol figure of a WindowMetrics as text (digit for digit)."""
+    return {
+        symbol: {name: str(value) for name, value in vars(m).items()}
+        for symbol, m in metrics.by_symbol.items()  # type: ignore[attr-defined]
+    }
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_window_from_carried_lots_equals_the_window_from_the_full_history(seed: int) -> None:
+    """``window_metrics(carried=lots)`` books the lots open at the window start as lots: the
+    same text as booking their opening fills (what ``metrics window`` did before), the same
+    values as booking the whole history, and the window's realized PnL is the textbook
+    Decimal FIFO's."""
+    fills = random_ledger(seed)
+    expected, _ = reference_fifo(fills)
+    marks = {"SOLUSDT": D("100.25"), "ETHUSDT": D("99.5")}
+    for cut in (0, 1, 17, 60, 119, 120):
+        before, window = fills[:cut], fills[cut:]
+        lots = fifo_realized(before).lots
+        opening = [lot.opening_fill() for symbol in sorted(lots) for lot in lots[symbol]]
+        got = window_metrics([], window, marks, carried=lots)
+        assert window_view(got) == window_view(window_metrics(opening, window, marks))
+        history = window_metrics(before, window, marks)
+        assert {s: vars(m) for s, m in got.by_symbol.items()} == {
+            s: vars(m) for s, m in history.by_symbol.items()
+        }
+        assert got.realized_fifo_quote == sum(expected[cut:], D(0))
+
+
+def test_carried_lots_go_before_the_fills_before() -> None:
+    lots = fifo_realized([fill("buy", "2", "100", n=0)]).lots
+    before = [fill("sell", "0.5", "101", n=1)]
+    window = [fill("sell", "1", "103", n=2)]
+    sol = window_metrics(before, window, {"SOLUSDT": D(104)}, carried=lots).by_symbol["SOLUSDT"]
+    assert (sol.inventory_start, sol.inventory_end) == (D("1.5"), D("0.5"))
+    assert sol.realized_fifo_quote == D(3)
+    assert sol.unrealized_quote == D(2)
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**30), max_value=10**30))
+@settings(max_examples=300, deadline=None)
+def test_decimal_places_are_the_normalized_exponent(value: Decimal) -> None:
+    from stagectl.domain.ledger import decimal_places
+
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    assert decimal_places(value) == max(0, -exponent)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.decimals(places=9, min_value=-(10**9), max_value=10**9),
+            st.decimals(places=0, min_value=-(10**15), max_value=10**15),
+        ).map(str),
+        min_size=1,
+        max_size=30,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_stored_texts_become_the_units_their_values_give(texts: list[str]) -> None:
+    """``services.ledger.reads._units`` reads plain decimal text from its digits: the same
+    places and integers as ``scaled_units`` of the values (exponent forms go through it)."""
+    from stagectl.domain.ledger import scaled_units
+    from stagectl.services.ledger.reads import _units
+
+    assert _units(texts) == scaled_units([D(t) for t in texts])

@@ -34,6 +34,9 @@ from stagectl.errors import InputError
 
 _CURRENCY = re.compile(r"[A-Z0-9]{1,16}")
 
+KIND_COLUMNS = ("symbol", "side", "fee", "fee_currency", "liquidity", "order_id")
+"""The ``TradeColumns`` fields of few distinct values (``TradeColumns.codes``)."""
+
 
 @dataclass(frozen=True)
 class BadRow:
@@ -65,6 +68,10 @@ class TradeColumns:
     liquidity: Any
     order_id: Any
     bad: list[BadRow] = field(default_factory=list)
+    codes: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    """For the low-cardinality columns (``KIND_COLUMNS``), each row's code of its distinct
+    input value and how many there are (validation factorized them already), so batching
+    them does not hash every cell again; rows with equal codes hold equal values."""
 
     def __len__(self) -> int:
         return len(self.row_numbers)
@@ -160,6 +167,12 @@ def validate_columns(raw: RawColumns, *, now: datetime | None = None) -> TradeCo
         liquidity=_none_if_empty(liquidity),
         order_id=_none_if_empty(orders),
         bad=[bad[k] for k in sorted(bad)],
+        codes={
+            name: (column.codes, column.n_distinct)
+            for name, column in zip(
+                KIND_COLUMNS, (symbols, sides, fee, currency, liquidity, orders), strict=True
+            )
+        },
     )
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stagectl.domain.types import Fill, fee_in_base
+from stagectl.domain.types import Fill, Side, fee_in_base
 
 IntArray = npt.NDArray[Any]
 
@@ -54,6 +54,19 @@ class Lot:
     price: Decimal
     trade_id: str
     ts: datetime
+
+    def opening_fill(self) -> Fill:
+        """The fill that opens this lot on a flat book: a buy of a long lot's size at its
+        price, a sell of a short lot's."""
+        short = self.qty < 0
+        return Fill(
+            trade_id=self.trade_id,
+            ts=self.ts,
+            symbol=self.symbol,
+            side=Side.SELL if short else Side.BUY,
+            qty=self.qty.copy_abs(),
+            price=self.price,
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,18 @@ class FifoResult:
         return sum((lot.qty * (mark_price - lot.price) for lot in self.lots.get(symbol, ())), _ZERO)
 
 
+def decimal_places(value: Decimal) -> int:
+    """The decimal places of ``value`` without its trailing zeros (0 for an integer, and for
+    NaN or an infinity): ``max(0, -value.normalize().as_tuple().exponent)``, read from the
+    normalized text, which is several times cheaper than building the digit tuple."""
+    if not value.is_finite():
+        return 0
+    text = str(value.normalize())
+    mantissa, scientific, exponent = text.partition("E")
+    fraction = len(mantissa.partition(".")[2])
+    return max(0, fraction - int(exponent)) if scientific else fraction
+
+
 def scaled_units(values: Sequence[Decimal]) -> tuple[int, list[int]]:
     """``(places, units)``: the most decimal places among ``values`` (trailing zeros ignored)
     and every value as the exact integer ``value * 10**places``.
@@ -95,11 +120,7 @@ def scaled_units(values: Sequence[Decimal]) -> tuple[int, list[int]]:
     if not any(values):
         return 0, [0] * len(values)
     distinct = set(values)
-    places = 0
-    for value in distinct:
-        exponent = value.normalize().as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > places:
-            places = -exponent
+    places = max(map(decimal_places, distinct))
     mapping: dict[Decimal, int] = {}
     for value in distinct:
         units = int(value.scaleb(places))
@@ -179,16 +200,24 @@ def _cost_at(q_open: IntArray, c_open: IntArray, signed_price: IntArray, x: IntA
     return result
 
 
-def fifo_realized(fills: Sequence[Fill]) -> FifoResult:
+def fifo_realized(
+    fills: Sequence[Fill], carried: Mapping[str, Sequence[Lot]] | None = None
+) -> FifoResult:
     """FIFO realized PnL per fill (net of its fee, in quote) and the lots left open.
 
     Fills are booked in the order given (sort by ``ts`` first); symbols are independent.
+    ``carried`` holds each symbol's lots open before the first of ``fills`` (oldest first,
+    all on one side, as ``FifoResult.lots`` gives them): they are booked first, exactly as
+    their opening fills would be (a long lot a buy of its size at its price, a short one a
+    sell), without building those fills, and realize nothing themselves.
     """
+    seeds = {symbol: lots for symbol, lots in (carried or {}).items() if lots}
     by_symbol = _group_by_symbol(fills)
-    books = {
-        symbol: _book_symbol(fills if len(by_symbol) == 1 else [fills[i] for i in idx])
-        for symbol, idx in by_symbol.items()
-    }
+    books = {}
+    for symbol in sorted(set(by_symbol) | set(seeds)):
+        idx = by_symbol.get(symbol)
+        own = () if idx is None else fills if len(by_symbol) == 1 else [fills[i] for i in idx]
+        books[symbol] = _book_symbol(symbol, own, seeds.get(symbol, ()))
     money_scale = max((book.money_scale for book in books.values()), default=0)
     scaled = {
         symbol: _rescale(book.realized_net, 10 ** (money_scale - book.money_scale))
@@ -206,8 +235,8 @@ def _group_by_symbol(fills: Sequence[Fill]) -> dict[str, IntArray]:
     """Positions of each symbol's fills, in input order."""
     symbols = list(map(attrgetter("symbol"), fills))
     distinct = sorted(set(symbols))
-    if len(distinct) == 1:
-        return {distinct[0]: np.arange(len(fills))}
+    if len(distinct) <= 1:
+        return {symbol: np.arange(len(fills)) for symbol in distinct}
     code = {symbol: k for k, symbol in enumerate(distinct)}
     codes = np.array([code[s] for s in symbols])
     return {symbol: np.flatnonzero(codes == k) for symbol, k in code.items()}
@@ -231,15 +260,20 @@ class _SymbolBook:
     lots: tuple[Lot, ...]
 
 
-def _book_symbol(sym_fills: Sequence[Fill]) -> _SymbolBook:
-    """Scale one symbol's fills to integers, run the kernel, add fees and build the lots."""
-    symbol = sym_fills[0].symbol
-    qty_places, qty_u = scaled_units(list(map(attrgetter("qty"), sym_fills)))
-    price_places, price_u = scaled_units(list(map(attrgetter("price"), sym_fills)))
-    buy = np.array([f.side == "buy" for f in sym_fills], dtype=bool)
-    base_fee, quote_fee = _split_fees(symbol, sym_fills)
-    base_places, base_fee_u = scaled_units(base_fee)
-    fee_places, quote_fee_u = scaled_units(quote_fee)
+def _book_symbol(symbol: str, sym_fills: Sequence[Fill], seed: Sequence[Lot]) -> _SymbolBook:
+    """Scale one symbol's fills (after the open lots ``seed``) to integers, run the kernel,
+    add fees and build the lots; ``realized_net`` is the fills' (the seed realizes nothing)."""
+    n_seed = len(seed)
+    qty_places, qty_u = scaled_units(
+        [abs(lot.qty) for lot in seed] + list(map(attrgetter("qty"), sym_fills))
+    )
+    price_places, price_u = scaled_units(
+        [lot.price for lot in seed] + list(map(attrgetter("price"), sym_fills))
+    )
+    buy = np.array([lot.qty > 0 for lot in seed] + [f.side == "buy" for f in sym_fills], dtype=bool)
+    fill_base_fee, fill_quote_fee = _split_fees(symbol, sym_fills)
+    base_places, base_fee_u = scaled_units([_ZERO] * n_seed + fill_base_fee)
+    fee_places, quote_fee_u = scaled_units([_ZERO] * n_seed + fill_quote_fee)
     if base_places > qty_places:
         qty_u = [u * 10 ** (base_places - qty_places) for u in qty_u]
         qty_places = base_places
@@ -256,18 +290,13 @@ def _book_symbol(sym_fills: Sequence[Fill]) -> _SymbolBook:
     delta = np.where(buy, qty_arr, -qty_arr) - base_fee_arr
     kernel = fifo_kernel(delta, price_arr)
     fees = base_fee_arr * price_arr * gross_factor + np.array(quote_fee_u, dtype=dtype) * fee_factor
-    realized_net: IntArray = kernel.realized_gross * gross_factor - fees
-    lots = tuple(
-        Lot(
-            symbol=symbol,
-            qty=Decimal(int(q)).scaleb(-qty_places),
-            price=sym_fills[int(k)].price,
-            trade_id=sym_fills[int(k)].trade_id,
-            ts=sym_fills[int(k)].ts,
-        )
-        for k, q in zip(kernel.lot_fill_index, kernel.lot_qty, strict=True)
-    )
-    return _SymbolBook(realized_net=realized_net, money_scale=money_scale, lots=lots)
+    realized_net: IntArray = (kernel.realized_gross * gross_factor - fees)[n_seed:]
+    lots = []
+    for k, q in zip(kernel.lot_fill_index.tolist(), kernel.lot_qty.tolist(), strict=True):
+        opened: Lot | Fill = seed[k] if k < n_seed else sym_fills[k - n_seed]
+        qty = Decimal(int(q)).scaleb(-qty_places)
+        lots.append(Lot(symbol, qty, opened.price, opened.trade_id, opened.ts))
+    return _SymbolBook(realized_net=realized_net, money_scale=money_scale, lots=tuple(lots))
 
 
 def _split_fees(symbol: str, fills: Sequence[Fill]) -> tuple[list[Decimal], list[Decimal]]:

@@ -8,15 +8,15 @@ PnL-window table turns its sums into floats.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
 from typing import Any
 
 import numpy as np
 
-from stagectl.domain.ledger import FifoResult, fifo_realized
+from stagectl.domain.ledger import FifoResult, Lot, decimal_places, fifo_realized
 from stagectl.domain.ledger_book import fill_book_delta
 from stagectl.domain.types import Fill
 
@@ -96,14 +96,20 @@ def window_metrics(
     fills_before: Sequence[Fill],
     fills_in_window: Sequence[Fill],
     mark_price: Mapping[str, Decimal],
+    *,
+    carried: Mapping[str, Sequence[Lot]] | None = None,
 ) -> WindowMetrics:
     """Metrics of ``fills_in_window``, booked on top of the lots left by ``fills_before``.
 
     FIFO runs over ``fills_before + fills_in_window`` so the window's realized PnL consumes the
-    lots carried in, exactly. A symbol with inventory at the end needs a ``mark_price``.
+    lots carried in, exactly. ``carried`` holds lots open before ``fills_before`` (each
+    symbol's oldest first, e.g. read from a lot checkpoint): every figure is the same as with
+    their opening fills (``Lot.opening_fill``) at the head of ``fills_before``, digit for
+    digit, but the lots are booked as lots. A symbol with inventory at the end needs a
+    ``mark_price``.
     """
-    before = inventories(fills_before)
-    combined = fifo_realized([*fills_before, *fills_in_window])
+    before = inventories(fills_before, carried)
+    combined = fifo_realized([*fills_before, *fills_in_window], carried)
     offset = len(fills_before)
     window_idx: dict[str, list[int]] = {}
     for i, fill in enumerate(fills_in_window):
@@ -118,21 +124,33 @@ def window_metrics(
     return WindowMetrics(by_symbol=result)
 
 
-def inventories(fills: Sequence[Fill]) -> dict[str, Decimal]:
-    """Each symbol's open inventory after ``fills`` (symbols left flat are absent): exactly
-    ``fifo_realized(fills).inventory(symbol)``, written the same way (the most decimal
-    places among the quantities and base fees), without booking the lots: FIFO's inventory
-    is the sum of the book deltas."""
+def inventories(
+    fills: Sequence[Fill], carried: Mapping[str, Sequence[Lot]] | None = None
+) -> dict[str, Decimal]:
+    """Each symbol's open inventory after the lots ``carried`` and then ``fills`` (symbols
+    left flat are absent): exactly ``fifo_realized(fills, carried).inventory(symbol)``,
+    written the same way (the most decimal places among the lots' and fills' quantities and
+    base fees), without booking the lots: FIFO's inventory is the sum of the book deltas."""
     totals: dict[str, Decimal] = {}
     places: dict[str, int] = {}
     exact = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+    def count(symbol: str, delta: Decimal, values: Iterable[Decimal]) -> None:
+        totals[symbol] = exact.add(totals.get(symbol, _ZERO), delta)
+        for value in values:
+            if value:
+                places[symbol] = max(places.get(symbol, 0), decimal_places(value))
+
+    for symbol, lots in (carried or {}).items():
+        if lots:  # one sum, and the places of each distinct quantity once
+            qtys = [lot.qty for lot in lots]
+            with localcontext(exact):
+                total = sum(qtys, _ZERO)
+            count(symbol, total, set(qtys))
     for fill in fills:
         delta = fill_book_delta(fill)
-        totals[fill.symbol] = exact.add(totals.get(fill.symbol, _ZERO), delta)
-        for value in (fill.qty, fill.qty - delta if fill.side == "buy" else -fill.qty - delta):
-            exponent = value.normalize().as_tuple().exponent
-            if value and isinstance(exponent, int):
-                places[fill.symbol] = max(places.get(fill.symbol, 0), -exponent)
+        rest = fill.qty - delta if fill.side == "buy" else -fill.qty - delta
+        count(fill.symbol, delta, (fill.qty, rest))
     return {
         symbol: exact.quantize(total, Decimal(1).scaleb(-places.get(symbol, 0)))
         for symbol, total in totals.items()

@@ -34,6 +34,7 @@ totals row is dropped so readers take the slow path and report the problem there
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
@@ -79,12 +80,17 @@ def book_delta(
 
 
 def sum_deltas(symbol: str, rows: Iterable[tuple[str, str, str, str | None]]) -> SymbolTotal:
-    """Count and exact sum of ``(side, qty, fee, fee_currency)`` rows of one symbol."""
-    total, count = _ZERO, 0
-    for side, qty, fee, currency in rows:
-        total = EXACT.add(total, book_delta(symbol, side, qty, fee, currency))
-        count += 1
-    return SymbolTotal(count, total)
+    """Count and exact sum of ``(side, qty, fee, fee_currency)`` rows of one symbol.
+
+    Equal rows are counted first (a hash count in C: fills repeat their sizes and fees)
+    and each distinct one is booked once, times its count; the sum is the same Decimal,
+    exponent included, as adding the rows one by one."""
+    total = _ZERO
+    counted = Counter(rows)
+    for (side, qty, fee, currency), n in counted.items():
+        delta = book_delta(symbol, side, qty, fee, currency)
+        total = EXACT.add(total, delta if n == 1 else EXACT.multiply(Decimal(n), delta))
+    return SymbolTotal(counted.total(), total)
 
 
 def totals_from_columns(
@@ -126,15 +132,19 @@ def totals_by_part(
         group, qty = divmod(rest, len(qty_values))
         amount = EXACT.multiply(Decimal(n), Decimal(qty_values[qty]))
         positions[group] = EXACT.add(positions[group], amount if buy else -amount)
-    charged = (fees != "0") & pd.notna(currencies)
-    if charged.any():
-        pairs = pd.DataFrame(
-            {"g": groups[charged], "f": fees[charged], "c": currencies[charged]}
-        ).value_counts()
-        for key, n in pairs.items():
-            group_text, fee, currency = (str(part) for part in key)  # type: ignore[attr-defined]
-            group = int(group_text)
+    charged = np.flatnonzero((fees != "0") & pd.notna(currencies))
+    if len(charged):  # distinct (group, fee, currency) counted as one integer key each
+        fee_codes, fee_values = pd.factorize(fees[charged])
+        cur_codes, cur_values = pd.factorize(currencies[charged])
+        fee_key = (groups[charged].astype(np.int64) * len(fee_values) + fee_codes) * len(
+            cur_values
+        ) + cur_codes
+        fee_keys, fee_counts = np.unique(fee_key, return_counts=True)
+        for k, n in zip(fee_keys.tolist(), fee_counts.tolist(), strict=True):
+            rest, currency_code = divmod(k, len(cur_values))
+            group, fee_code = divmod(rest, len(fee_values))
             symbol = str(sym_names[group % len(sym_names)])
+            fee, currency = str(fee_values[fee_code]), str(cur_values[currency_code])
             fee_delta = book_delta(symbol, "buy", "0", fee, currency)
             positions[group] = EXACT.add(positions[group], EXACT.multiply(Decimal(n), fee_delta))
     out: list[dict[str, SymbolTotal]] = [{} for _ in range(n_parts)]

@@ -48,19 +48,10 @@ def trade_batch(columns: TradeColumns) -> TradeBatch:
     ]
     trade_id, ts, symbol, side, qty, price, fee, currency, liquidity, order_id = good
     kind_columns = (symbol, side, fee, currency, liquidity, order_id)
-    key = np.zeros(len(trade_id), dtype=np.int64)
-    distinct_rows = []
-    for column in kind_columns:
-        codes, distinct = pd.factorize(column, use_na_sentinel=False)
-        key = pd.factorize(key * len(distinct) + codes)[0].astype(np.int64)  # stays < rows
-        distinct_rows.append((codes, distinct))
-    kind_codes, kind_keys = pd.factorize(key)
+    kind_codes, kind_keys = pd.factorize(_kind_key(columns, kind_columns, keep))
     first = np.zeros(len(kind_keys), dtype=np.int64)
     first[kind_codes[::-1]] = np.arange(len(kind_codes))[::-1]
-    kinds = [
-        tuple(_text_or_none(distinct[codes[row]]) for codes, distinct in distinct_rows)
-        for row in first.tolist()
-    ]
+    kinds = [tuple(_text_or_none(column[row]) for column in kind_columns) for row in first.tolist()]
     count = len(trade_id)
     totals = _part_totals(symbol, side, qty, fee, currency, MERGE_BATCH_ROWS)
     parts = [
@@ -81,6 +72,33 @@ def trade_batch(columns: TradeColumns) -> TradeBatch:
         parts=parts,
         row_numbers=row_numbers,
     )
+
+
+def _kind_key(columns: TradeColumns, kind_columns: tuple[Any, ...], keep: Any) -> Any:
+    """One int64 per row, equal for rows whose ``kind_columns`` (the good rows' values of
+    ``KIND_COLUMNS``) are equal: the columns' codes from validation combined (a column
+    without them is factorized here), re-factorized only when the product of their counts
+    could overflow."""
+    import numpy as np
+    import pandas as pd
+
+    from stagectl.data.trade_validation import KIND_COLUMNS
+
+    rows = len(kind_columns[0])
+    key, size = np.zeros(rows, dtype=np.int64), 1
+    for name, column in zip(KIND_COLUMNS, kind_columns, strict=True):
+        known = columns.codes.get(name)
+        if known is None:
+            codes, distinct = pd.factorize(column, use_na_sentinel=False)
+            n = len(distinct)
+        else:
+            codes, n = known[0] if keep is None else known[0][keep], known[1]
+        n = max(n, 1)
+        if size * n >= 2**62:
+            key = pd.factorize(key)[0].astype(np.int64)
+            size = max(rows, 1)
+        key, size = key * n + codes, size * n
+    return key
 
 
 def _part_totals(

@@ -5,14 +5,15 @@ position there: with the ledger's running totals the position comes from ``fill_
 the lots from a short backward scan (:func:`newest_lots`). Without them, the history is read
 as text columns (only side, qty, price and fee), turned into integer minor units (each
 distinct value converted once) and run through the domain's exact integer FIFO kernel. The
-open lots come back as *opening fills* (a long lot is a buy of its size at its price, a short
-lot a sell), which FIFO books into exactly the same lot queue, so the domain's
-``window_metrics`` and ``pnl_windows`` can consume the carried-in lots. The SQL is
-``state.ledger_reads``'s.
+open lots come back as the domain's ``Lot``s (:func:`open_lots`, which ``window_metrics``
+books as lots) or as *opening fills* (:func:`carried_lots`: a long lot is a buy of its size
+at its price, a short lot a sell, which FIFO books into exactly the same lot queue, for
+``pnl_windows``). The SQL is ``state.ledger_reads``'s.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from stagectl.state.ledger_checkpoints import LedgerRows, LotText
 
 _INT64_SAFE = 2**62
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 CHECKPOINT_GAP = 8192
 """The most fills booked on top of a checkpoint; further from one, the lots come from the
 running totals and a backward scan instead."""
@@ -45,17 +47,32 @@ def ledger_symbols(db: StateDB, before: datetime | None = None) -> list[str]:
 
 
 def _units(texts: Sequence[str]) -> tuple[int, list[int]]:
-    """``(places, units)`` for decimal strings: each distinct string converted once."""
+    """``(places, units)`` for decimal strings, as ``domain.ledger.scaled_units`` gives them
+    for their values: each distinct string converted once, plain ones (``-12.340``) from
+    their digits, anything else (an exponent) through Decimal."""
     from stagectl.domain.ledger import scaled_units
 
-    distinct = list(set(texts))
-    places, units = scaled_units([Decimal(t) for t in distinct])
-    mapping = dict(zip(distinct, units, strict=True))
+    distinct = set(texts)
+    if not all(map(_PLAIN_DECIMAL.fullmatch, distinct)):
+        listed = list(distinct)
+        places, units = scaled_units([Decimal(t) for t in listed])
+        mapping = dict(zip(listed, units, strict=True))
+        return places, [mapping[t] for t in texts]
+    split = {t: t.partition(".")[::2] for t in distinct}
+    digits = {t: (whole, fraction.rstrip("0")) for t, (whole, fraction) in split.items()}
+    places = max((len(fraction) for _, fraction in digits.values()), default=0)
+    mapping = {t: int(whole + part.ljust(places, "0")) for t, (whole, part) in digits.items()}
     return places, [mapping[t] for t in texts]
 
 
 def carried_lots(db: StateDB, symbol: str, before: datetime) -> list[Any]:
-    """The FIFO lots of ``symbol`` open just before ``before``, as opening domain Fills.
+    """The FIFO lots of ``symbol`` open just before ``before``, as opening domain Fills
+    (``open_lots``, each as ``Lot.opening_fill``: what ``pnl_windows`` books)."""
+    return [lot.opening_fill() for lot in open_lots(db, symbol, before)]
+
+
+def open_lots(db: StateDB, symbol: str, before: datetime) -> list[Any]:
+    """The FIFO lots of ``symbol`` open just before ``before`` (domain Lots, oldest first).
 
     From the newest lot checkpoint before ``before`` and the fills since it
     (``state.ledger_checkpoints``); else, with the ledger's running totals
@@ -63,17 +80,25 @@ def carried_lots(db: StateDB, symbol: str, before: datetime) -> list[Any]:
     before it; otherwise the whole history runs through the integer FIFO kernel."""
     from stagectl.state.ledger_reads import position_before
 
-    lots = checkpoint_lots(db, symbol, before)
+    lots = _checkpoint_open_lots(db, symbol, before)
     if lots is not None:
         return lots
     position = position_before(db, symbol, before)
-    lots = None if position is None else newest_lots(db, symbol, before, position)
-    return scan_carried_lots(db, symbol, before) if lots is None else lots
+    fills = None if position is None else newest_lots(db, symbol, before, position)
+    if fills is None:
+        fills = scan_carried_lots(db, symbol, before)
+    return [_fill_lot(fill) for fill in fills]
 
 
 def checkpoint_lots(db: StateDB, symbol: str, before: datetime) -> list[Any] | None:
     """``carried_lots`` from a trusted checkpoint at most ``CHECKPOINT_GAP`` fills before
     ``before``; None without one."""
+    lots = _checkpoint_open_lots(db, symbol, before)
+    return None if lots is None else [lot.opening_fill() for lot in lots]
+
+
+def _checkpoint_open_lots(db: StateDB, symbol: str, before: datetime) -> list[Any] | None:
+    """``open_lots`` from a trusted checkpoint (None without one near enough)."""
     from stagectl.state import ledger_checkpoints as checkpoints
     from stagectl.state._codec import ts_text
 
@@ -88,24 +113,27 @@ def checkpoint_lots(db: StateDB, symbol: str, before: datetime) -> list[Any] | N
     )
     if gap is None:
         return None
-    return [lot_fill(symbol, lot) for lot in book_lots(symbol, checkpoint.lots, gap)]
+    return stored_lots(symbol, book_lots(symbol, checkpoint.lots, gap))
 
 
-def lot_fill(symbol: str, lot: LotText) -> Any:
-    """A stored open lot as the opening domain Fill that books into it."""
-    from stagectl.domain.types import Fill, Side
+def stored_lots(symbol: str, lots: Sequence[LotText]) -> list[Any]:
+    """Stored open lots as the domain's Lots (each distinct price text converted once)."""
+    from stagectl.domain.ledger import Lot
     from stagectl.state._codec import parse_ts
 
-    qty, price, trade_id, ts = lot
-    short = qty.startswith("-")
-    return Fill(
-        trade_id=trade_id,
-        ts=parse_ts(ts),
-        symbol=symbol,
-        side=Side.SELL if short else Side.BUY,
-        qty=Decimal(qty[1:] if short else qty),
-        price=Decimal(price),
-    )
+    prices = {text: Decimal(text) for text in {lot[1] for lot in lots}}
+    return [
+        Lot(symbol, Decimal(qty), prices[price], trade_id, parse_ts(ts))
+        for qty, price, trade_id, ts in lots
+    ]
+
+
+def _fill_lot(fill: Any) -> Any:
+    """An opening domain Fill (the walk back, the scan) as the Lot it opens."""
+    from stagectl.domain.ledger import Lot
+
+    qty = fill.qty if fill.side == "buy" else fill.qty.copy_negate()
+    return Lot(fill.symbol, qty, fill.price, fill.trade_id, fill.ts)
 
 
 def book_lots(symbol: str, seed: Sequence[LotText], rows: LedgerRows) -> list[LotText]:

@@ -102,13 +102,13 @@ def run(request: WindowRequest, *, home: Home) -> WindowResult:
     state_path = home.state_path
     with ledger.open_ledger(state_path) as db, snapshot(db):
         symbols = [request.symbol] if request.symbol else ledger.ledger_symbols(db, request.until)
-        before: list[Any] = []
+        carried: dict[str, list[Any]] = {}
         in_window: list[Any] = []
         marks: dict[str, Decimal] = {}
         sources: dict[str, str] = {}
         unknown: dict[str, int] = {}
         for symbol in symbols:
-            before += ledger.carried_lots(db, symbol, start)
+            carried[symbol] = ledger.open_lots(db, symbol, start)
             fills, unknown[symbol] = ledger.window_fills(db, symbol, start, request.until)
             in_window += fills
             if symbol in request.marks:
@@ -117,7 +117,7 @@ def run(request: WindowRequest, *, home: Home) -> WindowResult:
                 price = ledger.last_price(db, symbol, request.until)
                 if price is not None:
                     marks[symbol], sources[symbol] = price, MARK_LAST_FILL
-    metrics = window_metrics(before, in_window, marks)
+    metrics = window_metrics([], in_window, marks, carried=carried)
     return WindowResult(
         start=start,
         until=request.until,
