@@ -55,6 +55,24 @@ def test_importing_the_same_fills_twice_records_each_once(state_url: StateLocati
         assert [f.trade_id for f in fills(db)] == ["1", "2", "3"]
 
 
+def test_a_known_trade_with_other_values_is_kept_and_reported_not_dropped_silently(
+    state_url: StateLocation,
+) -> None:
+    """The run's own fill path once skipped a second record of a trade whatever its
+    values; the skip stays (the ledger keeps the first record) but is now reported."""
+    with open_state(state_url) as db:
+        insert_fills(db, [_fill("1"), _fill("2")])
+        same = insert_fills(db, [_fill("1", qty=Decimal("1.50"))])  # the same number
+        assert (same.inserted, same.skipped, same.conflicts) == (0, 1, ())
+        other = insert_fills(db, [_fill("3"), _fill("2", qty=Decimal("2"), price=Decimal("1"))])
+        assert (other.inserted, other.skipped) == (1, 1)
+        [conflict] = other.conflicts
+        assert (conflict.position, conflict.symbol, conflict.trade_id) == (1, "ETHUSDT", "2")
+        assert conflict.differences == (("qty", "2", "1.5"), ("price", "1", "3500.10"))
+        assert conflict.stored.source == "import"
+        assert [f.qty for f in fills(db) if f.trade_id == "2"] == [Decimal("1.5")]
+
+
 def test_the_same_trade_id_on_another_exchange_is_another_fill(state_url: StateLocation) -> None:
     with open_state(state_url) as db:
         counts = insert_fills(db, [_fill("1"), _fill("1", account="paper")])

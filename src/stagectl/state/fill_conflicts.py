@@ -15,6 +15,7 @@ back. A step whose trades were all new pays nothing for the check.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,3 +127,35 @@ def _stored_fill(conn: Any, fill_id: int) -> StoredFill:
         (fill_id,),
     ).fetchone()
     return StoredFill(fill_id, source, import_id, origin, sha256, run_id)
+
+
+def offered_conflicts(
+    conn: Any, offered: Sequence[Mapping[str, str | None]]
+) -> tuple[FillConflict, ...]:
+    """Inside the insert's transaction, after it: the offered fills (each with
+    ``exchange``, ``trade_id`` and :data:`TRADE_VALUE_FIELDS`) whose key is recorded with
+    other values, in offered order. For the few-row inserts of a run's own fills
+    (``state.ledger.insert_fills``), called only when some row was not inserted."""
+    fields = ", ".join(TRADE_VALUE_FIELDS)
+    found: list[FillConflict] = []
+    for position, fill in enumerate(offered):
+        row = conn.execute(
+            f"SELECT id, {fields} FROM fills WHERE exchange = ? AND trade_id = ?",
+            (fill["exchange"], fill["trade_id"]),
+        ).fetchone()
+        if row is None:
+            continue
+        stored = dict(zip(TRADE_VALUE_FIELDS, row[1:], strict=True))
+        differ = differing_fields(fill, stored)
+        if differ:
+            symbol, key = str(fill["symbol"]), str(fill["trade_id"])
+            found.append(
+                FillConflict(
+                    position=position,
+                    symbol=symbol,
+                    trade_id=key.removeprefix(f"{symbol}:"),  # the ledger's SYMBOL:ID key
+                    differences=tuple((name, fill[name], stored[name]) for name in differ),
+                    stored=_stored_fill(conn, int(row[0])),
+                )
+            )
+    return tuple(found)

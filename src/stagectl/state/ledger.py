@@ -32,6 +32,7 @@ from stagectl.state._codec import (
     ts_text,
 )
 from stagectl.state.db import StateDB
+from stagectl.state.fill_conflicts import FillConflict, offered_conflicts
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class InsertCounts:
 
     inserted: int
     skipped: int
+    conflicts: tuple[FillConflict, ...] = ()
+    """Skipped fills whose trade is recorded with other values (``state.fill_conflicts``):
+    the ledger keeps the first record; the caller says so."""
 
 
 _FILL_COLUMNS = (
@@ -54,7 +58,8 @@ FillRow = tuple[str | None, ...]
 
 
 def insert_fills(db: StateDB, fills: Iterable[Fill]) -> InsertCounts:
-    """Record fills in one transaction; a fill already recorded is skipped.
+    """Record fills in one transaction; a fill already recorded is skipped (and listed in
+    ``conflicts`` when its values differ from the record's).
 
     ``ON CONFLICT (exchange, trade_id) DO NOTHING`` rather than ``INSERT OR
     IGNORE``: only a duplicate trade is skipped, while any other violation (a
@@ -83,7 +88,11 @@ def insert_fill_rows(db: StateDB, rows: Sequence[FillRow]) -> InsertCounts:
         )
         inserted = conn.total_changes - before
         refresh_fill_totals(conn, inserted, last_id)
-    return InsertCounts(inserted=inserted, skipped=len(rows) - inserted)
+        conflicts: tuple[FillConflict, ...] = ()
+        if inserted < len(rows):
+            offered = [dict(zip(FILL_ROW_FIELDS, row, strict=True)) for row in rows]
+            conflicts = offered_conflicts(conn, offered)
+    return InsertCounts(inserted=inserted, skipped=len(rows) - inserted, conflicts=conflicts)
 
 
 def refresh_fill_totals(conn: Any, inserted: int, last_id: int) -> None:

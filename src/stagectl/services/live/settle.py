@@ -45,6 +45,7 @@ from stagectl.services.live.rebalance import Executed, record_settled, settle_pl
 from stagectl.services.live.step import LiveContext
 from stagectl.state import journal, ledger, orders
 from stagectl.state.equity import EquitySnapshot, record_snapshots
+from stagectl.state.fill_conflicts import FillConflict
 
 _ZERO = Decimal(0)
 MARGIN_SEVERITY = {"NORMAL": "INFO", "WARNING": "MEDIUM", "CRITICAL": "CRITICAL"}
@@ -420,7 +421,8 @@ def _record(ctx: LiveContext, data: StepData, done: Settlement) -> None:
     """Step 3: everything the bar settled, inside the caller's one transaction."""
     db = ctx.db
     if done.fills:
-        ledger.insert_fills(db, done.fills)
+        counts = ledger.insert_fills(db, done.fills)
+        journal.record_events(db, [_conflict_alert(ctx, data, c) for c in counts.conflicts])
     for order in done.orders:
         orders.upsert_order(db, order)
     if done.funding:
@@ -450,6 +452,27 @@ def _record(ctx: LiveContext, data: StepData, done: Settlement) -> None:
         )  # fmt: skip
     if done.rebalance is not None:
         record_settled(ctx, data, done.rebalance)
+
+
+def _conflict_alert(ctx: LiveContext, data: StepData, conflict: FillConflict) -> Event:
+    """A fill the venue reported for a trade the ledger already holds with other values:
+    the ledger keeps its record (as ``metrics import`` refuses such a file), and the
+    operator must find out which is right (docs/ledger.md, "One trade, one fill")."""
+    stored = conflict.stored
+    where = f"run {stored.run_id}" if stored.run_id else stored.source
+    if stored.import_origin:
+        where = f"import of {stored.import_origin}"
+    changed = ", ".join(f"{name} {new} (recorded {old})" for name, new, old in conflict.differences)
+    message = (
+        f"trade {conflict.symbol}:{conflict.trade_id} is recorded (fill {stored.fill_id}, "
+        f"{where}) with other values: {changed}; the ledger kept its record"
+    )
+    extra = {
+        "trade_id": conflict.trade_id,
+        "stored_fill_id": stored.fill_id,
+        "differences": [list(d) for d in conflict.differences],
+    }
+    return _alert(ctx, data.close_ts, "CRITICAL", "FILL_CONFLICT", message, conflict.symbol, extra)
 
 
 def _record_funding(ctx: LiveContext, data: StepData, funding: list[FundingPayment]) -> None:
