@@ -6,6 +6,7 @@ and arrays/Series; thresholds are arguments with the seeds' values as defaults.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import time
 from typing import Any
@@ -158,24 +159,30 @@ def regime_inputs(
     """
     from stagectl.domain.indicators import adx, log_returns
 
-    close = candles["close"].astype(float)
-    sigma = log_returns(close).rolling(vol_window_bars, min_periods=vol_window_bars).std(ddof=1)
-    median = (
-        candles["volume"]
-        .astype(float)
-        .shift(1)
-        .rolling(volume_median_window_bars, min_periods=volume_median_window_bars)
-        .median()
-    )
-    return pd.DataFrame(
-        {
-            "adx": adx(candles["high"], candles["low"], close, adx_period)["adx"].to_numpy(),
-            "volatility_pct": (sigma * np.sqrt(bars_per_day) * 100.0).to_numpy(),
-            "trend_return": (close / close.shift(vol_window_bars) - 1.0).to_numpy(),
-            "volume_ratio": (candles["volume"].astype(float) / median.where(median > 0)).to_numpy(),
-        },
-        index=candles.index,
-    )
+    volume = candles["volume"].astype(float)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # pandas' rolling median (a skiplist, about a third of this function) releases the
+        # GIL: it runs beside the ADX and the volatility on a second core
+        trailing = pool.submit(
+            lambda: (
+                volume.shift(1)
+                .rolling(volume_median_window_bars, min_periods=volume_median_window_bars)
+                .median()
+            )
+        )
+        close = candles["close"].astype(float)
+        sigma = log_returns(close).rolling(vol_window_bars, min_periods=vol_window_bars)
+        inputs = pd.DataFrame(
+            {
+                "adx": adx(candles["high"], candles["low"], close, adx_period)["adx"].to_numpy(),
+                "volatility_pct": (sigma.std(ddof=1) * np.sqrt(bars_per_day) * 100.0).to_numpy(),
+                "trend_return": (close / close.shift(vol_window_bars) - 1.0).to_numpy(),
+            },
+            index=candles.index,
+        )
+        median = trailing.result()
+    inputs["volume_ratio"] = (volume / median.where(median > 0)).to_numpy()
+    return inputs
 
 
 def regime_labels(candles: pd.DataFrame, bar_minutes: float) -> npt_str:
