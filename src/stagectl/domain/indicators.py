@@ -71,14 +71,19 @@ def adx(high: Any, low: Any, close: Any, period: int = 14) -> pd.DataFrame:
         np.copyto(plus_dm[1:], up, where=(up > down) & (up > 0))
         np.copyto(minus_dm[1:], down, where=(down > up) & (down > 0))
     atr = _wilder(tr, period, 1)
+    plus_di, minus_di = _wilder(plus_dm, period, 1), _wilder(minus_dm, period, 1)
+    zero_atr = atr == 0  # NaN (before the seed) stays NaN through the division
     with np.errstate(divide="ignore", invalid="ignore"):
-        plus_di = np.where(atr != 0, 100.0 * _wilder(plus_dm, period, 1) / atr, 0.0)
-        minus_di = np.where(atr != 0, 100.0 * _wilder(minus_dm, period, 1) / atr, 0.0)
-        plus_di[np.isnan(atr)] = np.nan
-        minus_di[np.isnan(atr)] = np.nan
+        for di in (plus_di, minus_di):
+            di *= 100.0
+            di /= atr
+            di[zero_atr] = 0.0
         di_sum = plus_di + minus_di
-        dx = np.where(di_sum != 0, 100.0 * np.abs(plus_di - minus_di) / di_sum, 0.0)
-    dx[np.isnan(di_sum)] = np.nan
+        dx = np.subtract(plus_di, minus_di)
+        np.abs(dx, out=dx)
+        dx *= 100.0
+        dx /= di_sum
+    dx[di_sum == 0] = 0.0
     return pd.DataFrame(
         {"plus_di": plus_di, "minus_di": minus_di, "dx": dx, "adx": _wilder(dx, period, period)},
         index=index,
