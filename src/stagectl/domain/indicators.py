@@ -38,9 +38,11 @@ def _wilder(values: np.ndarray, period: int, first: int) -> np.ndarray:
     seed_at = first + period - 1
     out = np.full(len(values), np.nan)
     if len(values) > seed_at:
-        tail = values[seed_at:].copy()
+        tail = out[seed_at:]
+        tail[:] = values[seed_at:]
         tail[0] = pd.Series(values[first : seed_at + 1]).mean()
-        out[seed_at:] = pd.Series(tail).ewm(alpha=1.0 / period, adjust=False).mean().to_numpy()
+        smooth = pd.Series(tail, copy=False).ewm(alpha=1.0 / period, adjust=False)
+        tail[:] = smooth.mean().to_numpy()
     return out
 
 
@@ -87,6 +89,7 @@ def adx(high: Any, low: Any, close: Any, period: int = 14) -> pd.DataFrame:
     return pd.DataFrame(
         {"plus_di": plus_di, "minus_di": minus_di, "dx": dx, "adx": _wilder(dx, period, period)},
         index=index,
+        copy=False,
     )
 
 

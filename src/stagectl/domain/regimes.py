@@ -179,6 +179,7 @@ def regime_inputs(
                 "trend_return": (close / close.shift(vol_window_bars) - 1.0).to_numpy(),
             },
             index=candles.index,
+            copy=False,
         )
         median = trailing.result()
     inputs["volume_ratio"] = (volume / median.where(median > 0)).to_numpy()
