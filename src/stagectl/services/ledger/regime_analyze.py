@@ -151,6 +151,7 @@ def _candle_side(candles: CandleSet, config: Any) -> tuple[dict[str, Any], Any, 
     Every windowed indicator runs on each segment alone (``domain.segments.per_segment``):
     after a gap it warms up again instead of bridging the gap."""
     import numpy as np
+    import pandas as pd
 
     from stagectl.data.segments import interval_text
     from stagectl.domain.indicators import ema_volatility_bps, external_volatility_bps
@@ -168,7 +169,6 @@ def _candle_side(candles: CandleSet, config: Any) -> tuple[dict[str, Any], Any, 
             volume_median_window_bars=ra.volume_median_window_bars,
         ),
     )
-    bars = inputs
     codes = regime_codes(
         inputs["adx"],
         inputs["volatility_pct"],
@@ -176,9 +176,11 @@ def _candle_side(candles: CandleSet, config: Any) -> tuple[dict[str, Any], Any, 
         inputs["volume_ratio"],
         rules=_regime_rules(ra),
     )
-    # labels from an object array: pandas turns it into its string column ~5x faster than
-    # numpy's fixed-width strings
-    bars["regime"] = np.asarray(REGIME_LABELS, dtype=object)[codes]
+    # the per-bar table's columns, gathered to build it once without copies; the labels from
+    # an object array: pandas makes its string column of it ~5x faster than of numpy's
+    # fixed-width strings
+    columns: dict[str, Any] = {name: inputs[name].to_numpy() for name in inputs.columns}
+    columns["regime"] = np.asarray(REGIME_LABELS, dtype=object)[codes]
     close = frame["close"].astype(float)
     window = int(vol.external_window_min)
     measures = {
@@ -193,8 +195,9 @@ def _candle_side(candles: CandleSet, config: Any) -> tuple[dict[str, Any], Any, 
     volatility: dict[str, Any] = {}
     states: dict[str, Any] = {}
     for name, series in measures.items():
-        bars[f"vol_{name}_bps"] = series.to_numpy()
+        columns[f"vol_{name}_bps"] = series.to_numpy()
         volatility[name], states[name] = _threshold_summary(series, vol, starts)
+    bars = pd.DataFrame(columns, index=frame.index, copy=False)
     counts = np.bincount(codes, minlength=len(REGIME_LABELS))
     share = {label: counts[k] / len(codes) for k, label in enumerate(REGIME_LABELS) if counts[k]}
     adx = bars["adx"]
