@@ -161,7 +161,7 @@ def regime_inputs(
 
     volume = candles["volume"].astype(float)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # pandas' rolling median (a skiplist, about a third of this function) releases the
+        # pandas' rolling median (a skiplist, most of this function's time) releases the
         # GIL: it runs beside the ADX and the volatility on a second core
         trailing = pool.submit(
             lambda: (
