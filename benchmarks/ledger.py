@@ -325,22 +325,70 @@ def year_of_candles(data: MarketData, out: Path, bars: int = 525_600) -> None:
         tiled.to_csv(handle, index=False)
 
 
+REGIME_MODULES = (
+    "numpy",
+    "pandas",
+    "stagectl.cli.main",
+    "stagectl.cli.regime_analyze",
+    "stagectl.config.loader",
+    "stagectl.data.segments",
+    "stagectl.domain.indicators",
+    "stagectl.domain.regimes",
+    "stagectl.services.ledger.reads",
+    "stagectl.services.ledger.regime_analyze",
+)  # what ``regime-analyze --json`` imports (its lazy imports included)
+
+
+def cpu_and_wall(fn: Callable[[], Any]) -> tuple[float, float]:
+    """One call's CPU time (this process, every thread) and wall time, in seconds."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
 def bench_regimes(data: MarketData, work: Path, ledger_home: Path, fills: int) -> None:
     """regime-analyze over a year of 2024 candles, with an empty ledger and with the
     benchmark's ledger, whose fills (2025) all lie after the candles: they must cost
-    nothing (the ledger side reads only the fills inside the candles' range)."""
+    nothing (the ledger side reads only the fills inside the candles' range).
+
+    Warm: in this process after one warm-up call, the analysis and the candle read alone
+    (its floor: ``load_candles``) called alternately, medians of 5, CPU and wall. Cold: the
+    command end to end in a fresh process (``--json``), median of 3, next to a fresh process
+    that only imports what it imports (the import share)."""
     candles = work / "binance_perp_SOLUSDT_1m_ohlcv_year.csv.gz"
     year_of_candles(data, candles)
-    load_s, loaded = timed(lambda: regime_analyze.load_candles((candles,)), repeat=1)
     request = regime_analyze.RegimeRequest(symbol="SOLUSDT", candles=(candles,))
-    bars = len(loaded.frame)
+    bars = len(regime_analyze.load_candles((candles,)).frame)
     for label, home in (
         ("an empty ledger", work / "empty-home"),
         (f"{fills:,} fills", ledger_home),
     ):
-        total_s, _ = timed(lambda h=home: regime_analyze.run(request, home=Home.resolve(h)))
-        print(f"regime-analyze over {bars:,} one-minute bars, {label}: {total_s:.2f} s")
-    print(f"  of which reading and validating the CSV: {load_s:.2f} s")
+        regime_analyze.run(request, home=Home.resolve(home))
+        runs, reads = [], []
+        for _ in range(5):
+            runs.append(
+                cpu_and_wall(lambda h=home: regime_analyze.run(request, home=Home.resolve(h)))
+            )
+            reads.append(cpu_and_wall(lambda: regime_analyze.load_candles((candles,))))
+        cpu, wall = (statistics.median(r[k] for r in runs) for k in (0, 1))
+        read_cpu, read_wall = (statistics.median(r[k] for r in reads) for k in (0, 1))
+        print(
+            f"regime-analyze over {bars:,} one-minute bars, {label}: {wall:.2f} s"
+            f" (warm, CPU {cpu:.2f} s); of which reading and validating the CSV"
+            f" {read_wall:.2f} s (CPU {read_cpu:.2f} s), the analysis {wall - read_wall:.2f} s"
+            f" (CPU {cpu - read_cpu:.2f} s)"
+        )
+    env = {**os.environ, "STAGECTL_HOME": str(work / "empty-home")}
+    command = [sys.executable, "-m", "stagectl", "regime-analyze", "--candles", str(candles)]
+    cold_s, _ = timed(
+        lambda: subprocess.run([*command, "--json"], env=env, check=True, capture_output=True)
+    )
+    imports = "import " + ", ".join(REGIME_MODULES)
+    import_s, _ = timed(lambda: subprocess.run([sys.executable, "-c", imports], check=True))
+    print(
+        f"  cold, end to end in a fresh process: {cold_s:.2f} s, of which importing"
+        f" (a process that only imports the modules the command imports) {import_s:.2f} s"
+    )
 
 
 def main() -> None:

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from stagectl.domain.regimes import (
+    REGIME_LABELS,
     RegimeRules,
     bucket_stats,
     classify_regimes,
     inventory_correlation,
+    regime_codes,
     regime_inputs,
     session_bucket,
     threshold_events,
@@ -62,6 +64,46 @@ def test_regime_rules_and_precedence() -> None:
         "NEUTRAL",  # ADX 15 but vol below 1 %
         "NEUTRAL",  # warm-up
     ]
+
+
+def _first_match_by_select(
+    adx: np.ndarray, vol: np.ndarray, ret: np.ndarray, ratio: np.ndarray, spread: np.ndarray
+) -> np.ndarray:
+    """The gates as np.select over the labels (the implementation before the codes)."""
+    rules = RegimeRules()
+    with np.errstate(invalid="ignore"):
+        conditions = [
+            (ratio < rules.illiquid_volume_ratio_max_pct / 100.0)
+            | (spread > rules.illiquid_spread_min_bps),
+            (vol > rules.panic_vol_min_pct) & (ret < 0) & (ratio >= rules.panic_volume_ratio_min),
+            adx > rules.trend_adx_min,
+            (adx < rules.range_adx_max)
+            & (vol >= rules.range_vol_min_pct)
+            & (vol <= rules.range_vol_max_pct),
+        ]
+    return np.select(conditions, ["ILLIQUID", "PANIC", "TREND", "RANGE"], "NEUTRAL")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_regime_codes_index_the_labels_of_the_first_matching_gate(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 5000
+    adx = rng.uniform(10, 35, n)
+    vol = rng.uniform(0, 8, n)
+    ret = rng.normal(0, 0.01, n)
+    ratio = rng.uniform(0, 3, n)
+    spread = rng.uniform(0, 80, n)
+    for values in (adx, vol, ret, ratio, spread):
+        values[rng.random(n) < 0.05] = np.nan
+    # values on the thresholds themselves
+    adx[:50], vol[50:100], ratio[100:150] = 25.0, 4.0, 1.5
+    codes = regime_codes(adx, vol, ret, ratio, spread)
+    labels = np.asarray(REGIME_LABELS)[codes]
+    assert labels.tolist() == _first_match_by_select(adx, vol, ret, ratio, spread).tolist()
+    assert classify_regimes(adx, vol, ret, ratio, spread).tolist() == labels.tolist()
+    no_spread = _first_match_by_select(adx, vol, ret, ratio, np.full(n, np.nan))
+    assert classify_regimes(adx, vol, ret, ratio).tolist() == no_spread.tolist()
+    assert len(set(labels.tolist())) == 5
 
 
 def test_regime_rules_are_configurable() -> None:

@@ -2,6 +2,9 @@
 
 Inputs are float arrays or pandas Series without NaN (callers validate data first); outputs
 keep the input's index. Returns are log returns ``ln(p_t / p_{t-1})``.
+
+A year of minutes is half a million values: each full-length temporary is 4 MB whose first
+touch costs milliseconds, so the array code reuses its buffers (``out=``) where it can.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 BPS = 10_000.0
+_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}  # a DatetimeIndex's unit
 
 
 def _series(values: Any) -> pd.Series:
@@ -26,13 +30,20 @@ def wilder_smooth(values: pd.Series, period: int, first: int) -> pd.Series:
     ``S[t] = S[t-1] + (x[t] - S[t-1]) / period`` (an EMA with ``alpha = 1/period`` seeded with
     the simple mean); NaN before the seed. Computed with pandas' ``ewm(adjust=False)``.
     """
+    return pd.Series(_wilder(values.to_numpy(dtype=float), period, first), index=values.index)
+
+
+def _wilder(values: np.ndarray, period: int, first: int) -> np.ndarray:
+    """``wilder_smooth`` on an array (the seed is pandas' mean of the seed window)."""
     seed_at = first + period - 1
     out = np.full(len(values), np.nan)
     if len(values) > seed_at:
-        tail = values.iloc[seed_at:].copy()
-        tail.iloc[0] = values.iloc[first : seed_at + 1].mean()
-        out[seed_at:] = tail.ewm(alpha=1.0 / period, adjust=False).mean().to_numpy()
-    return pd.Series(out, index=values.index)
+        tail = out[seed_at:]
+        tail[:] = values[seed_at:]
+        tail[0] = pd.Series(values[first : seed_at + 1]).mean()
+        smooth = pd.Series(tail, copy=False).ewm(alpha=1.0 / period, adjust=False)
+        tail[:] = smooth.mean().to_numpy()
+    return out
 
 
 def adx(high: Any, low: Any, close: Any, period: int = 14) -> pd.DataFrame:
@@ -44,35 +55,41 @@ def adx(high: Any, low: Any, close: Any, period: int = 14) -> pd.DataFrame:
     value at bar ``period``); ``+DI = 100 * S(+DM) / S(TR)``, ``-DI`` likewise (0 when
     ``S(TR) = 0``); ``DX = 100 * |+DI - -DI| / (+DI + -DI)`` (0 when both are 0); ADX is DX
     Wilder-smoothed from bar ``period`` (first value at bar ``2 * period - 1``).
-    Columns: ``plus_di``, ``minus_di``, ``dx``, ``adx``.
+    Columns: ``plus_di``, ``minus_di``, ``dx``, ``adx``. In numpy on arrays (bar 0's TR and
+    DM are never read: the smoothing starts at bar 1).
     """
-    h, lo, c = _series(high), _series(low), _series(close)
-    lo.index = c.index = h.index
-    prev_close = c.shift(1)
-    hv, lv, pc = h.to_numpy(), lo.to_numpy(), prev_close.to_numpy()
-    tr_values = np.maximum(hv - lv, np.maximum(np.abs(hv - pc), np.abs(lv - pc)))
-    tr = pd.Series(tr_values, index=h.index)
-    up = h.diff()
-    down = -lo.diff()
-    plus_dm = up.where((up > down) & (up > 0), 0.0)
-    minus_dm = down.where((down > up) & (down > 0), 0.0)
-    atr = wilder_smooth(tr, period, 1)
-    safe_atr = atr.where(atr != 0)
-    plus_di = (100.0 * wilder_smooth(plus_dm, period, 1) / safe_atr).where(atr != 0, 0.0)
-    minus_di = (100.0 * wilder_smooth(minus_dm, period, 1) / safe_atr).where(atr != 0, 0.0)
-    plus_di[atr.isna()] = np.nan
-    minus_di[atr.isna()] = np.nan
-    di_sum = plus_di + minus_di
-    dx = (100.0 * (plus_di - minus_di).abs() / di_sum.where(di_sum != 0)).where(di_sum != 0, 0.0)
-    dx[di_sum.isna()] = np.nan
+    index = high.index if isinstance(high, pd.Series) else pd.RangeIndex(len(high))
+    h, lo, c = (np.asarray(x, dtype=float) for x in (high, low, close))
+    n = len(h)
+    tr, plus_dm, minus_dm = np.zeros(n), np.zeros(n), np.zeros(n)
+    if n > 1:
+        np.subtract(h[1:], lo[1:], out=tr[1:])
+        up, down = np.subtract(h[1:], c[:-1]), np.subtract(lo[1:], c[:-1])
+        np.maximum(
+            tr[1:], np.maximum(np.abs(up, out=up), np.abs(down, out=down), out=up), out=tr[1:]
+        )
+        np.subtract(h[1:], h[:-1], out=up)
+        np.subtract(lo[:-1], lo[1:], out=down)
+        np.copyto(plus_dm[1:], up, where=(up > down) & (up > 0))
+        np.copyto(minus_dm[1:], down, where=(down > up) & (down > 0))
+    atr = _wilder(tr, period, 1)
+    plus_di, minus_di = _wilder(plus_dm, period, 1), _wilder(minus_dm, period, 1)
+    zero_atr = atr == 0  # NaN (before the seed) stays NaN through the division
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for di in (plus_di, minus_di):
+            di *= 100.0
+            di /= atr
+            di[zero_atr] = 0.0
+        di_sum = plus_di + minus_di
+        dx = np.subtract(plus_di, minus_di)
+        np.abs(dx, out=dx)
+        dx *= 100.0
+        dx /= di_sum
+    dx[di_sum == 0] = 0.0
     return pd.DataFrame(
-        {
-            "plus_di": plus_di,
-            "minus_di": minus_di,
-            "dx": dx,
-            "adx": wilder_smooth(dx, period, period),
-        },
-        index=h.index,
+        {"plus_di": plus_di, "minus_di": minus_di, "dx": dx, "adx": _wilder(dx, period, period)},
+        index=index,
+        copy=False,
     )
 
 
@@ -106,14 +123,21 @@ def ema_volatility_bps(prices: pd.Series, half_life_s: float, unit_s: float = 60
     """
     if not isinstance(prices.index, pd.DatetimeIndex):
         raise ValueError("prices need a DatetimeIndex")
-    dt_s = prices.index.to_series().diff().dt.total_seconds().to_numpy()
-    if np.any(dt_s[1:] <= 0):
+    per_second = _PER_SECOND[prices.index.unit]
+    # whole seconds plus the rest, as TimedeltaIndex.total_seconds() computes them
+    whole, rest = np.divmod(np.diff(prices.index.asi8), per_second)
+    dt_s = whole + rest / per_second
+    if np.any(dt_s <= 0):
         raise ValueError("sample times must be strictly increasing")
-    r = np.log(prices.to_numpy(dtype=float))
-    x: Any = pd.Series(np.diff(r) ** 2 * unit_s / dt_s[1:], index=prices.index[1:])
+    r = np.diff(np.log(prices.to_numpy(dtype=float)))
+    r **= 2
+    r *= unit_s
+    r /= dt_s
+    x: Any = pd.Series(r, index=prices.index[1:])
     var = x.ewm(halflife=pd.Timedelta(seconds=half_life_s), times=x.index).mean()
     out = np.full(len(prices), np.nan)
-    out[1:] = np.sqrt(var.to_numpy()) * BPS
+    np.sqrt(var.to_numpy(), out=out[1:])
+    out[1:] *= BPS
     return pd.Series(out, index=prices.index)
 
 

@@ -6,6 +6,7 @@ and arrays/Series; thresholds are arguments with the seeds' values as defaults.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import time
 from typing import Any
@@ -19,6 +20,8 @@ LOW, MID, HIGH, UNKNOWN = "low", "mid", "high", "unknown"
 NY, OVERNIGHT = "ny", "overnight"
 TREND, RANGE, PANIC, ILLIQUID, NEUTRAL = "TREND", "RANGE", "PANIC", "ILLIQUID", "NEUTRAL"
 REGIME_PRECEDENCE = (ILLIQUID, PANIC, TREND, RANGE)
+REGIME_LABELS = (*REGIME_PRECEDENCE, NEUTRAL)  # ``regime_codes`` indexes these
+_CODE = {label: np.int8(k) for k, label in enumerate(REGIME_LABELS)}
 
 npt_str = Any  # a numpy array of labels
 
@@ -101,23 +104,40 @@ def classify_regimes(
     Precedence: no orders can be worked in an illiquid book whatever the trend; a crash is a
     risk-off state even when ADX reads it as a strong trend; ADX > 25 beats a range reading.
     """
+    return np.asarray(REGIME_LABELS)[
+        regime_codes(adx, volatility_pct, trend_return, volume_ratio, spread_bps, rules)
+    ]
+
+
+def regime_codes(
+    adx: Any,
+    volatility_pct: Any,
+    trend_return: Any,
+    volume_ratio: Any,
+    spread_bps: Any = None,
+    rules: RegimeRules = RegimeRules(),
+) -> npt.NDArray[np.int8]:
+    """``classify_regimes`` as positions in ``REGIME_LABELS`` (int8): what a caller that
+    counts the regimes of a year of minutes needs, without a string per bar."""
     a = np.asarray(adx, dtype=float)
     vol = np.asarray(volatility_pct, dtype=float)
     ret = np.asarray(trend_return, dtype=float)
     vr = np.asarray(volume_ratio, dtype=float)
-    spread = np.full(a.shape, np.nan) if spread_bps is None else np.asarray(spread_bps, dtype=float)
+    codes = np.full(a.shape, _CODE[NEUTRAL], dtype=np.int8)
     with np.errstate(invalid="ignore"):
-        illiquid = (vr < rules.illiquid_volume_ratio_max_pct / 100.0) | (
-            spread > rules.illiquid_spread_min_bps
-        )
-        panic = (vol > rules.panic_vol_min_pct) & (ret < 0) & (vr >= rules.panic_volume_ratio_min)
-        trend = a > rules.trend_adx_min
-        ranging = (
-            (a < rules.range_adx_max)
-            & (vol >= rules.range_vol_min_pct)
-            & (vol <= rules.range_vol_max_pct)
-        )
-    return np.select([illiquid, panic, trend, ranging], list(REGIME_PRECEDENCE), NEUTRAL)
+        # the lowest precedence first, so that each higher one overwrites it
+        ranging = (a < rules.range_adx_max) & (vol >= rules.range_vol_min_pct)
+        ranging &= vol <= rules.range_vol_max_pct
+        codes[ranging] = _CODE[RANGE]
+        codes[a > rules.trend_adx_min] = _CODE[TREND]
+        panic = (vol > rules.panic_vol_min_pct) & (ret < 0)
+        panic &= vr >= rules.panic_volume_ratio_min
+        codes[panic] = _CODE[PANIC]
+        illiquid = vr < rules.illiquid_volume_ratio_max_pct / 100.0
+        if spread_bps is not None:
+            illiquid |= np.asarray(spread_bps, dtype=float) > rules.illiquid_spread_min_bps
+        codes[illiquid] = _CODE[ILLIQUID]
+    return codes
 
 
 def regime_inputs(
@@ -139,24 +159,31 @@ def regime_inputs(
     """
     from stagectl.domain.indicators import adx, log_returns
 
-    close = candles["close"].astype(float)
-    sigma = log_returns(close).rolling(vol_window_bars, min_periods=vol_window_bars).std(ddof=1)
-    median = (
-        candles["volume"]
-        .astype(float)
-        .shift(1)
-        .rolling(volume_median_window_bars, min_periods=volume_median_window_bars)
-        .median()
-    )
-    return pd.DataFrame(
-        {
-            "adx": adx(candles["high"], candles["low"], close, adx_period)["adx"].to_numpy(),
-            "volatility_pct": (sigma * np.sqrt(bars_per_day) * 100.0).to_numpy(),
-            "trend_return": (close / close.shift(vol_window_bars) - 1.0).to_numpy(),
-            "volume_ratio": (candles["volume"].astype(float) / median.where(median > 0)).to_numpy(),
-        },
-        index=candles.index,
-    )
+    volume = candles["volume"].astype(float)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # pandas' rolling median (a skiplist, most of this function's time) releases the
+        # GIL: it runs beside the ADX and the volatility on a second core
+        trailing = pool.submit(
+            lambda: (
+                volume.shift(1)
+                .rolling(volume_median_window_bars, min_periods=volume_median_window_bars)
+                .median()
+            )
+        )
+        close = candles["close"].astype(float)
+        sigma = log_returns(close).rolling(vol_window_bars, min_periods=vol_window_bars)
+        inputs = pd.DataFrame(
+            {
+                "adx": adx(candles["high"], candles["low"], close, adx_period)["adx"].to_numpy(),
+                "volatility_pct": (sigma.std(ddof=1) * np.sqrt(bars_per_day) * 100.0).to_numpy(),
+                "trend_return": (close / close.shift(vol_window_bars) - 1.0).to_numpy(),
+            },
+            index=candles.index,
+            copy=False,
+        )
+        median = trailing.result()
+    inputs["volume_ratio"] = (volume / median.where(median > 0)).to_numpy()
+    return inputs
 
 
 def regime_labels(candles: pd.DataFrame, bar_minutes: float) -> npt_str:
@@ -192,30 +219,31 @@ def threshold_states(
     if low_vol_resume_bps < low_vol_pause_bps:
         raise ValueError("low_vol_resume_bps must be >= low_vol_pause_bps")
     v = vol_bps.to_numpy(dtype=float)
-    decision = np.full(len(v), np.nan)
-    decision[v >= low_vol_resume_bps] = 0.0
-    decision[v < low_vol_pause_bps] = 1.0
-    known = ~np.isnan(v)
+    with np.errstate(invalid="ignore"):
+        decided = (v >= low_vol_resume_bps) | (v < low_vol_pause_bps)
+        at = _last_where(decided)
+        low_vol_pause = (at >= 0) & (v[at] < low_vol_pause_bps)
+        at = _last_where(~np.isnan(v))
+        seen = at >= 0
+        at_v = v[at]
+        defensive = seen & (at_v >= regime_switch_bps)
+        high_vol_pause = seen & (at_v > high_vol_pause_bps)
     return pd.DataFrame(
-        {
-            "low_vol_pause": _held(decision),
-            "defensive": _held(np.where(known, v >= regime_switch_bps, np.nan)),
-            "high_vol_pause": _held(np.where(known, v > high_vol_pause_bps, np.nan)),
-        },
+        {"low_vol_pause": low_vol_pause, "defensive": defensive, "high_vol_pause": high_vol_pause},
         index=vol_bps.index,
     )
 
 
-def _held(decision: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
-    """The last on (1.0) / off (0.0) decision at or before each sample (NaN: none there),
-    off before the first: a forward fill in numpy (on a bool-or-NaN object Series, pandas'
-    ``ffill`` costs about 0.1 s per year of minutes)."""
-    index = np.where(np.isnan(decision), -1, np.arange(len(decision)))
-    last = np.maximum.accumulate(index) if len(index) else index
-    held = np.zeros(len(decision), dtype=bool)
-    seen = last >= 0
-    held[seen] = decision[last[seen]] == 1.0
-    return held
+def _last_where(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """The index of the last True of ``mask`` at or before each position, -1 before the
+    first: the hysteresis as a forward fill in numpy (on a bool-or-NaN object Series,
+    pandas' ``ffill`` costs about 0.1 s per year of minutes). Indexing with -1 reads the
+    last sample; callers mask those positions out."""
+    at = np.arange(len(mask), dtype=np.intp)
+    at[~mask] = -1
+    if len(at):
+        np.maximum.accumulate(at, out=at)
+    return at
 
 
 def threshold_events(states: pd.DataFrame, vol_bps: pd.Series) -> pd.DataFrame:
