@@ -144,9 +144,14 @@ def test_an_unreachable_exchange_fails_and_offline_skips(run: Run, paper_run: st
     assert code == 0 and checks["exchange reachable, clock skew"]["status"] == "SKIP"
 
 
-def test_no_run_skips_the_run_checks(run: Run) -> None:
+def test_no_run_fails_the_last_bar_age_and_skips_the_other_run_checks(run: Run, home: Path) -> None:
+    """With no run-live run there is no loop to be healthy: a health timer reading an
+    empty or wrong state (without the loop's STAGECTL_STATE, say) once passed forever."""
     code, checks, document = _health(run)
-    assert code == 0 and document["run_id"] is None
+    assert code == 1 and document["run_id"] is None and document["passed"] is False
+    age = checks.pop("last-bar age")
+    assert age["status"] == "FAIL" and str(home / "state" / "stagectl.db") in age["reason"]
+    assert "STAGECTL_STATE" in age["reason"]
     assert {c["status"] for c in checks.values()} == {"SKIP"}
 
 

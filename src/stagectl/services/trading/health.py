@@ -141,9 +141,7 @@ def run(
             raise InputError(f"no run {run_id!r} in the state database", where="--run")
         result = HealthResult(source, now, run_id, None if found is None else found.mode)
         if found is None:
-            why = "no run-live run in the state database"
-            for name in RUN_CHECKS:
-                result.checks.append(HealthCheck(name, "SKIP", None, "-", why))
+            result.checks.extend(_no_run(str(home.state_path), limits))
         else:
             result.checks.extend(_run_checks(db, found.run_id, now, limits))
             result.venue = _venue(db, found.run_id)
@@ -159,6 +157,23 @@ RUN_CHECKS = (
     "order rejections",
     "order errors",
 )
+
+
+def _no_run(state: str, limits: Any) -> list[HealthCheck]:
+    """No run-live run: the loop is not healthy, it is absent. The last-bar age FAILs (a
+    health timer reading an empty or wrong state, say without the loop's STAGECTL_STATE,
+    must not pass forever); the other run checks have nothing to judge."""
+    why = "no run-live run in the state database"
+    checks = [HealthCheck(name, "SKIP", None, "-", why) for name in RUN_CHECKS]
+    checks[RUN_CHECKS.index("last-bar age")] = HealthCheck(
+        "last-bar age",
+        "FAIL",
+        None,
+        f"WARN > {limits.warn_bar_age_min:g} min, FAIL > {limits.max_bar_age_min:g} min",
+        f"no run-live run in {state}: the loop never ran against this state, or this "
+        "command reads another state than the loop's (STAGECTL_STATE, --home)",
+    )
+    return checks
 
 
 def _run_checks(db: Any, run_id: str, now: datetime, limits: Any) -> list[HealthCheck]:
