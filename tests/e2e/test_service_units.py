@@ -161,12 +161,8 @@ def test_each_cron_line_runs_under_cron_and_a_failure_reaches_the_mail(
         assert f'stagectl_command_exit_code{{command="{job.name}"}} {done.returncode}.0' in textfile
 
 
-@pytest.mark.parametrize(("code", "mailed"), [(0, False), (1, True), (2, True), (130, True)])
-def test_a_cron_line_of_a_job_without_its_own_alert_mails_its_exit_1(
-    tmp_path: Path, code: int, mailed: bool
-) -> None:
-    """The daily chain's 1 (a failed integrity check) reaches the mail: it alerts nobody
-    itself. Stand-in stagectl as below."""
+def _stub_desk(tmp_path: Path, code: int) -> tuple[Path, Crontab]:
+    """A desk whose crontab runs a stand-in stagectl that prints a line and exits ``code``."""
     home = tmp_path / "desk"
     (home / "logs").mkdir(parents=True)
     stub = tmp_path / "bin" / "stagectl"
@@ -175,7 +171,16 @@ def test_a_cron_line_of_a_job_without_its_own_alert_mails_its_exit_1(
     stub.chmod(0o755)
     files = render(home, stub, "desk")
     (home / ENV_FILE).write_text(files[ENV_FILE])
-    crontab = parse_crontab(files[CRONTAB])
+    return home, parse_crontab(files[CRONTAB])
+
+
+@pytest.mark.parametrize(("code", "mailed"), [(0, False), (1, True), (2, True), (130, True)])
+def test_a_cron_line_of_a_job_without_its_own_alert_mails_its_exit_1(
+    tmp_path: Path, code: int, mailed: bool
+) -> None:
+    """The daily chain's 1 (a failed integrity check) reaches the mail: it alerts nobody
+    itself. Stand-in stagectl as below."""
+    home, crontab = _stub_desk(tmp_path, code)
     (command,) = [c for (_, c), job in zip(crontab.jobs, JOBS, strict=True) if job.name == "daily"]
     done = run_as_cron(command, crontab, home)
     assert done.returncode == code
@@ -194,15 +199,7 @@ def test_a_cron_line_mails_every_exit_but_0_and_1_and_keeps_the_code(
     tmp_path: Path, code: int, mailed: bool
 ) -> None:
     """The line's own logic, with a stand-in stagectl that prints a line and exits ``code``."""
-    home = tmp_path / "desk"
-    (home / "logs").mkdir(parents=True)
-    stub = tmp_path / "bin" / "stagectl"
-    stub.parent.mkdir()
-    stub.write_text(f'#!/bin/sh\necho "stagectl: said $1"\nexit {code}\n')
-    stub.chmod(0o755)
-    files = render(home, stub, "desk")
-    (home / ENV_FILE).write_text(files[ENV_FILE])
-    crontab = parse_crontab(files[CRONTAB])
+    home, crontab = _stub_desk(tmp_path, code)
     _, command = crontab.jobs[0]
     done = run_as_cron(command, crontab, home)
     assert done.returncode == code

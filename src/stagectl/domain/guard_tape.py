@@ -70,18 +70,9 @@ def guard_flows(
     (cache-sized temporaries, the doubles of whole columns).
     """
     bars = len(equity_before)
-    flows = (
-        {name: into[name] for name in FLOWS}
-        if into is not None
-        else {
-            "sleeve_pnl": np.empty_like(net),
-            "turnover": np.empty(bars),
-            "trades": np.empty_like(turnover),
-            "funding_paid": np.empty(bars),
-            "slippage_bps_sum": np.empty(bars),
-            "slippage_fills": np.empty(bars),
-        }
-    )
+    shapes = {"sleeve_pnl": np.shape(net), "trades": np.shape(turnover)}
+    source = into if into is not None else {n: np.empty(shapes.get(n, bars)) for n in FLOWS}
+    flows = {name: source[name] for name in FLOWS}
     with np.errstate(divide="ignore", invalid="ignore"):  # the bps of no fill: not used
         for lo in range(0, bars, BLOCK):
             part = slice(lo, min(lo + BLOCK, bars))

@@ -16,6 +16,7 @@ import math
 import sys
 from bisect import bisect_left, insort
 from collections import deque
+from collections.abc import Sequence
 
 _ILL_CONDITIONED = sys.float_info.epsilon * 1e3
 """pandas' ``InvCondTol``: an update leaving m2 below old m2 x this lost too many digits."""
@@ -193,13 +194,26 @@ class RollingMean:
         return mean
 
 
+def sorted_quantile(ordered: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (0-1) of values sorted ascending (at least one), by linear
+    interpolation as pandas and numpy's default: position p = q (n - 1), and v[p] when p is
+    whole, else v[i] + (v[i+1] - v[i]) (p - i) with i = int(p)."""
+    if len(ordered) == 1:
+        return ordered[0]
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    if position == low:
+        return ordered[low]
+    below, above = ordered[low], ordered[low + 1]
+    return below + (above - below) * (position - low)
+
+
 class TrailingQuantile:
     """``x.shift(1).rolling(lookback, min_periods=lookback).quantile(q)`` one value at a time.
 
     The q-quantile of the ``lookback`` values before the current one, defined once there
     are ``lookback`` of them and none is NaN (+-inf counts as NaN). Linear interpolation
-    as pandas' ``roll_quantile``: position p = q (n - 1) over the sorted values v, and
-    v[p] when p is whole, else v[i] + (v[i+1] - v[i]) (p - i) with i = int(p).
+    as pandas' ``roll_quantile`` (:func:`sorted_quantile`).
     """
 
     __slots__ = ("_sorted", "_window", "lookback", "quantile")
@@ -212,17 +226,9 @@ class TrailingQuantile:
 
     def value(self) -> float:
         """The quantile of the window as it stands (before the current value)."""
-        n = len(self._sorted)
-        if self.lookback < 1 or n < self.lookback:
+        if self.lookback < 1 or len(self._sorted) < self.lookback:
             return math.nan
-        if n == 1:
-            return self._sorted[0]
-        position = self.quantile * (n - 1)
-        low = int(position)
-        if position == low:
-            return self._sorted[low]
-        below, above = self._sorted[low], self._sorted[low + 1]
-        return below + (above - below) * (position - low)
+        return sorted_quantile(self._sorted, self.quantile)
 
     def push(self, value: float) -> None:
         """Slide the window over ``value`` (it counts from the next bar on)."""

@@ -104,13 +104,9 @@ def grade(value: float, warn: float, fail: float) -> Status:
 
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-th percentile (0-100) by linear interpolation between closest ranks."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    rank = (len(ordered) - 1) * q / 100.0
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    from stagectl.domain.rolling import sorted_quantile
+
+    return sorted_quantile(sorted(values), q / 100.0)
 
 
 def run(
@@ -169,7 +165,7 @@ def _no_run(state: str, limits: Any) -> list[HealthCheck]:
         "last-bar age",
         "FAIL",
         None,
-        f"WARN > {limits.warn_bar_age_min:g} min, FAIL > {limits.max_bar_age_min:g} min",
+        _minutes_threshold(limits.warn_bar_age_min, limits.max_bar_age_min),
         f"no run-live run in {state}: the loop never ran against this state, or this "
         "command reads another state than the loop's (STAGECTL_STATE, --home)",
     )
@@ -228,6 +224,10 @@ def _gaps(
     return HealthCheck(name, status, count, threshold, reason)
 
 
+def _minutes_threshold(warn: float, fail: float) -> str:
+    return f"WARN > {warn:g} min, FAIL > {fail:g} min"
+
+
 def _age_check(
     name: str,
     at: datetime | None,
@@ -240,7 +240,7 @@ def _age_check(
     is a clock problem, not freshness: graded against the clock-skew limits, so a local
     clock behind the one that stamped the bars cannot pass as fresh data."""
     warn, fail = bounds
-    threshold = f"WARN > {warn:g} min, FAIL > {fail:g} min"
+    threshold = _minutes_threshold(warn, fail)
     if at is None:
         return HealthCheck(name, "SKIP", None, threshold, f"no {what} recorded yet")
     age = (now - at).total_seconds() / 60.0
