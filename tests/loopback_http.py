@@ -4,6 +4,7 @@ script: the stand-in for Telegram, a webhook or an apprise ``json://`` endpoint.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,13 @@ class Loopback:
     def bodies(self) -> list[Any]:
         """Each request's body parsed as JSON (a body that is not JSON fails the test)."""
         return [json.loads(r["raw"]) for r in self.requests]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @contextmanager

@@ -16,16 +16,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Run
+from tests.loopback_http import free_port
 
 WAIT_S = 120.0
 """How long the run may take to come up and trade a few bars on a loaded machine (a
 bound on the wait, not an assertion on speed)."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 Scraped = dict[str, list[tuple[dict[str, str], float]]]

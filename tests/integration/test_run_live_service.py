@@ -21,6 +21,7 @@ from stagectl.state.db import open_state
 from tests.conftest import invoke_cli
 from tests.exchange_sim import API_KEY, API_SECRET, ExchangeSim
 from tests.integration.test_run_live_ccxt import fresh_account, loopback_sim
+from tests.loopback_http import free_port
 
 
 def _settings(unit: str) -> dict[str, list[str]]:
@@ -86,6 +87,9 @@ def test_sigterm_stops_the_service_cleanly_and_a_restart_resumes_the_run(tmp_pat
         # the unit's command, pointed at the simulator; the simulator's clock stands still,
         # so the loop waits for its first bar to close until the signal comes
         argv = [*settings["ExecStart"][0].split(), "--base-url", sim.base_url]
+        # its metrics on a free port: the unit's fixed one may be taken by another run of
+        # this suite on the same machine
+        argv[argv.index("--metrics-port") + 1] = str(free_port())
         first = _start(argv, env, cwd)
         _wait(lambda: _live_run_status(home) == "running", first, "the run started")
         first.send_signal(signal.SIGTERM)
